@@ -1,0 +1,12 @@
+// Installs the locked dependencies when node_modules is missing or older than the lock file,
+// so the README's two commands work on a fresh clone.
+import { execFileSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+
+const lock = "package-lock.json";
+const marker = "node_modules/.package-lock.json";
+const stale = !existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs;
+if (stale) {
+  console.error("diatonic: installing dependencies (npm ci)…");
+  execFileSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { stdio: "inherit" });
+}

@@ -1,0 +1,49 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { InputError, type ExitCode } from "../errors.ts";
+
+/** One `diatonic <name>` subcommand. Commands parse flags and call library functions; no logic here. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  run(argv: readonly string[], io: CommandIO): Promise<ExitCode>;
+}
+
+export interface CommandIO {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** parseArgs with errors turned into InputErrors that name the flag and show the usage. */
+export function parseFlags<const O extends Options>(
+  command: Pick<Command, "name" | "usage">,
+  argv: readonly string[],
+  options: O,
+  allowPositionals = false,
+): ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true; args: string[] }>> {
+  try {
+    return parseArgs({ args: [...argv], options, allowPositionals, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new InputError(`diatonic ${command.name}: ${message}`, `usage: ${command.usage}`);
+  }
+}
+
+/** Reads a flag that must be one of a fixed set of values. */
+export function oneOf<const T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback?: T,
+): T {
+  if (value === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new InputError(`missing required flag ${flag}`, `pass ${flag} ${allowed.join("|")}`);
+  }
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(`${flag} ${JSON.stringify(value)} is not one of ${allowed.join(", ")}`, `pass ${flag} ${allowed.join("|")}`);
+}

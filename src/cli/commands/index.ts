@@ -1,0 +1,4 @@
+import type { Command } from "../command.ts";
+
+/** Every `diatonic` subcommand, in the order `diatonic --help` lists them. */
+export const commands: readonly Command[] = [];

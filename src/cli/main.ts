@@ -1,0 +1,53 @@
+import { ExitCode, InputError, WorldError } from "../errors.ts";
+import type { CommandIO } from "./command.ts";
+import { commands } from "./commands/index.ts";
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `diatonic: Llama 3 with many LoRA adapters on Kubernetes\n\nusage: diatonic <command> [flags]\n\n${lines.join("\n")}\n\nRun 'diatonic <command> --help' for a command's flags.\n`;
+}
+
+export async function main(argv: readonly string[], io: CommandIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    io.stdout.write(help());
+    return name === undefined ? ExitCode.badInput : ExitCode.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr.write(`diatonic: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    return ExitCode.badInput;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
+    return ExitCode.ok;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    return reportError(error, io);
+  }
+}
+
+export function reportError(error: unknown, io: Pick<CommandIO, "stderr">): number {
+  if (error instanceof InputError || error instanceof WorldError) {
+    io.stderr.write(`error: ${error.message}\n`);
+    if (error.fix) io.stderr.write(`  fix: ${error.fix}\n`);
+    return error instanceof InputError ? ExitCode.badInput : ExitCode.failure;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr.write(`internal error: ${message}\n`);
+  return ExitCode.failure;
+}
+
+const isEntry = process.argv[1] !== undefined && /(?:diatonic(?:\.js)?|main\.[tj]s)$/.test(process.argv[1]);
+if (isEntry) {
+  const code = await main(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    cwd: process.cwd(),
+    env: process.env,
+  });
+  process.exitCode = code;
+}

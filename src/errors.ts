@@ -1,0 +1,30 @@
+/** An error the user caused and can fix: bad spec, flag, file or request. The CLI exits 2. */
+export class InputError extends Error {
+  override readonly name = "InputError";
+  constructor(
+    message: string,
+    /** How to fix it, printed after the message. */
+    readonly fix?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A failure of the world (cluster, network, disk), not of the input. The CLI exits 1. */
+export class WorldError extends Error {
+  override readonly name = "WorldError";
+  constructor(
+    message: string,
+    readonly fix?: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  badInput: 2,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
