@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { API_VERSION, RagBinding, Sampling } from "../spec/schema.ts";
+
+/**
+ * The gateway's configuration: what `render` writes into the gateway ConfigMap and what the gateway
+ * validates when it starts or reloads. One schema for both sides.
+ */
+
+export const Upstream = z.strictObject({
+  /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
+  url: z.url(),
+  /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
+  discovery: z.enum(["static", "dns"]).default("static"),
+  connectTimeoutMs: z.number().int().min(1).default(2000),
+});
+
+export const AdapterRoute = z.strictObject({
+  name: z.string().min(1),
+  route: z.string().regex(/^\/[a-z0-9][a-z0-9-]*$/),
+  /** The model name sent upstream: the LoRA module name, or the base model for prompt-only adapters. */
+  upstreamModel: z.string().min(1),
+  upstream: z.string().min(1),
+  description: z.string().default(""),
+  systemPrompt: z.string().optional(),
+  sampling: Sampling.prefault({}),
+  rag: RagBinding.optional(),
+  limits: z.strictObject({
+    concurrency: z.number().int().min(1),
+    queue: z.number().int().min(0),
+    timeoutMs: z.number().int().min(1),
+    firstByteTimeoutMs: z.number().int().min(1),
+  }),
+});
+
+export const VectorStoreConfig = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("qdrant"), url: z.url(), apiKeyFile: z.string().optional() }),
+  z.strictObject({ kind: z.literal("embedded"), path: z.string().min(1) }),
+]);
+
+export const GatewayConfig = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("GatewayConfig"),
+  platform: z.string().min(1),
+  server: z.strictObject({
+    port: z.number().int().min(1).max(65535).default(8080),
+    maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    logPrompts: z.boolean().default(false),
+  }),
+  auth: z.strictObject({
+    mode: z.enum(["required", "optional", "disabled"]),
+    /** YAML file of `{keys: [{sha256, tenant, adapters, scopes}]}`, mounted from a Secret. */
+    keysFile: z.string().optional(),
+  }),
+  rateLimits: z.strictObject({
+    requestsPerMinute: z.number().int().min(1),
+    tokensPerMinute: z.number().int().min(1),
+  }),
+  upstreams: z.record(z.string(), Upstream),
+  baseModel: z.strictObject({ name: z.string().min(1), upstream: z.string().min(1) }),
+  embeddings: z.strictObject({ upstream: z.string().min(1), model: z.string().min(1) }).optional(),
+  vectorStore: VectorStoreConfig.optional(),
+  adapters: z.array(AdapterRoute),
+});
+
+export type GatewayConfig = z.infer<typeof GatewayConfig>;
+export type GatewayConfigInput = z.input<typeof GatewayConfig>;
+export type AdapterRoute = z.infer<typeof AdapterRoute>;

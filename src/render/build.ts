@@ -1,0 +1,81 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { InputError } from "../errors.ts";
+import { SpecError } from "../spec/issues.ts";
+import { loadPlatform, type LoadedPlatform } from "../spec/load.ts";
+import { parse } from "yaml";
+import { kustomizeTree } from "../write/kustomize.ts";
+import { renderPlatform, type RenderResult } from "./index.ts";
+
+export interface BuildOptions {
+  /** platform.yaml path. */
+  readonly file: string;
+  /** The environment asked for; its problems are reported first. */
+  readonly environment: string;
+  /** @default process.cwd() */
+  readonly cwd?: string;
+}
+
+export interface EnvironmentBuild {
+  readonly platform: LoadedPlatform;
+  readonly result: RenderResult;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new InputError(`spec file ${file} does not exist`, "pass --spec FILE, or copy examples/lab/platform.yaml to ./platform.yaml");
+    }
+    throw new InputError(`cannot read spec file ${file}: ${(error as Error).message}`, "check the path and its permissions");
+  }
+}
+
+/** Loads and renders one environment of a spec. */
+export function buildEnvironment(options: BuildOptions, text = readText(options.file)): EnvironmentBuild {
+  const platform = loadPlatform({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  return { platform, result: renderPlatform(platform) };
+}
+
+export interface TreeBuild extends EnvironmentBuild {
+  /** relative path → content of every file of the Kustomize tree. */
+  readonly files: Map<string, string>;
+}
+
+/**
+ * Renders the base (the spec without overlays) and every environment, and lays them out as one
+ * Kustomize tree. The tree is a function of the spec alone, so every overlay in it is consistent.
+ */
+export function buildTree(options: BuildOptions): TreeBuild {
+  const text = readText(options.file);
+  const requested = buildEnvironment(options, text);
+  let base: RenderResult;
+  try {
+    base = renderPlatform(loadPlatform({ file: options.file, environment: null, text, ...(options.cwd ? { cwd: options.cwd } : {}) }));
+  } catch (error) {
+    if (error instanceof SpecError) {
+      throw new InputError(
+        `${error.message}\n(these are problems of the spec without any environment overlay, which the tree's base/ is rendered from)`,
+        "make `spec` complete on its own; environments should only override it",
+      );
+    }
+    throw error;
+  }
+  const environments = new Map<string, RenderResult>([[options.environment, requested.result]]);
+  const document: unknown = parse(text);
+  const declared = Object.keys((document as { environments?: Record<string, unknown> }).environments ?? {});
+  for (const env of declared) {
+    if (env === options.environment) continue;
+    try {
+      environments.set(env, buildEnvironment({ ...options, environment: env }, text).result);
+    } catch (error) {
+      if (error instanceof SpecError) {
+        throw new InputError(`${error.message}\n(in environment ${env}; the written tree holds every environment's overlay)`, `fix environment ${env}, or render it separately with -o yaml`);
+      }
+      throw error;
+    }
+  }
+  const specHash = createHash("sha256").update(text).digest("hex");
+  return { ...requested, files: kustomizeTree({ base, environments, specHash }) };
+}

@@ -1,0 +1,100 @@
+import type { Platform } from "../spec/schema.ts";
+
+/** Any Kubernetes object as rendered: typed per component, kept generic here. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+}
+
+/** Where an object goes in the written tree: a component file, or an adapter's own folder. */
+export interface Placed {
+  readonly object: KubeObject;
+  /** `engine`, `gateway`, … (file `base/<component>.yaml`) or `adapters/<name>` (folder). */
+  readonly component: string;
+}
+
+/** A Secret the platform reads but never renders: the operator creates it. */
+export interface RequiredSecret {
+  readonly namespace: string;
+  readonly name: string;
+  readonly key: string;
+  readonly purpose: string;
+  readonly create: string;
+}
+
+export const VERSION = "0.1.0";
+
+/** Names, labels and selectors derived once from the spec and used by every component. */
+export class RenderContext {
+  readonly namespace: string;
+  constructor(readonly platform: Platform) {
+    this.namespace = platform.spec.namespace;
+  }
+
+  selector(name: string): Record<string, string> {
+    return { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": this.platform.name };
+  }
+
+  labels(name: string, component: string): Record<string, string> {
+    return {
+      ...this.selector(name),
+      "app.kubernetes.io/component": component,
+      "app.kubernetes.io/part-of": "diatonic",
+      "app.kubernetes.io/managed-by": "diatonic",
+      "app.kubernetes.io/version": VERSION,
+    };
+  }
+
+  /** metadata for a namespaced object of the platform. */
+  meta(name: string, component: string, extra: { annotations?: Record<string, string>; namespace?: string } = {}) {
+    return {
+      name,
+      namespace: extra.namespace ?? this.namespace,
+      labels: this.labels(name, component),
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+    };
+  }
+
+  /** metadata for a cluster-scoped object; prefixed with the platform name so two platforms can coexist. */
+  clusterMeta(name: string, component: string) {
+    const full = `${this.platform.name}-${name}`;
+    return { name: full, labels: this.labels(full, component) };
+  }
+
+  serviceHost(service: string, namespace = this.namespace): string {
+    return `${service}.${namespace}.svc.cluster.local`;
+  }
+}
+
+/** Names of the platform's own objects: one place, so no name is typed twice. */
+export const names = {
+  engine: "engine",
+  engineHeadless: "engine-headless",
+  dedicatedEngine: (adapter: string) => `engine-${adapter}`,
+  gateway: "gateway",
+  gatewayTls: "gateway-tls",
+  qdrant: "qdrant",
+  qdrantHeadless: "qdrant-headless",
+  qdrantConfig: "qdrant-config",
+  modelsClaim: "models",
+  adaptersClaim: "adapters",
+  modelDownload: "model-download",
+  adapterConfig: (adapter: string) => `adapter-${adapter}`,
+  devicePlugin: "nvidia-device-plugin",
+  devicePluginConfig: "nvidia-device-plugin-config",
+  migConfig: "diatonic-mig-parted-config",
+} as const;
+
+export const ports = {
+  engine: 8000,
+  gateway: 8080,
+  qdrantHttp: 6333,
+  qdrantGrpc: 6334,
+  qdrantP2p: 6335,
+} as const;

@@ -1,0 +1,138 @@
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { IIoK8sApiCoreV1Volume as Volume } from "kubernetes-models/v1/Volume";
+import { GatewayConfig, type GatewayConfigInput } from "../gateway/config.ts";
+import { adapterRoute } from "../spec/rules.ts";
+import { API_VERSION, type PlatformSpec } from "../spec/schema.ts";
+import { toYaml } from "../write/yaml.ts";
+import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { engineServiceFor, upstreamModelFor } from "./engine.ts";
+import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
+
+const GATEWAY_UID = 1000;
+export const GATEWAY_CONFIG_KEY = "config.yaml";
+const CONFIG_DIR = "/etc/diatonic/gateway";
+const KEYS_DIR = "/etc/diatonic/keys";
+const QDRANT_KEY_DIR = "/etc/diatonic/qdrant";
+
+export function qdrantEnabled(spec: PlatformSpec): boolean {
+  return spec.qdrant.enabled ?? spec.adapters.some((a) => a.rag !== undefined);
+}
+
+/** The gateway's routing table and limits, checked against the schema the gateway itself loads. */
+export function gatewayConfig(ctx: RenderContext): GatewayConfig {
+  const { spec } = ctx.platform;
+  const upstreams: GatewayConfigInput["upstreams"] = {};
+  const addUpstream = (service: string) => {
+    upstreams[service] = { url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`, discovery: "dns" };
+  };
+  addUpstream(names.engine);
+  const input: GatewayConfigInput = {
+    apiVersion: API_VERSION,
+    kind: "GatewayConfig",
+    platform: ctx.platform.name,
+    server: { port: ports.gateway, maxBodyBytes: spec.gateway.maxBodyBytes, logPrompts: spec.gateway.logPrompts },
+    auth: { mode: spec.gateway.auth, keysFile: `${KEYS_DIR}/${spec.gateway.apiKeysSecret.key}` },
+    rateLimits: spec.gateway.rateLimits,
+    upstreams,
+    baseModel: { name: spec.model.name, upstream: names.engine },
+    ...(spec.model.engine.kind === "llamacpp" ? { embeddings: { upstream: names.engine, model: spec.model.name } } : {}),
+    ...(qdrantEnabled(spec)
+      ? { vectorStore: { kind: "qdrant" as const, url: `http://${ctx.serviceHost(names.qdrant)}:${ports.qdrantHttp}`, apiKeyFile: `${QDRANT_KEY_DIR}/${spec.qdrant.apiKeySecret.key}` } }
+      : {}),
+    adapters: spec.adapters.map((adapter) => {
+      const upstream = engineServiceFor(adapter);
+      if (!(upstream in upstreams)) addUpstream(upstream);
+      return {
+        name: adapter.name,
+        route: adapterRoute(adapter),
+        upstreamModel: upstreamModelFor(spec, adapter),
+        upstream,
+        description: adapter.description,
+        ...(adapter.systemPrompt !== undefined ? { systemPrompt: adapter.systemPrompt } : {}),
+        sampling: adapter.sampling,
+        ...(adapter.rag ? { rag: adapter.rag } : {}),
+        limits: {
+          concurrency: adapter.limits.concurrency,
+          queue: adapter.limits.queue,
+          timeoutMs: adapter.limits.timeoutSeconds * 1000,
+          firstByteTimeoutMs: adapter.limits.firstByteTimeoutSeconds * 1000,
+        },
+      };
+    }),
+  };
+  return GatewayConfig.parse(input);
+}
+
+export function renderGateway(ctx: RenderContext): Placed[] {
+  const { spec } = ctx.platform;
+  const config = gatewayConfig(ctx);
+  const configMap: IConfigMap = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: ctx.meta(names.gateway, "gateway"),
+    data: { [GATEWAY_CONFIG_KEY]: toYaml(config) },
+  };
+  const volumes: Volume[] = [
+    { name: "config", configMap: { name: names.gateway } },
+    // Keys are optional only where auth is: a missing Secret then means "no keys", not a stuck pod.
+    { name: "api-keys", secret: { secretName: spec.gateway.apiKeysSecret.name, optional: spec.gateway.auth === "optional" } },
+    { name: "tmp", emptyDir: { sizeLimit: "256Mi" } },
+  ];
+  const mounts = [
+    { name: "config", mountPath: CONFIG_DIR, readOnly: true },
+    { name: "api-keys", mountPath: KEYS_DIR, readOnly: true },
+    { name: "tmp", mountPath: "/tmp" },
+  ];
+  if (config.vectorStore?.kind === "qdrant") {
+    volumes.push({ name: "qdrant-api-key", secret: { secretName: spec.qdrant.apiKeySecret.name } });
+    mounts.push({ name: "qdrant-api-key", mountPath: QDRANT_KEY_DIR, readOnly: true });
+  }
+  const deployment: IDeployment = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: ctx.meta(names.gateway, "gateway"),
+    spec: {
+      replicas: spec.gateway.replicas,
+      revisionHistoryLimit: 5,
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      selector: { matchLabels: ctx.selector(names.gateway) },
+      template: {
+        metadata: { labels: ctx.labels(names.gateway, "gateway") },
+        spec: {
+          serviceAccountName: names.gateway,
+          automountServiceAccountToken: true,
+          securityContext: restrictedPod(GATEWAY_UID),
+          // Streams in flight get time to finish after the endpoint is removed.
+          terminationGracePeriodSeconds: 60,
+          topologySpreadConstraints: [
+            { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: ctx.selector(names.gateway) } },
+          ],
+          containers: [
+            {
+              name: "gateway",
+              image: spec.gateway.image,
+              args: ["gateway", "--config", `${CONFIG_DIR}/${GATEWAY_CONFIG_KEY}`, "--port", String(ports.gateway)],
+              ports: [{ name: "http", containerPort: ports.gateway, protocol: "TCP" as const }],
+              env: [{ name: "NODE_ENV", value: "production" }],
+              resources: resourcesOf(spec.gateway.resources),
+              readinessProbe: httpProbe("/readyz", "http", { period: 5, failures: 2 }),
+              livenessProbe: httpProbe("/healthz", "http", { period: 10, failures: 3 }),
+              securityContext: restrictedContainer(),
+              volumeMounts: mounts,
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
+  const service: IService = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: ctx.meta(names.gateway, "gateway"),
+    spec: { selector: ctx.selector(names.gateway), ports: [{ name: "http", port: ports.gateway, targetPort: "http", protocol: "TCP" as const }] },
+  };
+  return [configMap, deployment, service].map((object) => ({ object: object as KubeObject, component: "gateway" }));
+}

@@ -1,0 +1,158 @@
+import type { z } from "zod";
+import { InputError } from "../errors.ts";
+import type { Path } from "./overlay.ts";
+
+/** One problem in a spec file, located by file:line:col and by its path in the document. */
+export interface SpecIssue {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly path: Path;
+  readonly message: string;
+  readonly fix: string;
+}
+
+export function formatPath(path: Path): string {
+  let out = "";
+  for (const part of path) {
+    out += typeof part === "number" ? `[${part}]` : out === "" ? part : `.${part}`;
+  }
+  return out === "" ? "(document)" : out;
+}
+
+export function formatIssue(issue: SpecIssue): string {
+  return `${issue.file}:${issue.line}:${issue.column}: ${formatPath(issue.path)}: ${issue.message}\n  fix: ${issue.fix}`;
+}
+
+/** A spec that cannot be used. Lists every problem found, not just the first. */
+export class SpecError extends InputError {
+  constructor(readonly issues: readonly SpecIssue[]) {
+    super(`${issues.length === 1 ? "the spec has a problem" : `the spec has ${issues.length} problems`}:\n${issues.map(formatIssue).join("\n")}`);
+  }
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] ?? 0;
+      row[j] = Math.min(current + 1, (row[j - 1] ?? 0) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = levenshtein(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+interface ZodDef {
+  readonly type: string;
+  readonly shape?: Record<string, { readonly _zod: { readonly def: ZodDef } }>;
+  readonly innerType?: { readonly _zod: { readonly def: ZodDef } };
+  readonly element?: { readonly _zod: { readonly def: ZodDef } };
+  readonly valueType?: { readonly _zod: { readonly def: ZodDef } };
+  readonly options?: readonly { readonly _zod: { readonly def: ZodDef } }[];
+  readonly in?: { readonly _zod: { readonly def: ZodDef } };
+}
+
+function defOf(schema: z.ZodType): ZodDef {
+  return (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+}
+
+/** The keys an object schema allows at `path` (every union branch's keys), for "did you mean" hints. */
+export function keysAt(schema: z.ZodType, path: Path): string[] {
+  let defs: ZodDef[] = [defOf(schema)];
+  const unwrap = (def: ZodDef): ZodDef[] => {
+    if (def.innerType) return unwrap(def.innerType._zod.def);
+    if (def.in) return unwrap(def.in._zod.def);
+    if (def.options) return def.options.flatMap((option) => unwrap(option._zod.def));
+    return [def];
+  };
+  for (const part of path) {
+    defs = defs.flatMap(unwrap).flatMap((def) => {
+      if (typeof part === "number") return def.element ? [def.element._zod.def] : [];
+      const child = def.shape?.[part] ?? def.valueType;
+      return child ? [child._zod.def] : [];
+    });
+  }
+  return [...new Set(defs.flatMap(unwrap).flatMap((def) => Object.keys(def.shape ?? {})))];
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+/** A message and a fix for one zod issue, in the spec's words. */
+export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unknown): { message: string; fix: string; path: Path } {
+  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const known = keysAt(schema, path);
+      const key = issue.keys[0] ?? "";
+      const guess = closest(key, known);
+      return {
+        path: [...path, key],
+        message: `unknown key ${JSON.stringify(key)}${issue.keys.length > 1 ? ` (and ${issue.keys.slice(1).map((k) => JSON.stringify(k)).join(", ")})` : ""}`,
+        fix:
+          guess === key
+            ? `${JSON.stringify(key)} belongs to another form of this object (check its kind/mode); remove it here`
+            : guess
+              ? `did you mean ${JSON.stringify(guess)}?`
+              : `remove it; allowed keys here: ${known.join(", ")}`,
+      };
+    }
+    case "invalid_type": {
+      const received = valueAt(input, path);
+      if (received === undefined) {
+        return { path, message: `is required (expected ${issue.expected})`, fix: `add ${formatPath(path)}` };
+      }
+      return { path, message: `expected ${issue.expected}, got ${describe(received)}`, fix: `set ${formatPath(path)} to a ${issue.expected}` };
+    }
+    case "invalid_value":
+      return {
+        path,
+        message: `${describe(valueAt(input, path))} is not allowed`,
+        fix: `use one of: ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`,
+      };
+    case "invalid_union": {
+      const known = keysAt(schema, path);
+      return {
+        path,
+        message: `does not match any accepted form`,
+        fix: known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms",
+      };
+    }
+    case "too_big":
+      return { path, message: issue.message.replace(/^Too big: /, "too big: "), fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}` };
+    case "too_small":
+      return { path, message: issue.message.replace(/^Too small: /, "too small: "), fix: `use a value ${issue.inclusive === false ? ">" : "≥"} ${String(issue.minimum)}` };
+    default:
+      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: `change ${formatPath(path)} so that it ${issue.message.replace(/^must /, "is ")}` };
+  }
+}
+
+export function valueAt(input: unknown, path: Path): unknown {
+  let current: unknown = input;
+  for (const part of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<string | number, unknown>)[part];
+  }
+  return current;
+}

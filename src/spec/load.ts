@@ -1,0 +1,156 @@
+import { readFileSync } from "node:fs";
+import { relative } from "node:path";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import { InputError } from "../errors.ts";
+import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
+import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
+import { checkPlatform } from "./rules.ts";
+import { PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
+
+export interface LoadPlatformOptions {
+  /** Path of platform.yaml. */
+  readonly file: string;
+  /** Environment overlay to apply (a key of `environments`); `null` resolves the spec without overlays. */
+  readonly environment: string | null;
+  /** The file's text, when already read (tests, stdin). @default read from `file` */
+  readonly text?: string;
+  /** Directory to print file names relative to. @default process.cwd() */
+  readonly cwd?: string;
+}
+
+export interface LoadedPlatform extends Platform {
+  /** Things that work but are probably not what the author meant. */
+  readonly warnings: readonly string[];
+  readonly file: string;
+}
+
+interface Position {
+  readonly line: number;
+  readonly column: number;
+}
+
+/** Document path key → position of that key (for map entries) or item (for list entries). */
+function indexPositions(root: Node | null, counter: LineCounter): Map<string, Position> {
+  const positions = new Map<string, Position>();
+  const at = (offset: number | undefined): Position => {
+    const { line, col } = counter.linePos(offset ?? 0);
+    return { line, column: col };
+  };
+  const walk = (node: unknown, path: Path): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const child = [...path, key];
+        const keyNode = pair.key as Node | null;
+        positions.set(pathKey(child), at(keyNode?.range?.[0]));
+        walk(pair.value, child);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        const child = [...path, index];
+        positions.set(pathKey(child), at((item as Node | null)?.range?.[0]));
+        walk(item, child);
+      });
+    }
+  };
+  positions.set(pathKey([]), { line: 1, column: 1 });
+  walk(root, []);
+  return positions;
+}
+
+function positionOf(positions: Map<string, Position>, path: Path): Position {
+  for (let length = path.length; length >= 0; length--) {
+    const found = positions.get(pathKey(path.slice(0, length)));
+    if (found) return found;
+  }
+  return { line: 1, column: 1 };
+}
+
+function readSpec(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw new InputError(`spec file ${file} does not exist`, "pass --spec FILE, or copy examples/lab/platform.yaml to ./platform.yaml");
+    }
+    throw new InputError(`cannot read spec file ${file}: ${(error as Error).message}`, "check the path and its permissions");
+  }
+}
+
+/** Reads platform.yaml, applies the environment overlay, fills defaults and checks every rule. */
+export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
+  const cwd = options.cwd ?? process.cwd();
+  const shown = relative(cwd, options.file) || options.file;
+  const text = options.text ?? readSpec(options.file);
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new SpecError(
+      doc.errors.map((error) => {
+        const { line, col } = counter.linePos(error.pos[0]);
+        return { file: shown, line, column: col, path: [], message: `YAML syntax: ${error.message.split("\n")[0] ?? error.code}`, fix: "fix the YAML syntax at this position" };
+      }),
+    );
+  }
+  const positions = indexPositions(doc.contents, counter);
+  const issueAt = (path: Path, message: string, fix: string): SpecIssue => ({ file: shown, ...positionOf(positions, path), path, message, fix });
+
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (raw === null || raw === undefined) {
+    throw new SpecError([issueAt([], "the file is empty", "start from examples/lab/platform.yaml")]);
+  }
+  const envelope = PlatformDocument.safeParse(raw);
+  if (!envelope.success) {
+    throw new SpecError(
+      envelope.error.issues.map((issue) => {
+        const { path, message, fix } = explain(issue, PlatformDocument, raw);
+        return issueAt(path, message, fix);
+      }),
+    );
+  }
+  const document = envelope.data;
+  const known = Object.keys(document.environments);
+  if (options.environment !== null && !(options.environment in document.environments)) {
+    throw new SpecError([
+      issueAt(
+        ["environments"],
+        `environment ${JSON.stringify(options.environment)} is not defined`,
+        known.length > 0 ? `pass --env with one of: ${known.join(", ")}, or add environments.${options.environment}` : `add environments.${options.environment} (it may be empty: {})`,
+      ),
+    ]);
+  }
+  const env = options.environment;
+  const merged: Merged =
+    env === null ? applyOverlay(document.spec, ["spec"], undefined, []) : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
+  const parsed = PlatformSpec.safeParse(merged.value);
+  if (!parsed.success) {
+    throw new SpecError(
+      parsed.error.issues.map((issue) => {
+        const { path, message, fix } = explain(issue, PlatformSpec, merged.value);
+        const origin = originOf(merged, path);
+        return issueAt(origin, message, fix);
+      }),
+    );
+  }
+  const platform: Platform = {
+    name: document.metadata.name,
+    environment: env ?? "base",
+    labels: document.metadata.labels,
+    spec: parsed.data,
+  };
+  const findings = checkPlatform(platform);
+  const errors = findings.filter((f) => f.severity === "error");
+  if (errors.length > 0) {
+    throw new SpecError(errors.map((f) => issueAt(originOf(merged, f.path), f.message, f.fix)));
+  }
+  const warnings = findings
+    .filter((f) => f.severity === "warning")
+    .map((f) => {
+      const origin = originOf(merged, f.path);
+      const { line, column } = positionOf(positions, origin);
+      return `${shown}:${line}:${column}: ${formatPath(origin)}: ${f.message} (${f.fix})`;
+    });
+  return { ...platform, warnings, file: options.file };
+}

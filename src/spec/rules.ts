@@ -1,0 +1,86 @@
+import type { Path } from "./overlay.ts";
+import type { Platform } from "./schema.ts";
+
+/** A cross-field problem the schema alone cannot see. Paths are relative to the merged spec. */
+export interface SpecFinding {
+  readonly severity: "error" | "warning";
+  readonly path: Path;
+  readonly message: string;
+  readonly fix: string;
+}
+
+export function adapterRoute(adapter: { readonly name: string; readonly route?: string | undefined }): string {
+  return adapter.route ?? `/${adapter.name}`;
+}
+
+/** True when a LoRA source names a GGUF file, the only form llama.cpp loads. */
+export function isGgufLora(source: { readonly huggingFace: { readonly file?: string | undefined } } | { readonly path: string }): boolean {
+  const file = "path" in source ? source.path : source.huggingFace.file;
+  return file !== undefined && file.toLowerCase().endsWith(".gguf");
+}
+
+export function checkPlatform(platform: Platform): SpecFinding[] {
+  const { spec } = platform;
+  const findings: SpecFinding[] = [];
+  const error = (path: Path, message: string, fix: string) => findings.push({ severity: "error", path, message, fix });
+  const warning = (path: Path, message: string, fix: string) => findings.push({ severity: "warning", path, message, fix });
+  const engine = spec.model.engine;
+
+  const names = new Map<string, number>();
+  const routes = new Map<string, number>();
+  spec.adapters.forEach((adapter, index) => {
+    const at: Path = ["adapters", index];
+    const sameName = names.get(adapter.name);
+    if (sameName !== undefined) error([...at, "name"], `adapter name ${JSON.stringify(adapter.name)} is already used by adapters[${sameName}]`, "give each adapter a unique name");
+    names.set(adapter.name, index);
+    if (adapter.name === spec.model.name) error([...at, "name"], `adapter name ${JSON.stringify(adapter.name)} is the base model's name`, "rename the adapter; clients select the base model by this name");
+    const route = adapterRoute(adapter);
+    const sameRoute = routes.get(route);
+    if (sameRoute !== undefined) error([...at, "route"], `route ${route} is already used by adapters[${sameRoute}]`, "give each adapter its own route prefix");
+    routes.set(route, index);
+    if (route === "/v1" || route === "/healthz" || route === "/readyz" || route === "/metrics") {
+      error([...at, "route"], `route ${route} collides with one of the gateway's own paths`, "choose another prefix");
+    }
+
+    if (adapter.lora && engine.kind === "vllm" && adapter.lora.rank > engine.maxLoraRank) {
+      error([...at, "lora", "rank"], `LoRA rank ${adapter.lora.rank} exceeds model.engine.maxLoraRank ${engine.maxLoraRank}; vLLM would refuse to load it`, `raise model.engine.maxLoraRank to at least ${adapter.lora.rank}`);
+    }
+    if (adapter.lora && engine.kind === "llamacpp" && !isGgufLora(adapter.lora.source)) {
+      warning([...at, "lora"], "the llamacpp engine loads only GGUF LoRAs; this adapter is served as the base model with its system prompt", "point lora.source at a .gguf (convert_lora_to_gguf.py), or set lora: null in this environment");
+    }
+    if (adapter.serving === "dedicated" && engine.kind !== "vllm") {
+      error([...at, "serving"], "dedicated serving needs the vllm engine", "use serving: shared in environments with the llamacpp engine");
+    }
+    if (adapter.rag && spec.qdrant.enabled === false) {
+      error([...at, "rag"], "this adapter retrieves from Qdrant, but qdrant.enabled is false", "enable qdrant or remove the rag binding");
+    }
+  });
+
+  if (engine.kind === "vllm" && !spec.gpu.enabled) {
+    error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");
+  }
+  if (spec.gpu.enabled && spec.gpu.nodes.length === 0 && engine.kind === "vllm") {
+    warning(["gpu", "nodes"], "no GPU nodes are declared, so capacity cannot be planned", "list the GPU nodes with their GPUs' memory under gpu.nodes");
+  }
+  const sharing = spec.gpu.sharing;
+  if (engine.kind === "vllm" && sharing.mode === "mig" && sharing.strategy === "mixed") {
+    if (engine.migProfile === undefined) {
+      error(["model", "engine", "migProfile"], "MIG strategy mixed exposes one resource per profile, so the engine must say which it needs", `set model.engine.migProfile to one of: ${Object.keys(sharing.profiles).join(", ")}`);
+    } else if (!(engine.migProfile in sharing.profiles)) {
+      error(["model", "engine", "migProfile"], `MIG profile ${engine.migProfile} is not among gpu.sharing.profiles`, `use one of: ${Object.keys(sharing.profiles).join(", ")}`);
+    }
+  }
+  if (spec.ingress.enabled && spec.ingress.tls.issuer !== "selfSigned" && spec.certificates.acme === undefined) {
+    error(["ingress", "tls", "issuer"], `issuer ${spec.ingress.tls.issuer} needs an ACME account`, "add certificates.acme with email and solver, or use issuer selfSigned");
+  }
+  if ("huggingFace" in spec.model.source && spec.model.source.huggingFace.revision === "main") {
+    warning(["model", "source", "huggingFace", "revision"], "the model revision is the moving branch 'main'", "pin a commit so every deploy serves the same weights");
+  }
+  if (engine.kind === "llamacpp" && "huggingFace" in spec.model.source && !spec.model.source.huggingFace.file?.toLowerCase().endsWith(".gguf")) {
+    error(["model", "source", "huggingFace", "file"], "the llamacpp engine needs a GGUF file", "set model.source.huggingFace.file to a .gguf file of the repo");
+  }
+  if (spec.gateway.auth === "optional" && platform.environment !== "local") {
+    warning(["gateway", "auth"], `API keys are optional in environment ${platform.environment}`, "set gateway.auth: required outside local development");
+  }
+  return findings;
+}

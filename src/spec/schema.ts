@@ -1,0 +1,297 @@
+import { z } from "zod";
+
+/**
+ * The `platform.yaml` schema. Every object is strict (unknown keys are errors) and every optional
+ * field has a default sized for a 2-GPU on-prem lab, so the resolved Platform is complete.
+ */
+
+export const API_VERSION = "diatonic.ai/v1alpha1";
+
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit")
+  .max(63, "must be at most 63 characters");
+
+const quantity = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/, "must be a Kubernetes quantity such as 20Gi, 500Mi or 250m");
+
+/** An image reference pinned to a tag or digest; `latest` and untagged images are refused. */
+const image = z
+  .string()
+  .regex(/^[a-z0-9.\-_/:]+(@sha256:[a-f0-9]{64})?$/, "must be an image reference such as registry/name:tag")
+  .refine((ref) => /@sha256:/.test(ref) || /:[^/:]+$/.test(ref), "must pin a tag or digest (registry/name:1.2.3)")
+  .refine((ref) => !/:latest$/.test(ref), "must not use the mutable tag 'latest'; pin a version");
+
+export const SecretKeyRef = z.strictObject({
+  name: dnsLabel.describe("Secret name in the platform namespace"),
+  key: z.string().min(1).describe("key inside the Secret"),
+});
+
+const Resources = z.strictObject({
+  requests: z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() }).default({}),
+  limits: z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() }).default({}),
+});
+
+function resources(cpu: string, memory: string, cpuLimit: string, memoryLimit: string) {
+  return Resources.default({ requests: { cpu, memory }, limits: { cpu: cpuLimit, memory: memoryLimit } });
+}
+
+const HuggingFaceSource = z.strictObject({
+  repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be a Hugging Face repo id such as meta-llama/Meta-Llama-3-8B-Instruct"),
+  revision: z.string().min(1).default("main").describe("branch, tag or commit; pin a commit for reproducible deploys"),
+  file: z.string().min(1).optional().describe("a single file of the repo (a GGUF for the llamacpp engine)"),
+});
+
+const ModelSource = z.union([
+  z.strictObject({ huggingFace: HuggingFaceSource }),
+  z.strictObject({
+    existingClaim: z.strictObject({
+      name: dnsLabel.describe("an existing PersistentVolumeClaim holding the model"),
+      path: z.string().default("").describe("folder or file inside the claim"),
+    }),
+  }),
+]);
+
+export const VllmEngine = z.strictObject({
+  kind: z.literal("vllm"),
+  image: image.default("vllm/vllm-openai:v0.6.6"),
+  maxModelLen: z.number().int().min(256).default(8192),
+  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9),
+  tensorParallel: z.number().int().min(1).default(1),
+  dtype: z.enum(["auto", "bfloat16", "float16", "float32"]).default("auto"),
+  quantization: z.enum(["none", "awq", "gptq", "fp8", "bitsandbytes"]).default("none"),
+  maxLoras: z.number().int().min(1).default(4).describe("LoRA slots resident on the GPU at once"),
+  maxLoraRank: z.number().int().min(1).max(512).default(16),
+  maxCpuLoras: z.number().int().min(1).optional().describe("LoRAs cached in CPU memory (default: vLLM's)"),
+  gpuSlices: z.number().int().min(1).default(1).describe("nvidia.com/gpu units requested (time-slices or whole GPUs)"),
+  migProfile: z.string().regex(/^\d+g\.\d+gb$/).optional().describe("with MIG strategy mixed: the MIG device to request, e.g. 3g.40gb"),
+  replicas: z.number().int().min(0).default(1),
+  shmSize: quantity.default("2Gi"),
+  extraArgs: z.array(z.string()).default([]),
+  resources: resources("2", "16Gi", "8", "32Gi"),
+});
+
+export const LlamaCppEngine = z.strictObject({
+  kind: z.literal("llamacpp"),
+  image: image.default("ghcr.io/diatonic-ai/engine:0.1.0"),
+  parallel: z.number().int().min(1).default(4).describe("parallel sequences before requests queue"),
+  replicas: z.number().int().min(0).default(1),
+  resources: resources("1", "4Gi", "4", "8Gi"),
+});
+
+export const Engine = z.discriminatedUnion("kind", [VllmEngine, LlamaCppEngine]);
+
+export const Model = z.strictObject({
+  name: dnsLabel.default("llama-3-8b-instruct").describe("the base model's served name (what /v1/models lists)"),
+  source: ModelSource,
+  size: quantity.default("40Gi").describe("size of the model volume"),
+  accessMode: z.enum(["ReadWriteOnce", "ReadWriteMany"]).default("ReadWriteOnce"),
+  hfTokenSecret: SecretKeyRef.optional().describe("token for gated Hugging Face repos (Llama 3 is gated)"),
+  engine: Engine,
+  downloader: z
+    .strictObject({ image: image.default("ghcr.io/diatonic-ai/engine:0.1.0") })
+    .prefault({})
+    .describe("image of the Job that fetches model and LoRA files onto the volumes (runs `diatonic model-download`)"),
+});
+
+export const Sampling = z.strictObject({
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().gt(0).max(1).optional(),
+  maxTokens: z.number().int().min(1).optional(),
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+});
+
+export const RagMode = z.enum(["hybrid", "dense", "keyword"]);
+
+export const RagBinding = z.strictObject({
+  collection: z.string().regex(/^[a-zA-Z0-9_-]{1,255}$/, "must be a Qdrant collection name: letters, digits, '_' and '-'"),
+  topK: z.number().int().min(1).max(50).default(4),
+  scoreThreshold: z.number().min(0).max(1).default(0),
+  mode: RagMode.default("hybrid"),
+  onFailure: z.enum(["fail", "answerWithoutContext"]).default("answerWithoutContext"),
+});
+
+export const AdapterLimits = z.strictObject({
+  concurrency: z.number().int().min(1).default(8),
+  queue: z.number().int().min(0).default(32),
+  timeoutSeconds: z.number().int().min(1).max(3600).default(120),
+  firstByteTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+});
+
+export const LoraSource = z.union([
+  z.strictObject({ huggingFace: HuggingFaceSource }),
+  z.strictObject({ path: z.string().regex(/^[^/].*/, "must be relative to the adapters volume").describe("folder or file on the adapters volume") }),
+]);
+
+export const Adapter = z.strictObject({
+  name: dnsLabel.describe("the adapter's model name for clients"),
+  description: z.string().default(""),
+  lora: z
+    .strictObject({
+      source: LoraSource,
+      rank: z.number().int().min(1).max(512).default(16),
+      alpha: z.number().positive().optional(),
+    })
+    .optional(),
+  systemPrompt: z.string().optional(),
+  sampling: Sampling.default({}),
+  route: z
+    .string()
+    .regex(/^\/[a-z0-9][a-z0-9-]*$/, "must be one path segment such as /code")
+    .optional()
+    .describe("path prefix; defaults to /<name>"),
+  rag: RagBinding.optional(),
+  limits: AdapterLimits.prefault({}),
+  serving: z.enum(["shared", "dedicated"]).default("shared"),
+  dedicated: z
+    .strictObject({ gpuSlices: z.number().int().min(1).default(1), replicas: z.number().int().min(0).default(1) })
+    .prefault({}),
+});
+
+export const GpuModel = z.strictObject({
+  model: z.string().min(1).describe("GPU product name, e.g. NVIDIA GeForce RTX 3060"),
+  memoryGiB: z.number().positive(),
+});
+
+export const GpuNode = z.strictObject({
+  name: z.string().min(1).describe("Kubernetes node name"),
+  gpus: z.array(GpuModel).min(1),
+});
+
+const MigProfiles = z.record(z.string().regex(/^\d+g\.\d+gb(\+me)?$/, "must be a MIG profile such as 1g.10gb"), z.number().int().min(1));
+
+export const GpuSharing = z.discriminatedUnion("mode", [
+  z.strictObject({ mode: z.literal("none") }),
+  z.strictObject({
+    mode: z.literal("timeSlicing"),
+    replicas: z.number().int().min(2).max(48).default(4).describe("time-slices advertised per physical GPU"),
+    failRequestsGreaterThanOne: z.boolean().default(true),
+    renameByDefault: z.boolean().default(false),
+  }),
+  z.strictObject({
+    mode: z.literal("mig"),
+    strategy: z.enum(["single", "mixed"]).default("single"),
+    profiles: MigProfiles.describe("MIG devices per GPU, e.g. {1g.10gb: 7}"),
+  }),
+]);
+
+export const Gpu = z.strictObject({
+  enabled: z.boolean().default(true),
+  sharing: GpuSharing.prefault({ mode: "timeSlicing" }),
+  nodes: z.array(GpuNode).default([]),
+  nodeSelector: z.record(z.string(), z.string()).default({ "nvidia.com/gpu.present": "true" }),
+  devicePlugin: z
+    .strictObject({
+      managedBy: z.enum(["diatonic", "gpu-operator"]).default("diatonic"),
+      namespace: dnsLabel.default("nvidia-device-plugin"),
+      image: image.default("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
+    })
+    .prefault({}),
+});
+
+export const Qdrant = z.strictObject({
+  enabled: z.boolean().optional().describe("default: on when any adapter has a RAG binding"),
+  image: image.default("qdrant/qdrant:v1.12.5"),
+  replicas: z.number().int().min(1).default(1),
+  storage: quantity.default("20Gi"),
+  snapshots: quantity.default("10Gi"),
+  apiKeySecret: SecretKeyRef.prefault({ name: "qdrant-api-key", key: "api-key" }),
+  resources: resources("250m", "1Gi", "2", "4Gi"),
+});
+
+export const Gateway = z.strictObject({
+  image: image.default("ghcr.io/diatonic-ai/gateway:0.1.0"),
+  replicas: z.number().int().min(1).default(2),
+  auth: z.enum(["required", "optional"]).default("required"),
+  apiKeysSecret: SecretKeyRef.prefault({ name: "gateway-api-keys", key: "keys.yaml" }),
+  rateLimits: z
+    .strictObject({
+      requestsPerMinute: z.number().int().min(1).default(600),
+      tokensPerMinute: z.number().int().min(1).default(200_000),
+    })
+    .prefault({}),
+  maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  logPrompts: z.boolean().default(false),
+  resources: resources("250m", "256Mi", "2", "512Mi"),
+});
+
+export const TlsIssuer = z.enum(["selfSigned", "acmeStaging", "acmeProduction"]);
+
+export const Ingress = z.strictObject({
+  enabled: z.boolean().default(true),
+  className: z.enum(["nginx", "contour"]).default("nginx"),
+  host: z
+    .string()
+    .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a fully qualified host name such as llm.lab.example.com")
+    .default("llm.lab.local"),
+  tls: z.strictObject({ issuer: TlsIssuer.default("selfSigned") }).prefault({}),
+  maxBodySize: quantity.default("8Mi"),
+  timeoutSeconds: z.number().int().min(1).max(3600).default(600),
+});
+
+export const Certificates = z.strictObject({
+  selfSigned: z
+    .strictObject({ caCommonName: z.string().min(1).default("Diatonic internal CA"), clusterResourceNamespace: dnsLabel.default("cert-manager") })
+    .prefault({}),
+  acme: z
+    .strictObject({
+      email: z.email("must be an e-mail address for the ACME account"),
+      solver: z.discriminatedUnion("type", [
+        z.strictObject({ type: z.literal("http01") }),
+        z.strictObject({ type: z.literal("dns01Cloudflare"), apiTokenSecret: SecretKeyRef }),
+      ]),
+    })
+    .optional(),
+});
+
+export const Monitoring = z.strictObject({
+  prometheusOperator: z.boolean().default(false),
+  namespace: dnsLabel.default("monitoring"),
+});
+
+export const PlatformSpec = z.strictObject({
+  namespace: dnsLabel.default("llama3-multi-adapter"),
+  storageClass: z.string().min(1).default("longhorn"),
+  model: Model,
+  adapters: z.array(Adapter).default([]),
+  gpu: Gpu.prefault({}),
+  qdrant: Qdrant.prefault({}),
+  gateway: Gateway.prefault({}),
+  ingress: Ingress.prefault({}),
+  certificates: Certificates.prefault({}),
+  monitoring: Monitoring.prefault({}),
+});
+
+/** The document as written: `environments.<name>` holds overlays merged onto `spec`. */
+export const PlatformDocument = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("Platform"),
+  metadata: z.strictObject({
+    name: dnsLabel,
+    labels: z.record(z.string(), z.string()).default({}),
+  }),
+  spec: z.record(z.string(), z.unknown()),
+  environments: z.record(dnsLabel, z.record(z.string(), z.unknown())).default({}),
+});
+
+export type PlatformSpec = z.infer<typeof PlatformSpec>;
+export type AdapterSpec = z.infer<typeof Adapter>;
+export type ModelSpec = z.infer<typeof Model>;
+export type VllmEngineSpec = z.infer<typeof VllmEngine>;
+export type LlamaCppEngineSpec = z.infer<typeof LlamaCppEngine>;
+export type GpuSpec = z.infer<typeof Gpu>;
+export type GpuNodeSpec = z.infer<typeof GpuNode>;
+export type RagBindingSpec = z.infer<typeof RagBinding>;
+export type SecretKeyRefSpec = z.infer<typeof SecretKeyRef>;
+export type TlsIssuerName = z.infer<typeof TlsIssuer>;
+export type ResourcesSpec = z.infer<typeof Resources>;
+
+/** A spec resolved for one environment: overlays applied, defaults filled, cross-field rules checked. */
+export interface Platform {
+  readonly name: string;
+  readonly environment: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly spec: PlatformSpec;
+}
