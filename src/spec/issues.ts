@@ -66,21 +66,23 @@ interface ZodDef {
   readonly valueType?: { readonly _zod: { readonly def: ZodDef } };
   readonly options?: readonly { readonly _zod: { readonly def: ZodDef } }[];
   readonly in?: { readonly _zod: { readonly def: ZodDef } };
+  readonly values?: readonly unknown[];
 }
 
 function defOf(schema: z.ZodType): ZodDef {
   return (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
 }
 
-/** The keys an object schema allows at `path` (every union branch's keys), for "did you mean" hints. */
-export function keysAt(schema: z.ZodType, path: Path): string[] {
+function unwrap(def: ZodDef): ZodDef[] {
+  if (def.innerType) return unwrap(def.innerType._zod.def);
+  if (def.in) return unwrap(def.in._zod.def);
+  if (def.options) return def.options.flatMap((option) => unwrap(option._zod.def));
+  return [def];
+}
+
+/** Every schema that may stand at `path`, through defaults, optionals and union branches. */
+function defsAt(schema: z.ZodType, path: Path): ZodDef[] {
   let defs: ZodDef[] = [defOf(schema)];
-  const unwrap = (def: ZodDef): ZodDef[] => {
-    if (def.innerType) return unwrap(def.innerType._zod.def);
-    if (def.in) return unwrap(def.in._zod.def);
-    if (def.options) return def.options.flatMap((option) => unwrap(option._zod.def));
-    return [def];
-  };
   for (const part of path) {
     defs = defs.flatMap(unwrap).flatMap((def) => {
       if (typeof part === "number") return def.element ? [def.element._zod.def] : [];
@@ -88,7 +90,17 @@ export function keysAt(schema: z.ZodType, path: Path): string[] {
       return child ? [child._zod.def] : [];
     });
   }
-  return [...new Set(defs.flatMap(unwrap).flatMap((def) => Object.keys(def.shape ?? {})))];
+  return defs.flatMap(unwrap);
+}
+
+/** The keys an object schema allows at `path` (every union branch's keys), for "did you mean" hints. */
+export function keysAt(schema: z.ZodType, path: Path): string[] {
+  return [...new Set(defsAt(schema, path).flatMap((def) => Object.keys(def.shape ?? {})))];
+}
+
+/** The literal values allowed at `path` (a union's discriminator, for example). */
+export function literalsAt(schema: z.ZodType, path: Path): unknown[] {
+  return [...new Set(defsAt(schema, path).flatMap((def) => (def.type === "literal" || def.type === "enum" ? [...(def.values ?? [])] : [])))];
 }
 
 function describe(value: unknown): string {
@@ -132,12 +144,14 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
         fix: `use one of: ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`,
       };
     case "invalid_union": {
+      const literals = literalsAt(schema, path);
+      if (literals.length > 0) {
+        return { path, message: `${describe(valueAt(input, path))} is not allowed`, fix: `use one of: ${literals.map((v) => JSON.stringify(v)).join(", ")}` };
+      }
       const known = keysAt(schema, path);
-      return {
-        path,
-        message: `does not match any accepted form`,
-        fix: known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms",
-      };
+      const forms = known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms";
+      if (valueAt(input, path) === undefined) return { path, message: "is required", fix: `add ${formatPath(path)}: ${forms}` };
+      return { path, message: "does not match any accepted form", fix: forms };
     }
     case "too_big":
       return { path, message: issue.message.replace(/^Too big: /, "too big: "), fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}` };

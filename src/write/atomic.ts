@@ -34,3 +34,11 @@ export function writeTreeAtomically(target: string, files: ReadonlyMap<string, s
   }
   rmSync(retired, { recursive: true, force: true });
 }
+
+/** Writes one file through a temp file and a rename, so readers never see half of it. */
+export function writeFileAtomically(path: string, content: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  writeFileSync(temp, content);
+  renameSync(temp, path);
+}

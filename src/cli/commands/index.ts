@@ -1,7 +1,15 @@
 import type { Command } from "../command.ts";
+import { engineCommand } from "./engine.ts";
+import { modelDownloadCommand } from "./model-download.ts";
+import { quickstartCommand } from "./quickstart.ts";
 import { renderCommand } from "./render.ts";
+import { schemaCommand } from "./schema.ts";
 
 /** Every `diatonic` subcommand, in the order `diatonic --help` lists them. */
 export const commands: readonly Command[] = [
+  quickstartCommand,
   renderCommand,
+  schemaCommand,
+  modelDownloadCommand,
+  engineCommand,
 ];

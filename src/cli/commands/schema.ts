@@ -1,0 +1,18 @@
+import { resolve } from "node:path";
+import { ExitCode } from "../../errors.ts";
+import { platformJsonSchema } from "../../spec/json-schema.ts";
+import { writeFileAtomically } from "../../write/atomic.ts";
+import { parseFlags, type Command, type CommandIO } from "../command.ts";
+
+export const schemaCommand: Command = {
+  name: "schema",
+  summary: "Print (or write with --out) the JSON Schema of platform.yaml for editor completion",
+  usage: "diatonic schema [--out FILE]",
+  async run(argv: readonly string[], io: CommandIO) {
+    const { values } = parseFlags(this, argv, { out: { type: "string" } });
+    const text = `${JSON.stringify(platformJsonSchema(), null, 2)}\n`;
+    if (values.out) writeFileAtomically(resolve(io.cwd, values.out), text);
+    else io.stdout.write(text);
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { describe, it } from "node:test";
+import { parseAllDocuments, parse } from "yaml";
+import { buildEnvironment, buildTree } from "../../src/render/build.ts";
+import type { KubeObject } from "../../src/render/context.ts";
+import { DEVICE_PLUGIN_CONFIG_KEY } from "../../src/render/gpu.ts";
+import { GatewayConfig } from "../../src/gateway/config.ts";
+import { objectKey } from "../../src/write/kustomize.ts";
+import { runCli } from "../support/cli.ts";
+
+const EXAMPLE = "examples/lab/platform.yaml";
+const ENVS = ["local", "staging", "production"] as const;
+
+function objects(env: string): KubeObject[] {
+  return buildEnvironment({ file: EXAMPLE, environment: env }).result.placed.map((p) => p.object);
+}
+
+function find(list: readonly KubeObject[], kind: string, name: string): Record<string, unknown> {
+  const found = list.find((o) => o.kind === kind && o.metadata.name === name);
+  assert.ok(found, `${kind}/${name} is rendered`);
+  return found as unknown as Record<string, unknown>;
+}
+
+function readTree(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (path: string) => {
+    for (const entry of readdirSync(path)) {
+      const full = join(path, entry);
+      if (statSync(full).isDirectory()) walk(full);
+      else files.set(relative(dir, full), readFileSync(full, "utf8"));
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+function hasKubectl(): boolean {
+  try {
+    execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("render", () => {
+  it("is deterministic: the same spec gives the same bytes, stream and tree", () => {
+    const a = buildTree({ file: EXAMPLE, environment: "local" });
+    const b = buildTree({ file: EXAMPLE, environment: "local" });
+    assert.deepEqual([...a.files.entries()], [...b.files.entries()]);
+  });
+
+  it("labels every object with app.kubernetes.io/* and never renders a Secret", () => {
+    for (const env of ENVS) {
+      for (const object of objects(env)) {
+        assert.notEqual(object.kind, "Secret", "secrets are referenced, never rendered");
+        const labels = object.metadata.labels ?? {};
+        for (const key of ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"]) {
+          assert.ok(key in labels, `${object.kind}/${object.metadata.name} has ${key}`);
+        }
+      }
+    }
+  });
+
+  it("serves every adapter from one vLLM as LoRA modules, with a GPU slice and a long startup probe", () => {
+    const list = objects("production");
+    const engine = find(list, "Deployment", "engine") as { spec: { template: { spec: { containers: { args: string[]; resources: { limits: Record<string, string> }; startupProbe: { failureThreshold: number; periodSeconds: number } }[] } }; progressDeadlineSeconds: number } };
+    const container = engine.spec.template.spec.containers[0];
+    assert.ok(container);
+    const args = container.args.join(" ");
+    assert.match(args, /--enable-lora --max-loras 4 --max-lora-rank 16/);
+    assert.match(args, /--lora-modules chatbot=\/adapters\/chatbot code=\/adapters\/code rag=\/adapters\/rag architecture=\/adapters\/architecture summarization=\/adapters\/summarization/);
+    assert.match(args, /--quantization awq/);
+    assert.equal(container.resources.limits["nvidia.com/gpu"], "1");
+    assert.ok(container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 1200, "startup probe allows a 20-minute model load");
+    assert.ok(engine.spec.progressDeadlineSeconds >= 1800);
+    assert.equal(list.filter((o) => o.kind === "Deployment" && o.metadata.name.startsWith("engine")).length, 1, "one engine, not one per adapter");
+  });
+
+  it("writes NVIDIA's real time-slicing schema", () => {
+    const cm = find(objects("production"), "ConfigMap", "nvidia-device-plugin-config") as { data: Record<string, string> };
+    const config = parse(cm.data[DEVICE_PLUGIN_CONFIG_KEY] ?? "") as Record<string, unknown>;
+    assert.deepEqual(config, {
+      version: "v1",
+      flags: { migStrategy: "none", failOnInitError: true },
+      sharing: { timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] } },
+    });
+  });
+
+  it("local runs llama.cpp without a GPU, device plugin or LoRA volume", () => {
+    const list = objects("local");
+    assert.equal(list.some((o) => o.kind === "DaemonSet"), false);
+    assert.equal(list.some((o) => o.metadata.namespace === "nvidia-device-plugin"), false);
+    const engine = JSON.stringify(find(list, "Deployment", "engine"));
+    assert.doesNotMatch(engine, /nvidia\.com\/gpu/);
+    assert.match(engine, /"engine","--model","\/models\/llama-3-8b-instruct\/Meta-Llama-3-8B-Instruct-Q4_K_M.gguf"/);
+    assert.equal(list.some((o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === "adapters"), false);
+  });
+
+  it("the gateway ConfigMap holds a routing table the gateway's own schema accepts", () => {
+    const cm = find(objects("staging"), "ConfigMap", "gateway") as { data: Record<string, string> };
+    const config = GatewayConfig.parse(parse(cm.data["config.yaml"] ?? ""));
+    assert.deepEqual(config.adapters.map((a) => [a.name, a.route, a.upstreamModel]), [
+      ["chatbot", "/chatbot", "chatbot"],
+      ["code", "/code", "code"],
+      ["rag", "/rag", "rag"],
+      ["architecture", "/architecture", "architecture"],
+      ["summarization", "/summarization", "summarization"],
+    ]);
+    assert.equal(config.adapters.find((a) => a.name === "rag")?.rag?.collection, "handbook");
+    assert.equal(config.vectorStore?.kind, "qdrant");
+    const local = GatewayConfig.parse(parse((find(objects("local"), "ConfigMap", "gateway") as { data: Record<string, string> }).data["config.yaml"] ?? ""));
+    assert.ok(local.adapters.every((a) => a.upstreamModel === "llama-3-8b-instruct"), "prompt-only adapters go to the base model on llama.cpp");
+  });
+
+  it("every pod in the platform namespace meets Pod Security restricted", () => {
+    for (const env of ENVS) {
+      for (const object of objects(env)) {
+        if (object.metadata.namespace !== "llama3-multi-adapter") continue;
+        const spec = (object as unknown as { spec?: { template?: { spec?: Record<string, unknown> }; jobTemplate?: unknown } }).spec;
+        const pod = spec?.template?.spec as { securityContext?: Record<string, unknown>; containers: { securityContext?: Record<string, unknown> }[] } | undefined;
+        if (!pod) continue;
+        assert.equal(pod.securityContext?.["runAsNonRoot"], true, `${object.kind}/${object.metadata.name} runAsNonRoot`);
+        assert.deepEqual(pod.securityContext?.["seccompProfile"], { type: "RuntimeDefault" });
+        for (const c of pod.containers) {
+          assert.equal(c.securityContext?.["allowPrivilegeEscalation"], false);
+          assert.deepEqual(c.securityContext?.["capabilities"], { drop: ["ALL"] });
+        }
+      }
+    }
+  });
+
+  it("staging and production get ACME certificates; local a self-signed CA chain", () => {
+    const issuerOf = (env: string) => ((find(objects(env), "Certificate", "gateway-tls") as { spec: { issuerRef: { name: string } } }).spec.issuerRef.name);
+    assert.equal(issuerOf("local"), "lab-ca");
+    assert.equal(issuerOf("staging"), "lab-letsencrypt-staging");
+    assert.equal(issuerOf("production"), "lab-letsencrypt-production");
+    const ca = find(objects("local"), "Certificate", "lab-ca") as { spec: { isCA: boolean; issuerRef: { name: string } } };
+    assert.equal(ca.spec.isCA, true);
+    assert.equal(ca.spec.issuerRef.name, "lab-selfsigned");
+  });
+
+  it("the ingress turns buffering off for streams and uses no snippet annotations", () => {
+    const ingress = find(objects("production"), "Ingress", "gateway") as { metadata: { annotations: Record<string, string> } };
+    assert.equal(ingress.metadata.annotations["nginx.ingress.kubernetes.io/proxy-buffering"], "off");
+    assert.ok(Object.keys(ingress.metadata.annotations).every((k) => !k.includes("snippet")));
+  });
+
+  it("a dedicated adapter gets its own engine in its own folder; contour gets an HTTPProxy", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-dedicated-"));
+    const text = readFileSync(EXAMPLE, "utf8")
+      .replace("      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }", "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }\n      serving: dedicated\n      dedicated: { gpuSlices: 2 }")
+      .replace("    className: nginx", "    className: contour")
+      .replace("      - { name: code, lora: null }", "      - { name: code, lora: null, serving: shared }");
+    const spec = join(dir, "platform.yaml");
+    (await import("node:fs")).writeFileSync(spec, text);
+    const run = await runCli(["render", "--spec", spec, "--env", "production", "--out", join(dir, "out")], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const adapterFile = readFileSync(join(dir, "out/base/adapters/code/adapter.yaml"), "utf8");
+    const docs = parseAllDocuments(adapterFile).map((d) => d.toJS() as KubeObject);
+    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), ["Deployment/engine-code", "Service/engine-code", "Service/engine-code-headless", "ConfigMap/adapter-code"]);
+    assert.match(adapterFile, /nvidia.com\/gpu: "2"/);
+    assert.match(readFileSync(join(dir, "out/base/ingress.yaml"), "utf8"), /kind: HTTPProxy/);
+  });
+
+  it("refuses to overwrite a directory it did not write", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-foreign-"));
+    (await import("node:fs")).writeFileSync(join(dir, "precious.txt"), "keep me");
+    const run = await runCli(["render", "--spec", EXAMPLE, "--env", "local", "--out", dir]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /was not written by diatonic render/);
+    assert.equal(readFileSync(join(dir, "precious.txt"), "utf8"), "keep me");
+  });
+
+  it("kubectl kustomize builds the written tree into exactly the objects of -o yaml", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
+    const run = await runCli(["render", "--spec", EXAMPLE, "--env", "local", "--out", join(dir, "out")]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
+    for (const env of ENVS) {
+      const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+      const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
+      const fromRender = new Map(objects(env).map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
+      assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
+      for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
+    }
+  });
+});

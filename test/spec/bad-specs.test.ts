@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { runCli } from "../support/cli.ts";
+
+/** A small valid platform; each case below breaks it in one way. */
+const VALID = `apiVersion: diatonic.ai/v1alpha1
+kind: Platform
+metadata:
+  name: t
+spec:
+  model:
+    source:
+      huggingFace: { repo: org/model, revision: abc123 }
+    engine:
+      kind: vllm
+      maxLoraRank: 16
+      gpuMemoryUtilization: 0.9
+      image: vllm/vllm-openai:v0.6.6
+  adapters:
+    - name: code
+      lora: { source: { path: code }, rank: 8 }
+      systemPrompt: You write code.
+    - name: rag
+      rag: { collection: handbook }
+  gpu:
+    sharing: { mode: timeSlicing, replicas: 4 }
+    nodes: [{ name: n1, gpus: [{ model: A, memoryGiB: 24 }] }]
+  qdrant:
+    storage: 20Gi
+  gateway:
+    replicas: 2
+  ingress:
+    className: nginx
+    host: llm.example.com
+environments:
+  local:
+    gateway: { auth: optional }
+`;
+
+interface BadSpec {
+  readonly name: string;
+  readonly text: string;
+  /** A substring of the offending line; the error must point at that line. */
+  readonly line?: string;
+  readonly env?: string;
+  /** Each must appear in the message. */
+  readonly says: readonly string[];
+}
+
+const replace = (from: string, to: string): string => {
+  assert.ok(VALID.includes(from), `fixture does not contain ${from}`);
+  return VALID.replace(from, to);
+};
+
+const cases: BadSpec[] = [
+  { name: "misspelt top-level key", text: replace("  adapters:\n", "  adaptors:\n"), line: "adaptors:", says: ["spec.adaptors", 'unknown key "adaptors"', 'did you mean "adapters"'] },
+  { name: "misspelt nested key", text: replace("      systemPrompt: You write code.", "      sytemPrompt: You write code."), line: "sytemPrompt", says: ["spec.adapters[0].sytemPrompt", 'did you mean "systemPrompt"'] },
+  { name: "string where a number belongs", text: replace("    replicas: 2", "    replicas: two"), line: "replicas: two", says: ["spec.gateway.replicas", "expected number", 'string "two"'] },
+  { name: "unknown ingress class", text: replace("className: nginx", "className: traefik"), line: "className: traefik", says: ["spec.ingress.className", '"nginx", "contour"'] },
+  { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123"] },
+  { name: "duplicate adapter names", text: replace("- name: rag", "- name: code"), says: ["spec.adapters[1].name", "already used by adapters[0]"] },
+  { name: "duplicate routes", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /rag"), says: ["route /rag is already used"] },
+  { name: "LoRA rank above maxLoraRank", text: replace("rank: 8", "rank: 64"), line: "rank: 64", says: ["spec.adapters[0].lora.rank", "maxLoraRank 16", "raise model.engine.maxLoraRank to at least 64"] },
+  { name: "GPU memory utilisation above 1", text: replace("gpuMemoryUtilization: 0.9", "gpuMemoryUtilization: 1.5"), line: "gpuMemoryUtilization", says: ["spec.model.engine.gpuMemoryUtilization", "≤ 1"] },
+  { name: "image tag latest", text: replace("vllm/vllm-openai:v0.6.6", "vllm/vllm-openai:latest"), line: "vllm-openai:latest", says: ["spec.model.engine.image", "latest"] },
+  { name: "untagged image", text: replace("vllm/vllm-openai:v0.6.6", "vllm/vllm-openai"), line: "image: vllm/vllm-openai", says: ["spec.model.engine.image", "pin a tag or digest"] },
+  { name: "bad storage quantity", text: replace("storage: 20Gi", "storage: 20GB"), line: "storage: 20GB", says: ["spec.qdrant.storage", "Kubernetes quantity"] },
+  { name: "YAML syntax error", text: replace("    host: llm.example.com", "    host: [llm.example.com"), says: ["YAML syntax"] },
+  { name: "duplicate YAML key", text: replace("    replicas: 2", "    replicas: 2\n    replicas: 3"), says: ["YAML syntax", "unique"] },
+  { name: "wrong apiVersion", text: replace("diatonic.ai/v1alpha1", "diatonic.ai/v1"), line: "apiVersion", says: ["apiVersion", '"diatonic.ai/v1alpha1"'] },
+  { name: "wrong kind", text: replace("kind: Platform", "kind: Cluster"), line: "kind: Cluster", says: ["kind", '"Platform"'] },
+  { name: "missing model source", text: replace("    source:\n      huggingFace: { repo: org/model, revision: abc123 }\n", ""), says: ["spec.model.source", "is required"] },
+  { name: "environment not defined", text: VALID, env: "qa", says: ['environment "qa" is not defined', "local"] },
+  { name: "error inside an overlay points at the overlay", text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional, replicsa: 3 }"), line: "replicsa", says: ["environments.local.gateway.replicsa", 'did you mean "replicas"'] },
+  { name: "vllm without a GPU", text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    enabled: false"), says: ["vllm engine needs a GPU", "llamacpp"] },
+  { name: "ACME issuer without an ACME account", text: replace("    host: llm.example.com", "    host: llm.example.com\n    tls: { issuer: acmeProduction }"), says: ["needs an ACME account", "certificates.acme"] },
+  { name: "llamacpp without a GGUF file", text: replace("      kind: vllm\n      maxLoraRank: 16\n      gpuMemoryUtilization: 0.9\n      image: vllm/vllm-openai:v0.6.6", "      kind: llamacpp"), says: ["needs a GGUF file"] },
+  { name: "time-slicing replicas below 2", text: replace("replicas: 4 }", "replicas: 1 }"), line: "mode: timeSlicing", says: ["spec.gpu.sharing.replicas", "≥ 2"] },
+  { name: "route shadows the gateway's API", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /v1"), says: ["collides with one of the gateway's own paths"] },
+  { name: "empty file", text: "", says: ["the file is empty"] },
+  { name: "bad collection name", text: replace("collection: handbook", "collection: hand book"), line: "collection", says: ["spec.adapters[1].rag.collection", "Qdrant collection name"] },
+  { name: "unknown GPU sharing mode", text: replace("mode: timeSlicing, replicas: 4", "mode: mps, replicas: 4"), line: "mode: mps", says: ["spec.gpu.sharing.mode", '"none", "timeSlicing", "mig"'] },
+  { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
+];
+
+describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2; nothing written", () => {
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-bad-"));
+  for (const [index, bad] of cases.entries()) {
+    it(bad.name, async () => {
+      const file = join(dir, `case-${index}.yaml`);
+      writeFileSync(file, bad.text);
+      const out = join(dir, `out-${index}`);
+      const run = await runCli(["render", "--spec", file, "--env", bad.env ?? "local", "--out", out], dir);
+      assert.equal(run.code, 2, `exit code; stderr:\n${run.stderr}`);
+      assert.equal(existsSync(out), false, "no output directory is left behind");
+      assert.match(run.stderr, new RegExp(`case-${index}\\.yaml:\\d+:\\d+: `), "names file:line:col");
+      assert.match(run.stderr, /fix: /, "says how to fix it");
+      assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+      for (const phrase of bad.says) assert.ok(run.stderr.includes(phrase), `message should say ${JSON.stringify(phrase)}:\n${run.stderr}`);
+      if (bad.line) {
+        const expected = bad.text.split("\n").findIndex((l) => l.includes(bad.line ?? "")) + 1;
+        assert.ok(run.stderr.includes(`case-${index}.yaml:${expected}:`), `points at line ${expected}:\n${run.stderr}`);
+      }
+    });
+  }
+
+  it("a missing spec file names the file and the fix", async () => {
+    const run = await runCli(["render", "--spec", join(dir, "nope.yaml"), "--env", "local", "-o", "yaml"], dir);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /nope\.yaml does not exist/);
+    assert.match(run.stderr, /fix: pass --spec FILE/);
+  });
+
+  it("bad flags name the flag and show the usage", async () => {
+    const run = await runCli(["render", "--env", "local", "--out", "x", "-o", "yaml", "--spec", "a.yaml"], dir);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /exactly one of --out DIR and -o yaml/);
+    const unknown = await runCli(["render", "--envv", "local"], dir);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--envv/);
+    assert.match(unknown.stderr, /usage: diatonic render/);
+  });
+
+  it(`covers at least 20 distinct bad specs (${cases.length})`, () => {
+    assert.ok(cases.length >= 20);
+  });
+});
