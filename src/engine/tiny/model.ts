@@ -44,6 +44,11 @@ function f32(name: string, shape: readonly number[], data: Float32Array): GgufTe
   return { name, shape, type: GgmlType.f32, data };
 }
 
+/** The two vocabulary-sized matrices are stored as F16 to keep the file small; llama.cpp's CPU backend reads both. */
+function f16(name: string, shape: readonly number[], data: Float32Array): GgufTensor {
+  return { name, shape, type: GgmlType.f16, data };
+}
+
 export interface TinyBaseModelOptions {
   /** @default 1 */
   readonly seed?: number;
@@ -65,7 +70,7 @@ export function tinyBaseModel(options: TinyBaseModelOptions = {}): { metadata: M
     ["general.type", gguf.str("model")],
     ["general.name", gguf.str(options.name ?? "diatonic-tiny-llama")],
     ["general.description", gguf.str("Random weights for tests: its output is noise.")],
-    ["general.file_type", gguf.u32(0)],
+    ["general.file_type", gguf.u32(1)], // LLAMA_FTYPE_MOSTLY_F16
     ["llama.vocab_size", gguf.u32(nVocab)],
     ["llama.context_length", gguf.u32(shape.contextLength)],
     ["llama.embedding_length", gguf.u32(shape.embedding)],
@@ -92,7 +97,7 @@ export function tinyBaseModel(options: TinyBaseModelOptions = {}): { metadata: M
   ]);
 
   const ones = (n: number): Float32Array => new Float32Array(n).fill(1);
-  const tensors: GgufTensor[] = [f32("token_embd.weight", [shape.embedding, nVocab], random.normals(shape.embedding * nVocab, 1))];
+  const tensors: GgufTensor[] = [f16("token_embd.weight", [shape.embedding, nVocab], random.normals(shape.embedding * nVocab, 1))];
 
   // Output rows: word pieces get a wide spread so greedy decoding picks words; byte and control
   // tokens get small rows so they (and end-of-turn) are rarely chosen and outputs run to max_tokens.
@@ -110,7 +115,7 @@ export function tinyBaseModel(options: TinyBaseModelOptions = {}): { metadata: M
     }
   }
   tensors.push(f32("output_norm.weight", [shape.embedding], ones(shape.embedding)));
-  tensors.push(f32("output.weight", [shape.embedding, nVocab], output));
+  tensors.push(f16("output.weight", [shape.embedding, nVocab], output));
   return { metadata, tensors };
 }
 

@@ -1,0 +1,203 @@
+// Hands out context sequences to requests, base model or LoRA adapter, with vLLM's limits.
+//
+// Why a pool of contexts keyed by adapter: in node-llama-cpp 3.21.1 a LoRA adapter is applied to
+// a whole LlamaContext (`createContext({ lora })` → llama_set_adapter_lora on the context), so all
+// sequences of one context share the same adapters. Requests for different adapters therefore need
+// different contexts. Each context gets `parallel` sequences (so one hot adapter can use every
+// slot), at most `maxLoras` adapter contexts exist at once (vLLM's --max-loras: how many adapters
+// are active together), and an idle adapter context is disposed to make room for another.
+// The adapter weights themselves are loaded once per model by node-llama-cpp and cached by path.
+import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { QueueFullError } from "./api-error.ts";
+
+/** What a request runs on: the base model (`adapter` undefined) or one LoRA adapter. */
+export interface Target {
+  readonly name: string;
+  readonly adapter?: { readonly path: string; readonly scale?: number };
+}
+
+export interface ContextPoolOptions {
+  readonly model: LlamaModel;
+  /** Sequences evaluated together, across all contexts. */
+  readonly parallel: number;
+  /** Requests allowed to wait for a sequence; past this, acquire() throws QueueFullError. */
+  readonly maxQueue: number;
+  /** Adapter contexts alive at once. */
+  readonly maxLoras: number;
+  /** Tokens per sequence. */
+  readonly contextSize: number;
+  readonly threads: number;
+}
+
+export interface Lease {
+  readonly sequence: LlamaContextSequence;
+  release(): Promise<void>;
+}
+
+interface Slot {
+  readonly key: string;
+  readonly ready: Promise<LlamaContext>;
+  running: number;
+  retired: boolean;
+}
+
+interface Waiter {
+  readonly target: Target;
+  readonly resolve: (lease: Lease) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const BASE_KEY = "\u0000base";
+
+export class ContextPool {
+  private readonly slots = new Map<string, Slot>();
+  private readonly queue: Waiter[] = [];
+  private running = 0;
+  private closed = false;
+
+  constructor(private readonly options: ContextPoolOptions) {}
+
+  get runningCount(): number {
+    return this.running;
+  }
+
+  get waitingCount(): number {
+    return this.queue.length;
+  }
+
+  /** Adapter names with running requests, and with waiting ones (for vllm:lora_requests_info). */
+  adapterActivity(): { running: string[]; waiting: string[] } {
+    const running = [...this.slots.values()].filter((s) => s.running > 0 && s.key !== BASE_KEY).map((s) => s.key);
+    const waiting = [...new Set(this.queue.filter((w) => w.target.adapter !== undefined).map((w) => w.target.name))];
+    return { running: running.sort(), waiting: waiting.sort() };
+  }
+
+  /** Waits for a free sequence on the target's context. Rejects at once when the queue is full. */
+  acquire(target: Target, signal?: AbortSignal): Promise<Lease> {
+    if (this.closed) return Promise.reject(new Error("the engine is shutting down"));
+    if (this.queue.length >= this.options.maxQueue && !this.canAdmitNow(target)) {
+      return Promise.reject(new QueueFullError(this.options.maxQueue));
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const waiter: Waiter = { target, resolve, reject };
+      this.queue.push(waiter);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          const at = this.queue.indexOf(waiter);
+          if (at !== -1) {
+            this.queue.splice(at, 1);
+            reject(signal.reason);
+          }
+        },
+        { once: true },
+      );
+      this.pump();
+    });
+  }
+
+  /** Disposes the adapter's context once no request runs on it (after unload_lora_adapter). */
+  retire(name: string): void {
+    const slot = this.slots.get(name);
+    if (slot === undefined) return;
+    slot.retired = true;
+    if (slot.running === 0) this.dispose(slot);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const waiter of this.queue.splice(0)) waiter.reject(new Error("the engine is shutting down"));
+    await Promise.allSettled([...this.slots.values()].map(async (slot) => (await slot.ready).dispose()));
+    this.slots.clear();
+  }
+
+  private keyOf(target: Target): string {
+    return target.adapter === undefined ? BASE_KEY : target.name;
+  }
+
+  private canAdmitNow(target: Target): boolean {
+    if (this.queue.length > 0 || this.running >= this.options.parallel) return false;
+    const slot = this.slots.get(this.keyOf(target));
+    return slot !== undefined && !slot.retired;
+  }
+
+  /** Admits waiters in arrival order; the first one that cannot run blocks the rest (FIFO, no starvation). */
+  private pump(): void {
+    while (this.queue.length > 0 && this.running < this.options.parallel) {
+      const waiter = this.queue[0];
+      if (waiter === undefined) return;
+      const slot = this.slotFor(waiter.target);
+      if (slot === undefined) return;
+      this.queue.shift();
+      slot.running++;
+      this.running++;
+      slot.ready.then(
+        (context) => waiter.resolve(this.lease(slot, context.getSequence())),
+        (error: unknown) => {
+          this.finish(slot);
+          waiter.reject(error);
+        },
+      );
+    }
+  }
+
+  private lease(slot: Slot, sequence: LlamaContextSequence): Lease {
+    let released = false;
+    return {
+      sequence,
+      release: async () => {
+        if (released) return;
+        released = true;
+        // Disposing the sequence clears its KV cells and returns its id to the context.
+        sequence.dispose();
+        this.finish(slot);
+      },
+    };
+  }
+
+  private finish(slot: Slot): void {
+    slot.running--;
+    this.running--;
+    if (slot.retired && slot.running === 0) this.dispose(slot);
+    this.pump();
+  }
+
+  /** The target's context, created if there is room (evicting an idle adapter context if need be). */
+  private slotFor(target: Target): Slot | undefined {
+    const key = this.keyOf(target);
+    const existing = this.slots.get(key);
+    if (existing !== undefined && !existing.retired) return existing;
+    if (existing !== undefined) return undefined; // retired but busy: wait until it is gone
+    if (target.adapter !== undefined) {
+      const adapterSlots = [...this.slots.values()].filter((s) => s.key !== BASE_KEY);
+      if (adapterSlots.length >= this.options.maxLoras) {
+        const idle = adapterSlots.find((s) => s.running === 0);
+        if (idle === undefined) return undefined;
+        this.dispose(idle);
+      }
+    }
+    const { model, parallel, contextSize, threads } = this.options;
+    const slot: Slot = {
+      key,
+      running: 0,
+      retired: false,
+      ready: model.createContext({
+        contextSize,
+        sequences: parallel,
+        threads,
+        failedCreationRemedy: false,
+        lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
+      }),
+    };
+    slot.ready.catch(() => {
+      if (this.slots.get(key) === slot) this.slots.delete(key);
+    });
+    this.slots.set(key, slot);
+    return slot;
+  }
+
+  private dispose(slot: Slot): void {
+    if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
+    void slot.ready.then((context) => context.dispose(), () => undefined);
+  }
+}

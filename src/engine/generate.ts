@@ -1,0 +1,124 @@
+// One generation on one context sequence: evaluate the prompt, sample until max_tokens, an
+// end-of-generation token or a stop string, and hand out text as it becomes final.
+import type { LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
+import type { Sampling } from "./requests.ts";
+
+export type FinishReason = "stop" | "length";
+
+export interface GenerationResult {
+  readonly text: string;
+  readonly finishReason: FinishReason;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+export interface GenerateOptions {
+  readonly sampling: Sampling;
+  /** Called with each piece of final text (never a partial UTF-8 character, never part of a stop string). */
+  readonly onText?: (delta: string) => void;
+  /** Called once, when the first token has been sampled. */
+  readonly onFirstToken?: () => void;
+  readonly signal?: AbortSignal;
+}
+
+/** Holds back text that might be the start of a stop string, and cuts at the first full one. */
+class StopMatcher {
+  private held = "";
+  constructor(private readonly stops: readonly string[]) {}
+
+  /** Returns the text safe to emit now and whether a stop string was reached. */
+  push(text: string): { emit: string; stopped: boolean } {
+    const combined = this.held + text;
+    if (this.stops.length === 0) return { emit: combined, stopped: false };
+    let cut = -1;
+    for (const stop of this.stops) {
+      const at = combined.indexOf(stop);
+      if (at !== -1 && (cut === -1 || at < cut)) cut = at;
+    }
+    if (cut !== -1) {
+      this.held = "";
+      return { emit: combined.slice(0, cut), stopped: true };
+    }
+    let keep = 0;
+    for (const stop of this.stops) {
+      for (let len = Math.min(stop.length - 1, combined.length); len > keep; len--) {
+        if (combined.endsWith(stop.slice(0, len))) {
+          keep = len;
+          break;
+        }
+      }
+    }
+    this.held = combined.slice(combined.length - keep);
+    return { emit: combined.slice(0, combined.length - keep), stopped: false };
+  }
+
+  flush(): string {
+    const rest = this.held;
+    this.held = "";
+    return rest;
+  }
+}
+
+/**
+ * Runs one generation. The sequence must be empty (fresh from the context); the caller owns it.
+ * Detokenizes incrementally with a few tokens of left context (SPM needs it for spaces) and holds
+ * tokens back while they end in an incomplete UTF-8 character (byte-fallback tokens).
+ */
+export async function generate(
+  model: LlamaModel,
+  sequence: LlamaContextSequence,
+  promptTokens: readonly Token[],
+  options: GenerateOptions,
+): Promise<GenerationResult> {
+  const { sampling } = options;
+  const room = sequence.contextSize - promptTokens.length;
+  const maxTokens = Math.min(sampling.maxTokens ?? room, room);
+  const matcher = new StopMatcher(sampling.stop);
+  const committed: Token[] = [];
+  let pending: Token[] = [];
+  let text = "";
+  let completionTokens = 0;
+  let finishReason: FinishReason = "length";
+
+  const emit = (piece: string): void => {
+    if (piece.length === 0) return;
+    text += piece;
+    options.onText?.(piece);
+  };
+
+  let stoppedByString = false;
+  const push = (piece: string): void => {
+    const { emit: ready, stopped } = matcher.push(piece);
+    emit(ready);
+    stoppedByString = stopped;
+  };
+
+  if (maxTokens > 0) {
+    const evaluation = sequence.evaluate([...promptTokens], {
+      temperature: sampling.temperature,
+      topP: sampling.topP < 1 ? sampling.topP : undefined,
+      seed: sampling.seed,
+    });
+    for await (const token of evaluation) {
+      if (completionTokens === 0) options.onFirstToken?.();
+      completionTokens++;
+      if (model.isEogToken(token)) {
+        finishReason = "stop";
+        break;
+      }
+      pending.push(token);
+      const piece = model.detokenize(pending, false, committed.slice(-4));
+      if (!piece.endsWith("\uFFFD") || pending.length >= 4) {
+        committed.push(...pending);
+        pending = [];
+        push(piece);
+        if (stoppedByString) break;
+      }
+      if (completionTokens >= maxTokens || options.signal?.aborted === true) break;
+    }
+  }
+  if (!stoppedByString && pending.length > 0) push(model.detokenize(pending, false, committed.slice(-4)));
+  if (stoppedByString) finishReason = "stop";
+  else emit(matcher.flush());
+  return { text, finishReason, promptTokens: promptTokens.length, completionTokens };
+}

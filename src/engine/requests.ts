@@ -1,0 +1,85 @@
+// Request bodies of the vLLM/OpenAI endpoints the engine serves, validated with zod.
+// Unknown fields are ignored (as vLLM does for most); fields we cannot honour are rejected with 400.
+import { z } from "zod";
+import { ApiError } from "./api-error.ts";
+
+const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
+
+const sampling = {
+  model: z.string().min(1),
+  max_tokens: z.number().int().positive().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  seed: z.number().int().nullish(),
+  stop,
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  n: z.literal(1).nullish(),
+};
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+
+export const chatCompletionRequest = z.object({
+  ...sampling,
+  max_completion_tokens: z.number().int().positive().nullish(),
+  messages: z
+    .array(
+      z.object({
+        role: z.enum(["system", "developer", "user", "assistant"]),
+        content: z.union([z.string(), z.array(textPart)]).nullish(),
+      }),
+    )
+    .min(1),
+});
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
+
+export const completionRequest = z.object({
+  ...sampling,
+  prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+});
+export type CompletionRequest = z.infer<typeof completionRequest>;
+
+export const embeddingRequest = z.object({
+  model: z.string().min(1),
+  input: z.union([z.string(), z.array(z.string()).min(1).max(256)]),
+  encoding_format: z.enum(["float", "base64"]).nullish(),
+});
+export type EmbeddingRequest = z.infer<typeof embeddingRequest>;
+
+export const loadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().min(1) });
+export const unloadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().nullish() });
+
+/** Parses a body with a schema; the first issue becomes a 400 that names the field. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const param = issue && issue.path.length > 0 ? issue.path.join(".") : null;
+  throw new ApiError(400, param ? `${param}: ${issue?.message ?? "invalid"}` : (issue?.message ?? "invalid request body"), param);
+}
+
+export interface Sampling {
+  readonly maxTokens: number | undefined;
+  readonly temperature: number;
+  readonly topP: number;
+  readonly seed: number | undefined;
+  readonly stop: readonly string[];
+}
+
+/** OpenAI's defaults: temperature 1, top_p 1, no stop strings. */
+export function samplingOf(request: ChatCompletionRequest | CompletionRequest, defaultMaxTokens?: number): Sampling {
+  const maxTokens = ("max_completion_tokens" in request ? request.max_completion_tokens : undefined) ?? request.max_tokens ?? defaultMaxTokens;
+  const stopField = request.stop ?? [];
+  return {
+    maxTokens,
+    temperature: request.temperature ?? 1,
+    topP: request.top_p ?? 1,
+    seed: request.seed ?? undefined,
+    stop: (typeof stopField === "string" ? [stopField] : stopField).filter((s) => s.length > 0),
+  };
+}
+
+export function messageText(content: ChatCompletionRequest["messages"][number]["content"]): string {
+  if (content === null || content === undefined) return "";
+  return typeof content === "string" ? content : content.map((part) => part.text).join("");
+}
