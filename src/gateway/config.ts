@@ -12,6 +12,21 @@ export const Upstream = z.strictObject({
   /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
   discovery: z.enum(["static", "dns"]).default("static"),
   connectTimeoutMs: z.number().int().min(1).default(2000),
+  /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
+  replicas: z.array(z.url()).optional(),
+  /** Passive health: eject a replica after this many failures in a row, for ejectionMs doubling up to maxEjectionMs. */
+  health: z
+    .strictObject({
+      ejectAfterFailures: z.number().int().min(1).optional(),
+      ejectionMs: z.number().int().min(1).optional(),
+      maxEjectionMs: z.number().int().min(1).optional(),
+      probePath: z.string().startsWith("/").optional(),
+    })
+    .optional(),
+  /** Retries before the first byte, on another replica where there is one. */
+  maxRetries: z.number().int().min(0).max(5).optional(),
+  /** How often `dns` discovery resolves the host again. */
+  dnsRefreshMs: z.number().int().min(100).optional(),
 });
 
 export const AdapterRoute = z.strictObject({
@@ -65,3 +80,4 @@ export const GatewayConfig = z.strictObject({
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export type GatewayConfigInput = z.input<typeof GatewayConfig>;
 export type AdapterRoute = z.infer<typeof AdapterRoute>;
+export type UpstreamConfig = z.infer<typeof Upstream>;

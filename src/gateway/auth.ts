@@ -1,0 +1,134 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { InputError } from "../errors.ts";
+import type { GatewayConfig } from "./config.ts";
+import { ErrorType, GatewayError } from "./errors.ts";
+
+/** The keys file mounted from a Secret: only hashes (`printf %s "$KEY" | sha256sum`), never keys. */
+export const KeysFile = z.strictObject({
+  keys: z.array(
+    z.strictObject({
+      sha256: z
+        .string()
+        .regex(/^[0-9a-fA-F]{64}$/, "must be the hex SHA-256 of the key (64 characters)")
+        .transform((hex) => hex.toLowerCase()),
+      tenant: z.string().min(1),
+      adapters: z.array(z.string().min(1)).min(1),
+      scopes: z.array(z.enum(["inference", "admin"])).default(["inference"]),
+    }),
+  ),
+});
+export type KeysFile = z.infer<typeof KeysFile>;
+
+export type Scope = "inference" | "admin";
+
+/** Who is calling: the tenant of a key, or an anonymous caller where auth allows one. */
+export interface Principal {
+  readonly tenant: string;
+  /** Rate limits are kept per key: a short prefix of its hash, or `anonymous`. */
+  readonly keyId: string;
+  readonly adapters: "*" | ReadonlySet<string>;
+  readonly scopes: ReadonlySet<Scope>;
+}
+
+const ANONYMOUS: Principal = { tenant: "anonymous", keyId: "anonymous", adapters: "*", scopes: new Set(["inference"]) };
+
+interface StoredKey {
+  readonly hash: Buffer;
+  readonly principal: Principal;
+}
+
+export class KeyStore {
+  private constructor(private readonly keys: readonly StoredKey[]) {}
+
+  static readonly empty = new KeyStore([]);
+
+  static fromFile(keys: KeysFile): KeyStore {
+    return new KeyStore(
+      keys.keys.map((key) => ({
+        hash: Buffer.from(key.sha256, "hex"),
+        principal: {
+          tenant: key.tenant,
+          keyId: key.sha256.slice(0, 12),
+          adapters: key.adapters.includes("*") ? "*" : new Set(key.adapters),
+          scopes: new Set(key.scopes),
+        },
+      })),
+    );
+  }
+
+  /** Loads the keys file. A missing file is an empty store unless auth is required. */
+  static async load(config: GatewayConfig): Promise<KeyStore> {
+    const file = config.auth.keysFile;
+    if (config.auth.mode === "disabled") return KeyStore.empty;
+    if (file === undefined) {
+      if (config.auth.mode === "required") throw new InputError("auth.mode is required but auth.keysFile is not set", "set auth.keysFile to the mounted keys file");
+      return KeyStore.empty;
+    }
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && config.auth.mode === "optional") return KeyStore.empty;
+      throw new InputError(`cannot read API keys file ${file}: ${(error as Error).message}`, "create the keys Secret as the README shows");
+    }
+    const parsed = KeysFile.safeParse(parseYaml(text) ?? { keys: [] });
+    if (!parsed.success) {
+      const lines = parsed.error.issues.map((issue) => `  ${issue.path.map(String).join(".")}: ${issue.message}`);
+      throw new InputError(`${file}: not a valid keys file:\n${lines.join("\n")}`, "each key needs {sha256, tenant, adapters, scopes}");
+    }
+    return KeyStore.fromFile(parsed.data);
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** Every stored hash is compared, in constant time, so timing says nothing about which one matched. */
+  find(key: string): Principal | undefined {
+    const hash = createHash("sha256").update(key).digest();
+    let found: Principal | undefined;
+    for (const stored of this.keys) {
+      if (timingSafeEqual(stored.hash, hash) && found === undefined) found = stored.principal;
+    }
+    return found;
+  }
+}
+
+function presentedKey(headers: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
+  const authorization = headers.authorization;
+  if (typeof authorization === "string") {
+    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    return match?.[1]?.trim();
+  }
+  const apiKey = headers["x-api-key"] ?? headers["api-key"];
+  return typeof apiKey === "string" ? apiKey.trim() : undefined;
+}
+
+/**
+ * `required`: every request needs a valid key. `optional`: a request without a key is anonymous, but
+ * a key that is presented must be valid. `disabled`: keys are ignored.
+ */
+export function authenticate(mode: GatewayConfig["auth"]["mode"], store: KeyStore, headers: Readonly<Record<string, string | string[] | undefined>>): Principal {
+  if (mode === "disabled") return ANONYMOUS;
+  const key = presentedKey(headers);
+  if (key === undefined || key === "") {
+    if (mode === "optional") return ANONYMOUS;
+    throw new GatewayError(401, ErrorType.authentication, "missing API key: send `Authorization: Bearer <key>`", "missing_api_key");
+  }
+  const principal = store.find(key);
+  if (principal === undefined) throw new GatewayError(401, ErrorType.authentication, "invalid API key", "invalid_api_key");
+  return principal;
+}
+
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (!principal.scopes.has(scope)) {
+    throw new GatewayError(403, ErrorType.permission, `this API key lacks the ${scope} scope`, "missing_scope");
+  }
+}
+
+export function mayUse(principal: Principal, model: string): boolean {
+  return principal.adapters === "*" || principal.adapters.has(model);
+}

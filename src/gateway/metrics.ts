@@ -1,0 +1,40 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** The gateway's Prometheus metrics, on a registry of its own so several gateways can share a process. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"adapter" | "tenant" | "status">;
+  readonly latency: Histogram<"adapter" | "tenant">;
+  readonly timeToFirstToken: Histogram<"adapter" | "tenant">;
+  readonly tokens: Counter<"adapter" | "tenant" | "direction">;
+  readonly retries: Counter<"upstream" | "reason">;
+  readonly ejections: Counter<"upstream" | "replica">;
+  readonly queueDepth: Gauge<"adapter">;
+  readonly inFlight: Gauge<"adapter">;
+  readonly rateLimited: Counter<"tenant" | "limit">;
+  readonly configReloads: Counter<"result">;
+  readonly retrievals: Counter<"adapter" | "result">;
+
+  constructor(options: { readonly defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "diatonic_gateway_" });
+    this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter, tenant and HTTP status.", labelNames: ["adapter", "tenant", "status"], registers });
+    this.latency = new Histogram({ name: "diatonic_gateway_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
+    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Time from request to the first byte of the upstream's response body.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
+    this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "tenant", "direction"], registers });
+    this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
+    this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream", "replica"], registers });
+    this.queueDepth = new Gauge({ name: "diatonic_gateway_queue_depth", help: "Requests waiting for a concurrency slot.", labelNames: ["adapter"], registers });
+    this.inFlight = new Gauge({ name: "diatonic_gateway_in_flight_requests", help: "Requests being served upstream.", labelNames: ["adapter"], registers });
+    this.rateLimited = new Counter({ name: "diatonic_gateway_rate_limited_total", help: "Requests rejected by a per-key rate limit.", labelNames: ["tenant", "limit"], registers });
+    this.configReloads = new Counter({ name: "diatonic_gateway_config_reloads_total", help: "Config reloads by result (ok, rejected).", labelNames: ["result"], registers });
+    this.retrievals = new Counter({ name: "diatonic_gateway_retrievals_total", help: "RAG retrievals by result (ok, failed, skipped).", labelNames: ["adapter", "result"], registers });
+  }
+
+  async render(): Promise<{ body: string; contentType: string }> {
+    return { body: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}

@@ -1,0 +1,247 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { mayUse, type Principal } from "./auth.ts";
+import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import { clientWantsUsage, ENDPOINT_PATHS, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
+import { citationsOf, contextMessage, queryOf, type Citation, type Retriever } from "./retriever.ts";
+import type { ModelTarget, Runtime, Snapshot } from "./runtime.ts";
+import { SseRelay, usageOf, type Usage } from "./sse.ts";
+import type { UpstreamPool, UpstreamResponse } from "./upstream.ts";
+
+/** One request's record, filled in as it goes, logged and counted when the response closes. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly started: number;
+  adapter: string;
+  tenant: string;
+  keyId: string;
+  stream: boolean;
+  usage: Usage | undefined;
+  firstByteAt: number | undefined;
+  replica: string | undefined;
+  attempts: number;
+  retrieval: "ok" | "skipped" | undefined;
+  prompt: unknown;
+  errorCode: string | null | undefined;
+}
+
+export interface ProxyContext {
+  readonly runtime: Runtime;
+  readonly snapshot: Snapshot;
+  readonly metrics: GatewayMetrics;
+  readonly retriever: Retriever | undefined;
+}
+
+interface Resolved {
+  readonly label: string;
+  readonly target: ModelTarget;
+  readonly upstream: UpstreamPool;
+  readonly upstreamModel: string;
+}
+
+function resolveTarget(context: ProxyContext, endpoint: InferenceEndpoint, body: JsonObject, routeTarget: ModelTarget | undefined, principal: Principal): Resolved {
+  const { snapshot } = context;
+  const base = snapshot.models.get(snapshot.config.baseModel.name);
+  if (base === undefined) throw new Error("base model missing from snapshot");
+  if (endpoint === "embeddings") {
+    if (snapshot.embeddings === undefined) throw notFound("this platform serves no embeddings model", "model_not_found", "model");
+    return { label: "embeddings", target: base, upstream: snapshot.embeddings.upstream, upstreamModel: snapshot.embeddings.model };
+  }
+  const model = routeTarget?.name ?? body.model;
+  if (typeof model !== "string" || model === "") throw badRequest("`model` must name an adapter (or use the /<adapter>/v1/... path)", "model", "missing_model");
+  const target = snapshot.models.get(model);
+  if (target === undefined) throw notFound(`the model ${JSON.stringify(model)} does not exist: GET /v1/models lists the adapters`, "model_not_found", "model");
+  if (!mayUse(principal, target.name)) throw new GatewayError(403, ErrorType.permission, `this API key may not use the adapter ${JSON.stringify(target.name)}`, "adapter_not_allowed", "model");
+  return { label: target.name, target, upstream: target.upstream, upstreamModel: target.upstreamModel };
+}
+
+/** POST /v1/chat/completions, /v1/completions, /v1/embeddings (and their /<adapter>/ forms). */
+export async function handleInference(
+  context: ProxyContext,
+  exchange: Exchange,
+  endpoint: InferenceEndpoint,
+  routeTarget: ModelTarget | undefined,
+  principal: Principal,
+): Promise<void> {
+  const { snapshot, runtime, metrics } = context;
+  const { res } = exchange;
+  const body = parseJsonObject(await readBody(exchange.req, snapshot.config.server.maxBodyBytes));
+  const resolved = resolveTarget(context, endpoint, body, routeTarget, principal);
+  exchange.adapter = resolved.label;
+  validateRequest(endpoint, body);
+  exchange.stream = body.stream === true;
+  if (snapshot.config.server.logPrompts) exchange.prompt = body.messages ?? body.prompt ?? body.input;
+
+  try {
+    runtime.rateLimiter.admit(principal.keyId);
+  } catch (error) {
+    if (error instanceof GatewayError) metrics.rateLimited.inc({ tenant: principal.tenant, limit: error.code ?? "unknown" });
+    throw error;
+  }
+
+  const { target } = resolved;
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new GatewayError(504, ErrorType.timeout, `the request took longer than ${target.timeoutMs} ms`, "request_timeout")),
+    target.timeoutMs,
+  );
+  const onClose = () => {
+    if (!res.writableFinished) controller.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
+  };
+  res.once("close", onClose);
+  try {
+    const wait = target.limiter.acquire(controller.signal);
+    if (wait !== undefined) await wait;
+  } catch (error) {
+    clearTimeout(timer);
+    throw error;
+  }
+  metrics.inFlight.inc({ adapter: resolved.label });
+  try {
+    await forward(context, exchange, endpoint, body, resolved, controller.signal);
+  } finally {
+    clearTimeout(timer);
+    target.limiter.release();
+    metrics.inFlight.dec({ adapter: resolved.label });
+    if (exchange.usage) runtime.rateLimiter.charge(principal.keyId, exchange.usage.promptTokens + exchange.usage.completionTokens);
+  }
+}
+
+async function forward(context: ProxyContext, exchange: Exchange, endpoint: InferenceEndpoint, body: JsonObject, resolved: Resolved, signal: AbortSignal): Promise<void> {
+  const { target } = resolved;
+  const extraHeaders: OutgoingHttpHeaders = { "x-request-id": exchange.requestId };
+  let contextText: string | undefined;
+  let citations: Citation[] | undefined;
+  const rag = target.adapter?.rag;
+  if (rag !== undefined && endpoint === "chat") {
+    const query = queryOf(body);
+    try {
+      if (context.retriever === undefined) throw new Error("no retriever is configured for RAG adapters");
+      if (query === undefined) throw new Error("the request has no user message to retrieve for");
+      const retrieval = await context.retriever.retrieve(target.adapter as NonNullable<ModelTarget["adapter"]>, query, signal);
+      if (retrieval.chunks.length > 0) contextText = contextMessage(retrieval);
+      citations = citationsOf(retrieval);
+      exchange.retrieval = "ok";
+      context.metrics.retrievals.inc({ adapter: target.name, result: "ok" });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason instanceof GatewayError ? signal.reason : error;
+      context.metrics.retrievals.inc({ adapter: target.name, result: rag.onFailure === "fail" ? "failed" : "skipped" });
+      if (rag.onFailure === "fail") {
+        throw new GatewayError(502, ErrorType.upstream, `retrieval for adapter ${target.name} failed: ${(error as Error).message}`, "retrieval_failed");
+      }
+      exchange.retrieval = "skipped";
+      extraHeaders["x-diatonic-retrieval"] = "skipped";
+    }
+  }
+  const payload = JSON.stringify(upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText));
+  const response = await resolved.upstream.send({
+    method: "POST",
+    path: ENDPOINT_PATHS[endpoint],
+    headers: {
+      "content-type": "application/json",
+      accept: exchange.stream ? "text/event-stream" : "application/json",
+      "x-request-id": exchange.requestId,
+    },
+    body: payload,
+    signal,
+    firstByteTimeoutMs: target.firstByteTimeoutMs,
+  });
+  exchange.replica = response.replica;
+  exchange.attempts = response.attempts;
+  if (response.statusCode >= 500) throw await upstreamFailure(resolved.upstream.name, response);
+  const contentType = String(response.headers["content-type"] ?? "application/json");
+  if (response.statusCode < 300 && contentType.includes("text/event-stream")) {
+    await relayStream(exchange, response, new SseRelay(clientWantsUsage(body), citations ? () => citationEvent(exchange, citations) : undefined), extraHeaders, signal);
+    return;
+  }
+  exchange.firstByteAt ??= performance.now();
+  const text = await response.body.text();
+  let out = text;
+  if (response.statusCode < 300 && text.includes('"usage"')) {
+    try {
+      const parsed = JSON.parse(text) as JsonObject;
+      exchange.usage = usageOf(parsed.usage);
+      if (citations !== undefined) out = JSON.stringify({ ...parsed, diatonic: { citations } });
+    } catch {
+      // Not JSON after all: pass it on unchanged.
+    }
+  } else if (response.statusCode < 300 && citations !== undefined) {
+    try {
+      out = JSON.stringify({ ...(JSON.parse(text) as JsonObject), diatonic: { citations } });
+    } catch {
+      // Leave the body as the engine sent it.
+    }
+  }
+  const headers: OutgoingHttpHeaders = { ...extraHeaders, "content-type": contentType, "content-length": Buffer.byteLength(out) };
+  const retryAfter = response.headers["retry-after"];
+  if (retryAfter !== undefined) headers["retry-after"] = retryAfter;
+  exchange.res.writeHead(response.statusCode, headers);
+  exchange.res.end(out);
+}
+
+/** A 5xx from the engine becomes the gateway's 502 (or the engine's own 503/504), with its message kept. */
+async function upstreamFailure(upstream: string, response: UpstreamResponse): Promise<GatewayError> {
+  let detail = "";
+  try {
+    const text = (await response.body.text()).slice(0, 2000);
+    const parsed = JSON.parse(text) as { error?: { message?: unknown }; message?: unknown; detail?: unknown };
+    const message = parsed.error?.message ?? parsed.message ?? parsed.detail;
+    detail = typeof message === "string" ? `: ${message}` : "";
+  } catch {
+    detail = "";
+  }
+  const status = response.statusCode === 503 || response.statusCode === 504 ? response.statusCode : 502;
+  const type = status === 504 ? ErrorType.timeout : status === 503 ? ErrorType.overloaded : ErrorType.upstream;
+  return new GatewayError(status, type, `upstream ${upstream} answered ${response.statusCode}${detail}`, "upstream_error");
+}
+
+function citationEvent(exchange: Exchange, citations: readonly Citation[]): string {
+  return JSON.stringify({ id: `diatonic-${exchange.requestId}`, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: exchange.adapter, choices: [], diatonic: { citations } });
+}
+
+/** Passes an SSE stream through event by event, waiting for the client when it reads slowly. */
+async function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseRelay, extraHeaders: OutgoingHttpHeaders, signal: AbortSignal): Promise<void> {
+  const { res } = exchange;
+  res.writeHead(response.statusCode, {
+    ...extraHeaders,
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+  });
+  res.flushHeaders();
+  response.body.setEncoding("utf8");
+  try {
+    for await (const chunk of response.body as AsyncIterable<string>) {
+      exchange.firstByteAt ??= performance.now();
+      const out = relay.push(chunk);
+      if (out !== "" && !res.write(out)) await drained(res);
+      if (res.destroyed) return;
+    }
+    res.end(relay.flush());
+  } catch (error) {
+    if (signal.aborted && !(signal.reason instanceof GatewayError && signal.reason.status === 504)) return;
+    // Headers are gone: say so in the stream (the OpenAI SDK raises it), so truncation is never silent.
+    const failure =
+      signal.aborted && signal.reason instanceof GatewayError
+        ? signal.reason
+        : new GatewayError(502, ErrorType.upstream, `upstream stream broke: ${(error as { code?: string }).code ?? (error as Error).message}`, "upstream_stream_error");
+    exchange.errorCode = failure.code;
+    if (!res.destroyed) res.end(`data: ${failure.body()}\n\n`);
+  } finally {
+    exchange.usage = relay.usage;
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}

@@ -1,0 +1,113 @@
+import type { IncomingMessage } from "node:http";
+import type { AdapterRoute } from "./config.ts";
+import { badRequest, ErrorType, GatewayError } from "./errors.ts";
+
+export type InferenceEndpoint = "chat" | "completions" | "embeddings";
+
+export const ENDPOINT_PATHS: Readonly<Record<InferenceEndpoint, string>> = {
+  chat: "/v1/chat/completions",
+  completions: "/v1/completions",
+  embeddings: "/v1/embeddings",
+};
+
+/** Reads the whole request body, refusing more than `maxBytes` (413) before or while reading it. */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large");
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        req.off("data", onData);
+        req.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.once("error", reject);
+  });
+}
+
+export type JsonObject = Record<string, unknown>;
+
+export function parseJsonObject(body: Buffer): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch (error) {
+    throw badRequest(`request body is not valid JSON: ${(error as Error).message}`, null, "invalid_json");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw badRequest("request body must be a JSON object", null, "invalid_json");
+  return value as JsonObject;
+}
+
+/** The checks the gateway needs to route and count a request; the engine validates the rest. */
+export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): void {
+  if (body.stream !== undefined && typeof body.stream !== "boolean") throw badRequest("`stream` must be a boolean", "stream");
+  if (body.stream_options !== undefined && (typeof body.stream_options !== "object" || body.stream_options === null)) {
+    throw badRequest("`stream_options` must be an object", "stream_options");
+  }
+  if (endpoint === "chat") {
+    if (!Array.isArray(body.messages) || body.messages.length === 0) throw badRequest("`messages` must be a non-empty array", "messages");
+    body.messages.forEach((message: unknown, index) => {
+      if (typeof message !== "object" || message === null || typeof (message as { role?: unknown }).role !== "string") {
+        throw badRequest(`messages[${index}] must be an object with a string \`role\``, `messages[${index}].role`);
+      }
+    });
+  } else if (endpoint === "completions") {
+    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) throw badRequest("`prompt` must be a string or an array", "prompt");
+  } else if (typeof body.input !== "string" && !Array.isArray(body.input)) {
+    throw badRequest("`input` must be a string or an array", "input");
+  }
+}
+
+const SAMPLING_FIELDS = [
+  ["temperature", "temperature"],
+  ["topP", "top_p"],
+  ["presencePenalty", "presence_penalty"],
+  ["frequencyPenalty", "frequency_penalty"],
+] as const;
+
+/**
+ * The body sent upstream: the adapter's system prompt and retrieved context first, its sampling
+ * defaults where the client set none, and `model` set to the LoRA (or base) name vLLM serves.
+ */
+export function upstreamBody(
+  endpoint: InferenceEndpoint,
+  body: JsonObject,
+  upstreamModel: string,
+  adapter: AdapterRoute | undefined,
+  context: string | undefined,
+): JsonObject {
+  const out: JsonObject = { ...body, model: upstreamModel };
+  if (adapter !== undefined && endpoint !== "embeddings") {
+    for (const [from, to] of SAMPLING_FIELDS) {
+      const value = adapter.sampling[from];
+      if (value !== undefined && out[to] === undefined) out[to] = value;
+    }
+    const maxTokens = adapter.sampling.maxTokens;
+    if (maxTokens !== undefined && out.max_tokens === undefined && out.max_completion_tokens === undefined) out.max_tokens = maxTokens;
+    if (endpoint === "chat") {
+      const preamble: JsonObject[] = [];
+      if (adapter.systemPrompt !== undefined) preamble.push({ role: "system", content: adapter.systemPrompt });
+      if (context !== undefined) preamble.push({ role: "system", content: context });
+      if (preamble.length > 0) out.messages = [...preamble, ...(body.messages as unknown[])];
+    }
+  }
+  if (out.stream === true) {
+    // Usage is needed for token limits and metrics; the usage-only chunk is dropped for clients that did not ask.
+    out.stream_options = { ...(body.stream_options as JsonObject | undefined), include_usage: true };
+  }
+  return out;
+}
+
+export function clientWantsUsage(body: JsonObject): boolean {
+  const options = body.stream_options as JsonObject | undefined;
+  return options?.include_usage === true;
+}

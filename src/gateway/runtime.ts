@@ -1,0 +1,168 @@
+import type { Logger } from "pino";
+import type { KeyStore } from "./auth.ts";
+import type { AdapterRoute, GatewayConfig, UpstreamConfig } from "./config.ts";
+import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+import { UpstreamPool } from "./upstream.ts";
+
+/** Where a model name leads: an adapter, or the base model itself. */
+export interface ModelTarget {
+  readonly name: string;
+  readonly kind: "adapter" | "base";
+  readonly adapter: AdapterRoute | undefined;
+  readonly upstreamModel: string;
+  readonly upstream: UpstreamPool;
+  readonly limiter: ConcurrencyLimiter;
+  readonly timeoutMs: number;
+  readonly firstByteTimeoutMs: number;
+}
+
+/** One loaded configuration: swapped whole on reload, so a request sees one consistent view. */
+export interface Snapshot {
+  readonly config: GatewayConfig;
+  readonly keys: KeyStore;
+  readonly models: ReadonlyMap<string, ModelTarget>;
+  /** Path prefix (`/code`) → target. */
+  readonly routes: ReadonlyMap<string, ModelTarget>;
+  readonly embeddings: { readonly upstream: UpstreamPool; readonly model: string } | undefined;
+  readonly loadedAt: Date;
+}
+
+/** Limits for the base model, which the spec does not give any. */
+const BASE_MODEL_LIMITS = { concurrency: 64, queue: 256, timeoutMs: 300_000, firstByteTimeoutMs: 60_000 } as const;
+
+/**
+ * What outlives a reload: upstream pools (kept while their settings are unchanged, so keep-alive
+ * connections and health state survive), concurrency limiters and rate-limit buckets.
+ */
+export class Runtime {
+  private snapshot: Snapshot | undefined;
+  private readonly pools = new Map<string, { key: string; pool: UpstreamPool }>();
+  private readonly limiters = new Map<string, ConcurrencyLimiter>();
+  private readonly retired = new Set<UpstreamPool>();
+  readonly rateLimiter = new RateLimiter({ requestsPerMinute: 1, tokensPerMinute: 1 });
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  get current(): Snapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** Builds a snapshot for a validated config and makes it current. */
+  async apply(config: GatewayConfig, keys: KeyStore): Promise<Snapshot> {
+    const pools = new Map<string, UpstreamPool>();
+    const started: UpstreamPool[] = [];
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      const key = JSON.stringify(upstream);
+      const existing = this.pools.get(name);
+      if (existing?.key === key) {
+        pools.set(name, existing.pool);
+      } else {
+        const pool = this.newPool(name, upstream);
+        await pool.start();
+        started.push(pool);
+        pools.set(name, pool);
+      }
+    }
+    const poolOf = (name: string): UpstreamPool => {
+      const pool = pools.get(name);
+      if (pool === undefined) throw new Error(`upstream ${name} missing after validation`);
+      return pool;
+    };
+    const models = new Map<string, ModelTarget>();
+    const routes = new Map<string, ModelTarget>();
+    const base: ModelTarget = {
+      name: config.baseModel.name,
+      kind: "base",
+      adapter: undefined,
+      upstreamModel: config.baseModel.name,
+      upstream: poolOf(config.baseModel.upstream),
+      limiter: this.limiterFor(`base:${config.baseModel.name}`, config.baseModel.name, BASE_MODEL_LIMITS.concurrency, BASE_MODEL_LIMITS.queue),
+      timeoutMs: BASE_MODEL_LIMITS.timeoutMs,
+      firstByteTimeoutMs: BASE_MODEL_LIMITS.firstByteTimeoutMs,
+    };
+    models.set(base.name, base);
+    for (const adapter of config.adapters) {
+      const target: ModelTarget = {
+        name: adapter.name,
+        kind: "adapter",
+        adapter,
+        upstreamModel: adapter.upstreamModel,
+        upstream: poolOf(adapter.upstream),
+        limiter: this.limiterFor(adapter.name, adapter.name, adapter.limits.concurrency, adapter.limits.queue),
+        timeoutMs: adapter.limits.timeoutMs,
+        firstByteTimeoutMs: adapter.limits.firstByteTimeoutMs,
+      };
+      models.set(adapter.name, target);
+      routes.set(adapter.route, target);
+    }
+    this.rateLimiter.update(config.rateLimits);
+    const snapshot: Snapshot = {
+      config,
+      keys,
+      models,
+      routes,
+      embeddings: config.embeddings ? { upstream: poolOf(config.embeddings.upstream), model: config.embeddings.model } : undefined,
+      loadedAt: new Date(),
+    };
+    const retired = [...this.pools].filter(([name, entry]) => pools.get(name) !== entry.pool);
+    this.pools.clear();
+    for (const [name, pool] of pools) this.pools.set(name, { key: JSON.stringify(config.upstreams[name]), pool });
+    this.snapshot = snapshot;
+    // Requests already running on a retired pool finish first: destroy only after the longest timeout.
+    for (const [, entry] of retired) {
+      this.retired.add(entry.pool);
+      setTimeout(() => {
+        this.retired.delete(entry.pool);
+        void entry.pool.close();
+      }, 310_000).unref();
+    }
+    return snapshot;
+  }
+
+  private newPool(name: string, upstream: UpstreamConfig): UpstreamPool {
+    return new UpstreamPool(name, upstream, {
+      onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
+      onEjection: (upstreamName, replica, forMs) => {
+        this.metrics.ejections.inc({ upstream: upstreamName, replica });
+        this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
+      },
+      onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
+    });
+  }
+
+  private limiterFor(key: string, adapter: string, concurrency: number, queue: number): ConcurrencyLimiter {
+    let limiter = this.limiters.get(key);
+    if (limiter === undefined) {
+      limiter = new ConcurrencyLimiter(concurrency, queue, (depth) => this.metrics.queueDepth.set({ adapter }, depth));
+      this.limiters.set(key, limiter);
+    } else {
+      limiter.update(concurrency, queue);
+    }
+    return limiter;
+  }
+
+  /** Ready when a config is loaded and every adapter (and the base model) has a healthy replica. */
+  readiness(): { ready: boolean; problems: string[] } {
+    const snapshot = this.snapshot;
+    if (snapshot === undefined) return { ready: false, problems: ["no configuration loaded"] };
+    const problems: string[] = [];
+    for (const target of snapshot.models.values()) {
+      if (target.upstream.healthyCount() === 0) problems.push(`${target.name}: no healthy replica of upstream ${target.upstream.name}`);
+    }
+    return { ready: problems.length === 0, problems };
+  }
+
+  upstreams(): ReturnType<UpstreamPool["describe"]>[] {
+    return [...this.pools.values()].map((entry) => entry.pool.describe());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...[...this.pools.values()].map((entry) => entry.pool), ...this.retired].map((pool) => pool.close()));
+    this.retired.clear();
+    this.pools.clear();
+  }
+}

@@ -1,0 +1,274 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino, type Logger } from "pino";
+import { authenticate, mayUse, requireScope, KeyStore, type Principal } from "./auth.ts";
+import type { GatewayConfig } from "./config.ts";
+import { FileWatcher, loadGatewayConfig, type FileWatcherOptions } from "./config-watch.ts";
+import { GatewayError, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { handleInference, type Exchange, type ProxyContext } from "./proxy.ts";
+import type { InferenceEndpoint } from "./request.ts";
+import type { Retriever } from "./retriever.ts";
+import { Runtime, type ModelTarget, type Snapshot } from "./runtime.ts";
+
+export interface GatewayOptions {
+  /** The config file (the `gateway` ConfigMap's config.yaml); watched and reloaded when it changes. */
+  readonly configFile?: string;
+  /** A config given directly (in-process use): not watched. One of `configFile` and `config` is needed. */
+  readonly config?: GatewayConfig;
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  /** 0 picks a free port. @default config.server.port */
+  readonly port?: number;
+  /** Retrieval for RAG adapters. Without one, RAG adapters follow their `onFailure` policy. */
+  readonly retriever?: Retriever;
+  /** @default a pino logger writing JSON lines to stdout at `info` */
+  readonly logger?: Logger;
+  /** How the config and keys files are watched; `false` turns watching off. @default {} */
+  readonly watch?: FileWatcherOptions | false;
+  /** Node's process metrics on /metrics. @default true */
+  readonly defaultMetrics?: boolean;
+}
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly port: number;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  /** Loads the config and keys again; resolves false (old config kept, error logged) when they are invalid. */
+  reload(): Promise<boolean>;
+  /** The configuration in use. */
+  config(): GatewayConfig;
+  /** Stops listening; open requests get `graceMs` to finish before their connections are closed. @default 0 */
+  close(graceMs?: number): Promise<void>;
+}
+
+type Route =
+  | { readonly kind: "inference"; readonly endpoint: InferenceEndpoint }
+  | { readonly kind: "models"; readonly id: string | undefined }
+  | { readonly kind: "none" };
+
+function routeOf(method: string, path: string): Route | GatewayError {
+  const post = (endpoint: InferenceEndpoint): Route | GatewayError =>
+    method === "POST" ? { kind: "inference", endpoint } : new GatewayError(405, ErrorType.invalidRequest, `${path} takes POST`, "method_not_allowed");
+  switch (path) {
+    case "/v1/chat/completions":
+      return post("chat");
+    case "/v1/completions":
+      return post("completions");
+    case "/v1/embeddings":
+      return post("embeddings");
+    case "/v1/models":
+      return method === "GET" ? { kind: "models", id: undefined } : new GatewayError(405, ErrorType.invalidRequest, `${path} takes GET`, "method_not_allowed");
+  }
+  if (path.startsWith("/v1/models/") && method === "GET") return { kind: "models", id: decodeURIComponent(path.slice("/v1/models/".length)) };
+  return { kind: "none" };
+}
+
+function modelCard(snapshot: Snapshot, target: ModelTarget): Record<string, unknown> {
+  const created = Math.floor(snapshot.loadedAt.getTime() / 1000);
+  const owner = snapshot.config.platform;
+  if (target.kind === "base") return { id: target.name, object: "model", created, owned_by: owner, root: target.name, parent: null };
+  return { id: target.name, object: "model", created, owned_by: owner, root: target.upstreamModel, parent: snapshot.config.baseModel.name, description: target.adapter?.description ?? "" };
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/** Starts the gateway: loads and checks the config, finds the upstreams, listens. */
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const logger = options.logger ?? pino({ base: { component: "gateway" } });
+  const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
+  const runtime = new Runtime(metrics, logger);
+
+  const load = async (): Promise<{ config: GatewayConfig; keys: KeyStore }> => {
+    const config = options.configFile !== undefined ? await loadGatewayConfig(options.configFile) : options.config;
+    if (config === undefined) throw new Error("startGateway needs configFile or config");
+    return { config, keys: await KeyStore.load(config) };
+  };
+  const first = await load();
+  await runtime.apply(first.config, first.keys);
+
+  let reloading: Promise<boolean> = Promise.resolve(true);
+  const reload = (): Promise<boolean> => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await load();
+        await runtime.apply(next.config, next.keys);
+        metrics.configReloads.inc({ result: "ok" });
+        logger.info({ adapters: next.config.adapters.length, keys: next.keys.size }, "gateway config reloaded");
+        return true;
+      } catch (error) {
+        metrics.configReloads.inc({ result: "rejected" });
+        logger.error({ err: { message: (error as Error).message } }, "new gateway config rejected; the old one keeps serving");
+        return false;
+      }
+    });
+    return reloading;
+  };
+
+  let watcher: FileWatcher | undefined;
+  if (options.configFile !== undefined && options.watch !== false) {
+    const files = [options.configFile, ...(first.config.auth.keysFile !== undefined && first.config.auth.mode !== "disabled" ? [first.config.auth.keysFile] : [])];
+    watcher = new FileWatcher(files, () => void reload(), options.watch ?? {});
+    await watcher.prime();
+  }
+
+  const retriever = options.retriever;
+  const server: Server = createServer((req, res) => {
+    void handle(req, res);
+  });
+  // Longer than the usual load balancer idle timeout, so the balancer closes idle connections first.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : randomUUID();
+    const exchange: Exchange = {
+      req,
+      res,
+      requestId,
+      started: performance.now(),
+      adapter: "",
+      tenant: "",
+      keyId: "",
+      stream: false,
+      usage: undefined,
+      firstByteAt: undefined,
+      replica: undefined,
+      attempts: 0,
+      retrieval: undefined,
+      prompt: undefined,
+      errorCode: undefined,
+    };
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
+    try {
+      if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
+      if (req.method === "GET" && path === "/readyz") {
+        const { ready, problems } = runtime.readiness();
+        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
+      }
+      if (req.method === "GET" && path === "/metrics") {
+        const { body, contentType } = await metrics.render();
+        res.writeHead(200, { "content-type": contentType });
+        res.end(body);
+        return;
+      }
+      const snapshot = runtime.current;
+      if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
+      let routeTarget: ModelTarget | undefined;
+      let apiPath = path;
+      if (!path.startsWith("/v1/")) {
+        const slash = path.indexOf("/", 1);
+        const prefix = slash < 0 ? path : path.slice(0, slash);
+        routeTarget = snapshot.routes.get(prefix);
+        if (routeTarget === undefined || slash < 0) throw notFound(`no route for ${path}: use /v1/... or /<adapter>/v1/...`, "unknown_route");
+        apiPath = path.slice(slash);
+      }
+      const route = routeOf(req.method ?? "GET", apiPath);
+      if (route instanceof GatewayError) throw route;
+      if (route.kind === "none") throw notFound(`no route for ${req.method ?? ""} ${path}`, "unknown_route");
+      const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
+      exchange.tenant = principal.tenant;
+      exchange.keyId = principal.keyId;
+      requireScope(principal, "inference");
+      if (route.kind === "models") return listModels(res, snapshot, principal, routeTarget, route.id);
+      const context: ProxyContext = { runtime, snapshot, metrics, retriever };
+      await handleInference(context, exchange, route.endpoint, routeTarget, principal);
+    } catch (error) {
+      const failure = toGatewayError(error);
+      if (failure.status === 500) logger.error({ err: error, requestId }, "gateway bug");
+      exchange.errorCode = failure.code;
+      if (failure.status === 413) res.setHeader("connection", "close");
+      if (!res.destroyed) sendError(res, failure);
+    } finally {
+      if (res.writableFinished || res.destroyed) record(exchange, path);
+      else res.once("close", () => record(exchange, path));
+    }
+  }
+
+  function listModels(res: ServerResponse, snapshot: Snapshot, principal: Principal, routeTarget: ModelTarget | undefined, id: string | undefined): void {
+    const visible = [...snapshot.models.values()].filter((target) => mayUse(principal, target.name) && (routeTarget === undefined || target === routeTarget));
+    if (id === undefined) return sendJson(res, 200, { object: "list", data: visible.map((target) => modelCard(snapshot, target)) });
+    const target = visible.find((candidate) => candidate.name === id);
+    if (target === undefined) throw notFound(`the model ${JSON.stringify(id)} does not exist`, "model_not_found", "model");
+    sendJson(res, 200, modelCard(snapshot, target));
+  }
+
+  function record(exchange: Exchange, path: string): void {
+    const { res } = exchange;
+    const status = res.headersSent ? res.statusCode : 499;
+    const seconds = (performance.now() - exchange.started) / 1000;
+    if (path !== "/healthz" && path !== "/readyz" && path !== "/metrics") {
+      const labels = { adapter: exchange.adapter || "-", tenant: exchange.tenant || "-" };
+      metrics.requests.inc({ ...labels, status: String(status) });
+      metrics.latency.observe(labels, seconds);
+      if (exchange.firstByteAt !== undefined) metrics.timeToFirstToken.observe(labels, (exchange.firstByteAt - exchange.started) / 1000);
+      if (exchange.usage) {
+        metrics.tokens.inc({ ...labels, direction: "in" }, exchange.usage.promptTokens);
+        metrics.tokens.inc({ ...labels, direction: "out" }, exchange.usage.completionTokens);
+      }
+    }
+    if (path === "/healthz" || path === "/readyz" || path === "/metrics") return;
+    logger.info(
+      {
+        requestId: exchange.requestId,
+        method: exchange.req.method,
+        path,
+        status,
+        ms: Math.round(seconds * 10_000) / 10,
+        ...(exchange.adapter !== "" ? { adapter: exchange.adapter } : {}),
+        ...(exchange.tenant !== "" ? { tenant: exchange.tenant, key: exchange.keyId } : {}),
+        ...(exchange.stream ? { stream: true } : {}),
+        ...(exchange.firstByteAt !== undefined ? { ttftMs: Math.round((exchange.firstByteAt - exchange.started) * 10) / 10 } : {}),
+        ...(exchange.usage ? { promptTokens: exchange.usage.promptTokens, completionTokens: exchange.usage.completionTokens } : {}),
+        ...(exchange.replica !== undefined ? { replica: exchange.replica, attempts: exchange.attempts } : {}),
+        ...(exchange.retrieval !== undefined ? { retrieval: exchange.retrieval } : {}),
+        ...(exchange.errorCode ? { error: exchange.errorCode } : {}),
+        ...(exchange.prompt !== undefined ? { prompt: exchange.prompt } : {}),
+      },
+      "request",
+    );
+  }
+
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? first.config.server.port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  logger.info({ url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode }, "gateway listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    metrics,
+    logger,
+    reload,
+    config: () => (runtime.current as Snapshot).config,
+    close: (graceMs = 0) => {
+      closing ??= (async () => {
+        watcher?.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), graceMs).unref();
+        });
+        await runtime.close();
+      })();
+      return closing;
+    },
+  };
+}

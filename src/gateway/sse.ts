@@ -1,0 +1,111 @@
+/** Token counts as OpenAI and vLLM report them. */
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+export function usageOf(value: unknown): Usage | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = value as Record<string, unknown>;
+  if (typeof prompt !== "number" && typeof total !== "number") return undefined;
+  const promptTokens = typeof prompt === "number" ? prompt : 0;
+  const completionTokens = typeof completion === "number" ? completion : typeof total === "number" ? total - promptTokens : 0;
+  return { promptTokens, completionTokens };
+}
+
+const EVENT_END = /\r?\n\r?\n/g;
+
+/**
+ * Relays a server-sent event stream event by event: each complete event goes out as soon as it has
+ * arrived (only a partial event is held back). It reads usage from the stream, can drop the
+ * usage-only chunk the client did not ask for, and can add one event before `[DONE]`.
+ */
+export class SseRelay {
+  private pending = "";
+  usage: Usage | undefined;
+
+  constructor(
+    /** False when the gateway asked for usage on the client's behalf: the usage-only chunk is then dropped. */
+    private readonly clientWantsUsage: boolean,
+    /** JSON for one extra event sent just before `data: [DONE]`. */
+    private readonly beforeDone?: () => string | undefined,
+  ) {}
+
+  /** Takes a chunk from upstream; returns what to send to the client now ("" when nothing is complete yet). */
+  push(chunk: string): string {
+    const text = this.pending + chunk;
+    let last = -1;
+    let end = 0;
+    EVENT_END.lastIndex = 0;
+    for (let match = EVENT_END.exec(text); match !== null; match = EVENT_END.exec(text)) {
+      last = match.index;
+      end = match.index + match[0].length;
+    }
+    if (last < 0) {
+      this.pending = text;
+      return "";
+    }
+    this.pending = text.slice(end);
+    return this.process(text.slice(0, end));
+  }
+
+  /** Whatever is left when the upstream stream ends. */
+  flush(): string {
+    const rest = this.pending;
+    this.pending = "";
+    return rest === "" ? "" : this.process(rest);
+  }
+
+  private process(events: string): string {
+    // The fast path: nothing in this batch needs looking at.
+    if (!events.includes('"usage"') && !(this.beforeDone && events.includes("[DONE]"))) return events;
+    let out = "";
+    for (const event of splitEvents(events)) out += this.processEvent(event);
+    return out;
+  }
+
+  private processEvent(event: string): string {
+    const data = dataOf(event);
+    if (data === "[DONE]") {
+      const extra = this.beforeDone?.();
+      return extra === undefined ? event : `data: ${extra}\n\n${event}`;
+    }
+    if (data === undefined || !data.includes('"usage"')) return event;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return event;
+    }
+    const { usage, choices } = parsed as { usage?: unknown; choices?: unknown };
+    const counted = usageOf(usage);
+    if (counted === undefined) return event;
+    this.usage = counted;
+    const usageOnly = Array.isArray(choices) && choices.length === 0;
+    return usageOnly && !this.clientWantsUsage ? "" : event;
+  }
+}
+
+function splitEvents(text: string): string[] {
+  const events: string[] = [];
+  let start = 0;
+  EVENT_END.lastIndex = 0;
+  for (let match = EVENT_END.exec(text); match !== null; match = EVENT_END.exec(text)) {
+    const end = match.index + match[0].length;
+    events.push(text.slice(start, end));
+    start = end;
+  }
+  if (start < text.length) events.push(text.slice(start));
+  return events;
+}
+
+/** The joined `data:` lines of one event. */
+function dataOf(event: string): string | undefined {
+  let data: string | undefined;
+  for (const line of event.split(/\r?\n/)) {
+    if (!line.startsWith("data:")) continue;
+    const value = line.slice(line.startsWith("data: ") ? 6 : 5);
+    data = data === undefined ? value : `${data}\n${value}`;
+  }
+  return data?.trim();
+}

@@ -1,0 +1,364 @@
+import { lookup } from "node:dns/promises";
+import type { IncomingHttpHeaders } from "node:http";
+import { Pool, type Dispatcher } from "undici";
+import type { UpstreamConfig } from "./config.ts";
+import { ErrorType, GatewayError } from "./errors.ts";
+
+export interface UpstreamRequest {
+  readonly method: "GET" | "POST";
+  /** Path below the upstream's base URL, e.g. `/v1/chat/completions`. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string | Buffer;
+  /** Aborts the request: the client went away or the total timeout passed. */
+  readonly signal: AbortSignal;
+  /** Time allowed for response headers, and then between body chunks. */
+  readonly firstByteTimeoutMs: number;
+}
+
+export interface UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Dispatcher.ResponseData["body"];
+  readonly replica: string;
+  readonly attempts: number;
+}
+
+/** What an upstream reports to metrics and logs. */
+export interface UpstreamEvents {
+  onRetry?(upstream: string, reason: string): void;
+  onEjection?(upstream: string, replica: string, forMs: number): void;
+  onRestore?(upstream: string, replica: string): void;
+}
+
+const DEFAULTS = {
+  ejectAfterFailures: 3,
+  ejectionMs: 1000,
+  maxEjectionMs: 30_000,
+  probePath: "/health",
+  maxRetries: 2,
+  dnsRefreshMs: 5000,
+  keepAliveMs: 30_000,
+} as const;
+
+/** Transport errors where the request cannot have reached the engine's handler: safe to retry. */
+const RETRYABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED"]);
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
+
+/**
+ * Like Finagle's: every request deposits `ratio` of a retry, every retry withdraws one, so retries
+ * stay a fraction of traffic and cannot multiply an outage. A small reserve covers quiet periods.
+ */
+export class RetryBudget {
+  private balance: number;
+  constructor(
+    private readonly ratio = 0.2,
+    private readonly reserve = 10,
+  ) {
+    this.balance = reserve;
+  }
+  deposit(): void {
+    this.balance = Math.min(this.balance + this.ratio, this.reserve + 100);
+  }
+  tryWithdraw(): boolean {
+    if (this.balance < 1) return false;
+    this.balance -= 1;
+    return true;
+  }
+}
+
+class Replica {
+  outstanding = 0;
+  failures = 0;
+  ejections = 0;
+  ejectedUntil = 0;
+  probing = false;
+  retired = false;
+  readonly pool: Pool;
+
+  constructor(
+    readonly origin: string,
+    connectTimeoutMs: number,
+  ) {
+    this.pool = new Pool(origin, {
+      connect: { timeout: connectTimeoutMs },
+      keepAliveTimeout: DEFAULTS.keepAliveMs,
+      pipelining: 1,
+    });
+  }
+
+  healthy(now: number): boolean {
+    return this.ejectedUntil <= now && !this.probing;
+  }
+}
+
+/**
+ * One engine Service: its replicas (a static list, or every address of a headless Service found by
+ * DNS), each with a keep-alive pool; least-outstanding-requests balancing; passive health with
+ * ejection and active probing back; retries before the first byte within a budget.
+ */
+export class UpstreamPool {
+  private replicas: Replica[] = [];
+  private readonly base: URL;
+  private readonly basePath: string;
+  private readonly hostHeader: string;
+  private readonly settings: Required<NonNullable<UpstreamConfig["health"]>> & { maxRetries: number; dnsRefreshMs: number };
+  private readonly budget = new RetryBudget();
+  private dnsTimer: NodeJS.Timeout | undefined;
+  private readonly probeTimers = new Set<NodeJS.Timeout>();
+  private cursor = 0;
+  private closed = false;
+  private lastResolveError: string | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly config: UpstreamConfig,
+    private readonly events: UpstreamEvents = {},
+  ) {
+    this.base = new URL(config.url);
+    this.basePath = this.base.pathname.replace(/\/+$/, "");
+    this.hostHeader = this.base.host;
+    this.settings = {
+      ejectAfterFailures: config.health?.ejectAfterFailures ?? DEFAULTS.ejectAfterFailures,
+      ejectionMs: config.health?.ejectionMs ?? DEFAULTS.ejectionMs,
+      maxEjectionMs: config.health?.maxEjectionMs ?? DEFAULTS.maxEjectionMs,
+      probePath: config.health?.probePath ?? DEFAULTS.probePath,
+      maxRetries: config.maxRetries ?? DEFAULTS.maxRetries,
+      dnsRefreshMs: config.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
+    };
+  }
+
+  /** Finds the replicas; with DNS discovery, keeps finding them. */
+  async start(): Promise<void> {
+    if (this.config.discovery === "dns") {
+      await this.resolve();
+      const refresh = () => {
+        this.dnsTimer = setTimeout(() => void this.resolve().finally(() => !this.closed && refresh()), this.settings.dnsRefreshMs);
+        this.dnsTimer.unref();
+      };
+      refresh();
+    } else {
+      const origins = [this.base.origin, ...(this.config.replicas ?? []).map((url) => new URL(url).origin)];
+      this.setOrigins([...new Set(origins)]);
+    }
+  }
+
+  private async resolve(): Promise<void> {
+    try {
+      const addresses = await lookup(this.base.hostname, { all: true });
+      const port = this.base.port || (this.base.protocol === "https:" ? "443" : "80");
+      const origins = addresses.map(({ address, family }) => `${this.base.protocol}//${family === 6 ? `[${address}]` : address}:${port}`);
+      this.setOrigins([...new Set(origins)].sort());
+      this.lastResolveError = undefined;
+    } catch (error) {
+      // Keep the last known replicas: a DNS hiccup must not take a working upstream away.
+      this.lastResolveError = (error as Error).message;
+    }
+  }
+
+  private setOrigins(origins: readonly string[]): void {
+    const wanted = new Set(origins);
+    const kept = this.replicas.filter((replica) => {
+      if (wanted.has(replica.origin)) return true;
+      replica.retired = true;
+      void replica.pool.close().catch(() => undefined);
+      return false;
+    });
+    const known = new Set(kept.map((replica) => replica.origin));
+    for (const origin of origins) if (!known.has(origin)) kept.push(new Replica(origin, this.config.connectTimeoutMs));
+    this.replicas = kept;
+  }
+
+  /** Replicas that would take a request now. */
+  healthyCount(now = performance.now()): number {
+    let count = 0;
+    for (const replica of this.replicas) if (replica.healthy(now)) count++;
+    return count;
+  }
+
+  describe(): { name: string; replicas: { origin: string; healthy: boolean; outstanding: number }[]; dnsError?: string } {
+    const now = performance.now();
+    return {
+      name: this.name,
+      replicas: this.replicas.map((replica) => ({ origin: replica.origin, healthy: replica.healthy(now), outstanding: replica.outstanding })),
+      ...(this.lastResolveError ? { dnsError: this.lastResolveError } : {}),
+    };
+  }
+
+  /** Least outstanding requests among healthy replicas, starting the scan at a moving cursor to break ties. */
+  private pick(exclude: ReadonlySet<Replica>): Replica | undefined {
+    const now = performance.now();
+    const count = this.replicas.length;
+    let best: Replica | undefined;
+    this.cursor = (this.cursor + 1) % Math.max(1, count);
+    for (let i = 0; i < count; i++) {
+      const replica = this.replicas[(this.cursor + i) % count];
+      if (replica === undefined || !replica.healthy(now) || exclude.has(replica)) continue;
+      if (best === undefined || replica.outstanding < best.outstanding) best = replica;
+    }
+    return best;
+  }
+
+  /** Sends a request, retrying on another replica only while nothing has come back yet. */
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    this.budget.deposit();
+    const tried = new Set<Replica>();
+    let lastError: GatewayError | undefined;
+    for (let attempt = 1; ; attempt++) {
+      let replica = this.pick(tried);
+      // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
+      if (replica === undefined && tried.size > 0 && attempt > 1) replica = this.pick(new Set());
+      if (replica === undefined) {
+        throw (
+          lastError ??
+          new GatewayError(503, ErrorType.overloaded, `no healthy replica of upstream ${this.name}: all are ejected after failures`, "upstream_unavailable", null, {
+            "retry-after": String(Math.max(1, Math.ceil(this.nextRestoreMs() / 1000))),
+          })
+        );
+      }
+      tried.add(replica);
+      const outcome = await this.attempt(replica, request, attempt);
+      if (!(outcome instanceof RetryableError)) {
+        if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.signal, `status ${outcome.statusCode}`)) return outcome;
+        await outcome.body.dump().catch(() => undefined);
+        lastError = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
+        continue;
+      }
+      lastError = outcome;
+      if (!outcome.retryable || !this.mayRetry(attempt, request.signal, outcome.code ?? "error")) throw outcome;
+    }
+  }
+
+  private mayRetry(attempt: number, signal: AbortSignal, reason: string): boolean {
+    if (signal.aborted || attempt > this.settings.maxRetries || !this.budget.tryWithdraw()) return false;
+    this.events.onRetry?.(this.name, reason);
+    return true;
+  }
+
+  private nextRestoreMs(): number {
+    const now = performance.now();
+    let soonest = this.settings.ejectionMs;
+    for (const replica of this.replicas) soonest = Math.min(soonest, Math.max(0, replica.ejectedUntil - now));
+    return soonest;
+  }
+
+  private async attempt(replica: Replica, request: UpstreamRequest, attempt: number): Promise<UpstreamResponse | RetryableError> {
+    replica.outstanding++;
+    let settled = false;
+    const done = () => {
+      if (!settled) {
+        settled = true;
+        replica.outstanding--;
+      }
+    };
+    try {
+      const response = await replica.pool.request({
+        method: request.method,
+        path: this.basePath + request.path,
+        headers: { ...request.headers, host: this.hostHeader },
+        body: request.body ?? null,
+        signal: request.signal,
+        headersTimeout: request.firstByteTimeoutMs,
+        bodyTimeout: request.firstByteTimeoutMs,
+      });
+      if (response.statusCode >= 500) this.failure(replica);
+      else this.success(replica);
+      response.body.once("close", done);
+      response.body.once("error", () => {
+        if (!request.signal.aborted) this.failure(replica);
+      });
+      return { statusCode: response.statusCode, headers: response.headers, body: response.body, replica: replica.origin, attempts: attempt };
+    } catch (error) {
+      done();
+      return this.classify(error, replica, request.signal);
+    }
+  }
+
+  private classify(error: unknown, replica: Replica, signal: AbortSignal): RetryableError {
+    if (signal.aborted) {
+      const reason: unknown = signal.reason;
+      if (reason instanceof GatewayError) return new RetryableError(reason, false);
+      return new RetryableError(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"), false);
+    }
+    const code = (error as { code?: string }).code ?? "";
+    this.failure(replica);
+    if (code === "UND_ERR_HEADERS_TIMEOUT") {
+      return new RetryableError(new GatewayError(504, ErrorType.timeout, `upstream ${this.name} sent no response within the first-byte timeout`, "upstream_timeout"), false);
+    }
+    if (code === "UND_ERR_CONNECT_TIMEOUT") {
+      return new RetryableError(new GatewayError(504, ErrorType.timeout, `could not connect to upstream ${this.name} (${replica.origin}) in time`, "upstream_connect_timeout"), true);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return new RetryableError(new GatewayError(502, ErrorType.upstream, `upstream ${this.name} failed: ${code || message}`, "upstream_unreachable"), RETRYABLE_CODES.has(code));
+  }
+
+  private success(replica: Replica): void {
+    replica.failures = 0;
+    replica.ejections = 0;
+  }
+
+  private failure(replica: Replica): void {
+    replica.failures++;
+    if (replica.failures >= this.settings.ejectAfterFailures && replica.ejectedUntil <= performance.now() && !replica.probing) this.eject(replica);
+  }
+
+  private eject(replica: Replica): void {
+    const forMs = Math.min(this.settings.maxEjectionMs, this.settings.ejectionMs * 2 ** replica.ejections);
+    replica.ejections++;
+    replica.failures = 0;
+    replica.ejectedUntil = performance.now() + forMs;
+    this.events.onEjection?.(this.name, replica.origin, forMs);
+    const timer = setTimeout(() => {
+      this.probeTimers.delete(timer);
+      void this.probe(replica);
+    }, forMs);
+    timer.unref();
+    this.probeTimers.add(timer);
+  }
+
+  /** An ejected replica comes back only after it answers the health path. */
+  private async probe(replica: Replica): Promise<void> {
+    if (this.closed || replica.retired) return;
+    replica.probing = true;
+    let ok = false;
+    try {
+      const response = await replica.pool.request({
+        method: "GET",
+        path: this.basePath + this.settings.probePath,
+        headers: { host: this.hostHeader },
+        headersTimeout: Math.max(this.config.connectTimeoutMs, 1000),
+        bodyTimeout: Math.max(this.config.connectTimeoutMs, 1000),
+      });
+      await response.body.dump();
+      ok = response.statusCode < 500;
+    } catch {
+      ok = false;
+    }
+    replica.probing = false;
+    if (this.closed || replica.retired) return;
+    if (ok) {
+      replica.failures = 0;
+      replica.ejectedUntil = 0;
+      this.events.onRestore?.(this.name, replica.origin);
+    } else {
+      this.eject(replica);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.dnsTimer);
+    for (const timer of this.probeTimers) clearTimeout(timer);
+    await Promise.all(this.replicas.map((replica) => replica.pool.destroy().catch(() => undefined)));
+  }
+}
+
+/** A GatewayError that also says whether another attempt may follow. */
+class RetryableError extends GatewayError {
+  constructor(
+    error: GatewayError,
+    readonly retryable: boolean,
+  ) {
+    super(error.status, error.type, error.message, error.code, error.param, error.headers);
+  }
+}

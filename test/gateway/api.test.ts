@@ -1,0 +1,182 @@
+// The official OpenAI SDK against the gateway against the fixed-completion upstream (a real HTTP server).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import OpenAI from "openai";
+import { FIXED_TEXT, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
+import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
+
+async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof OpenAI.APIError) return error;
+    throw error;
+  }
+  assert.fail("expected an API error");
+}
+
+describe("gateway API with the OpenAI SDK", () => {
+  let upstream: FixedUpstream;
+  let gw: TestGateway;
+  before(async () => {
+    upstream = await startFixedUpstream();
+    gw = await startTestGateway(upstream.url);
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+  const last = () => {
+    const request = upstream.requests.at(-1);
+    assert.ok(request, "the upstream got a request");
+    return request;
+  };
+
+  it("chat: applies the adapter's system prompt and sampling defaults and sends the LoRA name upstream", async () => {
+    const completion = await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "write fizzbuzz" }] });
+    assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+    assert.equal(completion.usage?.total_tokens, 13);
+    const sent = last();
+    assert.equal(sent.path, "/v1/chat/completions");
+    assert.equal(sent.body?.model, "code-lora");
+    assert.deepEqual(sent.body?.messages, [
+      { role: "system", content: "You write code." },
+      { role: "user", content: "write fizzbuzz" },
+    ]);
+    assert.equal(sent.body?.temperature, 0.2);
+    assert.equal(sent.body?.max_tokens, 64);
+    assert.equal(sent.headers.authorization, undefined, "the client's key is not forwarded");
+  });
+
+  it("chat: the client's sampling values win over the adapter's defaults", async () => {
+    await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "hi" }], temperature: 1.1, max_completion_tokens: 5 });
+    const sent = last();
+    assert.equal(sent.body?.temperature, 1.1);
+    assert.equal(sent.body?.max_completion_tokens, 5);
+    assert.equal(sent.body?.max_tokens, undefined);
+  });
+
+  it("path prefix /<adapter>/v1 is the same as model=<adapter>", async () => {
+    const completion = await gw.client(KEYS.all, "/code").chat.completions.create({ model: "ignored", messages: [{ role: "user", content: "hi" }] });
+    assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+    assert.equal(last().body?.model, "code-lora");
+  });
+
+  it("stream: chunks arrive through the SDK; the usage chunk is only there when asked for", async () => {
+    const stream = await gw.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true });
+    let text = "";
+    let usageChunks = 0;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) usageChunks++;
+    }
+    assert.equal(text, FIXED_TEXT);
+    assert.equal(usageChunks, 0);
+    assert.deepEqual(last().body?.stream_options, { include_usage: true }, "the gateway asks upstream for usage to count tokens");
+
+    const withUsage = await gw.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true } });
+    let usage: number | undefined;
+    for await (const chunk of withUsage) usage = chunk.usage?.total_tokens ?? usage;
+    assert.equal(usage, 13);
+  });
+
+  it("completions and embeddings", async () => {
+    const completion = await gw.client().completions.create({ model: "code", prompt: "def fib(n):" });
+    assert.equal(completion.choices[0]?.text, FIXED_TEXT);
+    assert.equal(last().body?.model, "code-lora");
+    assert.equal(last().body?.max_tokens, 64);
+
+    const embeddings = await gw.client().embeddings.create({ model: "anything", input: ["a", "b"] });
+    assert.equal(embeddings.data.length, 2);
+    assert.equal(last().path, "/v1/embeddings");
+    assert.equal(last().body?.model, "llama-base");
+  });
+
+  it("models: the adapters the key may use, plus the base model, with parent and owned_by", async () => {
+    const all = [];
+    for await (const model of gw.client().models.list()) all.push(model);
+    assert.deepEqual(all.map((m) => m.id).sort(), ["chatbot", "code", "handbook", "llama-base", "narrow", "strict"]);
+    const code = all.find((m) => m.id === "code") as unknown as Record<string, unknown>;
+    assert.equal(code.parent, "llama-base");
+    assert.equal(code.owned_by, "test");
+
+    const narrow = [];
+    for await (const model of gw.client(KEYS.code).models.list()) narrow.push(model.id);
+    assert.deepEqual(narrow, ["code"]);
+    assert.equal((await gw.client().models.retrieve("code")).id, "code");
+  });
+
+  it("400: bad JSON and bad fields, in OpenAI's error shape", async () => {
+    const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" }, body: "{nope" });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: Record<string, unknown> };
+    assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+    assert.equal(body.error.code, "invalid_json");
+
+    const noMessages = await apiError(gw.client().chat.completions.create({ model: "code", messages: [] }));
+    assert.equal(noMessages.status, 400);
+    assert.equal(noMessages.param, "messages");
+    const noModel = await apiError(gw.client().chat.completions.create({ model: "", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(noModel.status, 400);
+    assert.equal(noModel.param, "model");
+  });
+
+  it("401: missing and wrong keys", async () => {
+    const response = await fetch(`${gw.gateway.url}/v1/models`);
+    assert.equal(response.status, 401);
+    const wrong = await apiError(gw.client("sk-wrong").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.code, "invalid_api_key");
+  });
+
+  it("403: an adapter the key may not use, or a key without the inference scope", async () => {
+    const denied = await apiError(gw.client(KEYS.code).chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(denied.status, 403);
+    assert.equal(denied.code, "adapter_not_allowed");
+    const scope = await apiError(gw.client(KEYS.noScope).chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(scope.status, 403);
+  });
+
+  it("404: unknown adapter by name and by path", async () => {
+    const byName = await apiError(gw.client().chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(byName.status, 404);
+    assert.equal(byName.code, "model_not_found");
+    const byPath = await apiError(gw.client(KEYS.all, "/nope").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    assert.equal(byPath.status, 404);
+  });
+
+  it("413: a body over server.maxBodyBytes", async () => {
+    const tooBig = await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x".repeat(5000) }] }));
+    assert.equal(tooBig.status, 413);
+    assert.equal(tooBig.code, "request_too_large");
+  });
+
+  it("upstream 4xx answers pass through unchanged", async () => {
+    upstream.behaviour = { kind: "status", status: 422 };
+    try {
+      const error = await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+      assert.equal(error.status, 422);
+    } finally {
+      upstream.behaviour = { kind: "ok" };
+    }
+  });
+
+  it("/healthz, /readyz and /metrics", async () => {
+    assert.equal((await fetch(`${gw.gateway.url}/healthz`)).status, 200);
+    const ready = await fetch(`${gw.gateway.url}/readyz`);
+    assert.equal(ready.status, 200);
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_requests_total\{adapter="code",tenant="acme",status="200"\} \d+/);
+    assert.match(metrics, /diatonic_gateway_tokens_total\{adapter="code",tenant="acme",direction="out"\} \d+/);
+    assert.match(metrics, /diatonic_gateway_time_to_first_token_seconds_bucket/);
+  });
+
+  it("logs one JSON line per request, without the prompt", async () => {
+    await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "secret prompt text" }] });
+    const line = gw.logs.find("request").at(-1);
+    assert.equal(line?.adapter, "code");
+    assert.equal(line?.tenant, "acme");
+    assert.equal(line?.status, 200);
+    assert.ok(!JSON.stringify(gw.logs.lines).includes("secret prompt text"));
+  });
+});

@@ -1,0 +1,200 @@
+// The "fixed-completion upstream": a real node:http server that speaks the slice of vLLM's OpenAI API
+// the gateway forwards, answering a fixed completion and a fixed SSE stream, and misbehaving on
+// request (status codes, hangs, resets) for fault tests. Also the upstream of bench:gateway.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export type Behaviour =
+  | { readonly kind: "ok" }
+  | { readonly kind: "status"; readonly status: number }
+  | { readonly kind: "hang" }
+  | { readonly kind: "reset-mid-stream" }
+  | { readonly kind: "slow-stream"; readonly delayMs: number; readonly chunks: number }
+  | { readonly kind: "big-stream"; readonly chunks: number; readonly chunkBytes: number };
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingMessage["headers"];
+  readonly body: Record<string, unknown> | undefined;
+}
+
+export interface FixedUpstream {
+  url: string;
+  port: number;
+  readonly requests: RecordedRequest[];
+  behaviour: Behaviour;
+  /** Requests whose client went away before the response ended. */
+  aborted: number;
+  /** Set when a big-stream write had to wait for the reader (backpressure reached the upstream). */
+  sawBackpressure: boolean;
+  /** Bytes of a big stream written so far. */
+  bytesWritten: number;
+  close(): Promise<void>;
+}
+
+export interface FixedUpstreamOptions {
+  /** @default 0 (a free port) */
+  readonly port?: number;
+  /** Keep every request for assertions; off for benchmarks. @default true */
+  readonly record?: boolean;
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+}
+
+export const FIXED_TEXT = "Hello from the fixed upstream.";
+const STREAM_PIECES = ["Hello", " from", " the", " fixed", " upstream", "."];
+const USAGE = { prompt_tokens: 7, completion_tokens: 6, total_tokens: 13 };
+const CREATED = 1_700_000_000;
+
+function chatCompletion(model: string): string {
+  return JSON.stringify({
+    id: "chatcmpl-fixed",
+    object: "chat.completion",
+    created: CREATED,
+    model,
+    choices: [{ index: 0, message: { role: "assistant", content: FIXED_TEXT }, finish_reason: "stop", logprobs: null }],
+    usage: USAGE,
+  });
+}
+
+function completion(model: string): string {
+  return JSON.stringify({ id: "cmpl-fixed", object: "text_completion", created: CREATED, model, choices: [{ index: 0, text: FIXED_TEXT, finish_reason: "stop", logprobs: null }], usage: USAGE });
+}
+
+function chunkEvent(model: string, content: string, finish: string | null): string {
+  return `data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [{ index: 0, delta: { content }, finish_reason: finish, logprobs: null }] })}\n\n`;
+}
+
+function streamEvents(model: string, includeUsage: boolean): string[] {
+  const events = STREAM_PIECES.map((piece, index) => chunkEvent(model, piece, index === STREAM_PIECES.length - 1 ? "stop" : null));
+  if (includeUsage) events.push(`data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [], usage: USAGE })}\n\n`);
+  events.push("data: [DONE]\n\n");
+  return events;
+}
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Promise<FixedUpstream> {
+  const record = options.record ?? true;
+  const sockets = new Set<Socket>();
+  const state: FixedUpstream = {
+    url: "",
+    port: 0,
+    requests: [],
+    behaviour: { kind: "ok" },
+    aborted: 0,
+    sawBackpressure: false,
+    bytesWritten: 0,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => void answer(req, res, Buffer.concat(chunks)));
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+
+  async function answer(req: IncomingMessage, res: ServerResponse, raw: Buffer): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    let body: Record<string, unknown> | undefined;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
+      } catch {
+        body = undefined;
+      }
+    }
+    if (record) state.requests.push({ method: req.method ?? "", path, headers: req.headers, body });
+    res.on("close", () => {
+      if (!res.writableFinished) state.aborted++;
+    });
+    if (path === "/health") {
+      res.writeHead(200).end();
+      return;
+    }
+    const behaviour = state.behaviour;
+    if (behaviour.kind === "hang") return;
+    if (behaviour.kind === "status") {
+      const message = JSON.stringify({ error: { message: `fixed upstream failing with ${behaviour.status}`, type: "server_error", param: null, code: null } });
+      res.writeHead(behaviour.status, { "content-type": "application/json" }).end(message);
+      return;
+    }
+    const model = typeof body?.model === "string" ? body.model : "unknown";
+    if (req.method === "GET" && path === "/v1/models") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data: [{ id: "base", object: "model", created: CREATED, owned_by: "fixed" }] }));
+      return;
+    }
+    if (path === "/v1/embeddings") {
+      const inputs = Array.isArray(body?.input) ? body.input : [body?.input];
+      const data = inputs.map((_, index) => ({ object: "embedding", index, embedding: [0.1, 0.2, 0.3, 0.4] }));
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data, model, usage: { prompt_tokens: 3, total_tokens: 3 } }));
+      return;
+    }
+    if (path !== "/v1/chat/completions" && path !== "/v1/completions") {
+      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found", type: "not_found_error", param: null, code: null } }));
+      return;
+    }
+    if (body?.stream !== true) {
+      const text = path === "/v1/completions" ? completion(model) : chatCompletion(model);
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+      return;
+    }
+    const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const events = streamEvents(model, includeUsage);
+    if (behaviour.kind === "reset-mid-stream") {
+      res.write(events[0]);
+      res.write(events[1]);
+      await wait(20);
+      res.socket?.resetAndDestroy();
+      return;
+    }
+    if (behaviour.kind === "slow-stream") {
+      for (let i = 0; i < behaviour.chunks && !res.destroyed; i++) {
+        res.write(chunkEvent(model, `tick${i} `, null));
+        await wait(behaviour.delayMs);
+      }
+      if (!res.destroyed) res.end("data: [DONE]\n\n");
+      return;
+    }
+    if (behaviour.kind === "big-stream") {
+      const filler = "x".repeat(behaviour.chunkBytes);
+      for (let i = 0; i < behaviour.chunks && !res.destroyed; i++) {
+        const event = chunkEvent(model, filler, null);
+        state.bytesWritten += event.length;
+        if (!res.write(event)) {
+          state.sawBackpressure = true;
+          await new Promise<void>((resolve) => {
+            res.once("drain", resolve);
+            res.once("close", resolve);
+          });
+        }
+      }
+      if (!res.destroyed) res.end("data: [DONE]\n\n");
+      return;
+    }
+    res.end(events.join(""));
+  }
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
+  state.port = (server.address() as AddressInfo).port;
+  state.url = `http://127.0.0.1:${state.port}`;
+  return state;
+}
+
+/** A port where nothing listens: bound once, then released. */
+export async function refusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
