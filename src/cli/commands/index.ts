@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
 import { engineCommand } from "./engine.ts";
+import { gatewayCommand } from "./gateway.ts";
 import { modelDownloadCommand } from "./model-download.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { renderCommand } from "./render.ts";
@@ -12,4 +13,5 @@ export const commands: readonly Command[] = [
   schemaCommand,
   modelDownloadCommand,
   engineCommand,
+  gatewayCommand,
 ];
