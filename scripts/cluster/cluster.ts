@@ -1,0 +1,341 @@
+// Starts and stops the test cluster: etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, kwok and the hostPath provisioner, all on loopback, as background processes.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { binaryPath, ensureBinaries, goModuleDir } from "./build.ts";
+import { clusterPaths, versions, type ClusterPaths, type ClusterState } from "./config.ts";
+import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
+import { withLock } from "./lock.ts";
+import { nodeManifests, provisioners, storageClassManifests } from "./nodes.ts";
+import { freePort, isRunning, logTail, processNames, startProcess, stopProcess } from "./processes.ts";
+
+/** Start order; stopped in reverse. */
+export const components = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kwok",
+  "provisioner",
+] as const;
+
+export class ClusterStartError extends Error {
+  override name = "ClusterStartError";
+}
+
+type Log = (line: string) => void;
+
+function lockDir(paths: ClusterPaths): string {
+  return join(paths.cacheRoot, ".lock");
+}
+
+export function readState(paths = clusterPaths()): ClusterState | undefined {
+  if (!existsSync(paths.stateFile)) return undefined;
+  return JSON.parse(readFileSync(paths.stateFile, "utf8")) as ClusterState;
+}
+
+/** GET on the API server with the admin certificate; resolves with the status code (0 if unreachable). */
+function apiGet(paths: ClusterPaths, server: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolveGet) => {
+    const req = request(
+      new URL(path, server),
+      {
+        ca: readFileSync(join(paths.pkiDir, "ca.crt")),
+        cert: readFileSync(join(paths.pkiDir, "admin.crt")),
+        key: readFileSync(join(paths.pkiDir, "admin.key")),
+        timeout: 5000,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolveGet({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", () => resolveGet({ status: 0, body: "" }));
+    req.on("timeout", () => req.destroy());
+    req.end();
+  });
+}
+
+/** True when every component runs and the API server answers /readyz. */
+export async function isHealthy(paths = clusterPaths()): Promise<boolean> {
+  const state = readState(paths);
+  if (state === undefined || !components.every((c) => isRunning(paths.stateDir, c))) return false;
+  return (await apiGet(paths, state.server, "/readyz")).status === 200;
+}
+
+function kubectl(kubeconfig: string, args: readonly string[], input?: string): string {
+  return execFileSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
+    input,
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, onFail: () => string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new ClusterStartError(`timed out waiting for ${what}\n${onFail()}`);
+    await sleep(100);
+  }
+}
+
+function crdFiles(): string[] {
+  const certManager = join(goModuleDir("github.com/cert-manager/cert-manager", versions.certManager), "deploy", "crds");
+  const prometheus = join(
+    goModuleDir("github.com/prometheus-operator/prometheus-operator", versions.prometheusOperator),
+    "example",
+    "prometheus-operator-crd",
+  );
+  return [certManager, prometheus].flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".yaml"))
+      .sort()
+      .map((f) => join(dir, f)),
+  );
+}
+
+export interface UpResult {
+  readonly state: ClusterState;
+  readonly reused: boolean;
+  readonly buildSeconds: number;
+}
+
+/** Starts the cluster unless a healthy one is already running; idempotent. */
+export async function up(log: Log = console.error): Promise<UpResult> {
+  const paths = clusterPaths();
+  return withLock(lockDir(paths), async () => {
+    const running = readState(paths);
+    if (running !== undefined && (await isHealthy(paths))) {
+      return { state: running, reused: true, buildSeconds: 0 };
+    }
+    await stopAll(paths);
+    const build = ensureBinaries(log);
+    const state = await start(paths, log);
+    return { state, reused: false, buildSeconds: build.seconds };
+  });
+}
+
+async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
+  const started = performance.now();
+  const { stateDir, pkiDir } = paths;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const bin = (name: Parameters<typeof binaryPath>[0]): string => binaryPath(name, paths.binDir);
+  execFileSync(bin("pki"), ["--dir", pkiDir], { stdio: "inherit" });
+
+  const ports = {
+    etcdClient: await freePort(),
+    etcdPeer: await freePort(),
+    apiserver: await freePort(),
+    scheduler: await freePort(),
+    kwok: await freePort(),
+  };
+  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const kubeconfigFor = (client: string): string => {
+    const file = join(stateDir, `${client}.kubeconfig`);
+    writeFileAtomic(file, kubeconfigYaml({ server, pkiDir, client }));
+    return file;
+  };
+  const failure = (name: string) => () => `${name} log (${join(paths.logDir, name + ".log")}):\n${logTail(stateDir, name)}`;
+  const pki = (name: string): string => join(pkiDir, name);
+
+  startProcess(stateDir, {
+    name: "etcd",
+    command: bin("etcd"),
+    args: [
+      "--name=diatonic",
+      `--data-dir=${join(stateDir, "etcd")}`,
+      `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-cluster=diatonic=http://127.0.0.1:${ports.etcdPeer}`,
+      // A throwaway test store: durability is not worth the fsync latency.
+      "--unsafe-no-fsync=true",
+      "--log-level=warn",
+    ],
+  });
+  await waitFor(
+    "etcd",
+    async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`);
+        return res.ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    failure("etcd"),
+  );
+
+  startProcess(stateDir, {
+    name: "kube-apiserver",
+    command: bin("kube-apiserver"),
+    args: [
+      `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+      "--bind-address=127.0.0.1",
+      `--secure-port=${ports.apiserver}`,
+      `--cert-dir=${join(stateDir, "apiserver")}`,
+      `--tls-cert-file=${pki("apiserver.crt")}`,
+      `--tls-private-key-file=${pki("apiserver.key")}`,
+      `--client-ca-file=${pki("ca.crt")}`,
+      `--kubelet-client-certificate=${pki("apiserver-kubelet-client.crt")}`,
+      `--kubelet-client-key=${pki("apiserver-kubelet-client.key")}`,
+      `--service-account-key-file=${pki("sa.pub")}`,
+      `--service-account-signing-key-file=${pki("sa.key")}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.96.0.0/16",
+      "--authorization-mode=Node,RBAC",
+      // The GPU device plugin's DaemonSet is privileged, in its own privileged namespace.
+      "--allow-privileged=true",
+      "--profiling=false",
+    ],
+  });
+  await waitFor(
+    "kube-apiserver /readyz",
+    async () => isRunning(stateDir, "kube-apiserver") && (await apiGet(paths, server, "/readyz")).status === 200,
+    90_000,
+    failure("kube-apiserver"),
+  );
+
+  startProcess(stateDir, {
+    name: "kube-controller-manager",
+    command: bin("kube-controller-manager"),
+    args: [
+      `--kubeconfig=${kubeconfigFor("controller-manager")}`,
+      "--secure-port=0",
+      "--leader-elect=false",
+      "--use-service-account-credentials=true",
+      `--service-account-private-key-file=${pki("sa.key")}`,
+      `--root-ca-file=${pki("ca.crt")}`,
+      `--cluster-signing-cert-file=${pki("ca.crt")}`,
+      `--cluster-signing-key-file=${pki("ca.key")}`,
+      "--kube-api-qps=100",
+      "--kube-api-burst=200",
+    ],
+  });
+  startProcess(stateDir, {
+    name: "kube-scheduler",
+    command: bin("kube-scheduler"),
+    args: [
+      `--kubeconfig=${kubeconfigFor("scheduler")}`,
+      "--leader-elect=false",
+      "--bind-address=127.0.0.1",
+      `--secure-port=${ports.scheduler}`,
+      "--kube-api-qps=100",
+      "--kube-api-burst=200",
+    ],
+  });
+
+  const adminKubeconfig = kubeconfigFor("admin");
+  writeFileAtomic(
+    join(stateDir, "kwok.yaml"),
+    "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n",
+  );
+  startProcess(stateDir, {
+    name: "kwok",
+    command: bin("kwok"),
+    args: [
+      `--kubeconfig=${adminKubeconfig}`,
+      `--config=${join(stateDir, "kwok.yaml")}`,
+      "--manage-all-nodes=true",
+      "--node-ip=127.0.0.1",
+      `--node-port=${ports.kwok}`,
+      `--server-address=127.0.0.1:${ports.kwok}`,
+      "--cidr=10.244.0.1/16",
+      "--node-lease-duration-seconds=40",
+    ],
+  });
+  startProcess(stateDir, {
+    name: "provisioner",
+    command: bin("provisioner"),
+    args: [
+      `--kubeconfig=${adminKubeconfig}`,
+      `--provisioner-names=${provisioners.join(",")}`,
+      `--root=${join(stateDir, "volumes")}`,
+    ],
+  });
+
+  const userKubeconfig = kubeconfigYaml({ server, pkiDir, client: "admin", inline: true });
+  writeFileAtomic(paths.kubeconfig, userKubeconfig);
+  const apply = (manifests: readonly unknown[]): string =>
+    kubectl(adminKubeconfig, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
+  apply(nodeManifests());
+  apply(storageClassManifests());
+  for (const file of crdFiles()) {
+    kubectl(adminKubeconfig, ["apply", "--server-side", "--force-conflicts", "-f", file]);
+  }
+
+  await waitFor(
+    "the default ServiceAccount (kube-controller-manager)",
+    () => {
+      try {
+        kubectl(adminKubeconfig, ["get", "serviceaccount", "default", "-n", "default"]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    failure("kube-controller-manager"),
+  );
+  kubectl(adminKubeconfig, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"]);
+  kubectl(adminKubeconfig, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+  for (const name of components) {
+    if (!isRunning(stateDir, name)) throw new ClusterStartError(`${name} exited during start-up\n${failure(name)()}`);
+  }
+
+  const state: ClusterState = {
+    kubeconfig: paths.kubeconfig,
+    server,
+    ports,
+    startedAt: new Date().toISOString(),
+    startupSeconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+    versions,
+  };
+  writeFileAtomic(paths.stateFile, JSON.stringify(state, null, 2) + "\n");
+  log(`cluster: up in ${state.startupSeconds} s at ${server}`);
+  return state;
+}
+
+async function stopAll(paths: ClusterPaths): Promise<void> {
+  const known = new Set<string>(components);
+  const extra = processNames(paths.stateDir).filter((name) => !known.has(name));
+  for (const name of [...extra, ...[...components].reverse()]) await stopProcess(paths.stateDir, name);
+  rmSync(paths.stateDir, { recursive: true, force: true });
+  rmSync(paths.kubeconfig, { force: true });
+}
+
+/**
+ * Stops every component and removes the state; idempotent. The binary cache is kept.
+ * `onlyIf` is checked under the cluster lock, so nobody can start using the cluster in between.
+ */
+export async function down(onlyIf: () => boolean = () => true): Promise<boolean> {
+  const paths = clusterPaths();
+  return withLock(lockDir(paths), async () => {
+    if (!onlyIf()) return false;
+    await stopAll(paths);
+    return true;
+  });
+}
+
+/** Resident memory of each running component, in MiB (from /proc). */
+export function memoryMiB(paths = clusterPaths()): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of processNames(paths.stateDir)) {
+    try {
+      const pid = readFileSync(join(paths.stateDir, "run", `${name}.pid`), "utf8").split("\n")[0];
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const match = /VmRSS:\s+(\d+) kB/.exec(status);
+      if (match?.[1] !== undefined) out[name] = Math.round(Number(match[1]) / 1024);
+    } catch {
+      // Not running: nothing to report.
+    }
+  }
+  return out;
+}

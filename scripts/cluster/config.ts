@@ -1,0 +1,52 @@
+// Versions and places of the test cluster. Binaries are cached per version outside the repo;
+// the running cluster's state (certificates, etcd data, logs, pidfiles) sits beside them.
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const versions = {
+  kubernetes: "v1.33.13",
+  /** Pinned by Kubernetes' own go.mod; built from go.etcd.io/etcd/server/v3 in tools/cluster. */
+  etcd: "v3.5.21",
+  kwok: "v0.7.0",
+  certManager: "v1.21.2",
+  prometheusOperator: "v0.85.0",
+} as const;
+
+export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export const toolsDir = join(repoRoot, "tools", "cluster");
+
+export interface ClusterPaths {
+  readonly cacheRoot: string;
+  readonly binDir: string;
+  readonly stateDir: string;
+  readonly pkiDir: string;
+  readonly logDir: string;
+  readonly kubeconfig: string;
+  readonly stateFile: string;
+}
+
+export function clusterPaths(env: NodeJS.ProcessEnv = process.env): ClusterPaths {
+  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  const cacheRoot = env.DIATONIC_CLUSTER_CACHE || join(cacheHome, "diatonic", "cluster");
+  const stateDir = env.DIATONIC_CLUSTER_STATE || join(cacheRoot, "state");
+  return {
+    cacheRoot,
+    binDir: join(cacheRoot, versions.kubernetes, "bin"),
+    stateDir,
+    pkiDir: join(stateDir, "pki"),
+    logDir: join(stateDir, "logs"),
+    kubeconfig: join(cacheRoot, "kubeconfig"),
+    stateFile: join(stateDir, "cluster.json"),
+  };
+}
+
+/** What `cluster:up` records so that `down`, `env` and the test helper find the running cluster. */
+export interface ClusterState {
+  readonly kubeconfig: string;
+  readonly server: string;
+  readonly ports: Readonly<Record<string, number>>;
+  readonly startedAt: string;
+  readonly startupSeconds: number;
+  readonly versions: typeof versions;
+}

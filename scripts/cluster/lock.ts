@@ -1,0 +1,42 @@
+// A cross-process lock (a directory created atomically) so that concurrent test files and
+// `cluster:up`/`cluster:down` never start or stop the cluster at the same time.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+function holderAlive(lockDir: string): boolean {
+  try {
+    const pid = Number(readFileSync(join(lockDir, "pid"), "utf8"));
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM means the pid exists but belongs to someone else: still alive.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export async function withLock<T>(lockDir: string, body: () => Promise<T>, timeoutMs = 20 * 60_000): Promise<T> {
+  mkdirSync(dirname(lockDir), { recursive: true });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, "pid"), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // A holder that died leaves its directory behind; a just-created one may lack its pid yet.
+      await sleep(200);
+      if (!holderAlive(lockDir)) {
+        await sleep(300);
+        if (!holderAlive(lockDir)) rmSync(lockDir, { recursive: true, force: true });
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for the cluster lock ${lockDir}`);
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,55 @@
+// `npm run cluster:up | cluster:down | cluster:env | cluster:status | cluster:build`
+import { ensureBinaries } from "./build.ts";
+import { down, isHealthy, memoryMiB, readState, up } from "./cluster.ts";
+import { clusterPaths, versions } from "./config.ts";
+
+const usage = "usage: cluster up | down | env | status | build";
+
+async function main(command: string | undefined): Promise<number> {
+  switch (command) {
+    case "up": {
+      const result = await up();
+      const { state } = result;
+      if (result.reused) console.error(`cluster: already running at ${state.server}`);
+      else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
+      console.log(`export KUBECONFIG=${state.kubeconfig}`);
+      return 0;
+    }
+    case "down":
+      await down();
+      console.error("cluster: stopped, state removed");
+      return 0;
+    case "env": {
+      if (!(await isHealthy())) {
+        console.error("cluster: not running (npm run cluster:up)");
+        return 1;
+      }
+      console.log(`export KUBECONFIG=${clusterPaths().kubeconfig}`);
+      return 0;
+    }
+    case "status": {
+      const healthy = await isHealthy();
+      const state = readState();
+      console.log(
+        JSON.stringify({ healthy, ...(state ?? {}), versions, memoryMiB: memoryMiB(), paths: clusterPaths() }, null, 2),
+      );
+      return healthy ? 0 : 1;
+    }
+    case "build": {
+      const result = ensureBinaries();
+      console.error(`cluster: binaries ${result.built ? "built" : "current"} in ${result.seconds.toFixed(1)} s at ${result.binDir}`);
+      return 0;
+    }
+    default:
+      console.error(usage);
+      return 2;
+  }
+}
+
+main(process.argv[2]).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`cluster: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);
