@@ -29,6 +29,18 @@ export function keysYaml(): string {
 
 const limits = { concurrency: 8, queue: 8, timeoutMs: 3000, firstByteTimeoutMs: 1000 };
 
+export interface TestLimits {
+  readonly concurrency?: number;
+  readonly queue?: number;
+  readonly timeoutMs?: number;
+  readonly firstByteTimeoutMs?: number;
+}
+
+/** The test adapters with some limits changed. */
+export function adaptersWith(upstreamUrl: string, changed: TestLimits): GatewayConfigInput["adapters"] {
+  return testConfig(upstreamUrl).adapters.map((adapter) => ({ ...adapter, limits: { ...adapter.limits, ...changed } }));
+}
+
 /** A config like the renderer's, pointed at test upstreams, with small timeouts. */
 export function testConfig(upstreamUrl: string, overrides: Partial<GatewayConfigInput> = {}, dir?: string): GatewayConfigInput {
   return {

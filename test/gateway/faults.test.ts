@@ -1,0 +1,192 @@
+// Upstream faults through the gateway: refused, 5xx, hangs, resets, slow clients, client aborts, ejection.
+// The upstream is the fixed-completion upstream, a real HTTP server; the client is the OpenAI SDK or fetch.
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { afterEach, describe, it } from "node:test";
+import OpenAI from "openai";
+import { refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
+import { adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
+
+const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
+
+async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof OpenAI.APIError) return error;
+    throw error;
+  }
+  assert.fail("expected an API error");
+}
+
+describe("gateway under upstream faults", () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close();
+  });
+  async function upstream(): Promise<FixedUpstream> {
+    const server = await startFixedUpstream();
+    cleanup.push(() => server.close());
+    return server;
+  }
+  async function gateway(...args: Parameters<typeof startTestGateway>): Promise<TestGateway> {
+    const gw = await startTestGateway(...args);
+    cleanup.push(() => gw.close());
+    return gw;
+  }
+
+  it("upstream refused: 502, then the circuit opens (503 with Retry-After) and /readyz says not ready", async () => {
+    const gw = await gateway(`http://127.0.0.1:${await refusedPort()}`);
+    const refused = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(refused.status, 502);
+    assert.equal(refused.code, "upstream_unreachable");
+    const open = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(open.status, 503);
+    assert.equal(open.code, "upstream_unavailable");
+    assert.ok(Number(open.headers?.get("retry-after")) >= 1);
+    assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 503);
+  });
+
+  it("upstream 500: 502 with the engine's message, not retried", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url);
+    up.behaviour = { kind: "status", status: 500 };
+    const failed = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(failed.status, 502);
+    assert.match(failed.message, /fixed upstream failing with 500/);
+    assert.equal(up.requests.length, 1, "a 500 is not retried");
+  });
+
+  it("upstream 503: retried before the first byte, then passed on as 503", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { upstreams: { engine: { url: up.url, connectTimeoutMs: 300, health: { ejectAfterFailures: 10 } } } });
+    up.behaviour = { kind: "status", status: 503 };
+    const busy = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(busy.status, 503);
+    assert.equal(up.requests.length, 3, "two retries, then the answer");
+  });
+
+  it("upstream hangs before the first byte: 504 after the first-byte timeout", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { firstByteTimeoutMs: 150 }) });
+    up.behaviour = { kind: "hang" };
+    const started = Date.now();
+    const timedOut = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(timedOut.status, 504);
+    assert.equal(timedOut.code, "upstream_timeout");
+    // undici checks its timeouts on a coarse tick (about 0.5 s), so allow that much slack.
+    assert.ok(Date.now() - started < 2000);
+    await eventually(() => up.aborted === 1, 1000, "the hung upstream request to be closed");
+  });
+
+  it("upstream resets mid-stream: the client's stream fails loudly instead of ending short", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url);
+    up.behaviour = { kind: "reset-mid-stream" };
+    const stream = await gw.client().chat.completions.create({ ...chat, stream: true });
+    let text = "";
+    await assert.rejects(async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    }, /upstream stream broke/);
+    assert.equal(text, "Hello from", "what arrived before the reset was passed through");
+  });
+
+  it("client abort ends the upstream request", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url);
+    up.behaviour = { kind: "slow-stream", delayMs: 20, chunks: 200 };
+    const controller = new AbortController();
+    const stream = await gw.client().chat.completions.create({ ...chat, stream: true }, { signal: controller.signal });
+    let chunks = 0;
+    for await (const _chunk of stream) {
+      chunks++;
+      controller.abort();
+      break;
+    }
+    assert.equal(chunks, 1);
+    await eventually(() => up.aborted === 1, 1000, "the upstream request to be aborted");
+  });
+
+  it("slow client: backpressure reaches the upstream instead of the gateway buffering the stream, and all bytes arrive", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url);
+    up.behaviour = { kind: "big-stream", chunks: 800, chunkBytes: 64 * 1024 };
+    const body = JSON.stringify({ ...chat, stream: true });
+    let received = 0;
+    let resume: () => void = () => undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      const req = request(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" } }, (res) => {
+        res.pause();
+        resume = () => {
+          res.on("data", (chunk: Buffer) => (received += chunk.length));
+          res.resume();
+        };
+        res.on("end", resolve);
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    await eventually(() => up.sawBackpressure, 3000, "the upstream to feel backpressure");
+    // Wait until the upstream stops writing: everything in flight then sits in socket buffers.
+    let last = -1;
+    await eventually(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const settled = up.bytesWritten === last;
+      last = up.bytesWritten;
+      return settled;
+    }, 3000, "the upstream to stop writing while the client does not read");
+    const total = up.behaviour.kind === "big-stream" ? up.behaviour.chunks * up.behaviour.chunkBytes : 0;
+    assert.ok(last < total * 0.6, `the stream is held back at ${(last / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB`);
+    resume();
+    await done;
+    assert.ok(received >= 800 * 64 * 1024, `all events arrived (${received} bytes)`);
+  });
+
+  it("a failing replica is ejected and traffic moves on; after it recovers, a probe brings it back", async () => {
+    const bad = await upstream();
+    const good = await upstream();
+    const gw = await gateway(bad.url, {
+      upstreams: { engine: { url: bad.url, replicas: [good.url], connectTimeoutMs: 300, health: { ejectAfterFailures: 2, ejectionMs: 150, maxEjectionMs: 600 } } },
+    });
+    bad.behaviour = { kind: "status", status: 500 };
+    let failures = 0;
+    for (let i = 0; i < 12; i++) {
+      try {
+        await gw.client().chat.completions.create(chat);
+      } catch {
+        failures++;
+      }
+    }
+    assert.ok(failures <= 2, `at most the failures before ejection reach clients (${failures})`);
+    assert.equal(bad.requests.filter((r) => r.path === "/v1/chat/completions").length, failures);
+    assert.ok(good.requests.length >= 10);
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_upstream_ejections_total\{upstream="engine",replica="http:\/\/127\.0\.0\.1:\d+"\} 1/);
+    assert.ok(gw.logs.find("upstream replica ejected").length >= 1);
+
+    bad.behaviour = { kind: "ok" };
+    await eventually(() => gw.logs.find("upstream replica restored").length > 0, 2000, "the probe to restore the replica");
+    const before = bad.requests.length;
+    for (let i = 0; i < 6; i++) await gw.client().chat.completions.create(chat);
+    assert.ok(bad.requests.length > before, "the restored replica gets traffic again");
+  });
+
+  it("a refused replica costs clients nothing: requests are retried on another one before the first byte", async () => {
+    const good = await upstream();
+    const down = `http://127.0.0.1:${await refusedPort()}`;
+    const gw = await gateway(good.url, { upstreams: { engine: { url: down, replicas: [good.url], connectTimeoutMs: 300 } } });
+    for (let i = 0; i < 8; i++) await gw.client().chat.completions.create(chat);
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_upstream_retries_total\{upstream="engine",reason="upstream_unreachable"\} [1-9]/);
+  });
+
+  it("dns discovery finds the replicas behind a host name", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { upstreams: { engine: { url: `http://localhost:${up.port}`, discovery: "dns", connectTimeoutMs: 300, dnsRefreshMs: 100 } } });
+    const completion = await gw.client().chat.completions.create(chat);
+    assert.equal(completion.choices.length, 1);
+    const ready = (await (await fetch(`${gw.gateway.url}/readyz`)).json()) as { upstreams: { replicas: { origin: string }[] }[] };
+    assert.ok(ready.upstreams[0]?.replicas.some((replica) => replica.origin === `http://127.0.0.1:${up.port}`));
+  });
+});

@@ -1,0 +1,88 @@
+// Config and keys reload while serving: a good file is taken, a bad one is logged and ignored, and
+// the Kubernetes way of updating a mounted ConfigMap (swapping the ..data symlink) is seen.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { stringify } from "yaml";
+import { GatewayConfig } from "../../src/gateway/config.ts";
+import { startGateway } from "../../src/gateway/server.ts";
+import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
+import { eventually, keysYaml, LogCapture, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
+
+const chat = (model: string) => ({ model, messages: [{ role: "user" as const, content: "hi" }] });
+
+describe("config reload", () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close();
+  });
+  async function setup(): Promise<{ up: FixedUpstream; gw: TestGateway }> {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url);
+    cleanup.push(() => gw.close());
+    return { up, gw };
+  }
+
+  it("a good new config is taken without a restart", async () => {
+    const { up, gw } = await setup();
+    const config = testConfig(up.url, {}, gw.dir);
+    gw.writeConfig({ ...config, adapters: [...config.adapters, { name: "sql", route: "/sql", upstreamModel: "sql-lora", upstream: "engine", sampling: {}, limits: { concurrency: 2, queue: 2, timeoutMs: 1000, firstByteTimeoutMs: 500 } }] });
+    await eventually(() => gw.gateway.config().adapters.some((a) => a.name === "sql"), 2000, "the new adapter");
+    await gw.client().chat.completions.create(chat("sql"));
+    assert.equal(up.requests.at(-1)?.body?.model, "sql-lora");
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_config_reloads_total\{result="ok"\} 1/);
+  });
+
+  it("a bad new config is rejected and logged; the old one keeps serving", async () => {
+    const { gw } = await setup();
+    gw.writeConfig("apiVersion: diatonic.ai/v1alpha1\nkind: GatewayConfig\nadapters: [oops\n");
+    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 1, 2000, "the rejection log");
+    const invalid = readFileSync(gw.configFile, "utf8").replace("adapters: [oops\n", "adapters: []\n");
+    gw.writeConfig(invalid);
+    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 2, 2000, "the second rejection");
+    const rejection = gw.logs.find("new gateway config rejected; the old one keeps serving")[1] as { err: { message: string } };
+    assert.match(rejection.err.message, /not a valid GatewayConfig/);
+    const completion = await gw.client().chat.completions.create(chat("code"));
+    assert.equal(completion.object, "chat.completion");
+    assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 200);
+  });
+
+  it("a new key in the keys Secret works without a restart", async () => {
+    const { gw } = await setup();
+    const key = "sk-test-added-later";
+    const hash = createHash("sha256").update(key).digest("hex");
+    writeFileSync(join(gw.dir, "keys.yaml"), `${keysYaml()}  - sha256: ${hash}\n    tenant: late\n    adapters: [chatbot]\n    scopes: [inference]\n`);
+    await eventually(async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 2000, "the new key");
+  });
+
+  it("sees a ConfigMap update done the Kubernetes way: a ..data symlink swapped to a new directory", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-configmap-"));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const version = (name: string, adapters: string[]) => {
+      const config = testConfig(up.url, { auth: { mode: "disabled" } });
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, "config.yaml"), stringify(GatewayConfig.parse({ ...config, adapters: config.adapters.filter((a) => adapters.includes(a.name)) })));
+    };
+    version("..2026_01_01_00_00_00.1", ["code"]);
+    symlinkSync("..2026_01_01_00_00_00.1", join(dir, "..data"));
+    symlinkSync("..data/config.yaml", join(dir, "config.yaml"));
+    const logs = new LogCapture();
+    const gateway = await startGateway({ configFile: join(dir, "config.yaml"), port: 0, logger: logs.logger, defaultMetrics: false, watch: { debounceMs: 20, pollMs: 60_000 } });
+    cleanup.push(() => gateway.close());
+    assert.deepEqual(gateway.config().adapters.map((a) => a.name), ["code"]);
+
+    version("..2026_01_01_00_01_00.2", ["code", "chatbot"]);
+    symlinkSync("..2026_01_01_00_01_00.2", join(dir, "..data_tmp"));
+    renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+    await eventually(() => gateway.config().adapters.length === 2, 2000, "the swapped config (by file events, polling is off)");
+    const response = await fetch(`${gateway.url}/chatbot/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(chat("x")) });
+    assert.equal(response.status, 200);
+  });
+});
