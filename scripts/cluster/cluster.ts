@@ -9,7 +9,7 @@ import { binaryPath, ensureBinaries, goModuleDir } from "./build.ts";
 import { clusterPaths, versions, type ClusterPaths, type ClusterState } from "./config.ts";
 import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
 import { withLock } from "./lock.ts";
-import { nodeManifests, provisioners, storageClassManifests } from "./nodes.ts";
+import { addonManifests, nodeManifests, provisioners, storageClassManifests } from "./nodes.ts";
 import { freePort, isRunning, logTail, processNames, startProcess, stopProcess } from "./processes.ts";
 
 /** Start order; stopped in reverse. */
@@ -266,7 +266,7 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   const apply = (manifests: readonly unknown[]): string =>
     kubectl(adminKubeconfig, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
   apply(nodeManifests());
-  apply(storageClassManifests());
+  apply([...storageClassManifests(), ...addonManifests()]);
   for (const file of crdFiles()) {
     kubectl(adminKubeconfig, ["apply", "--server-side", "--force-conflicts", "-f", file]);
   }

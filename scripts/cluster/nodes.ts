@@ -108,3 +108,17 @@ export function storageClassManifests(): Manifest[] {
     },
   ];
 }
+
+/**
+ * What a cluster with cert-manager installed also has besides its CRDs: its namespace, where
+ * ClusterIssuers keep their CA secrets. No cert-manager controller runs here.
+ */
+export function addonManifests(): Manifest[] {
+  return [
+    {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "cert-manager", labels: { "app.kubernetes.io/name": "cert-manager" } },
+    },
+  ];
+}

@@ -1,0 +1,131 @@
+// The cluster test tier: one real control plane per test run, one namespace per test.
+//
+//   DIATONIC_CLUSTER_TESTS=0   skip the tier
+//   DIATONIC_CLUSTER_REUSE=1   run against the cluster of $KUBECONFIG (kind, k3d, …) instead of
+//                              starting ours; without it an unrelated $KUBECONFIG is never touched
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import type { TestContext } from "node:test";
+import { promisify } from "node:util";
+import { memoryMiB, readState, up } from "../../scripts/cluster/cluster.ts";
+import { clusterPaths } from "../../scripts/cluster/config.ts";
+import { adoptForTests, registerUser } from "../../scripts/cluster/users.ts";
+
+const run = promisify(execFile);
+
+/** Why the tier is skipped, or false when it runs. */
+export function clusterSkipReason(env: NodeJS.ProcessEnv = process.env): string | false {
+  if (env.DIATONIC_CLUSTER_TESTS === "0") return "cluster tier disabled (DIATONIC_CLUSTER_TESTS=0)";
+  return false;
+}
+
+export const podSecurityLevels = ["privileged", "baseline", "restricted"] as const;
+export type PodSecurityLevel = (typeof podSecurityLevels)[number];
+
+export interface NamespaceOptions {
+  /** Pod Security Standard enforced on the namespace. @default "restricted" */
+  readonly podSecurity?: PodSecurityLevel;
+}
+
+export class KubectlError extends Error {
+  override name = "KubectlError";
+  constructor(
+    readonly args: readonly string[],
+    readonly stderr: string,
+  ) {
+    super(`kubectl ${args.join(" ")} failed: ${stderr.trim()}`);
+  }
+}
+
+export interface TestCluster {
+  readonly kubeconfig: string;
+  /** Where the cluster came from: started for this run, ours already running, or the user's. */
+  readonly origin: "started" | "running" | "user";
+  kubectl(args: readonly string[], input?: string): Promise<string>;
+  kubectlJson<T = unknown>(args: readonly string[]): Promise<T>;
+  /** A fresh namespace for this test, deleted when the test ends. */
+  namespace(t: TestContext, options?: NamespaceOptions): Promise<string>;
+}
+
+let shared: Promise<TestCluster> | undefined;
+
+/** Starts the test cluster once per process (reusing one that runs), or uses the user's. */
+export function testCluster(): Promise<TestCluster> {
+  shared ??= connect();
+  return shared;
+}
+
+async function connect(): Promise<TestCluster> {
+  const env = process.env;
+  if (env.DIATONIC_CLUSTER_REUSE === "1") {
+    if (!env.KUBECONFIG) throw new Error("DIATONIC_CLUSTER_REUSE=1 needs KUBECONFIG to point at the cluster to use");
+    const cluster = makeCluster(env.KUBECONFIG, "user");
+    await cluster.kubectl(["get", "--raw", "/readyz"]);
+    console.log(`cluster tier: using the cluster of KUBECONFIG=${env.KUBECONFIG}`);
+    return cluster;
+  }
+  registerUser();
+  const started = performance.now();
+  const result = await up((line) => console.log(line));
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (!result.reused) adoptForTests();
+  const origin = result.reused ? "running" : "started";
+  const state = readState() ?? result.state;
+  console.log(
+    result.reused
+      ? `cluster tier: reusing the running cluster at ${state.server} (it started in ${state.startupSeconds} s)`
+      : `cluster tier: started a cluster in ${seconds} s (control plane ${state.startupSeconds} s, ` +
+          `build/cache check ${result.buildSeconds.toFixed(1)} s); memory MiB ${JSON.stringify(memoryMiB())}`,
+  );
+  return makeCluster(clusterPaths().kubeconfig, origin);
+}
+
+function makeCluster(kubeconfig: string, origin: TestCluster["origin"]): TestCluster {
+  const kubectl = async (args: readonly string[], input?: string): Promise<string> => {
+    try {
+      const child = run("kubectl", ["--kubeconfig", kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 });
+      if (input !== undefined) child.child.stdin?.end(input);
+      const { stdout } = await child;
+      return stdout;
+    } catch (error) {
+      const stderr = (error as { stderr?: string }).stderr ?? String(error);
+      throw new KubectlError(args, stderr);
+    }
+  };
+  return {
+    kubeconfig,
+    origin,
+    kubectl,
+    async kubectlJson<T>(args: readonly string[]): Promise<T> {
+      return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
+    },
+    async namespace(t: TestContext, options: NamespaceOptions = {}): Promise<string> {
+      const level = options.podSecurity ?? "restricted";
+      const slug = t.name
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, "-")
+        .replace(/^-+|-+$/g, "")
+        .slice(0, 40)
+        .replace(/-+$/, "");
+      const name = `t-${slug || "test"}-${randomBytes(3).toString("hex")}`;
+      const labels = Object.fromEntries(
+        ["enforce", "audit", "warn"].flatMap((mode) => [
+          [`pod-security.kubernetes.io/${mode}`, level],
+          [`pod-security.kubernetes.io/${mode}-version`, "latest"],
+        ]),
+      );
+      await kubectl(
+        ["create", "-f", "-"],
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Namespace",
+          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true" } },
+        }),
+      );
+      t.after(async () => {
+        await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+      });
+      return name;
+    },
+  };
+}
