@@ -137,7 +137,11 @@ export class ContextPool {
           this.finish(slot);
           waiter.reject(error);
         },
-      );
+      ).catch((error: unknown) => {
+        // getSequence() failed although the count said a sequence was free: give the slot back.
+        this.finish(slot);
+        waiter.reject(error);
+      });
     }
   }
 
@@ -148,9 +152,13 @@ export class ContextPool {
       release: async () => {
         if (released) return;
         released = true;
-        // Disposing the sequence clears its KV cells and returns its id to the context.
-        sequence.dispose();
-        this.finish(slot);
+        // Disposing clears the sequence's KV cells and returns its id to the context; that is
+        // asynchronous, and the next getSequence() on this context needs the id back first.
+        try {
+          await sequence.dispose();
+        } finally {
+          this.finish(slot);
+        }
       },
     };
   }

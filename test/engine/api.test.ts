@@ -1,0 +1,177 @@
+// The engine through HTTP with the official OpenAI SDK and raw requests: real llama.cpp inference
+// on a tiny generated model (random weights, so the text is noise but deterministic).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { APIError, BadRequestError, NotFoundError } from "openai";
+import { postJson, sseEvents, startTestEngine, type TestEngine } from "./helpers.ts";
+
+let t: TestEngine;
+before(async () => {
+  t = await startTestEngine();
+});
+after(() => t.close());
+
+const greedy = { temperature: 0, seed: 1, max_tokens: 24 } as const;
+const messages = [
+  { role: "system" as const, content: "You are terse." },
+  { role: "user" as const, content: "hello the world" },
+];
+
+async function chatText(model: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const completion = await t.openai.chat.completions.create({ model, messages, ...greedy, ...extra });
+  return completion.choices[0]?.message.content ?? "";
+}
+
+describe("models and adapters", () => {
+  it("/v1/models lists the base model and each LoRA with the base as parent", async () => {
+    const page = await t.openai.models.list();
+    const models = page.data.map((m) => ({ id: m.id, parent: (m as unknown as { parent: string | null }).parent }));
+    assert.deepEqual(models, [
+      { id: "tiny", parent: null },
+      { id: "lora-a", parent: "tiny" },
+      { id: "lora-b", parent: "tiny" },
+    ]);
+  });
+
+  it("the base model and each LoRA give different outputs for the same seeded greedy request", async () => {
+    const base = await chatText("tiny");
+    const a = await chatText("lora-a");
+    const b = await chatText("lora-b");
+    assert.ok(base.length > 0 && a.length > 0 && b.length > 0);
+    assert.notEqual(base, a);
+    assert.notEqual(base, b);
+    assert.notEqual(a, b);
+    assert.equal(await chatText("lora-a"), a, "the same request gives the same text again");
+  });
+});
+
+describe("chat completions", () => {
+  it("returns vLLM/OpenAI's shape with usage and finish_reason length at max_tokens", async () => {
+    const completion = await t.openai.chat.completions.create({ model: "tiny", messages, ...greedy, max_tokens: 5 });
+    assert.match(completion.id, /^chatcmpl-/);
+    assert.equal(completion.object, "chat.completion");
+    assert.equal(completion.choices[0]?.message.role, "assistant");
+    assert.equal(completion.choices[0]?.finish_reason, "length");
+    assert.equal(completion.usage?.completion_tokens, 5);
+    assert.ok((completion.usage?.prompt_tokens ?? 0) > 10, "the prompt went through the Llama 3 chat template");
+  });
+
+  it("streaming gives the same text as non-streaming, then usage when asked", async () => {
+    const whole = await chatText("lora-b");
+    const stream = await t.openai.chat.completions.create({ model: "lora-b", messages, ...greedy, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let finish: string | null | undefined;
+    let usage: { completion_tokens: number } | null | undefined;
+    let first = true;
+    for await (const chunk of stream) {
+      if (first) assert.equal(chunk.choices[0]?.delta.role, "assistant");
+      first = false;
+      text += chunk.choices[0]?.delta.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    assert.equal(text, whole);
+    assert.equal(finish, "length");
+    assert.equal(usage?.completion_tokens, greedy.max_tokens);
+  });
+
+  it("stops at a stop string and leaves it out", async () => {
+    const whole = await chatText("tiny");
+    const stop = whole.slice(8, 11);
+    const cut = whole.indexOf(stop);
+    const completion = await t.openai.chat.completions.create({ model: "tiny", messages, ...greedy, stop: [stop] });
+    assert.equal(completion.choices[0]?.message.content, whole.slice(0, cut));
+    assert.equal(completion.choices[0]?.finish_reason, "stop");
+  });
+
+  it("the same seed gives the same sampled text at temperature 1", async () => {
+    const sampled = { temperature: 1, top_p: 0.9, seed: 42, max_tokens: 16 };
+    assert.equal(await chatText("tiny", sampled), await chatText("tiny", sampled));
+  });
+});
+
+describe("text completions", () => {
+  it("streams the same text as the JSON answer, ending with data: [DONE]", async () => {
+    const body = { model: "lora-a", prompt: "the cat", temperature: 0, max_tokens: 12 };
+    const whole = await t.openai.completions.create(body);
+    assert.equal(whole.object, "text_completion");
+    assert.equal(whole.usage?.completion_tokens, 12);
+    const raw = await postJson(`${t.url}/v1/completions`, { ...body, stream: true, stream_options: { include_usage: true } });
+    assert.equal(raw.status, 200);
+    assert.ok(raw.text.endsWith("data: [DONE]\n\n"));
+    const events = sseEvents(raw.text) as { choices: { text: string; finish_reason: string | null }[]; usage?: { total_tokens: number } | null }[];
+    assert.equal(events.map((e) => e.choices[0]?.text ?? "").join(""), whole.choices[0]?.text);
+    assert.equal(events.at(-2)?.choices[0]?.finish_reason, "length");
+    assert.equal(events.at(-1)?.choices.length, 0);
+    assert.equal(events.at(-1)?.usage?.total_tokens, whole.usage?.total_tokens);
+  });
+
+  it("defaults max_tokens to 16 as OpenAI does", async () => {
+    const completion = await t.openai.completions.create({ model: "tiny", prompt: "one two", temperature: 0 });
+    assert.equal(completion.usage?.completion_tokens, 16);
+  });
+});
+
+describe("embeddings", () => {
+  it("returns one vector per input from the base model", async () => {
+    const result = await t.openai.embeddings.create({ model: "tiny", input: ["hello world", "the red cat"], encoding_format: "float" });
+    assert.equal(result.data.length, 2);
+    assert.equal(result.data[0]?.embedding.length, 64);
+    assert.notDeepEqual(result.data[0]?.embedding, result.data[1]?.embedding);
+    assert.ok(result.usage.prompt_tokens > 0);
+  });
+});
+
+describe("bad requests get OpenAI-shaped errors", () => {
+  const cases: [string, string, unknown, number, string | null][] = [
+    ["no messages", "/v1/chat/completions", { model: "tiny", messages: [] }, 400, "messages"],
+    ["temperature out of range", "/v1/chat/completions", { model: "tiny", messages, temperature: 7 }, 400, "temperature"],
+    ["n > 1", "/v1/chat/completions", { model: "tiny", messages, n: 2 }, 400, "n"],
+    ["not JSON", "/v1/chat/completions", "{nope", 400, null],
+    ["prompt token arrays", "/v1/completions", { model: "tiny", prompt: [[1, 2]] }, 400, "prompt"],
+    ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
+    ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
+  ];
+  for (const [name, path, body, status, param] of cases) {
+    it(name, async () => {
+      const response = await postJson(`${t.url}${path}`, body);
+      assert.equal(response.status, status, response.text);
+      const error = (response.json as { error: { message: string; type: string; param: string | null; code: number } }).error;
+      assert.equal(error.code, status);
+      assert.equal(error.type, status === 400 ? "BadRequestError" : "NotFoundError");
+      assert.equal(error.param, param);
+      assert.ok(error.message.length > 0);
+    });
+  }
+
+  it("the SDK raises its typed errors", async () => {
+    await assert.rejects(t.openai.chat.completions.create({ model: "tiny", messages, temperature: 9 }), BadRequestError);
+    await assert.rejects(t.openai.chat.completions.create({ model: "missing", messages }), NotFoundError);
+    await assert.rejects(t.openai.completions.create({ model: "tiny", prompt: "x", max_tokens: -1 }), APIError);
+  });
+
+  it("unknown paths are 404 and wrong methods 405", async () => {
+    assert.equal((await fetch(`${t.url}/v2/whatever`)).status, 404);
+    assert.equal((await fetch(`${t.url}/v1/chat/completions`)).status, 405);
+  });
+});
+
+describe("health and metrics", () => {
+  it("answers /health, /healthz and /readyz", async () => {
+    assert.equal((await fetch(`${t.url}/health`)).status, 200);
+    assert.deepEqual(await (await fetch(`${t.url}/healthz`)).json(), { status: "ok" });
+    assert.deepEqual(await (await fetch(`${t.url}/readyz`)).json(), { status: "ready" });
+  });
+
+  it("exports vLLM's metric names", async () => {
+    await chatText("lora-a", { max_tokens: 3 });
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    for (const name of ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:time_to_first_token_seconds_bucket"]) {
+      assert.match(text, new RegExp(`^${name}\\{`, "m"));
+    }
+    const counter = (name: string): number => Number(new RegExp(`^${name}\\{model_name="tiny"\\} (\\S+)$`, "m").exec(text)?.[1]);
+    assert.ok(counter("vllm:prompt_tokens_total") > 0);
+    assert.ok(counter("vllm:generation_tokens_total") >= 3);
+    assert.match(text, /^vllm:lora_requests_info\{running_lora_adapters="",waiting_lora_adapters="",max_lora="4"\} \d/m);
+  });
+});

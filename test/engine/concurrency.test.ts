@@ -1,0 +1,63 @@
+// Parallel sequences, the bounded queue and 503 past it, and client disconnects.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { postJson, startTestEngine, type TestEngine } from "./helpers.ts";
+
+let t: TestEngine;
+before(async () => {
+  t = await startTestEngine({ parallel: 2, maxQueue: 3 });
+});
+after(() => t.close());
+
+const chat = (model: string, maxTokens: number) => ({
+  model,
+  messages: [{ role: "user" as const, content: "count the stones" }],
+  temperature: 0,
+  max_tokens: maxTokens,
+});
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${t.url}/metrics`)).text();
+  return Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
+}
+
+describe("concurrency", () => {
+  it("concurrent requests over the base model and both adapters all complete", async () => {
+    const models = ["tiny", "lora-a", "lora-b", "tiny", "lora-a"];
+    const results = await Promise.all(models.map((model) => t.openai.chat.completions.create(chat(model, 12))));
+    for (const result of results) assert.equal(result.usage?.completion_tokens, 12);
+    assert.equal(await metric("vllm:num_requests_running"), 0);
+    assert.equal(await metric("vllm:num_requests_waiting"), 0);
+  });
+
+  it("past parallel + max_queue requests, the engine answers 503 and finishes the rest", async () => {
+    const responses = await Promise.all(Array.from({ length: 9 }, () => postJson(`${t.url}/v1/chat/completions`, chat("tiny", 400))));
+    const statuses = responses.map((r) => r.status);
+    const rejected = responses.filter((r) => r.status === 503);
+    assert.ok(rejected.length >= 4, `at most 2 running + 3 waiting are accepted: ${statuses.join(",")}`);
+    assert.ok(statuses.every((s) => s === 200 || s === 503), statuses.join(","));
+    for (const r of rejected) {
+      assert.equal((r.json as { error: { type: string; code: number } }).error.type, "ServiceUnavailableError");
+    }
+    for (const r of responses.filter((x) => x.status === 200)) {
+      assert.equal((r.json as { usage: { completion_tokens: number } }).usage.completion_tokens, 400);
+    }
+  });
+
+  it("a client that disconnects mid-stream frees its sequence", async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${t.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...chat("lora-b", 1500), stream: true }),
+      signal: controller.signal,
+    });
+    const reader = response.body?.getReader();
+    await reader?.read();
+    controller.abort();
+    for (let i = 0; i < 100 && (await metric("vllm:num_requests_running")) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await metric("vllm:num_requests_running"), 0);
+    const next = await t.openai.chat.completions.create(chat("lora-b", 4));
+    assert.equal(next.usage?.completion_tokens, 4);
+  });
+});

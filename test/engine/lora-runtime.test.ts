@@ -1,0 +1,70 @@
+// Loading and unloading LoRA adapters while the engine runs (vLLM's /v1/load_lora_adapter API).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { postJson, startTestEngine, type TestEngine } from "./helpers.ts";
+
+let t: TestEngine;
+before(async () => {
+  t = await startTestEngine({ withLoras: false, maxLoras: 1 });
+});
+after(() => t.close());
+
+const request = { messages: [{ role: "user", content: "what is a pod" }], temperature: 0, max_tokens: 16 };
+
+async function modelIds(): Promise<string[]> {
+  return (await t.openai.models.list()).data.map((m) => m.id);
+}
+
+async function answer(model: string): Promise<{ status: number; text: string }> {
+  const response = await postJson(`${t.url}/v1/chat/completions`, { model, ...request });
+  const content = (response.json as { choices?: { message: { content: string } }[] }).choices?.[0]?.message.content;
+  return { status: response.status, text: content ?? response.text };
+}
+
+describe("LoRA adapters at run time", () => {
+  it("load adds the adapter to /v1/models and runs it; unload removes it", async () => {
+    const [a, b] = t.files.loras;
+    assert.ok(a && b);
+    assert.deepEqual(await modelIds(), ["tiny"]);
+    const base = await answer("tiny");
+    assert.equal((await answer("support")).status, 404);
+
+    const loaded = await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "support", lora_path: a.path });
+    assert.equal(loaded.status, 200, loaded.text);
+    assert.match(loaded.text, /^Success/);
+    assert.deepEqual(await modelIds(), ["tiny", "support"]);
+    const withA = await answer("support");
+    assert.equal(withA.status, 200);
+    assert.notEqual(withA.text, base.text);
+
+    // A second adapter with max_loras 1: the idle context of the first is replaced, both still answer.
+    assert.equal((await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "sales", lora_path: b.path })).status, 200);
+    const withB = await answer("sales");
+    assert.notEqual(withB.text, withA.text);
+    assert.equal((await answer("support")).text, withA.text);
+
+    const unloaded = await postJson(`${t.url}/v1/unload_lora_adapter`, { lora_name: "support" });
+    assert.equal(unloaded.status, 200, unloaded.text);
+    assert.deepEqual(await modelIds(), ["tiny", "sales"]);
+    assert.equal((await answer("support")).status, 404);
+    assert.equal((await answer("tiny")).text, base.text, "the base model is unchanged by adapters coming and going");
+
+    assert.equal((await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "support", lora_path: a.path })).status, 200);
+    assert.equal((await answer("support")).text, withA.text, "reloaded under the same name, it answers as before");
+  });
+
+  it("rejects bad loads and unloads with OpenAI-shaped errors", async () => {
+    const cases: [string, unknown, number][] = [
+      ["/v1/load_lora_adapter", { lora_name: "x", lora_path: "/no/such/file.gguf" }, 400],
+      ["/v1/load_lora_adapter", { lora_name: "x", lora_path: t.files.model }, 400],
+      ["/v1/load_lora_adapter", { lora_name: "tiny", lora_path: t.files.loras[0]?.path }, 400],
+      ["/v1/load_lora_adapter", { lora_name: "" }, 400],
+      ["/v1/unload_lora_adapter", { lora_name: "never-loaded" }, 404],
+    ];
+    for (const [path, body, status] of cases) {
+      const response = await postJson(`${t.url}${path}`, body);
+      assert.equal(response.status, status, `${path} ${JSON.stringify(body)}: ${response.text}`);
+      assert.equal((response.json as { error: { code: number } }).error.code, status);
+    }
+  });
+});
