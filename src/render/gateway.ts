@@ -8,6 +8,7 @@ import { API_VERSION, type PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { engineServiceFor, upstreamModelFor } from "./engine.ts";
+import { gatewayAutoscaled } from "./scaling.ts";
 import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
 
 const GATEWAY_UID = 1000;
@@ -94,7 +95,8 @@ export function renderGateway(ctx: RenderContext): Placed[] {
     kind: "Deployment",
     metadata: ctx.meta(names.gateway, "gateway"),
     spec: {
-      replicas: spec.gateway.replicas,
+      // Under an HPA the replica count is the HPA's: a replicas field here would fight it on every apply.
+      ...(gatewayAutoscaled(spec) ? {} : { replicas: spec.gateway.replicas }),
       revisionHistoryLimit: 5,
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       selector: { matchLabels: ctx.selector(names.gateway) },

@@ -8,8 +8,10 @@ import { qdrantEnabled, renderGateway } from "./gateway.ts";
 import { renderGpu } from "./gpu.ts";
 import { renderIngress } from "./ingress.ts";
 import { renderNamespace } from "./namespace.ts";
+import { renderNetworkPolicies } from "./network.ts";
 import { renderQdrant } from "./qdrant.ts";
 import { renderRbac } from "./rbac.ts";
+import { renderScaling } from "./scaling.ts";
 import { checkSchema, type SchemaViolation } from "./schema-check.ts";
 import { requiredSecrets } from "./secrets.ts";
 
@@ -23,7 +25,7 @@ export interface RenderResult {
 }
 
 /** Component files in the order `render -o yaml` streams them and `apply` phases them. */
-export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "engine", "gateway", "adapters", "ingress"] as const;
+export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "engine", "gateway", "adapters", "ingress", "network", "scaling"] as const;
 
 function componentRank(component: string): number {
   const head = component.startsWith("adapters/") ? "adapters" : component;
@@ -54,6 +56,8 @@ export function renderPlatform(platform: Platform): RenderResult {
     ...renderGateway(ctx),
     ...renderAdapters(ctx),
     ...renderIngress(ctx),
+    ...renderNetworkPolicies(ctx),
+    ...renderScaling(ctx),
   ];
   const ordered = placed
     .map((p, index) => ({ p, index }))

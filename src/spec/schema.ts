@@ -82,8 +82,21 @@ export const LlamaCppEngine = z.strictObject({
 
 export const Engine = z.discriminatedUnion("kind", [VllmEngine, LlamaCppEngine]);
 
+/** What the VRAM estimate needs to know of the model; defaults are Llama 3 8B's. */
+export const Architecture = z.strictObject({
+  parametersBillions: z.number().positive().default(8.03),
+  layers: z.number().int().min(1).default(32),
+  hiddenSize: z.number().int().min(1).default(4096),
+  intermediateSize: z.number().int().min(1).default(14336),
+  kvHeads: z.number().int().min(1).default(8),
+  headDim: z.number().int().min(1).default(128),
+  vocabSize: z.number().int().min(1).default(128256),
+});
+export type ArchitectureSpec = z.infer<typeof Architecture>;
+
 export const Model = z.strictObject({
   name: dnsLabel.default("llama-3-8b-instruct").describe("the base model's served name (what /v1/models lists)"),
+  architecture: Architecture.prefault({}).describe("shape of the base model, for the VRAM estimate (defaults: Llama 3 8B)"),
   source: ModelSource,
   size: quantity.default("40Gi").describe("size of the model volume"),
   accessMode: z.enum(["ReadWriteOnce", "ReadWriteMany"]).default("ReadWriteOnce"),
@@ -214,6 +227,15 @@ export const Gateway = z.strictObject({
     .prefault({}),
   maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
   logPrompts: z.boolean().default(false),
+  autoscaling: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxReplicas: z.number().int().min(1).default(6),
+      targetCpuUtilization: z.number().int().min(10).max(100).default(70),
+      inFlightPerPod: z.number().int().min(1).default(32).describe("with a metrics adapter: scale when requests in flight per pod pass this"),
+    })
+    .prefault({})
+    .describe("HPA for the gateway; replicas becomes its minimum"),
   resources: resources("250m", "256Mi", "2", "512Mi"),
 });
 
@@ -227,6 +249,7 @@ export const Ingress = z.strictObject({
     .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a fully qualified host name such as llm.lab.example.com")
     .default("llm.lab.local"),
   tls: z.strictObject({ issuer: TlsIssuer.default("selfSigned") }).prefault({}),
+  controllerNamespace: dnsLabel.optional().describe("namespace of the ingress controller pods (default: ingress-nginx or projectcontour)"),
   maxBodySize: quantity.default("8Mi"),
   timeoutSeconds: z.number().int().min(1).max(3600).default(600),
 });
@@ -248,7 +271,11 @@ export const Certificates = z.strictObject({
 
 export const Monitoring = z.strictObject({
   prometheusOperator: z.boolean().default(false),
-  namespace: dnsLabel.default("monitoring"),
+  namespace: dnsLabel.default("monitoring").describe("namespace Prometheus scrapes from (allowed in by the NetworkPolicies)"),
+  metricsAdapter: z
+    .enum(["none", "prometheus-adapter"])
+    .default("none")
+    .describe("prometheus-adapter serves custom metrics, so the gateway HPA also scales on requests in flight"),
 });
 
 export const PlatformSpec = z.strictObject({

@@ -2,14 +2,18 @@ import type { Command } from "../command.ts";
 import { engineCommand } from "./engine.ts";
 import { gatewayCommand } from "./gateway.ts";
 import { modelDownloadCommand } from "./model-download.ts";
+import { planCommand } from "./plan.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { renderCommand } from "./render.ts";
 import { schemaCommand } from "./schema.ts";
+import { validateCommand } from "./validate.ts";
 
 /** Every `diatonic` subcommand, in the order `diatonic --help` lists them. */
 export const commands: readonly Command[] = [
   quickstartCommand,
   renderCommand,
+  validateCommand,
+  planCommand,
   schemaCommand,
   modelDownloadCommand,
   engineCommand,

@@ -1,0 +1,96 @@
+import type { GpuNodeSpec, PlatformSpec } from "../spec/schema.ts";
+import type { VllmSettings, VramEstimate } from "./vram.ts";
+
+/** One advertised GPU: a physical card, or one MIG device. */
+export interface GpuDevice {
+  readonly node: string;
+  readonly index: number;
+  readonly model: string;
+  readonly memoryGiB: number;
+  /** Slices the device plugin advertises for it (time-slicing replicas, else 1). */
+  readonly slices: number;
+}
+
+/** One pod that asks for GPU slices. */
+export interface GpuPod {
+  readonly resource: string;
+  readonly name: string;
+  readonly slices: number;
+  readonly vllm?: { readonly settings: VllmSettings; readonly estimate: VramEstimate };
+}
+
+export interface DeviceUse {
+  readonly device: GpuDevice;
+  readonly pods: { readonly pod: GpuPod; readonly slices: number; readonly claimedGiB: number; readonly fits: boolean }[];
+  readonly usedSlices: number;
+  /** Sum of vLLM --gpu-memory-utilization of the pods on it. */
+  readonly utilization: number;
+}
+
+export interface Placement {
+  readonly devices: DeviceUse[];
+  readonly pending: { readonly pod: GpuPod; readonly reason: string }[];
+  readonly totalSlices: number;
+  readonly requestedSlices: number;
+}
+
+function migMemory(profile: string): number {
+  const match = /(\d+)gb/.exec(profile);
+  return match?.[1] ? Number(match[1]) : 0;
+}
+
+/** The devices the nodes advertise under the spec's sharing mode. */
+export function devicesOf(spec: PlatformSpec): GpuDevice[] {
+  const sharing = spec.gpu.sharing;
+  return spec.gpu.nodes.flatMap((node: GpuNodeSpec) =>
+    node.gpus.flatMap((gpu, index): GpuDevice[] => {
+      if (sharing.mode === "mig") {
+        return Object.entries(sharing.profiles).flatMap(([profile, count]) =>
+          Array.from({ length: count }, () => ({ node: node.name, index, model: `${gpu.model} MIG ${profile}`, memoryGiB: migMemory(profile), slices: 1 })),
+        );
+      }
+      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1 }];
+    }),
+  );
+}
+
+/**
+ * Where the scheduler and device plugin can put each GPU pod. The scheduler counts slices, not memory,
+ * so a pod may land on a card too small for it: such placements are kept and marked `fits: false`.
+ * Largest needs go first, onto the GPU with the most free memory.
+ */
+export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]): Placement {
+  const uses: DeviceUse[] = devices.map((device) => ({ device, pods: [], usedSlices: 0, utilization: 0 }));
+  const mutable = uses as { device: GpuDevice; pods: DeviceUse["pods"][number][]; usedSlices: number; utilization: number }[];
+  const pending: Placement["pending"][number][] = [];
+  const totalSlices = devices.reduce((n, d) => n + d.slices, 0);
+  const requestedSlices = pods.reduce((n, p) => n + p.slices, 0);
+  const need = (p: GpuPod) => p.vllm?.estimate.totalGiB ?? 0;
+  const order = [...pods].sort((a, b) => need(b) - need(a) || b.slices - a.slices);
+  let requestedSoFar = 0;
+  for (const pod of order) {
+    requestedSoFar += pod.slices;
+    const util = pod.vllm?.settings.gpuMemoryUtilization ?? 0;
+    const freeMemory = (u: (typeof mutable)[number]) => u.device.memoryGiB * (1 - u.utilization);
+    const fitsOn = (u: (typeof mutable)[number]) => !pod.vllm || (u.device.memoryGiB * util >= need(pod) && u.utilization + util <= 1 + 1e-9);
+    const candidates = mutable.filter((u) => u.device.slices - u.usedSlices >= pod.slices).sort((a, b) => Number(fitsOn(b)) - Number(fitsOn(a)) || freeMemory(b) - freeMemory(a));
+    const chosen = candidates[0];
+    if (chosen) {
+      chosen.pods.push({ pod, slices: pod.slices, claimedGiB: Math.round(chosen.device.memoryGiB * util * 100) / 100, fits: fitsOn(chosen) });
+      chosen.usedSlices += pod.slices;
+      chosen.utilization += util;
+      continue;
+    }
+    const byNode = new Map<string, number>();
+    for (const u of mutable) byNode.set(u.device.node, (byNode.get(u.device.node) ?? 0) + u.device.slices);
+    const largest = Math.max(0, ...byNode.values());
+    pending.push({
+      pod,
+      reason:
+        pod.slices > largest
+          ? `needs ${pod.slices} nvidia.com/gpu on one node, the largest node has ${largest}`
+          : `needs ${pod.slices} nvidia.com/gpu, ${totalSlices} exist, ${requestedSoFar} requested`,
+    });
+  }
+  return { devices: uses, pending, totalSlices, requestedSlices };
+}

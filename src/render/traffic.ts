@@ -1,0 +1,53 @@
+import type { PlatformSpec } from "../spec/schema.ts";
+import { names, ports, type RenderContext } from "./context.ts";
+import { qdrantEnabled } from "./gateway.ts";
+
+/** Who talks: one of the platform's workloads, or something outside the namespace. */
+export type Peer =
+  | { readonly kind: "workload"; readonly name: string }
+  | { readonly kind: "ingress-controller"; readonly namespace: string }
+  | { readonly kind: "monitoring"; readonly namespace: string }
+  | { readonly kind: "dns" }
+  | { readonly kind: "kube-apiserver" }
+  | { readonly kind: "internet"; readonly reason: string };
+
+/** One connection the platform needs; NetworkPolicies allow exactly these and nothing else. */
+export interface Flow {
+  readonly from: Peer;
+  readonly to: Peer;
+  readonly port: number;
+  readonly protocol: "TCP" | "UDP";
+  readonly purpose: string;
+}
+
+export function ingressControllerNamespace(spec: PlatformSpec): string {
+  return spec.ingress.controllerNamespace ?? (spec.ingress.className === "contour" ? "projectcontour" : "ingress-nginx");
+}
+
+/** The engine workloads the gateway calls: the shared engine and every dedicated one. */
+export function engineWorkloads(spec: PlatformSpec): string[] {
+  return [names.engine, ...spec.adapters.filter((a) => a.serving === "dedicated").map((a) => names.dedicatedEngine(a.name))];
+}
+
+/** The platform's traffic graph, derived from the spec: the single source for its NetworkPolicies. */
+export function trafficGraph(ctx: RenderContext): Flow[] {
+  const { spec } = ctx.platform;
+  const workload = (name: string): Peer => ({ kind: "workload", name });
+  const flows: Flow[] = [];
+  const add = (from: Peer, to: Peer, port: number, purpose: string, protocol: "TCP" | "UDP" = "TCP") => flows.push({ from, to, port, protocol, purpose });
+
+  if (spec.ingress.enabled) add({ kind: "ingress-controller", namespace: ingressControllerNamespace(spec) }, workload(names.gateway), ports.gateway, "clients reach the gateway through the ingress");
+  for (const engine of engineWorkloads(spec)) add(workload(names.gateway), workload(engine), ports.engine, "the gateway forwards completions to the engine");
+  if (qdrantEnabled(spec)) {
+    add(workload(names.gateway), workload(names.qdrant), ports.qdrantHttp, "the gateway retrieves and ingests through Qdrant's REST API");
+    if (spec.qdrant.replicas > 1) add(workload(names.qdrant), workload(names.qdrant), ports.qdrantP2p, "Qdrant peers replicate over Raft");
+  }
+  add(workload(names.gateway), { kind: "kube-apiserver" }, 443, "the gateway's Role reads its own ConfigMap");
+  const downloads = "huggingFace" in spec.model.source || spec.adapters.some((a) => a.lora && "huggingFace" in a.lora.source);
+  if (downloads) add(workload(names.modelDownload), { kind: "internet", reason: "Hugging Face" }, 443, "the download Job fetches weights over HTTPS");
+  const monitoring: Peer = { kind: "monitoring", namespace: spec.monitoring.namespace };
+  add(monitoring, workload(names.gateway), ports.gateway, "Prometheus scrapes the gateway's /metrics");
+  for (const engine of engineWorkloads(spec)) add(monitoring, workload(engine), ports.engine, "Prometheus scrapes the engine's /metrics");
+  if (qdrantEnabled(spec)) add(monitoring, workload(names.qdrant), ports.qdrantHttp, "Prometheus scrapes Qdrant's /metrics");
+  return flows;
+}

@@ -1,0 +1,74 @@
+import { parse } from "yaml";
+import { z } from "zod";
+import type { KubeObject } from "../render/context.ts";
+import type { Inventory } from "./inventory.ts";
+
+/** NVIDIA k8s-device-plugin config file, api/config/v1: the fields that decide what is advertised. */
+export const NvidiaDevicePluginConfig = z.strictObject({
+  version: z.literal("v1"),
+  flags: z
+    .looseObject({
+      migStrategy: z.enum(["none", "single", "mixed"]).optional(),
+      failOnInitError: z.boolean().optional(),
+    })
+    .optional(),
+  resources: z.looseObject({}).optional(),
+  sharing: z
+    .strictObject({
+      timeSlicing: z
+        .strictObject({
+          renameByDefault: z.boolean().optional(),
+          failRequestsGreaterThanOne: z.boolean().optional(),
+          resources: z
+            .array(
+              z.strictObject({
+                name: z.string().regex(/^nvidia\.com\/(gpu|mig-\d+g\.\d+gb)$/, "must be nvidia.com/gpu or nvidia.com/mig-<profile>"),
+                devices: z.union([z.literal("all"), z.number(), z.array(z.union([z.string(), z.number()]))]).optional(),
+                replicas: z.number().int().min(2),
+                rename: z.string().optional(),
+              }),
+            )
+            .min(1),
+        })
+        .optional(),
+      mps: z.looseObject({}).optional(),
+    })
+    .optional(),
+  imex: z.looseObject({}).optional(),
+});
+export type NvidiaDevicePluginConfig = z.infer<typeof NvidiaDevicePluginConfig>;
+
+export interface FoundConfig {
+  readonly configMap: KubeObject;
+  readonly key: string;
+  readonly raw: unknown;
+  readonly parsed?: NvidiaDevicePluginConfig;
+  readonly problems: readonly string[];
+}
+
+const NAME_HINT = /device-plugin|time-slicing|timeslicing|nvidia/i;
+
+/** ConfigMaps holding a device-plugin config: by name, or by a value that looks like one. */
+export function findDevicePluginConfigs(inventory: Inventory): FoundConfig[] {
+  return inventory.ofKind("ConfigMap").flatMap((configMap) => {
+    const data = (configMap as unknown as { data?: Record<string, string> }).data ?? {};
+    return Object.entries(data).flatMap(([key, text]): FoundConfig[] => {
+      let raw: unknown;
+      try {
+        raw = parse(text);
+      } catch {
+        return NAME_HINT.test(configMap.metadata.name) ? [{ configMap, key, raw: text, problems: ["is not valid YAML"] }] : [];
+      }
+      const looksLike = typeof raw === "object" && raw !== null && ("sharing" in raw || "timeSlicing" in raw || ("version" in raw && "flags" in raw));
+      if (!looksLike && !(NAME_HINT.test(configMap.metadata.name) && typeof raw === "object" && raw !== null && !("mig-configs" in raw))) return [];
+      const result = NvidiaDevicePluginConfig.safeParse(raw);
+      if (result.success) return [{ configMap, key, raw, parsed: result.data, problems: [] }];
+      return [{ configMap, key, raw, problems: result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`) }];
+    });
+  });
+}
+
+/** Time-slicing replicas of nvidia.com/gpu in a valid config (1 when it does not time-slice). */
+export function timeSlicingReplicas(config: NvidiaDevicePluginConfig): number {
+  return config.sharing?.timeSlicing?.resources.find((r) => r.name === "nvidia.com/gpu")?.replicas ?? 1;
+}

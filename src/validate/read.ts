@@ -1,0 +1,78 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { InputError } from "../errors.ts";
+import type { KubeObject } from "../render/context.ts";
+import { resourceId } from "../render/schema-check.ts";
+
+export interface ReadObjects {
+  readonly objects: KubeObject[];
+  /** resource id → file it came from */
+  readonly files: Map<string, string>;
+}
+
+const KUSTOMIZATIONS = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+function isKubeObject(value: unknown): value is KubeObject {
+  const v = value as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } } | null;
+  return typeof v === "object" && v !== null && typeof v.apiVersion === "string" && typeof v.kind === "string" && typeof v.metadata?.name === "string";
+}
+
+function parseObjects(text: string, source: string, out: ReadObjects): void {
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) {
+      const first = doc.errors[0];
+      const line = first?.linePos?.[0];
+      throw new InputError(`${source}${line ? `:${line.line}:${line.col}` : ""}: YAML syntax: ${first?.message.split("\n")[0] ?? "invalid"}`, "fix the YAML, or leave the file out");
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    const items = (value as { kind?: string; items?: unknown[] }).kind?.endsWith("List") ? ((value as { items?: unknown[] }).items ?? []) : [value];
+    for (const item of items) {
+      if (!isKubeObject(item) || "$patch" in item) continue;
+      out.objects.push(item);
+      out.files.set(resourceId(item), source);
+    }
+  }
+}
+
+function kustomizeBuild(dir: string): string {
+  try {
+    return execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? (error as Error).message;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new InputError(`${dir} is a Kustomize tree, and building it needs kubectl`, "install kubectl, or pass the rendered YAML instead");
+    throw new InputError(`kubectl kustomize ${dir} failed: ${stderr.trim()}`, "fix the kustomization, or pass plain YAML files");
+  }
+}
+
+/**
+ * Reads YAML files and directories. A directory with a kustomization is built with `kubectl kustomize`
+ * (so overlays are checked as they will be applied); other directories are read recursively.
+ */
+export function readObjects(paths: readonly string[], cwd: string): ReadObjects {
+  const out: ReadObjects = { objects: [], files: new Map() };
+  const visit = (path: string) => {
+    if (!existsSync(path)) throw new InputError(`${relative(cwd, path) || path} does not exist`, "pass YAML files or directories");
+    if (statSync(path).isDirectory()) {
+      if (existsSync(join(path, ".diatonic-render")) && existsSync(join(path, "overlays"))) {
+        const envs = readdirSync(join(path, "overlays")).sort();
+        throw new InputError(`${relative(cwd, path) || path} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(relative(cwd, path) || path, "overlays", e)).join(" or ")}`);
+      }
+      if (KUSTOMIZATIONS.some((k) => existsSync(join(path, k)))) {
+        parseObjects(kustomizeBuild(path), relative(cwd, path) || path, out);
+        return;
+      }
+      for (const entry of readdirSync(path).sort()) {
+        if (entry.startsWith(".")) continue;
+        const child = join(path, entry);
+        if (statSync(child).isDirectory() || /\.ya?ml$/.test(entry)) visit(child);
+      }
+      return;
+    }
+    parseObjects(readFileSync(path, "utf8"), relative(cwd, path) || path, out);
+  };
+  for (const path of paths) visit(path);
+  return out;
+}
