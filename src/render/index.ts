@@ -9,6 +9,7 @@ import { renderGpu } from "./gpu.ts";
 import { renderIngress } from "./ingress.ts";
 import { renderNamespace } from "./namespace.ts";
 import { renderNetworkPolicies } from "./network.ts";
+import { renderObservability } from "./observability.ts";
 import { renderQdrant } from "./qdrant.ts";
 import { renderRbac } from "./rbac.ts";
 import { renderScaling } from "./scaling.ts";
@@ -25,7 +26,7 @@ export interface RenderResult {
 }
 
 /** Component files in the order `render -o yaml` streams them and `apply` phases them. */
-export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "engine", "gateway", "adapters", "ingress", "network", "scaling"] as const;
+export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "engine", "gateway", "adapters", "ingress", "network", "scaling", "observability"] as const;
 
 function componentRank(component: string): number {
   const head = component.startsWith("adapters/") ? "adapters" : component;
@@ -56,6 +57,7 @@ export function renderPlatform(platform: Platform): RenderResult {
     ...renderGateway(ctx),
     ...renderAdapters(ctx),
     ...renderIngress(ctx),
+    ...renderObservability(ctx),
     ...renderNetworkPolicies(ctx),
     ...renderScaling(ctx),
   ];
