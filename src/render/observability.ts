@@ -89,7 +89,7 @@ function downAlert(ctx: RenderContext, target: ScrapeTarget, perInstance: boolea
     alert: `Diatonic${{ gateway: "Gateway", engine: "Engine", qdrant: "Qdrant" }[target.job]}Down`,
     expr: perInstance ? `${up} == 0\nor\nabsent(${up})` : `max by (namespace, job) (${up}) == 0\nor\nabsent(${up})`,
     for: "5m",
-    labels: { severity: "critical" },
+    labels: { severity: "critical", platform: ctx.platform.name },
     annotations: {
       summary: perInstance ? `${what} {{ if $labels.pod }}pod {{ $labels.pod }} {{ end }}in {{ $labels.namespace }} is down or not scraped` : `no ${what} in {{ $labels.namespace }} is up or scraped`,
       description:
@@ -208,7 +208,7 @@ export function alertRules(ctx: RenderContext): RuleGroup[] {
       ],
     });
   }
-  return groups.map((g) => ({ ...g, rules: g.rules.map((r) => ({ ...r, labels: { ...labels("warning"), ...r.labels } })) }));
+  return groups;
 }
 
 /** `scrape_configs` for a Prometheus without the operator: endpoints discovery in our namespace, kept to our Services. */
