@@ -10,9 +10,11 @@ export function devicesFor(context: RuleContext): GpuDevice[] {
   const platform = context.env.platform;
   if (!platform || !platform.spec.gpu.enabled) return [];
   const devices = devicesOf(platform.spec);
-  const config = findDevicePluginConfigs(context.inventory).find((c) => c.parsed)?.parsed;
-  if (!config || platform.spec.gpu.sharing.mode === "mig") return devices;
-  const replicas = timeSlicingReplicas(config);
+  const found = findDevicePluginConfigs(context.inventory);
+  if (found.length === 0 || platform.spec.gpu.sharing.mode === "mig") return devices;
+  // A config the plugin cannot read shares nothing: each card is advertised once.
+  const config = found.find((c) => c.parsed)?.parsed;
+  const replicas = config ? timeSlicingReplicas(config) : 1;
   return devices.map((d) => ({ ...d, slices: replicas }));
 }
 

@@ -101,8 +101,15 @@ function neededFlows({ inventory, env }: RuleContext): NeededFlow[] {
   const dns: NeededFlow[] = inventory.templates
     .filter((t) => t.longRunning)
     .map((t) => ({ from: podsOf(t), to: { kind: "namespace", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, name: "cluster DNS" }, port: 53, protocol: "UDP", purpose: "name resolution", owner: t.owner }));
-  const rest = env.flows && platform ? flowsFromGraph(inventory, env.flows, platform.spec.namespace, platform.name) : flowsFromObjects(inventory);
-  return [...dns, ...rest];
+  // The spec's graph covers the platform's own pods; the objects' wiring covers hand-written ones.
+  const graph = env.flows && platform ? flowsFromGraph(inventory, env.flows, platform.spec.namespace, platform.name) : [];
+  const seen = new Set<string>();
+  return [...dns, ...graph, ...flowsFromObjects(inventory)].filter((flow) => {
+    const key = `${flow.from.name}|${flow.to.name}|${flow.port}|${flow.protocol}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function namespacesWithPods(inventory: Inventory): string[] {

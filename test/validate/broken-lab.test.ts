@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { runCli } from "../support/cli.ts";
+
+const FIXTURES = "test/validate/fixtures/broken-lab";
+const LAB = ["--spec", "examples/lab/platform.yaml", "--env", "production"];
+
+interface Finding {
+  ruleId: string;
+  severity: string;
+  resource: string;
+  message: string;
+  fix: string;
+}
+
+async function findings(args: string[]): Promise<{ code: number; findings: Finding[] }> {
+  const run = await runCli(["validate", ...args, "--format", "json"]);
+  assert.ok(run.code === 0 || run.code === 1, run.stderr);
+  return { code: run.code, findings: (JSON.parse(run.stdout) as { findings: Finding[] }).findings };
+}
+
+/** The mistakes of the platform we replace, each caught before anything reaches a cluster. */
+const mistakes = [
+  { fixture: "device-plugin-wrong-schema", rule: "gpu/device-plugin-config", says: /not a valid NVIDIA device-plugin config.*advertises each GPU once/ },
+  { fixture: "seven-gpus", rule: "gpu/capacity", says: /will stay Pending: needs 1 nvidia.com\/gpu, 2 exist, 7 requested/ },
+  { fixture: "service-target-port", rule: "wiring/service-target-port", says: /targetPort 8000 matches no container port/ },
+  { fixture: "ingress-missing-service", rule: "wiring/ingress-backend", says: /Service llm\/llama-proxy, which does not exist/ },
+  { fixture: "init-container-root", rule: "psa/root-user", says: /init container fix-permissions runs as uid 0 while runAsNonRoot is true/ },
+  { fixture: "policy-cuts-api", rule: "network/required-flows", says: /block the ingress controller → Deployment\/llm\/gateway:8080/ },
+];
+
+describe("the original lab's mistakes are caught with a useful message", () => {
+  for (const m of mistakes) {
+    it(`${m.fixture} → ${m.rule}`, async () => {
+      const result = await findings([join(FIXTURES, m.fixture), ...LAB]);
+      assert.equal(result.code, 1, "errors exit 1");
+      const hit = result.findings.find((f) => f.ruleId === m.rule && f.severity === "error" && m.says.test(f.message));
+      assert.ok(hit, `expected ${m.rule} matching ${m.says}; got:\n${result.findings.map((f) => `${f.ruleId}: ${f.message}`).join("\n")}`);
+      assert.ok(hit.fix.length > 10, "says how to fix it");
+    });
+  }
+});
+
+describe("validate CLI", () => {
+  it("renders the spec when given no PATH and exits 0 for the lab", async () => {
+    const run = await runCli(["validate", "--spec", "examples/lab/platform.yaml", "--env", "local"]);
+    assert.equal(run.code, 0, run.stdout);
+    assert.match(run.stdout, /objects checked by \d+ rules: 0 error\(s\)/);
+  });
+
+  it("reads a written Kustomize overlay and checks it as kubectl would build it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-tree-"));
+    const render = await runCli(["render", "--spec", "examples/lab/platform.yaml", "--env", "local", "--out", join(dir, "out")]);
+    assert.equal(render.code, 0, render.stderr);
+    const run = await runCli(["validate", join(dir, "out", "overlays", "local"), "--spec", "examples/lab/platform.yaml", "--env", "local"]);
+    assert.equal(run.code, 0, run.stdout);
+    const whole = await runCli(["validate", join(dir, "out")]);
+    assert.equal(whole.code, 2);
+    assert.match(whole.stderr, /pass one overlay/);
+  });
+
+  it("writes SARIF 2.1.0 with the rules and results", async () => {
+    const run = await runCli(["validate", join(FIXTURES, "service-target-port"), "--format", "sarif"]);
+    assert.equal(run.code, 1);
+    const sarif = JSON.parse(run.stdout) as { version: string; runs: { tool: { driver: { rules: unknown[] } }; results: { ruleId: string; level: string }[] }[] };
+    assert.equal(sarif.version, "2.1.0");
+    assert.ok((sarif.runs[0]?.tool.driver.rules.length ?? 0) >= 25);
+    assert.ok(sarif.runs[0]?.results.some((r) => r.ruleId === "wiring/service-target-port" && r.level === "error"));
+  });
+
+  it("bad input exits 2 with the fix: missing path, bad YAML, unknown format, no objects", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-bad-"));
+    writeFileSync(join(dir, "broken.yaml"), "kind: [unclosed\n");
+    writeFileSync(join(dir, "empty.yaml"), "# nothing\n");
+    for (const [args, says] of [
+      [["validate", join(dir, "nope.yaml")], /does not exist/],
+      [["validate", join(dir, "broken.yaml")], /broken\.yaml:\d+:\d+: YAML syntax/],
+      [["validate", join(dir, "empty.yaml")], /no Kubernetes objects found/],
+      [["validate", join(FIXTURES, "seven-gpus"), "--format", "xml"], /--format "xml" is not one of human, json, sarif/],
+      [["validate"], /needs --env/],
+    ] as const) {
+      const run = await runCli([...args]);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stderr, says);
+      assert.match(run.stderr, /fix: /);
+    }
+  });
+});
+
+describe("plan", () => {
+  it("prints the GPU table, the VRAM budget, adapters and Secrets", async () => {
+    const run = await runCli(["plan", "--spec", "examples/lab/platform.yaml", "--env", "production"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /GPUs: 1 of 8 slices requested/);
+    assert.match(run.stdout, /gpu-node-1\s+0\s+NVIDIA GeForce RTX 3060\s+12 GiB\s+1\/4\s+Deployment\/llama3-multi-adapter\/engine\s+[\d.]+ GiB\s+10\.2 GiB\s+yes/);
+    assert.match(run.stdout, /VRAM per engine replica: weights [\d.]+ \+ LoRA slots [\d.]+ \+ KV cache/);
+    assert.match(run.stdout, /code\s+\/code\s+16\s+shared pool of 4\s+code/);
+    assert.match(run.stdout, /gateway-api-keys\s+keys\.yaml/);
+  });
+
+  it("says which pods stay Pending when the GPUs are oversubscribed (--format json)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "plan-"));
+    const spec = join(dir, "platform.yaml");
+    const text = execFileSync("cat", ["examples/lab/platform.yaml"], { encoding: "utf8" }).replace("      replicas: 1\n  adapters:", "      replicas: 9\n  adapters:");
+    writeFileSync(spec, text);
+    const run = await runCli(["plan", "--spec", spec, "--env", "production", "--format", "json"]);
+    assert.equal(run.code, 1);
+    const plan = JSON.parse(run.stdout) as { placement: { pending: { reason: string }[]; totalSlices: number } };
+    assert.equal(plan.placement.totalSlices, 8);
+    assert.deepEqual(plan.placement.pending.map((p) => p.reason), ["needs 1 nvidia.com/gpu, 8 exist, 9 requested"]);
+  });
+});

@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { KubeObject } from "../../src/render/context.ts";
+import { environmentFromSpec } from "../../src/validate/from-spec.ts";
+import { rules, validateObjects } from "../../src/validate/index.ts";
+import type { ValidationEnvironment } from "../../src/validate/types.ts";
+
+type Json = Record<string, unknown>;
+const clean = environmentFromSpec("examples/lab/platform.yaml", "production");
+
+function fresh(): Json[] {
+  return structuredClone(clean.objects) as unknown as Json[];
+}
+function get(objects: Json[], kind: string, name: string): Json {
+  const found = objects.find((o) => o["kind"] === kind && (o["metadata"] as Json)["name"] === name);
+  assert.ok(found, `${kind}/${name} exists`);
+  return found;
+}
+/** Walks a dotted path (numbers index arrays) and returns the parent and last key. */
+function at(object: Json, path: string): [Json, string] {
+  const parts = path.split(".");
+  const last = parts.pop() ?? "";
+  let node: unknown = object;
+  for (const part of parts) node = (node as Json)[part];
+  return [node as Json, last];
+}
+function set(object: Json, path: string, value: unknown): void {
+  const [parent, key] = at(object, path);
+  parent[key] = value;
+}
+function drop(object: Json, path: string): void {
+  const [parent, key] = at(object, path);
+  Reflect.deleteProperty(parent, key);
+}
+const gateway = (o: Json[]) => get(o, "Deployment", "gateway");
+const engine = (o: Json[]) => get(o, "Deployment", "engine");
+const GW = "spec.template.spec.containers.0";
+const EN = "spec.template.spec.containers.0";
+
+interface Case {
+  readonly rule: string;
+  readonly mutate: (objects: Json[]) => Json[] | void;
+  readonly env?: (env: ValidationEnvironment) => ValidationEnvironment;
+}
+
+const cases: Case[] = [
+  { rule: "schema/kubernetes", mutate: (o) => set(gateway(o), `${GW}.ports.0.containerPort`, "http") },
+  { rule: "psa/run-as-non-root", mutate: (o) => { drop(gateway(o), "spec.template.spec.securityContext.runAsNonRoot"); drop(gateway(o), `${GW}.securityContext.runAsNonRoot`); } },
+  { rule: "psa/root-user", mutate: (o) => set(gateway(o), `${GW}.securityContext.runAsUser`, 0) },
+  { rule: "psa/privilege-escalation", mutate: (o) => set(gateway(o), `${GW}.securityContext.allowPrivilegeEscalation`, true) },
+  { rule: "psa/capabilities", mutate: (o) => set(gateway(o), `${GW}.securityContext.capabilities`, { drop: ["ALL"], add: ["SYS_ADMIN"] }) },
+  { rule: "psa/seccomp", mutate: (o) => { drop(gateway(o), "spec.template.spec.securityContext.seccompProfile"); drop(gateway(o), `${GW}.securityContext.seccompProfile`); } },
+  { rule: "psa/privileged", mutate: (o) => set(gateway(o), `${GW}.securityContext.privileged`, true) },
+  { rule: "psa/host-access", mutate: (o) => set(gateway(o), "spec.template.spec.hostNetwork", true) },
+  { rule: "psa/volume-types", mutate: (o) => { (get(o, "Deployment", "gateway")["spec"] as { template: { spec: { volumes: Json[] } } }).template.spec.volumes.push({ name: "nfs", nfs: { server: "10.0.0.1", path: "/x" } }); } },
+  { rule: "security/read-only-root", mutate: (o) => set(gateway(o), `${GW}.securityContext.readOnlyRootFilesystem`, false) },
+  { rule: "security/writable-paths", mutate: (o) => set(gateway(o), `${GW}.volumeMounts`, [{ name: "config", mountPath: "/etc/diatonic/gateway", readOnly: true }]) },
+  { rule: "workload/resources", mutate: (o) => drop(gateway(o), `${GW}.resources.limits.memory`) },
+  { rule: "workload/image-pinned", mutate: (o) => set(gateway(o), `${GW}.image`, "ghcr.io/diatonic-ai/gateway:latest") },
+  { rule: "workload/probes", mutate: (o) => drop(gateway(o), `${GW}.readinessProbe`) },
+  { rule: "workload/probe-port", mutate: (o) => set(gateway(o), `${GW}.livenessProbe.httpGet.port`, "metrics") },
+  { rule: "workload/selector-labels", mutate: (o) => set(gateway(o), "spec.selector.matchLabels", { "app.kubernetes.io/name": "gateway-v2" }) },
+  { rule: "workload/model-load-startup", mutate: (o) => drop(engine(o), `${EN}.startupProbe`) },
+  { rule: "wiring/service-selector", mutate: (o) => set(get(o, "Service", "qdrant"), "spec.selector", { app: "qdrant" }) },
+  { rule: "wiring/service-target-port", mutate: (o) => set(get(o, "Service", "engine"), "spec.ports.0.targetPort", 9000) },
+  { rule: "wiring/ingress-backend", mutate: (o) => set(get(o, "Ingress", "gateway"), "spec.rules.0.http.paths.0.backend.service.name", "llama-proxy") },
+  {
+    rule: "wiring/httpproxy-backend",
+    mutate: (o) => {
+      o.push({ apiVersion: "projectcontour.io/v1", kind: "HTTPProxy", metadata: { name: "edge", namespace: "llama3-multi-adapter" }, spec: { virtualhost: { fqdn: "x.example.com" }, routes: [{ services: [{ name: "gateway", port: 9999 }] }] } });
+    },
+  },
+  { rule: "wiring/tls-certificate", mutate: (o) => set(get(o, "Certificate", "gateway-tls"), "spec.dnsNames", ["other.example.com"]) },
+  { rule: "wiring/issuer-ref", mutate: (o) => set(get(o, "Certificate", "gateway-tls"), "spec.issuerRef.name", "letsencrypt") },
+  { rule: "wiring/service-account", mutate: (o) => set(gateway(o), "spec.template.spec.serviceAccountName", "llm-proxy") },
+  { rule: "wiring/configmap-ref", mutate: (o) => set(gateway(o), "spec.template.spec.volumes.0.configMap.name", "gateway-config") },
+  { rule: "wiring/secret-ref", mutate: (o) => { (get(o, "Deployment", "gateway")["spec"] as { template: { spec: { containers: { env: Json[] }[] } } }).template.spec.containers[0]?.env.push({ name: "OPENAI_KEY", valueFrom: { secretKeyRef: { name: "openai", key: "key" } } }); } },
+  { rule: "wiring/pvc-ref", mutate: (o) => set(engine(o), "spec.template.spec.volumes.0.persistentVolumeClaim.claimName", "model-store") },
+  { rule: "storage/storage-class", mutate: (o) => set(get(o, "PersistentVolumeClaim", "models"), "spec.storageClassName", "nfs-client") },
+  { rule: "storage/retain-data", mutate: (o) => set(get(o, "StatefulSet", "qdrant"), "spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete") },
+  { rule: "scaling/hpa-target", mutate: (o) => set(get(o, "HorizontalPodAutoscaler", "gateway"), "spec.scaleTargetRef.name", "proxy") },
+  { rule: "scaling/pdb", mutate: (o) => { const pdb = get(o, "PodDisruptionBudget", "gateway"); drop(pdb, "spec.maxUnavailable"); set(pdb, "spec.minAvailable", 3); } },
+  { rule: "network/default-deny", mutate: (o) => o.filter((x) => (x["metadata"] as Json)["name"] !== "default-deny") },
+  { rule: "network/selects-nothing", mutate: (o) => set(get(o, "NetworkPolicy", "engine-ingress"), "spec.podSelector.matchLabels", { app: "vllm" }) },
+  { rule: "network/required-flows", mutate: (o) => set(get(o, "NetworkPolicy", "gateway-ingress"), "spec.ingress.0.ports.0.port", 80) },
+  { rule: "gpu/device-plugin-config", mutate: (o) => set(get(o, "ConfigMap", "nvidia-device-plugin-config"), "data.config\u0000yaml", "version: v1\ntimeSlicing:\n  replicas: 4\n") },
+  { rule: "gpu/capacity", mutate: (o) => set(engine(o), "spec.replicas", 9) },
+  { rule: "gpu/fail-requests-greater-than-one", mutate: (o) => set(engine(o), `${EN}.resources.limits.nvidia\u0000com/gpu`, "2") },
+  { rule: "gpu/memory-utilization-sum", mutate: (o) => { set(engine(o), "spec.replicas", 5); } },
+  { rule: "gpu/vram", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--max-model-len") + 1] = "131072"; } },
+  { rule: "gpu/tensor-parallel", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--tensor-parallel-size") + 1] = "2"; } },
+  { rule: "gpu/rollout-surge", mutate: (o) => { set(engine(o), "spec.replicas", 8); set(engine(o), "spec.strategy", { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }); } },
+];
+
+/** Paths above use "\u0000" where a key itself contains a dot. */
+function fixKeys(objects: Json[]): void {
+  const walk = (node: unknown) => {
+    if (typeof node !== "object" || node === null) return;
+    for (const key of Object.keys(node)) {
+      const value = (node as Json)[key];
+      if (key.includes("\u0000")) {
+        (node as Json)[key.replace(/\u0000/g, ".")] = value;
+        Reflect.deleteProperty(node, key);
+      }
+      walk(value);
+    }
+  };
+  walk(objects);
+}
+
+describe("validate rules", () => {
+  it("the lab example validates without errors in every environment", () => {
+    for (const env of ["local", "staging", "production"]) {
+      const { objects, env: context } = environmentFromSpec("examples/lab/platform.yaml", env);
+      const result = validateObjects(objects, context);
+      assert.equal(result.errors, 0, `${env}: ${JSON.stringify(result.findings.filter((f) => f.severity === "error"), null, 2)}`);
+    }
+  });
+
+  it(`has at least 25 rules, each with a case below (${rules.length})`, () => {
+    assert.ok(rules.length >= 25);
+    assert.deepEqual(rules.map((r) => r.id).filter((id) => !cases.some((c) => c.rule === id)), []);
+  });
+
+  for (const c of cases) {
+    it(`${c.rule} catches its mistake`, () => {
+      const objects = fresh();
+      const mutated = c.mutate(objects) ?? objects;
+      fixKeys(mutated);
+      const result = validateObjects(mutated as unknown as KubeObject[], c.env ? c.env(clean.env) : clean.env);
+      const hits = result.findings.filter((f) => f.ruleId === c.rule && f.severity !== "info");
+      assert.ok(hits.length > 0, `expected a ${c.rule} finding; got ${JSON.stringify(result.findings.map((f) => `${f.ruleId}: ${f.message}`), null, 1)}`);
+      for (const hit of hits) {
+        assert.ok(hit.resource.length > 0 && hit.path.length > 0 && hit.message.length > 0 && hit.fix.length > 0, "finding names resource, path, message and fix");
+      }
+    });
+  }
+});
