@@ -39,7 +39,8 @@ const EN = "spec.template.spec.containers.0";
 
 interface Case {
   readonly rule: string;
-  readonly mutate: (objects: Json[]) => Json[] | void;
+  /** Breaks the objects in place. */
+  readonly mutate: (objects: Json[]) => void;
   readonly env?: (env: ValidationEnvironment) => ValidationEnvironment;
 }
 
@@ -80,7 +81,7 @@ const cases: Case[] = [
   { rule: "storage/retain-data", mutate: (o) => set(get(o, "StatefulSet", "qdrant"), "spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete") },
   { rule: "scaling/hpa-target", mutate: (o) => set(get(o, "HorizontalPodAutoscaler", "gateway"), "spec.scaleTargetRef.name", "proxy") },
   { rule: "scaling/pdb", mutate: (o) => { const pdb = get(o, "PodDisruptionBudget", "gateway"); drop(pdb, "spec.maxUnavailable"); set(pdb, "spec.minAvailable", 3); } },
-  { rule: "network/default-deny", mutate: (o) => o.filter((x) => (x["metadata"] as Json)["name"] !== "default-deny") },
+  { rule: "network/default-deny", mutate: (o) => { o.splice(o.findIndex((x) => (x["metadata"] as Json)["name"] === "default-deny"), 1); } },
   { rule: "network/selects-nothing", mutate: (o) => set(get(o, "NetworkPolicy", "engine-ingress"), "spec.podSelector.matchLabels", { app: "vllm" }) },
   { rule: "network/required-flows", mutate: (o) => set(get(o, "NetworkPolicy", "gateway-ingress"), "spec.ingress.0.ports.0.port", 80) },
   { rule: "gpu/device-plugin-config", mutate: (o) => set(get(o, "ConfigMap", "nvidia-device-plugin-config"), "data.config\u0000yaml", "version: v1\ntimeSlicing:\n  replicas: 4\n") },
@@ -99,7 +100,7 @@ function fixKeys(objects: Json[]): void {
     for (const key of Object.keys(node)) {
       const value = (node as Json)[key];
       if (key.includes("\u0000")) {
-        (node as Json)[key.replace(/\u0000/g, ".")] = value;
+        (node as Json)[key.split("\u0000").join(".")] = value;
         Reflect.deleteProperty(node, key);
       }
       walk(value);
@@ -125,9 +126,9 @@ describe("validate rules", () => {
   for (const c of cases) {
     it(`${c.rule} catches its mistake`, () => {
       const objects = fresh();
-      const mutated = c.mutate(objects) ?? objects;
-      fixKeys(mutated);
-      const result = validateObjects(mutated as unknown as KubeObject[], c.env ? c.env(clean.env) : clean.env);
+      c.mutate(objects);
+      fixKeys(objects);
+      const result = validateObjects(objects as unknown as KubeObject[], c.env ? c.env(clean.env) : clean.env);
       const hits = result.findings.filter((f) => f.ruleId === c.rule && f.severity !== "info");
       assert.ok(hits.length > 0, `expected a ${c.rule} finding; got ${JSON.stringify(result.findings.map((f) => `${f.ruleId}: ${f.message}`), null, 1)}`);
       for (const hit of hits) {
