@@ -7,6 +7,7 @@ import { renderCertificates } from "./certs.ts";
 import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { qdrantEnabled } from "./gateway.ts";
 import { contentHash } from "./pod.ts";
+import { engineWorkloads } from "./traffic.ts";
 
 const COMPONENT = "observability";
 export const SCRAPE_CONFIG_KEY = "prometheus-scrape.yaml";
@@ -29,10 +30,9 @@ export interface ScrapeTarget {
 /** ClusterIP Services only: the headless twins select the same pods, and scraping both doubles every series. */
 export function scrapeTargets(ctx: RenderContext): ScrapeTarget[] {
   const { spec } = ctx.platform;
-  const dedicated = spec.adapters.filter((a) => a.serving === "dedicated").map((a) => names.dedicatedEngine(a.name));
   return [
     { job: "gateway", services: [names.gateway] },
-    { job: "engine", services: [names.engine, ...dedicated] },
+    { job: "engine", services: engineWorkloads(spec) },
     ...(qdrantEnabled(spec) ? [{ job: "qdrant" as const, services: [names.qdrant], bearer: spec.qdrant.apiKeySecret }] : []),
   ];
 }

@@ -8,6 +8,7 @@ import { parse, stringify } from "yaml";
 import { EngineMetrics } from "../../src/engine/metrics.ts";
 import { GatewayMetrics } from "../../src/gateway/metrics.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
+import { renderPlatform } from "../../src/render/index.ts";
 import { RenderContext, type KubeObject } from "../../src/render/context.ts";
 import {
   alertRules,
@@ -16,10 +17,12 @@ import {
   renderObservability,
   RULES_KEY,
   SCRAPE_CONFIG_KEY,
+  scrapeTargets,
   type GrafanaDashboard,
   type RuleGroup,
 } from "../../src/render/observability.ts";
 import { checkSchema } from "../../src/render/schema-check.ts";
+import { trafficGraph } from "../../src/render/traffic.ts";
 import { loadPlatform } from "../../src/spec/load.ts";
 import type { Platform } from "../../src/spec/schema.ts";
 
@@ -129,6 +132,23 @@ describe("observability", () => {
         spec.endpoints[0]?.authorization,
         monitor === "qdrant" ? { type: "Bearer", credentials: { name: "qdrant-api-key", key: "api-key" } } : undefined,
       );
+    }
+  });
+
+  it("every scraped Service is reachable from the monitoring namespace through the NetworkPolicies' traffic graph", () => {
+    for (const dedicated of [false, true]) {
+      const p = platform("production", (x) => ({ ...x, spec: { ...x.spec, adapters: x.spec.adapters.map((a) => (dedicated && a.name === "code" ? { ...a, serving: "dedicated" as const } : a)) } }));
+      const ctx = new RenderContext(p);
+      const flows = trafficGraph(ctx);
+      const services = renderPlatform(p).placed.map((x) => x.object).filter((o) => o.kind === "Service") as unknown as { metadata: { name: string }; spec: { ports: { name: string; port: number }[] } }[];
+      for (const service of scrapeTargets(ctx).flatMap((t) => t.services)) {
+        const port = services.find((s) => s.metadata.name === service)?.spec.ports.find((x) => x.name === "http")?.port;
+        assert.ok(port, `Service ${service} has an http port`);
+        assert.ok(
+          flows.some((f) => f.from.kind === "monitoring" && f.from.namespace === p.spec.monitoring.namespace && f.to.kind === "workload" && f.to.name === service && f.port === port),
+          `monitoring (${p.spec.monitoring.namespace}) may reach ${service}:${port}`,
+        );
+      }
     }
   });
 
