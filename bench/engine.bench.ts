@@ -1,0 +1,163 @@
+// npm run bench:engine — tokens/s and time to first token on the same tiny model, through the
+// engine's HTTP API (streaming and JSON) and by calling node-llama-cpp in-process, side by side.
+// Requests alternate between the modes so drift on a shared machine hits all of them alike.
+// Prints a table and writes bench/results/engine.json.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { writeGgufFile } from "../src/engine/gguf/writer.ts";
+import { startEngine, writeTestModels } from "../src/engine/index.ts";
+import { tinyBaseModel, TINY_MODEL_SHAPE } from "../src/engine/tiny/model.ts";
+
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5);
+const PER_ROUND = 5;
+const MAX_TOKENS = 128;
+const THREADS = 1;
+const PROMPT = "the small red cat and the large blue dog";
+
+interface Sample {
+  readonly ttftMs: number;
+  readonly totalMs: number;
+  readonly tokens: number;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "diatonic-bench-engine-"));
+const started = performance.now();
+const files = writeTestModels(dir);
+const generateMs = performance.now() - started;
+
+async function benchModel(label: string, modelPath: string, maxTokens: number, requests: number) {
+  const running = await startEngine({ modelPath, servedModelName: "tiny", port: 0, threads: THREADS, parallel: 1, logger: pino({ level: "silent" }) });
+  const { engine } = running;
+  const model = engine.model;
+
+  // In-process: node-llama-cpp directly, one context of one sequence, the same prompt tokens and greedy sampling.
+  const context = await model.createContext({ contextSize: engine.maxModelLen, sequences: 1, threads: THREADS });
+  const promptTokens = engine.completionPrompt(PROMPT);
+
+  async function inProcess(): Promise<Sample> {
+    const begin = performance.now();
+    const sequence = context.getSequence();
+    let ttftMs = 0;
+    let tokens = 0;
+    let text = "";
+    for await (const token of sequence.evaluate([...promptTokens], { temperature: 0 })) {
+      if (tokens === 0) ttftMs = performance.now() - begin;
+      tokens++;
+      text += model.detokenize([token]);
+      if (tokens >= maxTokens) break;
+    }
+    await sequence.dispose();
+    if (text.length === 0) throw new Error("in-process generation produced no text");
+    return { ttftMs, totalMs: performance.now() - begin, tokens };
+  }
+
+  const body = (stream: boolean): string => JSON.stringify({ model: "tiny", prompt: PROMPT, max_tokens: maxTokens, temperature: 0, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+
+  // A lean keep-alive node:http client, so the numbers show the server's HTTP layer, not a client's.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+  function post(payload: string, onChunk: (chunk: string) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${running.url}/v1/completions`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } }, (res) => {
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode ?? "?"}`));
+        res.setEncoding("utf8");
+        res.on("data", onChunk);
+        res.on("end", resolve);
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+
+  async function httpStream(): Promise<Sample> {
+    const begin = performance.now();
+    let ttftMs = 0;
+    let buffered = "";
+    await post(body(true), (chunk) => {
+      if (ttftMs === 0 && chunk.includes('"text":"')) ttftMs = performance.now() - begin;
+      buffered += chunk;
+    });
+    if (!buffered.endsWith("data: [DONE]\n\n")) throw new Error("stream did not end with [DONE]");
+    const tokens = Number(/"completion_tokens":(\d+)/.exec(buffered)?.[1] ?? 0);
+    return { ttftMs, totalMs: performance.now() - begin, tokens };
+  }
+
+  async function httpJson(): Promise<Sample> {
+    const begin = performance.now();
+    let text = "";
+    await post(body(false), (chunk) => {
+      text += chunk;
+    });
+    const json = JSON.parse(text) as { usage: { completion_tokens: number } };
+    return { ttftMs: Number.NaN, totalMs: performance.now() - begin, tokens: json.usage.completion_tokens };
+  }
+
+  const modes = { "in-process (node-llama-cpp)": inProcess, "HTTP, SSE stream": httpStream, "HTTP, JSON": httpJson } as const;
+  type Mode = keyof typeof modes;
+  const samples = new Map<Mode, Sample[]>(Object.keys(modes).map((m) => [m as Mode, []]));
+
+  for (const run of Object.values(modes)) await run(); // warm-up
+  for (let i = 0; i < requests; i++) {
+    for (const [mode, run] of Object.entries(modes) as [Mode, () => Promise<Sample>][]) samples.get(mode)?.push(await run());
+  }
+
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  };
+
+  const rows = [...samples].map(([mode, list]) => {
+    // Medians of per-request rates: the machine is shared, and a median ignores a neighbour's burst.
+    return {
+      mode,
+      requests: list.length,
+      tokensPerRequest: median(list.map((s) => s.tokens)),
+      tokensPerSecond: median(list.map((s) => (s.tokens / s.totalMs) * 1000)),
+      ttftMsMedian: median(list.map((s) => s.ttftMs)),
+    };
+  });
+  const baseline = rows[0];
+  const withOverhead = rows.map((row) => ({
+    model: label,
+    msPerToken: 1000 / row.tokensPerSecond,
+    ...row,
+    throughputCostPct: baseline ? (1 - row.tokensPerSecond / baseline.tokensPerSecond) * 100 : 0,
+  }));
+  await context.dispose();
+  await running.close();
+  return withOverhead;
+}
+
+const pad = (s: string, n: number): string => s.padEnd(n);
+
+// A second, larger random model (about 5 ms a token on one thread) shows the HTTP cost at a token rate
+// closer to a real model on a CPU; it is generated here and never committed.
+const smallPath = join(dir, "small-llama.gguf");
+const smallStarted = performance.now();
+const smallBytes = writeGgufFile(smallPath, tinyBaseModel({ seed: 5, name: "bench-small", shape: { ...TINY_MODEL_SHAPE, embedding: 512, layers: 4, heads: 8, kvHeads: 4, feedForward: 1536 } }));
+const smallGenerateMs = performance.now() - smallStarted;
+
+const rows = [...(await benchModel("tiny", files.model, MAX_TOKENS, ROUNDS * PER_ROUND)), ...(await benchModel("small", smallPath, 64, ROUNDS * 2))];
+
+console.log(`engine benchmark: greedy, ${THREADS} llama.cpp thread, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"})`);
+console.log(`  tiny:  ${(files.bytes / 1024).toFixed(0)} KiB for model + 2 adapters, generated in ${generateMs.toFixed(0)} ms; ${MAX_TOKENS} tokens/request`);
+console.log(`  small: ${(smallBytes / 1024 / 1024).toFixed(1)} MiB, generated in ${smallGenerateMs.toFixed(0)} ms; 64 tokens/request\n`);
+console.log(`${pad("model", 7)}${pad("mode", 30)}${pad("requests", 10)}${pad("tokens/s", 10)}${pad("ms/token", 10)}${pad("TTFT p50 ms", 13)}cost vs in-process`);
+for (const row of rows) {
+  const ttft = Number.isNaN(row.ttftMsMedian) ? "n/a" : row.ttftMsMedian.toFixed(2);
+  const cost = row.mode.startsWith("in-process") ? "baseline" : `${row.throughputCostPct.toFixed(1)}%`;
+  console.log(`${pad(row.model, 7)}${pad(row.mode, 30)}${pad(String(row.requests), 10)}${pad(row.tokensPerSecond.toFixed(0), 10)}${pad(row.msPerToken.toFixed(2), 10)}${pad(ttft, 13)}${cost}`);
+}
+
+mkdirSync("bench/results", { recursive: true });
+writeFileSync(
+  "bench/results/engine.json",
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, threads: THREADS, tinyBytes: files.bytes, tinyGenerateMs: generateMs, smallBytes, smallGenerateMs, rows }, null, 2)}\n`,
+);
+console.log("\nwrote bench/results/engine.json");
+rmSync(dir, { recursive: true, force: true });
