@@ -192,6 +192,25 @@ describe("observability", () => {
     }
   });
 
+  it("follows the spec: no Qdrant job or alert without Qdrant, no certificate alerts without an ingress, a latency threshold without adapters", (t) => {
+    const bare = platform("production", (x) => ({
+      ...x,
+      spec: { ...x.spec, adapters: [], qdrant: { ...x.spec.qdrant, enabled: false }, ingress: { ...x.spec.ingress, enabled: false } },
+    }));
+    const objects = observability(bare);
+    assert.deepEqual(objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name), ["gateway", "engine"]);
+    const groups = alertRules(new RenderContext(bare));
+    assert.deepEqual(groups.map((g) => g.name), ["diatonic-gateway", "diatonic-engine"]);
+    const latency = groups.flatMap((g) => g.rules).find((r) => r.alert === "DiatonicGatewayLatencyHigh");
+    // No adapter timeouts to go by: 80% of the ingress timeout, for every adapter label.
+    assert.equal(latency?.expr.includes("adapter!~") || latency?.expr.includes(" or"), false);
+    assert.match(latency?.expr ?? "", /\) > 480$/);
+    if (!promtool(t)) return;
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-promtool-"));
+    writeFileSync(join(dir, "rules.yaml"), stringify({ groups }));
+    assert.match(runPromtool(["check", "rules", "rules.yaml"], dir), /SUCCESS: 5 rules found/);
+  });
+
   it("without prometheus-operator: the same rules as a rules file, and scrape jobs that keep exactly our Services", (t) => {
     const withOperator = only(observability(platform("production", withMonitoring(true))), "PrometheusRule");
     const objects = observability(platform("production", withMonitoring(false)));
