@@ -41,6 +41,8 @@ interface Row {
   files: number;
   renderMs: number;
   renderMsPerAdapter: number;
+  renderValidateMs: number;
+  findings: number;
   treeMs: number;
   peakRssMiB: number;
   kustomizeMs: number;
@@ -53,7 +55,7 @@ for (const adapters of SIZES) {
   const out = join(dir, `out-${adapters}`);
   const worker = spawnSync(process.execPath, ["--import", "tsx", "bench/render-worker.ts", file, ENV, out, adapters >= 1000 ? "3" : "5"], { encoding: "utf8" });
   if (worker.status !== 0) throw new Error(worker.stderr);
-  const measured = JSON.parse(worker.stdout) as { objects: number; files: number; renderMs: number; treeMs: number; peakRssMiB: number };
+  const measured = JSON.parse(worker.stdout) as { objects: number; files: number; renderMs: number; renderValidateMs: number; findings: number; treeMs: number; peakRssMiB: number };
   const k = kustomize(join(out, "overlays", ENV));
   rows.push({ adapters, ...measured, renderMsPerAdapter: measured.renderMs / adapters, kustomizeMs: k.ms, kustomizePeakRssMiB: k.peakRssMiB });
 }
@@ -61,15 +63,17 @@ for (const adapters of SIZES) {
 const kubectlVersion = execFileSync("kubectl", ["version", "--client", "-o", "json"], { encoding: "utf8" });
 const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(9);
 console.log(`render + schema check (${ENV} overlay of the lab example), median of repeated runs in one warm process`);
-console.log("adapters  objects  files   render ms  ms/adapter  tree+write ms  peak RSS MiB | kustomize ms  kustomize RSS MiB");
+console.log("adapters  objects  files   render ms  ms/adapter  +validate ms  tree+write ms  peak RSS MiB | kustomize ms  kustomize RSS MiB");
 for (const r of rows) {
   console.log(
-    `${String(r.adapters).padStart(8)} ${String(r.objects).padStart(8)} ${String(r.files).padStart(6)} ${fmt(r.renderMs)}   ${fmt(r.renderMsPerAdapter, 3)} ${fmt(r.treeMs)}      ${fmt(r.peakRssMiB)}    | ${fmt(r.kustomizeMs)}    ${fmt(r.kustomizePeakRssMiB)}`,
+    `${String(r.adapters).padStart(8)} ${String(r.objects).padStart(8)} ${String(r.files).padStart(6)} ${fmt(r.renderMs)}   ${fmt(r.renderMsPerAdapter, 3)} ${fmt(r.renderValidateMs)}    ${fmt(r.treeMs)}      ${fmt(r.peakRssMiB)}    | ${fmt(r.kustomizeMs)}    ${fmt(r.kustomizePeakRssMiB)}`,
   );
 }
 const at100 = rows.find((r) => r.adapters === 100);
 const growth = (rows[2]?.renderMs ?? 0) / (rows[1]?.renderMs ?? 1);
+const validateGrowth = (rows[2]?.renderValidateMs ?? 0) / (rows[1]?.renderValidateMs ?? 1);
 console.log(`goal: 100 adapters render + schema check < 1000 ms: ${at100 && at100.renderMs < 1000 ? "met" : "NOT met"} (${at100?.renderMs.toFixed(1)} ms); growth 100→1000 adapters: ×${growth.toFixed(1)} (linear = ×10)`);
+console.log(`goal: 100 adapters render + validate < 1000 ms: ${at100 && at100.renderValidateMs < 1000 ? "met" : "NOT met"} (${at100?.renderValidateMs.toFixed(1)} ms); growth 100→1000 adapters: ×${validateGrowth.toFixed(1)}`);
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
   "bench/results/render.json",

@@ -48,11 +48,24 @@ export interface FoundConfig {
 
 const NAME_HINT = /device-plugin|time-slicing|timeslicing|nvidia/i;
 
+const found = new WeakMap<Inventory, FoundConfig[]>();
+
 /** ConfigMaps holding a device-plugin config: by name, or by a value that looks like one. */
 export function findDevicePluginConfigs(inventory: Inventory): FoundConfig[] {
+  const cached = found.get(inventory);
+  if (cached) return cached;
+  const result = scan(inventory);
+  found.set(inventory, result);
+  return result;
+}
+
+function scan(inventory: Inventory): FoundConfig[] {
   return inventory.ofKind("ConfigMap").flatMap((configMap) => {
     const data = (configMap as unknown as { data?: Record<string, string> }).data ?? {};
+    const named = NAME_HINT.test(configMap.metadata.name);
     return Object.entries(data).flatMap(([key, text]): FoundConfig[] => {
+      // Parsing every ConfigMap is costly (the gateway's holds every adapter); look before parsing.
+      if (!named && !/^\s*(sharing|timeSlicing)\s*:/m.test(text)) return [];
       let raw: unknown;
       try {
         raw = parse(text);

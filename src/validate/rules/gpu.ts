@@ -18,7 +18,17 @@ export function devicesFor(context: RuleContext): GpuDevice[] {
   return devices.map((d) => ({ ...d, slices: replicas }));
 }
 
+const placements = new WeakMap<RuleContext["inventory"], Placement | null>();
+
 export function placementFor(context: RuleContext): Placement | undefined {
+  const cached = placements.get(context.inventory);
+  if (cached !== undefined) return cached ?? undefined;
+  const placement = computePlacement(context);
+  placements.set(context.inventory, placement ?? null);
+  return placement;
+}
+
+function computePlacement(context: RuleContext): Placement | undefined {
   const devices = devicesFor(context);
   if (devices.length === 0) return undefined;
   return placePods(devices, gpuPodsOf(context.inventory, context.env.platform?.spec.model.architecture ?? DEFAULT_ARCHITECTURE));
