@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pino } from "pino";
-import { startEngine, writeTestModels, type LoraModule } from "../../engine/index.ts";
+import type { LoraModule } from "../../engine/index.ts";
 import { ExitCode, InputError } from "../../errors.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 
@@ -26,6 +26,7 @@ function parseLora(spec: string): LoraModule {
 async function makeTestModel(argv: readonly string[], io: CommandIO): Promise<ExitCode> {
   const { values } = parseFlags({ name: "engine make-test-model", usage }, argv, { out: { type: "string" }, seed: { type: "string" } });
   if (values.out === undefined) throw new InputError("missing required flag --out", "pass --out DIR (the directory is created)");
+  const { writeTestModels } = await import("../../engine/tiny/model.ts");
   const started = performance.now();
   const files = writeTestModels(resolve(io.cwd, values.out), { seed: positiveInt("--seed", values.seed, 1) });
   const ms = performance.now() - started;
@@ -61,6 +62,9 @@ export const engineCommand: Command = {
       throw new InputError("missing required flag --model (or DIATONIC_MODEL)", "pass --model FILE.gguf; `diatonic engine make-test-model --out DIR` writes a tiny one");
     }
     const logger = pino({ base: { component: "engine" } }, io.stdout);
+    // Loaded here, not at the top: node-llama-cpp reads its files at import, and images without it
+    // (the gateway's) must still be able to run every other command.
+    const { startEngine } = await import("../../engine/index.ts");
     const running = await startEngine({
       modelPath: resolve(io.cwd, model),
       loras: (values.lora ?? []).map(parseLora).map((l) => ({ name: l.name, path: resolve(io.cwd, l.path) })),
