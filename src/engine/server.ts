@@ -65,7 +65,8 @@ async function handle(source: EngineSource, log: Logger, req: IncomingMessage, r
     if (engine === undefined) throw new ApiError(503, "The model is still loading.");
     await route({ req, res, engine, arrivedAt, signal: controller.signal, log: fields });
   } catch (error) {
-    sendError(res, error, log, fields);
+    if (controller.signal.aborted) fields.error = "client disconnected";
+    else sendError(res, error, log, fields);
   } finally {
     if (!path.startsWith("/health") && path !== "/readyz" && path !== "/metrics") {
       log.info({ ...fields, status: res.statusCode, ms: Math.round(performance.now() - arrivedAt) }, "request");

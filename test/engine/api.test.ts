@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { APIError, BadRequestError, NotFoundError } from "openai";
+import { pino } from "pino";
+import { createEngineServer } from "../../src/engine/server.ts";
 import { postJson, sseEvents, startTestEngine, type TestEngine } from "./helpers.ts";
 
 let t: TestEngine;
@@ -173,5 +175,25 @@ describe("health and metrics", () => {
     assert.ok(counter("vllm:prompt_tokens_total") > 0);
     assert.ok(counter("vllm:generation_tokens_total") >= 3);
     assert.match(text, /^vllm:lora_requests_info\{running_lora_adapters="",waiting_lora_adapters="",max_lora="4"\} \d/m);
+  });
+});
+
+describe("while the model loads", () => {
+  it("/health and /readyz say 503, /healthz 200, and API calls get a 503 error", async () => {
+    const server = createEngineServer(() => undefined, pino({ level: "silent" }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const url = `http://127.0.0.1:${address.port}`;
+    try {
+      assert.equal((await fetch(`${url}/health`)).status, 503);
+      assert.equal((await fetch(`${url}/readyz`)).status, 503);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+      const response = await postJson(`${url}/v1/chat/completions`, { model: "tiny", messages });
+      assert.equal(response.status, 503);
+      assert.equal((response.json as { error: { type: string } }).error.type, "ServiceUnavailableError");
+    } finally {
+      server.close();
+    }
   });
 });

@@ -68,3 +68,18 @@ describe("LoRA adapters at run time", () => {
     }
   });
 });
+
+describe("more adapters in flight than --max-loras", () => {
+  it("requests for other adapters wait for an idle context, then all complete", async () => {
+    const [a, b] = t.files.loras;
+    assert.ok(a && b);
+    await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "first", lora_path: a.path });
+    await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "second", lora_path: b.path });
+    const models = ["first", "second", "first", "tiny", "second", "first"];
+    const answers = await Promise.all(models.map((model) => postJson(`${t.url}/v1/chat/completions`, { model, ...request })));
+    assert.deepEqual(answers.map((r) => r.status), models.map(() => 200));
+    const text = (i: number): string => (answers[i]?.json as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? "";
+    assert.equal(text(0), text(2));
+    assert.notEqual(text(0), text(1));
+  });
+});
