@@ -31,7 +31,7 @@ describe("concurrency", () => {
   });
 
   it("past parallel + max_queue requests, the engine answers 503 and finishes the rest", async () => {
-    const responses = await Promise.all(Array.from({ length: 9 }, () => postJson(`${t.url}/v1/chat/completions`, chat("tiny", 400))));
+    const responses = await Promise.all(Array.from({ length: 9 }, () => postJson(`${t.url}/v1/chat/completions`, chat("tiny", 600))));
     const statuses = responses.map((r) => r.status);
     const rejected = responses.filter((r) => r.status === 503);
     assert.ok(rejected.length >= 4, `at most 2 running + 3 waiting are accepted: ${statuses.join(",")}`);
@@ -40,7 +40,7 @@ describe("concurrency", () => {
       assert.equal((r.json as { error: { type: string; code: number } }).error.type, "ServiceUnavailableError");
     }
     for (const r of responses.filter((x) => x.status === 200)) {
-      assert.equal((r.json as { usage: { completion_tokens: number } }).usage.completion_tokens, 400);
+      assert.equal((r.json as { usage: { completion_tokens: number } }).usage.completion_tokens, 600);
     }
   });
 
