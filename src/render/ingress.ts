@@ -1,4 +1,5 @@
 import type { IIngress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
+import { adapterRoute } from "../spec/rules.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 
 /** nginx wants body sizes as `8m`; the spec speaks Kubernetes quantities (`8Mi`). */
@@ -29,8 +30,10 @@ export interface HTTPProxy extends KubeObject {
  * reach the client as they are generated; timeouts allow long generations. No snippet annotations.
  */
 export function renderIngress(ctx: RenderContext): Placed[] {
-  const { ingress } = ctx.platform.spec;
+  const { ingress, adapters } = ctx.platform.spec;
   if (!ingress.enabled) return [];
+  // Only the API is public: /v1 and each adapter's prefix. /metrics, /healthz and /readyz stay inside.
+  const prefixes = ["/v1", ...adapters.map((a) => adapterRoute(a))];
   const timeout = String(ingress.timeoutSeconds);
   if (ingress.className === "contour") {
     const proxy: HTTPProxy = {
@@ -40,13 +43,11 @@ export function renderIngress(ctx: RenderContext): Placed[] {
       spec: {
         ingressClassName: "contour",
         virtualhost: { fqdn: ingress.host, tls: { secretName: names.gatewayTls } },
-        routes: [
-          {
-            conditions: [{ prefix: "/" }],
-            services: [{ name: names.gateway, port: ports.gateway }],
-            timeoutPolicy: { response: `${timeout}s`, idle: `${timeout}s` },
-          },
-        ],
+        routes: prefixes.map((prefix) => ({
+          conditions: [{ prefix }],
+          services: [{ name: names.gateway, port: ports.gateway }],
+          timeoutPolicy: { response: `${timeout}s`, idle: `${timeout}s` },
+        })),
       },
     };
     return [{ object: proxy, component: "ingress" }];
@@ -70,7 +71,7 @@ export function renderIngress(ctx: RenderContext): Placed[] {
       rules: [
         {
           host: ingress.host,
-          http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: names.gateway, port: { name: "http" } } } }] },
+          http: { paths: prefixes.map((path) => ({ path, pathType: "Prefix", backend: { service: { name: names.gateway, port: { name: "http" } } } })) },
         },
       ],
     },
