@@ -17,18 +17,30 @@ export class GatewayMetrics {
   readonly rateLimited: Counter<"tenant" | "limit">;
   readonly configReloads: Counter<"result">;
   readonly retrievals: Counter<"adapter" | "result">;
+  /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
+  inFlightSource: () => Iterable<readonly [string, number]> = () => [];
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "diatonic_gateway_" });
     this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter, tenant and HTTP status.", labelNames: ["adapter", "tenant", "status"], registers });
     this.latency = new Histogram({ name: "diatonic_gateway_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
-    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Time from request to the first byte of the upstream's response body.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
+    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Streams: time from request to the first event from upstream.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
     this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "tenant", "direction"], registers });
     this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
     this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream", "replica"], registers });
     this.queueDepth = new Gauge({ name: "diatonic_gateway_queue_depth", help: "Requests waiting for a concurrency slot.", labelNames: ["adapter"], registers });
-    this.inFlight = new Gauge({ name: "diatonic_gateway_in_flight_requests", help: "Requests being served upstream.", labelNames: ["adapter"], registers });
+    const source = () => this.inFlightSource();
+    this.inFlight = new Gauge({
+      name: "diatonic_gateway_in_flight_requests",
+      help: "Requests holding a concurrency slot (being served upstream).",
+      labelNames: ["adapter"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [adapter, count] of source()) this.set({ adapter }, count);
+      },
+    });
     this.rateLimited = new Counter({ name: "diatonic_gateway_rate_limited_total", help: "Requests rejected by a per-key rate limit.", labelNames: ["tenant", "limit"], registers });
     this.configReloads = new Counter({ name: "diatonic_gateway_config_reloads_total", help: "Config reloads by result (ok, rejected).", labelNames: ["result"], registers });
     this.retrievals = new Counter({ name: "diatonic_gateway_retrievals_total", help: "RAG retrievals by result (ok, failed, skipped).", labelNames: ["adapter", "result"], registers });

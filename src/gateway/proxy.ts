@@ -5,7 +5,7 @@ import type { GatewayMetrics } from "./metrics.ts";
 import { clientWantsUsage, ENDPOINT_PATHS, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
 import { citationsOf, contextMessage, queryOf, type Citation, type Retriever } from "./retriever.ts";
 import type { ModelTarget, Runtime, Snapshot } from "./runtime.ts";
-import { SseRelay, usageOf, type Usage } from "./sse.ts";
+import { modelRename, SseRelay, usageOf, type Usage } from "./sse.ts";
 import type { UpstreamPool, UpstreamResponse } from "./upstream.ts";
 
 /** One request's record, filled in as it goes, logged and counted when the response closes. */
@@ -98,13 +98,11 @@ export async function handleInference(
     clearTimeout(timer);
     throw error;
   }
-  metrics.inFlight.inc({ adapter: resolved.label });
   try {
     await forward(context, exchange, endpoint, body, resolved, controller.signal);
   } finally {
     clearTimeout(timer);
     target.limiter.release();
-    metrics.inFlight.dec({ adapter: resolved.label });
     if (exchange.usage) runtime.rateLimiter.charge(principal.keyId, exchange.usage.promptTokens + exchange.usage.completionTokens);
   }
 }
@@ -152,24 +150,26 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   exchange.attempts = response.attempts;
   if (response.statusCode >= 500) throw await upstreamFailure(resolved.upstream.name, response);
   const contentType = String(response.headers["content-type"] ?? "application/json");
+  const rename = endpoint === "embeddings" ? undefined : modelRename(resolved.upstreamModel, resolved.label);
   if (response.statusCode < 300 && contentType.includes("text/event-stream")) {
-    await relayStream(exchange, response, new SseRelay(clientWantsUsage(body), citations ? () => citationEvent(exchange, citations) : undefined), extraHeaders, signal);
+    const relay = new SseRelay(clientWantsUsage(body), citations ? () => citationEvent(exchange, citations) : undefined, rename);
+    await relayStream(exchange, response, relay, extraHeaders, signal);
     return;
   }
   exchange.firstByteAt ??= performance.now();
   const text = await response.body.text();
-  let out = text;
+  let out = rename && response.statusCode < 300 ? text.replace(rename.from, rename.to) : text;
   if (response.statusCode < 300 && text.includes('"usage"')) {
     try {
       const parsed = JSON.parse(text) as JsonObject;
       exchange.usage = usageOf(parsed.usage);
-      if (citations !== undefined) out = JSON.stringify({ ...parsed, diatonic: { citations } });
+      if (citations !== undefined) out = JSON.stringify({ ...parsed, model: resolved.label, diatonic: { citations } });
     } catch {
       // Not JSON after all: pass it on unchanged.
     }
   } else if (response.statusCode < 300 && citations !== undefined) {
     try {
-      out = JSON.stringify({ ...(JSON.parse(text) as JsonObject), diatonic: { citations } });
+      out = JSON.stringify({ ...(JSON.parse(text) as JsonObject), model: resolved.label, diatonic: { citations } });
     } catch {
       // Leave the body as the engine sent it.
     }

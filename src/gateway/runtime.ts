@@ -45,7 +45,9 @@ export class Runtime {
   constructor(
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    metrics.inFlightSource = () => [...this.limiters].map(([key, limiter]) => [key.replace(/^base:/, ""), limiter.inFlight] as const);
+  }
 
   get current(): Snapshot | undefined {
     return this.snapshot;

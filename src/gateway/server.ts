@@ -210,7 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const labels = { adapter: exchange.adapter || "-", tenant: exchange.tenant || "-" };
       metrics.requests.inc({ ...labels, status: String(status) });
       metrics.latency.observe(labels, seconds);
-      if (exchange.firstByteAt !== undefined) metrics.timeToFirstToken.observe(labels, (exchange.firstByteAt - exchange.started) / 1000);
+      if (exchange.stream && exchange.firstByteAt !== undefined) metrics.timeToFirstToken.observe(labels, (exchange.firstByteAt - exchange.started) / 1000);
       if (exchange.usage) {
         metrics.tokens.inc({ ...labels, direction: "in" }, exchange.usage.promptTokens);
         metrics.tokens.inc({ ...labels, direction: "out" }, exchange.usage.completionTokens);

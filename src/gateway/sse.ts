@@ -16,6 +16,20 @@ export function usageOf(value: unknown): Usage | undefined {
 const EVENT_END = /\r?\n\r?\n/g;
 
 /**
+ * The `model` member as engines serialize it (compact JSON). A string inside generated text cannot
+ * match: its quotes are escaped there.
+ */
+export interface ModelRename {
+  readonly from: string;
+  readonly to: string;
+}
+
+export function modelRename(upstreamModel: string, adapter: string): ModelRename | undefined {
+  if (upstreamModel === adapter) return undefined;
+  return { from: `"model":${JSON.stringify(upstreamModel)}`, to: `"model":${JSON.stringify(adapter)}` };
+}
+
+/**
  * Relays a server-sent event stream event by event: each complete event goes out as soon as it has
  * arrived (only a partial event is held back). It reads usage from the stream, can drop the
  * usage-only chunk the client did not ask for, and can add one event before `[DONE]`.
@@ -29,6 +43,8 @@ export class SseRelay {
     private readonly clientWantsUsage: boolean,
     /** JSON for one extra event sent just before `data: [DONE]`. */
     private readonly beforeDone?: () => string | undefined,
+    /** `"model":"<upstream name>"` → `"model":"<adapter>"`, so clients see the model they asked for. */
+    private readonly rename?: ModelRename,
   ) {}
 
   /** Takes a chunk from upstream; returns what to send to the client now ("" when nothing is complete yet). */
@@ -56,7 +72,8 @@ export class SseRelay {
     return rest === "" ? "" : this.process(rest);
   }
 
-  private process(events: string): string {
+  private process(batch: string): string {
+    const events = this.rename ? batch.replaceAll(this.rename.from, this.rename.to) : batch;
     // The fast path: nothing in this batch needs looking at.
     if (!events.includes('"usage"') && !(this.beforeDone && events.includes("[DONE]"))) return events;
     let out = "";

@@ -36,6 +36,7 @@ describe("gateway API with the OpenAI SDK", () => {
     const completion = await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "write fizzbuzz" }] });
     assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
     assert.equal(completion.usage?.total_tokens, 13);
+    assert.equal(completion.model, "code", "the response names the adapter, not the LoRA module");
     const sent = last();
     assert.equal(sent.path, "/v1/chat/completions");
     assert.equal(sent.body?.model, "code-lora");
@@ -67,6 +68,7 @@ describe("gateway API with the OpenAI SDK", () => {
     let text = "";
     let usageChunks = 0;
     for await (const chunk of stream) {
+      assert.equal(chunk.model, "chatbot");
       text += chunk.choices[0]?.delta.content ?? "";
       if (chunk.usage) usageChunks++;
     }

@@ -1,0 +1,26 @@
+# The adapter gateway: `diatonic gateway --config /etc/diatonic/gateway/config.yaml`, as the rendered
+# Deployment runs it (args: gateway --config ... --port 8080), non-root (uid 1000, as the pod's
+# securityContext expects), compiled JavaScript only, no dev dependencies and no llama.cpp binaries.
+# Build from the repository root: docker build -f docker/gateway.Dockerfile -t diatonic/gateway .
+FROM node:20.19-alpine AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: nothing the gateway uses needs an install script (node-llama-cpp's fetches binaries).
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json \
+ && npm prune --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/node-llama-cpp/llama node_modules/node-llama-cpp/templates
+
+FROM node:20.19-alpine
+ENV NODE_ENV=production DIATONIC_USE_DIST=1
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+USER 1000:1000
+EXPOSE 8080
+ENTRYPOINT ["node", "bin/diatonic.js"]
+CMD ["gateway", "--config", "/etc/diatonic/gateway/config.yaml", "--port", "8080"]
