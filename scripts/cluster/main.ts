@@ -1,7 +1,9 @@
 // `npm run cluster:up | cluster:down | cluster:env | cluster:status | cluster:build`
+import { rmSync } from "node:fs";
 import { ensureBinaries } from "./build.ts";
 import { down, isHealthy, memoryMiB, readState, up } from "./cluster.ts";
 import { clusterPaths, versions } from "./config.ts";
+import { startedByTestsMarker } from "./users.ts";
 
 const usage = "usage: cluster up | down | env | status | build";
 
@@ -10,6 +12,8 @@ async function main(command: string | undefined): Promise<number> {
     case "up": {
       const result = await up();
       const { state } = result;
+      // An explicit `up` keeps the cluster running even if a test run started it.
+      rmSync(startedByTestsMarker(), { force: true });
       if (result.reused) console.error(`cluster: already running at ${state.server}`);
       else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
       console.log(`export KUBECONFIG=${state.kubeconfig}`);

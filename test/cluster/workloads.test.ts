@@ -16,10 +16,16 @@ interface Volume {
   spec: { nodeAffinity?: { required: { nodeSelectorTerms: { matchExpressions: { values: string[] }[] }[] } } };
 }
 
+interface StorageClass {
+  metadata: { name: string; annotations?: Record<string, string> };
+}
+
 describe("cluster tier: workloads on simulated nodes", { skip }, () => {
   let cluster: TestCluster;
+  let storageClasses: StorageClass[];
   before(async () => {
     cluster = await testCluster();
+    storageClasses = (await cluster.kubectlJson<{ items: StorageClass[] }>(["get", "storageclass"])).items;
   });
 
   it("runs a Deployment, a StatefulSet with claim templates and a Job in a restricted namespace", { timeout: 180_000 }, async (t) => {
@@ -75,7 +81,10 @@ describe("cluster tier: workloads on simulated nodes", { skip }, () => {
     assert.deepEqual(claims.items.map((c) => c.metadata.name).sort(), ["data-db-0", "data-db-1"]);
     for (const claim of claims.items) {
       assert.equal(claim.status.phase, "Bound", `${claim.metadata.name} is bound`);
-      assert.equal(claim.spec.storageClassName, "local-path", "the default StorageClass was applied");
+      const defaultClass = storageClasses.find(
+        (c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true",
+      );
+      assert.equal(claim.spec.storageClassName, defaultClass?.metadata.name, "the default StorageClass was applied");
       // WaitForFirstConsumer: the volume is pinned to the node the scheduler picked for the pod.
       const volume = await cluster.kubectlJson<Volume>(["get", "pv", claim.spec.volumeName ?? ""]);
       const pod = await cluster.kubectlJson<{ spec: { nodeName: string } }>([
@@ -92,6 +101,7 @@ describe("cluster tier: workloads on simulated nodes", { skip }, () => {
   });
 
   it("binds an Immediate claim of the longhorn class without a consumer", { timeout: 60_000 }, async (t) => {
+    if (!storageClasses.some((c) => c.metadata.name === "longhorn")) return t.skip("no longhorn StorageClass here");
     const ns = await cluster.namespace(t);
     await cluster.kubectl(
       ["apply", "-f", "-"],
