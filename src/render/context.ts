@@ -9,6 +9,10 @@ export interface KubeObject {
     readonly namespace?: string;
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
+    /** Set by the API server on live objects; never rendered. */
+    readonly resourceVersion?: string;
+    readonly uid?: string;
+    readonly creationTimestamp?: string;
   };
 }
 

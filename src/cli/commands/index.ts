@@ -1,4 +1,5 @@
 import type { Command } from "../command.ts";
+import { applyCommand, destroyCommand, diffCommand, rollbackCommand, statusCommand } from "./deploy.ts";
 import { engineCommand } from "./engine.ts";
 import { gatewayCommand } from "./gateway.ts";
 import { modelDownloadCommand } from "./model-download.ts";
@@ -14,6 +15,11 @@ export const commands: readonly Command[] = [
   renderCommand,
   validateCommand,
   planCommand,
+  applyCommand,
+  diffCommand,
+  statusCommand,
+  rollbackCommand,
+  destroyCommand,
   schemaCommand,
   modelDownloadCommand,
   engineCommand,

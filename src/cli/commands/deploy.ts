@@ -1,0 +1,213 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { createInterface } from "node:readline/promises";
+import { applyPlatform } from "../../deploy/apply.ts";
+import { destroyPlatform } from "../../deploy/destroy.ts";
+import { diffObjects } from "../../deploy/diff.ts";
+import { applySetId, asMember, groupKind } from "../../deploy/applyset.ts";
+import { liveMembers } from "../../deploy/inventory.ts";
+import { humanReporter, jsonReporter, type Reporter } from "../../deploy/progress.ts";
+import { listRevisions, readRevision } from "../../deploy/revisions.ts";
+import { formatStatus, platformStatus } from "../../deploy/status.ts";
+import { ExitCode, InputError } from "../../errors.ts";
+import { KubeClient } from "../../kube/client.ts";
+import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
+import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
+
+const COMMON = {
+  spec: { type: "string", default: "platform.yaml" },
+  env: { type: "string" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  "dry-run": { type: "boolean", default: false },
+  output: { type: "string" },
+  timeout: { type: "string" },
+} as const;
+
+const USAGE_TAIL = "[--spec FILE] --env ENV [--kubeconfig FILE] [--context NAME] [--dry-run] [--output human|json] [--timeout DURATION]";
+
+/** `90s`, `15m`, `1h30m`, `500ms` → milliseconds. */
+export function parseDuration(text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new InputError(`--timeout ${JSON.stringify(text)} is not a duration`, "use a duration such as 90s, 15m or 1h30m");
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+  return parts.reduce((total, p) => total + Number(p[1]) * unit[p[2] as keyof typeof unit], 0);
+}
+
+interface Context {
+  readonly client: KubeClient;
+  readonly build: EnvironmentBuild;
+  readonly specHash: string;
+  readonly namespace: string;
+  readonly reporter: Reporter;
+  readonly timeoutMs: number;
+  readonly dryRun: boolean;
+  readonly json: boolean;
+}
+
+function setup(command: Pick<Command, "name" | "usage">, values: { spec?: string; env?: string; kubeconfig?: string; context?: string; output?: string; timeout?: string; "dry-run"?: boolean }, io: CommandIO): Context {
+  if (!values.env) throw new InputError("missing required flag --env", `usage: ${command.usage}`);
+  const output = oneOf("--output", values.output, ["human", "json"] as const, "human");
+  const timeoutMs = parseDuration(values.timeout ?? "30m");
+  const file = resolve(io.cwd, values.spec ?? "platform.yaml");
+  const build = buildEnvironment({ file, environment: values.env, cwd: io.cwd });
+  const client = new KubeClient({ ...(values.kubeconfig ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}), ...(values.context ? { context: values.context } : {}) });
+  return {
+    client,
+    build,
+    specHash: createHash("sha256").update(readFileSync(file)).digest("hex"),
+    namespace: build.platform.spec.namespace,
+    reporter: output === "json" ? jsonReporter(io.stdout) : humanReporter(io.stdout),
+    timeoutMs,
+    dryRun: values["dry-run"] ?? false,
+    json: output === "json",
+  };
+}
+
+function optionalSecrets(build: EnvironmentBuild): string[] {
+  return build.platform.spec.gateway.auth === "optional" ? [build.platform.spec.gateway.apiKeysSecret.name] : [];
+}
+
+export const applyCommand: Command = {
+  name: "apply",
+  summary: "Deploy the platform: preflight, then server-side apply phase by phase with readiness gates, prune, record the revision",
+  usage: `diatonic apply ${USAGE_TAIL} [--force-conflicts] [--delete-data]`,
+  async run(argv, io) {
+    const { values } = parseFlags(this, argv, { ...COMMON, "force-conflicts": { type: "boolean", default: false }, "delete-data": { type: "boolean", default: false } });
+    const ctx = setup(this, values, io);
+    try {
+      await applyPlatform({
+        client: ctx.client,
+        placed: ctx.build.result.placed,
+        namespace: ctx.namespace,
+        environment: ctx.build.platform.environment,
+        specHash: ctx.specHash,
+        reporter: ctx.reporter,
+        timeoutMs: ctx.timeoutMs,
+        dryRun: ctx.dryRun,
+        forceConflicts: values["force-conflicts"],
+        deleteData: values["delete-data"],
+        preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
+      });
+    } finally {
+      ctx.reporter.close();
+    }
+    return ExitCode.ok;
+  },
+};
+
+export const rollbackCommand: Command = {
+  name: "rollback",
+  summary: "Re-apply a recorded revision (default: the one before the latest) through the same phases",
+  usage: `diatonic rollback ${USAGE_TAIL} [--to N] [--force-conflicts]`,
+  async run(argv, io) {
+    const { values } = parseFlags(this, argv, { ...COMMON, to: { type: "string" }, "force-conflicts": { type: "boolean", default: false } });
+    const ctx = setup(this, values, io);
+    const revisions = await listRevisions(ctx.client, ctx.namespace);
+    const target = values.to !== undefined ? Number(values.to) : revisions.at(-2)?.number;
+    if (target === undefined || !Number.isInteger(target)) {
+      throw new InputError(values.to !== undefined ? `--to ${JSON.stringify(values.to)} is not a revision number` : "there is no earlier revision to roll back to", revisions.length > 0 ? `recorded revisions: ${revisions.map((r) => r.number).join(", ")}` : "apply the platform first");
+    }
+    const revision = await readRevision(ctx.client, ctx.namespace, target);
+    try {
+      await applyPlatform({
+        client: ctx.client,
+        placed: revision.placed,
+        namespace: ctx.namespace,
+        environment: revision.environment,
+        specHash: revision.specHash,
+        reporter: ctx.reporter,
+        timeoutMs: ctx.timeoutMs,
+        dryRun: ctx.dryRun,
+        forceConflicts: values["force-conflicts"],
+        preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
+        note: `rollback to ${target}`,
+      });
+    } finally {
+      ctx.reporter.close();
+    }
+    return ExitCode.ok;
+  },
+};
+
+export const diffCommand: Command = {
+  name: "diff",
+  summary: "Show what apply would change (server-side dry run vs live objects); exit 0 no changes, 1 changes",
+  usage: `diatonic diff ${USAGE_TAIL}`,
+  async run(argv, io) {
+    const { values } = parseFlags(this, argv, COMMON);
+    const ctx = setup(this, values, io);
+    const id = applySetId(ctx.namespace);
+    const objects = ctx.build.result.placed.map((p) => asMember(p.object, id));
+    const keep = new Set(objects.map((o) => `${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
+    const gone = (await liveMembers(ctx.client, ctx.namespace)).filter((o) => !keep.has(`${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
+    const diffs = await diffObjects(ctx.client, objects, gone);
+    if (ctx.json) io.stdout.write(`${JSON.stringify({ changes: diffs }, null, 2)}\n`);
+    else {
+      for (const d of diffs) io.stdout.write(`${d.change === "create" ? "+" : d.change === "delete" ? "-" : "~"} ${d.resource} (${d.change})\n${d.lines.map((l) => `    ${l}`).join("\n")}\n`);
+      io.stdout.write(diffs.length === 0 ? "no changes\n" : `${diffs.length} object(s) would change\n`);
+    }
+    return diffs.length === 0 ? ExitCode.ok : ExitCode.failure;
+  },
+};
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "Each component's state and why, GPU slices per node, adapters, certificate expiry, the URL; --watch follows changes",
+  usage: `diatonic status ${USAGE_TAIL} [--watch]`,
+  async run(argv, io) {
+    const { values } = parseFlags(this, argv, { ...COMMON, watch: { type: "boolean", default: false } });
+    const ctx = setup(this, values, io);
+    const show = async () => {
+      const report = await platformStatus(ctx.client, ctx.namespace);
+      io.stdout.write(ctx.json ? `${JSON.stringify(report)}\n` : `${values.watch && (io.stdout as { isTTY?: boolean }).isTTY ? "\u001b[2J\u001b[H" : ""}${formatStatus(report)}`);
+      return report;
+    };
+    const first = await show();
+    if (!values.watch) return first.healthy ? ExitCode.ok : ExitCode.failure;
+    // Refresh on any change of the namespace's pods or workloads, at most twice a second.
+    let timer: NodeJS.Timeout | undefined;
+    const refresh = () => {
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void show();
+      }, 500);
+    };
+    const stops = await Promise.all(
+      [["v1", "Pod"], ["apps/v1", "Deployment"], ["apps/v1", "StatefulSet"], ["batch/v1", "Job"]].map(([apiVersion, kind]) => ctx.client.watch(apiVersion ?? "v1", kind ?? "Pod", { namespace: ctx.namespace }, refresh, () => undefined)),
+    );
+    await new Promise<void>((done) => {
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+    for (const stop of stops) stop();
+    return ExitCode.ok;
+  },
+};
+
+export const destroyCommand: Command = {
+  name: "destroy",
+  summary: "Remove the platform in reverse order; volumes and the namespace stay unless --delete-data",
+  usage: `diatonic destroy ${USAGE_TAIL} [--delete-data] [--yes]`,
+  async run(argv, io) {
+    const { values } = parseFlags(this, argv, { ...COMMON, "delete-data": { type: "boolean", default: false }, yes: { type: "boolean", default: false } });
+    const ctx = setup(this, values, io);
+    if (values["delete-data"] && !values.yes && !ctx.dryRun) {
+      const stdin = process.stdin as { isTTY?: boolean };
+      if (!stdin.isTTY) throw new InputError("--delete-data deletes the model, adapter and vector volumes and the namespace, and needs confirmation", "pass --yes to confirm without a terminal");
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`delete all data of ${ctx.namespace} (model, adapters, Qdrant volumes, namespace)? type the namespace to confirm: `);
+      rl.close();
+      if (answer.trim() !== ctx.namespace) throw new InputError("not confirmed; nothing was deleted", `type ${ctx.namespace} exactly, or pass --yes`);
+    }
+    try {
+      const result = await destroyPlatform({ client: ctx.client, namespace: ctx.namespace, instance: ctx.build.platform.name, deleteData: values["delete-data"], dryRun: ctx.dryRun, reporter: ctx.reporter });
+      if (!ctx.json) io.stdout.write(`${ctx.dryRun ? "would delete" : "deleted"} ${result.deleted.length} object(s); kept ${result.kept.length} (data: ${result.kept.join(", ") || "none"})\n`);
+    } finally {
+      ctx.reporter.close();
+    }
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,56 @@
+import type { KubeClient } from "../kube/client.ts";
+import { resourceName } from "../kube/client.ts";
+import type { KubeObject } from "../render/context.ts";
+import { DATA_KINDS } from "./apply.ts";
+import { PARENT_NAME } from "./applyset.ts";
+import { liveMembers, teardownOrder } from "./inventory.ts";
+import type { Reporter } from "./progress.ts";
+
+export interface DestroyOptions {
+  readonly client: KubeClient;
+  readonly namespace: string;
+  /** The platform's instance label, to find StatefulSet claims (they are not set members). */
+  readonly instance: string;
+  readonly deleteData: boolean;
+  readonly dryRun: boolean;
+  readonly reporter: Reporter;
+}
+
+/**
+ * Removes the platform in reverse order. Volumes (the model, LoRAs, Qdrant's data and snapshots) and
+ * the namespace stay unless deleteData, so a later apply finds its data again.
+ */
+export async function destroyPlatform(options: DestroyOptions): Promise<{ deleted: string[]; kept: string[] }> {
+  const { client, namespace } = options;
+  const members = teardownOrder(await liveMembers(client, namespace));
+  const deleted: string[] = [];
+  const kept: string[] = [];
+  const remove = async (object: KubeObject) => {
+    if (await client.delete(object, { dryRun: options.dryRun })) {
+      deleted.push(resourceName(object));
+      options.reporter.event({ type: "pruned", resource: resourceName(object) });
+    }
+  };
+  for (const object of members) {
+    if (DATA_KINDS.has(object.kind) && !options.deleteData) {
+      kept.push(resourceName(object));
+      options.reporter.event({ type: "pruned", resource: resourceName(object), kept: true });
+      continue;
+    }
+    if (object.kind === "Namespace") continue;
+    await remove(object);
+  }
+  const claims = await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`);
+  for (const claim of claims) {
+    if (deleted.includes(resourceName(claim)) || kept.includes(resourceName(claim))) continue;
+    if (options.deleteData) await remove(claim);
+    else {
+      kept.push(resourceName(claim));
+      options.reporter.event({ type: "pruned", resource: resourceName(claim), kept: true });
+    }
+  }
+  await remove({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
+  const ns = members.find((o) => o.kind === "Namespace");
+  if (ns && options.deleteData) await remove(ns);
+  return { deleted, kept };
+}

@@ -1,0 +1,70 @@
+import type { KubeClient } from "../kube/client.ts";
+import { resourceName } from "../kube/client.ts";
+import type { KubeObject } from "../render/context.ts";
+import { toYaml } from "../write/yaml.ts";
+
+/** Fields the server owns or defaults that say nothing about the change: left out of diffs. */
+export function normalize(object: KubeObject | undefined): unknown {
+  if (!object) return undefined;
+  const clone = structuredClone(object) as unknown as { metadata: Record<string, unknown>; status?: unknown };
+  for (const key of ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"]) Reflect.deleteProperty(clone.metadata, key);
+  const annotations = clone.metadata["annotations"] as Record<string, string> | undefined;
+  if (annotations) {
+    for (const key of Object.keys(annotations)) if (key.startsWith("deployment.kubernetes.io/") || key === "kubectl.kubernetes.io/last-applied-configuration") Reflect.deleteProperty(annotations, key);
+    if (Object.keys(annotations).length === 0) Reflect.deleteProperty(clone.metadata, "annotations");
+  }
+  Reflect.deleteProperty(clone, "status");
+  return clone;
+}
+
+/** A unified-style line diff (longest common subsequence; objects are a few hundred lines at most). */
+export function lineDiff(before: string, after: string, context = 3): string[] {
+  const a = before === "" ? [] : before.split("\n");
+  const b = after === "" ? [] : after.split("\n");
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      const row = lcs[i] as number[];
+      row[j] = a[i] === b[j] ? (lcs[i + 1]?.[j + 1] ?? 0) + 1 : Math.max(lcs[i + 1]?.[j] ?? 0, row[j + 1] ?? 0);
+    }
+  }
+  const ops: { tag: " " | "-" | "+"; line: string }[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      ops.push({ tag: " ", line: a[i] ?? "" });
+      i++;
+      j++;
+    } else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) ops.push({ tag: "+", line: b[j++] ?? "" });
+    else ops.push({ tag: "-", line: a[i++] ?? "" });
+  }
+  const keep = ops.map((op, index) => op.tag !== " " || ops.slice(Math.max(0, index - context), index + context + 1).some((o) => o.tag !== " "));
+  const out: string[] = [];
+  ops.forEach((op, index) => {
+    if (keep[index]) out.push(`${op.tag} ${op.line}`);
+    else if (keep[index - 1]) out.push("  …");
+  });
+  return out;
+}
+
+export interface ObjectDiff {
+  readonly resource: string;
+  readonly change: "create" | "update" | "delete";
+  readonly lines: readonly string[];
+}
+
+/** What apply would change: server-side dry run of every object against the live one. */
+export async function diffObjects(client: KubeClient, objects: readonly KubeObject[], toDelete: readonly KubeObject[]): Promise<ObjectDiff[]> {
+  const diffs: ObjectDiff[] = [];
+  for (const object of objects) {
+    const live = await client.get(object);
+    const dry = await client.apply(object, { dryRun: true });
+    const before = live ? toYaml(normalize(live)) : "";
+    const after = toYaml(normalize(dry));
+    if (before === after) continue;
+    diffs.push({ resource: resourceName(object), change: live ? "update" : "create", lines: lineDiff(before.trimEnd(), after.trimEnd()) });
+  }
+  for (const object of toDelete) diffs.push({ resource: resourceName(object), change: "delete", lines: lineDiff(toYaml(normalize(object)).trimEnd(), "") });
+  return diffs;
+}

@@ -1,0 +1,100 @@
+import type { KubeClient } from "../kube/client.ts";
+import { gpuSlicesOf } from "../plan/gpu-pods.ts";
+import type { KubeObject, RequiredSecret } from "../render/context.ts";
+import { Inventory } from "../validate/inventory.ts";
+
+export interface PreflightCheck {
+  readonly check: string;
+  readonly ok: boolean;
+  /** Problems that do not stop the apply. */
+  readonly warning?: boolean;
+  readonly message: string;
+  readonly fix?: string;
+}
+
+const BUILT_IN_GROUPS = new Set(["", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "policy", "autoscaling", "storage.k8s.io", "apiextensions.k8s.io"]);
+
+const CRD_HINTS: Record<string, string> = {
+  "cert-manager.io": "install cert-manager (its CRDs and controller), e.g. helm install cert-manager jetstack/cert-manager --set crds.enabled=true",
+  "monitoring.coreos.com": "install prometheus-operator (kube-prometheus-stack), or set monitoring.prometheusOperator: false",
+  "projectcontour.io": "install Contour, or use ingress.className: nginx",
+};
+
+function group(apiVersion: string): string {
+  return apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "";
+}
+
+export interface PreflightInput {
+  readonly objects: readonly KubeObject[];
+  readonly secrets: readonly RequiredSecret[];
+  /** Secrets whose absence is allowed (optional mounts). */
+  readonly optionalSecrets: readonly string[];
+}
+
+/** Checks the cluster can take the platform, before anything is changed. */
+export async function preflight(client: KubeClient, input: PreflightInput): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = [];
+  const version = await client.version();
+  const minor = Number.parseInt(version.minor, 10);
+  checks.push(
+    minor >= 27 || Number.isNaN(minor)
+      ? { check: "cluster", ok: true, message: `reachable at ${client.server}, Kubernetes ${version.gitVersion}` }
+      : { check: "cluster", ok: false, message: `Kubernetes ${version.gitVersion} is older than 1.27`, fix: "upgrade the cluster to 1.27 or newer" },
+  );
+
+  const kinds = new Map<string, KubeObject>();
+  for (const o of input.objects) kinds.set(`${o.apiVersion}|${o.kind}`, o);
+  for (const o of kinds.values()) {
+    const g = group(o.apiVersion);
+    if (BUILT_IN_GROUPS.has(g)) continue;
+    const served = await client.describe(o.apiVersion, o.kind);
+    if (!served) {
+      checks.push({ check: "crds", ok: false, message: `the cluster does not serve ${o.kind} (${o.apiVersion})`, fix: CRD_HINTS[g] ?? `install the CRD for ${o.kind}` });
+      continue;
+    }
+    const crd = await client.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({ apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: `${served.plural}.${g}` } });
+    const established = crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") ?? true;
+    checks.push(established ? { check: "crds", ok: true, message: `${o.kind}.${g} is established` } : { check: "crds", ok: false, message: `CRD ${served.plural}.${g} is not Established yet`, fix: "wait for the CRD to be established, then run apply again" });
+  }
+
+  const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+  for (const secret of input.secrets) {
+    const optional = input.optionalSecrets.includes(secret.name);
+    const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });
+    const nsHint = namespaces.has(secret.namespace) && !(await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: secret.namespace } })) ? `kubectl create namespace ${secret.namespace}; ` : "";
+    if (!live) {
+      checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} does not exist (${secret.purpose})`, fix: `${nsHint}${secret.create}` });
+    } else if (!live.data || !(secret.key in live.data)) {
+      checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} has no key ${secret.key} (it has: ${Object.keys(live.data ?? {}).join(", ") || "none"})`, fix: `recreate it with the key ${secret.key}: ${secret.create}` });
+    } else {
+      checks.push({ check: "secrets", ok: true, message: `Secret ${secret.namespace}/${secret.name} has key ${secret.key}` });
+    }
+  }
+
+  const inventory = new Inventory(input.objects);
+  const requested = inventory.templates.reduce((n, t) => n + t.replicas * t.spec.containers.reduce((m, c) => m + gpuSlicesOf(c.resources?.limits), 0), 0);
+  if (requested > 0) {
+    const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
+    const visible = nodes.map((n) => ({ name: n.metadata.name, gpus: Number(n.status?.allocatable?.["nvidia.com/gpu"] ?? 0) })).filter((n) => n.gpus > 0);
+    const total = visible.reduce((n, v) => n + v.gpus, 0);
+    checks.push(
+      total >= requested
+        ? { check: "gpu", ok: true, message: `${total} nvidia.com/gpu visible (${visible.map((v) => `${v.name}: ${v.gpus}`).join(", ")}), ${requested} needed` }
+        : { check: "gpu", ok: false, message: `the platform needs ${requested} nvidia.com/gpu, the nodes advertise ${total}${visible.length > 0 ? ` (${visible.map((v) => `${v.name}: ${v.gpus}`).join(", ")})` : ""}`, fix: total === 0 ? "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready" : "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes" },
+    );
+  }
+
+  const classes = new Set<string>();
+  for (const o of input.objects) {
+    const spec = (o as unknown as { spec?: { storageClassName?: string; volumeClaimTemplates?: { spec?: { storageClassName?: string } }[] } }).spec;
+    if (o.kind === "PersistentVolumeClaim" && spec?.storageClassName) classes.add(spec.storageClassName);
+    for (const t of o.kind === "StatefulSet" ? (spec?.volumeClaimTemplates ?? []) : []) if (t.spec?.storageClassName) classes.add(t.spec.storageClassName);
+  }
+  if (classes.size > 0) {
+    const existing = (await client.list("storage.k8s.io/v1", "StorageClass")).map((s) => s.metadata.name);
+    for (const name of classes) {
+      checks.push(existing.includes(name) ? { check: "storage", ok: true, message: `storage class ${name} exists` } : { check: "storage", ok: false, message: `storage class ${name} does not exist (the cluster has: ${existing.join(", ") || "none"})`, fix: `set storageClass in the spec to one of: ${existing.join(", ") || "(install a provisioner)"}` });
+    }
+  }
+  return checks;
+}

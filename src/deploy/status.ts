@@ -1,0 +1,113 @@
+import { CoreV1Api } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import type { KubeClient } from "../kube/client.ts";
+import { resourceName } from "../kube/client.ts";
+import { evaluateReadiness } from "../kube/readiness.ts";
+import type { KubeObject } from "../render/context.ts";
+import { liveMembers } from "./inventory.ts";
+import { listRevisions } from "./revisions.ts";
+
+export interface StatusReport {
+  readonly namespace: string;
+  readonly revision: { readonly number: number; readonly appliedAt: string; readonly note: string } | null;
+  readonly objects: readonly { readonly component: string; readonly resource: string; readonly state: string; readonly reason: string }[];
+  readonly gpu: readonly { readonly node: string; readonly used: number; readonly total: number }[];
+  readonly adapters: readonly { readonly name: string; readonly route: string; readonly upstreamModel: string; readonly loaded: boolean | null }[];
+  readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
+  readonly url: string | null;
+  readonly healthy: boolean;
+}
+
+interface PodLike {
+  readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
+  readonly status?: { readonly phase?: string };
+}
+
+/** Which models the engine serves, through the API server's service proxy; null when unreachable. */
+async function servedModels(client: KubeClient, namespace: string): Promise<Set<string> | null> {
+  try {
+    const api = client.config.makeApiClient(CoreV1Api);
+    const body = await Promise.race([
+      api.connectGetNamespacedServiceProxyWithPath({ name: "http:engine:http", namespace, path: "v1/models" }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), 2000)),
+    ]);
+    const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { data?: { id?: string }[] };
+    return new Set((parsed.data ?? []).map((m) => m.id ?? ""));
+  } catch {
+    return null;
+  }
+}
+
+/** Each component's state and why, GPU slices per node, adapters, certificates and the URL to call. */
+export async function platformStatus(client: KubeClient, namespace: string): Promise<StatusReport> {
+  const members = await liveMembers(client, namespace);
+  const storageClasses = await client.list<KubeObject & { volumeBindingMode?: string }>("storage.k8s.io/v1", "StorageClass");
+  const wffc = new Set(storageClasses.filter((s) => s.volumeBindingMode === "WaitForFirstConsumer").map((s) => s.metadata.name));
+  const objects = members.map((object) => {
+    const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
+    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state: readiness.state, reason: readiness.reason };
+  });
+
+  const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
+  const pods = (await client.list("v1", "Pod")) as unknown as PodLike[];
+  const gpu = nodes
+    .map((node) => ({
+      node: node.metadata.name,
+      total: Number(node.status?.allocatable?.["nvidia.com/gpu"] ?? 0),
+      used: pods
+        .filter((p) => p.spec?.nodeName === node.metadata.name && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed")
+        .reduce((n, p) => n + (p.spec?.containers ?? []).reduce((m, c) => m + Number(c.resources?.limits?.["nvidia.com/gpu"] ?? 0), 0), 0),
+    }))
+    .filter((n) => n.total > 0);
+
+  const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;
+  const config = gatewayConfig?.data?.["config.yaml"] ? (parse(gatewayConfig.data["config.yaml"]) as { adapters?: { name: string; route: string; upstreamModel: string }[] }) : undefined;
+  const served = config ? await servedModels(client, namespace) : null;
+  const adapters = (config?.adapters ?? []).map((a) => ({ name: a.name, route: a.route, upstreamModel: a.upstreamModel, loaded: served ? served.has(a.upstreamModel) : null }));
+
+  const certificates = members
+    .filter((o) => o.kind === "Certificate")
+    .map((o) => {
+      const status = (o as unknown as { status?: { notAfter?: string; conditions?: { type: string; status: string }[] } }).status;
+      return { name: resourceName(o), ready: status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false, notAfter: status?.notAfter ?? null };
+    });
+  const ingress = members.find((o) => o.kind === "Ingress" || o.kind === "HTTPProxy") as (KubeObject & { spec?: { rules?: { host?: string }[]; virtualhost?: { fqdn?: string } } }) | undefined;
+  const host = ingress?.spec?.rules?.[0]?.host ?? ingress?.spec?.virtualhost?.fqdn;
+  const last = (await listRevisions(client, namespace)).at(-1);
+  return {
+    namespace,
+    revision: last ? { number: last.number, appliedAt: last.object.metadata.annotations?.["diatonic.ai/applied-at"] ?? "", note: last.object.metadata.annotations?.["diatonic.ai/note"] ?? "" } : null,
+    objects,
+    gpu,
+    adapters,
+    certificates,
+    url: host ? `https://${host}/v1` : null,
+    healthy: members.length > 0 && objects.every((o) => o.state === "ready"),
+  };
+}
+
+export function formatStatus(report: StatusReport): string {
+  if (report.objects.length === 0) return `nothing deployed in ${report.namespace} (no ApplySet parent found); run diatonic apply\n`;
+  const lines: string[] = [];
+  lines.push(`platform in ${report.namespace}: ${report.healthy ? "ready" : "NOT ready"}${report.revision ? ` — revision ${report.revision.number} (${report.revision.note}, ${report.revision.appliedAt})` : ""}`);
+  if (report.url) lines.push(`call: ${report.url}  (OpenAI-compatible; model = an adapter name)`);
+  lines.push("", "components:");
+  const width = Math.max(...report.objects.map((o) => o.resource.length));
+  for (const o of [...report.objects].sort((a, b) => a.component.localeCompare(b.component) || a.resource.localeCompare(b.resource))) {
+    lines.push(`  ${o.state === "ready" ? "✓" : o.state === "failed" ? "✗" : "…"} ${o.component.padEnd(14)} ${o.resource.padEnd(width)}  ${o.reason}`);
+  }
+  if (report.gpu.length > 0) {
+    lines.push("", "GPU slices:");
+    for (const g of report.gpu) lines.push(`  ${g.node}: ${g.used}/${g.total} nvidia.com/gpu in use`);
+  }
+  if (report.adapters.length > 0) {
+    lines.push("", "adapters:");
+    for (const a of report.adapters) lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}${a.loaded === null ? "" : a.loaded ? " (loaded)" : " (NOT loaded by the engine)"}`);
+    if (report.adapters.some((a) => a.loaded === null)) lines.push("  (the engine's /v1/models is not reachable through the API server proxy, so loaded adapters are unknown)");
+  }
+  if (report.certificates.length > 0) {
+    lines.push("", "certificates:");
+    for (const c of report.certificates) lines.push(`  ${c.name}: ${c.ready ? "ready" : "NOT ready"}${c.notAfter ? `, expires ${c.notAfter}` : ""}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

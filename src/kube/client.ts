@@ -1,0 +1,191 @@
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubernetesObject } from "@kubernetes/client-node";
+import { InputError, WorldError } from "../errors.ts";
+import type { KubeObject } from "../render/context.ts";
+
+export const FIELD_MANAGER = "diatonic";
+
+export interface KubeClientOptions {
+  /** @default $KUBECONFIG or ~/.kube/config */
+  readonly kubeconfig?: string;
+  /** @default the kubeconfig's current context */
+  readonly context?: string;
+}
+
+/** A field-ownership conflict on server-side apply: which fields, owned by whom. */
+export class ConflictError extends WorldError {
+  constructor(
+    readonly resource: string,
+    readonly conflicts: readonly string[],
+  ) {
+    super(
+      `${resource}: fields owned by another manager: ${conflicts.join("; ")}`,
+      "someone changed these fields with another tool; rerun with --force-conflicts to take them back, or put the change into the spec",
+    );
+  }
+}
+
+/** The status object the API server returns with errors. */
+interface StatusBody {
+  readonly message?: string;
+  readonly reason?: string;
+  readonly details?: { readonly causes?: readonly { readonly message?: string; readonly field?: string }[] };
+}
+
+export function statusOf(error: unknown): { code: number; body: StatusBody } | undefined {
+  if (error instanceof ApiException) {
+    let body: StatusBody = {};
+    try {
+      body = (typeof error.body === "string" ? JSON.parse(error.body) : error.body) as StatusBody;
+    } catch {
+      body = { message: String(error.body) };
+    }
+    return { code: error.code, body };
+  }
+  return undefined;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return statusOf(error)?.code === 404;
+}
+
+export function resourceName(object: Pick<KubeObject, "kind" | "metadata">): string {
+  return `${object.kind}/${object.metadata.namespace ? `${object.metadata.namespace}/` : ""}${object.metadata.name}`;
+}
+
+/** KubernetesObjectApi with its discovery exposed: plural names and scope of each kind. */
+class ObjectApi extends KubernetesObjectApi {
+  async describe(apiVersion: string, kind: string): Promise<{ plural: string; namespaced: boolean } | undefined> {
+    const found = await this.resource(apiVersion, kind);
+    return found ? { plural: found.name, namespaced: found.namespaced } : undefined;
+  }
+}
+
+/** The Kubernetes API as the deploy tool uses it: server-side apply with one field manager, reads, watches. */
+export class KubeClient {
+  readonly config: KubeConfig;
+  private readonly objects: ObjectApi;
+  readonly server: string;
+
+  constructor(options: KubeClientOptions = {}) {
+    this.config = new KubeConfig();
+    try {
+      if (options.kubeconfig) this.config.loadFromFile(options.kubeconfig);
+      else this.config.loadFromDefault();
+    } catch (error) {
+      throw new InputError(`cannot read kubeconfig ${options.kubeconfig ?? process.env["KUBECONFIG"] ?? "~/.kube/config"}: ${(error as Error).message}`, "pass --kubeconfig FILE or set KUBECONFIG");
+    }
+    if (options.context) {
+      if (!this.config.getContexts().some((c) => c.name === options.context)) {
+        throw new InputError(`context ${JSON.stringify(options.context)} is not in the kubeconfig`, `use one of: ${this.config.getContexts().map((c) => c.name).join(", ")}`);
+      }
+      this.config.setCurrentContext(options.context);
+    }
+    const cluster = this.config.getCurrentCluster();
+    if (!cluster) throw new InputError("the kubeconfig has no current cluster", "pass --context NAME or set current-context");
+    this.server = cluster.server;
+    this.objects = ObjectApi.makeApiClient(this.config) as ObjectApi;
+    Object.setPrototypeOf(this.objects, ObjectApi.prototype);
+  }
+
+  private unreachable(error: unknown): WorldError {
+    return new WorldError(`cannot reach the cluster at ${this.server}: ${(error as Error).message}`, "check that the cluster runs and the kubeconfig/context point at it", { cause: error });
+  }
+
+  private rethrow(error: unknown, object?: Pick<KubeObject, "kind" | "metadata">): never {
+    const status = statusOf(error);
+    if (!status) throw this.unreachable(error);
+    const what = object ? `${resourceName(object)}: ` : "";
+    if (status.code === 409 && status.body.reason === "Conflict" && object) {
+      const causes = (status.body.details?.causes ?? []).map((c) => `${c.field ?? ""} ${c.message ?? ""}`.trim());
+      throw new ConflictError(resourceName(object), causes.length > 0 ? causes : [status.body.message ?? "conflict"]);
+    }
+    if (status.code === 401 || status.code === 403) throw new WorldError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
+    throw new WorldError(`${what}${status.body.message ?? `HTTP ${status.code}`}`, status.code === 422 ? "the API server rejected the object; run `diatonic validate` and check the message" : "see the message from the API server");
+  }
+
+  async version(): Promise<{ major: string; minor: string; gitVersion: string }> {
+    try {
+      const info = await this.config.makeApiClient(VersionApi).getCode();
+      return { major: info.major, minor: info.minor, gitVersion: info.gitVersion };
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+  }
+
+  /** Server-side apply as FIELD_MANAGER. Returns the object as stored (or as it would be, on dry run). */
+  async apply<T extends KubeObject>(object: T, options: { dryRun?: boolean; force?: boolean } = {}): Promise<T> {
+    try {
+      const body = { ...object, metadata: { ...object.metadata } } as unknown as KubernetesObject;
+      return (await this.objects.patch(body, undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)) as unknown as T;
+    } catch (error) {
+      this.rethrow(error, object);
+    }
+  }
+
+  async get<T extends KubeObject>(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): Promise<T | undefined> {
+    try {
+      const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
+      return (await this.objects.read(header)) as unknown as T;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      this.rethrow(error, object);
+    }
+  }
+
+  async list<T extends KubeObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
+    try {
+      const list = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
+      return list.items.map((item) => ({ apiVersion, kind, ...item }) as unknown as T);
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      this.rethrow(error);
+    }
+  }
+
+  async delete(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">, options: { dryRun?: boolean } = {}): Promise<boolean> {
+    try {
+      const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
+      await this.objects.delete(header, undefined, options.dryRun ? "All" : undefined, undefined, undefined, "Background");
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      this.rethrow(error, object);
+    }
+  }
+
+  /** Plural and scope of a kind, from discovery; undefined when the API server does not serve it. */
+  async describe(apiVersion: string, kind: string): Promise<{ plural: string; namespaced: boolean } | undefined> {
+    try {
+      return await this.objects.describe(apiVersion, kind);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      this.rethrow(error);
+    }
+  }
+
+  async collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<string> {
+    const info = await this.describe(apiVersion, kind);
+    if (!info) throw new WorldError(`the cluster does not serve ${apiVersion} ${kind}`, "install the CRD or operator that provides it");
+    const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    return info.namespaced && namespace ? `${base}/namespaces/${namespace}/${info.plural}` : `${base}/${info.plural}`;
+  }
+
+  /**
+   * Watches a collection (optionally one object by name). Starting without a resourceVersion, the
+   * server first replays the current state as ADDED events. Returns a function that stops the watch.
+   */
+  async watch(
+    apiVersion: string,
+    kind: string,
+    options: { namespace?: string; name?: string; labelSelector?: string },
+    onEvent: (type: string, object: KubeObject) => void,
+    onEnd: (error: unknown) => void,
+  ): Promise<() => void> {
+    const path = await this.collectionPath(apiVersion, kind, options.namespace);
+    const query: Record<string, string> = {};
+    if (options.name) query["fieldSelector"] = `metadata.name=${options.name}`;
+    if (options.labelSelector) query["labelSelector"] = options.labelSelector;
+    const controller = await new Watch(this.config).watch(path, query, (type: string, object: unknown) => onEvent(type, { apiVersion, kind, ...(object as object) } as KubeObject), onEnd);
+    return () => controller.abort();
+  }
+}

@@ -1,0 +1,115 @@
+import { CoreV1Api } from "@kubernetes/client-node";
+import type { KubeObject } from "../render/context.ts";
+import type { KubeClient } from "./client.ts";
+
+interface PodLike {
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
+  readonly status?: {
+    readonly phase?: string;
+    readonly conditions?: readonly { readonly type: string; readonly status: string; readonly reason?: string; readonly message?: string }[];
+    readonly containerStatuses?: readonly ContainerStatus[];
+    readonly initContainerStatuses?: readonly ContainerStatus[];
+  };
+}
+
+interface ContainerStatus {
+  readonly name: string;
+  readonly restartCount?: number;
+  readonly state?: { readonly waiting?: { readonly reason?: string; readonly message?: string }; readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly message?: string } };
+  readonly lastState?: { readonly terminated?: { readonly reason?: string; readonly exitCode?: number } };
+}
+
+/** Container states that do not heal by waiting: the phase fails at once with this evidence. */
+const HARD_FAILURES = new Set(["ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff", "RunContainerError"]);
+
+export interface PodProblem {
+  readonly pod: string;
+  readonly hard: boolean;
+  readonly message: string;
+  readonly container?: string;
+  readonly crashLoop?: boolean;
+}
+
+/** What is wrong with one pod, from its own status (scheduling, container states). */
+export function podProblems(pod: PodLike): PodProblem[] {
+  const problems: PodProblem[] = [];
+  const name = pod.metadata.name;
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False") {
+    problems.push({ pod: name, hard: false, message: `${scheduled.reason ?? "Unschedulable"}: ${scheduled.message ?? "the scheduler found no node"}` });
+  }
+  for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+    const waiting = status.state?.waiting;
+    if (waiting?.reason && waiting.reason !== "ContainerCreating" && waiting.reason !== "PodInitializing") {
+      const crashLoop = waiting.reason === "CrashLoopBackOff";
+      const last = status.lastState?.terminated;
+      problems.push({
+        pod: name,
+        container: status.name,
+        crashLoop,
+        hard: HARD_FAILURES.has(waiting.reason) && (!crashLoop || (status.restartCount ?? 0) >= 2),
+        message: `container ${status.name}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}${last ? `; last exit ${last.exitCode ?? "?"} ${last.reason ?? ""}`.trimEnd() : ""}${status.restartCount ? `; ${status.restartCount} restarts` : ""}`,
+      });
+    }
+  }
+  return problems;
+}
+
+function selectorOf(object: KubeObject): Record<string, string> | undefined {
+  const spec = (object as unknown as { spec?: { selector?: { matchLabels?: Record<string, string> } | Record<string, string> } }).spec;
+  const selector = spec?.selector;
+  if (!selector) return undefined;
+  return "matchLabels" in selector ? (selector.matchLabels as Record<string, string>) : (selector as Record<string, string>);
+}
+
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** The pods of a workload (Deployment, StatefulSet, DaemonSet, Job). */
+export async function podsOf(client: KubeClient, object: KubeObject): Promise<PodLike[]> {
+  const selector = object.kind === "Job" ? { "batch.kubernetes.io/job-name": object.metadata.name } : selectorOf(object);
+  if (!selector || !object.metadata.namespace) return [];
+  return (await client.list("v1", "Pod", object.metadata.namespace, labelSelector(selector))) as unknown as PodLike[];
+}
+
+async function lastLogLines(client: KubeClient, namespace: string, pod: string, container: string): Promise<string | undefined> {
+  try {
+    const log = await client.config.makeApiClient(CoreV1Api).readNamespacedPodLog({ name: pod, namespace, container, previous: true, tailLines: 8 });
+    return log.trim() === "" ? undefined : log.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function warningEvents(client: KubeClient, object: { kind: string; metadata: { name: string; namespace?: string } }): Promise<string[]> {
+  if (!object.metadata.namespace) return [];
+  const events = await client.list<KubeObject & { reason?: string; message?: string; type?: string; lastTimestamp?: string; eventTime?: string }>("v1", "Event", object.metadata.namespace, undefined, `involvedObject.name=${object.metadata.name},involvedObject.kind=${object.kind},type=Warning`);
+  return events.slice(-3).map((e) => `${e.reason ?? "Warning"}: ${e.message ?? ""}`.trim());
+}
+
+/**
+ * Why an object is not ready, in the cluster's own words: its pods' scheduling and container states
+ * (with the last log lines of a crash loop), and the warning events on it and its pods.
+ */
+export async function explain(client: KubeClient, object: KubeObject): Promise<string[]> {
+  const lines: string[] = [];
+  if (["Deployment", "StatefulSet", "DaemonSet", "Job"].includes(object.kind)) {
+    const pods = await podsOf(client, object);
+    if (pods.length === 0) lines.push("no pods were created");
+    for (const pod of pods) {
+      for (const problem of podProblems(pod)) {
+        lines.push(`pod ${problem.pod}: ${problem.message}`);
+        if (problem.crashLoop && problem.container && pod.metadata.namespace) {
+          const log = await lastLogLines(client, pod.metadata.namespace, pod.metadata.name, problem.container);
+          if (log) lines.push(`  last log lines:\n${log.split("\n").map((l) => `    ${l}`).join("\n")}`);
+        }
+      }
+      for (const event of await warningEvents(client, { kind: "Pod", metadata: pod.metadata })) lines.push(`pod ${pod.metadata.name}: ${event}`);
+    }
+  }
+  for (const event of await warningEvents(client, object)) lines.push(event);
+  return [...new Set(lines)];
+}

@@ -1,0 +1,144 @@
+import { WorldError } from "../errors.ts";
+import type { KubeObject } from "../render/context.ts";
+import { resourceName, type KubeClient } from "./client.ts";
+import { explain, labelSelector, podProblems } from "./evidence.ts";
+import { evaluateReadiness, needsWaiting, type Readiness, type ReadinessContext } from "./readiness.ts";
+
+export interface NotReady {
+  readonly resource: string;
+  readonly reason: string;
+  readonly evidence: readonly string[];
+}
+
+/** Objects that did not become ready, each with the cluster's evidence of why. */
+export class ReadinessError extends WorldError {
+  constructor(
+    readonly failure: "timeout" | "failed",
+    readonly objects: readonly NotReady[],
+    what: string,
+  ) {
+    super(
+      `${what}:\n${objects.map((o) => `  ${o.resource}: ${o.reason}${o.evidence.map((e) => `\n    ${e.replace(/\n/g, "\n    ")}`).join("")}`).join("\n")}`,
+      failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped",
+    );
+  }
+}
+
+export interface WaitOptions {
+  readonly timeoutMs: number;
+  readonly context?: ReadinessContext;
+  /** Called whenever an object's readiness changes. */
+  readonly onChange?: (object: KubeObject, readiness: Readiness) => void;
+  /** What is being waited for, for messages ("phase engine"). */
+  readonly label: string;
+}
+
+const key = (o: Pick<KubeObject, "kind" | "metadata">) => resourceName(o);
+
+function workloadSelector(object: KubeObject): Record<string, string> | undefined {
+  if (object.kind === "Job") return { "batch.kubernetes.io/job-name": object.metadata.name };
+  if (!["Deployment", "StatefulSet", "DaemonSet"].includes(object.kind)) return undefined;
+  return (object as unknown as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
+}
+
+/**
+ * Waits until every object is ready, with watches (the server replays current state first, then
+ * streams changes): no polling, no sleeps. Fails early when a pod is in a state that does not heal
+ * (image pull errors, crash loops, bad config), and at the deadline with the evidence of what is stuck.
+ */
+export async function waitForReady(client: KubeClient, objects: readonly KubeObject[], options: WaitOptions): Promise<void> {
+  const pending = objects.filter((o) => needsWaiting(o.kind));
+  if (pending.length === 0) return;
+  const latest = new Map<string, KubeObject>(pending.map((o) => [key(o), o]));
+  const states = new Map<string, Readiness>();
+  const stops: (() => void)[] = [];
+  let settled = false;
+
+  await new Promise<void>((resolve, reject) => {
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const stop of stops) stop();
+      if (error) reject(error);
+      else resolve();
+    };
+    const failWith = (cause: "timeout" | "failed", resources: readonly string[], reasons: Map<string, string>) => {
+      void Promise.all(
+        resources.map(async (resource): Promise<NotReady> => {
+          const object = latest.get(resource);
+          const evidence = object ? await explain(client, object).catch((e: unknown) => [`(could not read evidence: ${(e as Error).message})`]) : [];
+          return { resource, reason: reasons.get(resource) ?? states.get(resource)?.reason ?? "not ready", evidence };
+        }),
+      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`)));
+    };
+    const check = () => {
+      if (settled) return;
+      const failed = [...states.entries()].filter(([, s]) => s.state === "failed");
+      if (failed.length > 0) {
+        failWith("failed", failed.map(([k]) => k), new Map(failed.map(([k, s]) => [k, s.reason])));
+        return;
+      }
+      if (pending.every((o) => states.get(key(o))?.state === "ready")) finish();
+    };
+    const timer = setTimeout(() => {
+      const stuck = pending.map(key).filter((k) => states.get(k)?.state !== "ready");
+      failWith("timeout", stuck, new Map());
+    }, options.timeoutMs);
+
+    const watchObject = (object: KubeObject) => {
+      client
+        .watch(
+          object.apiVersion,
+          object.kind,
+          { ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}), name: object.metadata.name },
+          (type, current) => {
+            if (settled || type === "DELETED" || type === "BOOKMARK") return;
+            latest.set(key(object), current);
+            const readiness = evaluateReadiness(current, options.context ?? {});
+            const before = states.get(key(object));
+            states.set(key(object), readiness);
+            if (before?.state !== readiness.state || before.reason !== readiness.reason) options.onChange?.(current, readiness);
+            check();
+          },
+          () => {
+            // The server ends watches now and then; keep watching until the wait is over.
+            if (!settled) setTimeout(() => watchObject(object), 200);
+          },
+        )
+        .then((stop) => (settled ? stop() : stops.push(stop)))
+        .catch((error: unknown) => finish(error as Error));
+    };
+    for (const object of pending) watchObject(object);
+
+    // Pods of the workloads being waited for: a state that does not heal fails the wait at once.
+    const workloads = pending.flatMap((o) => {
+      const selector = workloadSelector(o);
+      return selector && o.metadata.namespace ? [{ object: o, selector, namespace: o.metadata.namespace }] : [];
+    });
+    for (const workload of workloads) {
+      const watchPods = () => {
+        client
+          .watch(
+            "v1",
+            "Pod",
+            { namespace: workload.namespace, labelSelector: labelSelector(workload.selector) },
+            (type, pod) => {
+              if (settled || type === "DELETED") return;
+              const hard = podProblems(pod as never).find((p) => p.hard);
+              if (hard) {
+                states.set(key(workload.object), { state: "failed", reason: `pod ${hard.pod}: ${hard.message}` });
+                check();
+              }
+            },
+            () => {
+              if (!settled) setTimeout(watchPods, 200);
+            },
+          )
+          .then((stop) => (settled ? stop() : stops.push(stop)))
+          .catch((error: unknown) => finish(error as Error));
+      };
+      watchPods();
+    }
+  });
+}
