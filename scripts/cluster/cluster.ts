@@ -1,6 +1,6 @@
 // Starts and stops the test cluster: etcd, kube-apiserver, kube-controller-manager,
 // kube-scheduler, kwok and the hostPath provisioner, all on loopback, as background processes.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -120,7 +120,15 @@ export async function up(log: Log = console.error): Promise<UpResult> {
   });
 }
 
+function requireKubectl(): void {
+  const probe = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" });
+  if (probe.error !== undefined) {
+    throw new ClusterStartError("the test cluster is set up with kubectl: put kubectl (1.32 or newer) on PATH");
+  }
+}
+
 async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
+  requireKubectl();
   const started = performance.now();
   const { stateDir, pkiDir } = paths;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
