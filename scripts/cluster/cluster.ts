@@ -130,6 +130,10 @@ function requireKubectl(): void {
 async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   requireKubectl();
   const started = performance.now();
+  const phases: Record<string, number> = {};
+  const mark = (phase: string): void => {
+    phases[phase] = Number(((performance.now() - started) / 1000).toFixed(1));
+  };
   const { stateDir, pkiDir } = paths;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const bin = (name: Parameters<typeof binaryPath>[0]): string => binaryPath(name, paths.binDir);
@@ -180,6 +184,7 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     30_000,
     failure("etcd"),
   );
+  mark("etcd");
 
   startProcess(stateDir, {
     name: "kube-apiserver",
@@ -210,6 +215,7 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     90_000,
     failure("kube-apiserver"),
   );
+  mark("kube-apiserver");
 
   startProcess(stateDir, {
     name: "kube-controller-manager",
@@ -275,9 +281,9 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     kubectl(adminKubeconfig, ["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
   apply(nodeManifests());
   apply([...storageClassManifests(), ...addonManifests()]);
-  for (const file of crdFiles()) {
-    kubectl(adminKubeconfig, ["apply", "--server-side", "--force-conflicts", "-f", file]);
-  }
+  mark("nodes and storage applied");
+  kubectl(adminKubeconfig, ["apply", "--server-side", "--force-conflicts", ...crdFiles().flatMap((f) => ["-f", f])]);
+  mark("CRDs applied");
 
   await waitFor(
     "the default ServiceAccount (kube-controller-manager)",
@@ -294,6 +300,7 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   );
   kubectl(adminKubeconfig, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"]);
   kubectl(adminKubeconfig, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+  mark("ready");
   for (const name of components) {
     if (!isRunning(stateDir, name)) throw new ClusterStartError(`${name} exited during start-up\n${failure(name)()}`);
   }
@@ -304,10 +311,11 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     ports,
     startedAt: new Date().toISOString(),
     startupSeconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+    startupPhases: phases,
     versions,
   };
   writeFileAtomic(paths.stateFile, JSON.stringify(state, null, 2) + "\n");
-  log(`cluster: up in ${state.startupSeconds} s at ${server}`);
+  log(`cluster: up in ${state.startupSeconds} s at ${server} (seconds since start: ${JSON.stringify(phases)})`);
   return state;
 }
 

@@ -48,5 +48,7 @@ export interface ClusterState {
   readonly ports: Readonly<Record<string, number>>;
   readonly startedAt: string;
   readonly startupSeconds: number;
+  /** Seconds from the start at which each step finished. */
+  readonly startupPhases: Readonly<Record<string, number>>;
   readonly versions: typeof versions;
 }

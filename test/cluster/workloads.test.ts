@@ -119,6 +119,28 @@ describe("cluster tier: workloads on simulated nodes", { skip }, () => {
     await cluster.kubectl(["-n", ns, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/models", "--timeout=45s"]);
   });
 
+  it("reports a server-side apply conflict when another field manager owns the field", { timeout: 30_000 }, async (t) => {
+    const ns = await cluster.namespace(t);
+    const config = (value: string) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "owned", namespace: ns },
+        data: { replicas: value },
+      });
+    await cluster.kubectl(["apply", "--server-side", "--field-manager=diatonic", "-f", "-"], config("1"));
+    await cluster.kubectl(["apply", "--server-side", "--field-manager=someone-else", "-f", "-"], config("1"));
+    await assert.rejects(
+      cluster.kubectl(["apply", "--server-side", "--field-manager=someone-else", "-f", "-"], config("2")),
+      (error: unknown) => {
+        assert.ok(error instanceof KubectlError);
+        assert.match(error.stderr, /conflict with "diatonic"/);
+        assert.match(error.stderr, /\.data\.replicas/);
+        return true;
+      },
+    );
+  });
+
   it("rejects a privileged pod in a restricted namespace (Pod Security admission)", { timeout: 30_000 }, async (t) => {
     const ns = await cluster.namespace(t, { podSecurity: "restricted" });
     const pod = {
