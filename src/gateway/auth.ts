@@ -34,6 +34,8 @@ export interface Principal {
 }
 
 const ANONYMOUS: Principal = { tenant: "anonymous", keyId: "anonymous", adapters: "*", scopes: new Set(["inference"]) };
+/** With auth disabled there is nothing to check, admin calls included (`diatonic dev` without --api-key). */
+const UNCHECKED: Principal = { ...ANONYMOUS, scopes: new Set(["inference", "admin"]) };
 
 interface StoredKey {
   readonly hash: Buffer;
@@ -112,7 +114,7 @@ function presentedKey(headers: Readonly<Record<string, string | string[] | undef
  * a key that is presented must be valid. `disabled`: keys are ignored.
  */
 export function authenticate(mode: GatewayConfig["auth"]["mode"], store: KeyStore, headers: Readonly<Record<string, string | string[] | undefined>>): Principal {
-  if (mode === "disabled") return ANONYMOUS;
+  if (mode === "disabled") return UNCHECKED;
   const key = presentedKey(headers);
   if (key === undefined || key === "") {
     if (mode === "optional") return ANONYMOUS;

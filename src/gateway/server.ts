@@ -10,6 +10,7 @@ import { GatewayMetrics } from "./metrics.ts";
 import { handleInference, type Exchange, type ProxyContext } from "./proxy.ts";
 import type { InferenceEndpoint } from "./request.ts";
 import type { Retriever } from "./retriever.ts";
+import { handleDocuments, type DocumentService } from "./documents.ts";
 import { Runtime, type ModelTarget, type Snapshot } from "./runtime.ts";
 
 export interface GatewayOptions {
@@ -23,6 +24,11 @@ export interface GatewayOptions {
   readonly port?: number;
   /** Retrieval for RAG adapters. Without one, RAG adapters follow their `onFailure` policy. */
   readonly retriever?: Retriever;
+  /**
+   * The admin API's documents back end. Without it and without `retriever`, both come from the RAG
+   * module for the config's `vectorStore` and `embeddings`.
+   */
+  readonly documents?: DocumentService;
   /** @default a pino logger writing JSON lines to stdout at `info` */
   readonly logger?: Logger;
   /** How the config and keys files are watched; `false` turns watching off. @default {} */
@@ -118,7 +124,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await watcher.prime();
   }
 
-  const retriever = options.retriever;
+  // Loaded only when needed: the RAG module brings a native vector store with it.
+  const rag =
+    options.retriever === undefined && options.documents === undefined && first.config.vectorStore !== undefined
+      ? (await import("../rag/service.ts")).ragServiceFor(first.config)
+      : undefined;
+  const retriever = options.retriever ?? rag;
+  const documents = options.documents ?? rag;
   const server: Server = createServer((req, res) => {
     void handle(req, res);
   });
@@ -163,6 +175,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       const snapshot = runtime.current;
       if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
+      const documentsPath = /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path);
+      if (documentsPath !== null) {
+        const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
+        exchange.tenant = principal.tenant;
+        exchange.keyId = principal.keyId;
+        exchange.adapter = decodeURIComponent(documentsPath[1] as string);
+        return await handleDocuments(req, res, exchange.adapter, { snapshot, principal, service: documents });
+      }
       let routeTarget: ModelTarget | undefined;
       let apiPath = path;
       if (!path.startsWith("/v1/")) {
@@ -267,6 +287,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
           setTimeout(() => server.closeAllConnections(), graceMs).unref();
         });
         await runtime.close();
+        await rag?.close();
       })();
       return closing;
     },

@@ -39,6 +39,7 @@ const DEFAULTS = {
   maxRetries: 2,
   dnsRefreshMs: 5000,
   keepAliveMs: 30_000,
+  firstResolveMs: 3000,
 } as const;
 
 /** Transport errors where the request cannot have reached the engine's handler: safe to retry. */
@@ -131,7 +132,10 @@ export class UpstreamPool {
   /** Finds the replicas; with DNS discovery, keeps finding them. */
   async start(): Promise<void> {
     if (this.config.discovery === "dns") {
-      await this.resolve();
+      // A slow resolver must not hold up start-up: the refresh loop keeps trying, /readyz reports it.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, DEFAULTS.firstResolveMs)))]);
+      clearTimeout(timer);
       const refresh = () => {
         this.dnsTimer = setTimeout(() => void this.resolve().finally(() => !this.closed && refresh()), this.settings.dnsRefreshMs);
         this.dnsTimer.unref();
@@ -208,14 +212,7 @@ export class UpstreamPool {
       let replica = this.pick(tried);
       // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
       if (replica === undefined && tried.size > 0 && attempt > 1) replica = this.pick(new Set());
-      if (replica === undefined) {
-        throw (
-          lastError ??
-          new GatewayError(503, ErrorType.overloaded, `no healthy replica of upstream ${this.name}: all are ejected after failures`, "upstream_unavailable", null, {
-            "retry-after": String(Math.max(1, Math.ceil(this.nextRestoreMs() / 1000))),
-          })
-        );
-      }
+      if (replica === undefined) throw lastError ?? this.unavailable();
       tried.add(replica);
       const outcome = await this.attempt(replica, request, attempt);
       if (!(outcome instanceof RetryableError)) {
@@ -227,6 +224,16 @@ export class UpstreamPool {
       lastError = outcome;
       if (!outcome.retryable || !this.mayRetry(attempt, request.signal, outcome.code ?? "error")) throw outcome;
     }
+  }
+
+  private unavailable(): GatewayError {
+    const why =
+      this.replicas.length === 0
+        ? `no replica of upstream ${this.name} is known${this.lastResolveError ? ` (DNS: ${this.lastResolveError})` : ""}`
+        : `no healthy replica of upstream ${this.name}: all ${this.replicas.length} are ejected after failures`;
+    return new GatewayError(503, ErrorType.overloaded, why, "upstream_unavailable", null, {
+      "retry-after": String(Math.max(1, Math.ceil(this.nextRestoreMs() / 1000))),
+    });
   }
 
   private mayRetry(attempt: number, signal: AbortSignal, reason: string): boolean {
