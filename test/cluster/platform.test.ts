@@ -61,7 +61,8 @@ describe("cluster tier: the rendered local platform", { skip: skipReason() }, ()
         workloads.push({ kind, name: metadata.name, namespace: metadata.namespace ?? "default" });
       }
     }
-    assert.ok(workloads.length > 0, "the platform has workloads");
+    assert.ok(workloads.some((w) => w.kind === "Deployment"), "the platform has Deployments");
+    assert.ok(workloads.some((w) => w.kind === "StatefulSet"), "the platform has a StatefulSet (Qdrant)");
 
     const applied = await cluster.kubectl(["apply", "--server-side", "-k", overlay]);
     const lines = applied.trim().split("\n");
