@@ -182,3 +182,17 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.ok(!JSON.stringify(gw.logs.lines).includes("secret prompt text"));
   });
 });
+
+describe("logPrompts", () => {
+  it("puts the prompt in the request log only when server.logPrompts is set", async () => {
+    const upstream = await startFixedUpstream();
+    const gw = await startTestGateway(upstream.url, { server: { port: 8080, maxBodyBytes: 4096, logPrompts: true } });
+    try {
+      await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "log me" }] });
+      assert.deepEqual(gw.logs.find("request").at(-1)?.prompt, [{ role: "user", content: "log me" }]);
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+  });
+});

@@ -79,6 +79,19 @@ describe("gateway under upstream faults", () => {
     await eventually(() => up.aborted === 1, 1000, "the hung upstream request to be closed");
   });
 
+  it("a stream past the adapter's total timeout is cut with an error event, and the upstream request ends", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { timeoutMs: 300 }) });
+    up.behaviour = { kind: "slow-stream", delayMs: 40, chunks: 100 };
+    const stream = await gw.client().chat.completions.create({ ...chat, stream: true });
+    await assert.rejects(async () => {
+      for await (const _chunk of stream) {
+        // keep reading until the gateway gives up
+      }
+    }, /took longer than 300 ms/);
+    await eventually(() => up.aborted === 1, 1000, "the upstream request to be aborted");
+  });
+
   it("upstream resets mid-stream: the client's stream fails loudly instead of ending short", async () => {
     const up = await upstream();
     const gw = await gateway(up.url);
