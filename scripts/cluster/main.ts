@@ -1,5 +1,5 @@
 // `npm run cluster:up | cluster:down | cluster:env | cluster:status | cluster:build`
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { ensureBinaries } from "./build.ts";
 import { down, isHealthy, memoryMiB, readState, up } from "./cluster.ts";
 import { clusterPaths, versions } from "./config.ts";
@@ -14,6 +14,10 @@ async function main(command: string | undefined): Promise<number> {
       const { state } = result;
       // An explicit `up` keeps the cluster running even if a test run started it.
       rmSync(startedByTestsMarker(), { force: true });
+      // Lets a caller (.ci/run) stop afterwards only a cluster that it started itself.
+      if (process.env.DIATONIC_CLUSTER_UP_RESULT) {
+        writeFileSync(process.env.DIATONIC_CLUSTER_UP_RESULT, result.reused ? "reused\n" : "started\n");
+      }
       if (result.reused) console.error(`cluster: already running at ${state.server}`);
       else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
       console.log(`export KUBECONFIG=${state.kubeconfig}`);
