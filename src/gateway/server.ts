@@ -50,6 +50,9 @@ export interface RunningGateway {
   close(graceMs?: number): Promise<void>;
 }
 
+/** A caller's x-request-id is kept for tracing only when it is short and plain. */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
 type Route =
   | { readonly kind: "inference"; readonly endpoint: InferenceEndpoint }
   | { readonly kind: "models"; readonly id: string | undefined }
@@ -140,7 +143,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   server.requestTimeout = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : randomUUID();
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     const exchange: Exchange = {
       req,
       res,

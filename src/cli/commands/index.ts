@@ -2,6 +2,7 @@ import type { Command } from "../command.ts";
 import { applyCommand, destroyCommand, diffCommand, rollbackCommand, statusCommand } from "./deploy.ts";
 import { engineCommand } from "./engine.ts";
 import { gatewayCommand } from "./gateway.ts";
+import { ingestCommand } from "./ingest.ts";
 import { modelDownloadCommand } from "./model-download.ts";
 import { planCommand } from "./plan.ts";
 import { quickstartCommand } from "./quickstart.ts";
@@ -24,4 +25,5 @@ export const commands: readonly Command[] = [
   modelDownloadCommand,
   engineCommand,
   gatewayCommand,
+  ingestCommand,
 ];

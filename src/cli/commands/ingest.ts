@@ -1,0 +1,52 @@
+import { ExitCode, InputError } from "../../errors.ts";
+import { DEV_GATEWAY_URL, ingestPaths, type IngestProgress } from "../../rag/client.ts";
+import { parseFlags, type Command, type CommandIO } from "../command.ts";
+
+function progressBar(io: CommandIO): (progress: IngestProgress) => void {
+  const tty = (io.stderr as NodeJS.WriteStream).isTTY === true;
+  return ({ filesDone, filesTotal }) => {
+    const width = 30;
+    const filled = filesTotal === 0 ? width : Math.round((filesDone / filesTotal) * width);
+    const line = `ingest [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${filesDone}/${filesTotal} files`;
+    io.stderr.write(tty ? `\r${line}${filesDone === filesTotal ? "\n" : ""}` : `${line}\n`);
+  };
+}
+
+export const ingestCommand: Command = {
+  name: "ingest",
+  summary: "Chunk, embed and store documents in a RAG adapter's collection (through the gateway's admin API)",
+  usage: "diatonic ingest --adapter NAME PATH ... [--gateway URL] [--api-key KEY] [--prune]",
+  async run(argv: readonly string[], io: CommandIO) {
+    const { values, positionals } = parseFlags(
+      this,
+      argv,
+      {
+        adapter: { type: "string" },
+        gateway: { type: "string" },
+        "api-key": { type: "string" },
+        prune: { type: "boolean", default: false },
+      },
+      true,
+    );
+    if (values.adapter === undefined) {
+      throw new InputError("missing required flag --adapter", `usage: ${this.usage}`);
+    }
+    const apiKey = values["api-key"] ?? io.env.DIATONIC_API_KEY;
+    const summary = await ingestPaths({
+      adapter: values.adapter,
+      paths: positionals,
+      cwd: io.cwd,
+      ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
+      ...(apiKey ? { apiKey } : {}),
+      prune: values.prune,
+      onProgress: progressBar(io),
+    });
+    for (const skip of summary.skipped) io.stderr.write(`skipped ${skip.path}: ${skip.reason}\n`);
+    io.stdout.write(
+      `ingested ${summary.files} file${summary.files === 1 ? "" : "s"} into adapter ${summary.adapter} (collection ${summary.collection}) at ${values.gateway ?? DEV_GATEWAY_URL}\n` +
+        `  chunks: ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.removed} removed\n` +
+        (summary.pruned.length > 0 ? `  pruned sources: ${summary.pruned.join(", ")}\n` : ""),
+    );
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,97 @@
+import { request } from "undici";
+
+/** Turns texts into dense vectors. */
+export interface Embedder {
+  embed(texts: readonly string[], signal?: AbortSignal): Promise<number[][]>;
+}
+
+export interface HttpEmbedderOptions {
+  /** Base URL of an OpenAI-compatible server; `/v1/embeddings` is appended. */
+  readonly url: string;
+  readonly model: string;
+  /** Inputs per request. @default 32 */
+  readonly batchSize?: number;
+  /** Bearer token, for hosted endpoints. */
+  readonly apiKey?: string;
+  /** Tries per batch on connection errors and 429/5xx answers. @default 3 */
+  readonly attempts?: number;
+  /** @default 60000 */
+  readonly timeoutMs?: number;
+}
+
+/** An embeddings endpoint failed or answered something that is not embeddings. */
+export class EmbeddingError extends Error {
+  override readonly name = "EmbeddingError";
+}
+
+interface EmbeddingsResponse {
+  data?: Array<{ index?: number; embedding?: unknown }>;
+}
+
+/** Any OpenAI-compatible `/v1/embeddings` (vLLM, the local engine, text-embeddings-inference, OpenAI). */
+export class HttpEmbedder implements Embedder {
+  private readonly endpoint: string;
+  private readonly batchSize: number;
+  private readonly attempts: number;
+
+  constructor(private readonly options: HttpEmbedderOptions) {
+    this.endpoint = `${options.url.replace(/\/+$/, "").replace(/\/v1$/, "")}/v1/embeddings`;
+    this.batchSize = options.batchSize ?? 32;
+    this.attempts = options.attempts ?? 3;
+  }
+
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<number[][]> {
+    const vectors: number[][] = [];
+    for (let start = 0; start < texts.length; start += this.batchSize) {
+      vectors.push(...(await this.batch(texts.slice(start, start + this.batchSize), signal)));
+    }
+    return vectors;
+  }
+
+  private async batch(input: readonly string[], signal: AbortSignal | undefined): Promise<number[][]> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      signal?.throwIfAborted();
+      try {
+        const response = await request(this.endpoint, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
+          body: JSON.stringify({ model: this.options.model, input, encoding_format: "float" }),
+          signal: signal ?? AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
+          headersTimeout: this.options.timeoutMs ?? 60_000,
+          bodyTimeout: this.options.timeoutMs ?? 60_000,
+        });
+        const text = await response.body.text();
+        if (response.statusCode === 429 || response.statusCode >= 500) {
+          lastError = new EmbeddingError(`${this.endpoint} answered ${response.statusCode}: ${text.slice(0, 300)}`);
+          await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+          continue;
+        }
+        if (response.statusCode >= 300) throw new EmbeddingError(`${this.endpoint} answered ${response.statusCode}: ${text.slice(0, 300)}`);
+        return this.parse(text, input.length);
+      } catch (error) {
+        if (error instanceof EmbeddingError || signal?.aborted) throw error;
+        lastError = error;
+      }
+    }
+    throw lastError instanceof EmbeddingError ? lastError : new EmbeddingError(`${this.endpoint} is unreachable: ${(lastError as Error).message}`);
+  }
+
+  private parse(text: string, count: number): number[][] {
+    let body: EmbeddingsResponse;
+    try {
+      body = JSON.parse(text) as EmbeddingsResponse;
+    } catch {
+      throw new EmbeddingError(`${this.endpoint} did not answer JSON`);
+    }
+    const data = body.data;
+    if (!Array.isArray(data) || data.length !== count) throw new EmbeddingError(`${this.endpoint} returned ${Array.isArray(data) ? data.length : "no"} embeddings for ${count} inputs`);
+    const out: number[][] = new Array<number[]>(count);
+    data.forEach((item, position) => {
+      const vector = item.embedding;
+      if (!Array.isArray(vector) || vector.length === 0 || !vector.every((v) => typeof v === "number")) throw new EmbeddingError(`${this.endpoint} returned an embedding that is not a list of numbers`);
+      out[item.index ?? position] = vector as number[];
+    });
+    return out;
+  }
+}

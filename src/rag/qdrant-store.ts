@@ -1,0 +1,178 @@
+import { readFile } from "node:fs/promises";
+import { QdrantClient } from "@qdrant/js-client-rest";
+import { documentSparse, querySparse } from "./sparse.ts";
+import { StoreMismatchError, type ChunkRef, type SearchFilter, type SearchHit, type SearchRequest, type StoredChunk, type VectorStore } from "./store.ts";
+
+export interface QdrantStoreOptions {
+  /** e.g. http://qdrant.llama3-multi-adapter.svc.cluster.local:6333 */
+  readonly url: string;
+  readonly apiKey?: string;
+  /** A file holding the API key (a mounted Secret), read at the first request. */
+  readonly apiKeyFile?: string;
+  /** @default 30000 */
+  readonly timeoutMs?: number;
+  /** Points per upsert request. @default 256 */
+  readonly batchSize?: number;
+}
+
+const DENSE = "dense";
+const SPARSE = "sparse";
+
+interface Payload {
+  source?: unknown;
+  chunk?: unknown;
+  hash?: unknown;
+  text?: unknown;
+}
+
+function sourceFilter(filter: SearchFilter | undefined): { must: Array<{ key: string; match: { any: string[] } }> } | undefined {
+  if (filter?.sources === undefined) return undefined;
+  return { must: [{ key: "source", match: { any: [...filter.sources] } }] };
+}
+
+function hitOf(point: { id: string | number; score: number; payload?: Record<string, unknown> | null }): SearchHit {
+  const payload = (point.payload ?? {}) as Payload;
+  return { id: String(point.id), source: String(payload.source ?? ""), chunk: Number(payload.chunk ?? 0), text: String(payload.text ?? ""), score: point.score };
+}
+
+/**
+ * Qdrant through its official REST client: a collection per adapter binding with a named dense vector
+ * (cosine) and a named sparse vector with the IDF modifier (BM25 with our term weights), a keyword
+ * payload index on `source`, and hybrid search as Qdrant's Query API with RRF fusion of both prefetches.
+ */
+export class QdrantStore implements VectorStore {
+  private client: Promise<QdrantClient> | undefined;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: QdrantStoreOptions) {
+    this.batchSize = options.batchSize ?? 256;
+  }
+
+  private api(): Promise<QdrantClient> {
+    this.client ??= (async () => {
+      const { options } = this;
+      const apiKey = options.apiKey ?? (options.apiKeyFile !== undefined ? (await readFile(options.apiKeyFile, "utf8")).trim() : undefined);
+      const url = new URL(options.url);
+      return new QdrantClient({
+        url: `${url.protocol}//${url.hostname}`,
+        port: url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port),
+        ...(apiKey ? { apiKey } : {}),
+        timeout: options.timeoutMs ?? 30_000,
+      });
+    })();
+    this.client.catch(() => (this.client = undefined));
+    return this.client;
+  }
+
+  async dimension(collection: string): Promise<number | undefined> {
+    const { exists } = await (await this.api()).collectionExists(collection);
+    if (!exists) return undefined;
+    const info = await (await this.api()).getCollection(collection);
+    const vectors = info.config.params.vectors as Record<string, { size?: number }> | { size?: number } | undefined;
+    const named = (vectors as Record<string, { size?: number }> | undefined)?.[DENSE];
+    if (named?.size === undefined) throw new StoreMismatchError(`Qdrant collection ${collection} was not made by diatonic: it has no vector named "${DENSE}"`);
+    return named.size;
+  }
+
+  async ensureCollection(collection: string, dimension: number): Promise<void> {
+    const existing = await this.dimension(collection);
+    if (existing !== undefined) {
+      if (existing !== dimension) {
+        throw new StoreMismatchError(`Qdrant collection ${collection} holds ${existing}-dimensional vectors, the embedding model gives ${dimension}: delete the collection and ingest again`);
+      }
+      return;
+    }
+    try {
+      await (await this.api()).createCollection(collection, {
+        vectors: { [DENSE]: { size: dimension, distance: "Cosine" } },
+        sparse_vectors: { [SPARSE]: { modifier: "idf" } },
+      });
+    } catch (error) {
+      // Another gateway replica made it first.
+      if ((await this.dimension(collection)) !== dimension) throw error;
+    }
+    await (await this.api()).createPayloadIndex(collection, { field_name: "source", field_schema: "keyword", wait: true });
+  }
+
+  async upsert(collection: string, chunks: readonly StoredChunk[]): Promise<void> {
+    for (let start = 0; start < chunks.length; start += this.batchSize) {
+      await (await this.api()).upsert(collection, {
+        wait: true,
+        points: chunks.slice(start, start + this.batchSize).map((c) => ({
+          id: c.id,
+          vector: { [DENSE]: [...c.vector], [SPARSE]: documentSparse(c.text) },
+          payload: { source: c.source, chunk: c.chunk, hash: c.hash, text: c.text },
+        })),
+      });
+    }
+  }
+
+  async deleteIds(collection: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await (await this.api()).delete(collection, { wait: true, points: [...ids] });
+  }
+
+  async deleteBySource(collection: string, sources: readonly string[]): Promise<void> {
+    if (sources.length === 0 || (await this.dimension(collection)) === undefined) return;
+    await (await this.api()).delete(collection, { wait: true, filter: sourceFilter({ sources }) as NonNullable<ReturnType<typeof sourceFilter>> });
+  }
+
+  async chunkRefs(collection: string, filter?: SearchFilter): Promise<ChunkRef[]> {
+    if ((await this.dimension(collection)) === undefined) return [];
+    const refs: ChunkRef[] = [];
+    let offset: string | number | undefined;
+    do {
+      const page = await (await this.api()).scroll(collection, {
+        limit: 1000,
+        with_payload: ["source", "chunk", "hash"],
+        with_vector: false,
+        ...(offset !== undefined ? { offset } : {}),
+        ...(filter?.sources !== undefined ? { filter: sourceFilter(filter) } : {}),
+      });
+      for (const point of page.points) {
+        const payload = (point.payload ?? {}) as Payload;
+        refs.push({ id: String(point.id), source: String(payload.source), chunk: Number(payload.chunk), hash: String(payload.hash) });
+      }
+      const next = page.next_page_offset;
+      offset = typeof next === "string" || typeof next === "number" ? next : undefined;
+    } while (offset !== undefined);
+    return refs;
+  }
+
+  async search(collection: string, request: SearchRequest): Promise<SearchHit[]> {
+    const filter = sourceFilter(request.filter);
+    const common = { limit: request.limit, with_payload: ["source", "chunk", "text"], ...(filter ? { filter } : {}) };
+    const sparse = querySparse(request.text);
+    let result: Awaited<ReturnType<QdrantClient["query"]>>;
+    try {
+      if (request.mode === "keyword") {
+        if (sparse.indices.length === 0) return [];
+        result = await (await this.api()).query(collection, { ...common, query: sparse, using: SPARSE });
+      } else {
+        if (request.vector === undefined) throw new Error("dense search needs the query vector");
+        const dense = { query: [...request.vector], using: DENSE, ...(request.scoreThreshold ? { score_threshold: request.scoreThreshold } : {}) };
+        if (request.mode === "dense" || sparse.indices.length === 0) {
+          result = await (await this.api()).query(collection, { ...common, ...dense });
+        } else {
+          const candidates = Math.max(request.limit * 4, 20);
+          result = await (await this.api()).query(collection, {
+            ...common,
+            prefetch: [
+              { ...dense, limit: candidates, ...(filter ? { filter } : {}) },
+              { query: sparse, using: SPARSE, limit: candidates, ...(filter ? { filter } : {}) },
+            ],
+            query: { fusion: "rrf" },
+          });
+        }
+      }
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return [];
+      throw error;
+    }
+    return result.points.map(hitOf);
+  }
+
+  async close(): Promise<void> {
+    // The REST client keeps no connections that outlive a request.
+  }
+}
