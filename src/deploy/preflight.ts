@@ -58,6 +58,12 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
   }
 
   const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+  const used = new Set(input.objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
+  for (const ns of [...used].sort()) {
+    const exists = await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    const users = input.objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
+    checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} go there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
+  }
   for (const secret of input.secrets) {
     const optional = input.optionalSecrets.includes(secret.name);
     const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });

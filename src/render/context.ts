@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Platform } from "../spec/schema.ts";
 
 /** Any Kubernetes object as rendered: typed per component, kept generic here. */
@@ -34,6 +35,12 @@ export interface RequiredSecret {
 
 export const VERSION = "0.1.0";
 
+/** Label values are at most 63 characters: longer names keep their start and gain a short hash. */
+export function labelValue(name: string): string {
+  if (name.length <= 63) return name;
+  return `${name.slice(0, 54).replace(/[-_.]+$/, "")}-${createHash("sha256").update(name).digest("hex").slice(0, 8)}`;
+}
+
 /** Names, labels and selectors derived once from the spec and used by every component. */
 export class RenderContext {
   readonly namespace: string;
@@ -42,7 +49,7 @@ export class RenderContext {
   }
 
   selector(name: string): Record<string, string> {
-    return { "app.kubernetes.io/name": name, "app.kubernetes.io/instance": this.platform.name };
+    return { "app.kubernetes.io/name": labelValue(name), "app.kubernetes.io/instance": this.platform.name };
   }
 
   labels(name: string, component: string): Record<string, string> {

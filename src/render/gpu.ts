@@ -101,7 +101,9 @@ export function renderGpu(ctx: RenderContext): GpuRender {
  */
 function devicePluginDaemonSet(ctx: RenderContext, ns: string): IDaemonSet {
   const { spec } = ctx.platform;
-  const selector = ctx.selector(names.devicePlugin);
+  // One device plugin serves the whole cluster: its selector leaves out the platform instance, so a
+  // renamed (or second) platform updates the same DaemonSet instead of hitting an immutable selector.
+  const selector = { "app.kubernetes.io/name": names.devicePlugin };
   return {
     apiVersion: "apps/v1",
     kind: "DaemonSet",

@@ -29,16 +29,35 @@ export async function simulateCertManager(kubeconfig: string, options: { failing
     if (object.metadata.namespace) args.push("-n", object.metadata.namespace);
     await run("kubectl", args, { env: { ...process.env, KUBECONFIG: kubeconfig } }).catch(() => patched.delete(key));
   };
-  const stops: (() => void)[] = [];
-  for (const kind of ["Certificate", "ClusterIssuer", "Issuer"]) {
-    stops.push(
-      await client.watch("cert-manager.io/v1", kind, {}, (type, object) => {
-        if (type === "DELETED") return;
-        const ready = (object as unknown as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.some((c) => c.type === "Ready");
-        if (ready) return;
-        void markReady(object, !(options.failing ?? []).includes(object.metadata.name));
-      }, () => undefined),
-    );
-  }
-  return { stop: () => stops.forEach((s) => s()) };
+  const stops = new Map<string, () => void>();
+  let stopped = false;
+  const watch = (kind: string): void => {
+    client
+      .watch(
+        "cert-manager.io/v1",
+        kind,
+        {},
+        (type, object) => {
+          if (type === "DELETED") return;
+          const ready = (object as unknown as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.some((c) => c.type === "Ready");
+          if (ready) return;
+          void markReady(object, !(options.failing ?? []).includes(object.metadata.name));
+        },
+        () => {
+          // Watches end (server timeouts, restarts); a controller keeps watching.
+          if (!stopped) setTimeout(() => watch(kind), 500);
+        },
+      )
+      .then((stop) => (stopped ? stop() : stops.set(kind, stop)))
+      .catch(() => {
+        if (!stopped) setTimeout(() => watch(kind), 500);
+      });
+  };
+  for (const kind of ["Certificate", "ClusterIssuer", "Issuer"]) watch(kind);
+  return {
+    stop: () => {
+      stopped = true;
+      for (const stop of stops.values()) stop();
+    },
+  };
 }

@@ -46,6 +46,7 @@ interface Case {
 
 const cases: Case[] = [
   { rule: "schema/kubernetes", mutate: (o) => set(gateway(o), `${GW}.ports.0.containerPort`, "http") },
+  { rule: "schema/metadata", mutate: (o) => set(get(o, "ConfigMap", "gateway"), "metadata.labels.app\u0000kubernetes\u0000io/name", "x".repeat(70)) },
   { rule: "psa/run-as-non-root", mutate: (o) => { drop(gateway(o), "spec.template.spec.securityContext.runAsNonRoot"); drop(gateway(o), `${GW}.securityContext.runAsNonRoot`); } },
   { rule: "psa/root-user", mutate: (o) => set(gateway(o), `${GW}.securityContext.runAsUser`, 0) },
   { rule: "psa/privilege-escalation", mutate: (o) => set(gateway(o), `${GW}.securityContext.allowPrivilegeEscalation`, true) },

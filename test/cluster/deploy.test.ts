@@ -1,0 +1,289 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it, type TestContext } from "node:test";
+import { parseDocument } from "yaml";
+import { applyPlatform } from "../../src/deploy/apply.ts";
+import { humanReporter } from "../../src/deploy/progress.ts";
+import { KubeClient } from "../../src/kube/client.ts";
+import { ReadinessError } from "../../src/kube/wait.ts";
+import { buildEnvironment } from "../../src/render/build.ts";
+import type { KubeObject, Placed } from "../../src/render/context.ts";
+import { simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
+import { runCli } from "../support/cli.ts";
+import { restartApiServer } from "../support/apiserver.ts";
+import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
+
+const skip = clusterSkipReason();
+const failingCertificates: string[] = [];
+let cluster: TestCluster;
+let certManager: CertManagerSimulation | undefined;
+
+interface Platform {
+  readonly file: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly env: string;
+}
+
+type SpecEdit = (doc: ReturnType<typeof parseDocument>) => void;
+
+/** The lab example in a fresh namespace, under a unique platform name (its ClusterIssuers are cluster-wide). */
+async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit; secrets?: boolean } = {}): Promise<Platform> {
+  const namespace = await cluster.namespace(t);
+  const name = `p${randomBytes(3).toString("hex")}`;
+  const doc = parseDocument(readFileSync("examples/lab/platform.yaml", "utf8"));
+  doc.setIn(["metadata", "name"], name);
+  doc.setIn(["spec", "namespace"], namespace);
+  // The device plugin is one per cluster; tests give each platform its own so they stay apart.
+  doc.setIn(["spec", "gpu", "devicePlugin", "namespace"], `${name}-gpu`);
+  options.edit?.(doc);
+  const file = join(mkdtempSync(join(tmpdir(), "deploy-")), "platform.yaml");
+  writeFileSync(file, doc.toString());
+  if (options.secrets !== false) {
+    await cluster.kubectl(["-n", namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=hf_test"]);
+    await cluster.kubectl(["-n", namespace, "create", "secret", "generic", "qdrant-api-key", "--from-literal=api-key=test"]);
+    await cluster.kubectl(["-n", namespace, "create", "secret", "generic", "gateway-api-keys", "--from-literal=keys.yaml=keys: []"]);
+  }
+  const p = { file, namespace, name, env: options.env ?? "local" };
+  t.after(async () => {
+    await runCli(["destroy", "--spec", file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--delete-data", "--yes", "--output", "json"]);
+  });
+  return p;
+}
+
+function deploy(command: string, p: Platform, ...extra: string[]) {
+  return runCli([command, "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "60s", ...extra]);
+}
+
+async function members(p: Platform): Promise<string[]> {
+  const out = await cluster.kubectl(["get", "all,configmaps,networkpolicies,pvc", "-n", p.namespace, "-l", "applyset.kubernetes.io/part-of", "-o", "name"]);
+  return out.split("\n").filter((l) => l !== "").sort();
+}
+
+/** Renders and adjusts objects before a library-level apply (for faults the spec cannot express). */
+function rendered(p: Platform, adjust: (object: Record<string, unknown>) => void): Placed[] {
+  const build = buildEnvironment({ file: p.file, environment: p.env });
+  return build.result.placed.map((placed) => {
+    const object = structuredClone(placed.object) as unknown as Record<string, unknown>;
+    adjust(object);
+    return { ...placed, object: object as unknown as KubeObject };
+  });
+}
+
+function libraryApply(p: Platform, placed: Placed[], timeoutMs: number) {
+  return applyPlatform({
+    client: new KubeClient({ kubeconfig: cluster.kubeconfig }),
+    placed,
+    namespace: p.namespace,
+    environment: p.env,
+    specHash: "test",
+    reporter: humanReporter(process.stdout),
+    timeoutMs,
+    preflight: { secrets: [], optionalSecrets: [] },
+  });
+}
+
+describe("deploy against the real control plane", { skip, concurrency: 1 }, () => {
+  before(async () => {
+    cluster = await testCluster();
+    await cluster.kubectl(["create", "namespace", "monitoring"]).catch(() => undefined);
+    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates });
+  });
+  after(() => certManager?.stop());
+
+  it("goes from an empty namespace to every phase Ready; a second apply changes nothing", async (t) => {
+    const p = await platform(t);
+    const first = await deploy("apply", p);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    for (const phase of ["foundation", "certificates", "storage", "engine", "gateway", "edge"]) assert.match(first.stdout, new RegExp(`✓ ${phase}`));
+    assert.match(first.stdout, /applied revision 1/);
+    const second = await deploy("apply", p);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /no changes: the cluster already matches the spec/);
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 0, diff.stdout);
+    const status = await deploy("status", p, "--output", "json");
+    assert.equal(status.code, 0, status.stdout);
+    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string };
+    assert.equal(report.healthy, true);
+    assert.equal(report.url, "https://llm.localtest.me/v1");
+    const json = await deploy("apply", p, "--output", "json");
+    const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; changed?: number });
+    assert.deepEqual(events.at(-1)?.type, "done");
+    assert.equal(events.at(-1)?.changed, 0);
+  });
+
+  it("a production platform with GPU slices, monitoring and autoscaling comes up", async (t) => {
+    const p = await platform(t, { env: "production" });
+    const run = await deploy("apply", p);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const status = await deploy("status", p, "--output", "json");
+    const gpu = (JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[] }).gpu;
+    const node = gpu.find((g) => g.node === "gpu-node-0");
+    assert.equal(node?.total, 8);
+    assert.ok((node?.used ?? 0) >= 1, "the engine holds a slice");
+  });
+
+  describe("preflight stops before changing anything", () => {
+    const cases: { name: string; env?: string; edit?: SpecEdit; secrets?: boolean; says: RegExp }[] = [
+      { name: "missing Secret", secrets: false, says: /Secret \S+\/qdrant-api-key does not exist[\s\S]*fix: .*create secret generic qdrant-api-key/ },
+      { name: "unknown storage class", edit: (d) => d.setIn(["environments", "local", "storageClass"], "nfs-fast"), says: /storage class nfs-fast does not exist \(the cluster has: local-path, longhorn\)/ },
+      { name: "too few GPU slices", env: "production", edit: (d) => d.setIn(["spec", "model", "engine", "replicas"], 9), says: /needs 9 nvidia.com\/gpu, the nodes advertise 8/ },
+      { name: "missing CRD", env: "production", edit: (d) => d.setIn(["spec", "ingress", "className"], "contour"), says: /does not serve HTTPProxy[\s\S]*fix: install Contour/ },
+    ];
+    for (const c of cases) {
+      it(c.name, async (t) => {
+        const p = await platform(t, { ...(c.env ? { env: c.env } : {}), ...(c.edit ? { edit: c.edit } : {}), ...(c.secrets === false ? { secrets: false } : {}) });
+        const run = await deploy("apply", p);
+        assert.equal(run.code, 1, run.stdout);
+        assert.match(run.stdout + run.stderr, c.says);
+        assert.match(run.stderr, /preflight failed, nothing was changed/);
+        assert.deepEqual(await members(p), [], "nothing was applied");
+      });
+    }
+
+    it("a Secret without the expected key", async (t) => {
+      const p = await platform(t, { secrets: false });
+      await cluster.kubectl(["-n", p.namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=x"]);
+      await cluster.kubectl(["-n", p.namespace, "create", "secret", "generic", "qdrant-api-key", "--from-literal=key=x"]);
+      const run = await deploy("apply", p);
+      assert.equal(run.code, 1);
+      assert.match(run.stdout, /Secret \S+\/qdrant-api-key has no key api-key \(it has: key\)/);
+    });
+  });
+
+  it("a pod that cannot be scheduled fails its phase with the scheduler's reason", async (t) => {
+    const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "gpu", "nodeSelector"], d.createNode({ "nvidia.com/gpu.product": "NVIDIA-H100-80GB" })) });
+    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "25s"]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, /✗ engine/);
+    assert.match(run.stderr, /Deployment\/\S+\/engine[\s\S]*Unschedulable: 0\/3 nodes are available: .*didn't match Pod's node affinity\/selector/);
+  });
+
+  it("an image that cannot be pulled fails its phase at once with the kubelet's reason", async (t) => {
+    const p = await platform(t);
+    const placed = rendered(p, (o) => {
+      if (o["kind"] !== "Deployment" || (o["metadata"] as { name: string }).name !== "engine") return;
+      const spec = o["spec"] as { minReadySeconds?: number; template: { spec: { containers: { image: string }[] } } };
+      // Readiness is held back while the simulated kubelet reports the pull failure.
+      spec.minReadySeconds = 60;
+      const container = spec.template.spec.containers[0];
+      if (container) container.image = "registry.invalid/diatonic/engine:0.0.0";
+    });
+    const kubelet = setInterval(() => {
+      void cluster
+        .kubectlJson<{ items: { metadata: { name: string }; status?: { podIP?: string; containerStatuses?: { state?: { waiting?: unknown } }[] } }[] }>(["-n", p.namespace, "get", "pods", "-l", "app.kubernetes.io/name=engine"])
+        .then(async (pods) => {
+          for (const pod of pods.items) {
+            if (!pod.status?.podIP || pod.status.containerStatuses?.[0]?.state?.waiting) continue;
+            const status = { status: { containerStatuses: [{ name: "engine", image: "registry.invalid/diatonic/engine:0.0.0", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "registry.invalid/diatonic/engine:0.0.0"' } } }] } };
+            await cluster.kubectl(["-n", p.namespace, "patch", "pod", pod.metadata.name, "--subresource=status", "--type=merge", "-p", JSON.stringify(status)]).catch(() => undefined);
+          }
+        })
+        .catch(() => undefined);
+    }, 300);
+    t.after(() => clearInterval(kubelet));
+    const started = Date.now();
+    await assert.rejects(libraryApply(p, placed, 50_000), (error: unknown) => {
+      assert.ok(error instanceof ReadinessError, String(error));
+      assert.equal(error.failure, "failed");
+      assert.match(error.message, /phase engine failed[\s\S]*ImagePullBackOff \(Back-off pulling image "registry.invalid\/diatonic\/engine:0.0.0"\)/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 45_000, "fails on the evidence, not at the deadline");
+  });
+
+  it("a Certificate that stays not ready fails its phase with cert-manager's reason", async (t) => {
+    const p = await platform(t);
+    failingCertificates.push("gateway-tls");
+    t.after(() => failingCertificates.splice(failingCertificates.indexOf("gateway-tls"), 1));
+    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "20s"]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, /✗ certificates/);
+    assert.match(run.stderr, /phase certificates did not become ready within \d+s:[\s\S]*Certificate\/\S+\/gateway-tls: Failed: .*ACME challenge failed/);
+  });
+
+  it("an apply killed mid-phase converges when run again", async (t) => {
+    const p = await platform(t);
+    const child = spawn(process.execPath, ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise<void>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("… storage")) {
+          child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      child.on("exit", () => resolve());
+    });
+    const rerun = await deploy("apply", p);
+    assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+    const status = await deploy("status", p, "--output", "json");
+    assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
+  });
+
+  it("an API server restarted mid-apply: the rerun converges", { skip: process.env["DIATONIC_CLUSTER_REUSE"] === "1" ? "needs the project's own control plane" : false }, async (t) => {
+    const p = await platform(t);
+    const placed = rendered(p, (o) => {
+      if (o["kind"] === "Deployment" && (o["metadata"] as { name: string }).name === "engine") (o["spec"] as { minReadySeconds?: number }).minReadySeconds = 6;
+    });
+    const applying = libraryApply(p, placed, 60_000).then(
+      () => "completed",
+      (error: unknown) => `failed: ${(error as Error).message}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await restartApiServer();
+    const outcome = await applying;
+    t.diagnostic(`apply during the restart: ${outcome.split("\n")[0] ?? ""}`);
+    const rerun = await deploy("apply", p);
+    assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+    const status = await deploy("status", p, "--output", "json");
+    assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
+  });
+
+  it("a field another tool changed is a clear conflict; --force-conflicts takes it back", async (t) => {
+    const p = await platform(t);
+    assert.equal((await deploy("apply", p)).code, 0);
+    await cluster.kubectl(["-n", p.namespace, "scale", "deployment", "gateway", "--replicas=3"]);
+    const conflict = await deploy("apply", p);
+    assert.equal(conflict.code, 1, conflict.stdout);
+    assert.match(conflict.stderr, /Deployment\/\S+\/gateway: fields owned by another manager: .*\.spec\.replicas/);
+    assert.match(conflict.stderr, /--force-conflicts/);
+    const forced = await deploy("apply", p, "--force-conflicts");
+    assert.equal(forced.code, 0, forced.stderr);
+    const replicas = await cluster.kubectl(["-n", p.namespace, "get", "deployment", "gateway", "-o", "jsonpath={.spec.replicas}"]);
+    assert.equal(replicas, "1");
+  });
+
+  it("prunes a removed adapter, rolls back to the previous revision, and destroy keeps the volumes", async (t) => {
+    const p = await platform(t);
+    assert.equal((await deploy("apply", p)).code, 0);
+    const doc = parseDocument(readFileSync(p.file, "utf8"));
+    doc.deleteIn(["spec", "adapters", 4]);
+    doc.deleteIn(["environments", "local", "adapters", 4]);
+    writeFileSync(p.file, doc.toString());
+    const pruned = await deploy("apply", p);
+    assert.equal(pruned.code, 0, pruned.stdout + pruned.stderr);
+    assert.match(pruned.stdout, /pruned ConfigMap\/\S+\/adapter-summarization/);
+    assert.ok(!(await members(p)).includes("configmap/adapter-summarization"));
+
+    const rollback = await deploy("rollback", p);
+    assert.equal(rollback.code, 0, rollback.stdout + rollback.stderr);
+    assert.match(rollback.stdout, /applied revision 3/);
+    assert.ok((await members(p)).includes("configmap/adapter-summarization"), "rollback restores revision 1");
+    const status = await deploy("status", p, "--output", "json");
+    assert.match(status.stdout, /"note":"rollback to 1"/);
+
+    const destroyed = await deploy("destroy", p);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/models/);
+    const claims = await cluster.kubectl(["-n", p.namespace, "get", "pvc", "-o", "name"]);
+    assert.match(claims, /persistentvolumeclaim\/models/);
+    assert.match(claims, /persistentvolumeclaim\/data-qdrant-0/);
+    const left = await cluster.kubectl(["-n", p.namespace, "get", "deployments,statefulsets,services", "-o", "name"]);
+    assert.equal(left.trim(), "");
+  });
+});
