@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
 import { applyCommand, destroyCommand, diffCommand, rollbackCommand, statusCommand } from "./deploy.ts";
+import { devCommand } from "./dev.ts";
 import { engineCommand } from "./engine.ts";
 import { gatewayCommand } from "./gateway.ts";
 import { ingestCommand } from "./ingest.ts";
@@ -26,4 +27,5 @@ export const commands: readonly Command[] = [
   engineCommand,
   gatewayCommand,
   ingestCommand,
+  devCommand,
 ];

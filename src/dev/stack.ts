@@ -1,0 +1,188 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino, type Logger } from "pino";
+import { parse as parseYaml, stringify } from "yaml";
+import { startEngine, writeTestModels, type RunningEngine } from "../engine/index.ts";
+import { WorldError } from "../errors.ts";
+import { GatewayConfig } from "../gateway/config.ts";
+import { startGateway, type RunningGateway } from "../gateway/server.ts";
+import { RenderContext } from "../render/context.ts";
+import { gatewayConfig } from "../render/gateway.ts";
+import { loadPlatform } from "../spec/load.ts";
+
+export const DEV_PORT = 8080;
+export const EXAMPLE_SPEC = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
+
+export interface DevStackOptions {
+  readonly cwd: string;
+  /** @default ./platform.yaml if it exists, else the bundled lab example */
+  readonly spec?: string;
+  /** A GGUF base model. @default a generated tiny model (its output is noise) */
+  readonly model?: string;
+  /** The gateway's port; 0 picks a free one. @default 8080 */
+  readonly port?: number;
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  /** Turns key auth on: this key, with the inference and admin scopes, on every adapter. */
+  readonly apiKey?: string;
+  /** Where the embedded vector store keeps its data. @default ~/.cache/diatonic/dev/<platform> */
+  readonly dataDir?: string;
+  /** @default a pino logger on stderr at `warn` */
+  readonly logger?: Logger;
+}
+
+export interface DevStack {
+  readonly gatewayUrl: string;
+  readonly engineUrl: string;
+  readonly specFile: string;
+  readonly environment: string;
+  readonly model: string;
+  /** True when the model is the generated tiny one. */
+  readonly tinyModel: boolean;
+  readonly baseModel: string;
+  readonly adapters: ReadonlyArray<{ readonly name: string; readonly rag: boolean; readonly description: string }>;
+  readonly dataDir: string;
+  readonly apiKey: string | undefined;
+  close(): Promise<void>;
+}
+
+/** The spec `diatonic dev` runs: --spec, else ./platform.yaml, else the bundled example. */
+export function devSpecFile(cwd: string, spec: string | undefined): string {
+  if (spec !== undefined) return resolve(cwd, spec);
+  const local = resolve(cwd, "platform.yaml");
+  return existsSync(local) ? local : EXAMPLE_SPEC;
+}
+
+/**
+ * The spec's gateway config as rendered for `local` (same adapters, routes, prompts, limits), with
+ * every upstream pointed at the local engine, embeddings from the engine and the embedded store.
+ */
+export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined }): GatewayConfig {
+  const upstreams = Object.fromEntries(Object.keys(rendered.upstreams).map((name) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000 }]));
+  const engine = rendered.baseModel.upstream;
+  return GatewayConfig.parse({
+    ...rendered,
+    server: { ...rendered.server, port: options.port === 0 ? DEV_PORT : options.port },
+    auth: options.keysFile !== undefined ? { mode: "required", keysFile: options.keysFile } : { mode: "disabled" },
+    upstreams,
+    embeddings: { upstream: engine, model: rendered.baseModel.name },
+    vectorStore: { kind: "embedded", path: join(options.dataDir, "vectors") },
+  });
+}
+
+/** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
+export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
+  const logger = options.logger ?? pino({ level: "warn", base: { component: "dev" } }, pino.destination(2));
+  const specFile = devSpecFile(options.cwd, options.spec);
+  const declared = Object.keys(((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {});
+  const environment = declared.includes("local") ? "local" : null;
+  const platform = loadPlatform({ file: specFile, environment, cwd: options.cwd });
+  const rendered = gatewayConfig(new RenderContext(platform));
+  const baseModel = platform.spec.model.name;
+
+  const cleanup: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const step of cleanup.reverse()) await step();
+  };
+  try {
+    let modelPath = options.model;
+    if (modelPath === undefined) {
+      const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-model-"));
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      modelPath = writeTestModels(dir).model;
+    }
+    const engine: RunningEngine = await startEngine({ modelPath: resolve(options.cwd, modelPath), servedModelName: baseModel, port: 0, logger: logger.child({ component: "engine" }) });
+    cleanup.push(() => engine.close());
+
+    const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
+    mkdirSync(dataDir, { recursive: true });
+    let keysFile: string | undefined;
+    if (options.apiKey !== undefined) {
+      const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
+      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+      keysFile = join(dir, "keys.yaml");
+      const sha256 = createHash("sha256").update(options.apiKey).digest("hex");
+      writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), { mode: 0o600 });
+    }
+    const port = options.port ?? DEV_PORT;
+    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile });
+    let gateway: RunningGateway;
+    try {
+      gateway = await startGateway({ config, host: options.host ?? "127.0.0.1", port, logger: logger.child({ component: "gateway" }), watch: false });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE" || code === "EACCES") throw new WorldError(`cannot listen on port ${port}: ${code}`, "pass --port N (0 picks a free port)", { cause: error });
+      throw error;
+    }
+    cleanup.push(() => gateway.close(2000));
+    let closing: Promise<void> | undefined;
+    return {
+      gatewayUrl: gateway.url,
+      engineUrl: engine.url,
+      specFile,
+      environment: environment ?? "(none: the spec as written)",
+      model: modelPath,
+      tinyModel: options.model === undefined,
+      baseModel,
+      adapters: config.adapters.map((adapter) => ({ name: adapter.name, rag: adapter.rag !== undefined, description: adapter.description })),
+      dataDir,
+      apiKey: options.apiKey,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
+export function devBanner(stack: DevStack, cwd: string): string {
+  const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
+  const rag = stack.adapters.find((a) => a.rag)?.name;
+  const key = stack.apiKey ?? "unused";
+  const auth = stack.apiKey !== undefined ? ` \\\n  -H "Authorization: Bearer ${stack.apiKey}"` : "";
+  const shownSpec = stack.specFile.startsWith(cwd) ? stack.specFile.slice(cwd.length + 1) : stack.specFile;
+  const lines = [
+    `diatonic dev: the ${shownSpec} platform (environment ${stack.environment}) on this machine`,
+    "",
+    `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
+    `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
+    `  model      ${stack.tinyModel ? "generated tiny model (random weights)" : stack.model}, served as ${stack.baseModel}`,
+    `  vectors    ${stack.dataDir}/vectors   (embedded store for RAG adapters)`,
+    `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
+    `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
+    "",
+    ...(stack.tinyModel
+      ? [
+          "  NOTE: no --model given, so the engine runs a generated tiny model with random weights:",
+          "        its answers are noise. Pass --model PATH.gguf (or DIATONIC_MODEL) for real output.",
+          "",
+        ]
+      : []),
+    "try it:",
+    `  curl -s ${stack.gatewayUrl}/v1/chat/completions${auth} \\`,
+    `    -H "Content-Type: application/json" \\`,
+    `    -d '{"model": "${chat}", "messages": [{"role": "user", "content": "Write hello world in Go"}]}'`,
+    "",
+    "OpenAI SDK (npm i openai):",
+    `  import OpenAI from "openai";`,
+    `  const client = new OpenAI({ baseURL: "${stack.gatewayUrl}/v1", apiKey: "${key}" });`,
+    `  const reply = await client.chat.completions.create({ model: "${chat}", messages: [{ role: "user", content: "Hello" }] });`,
+    `  console.log(reply.choices[0].message.content);`,
+    "",
+    ...(rag !== undefined
+      ? [
+          "RAG:",
+          `  diatonic ingest --adapter ${rag} ./docs${stack.gatewayUrl.endsWith(`:${DEV_PORT}`) ? "" : ` --gateway ${stack.gatewayUrl}`}${stack.apiKey !== undefined ? ` --api-key ${stack.apiKey}` : ""}`,
+          `  then ask model "${rag}": answers carry diatonic.citations (source, chunk, score)`,
+          "",
+        ]
+      : []),
+    "Ctrl-C stops everything.",
+    "",
+  ];
+  return lines.join("\n");
+}

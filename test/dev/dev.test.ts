@@ -1,0 +1,89 @@
+// `diatonic dev` as a user runs it: one process, the example spec, a key; chat with the OpenAI SDK,
+// ingest a document into the RAG adapter and get it cited; Ctrl-C stops everything and frees the port.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import OpenAI from "openai";
+import { InputError } from "../../src/errors.ts";
+import { ingestPaths } from "../../src/rag/client.ts";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+async function waitReady(url: string, child: { exitCode: number | null }): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`diatonic dev exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error("diatonic dev did not become ready in 60 s");
+}
+
+describe("diatonic dev", () => {
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-test-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("serves the example's adapters, ingests into the RAG adapter, and exits 0 on SIGINT with the port freed", async () => {
+    const port = await freePort();
+    const key = "sk-dev-test";
+    const child = spawn(process.execPath, ["bin/diatonic.js", "dev", "--port", String(port), "--api-key", key, "--data", join(dir, "data")], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, child);
+      assert.match(stderr, /tiny test model \(its output is noise\)/);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.match(stdout, new RegExp(`curl -s ${url}/v1/chat/completions`));
+      assert.match(stdout, /new OpenAI\(\{ baseURL: /);
+
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
+      const completion = await client.chat.completions.create({ model: "code", messages: [{ role: "user", content: "hello" }], max_tokens: 4 });
+      assert.equal(completion.model, "code");
+      assert.equal(completion.choices[0]?.message.role, "assistant");
+      const models = await client.models.list();
+      assert.deepEqual(models.data.map((m) => m.id).sort(), ["architecture", "chatbot", "code", "llama-3-8b-instruct", "rag", "summarization"]);
+
+      writeFileSync(join(dir, "runbook.md"), "# Runbook\n\nThe pager rotation is kept in the spreadsheet called heliotrope-roster.\n");
+      const withoutKey = await ingestPaths({ adapter: "rag", paths: ["runbook.md"], cwd: dir, gateway: url }).catch((error: unknown) => error);
+      assert.ok(withoutKey instanceof InputError && /missing API key/.test(withoutKey.message));
+      const summary = await ingestPaths({ adapter: "rag", paths: ["runbook.md"], cwd: dir, gateway: url, apiKey: key });
+      assert.equal(summary.added, 1);
+      const answer = (await client.chat.completions.create({ model: "rag", messages: [{ role: "user", content: "Where is the heliotrope-roster kept?" }], max_tokens: 4 })) as OpenAI.ChatCompletion & {
+        diatonic?: { citations: Array<{ source: string }> };
+      };
+      assert.equal(answer.diatonic?.citations[0]?.source, "runbook.md");
+    } finally {
+      child.kill("SIGINT");
+    }
+    assert.equal(await exited, 0, stderr);
+    assert.ok(await portIsFree(port), "the gateway's port is free after exit");
+  });
+});
