@@ -10,7 +10,16 @@ import { clusterPaths, versions, type ClusterPaths, type ClusterState } from "./
 import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
 import { withLock } from "./lock.ts";
 import { addonManifests, nodeManifests, provisioners, storageClassManifests } from "./nodes.ts";
-import { freePort, isRunning, logTail, processNames, startProcess, stopProcess } from "./processes.ts";
+import {
+  freePort,
+  isRunning,
+  logTail,
+  processNames,
+  startProcess,
+  stopPid,
+  stopProcess,
+  strayProcesses,
+} from "./processes.ts";
 
 /** Start order; stopped in reverse. */
 export const components = [
@@ -27,10 +36,6 @@ export class ClusterStartError extends Error {
 }
 
 type Log = (line: string) => void;
-
-function lockDir(paths: ClusterPaths): string {
-  return join(paths.cacheRoot, ".lock");
-}
 
 export function readState(paths = clusterPaths()): ClusterState | undefined {
   if (!existsSync(paths.stateFile)) return undefined;
@@ -108,7 +113,7 @@ export interface UpResult {
 /** Starts the cluster unless a healthy one is already running; idempotent. */
 export async function up(log: Log = console.error): Promise<UpResult> {
   const paths = clusterPaths();
-  return withLock(lockDir(paths), async () => {
+  return withLock(paths.lockDir, async () => {
     const running = readState(paths);
     if (running !== undefined && (await isHealthy(paths))) {
       return { state: running, reused: true, buildSeconds: 0 };
@@ -323,8 +328,9 @@ async function stopAll(paths: ClusterPaths): Promise<void> {
   const known = new Set<string>(components);
   const extra = processNames(paths.stateDir).filter((name) => !known.has(name));
   for (const name of [...extra, ...[...components].reverse()]) await stopProcess(paths.stateDir, name);
+  // Anything a lost pidfile let escape (an interrupted stop, say) still names this state directory.
+  for (const pid of strayProcesses(paths.binDir, paths.stateDir)) await stopPid(pid);
   rmSync(paths.stateDir, { recursive: true, force: true });
-  rmSync(paths.kubeconfig, { force: true });
 }
 
 /**
@@ -333,7 +339,7 @@ async function stopAll(paths: ClusterPaths): Promise<void> {
  */
 export async function down(onlyIf: () => boolean = () => true): Promise<boolean> {
   const paths = clusterPaths();
-  return withLock(lockDir(paths), async () => {
+  return withLock(paths.lockDir, async () => {
     if (!onlyIf()) return false;
     await stopAll(paths);
     return true;

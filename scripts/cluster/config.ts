@@ -1,5 +1,6 @@
 // Versions and places of the test cluster. Binaries are cached per version outside the repo;
-// the running cluster's state (certificates, etcd data, logs, pidfiles) sits beside them.
+// the running cluster's state (certificates, etcd data, logs, pidfiles, the kubeconfig) sits
+// beside them, in one directory per cluster (DIATONIC_CLUSTER_STATE picks another one).
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +25,9 @@ export interface ClusterPaths {
   readonly logDir: string;
   readonly kubeconfig: string;
   readonly stateFile: string;
+  /** Beside the state directory (which is removed whole): the start/stop lock and the users. */
+  readonly lockDir: string;
+  readonly usersDir: string;
 }
 
 export function clusterPaths(env: NodeJS.ProcessEnv = process.env): ClusterPaths {
@@ -36,8 +40,10 @@ export function clusterPaths(env: NodeJS.ProcessEnv = process.env): ClusterPaths
     stateDir,
     pkiDir: join(stateDir, "pki"),
     logDir: join(stateDir, "logs"),
-    kubeconfig: join(cacheRoot, "kubeconfig"),
+    kubeconfig: join(stateDir, "kubeconfig"),
     stateFile: join(stateDir, "cluster.json"),
+    lockDir: `${stateDir}.lock`,
+    usersDir: `${stateDir}.users`,
   };
 }
 

@@ -69,17 +69,50 @@ export function processNames(stateDir: string): string[] {
     .map((f) => f.slice(0, -".pid".length));
 }
 
-/** SIGTERM, then SIGKILL after the grace period; a missing or stale pidfile is not an error. */
+function cmdline(pid: number): string[] | undefined {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return args[0] ? args : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM, then SIGKILL after the grace period, for a process while it runs the same binary. */
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+  const command = cmdline(pid)?.[0];
+  if (command === undefined) return;
+  const entry = { pid, command };
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isOurs(entry) && Date.now() < deadline) await sleep(100);
+  if (isOurs(entry)) process.kill(pid, "SIGKILL");
+  while (isOurs(entry)) await sleep(50);
+}
+
+/** A missing or stale pidfile is not an error. */
 export async function stopProcess(stateDir: string, name: string, graceMs = 10_000): Promise<void> {
   const entry = recorded(stateDir, name);
-  if (entry !== undefined && isOurs(entry)) {
-    process.kill(entry.pid, "SIGTERM");
-    const deadline = Date.now() + graceMs;
-    while (isOurs(entry) && Date.now() < deadline) await sleep(100);
-    if (isOurs(entry)) process.kill(entry.pid, "SIGKILL");
-    while (isOurs(entry)) await sleep(50);
-  }
+  if (entry !== undefined && isOurs(entry)) await stopPid(entry.pid, graceMs);
   rmSync(pidFile(stateDir, name), { force: true });
+}
+
+/** Processes running one of our binaries with an argument inside this state directory. */
+export function strayProcesses(binDir: string, stateDir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const args = cmdline(pid);
+    if (args?.[0]?.startsWith(binDir + "/") && args.slice(1).some((a) => a.includes(stateDir + "/"))) {
+      pids.push(pid);
+    }
+  }
+  return pids;
 }
 
 /** A free TCP port on loopback (the OS picks; a tiny race with other programs is accepted). */

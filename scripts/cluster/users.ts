@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterPaths, repoRoot } from "./config.ts";
 
-const usersDir = (): string => join(clusterPaths().cacheRoot, "users");
+const usersDir = (): string => clusterPaths().usersDir;
 export const startedByTestsMarker = (): string => join(clusterPaths().stateDir, "started-by-tests");
 
 function alive(pid: number): boolean {
