@@ -7,6 +7,7 @@ import { adapterRoute } from "../spec/rules.ts";
 import { API_VERSION, type PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { embeddingsNames, embeddingsUrl } from "./embeddings.ts";
 import { engineServiceFor, upstreamModelFor } from "./engine.ts";
 import { gatewayAutoscaled } from "./scaling.ts";
 import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
@@ -29,6 +30,8 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     upstreams[service] = { url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`, discovery: "dns" };
   };
   addUpstream(names.engine);
+  const embeddings = embeddingsUrl(ctx);
+  if (embeddings !== undefined) upstreams[embeddingsNames.upstream] = { url: embeddings, discovery: "static" };
   const input: GatewayConfigInput = {
     apiVersion: API_VERSION,
     kind: "GatewayConfig",
@@ -38,7 +41,12 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     rateLimits: spec.gateway.rateLimits,
     upstreams,
     baseModel: { name: spec.model.name, upstream: names.engine },
-    ...(spec.model.engine.kind === "llamacpp" ? { embeddings: { upstream: names.engine, model: spec.model.name } } : {}),
+    // RAG adapters embed with the embeddings server; otherwise the llama.cpp engine serves /v1/embeddings itself.
+    ...(embeddings !== undefined
+      ? { embeddings: { upstream: embeddingsNames.upstream, model: spec.embeddings.model } }
+      : spec.model.engine.kind === "llamacpp"
+        ? { embeddings: { upstream: names.engine, model: spec.model.name } }
+        : {}),
     ...(qdrantEnabled(spec)
       ? { vectorStore: { kind: "qdrant" as const, url: `http://${ctx.serviceHost(names.qdrant)}:${ports.qdrantHttp}`, apiKeyFile: `${QDRANT_KEY_DIR}/${spec.qdrant.apiKeySecret.key}` } }
       : {}),

@@ -3,6 +3,7 @@ import type { Platform } from "../spec/schema.ts";
 import { renderAdapters } from "./adapters.ts";
 import { renderCertificates } from "./certs.ts";
 import { names, RenderContext, type Placed, type RequiredSecret } from "./context.ts";
+import { embeddingsDeployed, embeddingsNames, renderEmbeddings } from "./embeddings.ts";
 import { renderEngine } from "./engine.ts";
 import { qdrantEnabled, renderGateway } from "./gateway.ts";
 import { renderGpu } from "./gpu.ts";
@@ -11,6 +12,7 @@ import { renderNamespace } from "./namespace.ts";
 import { renderNetworkPolicies } from "./network.ts";
 import { renderObservability } from "./observability.ts";
 import { renderQdrant } from "./qdrant.ts";
+import { QDRANT_SNAPSHOT_JOB, renderQdrantSnapshots } from "./qdrant-snapshots.ts";
 import { renderRbac } from "./rbac.ts";
 import { renderScaling } from "./scaling.ts";
 import { checkSchema, type SchemaViolation } from "./schema-check.ts";
@@ -26,7 +28,7 @@ export interface RenderResult {
 }
 
 /** Component files in the order `render -o yaml` streams them and `apply` phases them. */
-export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "engine", "gateway", "adapters", "ingress", "network", "scaling", "observability"] as const;
+export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "embeddings", "engine", "gateway", "adapters", "ingress", "network", "scaling", "observability"] as const;
 
 function componentRank(component: string): number {
   const head = component.startsWith("adapters/") ? "adapters" : component;
@@ -45,6 +47,8 @@ export function renderPlatform(platform: Platform): RenderResult {
       ? [{ name: names.modelDownload, component: "model-download" }]
       : []),
     ...(qdrantEnabled(spec) ? [{ name: names.qdrant, component: "vector-store" }] : []),
+    ...(qdrantEnabled(spec) && spec.qdrant.backups.enabled ? [{ name: QDRANT_SNAPSHOT_JOB, component: "vector-store" }] : []),
+    ...(embeddingsDeployed(spec) ? [{ name: embeddingsNames.service, component: "embeddings" }] : []),
   ];
   const gpu = renderGpu(ctx);
   const placed: Placed[] = [
@@ -53,6 +57,8 @@ export function renderPlatform(platform: Platform): RenderResult {
     ...renderCertificates(ctx),
     ...gpu.placed,
     ...renderQdrant(ctx),
+    ...renderQdrantSnapshots(ctx),
+    ...renderEmbeddings(ctx),
     ...renderEngine(ctx),
     ...renderGateway(ctx),
     ...renderAdapters(ctx),

@@ -1,6 +1,8 @@
 import type { PlatformSpec } from "../spec/schema.ts";
 import { names, ports, type RenderContext } from "./context.ts";
+import { EMBEDDINGS_PORT, embeddingsDeployed, embeddingsNames, ragEnabled } from "./embeddings.ts";
 import { qdrantEnabled } from "./gateway.ts";
+import { QDRANT_SNAPSHOT_JOB } from "./qdrant-snapshots.ts";
 
 /** Who talks: one of the platform's workloads, or something outside the namespace. */
 export type Peer =
@@ -41,6 +43,15 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
   if (qdrantEnabled(spec)) {
     add(workload(names.gateway), workload(names.qdrant), ports.qdrantHttp, "the gateway retrieves and ingests through Qdrant's REST API");
     if (spec.qdrant.replicas > 1) add(workload(names.qdrant), workload(names.qdrant), ports.qdrantP2p, "Qdrant peers replicate over Raft");
+    if (spec.qdrant.backups.enabled) add(workload(QDRANT_SNAPSHOT_JOB), workload(names.qdrant), ports.qdrantHttp, "the snapshot CronJob calls Qdrant's snapshot API");
+  }
+  if (embeddingsDeployed(spec)) {
+    add(workload(names.gateway), workload(embeddingsNames.service), EMBEDDINGS_PORT, "the gateway embeds queries and documents");
+    add(workload(embeddingsNames.service), { kind: "internet", reason: "Hugging Face" }, 443, "the embeddings server fetches its model once into its cache");
+  } else if (ragEnabled(spec) && spec.embeddings.endpoint !== undefined) {
+    const endpoint = new URL(spec.embeddings.endpoint);
+    const port = endpoint.port !== "" ? Number(endpoint.port) : endpoint.protocol === "https:" ? 443 : 80;
+    add(workload(names.gateway), { kind: "internet", reason: "the embeddings endpoint" }, port, "the gateway embeds with the spec's embeddings endpoint");
   }
   add(workload(names.gateway), { kind: "kube-apiserver" }, 443, "the gateway's Role reads its own ConfigMap");
   const downloads = "huggingFace" in spec.model.source || spec.adapters.some((a) => a.lora && "huggingFace" in a.lora.source);

@@ -212,7 +212,28 @@ export const Qdrant = z.strictObject({
   snapshots: quantity.default("10Gi"),
   apiKeySecret: SecretKeyRef.prefault({ name: "qdrant-api-key", key: "api-key" }),
   resources: resources("250m", "1Gi", "2", "4Gi"),
+  backups: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      schedule: z.string().regex(/^(\S+\s+){4}\S+$/, "must be a cron schedule with five fields, e.g. 17 3 * * *").default("17 3 * * *"),
+      keep: z.number().int().min(1).max(100).default(7).describe("snapshots kept per Qdrant node; older ones are deleted"),
+      image: image.default("curlimages/curl:8.11.1").describe("image with sh and curl that calls Qdrant's snapshot API"),
+    })
+    .prefault({})
+    .describe("a CronJob that takes full Qdrant snapshots into the snapshots volume"),
 });
+
+export const Embeddings = z
+  .strictObject({
+    endpoint: z.url().optional().describe("base URL of an existing OpenAI-compatible embeddings server; when set, none is deployed"),
+    model: z.string().min(1).default("BAAI/bge-small-en-v1.5").describe("Hugging Face model id the embeddings server serves"),
+    revision: z.string().min(1).optional().describe("model revision (pin a commit for reproducible vectors)"),
+    image: image.default("ghcr.io/huggingface/text-embeddings-inference:cpu-1.9.4"),
+    replicas: z.number().int().min(1).default(1),
+    cache: quantity.default("2Gi").describe("size of the model cache volume"),
+    resources: resources("250m", "512Mi", "2", "2Gi"),
+  })
+  .describe("embeddings for RAG adapters: text-embeddings-inference on CPU is deployed when an adapter uses RAG, unless endpoint is set");
 
 export const Gateway = z.strictObject({
   image: image.default("ghcr.io/diatonic-ai/gateway:0.1.0"),
@@ -285,6 +306,7 @@ export const PlatformSpec = z.strictObject({
   adapters: z.array(Adapter).default([]),
   gpu: Gpu.prefault({}),
   qdrant: Qdrant.prefault({}),
+  embeddings: Embeddings.prefault({}),
   gateway: Gateway.prefault({}),
   ingress: Ingress.prefault({}),
   certificates: Certificates.prefault({}),
@@ -311,6 +333,7 @@ export type LlamaCppEngineSpec = z.infer<typeof LlamaCppEngine>;
 export type GpuSpec = z.infer<typeof Gpu>;
 export type GpuNodeSpec = z.infer<typeof GpuNode>;
 export type RagBindingSpec = z.infer<typeof RagBinding>;
+export type EmbeddingsSpec = z.infer<typeof Embeddings>;
 export type SecretKeyRefSpec = z.infer<typeof SecretKeyRef>;
 export type TlsIssuerName = z.infer<typeof TlsIssuer>;
 export type ResourcesSpec = z.infer<typeof Resources>;
