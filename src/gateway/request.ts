@@ -14,7 +14,11 @@ export const ENDPOINT_PATHS: Readonly<Record<InferenceEndpoint, string>> = {
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const tooLarge = () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large");
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLarge());
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    // Read and drop what the client sends, so it sees the 413 rather than a reset while uploading.
+    req.resume();
+    return Promise.reject(tooLarge());
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
