@@ -73,6 +73,19 @@ export async function isHealthy(paths = clusterPaths()): Promise<boolean> {
   return (await apiGet(paths, state.server, "/readyz")).status === 200;
 }
 
+/**
+ * While every component process lives, a failing /readyz is given 30 s (a loaded machine, an API
+ * server being restarted by a test) before the cluster is declared dead and started afresh.
+ */
+async function becomesHealthy(paths: ClusterPaths): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (await isHealthy(paths)) return true;
+    if (Date.now() > deadline || !components.every((c) => isRunning(paths.stateDir, c))) return false;
+    await sleep(500);
+  }
+}
+
 function kubectl(kubeconfig: string, args: readonly string[], input?: string): string {
   return execFileSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
     input,
@@ -115,7 +128,7 @@ export async function up(log: Log = console.error): Promise<UpResult> {
   const paths = clusterPaths();
   return withLock(paths.lockDir, async () => {
     const running = readState(paths);
-    if (running !== undefined && (await isHealthy(paths))) {
+    if (running !== undefined && (await becomesHealthy(paths))) {
       return { state: running, reused: true, buildSeconds: 0 };
     }
     await stopAll(paths);

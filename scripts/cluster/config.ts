@@ -25,7 +25,7 @@ export interface ClusterPaths {
   readonly logDir: string;
   readonly kubeconfig: string;
   readonly stateFile: string;
-  /** Beside the state directory (which is removed whole): the start/stop lock and the users. */
+  /** Outside the state directory (which is removed whole): the start/stop lock and the users. */
   readonly lockDir: string;
   readonly usersDir: string;
 }
@@ -42,7 +42,8 @@ export function clusterPaths(env: NodeJS.ProcessEnv = process.env): ClusterPaths
     logDir: join(stateDir, "logs"),
     kubeconfig: join(stateDir, "kubeconfig"),
     stateFile: join(stateDir, "cluster.json"),
-    lockDir: `${stateDir}.lock`,
+    // One lock per cache root: starts and stops of every cluster in it take turns.
+    lockDir: join(cacheRoot, ".lock"),
     usersDir: `${stateDir}.users`,
   };
 }
