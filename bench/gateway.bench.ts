@@ -11,7 +11,6 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { pino } from "pino";
 import { Pool } from "undici";
 import { stringify } from "yaml";
 
@@ -78,8 +77,9 @@ async function runRole(role: string): Promise<void> {
       adapters: [{ name: "code", route: "/code", upstreamModel: "code-lora", upstream: "engine", systemPrompt: "You write code.", sampling: { temperature: 0.2, maxTokens: 64 }, limits }],
     };
     writeFileSync(join(dir, "config.yaml"), stringify(config));
-    // Access logs are written as in production (one JSON line per request), to /dev/null.
-    const gateway = await startGateway({ configFile: join(dir, "config.yaml"), port: 0, logger: pino(pino.destination({ dest: "/dev/null", sync: false })) });
+    // Access logs are written as in production (one JSON line per request, the default logger) to
+    // this process's stdout, which is /dev/null.
+    const gateway = await startGateway({ configFile: join(dir, "config.yaml"), port: 0 });
     send({ type: "ready", port: gateway.port });
   }
 }

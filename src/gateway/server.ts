@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { authenticate, mayUse, requireScope, KeyStore, type Principal } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { FileWatcher, loadGatewayConfig, type FileWatcherOptions } from "./config-watch.ts";
 import { GatewayError, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
+import { createGatewayLogger } from "./logging.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { handleInference, type Exchange, type ProxyContext } from "./proxy.ts";
 import type { InferenceEndpoint } from "./request.ts";
@@ -29,7 +30,7 @@ export interface GatewayOptions {
    * module for the config's `vectorStore` and `embeddings`.
    */
   readonly documents?: DocumentService;
-  /** @default a pino logger writing JSON lines to stdout at `info` */
+  /** @default JSON lines on stdout at `info`, batched (see createGatewayLogger) */
   readonly logger?: Logger;
   /** How the config and keys files are watched; `false` turns watching off. @default {} */
   readonly watch?: FileWatcherOptions | false;
@@ -90,7 +91,7 @@ function sendJson(res: ServerResponse, status: number, value: unknown, headers: 
 
 /** Starts the gateway: loads and checks the config, finds the upstreams, listens. */
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
-  const logger = options.logger ?? pino({ base: { component: "gateway" } });
+  const logger = options.logger ?? createGatewayLogger();
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const runtime = new Runtime(metrics, logger);
 
@@ -273,6 +274,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   logger.info({ url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode }, "gateway listening");
+  logger.flush();
 
   let closing: Promise<void> | undefined;
   return {
@@ -292,6 +294,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         });
         await runtime.close();
         await rag?.close();
+        logger.flush();
       })();
       return closing;
     },
