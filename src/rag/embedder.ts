@@ -28,6 +28,8 @@ interface EmbeddingsResponse {
   data?: Array<{ index?: number; embedding?: unknown }>;
 }
 
+const TOO_LONG = /context length|too long|maximum.*tokens|exceeds|truncat/i;
+
 /** Any OpenAI-compatible `/v1/embeddings` (vLLM, the local engine, text-embeddings-inference, OpenAI). */
 export class HttpEmbedder implements Embedder {
   private readonly endpoint: string;
@@ -48,8 +50,10 @@ export class HttpEmbedder implements Embedder {
     return vectors;
   }
 
-  private async batch(input: readonly string[], signal: AbortSignal | undefined): Promise<number[][]> {
+  private async batch(original: readonly string[], signal: AbortSignal | undefined): Promise<number[][]> {
     let lastError: unknown;
+    let input = original;
+    let shortened = 0;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       signal?.throwIfAborted();
       try {
@@ -65,6 +69,15 @@ export class HttpEmbedder implements Embedder {
         if (response.statusCode === 429 || response.statusCode >= 500) {
           lastError = new EmbeddingError(`${this.endpoint} answered ${response.statusCode}: ${text.slice(0, 300)}`);
           await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+          continue;
+        }
+        // Inputs longer than the model's context: embed their beginning (the keyword index keeps the whole text).
+        if ((response.statusCode === 400 || response.statusCode === 413 || response.statusCode === 422) && TOO_LONG.test(text) && shortened < 6) {
+          const longest = Math.max(...input.map((t) => t.length));
+          const limit = Math.max(1, Math.floor(longest / 2));
+          input = input.map((t) => (t.length > limit ? t.slice(0, limit) : t));
+          shortened++;
+          attempt--;
           continue;
         }
         if (response.statusCode >= 300) throw new EmbeddingError(`${this.endpoint} answered ${response.statusCode}: ${text.slice(0, 300)}`);

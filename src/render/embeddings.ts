@@ -69,6 +69,8 @@ export function renderEmbeddings(ctx: RenderContext): Placed[] {
                 ...(e.revision !== undefined ? ["--revision", e.revision] : []),
                 "--hostname", "0.0.0.0",
                 "--port", String(EMBEDDINGS_PORT),
+                // Chunks are counted in approximate tokens; one that is longer than the model's 512 is cut for its vector only.
+                "--auto-truncate",
                 "--json-output",
               ],
               ports: [{ name: "http", containerPort: EMBEDDINGS_PORT, protocol: "TCP" as const }],
