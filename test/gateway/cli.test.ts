@@ -5,8 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { pino } from "pino";
+import { main } from "../../src/cli/main.ts";
 import { parseGatewayConfig } from "../../src/gateway/config-watch.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
@@ -80,10 +82,14 @@ describe("diatonic gateway", () => {
   it("exits 2 with a message naming the problem for a bad config", async () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, "apiVersion: diatonic.ai/v1alpha1\nkind: GatewayConfig\nplatform: x\n");
-    const child = spawn(process.execPath, ["bin/diatonic.js", "gateway", "--config", file, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        stderr += chunk.toString();
+        done();
+      },
+    });
+    const code = await main(["gateway", "--config", file, "--port", "0"], { stdout: sink, stderr: sink, cwd: process.cwd(), env: {} });
     assert.equal(code, 2);
     assert.match(stderr, /bad\.yaml: not a valid GatewayConfig/);
     assert.match(stderr, /server: /);

@@ -89,9 +89,9 @@ describe("gateway limits", () => {
     const { up, gw } = await setup({}, (server) => ({ adapters: adaptersWith(server.url, { concurrency: 1, queue: 1 }) }));
     up.behaviour = { kind: "slow-stream", delayMs: 30, chunks: 5 };
     const first = gw.client().chat.completions.create({ ...chat, stream: true });
-    await eventually(() => up.requests.length === 1, 1000, "the first request to reach upstream");
+    await eventually(() => up.requests.length === 1, 3000, "the first request to reach upstream");
     const second = gw.client().chat.completions.create(chat);
-    await eventually(async () => /diatonic_gateway_queue_depth\{adapter="chatbot"\} 1/.test(await (await fetch(`${gw.gateway.url}/metrics`)).text()), 1000, "the queue depth metric");
+    await eventually(async () => /diatonic_gateway_queue_depth\{adapter="chatbot"\} 1/.test(await (await fetch(`${gw.gateway.url}/metrics`)).text()), 3000, "the queue depth metric");
     const refused = await apiError(gw.client().chat.completions.create(chat));
     assert.equal(refused.status, 503);
     assert.equal(refused.code, "adapter_overloaded");

@@ -31,7 +31,7 @@ describe("config reload", () => {
     const { up, gw } = await setup();
     const config = testConfig(up.url, {}, gw.dir);
     gw.writeConfig({ ...config, adapters: [...config.adapters, { name: "sql", route: "/sql", upstreamModel: "sql-lora", upstream: "engine", sampling: {}, limits: { concurrency: 2, queue: 2, timeoutMs: 1000, firstByteTimeoutMs: 500 } }] });
-    await eventually(() => gw.gateway.config().adapters.some((a) => a.name === "sql"), 2000, "the new adapter");
+    await eventually(() => gw.gateway.config().adapters.some((a) => a.name === "sql"), 5000, "the new adapter");
     await gw.client().chat.completions.create(chat("sql"));
     assert.equal(up.requests.at(-1)?.body?.model, "sql-lora");
     const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
@@ -41,10 +41,10 @@ describe("config reload", () => {
   it("a bad new config is rejected and logged; the old one keeps serving", async () => {
     const { gw } = await setup();
     gw.writeConfig("apiVersion: diatonic.ai/v1alpha1\nkind: GatewayConfig\nadapters: [oops\n");
-    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 1, 2000, "the rejection log");
+    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 1, 5000, "the rejection log");
     const invalid = readFileSync(gw.configFile, "utf8").replace("adapters: [oops\n", "adapters: []\n");
     gw.writeConfig(invalid);
-    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 2, 2000, "the second rejection");
+    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 2, 5000, "the second rejection");
     const rejection = gw.logs.find("new gateway config rejected; the old one keeps serving")[1] as { err: { message: string } };
     assert.match(rejection.err.message, /not a valid GatewayConfig/);
     const completion = await gw.client().chat.completions.create(chat("code"));
@@ -57,7 +57,7 @@ describe("config reload", () => {
     const key = "sk-test-added-later";
     const hash = createHash("sha256").update(key).digest("hex");
     writeFileSync(join(gw.dir, "keys.yaml"), `${keysYaml()}  - sha256: ${hash}\n    tenant: late\n    adapters: [chatbot]\n    scopes: [inference]\n`);
-    await eventually(async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 2000, "the new key");
+    await eventually(async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 5000, "the new key");
   });
 
   it("sees a ConfigMap update done the Kubernetes way: a ..data symlink swapped to a new directory", async () => {
@@ -81,7 +81,7 @@ describe("config reload", () => {
     version("..2026_01_01_00_01_00.2", ["code", "chatbot"]);
     symlinkSync("..2026_01_01_00_01_00.2", join(dir, "..data_tmp"));
     renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
-    await eventually(() => gateway.config().adapters.length === 2, 2000, "the swapped config (by file events, polling is off)");
+    await eventually(() => gateway.config().adapters.length === 2, 5000, "the swapped config (by file events, polling is off)");
     const response = await fetch(`${gateway.url}/chatbot/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(chat("x")) });
     assert.equal(response.status, 200);
   });

@@ -123,7 +123,7 @@ export async function startTestGateway(upstreamUrl: string, overrides: Partial<G
 }
 
 /** Polls until `check` holds, failing after `timeoutMs`. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2000, what = "condition"): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
