@@ -20,15 +20,20 @@ async function restart(paths: ReturnType<typeof clusterPaths>): Promise<void> {
   const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
   const [command, ...args] = argv;
   if (!command) throw new Error("cannot read the API server's command line");
-  process.kill(pid, "SIGTERM");
-  for (let i = 0; i < 100; i++) {
+  const alive = () => {
     try {
       process.kill(pid, 0);
-      await sleep(100);
+      return true;
     } catch {
-      break;
+      return false;
     }
-  }
+  };
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 100 && alive(); i++) await sleep(100);
+  // Never start a second API server beside the old one: it would hold the port and the pidfile would lie.
+  if (alive()) process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 50 && alive(); i++) await sleep(100);
+  if (alive()) throw new Error(`kube-apiserver (pid ${pid}) did not stop`);
   startProcess(paths.stateDir, { name: "kube-apiserver", command, args });
   for (let i = 0; i < 300; i++) {
     if (await isHealthy(paths)) return;
