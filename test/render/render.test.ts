@@ -167,6 +167,15 @@ describe("render", () => {
     assert.match(readFileSync(join(dir, "out/base/ingress.yaml"), "utf8"), /kind: HTTPProxy/);
   });
 
+  it("quickstart renders and validates the bundled example and prints a summary", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-quickstart-"));
+    const run = await runCli(["quickstart", "--out", join(dir, "lab")], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /platform lab, environment local: \d+ objects/);
+    assert.match(run.stdout, /validated them with \d+ rules .*: 0 error\(s\)/);
+    assert.ok(readTree(join(dir, "lab")).has("overlays/local/kustomization.yaml"));
+  });
+
   it("refuses to overwrite a directory it did not write", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-foreign-"));
     (await import("node:fs")).writeFileSync(join(dir, "precious.txt"), "keep me");

@@ -2,6 +2,8 @@ import { fileURLToPath } from "node:url";
 import { relative, resolve } from "node:path";
 import { ExitCode } from "../../errors.ts";
 import { buildTree } from "../../render/build.ts";
+import { environmentFromSpec } from "../../validate/from-spec.ts";
+import { rules, validateObjects } from "../../validate/index.ts";
 import { writeTreeAtomically } from "../../write/atomic.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 import { summarize } from "./render.ts";
@@ -18,6 +20,8 @@ export const quickstartCommand: Command = {
     const out = resolve(io.cwd, values.out);
     const tree = buildTree({ file: EXAMPLE, environment: values.env, cwd: io.cwd });
     writeTreeAtomically(out, tree.files);
+    const { objects, env } = environmentFromSpec(EXAMPLE, values.env, io.cwd);
+    const validation = validateObjects(objects, env);
     const ms = (performance.now() - started).toFixed(0);
     const shown = relative(io.cwd, out) || out;
     io.stdout.write(`diatonic quickstart: the lab example (${relative(io.cwd, EXAMPLE)})\n\n`);
@@ -25,16 +29,18 @@ export const quickstartCommand: Command = {
     io.stdout.write(
       [
         "",
-        `rendered and checked ${tree.result.placed.length} objects against the Kubernetes and cert-manager schemas in ${ms} ms`,
+        `rendered ${tree.result.placed.length} objects and validated them with ${rules.length} rules (schemas, Pod Security, wiring, network policies, GPU fit) in ${ms} ms: ${validation.errors} error(s), ${validation.warnings} warning(s)`,
+        ...validation.findings.filter((f) => f.severity !== "info").map((f) => `  ${f.severity} ${f.ruleId} ${f.resource}: ${f.message}`),
         `wrote ${tree.files.size} files to ${shown}/ (base/ + overlays/ for ${[...new Set(tree.files.keys())].filter((f) => f.endsWith("/kustomization.yaml") && f.startsWith("overlays/")).map((f) => f.split("/")[1]).join(", ")})`,
         "",
         "next:",
         `  kubectl kustomize ${shown}/overlays/${values.env}          # the same objects, built by kubectl`,
+        `  node bin/diatonic.js plan --spec examples/lab/platform.yaml --env production   # GPU capacity plan`,
         `  node bin/diatonic.js render --spec examples/lab/platform.yaml --env production -o yaml`,
         `  cat ${shown}/overlays/${values.env}/SECRETS.md               # the Secrets to create first`,
         "",
       ].join("\n"),
     );
-    return ExitCode.ok;
+    return validation.errors > 0 ? ExitCode.failure : ExitCode.ok;
   },
 };
