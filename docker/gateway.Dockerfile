@@ -1,8 +1,9 @@
 # The adapter gateway: `diatonic gateway --config /etc/diatonic/gateway/config.yaml`, as the rendered
 # Deployment runs it (args: gateway --config ... --port 8080), non-root (uid 1000, as the pod's
-# securityContext expects), compiled JavaScript only, no dev dependencies and no llama.cpp binaries.
+# securityContext expects), compiled JavaScript, no dev dependencies and no llama.cpp binaries.
 # Build from the repository root: docker build -f docker/gateway.Dockerfile -t diatonic/gateway .
-FROM node:20.19-alpine AS build
+# Debian slim rather than Alpine: the RAG module's LanceDB store ships glibc binaries only.
+FROM node:20.19-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: nothing the gateway uses needs an install script (node-llama-cpp's fetches binaries).
@@ -10,10 +11,10 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json \
- && npm prune --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/node-llama-cpp/llama node_modules/node-llama-cpp/templates
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/@node-llama-cpp node_modules/node-llama-cpp/llama node_modules/node-llama-cpp/templates
 
-FROM node:20.19-alpine
+FROM node:20.19-bookworm-slim
 ENV NODE_ENV=production DIATONIC_USE_DIST=1
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
