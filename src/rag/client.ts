@@ -125,10 +125,21 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
   let done = 0;
   for (const [index, group] of groups.entries()) {
     const last = index === groups.length - 1;
-    const result = await call<IngestCounts>(options, "POST", {
-      documents: group.map((d) => ({ source: d.source, text: d.text, format: d.format })),
-      deleteSources: last ? pruned : [],
-    });
+    let result: IngestCounts;
+    try {
+      result = await call<IngestCounts>(options, "POST", {
+        documents: group.map((d) => ({ source: d.source, text: d.text, format: d.format })),
+        deleteSources: last ? pruned : [],
+      });
+    } catch (error) {
+      // Earlier batches are stored; say so, and that running again finishes the job without redoing them.
+      if (error instanceof InputError || error instanceof WorldError) {
+        const where = `batch ${index + 1} of ${groups.length} (${group.length} files from ${group[0]?.source ?? "-"}) failed after ${done} of ${collected.documents.length} files were stored`;
+        const fix = "fix the cause and run the same command again: stored files are skipped as unchanged";
+        throw error instanceof InputError ? new InputError(`${where}: ${error.message}`, error.fix ?? fix) : new WorldError(`${where}: ${error.message}`, fix, { cause: error });
+      }
+      throw error;
+    }
     totals.added += result.added;
     totals.updated += result.updated;
     totals.unchanged += result.unchanged;
