@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { WorldError } from "../../src/errors.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
+import { runCli } from "../support/cli.ts";
 
 describe("ingest client (stand-in gateway)", () => {
   let server: Server;
@@ -63,5 +64,21 @@ describe("ingest client (stand-in gateway)", () => {
     assert.ok(failure instanceof WorldError);
     assert.match(failure.message, /batch 2 of \d+ .* failed after 2 of 6 files were stored: the gateway refused: the vector store failed: boom/);
     assert.match(failure.fix ?? "", /run the same command again/);
+  });
+
+  it("diatonic ingest prints progress and a summary; bad flags exit 2, no gateway exits 1 with the fix", async () => {
+    posts.length = 0;
+    failPost = -1;
+    const ok = await runCli(["ingest", "--adapter", "rag", "docs", "--gateway", url], dir);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /ingest \[#+\] 6\/6 files/);
+    assert.match(ok.stdout, /ingested 6 files into adapter rag \(collection c\)/);
+    assert.match(ok.stdout, /chunks: 6 added, 0 updated, 0 unchanged, 0 removed/);
+    const noAdapter = await runCli(["ingest", "docs"], dir);
+    assert.equal(noAdapter.code, 2);
+    assert.match(noAdapter.stderr, /missing required flag --adapter/);
+    const noGateway = await runCli(["ingest", "--adapter", "rag", "docs", "--gateway", "http://127.0.0.1:1"], dir);
+    assert.equal(noGateway.code, 1);
+    assert.match(noGateway.stderr, /no gateway answers at http:\/\/127\.0\.0\.1:1/);
   });
 });
