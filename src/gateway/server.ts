@@ -51,6 +51,10 @@ export interface RunningGateway {
   close(graceMs?: number): Promise<void>;
 }
 
+function keysFileOf(config: GatewayConfig): string | undefined {
+  return config.auth.mode === "disabled" ? undefined : config.auth.keysFile;
+}
+
 /** A caller's x-request-id is kept for tracing only when it is short and plain. */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -108,9 +112,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     reloading = reloading.then(async () => {
       try {
         const next = await load();
+        const previous = runtime.current?.config;
         await runtime.apply(next.config, next.keys);
         metrics.configReloads.inc({ result: "ok" });
         logger.info({ adapters: next.config.adapters.length, keys: next.keys.size }, "gateway config reloaded");
+        if (previous !== undefined && previous.server.port !== next.config.server.port && options.port === undefined) {
+          logger.warn({ port: previous.server.port, wanted: next.config.server.port }, "server.port changed: it takes effect at the next restart");
+        }
+        if (watcher !== undefined && keysFileOf(next.config) !== keysFileOf(previous ?? next.config)) await watchFiles(next.config);
         return true;
       } catch (error) {
         metrics.configReloads.inc({ result: "rejected" });
@@ -122,11 +131,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
 
   let watcher: FileWatcher | undefined;
-  if (options.configFile !== undefined && options.watch !== false) {
-    const files = [options.configFile, ...(first.config.auth.keysFile !== undefined && first.config.auth.mode !== "disabled" ? [first.config.auth.keysFile] : [])];
-    watcher = new FileWatcher(files, () => void reload(), options.watch ?? {});
-    await watcher.prime();
+  const configFile = options.configFile;
+  const watchOptions = options.watch;
+  // The config file and the keys file it names; watched again when a reload names another keys file.
+  async function watchFiles(config: GatewayConfig): Promise<void> {
+    if (configFile === undefined || watchOptions === false) return;
+    const keysFile = keysFileOf(config);
+    const next = new FileWatcher([configFile, ...(keysFile !== undefined ? [keysFile] : [])], () => void reload(), watchOptions ?? {});
+    await next.prime();
+    watcher?.close();
+    watcher = next;
   }
+  await watchFiles(first.config);
 
   // Loaded only when needed: the RAG module brings a native vector store with it.
   const rag =

@@ -46,6 +46,19 @@ describe("token bucket and concurrency limiter", () => {
   });
 });
 
+describe("concurrency limiter and client aborts", () => {
+  it("a queued request whose client goes away leaves the queue", async () => {
+    const limiter = new ConcurrencyLimiter(1, 2);
+    limiter.acquire();
+    const controller = new AbortController();
+    const queued = limiter.acquire(controller.signal);
+    assert.equal(limiter.queued, 1);
+    controller.abort();
+    await assert.rejects(queued as Promise<void>, /client went away while queued/);
+    assert.equal(limiter.queued, 0);
+  });
+});
+
 describe("gateway limits", () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {

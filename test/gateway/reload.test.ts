@@ -60,6 +60,18 @@ describe("config reload", () => {
     await eventually(async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 5000, "the new key");
   });
 
+  it("a reload that names another keys file starts watching that file", async () => {
+    const { up, gw } = await setup();
+    const line = (key: string, tenant: string) => `  - sha256: ${createHash("sha256").update(key).digest("hex")}\n    tenant: ${tenant}\n    adapters: ["*"]\n    scopes: [inference]\n`;
+    const otherKeys = join(gw.dir, "other-keys.yaml");
+    writeFileSync(otherKeys, `keys:\n${line("sk-other-1", "other")}`);
+    gw.writeConfig({ ...testConfig(up.url, {}, gw.dir), auth: { mode: "required", keysFile: otherKeys } });
+    const works = (key: string) => async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200;
+    await eventually(works("sk-other-1"), 5000, "a key from the new keys file");
+    writeFileSync(otherKeys, `keys:\n${line("sk-other-1", "other")}${line("sk-other-2", "other")}`);
+    await eventually(works("sk-other-2"), 5000, "a key added to the new keys file");
+  });
+
   it("sees a ConfigMap update done the Kubernetes way: a ..data symlink swapped to a new directory", async () => {
     const up = await startFixedUpstream();
     cleanup.push(() => up.close());
