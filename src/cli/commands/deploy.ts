@@ -69,6 +69,28 @@ function optionalSecrets(build: EnvironmentBuild): string[] {
   return build.platform.spec.gateway.auth === "optional" ? [build.platform.spec.gateway.apiKeysSecret.name] : [];
 }
 
+/** Applies `placed` through the phases with this command's flags (apply and rollback share it). */
+async function applyWith(ctx: Context, placed: EnvironmentBuild["result"]["placed"], extra: { environment: string; specHash: string; forceConflicts: boolean; deleteData?: boolean; note?: string }): Promise<void> {
+  try {
+    await applyPlatform({
+      client: ctx.client,
+      placed,
+      namespace: ctx.namespace,
+      environment: extra.environment,
+      specHash: extra.specHash,
+      reporter: ctx.reporter,
+      timeoutMs: ctx.timeoutMs,
+      dryRun: ctx.dryRun,
+      forceConflicts: extra.forceConflicts,
+      deleteData: extra.deleteData ?? false,
+      preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
+      ...(extra.note ? { note: extra.note } : {}),
+    });
+  } finally {
+    ctx.reporter.close();
+  }
+}
+
 export const applyCommand: Command = {
   name: "apply",
   summary: "Deploy the platform: preflight, then server-side apply phase by phase with readiness gates, prune, record the revision",
@@ -76,23 +98,7 @@ export const applyCommand: Command = {
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, "force-conflicts": { type: "boolean", default: false }, "delete-data": { type: "boolean", default: false } });
     const ctx = setup(this, values, io);
-    try {
-      await applyPlatform({
-        client: ctx.client,
-        placed: ctx.build.result.placed,
-        namespace: ctx.namespace,
-        environment: ctx.build.platform.environment,
-        specHash: ctx.specHash,
-        reporter: ctx.reporter,
-        timeoutMs: ctx.timeoutMs,
-        dryRun: ctx.dryRun,
-        forceConflicts: values["force-conflicts"],
-        deleteData: values["delete-data"],
-        preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
-      });
-    } finally {
-      ctx.reporter.close();
-    }
+    await applyWith(ctx, ctx.build.result.placed, { environment: ctx.build.platform.environment, specHash: ctx.specHash, forceConflicts: values["force-conflicts"], deleteData: values["delete-data"] });
     return ExitCode.ok;
   },
 };
@@ -110,23 +116,7 @@ export const rollbackCommand: Command = {
       throw new InputError(values.to !== undefined ? `--to ${JSON.stringify(values.to)} is not a revision number` : "there is no earlier revision to roll back to", revisions.length > 0 ? `recorded revisions: ${revisions.map((r) => r.number).join(", ")}` : "apply the platform first");
     }
     const revision = await readRevision(ctx.client, ctx.namespace, target);
-    try {
-      await applyPlatform({
-        client: ctx.client,
-        placed: revision.placed,
-        namespace: ctx.namespace,
-        environment: revision.environment,
-        specHash: revision.specHash,
-        reporter: ctx.reporter,
-        timeoutMs: ctx.timeoutMs,
-        dryRun: ctx.dryRun,
-        forceConflicts: values["force-conflicts"],
-        preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
-        note: `rollback to ${target}`,
-      });
-    } finally {
-      ctx.reporter.close();
-    }
+    await applyWith(ctx, revision.placed, { environment: revision.environment, specHash: revision.specHash, forceConflicts: values["force-conflicts"], note: `rollback to ${target}` });
     return ExitCode.ok;
   },
 };

@@ -25,35 +25,23 @@ interface IngressLike {
   };
 }
 
-function secretRefs(template: PodTemplate): { name: string; path: string; optional: boolean }[] {
-  const refs: { name: string; path: string; optional: boolean }[] = [];
-  (template.spec.volumes ?? []).forEach((v, i) => {
-    if (v.secret) refs.push({ name: v.secret.secretName, path: `${template.path}.volumes[${i}].secret`, optional: v.secret.optional === true });
-  });
-  for (const { container, path } of containersOf(template)) {
-    (container.env ?? []).forEach((e, i) => {
-      const ref = e.valueFrom?.secretKeyRef;
-      if (ref) refs.push({ name: ref.name, path: `${path}.env[${i}]`, optional: ref.optional === true });
-    });
-    (container.envFrom ?? []).forEach((e, i) => {
-      if (e.secretRef) refs.push({ name: e.secretRef.name, path: `${path}.envFrom[${i}]`, optional: e.secretRef.optional === true });
-    });
-  }
-  return refs;
-}
+type RefKind = "secret" | "configMap";
 
-function configMapRefs(template: PodTemplate): { name: string; path: string; optional: boolean }[] {
+/** Every Secret or ConfigMap a pod reads: volumes, env valueFrom and envFrom. */
+function refsOf(template: PodTemplate, kind: RefKind): { name: string; path: string; optional: boolean }[] {
   const refs: { name: string; path: string; optional: boolean }[] = [];
   (template.spec.volumes ?? []).forEach((v, i) => {
-    if (v.configMap) refs.push({ name: v.configMap.name, path: `${template.path}.volumes[${i}].configMap`, optional: v.configMap.optional === true });
+    const source = kind === "secret" ? (v.secret ? { name: v.secret.secretName, optional: v.secret.optional } : undefined) : v.configMap;
+    if (source) refs.push({ name: source.name, path: `${template.path}.volumes[${i}].${kind}`, optional: source.optional === true });
   });
   for (const { container, path } of containersOf(template)) {
     (container.env ?? []).forEach((e, i) => {
-      const ref = e.valueFrom?.configMapKeyRef;
+      const ref = kind === "secret" ? e.valueFrom?.secretKeyRef : e.valueFrom?.configMapKeyRef;
       if (ref) refs.push({ name: ref.name, path: `${path}.env[${i}]`, optional: ref.optional === true });
     });
     (container.envFrom ?? []).forEach((e, i) => {
-      if (e.configMapRef) refs.push({ name: e.configMapRef.name, path: `${path}.envFrom[${i}]`, optional: e.configMapRef.optional === true });
+      const ref = kind === "secret" ? e.secretRef : e.configMapRef;
+      if (ref) refs.push({ name: ref.name, path: `${path}.envFrom[${i}]`, optional: ref.optional === true });
     });
   }
   return refs;
@@ -145,14 +133,14 @@ export const wiringRules = [
   ),
   defineRule("wiring/configmap-ref", "error", "referenced ConfigMaps exist", ({ inventory }, report) =>
     inventory.templates.flatMap((template) =>
-      configMapRefs(template)
+      refsOf(template, "configMap")
         .filter((ref) => !ref.optional && !inventory.get("ConfigMap", template.namespace, ref.name))
         .map((ref) => report(template.owner, ref.path, `ConfigMap ${template.namespace}/${ref.name} does not exist: the pod stays in ContainerCreating`, `create ConfigMap ${ref.name} or mark the reference optional`)),
     ),
   ),
   defineRule("wiring/secret-ref", "error", "referenced Secrets are declared as required (or rendered)", ({ inventory, env }, report) =>
     inventory.templates.flatMap((template) =>
-      secretRefs(template).flatMap((ref): Finding[] => {
+      refsOf(template, "secret").flatMap((ref): Finding[] => {
         if (ref.optional || inventory.get("Secret", template.namespace, ref.name)) return [];
         if (!env.requiredSecrets) return [report(template.owner, ref.path, `Secret ${template.namespace}/${ref.name} must exist in the cluster before apply`, `create it (kubectl -n ${template.namespace} create secret generic ${ref.name} …)`, "info")];
         const declared = env.requiredSecrets.some((s) => s.name === ref.name && s.namespace === template.namespace);
