@@ -154,6 +154,13 @@ export class ConcurrencyLimiter {
     return this.waiting.length;
   }
 
+  /** Takes a slot if one is free now. */
+  tryAcquire(): boolean {
+    if (this.active >= this.concurrency) return false;
+    this.active++;
+    return true;
+  }
+
   /**
    * Resolves when a slot is free; returns undefined when one is free now (no promise on the fast path).
    * A waiter removed by `signal` rejects with the signal's reason.

@@ -1,5 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { StringDecoder } from "node:string_decoder";
 import { mayUse, type Principal } from "./auth.ts";
+import { RequestCancel } from "./cancel.ts";
 import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { clientWantsUsage, ENDPOINT_PATHS, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
@@ -82,24 +84,25 @@ export async function handleInference(
   }
 
   const { target } = resolved;
-  const controller = new AbortController();
+  const cancel = new RequestCancel();
   const timer = setTimeout(
-    () => controller.abort(new GatewayError(504, ErrorType.timeout, `the request took longer than ${target.timeoutMs} ms`, "request_timeout")),
+    () => cancel.abort(new GatewayError(504, ErrorType.timeout, `the request took longer than ${target.timeoutMs} ms`, "request_timeout")),
     target.timeoutMs,
   );
   const onClose = () => {
-    if (!res.writableFinished) controller.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
+    if (!res.writableFinished) cancel.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
   };
   res.once("close", onClose);
-  try {
-    const wait = target.limiter.acquire(controller.signal);
-    if (wait !== undefined) await wait;
-  } catch (error) {
-    clearTimeout(timer);
-    throw error;
+  if (!target.limiter.tryAcquire()) {
+    try {
+      await target.limiter.acquire(cancel.signal);
+    } catch (error) {
+      clearTimeout(timer);
+      throw error;
+    }
   }
   try {
-    await forward(context, exchange, endpoint, body, resolved, controller.signal);
+    await forward(context, exchange, endpoint, body, resolved, cancel);
   } finally {
     clearTimeout(timer);
     target.limiter.release();
@@ -107,7 +110,7 @@ export async function handleInference(
   }
 }
 
-async function forward(context: ProxyContext, exchange: Exchange, endpoint: InferenceEndpoint, body: JsonObject, resolved: Resolved, signal: AbortSignal): Promise<void> {
+async function forward(context: ProxyContext, exchange: Exchange, endpoint: InferenceEndpoint, body: JsonObject, resolved: Resolved, cancel: RequestCancel): Promise<void> {
   const { target } = resolved;
   const extraHeaders: OutgoingHttpHeaders = { "x-request-id": exchange.requestId };
   let contextText: string | undefined;
@@ -118,13 +121,13 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     try {
       if (context.retriever === undefined) throw new Error("no retriever is configured for RAG adapters");
       if (query === undefined) throw new Error("the request has no user message to retrieve for");
-      const retrieval = await context.retriever.retrieve(target.adapter as NonNullable<ModelTarget["adapter"]>, query, signal);
+      const retrieval = await context.retriever.retrieve(target.adapter as NonNullable<ModelTarget["adapter"]>, query, cancel.signal);
       if (retrieval.chunks.length > 0) contextText = contextMessage(retrieval);
       citations = citationsOf(retrieval);
       exchange.retrieval = "ok";
       context.metrics.retrievals.inc({ adapter: target.name, result: "ok" });
     } catch (error) {
-      if (signal.aborted) throw signal.reason instanceof GatewayError ? signal.reason : error;
+      if (cancel.aborted) throw cancel.reason instanceof GatewayError ? cancel.reason : error;
       context.metrics.retrievals.inc({ adapter: target.name, result: rag.onFailure === "fail" ? "failed" : "skipped" });
       if (rag.onFailure === "fail") {
         throw new GatewayError(502, ErrorType.upstream, `retrieval for adapter ${target.name} failed: ${(error as Error).message}`, "retrieval_failed");
@@ -143,7 +146,7 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
       "x-request-id": exchange.requestId,
     },
     body: payload,
-    signal,
+    cancel,
     firstByteTimeoutMs: target.firstByteTimeoutMs,
   });
   exchange.replica = response.replica;
@@ -153,11 +156,11 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   const rename = endpoint === "embeddings" ? undefined : modelRename(resolved.upstreamModel, resolved.label);
   if (response.statusCode < 300 && contentType.includes("text/event-stream")) {
     const relay = new SseRelay(clientWantsUsage(body), citations ? () => citationEvent(exchange, citations) : undefined, rename);
-    await relayStream(exchange, response, relay, extraHeaders, signal);
+    await relayStream(exchange, response, relay, extraHeaders, cancel);
     return;
   }
   exchange.firstByteAt ??= performance.now();
-  const text = await response.body.text();
+  const text = await response.text();
   let out = rename && response.statusCode < 300 ? text.replace(rename.from, rename.to) : text;
   if (response.statusCode < 300 && text.includes('"usage"')) {
     try {
@@ -185,7 +188,7 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
 async function upstreamFailure(upstream: string, response: UpstreamResponse): Promise<GatewayError> {
   let detail = "";
   try {
-    const text = (await response.body.text()).slice(0, 2000);
+    const text = (await response.text()).slice(0, 2000);
     const parsed = JSON.parse(text) as { error?: { message?: unknown }; message?: unknown; detail?: unknown };
     const message = parsed.error?.message ?? parsed.message ?? parsed.detail;
     detail = typeof message === "string" ? `: ${message}` : "";
@@ -201,8 +204,8 @@ function citationEvent(exchange: Exchange, citations: readonly Citation[]): stri
   return JSON.stringify({ id: `diatonic-${exchange.requestId}`, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: exchange.adapter, choices: [], diatonic: { citations } });
 }
 
-/** Passes an SSE stream through event by event, waiting for the client when it reads slowly. */
-async function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseRelay, extraHeaders: OutgoingHttpHeaders, signal: AbortSignal): Promise<void> {
+/** Passes an SSE stream through event by event; when the client reads slowly, the upstream waits. */
+function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseRelay, extraHeaders: OutgoingHttpHeaders, cancel: RequestCancel): Promise<void> {
   const { res } = exchange;
   res.writeHead(response.statusCode, {
     ...extraHeaders,
@@ -211,37 +214,38 @@ async function relayStream(exchange: Exchange, response: UpstreamResponse, relay
     "x-accel-buffering": "no",
   });
   res.flushHeaders();
-  response.body.setEncoding("utf8");
-  try {
-    for await (const chunk of response.body as AsyncIterable<string>) {
-      exchange.firstByteAt ??= performance.now();
-      const out = relay.push(chunk);
-      if (out !== "" && !res.write(out)) await drained(res);
-      if (res.destroyed) return;
-    }
-    res.end(relay.flush());
-  } catch (error) {
-    if (signal.aborted && !(signal.reason instanceof GatewayError && signal.reason.status === 504)) return;
-    // Headers are gone: say so in the stream (the OpenAI SDK raises it), so truncation is never silent.
-    const failure =
-      signal.aborted && signal.reason instanceof GatewayError
-        ? signal.reason
-        : new GatewayError(502, ErrorType.upstream, `upstream stream broke: ${(error as { code?: string }).code ?? (error as Error).message}`, "upstream_stream_error");
-    exchange.errorCode = failure.code;
-    if (!res.destroyed) res.end(`data: ${failure.body()}\n\n`);
-  } finally {
-    exchange.usage = relay.usage;
-  }
-}
-
-function drained(res: ServerResponse): Promise<void> {
+  const decoder = new StringDecoder("utf8");
   return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
+    const onDrain = () => response.resume();
+    res.on("drain", onDrain);
+    const finish = () => {
+      res.off("drain", onDrain);
+      exchange.usage = relay.usage;
       resolve();
     };
-    res.once("drain", done);
-    res.once("close", done);
+    response.pipe({
+      onData(chunk) {
+        exchange.firstByteAt ??= performance.now();
+        if (res.destroyed) return false;
+        const out = relay.push(decoder.write(chunk));
+        return out === "" || res.write(out);
+      },
+      onEnd() {
+        const rest = decoder.end();
+        if (!res.destroyed) res.end((rest === "" ? "" : relay.push(rest)) + relay.flush());
+        finish();
+      },
+      onError(error) {
+        finish();
+        if (cancel.aborted && !(cancel.reason instanceof GatewayError && cancel.reason.status === 504)) return;
+        // Headers are gone: say so in the stream (the OpenAI SDK raises it), so truncation is never silent.
+        const failure =
+          cancel.aborted && cancel.reason instanceof GatewayError
+            ? cancel.reason
+            : new GatewayError(502, ErrorType.upstream, `upstream stream broke: ${(error as { code?: string }).code ?? error.message}`, "upstream_stream_error");
+        exchange.errorCode = failure.code;
+        if (!res.destroyed) res.end(`data: ${failure.body()}\n\n`);
+      },
+    });
   });
 }

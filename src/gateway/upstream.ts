@@ -4,24 +4,133 @@ import { Pool, type Dispatcher } from "undici";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 
+/** How a request is called off (the client went away, the total timeout passed). */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  /** The running upstream call to abort on cancellation (at once if already cancelled); undefined unbinds. */
+  bind(call: { abort(reason: Error): void } | undefined): void;
+}
+
 export interface UpstreamRequest {
   readonly method: "GET" | "POST";
   /** Path below the upstream's base URL, e.g. `/v1/chat/completions`. */
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string | Buffer;
-  /** Aborts the request: the client went away or the total timeout passed. */
-  readonly signal: AbortSignal;
+  readonly cancel: Cancellation;
   /** Time allowed for response headers, and then between body chunks. */
   readonly firstByteTimeoutMs: number;
 }
 
-export interface UpstreamResponse {
-  readonly statusCode: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Dispatcher.ResponseData["body"];
-  readonly replica: string;
-  readonly attempts: number;
+/** Where a response body goes, chunk by chunk, once the proxy has seen the headers. */
+export interface BodySink {
+  /** False pauses the upstream until `UpstreamResponse.resume()`. */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(error: Error): void;
+}
+
+/**
+ * One attempt's response, as an undici dispatch handler: status and headers, then a body that is
+ * read once (text, dump or pipe). No stream objects per request: chunks go straight to the reader.
+ */
+export class UpstreamResponse implements Dispatcher.DispatchHandler {
+  statusCode = 0;
+  headers: IncomingHttpHeaders = {};
+  private controller: Dispatcher.DispatchController | undefined;
+  private sink: BodySink | undefined;
+  private pending: Buffer[] = [];
+  private started = false;
+  private done = false;
+  private failure: Error | undefined;
+
+  constructor(
+    readonly replica: string,
+    readonly attempts: number,
+    private readonly cancel: Cancellation,
+    /** Headers are in (no error), or the attempt failed before them. Called once. */
+    private readonly onStart: (response: UpstreamResponse, error: Error | undefined) => void,
+    /** The exchange with the replica is over: body complete or failed. Called once. */
+    private readonly onFinish: (error: Error | undefined) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.cancel.bind(controller);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.statusCode = statusCode;
+    this.headers = headers;
+    this.started = true;
+    this.onStart(this, undefined);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.sink === undefined) this.pending.push(chunk);
+    else if (!this.sink.onData(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.finish(undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.finish(error);
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    this.failure = error;
+    this.cancel.bind(undefined);
+    this.onFinish(error);
+    if (!this.started) {
+      this.started = true;
+      this.onStart(this, error ?? new Error("the upstream closed the request without a response"));
+    } else if (this.sink !== undefined) {
+      if (error === undefined) this.sink.onEnd();
+      else this.sink.onError(error);
+    }
+  }
+
+  /** Sends the body to `sink`, starting with what has arrived already. */
+  pipe(sink: BodySink): void {
+    if (this.sink !== undefined) throw new Error("the upstream body is already being read");
+    this.sink = sink;
+    const pending = this.pending;
+    this.pending = [];
+    let paused = false;
+    for (const chunk of pending) if (!sink.onData(chunk)) paused = true;
+    if (this.done) {
+      if (this.failure === undefined) sink.onEnd();
+      else sink.onError(this.failure);
+    } else if (paused) {
+      this.controller?.pause();
+    }
+  }
+
+  /** Continues a body paused by a sink. */
+  resume(): void {
+    this.controller?.resume();
+  }
+
+  text(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      this.pipe({
+        onData: (chunk) => chunks.push(chunk) > 0,
+        onEnd: () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")),
+        onError: reject,
+      });
+    });
+  }
+
+  /** Reads and drops the body (so the connection can be reused). */
+  dump(): Promise<void> {
+    return new Promise((resolve) => this.pipe({ onData: () => true, onEnd: resolve, onError: () => resolve() }));
+  }
 }
 
 /** What an upstream reports to metrics and logs. */
@@ -216,13 +325,13 @@ export class UpstreamPool {
       tried.add(replica);
       const outcome = await this.attempt(replica, request, attempt);
       if (!(outcome instanceof RetryableError)) {
-        if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.signal, `status ${outcome.statusCode}`)) return outcome;
-        await outcome.body.dump().catch(() => undefined);
+        if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.cancel, `status ${outcome.statusCode}`)) return outcome;
+        await outcome.dump();
         lastError = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
         continue;
       }
       lastError = outcome;
-      if (!outcome.retryable || !this.mayRetry(attempt, request.signal, outcome.code ?? "error")) throw outcome;
+      if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) throw outcome;
     }
   }
 
@@ -236,8 +345,8 @@ export class UpstreamPool {
     });
   }
 
-  private mayRetry(attempt: number, signal: AbortSignal, reason: string): boolean {
-    if (signal.aborted || attempt > this.settings.maxRetries || !this.budget.tryWithdraw()) return false;
+  private mayRetry(attempt: number, cancel: Cancellation, reason: string): boolean {
+    if (cancel.aborted || attempt > this.settings.maxRetries || !this.budget.tryWithdraw()) return false;
     this.events.onRetry?.(this.name, reason);
     return true;
   }
@@ -249,41 +358,45 @@ export class UpstreamPool {
     return soonest;
   }
 
-  private async attempt(replica: Replica, request: UpstreamRequest, attempt: number): Promise<UpstreamResponse | RetryableError> {
+  private attempt(replica: Replica, request: UpstreamRequest, attempt: number): Promise<UpstreamResponse | RetryableError> {
     replica.outstanding++;
-    let settled = false;
-    const done = () => {
-      if (!settled) {
-        settled = true;
-        replica.outstanding--;
-      }
-    };
-    try {
-      const response = await replica.pool.request({
-        method: request.method,
-        path: this.basePath + request.path,
-        headers: { ...request.headers, host: this.hostHeader },
-        body: request.body ?? null,
-        signal: request.signal,
-        headersTimeout: request.firstByteTimeoutMs,
-        bodyTimeout: request.firstByteTimeoutMs,
-      });
-      if (response.statusCode >= 500) this.failure(replica);
-      else this.success(replica);
-      response.body.once("close", done);
-      response.body.once("error", () => {
-        if (!request.signal.aborted) this.failure(replica);
-      });
-      return { statusCode: response.statusCode, headers: response.headers, body: response.body, replica: replica.origin, attempts: attempt };
-    } catch (error) {
-      done();
-      return this.classify(error, replica, request.signal);
-    }
+    return new Promise((resolve) => {
+      const response = new UpstreamResponse(
+        replica.origin,
+        attempt,
+        request.cancel,
+        (started, error) => {
+          if (error !== undefined) {
+            resolve(this.classify(error, replica, request.cancel));
+            return;
+          }
+          if (started.statusCode >= 500) this.failure(replica);
+          else this.success(replica);
+          resolve(started);
+        },
+        (error) => {
+          replica.outstanding--;
+          // A body that breaks off counts against the replica; one the client gave up on does not.
+          if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
+        },
+      );
+      replica.pool.dispatch(
+        {
+          method: request.method,
+          path: this.basePath + request.path,
+          headers: { ...request.headers, host: this.hostHeader },
+          body: request.body ?? null,
+          headersTimeout: request.firstByteTimeoutMs,
+          bodyTimeout: request.firstByteTimeoutMs,
+        },
+        response,
+      );
+    });
   }
 
-  private classify(error: unknown, replica: Replica, signal: AbortSignal): RetryableError {
-    if (signal.aborted) {
-      const reason: unknown = signal.reason;
+  private classify(error: unknown, replica: Replica, cancel: Cancellation): RetryableError {
+    if (cancel.aborted) {
+      const reason: unknown = cancel.reason;
       if (reason instanceof GatewayError) return new RetryableError(reason, false);
       return new RetryableError(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"), false);
     }
