@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash as digest, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -90,7 +90,7 @@ export class KeyStore {
 
   /** Every stored hash is compared, in constant time, so timing says nothing about which one matched. */
   find(key: string): Principal | undefined {
-    const hash = createHash("sha256").update(key).digest();
+    const hash = digest("sha256", key, "buffer");
     let found: Principal | undefined;
     for (const stored of this.keys) {
       if (timingSafeEqual(stored.hash, hash) && found === undefined) found = stored.principal;

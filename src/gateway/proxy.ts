@@ -89,10 +89,9 @@ export async function handleInference(
     () => cancel.abort(new GatewayError(504, ErrorType.timeout, `the request took longer than ${target.timeoutMs} ms`, "request_timeout")),
     target.timeoutMs,
   );
-  const onClose = () => {
+  res.once("close", () => {
     if (!res.writableFinished) cancel.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
-  };
-  res.once("close", onClose);
+  });
   if (!target.limiter.tryAcquire()) {
     try {
       await target.limiter.acquire(cancel.signal);

@@ -59,11 +59,13 @@ export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): 
   }
   if (endpoint === "chat") {
     if (!Array.isArray(body.messages) || body.messages.length === 0) throw badRequest("`messages` must be a non-empty array", "messages");
-    body.messages.forEach((message: unknown, index) => {
+    const messages: unknown[] = body.messages;
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index];
       if (typeof message !== "object" || message === null || typeof (message as { role?: unknown }).role !== "string") {
         throw badRequest(`messages[${index}] must be an object with a string \`role\``, `messages[${index}].role`);
       }
-    });
+    }
   } else if (endpoint === "completions") {
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) throw badRequest("`prompt` must be a string or an array", "prompt");
   } else if (typeof body.input !== "string" && !Array.isArray(body.input)) {

@@ -63,16 +63,16 @@ type Route =
   | { readonly kind: "models"; readonly id: string | undefined }
   | { readonly kind: "none" };
 
+const INFERENCE_ROUTES: ReadonlyMap<string, Route> = new Map([
+  ["/v1/chat/completions", { kind: "inference", endpoint: "chat" }],
+  ["/v1/completions", { kind: "inference", endpoint: "completions" }],
+  ["/v1/embeddings", { kind: "inference", endpoint: "embeddings" }],
+]);
+
 function routeOf(method: string, path: string): Route | GatewayError {
-  const post = (endpoint: InferenceEndpoint): Route | GatewayError =>
-    method === "POST" ? { kind: "inference", endpoint } : new GatewayError(405, ErrorType.invalidRequest, `${path} takes POST`, "method_not_allowed");
+  const inference = INFERENCE_ROUTES.get(path);
+  if (inference !== undefined) return method === "POST" ? inference : new GatewayError(405, ErrorType.invalidRequest, `${path} takes POST`, "method_not_allowed");
   switch (path) {
-    case "/v1/chat/completions":
-      return post("chat");
-    case "/v1/completions":
-      return post("completions");
-    case "/v1/embeddings":
-      return post("embeddings");
     case "/v1/models":
       return method === "GET" ? { kind: "models", id: undefined } : new GatewayError(405, ErrorType.invalidRequest, `${path} takes GET`, "method_not_allowed");
   }
@@ -196,7 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       const snapshot = runtime.current;
       if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
-      const documentsPath = /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path);
+      const documentsPath = path.startsWith("/v1/adapters/") ? /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path) : null;
       if (documentsPath !== null) {
         const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
         exchange.tenant = principal.tenant;

@@ -117,19 +117,35 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   text(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      this.pipe({
-        onData: (chunk) => chunks.push(chunk) > 0,
-        onEnd: () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString("utf8") : Buffer.concat(chunks).toString("utf8")),
-        onError: reject,
-      });
-    });
+    return new Promise((resolve, reject) => this.pipe(new TextSink(resolve, reject)));
   }
 
   /** Reads and drops the body (so the connection can be reused). */
   dump(): Promise<void> {
     return new Promise((resolve) => this.pipe({ onData: () => true, onEnd: resolve, onError: () => resolve() }));
+  }
+}
+
+/** Collects a whole body as text. */
+class TextSink implements BodySink {
+  private readonly chunks: Buffer[] = [];
+
+  constructor(
+    private readonly resolve: (text: string) => void,
+    private readonly reject: (error: Error) => void,
+  ) {}
+
+  onData(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  onEnd(): void {
+    this.resolve(this.chunks.length === 1 ? (this.chunks[0] as Buffer).toString("utf8") : Buffer.concat(this.chunks).toString("utf8"));
+  }
+
+  onError(error: Error): void {
+    this.reject(error);
   }
 }
 
