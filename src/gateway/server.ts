@@ -248,16 +248,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const status = res.headersSent ? res.statusCode : 499;
     const seconds = (performance.now() - exchange.started) / 1000;
     if (path !== "/healthz" && path !== "/readyz" && path !== "/metrics") {
-      const adapter = exchange.adapter || "-";
-      const tenant = exchange.tenant || "-";
-      const labels = { adapter, tenant };
-      metrics.requests.inc({ adapter, tenant, status: String(status) });
-      metrics.latency.observe(labels, seconds);
-      if (exchange.stream && exchange.firstByteAt !== undefined) metrics.timeToFirstToken.observe(labels, (exchange.firstByteAt - exchange.started) / 1000);
-      if (exchange.usage) {
-        metrics.tokens.inc({ adapter, tenant, direction: "in" }, exchange.usage.promptTokens);
-        metrics.tokens.inc({ adapter, tenant, direction: "out" }, exchange.usage.completionTokens);
-      }
+      const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
+      metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
     }
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") return;
     // Built by assignment rather than spreads: this runs for every request.
