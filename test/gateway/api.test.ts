@@ -1,19 +1,8 @@
 // The official OpenAI SDK against the gateway against the fixed-completion upstream (a real HTTP server).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import OpenAI from "openai";
 import { FIXED_TEXT, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
-import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
-
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof OpenAI.APIError) return error;
-    throw error;
-  }
-  assert.fail("expected an API error");
-}
+import { apiError, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 describe("gateway API with the OpenAI SDK", () => {
   let upstream: FixedUpstream;

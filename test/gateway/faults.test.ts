@@ -3,21 +3,10 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { afterEach, describe, it } from "node:test";
-import OpenAI from "openai";
 import { refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
-import { adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
+import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
-
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof OpenAI.APIError) return error;
-    throw error;
-  }
-  assert.fail("expected an API error");
-}
 
 describe("gateway under upstream faults", () => {
   const cleanup: (() => Promise<void>)[] = [];

@@ -1,22 +1,11 @@
 // Per-key rate limits and per-adapter concurrency, through the gateway to the fixed-completion upstream.
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
-import OpenAI from "openai";
 import { ConcurrencyLimiter, TokenBucket } from "../../src/gateway/limits.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
-import { adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
+import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
-
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof OpenAI.APIError) return error;
-    throw error;
-  }
-  assert.fail("expected an API error");
-}
 
 describe("token bucket and concurrency limiter", () => {
   it("a bucket refills continuously and says how long to wait", () => {
