@@ -118,33 +118,17 @@ const routes: Record<string, Route> = {
     const created = Math.floor(Date.now() / 1000);
     const base = { id, object: "chat.completion.chunk", created, model: request.model };
 
-    if (request.stream === true) {
-      const includeUsage = request.stream_options?.include_usage === true;
-      const usageField = includeUsage ? { usage: null } : {};
-      const sse = new EventStream(context.res);
-      const chunk = (delta: Record<string, string>, finishReason: string | null): unknown => ({
+    await respond(context, target, prompt, sampling, request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined, {
+      base,
+      // Chat streams announce the assistant's role as soon as a sequence is free.
+      onAdmitted: (_sse, emit) => emit({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
+      choice: (text, finishReason) => ({ index: 0, delta: text === undefined ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
+      body: (result) => ({
         ...base,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-        ...usageField,
-      });
-      await streamGeneration(context, sse, () => engine.run(target, prompt, sampling, {
-        arrivedAt: context.arrivedAt,
-        signal: context.signal,
-        onAdmitted: () => sse.send(chunk({ role: "assistant", content: "" }, null)),
-        onText: (text) => sse.send(chunk({ content: text }, null)),
-      }), (result) => {
-        sse.send(chunk({}, result.finishReason));
-        if (includeUsage) sse.send({ ...base, choices: [], usage: usage(result) });
-      });
-      return;
-    }
-    const result = await engine.run(target, prompt, sampling, { arrivedAt: context.arrivedAt, signal: context.signal });
-    context.log.tokens = result.completionTokens;
-    sendJson(context.res, 200, {
-      ...base,
-      object: "chat.completion",
-      choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }],
-      usage: usage(result),
+        object: "chat.completion",
+        choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }],
+        usage: usage(result),
+      }),
     });
   },
 
@@ -159,32 +143,11 @@ const routes: Record<string, Route> = {
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const base = { id, object: "text_completion", created: Math.floor(Date.now() / 1000), model: request.model };
 
-    if (request.stream === true) {
-      const includeUsage = request.stream_options?.include_usage === true;
-      const usageField = includeUsage ? { usage: null } : {};
-      const sse = new EventStream(context.res);
-      const chunk = (text: string, finishReason: string | null): unknown => ({
-        ...base,
-        choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }],
-        ...usageField,
-      });
-      await streamGeneration(context, sse, () => engine.run(target, prompt, sampling, {
-        arrivedAt: context.arrivedAt,
-        signal: context.signal,
-        onAdmitted: () => sse.open(),
-        onText: (text) => sse.send(chunk(text, null)),
-      }), (result) => {
-        sse.send(chunk("", result.finishReason));
-        if (includeUsage) sse.send({ ...base, choices: [], usage: usage(result) });
-      });
-      return;
-    }
-    const result = await engine.run(target, prompt, sampling, { arrivedAt: context.arrivedAt, signal: context.signal });
-    context.log.tokens = result.completionTokens;
-    sendJson(context.res, 200, {
-      ...base,
-      choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }],
-      usage: usage(result),
+    await respond(context, target, prompt, sampling, request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined, {
+      base,
+      onAdmitted: (sse) => sse.open(),
+      choice: (text, finishReason) => ({ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }),
+      body: (result) => ({ ...base, choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }], usage: usage(result) }),
     });
   },
 
@@ -275,6 +238,39 @@ class EventStream {
     this.pending = "";
     this.lastWrite = performance.now();
   }
+}
+
+/** How one endpoint shapes its stream chunks and its JSON body; the generation itself is shared. */
+interface ResponseShape {
+  readonly base: Record<string, unknown>;
+  /** Called when a sequence is free; `emit` sends one chunk holding the given choice. */
+  readonly onAdmitted: (sse: EventStream, emit: (choice: unknown) => void) => void;
+  /** One choice of a chunk: `text` undefined for the closing chunk. */
+  readonly choice: (text: string | undefined, finishReason: string | null) => unknown;
+  readonly body: (result: GenerationResult) => unknown;
+}
+
+/** Runs the generation and answers as SSE (when `stream` is given) or as one JSON body. */
+async function respond(context: RequestContext, target: ReturnType<Engine["target"]>, prompt: Parameters<Engine["run"]>[1], sampling: Parameters<Engine["run"]>[2], stream: { includeUsage: boolean } | undefined, shape: ResponseShape): Promise<void> {
+  const { engine } = context;
+  if (stream === undefined) {
+    const result = await engine.run(target, prompt, sampling, { arrivedAt: context.arrivedAt, signal: context.signal });
+    context.log.tokens = result.completionTokens;
+    sendJson(context.res, 200, shape.body(result));
+    return;
+  }
+  const usageField = stream.includeUsage ? { usage: null } : {};
+  const sse = new EventStream(context.res);
+  const emit = (choice: unknown): void => sse.send({ ...shape.base, choices: [choice], ...usageField });
+  await streamGeneration(context, sse, () => engine.run(target, prompt, sampling, {
+    arrivedAt: context.arrivedAt,
+    signal: context.signal,
+    onAdmitted: () => shape.onAdmitted(sse, emit),
+    onText: (text) => emit(shape.choice(text, null)),
+  }), (result) => {
+    emit(shape.choice(undefined, result.finishReason));
+    if (stream.includeUsage) sse.send({ ...shape.base, choices: [], usage: usage(result) });
+  });
 }
 
 /** Runs a streamed generation; an error before the stream opened is a normal error response. */
