@@ -7,7 +7,7 @@ import { applySetId, asMember, groupKind, membersState, mergeStates, parentObjec
 import { groupByPhase, PHASES } from "./phases.ts";
 import { preflight, type PreflightInput } from "./preflight.ts";
 import type { Reporter } from "./progress.ts";
-import { hashObjects, recordRevision } from "./revisions.ts";
+import { hashObjects, listRevisions, readRevision, recordRevision } from "./revisions.ts";
 
 export interface ApplyOptions {
   readonly client: KubeClient;
@@ -142,7 +142,6 @@ function sameContent(a: KubeObject, b: KubeObject): boolean {
 }
 
 async function latestHash(client: KubeClient, namespace: string): Promise<string | undefined> {
-  const { listRevisions, readRevision } = await import("./revisions.ts");
   const last = (await listRevisions(client, namespace)).at(-1);
   if (!last) return undefined;
   const revision = await readRevision(client, namespace, last.number);

@@ -58,16 +58,24 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
   }
 
   const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+  const seen = new Map<string, boolean>();
+  const namespaceExists = async (name: string): Promise<boolean> => {
+    const known = seen.get(name);
+    if (known !== undefined) return known;
+    const exists = (await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name } })) !== undefined;
+    seen.set(name, exists);
+    return exists;
+  };
   const used = new Set(input.objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
   for (const ns of [...used].sort()) {
-    const exists = await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+    const exists = await namespaceExists(ns);
     const users = input.objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
     checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} go there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
   }
   for (const secret of input.secrets) {
     const optional = input.optionalSecrets.includes(secret.name);
     const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });
-    const nsHint = namespaces.has(secret.namespace) && !(await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: secret.namespace } })) ? `kubectl create namespace ${secret.namespace}; ` : "";
+    const nsHint = namespaces.has(secret.namespace) && !(await namespaceExists(secret.namespace)) ? `kubectl create namespace ${secret.namespace}; ` : "";
     if (!live) {
       checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} does not exist (${secret.purpose})`, fix: `${nsHint}${secret.create}` });
     } else if (!live.data || !(secret.key in live.data)) {

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { InputError } from "../errors.ts";
 import { SpecError } from "../spec/issues.ts";
-import { loadPlatform, type LoadedPlatform } from "../spec/load.ts";
-import { parse } from "yaml";
+import { loadPlatform, readSpec, type LoadedPlatform } from "../spec/load.ts";
 import { kustomizeTree } from "../write/kustomize.ts";
 import { renderPlatform, type RenderResult } from "./index.ts";
 
@@ -21,19 +19,9 @@ export interface EnvironmentBuild {
   readonly result: RenderResult;
 }
 
-function readText(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new InputError(`spec file ${file} does not exist`, "pass --spec FILE, or copy examples/lab/platform.yaml to ./platform.yaml");
-    }
-    throw new InputError(`cannot read spec file ${file}: ${(error as Error).message}`, "check the path and its permissions");
-  }
-}
 
 /** Loads and renders one environment of a spec. */
-export function buildEnvironment(options: BuildOptions, text = readText(options.file)): EnvironmentBuild {
+export function buildEnvironment(options: BuildOptions, text = readSpec(options.file)): EnvironmentBuild {
   const platform = loadPlatform({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}) });
   return { platform, result: renderPlatform(platform) };
 }
@@ -48,7 +36,7 @@ export interface TreeBuild extends EnvironmentBuild {
  * Kustomize tree. The tree is a function of the spec alone, so every overlay in it is consistent.
  */
 export function buildTree(options: BuildOptions): TreeBuild {
-  const text = readText(options.file);
+  const text = readSpec(options.file);
   const requested = buildEnvironment(options, text);
   let base: RenderResult;
   try {
@@ -63,9 +51,7 @@ export function buildTree(options: BuildOptions): TreeBuild {
     throw error;
   }
   const environments = new Map<string, RenderResult>([[options.environment, requested.result]]);
-  const document: unknown = parse(text);
-  const declared = Object.keys((document as { environments?: Record<string, unknown> }).environments ?? {});
-  for (const env of declared) {
+  for (const env of requested.platform.environments) {
     if (env === options.environment) continue;
     try {
       environments.set(env, buildEnvironment({ ...options, environment: env }, text).result);

@@ -22,6 +22,8 @@ export interface LoadedPlatform extends Platform {
   /** Things that work but are probably not what the author meant. */
   readonly warnings: readonly string[];
   readonly file: string;
+  /** Every environment the document declares. */
+  readonly environments: readonly string[];
 }
 
 interface Position {
@@ -67,7 +69,8 @@ function positionOf(positions: Map<string, Position>, path: Path): Position {
   return { line: 1, column: 1 };
 }
 
-function readSpec(file: string): string {
+/** Reads platform.yaml; a missing or unreadable file is the user's input error, with the fix. */
+export function readSpec(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
@@ -152,5 +155,5 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
       const { line, column } = positionOf(positions, origin);
       return `${shown}:${line}:${column}: ${formatPath(origin)}: ${f.message} (${f.fix})`;
     });
-  return { ...platform, warnings, file: options.file };
+  return { ...platform, warnings, file: options.file, environments: known };
 }

@@ -1,12 +1,17 @@
-import { buildEnvironment } from "../render/build.ts";
+import { buildEnvironment, type EnvironmentBuild } from "../render/build.ts";
 import { RenderContext, type KubeObject } from "../render/context.ts";
 import { trafficGraph } from "../render/traffic.ts";
 import type { LoadedPlatform } from "../spec/load.ts";
 import type { ValidationEnvironment } from "./types.ts";
 
-/** Renders a spec's environment and returns its objects plus everything the spec knows for the rules. */
-export function environmentFromSpec(file: string, environment: string, cwd?: string): { objects: KubeObject[]; env: ValidationEnvironment; platform: LoadedPlatform } {
-  const build = buildEnvironment({ file, environment, ...(cwd ? { cwd } : {}) });
+export interface SpecValidationInput {
+  readonly objects: KubeObject[];
+  readonly env: ValidationEnvironment;
+  readonly platform: LoadedPlatform;
+}
+
+/** The objects of a render plus everything the spec knows for the rules, without rendering again. */
+export function validationInput(build: EnvironmentBuild): SpecValidationInput {
   const platform = build.platform;
   return {
     objects: build.result.placed.map((p) => p.object),
@@ -18,4 +23,9 @@ export function environmentFromSpec(file: string, environment: string, cwd?: str
       flows: trafficGraph(new RenderContext(platform)),
     },
   };
+}
+
+/** Renders a spec's environment and returns its objects plus everything the spec knows for the rules. */
+export function environmentFromSpec(file: string, environment: string, cwd?: string): SpecValidationInput {
+  return validationInput(buildEnvironment({ file, environment, ...(cwd ? { cwd } : {}) }));
 }

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { applyPlatform } from "../../deploy/apply.ts";
@@ -13,6 +12,7 @@ import { formatStatus, platformStatus } from "../../deploy/status.ts";
 import { ExitCode, InputError } from "../../errors.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
+import { readSpec } from "../../spec/load.ts";
 import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
 const COMMON = {
@@ -51,12 +51,13 @@ function setup(command: Pick<Command, "name" | "usage">, values: { spec?: string
   const output = oneOf("--output", values.output, ["human", "json"] as const, "human");
   const timeoutMs = parseDuration(values.timeout ?? "30m");
   const file = resolve(io.cwd, values.spec ?? "platform.yaml");
-  const build = buildEnvironment({ file, environment: values.env, cwd: io.cwd });
+  const text = readSpec(file);
+  const build = buildEnvironment({ file, environment: values.env, cwd: io.cwd }, text);
   const client = new KubeClient({ ...(values.kubeconfig ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}), ...(values.context ? { context: values.context } : {}) });
   return {
     client,
     build,
-    specHash: createHash("sha256").update(readFileSync(file)).digest("hex"),
+    specHash: createHash("sha256").update(text).digest("hex"),
     namespace: build.platform.spec.namespace,
     reporter: output === "json" ? jsonReporter(io.stdout) : humanReporter(io.stdout),
     timeoutMs,

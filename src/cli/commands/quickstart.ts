@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { relative, resolve } from "node:path";
 import { ExitCode } from "../../errors.ts";
 import { buildTree } from "../../render/build.ts";
-import { environmentFromSpec } from "../../validate/from-spec.ts";
+import { validationInput } from "../../validate/from-spec.ts";
 import { rules, validateObjects } from "../../validate/index.ts";
 import { writeTreeAtomically } from "../../write/atomic.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
@@ -20,7 +20,7 @@ export const quickstartCommand: Command = {
     const out = resolve(io.cwd, values.out);
     const tree = buildTree({ file: EXAMPLE, environment: values.env, cwd: io.cwd });
     writeTreeAtomically(out, tree.files);
-    const { objects, env } = environmentFromSpec(EXAMPLE, values.env, io.cwd);
+    const { objects, env } = validationInput(tree);
     const validation = validateObjects(objects, env);
     const ms = (performance.now() - started).toFixed(0);
     const shown = relative(io.cwd, out) || out;
