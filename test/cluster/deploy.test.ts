@@ -265,6 +265,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     doc.deleteIn(["spec", "adapters", 4]);
     doc.deleteIn(["environments", "local", "adapters", 4]);
     writeFileSync(p.file, doc.toString());
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 1, "changes exit 1");
+    assert.match(diff.stdout, /- ConfigMap\/\S+\/adapter-summarization \(delete\)/);
+    assert.match(diff.stdout, /~ ConfigMap\/\S+\/gateway \(update\)[\s\S]*- +- name: summarization/);
+    const dry = await deploy("apply", p, "--dry-run");
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.match(dry.stdout, /dry run: \d+ object\(s\) would change, 1 would be pruned/);
+    assert.ok((await members(p)).includes("configmap/adapter-summarization"), "a dry run changes nothing");
     const pruned = await deploy("apply", p);
     assert.equal(pruned.code, 0, pruned.stdout + pruned.stderr);
     assert.match(pruned.stdout, /pruned ConfigMap\/\S+\/adapter-summarization/);
@@ -277,6 +285,10 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const status = await deploy("status", p, "--output", "json");
     assert.match(status.stdout, /"note":"rollback to 1"/);
 
+    const unconfirmed = await deploy("destroy", p, "--delete-data");
+    assert.equal(unconfirmed.code, 2, "deleting data without a terminal needs --yes");
+    assert.match(unconfirmed.stderr, /pass --yes/);
+    assert.ok((await members(p)).includes("persistentvolumeclaim/models"), "nothing was deleted");
     const destroyed = await deploy("destroy", p);
     assert.equal(destroyed.code, 0, destroyed.stderr);
     assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/models/);
