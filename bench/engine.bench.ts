@@ -11,7 +11,8 @@ import { writeGgufFile } from "../src/engine/gguf/writer.ts";
 import { startEngine, writeTestModels } from "../src/engine/index.ts";
 import { tinyBaseModel, TINY_MODEL_SHAPE } from "../src/engine/tiny/model.ts";
 
-const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5);
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 10);
+const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 10);
 const PER_ROUND = 5;
 const MAX_TOKENS = 128;
 const THREADS = 1;
@@ -100,7 +101,9 @@ async function benchModel(label: string, modelPath: string, maxTokens: number, r
   type Mode = keyof typeof modes;
   const samples = new Map<Mode, Sample[]>(Object.keys(modes).map((m) => [m as Mode, []]));
 
-  for (const run of Object.values(modes)) await run(); // warm-up
+  // Warm-up: the request path runs a few times per request against the token loop's hundreds, so
+  // without it the first measured requests would time V8 compiling the server, not serving.
+  for (let i = 0; i < WARMUP; i++) for (const run of Object.values(modes)) await run();
   for (let i = 0; i < requests; i++) {
     for (const [mode, run] of Object.entries(modes) as [Mode, () => Promise<Sample>][]) samples.get(mode)?.push(await run());
   }

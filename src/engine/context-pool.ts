@@ -54,8 +54,45 @@ export class ContextPool {
   private readonly queue: Waiter[] = [];
   private running = 0;
   private closed = false;
+  private whileDecodingTasks: (() => void)[] = [];
+  private whileDecodingFallback: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ContextPoolOptions) {}
+
+  /**
+   * Runs `task` just after the next batch has been handed to llama.cpp's threads, so that work the
+   * request does between tokens (detokenizing, writing a stream to its socket) overlaps the model's
+   * compute instead of delaying the next token. node-llama-cpp dispatches a batch on the next event-loop
+   * cycle (setImmediate); anything run synchronously in a token callback runs before that dispatch.
+   * If no batch is dispatched soon (the generation ended), the task runs after at most 1 ms.
+   */
+  readonly whileDecoding = (task: () => void): void => {
+    this.whileDecodingTasks.push(task);
+    if (this.whileDecodingTasks.length > 1) return;
+    if (this.whileDecodingFallback === undefined) {
+      this.whileDecodingFallback = setTimeout(this.drainWhileDecoding, 1);
+      this.whileDecodingFallback.unref();
+    } else {
+      this.whileDecodingFallback.refresh();
+    }
+  };
+
+  /** Tasks that add tasks (a token's text going to its stream) have those run in the same drain. */
+  private readonly drainWhileDecoding = (): void => {
+    while (this.whileDecodingTasks.length > 0) {
+      const tasks = this.whileDecodingTasks;
+      this.whileDecodingTasks = [];
+      for (const task of tasks) task();
+    }
+  };
+
+  /** node-llama-cpp's own schedule (dispatch on the next cycle), then the tasks that wait for it. */
+  private readonly dispatchSchedule = (dispatch: () => void): void => {
+    setImmediate(() => {
+      dispatch();
+      this.drainWhileDecoding();
+    });
+  };
 
   get runningCount(): number {
     return this.running;
@@ -194,6 +231,7 @@ export class ContextPool {
         sequences: parallel,
         threads,
         failedCreationRemedy: false,
+        batching: { dispatchSchedule: this.dispatchSchedule },
         lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
       }),
     };

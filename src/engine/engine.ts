@@ -241,6 +241,7 @@ export class Engine {
         sampling,
         onText: callbacks.onText,
         signal: callbacks.signal,
+        defer: this.pool.whileDecoding,
         onFirstToken: () => this.metrics.firstToken((performance.now() - arrivedAt) / 1000),
       });
       this.metrics.finished(result, (performance.now() - arrivedAt) / 1000);
@@ -249,6 +250,11 @@ export class Engine {
       await lease.release();
     }
   }
+
+  /** Runs `task` while the next batch decodes (see ContextPool.whileDecoding): for stream writes. */
+  readonly whileDecoding = (task: () => void): void => {
+    this.pool.whileDecoding(task);
+  };
 
   /** Embeddings from the base model, one input at a time on one embedding context. */
   async embed(inputs: readonly string[]): Promise<{ vectors: number[][]; promptTokens: number }> {

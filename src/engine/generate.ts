@@ -19,6 +19,8 @@ export interface GenerateOptions {
   /** Called once, when the first token has been sampled. */
   readonly onFirstToken?: () => void;
   readonly signal?: AbortSignal;
+  /** Runs a task once the next token's decode is under way; see `generate`. Without it, work is done inline. */
+  readonly defer?: (task: () => void) => void;
 }
 
 /** Holds back text that might be the start of a stop string, and cuts at the first full one. */
@@ -63,6 +65,11 @@ class StopMatcher {
  * Runs one generation. The sequence must be empty (fresh from the context); the caller owns it.
  * Detokenizes incrementally with a few tokens of left context (SPM needs it for spaces) and holds
  * tokens back while they end in an incomplete UTF-8 character (byte-fallback tokens).
+ *
+ * With `defer`, the work on each sampled token (detokenizing, stop strings, `onText`) runs while
+ * the next token decodes rather than before its decode starts: the loop only counts tokens and
+ * checks for the end. A stop string found that way ends the generation at the next token, which
+ * was decoded in vain and is not counted.
  */
 export async function generate(
   model: LlamaModel,
@@ -70,15 +77,22 @@ export async function generate(
   promptTokens: readonly Token[],
   options: GenerateOptions,
 ): Promise<GenerationResult> {
-  const { sampling } = options;
+  const { sampling, defer } = options;
   const room = sequence.contextSize - promptTokens.length;
   const maxTokens = Math.min(sampling.maxTokens ?? room, room);
   const matcher = new StopMatcher(sampling.stop);
+  /** Detokenized tokens: the left context for the next piece. */
   const committed: Token[] = [];
+  /** Tokens whose text ends in an incomplete UTF-8 character so far. */
   let pending: Token[] = [];
+  /** Sampled tokens not yet detokenized. */
+  const sampled: Token[] = [];
   let text = "";
   let completionTokens = 0;
-  let finishReason: FinishReason = "length";
+  let processedTokens = 0;
+  /** Completion tokens up to the one that completed a stop string; -1 while none has. */
+  let stoppedAt = -1;
+  let scheduled = false;
 
   const emit = (piece: string): void => {
     if (piece.length === 0) return;
@@ -86,13 +100,25 @@ export async function generate(
     options.onText?.(piece);
   };
 
-  let stoppedByString = false;
-  const push = (piece: string): void => {
-    const { emit: ready, stopped } = matcher.push(piece);
-    emit(ready);
-    stoppedByString = stopped;
+  const processSampled = (): void => {
+    scheduled = false;
+    for (const token of sampled) {
+      if (stoppedAt >= 0) break;
+      processedTokens++;
+      pending.push(token);
+      const piece = model.detokenize(pending, false, committed.slice(-4));
+      if (!piece.endsWith("\uFFFD") || pending.length >= 4) {
+        committed.push(...pending);
+        pending = [];
+        const { emit: ready, stopped } = matcher.push(piece);
+        emit(ready);
+        if (stopped) stoppedAt = processedTokens;
+      }
+    }
+    sampled.length = 0;
   };
 
+  let finishReason: FinishReason = "length";
   if (maxTokens > 0) {
     const evaluation = sequence.evaluate([...promptTokens], {
       temperature: sampling.temperature,
@@ -101,24 +127,30 @@ export async function generate(
     });
     for await (const token of evaluation) {
       if (completionTokens === 0) options.onFirstToken?.();
+      if (stoppedAt >= 0) break;
       completionTokens++;
       if (model.isEogToken(token)) {
         finishReason = "stop";
         break;
       }
-      pending.push(token);
-      const piece = model.detokenize(pending, false, committed.slice(-4));
-      if (!piece.endsWith("\uFFFD") || pending.length >= 4) {
-        committed.push(...pending);
-        pending = [];
-        push(piece);
-        if (stoppedByString) break;
+      sampled.push(token);
+      if (defer === undefined) processSampled();
+      else if (!scheduled) {
+        scheduled = true;
+        defer(processSampled);
       }
-      if (completionTokens >= maxTokens || options.signal?.aborted === true) break;
+      if (stoppedAt >= 0 || completionTokens >= maxTokens || options.signal?.aborted === true) break;
     }
   }
-  if (!stoppedByString && pending.length > 0) push(model.detokenize(pending, false, committed.slice(-4)));
+  processSampled();
+  let stoppedByString = stoppedAt >= 0;
+  if (!stoppedByString && pending.length > 0) {
+    const { emit: ready, stopped } = matcher.push(model.detokenize(pending, false, committed.slice(-4)));
+    emit(ready);
+    stoppedByString = stopped;
+  }
   if (stoppedByString) finishReason = "stop";
   else emit(matcher.flush());
+  if (stoppedAt >= 0) completionTokens = stoppedAt;
   return { text, finishReason, promptTokens: promptTokens.length, completionTokens };
 }

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { readBody } from "../http-body.ts";
 import { ApiError } from "./api-error.ts";
 import type { Engine } from "./engine.ts";
 import type { GenerationResult } from "./generate.ts";
@@ -189,55 +190,89 @@ function usage(result: GenerationResult): { prompt_tokens: number; completion_to
   return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
 }
 
-/** At most one socket write per stream per this many milliseconds; events stay one per token. */
-const STREAM_WRITE_INTERVAL_MS = 1;
+/**
+ * After a write, a stream's next write waits this long; events stay one per token. Tokens slower
+ * than this (any real model on a CPU) each go out alone as soon as they are sampled; faster ones
+ * go a few per write, which saves a syscall and a client wake-up per token (5 ms is far below what
+ * a reader can see: a 60 Hz frame is 16.7 ms). The first event is never held.
+ */
+const STREAM_WRITE_INTERVAL_MS = 5;
 
 /**
  * Server-sent events as OpenAI and vLLM send them: `data: <json>\n\n`, closed by `data: [DONE]`.
- * The first event goes out at once (time to first token); later events that arrive within
- * STREAM_WRITE_INTERVAL_MS of the last write are sent together in one write. On a fast model that
- * saves a syscall and a client wake-up per token; on a real one (tens of ms per token) every token
- * is written alone, as before.
+ * Events are written by `schedule`, which runs the write once the next token's decode is under way
+ * (Engine.whileDecoding): the syscall and the client's wake-up then overlap the model's compute
+ * instead of adding to every token's latency. After a write, events that come within
+ * STREAM_WRITE_INTERVAL_MS go out together (a fast model's tokens, a few per write).
  */
 class EventStream {
+  /** Events not written yet, as `data: ...` lines. */
   private pending = "";
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private committed = false;
   private lastWrite = Number.NEGATIVE_INFINITY;
+  private holdTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly res: ServerResponse) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly schedule: (task: () => void) => void,
+  ) {}
 
+  /** Whether the answer is a stream now (status 200 decided), even if nothing has been written yet. */
   get opened(): boolean {
-    return this.res.headersSent;
+    return this.committed;
   }
 
   open(): void {
+    this.committed = true;
+  }
+
+  send(data: unknown): void {
+    this.sendSerialized(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** Sends one event given as its `data: ...\n\n` text. */
+  sendSerialized(event: string): void {
+    this.committed = true;
+    this.pending += event;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(this.flush);
+  }
+
+  done(): void {
+    this.lastWrite = Number.NEGATIVE_INFINITY;
+    this.flush();
+    this.writeHead();
+    if (!this.res.writableEnded) this.res.end("data: [DONE]\n\n");
+  }
+
+  private writeHead(): void {
     if (this.res.headersSent) return;
     this.res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" });
   }
 
-  send(data: unknown): void {
-    this.open();
-    this.pending += `data: ${JSON.stringify(data)}\n\n`;
-    if (this.timer !== undefined) return;
-    const wait = this.lastWrite + STREAM_WRITE_INTERVAL_MS - performance.now();
-    if (wait <= 0) this.flush();
-    else this.timer = setTimeout(() => this.flush(), wait);
-  }
-
-  done(): void {
-    this.open();
-    this.flush();
-    if (!this.res.writableEnded) this.res.end("data: [DONE]\n\n");
-  }
-
-  private flush(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+  private readonly flush = (): void => {
+    this.scheduled = false;
     if (this.pending.length === 0 || this.res.writableEnded) return;
-    this.res.write(this.pending);
+    // Too soon after the last write: the events go with the next token's write, or when the
+    // interval is over if no token comes first.
+    const wait = this.lastWrite + STREAM_WRITE_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.holdTimer ??= setTimeout(() => {
+        this.holdTimer = undefined;
+        this.flush();
+      }, wait);
+      return;
+    }
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    const out = this.pending;
     this.pending = "";
+    this.writeHead();
+    this.res.write(out);
     this.lastWrite = performance.now();
-  }
+  };
 }
 
 /** How one endpoint shapes its stream chunks and its JSON body; the generation itself is shared. */
@@ -260,17 +295,35 @@ async function respond(context: RequestContext, target: ReturnType<Engine["targe
     return;
   }
   const usageField = stream.includeUsage ? { usage: null } : {};
-  const sse = new EventStream(context.res);
+  const sse = new EventStream(context.res, engine.whileDecoding);
   const emit = (choice: unknown): void => sse.send({ ...shape.base, choices: [choice], ...usageField });
+  const textEvent = textEventTemplate((text) => ({ ...shape.base, choices: [shape.choice(text, null)], ...usageField }));
   await streamGeneration(context, sse, () => engine.run(target, prompt, sampling, {
     arrivedAt: context.arrivedAt,
     signal: context.signal,
     onAdmitted: () => shape.onAdmitted(sse, emit),
-    onText: (text) => emit(shape.choice(text, null)),
+    onText: (text) => sse.sendSerialized(textEvent(text)),
   }), (result) => {
     emit(shape.choice(undefined, result.finishReason));
     if (stream.includeUsage) sse.send({ ...shape.base, choices: [], usage: usage(result) });
   });
+}
+
+const TEXT_MARK = "\u0000diatonic-text\u0000";
+
+/**
+ * The `data: ...` line of a text chunk for any text, from one serialization of the chunk: the
+ * chunk's JSON with the text spliced in. Byte for byte what serializing each chunk would give
+ * (JSON.stringify escapes a string the same alone or inside an object), without building and
+ * serializing an object per token.
+ */
+function textEventTemplate(chunk: (text: string) => unknown): (text: string) => string {
+  const json = JSON.stringify(chunk(TEXT_MARK));
+  const mark = JSON.stringify(TEXT_MARK);
+  const at = json.indexOf(mark);
+  const prefix = `data: ${json.slice(0, at)}`;
+  const suffix = `${json.slice(at + mark.length)}\n\n`;
+  return (text) => prefix + JSON.stringify(text) + suffix;
 }
 
 /** Runs a streamed generation; an error before the stream opened is a normal error response. */
@@ -295,17 +348,9 @@ async function streamGeneration(
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk instanceof Buffer ? chunk : Buffer.from(String(chunk));
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(buffer);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
+  const body = await readBody(req, MAX_BODY_BYTES, () => new ApiError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`));
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(body.toString("utf8")) as unknown;
   } catch {
     throw new ApiError(400, "request body is not valid JSON");
   }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { readBody as readRequestBody } from "../http-body.ts";
 import type { AdapterRoute } from "./config.ts";
 import { badRequest, ErrorType, GatewayError } from "./errors.ts";
 
@@ -12,30 +13,7 @@ export const ENDPOINT_PATHS: Readonly<Record<InferenceEndpoint, string>> = {
 
 /** Reads the whole request body, refusing more than `maxBytes` (413) before or while reading it. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large");
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    // Read and drop what the client sends, so it sees the 413 rather than a reset while uploading.
-    req.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        req.off("data", onData);
-        req.resume();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    req.once("error", reject);
-  });
+  return readRequestBody(req, maxBytes, () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large"));
 }
 
 export type JsonObject = Record<string, unknown>;

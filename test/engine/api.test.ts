@@ -86,6 +86,27 @@ describe("chat completions", () => {
     assert.equal(completion.choices[0]?.finish_reason, "stop");
   });
 
+  it("a stop string ends a stream where it ends the JSON answer, with the same token count", async () => {
+    const whole = await chatText("tiny");
+    const stop = whole.slice(10, 13);
+    const body = { model: "tiny", messages, ...greedy, stop: [stop] };
+    const json = await t.openai.chat.completions.create(body);
+    const stream = await t.openai.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let finish: string | null | undefined;
+    let completionTokens: number | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) completionTokens = chunk.usage.completion_tokens;
+    }
+    assert.equal(text, whole.slice(0, whole.indexOf(stop)));
+    assert.equal(text, json.choices[0]?.message.content);
+    assert.equal(finish, "stop");
+    assert.equal(completionTokens, json.usage?.completion_tokens);
+    assert.ok((completionTokens ?? 0) < greedy.max_tokens, "the tokens after the stop string are not counted");
+  });
+
   it("the same seed gives the same sampled text at temperature 1", async () => {
     const sampled = { temperature: 1, top_p: 0.9, seed: 42, max_tokens: 16 };
     assert.equal(await chatText("tiny", sampled), await chatText("tiny", sampled));
