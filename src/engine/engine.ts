@@ -62,6 +62,8 @@ export interface RunCallbacks {
   readonly arrivedAt?: number;
   /** Called once a sequence is assigned: a stream's headers go out only then, so a full queue can still answer 503. */
   readonly onAdmitted?: () => void;
+  /** How often `onText` gets the text of the tokens since the last call (see GenerateOptions). @default 0, every token */
+  readonly textIntervalMs?: number;
 }
 
 export class Engine {
@@ -242,6 +244,8 @@ export class Engine {
         onText: callbacks.onText,
         signal: callbacks.signal,
         defer: this.pool.whileDecoding,
+        // Without a stream, the text is needed only at the end.
+        textIntervalMs: callbacks.onText === undefined ? Number.POSITIVE_INFINITY : callbacks.textIntervalMs,
         onFirstToken: () => this.metrics.firstToken((performance.now() - arrivedAt) / 1000),
       });
       this.metrics.finished(result, (performance.now() - arrivedAt) / 1000);

@@ -21,6 +21,12 @@ export interface GenerateOptions {
   readonly signal?: AbortSignal;
   /** Runs a task once the next token's decode is under way; see `generate`. Without it, work is done inline. */
   readonly defer?: (task: () => void) => void;
+  /**
+   * With `defer` and no stop strings: the text of the tokens sampled since the last time is worked
+   * out (one detokenize for all of them, one `onText`) at most once per this many ms; Infinity
+   * leaves it all to the end. Stop strings need every token checked, so they ignore it. @default 0
+   */
+  readonly textIntervalMs?: number;
 }
 
 /** Holds back text that might be the start of a stop string, and cuts at the first full one. */
@@ -66,10 +72,11 @@ class StopMatcher {
  * Detokenizes incrementally with a few tokens of left context (SPM needs it for spaces) and holds
  * tokens back while they end in an incomplete UTF-8 character (byte-fallback tokens).
  *
- * With `defer`, the work on each sampled token (detokenizing, stop strings, `onText`) runs while
- * the next token decodes rather than before its decode starts: the loop only counts tokens and
- * checks for the end. A stop string found that way ends the generation at the next token, which
- * was decoded in vain and is not counted.
+ * With `defer`, the work on sampled tokens (detokenizing, stop strings, `onText`) runs while the
+ * next token decodes rather than before its decode starts: the loop only counts tokens and checks
+ * for the end. A stop string found that way ends the generation at the next token, which was
+ * decoded in vain and is not counted. Without stop strings the tokens are taken in batches (see
+ * `textIntervalMs`), like vLLM's --stream-interval.
  */
 export async function generate(
   model: LlamaModel,
@@ -81,8 +88,10 @@ export async function generate(
   const room = sequence.contextSize - promptTokens.length;
   const maxTokens = Math.min(sampling.maxTokens ?? room, room);
   const matcher = new StopMatcher(sampling.stop);
-  /** Detokenized tokens: the left context for the next piece. */
-  const committed: Token[] = [];
+  const checkEachToken = sampling.stop.length > 0;
+  const textIntervalMs = checkEachToken ? 0 : (options.textIntervalMs ?? 0);
+  /** The last few detokenized tokens: the left context for the next piece. */
+  let context: Token[] = [];
   /** Tokens whose text ends in an incomplete UTF-8 character so far. */
   let pending: Token[] = [];
   /** Sampled tokens not yet detokenized. */
@@ -93,6 +102,7 @@ export async function generate(
   /** Completion tokens up to the one that completed a stop string; -1 while none has. */
   let stoppedAt = -1;
   let scheduled = false;
+  let processedAt = Number.NEGATIVE_INFINITY;
 
   const emit = (piece: string): void => {
     if (piece.length === 0) return;
@@ -100,21 +110,55 @@ export async function generate(
     options.onText?.(piece);
   };
 
-  const processSampled = (): void => {
-    scheduled = false;
+  const commit = (tokens: readonly Token[], piece: string): void => {
+    context = context.length + tokens.length <= 4 ? [...context, ...tokens] : [...context, ...tokens].slice(-4);
+    const { emit: ready, stopped } = matcher.push(piece);
+    emit(ready);
+    if (stopped) stoppedAt = processedTokens;
+  };
+
+  /** Token by token, so a stop string is found at the token that completes it. */
+  const processEach = (): void => {
     for (const token of sampled) {
       if (stoppedAt >= 0) break;
       processedTokens++;
       pending.push(token);
-      const piece = model.detokenize(pending, false, committed.slice(-4));
+      const piece = model.detokenize(pending, false, context);
       if (!piece.endsWith("\uFFFD") || pending.length >= 4) {
-        committed.push(...pending);
+        const done = pending;
         pending = [];
-        const { emit: ready, stopped } = matcher.push(piece);
-        emit(ready);
-        if (stopped) stoppedAt = processedTokens;
+        commit(done, piece);
       }
     }
+  };
+
+  /**
+   * All at once: one detokenize, holding back the last tokens (at most 3) while they end in an
+   * incomplete character; past that the replacement character goes through, as token by token.
+   */
+  const processBatch = (): void => {
+    processedTokens += sampled.length;
+    const tokens = pending.length === 0 ? [...sampled] : [...pending, ...sampled];
+    let cut = tokens.length;
+    let piece = model.detokenize(tokens, false, context);
+    while (piece.endsWith("\uFFFD") && cut > 0 && tokens.length - cut < 3) {
+      cut--;
+      piece = cut === 0 ? "" : model.detokenize(tokens.slice(0, cut), false, context);
+    }
+    if (piece.endsWith("\uFFFD")) {
+      cut = tokens.length;
+      piece = model.detokenize(tokens, false, context);
+    }
+    pending = tokens.slice(cut);
+    if (cut > 0) commit(tokens.slice(0, cut), piece);
+  };
+
+  const processSampled = (): void => {
+    scheduled = false;
+    processedAt = performance.now();
+    if (sampled.length === 0) return;
+    if (checkEachToken) processEach();
+    else processBatch();
     sampled.length = 0;
   };
 
@@ -135,7 +179,7 @@ export async function generate(
       }
       sampled.push(token);
       if (defer === undefined) processSampled();
-      else if (!scheduled) {
+      else if (!scheduled && performance.now() - processedAt >= textIntervalMs) {
         scheduled = true;
         defer(processSampled);
       }
@@ -145,7 +189,7 @@ export async function generate(
   processSampled();
   let stoppedByString = stoppedAt >= 0;
   if (!stoppedByString && pending.length > 0) {
-    const { emit: ready, stopped } = matcher.push(model.detokenize(pending, false, committed.slice(-4)));
+    const { emit: ready, stopped } = matcher.push(model.detokenize(pending, false, context));
     emit(ready);
     stoppedByString = stopped;
   }

@@ -191,10 +191,12 @@ function usage(result: GenerationResult): { prompt_tokens: number; completion_to
 }
 
 /**
- * After a write, a stream's next write waits this long; events stay one per token. Tokens slower
- * than this (any real model on a CPU) each go out alone as soon as they are sampled; faster ones
- * go a few per write, which saves a syscall and a client wake-up per token (5 ms is far below what
- * a reader can see: a 60 Hz frame is 16.7 ms). The first event is never held.
+ * A stream gets the text sampled since its last event at most this often (one event for the tokens
+ * of the last few ms, as vLLM's --stream-interval does by token count), and writes at most this
+ * often. Tokens slower than this (any real model on a CPU) each go out alone as soon as they are
+ * sampled; faster ones go a few per event, which saves a detokenize, an event, a syscall and a
+ * client wake-up per token (5 ms is far below what a reader can see: a 60 Hz frame is 16.7 ms).
+ * The first token is never held. With stop strings, every token is checked as it comes.
  */
 const STREAM_WRITE_INTERVAL_MS = 5;
 
@@ -303,6 +305,7 @@ async function respond(context: RequestContext, target: ReturnType<Engine["targe
     signal: context.signal,
     onAdmitted: () => shape.onAdmitted(sse, emit),
     onText: (text) => sse.sendSerialized(textEvent(text)),
+    textIntervalMs: STREAM_WRITE_INTERVAL_MS,
   }), (result) => {
     emit(shape.choice(undefined, result.finishReason));
     if (stream.includeUsage) sse.send({ ...shape.base, choices: [], usage: usage(result) });

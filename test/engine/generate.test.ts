@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { LlamaContext, LlamaModel } from "node-llama-cpp";
+import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { generate, type GenerateOptions } from "../../src/engine/generate.ts";
 import { loadLlamaRuntime } from "../../src/engine/llama-runtime.ts";
 import { writeTestModels } from "../../src/engine/index.ts";
@@ -65,4 +65,58 @@ describe("generate", () => {
       assert.deepEqual(await run({ stop: [stop], defer: lagging }), inline, `stop string at ${at}, processing behind`);
     }
   });
+});
+
+// A model whose tokens are single UTF-8 bytes, so characters span tokens: detokenizing a token
+// alone gives U+FFFD until its character is complete. Shaped like node-llama-cpp's LlamaModel and
+// LlamaContextSequence for the parts generate() uses.
+function byteModel(text: string): { model: LlamaModel; sequence: () => LlamaContextSequence } {
+  const bytes = [...Buffer.from(text, "utf8")];
+  const decode = (tokens: readonly number[]) => Buffer.from(tokens).toString("utf8");
+  const model = {
+    isEogToken: () => false,
+    detokenize(tokens: readonly number[], _special?: boolean, lastTokens?: readonly number[]): string {
+      if (lastTokens === undefined || lastTokens.length === 0) return decode(tokens);
+      const before = decode(lastTokens);
+      const all = decode([...lastTokens, ...tokens]);
+      return all.startsWith(before) ? all.slice(before.length) : decode(tokens);
+    },
+  } as unknown as LlamaModel;
+  const sequence = () =>
+    ({
+      contextSize: 4096,
+      async *evaluate() {
+        for (const byte of bytes) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yield byte;
+        }
+      },
+    }) as unknown as LlamaContextSequence;
+  return { model, sequence };
+}
+
+describe("generate with characters split across tokens", () => {
+  const text = "héllo wörld ✓ 🙂 ok";
+  const { model: bytes, sequence } = byteModel(text);
+  const variants: [string, Pick<GenerateOptions, "defer" | "textIntervalMs">][] = [
+    ["inline", {}],
+    ["deferred, every token", { defer: deferred }],
+    ["deferred, processing behind", { defer: lagging }],
+    ["deferred, batched every 2 ms", { defer: deferred, textIntervalMs: 2 }],
+    ["deferred, all at the end", { defer: deferred, textIntervalMs: Number.POSITIVE_INFINITY }],
+  ];
+  for (const [name, options] of variants) {
+    it(`${name}: the text is whole and no piece holds a broken character`, async () => {
+      const pieces: string[] = [];
+      const result = await generate(bytes, sequence(), [], {
+        ...options,
+        sampling: { maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
+        onText: (piece) => pieces.push(piece),
+      });
+      assert.equal(result.text, text);
+      assert.equal(pieces.join(""), text);
+      assert.ok(pieces.every((piece) => !piece.includes("\uFFFD")), JSON.stringify(pieces));
+      assert.equal(result.completionTokens, Buffer.byteLength(text));
+    });
+  }
 });
