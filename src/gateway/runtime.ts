@@ -102,6 +102,7 @@ export class Runtime {
       routes.set(adapter.route, target);
     }
     this.rateLimiter.update(config.rateLimits);
+    this.pruneLimiters(new Set([...models.values()].map((target) => target.limiter)));
     const snapshot: Snapshot = {
       config,
       keys,
@@ -145,6 +146,18 @@ export class Runtime {
       limiter.update(concurrency, queue);
     }
     return limiter;
+  }
+
+  /**
+   * Drops the limiters of adapters the config no longer has, with their gauges. One still serving
+   * requests (they run on the old snapshot) is dropped at a later reload, once idle.
+   */
+  private pruneLimiters(inUse: ReadonlySet<ConcurrencyLimiter>): void {
+    for (const [key, limiter] of this.limiters) {
+      if (inUse.has(limiter) || limiter.inFlight > 0 || limiter.queued > 0) continue;
+      this.limiters.delete(key);
+      this.metrics.queueDepth.remove({ adapter: key.replace(/^base:/, "") });
+    }
   }
 
   /** Ready when a config is loaded and every adapter (and the base model) has a healthy replica. */

@@ -10,7 +10,7 @@ import { stringify } from "yaml";
 import { GatewayConfig } from "../../src/gateway/config.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
-import { eventually, keysYaml, LogCapture, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
+import { apiError, eventually, keysYaml, LogCapture, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
 
 const chat = (model: string) => ({ model, messages: [{ role: "user" as const, content: "hi" }] });
 
@@ -36,6 +36,21 @@ describe("config reload", () => {
     assert.equal(up.requests.at(-1)?.body?.model, "sql-lora");
     const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
     assert.match(metrics, /diatonic_gateway_config_reloads_total\{result="ok"\} 1/);
+  });
+
+  it("a removed adapter is gone: 404 for it, and its in-flight and queue series leave /metrics", async () => {
+    const { up, gw } = await setup();
+    await gw.client().chat.completions.create(chat("code"));
+    const before = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(before, /diatonic_gateway_in_flight_requests\{adapter="code"\}/);
+    const config = testConfig(up.url, {}, gw.dir);
+    gw.writeConfig({ ...config, adapters: config.adapters.filter((adapter) => adapter.name !== "code") });
+    await eventually(() => !gw.gateway.config().adapters.some((a) => a.name === "code"), 5000, "the adapter removed");
+    assert.equal((await apiError(gw.client().chat.completions.create(chat("code")))).status, 404);
+    const after = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.doesNotMatch(after, /diatonic_gateway_in_flight_requests\{adapter="code"\}/);
+    assert.doesNotMatch(after, /diatonic_gateway_queue_depth\{adapter="code"\}/);
+    assert.match(after, /diatonic_gateway_in_flight_requests\{adapter="chatbot"\}/);
   });
 
   it("a bad new config is rejected and logged; the old one keeps serving", async () => {
