@@ -2,8 +2,9 @@
 // The upstream is the fixed-completion upstream, a real HTTP server; the client is the OpenAI SDK or fetch.
 import assert from "node:assert/strict";
 import { request } from "node:http";
+import OpenAI from "openai";
 import { afterEach, describe, it } from "node:test";
-import { refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
+import { hangingConnectPort, refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
@@ -34,6 +35,22 @@ describe("gateway under upstream faults", () => {
     assert.equal(open.code, "upstream_unavailable");
     assert.ok(Number(open.headers?.get("retry-after")) >= 1);
     assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 503);
+  });
+
+  it("upstream connect hangs: 504 once connectTimeoutMs has passed, to the millisecond rather than undici's second", async () => {
+    const hanging = await hangingConnectPort();
+    cleanup.push(() => hanging.close());
+    const url = `http://127.0.0.1:${hanging.port}`;
+    const gw = await gateway(url, { upstreams: { engine: { url, discovery: "static", connectTimeoutMs: 150, maxRetries: 0 } } });
+    const started = performance.now();
+    const patient = new OpenAI({ apiKey: KEYS.all, baseURL: `${gw.gateway.url}/v1`, maxRetries: 0, timeout: 30_000 });
+    const failed = await apiError(patient.chat.completions.create(chat));
+    const ms = performance.now() - started;
+    assert.equal(failed.status, 504);
+    assert.equal(failed.code, "upstream_connect_timeout");
+    assert.match(failed.message, /could not connect to upstream engine/);
+    // One attempt of 150 ms; undici's own connect timeout ticks every ~500 ms (so 500–1000 ms), the kernel's takes minutes.
+    assert.ok(ms >= 150 && ms < 450, `answered after ${ms.toFixed(0)} ms`);
   });
 
   it("upstream 500: 502 with the engine's message, not retried", async () => {

@@ -2,7 +2,8 @@
 // the gateway forwards, answering a fixed completion and a fixed SSE stream, and misbehaving on
 // request (status codes, hangs, resets) for fault tests. Also the upstream of bench:gateway.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import { spawn } from "node:child_process";
 
 export type Behaviour =
   | { readonly kind: "ok" }
@@ -197,4 +198,39 @@ export async function refusedPort(): Promise<number> {
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A port where TCP connects hang, as with a firewalled or vanished pod: a listener in a child
+ * process that never accepts (its event loop is blocked), with its one-slot accept queue filled,
+ * so the kernel drops further SYNs. `close()` kills it.
+ */
+export async function hangingConnectPort(): Promise<{ port: number; close(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const s = require("node:net").createServer();
+       s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+         process.stdout.write(s.address().port + "\\n");
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+       });`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("error", reject);
+    child.stdout?.once("data", (data: Buffer) => resolve(Number(String(data).trim())));
+  });
+  const fillers = Array.from({ length: 4 }, () => connect(port, "127.0.0.1").on("error", () => undefined));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return {
+    port,
+    close: async () => {
+      for (const socket of fillers) socket.destroy();
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
 }
