@@ -82,7 +82,14 @@ export class ContextPool {
     while (this.whileDecodingTasks.length > 0) {
       const tasks = this.whileDecodingTasks;
       this.whileDecodingTasks = [];
-      for (const task of tasks) task();
+      for (const task of tasks) {
+        try {
+          task();
+        } catch (error) {
+          // Tasks handle their own errors; one that escapes must not cost the others their turn.
+          process.emitWarning(`a task run while decoding failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
     }
   };
 

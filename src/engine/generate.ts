@@ -153,6 +153,16 @@ export async function generate(
     if (cut > 0) commit(tokens.slice(0, cut), piece);
   };
 
+  /** An error in deferred work (which runs outside this function's stack) ends the generation with it. */
+  let deferredError: unknown;
+  const processDeferred = (): void => {
+    try {
+      processSampled();
+    } catch (error) {
+      deferredError ??= error;
+    }
+  };
+
   const processSampled = (): void => {
     scheduled = false;
     processedAt = performance.now();
@@ -171,7 +181,7 @@ export async function generate(
     });
     for await (const token of evaluation) {
       if (completionTokens === 0) options.onFirstToken?.();
-      if (stoppedAt >= 0) break;
+      if (stoppedAt >= 0 || deferredError !== undefined) break;
       completionTokens++;
       if (model.isEogToken(token)) {
         finishReason = "stop";
@@ -181,11 +191,12 @@ export async function generate(
       if (defer === undefined) processSampled();
       else if (!scheduled && performance.now() - processedAt >= textIntervalMs) {
         scheduled = true;
-        defer(processSampled);
+        defer(processDeferred);
       }
       if (stoppedAt >= 0 || completionTokens >= maxTokens || options.signal?.aborted === true) break;
     }
   }
+  if (deferredError !== undefined) throw deferredError;
   processSampled();
   let stoppedByString = stoppedAt >= 0;
   if (!stoppedByString && pending.length > 0) {

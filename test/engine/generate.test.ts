@@ -120,3 +120,22 @@ describe("generate with characters split across tokens", () => {
     });
   }
 });
+
+describe("generate when deferred work fails", () => {
+  it("rejects with the error of an onText that throws, and stops generating", async () => {
+    const { model: bytes, sequence } = byteModel("a long enough text to keep generating for a while");
+    let calls = 0;
+    await assert.rejects(
+      generate(bytes, sequence(), [], {
+        defer: deferred,
+        sampling: { maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
+        onText: () => {
+          calls++;
+          throw new Error("client went away");
+        },
+      }),
+      /client went away/,
+    );
+    assert.equal(calls, 1);
+  });
+});
