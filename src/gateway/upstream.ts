@@ -17,6 +17,7 @@ export interface UpstreamRequest {
   readonly method: "GET" | "POST";
   /** Path below the upstream's base URL, e.g. `/v1/chat/completions`. */
   readonly path: string;
+  /** Sent as given; without `host`, the configured URL's host is added. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string | Buffer;
   readonly cancel: Cancellation;
@@ -257,7 +258,8 @@ export class UpstreamPool {
   private replicas: Replica[] = [];
   private readonly base: URL;
   private readonly basePath: string;
-  private readonly hostHeader: string;
+  /** The Host header for requests to any replica: the configured URL's host (the Service name). */
+  readonly hostHeader: string;
   private readonly settings: Required<NonNullable<UpstreamConfig["health"]>> & { maxRetries: number; dnsRefreshMs: number };
   private readonly budget = new RetryBudget();
   private dnsTimer: NodeJS.Timeout | undefined;
@@ -430,7 +432,8 @@ export class UpstreamPool {
         {
           method: request.method,
           path: this.basePath + request.path,
-          headers: { ...request.headers, host: this.hostHeader },
+          // Callers include `host` (an object literal is far cheaper for undici and Node than a spread copy).
+          headers: request.headers.host === undefined ? { ...request.headers, host: this.hostHeader } : request.headers,
           body: request.body ?? null,
           headersTimeout: request.firstByteTimeoutMs,
           bodyTimeout: request.firstByteTimeoutMs,
