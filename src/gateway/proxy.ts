@@ -137,6 +137,7 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
       retrievalSkipped = true;
     }
   }
+  const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
   const payload = JSON.stringify(upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText));
   const response = await resolved.upstream.send({
     method: "POST",
@@ -157,7 +158,7 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   const contentType = String(response.headers["content-type"] ?? "application/json");
   const rename = endpoint === "embeddings" ? undefined : modelRename(resolved.upstreamModel, resolved.label);
   if (response.statusCode < 300 && contentType.includes("text/event-stream")) {
-    const relay = new SseRelay(clientWantsUsage(body), citations ? () => citationEvent(exchange, citations) : undefined, rename);
+    const relay = new SseRelay(wantsUsage, citations ? () => citationEvent(exchange, citations) : undefined, rename);
     await relayStream(exchange, response, relay, retrievalSkipped, cancel);
     return;
   }

@@ -61,6 +61,7 @@ const SAMPLING_FIELDS = [
 /**
  * The body sent upstream: the adapter's system prompt and retrieved context first, its sampling
  * defaults where the client set none, and `model` set to the LoRA (or base) name vLLM serves.
+ * It is `body` itself, changed: read what you need from the client's request before calling this.
  */
 export function upstreamBody(
   endpoint: InferenceEndpoint,
@@ -69,7 +70,9 @@ export function upstreamBody(
   adapter: AdapterRoute | undefined,
   context: string | undefined,
 ): JsonObject {
-  const out: JsonObject = { ...body, model: upstreamModel };
+  // The request's own object, changed in place: a copy costs ~9 µs a request in situ (bench:gateway).
+  const out = body;
+  out.model = upstreamModel;
   if (adapter !== undefined && endpoint !== "embeddings") {
     for (const [from, to] of SAMPLING_FIELDS) {
       const value = adapter.sampling[from];
