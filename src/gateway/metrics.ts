@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Usage } from "./sse.ts";
 
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
@@ -6,11 +6,74 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 type RequestLabels = { readonly adapter: string; readonly tenant: string };
 
+/** One label set's buckets: counts per bucket (not cumulative; the last is +Inf), sum, count. */
+interface HistogramSeries {
+  readonly labels: RequestLabels;
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram over series the caller holds on to, registered with prom-client (which
+ * renders it through get(), in the shape its own histograms produce). prom-client's observe()
+ * validates and hashes the labels on every call; here an observation is a bucket scan and three
+ * additions, which matters at one or two observations per request.
+ */
+class SeriesHistogram {
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  private readonly all: HistogramSeries[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+    registry: Registry,
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
+  }
+
+  series(labels: RequestLabels): HistogramSeries {
+    const series: HistogramSeries = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
+    this.all.push(series);
+    return series;
+  }
+
+  observe(series: HistogramSeries, value: number): void {
+    const { buckets } = this;
+    let index = 0;
+    while (index < buckets.length && value > (buckets[index] as number)) index++;
+    series.counts[index] = (series.counts[index] as number) + 1;
+    series.sum += value;
+    series.count++;
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: { value: number; labels: Record<string, string | number>; metricName: string }[] } {
+    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+    const bucketName = `${this.name}_bucket`;
+    for (const { labels, counts, sum, count } of this.all) {
+      let cumulative = 0;
+      this.buckets.forEach((bound, index) => {
+        cumulative += counts[index] as number;
+        values.push({ value: cumulative, labels: { ...labels, le: bound }, metricName: bucketName });
+      });
+      values.push({ value: count, labels: { ...labels, le: "+Inf" }, metricName: bucketName });
+      values.push({ value: sum, labels: { ...labels }, metricName: `${this.name}_sum` });
+      values.push({ value: count, labels: { ...labels }, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
+
 /** One adapter and tenant's per-request series: label objects made once, counts kept as plain numbers. */
 interface RequestSeries {
   readonly labels: RequestLabels;
   readonly byStatus: Map<number, number>;
-  /** Undefined until a response reports usage. */
+  readonly latency: HistogramSeries;
+  /** Made on the first stream. */
+  timeToFirstToken: HistogramSeries | undefined;
+  /** Undefined until a response reports usage (since the last scrape). */
   tokensIn: number | undefined;
   tokensOut: number | undefined;
 }
@@ -19,8 +82,8 @@ interface RequestSeries {
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<"adapter" | "tenant" | "status">;
-  readonly latency: Histogram<"adapter" | "tenant">;
-  readonly timeToFirstToken: Histogram<"adapter" | "tenant">;
+  readonly latency: SeriesHistogram;
+  readonly timeToFirstToken: SeriesHistogram;
   readonly tokens: Counter<"adapter" | "tenant" | "direction">;
   readonly retries: Counter<"upstream" | "reason">;
   readonly ejections: Counter<"upstream" | "replica">;
@@ -39,8 +102,8 @@ export class GatewayMetrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "diatonic_gateway_" });
     const flush = () => this.flush();
     this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter, tenant and HTTP status.", labelNames: ["adapter", "tenant", "status"], registers, collect: flush });
-    this.latency = new Histogram({ name: "diatonic_gateway_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
-    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Streams: time from request to the first event from upstream.", labelNames: ["adapter", "tenant"], buckets: LATENCY_BUCKETS, registers });
+    this.latency = new SeriesHistogram("diatonic_gateway_request_duration_seconds", "Time from request to the last byte of the response.", LATENCY_BUCKETS, this.registry);
+    this.timeToFirstToken = new SeriesHistogram("diatonic_gateway_time_to_first_token_seconds", "Streams: time from request to the first event from upstream.", LATENCY_BUCKETS, this.registry);
     this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "tenant", "direction"], registers, collect: flush });
     this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
     this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream", "replica"], registers });
@@ -70,7 +133,8 @@ export class GatewayMetrics {
     const key = `${adapter}\u0000${tenant}`;
     let series = this.series.get(key);
     if (series === undefined) {
-      series = { labels: { adapter, tenant }, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined };
+      const labels = { adapter, tenant };
+      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
       this.series.set(key, series);
     }
     series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
@@ -78,17 +142,21 @@ export class GatewayMetrics {
       series.tokensIn = (series.tokensIn ?? 0) + usage.promptTokens;
       series.tokensOut = (series.tokensOut ?? 0) + usage.completionTokens;
     }
-    this.latency.observe(series.labels, seconds);
-    if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe(series.labels, firstTokenSeconds);
+    this.latency.observe(series.latency, seconds);
+    if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
   }
 
+  /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */
   private flush(): void {
-    for (const { labels, byStatus, tokensIn, tokensOut } of this.series.values()) {
+    for (const series of this.series.values()) {
+      const { labels, byStatus, tokensIn, tokensOut } = series;
       for (const [status, count] of byStatus) this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
       if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);
       if (tokensOut !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "out" }, tokensOut);
+      byStatus.clear();
+      series.tokensIn = undefined;
+      series.tokensOut = undefined;
     }
-    this.series.clear();
   }
 
   async render(): Promise<{ body: string; contentType: string }> {
