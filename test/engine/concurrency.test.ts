@@ -30,6 +30,21 @@ describe("concurrency", () => {
     assert.equal(await metric("vllm:num_requests_waiting"), 0);
   });
 
+  it("concurrent streams on several contexts each stream exactly their JSON answer's text", async () => {
+    // One request per model: each runs alone in its context, so its decode is the same as the JSON run's.
+    const models = ["tiny", "lora-a", "lora-b"];
+    const expected = await Promise.all(models.map(async (model) => (await t.openai.chat.completions.create(chat(model, 40))).choices[0]?.message.content));
+    const streamed = await Promise.all(
+      models.map(async (model) => {
+        const stream = await t.openai.chat.completions.create({ ...chat(model, 40), stream: true });
+        let text = "";
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+        return text;
+      }),
+    );
+    assert.deepEqual(streamed, expected);
+  });
+
   it("past parallel + max_queue requests, the engine answers 503 and finishes the rest", async () => {
     const responses = await Promise.all(Array.from({ length: 9 }, () => postJson(`${t.url}/v1/chat/completions`, chat("tiny", 600))));
     const statuses = responses.map((r) => r.status);
