@@ -14,6 +14,9 @@ export function usageOf(value: unknown): Usage | undefined {
 }
 
 const EVENT_END = /\r?\n\r?\n/g;
+/** A usage object (not `"usage":null`), as compact or spaced JSON. */
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const USAGE_NULL = ',"usage":null';
 
 /**
  * The `model` member as engines serialize it (compact JSON). A string inside generated text cannot
@@ -73,9 +76,12 @@ export class SseRelay {
   }
 
   private process(batch: string): string {
-    const events = this.rename ? batch.replaceAll(this.rename.from, this.rename.to) : batch;
-    // The fast path: nothing in this batch needs looking at.
-    if (!events.includes('"usage"') && !(this.beforeDone && events.includes("[DONE]"))) return events;
+    let events = this.rename ? batch.replaceAll(this.rename.from, this.rename.to) : batch;
+    // Engines that send usage (OpenAI, our engine) put `"usage":null` in every chunk before the
+    // usage-only one; a client that did not ask for usage gets chunks without it, as it would from them.
+    if (!this.clientWantsUsage) events = events.replaceAll(USAGE_NULL, "");
+    // The fast path: no usage object and no end in this batch, so nothing needs parsing.
+    if (!USAGE_OBJECT.test(events) && !(this.beforeDone && events.includes("[DONE]"))) return events;
     let out = "";
     for (const event of splitEvents(events)) out += this.processEvent(event);
     return out;
@@ -87,7 +93,7 @@ export class SseRelay {
       const extra = this.beforeDone?.();
       return extra === undefined ? event : `data: ${extra}\n\n${event}`;
     }
-    if (data === undefined || !data.includes('"usage"')) return event;
+    if (data === undefined || !USAGE_OBJECT.test(data)) return event;
     let parsed: unknown;
     try {
       parsed = JSON.parse(data);

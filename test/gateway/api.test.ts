@@ -64,6 +64,14 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(text, FIXED_TEXT);
     assert.equal(usageChunks, 0);
     assert.deepEqual(last().body?.stream_options, { include_usage: true }, "the gateway asks upstream for usage to count tokens");
+    const raw = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${KEYS.all}` },
+      body: JSON.stringify({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true }),
+    });
+    const rawText = await raw.text();
+    assert.ok(rawText.endsWith("data: [DONE]\n\n"));
+    assert.doesNotMatch(rawText, /"usage"/, "no usage field at all (not even null) for a client that did not ask");
 
     const withUsage = await gw.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true } });
     let usage: number | undefined;

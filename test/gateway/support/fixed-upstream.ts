@@ -63,12 +63,13 @@ function completion(model: string): string {
   return JSON.stringify({ id: "cmpl-fixed", object: "text_completion", created: CREATED, model, choices: [{ index: 0, text: FIXED_TEXT, finish_reason: "stop", logprobs: null }], usage: USAGE });
 }
 
-function chunkEvent(model: string, content: string, finish: string | null): string {
-  return `data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [{ index: 0, delta: { content }, finish_reason: finish, logprobs: null }] })}\n\n`;
+/** With usage asked for, every chunk carries `"usage":null` until the usage-only chunk, as OpenAI's (and our engine's) do. */
+function chunkEvent(model: string, content: string, finish: string | null, includeUsage: boolean): string {
+  return `data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [{ index: 0, delta: { content }, finish_reason: finish, logprobs: null }], ...(includeUsage ? { usage: null } : {}) })}\n\n`;
 }
 
 function streamEvents(model: string, includeUsage: boolean): string[] {
-  const events = STREAM_PIECES.map((piece, index) => chunkEvent(model, piece, index === STREAM_PIECES.length - 1 ? "stop" : null));
+  const events = STREAM_PIECES.map((piece, index) => chunkEvent(model, piece, index === STREAM_PIECES.length - 1 ? "stop" : null, includeUsage));
   if (includeUsage) events.push(`data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [], usage: USAGE })}\n\n`);
   events.push("data: [DONE]\n\n");
   return events;
@@ -160,7 +161,7 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     }
     if (behaviour.kind === "slow-stream") {
       for (let i = 0; i < behaviour.chunks && !res.destroyed; i++) {
-        res.write(chunkEvent(model, `tick${i} `, null));
+        res.write(chunkEvent(model, `tick${i} `, null, includeUsage));
         await wait(behaviour.delayMs);
       }
       if (!res.destroyed) res.end("data: [DONE]\n\n");
@@ -169,7 +170,7 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     if (behaviour.kind === "big-stream") {
       const filler = "x".repeat(behaviour.chunkBytes);
       for (let i = 0; i < behaviour.chunks && !res.destroyed; i++) {
-        const event = chunkEvent(model, filler, null);
+        const event = chunkEvent(model, filler, null, includeUsage);
         state.bytesWritten += event.length;
         if (!res.write(event)) {
           state.sawBackpressure = true;
