@@ -47,3 +47,13 @@ export function oneOf<const T extends string>(
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new InputError(`${flag} ${JSON.stringify(value)} is not one of ${allowed.join(", ")}`, `pass ${flag} ${allowed.join("|")}`);
 }
+
+/** Reads `--port`: 0 (a free port) to 65535. */
+export function portFlag(value: string | undefined): number | undefined;
+export function portFlag(value: string | undefined, fallback: number): number;
+export function portFlag(value: string | undefined, fallback?: number): number | undefined {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`--port ${JSON.stringify(value)} is not a port number`, "pass --port 0..65535");
+  return port;
+}

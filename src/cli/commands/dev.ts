@@ -1,6 +1,6 @@
-import { ExitCode, InputError } from "../../errors.ts";
+import { ExitCode } from "../../errors.ts";
 import { devBanner, startDevStack } from "../../dev/stack.ts";
-import { parseFlags, type Command, type CommandIO } from "../command.ts";
+import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 export const devCommand: Command = {
   name: "dev",
@@ -15,11 +15,7 @@ export const devCommand: Command = {
       "api-key": { type: "string" },
       data: { type: "string" },
     });
-    let port: number | undefined;
-    if (values.port !== undefined) {
-      port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`--port ${JSON.stringify(values.port)} is not a port number`, "pass --port 0..65535");
-    }
+    const port = portFlag(values.port);
     const model = values.model ?? (io.env.DIATONIC_MODEL || undefined);
     if (model === undefined) io.stderr.write("diatonic dev: no --model or DIATONIC_MODEL: generating a tiny test model (its output is noise)\n");
     else io.stderr.write(`diatonic dev: loading ${model}…\n`);

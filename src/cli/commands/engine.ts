@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { pino } from "pino";
 import type { LoraModule } from "../../engine/index.ts";
 import { ExitCode, InputError } from "../../errors.ts";
-import { parseFlags, type Command, type CommandIO } from "../command.ts";
+import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 const usage =
   "diatonic engine --model GGUF [--lora NAME=GGUF ...] [--host H] [--port N] [--parallel N] [--max-queue N] [--max-loras N] [--max-model-len N] [--served-model-name NAME] [--threads N]\n" +
@@ -11,8 +11,8 @@ const usage =
 function positiveInt(flag: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || (n === 0 && flag !== "--port")) {
-    throw new InputError(`${flag} ${JSON.stringify(value)} is not a ${flag === "--port" ? "port number" : "positive integer"}`, `usage: ${usage}`);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new InputError(`${flag} ${JSON.stringify(value)} is not a positive integer`, `usage: ${usage}`);
   }
   return n;
 }
@@ -69,7 +69,7 @@ export const engineCommand: Command = {
       modelPath: resolve(io.cwd, model),
       loras: (values.lora ?? []).map(parseLora).map((l) => ({ name: l.name, path: resolve(io.cwd, l.path) })),
       host: values.host,
-      port: positiveInt("--port", values.port, 8000),
+      port: portFlag(values.port, 8000),
       parallel: positiveInt("--parallel", values.parallel),
       maxQueue: positiveInt("--max-queue", values["max-queue"]),
       maxLoras: positiveInt("--max-loras", values["max-loras"]),

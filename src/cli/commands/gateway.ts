@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { ExitCode, InputError, WorldError } from "../../errors.ts";
 import { startGateway } from "../../gateway/server.ts";
-import { parseFlags, type Command, type CommandIO } from "../command.ts";
+import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 /** Time for streams in flight to finish after SIGTERM (the pod's grace period is 60 s). */
 const DRAIN_MS = 50_000;
@@ -17,11 +17,7 @@ export const gatewayCommand: Command = {
       port: { type: "string" },
     });
     if (values.config === undefined) throw new InputError("missing required flag --config", `usage: ${this.usage}`);
-    let port: number | undefined;
-    if (values.port !== undefined) {
-      port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`--port ${JSON.stringify(values.port)} is not a port number`, "pass --port 0..65535");
-    }
+    const port = portFlag(values.port);
     let gateway;
     try {
       gateway = await startGateway({ configFile: resolve(io.cwd, values.config), host: values.host, ...(port !== undefined ? { port } : {}) });
