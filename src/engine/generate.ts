@@ -111,7 +111,7 @@ export async function generate(
   };
 
   const commit = (tokens: readonly Token[], piece: string): void => {
-    context = context.length + tokens.length <= 4 ? [...context, ...tokens] : [...context, ...tokens].slice(-4);
+    context = [...context, ...tokens.slice(-4)].slice(-4);
     const { emit: ready, stopped } = matcher.push(piece);
     emit(ready);
     if (stopped) stoppedAt = processedTokens;
@@ -139,15 +139,16 @@ export async function generate(
   const processBatch = (): void => {
     processedTokens += sampled.length;
     const tokens = pending.length === 0 ? [...sampled] : [...pending, ...sampled];
+    const whole = model.detokenize(tokens, false, context);
     let cut = tokens.length;
-    let piece = model.detokenize(tokens, false, context);
+    let piece = whole;
     while (piece.endsWith("\uFFFD") && cut > 0 && tokens.length - cut < 3) {
       cut--;
       piece = cut === 0 ? "" : model.detokenize(tokens.slice(0, cut), false, context);
     }
     if (piece.endsWith("\uFFFD")) {
       cut = tokens.length;
-      piece = model.detokenize(tokens, false, context);
+      piece = whole;
     }
     pending = tokens.slice(cut);
     if (cut > 0) commit(tokens.slice(0, cut), piece);

@@ -17,8 +17,11 @@ export interface UpstreamRequest {
   readonly method: "GET" | "POST";
   /** Path below the upstream's base URL, e.g. `/v1/chat/completions`. */
   readonly path: string;
-  /** Sent as given; without `host`, the configured URL's host is added. */
-  readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Sent as given, `host` included (UpstreamPool.hostHeader): the caller builds them as one object
+   * literal, which undici and Node handle far faster than a copy with `host` added here.
+   */
+  readonly headers: Readonly<Record<string, string>> & { readonly host: string };
   readonly body?: string | Buffer;
   readonly cancel: Cancellation;
   /** Time allowed for response headers, and then between body chunks. */
@@ -432,8 +435,7 @@ export class UpstreamPool {
         {
           method: request.method,
           path: this.basePath + request.path,
-          // Callers include `host` (an object literal is far cheaper for undici and Node than a spread copy).
-          headers: request.headers.host === undefined ? { ...request.headers, host: this.hostHeader } : request.headers,
+          headers: request.headers,
           body: request.body ?? null,
           headersTimeout: request.firstByteTimeoutMs,
           bodyTimeout: request.firstByteTimeoutMs,
