@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { InputError } from "../errors.ts";
 import type { GatewayConfig } from "./config.ts";
+import { textHash } from "./config-watch.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 
 /** The keys file mounted from a Secret: only hashes (`printf %s "$KEY" | sha256sum`), never keys. */
@@ -43,11 +44,15 @@ interface StoredKey {
 }
 
 export class KeyStore {
-  private constructor(private readonly keys: readonly StoredKey[]) {}
+  private constructor(
+    private readonly keys: readonly StoredKey[],
+    /** textHash of the keys file as read, when loaded from one. */
+    readonly sourceHash?: string,
+  ) {}
 
   static readonly empty = new KeyStore([]);
 
-  static fromFile(keys: KeysFile): KeyStore {
+  static fromFile(keys: KeysFile, sourceHash?: string): KeyStore {
     return new KeyStore(
       keys.keys.map((key) => ({
         hash: Buffer.from(key.sha256, "hex"),
@@ -58,6 +63,7 @@ export class KeyStore {
           scopes: new Set(key.scopes),
         },
       })),
+      sourceHash,
     );
   }
 
@@ -81,7 +87,7 @@ export class KeyStore {
       const lines = parsed.error.issues.map((issue) => `  ${issue.path.map(String).join(".")}: ${issue.message}`);
       throw new InputError(`${file}: not a valid keys file:\n${lines.join("\n")}`, "each key needs {sha256, tenant, adapters, scopes}");
     }
-    return KeyStore.fromFile(parsed.data);
+    return KeyStore.fromFile(parsed.data, textHash(text));
   }
 
   get size(): number {

@@ -8,6 +8,11 @@ import { GatewayConfig } from "./config.ts";
 
 /** Reads and validates a gateway config file: the schema the renderer writes, plus its cross-references. */
 export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
+  return (await readGatewayConfig(file)).config;
+}
+
+/** loadGatewayConfig, with the hash of the exact text it read (a FileWatcher baseline). */
+export async function readGatewayConfig(file: string): Promise<{ config: GatewayConfig; hash: string }> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -18,7 +23,7 @@ export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
       "pass --config FILE: the config.yaml of the `gateway` ConfigMap that `diatonic render` writes",
     );
   }
-  return parseGatewayConfig(text, file);
+  return { config: parseGatewayConfig(text, file), hash: textHash(text) };
 }
 
 export function parseGatewayConfig(text: string, file: string): GatewayConfig {
@@ -100,9 +105,14 @@ export class FileWatcher {
     this.poller.unref();
   }
 
-  /** Records the current contents as the baseline, so only later changes call `onChange`. */
-  async prime(): Promise<void> {
-    for (const file of this.files) this.hashes.set(file, await hashOf(file));
+  /**
+   * Records the baseline, so only later changes call `onChange`: `loaded` gives the hashes of what
+   * the caller read (textHash), others are read now. With `loaded`, the files are then checked at
+   * once: a change made between the caller's read and this watcher's start would otherwise be missed.
+   */
+  async prime(loaded: ReadonlyMap<string, string> = new Map()): Promise<void> {
+    for (const file of this.files) this.hashes.set(file, loaded.get(file) ?? (await hashOf(file)));
+    if (loaded.size > 0) this.check();
   }
 
   private check(): void {
@@ -128,9 +138,14 @@ export class FileWatcher {
   }
 }
 
+/** The hash FileWatcher compares: of a file's text as the loaders read it (UTF-8). */
+export function textHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
 async function hashOf(file: string): Promise<string> {
   try {
-    return createHash("sha256").update(await readFile(file)).digest("hex");
+    return textHash(await readFile(file, "utf8"));
   } catch (error) {
     return `missing:${(error as NodeJS.ErrnoException).code ?? "?"}`;
   }

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { authenticate, mayUse, requireScope, KeyStore, type Principal } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
-import { FileWatcher, loadGatewayConfig, type FileWatcherOptions } from "./config-watch.ts";
+import { FileWatcher, readGatewayConfig, type FileWatcherOptions } from "./config-watch.ts";
 import { GatewayError, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
 import { createGatewayLogger } from "./logging.ts";
 import { GatewayMetrics } from "./metrics.ts";
@@ -99,10 +99,20 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const runtime = new Runtime(metrics, logger);
 
-  const load = async (): Promise<{ config: GatewayConfig; keys: KeyStore }> => {
-    const config = options.configFile !== undefined ? await loadGatewayConfig(options.configFile) : options.config;
+  /** The config and keys, with the hashes of the files as read (the watcher's baseline). */
+  const load = async (): Promise<{ config: GatewayConfig; keys: KeyStore; hashes: Map<string, string> }> => {
+    const hashes = new Map<string, string>();
+    let config = options.config;
+    if (options.configFile !== undefined) {
+      const read = await readGatewayConfig(options.configFile);
+      config = read.config;
+      hashes.set(options.configFile, read.hash);
+    }
     if (config === undefined) throw new Error("startGateway needs configFile or config");
-    return { config, keys: await KeyStore.load(config) };
+    const keys = await KeyStore.load(config);
+    const keysFile = keysFileOf(config);
+    if (keysFile !== undefined && keys.sourceHash !== undefined) hashes.set(keysFile, keys.sourceHash);
+    return { config, keys, hashes };
   };
   const first = await load();
   await runtime.apply(first.config, first.keys);
@@ -119,7 +129,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         if (previous !== undefined && previous.server.port !== next.config.server.port && options.port === undefined) {
           logger.warn({ port: previous.server.port, wanted: next.config.server.port }, "server.port changed: it takes effect at the next restart");
         }
-        if (watcher !== undefined && keysFileOf(next.config) !== keysFileOf(previous ?? next.config)) await watchFiles(next.config);
+        if (watcher !== undefined && keysFileOf(next.config) !== keysFileOf(previous ?? next.config)) await watchFiles(next.config, next.hashes);
         return true;
       } catch (error) {
         metrics.configReloads.inc({ result: "rejected" });
@@ -134,15 +144,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const configFile = options.configFile;
   const watchOptions = options.watch;
   // The config file and the keys file it names; watched again when a reload names another keys file.
-  async function watchFiles(config: GatewayConfig): Promise<void> {
+  async function watchFiles(config: GatewayConfig, loaded: ReadonlyMap<string, string>): Promise<void> {
     if (configFile === undefined || watchOptions === false) return;
     const keysFile = keysFileOf(config);
     const next = new FileWatcher([configFile, ...(keysFile !== undefined ? [keysFile] : [])], () => void reload(), watchOptions ?? {});
-    await next.prime();
+    await next.prime(loaded);
     watcher?.close();
     watcher = next;
   }
-  await watchFiles(first.config);
+  await watchFiles(first.config, first.hashes);
 
   // Loaded only when needed: the RAG module brings a native vector store with it.
   const rag =

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { GatewayConfig } from "../../src/gateway/config.ts";
+import { FileWatcher, textHash } from "../../src/gateway/config-watch.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, eventually, keysYaml, LogCapture, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
@@ -111,5 +112,40 @@ describe("config reload", () => {
     await eventually(() => gateway.config().adapters.length === 2, 5000, "the swapped config (by file events, polling is off)");
     const response = await fetch(`${gateway.url}/chatbot/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(chat("x")) });
     assert.equal(response.status, 200);
+  });
+});
+
+describe("FileWatcher", () => {
+  it("sees a change made between the caller's read and the watcher's start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-watch-"));
+    const file = join(dir, "keys.yaml");
+    writeFileSync(file, "keys: []\n");
+    const readByCaller = textHash("keys: []\n");
+    writeFileSync(file, "keys: [changed]\n"); // before the watcher exists: no event will come for it
+    let changes = 0;
+    const watcher = new FileWatcher([file], () => changes++, { pollMs: 60_000 });
+    try {
+      await watcher.prime(new Map([[file, readByCaller]]));
+      await eventually(() => changes === 1, 2000, "the change seen at once");
+    } finally {
+      watcher.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("does not call back for the contents it was primed with", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-watch-"));
+    const file = join(dir, "config.yaml");
+    writeFileSync(file, "a: 1\n");
+    let changes = 0;
+    const watcher = new FileWatcher([file], () => changes++, { pollMs: 60_000 });
+    try {
+      await watcher.prime(new Map([[file, textHash("a: 1\n")]]));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(changes, 0);
+    } finally {
+      watcher.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
