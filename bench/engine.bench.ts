@@ -157,10 +157,15 @@ for (const row of rows) {
   console.log(`${pad(row.model, 7)}${pad(row.mode, 30)}${pad(String(row.requests), 10)}${pad(row.tokensPerSecond.toFixed(0), 10)}${pad(row.msPerToken.toFixed(2), 10)}${pad(ttft, 13)}${cost}`);
 }
 
+// The issue's goal: through HTTP, tokens/s on the tiny model costs under 10% against in-process.
+const tinyHttp = rows.filter((row) => row.model === "tiny" && !row.mode.startsWith("in-process"));
+const goals = { httpCostUnder10PctOnTinyModel: tinyHttp.every((row) => row.throughputCostPct < 10) };
+console.log(`\ngoals: ${JSON.stringify(goals)} (${tinyHttp.map((row) => `${row.mode} ${row.throughputCostPct.toFixed(1)}%`).join(", ")})`);
+
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
   "bench/results/engine.json",
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, threads: THREADS, tinyBytes: files.bytes, tinyGenerateMs: generateMs, smallBytes, smallGenerateMs, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, threads: THREADS, tinyBytes: files.bytes, tinyGenerateMs: generateMs, smallBytes, smallGenerateMs, rows, goals }, null, 2)}\n`,
 );
 console.log("\nwrote bench/results/engine.json");
 rmSync(dir, { recursive: true, force: true });
