@@ -1,0 +1,102 @@
+// The access log's destination: lines batched into few writes, never lost at exit, never blocking
+// the gateway when the log reader stalls (a real FIFO nobody reads, so writes meet EAGAIN).
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BatchedLines } from "../../src/gateway/logging.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "diatonic-log-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function lines(file: string): string[] {
+  return readFileSync(file, "utf8").split("\n").filter((line) => line !== "");
+}
+
+describe("BatchedLines", () => {
+  it("writes a batch once it is full, a partial one after flushMs or on flush, in order", async () => {
+    const file = join(dir, "batches.log");
+    const fd = openSync(file, "w");
+    try {
+      const out = new BatchedLines(fd, { batchChars: 100, flushMs: 50, maxPendingChars: 10_000 });
+      out.write(`${"a".repeat(40)}\n`);
+      out.write(`${"b".repeat(40)}\n`);
+      assert.deepEqual(lines(file), [], "under a batch: nothing written yet");
+      out.write(`${"c".repeat(40)}\n`);
+      assert.deepEqual(lines(file), ["a".repeat(40), "b".repeat(40), "c".repeat(40)], "a full batch goes out in the same call");
+      out.write("d\n");
+      await sleep(120);
+      assert.equal(lines(file).at(-1), "d", "a partial batch goes out after flushMs");
+      out.write("é 🎉\n");
+      await new Promise<void>((resolve) => out.flush(() => resolve()));
+      assert.equal(lines(file).at(-1), "é 🎉");
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("writes what is pending when the process exits, even on process.exit()", () => {
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "--input-type=module",
+        "-e",
+        `import { createGatewayLogger } from ${JSON.stringify(new URL("../../src/gateway/logging.ts", import.meta.url).href)};
+         const log = createGatewayLogger({ flushMs: 60_000 });
+         for (let i = 0; i < 5; i++) log.info({ i }, "request");
+         process.exit(0);`,
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const written = child.stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { i: number; msg: string; component: string });
+    assert.deepEqual(written.map((line) => line.i), [0, 1, 2, 3, 4]);
+    assert.equal(written[0]?.component, "gateway");
+  });
+
+  it("when the reader stalls, keeps serving: writes wait, lines beyond the cap are dropped and counted, the rest arrive once it reads", async () => {
+    const fifo = join(dir, "stalled.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const out = new BatchedLines(writer, { batchChars: 4096, flushMs: 10, maxPendingChars: 200_000 });
+      const line = `${JSON.stringify({ pad: "x".repeat(90) })}\n`;
+      const total = 5000; // ~500 kB: the pipe holds 64 kB, the cap 200 kB
+      const started = performance.now();
+      for (let i = 0; i < total; i++) out.write(line);
+      assert.ok(performance.now() - started < 1000, "writing never blocked on the full pipe");
+      let received = "";
+      const buffer = Buffer.alloc(65_536);
+      for (let idle = 0; idle < 40; ) {
+        let read = 0;
+        try {
+          read = readSync(reader, buffer, 0, buffer.length, null);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+        }
+        if (read > 0) {
+          received += buffer.toString("utf8", 0, read);
+          idle = 0;
+        } else {
+          idle++;
+          await sleep(10);
+        }
+      }
+      const got = received.split("\n").filter((text) => text !== "");
+      const note = got.map((text) => JSON.parse(text) as { dropped?: number; msg?: string }).find((entry) => entry.dropped !== undefined);
+      assert.ok(note, "a line says how many were dropped");
+      const kept = got.filter((text) => text === line.trimEnd()).length;
+      assert.equal(kept + (note.dropped ?? 0), total, "every line is either written or counted as dropped");
+      assert.ok(kept * line.length > 200_000, `at least the cap's worth arrived (${kept} lines)`);
+    } finally {
+      closeSync(writer);
+      closeSync(reader);
+    }
+  });
+});
