@@ -4,6 +4,7 @@ import type { AdapterRoute, GatewayConfig, UpstreamConfig } from "./config.ts";
 import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { UpstreamPool } from "./upstream.ts";
+import { modelRename, type ModelRename } from "./sse.ts";
 
 /** Where a model name leads: an adapter, or the base model itself. */
 export interface ModelTarget {
@@ -11,6 +12,8 @@ export interface ModelTarget {
   readonly kind: "adapter" | "base";
   readonly adapter: AdapterRoute | undefined;
   readonly upstreamModel: string;
+  /** How the upstream's `model` in responses becomes this target's name; undefined when they are the same. */
+  readonly rename: ModelRename | undefined;
   readonly upstream: UpstreamPool;
   readonly limiter: ConcurrencyLimiter;
   readonly timeoutMs: number;
@@ -81,6 +84,7 @@ export class Runtime {
       kind: "base",
       adapter: undefined,
       upstreamModel: config.baseModel.name,
+      rename: undefined,
       upstream: poolOf(config.baseModel.upstream),
       limiter: this.limiterFor(`base:${config.baseModel.name}`, config.baseModel.name, BASE_MODEL_LIMITS.concurrency, BASE_MODEL_LIMITS.queue),
       timeoutMs: BASE_MODEL_LIMITS.timeoutMs,
@@ -93,6 +97,7 @@ export class Runtime {
         kind: "adapter",
         adapter,
         upstreamModel: adapter.upstreamModel,
+        rename: modelRename(adapter.upstreamModel, adapter.name),
         upstream: poolOf(adapter.upstream),
         limiter: this.limiterFor(adapter.name, adapter.name, adapter.limits.concurrency, adapter.limits.queue),
         timeoutMs: adapter.limits.timeoutMs,

@@ -170,6 +170,25 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   server.requestTimeout = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
+    if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (req.method === "GET" && path === "/readyz") {
+      const { ready, problems } = runtime.readiness();
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      try {
+        const { body, contentType } = await metrics.render();
+        res.writeHead(200, { "content-type": contentType });
+        res.end(body);
+      } catch (error) {
+        logger.error({ err: error }, "gateway bug");
+        sendError(res, toGatewayError(error));
+      }
+      return;
+    }
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     const exchange: Exchange = {
@@ -188,22 +207,19 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       retrieval: undefined,
       prompt: undefined,
       errorCode: undefined,
+      cancel: undefined,
     };
-    const url = req.url ?? "/";
-    const query = url.indexOf("?");
-    const path = query < 0 ? url : url.slice(0, query);
+    // One listener does both: a client that goes away calls the request off, and the request is
+    // counted and logged once it has both closed and been handled (so the log has the outcome).
+    let ends = 0;
+    const ended = () => {
+      if (++ends === 2) record(exchange, path);
+    };
+    res.once("close", () => {
+      if (!res.writableFinished) exchange.cancel?.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
+      ended();
+    });
     try {
-      if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
-      if (req.method === "GET" && path === "/readyz") {
-        const { ready, problems } = runtime.readiness();
-        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
-      }
-      if (req.method === "GET" && path === "/metrics") {
-        const { body, contentType } = await metrics.render();
-        res.writeHead(200, { "content-type": contentType });
-        res.end(body);
-        return;
-      }
       const snapshot = runtime.current;
       if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
       const documentsPath = path.startsWith("/v1/adapters/") ? /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path) : null;
@@ -231,8 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       exchange.keyId = principal.keyId;
       requireScope(principal, "inference");
       if (route.kind === "models") return listModels(res, snapshot, principal, routeTarget, route.id);
-      const context: ProxyContext = { runtime, snapshot, metrics, retriever };
-      await handleInference(context, exchange, route.endpoint, routeTarget, principal);
+      await handleInference(contextFor(snapshot), exchange, route.endpoint, routeTarget, principal);
     } catch (error) {
       const failure = toGatewayError(error);
       if (failure.status === 500) logger.error({ err: error, requestId }, "gateway bug");
@@ -240,9 +255,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (failure.status === 413) res.setHeader("connection", "close");
       if (!res.destroyed) sendError(res, failure);
     } finally {
-      if (res.writableFinished || res.destroyed) record(exchange, path);
-      else res.once("close", () => record(exchange, path));
+      ended();
     }
+  }
+
+  /** The proxy's view of a snapshot, made once per configuration rather than per request. */
+  let context: ProxyContext | undefined;
+  function contextFor(snapshot: Snapshot): ProxyContext {
+    if (context?.snapshot !== snapshot) context = { runtime, snapshot, metrics, retriever };
+    return context;
   }
 
   function listModels(res: ServerResponse, snapshot: Snapshot, principal: Principal, routeTarget: ModelTarget | undefined, id: string | undefined): void {
@@ -257,11 +278,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const { res } = exchange;
     const status = res.headersSent ? res.statusCode : 499;
     const seconds = (performance.now() - exchange.started) / 1000;
-    if (path !== "/healthz" && path !== "/readyz" && path !== "/metrics") {
-      const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
-      metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
-    }
-    if (path === "/healthz" || path === "/readyz" || path === "/metrics") return;
+    const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
+    metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
     // Built by assignment rather than spreads: this runs for every request.
     const entry: Record<string, unknown> = { requestId: exchange.requestId, method: exchange.req.method, path, status, ms: Math.round(seconds * 10_000) / 10 };
     if (exchange.adapter !== "") entry.adapter = exchange.adapter;

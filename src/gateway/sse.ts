@@ -25,11 +25,57 @@ const USAGE_NULL = ',"usage":null';
 export interface ModelRename {
   readonly from: string;
   readonly to: string;
+  /** `from` and `to` as UTF-8, for bodies handled as bytes. */
+  readonly fromBytes: Buffer;
+  readonly toBytes: Buffer;
 }
 
 export function modelRename(upstreamModel: string, adapter: string): ModelRename | undefined {
   if (upstreamModel === adapter) return undefined;
-  return { from: `"model":${JSON.stringify(upstreamModel)}`, to: `"model":${JSON.stringify(adapter)}` };
+  const from = `"model":${JSON.stringify(upstreamModel)}`;
+  const to = `"model":${JSON.stringify(adapter)}`;
+  return { from, to, fromBytes: Buffer.from(from), toBytes: Buffer.from(to) };
+}
+
+/** The body with its first `model` member renamed (a response's own `model` comes before its choices). */
+export function renameModelIn(body: Buffer, rename: ModelRename): Buffer {
+  const at = body.indexOf(rename.fromBytes);
+  if (at < 0) return body;
+  return Buffer.concat([body.subarray(0, at), rename.toBytes, body.subarray(at + rename.fromBytes.length)]);
+}
+
+/**
+ * The usage of a whole JSON response, read without parsing the rest of it: the last `"usage"` key
+ * (a string inside generated text cannot match, its quotes are escaped there) and the object after
+ * it. The body is viewed as Latin-1, one character per byte, which is exact for the ASCII it looks at.
+ */
+export function usageInJson(body: Buffer): Usage | undefined {
+  const text = body.toString("latin1");
+  const key = text.lastIndexOf('"usage"');
+  if (key < 0) return undefined;
+  let at = key + 7;
+  // Only whitespace and the colon may stand between the key and its object.
+  for (let code = text.charCodeAt(at); code === 0x3a || code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09; code = text.charCodeAt(++at));
+  if (text.charCodeAt(at) !== 0x7b) return undefined;
+  const start = at;
+  let depth = 0;
+  let inString = false;
+  for (; at < text.length; at++) {
+    const code = text.charCodeAt(at);
+    if (inString) {
+      if (code === 0x5c) at++;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x7b) depth++;
+    else if (code === 0x7d && --depth === 0) {
+      try {
+        return usageOf(JSON.parse(text.slice(start, at + 1)));
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -121,8 +121,13 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.controller?.resume();
   }
 
-  text(): Promise<string> {
-    return new Promise((resolve, reject) => this.pipe(new TextSink(resolve, reject)));
+  /** The whole body. */
+  bytes(): Promise<Buffer> {
+    return new Promise((resolve, reject) => this.pipe(new BytesSink(resolve, reject)));
+  }
+
+  async text(): Promise<string> {
+    return (await this.bytes()).toString("utf8");
   }
 
   /** Reads and drops the body (so the connection can be reused). */
@@ -131,12 +136,12 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Collects a whole body as text. */
-class TextSink implements BodySink {
+/** Collects a whole body. */
+class BytesSink implements BodySink {
   private readonly chunks: Buffer[] = [];
 
   constructor(
-    private readonly resolve: (text: string) => void,
+    private readonly resolve: (body: Buffer) => void,
     private readonly reject: (error: Error) => void,
   ) {}
 
@@ -146,7 +151,7 @@ class TextSink implements BodySink {
   }
 
   onEnd(): void {
-    this.resolve(this.chunks.length === 1 ? (this.chunks[0] as Buffer).toString("utf8") : Buffer.concat(this.chunks).toString("utf8"));
+    this.resolve(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks));
   }
 
   onError(error: Error): void {
@@ -350,14 +355,14 @@ export class UpstreamPool {
   }
 
   /** Least outstanding requests among healthy replicas, starting the scan at a moving cursor to break ties. */
-  private pick(exclude: ReadonlySet<Replica>): Replica | undefined {
+  private pick(exclude: ReadonlySet<Replica> | undefined): Replica | undefined {
     const now = performance.now();
     const count = this.replicas.length;
     let best: Replica | undefined;
     this.cursor = (this.cursor + 1) % Math.max(1, count);
     for (let i = 0; i < count; i++) {
       const replica = this.replicas[(this.cursor + i) % count];
-      if (replica === undefined || !replica.healthy(now) || exclude.has(replica)) continue;
+      if (replica === undefined || !replica.healthy(now) || exclude?.has(replica)) continue;
       if (best === undefined || replica.outstanding < best.outstanding) best = replica;
     }
     return best;
@@ -366,23 +371,23 @@ export class UpstreamPool {
   /** Sends a request, retrying on another replica only while nothing has come back yet. */
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
     this.budget.deposit();
-    const tried = new Set<Replica>();
+    let tried: Set<Replica> | undefined; // made on the first retry only: most requests never need it
     let lastError: GatewayError | undefined;
     for (let attempt = 1; ; attempt++) {
       let replica = this.pick(tried);
       // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
-      if (replica === undefined && tried.size > 0 && attempt > 1) replica = this.pick(new Set());
+      if (replica === undefined && tried !== undefined) replica = this.pick(undefined);
       if (replica === undefined) throw lastError ?? this.unavailable();
-      tried.add(replica);
       const outcome = await this.attempt(replica, request, attempt);
       if (!(outcome instanceof RetryableError)) {
         if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.cancel, `status ${outcome.statusCode}`)) return outcome;
         await outcome.dump();
         lastError = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
-        continue;
+      } else {
+        lastError = outcome;
+        if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) throw outcome;
       }
-      lastError = outcome;
-      if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) throw outcome;
+      (tried ??= new Set()).add(replica);
     }
   }
 
