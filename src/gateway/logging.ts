@@ -140,6 +140,9 @@ function installExitHook(): void {
   });
 }
 
+/** The destinations of loggers made by createGatewayLogger, for the access log's direct lines. */
+const destinations = new WeakMap<Logger, BatchedLines>();
+
 /** JSON lines on stdout (pino), written in batches by `BatchedLines`. */
 export function createGatewayLogger(options: GatewayLoggerOptions = {}): Logger {
   const destination = new BatchedLines(options.fd ?? 1, {
@@ -147,5 +150,34 @@ export function createGatewayLogger(options: GatewayLoggerOptions = {}): Logger 
     flushMs: options.flushMs ?? 1000,
     maxPendingChars: options.maxPendingChars ?? 16 * 2 ** 20,
   });
-  return pino({ level: options.level ?? "info", base: { component: "gateway" } }, destination);
+  const logger = pino({ level: options.level ?? "info", base: { component: "gateway" } }, destination);
+  destinations.set(logger, destination);
+  return logger;
+}
+
+/** Logs one request: a flat record of the gateway's own fields (strings, numbers, booleans, JSON data). */
+export type AccessLog = (entry: Readonly<Record<string, unknown>>) => void;
+
+/**
+ * The access log at `info`. On a logger from createGatewayLogger the line is serialized here and
+ * handed to its destination: the same JSON pino writes (its levels, `time`, the `component`
+ * binding, then the fields and `msg`) for half the cost, since this runs once per request. Any
+ * other logger (tests, embedding code) gets the record through pino itself.
+ */
+export function accessLogFor(logger: Logger, message = "request"): AccessLog {
+  const destination = destinations.get(logger);
+  if (destination === undefined) return (entry) => logger.info(entry, message);
+  const head = `{"level":${logger.levels.values.info},"time":`;
+  const tail = `,"msg":${JSON.stringify(message)}}\n`;
+  return (entry) => {
+    if (!logger.isLevelEnabled("info")) return;
+    let line = `${head}${Date.now()},"component":"gateway"`;
+    for (const key in entry) {
+      const value = entry[key];
+      if (value === undefined) continue;
+      // Keys are the gateway's own field names: plain identifiers, nothing to escape.
+      line += `,"${key}":${typeof value === "number" ? (Number.isFinite(value) ? String(value) : "null") : JSON.stringify(value)}`;
+    }
+    destination.write(line + tail);
+  };
 }

@@ -178,6 +178,30 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(line?.status, 200);
     assert.ok(!JSON.stringify(gw.logs.lines).includes("secret prompt text"));
   });
+
+  it("request ids: a caller's plain x-request-id is kept end to end; otherwise each request gets a new one", async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${gw.gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json", ...headers },
+        body: JSON.stringify({ model: "code", messages: [{ role: "user", content: "hi" }] }),
+      });
+    const traced = await post({ "x-request-id": "trace-42.a:b" });
+    assert.equal(traced.headers.get("x-request-id"), "trace-42.a:b");
+    assert.equal(last().headers["x-request-id"], "trace-42.a:b", "sent upstream");
+    assert.equal(gw.logs.find("request").at(-1)?.requestId, "trace-42.a:b", "and logged");
+    const made = new Set<string>();
+    const variants: Record<string, string>[] = [{}, {}, { "x-request-id": 'not "plain"' }];
+    for (const headers of variants) {
+      const response = await post(headers);
+      await response.text();
+      const id = response.headers.get("x-request-id") ?? "";
+      assert.match(id, /^[0-9a-f]{12}-[0-9a-z]+$/);
+      assert.equal(last().headers["x-request-id"], id);
+      made.add(id);
+    }
+    assert.equal(made.size, 3, "every made id is new");
+  });
 });
 
 describe("logPrompts", () => {

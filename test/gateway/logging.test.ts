@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BatchedLines } from "../../src/gateway/logging.ts";
+import { pino } from "pino";
+import { accessLogFor, BatchedLines, createGatewayLogger } from "../../src/gateway/logging.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "diatonic-log-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,5 +99,41 @@ describe("BatchedLines", () => {
       closeSync(writer);
       closeSync(reader);
     }
+  });
+});
+
+describe("the access log", () => {
+  it("writes, on the gateway's own logger, the line pino would write for the same record", async () => {
+    const file = join(dir, "access.log");
+    const fd = openSync(file, "w");
+    const entries: Record<string, unknown>[] = [
+      { requestId: "r-1", method: "POST", path: "/v1/chat/completions", status: 200, ms: 0.4, adapter: "code", stream: true, promptTokens: 7 },
+      { requestId: 'odd "id"\n\u2028é🎉', method: "GET", path: "/x\\y", status: 499, ms: 12, error: "client_closed", skipped: undefined, retrieval: "skipped" },
+      { requestId: "r-3", status: 200, ms: Number.NaN, prompt: [{ role: "user", content: 'say "hi"' }] },
+    ];
+    try {
+      const logger = createGatewayLogger({ fd, batchChars: 1 });
+      const log = accessLogFor(logger);
+      for (const entry of entries) log(entry);
+      logger.level = "warn";
+      log({ requestId: "not-logged" });
+      const reference: string[] = [];
+      const viaPino = pino({ base: { component: "gateway" } }, { write: (line: string) => reference.push(line) });
+      for (const entry of entries) viaPino.info(entry, "request");
+      const withoutTime = (line: string) => ({ ...(JSON.parse(line) as Record<string, unknown>), time: 0 });
+      const written = lines(file);
+      assert.equal(written.length, entries.length, "nothing below the logger's level");
+      assert.deepEqual(written.map(withoutTime), reference.map(withoutTime));
+      assert.deepEqual(Object.keys(JSON.parse(written[0] as string) as object), Object.keys(JSON.parse(reference[0] as string) as object), "same field order");
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("goes through pino itself on any other logger", () => {
+    const seen: unknown[] = [];
+    const logger = pino({ base: null }, { write: (line: string) => seen.push(JSON.parse(line)) });
+    accessLogFor(logger)({ requestId: "r-9", status: 201 });
+    assert.deepEqual(seen.map((line) => ({ ...(line as object), time: 0 })), [{ level: 30, time: 0, requestId: "r-9", status: 201, msg: "request" }]);
   });
 });
