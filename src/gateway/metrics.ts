@@ -95,7 +95,7 @@ export class GatewayMetrics {
   /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
   inFlightSource: () => Iterable<readonly [string, number]> = () => [];
   /** Request and token counts since the last scrape, by adapter and tenant; see `countRequest`. */
-  private readonly series = new Map<string, RequestSeries>();
+  private readonly series = new Map<string, Map<string, RequestSeries>>();
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -130,12 +130,14 @@ export class GatewayMetrics {
    * the bookkeeping. The latency histograms are observed at once, with label objects made once.
    */
   countRequest(adapter: string, tenant: string, status: number, seconds: number, firstTokenSeconds: number | undefined, usage: Usage | undefined): void {
-    const key = `${adapter}\u0000${tenant}`;
-    let series = this.series.get(key);
+    // Adapter, then tenant: the config's own strings, whose hashes are cached (a joined key is not).
+    let byTenant = this.series.get(adapter);
+    if (byTenant === undefined) this.series.set(adapter, (byTenant = new Map()));
+    let series = byTenant.get(tenant);
     if (series === undefined) {
       const labels = { adapter, tenant };
       series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
-      this.series.set(key, series);
+      byTenant.set(tenant, series);
     }
     series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
     if (usage !== undefined) {
@@ -148,7 +150,7 @@ export class GatewayMetrics {
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */
   private flush(): void {
-    for (const series of this.series.values()) {
+    for (const series of [...this.series.values()].flatMap((byTenant) => [...byTenant.values()])) {
       const { labels, byStatus, tokensIn, tokensOut } = series;
       for (const [status, count] of byStatus) this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
       if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);

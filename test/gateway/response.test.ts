@@ -17,7 +17,8 @@ describe("usage from a JSON answer", () => {
 
   it("is not fooled by generated text that looks like usage, or by strings with braces and escaped quotes", () => {
     const content = 'Here: "usage": {"prompt_tokens": 999} and } { \\" "';
-    const answer = { choices: [{ message: { content } }], usage: { prompt_tokens: 5, completion_tokens: 1, note: 'a "}" inside' } };
+    const usage = { note: 'a "}" and \\ inside', prompt_tokens_details: { prompt_tokens: 999, list: [1, { total_tokens: 2 }] }, prompt_tokens: 5, completion_tokens: 1 };
+    const answer = { choices: [{ message: { content } }], usage };
     assert.deepEqual(usageInJson(bytes(answer)), { promptTokens: 5, completionTokens: 1 });
     const withoutUsage = { choices: [{ message: { content: 'the text says "usage": {"prompt_tokens": 999}' } }] };
     assert.equal(usageInJson(bytes(withoutUsage)), undefined, "a quoted key inside a string is escaped, so it is never taken for one");
