@@ -148,6 +148,7 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
       "x-request-id": exchange.requestId,
     },
     body: payload,
+    wholeBody: !exchange.stream,
     cancel,
     firstByteTimeoutMs: target.firstByteTimeoutMs,
   });
@@ -162,7 +163,14 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     return;
   }
   exchange.firstByteAt ??= performance.now();
-  const answer = await response.bytes();
+  let answer: Buffer;
+  try {
+    answer = response.complete ?? (await response.bytes());
+  } catch (error) {
+    // The answer broke off after its headers: not retried (the engine had the request), never passed on truncated.
+    if (cancel.aborted && cancel.reason instanceof GatewayError) throw cancel.reason;
+    throw new GatewayError(502, ErrorType.upstream, `upstream ${resolved.upstream.name} broke off its answer: ${(error as { code?: string }).code ?? (error as Error).message}`, "upstream_body_error");
+  }
   let out: string | Buffer = answer;
   if (response.statusCode < 300 && citations !== undefined) {
     try {

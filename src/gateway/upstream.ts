@@ -23,6 +23,12 @@ export interface UpstreamRequest {
    */
   readonly headers: Readonly<Record<string, string>> & { readonly host: string };
   readonly body?: string | Buffer;
+  /**
+   * Resolve only once the whole body is in (`UpstreamResponse.complete`), for answers that are
+   * not streamed: one wait instead of two. A body that breaks off after the headers is still not
+   * retried; reading it rejects. @default false
+   */
+  readonly wholeBody?: boolean;
   readonly cancel: Cancellation;
   /** Time allowed for response headers, and then between body chunks. */
   readonly firstByteTimeoutMs: number;
@@ -49,11 +55,14 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private started = false;
   private done = false;
   private failure: Error | undefined;
+  /** The whole body, when the request asked for it and it arrived intact (see UpstreamRequest.wholeBody). */
+  complete: Buffer | undefined;
 
   constructor(
     readonly replica: string,
     readonly attempts: number,
     private readonly cancel: Cancellation,
+    private readonly wholeBody: boolean,
     /** Headers are in (no error), or the attempt failed before them. Called once. */
     private readonly onStart: (response: UpstreamResponse, error: Error | undefined) => void,
     /** The exchange with the replica is over: body complete or failed. Called once. */
@@ -69,7 +78,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode;
     this.headers = headers;
     this.started = true;
-    this.onStart(this, undefined);
+    if (!this.wholeBody) this.onStart(this, undefined);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -90,6 +99,14 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.done = true;
     this.failure = error;
     this.cancel.bind(undefined);
+    if (this.started && this.wholeBody) {
+      // The headers came: the answer is reported now, whole or broken (reading a broken one rejects),
+      // before the end of the exchange, in the order a streamed answer reports them.
+      if (error === undefined) this.complete = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      this.onStart(this, undefined);
+      this.onFinish(error);
+      return;
+    }
     this.onFinish(error);
     if (!this.started) {
       this.started = true;
@@ -421,6 +438,7 @@ export class UpstreamPool {
         replica.origin,
         attempt,
         request.cancel,
+        request.wholeBody ?? false,
         (started, error) => {
           if (error !== undefined) {
             resolve(this.classify(error, replica, request.cancel));

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import OpenAI from "openai";
 import { afterEach, describe, it } from "node:test";
-import { hangingConnectPort, refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
+import { FIXED_TEXT, hangingConnectPort, refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
@@ -108,6 +108,19 @@ describe("gateway under upstream faults", () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     }, /upstream stream broke/);
     assert.equal(text, "Hello from", "what arrived before the reset was passed through");
+  });
+
+  it("upstream resets in the middle of a JSON answer: 502, not retried (the engine had the request), never a truncated 200", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url);
+    up.behaviour = { kind: "reset-mid-body" };
+    const failed = await apiError(gw.client().chat.completions.create(chat));
+    assert.equal(failed.status, 502);
+    assert.match(failed.message, /upstream/);
+    assert.equal(up.requests.length, 1, "the answer had begun: no retry");
+    up.behaviour = { kind: "ok" };
+    const completion = await gw.client().chat.completions.create(chat);
+    assert.equal(completion.choices[0]?.message.content, FIXED_TEXT, "the next request is served");
   });
 
   it("client abort ends the upstream request", async () => {

@@ -10,6 +10,7 @@ export type Behaviour =
   | { readonly kind: "status"; readonly status: number }
   | { readonly kind: "hang" }
   | { readonly kind: "reset-mid-stream" }
+  | { readonly kind: "reset-mid-body" }
   | { readonly kind: "slow-stream"; readonly delayMs: number; readonly chunks: number }
   | { readonly kind: "big-stream"; readonly chunks: number; readonly chunkBytes: number };
 
@@ -146,7 +147,14 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     }
     if (body?.stream !== true) {
       const text = path === "/v1/completions" ? completion(model) : chatCompletion(model);
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+      if (behaviour.kind === "reset-mid-body") {
+        res.write(text.slice(0, 40));
+        await wait(20);
+        res.socket?.resetAndDestroy();
+        return;
+      }
+      res.end(text);
       return;
     }
     const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
