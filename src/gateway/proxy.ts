@@ -167,9 +167,8 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   try {
     answer = response.complete ?? (await response.bytes());
   } catch (error) {
-    // The answer broke off after its headers: not retried (the engine had the request), never passed on truncated.
-    if (cancel.aborted && cancel.reason instanceof GatewayError) throw cancel.reason;
-    throw new GatewayError(502, ErrorType.upstream, `upstream ${resolved.upstream.name} broke off its answer: ${(error as { code?: string }).code ?? (error as Error).message}`, "upstream_body_error");
+    // Not retried (the engine had the request), never passed on truncated.
+    throw brokeOff(cancel, error as Error, `upstream ${resolved.upstream.name} broke off its answer`, "upstream_body_error");
   }
   let out: string | Buffer = answer;
   if (response.statusCode < 300 && citations !== undefined) {
@@ -208,6 +207,12 @@ async function upstreamFailure(upstream: string, response: UpstreamResponse): Pr
   const status = response.statusCode === 503 || response.statusCode === 504 ? response.statusCode : 502;
   const type = status === 504 ? ErrorType.timeout : status === 503 ? ErrorType.overloaded : ErrorType.upstream;
   return new GatewayError(status, type, `upstream ${upstream} answered ${response.statusCode}${detail}`, "upstream_error");
+}
+
+/** An answer that broke off after its headers: the request's own reason when it was called off, else a 502. */
+function brokeOff(cancel: RequestCancel, error: Error, what: string, code: string): GatewayError {
+  if (cancel.aborted && cancel.reason instanceof GatewayError) return cancel.reason;
+  return new GatewayError(502, ErrorType.upstream, `${what}: ${(error as { code?: string }).code ?? error.message}`, code);
 }
 
 function citationEvent(exchange: Exchange, citations: readonly Citation[]): string {
@@ -251,10 +256,7 @@ function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseR
         finish();
         if (cancel.aborted && !(cancel.reason instanceof GatewayError && cancel.reason.status === 504)) return;
         // Headers are gone: say so in the stream (the OpenAI SDK raises it), so truncation is never silent.
-        const failure =
-          cancel.aborted && cancel.reason instanceof GatewayError
-            ? cancel.reason
-            : new GatewayError(502, ErrorType.upstream, `upstream stream broke: ${(error as { code?: string }).code ?? error.message}`, "upstream_stream_error");
+        const failure = brokeOff(cancel, error, "upstream stream broke", "upstream_stream_error");
         exchange.errorCode = failure.code;
         if (!res.destroyed) res.end(`data: ${failure.body()}\n\n`);
       },
