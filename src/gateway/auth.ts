@@ -111,7 +111,7 @@ export class KeyStore {
  * Compares two hex SHA-256 digests in constant time: every character is looked at, with no early
  * exit (what crypto.timingSafeEqual does for buffers).
  */
-export function sameDigest(a: string, b: string): boolean {
+function sameDigest(a: string, b: string): boolean {
   if (a.length !== 64 || b.length !== 64) return false;
   let difference = 0;
   for (let i = 0; i < 64; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);

@@ -150,14 +150,16 @@ export class GatewayMetrics {
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */
   private flush(): void {
-    for (const series of [...this.series.values()].flatMap((byTenant) => [...byTenant.values()])) {
-      const { labels, byStatus, tokensIn, tokensOut } = series;
-      for (const [status, count] of byStatus) this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
-      if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);
-      if (tokensOut !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "out" }, tokensOut);
-      byStatus.clear();
-      series.tokensIn = undefined;
-      series.tokensOut = undefined;
+    for (const byTenant of this.series.values()) {
+      for (const series of byTenant.values()) {
+        const { labels, byStatus, tokensIn, tokensOut } = series;
+        for (const [status, count] of byStatus) this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
+        if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);
+        if (tokensOut !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "out" }, tokensOut);
+        byStatus.clear();
+        series.tokensIn = undefined;
+        series.tokensOut = undefined;
+      }
     }
   }
 
