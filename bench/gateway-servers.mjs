@@ -1,6 +1,7 @@
 // The two proxies bench:gateway compares, each run as production runs it: plain Node on compiled
 // JavaScript (our gateway from dist/, as its container image runs it), no TypeScript loader.
-// Forked by bench/gateway.bench.ts with `--role undici-proxy|diatonic`; BENCH_UPSTREAM is the upstream.
+// Forked by bench/gateway.bench.ts with `--role undici-proxy|diatonic`; BENCH_UPSTREAM is the upstream,
+// BENCH_KEY the API key the gateway accepts.
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -10,7 +11,6 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { stringify } from "yaml";
 
-const BENCH_KEY = "sk-bench"; // bench/gateway.bench.ts sends it
 
 const send = (message) => process.send?.(message);
 process.on("message", (message) => {
@@ -23,6 +23,7 @@ process.on("message", (message) => {
 
 const role = process.argv[process.argv.indexOf("--role") + 1];
 const upstream = process.env.BENCH_UPSTREAM ?? "";
+const apiKey = process.env.BENCH_KEY ?? "";
 
 if (role === "undici-proxy") {
   // The floor for a Node proxy: read the body, send it on with undici, pipe the answer back.
@@ -46,7 +47,7 @@ if (role === "undici-proxy") {
   if (!existsSync(compiled)) throw new Error("dist/ is missing: npm run build (bench:gateway does it first)");
   const { startGateway } = await import(compiled.href);
   const dir = mkdtempSync(join(tmpdir(), "diatonic-bench-gw-"));
-  writeFileSync(join(dir, "keys.yaml"), stringify({ keys: [{ sha256: createHash("sha256").update(BENCH_KEY).digest("hex"), tenant: "bench", adapters: ["*"], scopes: ["inference"] }] }));
+  writeFileSync(join(dir, "keys.yaml"), stringify({ keys: [{ sha256: createHash("sha256").update(apiKey).digest("hex"), tenant: "bench", adapters: ["*"], scopes: ["inference"] }] }));
   const limits = { concurrency: 1024, queue: 1024, timeoutMs: 30_000, firstByteTimeoutMs: 10_000 };
   const config = {
     apiVersion: "diatonic.ai/v1alpha1",

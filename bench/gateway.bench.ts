@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     {
       name: "diatonic",
       start: async () => {
-        const { child, port } = await forkRole("diatonic", { BENCH_UPSTREAM: upstreamUrl });
+        const { child, port } = await forkRole("diatonic", { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY });
         return { name: "diatonic", url: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", headers: { authorization: `Bearer ${KEY}` }, model: "code", pid: child.pid ?? 0, child, stop: () => stopChild(child) };
       },
     },
