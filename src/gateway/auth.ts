@@ -118,9 +118,19 @@ function sameDigest(a: string, b: string): boolean {
   return difference === 0;
 }
 
+/** Whether a character of a header value (Latin-1) is one that `\s` and trim() take as space. */
+function isSpace(code: number): boolean {
+  return code <= 0x20 || code === 0xa0;
+}
+
 function presentedKey(headers: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
   const authorization = headers.authorization;
   if (typeof authorization === "string") {
+    // The usual form, `Bearer <key>` with one space and nothing around it, without a regular
+    // expression (this runs on every request); any other spelling goes through the pattern.
+    if (authorization.startsWith("Bearer ") && !isSpace(authorization.charCodeAt(7)) && !isSpace(authorization.charCodeAt(authorization.length - 1))) {
+      return authorization.slice(7);
+    }
     const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
     return match?.[1]?.trim();
   }
