@@ -386,26 +386,52 @@ export class UpstreamPool {
   }
 
   /** Sends a request, retrying on another replica only while nothing has come back yet. */
-  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+  send(request: UpstreamRequest): Promise<UpstreamResponse> {
     this.budget.deposit();
-    let tried: Set<Replica> | undefined; // made on the first retry only: most requests never need it
-    let lastError: GatewayError | undefined;
-    for (let attempt = 1; ; attempt++) {
-      let replica = this.pick(tried);
-      // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
-      if (replica === undefined && tried !== undefined) replica = this.pick(undefined);
-      if (replica === undefined) throw lastError ?? this.unavailable();
-      const outcome = await this.attempt(replica, request, attempt);
-      if (!(outcome instanceof RetryableError)) {
-        if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.cancel, `status ${outcome.statusCode}`)) return outcome;
-        await outcome.dump();
-        lastError = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
-      } else {
-        lastError = outcome;
-        if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) throw outcome;
-      }
-      (tried ??= new Set()).add(replica);
+    // Attempts chain by callbacks: one promise per request however many attempts it takes (this is
+    // on every request's path; an async retry loop cost a promise and a wait more).
+    return new Promise((resolve, reject) => this.tryNext(request, 1, undefined, undefined, resolve, reject));
+  }
+
+  private tryNext(
+    request: UpstreamRequest,
+    attempt: number,
+    tried: Set<Replica> | undefined, // made on the first retry only: most requests never need it
+    lastError: GatewayError | undefined,
+    resolve: (response: UpstreamResponse) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    let replica = this.pick(tried);
+    // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
+    if (replica === undefined && tried !== undefined) replica = this.pick(undefined);
+    if (replica === undefined) {
+      reject(lastError ?? this.unavailable());
+      return;
     }
+    const chosen = replica;
+    // A retry starts outside the callbacks of the attempt that failed (they run inside undici).
+    const retry = (error: GatewayError) =>
+      queueMicrotask(() => {
+        try {
+          this.tryNext(request, attempt + 1, (tried ?? new Set<Replica>()).add(chosen), error, resolve, reject);
+        } catch (failure) {
+          reject(failure);
+        }
+      });
+    this.attempt(chosen, request, attempt, (outcome) => {
+      if (!(outcome instanceof RetryableError)) {
+        if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.cancel, `status ${outcome.statusCode}`)) {
+          resolve(outcome);
+          return;
+        }
+        const error = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
+        void outcome.dump().then(() => retry(error));
+      } else if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) {
+        reject(outcome);
+      } else {
+        retry(outcome);
+      }
+    });
   }
 
   private unavailable(): GatewayError {
@@ -431,41 +457,40 @@ export class UpstreamPool {
     return soonest;
   }
 
-  private attempt(replica: Replica, request: UpstreamRequest, attempt: number): Promise<UpstreamResponse | RetryableError> {
+  /** One attempt on one replica; `done` gets the response once its headers are in, or why there is none. */
+  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, done: (outcome: UpstreamResponse | RetryableError) => void): void {
     replica.outstanding++;
-    return new Promise((resolve) => {
-      const response = new UpstreamResponse(
-        replica.origin,
-        attempt,
-        request.cancel,
-        request.wholeBody ?? false,
-        (started, error) => {
-          if (error !== undefined) {
-            resolve(this.classify(error, replica, request.cancel));
-            return;
-          }
-          if (started.statusCode >= 500) this.failure(replica);
-          else this.success(replica);
-          resolve(started);
-        },
-        (error) => {
-          replica.outstanding--;
-          // A body that breaks off counts against the replica; one the client gave up on does not.
-          if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
-        },
-      );
-      replica.pool.dispatch(
-        {
-          method: request.method,
-          path: this.basePath + request.path,
-          headers: request.headers,
-          body: request.body ?? null,
-          headersTimeout: request.firstByteTimeoutMs,
-          bodyTimeout: request.firstByteTimeoutMs,
-        },
-        response,
-      );
-    });
+    const response = new UpstreamResponse(
+      replica.origin,
+      attempt,
+      request.cancel,
+      request.wholeBody ?? false,
+      (started, error) => {
+        if (error !== undefined) {
+          done(this.classify(error, replica, request.cancel));
+          return;
+        }
+        if (started.statusCode >= 500) this.failure(replica);
+        else this.success(replica);
+        done(started);
+      },
+      (error) => {
+        replica.outstanding--;
+        // A body that breaks off counts against the replica; one the client gave up on does not.
+        if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
+      },
+    );
+    replica.pool.dispatch(
+      {
+        method: request.method,
+        path: this.basePath + request.path,
+        headers: request.headers,
+        body: request.body ?? null,
+        headersTimeout: request.firstByteTimeoutMs,
+        bodyTimeout: request.firstByteTimeoutMs,
+      },
+      response,
+    );
   }
 
   private classify(error: unknown, replica: Replica, cancel: Cancellation): RetryableError {
