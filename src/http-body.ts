@@ -26,7 +26,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, tooLarge: () =>
       chunks.push(chunk);
     };
     req.on("data", onData);
-    req.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    req.once("error", reject);
+    req.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.on("error", reject);
   });
 }

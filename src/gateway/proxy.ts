@@ -144,7 +144,6 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     headers: {
       host: resolved.upstream.hostHeader,
       "content-type": "application/json",
-      accept: exchange.stream ? "text/event-stream" : "application/json",
       "x-request-id": exchange.requestId,
     },
     body: payload,

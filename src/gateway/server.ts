@@ -227,7 +227,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const ended = () => {
       if (++ends === 2) record(exchange, path);
     };
-    res.once("close", () => {
+    res.on("close", () => {
       if (!res.writableFinished) exchange.cancel?.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
       ended();
     });
