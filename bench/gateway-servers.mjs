@@ -14,6 +14,8 @@ import { stringify } from "yaml";
 
 const send = (message) => process.send?.(message);
 process.on("message", (message) => {
+  // A normal exit, so that a --cpu-prof profile is written (bench:gateway:profile).
+  if (message.type === "exit") process.exit(0);
   if (message.type === "memory") {
     globalThis.gc?.();
     const usage = process.memoryUsage();

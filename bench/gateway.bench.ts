@@ -6,11 +6,13 @@
 // SSE), memory, and a 100,000 request soak of our gateway. Prints a table and writes
 // bench/results/gateway.json.
 import { fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { Pool } from "undici";
+import type { CpuProfile } from "./cpu-profile.ts";
 
 const SELF = fileURLToPath(import.meta.url);
 const SERVERS = fileURLToPath(new URL("./gateway-servers.mjs", import.meta.url));
@@ -61,10 +63,10 @@ interface Target {
 }
 
 /** The upstream runs from TypeScript (tsx); the proxies from plain JavaScript, as production runs them. */
-function forkRole(role: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
+function forkRole(role: string, env: Record<string, string> = {}, execArgv: readonly string[] = []): Promise<{ child: ChildProcess; port: number }> {
   const typescript = role === "upstream";
   const child = fork(typescript ? SELF : SERVERS, ["--role", role], {
-    execArgv: typescript ? ["--import", "tsx", "--expose-gc"] : ["--expose-gc"],
+    execArgv: [...(typescript ? ["--import", "tsx", "--expose-gc"] : ["--expose-gc"]), ...execArgv],
     env: { ...process.env, ...env, NODE_NO_WARNINGS: "1" },
     stdio: ["ignore", "ignore", "inherit", "ipc"],
   });
@@ -382,6 +384,97 @@ async function main(): Promise<void> {
   console.log(`wrote bench/results/gateway.json (${f(result.seconds, 0)} s)`);
 }
 
+// ---- npm run bench:gateway:profile --------------------------------------------------------------
+
+const PROFILE_ROUNDS = Number(process.env.BENCH_PROFILE_ROUNDS ?? 4);
+const PROFILE_INTERVAL_US = 250;
+
+/**
+ * Where each proxy's CPU goes, per request: both run under `--cpu-prof` through the same JSON loads
+ * (alternating rounds), then their profiles are split by bench/cpu-profile.ts. The table puts the
+ * gateway's own work (auth, JSON rewriting, limits, metrics, the access log) beside what any Node
+ * proxy pays (HTTP parsing and writing, system calls, garbage collection).
+ */
+async function profile(): Promise<void> {
+  const { breakdown, CATEGORIES } = await import("./cpu-profile.ts");
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-gw-profile-"));
+  const upstream = await forkRole("upstream");
+  const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+  const roles: { name: string; env: Record<string, string>; headers: Record<string, string>; model: string; own: (url: string) => boolean }[] = [
+    { name: "undici-proxy", env: { BENCH_UPSTREAM: upstreamUrl }, headers: {}, model: "llama-base", own: (url: string) => url.endsWith("/bench/gateway-servers.mjs") },
+    { name: "diatonic", env: { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY }, headers: { authorization: `Bearer ${KEY}` }, model: "code", own: (url: string) => url.includes("/dist/") },
+  ];
+  const profiled: { name: string; target: Target; own: (url: string) => boolean; requests: number; loadCpuMs: number; loadRequests: number }[] = [];
+  for (const role of roles) {
+    const { child, port } = await forkRole(role.name, role.env, ["--cpu-prof", `--cpu-prof-dir=${join(dir, role.name)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]);
+    const target: Target = { name: role.name, url: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", headers: role.headers, model: role.model, pid: child.pid ?? 0, child, stop: () => stopChild(child) };
+    profiled.push({ name: role.name, target, own: role.own, requests: 0, loadCpuMs: 0, loadRequests: 0 });
+  }
+  for (const entry of profiled) {
+    console.error(`${entry.name}: warming up…`);
+    entry.requests += (await load(entry.target, false, { duration: 2 })).requests;
+  }
+  for (let round = 1; round <= PROFILE_ROUNDS; round++) {
+    for (const entry of round % 2 === 1 ? profiled : [...profiled].reverse()) {
+      console.error(`round ${round}: ${entry.name}…`);
+      const before = cpuMs(entry.target.pid);
+      const result = await load(entry.target, false, {});
+      if (result.errors + result.non2xx > 0) throw new Error(`${entry.name}: ${result.errors + result.non2xx} failed requests while profiling`);
+      entry.loadCpuMs += cpuMs(entry.target.pid) - before;
+      entry.loadRequests += result.requests;
+      entry.requests += result.requests;
+    }
+  }
+  const rows: Record<string, Record<string, number>> = {};
+  const ownFunctions: Record<string, { name: string; usPerRequest: number }[]> = {};
+  for (const entry of profiled) {
+    // The profile is written when the process exits normally.
+    const child = entry.target.child as ChildProcess;
+    await new Promise<void>((resolve) => {
+      child.removeAllListeners("exit");
+      child.once("exit", () => resolve());
+      child.send({ type: "exit" });
+    });
+    const files = readdirSync(join(dir, entry.name)).filter((file) => file.endsWith(".cpuprofile"));
+    if (files.length !== 1) throw new Error(`${entry.name}: expected one CPU profile in ${join(dir, entry.name)}, found ${files.length}`);
+    const split = breakdown(JSON.parse(readFileSync(join(dir, entry.name, files[0] as string), "utf8")) as CpuProfile, entry.own);
+    const perRequest = (us: number) => us / entry.requests;
+    // Start-up happens once, whatever the number of requests: left out of the per-request table.
+    rows[entry.name] = Object.fromEntries(CATEGORIES.filter((category) => category !== "start-up").map((category) => [category, perRequest(split.categories[category])]));
+    (rows[entry.name] as Record<string, number>)["CPU µs/req (/proc, loads only)"] = (entry.loadCpuMs * 1000) / Math.max(1, entry.loadRequests);
+    ownFunctions[entry.name] = split.ownFunctions.slice(0, 20).map((fn) => ({ name: fn.name, usPerRequest: perRequest(fn.us) }));
+  }
+  await stopChild(upstream.child);
+  rmSync(dir, { recursive: true, force: true });
+
+  const f = (n: number | undefined) => (n === undefined ? "-" : n.toFixed(2));
+  const names = profiled.map((entry) => entry.name);
+  const header = ["µs per request", ...names, "difference"];
+  const lines = Object.keys(rows[names[0] as string] ?? {}).map((category) => {
+    const values = names.map((name) => rows[name]?.[category]);
+    return [category, ...values.map(f), f((values[1] ?? 0) - (values[0] ?? 0))];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? "").length)));
+  const show = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
+  console.log(show(header));
+  for (const line of lines) console.log(show(line));
+  console.log(`\ndiatonic's own code by function (self time; builtins it calls, such as JSON.parse, included):`);
+  for (const fn of ownFunctions.diatonic ?? []) console.log(`  ${fn.usPerRequest.toFixed(2).padStart(6)}  ${fn.name}`);
+  console.log(`\nprofiled at ${PROFILE_INTERVAL_US} µs sampling, which slows both a little; idle is time the process waited (the load generator and the upstream share the cores).`);
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((v) => v.toFixed(1)).join(" ")}`);
+  const result = {
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg() },
+    settings: { connections: CONNECTIONS, rounds: PROFILE_ROUNDS, loadSeconds: LOAD_SECONDS, samplingIntervalUs: PROFILE_INTERVAL_US },
+    requests: Object.fromEntries(profiled.map((entry) => [entry.name, entry.requests])),
+    usPerRequest: rows,
+    ownFunctions,
+  };
+  mkdirSync("bench/results", { recursive: true });
+  writeFileSync("bench/results/gateway-profile.json", `${JSON.stringify(result, null, 2)}\n`);
+  console.log("wrote bench/results/gateway-profile.json");
+}
+
 const roleIndex = process.argv.indexOf("--role");
 if (roleIndex >= 0) await runRole(process.argv[roleIndex + 1] ?? "");
+else if (process.argv.includes("--profile")) await profile();
 else await main();
