@@ -1,4 +1,4 @@
-import { write, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { pino, type DestinationStream, type Logger } from "pino";
 
 export interface GatewayLoggerOptions {
@@ -24,15 +24,16 @@ let exitHookInstalled = false;
 /**
  * pino's destination for the access log: lines are kept in an array and written in batches, one
  * write call each. Writes are synchronous, as pino's default destination and Node's own stdout on a
- * pipe are; a descriptor that would block (EAGAIN) gets the rest asynchronously. pino's buffered
+ * pipe are; when a descriptor would block (EAGAIN), the rest of the batch is tried again every few
+ * milliseconds while serving goes on, and written first if the process exits. pino's buffered
  * destination (sonic-boom) re-measures its whole buffer on every line and hands each write to the
  * thread pool: ~5 µs of CPU a request in bench:gateway, against well under one here.
  */
 export class BatchedLines implements DestinationStream {
   private lines: string[] = [];
   private chars = 0;
-  /** An asynchronous write is under way (the descriptor said EAGAIN): lines wait for it. */
-  private blocked = false;
+  /** A batch the descriptor took only part of (EAGAIN): retried on a timer; new lines wait behind it. */
+  private stalled: { readonly data: Buffer; offset: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
   private readonly waiting: ((error?: Error) => void)[] = [];
@@ -53,13 +54,13 @@ export class BatchedLines implements DestinationStream {
     }
     this.lines.push(line);
     this.chars += line.length;
-    if (this.blocked) return;
+    if (this.stalled !== undefined) return;
     if (this.chars >= this.options.batchChars) this.writeOut();
     else if (this.timer === undefined) {
       // A partial batch goes out after flushMs, so a quiet gateway's lines are never older than that.
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        if (!this.blocked) this.writeOut();
+        if (this.stalled === undefined) this.writeOut();
       }, this.options.flushMs);
       this.timer.unref();
     }
@@ -68,12 +69,15 @@ export class BatchedLines implements DestinationStream {
   /** Writes what is pending; `done` runs once it is out. */
   flush(done?: (error?: Error) => void): void {
     if (done !== undefined) this.waiting.push(done);
-    if (!this.blocked) this.writeOut();
+    if (this.stalled === undefined) this.writeOut();
   }
 
-  /** Writes everything pending before returning, waiting out EAGAIN (process exit). */
+  /** Writes everything pending before returning, waiting out EAGAIN (process exit): a stalled batch first. */
   flushSync(): void {
-    const data = Buffer.from(this.take(), "utf8");
+    const stalled = this.stalled;
+    this.stalled = undefined;
+    const rest = Buffer.from(this.take(), "utf8");
+    const data = stalled === undefined ? rest : Buffer.concat([stalled.data.subarray(stalled.offset), rest]);
     let offset = 0;
     try {
       for (let tries = 0; tries < 1000; tries++) {
@@ -126,8 +130,8 @@ export class BatchedLines implements DestinationStream {
         const data = Buffer.from(text, "utf8");
         offset = this.writeSyncFrom(data, offset);
         if (offset < data.length) {
-          this.blocked = true;
-          this.writeLater(data, offset);
+          this.stalled = { data, offset };
+          this.retryLater();
           return;
         }
       }
@@ -137,17 +141,26 @@ export class BatchedLines implements DestinationStream {
     for (const done of this.waiting.splice(0)) done();
   }
 
-  private writeLater(data: Buffer, offset: number): void {
-    write(this.fd, data, offset, data.length - offset, null, (error, written) => {
-      if (error?.code === "EAGAIN") {
-        setTimeout(() => this.writeLater(data, offset), 5).unref();
-      } else if (error === null && offset + written < data.length) {
-        this.writeLater(data, offset + written);
-      } else {
-        this.blocked = false;
-        if (this.lines.length > 0 || this.waiting.length > 0 || this.dropped > 0) this.writeOut();
+  /**
+   * Tries the stalled batch again in a few milliseconds, synchronously like every write here (the
+   * descriptor is non-blocking, or it would not have said EAGAIN), so its progress is always known.
+   */
+  private retryLater(): void {
+    setTimeout(() => {
+      const stalled = this.stalled;
+      if (stalled === undefined) return; // written at exit meanwhile
+      try {
+        stalled.offset = this.writeSyncFrom(stalled.data, stalled.offset);
+      } catch {
+        stalled.offset = stalled.data.length; // the log pipe is gone: this batch is lost; serving goes on
       }
-    });
+      if (stalled.offset < stalled.data.length) {
+        this.retryLater();
+        return;
+      }
+      this.stalled = undefined;
+      if (this.lines.length > 0 || this.waiting.length > 0 || this.dropped > 0) this.writeOut();
+    }, 5).unref();
   }
 }
 

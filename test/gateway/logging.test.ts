@@ -1,7 +1,7 @@
 // The access log's destination: lines batched into few writes, never lost at exit, never blocking
 // the gateway when the log reader stalls (a real FIFO nobody reads, so writes meet EAGAIN).
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,6 +58,62 @@ describe("BatchedLines", () => {
     const written = child.stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { i: number; msg: string; component: string });
     assert.deepEqual(written.map((line) => line.i), [0, 1, 2, 3, 4]);
     assert.equal(written[0]?.component, "gateway");
+  });
+
+  it("at exit, a batch stalled on a full pipe goes out first, from where it stopped: nothing lost, nothing out of order", async () => {
+    const fifo = join(dir, "exit.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      // The child fills the pipe (64 kB) several times over, then exits at once: the batch the pipe
+      // refused and every line after it are still waiting when process.exit() runs.
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { openSync, constants } from "node:fs";
+           import { BatchedLines } from ${JSON.stringify(new URL("../../src/gateway/logging.ts", import.meta.url).href)};
+           const out = new BatchedLines(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK), { batchChars: 4096, flushMs: 60_000, maxPendingChars: 10_000_000 });
+           for (let i = 0; i < 3000; i++) out.write(JSON.stringify({ i, pad: "x".repeat(80) }) + "\\n");
+           process.exit(0);`,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      let done = false;
+      void exited.then(() => (done = true));
+      let received = "";
+      const buffer = Buffer.alloc(65_536);
+      await sleep(300); // the reader is slow to start: the child meets EAGAIN
+      for (let idle = 0; !done || idle < 5; ) {
+        let read = 0;
+        try {
+          read = readSync(reader, buffer, 0, buffer.length, null);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+        }
+        if (read > 0) {
+          received += buffer.toString("utf8", 0, read);
+          idle = 0;
+        } else {
+          idle++;
+          await sleep(10);
+        }
+      }
+      assert.equal(await exited, 0, stderr);
+      const numbers = received
+        .split("\n")
+        .filter((text) => text !== "")
+        .map((text) => (JSON.parse(text) as { i: number }).i);
+      assert.deepEqual(numbers, Array.from({ length: 3000 }, (_, i) => i));
+    } finally {
+      closeSync(reader);
+    }
   });
 
   it("when the reader stalls, keeps serving: writes wait, lines beyond the cap are dropped and counted, the rest arrive once it reads", async () => {
