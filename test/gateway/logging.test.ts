@@ -17,6 +17,28 @@ function lines(file: string): string[] {
   return readFileSync(file, "utf8").split("\n").filter((line) => line !== "");
 }
 
+/** Reads a non-blocking descriptor until, once `finished()`, `quietReads` reads in a row (10 ms apart) find nothing. */
+async function readUntilQuiet(fd: number, quietReads: number, finished: () => boolean = () => true): Promise<string> {
+  let received = "";
+  const buffer = Buffer.alloc(65_536);
+  for (let idle = 0; idle < quietReads; ) {
+    let read = 0;
+    try {
+      read = readSync(fd, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+    }
+    if (read > 0) {
+      received += buffer.toString("utf8", 0, read);
+      idle = 0;
+    } else {
+      if (finished()) idle++; // empty reads count only once the writer is done
+      await sleep(10);
+    }
+  }
+  return received;
+}
+
 describe("BatchedLines", () => {
   it("writes a batch once it is full, a partial one after flushMs or on flush, in order", async () => {
     const file = join(dir, "batches.log");
@@ -87,24 +109,8 @@ describe("BatchedLines", () => {
       const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
       let done = false;
       void exited.then(() => (done = true));
-      let received = "";
-      const buffer = Buffer.alloc(65_536);
       await sleep(300); // the reader is slow to start: the child meets EAGAIN
-      for (let idle = 0; !done || idle < 5; ) {
-        let read = 0;
-        try {
-          read = readSync(reader, buffer, 0, buffer.length, null);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-        }
-        if (read > 0) {
-          received += buffer.toString("utf8", 0, read);
-          idle = 0;
-        } else {
-          idle++;
-          await sleep(10);
-        }
-      }
+      const received = await readUntilQuiet(reader, 5, () => done);
       assert.equal(await exited, 0, stderr);
       const numbers = received
         .split("\n")
@@ -128,23 +134,7 @@ describe("BatchedLines", () => {
       const started = performance.now();
       for (let i = 0; i < total; i++) out.write(line);
       assert.ok(performance.now() - started < 1000, "writing never blocked on the full pipe");
-      let received = "";
-      const buffer = Buffer.alloc(65_536);
-      for (let idle = 0; idle < 40; ) {
-        let read = 0;
-        try {
-          read = readSync(reader, buffer, 0, buffer.length, null);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-        }
-        if (read > 0) {
-          received += buffer.toString("utf8", 0, read);
-          idle = 0;
-        } else {
-          idle++;
-          await sleep(10);
-        }
-      }
+      const received = await readUntilQuiet(reader, 40);
       const got = received.split("\n").filter((text) => text !== "");
       const note = got.map((text) => JSON.parse(text) as { dropped?: number; msg?: string }).find((entry) => entry.dropped !== undefined);
       assert.ok(note, "a line says how many were dropped");
