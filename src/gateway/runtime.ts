@@ -41,7 +41,8 @@ const BASE_MODEL_LIMITS = { concurrency: 64, queue: 256, timeoutMs: 300_000, fir
 export class Runtime {
   private snapshot: Snapshot | undefined;
   private readonly pools = new Map<string, { key: string; pool: UpstreamPool }>();
-  private readonly limiters = new Map<string, ConcurrencyLimiter>();
+  /** By key (`base:` + name for the base model); `adapter` is the metrics label. */
+  private readonly limiters = new Map<string, { readonly limiter: ConcurrencyLimiter; readonly adapter: string }>();
   private readonly retired = new Set<UpstreamPool>();
   readonly rateLimiter = new RateLimiter({ requestsPerMinute: 1, tokensPerMinute: 1 });
 
@@ -49,7 +50,7 @@ export class Runtime {
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
   ) {
-    metrics.inFlightSource = () => [...this.limiters].map(([key, limiter]) => [key.replace(/^base:/, ""), limiter.inFlight] as const);
+    metrics.inFlightSource = () => [...this.limiters.values()].map(({ adapter, limiter }) => [adapter, limiter.inFlight] as const);
   }
 
   get current(): Snapshot | undefined {
@@ -143,13 +144,13 @@ export class Runtime {
   }
 
   private limiterFor(key: string, adapter: string, concurrency: number, queue: number): ConcurrencyLimiter {
-    let limiter = this.limiters.get(key);
-    if (limiter === undefined) {
-      limiter = new ConcurrencyLimiter(concurrency, queue, (depth) => this.metrics.queueDepth.set({ adapter }, depth));
-      this.limiters.set(key, limiter);
-    } else {
-      limiter.update(concurrency, queue);
+    const known = this.limiters.get(key);
+    if (known !== undefined) {
+      known.limiter.update(concurrency, queue);
+      return known.limiter;
     }
+    const limiter = new ConcurrencyLimiter(concurrency, queue, (depth) => this.metrics.queueDepth.set({ adapter }, depth));
+    this.limiters.set(key, { limiter, adapter });
     return limiter;
   }
 
@@ -158,10 +159,10 @@ export class Runtime {
    * requests (they run on the old snapshot) is dropped at a later reload, once idle.
    */
   private pruneLimiters(inUse: ReadonlySet<ConcurrencyLimiter>): void {
-    for (const [key, limiter] of this.limiters) {
+    for (const [key, { limiter, adapter }] of this.limiters) {
       if (inUse.has(limiter) || limiter.inFlight > 0 || limiter.queued > 0) continue;
       this.limiters.delete(key);
-      this.metrics.queueDepth.remove({ adapter: key.replace(/^base:/, "") });
+      this.metrics.queueDepth.remove({ adapter });
     }
   }
 
