@@ -222,27 +222,55 @@ interface Row {
   cpuUsPerRequest: number;
 }
 
+type ProxyRole = "undici-proxy" | "diatonic";
+
+/** One of the two proxies from bench/gateway-servers.mjs in front of the upstream, as a load target. */
+async function startProxy(role: ProxyRole, upstreamUrl: string, execArgv: readonly string[] = []): Promise<Target> {
+  const ours = role === "diatonic";
+  const { child, port } = await forkRole(role, ours ? { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY } : { BENCH_UPSTREAM: upstreamUrl }, execArgv);
+  return {
+    name: role,
+    url: `http://127.0.0.1:${port}`,
+    path: "/v1/chat/completions",
+    headers: ours ? { authorization: `Bearer ${KEY}` } : {},
+    model: ours ? "code" : "llama-base",
+    pid: child.pid ?? 0,
+    child,
+    stop: () => stopChild(child),
+  };
+}
+
+/** Prints rows under a header, columns right-aligned (the first left-aligned with `firstLeft`). */
+function printTable(header: readonly string[], lines: readonly (readonly string[])[], options: { firstLeft?: boolean } = {}): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? "").length)));
+  const show = (cells: readonly string[]) => cells.map((cell, i) => (i === 0 && options.firstLeft === true ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
+  console.log(show(header));
+  for (const line of lines) console.log(show(line));
+}
+
+function machine(): { cpus: number; cpu: string | undefined; node: string; loadAverageAtEnd: number[] } {
+  return { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg() };
+}
+
+function machineLine(): string {
+  return `machine: ${cpus().length} cores, load average ${loadavg().map((v) => v.toFixed(1)).join(" ")}`;
+}
+
+function writeResult(file: string, result: unknown, note = ""): void {
+  mkdirSync("bench/results", { recursive: true });
+  writeFileSync(`bench/results/${file}`, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`wrote bench/results/${file}${note}`);
+}
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const upstream = await forkRole("upstream");
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   const targets: { name: string; start: () => Promise<Target | { skipped: string }> }[] = [
     { name: "direct", start: async () => ({ name: "direct", url: upstreamUrl, path: "/v1/chat/completions", headers: {}, model: "llama-base", pid: upstream.child.pid ?? 0, child: upstream.child, stop: async () => undefined }) },
-    {
-      name: "undici-proxy",
-      start: async () => {
-        const { child, port } = await forkRole("undici-proxy", { BENCH_UPSTREAM: upstreamUrl });
-        return { name: "undici-proxy", url: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", headers: {}, model: "llama-base", pid: child.pid ?? 0, child, stop: () => stopChild(child) };
-      },
-    },
+    { name: "undici-proxy", start: () => startProxy("undici-proxy", upstreamUrl) },
     { name: "portkey", start: () => startPortkey(upstream.port) },
-    {
-      name: "diatonic",
-      start: async () => {
-        const { child, port } = await forkRole("diatonic", { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY });
-        return { name: "diatonic", url: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", headers: { authorization: `Bearer ${KEY}` }, model: "code", pid: child.pid ?? 0, child, stop: () => stopChild(child) };
-      },
-    },
+    { name: "diatonic", start: () => startProxy("diatonic", upstreamUrl) },
   ];
 
   // All targets run at once (idle while another is measured); rounds alternate between them and the
@@ -369,10 +397,7 @@ async function main(): Promise<void> {
   const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
   const header = ["target", "req/s JSON", "req/s SSE", `p50 ms @${RATE}/s`, "p99 ms", "added p50", "added p99", "errors", "RSS MiB", "CPU µs/req"];
   const lines = rows.map((row) => [row.target, f(row.rps, 0), f(row.sseRps, 0), f(row.p50Ms, 3), f(row.p99Ms, 3), f(row.addedP50Ms, 3), f(row.addedP99Ms, 3), String(row.errors), f(row.rssMiB, 1), f(row.cpuUsPerRequest, 0)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? "").length)));
-  const show = (cells: string[]) => cells.map((cell, i) => cell.padStart(widths[i] ?? 0)).join("  ");
-  console.log(show(header));
-  for (const line of lines) console.log(show(line));
+  printTable(header, lines);
   for (const [name, why] of Object.entries(skipped)) console.log(`${name}: skipped: ${why}`);
   for (const [name, list] of Object.entries(notes)) for (const note of list) console.log(`${name}: ${note}`);
   if (paired) {
@@ -381,10 +406,10 @@ async function main(): Promise<void> {
   }
   if (soak) console.log(`soak (diatonic, ${soak.requests} requests, JSON and SSE): ${f(soak.rps, 0)} req/s, ${soak.errors} errors, heap after GC MiB ${soak.heapMiB.map((v) => f(v, 1)).join(" → ")}, RSS MiB ${soak.rssMiB.map((v) => f(v, 0)).join(" → ")}`);
   console.log(`goals: ${JSON.stringify(goals)}`);
-  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((v) => v.toFixed(1)).join(" ")} (other work shares these cores: compare CPU µs/req when it is high)`);
+  console.log(`${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`);
 
   const result = {
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg() },
+    machine: machine(),
     settings: { connections: CONNECTIONS, rate: RATE, latencySeconds: LATENCY_SECONDS, loadSeconds: LOAD_SECONDS, rounds: ROUNDS, pairs: PAIRS, pairSeconds: PAIR_SECONDS, soakRequests: SOAK_REQUESTS },
     rows,
     skipped,
@@ -394,9 +419,7 @@ async function main(): Promise<void> {
     goals,
     seconds: (Date.now() - startedAt) / 1000,
   };
-  mkdirSync("bench/results", { recursive: true });
-  writeFileSync("bench/results/gateway.json", `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`wrote bench/results/gateway.json (${f(result.seconds, 0)} s)`);
+  writeResult("gateway.json", result, ` (${f(result.seconds, 0)} s)`);
 }
 
 // ---- npm run bench:gateway:profile --------------------------------------------------------------
@@ -415,14 +438,14 @@ async function profile(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-gw-profile-"));
   const upstream = await forkRole("upstream");
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const roles: { name: string; env: Record<string, string>; headers: Record<string, string>; model: string; own: (url: string) => boolean }[] = [
-    { name: "undici-proxy", env: { BENCH_UPSTREAM: upstreamUrl }, headers: {}, model: "llama-base", own: (url: string) => url.endsWith("/bench/gateway-servers.mjs") },
-    { name: "diatonic", env: { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY }, headers: { authorization: `Bearer ${KEY}` }, model: "code", own: (url: string) => url.includes("/dist/") },
+  // Each one's own code: the proxy's script, our compiled gateway.
+  const roles: { name: ProxyRole; own: (url: string) => boolean }[] = [
+    { name: "undici-proxy", own: (url) => url.endsWith("/bench/gateway-servers.mjs") },
+    { name: "diatonic", own: (url) => url.includes("/dist/") },
   ];
   const profiled: { name: string; target: Target; own: (url: string) => boolean; requests: number; loadCpuMs: number; loadRequests: number }[] = [];
   for (const role of roles) {
-    const { child, port } = await forkRole(role.name, role.env, ["--cpu-prof", `--cpu-prof-dir=${join(dir, role.name)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]);
-    const target: Target = { name: role.name, url: `http://127.0.0.1:${port}`, path: "/v1/chat/completions", headers: role.headers, model: role.model, pid: child.pid ?? 0, child, stop: () => stopChild(child) };
+    const target = await startProxy(role.name, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${join(dir, role.name)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]);
     profiled.push({ name: role.name, target, own: role.own, requests: 0, loadCpuMs: 0, loadRequests: 0 });
   }
   for (const entry of profiled) {
@@ -469,24 +492,19 @@ async function profile(): Promise<void> {
     const values = names.map((name) => rows[name]?.[category]);
     return [category, ...values.map(f), f((values[1] ?? 0) - (values[0] ?? 0))];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? "").length)));
-  const show = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
-  console.log(show(header));
-  for (const line of lines) console.log(show(line));
+  printTable(header, lines, { firstLeft: true });
   console.log(`\ndiatonic's own code by function (self time; builtins it calls, such as JSON.parse, included):`);
   for (const fn of ownFunctions.diatonic ?? []) console.log(`  ${fn.usPerRequest.toFixed(2).padStart(6)}  ${fn.name}`);
   console.log(`\nprofiled at ${PROFILE_INTERVAL_US} µs sampling, which slows both a little; idle is time the process waited (the load generator and the upstream share the cores).`);
-  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((v) => v.toFixed(1)).join(" ")}`);
+  console.log(machineLine());
   const result = {
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg() },
+    machine: machine(),
     settings: { connections: CONNECTIONS, rounds: PROFILE_ROUNDS, loadSeconds: LOAD_SECONDS, samplingIntervalUs: PROFILE_INTERVAL_US },
     requests: Object.fromEntries(profiled.map((entry) => [entry.name, entry.requests])),
     usPerRequest: rows,
     ownFunctions,
   };
-  mkdirSync("bench/results", { recursive: true });
-  writeFileSync("bench/results/gateway-profile.json", `${JSON.stringify(result, null, 2)}\n`);
-  console.log("wrote bench/results/gateway-profile.json");
+  writeResult("gateway-profile.json", result);
 }
 
 const roleIndex = process.argv.indexOf("--role");
