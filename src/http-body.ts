@@ -26,7 +26,12 @@ export function readBody(req: IncomingMessage, maxBytes: number, tooLarge: () =>
       chunks.push(chunk);
     };
     req.on("data", onData);
-    req.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.on("end", () => resolve(joinChunks(chunks, size)));
     req.on("error", reject);
   });
+}
+
+/** A body's chunks as one Buffer: the chunk itself when there is one (most bodies), without a copy. */
+export function joinChunks(chunks: readonly Buffer[], size?: number): Buffer {
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
 }

@@ -2,6 +2,7 @@ import { lookup } from "node:dns/promises";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { buildConnector, errors, Pool, type Dispatcher } from "undici";
+import { joinChunks } from "../http-body.ts";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 
@@ -102,7 +103,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     if (this.started && this.wholeBody) {
       // The headers came: the answer is reported now, whole or broken (reading a broken one rejects),
       // before the end of the exchange, in the order a streamed answer reports them.
-      if (error === undefined) this.complete = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      if (error === undefined) this.complete = joinChunks(this.pending);
       this.onStart(this, undefined);
       this.onFinish(error);
       return;
@@ -168,7 +169,7 @@ class BytesSink implements BodySink {
   }
 
   onEnd(): void {
-    this.resolve(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks));
+    this.resolve(joinChunks(this.chunks));
   }
 
   onError(error: Error): void {
