@@ -4,7 +4,6 @@ import { InputError, type ExitCode } from "../errors.ts";
 /** One `diatonic <name>` subcommand. Commands parse flags and call library functions; no logic here. */
 export interface Command {
   readonly name: string;
-  readonly summary: string;
   readonly usage: string;
   run(argv: readonly string[], io: CommandIO): Promise<ExitCode>;
 }

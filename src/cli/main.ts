@@ -14,16 +14,17 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     io.stdout.write(help());
     return name === undefined ? ExitCode.badInput : ExitCode.ok;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     io.stderr.write(`diatonic: unknown command ${JSON.stringify(name)}\n\n${help()}`);
     return ExitCode.badInput;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
-    io.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
-    return ExitCode.ok;
-  }
   try {
+    const command = await entry.load();
+    if (rest.includes("--help") || rest.includes("-h")) {
+      io.stdout.write(`usage: ${command.usage}\n\n${entry.summary}\n`);
+      return ExitCode.ok;
+    }
     return await command.run(rest, io);
   } catch (error) {
     return reportError(error, io);

@@ -94,7 +94,6 @@ async function applyWith(ctx: Context, placed: EnvironmentBuild["result"]["place
 
 export const applyCommand: Command = {
   name: "apply",
-  summary: "Deploy the platform: preflight, then server-side apply phase by phase with readiness gates, prune, record the revision",
   usage: `diatonic apply ${USAGE_TAIL} [--force-conflicts] [--delete-data]`,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, "force-conflicts": { type: "boolean", default: false }, "delete-data": { type: "boolean", default: false } });
@@ -106,7 +105,6 @@ export const applyCommand: Command = {
 
 export const rollbackCommand: Command = {
   name: "rollback",
-  summary: "Re-apply a recorded revision (default: the one before the latest) through the same phases",
   usage: `diatonic rollback ${USAGE_TAIL} [--to N] [--force-conflicts]`,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, to: { type: "string" }, "force-conflicts": { type: "boolean", default: false } });
@@ -124,7 +122,6 @@ export const rollbackCommand: Command = {
 
 export const diffCommand: Command = {
   name: "diff",
-  summary: "Show what apply would change (server-side dry run vs live objects); exit 0 no changes, 1 changes",
   usage: `diatonic diff ${USAGE_TAIL}`,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, COMMON);
@@ -145,7 +142,6 @@ export const diffCommand: Command = {
 
 export const statusCommand: Command = {
   name: "status",
-  summary: "Each component's state and why, GPU slices per node, adapters, certificate expiry, the URL; --watch follows changes",
   usage: `diatonic status ${USAGE_TAIL} [--watch]`,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, watch: { type: "boolean", default: false } });
@@ -180,7 +176,6 @@ export const statusCommand: Command = {
 
 export const destroyCommand: Command = {
   name: "destroy",
-  summary: "Remove the platform in reverse order; volumes and the namespace stay unless --delete-data",
   usage: `diatonic destroy ${USAGE_TAIL} [--delete-data] [--yes]`,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, "delete-data": { type: "boolean", default: false }, yes: { type: "boolean", default: false } });

@@ -4,7 +4,6 @@ import { parseFlags, portFlag, type Command, type CommandIO } from "../command.t
 
 export const devCommand: Command = {
   name: "dev",
-  summary: "Run the platform's local stack in one process: engine, gateway with the spec's adapters, embedded vector store",
   usage: "diatonic dev [--spec FILE] [--model GGUF] [--port N] [--api-key KEY] [--data DIR]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {

@@ -41,7 +41,6 @@ async function makeTestModel(argv: readonly string[], io: CommandIO): Promise<Ex
 
 export const engineCommand: Command = {
   name: "engine",
-  summary: "Serve a GGUF model and LoRA adapters on the CPU with vLLM's API (llama.cpp); make-test-model writes tiny ones",
   usage,
   async run(argv: readonly string[], io: CommandIO) {
     if (argv[0] === "make-test-model") return makeTestModel(argv.slice(1), io);

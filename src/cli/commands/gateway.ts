@@ -8,7 +8,6 @@ const DRAIN_MS = 50_000;
 
 export const gatewayCommand: Command = {
   name: "gateway",
-  summary: "Run the OpenAI-compatible adapter gateway from a rendered gateway config",
   usage: "diatonic gateway --config FILE [--host H] [--port N]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {

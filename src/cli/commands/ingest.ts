@@ -14,7 +14,6 @@ function progressBar(io: CommandIO): (progress: IngestProgress) => void {
 
 export const ingestCommand: Command = {
   name: "ingest",
-  summary: "Chunk, embed and store documents in a RAG adapter's collection (through the gateway's admin API)",
   usage: "diatonic ingest --adapter NAME PATH ... [--gateway URL] [--api-key KEY] [--prune]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values, positionals } = parseFlags(

@@ -4,7 +4,6 @@ import { parseFlags, type Command, type CommandIO } from "../command.ts";
 
 export const modelDownloadCommand: Command = {
   name: "model-download",
-  summary: "Fetch model or LoRA files from Hugging Face onto a volume (what the rendered download Job runs)",
   usage: "diatonic model-download DIR=REPO@REVISION[#FILE] ...",
   async run(argv: readonly string[], io: CommandIO) {
     const { positionals } = parseFlags(this, argv, {}, true);

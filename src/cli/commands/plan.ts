@@ -5,7 +5,6 @@ import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
 export const planCommand: Command = {
   name: "plan",
-  summary: "Render, validate and print the GPU capacity plan: slices, placement, VRAM budget, adapters, Secrets",
   usage: "diatonic plan [--spec FILE] --env ENV [--format human|json]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, { spec: { type: "string", default: "platform.yaml" }, env: { type: "string" }, format: { type: "string" } });

@@ -12,7 +12,6 @@ const EXAMPLE = fileURLToPath(new URL("../../../examples/lab/platform.yaml", imp
 
 export const quickstartCommand: Command = {
   name: "quickstart",
-  summary: "Render and schema-check the bundled lab example for an environment (default local)",
   usage: "diatonic quickstart [--env ENV] [--out DIR]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, { env: { type: "string", default: "local" }, out: { type: "string", default: "out/lab" } });

@@ -24,7 +24,6 @@ export function summarize(build: EnvironmentBuild): string {
 
 export const renderCommand: Command = {
   name: "render",
-  summary: "Render the platform's Kubernetes objects as a Kustomize tree (--out) or a YAML stream (-o yaml)",
   usage: "diatonic render [--spec FILE] --env ENV (--out DIR | -o yaml)",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {

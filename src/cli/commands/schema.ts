@@ -6,7 +6,6 @@ import { parseFlags, type Command, type CommandIO } from "../command.ts";
 
 export const schemaCommand: Command = {
   name: "schema",
-  summary: "Print (or write with --out) the JSON Schema of platform.yaml for editor completion",
   usage: "diatonic schema [--out FILE]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, { out: { type: "string" } });

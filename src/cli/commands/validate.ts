@@ -8,7 +8,6 @@ import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
 export const validateCommand: Command = {
   name: "validate",
-  summary: "Check rendered objects (or YAML files/Kustomize trees) against the schemas and the platform's rules",
   usage: "diatonic validate [PATH ...] [--spec FILE --env ENV] [--format human|json|sarif]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values, positionals } = parseFlags(this, argv, { spec: { type: "string" }, env: { type: "string" }, format: { type: "string" } }, true);

@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { commands } from "../../src/cli/commands/index.ts";
+import { runCli } from "../support/cli.ts";
+
+describe("the diatonic command list", () => {
+  it("loads, for each listed name, the command of that name", async () => {
+    assert.equal(new Set(commands.map((entry) => entry.name)).size, commands.length, "a name is listed twice");
+    for (const entry of commands) {
+      const command = await entry.load();
+      assert.equal(command.name, entry.name);
+      assert.match(command.usage, new RegExp(`^diatonic ${entry.name}\\b`));
+    }
+  });
+
+  it("--help lists every command with its summary", async () => {
+    const run = await runCli(["--help"]);
+    assert.equal(run.code, 0);
+    const width = Math.max(...commands.map((entry) => entry.name.length));
+    for (const entry of commands) assert.ok(run.stdout.includes(`  ${entry.name.padEnd(width)}  ${entry.summary}\n`), entry.name);
+  });
+
+  it("<command> --help prints the command's usage and summary", async () => {
+    const run = await runCli(["gateway", "--help"]);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, "usage: diatonic gateway --config FILE [--host H] [--port N]\n\nRun the OpenAI-compatible adapter gateway from a rendered gateway config\n");
+  });
+
+  it("an unknown command exits 2 and shows the list", async () => {
+    const run = await runCli(["gatway"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /unknown command "gatway"/);
+    assert.match(run.stderr, /gateway +Run the OpenAI-compatible/);
+  });
+});
