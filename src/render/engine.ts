@@ -66,6 +66,8 @@ function llamaCppArgs(spec: PlatformSpec, engine: LlamaCppEngineSpec, loras: rea
   return [
     "engine",
     "--model", modelPath(spec),
+    // The name the gateway sends for the base model (the engine's default is the file's name).
+    "--served-model-name", spec.model.name,
     ...loras.flatMap((a) => ["--lora", `${a.name}=${loraPath(a)}`]),
     "--host", "0.0.0.0",
     "--port", String(ports.engine),
