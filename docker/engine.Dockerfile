@@ -13,8 +13,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/image/keep-only.mjs ./scripts/image/
+# keep-only: only the packages the engine's code loads (no vector stores, no Kubernetes client, no
+# tsx); of llama.cpp's prebuilt binaries only the CPU ones (TypeScript is an optional peer of it).
 RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && node scripts/image/keep-only.mjs engine --drop typescript \
  && rm -rf node_modules/node-llama-cpp/llama/gitRelease.bundle \
       node_modules/@node-llama-cpp/*-cuda* node_modules/@node-llama-cpp/*-vulkan \
       node_modules/@node-llama-cpp/linux-armv7l node_modules/@node-llama-cpp/linux-riscv64 \

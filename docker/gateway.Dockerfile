@@ -10,9 +10,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/image/keep-only.mjs ./scripts/image/
+# keep-only: only the packages the gateway's code loads (no llama.cpp, no Kubernetes client, no tsx).
+# Dropped: LanceDB's optional embedding functions (with onnxruntime and sharp; embeddings come from
+# the engine or TEI) and TypeScript (a peer of the Qdrant client for its types only).
 RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/@node-llama-cpp node_modules/node-llama-cpp/llama node_modules/node-llama-cpp/templates
+ && node scripts/image/keep-only.mjs gateway --drop @huggingface/transformers --drop typescript
 
 FROM node:20.19-bookworm-slim
 ENV NODE_ENV=production DIATONIC_USE_DIST=1
