@@ -40,6 +40,12 @@ class SeriesHistogram {
     return series;
   }
 
+  /** Stops rendering a series (its adapter is gone). */
+  drop(series: HistogramSeries): void {
+    const at = this.all.indexOf(series);
+    if (at >= 0) this.all.splice(at, 1);
+  }
+
   observe(series: HistogramSeries, value: number): void {
     const { buckets } = this;
     let index = 0;
@@ -70,6 +76,8 @@ class SeriesHistogram {
 interface RequestSeries {
   readonly labels: RequestLabels;
   readonly byStatus: Map<number, number>;
+  /** Every status counted since the series began: the label sets to remove when the adapter goes. */
+  readonly statuses: Set<number>;
   readonly latency: HistogramSeries;
   /** Made on the first stream. */
   timeToFirstToken: HistogramSeries | undefined;
@@ -136,16 +144,35 @@ export class GatewayMetrics {
     let series = byTenant.get(tenant);
     if (series === undefined) {
       const labels = { adapter, tenant };
-      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
+      series = { labels, byStatus: new Map(), statuses: new Set(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
       byTenant.set(tenant, series);
     }
-    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
+    const counted = series.byStatus.get(status);
+    if (counted === undefined) series.statuses.add(status); // once per status and scrape, not per request
+    series.byStatus.set(status, (counted ?? 0) + 1);
     if (usage !== undefined) {
       series.tokensIn = (series.tokensIn ?? 0) + usage.promptTokens;
       series.tokensOut = (series.tokensOut ?? 0) + usage.completionTokens;
     }
     this.latency.observe(series.latency, seconds);
     if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
+  }
+
+  /**
+   * Removes every series of an adapter the config no longer has, so that adapter churn does not grow
+   * /metrics without bound. Called once the adapter is idle (Runtime.pruneLimiters).
+   */
+  forgetAdapter(adapter: string): void {
+    const byTenant = this.series.get(adapter);
+    this.series.delete(adapter);
+    for (const series of byTenant?.values() ?? []) {
+      const { tenant } = series.labels;
+      this.latency.drop(series.latency);
+      if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
+      for (const status of series.statuses) this.requests.remove({ adapter, tenant, status: String(status) });
+      for (const direction of ["in", "out"]) this.tokens.remove({ adapter, tenant, direction });
+    }
+    for (const result of ["ok", "failed", "skipped"]) this.retrievals.remove({ adapter, result });
   }
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */

@@ -155,14 +155,15 @@ export class Runtime {
   }
 
   /**
-   * Drops the limiters of adapters the config no longer has, with their gauges. One still serving
-   * requests (they run on the old snapshot) is dropped at a later reload, once idle.
+   * Drops the limiters of adapters the config no longer has, with all their metric series. One still
+   * serving requests (they run on the old snapshot) is dropped at a later reload, once idle.
    */
   private pruneLimiters(inUse: ReadonlySet<ConcurrencyLimiter>): void {
     for (const [key, { limiter, adapter }] of this.limiters) {
       if (inUse.has(limiter) || limiter.inFlight > 0 || limiter.queued > 0) continue;
       this.limiters.delete(key);
       this.metrics.queueDepth.remove({ adapter });
+      this.metrics.forgetAdapter(adapter);
     }
   }
 
