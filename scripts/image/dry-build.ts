@@ -278,7 +278,10 @@ export function dryBuild(options: DryBuildOptions): DryImage {
   const label = basename(file);
   instructions.forEach((instruction, index) => {
     const where = `${file}:${instruction.line}`;
+    const step = `${label} ${index + 1}/${instructions.length} ${instruction.kind} (line ${instruction.line})`;
     const started = performance.now();
+    // RUN steps take seconds to minutes: say what is running before it starts.
+    if (instruction.kind === "RUN") progress(`${step}…`);
     if (instruction.kind === "FROM") {
       const major = /^node:(\d+)[.-]?/.exec(instruction.image)?.[1];
       const ours = process.versions.node.split(".")[0];
@@ -331,7 +334,7 @@ export function dryBuild(options: DryBuildOptions): DryImage {
           break;
       }
     }
-    progress(`${label} ${index + 1}/${instructions.length} ${instruction.kind} (line ${instruction.line}) ${Math.round(performance.now() - started)} ms`);
+    progress(`${step} done in ${Math.round(performance.now() - started)} ms`);
   });
   const last = stages.at(-1);
   if (last === undefined) throw new Error(`${file}: no FROM`);
