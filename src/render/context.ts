@@ -52,8 +52,10 @@ export class RenderContext {
     return { "app.kubernetes.io/name": labelValue(name), "app.kubernetes.io/instance": this.platform.name };
   }
 
+  /** An object's labels: the platform's own (`metadata.labels` of the spec), then ours. */
   labels(name: string, component: string): Record<string, string> {
     return {
+      ...this.platform.labels,
       ...this.selector(name),
       "app.kubernetes.io/component": component,
       "app.kubernetes.io/part-of": "diatonic",

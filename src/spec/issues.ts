@@ -153,6 +153,12 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
       if (valueAt(input, path) === undefined) return { path, message: "is required", fix: `add ${formatPath(path)}: ${forms}` };
       return { path, message: "does not match any accepted form", fix: forms };
     }
+    case "invalid_key": {
+      // A record key its schema refuses (a label key): say what is wrong with the key itself.
+      const key = String(path.at(-1) ?? issue.input ?? "");
+      const why = issue.issues.map((inner) => inner.message).join("; ");
+      return { path, message: `the key ${JSON.stringify(key)} ${why}`, fix: `rename or remove the key ${JSON.stringify(key)} under ${formatPath(path.slice(0, -1))}` };
+    }
     case "too_big":
       return { path, message: issue.message.replace(/^Too big: /, "too big: "), fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}` };
     case "too_small":

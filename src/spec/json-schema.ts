@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { API_VERSION, PlatformSpec } from "./schema.ts";
+import { API_VERSION, LABEL, PlatformDocument, PlatformSpec } from "./schema.ts";
 
 /** An overlay may set any subset of the spec, and `null` removes a key: no `required`, nulls allowed. */
 function optionalDeep(node: unknown): unknown {
@@ -35,7 +35,15 @@ export function platformJsonSchema(): Record<string, unknown> {
         type: "object",
         additionalProperties: false,
         required: ["name"],
-        properties: { name: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" }, labels: { type: "object", additionalProperties: { type: "string" } } },
+        properties: {
+          name: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" },
+          labels: {
+            type: "object",
+            description: PlatformDocument.shape.metadata.shape.labels.description,
+            propertyNames: { pattern: LABEL.key.source, not: { pattern: LABEL.reservedKey.source } },
+            additionalProperties: { type: "string", pattern: LABEL.value.source },
+          },
+        },
       },
       spec: specBody,
       environments: {

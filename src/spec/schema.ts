@@ -12,6 +12,20 @@ const dnsLabel = z
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit")
   .max(63, "must be at most 63 characters");
 
+/** Kubernetes label syntax, and the label keys diatonic sets itself (shared with the JSON Schema export). */
+export const LABEL = {
+  key: /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+  reservedKey: /^(app|applyset)\.kubernetes\.io\//,
+  value: /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/,
+} as const;
+
+const labelKey = z
+  .string()
+  .regex(LABEL.key, "must be a Kubernetes label key such as team or example.com/team")
+  .refine((key) => !LABEL.reservedKey.test(key), "is a label diatonic sets itself (app.kubernetes.io/*, applyset.kubernetes.io/*)");
+
+const labelValue = z.string().regex(LABEL.value, "must be a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+
 const quantity = z
   .string()
   .regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/, "must be a Kubernetes quantity such as 20Gi, 500Mi or 250m");
@@ -319,7 +333,10 @@ export const PlatformDocument = z.strictObject({
   kind: z.literal("Platform"),
   metadata: z.strictObject({
     name: dnsLabel,
-    labels: z.record(z.string(), z.string()).default({}),
+    labels: z
+      .record(labelKey, labelValue)
+      .default({})
+      .describe("labels on every rendered object and pod template: a team, a cost centre, or kube-prometheus-stack's `release` so that its Prometheus selects the ServiceMonitors and rules"),
   }),
   spec: z.record(z.string(), z.unknown()),
   environments: z.record(dnsLabel, z.record(z.string(), z.unknown())).default({}),

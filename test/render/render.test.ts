@@ -66,6 +66,22 @@ describe("render", () => {
     }
   });
 
+  it("puts the spec's metadata.labels on every object and pod template, never in a selector", () => {
+    // The example's metadata.labels: { team: ml-platform }.
+    const selectors: unknown[] = [];
+    for (const env of ENVS) {
+      for (const object of objects(env)) {
+        assert.equal(object.metadata.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name} in ${env}`);
+        const spec = (object as unknown as { spec?: { selector?: unknown; template?: { metadata?: { labels?: Record<string, string> } }; jobTemplate?: { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } } } }).spec;
+        const template = spec?.template ?? spec?.jobTemplate?.spec?.template;
+        if (template !== undefined) assert.equal(template.metadata?.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name}'s pods in ${env}`);
+        if (spec?.selector !== undefined) selectors.push(spec.selector);
+      }
+    }
+    assert.ok(selectors.length > 0);
+    assert.doesNotMatch(JSON.stringify(selectors), /ml-platform/);
+  });
+
   it("serves every adapter from one vLLM as LoRA modules, with a GPU slice and a long startup probe", () => {
     const list = objects("production");
     const engine = find(list, "Deployment", "engine") as { spec: { template: { spec: { containers: { args: string[]; resources: { limits: Record<string, string> }; startupProbe: { failureThreshold: number; periodSeconds: number } }[] } }; progressDeadlineSeconds: number } };

@@ -83,6 +83,8 @@ const cases: BadSpec[] = [
   { name: "empty file", text: "", says: ["the file is empty"] },
   { name: "bad collection name", text: replace("collection: handbook", "collection: hand book"), line: "collection", says: ["spec.adapters[1].rag.collection", "Qdrant collection name"] },
   { name: "unknown GPU sharing mode", text: replace("mode: timeSlicing, replicas: 4", "mode: mps, replicas: 4"), line: "mode: mps", says: ["spec.gpu.sharing.mode", '"none", "timeSlicing", "mig"'] },
+  { name: "a label key diatonic sets itself", text: replace("  name: t\n", "  name: t\n  labels: { app.kubernetes.io/name: mine }\n"), line: "app.kubernetes.io/name: mine", says: ["metadata.labels", "a label diatonic sets itself"] },
+  { name: "a label value Kubernetes refuses", text: replace("  name: t\n", "  name: t\n  labels: { team: ML Platform }\n"), line: "team: ML Platform", says: ["metadata.labels.team", "Kubernetes label value"] },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 
