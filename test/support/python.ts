@@ -1,5 +1,5 @@
-// Python tools the RAG tests use, each in its own venv under ~/.cache/diatonic, installed from PyPI on
-// first use (pinned), never at test time after that.
+// Python tools the tests use (the RAG stand-ins, the official Python OpenAI client), each in its own
+// venv under ~/.cache/diatonic, installed from PyPI on first use (pinned), never at test time after that.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
