@@ -55,6 +55,8 @@ describe("the official Python OpenAI client (openai 3.57.0) against the gateway"
       ["bad-key", "AuthenticationError", 401, "invalid_api_key"],
       ["not-allowed", "PermissionDeniedError", 403, "adapter_not_allowed"],
       ["bad-request", "BadRequestError", 400, "invalid_request"],
+      // No class of its own in the client: the base class, with the status and our code.
+      ["too-large", "APIStatusError", 413, "request_too_large"],
     ];
     for (const [name, errorClass, status, code] of expected) {
       assert.deepEqual({ class: check(name).class, status: check(name).status, code: check(name).code }, { class: errorClass, status, code }, name);

@@ -57,3 +57,4 @@ report("unknown-model", **error_of(lambda: client.chat.completions.create(model=
 report("bad-key", **error_of(lambda: OpenAI(base_url=f"{base}/v1", api_key="sk-wrong", max_retries=0).models.list()))
 report("not-allowed", **error_of(lambda: OpenAI(base_url=f"{base}/v1", api_key=code_only, max_retries=0).chat.completions.create(model="chatbot", messages=[{"role": "user", "content": "hi"}])))
 report("bad-request", **error_of(lambda: client.chat.completions.create(model="code", messages=[])))
+report("too-large", **error_of(lambda: client.chat.completions.create(model="code", messages=[{"role": "user", "content": "x" * 8192}])))
