@@ -4,8 +4,9 @@
 // bench/gateway-servers.mjs; `npm run bench:gateway` builds dist/ first); this process is the
 // client. Reports added p50/p99 latency at a fixed 1,000 req/s, req/s at fixed concurrency (JSON and
 // SSE), memory, and a 100,000 request soak of our gateway. Prints a table and writes
-// bench/results/gateway.json.
-import { fork, spawn, type ChildProcess } from "node:child_process";
+// bench/results/gateway.json. BENCH_PIN=1 gives each proxy a core of its own (see PIN) and writes
+// bench/results/gateway-pinned.json.
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +28,12 @@ const SOAK_REQUESTS = Number(process.env.BENCH_SOAK_REQUESTS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 16);
 const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 2);
+/**
+ * BENCH_PIN=1: every proxy on the last core alone, this process (the load generator) and the upstream
+ * on the others (taskset), so that each proxy's req/s is what a core of its own serves; unpinned,
+ * the three share every core and the ratios move with how busy the machine is.
+ */
+const PIN = process.env.BENCH_PIN === "1";
 const CHAT = { messages: [{ role: "user", content: "Say hello." }], max_tokens: 16 };
 
 type Message = { type: "ready"; port: number } | { type: "memory"; rss: number; heapUsed: number };
@@ -288,6 +295,7 @@ async function main(): Promise<void> {
       running.push(started);
     }
   }
+  if (PIN) pinCores(running, upstream.child.pid ?? 0);
   for (const target of running) {
     console.error(`${target.name}: warming up…`);
     await load(target, false, { duration: 2 });
@@ -406,11 +414,11 @@ async function main(): Promise<void> {
   }
   if (soak) console.log(`soak (diatonic, ${soak.requests} requests, JSON and SSE): ${f(soak.rps, 0)} req/s, ${soak.errors} errors, heap after GC MiB ${soak.heapMiB.map((v) => f(v, 1)).join(" → ")}, RSS MiB ${soak.rssMiB.map((v) => f(v, 0)).join(" → ")}`);
   console.log(`goals: ${JSON.stringify(goals)}`);
-  console.log(`${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`);
+  console.log(PIN ? `${machineLine()}; pinned: each proxy alone on core ${cpus().length - 1}, the load generator and the upstream on the others` : `${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`);
 
   const result = {
     machine: machine(),
-    settings: { connections: CONNECTIONS, rate: RATE, latencySeconds: LATENCY_SECONDS, loadSeconds: LOAD_SECONDS, rounds: ROUNDS, pairs: PAIRS, pairSeconds: PAIR_SECONDS, soakRequests: SOAK_REQUESTS },
+    settings: { connections: CONNECTIONS, rate: RATE, latencySeconds: LATENCY_SECONDS, loadSeconds: LOAD_SECONDS, rounds: ROUNDS, pairs: PAIRS, pairSeconds: PAIR_SECONDS, soakRequests: SOAK_REQUESTS, pinned: PIN },
     rows,
     skipped,
     notes,
@@ -419,7 +427,19 @@ async function main(): Promise<void> {
     goals,
     seconds: (Date.now() - startedAt) / 1000,
   };
-  writeResult("gateway.json", result, ` (${f(result.seconds, 0)} s)`);
+  writeResult(PIN ? "gateway-pinned.json" : "gateway.json", result, ` (${f(result.seconds, 0)} s)`);
+}
+
+/** See PIN. taskset -a moves every thread of a process; threads made later inherit it. */
+function pinCores(proxies: readonly Target[], upstreamPid: number): void {
+  const count = cpus().length;
+  if (count < 2) throw new Error(`BENCH_PIN=1 needs at least 2 cores; this machine has ${count}`);
+  const own = String(count - 1);
+  const shared = count === 2 ? "0" : `0-${count - 2}`;
+  const pin = (pid: number, cores: string) => execFileSync("taskset", ["-a", "-p", "-c", cores, String(pid)], { stdio: "ignore" });
+  pin(process.pid, shared);
+  pin(upstreamPid, shared);
+  for (const target of proxies) if (target.pid !== upstreamPid) pin(target.pid, own);
 }
 
 // ---- npm run bench:gateway:profile --------------------------------------------------------------
