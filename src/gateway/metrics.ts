@@ -75,9 +75,8 @@ class SeriesHistogram {
 /** One adapter and tenant's per-request series: label objects made once, counts kept as plain numbers. */
 interface RequestSeries {
   readonly labels: RequestLabels;
+  /** Requests by status since the last scrape; a status once seen stays (at 0), for forgetAdapter. */
   readonly byStatus: Map<number, number>;
-  /** Every status counted since the series began: the label sets to remove when the adapter goes. */
-  readonly statuses: Set<number>;
   readonly latency: HistogramSeries;
   /** Made on the first stream. */
   timeToFirstToken: HistogramSeries | undefined;
@@ -144,12 +143,10 @@ export class GatewayMetrics {
     let series = byTenant.get(tenant);
     if (series === undefined) {
       const labels = { adapter, tenant };
-      series = { labels, byStatus: new Map(), statuses: new Set(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
+      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
       byTenant.set(tenant, series);
     }
-    const counted = series.byStatus.get(status);
-    if (counted === undefined) series.statuses.add(status); // once per status and scrape, not per request
-    series.byStatus.set(status, (counted ?? 0) + 1);
+    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
     if (usage !== undefined) {
       series.tokensIn = (series.tokensIn ?? 0) + usage.promptTokens;
       series.tokensOut = (series.tokensOut ?? 0) + usage.completionTokens;
@@ -169,7 +166,7 @@ export class GatewayMetrics {
       const { tenant } = series.labels;
       this.latency.drop(series.latency);
       if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
-      for (const status of series.statuses) this.requests.remove({ adapter, tenant, status: String(status) });
+      for (const status of series.byStatus.keys()) this.requests.remove({ adapter, tenant, status: String(status) });
       for (const direction of ["in", "out"]) this.tokens.remove({ adapter, tenant, direction });
     }
     for (const result of ["ok", "failed", "skipped"]) this.retrievals.remove({ adapter, result });
@@ -180,10 +177,13 @@ export class GatewayMetrics {
     for (const byTenant of this.series.values()) {
       for (const series of byTenant.values()) {
         const { labels, byStatus, tokensIn, tokensOut } = series;
-        for (const [status, count] of byStatus) this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
+        for (const [status, count] of byStatus) {
+          if (count === 0) continue;
+          this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
+          byStatus.set(status, 0);
+        }
         if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);
         if (tokensOut !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "out" }, tokensOut);
-        byStatus.clear();
         series.tokensIn = undefined;
         series.tokensOut = undefined;
       }
