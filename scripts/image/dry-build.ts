@@ -205,9 +205,10 @@ function copyOne(from: string, to: string): void {
 /** COPY --from: a path of an earlier stage, with cp -a (modes, links and times kept). */
 function copyFromStage(sourceRoot: string, source: string, dest: string, where: string): void {
   const from = inRoot(sourceRoot, source, where);
-  if (!existsSync(from)) throw new Error(`${where}: ${source} does not exist in that stage`);
-  mkdirSync(statSync(from).isDirectory() ? dest : dirname(dest), { recursive: true });
-  const result = spawnSync("cp", ["-a", statSync(from).isDirectory() ? `${from}/.` : from, dest], { encoding: "utf8" });
+  const isDirectory = statSync(from, { throwIfNoEntry: false })?.isDirectory();
+  if (isDirectory === undefined) throw new Error(`${where}: ${source} does not exist in that stage`);
+  mkdirSync(isDirectory ? dest : dirname(dest), { recursive: true });
+  const result = spawnSync("cp", ["-a", isDirectory ? `${from}/.` : from, dest], { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`${where}: copying ${source} failed: ${result.stderr.trim()}`);
 }
 
@@ -257,7 +258,7 @@ function runStep(stage: Stage, command: readonly string[], npmCache: string, whe
     { kind: "tmpfs", source: "tmpfs", target: join(stage.root, "tmp"), readOnly: false },
     { kind: "bind", source: npmCache, target: join(stage.root, "root", ".npm"), readOnly: false },
   ];
-  const env = { PATH: DEFAULT_PATH, HOME: stage.user === "0:0" ? "/root" : "/", ...stage.env };
+  const env = { PATH: DEFAULT_PATH, HOME: userIds(stage.user).uid === 0 ? "/root" : "/", ...stage.env };
   const result = spawnSync("unshare", namespaced(stage.root, mounts, stage.user, stage.workdir, env, command), { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) {
     const output = `${result.stdout}${result.stderr}`.trim().slice(-3000);
