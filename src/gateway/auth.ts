@@ -45,11 +45,16 @@ interface StoredKey {
 }
 
 export class KeyStore {
+  /** The tenants the keys belong to. */
+  readonly tenants: ReadonlySet<string>;
+
   private constructor(
     private readonly keys: readonly StoredKey[],
     /** textHash of the keys file as read, when loaded from one. */
     readonly sourceHash?: string,
-  ) {}
+  ) {
+    this.tenants = new Set(keys.map((key) => key.principal.tenant));
+  }
 
   static readonly empty = new KeyStore([]);
 
@@ -158,6 +163,11 @@ export function requireScope(principal: Principal, scope: Scope): void {
   if (!principal.scopes.has(scope)) {
     throw new GatewayError(403, ErrorType.permission, `this API key lacks the ${scope} scope`, "missing_scope");
   }
+}
+
+/** The tenants whose requests a config and its keys can admit: the keys' own, and `anonymous` where keys are not required. */
+export function admittedTenants(mode: GatewayConfig["auth"]["mode"], store: KeyStore): ReadonlySet<string> {
+  return mode === "required" ? store.tenants : new Set([...store.tenants, ANONYMOUS.tenant]);
 }
 
 export function mayUse(principal: Principal, model: string): boolean {

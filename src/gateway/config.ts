@@ -6,27 +6,30 @@ import { API_VERSION, RagBinding, Sampling } from "../spec/schema.ts";
  * validates when it starts or reloads. One schema for both sides.
  */
 
+/** Node runs a timer of more than 2^31 − 1 ms (about 24.8 days) after 1 ms, so longer ones are refused. */
+const milliseconds = z.number().int().min(1).max(2 ** 31 - 1, "must be at most 2147483647 ms (about 24.8 days), the longest timer Node can set");
+
 export const Upstream = z.strictObject({
   /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
   url: z.url(),
   /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
   discovery: z.enum(["static", "dns"]).default("static"),
-  connectTimeoutMs: z.number().int().min(1).default(2000),
+  connectTimeoutMs: milliseconds.default(2000),
   /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
   replicas: z.array(z.url()).optional(),
   /** Passive health: eject a replica after this many failures in a row, for ejectionMs doubling up to maxEjectionMs. */
   health: z
     .strictObject({
       ejectAfterFailures: z.number().int().min(1).optional(),
-      ejectionMs: z.number().int().min(1).optional(),
-      maxEjectionMs: z.number().int().min(1).optional(),
+      ejectionMs: milliseconds.optional(),
+      maxEjectionMs: milliseconds.optional(),
       probePath: z.string().startsWith("/").optional(),
     })
     .optional(),
   /** Retries before the first byte, on another replica where there is one. */
   maxRetries: z.number().int().min(0).max(5).optional(),
   /** How often `dns` discovery resolves the host again. */
-  dnsRefreshMs: z.number().int().min(100).optional(),
+  dnsRefreshMs: milliseconds.min(100).optional(),
 });
 
 export const AdapterRoute = z.strictObject({
@@ -42,8 +45,8 @@ export const AdapterRoute = z.strictObject({
   limits: z.strictObject({
     concurrency: z.number().int().min(1),
     queue: z.number().int().min(0),
-    timeoutMs: z.number().int().min(1),
-    firstByteTimeoutMs: z.number().int().min(1),
+    timeoutMs: milliseconds,
+    firstByteTimeoutMs: milliseconds,
   }),
 });
 

@@ -117,9 +117,12 @@ export class RateLimiter {
   }
 }
 
-function rateLimited(what: string, waitMs: number, code: string): GatewayError {
+/** The error codes of a 429 from RateLimiter.admit, one per limit. */
+export const RATE_LIMIT_CODES = { requests: "rate_limit_requests", tokens: "rate_limit_tokens" } as const;
+
+function rateLimited(what: string, waitMs: number, limit: keyof typeof RATE_LIMIT_CODES): GatewayError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return new GatewayError(429, ErrorType.rateLimit, `rate limit reached for ${what}; retry after ${seconds}s`, `rate_limit_${code}`, null, {
+  return new GatewayError(429, ErrorType.rateLimit, `rate limit reached for ${what}; retry after ${seconds}s`, RATE_LIMIT_CODES[limit], null, {
     "retry-after": String(seconds),
   });
 }

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { RATE_LIMIT_CODES } from "./limits.ts";
 import type { Usage } from "./sse.ts";
 
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
@@ -162,14 +163,31 @@ export class GatewayMetrics {
   forgetAdapter(adapter: string): void {
     const byTenant = this.series.get(adapter);
     this.series.delete(adapter);
-    for (const series of byTenant?.values() ?? []) {
-      const { tenant } = series.labels;
-      this.latency.drop(series.latency);
-      if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
-      for (const status of series.byStatus.keys()) this.requests.remove({ adapter, tenant, status: String(status) });
-      for (const direction of ["in", "out"]) this.tokens.remove({ adapter, tenant, direction });
-    }
+    for (const series of byTenant?.values() ?? []) this.drop(series);
     for (const result of ["ok", "failed", "skipped"]) this.retrievals.remove({ adapter, result });
+  }
+
+  /**
+   * Removes every series of a tenant no key belongs to any more (keys rotated out, a customer gone),
+   * for the same reason. A request of that tenant still running makes its series again when it ends:
+   * Runtime forgets the tenant once more after the longest request could have run.
+   */
+  forgetTenant(tenant: string): void {
+    for (const byTenant of this.series.values()) {
+      const series = byTenant.get(tenant);
+      if (series === undefined) continue;
+      byTenant.delete(tenant);
+      this.drop(series);
+    }
+    for (const limit of Object.values(RATE_LIMIT_CODES)) this.rateLimited.remove({ tenant, limit });
+  }
+
+  private drop(series: RequestSeries): void {
+    const { adapter, tenant } = series.labels;
+    this.latency.drop(series.latency);
+    if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
+    for (const status of series.byStatus.keys()) this.requests.remove({ adapter, tenant, status: String(status) });
+    for (const direction of ["in", "out"]) this.tokens.remove({ adapter, tenant, direction });
   }
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */

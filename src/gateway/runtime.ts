@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { KeyStore } from "./auth.ts";
+import { admittedTenants, type KeyStore } from "./auth.ts";
 import type { AdapterRoute, GatewayConfig, UpstreamConfig } from "./config.ts";
 import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
 import type { GatewayMetrics } from "./metrics.ts";
@@ -34,6 +34,11 @@ export interface Snapshot {
 /** Limits for the base model, which the spec does not give any. */
 const BASE_MODEL_LIMITS = { concurrency: 64, queue: 256, timeoutMs: 300_000, firstByteTimeoutMs: 60_000 } as const;
 
+/** How long a request started under `config` may run: its longest timeout, and a margin. */
+function longestRequestMs(config: GatewayConfig): number {
+  return Math.min(2 ** 31 - 1, Math.max(BASE_MODEL_LIMITS.timeoutMs, ...config.adapters.map((adapter) => adapter.limits.timeoutMs)) + 10_000);
+}
+
 /**
  * What outlives a reload: upstream pools (kept while their settings are unchanged, so keep-alive
  * connections and health state survive), concurrency limiters and rate-limit buckets.
@@ -44,6 +49,10 @@ export class Runtime {
   /** By key (`base:` + name for the base model); `adapter` is the metrics label. */
   private readonly limiters = new Map<string, { readonly limiter: ConcurrencyLimiter; readonly adapter: string }>();
   private readonly retired = new Set<UpstreamPool>();
+  /** The tenants the current keys admit (their metric series are kept). */
+  private tenants: ReadonlySet<string> = new Set();
+  /** The longest any request started so far may run (see longestRequestMs), over every config applied. */
+  private lingerMs = 0;
   readonly rateLimiter = new RateLimiter({ requestsPerMinute: 1, tokensPerMinute: 1 });
 
   constructor(
@@ -121,14 +130,26 @@ export class Runtime {
     this.pools.clear();
     for (const [name, pool] of pools) this.pools.set(name, { key: JSON.stringify(config.upstreams[name]), pool });
     this.snapshot = snapshot;
-    // Requests already running on a retired pool finish first: destroy only after the longest timeout.
+    // Requests already running on the old snapshot finish first: a retired pool is closed, and a
+    // removed tenant's series (which such a request makes again) forgotten again, only after the
+    // longest of them could have run.
+    const lingerMs = (this.lingerMs = Math.max(this.lingerMs, longestRequestMs(config)));
     for (const [, entry] of retired) {
       this.retired.add(entry.pool);
       setTimeout(() => {
         this.retired.delete(entry.pool);
         void entry.pool.close();
-      }, 310_000).unref();
+      }, lingerMs).unref();
     }
+    const tenants = admittedTenants(config.auth.mode, keys);
+    for (const tenant of this.tenants) {
+      if (tenants.has(tenant)) continue;
+      this.metrics.forgetTenant(tenant);
+      setTimeout(() => {
+        if (!this.tenants.has(tenant)) this.metrics.forgetTenant(tenant);
+      }, lingerMs).unref();
+    }
+    this.tenants = tenants;
     return snapshot;
   }
 

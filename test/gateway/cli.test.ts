@@ -94,4 +94,14 @@ describe("diatonic gateway", () => {
     assert.match(stderr, /bad\.yaml: not a valid GatewayConfig/);
     assert.match(stderr, /server: /);
   });
+
+  it("refuses a timeout longer than a Node timer can wait (it would fire after 1 ms), naming the field", () => {
+    const config = testConfig("http://127.0.0.1:9");
+    const adapters = config.adapters.map((adapter, index) => (index === 0 ? { ...adapter, limits: { ...adapter.limits, timeoutMs: 3_000_000_000 } } : adapter));
+    assert.throws(
+      () => parseGatewayConfig(stringify({ ...config, adapters }), "long.yaml"),
+      (error: Error) => /long\.yaml: not a valid GatewayConfig/.test(error.message) && /adapters\.0\.limits\.timeoutMs: must be at most 2147483647 ms/.test(error.message),
+    );
+    assert.doesNotThrow(() => parseGatewayConfig(stringify({ ...config, adapters: adapters.map((adapter) => ({ ...adapter, limits: { ...adapter.limits, timeoutMs: 2 ** 31 - 1 } })) }), "longest.yaml"));
+  });
 });

@@ -1,6 +1,7 @@
 // The gateway's per-request metrics: counters folded in at scrape time, histograms kept per series.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { RATE_LIMIT_CODES } from "../../src/gateway/limits.ts";
 import { GatewayMetrics } from "../../src/gateway/metrics.ts";
 
 function sample(text: string, line: string): number | undefined {
@@ -34,5 +35,21 @@ describe("gateway metrics", () => {
     assert.ok(Math.abs((sample(second, 'diatonic_gateway_request_duration_seconds_sum{adapter="code",tenant="team-a"}') ?? 0) - 0.204) < 1e-9);
     const third = (await metrics.render()).body;
     assert.equal(sample(third, 'diatonic_gateway_requests_total{adapter="code",tenant="team-a",status="200"}'), 3, "a scrape with nothing new adds nothing");
+  });
+  it("forgetTenant removes the tenant's series of every adapter, its rate-limit counts included, and nothing else", async () => {
+    const metrics = new GatewayMetrics({ defaultMetrics: false });
+    for (const adapter of ["code", "chat"]) {
+      metrics.countRequest(adapter, "gone", 200, 0.01, 0.005, { promptTokens: 1, completionTokens: 2 });
+      metrics.countRequest(adapter, "kept", 200, 0.01, undefined, undefined);
+    }
+    for (const limit of Object.values(RATE_LIMIT_CODES)) metrics.rateLimited.inc({ tenant: "gone", limit });
+    metrics.rateLimited.inc({ tenant: "kept", limit: RATE_LIMIT_CODES.requests });
+    const before = (await metrics.render()).body;
+    assert.equal(before.match(/tenant="gone"/g)?.length, 2 * (1 + 2 + 2 * 20) + 2, "requests, tokens in and out, two histograms, two rate limits");
+    metrics.forgetTenant("gone");
+    const after = (await metrics.render()).body;
+    assert.doesNotMatch(after, /tenant="gone"/);
+    assert.equal(sample(after, 'diatonic_gateway_requests_total{adapter="chat",tenant="kept",status="200"}'), 1);
+    assert.equal(sample(after, 'diatonic_gateway_rate_limited_total{tenant="kept",limit="rate_limit_requests"}'), 1);
   });
 });

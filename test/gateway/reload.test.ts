@@ -60,6 +60,23 @@ describe("config reload", () => {
     assert.match(after, /diatonic_gateway_in_flight_requests\{adapter="chatbot"\}/);
   });
 
+  it("a tenant whose keys are removed leaves /metrics; the others stay", async () => {
+    const { gw } = await setup();
+    await gw.client(KEYS.code).chat.completions.create(chat("code"));
+    await gw.client(KEYS.all).chat.completions.create(chat("code"));
+    const before = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    for (const series of ["requests_total", "tokens_total", "request_duration_seconds_bucket"]) {
+      assert.match(before, new RegExp(`diatonic_gateway_${series}\\{[^}]*tenant="beta"`), series);
+    }
+    // The keys file without beta's key.
+    writeFileSync(join(gw.dir, "keys.yaml"), keysYaml().split("\n  - ").filter((entry) => !entry.includes("tenant: beta")).join("\n  - "));
+    const refused = async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${KEYS.code}` } })).status === 401;
+    await eventually(refused, 5000, "beta's key refused");
+    const after = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.doesNotMatch(after, /tenant="beta"/);
+    assert.match(after, /diatonic_gateway_requests_total\{adapter="code",tenant="acme",status="200"\} 1/);
+  });
+
   it("a bad new config is rejected and logged; the old one keeps serving", async () => {
     const { gw } = await setup();
     gw.writeConfig("apiVersion: diatonic.ai/v1alpha1\nkind: GatewayConfig\nadapters: [oops\n");
