@@ -32,8 +32,13 @@ export function parseDuration(text: string): number {
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new InputError(`--timeout ${JSON.stringify(text)} is not a duration`, "use a duration such as 90s, 15m or 1h30m");
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-  return parts.reduce((total, p) => total + Number(p[1]) * unit[p[2] as keyof typeof unit], 0);
+  const total = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2] as keyof typeof unit], 0);
+  // Phases wait on Node timers, which run a wait of more than 2^31 − 1 ms (24.8 days) after 1 ms.
+  if (total <= 0 || total > MAX_TIMEOUT_MS) throw new InputError(`--timeout ${JSON.stringify(text)} is out of range`, "use a duration above 0 and at most 24h, such as 15m");
+  return total;
 }
+
+const MAX_TIMEOUT_MS = 24 * 3_600_000;
 
 interface Context {
   readonly client: KubeClient;
