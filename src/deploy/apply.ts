@@ -8,6 +8,7 @@ import { groupByPhase, PHASES } from "./phases.ts";
 import { preflight, type PreflightInput } from "./preflight.ts";
 import type { Reporter } from "./progress.ts";
 import { hashObjects, listRevisions, readRevision, recordRevision } from "./revisions.ts";
+import { isShared, otherPlatforms, release, sharedChecks, type OtherPlatform } from "./shared.ts";
 
 export interface ApplyOptions {
   readonly client: KubeClient;
@@ -65,7 +66,7 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
   const members = options.placed.map((p) => ({ ...p, object: asMember(p.object, id) }));
   const objects = members.map((m) => m.object);
 
-  const checks = await preflight(client, { ...options.preflight, objects });
+  const checks = [...(await preflight(client, { ...options.preflight, objects })), ...(await sharedChecks(client, objects, namespace, options.forceConflicts ?? false))];
   reporter.event({ type: "preflight", checks });
   const failed = checks.filter((c) => !c.ok);
   if (failed.length > 0) {
@@ -92,7 +93,11 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
       const applied: KubeObject[] = [];
       for (const { object } of ordered) {
         const live = await client.get(object);
-        const result = await client.apply(object, { dryRun: options.dryRun ?? false, force: options.forceConflicts ?? false });
+        // A shared object another platform applied last: the preflight let it through (the same
+        // settings, or --force-conflicts); a label it was handed over with is an update's, which
+        // only a forced apply takes.
+        const takeOver = isShared(object) && live !== undefined && live.metadata.labels?.[PART_OF] !== id;
+        const result = await client.apply(object, { dryRun: options.dryRun ?? false, force: (options.forceConflicts ?? false) || takeOver });
         const action = !live ? "created" : live.metadata.resourceVersion === result.metadata.resourceVersion && !options.dryRun ? "unchanged" : options.dryRun && sameContent(live, result) ? "unchanged" : "configured";
         if (action !== "unchanged") phaseChanged++;
         reporter.event({ type: "applied", phase: phase.name, resource: resourceName(object), action });
@@ -164,6 +169,7 @@ interface PruneOptions {
 async function prune(client: KubeClient, options: PruneOptions): Promise<string[]> {
   const keep = new Set(options.keep.map((o) => `${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
   const pruned: string[] = [];
+  let others: Promise<OtherPlatform[] | undefined> | undefined;
   for (const gk of [...new Set(options.groupKinds)].sort()) {
     const [kind, ...groupParts] = gk.split(".");
     const groupName = groupParts.join(".");
@@ -176,6 +182,12 @@ async function prune(client: KubeClient, options: PruneOptions): Promise<string[
       for (const live of await client.list(apiVersion, kind, ns, `${PART_OF}=${options.id}`)) {
         if (keep.has(`${gk}|${live.metadata.namespace ?? ""}|${live.metadata.name}`)) continue;
         const resource = resourceName(live);
+        if (isShared(live)) {
+          const outcome = await release(client, live, await (others ??= otherPlatforms(client, options.namespace)), options.dryRun);
+          if (outcome.action === "hand-over") options.reporter.event({ type: "pruned", resource, handedTo: outcome.to });
+          if (outcome.action === "keep") options.reporter.event({ type: "pruned", resource, kept: true, why: outcome.why });
+          if (outcome.action !== "delete") continue;
+        }
         if (DATA_KINDS.has(kind) && !options.deleteData) {
           options.reporter.event({ type: "pruned", resource, kept: true });
           continue;

@@ -5,6 +5,7 @@ import { DATA_KINDS } from "./apply.ts";
 import { PARENT_NAME } from "./applyset.ts";
 import { liveMembers, teardownOrder } from "./inventory.ts";
 import type { Reporter } from "./progress.ts";
+import { isShared, otherPlatforms, release } from "./shared.ts";
 
 export interface DestroyOptions {
   readonly client: KubeClient;
@@ -23,8 +24,10 @@ export interface DestroyOptions {
 export async function destroyPlatform(options: DestroyOptions): Promise<{ deleted: string[]; kept: string[] }> {
   const { client, namespace } = options;
   const members = teardownOrder(await liveMembers(client, namespace));
+  const others = members.some(isShared) ? await otherPlatforms(client, namespace) : [];
   const deleted: string[] = [];
   const kept: string[] = [];
+  const namespaces: KubeObject[] = [];
   const remove = async (object: KubeObject) => {
     if (await client.delete(object, { dryRun: options.dryRun })) {
       deleted.push(resourceName(object));
@@ -32,13 +35,20 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
     }
   };
   for (const object of members) {
+    const outcome = await release(client, object, others, options.dryRun);
+    if (outcome.action !== "delete") {
+      kept.push(resourceName(object));
+      options.reporter.event(outcome.action === "hand-over" ? { type: "pruned", resource: resourceName(object), handedTo: outcome.to } : { type: "pruned", resource: resourceName(object), kept: true, why: outcome.why });
+      continue;
+    }
     if (DATA_KINDS.has(object.kind) && !options.deleteData) {
       kept.push(resourceName(object));
       options.reporter.event({ type: "pruned", resource: resourceName(object), kept: true });
       continue;
     }
-    if (object.kind === "Namespace") continue;
-    await remove(object);
+    // Namespaces go last, after the ApplySet parent that lives in the platform's own.
+    if (object.kind === "Namespace") namespaces.push(object);
+    else await remove(object);
   }
   const claims = await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`);
   for (const claim of claims) {
@@ -50,7 +60,6 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
     }
   }
   await remove({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
-  const ns = members.find((o) => o.kind === "Namespace");
-  if (ns && options.deleteData) await remove(ns);
+  for (const ns of namespaces) await remove(ns);
   return { deleted, kept };
 }

@@ -8,7 +8,8 @@ export type DeployEvent =
   | { readonly type: "readiness"; readonly phase: string; readonly resource: string; readonly state: string; readonly reason: string }
   | { readonly type: "phase-done"; readonly phase: string; readonly seconds: number; readonly changed: number }
   | { readonly type: "phase-failed"; readonly phase: string; readonly seconds: number; readonly message: string }
-  | { readonly type: "pruned"; readonly resource: string; readonly kept?: boolean }
+  /** kept: volumes and namespaces (data), or a shared object nobody could tell is unused (`why`); handedTo: a shared object left to the platform in that namespace. */
+  | { readonly type: "pruned"; readonly resource: string; readonly kept?: boolean; readonly handedTo?: string; readonly why?: string }
   | { readonly type: "done"; readonly revision: number | null; readonly changed: number; readonly pruned: number; readonly seconds: number; readonly dryRun: boolean };
 
 export interface Reporter {
@@ -71,7 +72,11 @@ export function humanReporter(out: NodeJS.WritableStream & { isTTY?: boolean }):
           current = undefined;
           break;
         case "pruned":
-          out.write(`${event.kept ? "  kept (data)" : "  pruned"} ${event.resource}\n`);
+          out.write(
+            event.handedTo !== undefined
+              ? `  handed over ${event.resource} to the platform in namespace ${event.handedTo} (it renders it too)\n`
+              : `${event.kept ? `  kept (${event.why ?? "data"})` : "  pruned"} ${event.resource}\n`,
+          );
           break;
         case "applied":
           break;

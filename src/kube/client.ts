@@ -24,6 +24,9 @@ export class ConflictError extends WorldError {
   }
 }
 
+/** The credentials may not do this (HTTP 401 or 403). */
+export class ForbiddenError extends WorldError {}
+
 /** The status object the API server returns with errors. */
 interface StatusBody {
   readonly message?: string;
@@ -99,7 +102,7 @@ export class KubeClient {
       const causes = (status.body.details?.causes ?? []).map((c) => `${c.field ?? ""} ${c.message ?? ""}`.trim());
       throw new ConflictError(resourceName(object), causes.length > 0 ? causes : [status.body.message ?? "conflict"]);
     }
-    if (status.code === 401 || status.code === 403) throw new WorldError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
+    if (status.code === 401 || status.code === 403) throw new ForbiddenError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
     throw new WorldError(`${what}${status.body.message ?? `HTTP ${status.code}`}`, status.code === 422 ? "the API server rejected the object; run `diatonic validate` and check the message" : "see the message from the API server");
   }
 
@@ -117,6 +120,16 @@ export class KubeClient {
     try {
       const body = { ...object, metadata: { ...object.metadata } } as unknown as KubernetesObject;
       return (await this.objects.patch(body, undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)) as unknown as T;
+    } catch (error) {
+      this.rethrow(error, object);
+    }
+  }
+
+  /** Sets one label with a merge patch, leaving the rest of the object as it is. */
+  async label(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">, key: string, value: string): Promise<void> {
+    try {
+      const patch = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}), labels: { [key]: value } } };
+      await this.objects.patch(patch, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     } catch (error) {
       this.rethrow(error, object);
     }

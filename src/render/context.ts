@@ -35,6 +35,12 @@ export interface RequiredSecret {
 
 export const VERSION = "0.1.0";
 
+/**
+ * Marks an object that every platform in a cluster renders alike (the NVIDIA device plugin, one per
+ * cluster); its value names what it is part of. See src/deploy/shared.ts.
+ */
+export const SHARED_ANNOTATION = "diatonic.ai/shared";
+
 /** Label values are at most 63 characters: longer names keep their start and gain a short hash. */
 export function labelValue(name: string): string {
   if (name.length <= 63) return name;

@@ -2,7 +2,7 @@ import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
-import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { names, SHARED_ANNOTATION, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { privilegedNamespace } from "./namespace.ts";
 import { serviceAccount } from "./rbac.ts";
 
@@ -92,7 +92,8 @@ export function renderGpu(ctx: RenderContext): GpuRender {
     objects.push(serviceAccount(ctx, names.devicePlugin, "gpu", false, ns) as KubeObject);
     objects.push(devicePluginDaemonSet(ctx, ns) as KubeObject);
   }
-  return { placed: objects.map((object) => ({ object, component: "gpu" })), notes };
+  const shared = objects.map((object) => ({ ...object, metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [SHARED_ANNOTATION]: "device-plugin" } } }));
+  return { placed: shared.map((object) => ({ object, component: "gpu" })), notes };
 }
 
 /**

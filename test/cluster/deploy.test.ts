@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { parseDocument } from "yaml";
 import { applyPlatform } from "../../src/deploy/apply.ts";
+import { applySetId } from "../../src/deploy/applyset.ts";
 import { humanReporter } from "../../src/deploy/progress.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { ReadinessError } from "../../src/kube/wait.ts";
@@ -115,6 +116,67 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; changed?: number });
     assert.deepEqual(events.at(-1)?.type, "done");
     assert.equal(events.at(-1)?.changed, 0);
+  });
+
+  it("two platforms share one device plugin: a different config is refused unless forced, and destroy hands it to the other", async (t) => {
+    const shared = `gpu-${randomBytes(3).toString("hex")}`;
+    const inShared: SpecEdit = (d) => d.setIn(["spec", "gpu", "devicePlugin", "namespace"], shared);
+    const a = await platform(t, { env: "production", edit: inShared });
+    const b = await platform(t, { env: "production", edit: inShared });
+    t.after(() => cluster.kubectl(["delete", "namespace", shared, "--ignore-not-found", "--wait=false"]));
+    const setReplicas = (p: Platform, replicas: number) => {
+      const doc = parseDocument(readFileSync(p.file, "utf8"));
+      doc.setIn(["spec", "gpu", "sharing", "replicas"], replicas);
+      writeFileSync(p.file, doc.toString());
+    };
+    const owner = async (kind: string) => (await cluster.kubectl(["-n", shared, "get", kind, "nvidia-device-plugin" + (kind === "configmap" ? "-config" : ""), "-o", "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}"])).trim();
+    const config = async () => cluster.kubectl(["-n", shared, "get", "configmap", "nvidia-device-plugin-config", "-o", "jsonpath={.data.config\\.yaml}"]);
+    const idOf = (p: Platform) => applySetId(p.namespace);
+
+    const first = await deploy("apply", a);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    assert.equal(await owner("daemonset"), idOf(a));
+
+    setReplicas(b, 2);
+    const refused = await deploy("apply", b);
+    assert.notEqual(refused.code, 0, "a different device plugin config is refused");
+    assert.match(refused.stdout, new RegExp(`✗ preflight shared: ConfigMap/${shared}/nvidia-device-plugin-config is also rendered by the platform in namespace ${a.namespace}, with different settings`));
+    assert.match(refused.stdout, /fix: give both platforms the same spec\.gpu .* or pass --force-conflicts/);
+    assert.equal(await owner("daemonset"), idOf(a), "nothing was applied");
+    assert.match(await config(), /replicas: 4/);
+
+    const forced = await deploy("apply", b, "--force-conflicts");
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+    assert.match(forced.stdout, /! preflight shared: ConfigMap\/.*--force-conflicts takes it over/);
+    assert.match(await config(), /replicas: 2/);
+    assert.equal(await owner("daemonset"), idOf(b));
+
+    // Both ways: the platform that planned with 4 slices a GPU is now the one refused.
+    const back = await deploy("apply", a);
+    assert.notEqual(back.code, 0);
+    assert.match(back.stdout, new RegExp(`is also rendered by the platform in namespace ${b.namespace}, with different settings`));
+
+    setReplicas(b, 4);
+    const same = await deploy("apply", b);
+    assert.equal(same.code, 0, same.stdout + same.stderr);
+    assert.match(same.stdout, new RegExp(`✓ preflight shared: DaemonSet/${shared}/nvidia-device-plugin is shared with the platform in namespace ${a.namespace}, with the same settings`));
+
+    const gone = await deploy("destroy", b, "--yes");
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr);
+    assert.match(gone.stdout, new RegExp(`handed over DaemonSet/${shared}/nvidia-device-plugin to the platform in namespace ${a.namespace}`));
+    assert.equal(await owner("daemonset"), idOf(a), "the device plugin stays, in the other platform's ApplySet");
+    assert.equal(await owner("configmap"), idOf(a));
+
+    // Handed back and forth: the hand-over's label does not stop the next apply.
+    const again = await deploy("apply", b);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal((await deploy("destroy", b, "--yes")).code, 0);
+    assert.equal((await deploy("apply", a)).code, 0);
+
+    const last = await deploy("destroy", a, "--yes");
+    assert.equal(last.code, 0, last.stdout + last.stderr);
+    assert.match(last.stdout, new RegExp(`pruned DaemonSet/${shared}/nvidia-device-plugin`));
+    assert.equal((await cluster.kubectl(["-n", shared, "get", "daemonsets,configmaps", "-l", "applyset.kubernetes.io/part-of", "-o", "name"])).trim(), "");
   });
 
   it("a production platform with GPU slices, monitoring and autoscaling comes up", async (t) => {
