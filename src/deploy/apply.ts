@@ -80,6 +80,8 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
   const union = mergeStates(before, after);
   let changed = 0;
   let parentWritten = false;
+  /** Dry run: namespaces this apply would create. The API server cannot dry-run objects inside them. */
+  const newNamespaces = new Set<string>();
 
   for (const phase of PHASES) {
     const list = groupByPhase(members).get(phase.name) ?? [];
@@ -92,7 +94,13 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
       const ordered = [...list].sort((a, b) => Number(b.object.kind === "Namespace") - Number(a.object.kind === "Namespace"));
       const applied: KubeObject[] = [];
       for (const { object } of ordered) {
+        if (options.dryRun && object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace)) {
+          phaseChanged++;
+          reporter.event({ type: "applied", phase: phase.name, resource: resourceName(object), action: "created" });
+          continue;
+        }
         const live = await client.get(object);
+        if (options.dryRun && object.kind === "Namespace" && live === undefined) newNamespaces.add(object.metadata.name);
         // A shared object another platform applied last: the preflight let it through (the same
         // settings, or --force-conflicts); a label it was handed over with is an update's, which
         // only a forced apply takes.

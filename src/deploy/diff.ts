@@ -57,7 +57,15 @@ export interface ObjectDiff {
 /** What apply would change: server-side dry run of every object against the live one. */
 export async function diffObjects(client: KubeClient, objects: readonly KubeObject[], toDelete: readonly KubeObject[]): Promise<ObjectDiff[]> {
   const diffs: ObjectDiff[] = [];
+  // The API server cannot dry-run an object in a namespace that does not exist yet: such objects
+  // are shown as rendered.
+  const newNamespaces = new Set<string>();
+  for (const object of objects) if (object.kind === "Namespace" && (await client.get(object)) === undefined) newNamespaces.add(object.metadata.name);
   for (const object of objects) {
+    if (object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace)) {
+      diffs.push({ resource: resourceName(object), change: "create", lines: lineDiff("", toYaml(normalize(object)).trimEnd()) });
+      continue;
+    }
     const live = await client.get(object);
     const dry = await client.apply(object, { dryRun: true });
     const before = live ? toYaml(normalize(live)) : "";

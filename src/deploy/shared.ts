@@ -79,6 +79,31 @@ function essence(object: KubeObject): string {
   return "";
 }
 
+/**
+ * Device plugins of other diatonic platforms in other namespaces: both would register nvidia.com/gpu
+ * on the same nodes. A warning, since a cluster may keep its GPU node pools apart.
+ */
+async function otherDevicePlugins(client: KubeClient, mine: readonly KubeObject[]): Promise<PreflightCheck[]> {
+  const plugin = mine.find((object) => object.kind === "DaemonSet");
+  if (plugin === undefined) return [];
+  let all: KubeObject[];
+  try {
+    all = await client.list("apps/v1", "DaemonSet");
+  } catch (error) {
+    if (error instanceof ForbiddenError) return [];
+    throw error;
+  }
+  return all
+    .filter((other) => isShared(other) && other.metadata.namespace !== plugin.metadata.namespace)
+    .map((other) => ({
+      check: "shared",
+      ok: true,
+      warning: true,
+      message: `another diatonic device plugin runs as ${resourceName(other)}: with ${resourceName(plugin)} beside it, two plugins would register nvidia.com/gpu on the same GPU nodes`,
+      fix: `set gpu.devicePlugin.namespace: ${other.metadata.namespace ?? ""}, so the platforms share that plugin`,
+    }));
+}
+
 /** The objects a platform rendered at its latest revision; none when it has no revision yet. */
 async function latestObjects(client: KubeClient, namespace: string): Promise<KubeObject[]> {
   const last = (await listRevisions(client, namespace)).at(-1);
@@ -99,7 +124,7 @@ export async function sharedChecks(client: KubeClient, objects: readonly KubeObj
   if (others === undefined) {
     return [{ check: "shared", ok: true, warning: true, message: "these credentials may not list ConfigMaps across namespaces, so other platforms' device plugin settings cannot be compared", fix: "apply with credentials that can list ConfigMaps cluster-wide" }];
   }
-  const checks: PreflightCheck[] = [];
+  const checks: PreflightCheck[] = await otherDevicePlugins(client, mine);
   const rendered = new Map<string, Promise<KubeObject[]>>();
   for (const object of mine) {
     const resource = resourceName(object);

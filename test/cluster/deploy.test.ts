@@ -161,6 +161,19 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(same.code, 0, same.stdout + same.stderr);
     assert.match(same.stdout, new RegExp(`✓ preflight shared: DaemonSet/${shared}/nvidia-device-plugin is shared with the platform in namespace ${a.namespace}, with the same settings`));
 
+    // A third platform with a plugin of its own would run a second plugin on the same nodes: a warning.
+    const apart = await platform(t, { env: "production" });
+    const dry = await deploy("apply", apart, "--dry-run");
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.match(dry.stdout, new RegExp(`! preflight shared: another diatonic device plugin runs as DaemonSet/${shared}/nvidia-device-plugin`));
+    assert.match(dry.stdout, new RegExp(`fix: set gpu.devicePlugin.namespace: ${shared}`));
+    // Its plugin's namespace does not exist yet: objects in it are reported, not sent to a dry run that would fail.
+    assert.match(dry.stdout, /dry run: \d+ object\(s\) would change/);
+    assert.equal((await cluster.kubectl(["get", "namespace", `${apart.name}-gpu`, "--ignore-not-found", "-o", "name"])).trim(), "", "a dry run creates nothing");
+    const diff = await deploy("diff", apart);
+    assert.equal(diff.code, 1, diff.stdout + diff.stderr);
+    assert.match(diff.stdout, new RegExp(`\\+ DaemonSet/${apart.name}-gpu/nvidia-device-plugin \\(create\\)`));
+
     const gone = await deploy("destroy", b, "--yes");
     assert.equal(gone.code, 0, gone.stdout + gone.stderr);
     assert.match(gone.stdout, new RegExp(`handed over DaemonSet/${shared}/nvidia-device-plugin to the platform in namespace ${a.namespace}`));
