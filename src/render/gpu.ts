@@ -113,7 +113,9 @@ function devicePluginDaemonSet(ctx: RenderContext, ns: string): IDaemonSet {
       selector: { matchLabels: selector },
       updateStrategy: { type: "RollingUpdate" },
       template: {
-        metadata: { labels: ctx.labels(names.devicePlugin, "gpu") },
+        // Shared by every platform in the cluster (src/deploy/shared.ts): none of a platform's own
+        // labels, so that an apply by another platform leaves the template, and the pods, alone.
+        metadata: { labels: { ...selector, "app.kubernetes.io/component": "gpu", "app.kubernetes.io/part-of": "diatonic", "app.kubernetes.io/managed-by": "diatonic" } },
         spec: {
           serviceAccountName: names.devicePlugin,
           automountServiceAccountToken: false,

@@ -133,9 +133,11 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const config = async () => cluster.kubectl(["-n", shared, "get", "configmap", "nvidia-device-plugin-config", "-o", "jsonpath={.data.config\\.yaml}"]);
     const idOf = (p: Platform) => applySetId(p.namespace);
 
+    const generation = async () => (await cluster.kubectl(["-n", shared, "get", "daemonset", "nvidia-device-plugin", "-o", "jsonpath={.metadata.generation}"])).trim();
     const first = await deploy("apply", a);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.equal(await owner("daemonset"), idOf(a));
+    const firstGeneration = await generation();
 
     setReplicas(b, 2);
     const refused = await deploy("apply", b);
@@ -160,6 +162,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const same = await deploy("apply", b);
     assert.equal(same.code, 0, same.stdout + same.stderr);
     assert.match(same.stdout, new RegExp(`✓ preflight shared: DaemonSet/${shared}/nvidia-device-plugin is shared with the platform in namespace ${a.namespace}, with the same settings`));
+    assert.equal(await generation(), firstGeneration, "another platform's apply leaves the plugin's pod template (and pods) alone");
 
     // A third platform with a plugin of its own would run a second plugin on the same nodes: a warning.
     const apart = await platform(t, { env: "production" });

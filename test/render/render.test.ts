@@ -66,7 +66,7 @@ describe("render", () => {
     }
   });
 
-  it("puts the spec's metadata.labels on every object and pod template, never in a selector", () => {
+  it("puts the spec's metadata.labels on every object and pod template (but the shared device plugin's), never in a selector", () => {
     // The example's metadata.labels: { team: ml-platform }.
     const selectors: unknown[] = [];
     for (const env of ENVS) {
@@ -74,7 +74,10 @@ describe("render", () => {
         assert.equal(object.metadata.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name} in ${env}`);
         const spec = (object as unknown as { spec?: { selector?: unknown; template?: { metadata?: { labels?: Record<string, string> } }; jobTemplate?: { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } } } }).spec;
         const template = spec?.template ?? spec?.jobTemplate?.spec?.template;
-        if (template !== undefined) assert.equal(template.metadata?.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name}'s pods in ${env}`);
+        // The device plugin's pods are every platform's (src/deploy/shared.ts): no platform's labels.
+        const shared = object.metadata.annotations?.["diatonic.ai/shared"] !== undefined;
+        if (template !== undefined && shared) assert.deepEqual(Object.keys(template.metadata?.labels ?? {}).filter((key) => key === "team" || key === "app.kubernetes.io/instance"), [], `${object.kind}/${object.metadata.name}'s pods in ${env}`);
+        else if (template !== undefined) assert.equal(template.metadata?.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name}'s pods in ${env}`);
         if (spec?.selector !== undefined) selectors.push(spec.selector);
       }
     }
