@@ -33,6 +33,12 @@ export function parseGatewayConfig(text: string, file: string): GatewayConfig {
   } catch (error) {
     throw new InputError(`${file}: not valid YAML: ${(error as Error).message}`);
   }
+  if ((document as { kind?: unknown } | null)?.kind === "Platform") {
+    throw new InputError(
+      `${file} is a platform spec (kind: Platform), not a gateway config (kind: GatewayConfig)`,
+      `to run the platform on this machine: diatonic dev --spec ${file}; on a cluster the gateway reads the config.yaml of the \`gateway\` ConfigMap that \`diatonic render\` writes`,
+    );
+  }
   const parsed = GatewayConfig.safeParse(document);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.map(String).join(".") || "(document)"}: ${issue.message}`);

@@ -1,7 +1,7 @@
 // `diatonic gateway` as a process, and the config the renderer writes loaded by the gateway itself.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -93,6 +93,13 @@ describe("diatonic gateway", () => {
     assert.equal(code, 2);
     assert.match(stderr, /bad\.yaml: not a valid GatewayConfig/);
     assert.match(stderr, /server: /);
+  });
+
+  it("says so when --config names a platform spec, and how to run one", () => {
+    assert.throws(
+      () => parseGatewayConfig(readFileSync("examples/lab/platform.yaml", "utf8"), "platform.yaml"),
+      (error: Error) => /platform\.yaml is a platform spec \(kind: Platform\), not a gateway config/.test(error.message) && /diatonic dev --spec platform\.yaml/.test((error as { fix?: string }).fix ?? ""),
+    );
   });
 
   it("refuses a timeout longer than a Node timer can wait (it would fire after 1 ms), naming the field", () => {
