@@ -8,7 +8,7 @@ import { groupByPhase, PHASES } from "./phases.ts";
 import { preflight, type PreflightInput } from "./preflight.ts";
 import type { Reporter } from "./progress.ts";
 import { hashObjects, listRevisions, readRevision, recordRevision } from "./revisions.ts";
-import { isShared, otherPlatforms, release, sharedChecks, type OtherPlatform } from "./shared.ts";
+import { isShared, otherPlatforms, release, releaseEvent, sharedChecks, type OtherPlatform } from "./shared.ts";
 
 export interface ApplyOptions {
   readonly client: KubeClient;
@@ -192,9 +192,10 @@ async function prune(client: KubeClient, options: PruneOptions): Promise<string[
         const resource = resourceName(live);
         if (isShared(live)) {
           const outcome = await release(client, live, await (others ??= otherPlatforms(client, options.namespace)), options.dryRun);
-          if (outcome.action === "hand-over") options.reporter.event({ type: "pruned", resource, handedTo: outcome.to });
-          if (outcome.action === "keep") options.reporter.event({ type: "pruned", resource, kept: true, why: outcome.why });
-          if (outcome.action !== "delete") continue;
+          if (outcome.action !== "delete") {
+            options.reporter.event(releaseEvent(resource, outcome));
+            continue;
+          }
         }
         if (DATA_KINDS.has(kind) && !options.deleteData) {
           options.reporter.event({ type: "pruned", resource, kept: true });

@@ -5,7 +5,7 @@ import { DATA_KINDS } from "./apply.ts";
 import { PARENT_NAME } from "./applyset.ts";
 import { liveMembers, teardownOrder } from "./inventory.ts";
 import type { Reporter } from "./progress.ts";
-import { isShared, otherPlatforms, release } from "./shared.ts";
+import { isShared, otherPlatforms, release, releaseEvent } from "./shared.ts";
 
 export interface DestroyOptions {
   readonly client: KubeClient;
@@ -38,7 +38,7 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
     const outcome = await release(client, object, others, options.dryRun);
     if (outcome.action !== "delete") {
       kept.push(resourceName(object));
-      options.reporter.event(outcome.action === "hand-over" ? { type: "pruned", resource: resourceName(object), handedTo: outcome.to } : { type: "pruned", resource: resourceName(object), kept: true, why: outcome.why });
+      options.reporter.event(releaseEvent(resourceName(object), outcome));
       continue;
     }
     if (DATA_KINDS.has(object.kind) && !options.deleteData) {

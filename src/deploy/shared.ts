@@ -7,6 +7,7 @@ import { SHARED_ANNOTATION, type KubeObject } from "../render/context.ts";
 import { applySetId, PARENT_NAME, PART_OF, readParent } from "./applyset.ts";
 import { listRevisions, readRevision } from "./revisions.ts";
 import type { PreflightCheck } from "./preflight.ts";
+import type { DeployEvent } from "./progress.ts";
 
 export function isShared(object: Pick<KubeObject, "metadata">): boolean {
   return object.metadata.annotations?.[SHARED_ANNOTATION] !== undefined;
@@ -65,6 +66,11 @@ export async function release(client: KubeClient, object: KubeObject, others: re
   if (heir === undefined) return { action: "delete" };
   if (!dryRun) await client.label(object, PART_OF, heir.id);
   return { action: "hand-over", to: heir.namespace };
+}
+
+/** How a member that was not deleted is reported (destroy and prune). */
+export function releaseEvent(resource: string, outcome: Exclude<Release, { action: "delete" }>): DeployEvent {
+  return outcome.action === "hand-over" ? { type: "pruned", resource, handedTo: outcome.to } : { type: "pruned", resource, kept: true, why: outcome.why };
 }
 
 /** What decides a shared object's effect on the GPUs: the device plugin's config and image and where it runs. */
@@ -128,8 +134,8 @@ export async function sharedChecks(client: KubeClient, objects: readonly KubeObj
   const rendered = new Map<string, Promise<KubeObject[]>>();
   for (const object of mine) {
     const resource = resourceName(object);
+    const home = homeOf(object);
     for (const other of others) {
-      const home = homeOf(object);
       if (home === undefined || !other.namespaces.includes(home)) continue;
       let theirs = rendered.get(other.namespace);
       if (theirs === undefined) rendered.set(other.namespace, (theirs = latestObjects(client, other.namespace)));

@@ -6,8 +6,11 @@ import { API_VERSION, RagBinding, Sampling } from "../spec/schema.ts";
  * validates when it starts or reloads. One schema for both sides.
  */
 
-/** Node runs a timer of more than 2^31 − 1 ms (about 24.8 days) after 1 ms, so longer ones are refused. */
-const milliseconds = z.number().int().min(1).max(2 ** 31 - 1, "must be at most 2147483647 ms (about 24.8 days), the longest timer Node can set");
+/** The longest wait a Node timer takes (about 24.8 days): a longer one runs after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Durations the gateway waits out on timers, so longer ones than MAX_TIMER_MS are refused. */
+const milliseconds = z.number().int().min(1).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node can set`);
 
 export const Upstream = z.strictObject({
   /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */

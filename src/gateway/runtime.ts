@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { admittedTenants, type KeyStore } from "./auth.ts";
-import type { AdapterRoute, GatewayConfig, UpstreamConfig } from "./config.ts";
+import { MAX_TIMER_MS, type AdapterRoute, type GatewayConfig, type UpstreamConfig } from "./config.ts";
 import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { UpstreamPool } from "./upstream.ts";
@@ -36,7 +36,7 @@ const BASE_MODEL_LIMITS = { concurrency: 64, queue: 256, timeoutMs: 300_000, fir
 
 /** How long a request started under `config` may run: its longest timeout, and a margin. */
 function longestRequestMs(config: GatewayConfig): number {
-  return Math.min(2 ** 31 - 1, Math.max(BASE_MODEL_LIMITS.timeoutMs, ...config.adapters.map((adapter) => adapter.limits.timeoutMs)) + 10_000);
+  return Math.min(MAX_TIMER_MS, Math.max(BASE_MODEL_LIMITS.timeoutMs, ...config.adapters.map((adapter) => adapter.limits.timeoutMs)) + 10_000);
 }
 
 /**

@@ -41,6 +41,11 @@ export const VERSION = "0.1.0";
  */
 export const SHARED_ANNOTATION = "diatonic.ai/shared";
 
+/** The labels diatonic puts on everything it renders, whichever platform renders it. */
+export function toolLabels(component: string): Record<string, string> {
+  return { "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "diatonic", "app.kubernetes.io/managed-by": "diatonic" };
+}
+
 /** Label values are at most 63 characters: longer names keep their start and gain a short hash. */
 export function labelValue(name: string): string {
   if (name.length <= 63) return name;
@@ -60,14 +65,7 @@ export class RenderContext {
 
   /** An object's labels: the platform's own (`metadata.labels` of the spec), then ours. */
   labels(name: string, component: string): Record<string, string> {
-    return {
-      ...this.platform.labels,
-      ...this.selector(name),
-      "app.kubernetes.io/component": component,
-      "app.kubernetes.io/part-of": "diatonic",
-      "app.kubernetes.io/managed-by": "diatonic",
-      "app.kubernetes.io/version": VERSION,
-    };
+    return { ...this.platform.labels, ...this.selector(name), ...toolLabels(component), "app.kubernetes.io/version": VERSION };
   }
 
   /** metadata for a namespaced object of the platform. */

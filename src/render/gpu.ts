@@ -2,7 +2,7 @@ import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
-import { names, SHARED_ANNOTATION, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { names, SHARED_ANNOTATION, toolLabels, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { privilegedNamespace } from "./namespace.ts";
 import { serviceAccount } from "./rbac.ts";
 
@@ -115,7 +115,7 @@ function devicePluginDaemonSet(ctx: RenderContext, ns: string): IDaemonSet {
       template: {
         // Shared by every platform in the cluster (src/deploy/shared.ts): none of a platform's own
         // labels, so that an apply by another platform leaves the template, and the pods, alone.
-        metadata: { labels: { ...selector, "app.kubernetes.io/component": "gpu", "app.kubernetes.io/part-of": "diatonic", "app.kubernetes.io/managed-by": "diatonic" } },
+        metadata: { labels: { ...selector, ...toolLabels("gpu") } },
         spec: {
           serviceAccountName: names.devicePlugin,
           automountServiceAccountToken: false,
