@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../errors.ts";
+import { PlatformDocument } from "../spec/schema.ts";
 import { GatewayConfig } from "./config.ts";
 
 /** Reads and validates a gateway config file: the schema the renderer writes, plus its cross-references. */
@@ -33,9 +34,10 @@ export function parseGatewayConfig(text: string, file: string): GatewayConfig {
   } catch (error) {
     throw new InputError(`${file}: not valid YAML: ${(error as Error).message}`);
   }
-  if ((document as { kind?: unknown } | null)?.kind === "Platform") {
+  const platformKind = PlatformDocument.shape.kind.value;
+  if ((document as { kind?: unknown } | null)?.kind === platformKind) {
     throw new InputError(
-      `${file} is a platform spec (kind: Platform), not a gateway config (kind: GatewayConfig)`,
+      `${file} is a platform spec (kind: ${platformKind}), not a gateway config (kind: GatewayConfig)`,
       `to run the platform on this machine: diatonic dev --spec ${file}; on a cluster the gateway reads the config.yaml of the \`gateway\` ConfigMap that \`diatonic render\` writes`,
     );
   }

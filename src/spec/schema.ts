@@ -336,7 +336,7 @@ export const PlatformDocument = z.strictObject({
     labels: z
       .record(labelKey, labelValue)
       .default({})
-      .describe("labels on every rendered object and pod template: a team, a cost centre, or kube-prometheus-stack's `release` so that its Prometheus selects the ServiceMonitors and rules"),
+      .describe("labels on every rendered object and pod template (but the shared device plugin's pods): a team, a cost centre, or kube-prometheus-stack's `release` so that its Prometheus selects the ServiceMonitors and rules"),
   }),
   spec: z.record(z.string(), z.unknown()),
   environments: z.record(dnsLabel, z.record(z.string(), z.unknown())).default({}),
