@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { mayUse, requireScope, type Principal } from "./auth.ts";
 import type { AdapterRoute } from "./config.ts";
-import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
+import { badRequest, ErrorType, GatewayError, methodNotAllowed, notFound } from "./errors.ts";
 import { parseJsonObject, readBody } from "./request.ts";
 import type { Snapshot } from "./runtime.ts";
 
@@ -69,7 +69,7 @@ export async function handleDocuments(req: IncomingMessage, res: ServerResponse,
     throw new GatewayError(409, ErrorType.invalidRequest, `the adapter ${JSON.stringify(adapterName)} does not use RAG (it has no rag binding in the spec), so it has no documents`, "not_a_rag_adapter");
   }
   if (service === undefined) throw new GatewayError(503, ErrorType.overloaded, "this gateway has no vector store configured (vectorStore in its config)", "no_vector_store");
-  if (req.method !== "GET" && req.method !== "POST") throw new GatewayError(405, ErrorType.invalidRequest, "documents take GET or POST", "method_not_allowed");
+  if (req.method !== "GET" && req.method !== "POST") throw methodNotAllowed(`/v1/adapters/${adapterName}/documents`, "GET, POST");
   const controller = new AbortController();
   res.once("close", () => {
     if (!res.writableFinished) controller.abort(new Error("client closed the request"));

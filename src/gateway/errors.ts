@@ -40,6 +40,10 @@ export const badRequest = (message: string, param: string | null = null, code = 
 export const notFound = (message: string, code = "not_found", param: string | null = null) =>
   new GatewayError(404, ErrorType.notFound, message, code, param);
 
+/** 405 with the `Allow` header HTTP requires; `allow` lists the methods as that header does ("GET, HEAD"). */
+export const methodNotAllowed = (path: string, allow: string) =>
+  new GatewayError(405, ErrorType.invalidRequest, `${path} takes ${allow.replaceAll(", ", " or ")}`, "method_not_allowed", null, { allow });
+
 /** Writes an error response unless the response has started, in which case the socket is ended. */
 export function sendError(res: ServerResponse, error: GatewayError): void {
   if (res.headersSent) {

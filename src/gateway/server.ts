@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { authenticate, mayUse, requireScope, KeyStore, type Principal } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { FileWatcher, readGatewayConfig, type FileWatcherOptions } from "./config-watch.ts";
-import { GatewayError, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
+import { badRequest, GatewayError, methodNotAllowed, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
 import { accessLogFor, createGatewayLogger } from "./logging.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { handleInference, type Exchange, type ProxyContext } from "./proxy.ts";
@@ -68,6 +68,9 @@ function requestIds(): () => string {
   return () => `${prefix}-${(++count).toString(36)}`;
 }
 
+/** What the read-only endpoints answer to: HEAD is GET without the body (Node leaves it out). */
+const READ_METHODS = "GET, HEAD";
+
 type Route =
   | { readonly kind: "inference"; readonly endpoint: InferenceEndpoint }
   | { readonly kind: "models"; readonly id: string | undefined }
@@ -79,14 +82,23 @@ const INFERENCE_ROUTES: ReadonlyMap<string, Route> = new Map([
   ["/v1/embeddings", { kind: "inference", endpoint: "embeddings" }],
 ]);
 
+/** A percent-encoded path segment, decoded; malformed encoding is the caller's mistake (400), not ours. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw badRequest(`the path segment ${JSON.stringify(segment)} is not valid percent-encoding (RFC 3986): encode it with encodeURIComponent`, null, "invalid_path");
+  }
+}
+
+/** `method` is the request's, with HEAD already read as GET. */
 function routeOf(method: string, path: string): Route | GatewayError {
   const inference = INFERENCE_ROUTES.get(path);
-  if (inference !== undefined) return method === "POST" ? inference : new GatewayError(405, ErrorType.invalidRequest, `${path} takes POST`, "method_not_allowed");
-  switch (path) {
-    case "/v1/models":
-      return method === "GET" ? { kind: "models", id: undefined } : new GatewayError(405, ErrorType.invalidRequest, `${path} takes GET`, "method_not_allowed");
+  if (inference !== undefined) return method === "POST" ? inference : methodNotAllowed(path, "POST");
+  if (path === "/v1/models" || path.startsWith("/v1/models/")) {
+    if (method !== "GET") return methodNotAllowed(path, READ_METHODS);
+    return { kind: "models", id: path === "/v1/models" ? undefined : decodeSegment(path.slice("/v1/models/".length)) };
   }
-  if (path.startsWith("/v1/models/") && method === "GET") return { kind: "models", id: decodeURIComponent(path.slice("/v1/models/".length)) };
   return { kind: "none" };
 }
 
@@ -181,26 +193,30 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;
 
+  /** /healthz, /readyz and /metrics: unauthenticated, unlogged (probes and scrapers call them often). */
+  async function probe(method: string, path: string, res: ServerResponse): Promise<void> {
+    if (method !== "GET") return sendError(res, methodNotAllowed(path, READ_METHODS));
+    if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (path === "/readyz") {
+      const { ready, problems } = runtime.readiness();
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
+    }
+    try {
+      const { body, contentType } = await metrics.render();
+      res.writeHead(200, { "content-type": contentType });
+      res.end(body);
+    } catch (error) {
+      logger.error({ err: error }, "gateway bug");
+      sendError(res, toGatewayError(error));
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? "/";
     const query = url.indexOf("?");
     const path = query < 0 ? url : url.slice(0, query);
-    if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (req.method === "GET" && path === "/readyz") {
-      const { ready, problems } = runtime.readiness();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
-    }
-    if (req.method === "GET" && path === "/metrics") {
-      try {
-        const { body, contentType } = await metrics.render();
-        res.writeHead(200, { "content-type": contentType });
-        res.end(body);
-      } catch (error) {
-        logger.error({ err: error }, "gateway bug");
-        sendError(res, toGatewayError(error));
-      }
-      return;
-    }
+    const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
+    if (path === "/healthz" || path === "/readyz" || path === "/metrics") return probe(method, path, res);
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : nextRequestId();
     const exchange: Exchange = {
@@ -239,7 +255,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
         exchange.tenant = principal.tenant;
         exchange.keyId = principal.keyId;
-        exchange.adapter = decodeURIComponent(documentsPath[1] as string);
+        exchange.adapter = decodeSegment(documentsPath[1] as string);
         return await handleDocuments(req, res, exchange.adapter, { snapshot, principal, service: documents });
       }
       let routeTarget: ModelTarget | undefined;
@@ -251,7 +267,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         if (routeTarget === undefined || slash < 0) throw notFound(`no route for ${path}: use /v1/... or /<adapter>/v1/...`, "unknown_route");
         apiPath = path.slice(slash);
       }
-      const route = routeOf(req.method ?? "GET", apiPath);
+      const route = routeOf(method, apiPath);
       if (route instanceof GatewayError) throw route;
       if (route.kind === "none") throw notFound(`no route for ${req.method ?? ""} ${path}`, "unknown_route");
       const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);

@@ -170,6 +170,39 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.match(metrics, /diatonic_gateway_time_to_first_token_seconds_bucket/);
   });
 
+  it("methods and paths: HEAD reads like GET, a wrong method is 405 with Allow, malformed percent-encoding is 400", async () => {
+    const call = (path: string, method: string) => fetch(`${gw.gateway.url}${path}`, { method, headers: { authorization: `Bearer ${KEYS.all}` } });
+    for (const path of ["/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/code", "/code/v1/models"]) {
+      const head = await call(path, "HEAD");
+      assert.equal(head.status, 200, `HEAD ${path}`);
+      assert.equal(await head.text(), "", `HEAD ${path} has no body`);
+    }
+    const wrong: [string, string, string][] = [
+      ["/healthz", "POST", "GET, HEAD"],
+      ["/metrics", "DELETE", "GET, HEAD"],
+      ["/v1/models", "POST", "GET, HEAD"],
+      ["/v1/models/code", "POST", "GET, HEAD"],
+      ["/v1/chat/completions", "GET", "POST"],
+      ["/code/v1/completions", "PUT", "POST"],
+    ];
+    for (const [path, method, allow] of wrong) {
+      const response = await call(path, method);
+      assert.equal(response.status, 405, `${method} ${path}`);
+      assert.equal(response.headers.get("allow"), allow, `${method} ${path}`);
+      const body = (await response.json()) as { error: { type: string; code: string } };
+      assert.deepEqual([body.error.type, body.error.code], ["invalid_request_error", "method_not_allowed"]);
+    }
+    const bugsBefore = gw.logs.find("gateway bug").length;
+    for (const path of ["/v1/models/%E0%A4%A", "/v1/adapters/%zz/documents"]) {
+      const response = await call(path, "GET");
+      assert.equal(response.status, 400, path);
+      const body = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, "invalid_path");
+      assert.match(body.error.message, /percent-encoding/);
+    }
+    assert.equal(gw.logs.find("gateway bug").length, bugsBefore, "a malformed path is not logged as a gateway bug");
+  });
+
   it("logs one JSON line per request, without the prompt", async () => {
     await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "secret prompt text" }] });
     const line = gw.logs.find("request").at(-1);
