@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
 import { startEngine, writeTestModels, type RunningEngine } from "../engine/index.ts";
 import { WorldError } from "../errors.ts";
@@ -73,9 +73,17 @@ export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: 
   });
 }
 
+/**
+ * The dev stack's log: warnings and errors as JSON lines on stderr. It has no `component` of its own:
+ * the engine's and the gateway's child loggers add theirs, and pino would write both keys in one line.
+ */
+export function devLogger(destination: DestinationStream = pino.destination(2)): Logger {
+  return pino({ level: "warn", base: null }, destination);
+}
+
 /** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
-  const logger = options.logger ?? pino({ level: "warn", base: { component: "dev" } }, pino.destination(2));
+  const logger = options.logger ?? devLogger();
   const specFile = devSpecFile(options.cwd, options.spec);
   const declared = Object.keys(((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {});
   const environment = declared.includes("local") ? "local" : null;

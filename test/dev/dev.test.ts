@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import OpenAI from "openai";
 import { InputError } from "../../src/errors.ts";
+import { devLogger } from "../../src/dev/stack.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
 
@@ -77,5 +78,18 @@ describe("diatonic dev", () => {
     }
     assert.equal(await exited, 0, stderr);
     assert.ok(await portIsFree(port), "the gateway's port is free after exit");
+  });
+});
+
+describe("the dev stack's log", () => {
+  it("names each line's part once (pino writes a base binding and a child's of the same name both)", () => {
+    const lines: string[] = [];
+    const logger = devLogger({ write: (line: string) => void lines.push(line) });
+    logger.child({ component: "gateway" }).warn("careful");
+    logger.child({ component: "engine" }).info("not shown at warn");
+    assert.equal(lines.length, 1);
+    const line = lines[0] as string;
+    assert.equal(line.match(/"component":/g)?.length, 1, line);
+    assert.equal((JSON.parse(line) as { component: string }).component, "gateway");
   });
 });
