@@ -11,8 +11,16 @@ export const ENDPOINT_PATHS: Readonly<Record<InferenceEndpoint, string>> = {
   embeddings: "/v1/embeddings",
 };
 
-/** Reads the whole request body, refusing more than `maxBytes` (413) before or while reading it. */
+/**
+ * Reads the whole request body, refusing more than `maxBytes` (413) before or while reading it, and
+ * a compressed body (415: it would be parsed as garbage, and its size limit would not hold).
+ */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
+    const message = `request bodies are read as sent, and Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the JSON uncompressed`;
+    return Promise.reject(new GatewayError(415, ErrorType.invalidRequest, message, "unsupported_content_encoding"));
+  }
   return readRequestBody(req, maxBytes, () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large"));
 }
 

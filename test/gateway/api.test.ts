@@ -150,6 +150,20 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(tooBig.code, "request_too_large");
   });
 
+  it("415: a compressed body is refused by name, and the connection serves the next request", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const body = JSON.stringify({ model: "code", messages: [{ role: "user", content: "hi" }] });
+    const headers = { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" };
+    const compressed = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { ...headers, "content-encoding": "gzip" }, body: gzipSync(body) });
+    assert.equal(compressed.status, 415);
+    const error = ((await compressed.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, "unsupported_content_encoding");
+    assert.match(error.message, /"gzip" is not accepted: send the JSON uncompressed/);
+    const plain = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { ...headers, "content-encoding": "identity" }, body });
+    assert.equal(plain.status, 200);
+    assert.equal(((await plain.json()) as { model: string }).model, "code");
+  });
+
   it("upstream 4xx answers pass through unchanged", async () => {
     upstream.behaviour = { kind: "status", status: 422 };
     try {
