@@ -14,7 +14,7 @@ const sampling = {
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
-  n: z.literal(1).nullish(),
+  n: z.literal(1, { error: "this engine answers with one choice per request (n: 1): send n requests for n choices" }).nullish(),
 };
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
@@ -35,7 +35,9 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
 
 export const completionRequest = z.object({
   ...sampling,
-  prompt: z.union([z.string(), z.array(z.string()).length(1)]),
+  prompt: z.union([z.string(), z.array(z.string()).length(1)], {
+    error: "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
+  }),
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
 

@@ -146,16 +146,17 @@ describe("embeddings", () => {
 });
 
 describe("bad requests get OpenAI-shaped errors", () => {
-  const cases: [string, string, unknown, number, string | null][] = [
+  const cases: [string, string, unknown, number, string | null, RegExp?][] = [
     ["no messages", "/v1/chat/completions", { model: "tiny", messages: [] }, 400, "messages"],
     ["temperature out of range", "/v1/chat/completions", { model: "tiny", messages, temperature: 7 }, 400, "temperature"],
-    ["n > 1", "/v1/chat/completions", { model: "tiny", messages, n: 2 }, 400, "n"],
+    ["n > 1", "/v1/chat/completions", { model: "tiny", messages, n: 2 }, 400, "n", /^n: .*one choice per request.*send n requests/],
     ["not JSON", "/v1/chat/completions", "{nope", 400, null],
-    ["prompt token arrays", "/v1/completions", { model: "tiny", prompt: [[1, 2]] }, 400, "prompt"],
+    ["prompt token arrays", "/v1/completions", { model: "tiny", prompt: [[1, 2]] }, 400, "prompt", /^prompt: .*token ids.*one request per prompt/],
+    ["batched prompts", "/v1/completions", { model: "tiny", prompt: ["a", "b"] }, 400, "prompt", /batches prompts/],
     ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
     ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
   ];
-  for (const [name, path, body, status, param] of cases) {
+  for (const [name, path, body, status, param, message] of cases) {
     it(name, async () => {
       const response = await postJson(`${t.url}${path}`, body);
       assert.equal(response.status, status, response.text);
@@ -164,6 +165,7 @@ describe("bad requests get OpenAI-shaped errors", () => {
       assert.equal(error.type, status === 400 ? "BadRequestError" : "NotFoundError");
       assert.equal(error.param, param);
       assert.ok(error.message.length > 0);
+      if (message !== undefined) assert.match(error.message, message);
     });
   }
 
