@@ -111,9 +111,13 @@ function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
-/** A message and a fix for one zod issue, in the spec's words. */
-export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unknown): { message: string; fix: string; path: Path } {
+/**
+ * A message and a fix for one zod issue, in the spec's words. `shown` maps a path in `input` to the
+ * one the user sees (the spec's own path in the file, or the overlay's), for the fix to name it.
+ */
+export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unknown, shown: (path: Path) => Path = (path) => path): { message: string; fix: string; path: Path } {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  const named = (at: Path) => formatPath(shown(at));
   switch (issue.code) {
     case "unrecognized_keys": {
       const known = keysAt(schema, path);
@@ -133,9 +137,9 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
     case "invalid_type": {
       const received = valueAt(input, path);
       if (received === undefined) {
-        return { path, message: `is required (expected ${issue.expected})`, fix: `add ${formatPath(path)}` };
+        return { path, message: `is required (expected ${issue.expected})`, fix: `add ${named(path)}` };
       }
-      return { path, message: `expected ${issue.expected}, got ${describe(received)}`, fix: `set ${formatPath(path)} to a ${issue.expected}` };
+      return { path, message: `expected ${issue.expected}, got ${describe(received)}`, fix: `set ${named(path)} to ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}` };
     }
     case "invalid_value":
       return {
@@ -150,21 +154,21 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
       }
       const known = keysAt(schema, path);
       const forms = known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms";
-      if (valueAt(input, path) === undefined) return { path, message: "is required", fix: `add ${formatPath(path)}: ${forms}` };
+      if (valueAt(input, path) === undefined) return { path, message: "is required", fix: `add ${named(path)}: ${forms}` };
       return { path, message: "does not match any accepted form", fix: forms };
     }
     case "invalid_key": {
       // A record key its schema refuses (a label key): say what is wrong with the key itself.
       const key = String(path.at(-1) ?? issue.input ?? "");
       const why = issue.issues.map((inner) => inner.message).join("; ");
-      return { path, message: `the key ${JSON.stringify(key)} ${why}`, fix: `rename or remove the key ${JSON.stringify(key)} under ${formatPath(path.slice(0, -1))}` };
+      return { path, message: `the key ${JSON.stringify(key)} ${why}`, fix: `rename or remove the key ${JSON.stringify(key)} under ${named(path.slice(0, -1))}` };
     }
     case "too_big":
       return { path, message: issue.message.replace(/^Too big: /, "too big: "), fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}` };
     case "too_small":
       return { path, message: issue.message.replace(/^Too small: /, "too small: "), fix: `use a value ${issue.inclusive === false ? ">" : "≥"} ${String(issue.minimum)}` };
     default:
-      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: `change ${formatPath(path)} so that it ${issue.message.replace(/^must /, "is ")}` };
+      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: `change ${named(path)} so that it ${issue.message.replace(/^must /, "is ")}` };
   }
 }
 

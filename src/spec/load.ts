@@ -131,9 +131,8 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
   if (!parsed.success) {
     throw new SpecError(
       parsed.error.issues.map((issue) => {
-        const { path, message, fix } = explain(issue, PlatformSpec, merged.value);
-        const origin = originOf(merged, path);
-        return issueAt(origin, message, fix);
+        const { path, message, fix } = explain(issue, PlatformSpec, merged.value, (at) => originOf(merged, at));
+        return issueAt(originOf(merged, path), message, fix);
       }),
     );
   }

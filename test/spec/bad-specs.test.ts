@@ -58,7 +58,8 @@ const replace = (from: string, to: string): string => {
 const cases: BadSpec[] = [
   { name: "misspelt top-level key", text: replace("  adapters:\n", "  adaptors:\n"), line: "adaptors:", says: ["spec.adaptors", 'unknown key "adaptors"', 'did you mean "adapters"'] },
   { name: "misspelt nested key", text: replace("      systemPrompt: You write code.", "      sytemPrompt: You write code."), line: "sytemPrompt", says: ["spec.adapters[0].sytemPrompt", 'did you mean "systemPrompt"'] },
-  { name: "string where a number belongs", text: replace("    replicas: 2", "    replicas: two"), line: "replicas: two", says: ["spec.gateway.replicas", "expected number", 'string "two"'] },
+  { name: "string where a number belongs", text: replace("    replicas: 2", "    replicas: two"), line: "replicas: two", says: ["spec.gateway.replicas", "expected number", 'string "two"', "fix: set spec.gateway.replicas to a number"] },
+  { name: "one item where a list belongs", text: replace("nodes: [{ name: n1, gpus: [{ model: A, memoryGiB: 24 }] }]", "nodes: { name: n1 }"), line: "nodes: { name: n1 }", says: ["spec.gpu.nodes", "expected array", "fix: set spec.gpu.nodes to an array"] },
   { name: "unknown ingress class", text: replace("className: nginx", "className: traefik"), line: "className: traefik", says: ["spec.ingress.className", '"nginx", "contour"'] },
   { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123"] },
   { name: "duplicate adapter names", text: replace("- name: rag", "- name: code"), says: ["spec.adapters[1].name", "already used by adapters[0]"] },
@@ -74,6 +75,7 @@ const cases: BadSpec[] = [
   { name: "wrong kind", text: replace("kind: Platform", "kind: Cluster"), line: "kind: Cluster", says: ["kind", '"Platform"'] },
   { name: "missing model source", text: replace("    source:\n      huggingFace: { repo: org/model, revision: abc123 }\n", ""), says: ["spec.model.source", "is required"] },
   { name: "environment not defined", text: VALID, env: "qa", says: ['environment "qa" is not defined', "local"] },
+  { name: "a wrong type inside an overlay: the fix names the overlay's field", text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional, replicas: many }"), line: "replicas: many", says: ["environments.local.gateway.replicas", "fix: set environments.local.gateway.replicas to a number"] },
   { name: "error inside an overlay points at the overlay", text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional, replicsa: 3 }"), line: "replicsa", says: ["environments.local.gateway.replicsa", 'did you mean "replicas"'] },
   { name: "vllm without a GPU", text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    enabled: false"), says: ["vllm engine needs a GPU", "llamacpp"] },
   { name: "ACME issuer without an ACME account", text: replace("    host: llm.example.com", "    host: llm.example.com\n    tls: { issuer: acmeProduction }"), says: ["needs an ACME account", "certificates.acme"] },
