@@ -138,8 +138,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     if (keysFile !== undefined && keys.sourceHash !== undefined) hashes.set(keysFile, keys.sourceHash);
     return { config, keys, hashes };
   };
+  /** Keys required and none there: every inference call will be 401 (an empty or unfilled Secret). */
+  const warnIfKeyless = (config: GatewayConfig, keys: KeyStore) => {
+    if (config.auth.mode !== "required" || keys.size > 0) return;
+    logger.warn({ keysFile: keysFileOf(config) }, "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)");
+  };
   const first = await load();
   await runtime.apply(first.config, first.keys);
+  warnIfKeyless(first.config, first.keys);
 
   let reloading: Promise<boolean> = Promise.resolve(true);
   const reload = (): Promise<boolean> => {
@@ -150,6 +156,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         await runtime.apply(next.config, next.keys);
         metrics.configReloads.inc({ result: "ok" });
         logger.info({ adapters: next.config.adapters.length, keys: next.keys.size }, "gateway config reloaded");
+        warnIfKeyless(next.config, next.keys);
         if (previous !== undefined && previous.server.port !== next.config.server.port && options.port === undefined) {
           logger.warn({ port: previous.server.port, wanted: next.config.server.port }, "server.port changed: it takes effect at the next restart");
         }

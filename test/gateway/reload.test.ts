@@ -91,6 +91,16 @@ describe("config reload", () => {
     assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 200);
   });
 
+  it("a keys file emptied while keys are required is served (every call 401) and warned about", async () => {
+    const { gw } = await setup();
+    const warning = "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)";
+    assert.equal(gw.logs.find(warning).length, 0, "not at start: the test keys file has keys");
+    writeFileSync(join(gw.dir, "keys.yaml"), "keys: []\n");
+    await eventually(() => gw.logs.find(warning).length === 1, 5000, "the warning");
+    assert.equal((gw.logs.find(warning)[0] as { level: number }).level, 40);
+    assert.equal((await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${KEYS.all}` } })).status, 401);
+  });
+
   it("a new key in the keys Secret works without a restart", async () => {
     const { gw } = await setup();
     const key = "sk-test-added-later";
