@@ -1,4 +1,4 @@
-import type { KubeClient } from "../kube/client.ts";
+import { ForbiddenError, type KubeClient } from "../kube/client.ts";
 import { gpuSlicesOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import { Inventory } from "../validate/inventory.ts";
@@ -22,6 +22,53 @@ const CRD_HINTS: Record<string, string> = {
 
 function group(apiVersion: string): string {
   return apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "";
+}
+
+/**
+ * Controllers the platform's objects wait on, found by the labels their official installs (Helm
+ * chart and static manifest) put on the controller's Deployment.
+ */
+const CONTROLLERS: readonly { readonly group: string; readonly name: string; readonly selector: string; readonly install: string; readonly without: string }[] = [
+  {
+    group: "cert-manager.io",
+    name: "cert-manager",
+    selector: "app.kubernetes.io/name=cert-manager",
+    install: CRD_HINTS["cert-manager.io"] as string,
+    without: "Certificates and issuers get no status and the certificates phase times out",
+  },
+];
+
+/**
+ * Warns when a controller the platform's objects need does not run: its CRDs alone let the apply
+ * through, and the wait then ends in a timeout that does not say why. A warning, not a refusal:
+ * an install under other labels is not found here. Skipped when these credentials cannot list
+ * Deployments cluster-wide.
+ */
+export async function controllerChecks(client: KubeClient, objects: readonly KubeObject[]): Promise<PreflightCheck[]> {
+  const groups = new Set(objects.map((o) => group(o.apiVersion)));
+  const checks: PreflightCheck[] = [];
+  for (const controller of CONTROLLERS) {
+    if (!groups.has(controller.group)) continue;
+    let found: (KubeObject & { status?: { availableReplicas?: number } })[];
+    try {
+      found = await client.list("apps/v1", "Deployment", undefined, controller.selector);
+    } catch (error) {
+      if (error instanceof ForbiddenError) continue;
+      throw error;
+    }
+    const names = found.map((d) => `${d.metadata.namespace ?? ""}/${d.metadata.name}`).join(", ");
+    if (found.some((d) => (d.status?.availableReplicas ?? 0) > 0)) {
+      checks.push({ check: "controllers", ok: true, message: `${controller.name} runs (Deployment ${names})` });
+    } else {
+      const message =
+        found.length === 0
+          ? `no ${controller.name} controller found (no Deployment labelled ${controller.selector}): ${controller.without}`
+          : `${controller.name}'s controller (Deployment ${names}) has no available replica: ${controller.without}`;
+      const fix = found.length === 0 ? `${controller.install}; if it runs under other labels, ignore this` : `kubectl -n ${found[0]?.metadata.namespace ?? ""} describe deployment ${found[0]?.metadata.name ?? ""} says why`;
+      checks.push({ check: "controllers", ok: true, warning: true, message, fix });
+    }
+  }
+  return checks;
 }
 
 export interface PreflightInput {
@@ -56,6 +103,8 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
     const established = crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") ?? true;
     checks.push(established ? { check: "crds", ok: true, message: `${o.kind}.${g} is established` } : { check: "crds", ok: false, message: `CRD ${served.plural}.${g} is not Established yet`, fix: "wait for the CRD to be established, then run apply again" });
   }
+
+  checks.push(...(await controllerChecks(client, input.objects)));
 
   const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
   const seen = new Map<string, boolean>();
