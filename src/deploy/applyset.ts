@@ -15,6 +15,7 @@ export const TOOLING = "applyset.kubernetes.io/tooling";
 export const PARENT_NAME = "diatonic-applyset";
 /** Ours, beside the standard ones: the apiVersion of each group-kind, so pruning can list old kinds. */
 export const VERSIONS = "diatonic.ai/group-versions";
+export const DESTROYED_AT = "diatonic.ai/destroyed-at";
 
 export function applySetId(namespace: string, name = PARENT_NAME): string {
   const digest = createHash("sha256").update(`${name}.${namespace}.ConfigMap.`).digest("base64url");
@@ -32,6 +33,8 @@ export function asMember<T extends KubeObject>(object: T, id: string): T {
 }
 
 export interface ParentState {
+  /** Set by destroy when it keeps data: the members left are what it kept. Apply drops it. */
+  readonly destroyedAt?: string;
   readonly groupKinds: readonly string[];
   readonly namespaces: readonly string[];
   /** group-kind → apiVersion */
@@ -54,6 +57,7 @@ export function parentObject(namespace: string, state: ParentState): KubeObject 
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([gk, v]) => `${gk}=${v}`)
           .join(","),
+        ...(state.destroyedAt !== undefined ? { [DESTROYED_AT]: state.destroyedAt } : {}),
       },
     },
   };
@@ -63,7 +67,8 @@ export function readParent(parent: KubeObject | undefined): ParentState {
   const annotations = parent?.metadata.annotations ?? {};
   const split = (value: string | undefined) => (value ? value.split(",").filter((v) => v !== "") : []);
   const versions = Object.fromEntries(split(annotations[VERSIONS]).map((pair) => pair.split("=") as [string, string]));
-  return { groupKinds: split(annotations[CONTAINS]), namespaces: split(annotations[NAMESPACES]), versions };
+  const destroyedAt = annotations[DESTROYED_AT];
+  return { ...(destroyedAt !== undefined ? { destroyedAt } : {}), groupKinds: split(annotations[CONTAINS]), namespaces: split(annotations[NAMESPACES]), versions };
 }
 
 export function membersState(objects: readonly KubeObject[], namespace: string): ParentState {

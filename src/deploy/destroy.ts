@@ -2,7 +2,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import type { KubeObject } from "../render/context.ts";
 import { DATA_KINDS } from "./apply.ts";
-import { PARENT_NAME } from "./applyset.ts";
+import { membersState, PARENT_NAME, parentObject } from "./applyset.ts";
 import { liveMembers, teardownOrder } from "./inventory.ts";
 import type { Reporter } from "./progress.ts";
 import { isShared, otherPlatforms, release, releaseEvent } from "./shared.ts";
@@ -19,7 +19,8 @@ export interface DestroyOptions {
 
 /**
  * Removes the platform in reverse order. Volumes (the model, LoRAs, Qdrant's data and snapshots) and
- * the namespace stay unless deleteData, so a later apply finds its data again.
+ * the namespace stay unless deleteData, so a later apply finds its data again. The ApplySet parent
+ * stays while members do, listing only them, so a later `destroy --delete-data` (or apply) finds them.
  */
 export async function destroyPlatform(options: DestroyOptions): Promise<{ deleted: string[]; kept: string[] }> {
   const { client, namespace } = options;
@@ -27,6 +28,8 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
   const others = members.some(isShared) ? await otherPlatforms(client, namespace) : [];
   const deleted: string[] = [];
   const kept: string[] = [];
+  /** Kept objects that are still this platform's (not handed over): the parent goes on listing them. */
+  const stillMembers: KubeObject[] = [];
   const namespaces: KubeObject[] = [];
   const remove = async (object: KubeObject) => {
     if (await client.delete(object, { dryRun: options.dryRun })) {
@@ -38,11 +41,13 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
     const outcome = await release(client, object, others, options.dryRun);
     if (outcome.action !== "delete") {
       kept.push(resourceName(object));
+      if (outcome.action === "keep") stillMembers.push(object);
       options.reporter.event(releaseEvent(resourceName(object), outcome));
       continue;
     }
     if (DATA_KINDS.has(object.kind) && !options.deleteData) {
       kept.push(resourceName(object));
+      stillMembers.push(object);
       options.reporter.event({ type: "pruned", resource: resourceName(object), kept: true });
       continue;
     }
@@ -59,7 +64,12 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
       options.reporter.event({ type: "pruned", resource: resourceName(claim), kept: true });
     }
   }
-  await remove({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
+  const ownNamespaceGoes = namespaces.some((ns) => ns.metadata.name === namespace);
+  if (stillMembers.length > 0 && !ownNamespaceGoes) {
+    if (!options.dryRun) await client.apply(parentObject(namespace, { ...membersState(stillMembers, namespace), destroyedAt: new Date().toISOString() }), { force: true });
+  } else {
+    await remove({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
+  }
   for (const ns of namespaces) await remove(ns);
   return { deleted, kept };
 }

@@ -4,6 +4,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
 import type { KubeObject } from "../render/context.ts";
+import { PARENT_NAME, readParent } from "./applyset.ts";
 import { liveMembers } from "./inventory.ts";
 import { listRevisions } from "./revisions.ts";
 
@@ -16,6 +17,8 @@ export interface StatusReport {
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
   readonly url: string | null;
   readonly healthy: boolean;
+  /** When `destroy` removed the platform and kept its data (the objects listed are what it kept); null otherwise. */
+  readonly destroyedAt: string | null;
 }
 
 interface PodLike {
@@ -41,6 +44,7 @@ async function servedModels(client: KubeClient, namespace: string): Promise<Set<
 /** Each component's state and why, GPU slices per node, adapters, certificates and the URL to call. */
 export async function platformStatus(client: KubeClient, namespace: string): Promise<StatusReport> {
   const members = await liveMembers(client, namespace);
+  const destroyedAt = readParent(await client.get({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } })).destroyedAt ?? null;
   const storageClasses = await client.list<KubeObject & { volumeBindingMode?: string }>("storage.k8s.io/v1", "StorageClass");
   const wffc = new Set(storageClasses.filter((s) => s.volumeBindingMode === "WaitForFirstConsumer").map((s) => s.metadata.name));
   const objects = members.map((object) => {
@@ -82,13 +86,20 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
     adapters,
     certificates,
     url: host ? `https://${host}/v1` : null,
-    healthy: members.length > 0 && objects.every((o) => o.state === "ready"),
+    healthy: destroyedAt === null && members.length > 0 && objects.every((o) => o.state === "ready"),
+    destroyedAt,
   };
 }
 
 export function formatStatus(report: StatusReport): string {
   if (report.objects.length === 0) return `nothing deployed in ${report.namespace} (no ApplySet parent found); run diatonic apply\n`;
   const lines: string[] = [];
+  if (report.destroyedAt !== null) {
+    lines.push(`platform in ${report.namespace}: destroyed at ${report.destroyedAt}; its data was kept:`);
+    for (const o of report.objects) lines.push(`  ${o.resource}`);
+    lines.push("`diatonic apply` brings the platform back on this data; `diatonic destroy --delete-data --yes` deletes it");
+    return `${lines.join("\n")}\n`;
+  }
   lines.push(`platform in ${report.namespace}: ${report.healthy ? "ready" : "NOT ready"}${report.revision ? ` — revision ${report.revision.number} (${report.revision.note}, ${report.revision.appliedAt})` : ""}`);
   if (report.url) lines.push(`call: ${report.url}  (OpenAI-compatible; model = an adapter name)`);
   lines.push("", "components:");

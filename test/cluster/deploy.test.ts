@@ -377,5 +377,17 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.match(claims, /persistentvolumeclaim\/data-qdrant-0/);
     const left = await cluster.kubectl(["-n", p.namespace, "get", "deployments,statefulsets,services", "-o", "name"]);
     assert.equal(left.trim(), "");
+
+    // What was kept stays findable: status says the platform was destroyed (exit 1), and a later
+    // destroy --delete-data deletes the volumes and the namespace (it found nothing before: the
+    // first destroy had deleted the ApplySet parent that lists them).
+    const leftStatus = await deploy("status", p);
+    assert.equal(leftStatus.code, 1, leftStatus.stdout);
+    assert.match(leftStatus.stdout, new RegExp(`platform in ${p.namespace}: destroyed at \\S+; its data was kept:[\\s\\S]*PersistentVolumeClaim/${p.namespace}/models`));
+    const data = await deploy("destroy", p, "--delete-data", "--yes");
+    assert.equal(data.code, 0, data.stdout + data.stderr);
+    assert.match(data.stdout, new RegExp(`pruned PersistentVolumeClaim/${p.namespace}/models[\\s\\S]*pruned Namespace/${p.namespace}`));
+    const phase = (await cluster.kubectl(["get", "namespace", p.namespace, "-o", "jsonpath={.status.phase}", "--ignore-not-found"])).trim();
+    assert.ok(phase === "" || phase === "Terminating", `namespace ${p.namespace} is ${phase}`);
   });
 });
