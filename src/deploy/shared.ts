@@ -34,7 +34,8 @@ export async function otherPlatforms(client: KubeClient, namespace: string): Pro
   try {
     const parents = await client.list("v1", "ConfigMap", undefined, undefined, `metadata.name=${PARENT_NAME}`);
     return parents
-      .filter((parent) => parent.metadata.namespace !== undefined && parent.metadata.namespace !== namespace)
+      // A destroyed platform (its parent lists only the data it kept) renders nothing to share or compare with.
+      .filter((parent) => parent.metadata.namespace !== undefined && parent.metadata.namespace !== namespace && readParent(parent).destroyedAt === undefined)
       .map((parent) => {
         const home = parent.metadata.namespace as string;
         return { namespace: home, id: applySetId(home), namespaces: readParent(parent).namespaces };

@@ -2,8 +2,8 @@
 // other platforms cannot be listed. The cluster tier (test/cluster/deploy.test.ts) runs the whole flow.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PART_OF } from "../../src/deploy/applyset.ts";
-import { heirOf, release, type OtherPlatform } from "../../src/deploy/shared.ts";
+import { PART_OF, parentObject } from "../../src/deploy/applyset.ts";
+import { heirOf, otherPlatforms, release, type OtherPlatform } from "../../src/deploy/shared.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { SHARED_ANNOTATION, type KubeObject } from "../../src/render/context.ts";
 
@@ -43,5 +43,12 @@ describe("shared objects", () => {
     const own: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "gateway", namespace: "team-c" } };
     assert.equal((await release(client, own, others, false)).action, "delete", "an object of the platform's own is never handed over");
     assert.equal(labelled.length, 1);
+  });
+
+  it("a destroyed platform, whose parent lists only the data it kept, is not one of the others", async () => {
+    const state = { groupKinds: ["ConfigMap", "PersistentVolumeClaim"], namespaces: ["nvidia-device-plugin"], versions: {} };
+    const parents = [parentObject("team-a", state), parentObject("team-b", { ...state, destroyedAt: "2026-11-27T21:00:00Z" }), parentObject("mine", state)];
+    const client = { list: async () => parents } as unknown as KubeClient;
+    assert.deepEqual((await otherPlatforms(client, "mine"))?.map((other) => other.namespace), ["team-a"]);
   });
 });
