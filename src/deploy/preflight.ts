@@ -121,12 +121,18 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
     const users = input.objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
     checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} go there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
   }
+  // A namespace the apply creates, but that a required Secret has to be created in first: one step, named once.
+  const required = input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name));
+  for (const ns of [...new Set(required.map((secret) => secret.namespace))].sort()) {
+    if (!namespaces.has(ns) || (await namespaceExists(ns))) continue;
+    const names = required.filter((secret) => secret.namespace === ns).map((secret) => secret.name);
+    checks.push({ check: "namespaces", ok: false, message: `namespace ${ns} does not exist yet: apply creates it, but the Secrets ${names.join(", ")} must be created in it first`, fix: `kubectl create namespace ${ns}, then create the Secrets below` });
+  }
   for (const secret of input.secrets) {
     const optional = input.optionalSecrets.includes(secret.name);
     const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });
-    const nsHint = namespaces.has(secret.namespace) && !(await namespaceExists(secret.namespace)) ? `kubectl create namespace ${secret.namespace}; ` : "";
     if (!live) {
-      checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} does not exist (${secret.purpose})`, fix: `${nsHint}${secret.create}` });
+      checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} does not exist (${secret.purpose})`, fix: secret.create });
     } else if (!live.data || !(secret.key in live.data)) {
       checks.push({ check: "secrets", ok: optional, warning: optional, message: `Secret ${secret.namespace}/${secret.name} has no key ${secret.key} (it has: ${Object.keys(live.data ?? {}).join(", ") || "none"})`, fix: `recreate it with the key ${secret.key}: ${secret.create}` });
     } else {

@@ -211,6 +211,12 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   describe("preflight stops before changing anything", () => {
     const cases: { name: string; env?: string; edit?: SpecEdit; secrets?: boolean; says: RegExp }[] = [
       { name: "missing Secret", secrets: false, says: /Secret \S+\/qdrant-api-key does not exist[\s\S]*fix: .*create secret generic qdrant-api-key/ },
+      {
+        name: "the platform's namespace missing: created first, named once",
+        secrets: false,
+        edit: (d) => d.setIn(["spec", "namespace"], `fresh-${randomBytes(3).toString("hex")}`),
+        says: /✗ preflight namespaces: namespace (fresh-\w+) does not exist yet: apply creates it, but the Secrets hf-token, qdrant-api-key must be created in it first\n {4}fix: kubectl create namespace \1, then create the Secrets below\n(?![\s\S]*create namespace)/,
+      },
       { name: "unknown storage class", edit: (d) => d.setIn(["environments", "local", "storageClass"], "nfs-fast"), says: /storage class nfs-fast does not exist \(the cluster has: local-path, longhorn\)/ },
       { name: "too few GPU slices", env: "production", edit: (d) => d.setIn(["spec", "model", "engine", "replicas"], 9), says: /needs 9 nvidia.com\/gpu, the nodes advertise 8/ },
       { name: "missing CRD", env: "production", edit: (d) => d.setIn(["spec", "ingress", "className"], "contour"), says: /does not serve HTTPProxy[\s\S]*fix: install Contour/ },
