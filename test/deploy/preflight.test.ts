@@ -23,7 +23,7 @@ function clientListing(deployments: readonly { name: string; available: number }
   return { client, selectors };
 }
 
-describe("preflight: controllers the platform's objects wait on", () => {
+describe("preflight: controllers the platform's objects wait on (a fake client: no cert-manager controller runs in the test cluster)", () => {
   it("cert-manager running: a pass naming its Deployment", async () => {
     const { client, selectors } = clientListing([{ name: "cert-manager", available: 1 }]);
     const [check, ...rest] = await controllerChecks(client, [configMap, certificate]);

@@ -45,7 +45,7 @@ describe("shared objects", () => {
     assert.equal(labelled.length, 1);
   });
 
-  it("a destroyed platform, whose parent lists only the data it kept, is not one of the others", async () => {
+  it("a destroyed platform, whose parent lists only the data it kept, is not one of the others (a fake client listing the parents)", async () => {
     const state = { groupKinds: ["ConfigMap", "PersistentVolumeClaim"], namespaces: ["nvidia-device-plugin"], versions: {} };
     const parents = [parentObject("team-a", state), parentObject("team-b", { ...state, destroyedAt: "2026-11-27T21:00:00Z" }), parentObject("mine", state)];
     const client = { list: async () => parents } as unknown as KubeClient;
