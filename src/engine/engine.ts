@@ -106,16 +106,24 @@ export class Engine {
     const threads = options.threads ?? llama.maxThreads;
     log.info({ modelPath, threads, parallel }, "loading model");
     let lastReported = -1;
-    const model = await llama.loadModel({
-      modelPath,
-      onLoadProgress: (progress) => {
-        const percent = Math.floor(progress * 4) * 25;
-        if (percent > lastReported) {
-          lastReported = percent;
-          log.info({ modelPath, progress: percent }, `loading model: ${percent}%`);
-        }
-      },
-    });
+    const model = await llama
+      .loadModel({
+        modelPath,
+        onLoadProgress: (progress) => {
+          const percent = Math.floor(progress * 4) * 25;
+          if (percent > lastReported) {
+            lastReported = percent;
+            log.info({ modelPath, progress: percent }, `loading model: ${percent}%`);
+          }
+        },
+      })
+      .catch((error: unknown) => {
+        // A GGUF header llama.cpp cannot build a model from: truncated, or an architecture it does not know.
+        throw new InputError(
+          `model ${modelPath} could not be loaded by llama.cpp: ${error instanceof Error ? error.message : String(error)} (its log lines above say why)`,
+          "check the file is complete (its size or checksum against the source) and of an architecture llama.cpp supports",
+        );
+      });
     const chatWrapper = resolveChatWrapper(model);
     const maxModelLen = Math.min(options.maxModelLen ?? 4096, model.trainContextSize);
     const servedModelName = options.servedModelName ?? basename(modelPath).replace(/\.gguf$/i, "");
@@ -293,12 +301,23 @@ export class Engine {
   }
 }
 
-/** Fails with an InputError when the base model file cannot be read. */
+const MODEL_FIX = "pass --model with the path of a GGUF model file (`diatonic engine make-test-model` writes a tiny one)";
+
+/** Fails with an InputError when the base model file cannot be read, is not GGUF, or is a LoRA adapter. */
 export async function checkModelFile(path: string): Promise<void> {
   const modelPath = resolve(path);
   await assertReadable(modelPath, "model").catch(() => {
-    throw new InputError(`model ${modelPath} cannot be read`, "pass --model with the path of a GGUF file (`diatonic engine make-test-model` writes a tiny one)");
+    throw new InputError(`model ${modelPath} cannot be read`, MODEL_FIX);
   });
+  let metadata: unknown;
+  try {
+    metadata = (await readGgufFileInfo(modelPath, { readTensorInfo: false, sourceType: "filesystem", logWarnings: false })).metadata;
+  } catch (error) {
+    throw new InputError(`model ${modelPath} is not a GGUF file: ${error instanceof Error ? error.message : String(error)}`, MODEL_FIX);
+  }
+  if (field(field(metadata, "general"), "type") === "adapter") {
+    throw new InputError(`model ${modelPath} is a LoRA adapter, not a base model`, "pass the base model as --model and the adapter as --lora NAME=PATH");
+  }
 }
 
 function field(value: unknown, key: string): unknown {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { runCli } from "../support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "diatonic-engine-cli-"));
@@ -20,6 +20,28 @@ describe("diatonic engine", () => {
       assert.ok(path !== undefined && existsSync(path), line);
     }
     assert.match(run.stderr, /noise/);
+  });
+
+  describe("a model file that is not a usable base model: exit 2, named, no stack trace", () => {
+    const models = join(dir, "unusable");
+    before(async () => {
+      assert.equal((await runCli(["engine", "make-test-model", "--out", models])).code, 0);
+      writeFileSync(join(models, "notes.gguf"), "not a model at all\n");
+      writeFileSync(join(models, "truncated.gguf"), readFileSync(join(models, "tiny-llama.gguf")).subarray(0, 100_000));
+    });
+    const cases: [string, string, RegExp][] = [
+      ["not GGUF", "notes.gguf", /model \S+notes\.gguf is not a GGUF file: .*magic[\s\S]*fix: pass --model with the path of a GGUF model file/],
+      ["a LoRA adapter", "tiny-lora-a.gguf", /model \S+tiny-lora-a\.gguf is a LoRA adapter, not a base model[\s\S]*fix: pass the base model as --model and the adapter as --lora NAME=PATH/],
+      ["truncated", "truncated.gguf", /model \S+truncated\.gguf could not be loaded by llama\.cpp[\s\S]*fix: check the file is complete/],
+    ];
+    for (const [name, file, message] of cases) {
+      it(name, async () => {
+        const run = await runCli(["engine", "--model", join(models, file), "--port", "0"]);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, message);
+        assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+      });
+    }
   });
 
   const bad: [string, string[], RegExp][] = [
