@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
-import { startEngine, writeTestModels, type RunningEngine } from "../engine/index.ts";
+import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
 import { WorldError } from "../errors.ts";
 import { GatewayConfig } from "../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../gateway/server.ts";
@@ -102,7 +102,9 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       modelPath = writeTestModels(dir).model;
     }
-    const engine: RunningEngine = await startEngine({ modelPath: resolve(options.cwd, modelPath), servedModelName: baseModel, port: 0, logger: logger.child({ component: "engine" }) });
+    // The tiny model gets its whole context (RAG passages cost it ~4 tokens a word); a real model keeps the engine's default.
+    const maxModelLen = options.model === undefined ? TINY_MODEL_SHAPE.contextLength : undefined;
+    const engine: RunningEngine = await startEngine({ modelPath: resolve(options.cwd, modelPath), servedModelName: baseModel, port: 0, maxModelLen, logger: logger.child({ component: "engine" }) });
     cleanup.push(() => engine.close());
 
     const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);

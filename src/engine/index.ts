@@ -9,7 +9,7 @@ import { createEngineServer } from "./server.ts";
 
 export { Engine, type EngineOptions, type LoraModule, type ModelCard } from "./engine.ts";
 export { ApiError } from "./api-error.ts";
-export { writeTestModels, type TestModelFiles } from "./tiny/model.ts";
+export { TINY_MODEL_SHAPE, writeTestModels, type TestModelFiles } from "./tiny/model.ts";
 
 export interface StartEngineOptions extends EngineOptions {
   /** @default "127.0.0.1" */

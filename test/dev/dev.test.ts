@@ -73,6 +73,15 @@ describe("diatonic dev", () => {
         diatonic?: { citations: Array<{ source: string }> };
       };
       assert.equal(answer.diatonic?.citations[0]?.source, "runbook.md");
+
+      // A real document's passages fit too: the tiny model spends ~4 tokens a word, so the top
+      // passages of this project's README overflowed its old 2,048-token context (a 400 each time).
+      await ingestPaths({ adapter: "rag", paths: ["README.md"], cwd: process.cwd(), gateway: url, apiKey: key });
+      const long = (await client.chat.completions.create({ model: "rag", messages: [{ role: "user", content: "How do I deploy the platform to production?" }], max_tokens: 4 })) as OpenAI.ChatCompletion & {
+        diatonic?: { citations: Array<{ source: string }> };
+      };
+      assert.ok((long.usage?.prompt_tokens ?? 0) > 2048, `prompt tokens: ${long.usage?.prompt_tokens}`);
+      assert.ok(long.diatonic?.citations.some((citation) => citation.source === "README.md"));
     } finally {
       child.kill("SIGINT");
     }

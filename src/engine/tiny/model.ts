@@ -23,7 +23,9 @@ export const TINY_MODEL_SHAPE: TinyModelShape = {
   heads: 4,
   kvHeads: 2,
   feedForward: 128,
-  contextLength: 2048,
+  // Its vocabulary is nearly byte-level (~4 tokens an English word), so a RAG answer's retrieved
+  // passages need this much room in the dev stack; the KV cache is ~256 bytes a token.
+  contextLength: 16384,
 };
 
 /** The projections a LoRA adapter targets, with their ggml [in, out] shapes. */
