@@ -96,11 +96,16 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         continue;
       }
       let text: string;
+      const binary = bytes.subarray(0, 8192).includes(0);
       try {
-        if (bytes.subarray(0, 8192).includes(0)) throw new Error("NUL byte");
+        if (binary) throw new Error("NUL byte");
         text = utf8.decode(bytes);
       } catch {
-        problems.push({ path: source, message: "is a binary file, not UTF-8 text: convert it to Markdown, text or HTML first" });
+        // No NUL bytes but not UTF-8: text in a legacy encoding, which iconv turns into UTF-8.
+        const message = binary
+          ? "is a binary file, not text: convert it to Markdown, text or HTML first"
+          : "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8";
+        problems.push({ path: source, message });
         continue;
       }
       if (text.trim() === "") {

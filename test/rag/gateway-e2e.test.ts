@@ -126,6 +126,7 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     mkdirSync(bad);
     writeFileSync(join(bad, "good.md"), "# Fine\n\nThe word zephyrine appears only here.\n");
     writeFileSync(join(bad, "blob.md"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0x02]));
+    writeFileSync(join(bad, "menu.txt"), Buffer.from("caf\xe9 cr\xe8me br\xfbl\xe9e\n", "latin1"));
     writeFileSync(join(bad, "locked.txt"), "secret");
     chmodSync(join(bad, "locked.txt"), 0o000);
     writeFileSync(join(bad, "big.txt"), Buffer.alloc(50 * 1024 * 1024, "a"));
@@ -133,7 +134,8 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     const failure = await ingest(["bad"]).catch((error: unknown) => error);
     assert.ok(failure instanceof InputError);
     assert.match(failure.message, /nothing was ingested/);
-    assert.match(failure.message, /bad\/blob\.md: is a binary file/);
+    assert.match(failure.message, /bad\/blob\.md: is a binary file, not text/);
+    assert.match(failure.message, /bad\/menu\.txt: is not UTF-8 text \(another encoding, such as Latin-1 .*iconv -f WINDOWS-1252 -t UTF-8/);
     assert.match(failure.message, /bad\/big\.txt: is 50\.0 MB; the limit is/);
     if (process.getuid?.() !== 0) assert.match(failure.message, /bad\/locked\.txt: cannot be read: permission denied/);
     assert.doesNotMatch(failure.message, /good\.md|empty\.md/);
@@ -141,6 +143,7 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     assert.ok(!answer.diatonic?.citations.some((c) => c.source.startsWith("bad/")), "nothing of the bad folder was stored");
 
     rmSync(join(bad, "blob.md"));
+    rmSync(join(bad, "menu.txt"));
     rmSync(join(bad, "big.txt"));
     rmSync(join(bad, "locked.txt"));
     const ok = await ingest(["bad"]);
