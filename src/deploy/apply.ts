@@ -3,7 +3,7 @@ import { resourceName, type KubeClient } from "../kube/client.ts";
 import type { ReadinessContext } from "../kube/readiness.ts";
 import { waitForReady } from "../kube/wait.ts";
 import type { KubeObject, Placed } from "../render/context.ts";
-import { applySetId, asMember, groupKind, membersState, mergeStates, parentObject, PART_OF, PARENT_NAME, readParent } from "./applyset.ts";
+import { applySetId, asMember, groupKind, membersState, mergeStates, parentObject, parentRef, PART_OF, readParent } from "./applyset.ts";
 import { groupByPhase, PHASES } from "./phases.ts";
 import { preflight, type PreflightInput } from "./preflight.ts";
 import type { Reporter } from "./progress.ts";
@@ -74,8 +74,7 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
   }
 
   const context = await readinessContext(client);
-  const parentHeader = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } };
-  const before = readParent(await client.get(parentHeader));
+  const before = readParent(await client.get(parentRef(namespace)));
   const after = membersState(objects, namespace);
   const union = mergeStates(before, after);
   let changed = 0;

@@ -17,6 +17,11 @@ export const PARENT_NAME = "diatonic-applyset";
 export const VERSIONS = "diatonic.ai/group-versions";
 export const DESTROYED_AT = "diatonic.ai/destroyed-at";
 
+/** The ApplySet parent of the platform in `namespace`, as a reference to get or delete. */
+export function parentRef(namespace: string): KubeObject {
+  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } };
+}
+
 export function applySetId(namespace: string, name = PARENT_NAME): string {
   const digest = createHash("sha256").update(`${name}.${namespace}.ConfigMap.`).digest("base64url");
   return `applyset-${digest}-v1`;

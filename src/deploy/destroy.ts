@@ -2,7 +2,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import type { KubeObject } from "../render/context.ts";
 import { DATA_KINDS } from "./apply.ts";
-import { membersState, PARENT_NAME, parentObject } from "./applyset.ts";
+import { membersState, parentObject, parentRef } from "./applyset.ts";
 import { liveMembers, teardownOrder } from "./inventory.ts";
 import type { Reporter } from "./progress.ts";
 import { isShared, otherPlatforms, release, releaseEvent } from "./shared.ts";
@@ -68,7 +68,7 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
   if (stillMembers.length > 0 && !ownNamespaceGoes) {
     if (!options.dryRun) await client.apply(parentObject(namespace, { ...membersState(stillMembers, namespace), destroyedAt: new Date().toISOString() }), { force: true });
   } else {
-    await remove({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
+    await remove(parentRef(namespace));
   }
   for (const ns of namespaces) await remove(ns);
   return { deleted, kept };

@@ -1,11 +1,16 @@
 import type { KubeClient } from "../kube/client.ts";
 import type { KubeObject } from "../render/context.ts";
-import { applySetId, PART_OF, PARENT_NAME, readParent } from "./applyset.ts";
+import { applySetId, PART_OF, parentRef, readParent, type ParentState } from "./applyset.ts";
 
 /** The live members of the platform's ApplySet, found through its parent's group-kinds. */
 export async function liveMembers(client: KubeClient, namespace: string): Promise<KubeObject[]> {
-  const parent = await client.get({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } });
-  if (!parent) return [];
+  return (await liveSet(client, namespace)).members;
+}
+
+/** The platform's ApplySet: its parent's state (undefined without a parent) and its live members. */
+export async function liveSet(client: KubeClient, namespace: string): Promise<{ readonly parent: ParentState | undefined; readonly members: KubeObject[] }> {
+  const parent = await client.get(parentRef(namespace));
+  if (!parent) return { parent: undefined, members: [] };
   const state = readParent(parent);
   const id = applySetId(namespace);
   const found: KubeObject[] = [];
@@ -19,7 +24,7 @@ export async function liveMembers(client: KubeClient, namespace: string): Promis
     const spaces = scope.namespaced ? [namespace, ...state.namespaces] : [undefined];
     for (const ns of spaces) found.push(...(await client.list(apiVersion, kind, ns, `${PART_OF}=${id}`)));
   }
-  return found;
+  return { parent: state, members: found };
 }
 
 /** Delete order: the reverse of how a platform comes up. */

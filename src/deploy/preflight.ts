@@ -1,4 +1,4 @@
-import { ForbiddenError, type KubeClient } from "../kube/client.ts";
+import { unlessForbidden, type KubeClient } from "../kube/client.ts";
 import { gpuSlicesOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import { Inventory } from "../validate/inventory.ts";
@@ -49,13 +49,8 @@ export async function controllerChecks(client: KubeClient, objects: readonly Kub
   const checks: PreflightCheck[] = [];
   for (const controller of CONTROLLERS) {
     if (!groups.has(controller.group)) continue;
-    let found: (KubeObject & { status?: { availableReplicas?: number } })[];
-    try {
-      found = await client.list("apps/v1", "Deployment", undefined, controller.selector);
-    } catch (error) {
-      if (error instanceof ForbiddenError) continue;
-      throw error;
-    }
+    const found = await unlessForbidden(client.list<KubeObject & { status?: { availableReplicas?: number } }>("apps/v1", "Deployment", undefined, controller.selector));
+    if (found === undefined) continue;
     const names = found.map((d) => `${d.metadata.namespace ?? ""}/${d.metadata.name}`).join(", ");
     if (found.some((d) => (d.status?.availableReplicas ?? 0) > 0)) {
       checks.push({ check: "controllers", ok: true, message: `${controller.name} runs (Deployment ${names})` });

@@ -2,7 +2,7 @@
 // cluster. Each platform's ApplySet claims them while it applied them last; the platform that stops
 // rendering them (destroy, prune) hands them over to another that still does, instead of deleting
 // them under it, and an apply that would change another platform's copy is refused unless forced.
-import { ForbiddenError, resourceName, type KubeClient } from "../kube/client.ts";
+import { resourceName, unlessForbidden, type KubeClient } from "../kube/client.ts";
 import { SHARED_ANNOTATION, type KubeObject } from "../render/context.ts";
 import { applySetId, PARENT_NAME, PART_OF, readParent } from "./applyset.ts";
 import { listRevisions, readRevision } from "./revisions.ts";
@@ -31,20 +31,17 @@ export interface OtherPlatform {
  * credentials may not list ConfigMaps across namespaces (then nobody can tell who else needs what).
  */
 export async function otherPlatforms(client: KubeClient, namespace: string): Promise<OtherPlatform[] | undefined> {
-  try {
-    const parents = await client.list("v1", "ConfigMap", undefined, undefined, `metadata.name=${PARENT_NAME}`);
-    return parents
-      // A destroyed platform (its parent lists only the data it kept) renders nothing to share or compare with.
-      .filter((parent) => parent.metadata.namespace !== undefined && parent.metadata.namespace !== namespace && readParent(parent).destroyedAt === undefined)
-      .map((parent) => {
-        const home = parent.metadata.namespace as string;
-        return { namespace: home, id: applySetId(home), namespaces: readParent(parent).namespaces };
-      })
-      .sort((a, b) => a.namespace.localeCompare(b.namespace));
-  } catch (error) {
-    if (error instanceof ForbiddenError) return undefined;
-    throw error;
+  const parents = await unlessForbidden(client.list("v1", "ConfigMap", undefined, undefined, `metadata.name=${PARENT_NAME}`));
+  if (parents === undefined) return undefined;
+  const others: OtherPlatform[] = [];
+  for (const parent of parents) {
+    const home = parent.metadata.namespace;
+    const state = readParent(parent);
+    // A destroyed platform (its parent lists only the data it kept) renders nothing to share or compare with.
+    if (home === undefined || home === namespace || state.destroyedAt !== undefined) continue;
+    others.push({ namespace: home, id: applySetId(home), namespaces: state.namespaces });
   }
+  return others.sort((a, b) => a.namespace.localeCompare(b.namespace));
 }
 
 /** The platform that takes a shared object over from one that no longer renders it, if another renders it too. */
@@ -93,14 +90,8 @@ function essence(object: KubeObject): string {
 async function otherDevicePlugins(client: KubeClient, mine: readonly KubeObject[]): Promise<PreflightCheck[]> {
   const plugin = mine.find((object) => object.kind === "DaemonSet");
   if (plugin === undefined) return [];
-  let all: KubeObject[];
-  try {
-    all = await client.list("apps/v1", "DaemonSet");
-  } catch (error) {
-    if (error instanceof ForbiddenError) return [];
-    throw error;
-  }
-  return all
+  const all = await unlessForbidden(client.list("apps/v1", "DaemonSet"));
+  return (all ?? [])
     .filter((other) => isShared(other) && other.metadata.namespace !== plugin.metadata.namespace)
     .map((other) => ({
       check: "shared",

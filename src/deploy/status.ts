@@ -4,8 +4,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
 import type { KubeObject } from "../render/context.ts";
-import { PARENT_NAME, readParent } from "./applyset.ts";
-import { liveMembers } from "./inventory.ts";
+import { liveSet } from "./inventory.ts";
 import { listRevisions } from "./revisions.ts";
 
 export interface StatusReport {
@@ -43,8 +42,8 @@ async function servedModels(client: KubeClient, namespace: string): Promise<Set<
 
 /** Each component's state and why, GPU slices per node, adapters, certificates and the URL to call. */
 export async function platformStatus(client: KubeClient, namespace: string): Promise<StatusReport> {
-  const members = await liveMembers(client, namespace);
-  const destroyedAt = readParent(await client.get({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARENT_NAME, namespace } })).destroyedAt ?? null;
+  const { parent, members } = await liveSet(client, namespace);
+  const destroyedAt = parent?.destroyedAt ?? null;
   const storageClasses = await client.list<KubeObject & { volumeBindingMode?: string }>("storage.k8s.io/v1", "StorageClass");
   const wffc = new Set(storageClasses.filter((s) => s.volumeBindingMode === "WaitForFirstConsumer").map((s) => s.metadata.name));
   const objects = members.map((object) => {

@@ -27,6 +27,16 @@ export class ConflictError extends WorldError {
 /** The credentials may not do this (HTTP 401 or 403). */
 export class ForbiddenError extends WorldError {}
 
+/** A request's result, or undefined when these credentials may not make it (the caller does without). */
+export async function unlessForbidden<T>(request: Promise<T>): Promise<T | undefined> {
+  try {
+    return await request;
+  } catch (error) {
+    if (error instanceof ForbiddenError) return undefined;
+    throw error;
+  }
+}
+
 /** The status object the API server returns with errors. */
 interface StatusBody {
   readonly message?: string;
