@@ -97,13 +97,14 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   };
   try {
     let modelPath = options.model;
+    let maxModelLen: number | undefined; // a real model keeps the engine's default
     if (modelPath === undefined) {
       const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-model-"));
       cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       modelPath = writeTestModels(dir).model;
+      // The tiny model gets its whole context: RAG passages cost it ~4 tokens a word.
+      maxModelLen = TINY_MODEL_SHAPE.contextLength;
     }
-    // The tiny model gets its whole context (RAG passages cost it ~4 tokens a word); a real model keeps the engine's default.
-    const maxModelLen = options.model === undefined ? TINY_MODEL_SHAPE.contextLength : undefined;
     const engine: RunningEngine = await startEngine({ modelPath: resolve(options.cwd, modelPath), servedModelName: baseModel, port: 0, maxModelLen, logger: logger.child({ component: "engine" }) });
     cleanup.push(() => engine.close());
 

@@ -186,12 +186,7 @@ export class Engine {
     }
     const absolute = resolve(path);
     await assertReadable(absolute, "lora_path");
-    let metadata: unknown;
-    try {
-      metadata = (await readGgufFileInfo(absolute, { readTensorInfo: false, sourceType: "filesystem", logWarnings: false })).metadata;
-    } catch (error) {
-      throw new ApiError(400, `${absolute} is not a GGUF file: ${error instanceof Error ? error.message : String(error)}`, "lora_path");
-    }
+    const metadata = await ggufMetadata(absolute, (reason) => new ApiError(400, `${absolute} is not a GGUF file: ${reason}`, "lora_path"));
     const general = field(metadata, "general");
     const adapterType = field(field(metadata, "adapter"), "type");
     if (field(general, "type") !== "adapter" || adapterType !== "lora") {
@@ -309,14 +304,18 @@ export async function checkModelFile(path: string): Promise<void> {
   await assertReadable(modelPath, "model").catch(() => {
     throw new InputError(`model ${modelPath} cannot be read`, MODEL_FIX);
   });
-  let metadata: unknown;
-  try {
-    metadata = (await readGgufFileInfo(modelPath, { readTensorInfo: false, sourceType: "filesystem", logWarnings: false })).metadata;
-  } catch (error) {
-    throw new InputError(`model ${modelPath} is not a GGUF file: ${error instanceof Error ? error.message : String(error)}`, MODEL_FIX);
-  }
+  const metadata = await ggufMetadata(modelPath, (reason) => new InputError(`model ${modelPath} is not a GGUF file: ${reason}`, MODEL_FIX));
   if (field(field(metadata, "general"), "type") === "adapter") {
     throw new InputError(`model ${modelPath} is a LoRA adapter, not a base model`, "pass the base model as --model and the adapter as --lora NAME=PATH");
+  }
+}
+
+/** A GGUF file's metadata, its tensors left unread; `notGguf` makes the error for a file that is not GGUF. */
+async function ggufMetadata(path: string, notGguf: (reason: string) => Error): Promise<unknown> {
+  try {
+    return (await readGgufFileInfo(path, { readTensorInfo: false, sourceType: "filesystem", logWarnings: false })).metadata;
+  } catch (error) {
+    throw notGguf(error instanceof Error ? error.message : String(error));
   }
 }
 

@@ -95,17 +95,16 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         problems.push({ path: source, message: code === "EACCES" || code === "EPERM" ? "cannot be read: permission denied" : `cannot be read: ${code ?? (error as Error).message}` });
         continue;
       }
+      if (bytes.subarray(0, 8192).includes(0)) {
+        problems.push({ path: source, message: "is a binary file, not text: convert it to Markdown, text or HTML first" });
+        continue;
+      }
       let text: string;
-      const binary = bytes.subarray(0, 8192).includes(0);
       try {
-        if (binary) throw new Error("NUL byte");
         text = utf8.decode(bytes);
       } catch {
         // No NUL bytes but not UTF-8: text in a legacy encoding, which iconv turns into UTF-8.
-        const message = binary
-          ? "is a binary file, not text: convert it to Markdown, text or HTML first"
-          : "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8";
-        problems.push({ path: source, message });
+        problems.push({ path: source, message: "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8" });
         continue;
       }
       if (text.trim() === "") {
