@@ -88,10 +88,11 @@ export function formatPlan(plan: PlanReport): string {
   out.push(table([["name", "route", "LoRA rank", "slot", "upstream model", "RAG"], ...plan.adapters.map((a) => [a.name, a.route, a.loraRank === null ? "-" : String(a.loraRank), a.slot, a.upstreamModel, a.rag ?? "-"])]));
   out.push("", "secrets to create before apply:");
   out.push(table([["namespace", "name", "key", "purpose"], ...plan.secrets.map((s) => [s.namespace, s.name, s.key, s.purpose])]));
-  const problems = plan.findings.filter((f) => f.severity === "error" || f.ruleId.startsWith("gpu/"));
+  // Errors, and the warnings about GPUs and about the spec itself (the rest is validate's to show).
+  const problems = plan.findings.filter((f) => f.severity === "error" || f.ruleId.startsWith("gpu/") || f.ruleId.startsWith("spec/"));
   if (problems.length > 0) {
     out.push("", "does not fit / needs attention:");
-    for (const f of problems) out.push(`  ${f.severity} ${f.ruleId} ${f.resource}: ${f.message}\n    fix: ${f.fix}`);
+    for (const f of problems) out.push(`  ${f.severity} ${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}: ${f.message}\n    fix: ${f.fix}`);
   }
   return `${out.join("\n")}\n`;
 }

@@ -18,9 +18,24 @@ export interface LoadPlatformOptions {
   readonly cwd?: string;
 }
 
+/** A spec rule's warning, placed in the file (an overlay's value at the overlay's line). */
+export interface SpecWarning {
+  /** `file:line:column`, the file relative to the cwd. */
+  readonly at: string;
+  /** Where the value is written, e.g. `spec.model.source.huggingFace.revision` or `environments.local.gateway.auth`. */
+  readonly path: string;
+  readonly message: string;
+  readonly fix: string;
+}
+
+/** How render prints a spec warning: `file:line:col: path: message (fix)`. */
+export function formatSpecWarning(warning: SpecWarning): string {
+  return `${warning.at}: ${warning.path}: ${warning.message} (${warning.fix})`;
+}
+
 export interface LoadedPlatform extends Platform {
   /** Things that work but are probably not what the author meant. */
-  readonly warnings: readonly string[];
+  readonly warnings: readonly SpecWarning[];
   readonly file: string;
   /** Every environment the document declares. */
   readonly environments: readonly string[];
@@ -149,10 +164,10 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
   }
   const warnings = findings
     .filter((f) => f.severity === "warning")
-    .map((f) => {
+    .map((f): SpecWarning => {
       const origin = originOf(merged, f.path);
       const { line, column } = positionOf(positions, origin);
-      return `${shown}:${line}:${column}: ${formatPath(origin)}: ${f.message} (${f.fix})`;
+      return { at: `${shown}:${line}:${column}`, path: formatPath(origin), message: f.message, fix: f.fix };
     });
   return { ...platform, warnings, file: options.file, environments: known };
 }

@@ -21,6 +21,7 @@ export function validationInput(build: EnvironmentBuild): SpecValidationInput {
       storageClasses: [platform.spec.storageClass],
       requiredSecrets: build.result.secrets,
       flows: trafficGraph(new RenderContext(platform)),
+      specWarnings: platform.warnings,
     },
   };
 }

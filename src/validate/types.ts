@@ -1,5 +1,6 @@
 import type { RequiredSecret } from "../render/context.ts";
 import type { Flow } from "../render/traffic.ts";
+import type { SpecWarning } from "../spec/load.ts";
 import type { Platform } from "../spec/schema.ts";
 import type { Inventory } from "./inventory.ts";
 
@@ -26,6 +27,8 @@ export interface ValidationEnvironment {
   readonly storageClasses?: readonly string[];
   readonly requiredSecrets?: readonly RequiredSecret[];
   readonly flows?: readonly Flow[];
+  /** The spec's own cross-field warnings, where they are written in platform.yaml. */
+  readonly specWarnings?: readonly SpecWarning[];
 }
 
 export interface RuleContext {

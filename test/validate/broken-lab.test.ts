@@ -91,6 +91,40 @@ describe("validate CLI", () => {
   });
 });
 
+/** The lab with two spec warnings: the model on the moving branch (spec) and optional keys in staging (overlay). */
+function labWithSpecWarnings(): { file: string; revisionLine: number; authLine: number } {
+  const dir = mkdtempSync(join(tmpdir(), "spec-warnings-"));
+  const file = join(dir, "platform.yaml");
+  const text = execFileSync("cat", ["examples/lab/platform.yaml"], { encoding: "utf8" })
+    .replace(/revision: 2d2a2ab4\w+/, "revision: main")
+    .replace("  staging:\n", "  staging:\n    gateway: { auth: optional }\n");
+  writeFileSync(file, text);
+  const lines = text.split("\n");
+  return { file, revisionLine: lines.findIndex((l) => l.includes("revision: main")) + 1, authLine: lines.findIndex((l) => l.includes("auth: optional }")) + 1 };
+}
+
+describe("the spec's own warnings reach validate and plan, placed in platform.yaml", () => {
+  it("validate lists them as spec/cross-field warnings (exit 0), at the overlay's line for an overlay's value", async () => {
+    const lab = labWithSpecWarnings();
+    const run = await runCli(["validate", "--spec", lab.file, "--env", "staging"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, new RegExp(`warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\)\n  at spec\\.model\\.source\\.huggingFace\\.revision\n  the model revision is the moving branch 'main'\n  fix: pin a commit`));
+    assert.match(run.stdout, new RegExp(`warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.authLine}:\\d+\\)\n  at environments\\.staging\\.gateway\\.auth\n  API keys are optional in environment staging`));
+    assert.match(run.stdout, /0 error\(s\), 3 warning\(s\)/);
+    const sarif = JSON.parse((await runCli(["validate", "--spec", lab.file, "--env", "staging", "--format", "sarif"])).stdout) as { runs: { results: { ruleId: string; locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }[] }[] };
+    const uris = sarif.runs[0]?.results.filter((r) => r.ruleId === "spec/cross-field").map((r) => r.locations[0]?.physicalLocation.artifactLocation.uri);
+    assert.equal(uris?.length, 2);
+    for (const uri of uris ?? []) assert.match(uri ?? "", /platform\.yaml:\d+:\d+$/);
+  });
+
+  it("plan names them among what needs attention", async () => {
+    const lab = labWithSpecWarnings();
+    const run = await runCli(["plan", "--spec", lab.file, "--env", "production"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, new RegExp(`does not fit / needs attention:[\\s\\S]*warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\): the model revision is the moving branch 'main'\n    fix: pin a commit`));
+  });
+});
+
 describe("plan", () => {
   it("prints the GPU table, the VRAM budget, adapters and Secrets", async () => {
     const run = await runCli(["plan", "--spec", "examples/lab/platform.yaml", "--env", "production"]);

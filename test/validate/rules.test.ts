@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { KubeObject } from "../../src/render/context.ts";
 import { environmentFromSpec } from "../../src/validate/from-spec.ts";
@@ -7,6 +10,13 @@ import type { ValidationEnvironment } from "../../src/validate/types.ts";
 
 type Json = Record<string, unknown>;
 const clean = environmentFromSpec("examples/lab/platform.yaml", "production");
+
+/** The lab with a spec-level warning (its model on the moving branch 'main'). */
+function specWithWarning(): string {
+  const file = join(mkdtempSync(join(tmpdir(), "rules-spec-")), "platform.yaml");
+  writeFileSync(file, readFileSync("examples/lab/platform.yaml", "utf8").replace(/revision: 2d2a2ab4\w+/, "revision: main"));
+  return file;
+}
 
 function fresh(): Json[] {
   return structuredClone(clean.objects) as unknown as Json[];
@@ -45,6 +55,7 @@ interface Case {
 }
 
 const cases: Case[] = [
+  { rule: "spec/cross-field", mutate: () => undefined, env: (env) => ({ ...env, specWarnings: environmentFromSpec(specWithWarning(), "production").env.specWarnings ?? [] }) },
   { rule: "schema/kubernetes", mutate: (o) => set(gateway(o), `${GW}.ports.0.containerPort`, "http") },
   { rule: "schema/metadata", mutate: (o) => set(get(o, "ConfigMap", "gateway"), "metadata.labels.app\u0000kubernetes\u0000io/name", "x".repeat(70)) },
   { rule: "psa/run-as-non-root", mutate: (o) => { drop(gateway(o), "spec.template.spec.securityContext.runAsNonRoot"); drop(gateway(o), `${GW}.securityContext.runAsNonRoot`); } },

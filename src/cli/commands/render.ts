@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { ExitCode, InputError } from "../../errors.ts";
 import { buildEnvironment, buildTree, type EnvironmentBuild } from "../../render/build.ts";
 import { resourceId } from "../../render/schema-check.ts";
+import { formatSpecWarning } from "../../spec/load.ts";
 import { writeTreeAtomically } from "../../write/atomic.ts";
 import { toYamlStream } from "../../write/yaml.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
@@ -17,7 +18,7 @@ export function summarize(build: EnvironmentBuild): string {
     "  secrets to create before apply (never rendered):",
     ...result.secrets.map((s) => `    ${s.namespace}/${s.name} key ${s.key}: ${s.purpose}`),
     ...result.notes.map((n) => `  note: ${n}`),
-    ...platform.warnings.map((w) => `  warning: ${w}`),
+    ...platform.warnings.map((w) => `  warning: ${formatSpecWarning(w)}`),
   ];
   return `${lines.join("\n")}\n`;
 }
