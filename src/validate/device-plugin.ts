@@ -48,6 +48,13 @@ export interface FoundConfig {
 
 const NAME_HINT = /device-plugin|time-slicing|timeslicing|nvidia/i;
 
+/**
+ * Top-level keys of a device-plugin config, and the time-slicing keys written at the top by mistake:
+ * a ConfigMap found by its name holds a config only if its value has one of them (a platform named
+ * `nvidia-lab` names its Grafana dashboard's ConfigMap after itself).
+ */
+const PLUGIN_KEYS = ["flags", "sharing", "timeSlicing", "resources", "mps", "imex", "replicas", "renameByDefault", "failRequestsGreaterThanOne", "migStrategy"];
+
 const found = new WeakMap<Inventory, FoundConfig[]>();
 
 /** ConfigMaps holding a device-plugin config: by name, or by a value that looks like one. */
@@ -70,10 +77,12 @@ function scan(inventory: Inventory): FoundConfig[] {
       try {
         raw = parse(text);
       } catch {
-        return NAME_HINT.test(configMap.metadata.name) ? [{ configMap, key, raw: text, problems: ["is not valid YAML"] }] : [];
+        // Broken YAML is a config only when it reads like one (a script in a ConfigMap named nvidia-… is not).
+        return named && /^\s*(version|flags|sharing|timeSlicing)\s*:/m.test(text) ? [{ configMap, key, raw: text, problems: ["is not valid YAML"] }] : [];
       }
       const looksLike = typeof raw === "object" && raw !== null && ("sharing" in raw || "timeSlicing" in raw || ("version" in raw && "flags" in raw));
-      if (!looksLike && !(NAME_HINT.test(configMap.metadata.name) && typeof raw === "object" && raw !== null && !("mig-configs" in raw))) return [];
+      const namedLikeOne = named && typeof raw === "object" && raw !== null && !("mig-configs" in raw) && PLUGIN_KEYS.some((key) => key in raw);
+      if (!looksLike && !namedLikeOne) return [];
       const result = NvidiaDevicePluginConfig.safeParse(raw);
       if (result.success) return [{ configMap, key, raw, parsed: result.data, problems: [] }];
       return [{ configMap, key, raw, problems: result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`) }];

@@ -130,6 +130,16 @@ describe("validate rules", () => {
     }
   });
 
+  it("a platform named nvidia-…: its Grafana dashboard's ConfigMap (named after it) is not taken for a device-plugin config", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "rules-nvidia-")), "platform.yaml");
+    writeFileSync(file, readFileSync("examples/lab/platform.yaml", "utf8").replace(/^ {2}name: lab$/m, "  name: nvidia-lab"));
+    const { objects, env } = environmentFromSpec(file, "production");
+    assert.ok(objects.some((o) => o.kind === "ConfigMap" && o.metadata.name.includes("nvidia-lab") && o.metadata.name.endsWith("dashboard")), "the dashboard's ConfigMap carries the name");
+    const result = validateObjects(objects, env);
+    assert.deepEqual(result.findings.filter((f) => f.ruleId === "gpu/device-plugin-config"), []);
+    assert.equal(result.errors, 0);
+  });
+
   it(`has at least 25 rules, each with a case below (${rules.length})`, () => {
     assert.ok(rules.length >= 25);
     assert.deepEqual(rules.map((r) => r.id).filter((id) => !cases.some((c) => c.rule === id)), []);
