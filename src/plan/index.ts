@@ -79,7 +79,8 @@ export function formatPlan(plan: PlanReport): string {
     const estimate = placement.devices.flatMap((u) => u.pods).find((p) => p.pod.vllm)?.pod.vllm;
     if (estimate) {
       const e = estimate.estimate;
-      out.push(`VRAM per engine replica: weights ${e.weightsGiB} + LoRA slots ${e.loraGiB} + KV cache ${e.kvCacheGiB} (${estimate.settings.maxModelLen} tokens × ${(e.kvBytesPerToken / 1024).toFixed(0)} KiB) + overhead ${e.overheadGiB} = ${e.totalGiB} GiB`);
+      const tp = estimate.settings.tensorParallel;
+      out.push(`VRAM per engine replica${tp > 1 ? `, on each of its ${tp} GPUs (tensor parallel)` : ""}: weights ${e.weightsGiB} + LoRA slots ${e.loraGiB} + KV cache ${e.kvCacheGiB} (${estimate.settings.maxModelLen} tokens × ${(e.kvBytesPerToken / 1024).toFixed(0)} KiB) + overhead ${e.overheadGiB} = ${e.totalGiB} GiB`);
     }
   } else {
     out.push("GPUs: none declared for this environment (CPU engine, or gpu.nodes empty)");

@@ -73,12 +73,34 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
     const util = pod.vllm?.settings.gpuMemoryUtilization ?? 0;
     const freeMemory = (u: (typeof mutable)[number]) => u.device.memoryGiB * (1 - u.utilization);
     const fitsOn = (u: (typeof mutable)[number]) => !pod.vllm || (u.device.memoryGiB * util >= need(pod) && u.utilization + util <= 1 + 1e-9);
-    const candidates = mutable.filter((u) => u.device.slices - u.usedSlices >= pod.slices).sort((a, b) => Number(fitsOn(b)) - Number(fitsOn(a)) || freeMemory(b) - freeMemory(a));
-    const chosen = candidates[0];
+    const free = (u: (typeof mutable)[number]) => u.device.slices - u.usedSlices;
+    const preferred = (a: (typeof mutable)[number], b: (typeof mutable)[number]) => Number(fitsOn(b)) - Number(fitsOn(a)) || freeMemory(b) - freeMemory(a);
+    const take = (u: (typeof mutable)[number], slices: number) => {
+      u.pods.push({ pod, slices, claimedGiB: Math.round(u.device.memoryGiB * util * 100) / 100, fits: fitsOn(u) });
+      u.usedSlices += slices;
+      u.utilization += util;
+    };
+    const chosen = mutable.filter((u) => free(u) >= pod.slices).sort(preferred)[0];
     if (chosen) {
-      chosen.pods.push({ pod, slices: pod.slices, claimedGiB: Math.round(chosen.device.memoryGiB * util * 100) / 100, fits: fitsOn(chosen) });
-      chosen.usedSlices += pod.slices;
-      chosen.utilization += util;
+      take(chosen, pod.slices);
+      continue;
+    }
+    // More slices than any one device has free (tensor parallelism over whole GPUs or MIG devices):
+    // the kubelet gives the pod devices of one node, one rank on each.
+    let spread: { use: (typeof mutable)[number]; slices: number }[] | undefined;
+    for (const node of new Set(mutable.map((u) => u.device.node))) {
+      let left = pod.slices;
+      const taken: { use: (typeof mutable)[number]; slices: number }[] = [];
+      for (const u of mutable.filter((candidate) => candidate.device.node === node && free(candidate) > 0).sort(preferred)) {
+        if (left === 0) break;
+        taken.push({ use: u, slices: Math.min(free(u), left) });
+        left -= Math.min(free(u), left);
+      }
+      const fitting = (ranks: typeof taken) => ranks.filter((t) => fitsOn(t.use)).length;
+      if (left === 0 && (spread === undefined || fitting(taken) > fitting(spread))) spread = taken;
+    }
+    if (spread) {
+      for (const { use, slices } of spread) take(use, slices);
       continue;
     }
     const byNode = new Map<string, number>();

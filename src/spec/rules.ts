@@ -1,3 +1,4 @@
+import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./architectures.ts";
 import type { Path } from "./overlay.ts";
 import type { Platform } from "./schema.ts";
 
@@ -17,6 +18,34 @@ export function adapterRoute(adapter: { readonly name: string; readonly route?: 
 export function isGgufLora(source: { readonly huggingFace: { readonly file?: string | undefined } } | { readonly path: string }): boolean {
   const file = "path" in source ? source.path : source.huggingFace.file;
   return file !== undefined && file.toLowerCase().endsWith(".gguf");
+}
+
+/**
+ * The VRAM plan is only as right as `model.architecture`, which defaults to Llama 3 8B's shape: a
+ * model whose name states another size (`Meta-Llama-3-70B-Instruct`) would be planned as an 8B one.
+ */
+function checkArchitecture(platform: Platform, warning: (path: Path, message: string, fix: string) => void): void {
+  const { model } = platform.spec;
+  const source = "huggingFace" in model.source ? model.source.huggingFace : undefined;
+  const names = [source?.file, source?.repo.split("/").pop(), model.name].filter((name): name is string => name !== undefined);
+  let named: { name: string; billions: number } | undefined;
+  for (const name of names) {
+    const billions = namedBillions(name);
+    if (billions !== undefined) {
+      named = { name, billions };
+      break;
+    }
+  }
+  const described = model.architecture.parametersBillions;
+  if (named === undefined || Math.max(named.billions / described, described / named.billions) < 1.25) return;
+  const known = LLAMA3_ARCHITECTURES.get(named.billions);
+  warning(
+    ["model", "architecture"],
+    `the model is named as ${named.billions}B parameters (${named.name}), but model.architecture describes ${described}B${described === 8.03 ? " (Llama 3 8B's shape, the default)" : ""}: its VRAM plan is ${named.billions > described ? "too small" : "too large"} by about ${Math.round(Math.max(named.billions / described, described / named.billions))}×`,
+    known
+      ? `set model.architecture to Llama 3 ${named.billions}B's shape: ${architectureYaml(known)}`
+      : "set model.architecture to the model's shape, from its config.json (num_hidden_layers, hidden_size, intermediate_size, num_key_value_heads, head_dim, vocab_size)",
+  );
 }
 
 export function checkPlatform(platform: Platform): SpecFinding[] {
@@ -56,6 +85,19 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
     }
   });
 
+  if (engine.kind === "vllm" && engine.tensorParallel > 1) {
+    // vLLM runs one tensor-parallel rank per GPU: the pod gets exactly that many.
+    const tp = engine.tensorParallel;
+    if (engine.gpuSlices !== tp) {
+      error(["model", "engine", "gpuSlices"], `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but each replica gets gpuSlices ${engine.gpuSlices}`, `set model.engine.gpuSlices to ${tp}`);
+    }
+    spec.adapters.forEach((adapter, index) => {
+      if (adapter.serving === "dedicated" && adapter.dedicated.gpuSlices !== tp) {
+        error(["adapters", index, "dedicated", "gpuSlices"], `the dedicated engine runs with model.engine.tensorParallel ${tp}, one rank per GPU, but gets gpuSlices ${adapter.dedicated.gpuSlices}`, `set adapters[${index}].dedicated.gpuSlices to ${tp}`);
+      }
+    });
+  }
+  if (engine.kind === "vllm") checkArchitecture(platform, warning);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");
   }

@@ -87,6 +87,17 @@ const cases: BadSpec[] = [
   { name: "unknown GPU sharing mode", text: replace("mode: timeSlicing, replicas: 4", "mode: mps, replicas: 4"), line: "mode: mps", says: ["spec.gpu.sharing.mode", '"none", "timeSlicing", "mig"'] },
   { name: "a label key diatonic sets itself", text: replace("  name: t\n", "  name: t\n  labels: { app.kubernetes.io/name: mine }\n"), line: "app.kubernetes.io/name: mine", says: ["metadata.labels", "a label diatonic sets itself"] },
   { name: "a label value Kubernetes refuses", text: replace("  name: t\n", "  name: t\n  labels: { team: ML Platform }\n"), line: "team: ML Platform", says: ["metadata.labels.team", "Kubernetes label value"] },
+  {
+    name: "tensor parallelism with fewer GPUs than ranks",
+    text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 1\n"),
+    line: "gpuSlices: 1",
+    says: ["spec.model.engine.gpuSlices", "tensorParallel is 2", "fix: set model.engine.gpuSlices to 2"],
+  },
+  {
+    name: "a dedicated adapter's engine with fewer GPUs than the ranks",
+    text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n").replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
+    says: ["spec.adapters[0].dedicated.gpuSlices", "tensorParallel 2", "fix: set adapters[0].dedicated.gpuSlices to 2"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { LLAMA3_ARCHITECTURES, namedBillions } from "../../src/spec/architectures.ts";
+import { runCli } from "../support/cli.ts";
+
+/** Llama 3 70B on whole GPUs (no sharing), tensor parallel over two of them. */
+function spec70b(options: { architecture?: string; tensorParallel?: number; nodes?: string } = {}): string {
+  const tp = options.tensorParallel ?? 2;
+  const text = `apiVersion: diatonic.ai/v1alpha1
+kind: Platform
+metadata: { name: big }
+spec:
+  namespace: llm
+  model:
+    name: llama-3-70b-instruct
+${options.architecture ?? ""}    source: { huggingFace: { repo: meta-llama/Meta-Llama-3-70B-Instruct, revision: 7129260dd854a80eb10ace5f61c20324b472b31c } }
+    size: 150Gi
+    engine: { kind: vllm, image: vllm/vllm-openai:v0.6.6, dtype: bfloat16, maxModelLen: 8192, gpuMemoryUtilization: 0.92, tensorParallel: ${tp}, gpuSlices: ${tp}, maxLoras: 2, maxLoraRank: 16 }
+  adapters:
+    - { name: code, lora: { source: { path: code }, rank: 16 } }
+  gpu:
+    sharing: { mode: none }
+    nodes: ${options.nodes ?? "[{ name: n1, gpus: [{ model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }, { model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }] }]"}
+  ingress: { className: nginx, host: llm.example.com }
+environments:
+  production: { gateway: { replicas: 2 } }
+`;
+  const file = join(mkdtempSync(join(tmpdir(), "plan-tp-")), "platform.yaml");
+  writeFileSync(file, text);
+  return file;
+}
+
+const SHAPE_70B = "    architecture: { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }\n";
+
+describe("plan: tensor parallelism over whole GPUs", () => {
+  it("places each rank on its own GPU of one node (it used to call the pod Pending: '2 exist, 2 requested')", async () => {
+    const run = await runCli(["plan", "--spec", spec70b({ architecture: SHAPE_70B }), "--env", "production"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /GPUs: 2 of 2 slices requested/);
+    assert.match(run.stdout, /n1\s+0\s+NVIDIA H100 80GB HBM3\s+80 GiB\s+1\/1\s+Deployment\/llm\/engine\s+[\d.]+ GiB\s+73\.6 GiB\s+yes/);
+    assert.match(run.stdout, /n1\s+1\s+NVIDIA H100 80GB HBM3\s+80 GiB\s+1\/1\s+Deployment\/llm\/engine\s+[\d.]+ GiB\s+73\.6 GiB\s+yes/);
+    assert.match(run.stdout, /VRAM per engine replica, on each of its 2 GPUs \(tensor parallel\): weights 6\d\.\d+ /);
+    assert.doesNotMatch(run.stdout, /PENDING|spec\/cross-field/);
+  });
+
+  it("a group larger than any node stays Pending, and says so", async () => {
+    const twoNodes = "[{ name: n1, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }, { name: n2, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }]";
+    const run = await runCli(["plan", "--spec", spec70b({ architecture: SHAPE_70B, tensorParallel: 4, nodes: twoNodes }), "--env", "production"]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /PENDING Deployment\/llm\/engine: needs 4 nvidia.com\/gpu on one node, the largest node has 2/);
+  });
+
+  it("warns when the model's name states another size than model.architecture, and gives Llama 3's shape", async () => {
+    const run = await runCli(["plan", "--spec", spec70b(), "--env", "production"]);
+    assert.match(
+      run.stdout,
+      /warning spec\/cross-field Platform\/big \(\S+platform\.yaml:\d+:\d+\): the model is named as 70B parameters \(Meta-Llama-3-70B-Instruct\), but model\.architecture describes 8\.03B \(Llama 3 8B's shape, the default\): its VRAM plan is too small by about 9×\n {4}fix: set model\.architecture to Llama 3 70B's shape: \{ parametersBillions: 70\.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 \}/,
+    );
+    // The fix, pasted, is a valid spec that plans without the warning (the first test).
+    assert.equal(SHAPE_70B.trim(), `architecture: { ${Object.entries(LLAMA3_ARCHITECTURES.get(70) ?? {}).map(([k, v]) => `${k}: ${String(v)}`).join(", ")} }`);
+  });
+
+  it("reads the size a model's name states", () => {
+    for (const [name, billions] of [
+      ["Meta-Llama-3-70B-Instruct", 70],
+      ["llama-3-8b-instruct-awq", 8],
+      ["Meta-Llama-3-8B-Instruct-Q4_K_M.gguf", 8],
+      ["Qwen2.5-1.5B-Instruct", 1.5],
+      ["Llama-3.1-405B", 405],
+      ["Mixtral-8x7B-v0.1", undefined],
+      ["llama-3-8b-to-70b-merge", undefined],
+      ["my-model", undefined],
+      ["bert-base-4bit", undefined],
+    ] as const) {
+      assert.equal(namedBillions(name), billions, name);
+    }
+  });
+});
