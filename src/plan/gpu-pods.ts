@@ -5,10 +5,21 @@ import { estimateVram, isVllmContainer, vllmSettingsFromArgs } from "./vram.ts";
 
 export const DEFAULT_ARCHITECTURE: ArchitectureSpec = Architecture.parse({});
 
+const isGpuResource = (name: string) => name === "nvidia.com/gpu" || name.startsWith("nvidia.com/mig-");
+
 export function gpuSlicesOf(limits: Readonly<Record<string, string>> | undefined): number {
   return Object.entries(limits ?? {})
-    .filter(([name]) => name === "nvidia.com/gpu" || name.startsWith("nvidia.com/mig-"))
+    .filter(([name]) => isGpuResource(name))
     .reduce((n, [, value]) => n + Number(value), 0);
+}
+
+/** The GPU resource a pod's containers ask for (the first one named, for the rare pod that asks for two). */
+function gpuResourceOf(containers: readonly { readonly resources?: { readonly limits?: Readonly<Record<string, string>> } }[]): string {
+  for (const container of containers) {
+    const name = Object.keys(container.resources?.limits ?? {}).find(isGpuResource);
+    if (name !== undefined) return name;
+  }
+  return "nvidia.com/gpu";
 }
 
 /** Every GPU pod the objects will run (one entry per replica), with vLLM's VRAM estimate. */
@@ -24,6 +35,7 @@ export function gpuPodsOf(inventory: Inventory, architecture: ArchitectureSpec =
       resource: template.resource,
       name: template.replicas > 1 ? `${template.resource} #${i + 1}` : template.resource,
       slices,
+      gpuResource: gpuResourceOf(containers),
       ...(vllm ? { vllm } : {}),
     }));
   });

@@ -9,6 +9,8 @@ export interface GpuDevice {
   readonly memoryGiB: number;
   /** Slices the device plugin advertises for it (time-slicing replicas, else 1). */
   readonly slices: number;
+  /** What it is advertised as: `nvidia.com/gpu`, or `nvidia.com/mig-<profile>` under MIG's mixed strategy. */
+  readonly gpuResource: string;
 }
 
 /** One pod that asks for GPU slices. */
@@ -16,6 +18,8 @@ export interface GpuPod {
   readonly resource: string;
   readonly name: string;
   readonly slices: number;
+  /** The extended resource it asks for (`nvidia.com/gpu`, `nvidia.com/mig-3g.40gb`). */
+  readonly gpuResource: string;
   readonly vllm?: { readonly settings: VllmSettings; readonly estimate: VramEstimate };
 }
 
@@ -45,11 +49,19 @@ export function devicesOf(spec: PlatformSpec): GpuDevice[] {
   return spec.gpu.nodes.flatMap((node: GpuNodeSpec) =>
     node.gpus.flatMap((gpu, index): GpuDevice[] => {
       if (sharing.mode === "mig") {
+        // The single strategy advertises every MIG device as nvidia.com/gpu; mixed, one resource per profile.
         return Object.entries(sharing.profiles).flatMap(([profile, count]) =>
-          Array.from({ length: count }, () => ({ node: node.name, index, model: `${gpu.model} MIG ${profile}`, memoryGiB: migMemory(profile), slices: 1 })),
+          Array.from({ length: count }, () => ({
+            node: node.name,
+            index,
+            model: `${gpu.model} MIG ${profile}`,
+            memoryGiB: migMemory(profile),
+            slices: 1,
+            gpuResource: sharing.strategy === "mixed" ? `nvidia.com/mig-${profile}` : "nvidia.com/gpu",
+          })),
         );
       }
-      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1 }];
+      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1, gpuResource: "nvidia.com/gpu" }];
     }),
   );
 }
@@ -67,9 +79,9 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
   const requestedSlices = pods.reduce((n, p) => n + p.slices, 0);
   const need = (p: GpuPod) => p.vllm?.estimate.totalGiB ?? 0;
   const order = [...pods].sort((a, b) => need(b) - need(a) || b.slices - a.slices);
-  let requestedSoFar = 0;
+  const requested = new Map<string, number>();
   for (const pod of order) {
-    requestedSoFar += pod.slices;
+    requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
     const util = pod.vllm?.settings.gpuMemoryUtilization ?? 0;
     const freeMemory = (u: (typeof mutable)[number]) => u.device.memoryGiB * (1 - u.utilization);
     const fitsOn = (u: (typeof mutable)[number]) => !pod.vllm || (u.device.memoryGiB * util >= need(pod) && u.utilization + util <= 1 + 1e-9);
@@ -80,7 +92,8 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
       u.usedSlices += slices;
       u.utilization += util;
     };
-    const chosen = mutable.filter((u) => free(u) >= pod.slices).sort(preferred)[0];
+    const offered = mutable.filter((u) => u.device.gpuResource === pod.gpuResource);
+    const chosen = offered.filter((u) => free(u) >= pod.slices).sort(preferred)[0];
     if (chosen) {
       take(chosen, pod.slices);
       continue;
@@ -88,10 +101,10 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
     // More slices than any one device has free (tensor parallelism over whole GPUs or MIG devices):
     // the kubelet gives the pod devices of one node, one rank on each.
     let spread: { use: (typeof mutable)[number]; slices: number }[] | undefined;
-    for (const node of new Set(mutable.map((u) => u.device.node))) {
+    for (const node of new Set(offered.map((u) => u.device.node))) {
       let left = pod.slices;
       const taken: { use: (typeof mutable)[number]; slices: number }[] = [];
-      for (const u of mutable.filter((candidate) => candidate.device.node === node && free(candidate) > 0).sort(preferred)) {
+      for (const u of offered.filter((candidate) => candidate.device.node === node && free(candidate) > 0).sort(preferred)) {
         if (left === 0) break;
         taken.push({ use: u, slices: Math.min(free(u), left) });
         left -= Math.min(free(u), left);
@@ -104,14 +117,18 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
       continue;
     }
     const byNode = new Map<string, number>();
-    for (const u of mutable) byNode.set(u.device.node, (byNode.get(u.device.node) ?? 0) + u.device.slices);
+    for (const u of offered) byNode.set(u.device.node, (byNode.get(u.device.node) ?? 0) + u.device.slices);
     const largest = Math.max(0, ...byNode.values());
+    const exist = offered.reduce((n, u) => n + u.device.slices, 0);
+    const resource = pod.gpuResource;
     pending.push({
       pod,
       reason:
-        pod.slices > largest
-          ? `needs ${pod.slices} nvidia.com/gpu on one node, the largest node has ${largest}`
-          : `needs ${pod.slices} nvidia.com/gpu, ${totalSlices} exist, ${requestedSoFar} requested`,
+        exist === 0
+          ? `needs ${pod.slices} ${resource}, which none of the declared GPUs advertises (they advertise ${[...new Set(devices.map((d) => d.gpuResource))].join(", ")})`
+          : pod.slices > largest
+            ? `needs ${pod.slices} ${resource} on one node, the largest node has ${largest}`
+            : `needs ${pod.slices} ${resource}, ${exist} exist, ${requested.get(resource) ?? 0} requested`,
     });
   }
   return { devices: uses, pending, totalSlices, requestedSlices };

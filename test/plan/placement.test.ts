@@ -6,8 +6,8 @@ import { describe, it } from "node:test";
 import { LLAMA3_ARCHITECTURES, namedBillions } from "../../src/spec/architectures.ts";
 import { runCli } from "../support/cli.ts";
 
-/** Llama 3 70B on whole GPUs (no sharing), tensor parallel over two of them. */
-function spec70b(options: { architecture?: string; tensorParallel?: number; nodes?: string } = {}): string {
+/** Llama 3 70B on whole GPUs (no sharing, unless `gpu` says otherwise), tensor parallel over two of them. */
+function spec70b(options: { architecture?: string; tensorParallel?: number; nodes?: string; engine?: string; gpu?: string } = {}): string {
   const tp = options.tensorParallel ?? 2;
   const text = `apiVersion: diatonic.ai/v1alpha1
 kind: Platform
@@ -18,11 +18,11 @@ spec:
     name: llama-3-70b-instruct
 ${options.architecture ?? ""}    source: { huggingFace: { repo: meta-llama/Meta-Llama-3-70B-Instruct, revision: 7129260dd854a80eb10ace5f61c20324b472b31c } }
     size: 150Gi
-    engine: { kind: vllm, image: vllm/vllm-openai:v0.6.6, dtype: bfloat16, maxModelLen: 8192, gpuMemoryUtilization: 0.92, tensorParallel: ${tp}, gpuSlices: ${tp}, maxLoras: 2, maxLoraRank: 16 }
+    engine: { kind: vllm, image: vllm/vllm-openai:v0.6.6, dtype: bfloat16, maxModelLen: 8192, gpuMemoryUtilization: 0.92, tensorParallel: ${tp}, gpuSlices: ${tp}, maxLoras: 2, maxLoraRank: 16${options.engine ?? ""} }
   adapters:
     - { name: code, lora: { source: { path: code }, rank: 16 } }
   gpu:
-    sharing: { mode: none }
+    sharing: ${options.gpu ?? "{ mode: none }"}
     nodes: ${options.nodes ?? "[{ name: n1, gpus: [{ model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }, { model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }] }]"}
   ingress: { className: nginx, host: llm.example.com }
 environments:
@@ -33,6 +33,7 @@ environments:
   return file;
 }
 
+const SHAPE_8B = "    architecture: { parametersBillions: 8.03 }\n";
 const SHAPE_70B = "    architecture: { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }\n";
 
 describe("plan: tensor parallelism over whole GPUs", () => {
@@ -61,6 +62,21 @@ describe("plan: tensor parallelism over whole GPUs", () => {
     );
     // The fix, pasted, is a valid spec that plans without the warning (the first test).
     assert.equal(SHAPE_70B.trim(), `architecture: { ${Object.entries(LLAMA3_ARCHITECTURES.get(70) ?? {}).map(([k, v]) => `${k}: ${String(v)}`).join(", ")} }`);
+  });
+
+  it("MIG's mixed strategy: a pod gets only the profile it asks for (it was put on a smaller profile's device)", async () => {
+    const file = spec70b({
+      architecture: SHAPE_8B,
+      tensorParallel: 1,
+      engine: ", migProfile: 3g.40gb, replicas: 2",
+      gpu: "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }",
+      nodes: "[{ name: n1, gpus: [{ model: NVIDIA A100 80GB, memoryGiB: 80 }] }]",
+    });
+    const run = await runCli(["plan", "--spec", file, "--env", "production"]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /n1\s+0\s+NVIDIA A100 80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine #\d/);
+    assert.doesNotMatch(run.stdout, /MIG 1g\.10gb\s+10 GiB\s+1\/1/, "no engine on a 1g.10gb device");
+    assert.match(run.stdout, /PENDING Deployment\/llm\/engine #\d: needs 1 nvidia\.com\/mig-3g\.40gb, 1 exist, 2 requested/);
   });
 
   it("reads the size a model's name states", () => {
