@@ -1,6 +1,7 @@
 import { unlessForbidden, type KubeClient } from "../kube/client.ts";
 import { gpuSlicesOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
+import type { ValidationResult } from "../validate/index.ts";
 import { Inventory } from "../validate/inventory.ts";
 
 export interface PreflightCheck {
@@ -66,8 +67,27 @@ export async function controllerChecks(client: KubeClient, objects: readonly Kub
   return checks;
 }
 
+/**
+ * validate's rules over what is about to be applied: an error stops the apply as any failed check
+ * does (the engine that does not fit its GPU, a policy that cuts a needed flow), a warning is shown.
+ */
+export function ruleChecks(validation: ValidationResult): PreflightCheck[] {
+  const shown = validation.findings.filter((f) => f.severity !== "info");
+  if (shown.length === 0) return [{ check: "rules", ok: true, message: `the ${validation.objects} objects pass diatonic validate` }];
+  return shown.map((f) => ({
+    check: "rules",
+    ok: f.severity !== "error",
+    ...(f.severity === "warning" ? { warning: true } : {}),
+    // Most messages begin with the object they are about: it is not named twice.
+    message: f.message.startsWith(f.resource) ? `${f.ruleId}: ${f.message}` : `${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}: ${f.message}`,
+    fix: f.fix,
+  }));
+}
+
 export interface PreflightInput {
   readonly objects: readonly KubeObject[];
+  /** validate's findings over `objects`, for a spec's apply (a rollback re-applies what was applied before). */
+  readonly validation?: ValidationResult;
   readonly secrets: readonly RequiredSecret[];
   /** Secrets whose absence is allowed (optional mounts). */
   readonly optionalSecrets: readonly string[];
@@ -75,7 +95,7 @@ export interface PreflightInput {
 
 /** Checks the cluster can take the platform, before anything is changed. */
 export async function preflight(client: KubeClient, input: PreflightInput): Promise<PreflightCheck[]> {
-  const checks: PreflightCheck[] = [];
+  const checks: PreflightCheck[] = input.validation ? ruleChecks(input.validation) : [];
   const version = await client.version();
   const minor = Number.parseInt(version.minor, 10);
   checks.push(

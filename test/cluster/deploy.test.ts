@@ -104,6 +104,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.match(first.stdout, /applied revision 1/);
     // The test cluster has cert-manager's CRDs and a simulation, not its controller: a warning, not a refusal.
     assert.match(first.stdout, /! preflight controllers: no cert-manager controller found/);
+    assert.match(first.stdout, /✓ preflight rules: the \d+ objects pass diatonic validate/);
     const second = await deploy("apply", p);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /no changes: the cluster already matches the spec/);
@@ -201,6 +202,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const p = await platform(t, { env: "production" });
     const run = await deploy("apply", p);
     assert.equal(run.code, 0, run.stdout + run.stderr);
+    // validate's warnings are shown and do not stop the apply.
+    assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: pin it with MIG/);
     const status = await deploy("status", p, "--output", "json");
     const gpu = (JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[] }).gpu;
     const node = gpu.find((g) => g.node === "gpu-node-0");
@@ -219,6 +222,12 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       },
       { name: "unknown storage class", edit: (d) => d.setIn(["environments", "local", "storageClass"], "nfs-fast"), says: /storage class nfs-fast does not exist \(the cluster has: local-path, longhorn\)/ },
       { name: "too few GPU slices", env: "production", edit: (d) => d.setIn(["spec", "model", "engine", "replicas"], 9), says: /needs 9 nvidia.com\/gpu, the nodes advertise 8/ },
+      {
+        name: "an engine that does not fit its GPU (validate's rules)",
+        env: "production",
+        edit: (d) => d.setIn(["spec", "model", "engine", "maxModelLen"], 131072),
+        says: /✗ preflight rules: gpu\/vram: Deployment\/\S+\/engine needs about [\d.]+ GiB .*KV cache for 131072 tokens.* but gets [\d.]+ GiB on gpu-node-1 GPU 0 .*\n {4}fix: quantise the model/,
+      },
       { name: "missing CRD", env: "production", edit: (d) => d.setIn(["spec", "ingress", "className"], "contour"), says: /does not serve HTTPProxy[\s\S]*fix: install Contour/ },
     ];
     for (const c of cases) {

@@ -1,11 +1,14 @@
-// The preflight's controller check without a cluster: a controller found and available, found and
-// not available, not found, and credentials that may not look. The cluster tier sees the "not found"
-// case for real (the test cluster has cert-manager's CRDs, not its controller).
+// The preflight's rule checks (validate's findings), and its controller check without a cluster: a
+// controller found and available, found and not available, not found, and credentials that may not
+// look. The cluster tier sees the "not found" case for real (the test cluster has cert-manager's
+// CRDs, not its controller).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { controllerChecks } from "../../src/deploy/preflight.ts";
+import { controllerChecks, ruleChecks } from "../../src/deploy/preflight.ts";
 import { ForbiddenError, type KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/render/context.ts";
+import { environmentFromSpec } from "../../src/validate/from-spec.ts";
+import { validateObjects } from "../../src/validate/index.ts";
 
 const certificate: KubeObject = { apiVersion: "cert-manager.io/v1", kind: "Certificate", metadata: { name: "gateway-tls", namespace: "lab" } };
 const configMap: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "gateway", namespace: "lab" } };
@@ -50,5 +53,33 @@ describe("preflight: controllers the platform's objects wait on (a fake client: 
     assert.deepEqual(selectors, [], "nothing is listed");
     assert.deepEqual(await controllerChecks(clientListing(new ForbiddenError("deployments.apps is forbidden", "use credentials that may list")).client, [certificate]), []);
     await assert.rejects(controllerChecks(clientListing(new Error("connection refused")).client, [certificate]), /connection refused/);
+  });
+});
+
+describe("preflight: validate's rules (the lab's real findings; the cluster tier runs them through apply)", () => {
+  it("an error fails the check, a warning passes with its fix, notes are left out, and no object is named twice", () => {
+    const { objects, env } = environmentFromSpec("examples/lab/platform.yaml", "production");
+    const clean = ruleChecks(validateObjects(objects, env));
+    // The lab (production) has one warning: its engine fits the 12 GiB card, not the 8 GiB one beside it.
+    assert.deepEqual(
+      clean.map((c) => [c.check, c.ok, c.warning]),
+      [["rules", true, true]],
+    );
+    assert.match(clean[0]?.message ?? "", /^gpu\/vram: Deployment\/llama3-multi-adapter\/engine fits gpu-node-1 GPU 0/);
+    assert.match(clean[0]?.fix ?? "", /pin it with MIG/);
+
+    const engine = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "engine") as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    const args = engine.spec.template.spec.containers[0]?.args ?? [];
+    args[args.indexOf("--max-model-len") + 1] = "131072";
+    const broken = ruleChecks(validateObjects(objects, env));
+    const failed = broken.filter((c) => !c.ok);
+    assert.equal(failed.length, 1);
+    assert.match(failed[0]?.message ?? "", /^gpu\/vram: Deployment\/llama3-multi-adapter\/engine needs about [\d.]+ GiB/);
+    assert.match(failed[0]?.fix ?? "", /lower --max-model-len/);
+  });
+
+  it("no findings: one pass that says so", () => {
+    const { objects, env } = environmentFromSpec("examples/lab/platform.yaml", "local");
+    assert.deepEqual(ruleChecks(validateObjects(objects, env)), [{ check: "rules", ok: true, message: `the ${objects.length} objects pass diatonic validate` }]);
   });
 });

@@ -12,6 +12,8 @@ import { formatStatus, platformStatus } from "../../deploy/status.ts";
 import { ExitCode, InputError } from "../../errors.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
+import { validationInput } from "../../validate/from-spec.ts";
+import { validateObjects, type ValidationResult } from "../../validate/index.ts";
 import { readSpec } from "../../spec/load.ts";
 import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
@@ -76,7 +78,11 @@ function optionalSecrets(build: EnvironmentBuild): string[] {
 }
 
 /** Applies `placed` through the phases with this command's flags (apply and rollback share it). */
-async function applyWith(ctx: Context, placed: EnvironmentBuild["result"]["placed"], extra: { environment: string; specHash: string; forceConflicts: boolean; deleteData?: boolean; note?: string }): Promise<void> {
+async function applyWith(
+  ctx: Context,
+  placed: EnvironmentBuild["result"]["placed"],
+  extra: { environment: string; specHash: string; forceConflicts: boolean; deleteData?: boolean; note?: string; validation?: ValidationResult },
+): Promise<void> {
   try {
     await applyPlatform({
       client: ctx.client,
@@ -89,7 +95,7 @@ async function applyWith(ctx: Context, placed: EnvironmentBuild["result"]["place
       dryRun: ctx.dryRun,
       forceConflicts: extra.forceConflicts,
       deleteData: extra.deleteData ?? false,
-      preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build) },
+      preflight: { secrets: ctx.build.result.secrets, optionalSecrets: optionalSecrets(ctx.build), ...(extra.validation ? { validation: extra.validation } : {}) },
       ...(extra.note ? { note: extra.note } : {}),
     });
   } finally {
@@ -103,7 +109,10 @@ export const applyCommand: Command = {
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, "force-conflicts": { type: "boolean", default: false }, "delete-data": { type: "boolean", default: false } });
     const ctx = setup(this, values, io);
-    await applyWith(ctx, ctx.build.result.placed, { environment: ctx.build.platform.environment, specHash: ctx.specHash, forceConflicts: values["force-conflicts"], deleteData: values["delete-data"] });
+    // validate's rules run first, as part of preflight: what they call an error would fail on the cluster.
+    const input = validationInput(ctx.build);
+    const validation = validateObjects(input.objects, input.env);
+    await applyWith(ctx, ctx.build.result.placed, { environment: ctx.build.platform.environment, specHash: ctx.specHash, forceConflicts: values["force-conflicts"], deleteData: values["delete-data"], validation });
     return ExitCode.ok;
   },
 };
