@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
@@ -193,6 +193,13 @@ describe("render", () => {
     assert.match(run.stdout, /platform lab, environment local: \d+ objects/);
     assert.match(run.stdout, /validated them with \d+ rules .*: 0 error\(s\)/);
     assert.ok(readTree(join(dir, "lab")).has("overlays/local/kustomization.yaml"));
+    // The commands it suggests run as printed from where it was run (outside the checkout here).
+    const plan = /^ {2}node (\S+) plan --spec (\S+) --env production\s+#/m.exec(run.stdout);
+    assert.ok(plan, run.stdout);
+    const planned = execFileSync(process.execPath, [plan[1] ?? "", "plan", "--spec", plan[2] ?? "", "--env", "production"], { cwd: dir, encoding: "utf8" });
+    assert.match(planned, /^plan for lab \(production\)/);
+    assert.match(run.stdout, new RegExp(`^ {2}cat lab/overlays/local/SECRETS\\.md\\s+# the Secrets to create first$`, "m"));
+    assert.ok(existsSync(join(dir, "lab/overlays/local/SECRETS.md")));
   });
 
   it("refuses to overwrite a directory it did not write", async () => {

@@ -9,6 +9,13 @@ import { parseFlags, type Command, type CommandIO } from "../command.ts";
 import { summarize } from "./render.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../../../examples/lab/platform.yaml", import.meta.url));
+const CLI = fileURLToPath(new URL("../../../bin/diatonic.js", import.meta.url));
+
+/** A path as the user can type it from `cwd`: relative below it, absolute elsewhere. */
+function typable(cwd: string, path: string): string {
+  const shown = relative(cwd, path);
+  return shown === "" || shown.startsWith("..") ? path : shown;
+}
 
 export const quickstartCommand: Command = {
   name: "quickstart",
@@ -22,8 +29,18 @@ export const quickstartCommand: Command = {
     const { objects, env } = validationInput(tree);
     const validation = validateObjects(objects, env);
     const ms = (performance.now() - started).toFixed(0);
-    const shown = relative(io.cwd, out) || out;
-    io.stdout.write(`diatonic quickstart: the lab example (${relative(io.cwd, EXAMPLE)})\n\n`);
+    const shown = typable(io.cwd, out);
+    const example = typable(io.cwd, EXAMPLE);
+    const cli = `node ${typable(io.cwd, CLI)}`;
+    // The commands to run next, as typed from here (the CLI and example are this checkout's), comments aligned.
+    const next: [string, string][] = [
+      [`kubectl kustomize ${shown}/overlays/${values.env}`, "the same objects, built by kubectl"],
+      [`${cli} plan --spec ${example} --env production`, "GPU capacity plan"],
+      [`${cli} render --spec ${example} --env production -o yaml`, "one YAML stream"],
+      [`cat ${shown}/overlays/${values.env}/SECRETS.md`, "the Secrets to create first"],
+    ];
+    const width = Math.max(...next.map(([command]) => command.length));
+    io.stdout.write(`diatonic quickstart: the lab example (${example})\n\n`);
     io.stdout.write(summarize(tree));
     io.stdout.write(
       [
@@ -33,10 +50,7 @@ export const quickstartCommand: Command = {
         `wrote ${tree.files.size} files to ${shown}/ (base/ + overlays/ for ${[...new Set(tree.files.keys())].filter((f) => f.endsWith("/kustomization.yaml") && f.startsWith("overlays/")).map((f) => f.split("/")[1]).join(", ")})`,
         "",
         "next:",
-        `  kubectl kustomize ${shown}/overlays/${values.env}          # the same objects, built by kubectl`,
-        `  node bin/diatonic.js plan --spec examples/lab/platform.yaml --env production   # GPU capacity plan`,
-        `  node bin/diatonic.js render --spec examples/lab/platform.yaml --env production -o yaml`,
-        `  cat ${shown}/overlays/${values.env}/SECRETS.md               # the Secrets to create first`,
+        ...next.map(([command, what]) => `  ${command.padEnd(width)}   # ${what}`),
         "",
       ].join("\n"),
     );
