@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { closest } from "../spec/issues.ts";
 import { InputError, type ExitCode } from "../errors.ts";
 
 /** One `diatonic <name>` subcommand. Commands parse flags and call library functions; no logic here. */
@@ -28,7 +29,10 @@ export function parseFlags<const O extends Options>(
     return parseArgs({ args: [...argv], options, allowPositionals, strict: true });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new InputError(`diatonic ${command.name}: ${message}`, `usage: ${command.usage}`);
+    // An unknown flag: name the nearest known one (--envv → --env).
+    const unknown = (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'(-{1,2}[^'=]+)/.exec(message)?.[1] : undefined;
+    const guess = unknown?.startsWith("--") ? closest(unknown.slice(2), Object.keys(options)) : undefined;
+    throw new InputError(`diatonic ${command.name}: ${message}`, `${guess !== undefined ? `did you mean --${guess}? ` : ""}usage: ${command.usage}`);
   }
 }
 

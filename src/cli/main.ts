@@ -1,11 +1,13 @@
 import { ExitCode, InputError, WorldError } from "../errors.ts";
+import { VERSION } from "../render/context.ts";
+import { closest } from "../spec/issues.ts";
 import type { CommandIO } from "./command.ts";
 import { commands } from "./commands/index.ts";
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-  return `diatonic: Llama 3 with many LoRA adapters on Kubernetes\n\nusage: diatonic <command> [flags]\n\n${lines.join("\n")}\n\nRun 'diatonic <command> --help' for a command's flags.\n`;
+  return `diatonic: Llama 3 with many LoRA adapters on Kubernetes\n\nusage: diatonic <command> [flags]\n\n${lines.join("\n")}\n\nRun 'diatonic <command> --help' for a command's flags, 'diatonic --version' for the version.\n`;
 }
 
 export async function main(argv: readonly string[], io: CommandIO): Promise<number> {
@@ -14,9 +16,14 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     io.stdout.write(help());
     return name === undefined ? ExitCode.badInput : ExitCode.ok;
   }
+  if (name === "--version" || name === "-V" || name === "version") {
+    io.stdout.write(`diatonic ${VERSION}\n`);
+    return ExitCode.ok;
+  }
   const entry = commands.find((c) => c.name === name);
   if (entry === undefined) {
-    io.stderr.write(`diatonic: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    const guess = closest(name.replace(/^-+/, ""), commands.map((c) => c.name));
+    io.stderr.write(`diatonic: unknown command ${JSON.stringify(name)}${guess !== undefined ? `: did you mean ${guess}?` : ""}\n\n${help()}`);
     return ExitCode.badInput;
   }
   try {

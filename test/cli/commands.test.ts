@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { commands } from "../../src/cli/commands/index.ts";
 import { runCli } from "../support/cli.ts";
@@ -29,7 +30,23 @@ describe("the diatonic command list", () => {
   it("an unknown command exits 2 and shows the list", async () => {
     const run = await runCli(["gatway"]);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /unknown command "gatway"/);
+    assert.match(run.stderr, /unknown command "gatway": did you mean gateway\?/);
     assert.match(run.stderr, /gateway +Run the OpenAI-compatible/);
+    assert.doesNotMatch((await runCli(["xyzzy"])).stderr, /did you mean/, "no guess when nothing is near");
+  });
+
+  it("--version prints the version (package.json's, which the rendered labels carry too)", async () => {
+    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    for (const flag of ["--version", "-V", "version"]) {
+      const run = await runCli([flag]);
+      assert.equal(run.code, 0, flag);
+      assert.equal(run.stdout, `diatonic ${version}\n`);
+    }
+  });
+
+  it("an unknown flag names the nearest known one", async () => {
+    const run = await runCli(["plan", "--envv", "production"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /Unknown option '--envv'\n {2}fix: did you mean --env\? usage: diatonic plan/);
   });
 });
