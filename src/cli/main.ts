@@ -51,6 +51,11 @@ export function reportError(error: unknown, io: Pick<CommandIO, "stderr">): numb
 
 const isEntry = process.argv[1] !== undefined && /(?:diatonic(?:\.js)?|main\.[tj]s)$/.test(process.argv[1]);
 if (isEntry) {
+  // A reader that stops early (`| head`) closes the pipe: stop quietly, as Unix tools do, not with a stack trace.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   const code = await main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
 import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
@@ -84,6 +85,9 @@ function positionOf(positions: Map<string, Position>, path: Path): Position {
   return { line: 1, column: 1 };
 }
 
+/** The lab example shipped with diatonic (what `diatonic quickstart` renders). */
+const BUNDLED_EXAMPLE = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
+
 /** Reads platform.yaml; a missing or unreadable file is the user's input error, with the fix. */
 export function readSpec(file: string): string {
   try {
@@ -91,7 +95,7 @@ export function readSpec(file: string): string {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
-      throw new InputError(`spec file ${file} does not exist`, "pass --spec FILE, or copy examples/lab/platform.yaml to ./platform.yaml");
+      throw new InputError(`spec file ${file} does not exist`, `pass --spec FILE, or start from the bundled example: cp ${BUNDLED_EXAMPLE} ./platform.yaml`);
     }
     throw new InputError(`cannot read spec file ${file}: ${(error as Error).message}`, "check the path and its permissions");
   }

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { commands } from "../../src/cli/commands/index.ts";
 import { runCli } from "../support/cli.ts";
@@ -42,6 +45,16 @@ describe("the diatonic command list", () => {
       assert.equal(run.code, 0, flag);
       assert.equal(run.stdout, `diatonic ${version}\n`);
     }
+  });
+
+  it("a reader that stops early (| head) ends it quietly, with no stack trace", () => {
+    // 86 KB of YAML into a real pipe (64 KB): the rest is written after head has gone.
+    const script = 'node bin/diatonic.js render --spec examples/lab/platform.yaml --env production -o yaml 2>"$ERR" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"';
+    const err = join(mkdtempSync(join(tmpdir(), "epipe-")), "stderr.txt");
+    const status = execFileSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ERR: err } }).trim();
+    const stderr = readFileSync(err, "utf8");
+    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /);
+    assert.equal(status, "0", stderr);
   });
 
   it("an unknown flag names the nearest known one", async () => {

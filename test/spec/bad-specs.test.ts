@@ -127,6 +127,9 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
     assert.equal(run.code, 2);
     assert.match(run.stderr, /nope\.yaml does not exist/);
     assert.match(run.stderr, /fix: pass --spec FILE/);
+    // The example it offers to start from is named by a path that works from anywhere.
+    const example = /cp (\S+) \.\/platform\.yaml/.exec(run.stderr)?.[1];
+    assert.ok(example !== undefined && existsSync(example), run.stderr);
   });
 
   it("bad flags name the flag and show the usage", async () => {

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { platformJsonSchema } from "../../src/spec/json-schema.ts";
+import { runCli } from "../support/cli.ts";
 
 describe("JSON Schema for editors", () => {
   it("the committed schema/platform.schema.json is the current export (npm run schema)", () => {
@@ -18,5 +21,13 @@ describe("JSON Schema for editors", () => {
     const broken = structuredClone(example) as { spec: Record<string, unknown> };
     broken.spec["modle"] = {};
     assert.equal(validate(broken), false);
+  });
+
+  it("diatonic schema --out writes it and says where, with the line that points an editor at it", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "schema-")), "platform.schema.json");
+    const run = await runCli(["schema", "--out", file]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `wrote the JSON Schema of platform.yaml to ${file} (editors: # yaml-language-server: $schema=${file})\n`);
+    assert.deepEqual(JSON.parse(readFileSync(file, "utf8")), JSON.parse(JSON.stringify(platformJsonSchema())));
   });
 });

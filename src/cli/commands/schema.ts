@@ -10,8 +10,13 @@ export const schemaCommand: Command = {
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, { out: { type: "string" } });
     const text = `${JSON.stringify(platformJsonSchema(), null, 2)}\n`;
-    if (values.out) writeFileAtomically(resolve(io.cwd, values.out), text);
-    else io.stdout.write(text);
+    if (values.out) {
+      const file = resolve(io.cwd, values.out);
+      writeFileAtomically(file, text);
+      io.stdout.write(`wrote the JSON Schema of platform.yaml to ${file} (editors: # yaml-language-server: $schema=${file})\n`);
+    } else {
+      io.stdout.write(text);
+    }
     return ExitCode.ok;
   },
 };
