@@ -1,5 +1,5 @@
 import { unlessForbidden, type KubeClient } from "../kube/client.ts";
-import { gpuSlicesOf } from "../plan/gpu-pods.ts";
+import { isGpuResource } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import type { ValidationResult } from "../validate/index.ts";
 import { Inventory } from "../validate/inventory.ts";
@@ -84,6 +84,37 @@ export function ruleChecks(validation: ValidationResult): PreflightCheck[] {
   }));
 }
 
+/**
+ * The GPU resources the platform asks for against what the nodes advertise, resource by resource:
+ * `nvidia.com/gpu`, or under MIG's mixed strategy `nvidia.com/mig-<profile>`.
+ */
+async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Promise<PreflightCheck[]> {
+  const requested = new Map<string, number>();
+  for (const template of new Inventory(objects).templates) {
+    for (const container of template.spec.containers) {
+      for (const [name, value] of Object.entries(container.resources?.limits ?? {})) {
+        if (isGpuResource(name)) requested.set(name, (requested.get(name) ?? 0) + template.replicas * Number(value));
+      }
+    }
+  }
+  if (requested.size === 0) return [];
+  const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
+  return [...requested.entries()].sort().map(([resource, needed]): PreflightCheck => {
+    const visible = nodes.map((n) => ({ name: n.metadata.name, count: Number(n.status?.allocatable?.[resource] ?? 0) })).filter((n) => n.count > 0);
+    const total = visible.reduce((n, v) => n + v.count, 0);
+    const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
+    if (total >= needed) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed` };
+    const mig = resource.startsWith("nvidia.com/mig-");
+    const fix =
+      total > 0
+        ? "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes"
+        : mig
+          ? `label each GPU node nvidia.com/mig.config=diatonic so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`
+          : "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
+    return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix };
+  });
+}
+
 export interface PreflightInput {
   readonly objects: readonly KubeObject[];
   /** validate's findings over `objects`, for a spec's apply (a rollback re-applies what was applied before). */
@@ -155,18 +186,7 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
     }
   }
 
-  const inventory = new Inventory(input.objects);
-  const requested = inventory.templates.reduce((n, t) => n + t.replicas * t.spec.containers.reduce((m, c) => m + gpuSlicesOf(c.resources?.limits), 0), 0);
-  if (requested > 0) {
-    const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
-    const visible = nodes.map((n) => ({ name: n.metadata.name, gpus: Number(n.status?.allocatable?.["nvidia.com/gpu"] ?? 0) })).filter((n) => n.gpus > 0);
-    const total = visible.reduce((n, v) => n + v.gpus, 0);
-    checks.push(
-      total >= requested
-        ? { check: "gpu", ok: true, message: `${total} nvidia.com/gpu visible (${visible.map((v) => `${v.name}: ${v.gpus}`).join(", ")}), ${requested} needed` }
-        : { check: "gpu", ok: false, message: `the platform needs ${requested} nvidia.com/gpu, the nodes advertise ${total}${visible.length > 0 ? ` (${visible.map((v) => `${v.name}: ${v.gpus}`).join(", ")})` : ""}`, fix: total === 0 ? "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready" : "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes" },
-    );
-  }
+  checks.push(...(await gpuChecks(client, input.objects)));
 
   const classes = new Set<string>();
   for (const o of input.objects) {

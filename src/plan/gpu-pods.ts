@@ -5,7 +5,8 @@ import { estimateVram, isVllmContainer, vllmSettingsFromArgs } from "./vram.ts";
 
 export const DEFAULT_ARCHITECTURE: ArchitectureSpec = Architecture.parse({});
 
-const isGpuResource = (name: string) => name === "nvidia.com/gpu" || name.startsWith("nvidia.com/mig-");
+/** An extended resource the NVIDIA device plugin advertises: whole or time-sliced GPUs, or MIG devices. */
+export const isGpuResource = (name: string): boolean => name === "nvidia.com/gpu" || name.startsWith("nvidia.com/mig-");
 
 export function gpuSlicesOf(limits: Readonly<Record<string, string>> | undefined): number {
   return Object.entries(limits ?? {})

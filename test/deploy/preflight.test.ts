@@ -4,7 +4,7 @@
 // CRDs, not its controller).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { controllerChecks, ruleChecks } from "../../src/deploy/preflight.ts";
+import { controllerChecks, preflight, ruleChecks } from "../../src/deploy/preflight.ts";
 import { ForbiddenError, type KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/render/context.ts";
 import { environmentFromSpec } from "../../src/validate/from-spec.ts";
@@ -81,5 +81,45 @@ describe("preflight: validate's rules (the lab's real findings; the cluster tier
   it("no findings: one pass that says so", () => {
     const { objects, env } = environmentFromSpec("examples/lab/platform.yaml", "local");
     assert.deepEqual(ruleChecks(validateObjects(objects, env)), [{ check: "rules", ok: true, message: `the ${objects.length} objects pass diatonic validate` }]);
+  });
+});
+
+describe("preflight: GPU resources, each by its own name (a fake client: the test cluster's simulated nodes advertise nvidia.com/gpu only)", () => {
+  const deployment = (limits: Record<string, string>, replicas = 1): KubeObject =>
+    ({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "engine", namespace: "llm" },
+      spec: { replicas, selector: { matchLabels: { app: "engine" } }, template: { metadata: { labels: { app: "engine" } }, spec: { containers: [{ name: "vllm", image: "vllm/vllm-openai:v0.6.6", resources: { limits } }] } } },
+    }) as unknown as KubeObject;
+  const namespace: KubeObject = { apiVersion: "v1", kind: "Namespace", metadata: { name: "llm" } };
+  const nodesAdvertising = (allocatable: Record<string, string>): KubeClient =>
+    ({
+      server: "https://fake",
+      version: async () => ({ major: "1", minor: "33", gitVersion: "v1.33.0" }),
+      list: async (apiVersion: string, kind: string) => {
+        assert.deepEqual([apiVersion, kind], ["v1", "Node"]);
+        return [{ apiVersion: "v1", kind: "Node", metadata: { name: "gpu-0" }, status: { allocatable } }];
+      },
+    }) as unknown as KubeClient;
+  const gpuChecksOf = async (limits: Record<string, string>, allocatable: Record<string, string>, replicas = 1) =>
+    (await preflight(nodesAdvertising(allocatable), { objects: [namespace, deployment(limits, replicas)], secrets: [], optionalSecrets: [] })).filter((c) => c.check === "gpu");
+
+  it("MIG's mixed strategy: a MIG profile is counted against that profile, not nvidia.com/gpu (it failed with 'the nodes advertise 0')", async () => {
+    const checks = await gpuChecksOf({ "nvidia.com/mig-3g.40gb": "1" }, { "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "1" }, 2);
+    assert.deepEqual(checks, [{ check: "gpu", ok: true, message: "2 nvidia.com/mig-3g.40gb visible (gpu-0: 2), 2 needed" }]);
+  });
+
+  it("a MIG profile no node advertises: the fix is the MIG manager's label", async () => {
+    const [check] = await gpuChecksOf({ "nvidia.com/mig-3g.40gb": "1" }, { "nvidia.com/gpu": "8" });
+    assert.equal(check?.ok, false);
+    assert.equal(check?.message, "the platform needs 1 nvidia.com/mig-3g.40gb, the nodes advertise 0");
+    assert.match(check?.fix ?? "", /nvidia\.com\/mig\.config=diatonic .* 3g\.40gb devices/);
+  });
+
+  it("whole or time-sliced GPUs as before", async () => {
+    assert.deepEqual(await gpuChecksOf({ "nvidia.com/gpu": "2" }, { "nvidia.com/gpu": "8" }), [{ check: "gpu", ok: true, message: "8 nvidia.com/gpu visible (gpu-0: 8), 2 needed" }]);
+    const [short] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 9);
+    assert.equal(short?.message, "the platform needs 9 nvidia.com/gpu, the nodes advertise 8 (gpu-0: 8)");
   });
 });
