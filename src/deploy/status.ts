@@ -3,6 +3,7 @@ import { parse } from "yaml";
 import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
+import { isGpuResource } from "../plan/gpu-pods.ts";
 import type { KubeObject } from "../render/context.ts";
 import { liveSet } from "./inventory.ts";
 import { listRevisions } from "./revisions.ts";
@@ -11,7 +12,8 @@ export interface StatusReport {
   readonly namespace: string;
   readonly revision: { readonly number: number; readonly appliedAt: string; readonly note: string } | null;
   readonly objects: readonly { readonly component: string; readonly resource: string; readonly state: string; readonly reason: string }[];
-  readonly gpu: readonly { readonly node: string; readonly used: number; readonly total: number }[];
+  /** Per node and GPU resource it advertises (`nvidia.com/gpu`, or MIG's `nvidia.com/mig-<profile>`). */
+  readonly gpu: readonly { readonly node: string; readonly resource: string; readonly used: number; readonly total: number }[];
   readonly adapters: readonly { readonly name: string; readonly route: string; readonly upstreamModel: string; readonly loaded: boolean | null }[];
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
   readonly url: string | null;
@@ -20,7 +22,7 @@ export interface StatusReport {
   readonly destroyedAt: string | null;
 }
 
-interface PodLike {
+export interface PodLike {
   readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
   readonly status?: { readonly phase?: string };
 }
@@ -40,6 +42,26 @@ async function servedModels(client: KubeClient, namespace: string): Promise<Set<
   }
 }
 
+type GpuUse = StatusReport["gpu"][number];
+
+/** Per node, each GPU resource it advertises and how much of it the pods running there hold. */
+export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: Record<string, string> } })[], pods: readonly PodLike[]): GpuUse[] {
+  const running = pods.filter((p) => p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed");
+  return nodes.flatMap((node) =>
+    Object.entries(node.status?.allocatable ?? {})
+      .filter(([resource, count]) => isGpuResource(resource) && Number(count) > 0)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([resource, count]) => ({
+        node: node.metadata.name,
+        resource,
+        total: Number(count),
+        used: running
+          .filter((p) => p.spec?.nodeName === node.metadata.name)
+          .reduce((n, p) => n + (p.spec?.containers ?? []).reduce((m, c) => m + Number(c.resources?.limits?.[resource] ?? 0), 0), 0),
+      })),
+  );
+}
+
 /** Each component's state and why, GPU slices per node, adapters, certificates and the URL to call. */
 export async function platformStatus(client: KubeClient, namespace: string): Promise<StatusReport> {
   const { parent, members } = await liveSet(client, namespace);
@@ -53,15 +75,7 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
 
   const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
   const pods = (await client.list("v1", "Pod")) as unknown as PodLike[];
-  const gpu = nodes
-    .map((node) => ({
-      node: node.metadata.name,
-      total: Number(node.status?.allocatable?.["nvidia.com/gpu"] ?? 0),
-      used: pods
-        .filter((p) => p.spec?.nodeName === node.metadata.name && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed")
-        .reduce((n, p) => n + (p.spec?.containers ?? []).reduce((m, c) => m + Number(c.resources?.limits?.["nvidia.com/gpu"] ?? 0), 0), 0),
-    }))
-    .filter((n) => n.total > 0);
+  const gpu = gpuUse(nodes, pods);
 
   const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;
   const config = gatewayConfig?.data?.["config.yaml"] ? (parse(gatewayConfig.data["config.yaml"]) as { adapters?: { name: string; route: string; upstreamModel: string }[] }) : undefined;
@@ -108,7 +122,7 @@ export function formatStatus(report: StatusReport): string {
   }
   if (report.gpu.length > 0) {
     lines.push("", "GPU slices:");
-    for (const g of report.gpu) lines.push(`  ${g.node}: ${g.used}/${g.total} nvidia.com/gpu in use`);
+    for (const g of report.gpu) lines.push(`  ${g.node}: ${g.used}/${g.total} ${g.resource} in use`);
   }
   if (report.adapters.length > 0) {
     lines.push("", "adapters:");
