@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
@@ -38,7 +38,10 @@ export interface DevStack {
   readonly gatewayUrl: string;
   readonly engineUrl: string;
   readonly specFile: string;
-  readonly environment: string;
+  /** The spec's metadata.name. */
+  readonly platform: string;
+  /** The overlay applied (`local`), or undefined: the spec has none and runs as written. */
+  readonly environment: string | undefined;
   readonly model: string;
   /** True when the model is the generated tiny one. */
   readonly tinyModel: boolean;
@@ -134,7 +137,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       gatewayUrl: gateway.url,
       engineUrl: engine.url,
       specFile,
-      environment: environment ?? "(none: the spec as written)",
+      platform: platform.name,
+      environment: environment ?? undefined,
       model: modelPath,
       tinyModel: options.model === undefined,
       baseModel,
@@ -155,9 +159,10 @@ export function devBanner(stack: DevStack, cwd: string): string {
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";
   const auth = stack.apiKey !== undefined ? ` \\\n  -H "Authorization: Bearer ${stack.apiKey}"` : "";
-  const shownSpec = stack.specFile.startsWith(cwd) ? stack.specFile.slice(cwd.length + 1) : stack.specFile;
+  const fromCwd = relative(cwd, stack.specFile);
+  const shownSpec = fromCwd.startsWith("..") ? stack.specFile : fromCwd;
   const lines = [
-    `diatonic dev: the ${shownSpec} platform (environment ${stack.environment}) on this machine`,
+    `diatonic dev: platform ${stack.platform} from ${shownSpec} (${stack.environment !== undefined ? `environment ${stack.environment}` : "no local environment: the spec as written"}) on this machine`,
     "",
     `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
     `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,

@@ -54,6 +54,7 @@ describe("diatonic dev", () => {
       await waitReady(url, child);
       assert.match(stderr, /tiny test model \(its output is noise\)/);
       await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.match(stdout, /^diatonic dev: platform lab from examples\/lab\/platform\.yaml \(environment local\) on this machine$/m);
       assert.match(stdout, new RegExp(`curl -s ${url}/v1/chat/completions`));
       assert.match(stdout, /new OpenAI\(\{ baseURL: /);
 
