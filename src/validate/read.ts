@@ -24,6 +24,9 @@ function parseObjects(text: string, source: string, out: ReadObjects): void {
     if (doc.errors.length > 0) {
       const first = doc.errors[0];
       const line = first?.linePos?.[0];
+      if (/\{\{.*\}\}/.test(text)) {
+        throw new InputError(`${source} is a template ({{ … }}), not rendered manifests`, "render it first and validate the output, e.g. helm template CHART | diatonic validate -");
+      }
       throw new InputError(`${source}${line ? `:${line.line}:${line.col}` : ""}: YAML syntax: ${first?.message.split("\n")[0] ?? "invalid"}`, "fix the YAML, or leave the file out");
     }
     const value: unknown = doc.toJS();
@@ -47,18 +50,28 @@ function kustomizeBuild(dir: string): string {
   }
 }
 
+/** The path that means standard input (`kustomize build | diatonic validate -`). */
+export const STDIN = "-";
+
 /**
- * Reads YAML files and directories. A directory with a kustomization is built with `kubectl kustomize`
+ * Reads YAML files and directories, and `-` for standard input. A directory with a kustomization is built with `kubectl kustomize`
  * (so overlays are checked as they will be applied); other directories are read recursively.
  */
 export function readObjects(paths: readonly string[], cwd: string): ReadObjects {
   const out: ReadObjects = { objects: [], files: new Map() };
   const visit = (path: string) => {
+    if (path === STDIN) {
+      parseObjects(readFileSync(0, "utf8"), "<stdin>", out);
+      return;
+    }
     if (!existsSync(path)) throw new InputError(`${relative(cwd, path) || path} does not exist`, "pass YAML files or directories");
     if (statSync(path).isDirectory()) {
       if (existsSync(join(path, ".diatonic-render")) && existsSync(join(path, "overlays"))) {
         const envs = readdirSync(join(path, "overlays")).sort();
         throw new InputError(`${relative(cwd, path) || path} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(relative(cwd, path) || path, "overlays", e)).join(" or ")}`);
+      }
+      if (existsSync(join(path, "Chart.yaml"))) {
+        throw new InputError(`${relative(cwd, path) || path} is a Helm chart, and validate reads rendered manifests`, `helm template ${relative(cwd, path) || path} | diatonic validate -`);
       }
       if (KUSTOMIZATIONS.some((k) => existsSync(join(path, k)))) {
         parseObjects(kustomizeBuild(path), relative(cwd, path) || path, out);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -61,6 +61,43 @@ describe("validate CLI", () => {
     const whole = await runCli(["validate", join(dir, "out")]);
     assert.equal(whole.code, 2);
     assert.match(whole.stderr, /pass one overlay/);
+  });
+
+  it("reads standard input for -: another tool's output piped in (kustomize build, helm template)", () => {
+    const input = execFileSync("cat", [join(FIXTURES, "seven-gpus", "manifests.yaml")], { encoding: "utf8" });
+    let out = "";
+    let code = 0;
+    try {
+      out = execFileSync(process.execPath, ["bin/diatonic.js", "validate", "-", ...LAB], { input, encoding: "utf8" });
+    } catch (error) {
+      out = (error as { stdout: string }).stdout;
+      code = (error as { status: number }).status;
+    }
+    assert.equal(code, 1, out);
+    assert.match(out, /error gpu\/capacity Deployment\/llm\/llama-full-copies \(<stdin>\)/);
+    const empty = (() => {
+      try {
+        execFileSync(process.execPath, ["bin/diatonic.js", "validate", "-"], { input: "", encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+        return { status: 0, stderr: "" };
+      } catch (error) {
+        return error as { status: number; stderr: string };
+      }
+    })();
+    assert.equal(empty.status, 2);
+    assert.match(empty.stderr, /no Kubernetes objects found in standard input/);
+  });
+
+  it("a Helm chart or template is named as such, with the command that renders it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-helm-"));
+    mkdirSync(join(dir, "templates"));
+    writeFileSync(join(dir, "Chart.yaml"), "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+    writeFileSync(join(dir, "templates", "deployment.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  replicas: {{ .Values.replicas }}\n");
+    const chart = await runCli(["validate", dir]);
+    assert.equal(chart.code, 2);
+    assert.match(chart.stderr, /is a Helm chart, and validate reads rendered manifests\n {2}fix: helm template \S+ \| diatonic validate -/);
+    const template = await runCli(["validate", join(dir, "templates", "deployment.yaml")]);
+    assert.equal(template.code, 2);
+    assert.match(template.stderr, /deployment\.yaml is a template \(\{\{ … \}\}\), not rendered manifests\n {2}fix: render it first/);
   });
 
   it("writes SARIF 2.1.0 with the rules and results", async () => {

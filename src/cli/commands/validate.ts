@@ -3,20 +3,20 @@ import { ExitCode, InputError } from "../../errors.ts";
 import { formatResult, FORMATS } from "../../validate/format.ts";
 import { environmentFromSpec } from "../../validate/from-spec.ts";
 import { validateObjects } from "../../validate/index.ts";
-import { readObjects } from "../../validate/read.ts";
+import { readObjects, STDIN } from "../../validate/read.ts";
 import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
 export const validateCommand: Command = {
   name: "validate",
-  usage: "diatonic validate [PATH ...] [--spec FILE --env ENV] [--format human|json|sarif]",
+  usage: "diatonic validate [PATH ... | -] [--spec FILE --env ENV] [--format human|json|sarif]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values, positionals } = parseFlags(this, argv, { spec: { type: "string" }, env: { type: "string" }, format: { type: "string" } }, true);
     const format = oneOf("--format", values.format, FORMATS, "human");
     const specGiven = values.spec !== undefined || positionals.length === 0;
     if (specGiven && !values.env) throw new InputError(positionals.length === 0 ? "with no PATH, validate renders the spec and needs --env" : "--spec needs --env", `usage: ${this.usage}`);
     const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, values.spec ?? "platform.yaml"), values.env, io.cwd) : undefined;
-    const read = positionals.length > 0 ? readObjects(positionals.map((p) => resolve(io.cwd, p)), io.cwd) : undefined;
-    if (read && read.objects.length === 0) throw new InputError(`no Kubernetes objects found in ${positionals.join(", ")}`, "pass YAML files or directories holding manifests");
+    const read = positionals.length > 0 ? readObjects(positionals.map((p) => (p === STDIN ? p : resolve(io.cwd, p))), io.cwd) : undefined;
+    if (read && read.objects.length === 0) throw new InputError(`no Kubernetes objects found in ${positionals.map((p) => (p === STDIN ? "standard input" : p)).join(", ")}`, "pass YAML files or directories holding manifests");
     const result = validateObjects(read?.objects ?? fromSpec?.objects ?? [], fromSpec?.env ?? {}, read?.files ?? new Map());
     const color = format === "human" && (io.stdout as { isTTY?: boolean }).isTTY === true && !io.env["NO_COLOR"];
     io.stdout.write(formatResult(result, format, color));
