@@ -105,10 +105,15 @@ async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Pr
     const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
     if (total >= needed) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed` };
     const mig = resource.startsWith("nvidia.com/mig-");
+    // The same GPUs under the other name: the plugin renames time-slices (.shared) or does not.
+    const otherName = resource.endsWith(".shared") ? resource.slice(0, -".shared".length) : `${resource}.shared`;
+    const renamed = nodes.some((n) => Number(n.status?.allocatable?.[otherName] ?? 0) > 0);
     const fix =
       total > 0
         ? "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes"
-        : mig
+        : renamed
+          ? `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`
+          : mig
           ? `label each GPU node nvidia.com/mig.config=diatonic so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`
           : "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
     return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix };

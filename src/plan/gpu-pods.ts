@@ -5,8 +5,8 @@ import { estimateVram, isVllmContainer, vllmSettingsFromArgs } from "./vram.ts";
 
 export const DEFAULT_ARCHITECTURE: ArchitectureSpec = Architecture.parse({});
 
-/** An extended resource the NVIDIA device plugin advertises: whole or time-sliced GPUs, or MIG devices. */
-export const isGpuResource = (name: string): boolean => name === "nvidia.com/gpu" || name.startsWith("nvidia.com/mig-");
+/** An extended resource the NVIDIA device plugin advertises: whole or time-sliced GPUs, or MIG devices (`.shared` when renamed). */
+export const isGpuResource = (name: string): boolean => /^nvidia\.com\/(gpu|mig-\d+g\.\d+gb(\+me)?)(\.shared)?$/.test(name);
 
 export function gpuSlicesOf(limits: Readonly<Record<string, string>> | undefined): number {
   return Object.entries(limits ?? {})

@@ -1,3 +1,4 @@
+import { gpuResourceName } from "../render/gpu.ts";
 import type { GpuNodeSpec, PlatformSpec } from "../spec/schema.ts";
 import type { VllmSettings, VramEstimate } from "./vram.ts";
 
@@ -9,7 +10,7 @@ export interface GpuDevice {
   readonly memoryGiB: number;
   /** Slices the device plugin advertises for it (time-slicing replicas, else 1). */
   readonly slices: number;
-  /** What it is advertised as: `nvidia.com/gpu`, or `nvidia.com/mig-<profile>` under MIG's mixed strategy. */
+  /** What it is advertised as: `nvidia.com/gpu` (`.shared` when time-slices are renamed), or `nvidia.com/mig-<profile>` under MIG's mixed strategy. */
   readonly gpuResource: string;
 }
 
@@ -57,11 +58,11 @@ export function devicesOf(spec: PlatformSpec): GpuDevice[] {
             model: `${gpu.model} MIG ${profile}`,
             memoryGiB: migMemory(profile),
             slices: 1,
-            gpuResource: sharing.strategy === "mixed" ? `nvidia.com/mig-${profile}` : "nvidia.com/gpu",
+            gpuResource: gpuResourceName(spec, profile),
           })),
         );
       }
-      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1, gpuResource: "nvidia.com/gpu" }];
+      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1, gpuResource: gpuResourceName(spec) }];
     }),
   );
 }

@@ -12,6 +12,8 @@ export const DEVICE_PLUGIN_CONFIG_KEY = "config.yaml";
 export function gpuResourceName(spec: PlatformSpec, migProfile?: string): string {
   const sharing = spec.gpu.sharing;
   if (sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile) return `nvidia.com/mig-${migProfile}`;
+  // renameByDefault: the plugin advertises time-slices as <resource>.shared, and only under that name.
+  if (sharing.mode === "timeSlicing" && sharing.renameByDefault) return "nvidia.com/gpu.shared";
   return "nvidia.com/gpu";
 }
 

@@ -203,7 +203,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const run = await deploy("apply", p);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     // validate's warnings are shown and do not stop the apply.
-    assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: pin it with MIG/);
+    assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: make it fit the smallest card/);
     const status = await deploy("status", p, "--output", "json");
     const gpu = (JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[] }).gpu;
     const node = gpu.find((g) => g.node === "gpu-node-0");

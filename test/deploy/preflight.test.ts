@@ -66,7 +66,7 @@ describe("preflight: validate's rules (the lab's real findings; the cluster tier
       [["rules", true, true]],
     );
     assert.match(clean[0]?.message ?? "", /^gpu\/vram: Deployment\/llama3-multi-adapter\/engine fits gpu-node-1 GPU 0/);
-    assert.match(clean[0]?.fix ?? "", /pin it with MIG/);
+    assert.match(clean[0]?.fix ?? "", /make it fit the smallest card .*gpu\.nodeSelector/);
 
     const engine = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "engine") as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
     const args = engine.spec.template.spec.containers[0]?.args ?? [];
@@ -115,6 +115,14 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
     assert.equal(check?.ok, false);
     assert.equal(check?.message, "the platform needs 1 nvidia.com/mig-3g.40gb, the nodes advertise 0");
     assert.match(check?.fix ?? "", /nvidia\.com\/mig\.config=diatonic .* 3g\.40gb devices/);
+  });
+
+  it("time-slices renamed (.shared) on one side only: the fix is renameByDefault", async () => {
+    const [shared] = await gpuChecksOf({ "nvidia.com/gpu.shared": "1" }, { "nvidia.com/gpu": "8" });
+    assert.equal(shared?.message, "the platform needs 1 nvidia.com/gpu.shared, the nodes advertise 0");
+    assert.equal(shared?.fix, "the nodes advertise nvidia.com/gpu instead: set gpu.sharing.renameByDefault to false, as their device plugin is configured");
+    const [plain] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu.shared": "8" });
+    assert.equal(plain?.fix, "the nodes advertise nvidia.com/gpu.shared instead: set gpu.sharing.renameByDefault to true, as their device plugin is configured");
   });
 
   it("whole or time-sliced GPUs as before", async () => {

@@ -79,6 +79,24 @@ describe("plan: tensor parallelism over whole GPUs", () => {
     assert.match(run.stdout, /PENDING Deployment\/llm\/engine #\d: needs 1 nvidia\.com\/mig-3g\.40gb, 1 exist, 2 requested/);
   });
 
+  it("time-slices renamed by default are requested and planned as nvidia.com/gpu.shared, the only name the plugin then advertises", async () => {
+    const file = spec70b({
+      architecture: SHAPE_8B,
+      tensorParallel: 1,
+      gpu: "{ mode: timeSlicing, replicas: 4, renameByDefault: true }",
+      nodes: "[{ name: n1, gpus: [{ model: NVIDIA L40S, memoryGiB: 48 }] }]",
+    });
+    const rendered = await runCli(["render", "--spec", file, "--env", "production", "-o", "yaml"]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.match(rendered.stdout, /limits:\n(\s+\S+: \S+\n)*?\s+nvidia\.com\/gpu\.shared: "1"/);
+    assert.doesNotMatch(rendered.stdout, /^\s+nvidia\.com\/gpu: "1"$/m);
+    assert.match(rendered.stdout, /renameByDefault: true/);
+    const run = await runCli(["plan", "--spec", file, "--env", "production"]);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /GPUs: 1 of 4 slices requested/);
+    assert.match(run.stdout, /n1\s+0\s+NVIDIA L40S\s+48 GiB\s+1\/4\s+Deployment\/llm\/engine/);
+  });
+
   it("reads the size a model's name states", () => {
     for (const [name, billions] of [
       ["Meta-Llama-3-70B-Instruct", 70],

@@ -97,7 +97,7 @@ export const gpuRules = [
         if (!vllm || !placed.fits || seen.has(placed.pod.resource) || use.device.memoryGiB === smallest || use.device.slices <= 1) continue;
         if (smallest * vllm.settings.gpuMemoryUtilization < vllm.estimate.totalGiB) {
           seen.add(placed.pod.resource);
-          findings.push(report(placed.pod.resource, "resources.limits.nvidia.com/gpu", `${placed.pod.name} fits ${deviceName(use.device)} but not the ${smallest} GiB card on the same node; time-slicing does not let it choose, so it may start on the small one and fail`, "pin it with MIG or a per-GPU resource name (renameByDefault), or make it fit the smallest card", "warning"));
+          findings.push(report(placed.pod.resource, "resources.limits.nvidia.com/gpu", `${placed.pod.name} fits ${deviceName(use.device)} but not the ${smallest} GiB card on the same node; time-slicing does not let it choose, so it may start on the small one and fail`, "make it fit the smallest card (quantise the model, lower maxModelLen or maxLoras), or run it on nodes whose cards all fit it (gpu.nodeSelector)", "warning"));
         }
       }
     }
