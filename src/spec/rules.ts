@@ -97,6 +97,16 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
       }
     });
   }
+  if (engine.kind === "vllm" && spec.gpu.sharing.mode === "mig") {
+    // CUDA shows a process one MIG device only: a second one in the same container goes unused.
+    const migFix = "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism";
+    if (engine.gpuSlices > 1) error(["model", "engine", "gpuSlices"], `under MIG a container can use one MIG device only (CUDA enumerates one per process), but model.engine.gpuSlices is ${engine.gpuSlices}`, migFix);
+    spec.adapters.forEach((adapter, index) => {
+      if (adapter.serving === "dedicated" && adapter.dedicated.gpuSlices > 1) {
+        error(["adapters", index, "dedicated", "gpuSlices"], `under MIG a container can use one MIG device only (CUDA enumerates one per process), but this dedicated engine's gpuSlices is ${adapter.dedicated.gpuSlices}`, migFix);
+      }
+    });
+  }
   if (engine.kind === "vllm") checkArchitecture(platform, warning);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");

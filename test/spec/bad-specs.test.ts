@@ -98,6 +98,12 @@ const cases: BadSpec[] = [
     text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n").replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
     says: ["spec.adapters[0].dedicated.gpuSlices", "tensorParallel 2", "fix: set adapters[0].dedicated.gpuSlices to 2"],
   },
+  {
+    name: "more than one MIG device for one engine",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2 } }").replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n"),
+    line: "gpuSlices: 2",
+    says: ["spec.model.engine.gpuSlices", "one MIG device only", "use whole GPUs (gpu.sharing.mode: none) for tensor parallelism"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 
