@@ -17,11 +17,25 @@ const sampling = {
   n: z.literal(1, { error: "this engine answers with one choice per request (n: 1): send n requests for n choices" }).nullish(),
 };
 
+/** A field this engine cannot honour: absent, null or "off" passes; anything else is a 400 saying so. */
+function notServed(off: (value: unknown) => boolean, why: string) {
+  return z.unknown().refine((value) => value === undefined || value === null || off(value), { error: why }).optional();
+}
+
+const NO_LOGPROBS = "this engine returns no log probabilities: leave logprobs and top_logprobs out (vLLM in the cluster serves them)";
+
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 
 export const chatCompletionRequest = z.object({
   ...sampling,
   max_completion_tokens: z.number().int().positive().nullish(),
+  logprobs: notServed((value) => value === false, NO_LOGPROBS),
+  top_logprobs: notServed((value) => value === 0, NO_LOGPROBS),
+  tools: notServed((value) => Array.isArray(value) && value.length === 0, "this engine does not call tools (function calling): leave tools out"),
+  response_format: z
+    .object({ type: z.string() })
+    .refine((format) => format.type === "text", { error: "this engine answers in free text only (no JSON mode or JSON schema): leave response_format out, and ask for JSON in the prompt" })
+    .nullish(),
   messages: z
     .array(
       z.object({
@@ -35,6 +49,8 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
 
 export const completionRequest = z.object({
   ...sampling,
+  logprobs: notServed((value) => value === 0, NO_LOGPROBS),
+  echo: notServed((value) => value === false, "this engine does not echo the prompt: leave echo out and prepend the prompt yourself"),
   prompt: z.union([z.string(), z.array(z.string()).length(1)], {
     error: "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
   }),

@@ -153,6 +153,11 @@ describe("bad requests get OpenAI-shaped errors", () => {
     ["not JSON", "/v1/chat/completions", "{nope", 400, null],
     ["prompt token arrays", "/v1/completions", { model: "tiny", prompt: [[1, 2]] }, 400, "prompt", /^prompt: .*token ids.*one request per prompt/],
     ["batched prompts", "/v1/completions", { model: "tiny", prompt: ["a", "b"] }, 400, "prompt", /batches prompts/],
+    ["log probabilities (chat)", "/v1/chat/completions", { model: "tiny", messages, logprobs: true, top_logprobs: 2 }, 400, "logprobs", /^logprobs: .*no log probabilities/],
+    ["log probabilities (completions)", "/v1/completions", { model: "tiny", prompt: "x", logprobs: 2 }, 400, "logprobs", /no log probabilities/],
+    ["echo", "/v1/completions", { model: "tiny", prompt: "x", echo: true }, 400, "echo", /does not echo the prompt/],
+    ["tools", "/v1/chat/completions", { model: "tiny", messages, tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }] }, 400, "tools", /does not call tools/],
+    ["JSON mode", "/v1/chat/completions", { model: "tiny", messages, response_format: { type: "json_object" } }, 400, "response_format", /free text only/],
     ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
     ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
   ];
