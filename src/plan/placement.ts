@@ -67,14 +67,45 @@ export function devicesOf(spec: PlatformSpec): GpuDevice[] {
   );
 }
 
+/** A device's use while pods are being placed. */
+interface Use {
+  readonly device: GpuDevice;
+  readonly pods: DeviceUse["pods"][number][];
+  usedSlices: number;
+  utilization: number;
+}
+
+const free = (use: Use) => use.device.slices - use.usedSlices;
+
+/**
+ * A pod asking for more slices than any one device has free (tensor parallelism over whole GPUs):
+ * the kubelet gives it devices of one node. The node whose devices fit the most ranks wins.
+ */
+function spreadOnOneNode(offered: readonly Use[], slices: number, preferred: (a: Use, b: Use) => number, fits: (use: Use) => boolean): { use: Use; slices: number }[] | undefined {
+  let best: { use: Use; slices: number }[] | undefined;
+  const fitting = (ranks: readonly { use: Use }[]) => ranks.filter((rank) => fits(rank.use)).length;
+  for (const node of new Set(offered.map((use) => use.device.node))) {
+    let left = slices;
+    const taken: { use: Use; slices: number }[] = [];
+    for (const use of offered.filter((candidate) => candidate.device.node === node && free(candidate) > 0).sort(preferred)) {
+      if (left === 0) break;
+      const take = Math.min(free(use), left);
+      taken.push({ use, slices: take });
+      left -= take;
+    }
+    if (left === 0 && (best === undefined || fitting(taken) > fitting(best))) best = taken;
+  }
+  return best;
+}
+
 /**
  * Where the scheduler and device plugin can put each GPU pod. The scheduler counts slices, not memory,
  * so a pod may land on a card too small for it: such placements are kept and marked `fits: false`.
- * Largest needs go first, onto the GPU with the most free memory.
+ * Largest needs go first, onto the GPU with the most free memory; a pod only gets devices advertised
+ * under the resource it asks for.
  */
 export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]): Placement {
-  const uses: DeviceUse[] = devices.map((device) => ({ device, pods: [], usedSlices: 0, utilization: 0 }));
-  const mutable = uses as { device: GpuDevice; pods: DeviceUse["pods"][number][]; usedSlices: number; utilization: number }[];
+  const uses: Use[] = devices.map((device) => ({ device, pods: [], usedSlices: 0, utilization: 0 }));
   const pending: Placement["pending"][number][] = [];
   const totalSlices = devices.reduce((n, d) => n + d.slices, 0);
   const requestedSlices = pods.reduce((n, p) => n + p.slices, 0);
@@ -82,46 +113,28 @@ export function placePods(devices: readonly GpuDevice[], pods: readonly GpuPod[]
   const order = [...pods].sort((a, b) => need(b) - need(a) || b.slices - a.slices);
   const requested = new Map<string, number>();
   for (const pod of order) {
-    requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
+    const resource = pod.gpuResource;
+    requested.set(resource, (requested.get(resource) ?? 0) + pod.slices);
     const util = pod.vllm?.settings.gpuMemoryUtilization ?? 0;
-    const freeMemory = (u: (typeof mutable)[number]) => u.device.memoryGiB * (1 - u.utilization);
-    const fitsOn = (u: (typeof mutable)[number]) => !pod.vllm || (u.device.memoryGiB * util >= need(pod) && u.utilization + util <= 1 + 1e-9);
-    const free = (u: (typeof mutable)[number]) => u.device.slices - u.usedSlices;
-    const preferred = (a: (typeof mutable)[number], b: (typeof mutable)[number]) => Number(fitsOn(b)) - Number(fitsOn(a)) || freeMemory(b) - freeMemory(a);
-    const take = (u: (typeof mutable)[number], slices: number) => {
-      u.pods.push({ pod, slices, claimedGiB: Math.round(u.device.memoryGiB * util * 100) / 100, fits: fitsOn(u) });
-      u.usedSlices += slices;
-      u.utilization += util;
+    const freeMemory = (use: Use) => use.device.memoryGiB * (1 - use.utilization);
+    const fitsOn = (use: Use) => !pod.vllm || (use.device.memoryGiB * util >= need(pod) && use.utilization + util <= 1 + 1e-9);
+    const preferred = (a: Use, b: Use) => Number(fitsOn(b)) - Number(fitsOn(a)) || freeMemory(b) - freeMemory(a);
+    const take = (use: Use, slices: number) => {
+      use.pods.push({ pod, slices, claimedGiB: Math.round(use.device.memoryGiB * util * 100) / 100, fits: fitsOn(use) });
+      use.usedSlices += slices;
+      use.utilization += util;
     };
-    const offered = mutable.filter((u) => u.device.gpuResource === pod.gpuResource);
-    const chosen = offered.filter((u) => free(u) >= pod.slices).sort(preferred)[0];
-    if (chosen) {
-      take(chosen, pod.slices);
-      continue;
-    }
-    // More slices than any one device has free (tensor parallelism over whole GPUs or MIG devices):
-    // the kubelet gives the pod devices of one node, one rank on each.
-    let spread: { use: (typeof mutable)[number]; slices: number }[] | undefined;
-    for (const node of new Set(offered.map((u) => u.device.node))) {
-      let left = pod.slices;
-      const taken: { use: (typeof mutable)[number]; slices: number }[] = [];
-      for (const u of offered.filter((candidate) => candidate.device.node === node && free(candidate) > 0).sort(preferred)) {
-        if (left === 0) break;
-        taken.push({ use: u, slices: Math.min(free(u), left) });
-        left -= Math.min(free(u), left);
-      }
-      const fitting = (ranks: typeof taken) => ranks.filter((t) => fitsOn(t.use)).length;
-      if (left === 0 && (spread === undefined || fitting(taken) > fitting(spread))) spread = taken;
-    }
-    if (spread) {
-      for (const { use, slices } of spread) take(use, slices);
+    const offered = uses.filter((use) => use.device.gpuResource === resource);
+    const chosen = offered.filter((use) => free(use) >= pod.slices).sort(preferred)[0];
+    const ranks = chosen ? [{ use: chosen, slices: pod.slices }] : spreadOnOneNode(offered, pod.slices, preferred, fitsOn);
+    if (ranks) {
+      for (const rank of ranks) take(rank.use, rank.slices);
       continue;
     }
     const byNode = new Map<string, number>();
-    for (const u of offered) byNode.set(u.device.node, (byNode.get(u.device.node) ?? 0) + u.device.slices);
+    for (const use of offered) byNode.set(use.device.node, (byNode.get(use.device.node) ?? 0) + use.device.slices);
     const largest = Math.max(0, ...byNode.values());
-    const exist = offered.reduce((n, u) => n + u.device.slices, 0);
-    const resource = pod.gpuResource;
+    const exist = offered.reduce((n, use) => n + use.device.slices, 0);
     pending.push({
       pod,
       reason:
