@@ -1,4 +1,5 @@
 import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./architectures.ts";
+import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
 import type { Platform } from "./schema.ts";
 
@@ -85,27 +86,23 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
     }
   });
 
-  if (engine.kind === "vllm" && engine.tensorParallel > 1) {
-    // vLLM runs one tensor-parallel rank per GPU: the pod gets exactly that many.
+  if (engine.kind === "vllm") {
+    // Each vLLM Deployment: the shared engine and every dedicated adapter's, with where its GPU count is set.
+    const engines: { readonly path: Path; readonly gpuSlices: number }[] = [
+      { path: ["model", "engine", "gpuSlices"], gpuSlices: engine.gpuSlices },
+      ...spec.adapters.flatMap((adapter, index) => (adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "gpuSlices"] as Path, gpuSlices: adapter.dedicated.gpuSlices }] : [])),
+    ];
     const tp = engine.tensorParallel;
-    if (engine.gpuSlices !== tp) {
-      error(["model", "engine", "gpuSlices"], `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but each replica gets gpuSlices ${engine.gpuSlices}`, `set model.engine.gpuSlices to ${tp}`);
+    for (const { path, gpuSlices } of engines) {
+      const field = formatPath(path);
+      if (spec.gpu.sharing.mode === "mig" && gpuSlices > 1) {
+        // CUDA shows a process one MIG device only: a second one in the same container goes unused.
+        error(path, `under MIG a container can use one MIG device only (CUDA enumerates one per process), but ${field} is ${gpuSlices}`, "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism");
+      } else if (tp > 1 && gpuSlices !== tp) {
+        // vLLM runs one tensor-parallel rank per GPU: the pod gets exactly that many.
+        error(path, `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but ${field} is ${gpuSlices}`, `set ${field} to ${tp}`);
+      }
     }
-    spec.adapters.forEach((adapter, index) => {
-      if (adapter.serving === "dedicated" && adapter.dedicated.gpuSlices !== tp) {
-        error(["adapters", index, "dedicated", "gpuSlices"], `the dedicated engine runs with model.engine.tensorParallel ${tp}, one rank per GPU, but gets gpuSlices ${adapter.dedicated.gpuSlices}`, `set adapters[${index}].dedicated.gpuSlices to ${tp}`);
-      }
-    });
-  }
-  if (engine.kind === "vllm" && spec.gpu.sharing.mode === "mig") {
-    // CUDA shows a process one MIG device only: a second one in the same container goes unused.
-    const migFix = "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism";
-    if (engine.gpuSlices > 1) error(["model", "engine", "gpuSlices"], `under MIG a container can use one MIG device only (CUDA enumerates one per process), but model.engine.gpuSlices is ${engine.gpuSlices}`, migFix);
-    spec.adapters.forEach((adapter, index) => {
-      if (adapter.serving === "dedicated" && adapter.dedicated.gpuSlices > 1) {
-        error(["adapters", index, "dedicated", "gpuSlices"], `under MIG a container can use one MIG device only (CUDA enumerates one per process), but this dedicated engine's gpuSlices is ${adapter.dedicated.gpuSlices}`, migFix);
-      }
-    });
   }
   if (engine.kind === "vllm") checkArchitecture(platform, warning);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {

@@ -96,7 +96,7 @@ const cases: BadSpec[] = [
   {
     name: "a dedicated adapter's engine with fewer GPUs than the ranks",
     text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n").replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
-    says: ["spec.adapters[0].dedicated.gpuSlices", "tensorParallel 2", "fix: set adapters[0].dedicated.gpuSlices to 2"],
+    says: ["spec.adapters[0].dedicated.gpuSlices", "tensorParallel is 2", "adapters[0].dedicated.gpuSlices is 1", "fix: set adapters[0].dedicated.gpuSlices to 2"],
   },
   {
     name: "more than one MIG device for one engine",
