@@ -34,6 +34,11 @@ environments:
 }
 
 const SHAPE_8B = "    architecture: { parametersBillions: 8.03 }\n";
+
+/** An engine of one rank, small enough for any card (planned as 8B), on node n1's one GPU shared as `gpu` says. */
+function oneRankSpec(gpu: string, card: string, engine = ""): string {
+  return spec70b({ architecture: SHAPE_8B, tensorParallel: 1, engine, gpu, nodes: `[{ name: n1, gpus: [{ model: ${card} }] }]` });
+}
 const SHAPE_70B = "    architecture: { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }\n";
 
 describe("plan: tensor parallelism over whole GPUs", () => {
@@ -65,13 +70,7 @@ describe("plan: tensor parallelism over whole GPUs", () => {
   });
 
   it("MIG's mixed strategy: a pod gets only the profile it asks for (it was put on a smaller profile's device)", async () => {
-    const file = spec70b({
-      architecture: SHAPE_8B,
-      tensorParallel: 1,
-      engine: ", migProfile: 3g.40gb, replicas: 2",
-      gpu: "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }",
-      nodes: "[{ name: n1, gpus: [{ model: NVIDIA A100 80GB, memoryGiB: 80 }] }]",
-    });
+    const file = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }", "NVIDIA A100 80GB, memoryGiB: 80", ", migProfile: 3g.40gb, replicas: 2");
     const run = await runCli(["plan", "--spec", file, "--env", "production"]);
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.match(run.stdout, /n1\s+0\s+NVIDIA A100 80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine #\d/);
@@ -80,12 +79,7 @@ describe("plan: tensor parallelism over whole GPUs", () => {
   });
 
   it("time-slices renamed by default are requested and planned as nvidia.com/gpu.shared, the only name the plugin then advertises", async () => {
-    const file = spec70b({
-      architecture: SHAPE_8B,
-      tensorParallel: 1,
-      gpu: "{ mode: timeSlicing, replicas: 4, renameByDefault: true }",
-      nodes: "[{ name: n1, gpus: [{ model: NVIDIA L40S, memoryGiB: 48 }] }]",
-    });
+    const file = oneRankSpec("{ mode: timeSlicing, replicas: 4, renameByDefault: true }", "NVIDIA L40S, memoryGiB: 48");
     const rendered = await runCli(["render", "--spec", file, "--env", "production", "-o", "yaml"]);
     assert.equal(rendered.code, 0, rendered.stderr);
     assert.match(rendered.stdout, /limits:\n(\s+\S+: \S+\n)*?\s+nvidia\.com\/gpu\.shared: "1"/);
