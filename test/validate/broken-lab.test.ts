@@ -87,6 +87,19 @@ describe("validate CLI", () => {
     assert.match(empty.stderr, /no Kubernetes objects found in standard input/);
   });
 
+  it("Pod Security: a namespace whose level is unknown is held to restricted as warnings, host access included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-psa-"));
+    // A device plugin as NVIDIA's static manifest installs it: a hostPath in kube-system, whose level is not in the files.
+    const daemonSet = (namespace: string) =>
+      `apiVersion: apps/v1\nkind: DaemonSet\nmetadata: { name: device-plugin, namespace: ${namespace} }\nspec:\n  selector: { matchLabels: { name: dp } }\n  template:\n    metadata: { labels: { name: dp } }\n    spec:\n      containers:\n        - name: plugin\n          image: nvcr.io/nvidia/k8s-device-plugin:v0.17.1\n          volumeMounts: [{ name: dir, mountPath: /var/lib/kubelet/device-plugins }]\n      volumes:\n        - name: dir\n          hostPath: { path: /var/lib/kubelet/device-plugins, type: Directory }\n`;
+    writeFileSync(join(dir, "unknown.yaml"), daemonSet("kube-system"));
+    const unknown = await findings([join(dir, "unknown.yaml")]);
+    assert.deepEqual(unknown.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity), ["warning"]);
+    writeFileSync(join(dir, "restricted.yaml"), `apiVersion: v1\nkind: Namespace\nmetadata: { name: apps, labels: { pod-security.kubernetes.io/enforce: restricted } }\n---\n${daemonSet("apps")}`);
+    const restricted = await findings([join(dir, "restricted.yaml")]);
+    assert.deepEqual(restricted.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity), ["error"]);
+  });
+
   it("a Helm chart or template is named as such, with the command that renders it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "validate-helm-"));
     mkdirSync(join(dir, "templates"));

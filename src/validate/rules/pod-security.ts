@@ -31,8 +31,8 @@ export const podSecurityRules = [
       containersOf(template).flatMap(({ container, path, init }): Finding[] => {
         if (effective(template, container, "runAsUser") !== 0) return [];
         const nonRoot = effective(template, container, "runAsNonRoot") === true;
-        const restricted = level(context, template).level === "restricted";
-        if (!nonRoot && !restricted) return [];
+        const namespace = level(context, template);
+        if (!nonRoot && namespace.level !== "restricted") return [];
         const what = init ? "init container" : "container";
         return [
           report(
@@ -42,6 +42,8 @@ export const podSecurityRules = [
               ? `${what} ${container.name} runs as uid 0 while runAsNonRoot is true: the kubelet refuses to start it (CreateContainerConfigError)`
               : `${what} ${container.name} runs as uid 0 in a restricted namespace`,
             `run ${container.name} as a non-zero uid (and make the files it writes group-writable via fsGroup)`,
+            // runAsNonRoot with uid 0 always fails; a restricted level that is only assumed warns.
+            nonRoot ? "error" : namespace.severity,
           ),
         ];
       }),
@@ -76,25 +78,28 @@ export const podSecurityRules = [
   ),
   defineRule("psa/privileged", "error", "no privileged containers outside privileged namespaces", (context, report) =>
     context.inventory.templates.flatMap((template) => {
-      if (level(context, template).level === "privileged") return [];
+      const { level: namespaceLevel, severity } = level(context, template);
+      if (namespaceLevel === "privileged") return [];
       return containersOf(template)
         .filter(({ container }) => container.securityContext?.privileged === true)
-        .map(({ container, path }) => report(template.owner, `${path}.securityContext.privileged`, `container ${container.name} is privileged; the namespace's Pod Security level rejects it`, "drop privileged, or move the workload to a namespace labelled pod-security.kubernetes.io/enforce: privileged"));
+        .map(({ container, path }) => report(template.owner, `${path}.securityContext.privileged`, `container ${container.name} is privileged; the namespace's Pod Security level rejects it`, "drop privileged, or move the workload to a namespace labelled pod-security.kubernetes.io/enforce: privileged", severity));
     }),
   ),
   defineRule("psa/host-access", "error", "no host network/PID/IPC, hostPath or hostPort outside privileged namespaces", (context, report) =>
     context.inventory.templates.flatMap((template) => {
-      if (level(context, template).level === "privileged") return [];
+      // A namespace whose level is not known here (kube-system, say) is only assumed restricted: warnings.
+      const { level: namespaceLevel, severity } = level(context, template);
+      if (namespaceLevel === "privileged") return [];
       const out: Finding[] = [];
       for (const key of ["hostNetwork", "hostPID", "hostIPC"] as const) {
-        if (template.spec[key] === true) out.push(report(template.owner, `${template.path}.${key}`, `${key} is set`, `remove ${key}, or run this in a privileged namespace`));
+        if (template.spec[key] === true) out.push(report(template.owner, `${template.path}.${key}`, `${key} is set`, `remove ${key}, or run this in a privileged namespace`, severity));
       }
       (template.spec.volumes ?? []).forEach((volume, i) => {
-        if (volume.hostPath) out.push(report(template.owner, `${template.path}.volumes[${i}].hostPath`, `volume ${volume.name} mounts host path ${volume.hostPath.path}`, "use a PVC or emptyDir, or move the workload to a privileged namespace (as the device plugin is)"));
+        if (volume.hostPath) out.push(report(template.owner, `${template.path}.volumes[${i}].hostPath`, `volume ${volume.name} mounts host path ${volume.hostPath.path}`, "use a PVC or emptyDir, or move the workload to a privileged namespace (as the device plugin is)", severity));
       });
       for (const { container, path } of containersOf(template)) {
         (container.ports ?? []).forEach((port, i) => {
-          if (port.hostPort) out.push(report(template.owner, `${path}.ports[${i}].hostPort`, `container ${container.name} binds host port ${port.hostPort}`, "expose it through a Service instead"));
+          if (port.hostPort) out.push(report(template.owner, `${path}.ports[${i}].hostPort`, `container ${container.name} binds host port ${port.hostPort}`, "expose it through a Service instead", severity));
         });
       }
       return out;
