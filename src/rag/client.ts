@@ -1,4 +1,5 @@
 import { request } from "undici";
+import { z } from "zod";
 import { InputError, WorldError } from "../errors.ts";
 import type { DocumentsRequest, IngestCounts } from "../gateway/documents.ts";
 import { collectDocuments, underRoots, type SourceDocument } from "./files.ts";
@@ -32,16 +33,21 @@ export interface IngestSummary extends IngestCounts {
   readonly skipped: ReadonlyArray<{ readonly path: string; readonly reason: string }>;
 }
 
-interface Listing {
-  collection: string;
-  sources: Array<{ source: string; chunks: number }>;
-  maxBodyBytes: number;
-}
+/** The admin API's answers, checked: a URL that is not a diatonic gateway is named as such. */
+const Listing = z.object({
+  collection: z.string(),
+  sources: z.array(z.object({ source: z.string(), chunks: z.number() })),
+  maxBodyBytes: z.number().int().positive(),
+});
+const Counts = z.object({ added: z.number(), updated: z.number(), unchanged: z.number(), removed: z.number() });
+
+/** Node's TLS errors for a certificate chain it cannot verify (a self-signed or private CA). */
+const UNTRUSTED_CERTIFICATE = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"]);
 
 /** Room left in a request for the JSON around the documents. */
 const ENVELOPE_BYTES = 1024;
 
-async function call<T>(options: IngestPathsOptions, method: "GET" | "POST", body?: DocumentsRequest): Promise<T> {
+async function call<T>(options: IngestPathsOptions, schema: z.ZodType<T>, method: "GET" | "POST", body?: DocumentsRequest): Promise<T> {
   const base = (options.gateway ?? DEV_GATEWAY_URL).replace(/\/+$/, "");
   const url = `${base}/v1/adapters/${encodeURIComponent(options.adapter)}/documents`;
   let response;
@@ -54,8 +60,16 @@ async function call<T>(options: IngestPathsOptions, method: "GET" | "POST", body
       bodyTimeout: 600_000,
     });
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
+      throw new WorldError(
+        `the gateway at ${base} answers, but its TLS certificate is not trusted here (${code})`,
+        "a platform whose certificate comes from its own CA: save the CA as ca.crt (diatonic status prints the command) and run with NODE_EXTRA_CA_CERTS=ca.crt",
+        { cause: error },
+      );
+    }
     throw new WorldError(
-      `no gateway answers at ${base}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      `no gateway answers at ${base}: ${code ?? (error as Error).message}`,
       options.gateway === undefined ? "start the local stack with `diatonic dev`, or pass --gateway URL" : "check --gateway and that the gateway runs",
       { cause: error },
     );
@@ -81,7 +95,14 @@ async function call<T>(options: IngestPathsOptions, method: "GET" | "POST", body
     if (response.statusCode < 500) throw new InputError(message, fix);
     throw new WorldError(message);
   }
-  return parsed as T;
+  const answer = schema.safeParse(parsed);
+  if (!answer.success) {
+    throw new WorldError(
+      `${url} answered ${response.statusCode}, but not as a diatonic gateway's documents API does (${answer.error.issues[0]?.path.join(".") || "body"}: ${answer.error.issues[0]?.message ?? "unexpected"})`,
+      "point --gateway at the diatonic gateway (not the engine or Qdrant)",
+    );
+  }
+  return answer.data;
 }
 
 /** Splits documents into requests under the gateway's body limit. */
@@ -109,7 +130,7 @@ function batches(documents: readonly SourceDocument[], maxBytes: number): Source
  */
 export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSummary> {
   if (options.paths.length === 0) throw new InputError("no files or folders to ingest", "pass one or more PATHs");
-  const listing = await call<Listing>(options, "GET");
+  const listing = await call(options, Listing, "GET");
   const collected = await collectDocuments(options.paths, { cwd: options.cwd, maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2 });
   if (collected.problems.length > 0) {
     throw new InputError(
@@ -127,7 +148,7 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     const last = index === groups.length - 1;
     let result: IngestCounts;
     try {
-      result = await call<IngestCounts>(options, "POST", {
+      result = await call(options, Counts, "POST", {
         documents: group.map((d) => ({ source: d.source, text: d.text, format: d.format })),
         deleteSources: last ? pruned : [],
       });

@@ -2,8 +2,10 @@
 // the gateway's body limit, prune only under the given paths, and a failed batch reported with what
 // was already stored.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -82,3 +84,53 @@ describe("ingest client (stand-in gateway)", () => {
     assert.match(noGateway.stderr, /no gateway answers at http:\/\/127\.0\.0\.1:1/);
   });
 });
+
+/** Serves `answer` as JSON to every request, over TLS when given a key and certificate. */
+async function answering(answer: unknown, tls?: { key: string; cert: string }): Promise<{ url: string; close: () => void }> {
+  const handler = (_req: IncomingMessage, res: ServerResponse) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
+  const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `${tls ? "https" : "http"}://localhost:${(server.address() as { port: number }).port}`, close: () => server.close() };
+}
+
+describe("ingest client: a server that is not the gateway, or not trusted", () => {
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-ingest-who-"));
+  writeFileSync(join(dir, "doc.md"), "# Doc\n\nSome words.\n");
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a JSON answer of another shape is named as not the gateway's (it printed 'collection undefined' and NaN counts)", async () => {
+    const other = await answering({ status: "ok" });
+    try {
+      const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: other.url }).catch((error: unknown) => error);
+      assert.ok(failure instanceof WorldError, String(failure));
+      assert.match(failure.message, /answered 200, but not as a diatonic gateway's documents API does \(collection: /);
+      assert.match(failure.fix ?? "", /point --gateway at the diatonic gateway/);
+    } finally {
+      other.close();
+    }
+  });
+
+  it("a certificate from a private CA is named as untrusted, with NODE_EXTRA_CA_CERTS as the fix (not 'no gateway answers')", { skip: hasOpenssl() ? false : "openssl is not installed" }, async () => {
+    const tlsDir = mkdtempSync(join(tmpdir(), "diatonic-ingest-tls-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(tlsDir, "key.pem"), "-out", join(tlsDir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], { stdio: "ignore" });
+    const server = await answering({ collection: "c", maxBodyBytes: 6000, sources: [] }, { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") });
+    try {
+      const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: server.url }).catch((error: unknown) => error);
+      assert.ok(failure instanceof WorldError, String(failure));
+      assert.match(failure.message, /the gateway at https:\/\/localhost:\d+ answers, but its TLS certificate is not trusted here \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
+      assert.match(failure.fix ?? "", /NODE_EXTRA_CA_CERTS=ca\.crt/);
+    } finally {
+      server.close();
+      rmSync(tlsDir, { recursive: true, force: true });
+    }
+  });
+});
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
