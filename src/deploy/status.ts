@@ -17,6 +17,11 @@ export interface StatusReport {
   readonly adapters: readonly { readonly name: string; readonly route: string; readonly upstreamModel: string; readonly loaded: boolean | null }[];
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
   readonly url: string | null;
+  /**
+   * When the URL's certificate comes from the platform's own CA (a CA ClusterIssuer, not a public
+   * ACME one): the Secret whose `ca.crt` clients must trust.
+   */
+  readonly trust: { readonly namespace: string; readonly secret: string } | null;
   readonly healthy: boolean;
   /** When `destroy` removed the platform and kept its data (the objects listed are what it kept); null otherwise. */
   readonly destroyedAt: string | null;
@@ -43,6 +48,17 @@ async function servedModels(client: KubeClient, namespace: string): Promise<Set<
 }
 
 type GpuUse = StatusReport["gpu"][number];
+
+/** True when the Certificate writing `secret` is issued by a ClusterIssuer of the platform that is a CA (spec.ca). */
+function signedByOwnCa(members: readonly KubeObject[], namespace: string, secret: string): boolean {
+  const certificate = members.find((o) => o.kind === "Certificate" && o.metadata.namespace === namespace && (o as unknown as { spec?: { secretName?: string } }).spec?.secretName === secret) as
+    | (KubeObject & { spec?: { issuerRef?: { kind?: string; name?: string } } })
+    | undefined;
+  const issuerRef = certificate?.spec?.issuerRef;
+  if (issuerRef?.kind !== "ClusterIssuer") return false;
+  const issuer = members.find((o) => o.kind === "ClusterIssuer" && o.metadata.name === issuerRef.name) as (KubeObject & { spec?: { ca?: unknown } }) | undefined;
+  return issuer?.spec?.ca !== undefined;
+}
 
 /** Per node, each GPU resource it advertises and how much of it the pods running there hold. */
 export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: Record<string, string> } })[], pods: readonly PodLike[]): GpuUse[] {
@@ -88,8 +104,11 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
       const status = (o as unknown as { status?: { notAfter?: string; conditions?: { type: string; status: string }[] } }).status;
       return { name: resourceName(o), ready: status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false, notAfter: status?.notAfter ?? null };
     });
-  const ingress = members.find((o) => o.kind === "Ingress" || o.kind === "HTTPProxy") as (KubeObject & { spec?: { rules?: { host?: string }[]; virtualhost?: { fqdn?: string } } }) | undefined;
+  const ingress = members.find((o) => o.kind === "Ingress" || o.kind === "HTTPProxy") as
+    | (KubeObject & { spec?: { rules?: { host?: string }[]; tls?: { secretName?: string }[]; virtualhost?: { fqdn?: string; tls?: { secretName?: string } } } })
+    | undefined;
   const host = ingress?.spec?.rules?.[0]?.host ?? ingress?.spec?.virtualhost?.fqdn;
+  const tlsSecret = ingress?.spec?.tls?.[0]?.secretName ?? ingress?.spec?.virtualhost?.tls?.secretName;
   const last = (await listRevisions(client, namespace)).at(-1);
   return {
     namespace,
@@ -99,6 +118,7 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
     adapters,
     certificates,
     url: host ? `https://${host}/v1` : null,
+    trust: tlsSecret !== undefined && ingress !== undefined && signedByOwnCa(members, ingress.metadata.namespace ?? namespace, tlsSecret) ? { namespace: ingress.metadata.namespace ?? namespace, secret: tlsSecret } : null,
     healthy: destroyedAt === null && members.length > 0 && objects.every((o) => o.state === "ready"),
     destroyedAt,
   };
@@ -115,6 +135,13 @@ export function formatStatus(report: StatusReport): string {
   }
   lines.push(`platform in ${report.namespace}: ${report.healthy ? "ready" : "NOT ready"}${report.revision ? ` — revision ${report.revision.number} (${report.revision.note}, ${report.revision.appliedAt})` : ""}`);
   if (report.url) lines.push(`call: ${report.url}  (OpenAI-compatible; model = an adapter name)`);
+  if (report.url && report.trust) {
+    lines.push(
+      `  its certificate is from the platform's own CA; trust it first:`,
+      `  kubectl -n ${report.trust.namespace} get secret ${report.trust.secret} -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt`,
+      `  then curl --cacert ca.crt …, or NODE_EXTRA_CA_CERTS=ca.crt for Node clients (diatonic ingest too)`,
+    );
+  }
   lines.push("", "components:");
   const width = Math.max(...report.objects.map((o) => o.resource.length));
   for (const o of [...report.objects].sort((a, b) => a.component.localeCompare(b.component) || a.resource.localeCompare(b.resource))) {

@@ -112,9 +112,13 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(diff.code, 0, diff.stdout);
     const status = await deploy("status", p, "--output", "json");
     assert.equal(status.code, 0, status.stdout);
-    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string };
+    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string; trust: unknown };
     assert.equal(report.healthy, true);
     assert.equal(report.url, "https://llm.localtest.me/v1");
+    // local uses the self-signed CA chain: status says how to trust it.
+    assert.deepEqual(report.trust, { namespace: p.namespace, secret: "gateway-tls" });
+    const human = await deploy("status", p);
+    assert.match(human.stdout, new RegExp(`call: https://llm\\.localtest\\.me/v1 .*\\n  its certificate is from the platform's own CA; trust it first:\\n  kubectl -n ${p.namespace} get secret gateway-tls -o jsonpath='\\{\\.data\\.ca\\\\\\.crt\\}' \\| base64 -d > ca\\.crt\\n`));
     const json = await deploy("apply", p, "--output", "json");
     const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; changed?: number });
     assert.deepEqual(events.at(-1)?.type, "done");
@@ -205,7 +209,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     // validate's warnings are shown and do not stop the apply.
     assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: make it fit the smallest card/);
     const status = await deploy("status", p, "--output", "json");
-    const gpu = (JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[] }).gpu;
+    const { gpu, trust } = JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[]; trust: unknown };
+    assert.equal(trust, null, "production's certificate is from Let's Encrypt: nothing to trust by hand");
     const node = gpu.find((g) => g.node === "gpu-node-0");
     assert.equal(node?.total, 8);
     assert.ok((node?.used ?? 0) >= 1, "the engine holds a slice");
