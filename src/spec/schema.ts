@@ -212,9 +212,12 @@ export const Gpu = z.strictObject({
   devicePlugin: z
     .strictObject({
       managedBy: z.enum(["diatonic", "gpu-operator"]).default("diatonic"),
-      namespace: dnsLabel.default("nvidia-device-plugin"),
+      namespace: dnsLabel
+        .optional()
+        .describe("where its config (and, managed by diatonic, the plugin) goes; default: nvidia-device-plugin, or gpu-operator when the GPU Operator manages it (it reads the config from its own namespace)"),
       image: image.default("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
     })
+    .transform(({ namespace, ...plugin }) => ({ ...plugin, namespace: namespace ?? (plugin.managedBy === "gpu-operator" ? "gpu-operator" : "nvidia-device-plugin") }))
     .prefault({}),
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
@@ -108,6 +108,23 @@ describe("render", () => {
       flags: { migStrategy: "none", failOnInitError: true },
       sharing: { timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] } },
     });
+  });
+
+  it("with the GPU Operator managing the plugin, its config goes to the operator's namespace (where the operator reads it), and no plugin is rendered", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-operator-"));
+    const withOperator = (devicePlugin: string) => {
+      const file = join(dir, `${devicePlugin.length}.yaml`);
+      writeFileSync(file, readFileSync(EXAMPLE, "utf8").replace("devicePlugin: { managedBy: diatonic }", devicePlugin));
+      return buildEnvironment({ file, environment: "production" });
+    };
+    const build = withOperator("devicePlugin: { managedBy: gpu-operator }");
+    const list = build.result.placed.map((p) => p.object);
+    assert.equal((find(list, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace, "gpu-operator");
+    assert.equal(list.some((o) => o.kind === "DaemonSet" || (o.kind === "Namespace" && o.metadata.name === "gpu-operator")), false);
+    assert.ok(build.result.notes.some((n) => n.includes("(namespace gpu-operator)")), build.result.notes.join("\n"));
+    // An operator installed elsewhere (OpenShift's nvidia-gpu-operator): the namespace given wins.
+    const openshift = withOperator("devicePlugin: { managedBy: gpu-operator, namespace: nvidia-gpu-operator }").result.placed.map((p) => p.object);
+    assert.equal((find(openshift, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace, "nvidia-gpu-operator");
   });
 
   it("local runs llama.cpp without a GPU, device plugin or LoRA volume", () => {
