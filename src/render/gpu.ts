@@ -83,7 +83,11 @@ export function renderGpu(ctx: RenderContext): GpuRender {
       data: { "config.yaml": toYaml(migPartedConfig(sharing.profiles)) },
     };
     objects.push(mig as KubeObject);
-    notes.push(`MIG: label each GPU node with nvidia.com/mig.config=diatonic so the MIG manager applies ${Object.entries(sharing.profiles).map(([p, n]) => `${n}× ${p}`).join(", ")}`);
+    notes.push(
+      `MIG: point NVIDIA's MIG manager at ConfigMap ${ns}/${names.migConfig} (GPU Operator: ClusterPolicy migManager.config.name), then label each GPU node with nvidia.com/mig.config=diatonic so it applies ${Object.entries(sharing.profiles)
+        .map(([p, n]) => `${n}× ${p}`)
+        .join(", ")}`,
+    );
   }
 
   if (plugin.managedBy === "gpu-operator") {

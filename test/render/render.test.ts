@@ -127,6 +127,24 @@ describe("render", () => {
     assert.equal((find(openshift, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace, "nvidia-gpu-operator");
   });
 
+  it("MIG (mixed): the plugin's strategy, a mig-parted layout, the engine asking for its profile, and what to do on the nodes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-mig-"));
+    const file = join(dir, "platform.yaml");
+    const text = readFileSync(EXAMPLE, "utf8")
+      .replace("sharing: { mode: timeSlicing, replicas: 4, failRequestsGreaterThanOne: true }", "sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 2 } }")
+      .replace("      gpuSlices: 1\n", "      gpuSlices: 1\n      migProfile: 3g.40gb\n");
+    writeFileSync(file, text);
+    const build = buildEnvironment({ file, environment: "production" });
+    const list = build.result.placed.map((p) => p.object);
+    const plugin = parse((find(list, "ConfigMap", "nvidia-device-plugin-config") as { data: Record<string, string> }).data[DEVICE_PLUGIN_CONFIG_KEY] ?? "") as { flags: { migStrategy: string }; sharing?: unknown };
+    assert.equal(plugin.flags.migStrategy, "mixed");
+    assert.equal(plugin.sharing, undefined);
+    const layout = parse((find(list, "ConfigMap", "diatonic-mig-parted-config") as { data: Record<string, string> }).data["config.yaml"] ?? "") as { "mig-configs": Record<string, unknown[]> };
+    assert.deepEqual(layout["mig-configs"]["diatonic"], [{ devices: "all", "mig-enabled": true, "mig-devices": { "3g.40gb": 2 } }]);
+    assert.match(JSON.stringify(find(list, "Deployment", "engine")), /"limits":\{[^}]*"nvidia\.com\/mig-3g\.40gb":"1"/);
+    assert.ok(build.result.notes.some((n) => /MIG manager at ConfigMap nvidia-device-plugin\/diatonic-mig-parted-config .*nvidia\.com\/mig\.config=diatonic .*2× 3g\.40gb/.test(n)), build.result.notes.join("\n"));
+  });
+
   it("local runs llama.cpp without a GPU, device plugin or LoRA volume", () => {
     const list = objects("local");
     assert.equal(list.some((o) => o.kind === "DaemonSet"), false);
