@@ -66,6 +66,23 @@ export interface RunCallbacks {
   readonly textIntervalMs?: number;
 }
 
+/** The name requests use for the base model: --served-model-name, else the file's name without .gguf (as vLLM's path). */
+export function servedModelNameOf(options: Pick<EngineOptions, "modelPath" | "servedModelName">): string {
+  return options.servedModelName ?? basename(resolve(options.modelPath)).replace(/\.gguf$/i, "");
+}
+
+/** Start-up adapters' names: each once, and none the base model's (requests choose by name). Checked before any load. */
+export function checkAdapterNames(loras: readonly { readonly name: string; readonly path: string }[], servedModelName: string): void {
+  const seen = new Set<string>();
+  for (const lora of loras) {
+    if (lora.name === servedModelName) {
+      throw new InputError(`--lora ${lora.name}=${lora.path}: ${lora.name} is the base model's name (requests for it get the base model)`, "give the LoRA another NAME, or serve the base model under another --served-model-name");
+    }
+    if (seen.has(lora.name)) throw new InputError(`--lora ${lora.name} is given twice`, "give each LoRA its own NAME");
+    seen.add(lora.name);
+  }
+}
+
 export class Engine {
   readonly metrics: EngineMetrics;
   private readonly adapters = new Map<string, { path: string; created: number }>();
@@ -100,6 +117,8 @@ export class Engine {
   /** Loads llama.cpp, the base model and the start-up adapters; logs load progress. */
   static async load(options: EngineOptions, log: Logger): Promise<Engine> {
     const modelPath = resolve(options.modelPath);
+    const servedModelName = servedModelNameOf(options);
+    checkAdapterNames(options.loras ?? [], servedModelName);
     await checkModelFile(modelPath);
     const parallel = options.parallel ?? 4;
     const llama = await loadLlamaRuntime({ threads: options.threads, log: (level, message) => log[level]({ source: "llama.cpp" }, message) });
@@ -126,7 +145,6 @@ export class Engine {
       });
     const chatWrapper = resolveChatWrapper(model);
     const maxModelLen = Math.min(options.maxModelLen ?? 4096, model.trainContextSize);
-    const servedModelName = options.servedModelName ?? basename(modelPath).replace(/\.gguf$/i, "");
     const engine = new Engine(llama, model, servedModelName, modelPath, maxModelLen, chatWrapper, {
       parallel,
       maxQueue: options.maxQueue ?? 64,

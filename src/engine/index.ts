@@ -4,7 +4,7 @@
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { WorldError } from "../errors.ts";
-import { checkModelFile, Engine, type EngineOptions } from "./engine.ts";
+import { checkAdapterNames, checkModelFile, Engine, servedModelNameOf, type EngineOptions } from "./engine.ts";
 import { createEngineServer } from "./server.ts";
 
 export { Engine, type EngineOptions, type LoraModule, type ModelCard } from "./engine.ts";
@@ -29,6 +29,7 @@ export interface RunningEngine {
 
 export async function startEngine(options: StartEngineOptions): Promise<RunningEngine> {
   const log = options.logger ?? pino({ base: { component: "engine" } });
+  checkAdapterNames(options.loras ?? [], servedModelNameOf(options));
   await checkModelFile(options.modelPath);
   let engine: Engine | undefined;
   const server = createEngineServer(() => engine, log);

@@ -48,6 +48,8 @@ describe("diatonic engine", () => {
     ["no --model", ["engine"], /--model/],
     ["a model file that does not exist", ["engine", "--model", join(dir, "none.gguf")], /cannot be read/],
     ["a --lora without NAME=", ["engine", "--model", "x.gguf", "--lora", "x.gguf"], /NAME=PATH/],
+    ["a --lora named as the base model (checked before any load)", ["engine", "--model", "tiny-llama.gguf", "--lora", "tiny-llama=a.gguf"], /--lora tiny-llama=\S+a\.gguf: tiny-llama is the base model's name[\s\S]*fix: give the LoRA another NAME/],
+    ["a --lora name given twice", ["engine", "--model", "x.gguf", "--lora", "a=a.gguf", "--lora", "a=b.gguf"], /--lora a is given twice[\s\S]*fix: give each LoRA its own NAME/],
     ["a port that is not a number", ["engine", "--model", "x.gguf", "--port", "eighty"], /--port/],
     ["--parallel 0", ["engine", "--model", "x.gguf", "--parallel", "0"], /--parallel/],
     ["make-test-model without --out", ["engine", "make-test-model"], /--out/],
