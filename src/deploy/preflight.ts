@@ -104,20 +104,22 @@ async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Pr
     const total = visible.reduce((n, v) => n + v.count, 0);
     const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
     if (total >= needed) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed` };
-    const mig = resource.startsWith("nvidia.com/mig-");
-    // The same GPUs under the other name: the plugin renames time-slices (.shared) or does not.
-    const otherName = resource.endsWith(".shared") ? resource.slice(0, -".shared".length) : `${resource}.shared`;
-    const renamed = nodes.some((n) => Number(n.status?.allocatable?.[otherName] ?? 0) > 0);
-    const fix =
-      total > 0
-        ? "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes"
-        : renamed
-          ? `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`
-          : mig
-          ? `label each GPU node nvidia.com/mig.config=diatonic so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`
-          : "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
-    return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix };
+    return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix: gpuFix(resource, total, nodes) };
   });
+}
+
+/** What to do when the nodes advertise too little of `resource` (`total` of it). */
+function gpuFix(resource: string, total: number, nodes: readonly { status?: { allocatable?: Record<string, string> } }[]): string {
+  if (total > 0) return "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes";
+  // The same GPUs under the other name: the plugin renames time-slices (.shared) or does not.
+  const otherName = resource.endsWith(".shared") ? resource.slice(0, -".shared".length) : `${resource}.shared`;
+  if (nodes.some((n) => Number(n.status?.allocatable?.[otherName] ?? 0) > 0)) {
+    return `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`;
+  }
+  if (resource.startsWith("nvidia.com/mig-")) {
+    return `label each GPU node nvidia.com/mig.config=diatonic so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`;
+  }
+  return "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
 }
 
 export interface PreflightInput {
