@@ -38,11 +38,13 @@ function checkArchitecture(platform: Platform, warning: (path: Path, message: st
     }
   }
   const described = model.architecture.parametersBillions;
-  if (named === undefined || Math.max(named.billions / described, described / named.billions) < 1.25) return;
+  const off = named === undefined ? 1 : Math.max(named.billions / described, described / named.billions);
+  if (named === undefined || off < 1.25) return;
   const known = LLAMA3_ARCHITECTURES.get(named.billions);
+  const isDefault = described === LLAMA3_ARCHITECTURES.get(8)?.parametersBillions;
   warning(
     ["model", "architecture"],
-    `the model is named as ${named.billions}B parameters (${named.name}), but model.architecture describes ${described}B${described === 8.03 ? " (Llama 3 8B's shape, the default)" : ""}: its VRAM plan is ${named.billions > described ? "too small" : "too large"} by about ${Math.round(Math.max(named.billions / described, described / named.billions))}×`,
+    `the model is named as ${named.billions}B parameters (${named.name}), but model.architecture describes ${described}B${isDefault ? " (Llama 3 8B's shape, the default)" : ""}: its VRAM plan is ${named.billions > described ? "too small" : "too large"} by about ${Math.round(off)}×`,
     known
       ? `set model.architecture to Llama 3 ${named.billions}B's shape: ${architectureYaml(known)}`
       : "set model.architecture to the model's shape, from its config.json (num_hidden_layers, hidden_size, intermediate_size, num_key_value_heads, head_dim, vocab_size)",
@@ -103,8 +105,8 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
         error(path, `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but ${field} is ${gpuSlices}`, `set ${field} to ${tp}`);
       }
     }
+    checkArchitecture(platform, warning);
   }
-  if (engine.kind === "vllm") checkArchitecture(platform, warning);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");
   }
