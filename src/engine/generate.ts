@@ -29,6 +29,9 @@ export interface GenerateOptions {
   readonly textIntervalMs?: number;
 }
 
+/** How many of the completion's latest tokens presence and frequency penalties look at (llama.cpp keeps a window). */
+const PUNISH_WINDOW = 256;
+
 /** Holds back text that might be the start of a stop string, and cuts at the first full one. */
 class StopMatcher {
   private held = "";
@@ -175,15 +178,32 @@ export async function generate(
 
   let finishReason: FinishReason = "length";
   if (maxTokens > 0) {
+    // OpenAI's penalties count the completion's own tokens (not the prompt's), as vLLM does.
+    const generated: Token[] = [];
+    const penalised = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
     const evaluation = sequence.evaluate([...promptTokens], {
       temperature: sampling.temperature,
       topP: sampling.topP < 1 ? sampling.topP : undefined,
+      topK: sampling.topK > 0 ? sampling.topK : undefined,
+      minP: sampling.minP > 0 ? sampling.minP : undefined,
       seed: sampling.seed,
+      ...(penalised
+        ? {
+            repeatPenalty: {
+              punishTokens: () => generated.slice(-PUNISH_WINDOW),
+              maxPunishTokens: PUNISH_WINDOW,
+              penalty: 1,
+              presencePenalty: sampling.presencePenalty,
+              frequencyPenalty: sampling.frequencyPenalty,
+            },
+          }
+        : {}),
     });
     for await (const token of evaluation) {
       if (completionTokens === 0) options.onFirstToken?.();
       if (stoppedAt >= 0 || deferredError !== undefined) break;
       completionTokens++;
+      if (penalised) generated.push(token);
       if (model.isEogToken(token)) {
         finishReason = "stop";
         break;

@@ -11,6 +11,12 @@ const sampling = {
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   seed: z.number().int().nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  // vLLM's own sampling fields: -1 (or 0) and 0 turn them off, as in vLLM.
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repetition_penalty: notServed((value) => value === 1, "this engine does not serve repetition_penalty (it counts the prompt): use presence_penalty or frequency_penalty"),
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -80,11 +86,18 @@ export interface Sampling {
   readonly maxTokens: number | undefined;
   readonly temperature: number;
   readonly topP: number;
+  /** 0: off. */
+  readonly topK: number;
+  /** 0: off. */
+  readonly minP: number;
+  /** OpenAI's: subtracted from the logit of each token the completion has used, once (presence) or per use (frequency). */
+  readonly presencePenalty: number;
+  readonly frequencyPenalty: number;
   readonly seed: number | undefined;
   readonly stop: readonly string[];
 }
 
-/** OpenAI's defaults: temperature 1, top_p 1, no stop strings. */
+/** OpenAI's defaults: temperature 1, top_p 1, no penalties, no stop strings (and vLLM's: no top_k, min_p). */
 export function samplingOf(request: ChatCompletionRequest | CompletionRequest, defaultMaxTokens?: number): Sampling {
   const maxTokens = ("max_completion_tokens" in request ? request.max_completion_tokens : undefined) ?? request.max_tokens ?? defaultMaxTokens;
   const stopField = request.stop ?? [];
@@ -92,6 +105,10 @@ export function samplingOf(request: ChatCompletionRequest | CompletionRequest, d
     maxTokens,
     temperature: request.temperature ?? 1,
     topP: request.top_p ?? 1,
+    topK: Math.max(0, request.top_k ?? 0),
+    minP: request.min_p ?? 0,
+    presencePenalty: request.presence_penalty ?? 0,
+    frequencyPenalty: request.frequency_penalty ?? 0,
     seed: request.seed ?? undefined,
     stop: (typeof stopField === "string" ? [stopField] : stopField).filter((s) => s.length > 0),
   };

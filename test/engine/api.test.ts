@@ -113,6 +113,28 @@ describe("chat completions", () => {
   });
 });
 
+describe("sampling: penalties, top_k, min_p", () => {
+  const completion = async (extra: Record<string, unknown>): Promise<string> =>
+    (await t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 40, temperature: 0, ...extra })).choices[0]?.text ?? "";
+  const distinctShare = (text: string) => new Set(text.split(/\s+/)).size / text.split(/\s+/).length;
+
+  it("presence and frequency penalties steer away from the completion's own repeats (they were ignored)", async () => {
+    const plain = await completion({});
+    const penalised = await completion({ presence_penalty: 2, frequency_penalty: 2 });
+    assert.notEqual(penalised, plain);
+    assert.ok(distinctShare(penalised) >= distinctShare(plain), `${JSON.stringify(penalised)} repeats less than ${JSON.stringify(plain)}`);
+    assert.equal(await completion({ presence_penalty: 2, frequency_penalty: 2 }), penalised, "deterministic");
+  });
+
+  it("top_k 1 and min_p 1 keep only the likeliest token: at temperature 1 they give the greedy text (they were ignored)", async () => {
+    const greedyText = await completion({ max_tokens: 16 });
+    const sampled = { temperature: 1, seed: 3, max_tokens: 16 };
+    assert.notEqual(await completion(sampled), greedyText, "sampling at temperature 1 differs from greedy");
+    assert.equal(await completion({ ...sampled, top_k: 1 }), greedyText);
+    assert.equal(await completion({ ...sampled, min_p: 1 }), greedyText);
+  });
+});
+
 describe("text completions", () => {
   it("streams the same text as the JSON answer, ending with data: [DONE]", async () => {
     const body = { model: "lora-a", prompt: "the cat", temperature: 0, max_tokens: 12 };
@@ -158,6 +180,8 @@ describe("bad requests get OpenAI-shaped errors", () => {
     ["echo", "/v1/completions", { model: "tiny", prompt: "x", echo: true }, 400, "echo", /does not echo the prompt/],
     ["tools", "/v1/chat/completions", { model: "tiny", messages, tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }] }, 400, "tools", /does not call tools/],
     ["JSON mode", "/v1/chat/completions", { model: "tiny", messages, response_format: { type: "json_object" } }, 400, "response_format", /free text only/],
+    ["a penalty out of OpenAI's range", "/v1/completions", { model: "tiny", prompt: "x", presence_penalty: 3 }, 400, "presence_penalty"],
+    ["repetition_penalty", "/v1/completions", { model: "tiny", prompt: "x", repetition_penalty: 1.2 }, 400, "repetition_penalty", /does not serve repetition_penalty.*presence_penalty or frequency_penalty/],
     ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
     ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
   ];

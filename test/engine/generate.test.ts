@@ -25,13 +25,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Sampling with top_k, min_p and the penalties off (OpenAI's defaults). */
+const NO_PENALTIES = { topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0 };
+
 async function run(options: Omit<GenerateOptions, "sampling"> & { stop?: string[]; maxTokens?: number }) {
   const sequence = context.getSequence();
   const pieces: string[] = [];
   try {
     const result = await generate(model, sequence, model.tokenize("the small red cat"), {
       ...options,
-      sampling: { maxTokens: options.maxTokens ?? 40, temperature: 0, topP: 1, seed: 1, stop: options.stop ?? [] },
+      sampling: { ...NO_PENALTIES, maxTokens: options.maxTokens ?? 40, temperature: 0, topP: 1, seed: 1, stop: options.stop ?? [] },
       onText: (piece) => pieces.push(piece),
     });
     assert.equal(pieces.join(""), result.text, "onText pieces add up to the text");
@@ -110,7 +113,7 @@ describe("generate with characters split across tokens", () => {
       const pieces: string[] = [];
       const result = await generate(bytes, sequence(), [], {
         ...options,
-        sampling: { maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
+        sampling: { ...NO_PENALTIES, maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
         onText: (piece) => pieces.push(piece),
       });
       assert.equal(result.text, text);
@@ -128,7 +131,7 @@ describe("generate when deferred work fails", () => {
     await assert.rejects(
       generate(bytes, sequence(), [], {
         defer: deferred,
-        sampling: { maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
+        sampling: { ...NO_PENALTIES, maxTokens: undefined, temperature: 0, topP: 1, seed: undefined, stop: [] },
         onText: () => {
           calls++;
           throw new Error("client went away");
