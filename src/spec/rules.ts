@@ -74,6 +74,10 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
       error([...at, "route"], `route ${route} collides with one of the gateway's own paths`, "choose another prefix");
     }
 
+    const maxTokens = adapter.sampling.maxTokens;
+    if (engine.kind === "vllm" && maxTokens !== undefined && maxTokens >= engine.maxModelLen) {
+      error([...at, "sampling", "maxTokens"], `maxTokens ${maxTokens} leaves no room for the prompt in model.engine.maxModelLen ${engine.maxModelLen}: vLLM refuses every request that uses the default`, `lower sampling.maxTokens below ${engine.maxModelLen} (by the longest prompt you expect), or raise model.engine.maxModelLen`);
+    }
     if (adapter.lora && engine.kind === "vllm" && adapter.lora.rank > engine.maxLoraRank) {
       error([...at, "lora", "rank"], `LoRA rank ${adapter.lora.rank} exceeds model.engine.maxLoraRank ${engine.maxLoraRank}; vLLM would refuse to load it`, `raise model.engine.maxLoraRank to at least ${adapter.lora.rank}`);
     }

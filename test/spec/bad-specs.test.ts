@@ -104,6 +104,12 @@ const cases: BadSpec[] = [
     line: "gpuSlices: 2",
     says: ["spec.model.engine.gpuSlices", "one MIG device only", "use whole GPUs (gpu.sharing.mode: none) for tensor parallelism"],
   },
+  {
+    name: "an adapter's maxTokens that fills the whole context",
+    text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxModelLen: 4096\n").replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      sampling: { maxTokens: 4096 }"),
+    line: "maxTokens: 4096",
+    says: ["spec.adapters[0].sampling.maxTokens", "leaves no room for the prompt", "maxModelLen 4096", "fix: lower sampling.maxTokens below 4096"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 
