@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
 import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
@@ -11,10 +10,10 @@ import { GatewayConfig } from "../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../gateway/server.ts";
 import { RenderContext } from "../render/context.ts";
 import { gatewayConfig } from "../render/gateway.ts";
-import { loadPlatform } from "../spec/load.ts";
+import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
+import { typablePath } from "../paths.ts";
 
 export const DEV_PORT = 8080;
-export const EXAMPLE_SPEC = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
 
 export interface DevStackOptions {
   readonly cwd: string;
@@ -56,7 +55,7 @@ export interface DevStack {
 export function devSpecFile(cwd: string, spec: string | undefined): string {
   if (spec !== undefined) return resolve(cwd, spec);
   const local = resolve(cwd, "platform.yaml");
-  return existsSync(local) ? local : EXAMPLE_SPEC;
+  return existsSync(local) ? local : BUNDLED_EXAMPLE;
 }
 
 /**
@@ -159,8 +158,7 @@ export function devBanner(stack: DevStack, cwd: string): string {
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";
   const auth = stack.apiKey !== undefined ? ` \\\n  -H "Authorization: Bearer ${stack.apiKey}"` : "";
-  const fromCwd = relative(cwd, stack.specFile);
-  const shownSpec = fromCwd.startsWith("..") ? stack.specFile : fromCwd;
+  const shownSpec = typablePath(cwd, stack.specFile);
   const lines = [
     `diatonic dev: platform ${stack.platform} from ${shownSpec} (${stack.environment !== undefined ? `environment ${stack.environment}` : "no local environment: the spec as written"}) on this machine`,
     "",

@@ -85,8 +85,8 @@ function positionOf(positions: Map<string, Position>, path: Path): Position {
   return { line: 1, column: 1 };
 }
 
-/** The lab example shipped with diatonic (what `diatonic quickstart` renders). */
-const BUNDLED_EXAMPLE = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
+/** The lab example shipped with diatonic (what `quickstart` renders and `dev` runs without a spec). */
+export const BUNDLED_EXAMPLE = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
 
 /** Reads platform.yaml; a missing or unreadable file is the user's input error, with the fix. */
 export function readSpec(file: string): string {

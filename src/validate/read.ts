@@ -64,17 +64,18 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
       parseObjects(readFileSync(0, "utf8"), "<stdin>", out);
       return;
     }
-    if (!existsSync(path)) throw new InputError(`${relative(cwd, path) || path} does not exist`, "pass YAML files or directories");
+    const shown = relative(cwd, path) || path;
+    if (!existsSync(path)) throw new InputError(`${shown} does not exist`, "pass YAML files or directories");
     if (statSync(path).isDirectory()) {
       if (existsSync(join(path, ".diatonic-render")) && existsSync(join(path, "overlays"))) {
         const envs = readdirSync(join(path, "overlays")).sort();
-        throw new InputError(`${relative(cwd, path) || path} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(relative(cwd, path) || path, "overlays", e)).join(" or ")}`);
+        throw new InputError(`${shown} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(shown, "overlays", e)).join(" or ")}`);
       }
       if (existsSync(join(path, "Chart.yaml"))) {
-        throw new InputError(`${relative(cwd, path) || path} is a Helm chart, and validate reads rendered manifests`, `helm template ${relative(cwd, path) || path} | diatonic validate -`);
+        throw new InputError(`${shown} is a Helm chart, and validate reads rendered manifests`, `helm template ${shown} | diatonic validate -`);
       }
       if (KUSTOMIZATIONS.some((k) => existsSync(join(path, k)))) {
-        parseObjects(kustomizeBuild(path), relative(cwd, path) || path, out);
+        parseObjects(kustomizeBuild(path), shown, out);
         return;
       }
       for (const entry of readdirSync(path).sort()) {
@@ -84,7 +85,7 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
       }
       return;
     }
-    parseObjects(readFileSync(path, "utf8"), relative(cwd, path) || path, out);
+    parseObjects(readFileSync(path, "utf8"), shown, out);
   };
   for (const path of paths) visit(path);
   return out;

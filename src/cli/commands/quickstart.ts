@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { relative, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ExitCode } from "../../errors.ts";
 import { buildTree } from "../../render/build.ts";
 import { validationInput } from "../../validate/from-spec.ts";
@@ -7,15 +7,10 @@ import { rules, validateObjects } from "../../validate/index.ts";
 import { writeTreeAtomically } from "../../write/atomic.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 import { summarize } from "./render.ts";
+import { typablePath } from "../../paths.ts";
+import { BUNDLED_EXAMPLE } from "../../spec/load.ts";
 
-const EXAMPLE = fileURLToPath(new URL("../../../examples/lab/platform.yaml", import.meta.url));
 const CLI = fileURLToPath(new URL("../../../bin/diatonic.js", import.meta.url));
-
-/** A path as the user can type it from `cwd`: relative below it, absolute elsewhere. */
-function typable(cwd: string, path: string): string {
-  const shown = relative(cwd, path);
-  return shown === "" || shown.startsWith("..") ? path : shown;
-}
 
 export const quickstartCommand: Command = {
   name: "quickstart",
@@ -24,14 +19,14 @@ export const quickstartCommand: Command = {
     const { values } = parseFlags(this, argv, { env: { type: "string", default: "local" }, out: { type: "string", default: "out/lab" } });
     const started = performance.now();
     const out = resolve(io.cwd, values.out);
-    const tree = buildTree({ file: EXAMPLE, environment: values.env, cwd: io.cwd });
+    const tree = buildTree({ file: BUNDLED_EXAMPLE, environment: values.env, cwd: io.cwd });
     writeTreeAtomically(out, tree.files);
     const { objects, env } = validationInput(tree);
     const validation = validateObjects(objects, env);
     const ms = (performance.now() - started).toFixed(0);
-    const shown = typable(io.cwd, out);
-    const example = typable(io.cwd, EXAMPLE);
-    const cli = `node ${typable(io.cwd, CLI)}`;
+    const shown = typablePath(io.cwd, out);
+    const example = typablePath(io.cwd, BUNDLED_EXAMPLE);
+    const cli = `node ${typablePath(io.cwd, CLI)}`;
     // The commands to run next, as typed from here (the CLI and example are this checkout's), comments aligned.
     const next: [string, string][] = [
       [`kubectl kustomize ${shown}/overlays/${values.env}`, "the same objects, built by kubectl"],
