@@ -24,18 +24,18 @@ export const DocumentsRequest = z.strictObject({
 });
 export type DocumentsRequest = z.infer<typeof DocumentsRequest>;
 
-/** What an ingest changed, in chunks. */
-export interface IngestCounts {
-  readonly added: number;
-  readonly updated: number;
-  readonly unchanged: number;
-  readonly removed: number;
-}
+/** What an ingest changed, in chunks (schemas: `diatonic ingest` checks the answers with them). */
+export const IngestCounts = z.object({ added: z.number(), updated: z.number(), unchanged: z.number(), removed: z.number() });
+export type IngestCounts = Readonly<z.infer<typeof IngestCounts>>;
 
-export interface SourceListing {
-  readonly collection: string;
-  readonly sources: ReadonlyArray<{ readonly source: string; readonly chunks: number }>;
-}
+export const SourceListing = z.object({
+  collection: z.string(),
+  sources: z.array(z.object({ source: z.string(), chunks: z.number() }).readonly()).readonly(),
+});
+export type SourceListing = Readonly<z.infer<typeof SourceListing>>;
+
+/** GET's answer: the listing and the request limit ingest batches must stay under. */
+export const DocumentsListing = SourceListing.extend({ maxBodyBytes: z.number().int().positive() });
 
 /** The admin API's back end, implemented by the RAG module. */
 export interface DocumentService {

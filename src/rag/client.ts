@@ -1,7 +1,7 @@
 import { request } from "undici";
-import { z } from "zod";
+import type { z } from "zod";
 import { InputError, WorldError } from "../errors.ts";
-import type { DocumentsRequest, IngestCounts } from "../gateway/documents.ts";
+import { DocumentsListing, IngestCounts, type DocumentsRequest } from "../gateway/documents.ts";
 import { collectDocuments, underRoots, type SourceDocument } from "./files.ts";
 
 /** Where `diatonic dev` listens by default, and so where `diatonic ingest` looks without --gateway. */
@@ -32,14 +32,6 @@ export interface IngestSummary extends IngestCounts {
   readonly pruned: readonly string[];
   readonly skipped: ReadonlyArray<{ readonly path: string; readonly reason: string }>;
 }
-
-/** The admin API's answers, checked: a URL that is not a diatonic gateway is named as such. */
-const Listing = z.object({
-  collection: z.string(),
-  sources: z.array(z.object({ source: z.string(), chunks: z.number() })),
-  maxBodyBytes: z.number().int().positive(),
-});
-const Counts = z.object({ added: z.number(), updated: z.number(), unchanged: z.number(), removed: z.number() });
 
 /** Node's TLS errors for a certificate chain it cannot verify (a self-signed or private CA). */
 const UNTRUSTED_CERTIFICATE = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"]);
@@ -130,7 +122,7 @@ function batches(documents: readonly SourceDocument[], maxBytes: number): Source
  */
 export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSummary> {
   if (options.paths.length === 0) throw new InputError("no files or folders to ingest", "pass one or more PATHs");
-  const listing = await call(options, Listing, "GET");
+  const listing = await call(options, DocumentsListing, "GET");
   const collected = await collectDocuments(options.paths, { cwd: options.cwd, maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2 });
   if (collected.problems.length > 0) {
     throw new InputError(
@@ -148,7 +140,7 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     const last = index === groups.length - 1;
     let result: IngestCounts;
     try {
-      result = await call(options, Counts, "POST", {
+      result = await call(options, IngestCounts, "POST", {
         documents: group.map((d) => ({ source: d.source, text: d.text, format: d.format })),
         deleteSources: last ? pruned : [],
       });
