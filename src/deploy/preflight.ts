@@ -1,5 +1,5 @@
 import { unlessForbidden, type KubeClient } from "../kube/client.ts";
-import { isGpuResource } from "../plan/gpu-pods.ts";
+import { gpuPodsOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import type { ValidationResult } from "../validate/index.ts";
 import { Inventory } from "../validate/inventory.ts";
@@ -90,13 +90,7 @@ export function ruleChecks(validation: ValidationResult): PreflightCheck[] {
  */
 async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Promise<PreflightCheck[]> {
   const requested = new Map<string, number>();
-  for (const template of new Inventory(objects).templates) {
-    for (const container of template.spec.containers) {
-      for (const [name, value] of Object.entries(container.resources?.limits ?? {})) {
-        if (isGpuResource(name)) requested.set(name, (requested.get(name) ?? 0) + template.replicas * Number(value));
-      }
-    }
-  }
+  for (const pod of gpuPodsOf(new Inventory(objects))) requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
   if (requested.size === 0) return [];
   const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
   return [...requested.entries()].sort().map(([resource, needed]): PreflightCheck => {
