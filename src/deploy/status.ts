@@ -62,19 +62,22 @@ function signedByOwnCa(members: readonly KubeObject[], namespace: string, secret
 
 /** Per node, each GPU resource it advertises and how much of it the pods running there hold. */
 export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: Record<string, string> } })[], pods: readonly PodLike[]): GpuUse[] {
-  const running = pods.filter((p) => p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed");
+  // What the running pods hold, per node and resource, in one pass over the pods.
+  const held = new Map<string, number>();
+  for (const pod of pods) {
+    if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+    for (const container of pod.spec?.containers ?? []) {
+      for (const [resource, count] of Object.entries(container.resources?.limits ?? {})) {
+        const key = `${pod.spec?.nodeName ?? ""}|${resource}`;
+        if (isGpuResource(resource)) held.set(key, (held.get(key) ?? 0) + Number(count));
+      }
+    }
+  }
   return nodes.flatMap((node) =>
     Object.entries(node.status?.allocatable ?? {})
       .filter(([resource, count]) => isGpuResource(resource) && Number(count) > 0)
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([resource, count]) => ({
-        node: node.metadata.name,
-        resource,
-        total: Number(count),
-        used: running
-          .filter((p) => p.spec?.nodeName === node.metadata.name)
-          .reduce((n, p) => n + (p.spec?.containers ?? []).reduce((m, c) => m + Number(c.resources?.limits?.[resource] ?? 0), 0), 0),
-      })),
+      .map(([resource, count]) => ({ node: node.metadata.name, resource, total: Number(count), used: held.get(`${node.metadata.name}|${resource}`) ?? 0 })),
   );
 }
 
@@ -109,6 +112,7 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
     | undefined;
   const host = ingress?.spec?.rules?.[0]?.host ?? ingress?.spec?.virtualhost?.fqdn;
   const tlsSecret = ingress?.spec?.tls?.[0]?.secretName ?? ingress?.spec?.virtualhost?.tls?.secretName;
+  const ingressNamespace = ingress?.metadata.namespace ?? namespace;
   const last = (await listRevisions(client, namespace)).at(-1);
   return {
     namespace,
@@ -118,7 +122,7 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
     adapters,
     certificates,
     url: host ? `https://${host}/v1` : null,
-    trust: tlsSecret !== undefined && ingress !== undefined && signedByOwnCa(members, ingress.metadata.namespace ?? namespace, tlsSecret) ? { namespace: ingress.metadata.namespace ?? namespace, secret: tlsSecret } : null,
+    trust: tlsSecret !== undefined && signedByOwnCa(members, ingressNamespace, tlsSecret) ? { namespace: ingressNamespace, secret: tlsSecret } : null,
     healthy: destroyedAt === null && members.length > 0 && objects.every((o) => o.state === "ready"),
     destroyedAt,
   };
