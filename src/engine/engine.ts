@@ -114,12 +114,14 @@ export class Engine {
     });
   }
 
-  /** Loads llama.cpp, the base model and the start-up adapters; logs load progress. */
+  /**
+   * Loads llama.cpp, the base model and the start-up adapters; logs load progress. The caller has
+   * checked the files and names first (`checkModelFile`, `checkAdapterNames`: startEngine does,
+   * before it listens), so they are not read twice.
+   */
   static async load(options: EngineOptions, log: Logger): Promise<Engine> {
     const modelPath = resolve(options.modelPath);
     const servedModelName = servedModelNameOf(options);
-    checkAdapterNames(options.loras ?? [], servedModelName);
-    await checkModelFile(modelPath);
     const parallel = options.parallel ?? 4;
     const llama = await loadLlamaRuntime({ threads: options.threads, log: (level, message) => log[level]({ source: "llama.cpp" }, message) });
     const threads = options.threads ?? llama.maxThreads;
