@@ -1,53 +1,40 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { WorldError } from "../../src/errors.ts";
 import { downloadModels, parseItem } from "../../src/model/download.ts";
+import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
 
-/** A fake Hugging Face hub (no network here): the two endpoints the downloader uses, with a gated repo. */
-function fakeHub(): Promise<{ server: Server; url: string; requests: string[] }> {
+/** A local folder served with the Hub's listing and resolve API (huggingface.co is not reachable here). */
+function hubFolder(): string {
+  const root = mkdtempSync(join(tmpdir(), "hub-"));
   const files: Record<string, string> = { "config.json": '{"model_type":"llama"}', "model.safetensors": "x".repeat(100_000), "sub/tokenizer.json": "{}" };
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    const url = req.url ?? "";
-    requests.push(url);
-    if (url.startsWith("/api/models/gated/")) {
-      res.writeHead(req.headers.authorization === "Bearer good" ? 200 : 401).end(JSON.stringify({ siblings: [] }));
-      return;
-    }
-    const list = /^\/api\/models\/org\/model\/revision\/abc$/.exec(url);
-    if (list) {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ siblings: Object.keys(files).map((rfilename) => ({ rfilename })) }));
-      return;
-    }
-    const file = /^\/org\/model\/resolve\/abc\/(.+)$/.exec(url);
-    const body = file?.[1] ? files[decodeURIComponent(file[1])] : undefined;
-    if (body === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-length": String(Buffer.byteLength(body)) }).end(body);
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests })));
+  for (const [name, body] of Object.entries(files)) {
+    const path = join(root, "org/model/abc", name);
+    mkdirSync(join(path, ".."), { recursive: true });
+    writeFileSync(path, body);
+  }
+  return root;
 }
 
-describe("model-download (against a fake hub: the real one is not reachable here)", () => {
-  let hub: Awaited<ReturnType<typeof fakeHub>>;
+describe("model-download (against a local Hub mirror: the real one is not reachable here)", () => {
+  let root: string;
+  let hub: RunningHub;
+  const requests: { url: string; range: string | undefined }[] = [];
   before(async () => {
-    hub = await fakeHub();
+    root = hubFolder();
+    hub = await startHubServer({ root, onRequest: (_method, url, range) => requests.push({ url, range }) });
   });
-  after(() => hub.server.close());
+  after(() => hub.close());
 
   it("parses DIR=REPO@REVISION[#FILE] and refuses anything else", () => {
     assert.deepEqual(parseItem("/models/x=org/model@abc#m.gguf"), { dir: "/models/x", repo: "org/model", revision: "abc", file: "m.gguf" });
     assert.throws(() => parseItem("org/model"), /not DIR=REPO@REVISION/);
   });
 
-  it("fetches a whole repo, then skips it on the next run", async () => {
+  it("fetches a whole repo with checksums, then skips it on the next run", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
     const lines: string[] = [];
     const first = await downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: hub.url, progress: (l) => lines.push(l), progressIntervalMs: 0 });
@@ -55,10 +42,35 @@ describe("model-download (against a fake hub: the real one is not reachable here
     assert.equal(readFileSync(join(dir, "model.safetensors"), "utf8").length, 100_000);
     assert.ok(existsSync(join(dir, "sub/tokenizer.json")));
     assert.ok(lines.some((l) => l.includes("3 file(s)")), "reports progress");
-    const count = hub.requests.length;
+    assert.ok(lines.some((l) => l.includes("checksum verified")), lines.join("\n"));
+    const count = requests.length;
     const second = await downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: hub.url });
     assert.deepEqual(second.skipped, ["org/model@abc"]);
-    assert.equal(hub.requests.length, count, "nothing fetched the second time");
+    assert.equal(requests.length, count, "nothing fetched the second time");
+  });
+
+  it("resumes a file where an interrupted download left it", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "model.safetensors.part"), "x".repeat(60_000));
+    const lines: string[] = [];
+    requests.length = 0;
+    await downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url, progress: (l) => lines.push(l) });
+    assert.equal(readFileSync(join(dir, "model.safetensors"), "utf8"), "x".repeat(100_000));
+    assert.ok(requests.some((r) => r.range === "bytes=60000-"), `asked only for the rest: ${JSON.stringify(requests)}`);
+    assert.ok(lines.some((l) => l.includes("resumed at 0.1 MB")), lines.join("\n"));
+  });
+
+  it("refuses a file whose content does not match the published checksum, and keeps nothing of it", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
+    mkdirSync(dir, { recursive: true });
+    // A part file from another version of the file: the whole no longer hashes to the listing's sha256.
+    writeFileSync(join(dir, "model.safetensors.part"), "y".repeat(60_000));
+    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url }), (e: unknown) => e instanceof WorldError && /sha256 is [0-9a-f]{64}, but the source publishes/.test(e.message));
+    assert.equal(existsSync(join(dir, "model.safetensors")), false);
+    assert.equal(existsSync(join(dir, "model.safetensors.part")), false, "the bad part is dropped, so the next try starts clean");
+    await downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url });
+    assert.equal(readFileSync(join(dir, "model.safetensors"), "utf8"), "x".repeat(100_000));
   });
 
   it("fetches a single file", async () => {
@@ -67,9 +79,26 @@ describe("model-download (against a fake hub: the real one is not reachable here
     assert.equal(readFileSync(join(dir, "config.json"), "utf8"), '{"model_type":"llama"}');
   });
 
-  it("explains a gated repo and a missing file", async () => {
+  it("waits for another pod filling the same shared folder instead of writing beside it", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
+    const item = { dir, repo: "org/model", revision: "abc" };
+    const lines: string[] = [];
+    const [a, b] = await Promise.all([downloadModels([item], { endpoint: hub.url }), downloadModels([item], { endpoint: hub.url, progress: (l) => lines.push(l) })]);
+    assert.deepEqual([...a.downloaded, ...b.downloaded], ["org/model@abc"], "downloaded once");
+    assert.ok(lines.some((l) => l.includes("another pod is downloading")), lines.join("\n"));
+  });
+
+  it("explains a gated repo, a missing file and a missing revision", async () => {
+    const gated = await startHubServer({ root, token: "good" });
+    try {
+      const dir = mkdtempSync(join(tmpdir(), "dl-"));
+      await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: gated.url, token: "" }), (e: unknown) => e instanceof WorldError && /access denied/.test(e.message) && /gated/.test(e.fix ?? ""));
+      await downloadModels([{ dir: join(dir, "ok"), repo: "org/model", revision: "abc", file: "config.json" }], { endpoint: gated.url, token: "good" });
+    } finally {
+      await gated.close();
+    }
     const dir = mkdtempSync(join(tmpdir(), "dl-"));
-    await assert.rejects(downloadModels([{ dir, repo: "gated/llama", revision: "main" }], { endpoint: hub.url, token: "" }), (e: unknown) => e instanceof WorldError && /access denied/.test(e.message) && /gated/.test(e.fix ?? ""));
-    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "nope.bin" }], { endpoint: hub.url }), /not found \(HTTP 404\)/);
+    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "nope.bin" }], { endpoint: hub.url }), /nope\.bin: not found/);
+    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "v9" }], { endpoint: hub.url }), /org\/model@v9: not found \(HTTP 404\)/);
   });
 });
