@@ -36,6 +36,8 @@ export interface Lease {
 
 interface Slot {
   readonly key: string;
+  /** The adapter's name (undefined for the base model): one name may have an old and a new slot while it is replaced in place. */
+  readonly name: string | undefined;
   readonly ready: Promise<LlamaContext>;
   running: number;
   retired: boolean;
@@ -111,7 +113,7 @@ export class ContextPool {
 
   /** Adapter names with running requests, and with waiting ones (for vllm:lora_requests_info). */
   adapterActivity(): { running: string[]; waiting: string[] } {
-    const running = [...this.slots.values()].filter((s) => s.running > 0 && s.key !== BASE_KEY).map((s) => s.key);
+    const running = [...new Set([...this.slots.values()].flatMap((s) => (s.running > 0 && s.name !== undefined ? [s.name] : [])))];
     const waiting = [...new Set(this.queue.filter((w) => w.target.adapter !== undefined).map((w) => w.target.name))];
     return { running: running.sort(), waiting: waiting.sort() };
   }
@@ -140,12 +142,17 @@ export class ContextPool {
     });
   }
 
-  /** Disposes the adapter's context once no request runs on it (after unload_lora_adapter). */
-  retire(name: string): void {
-    const slot = this.slots.get(name);
-    if (slot === undefined) return;
-    slot.retired = true;
-    if (slot.running === 0) this.dispose(slot);
+  /**
+   * Disposes the adapter's contexts once no request runs on them (after unload_lora_adapter), but
+   * the one for `keepPath` (after a load in place: running requests finish on the old weights,
+   * new ones start on the new).
+   */
+  retire(name: string, keepPath?: string): void {
+    for (const slot of [...this.slots.values()]) {
+      if (slot.name !== name || slot.key === this.keyOf({ name, adapter: keepPath === undefined ? undefined : { path: keepPath } })) continue;
+      slot.retired = true;
+      if (slot.running === 0) this.dispose(slot);
+    }
   }
 
   async close(): Promise<void> {
@@ -156,7 +163,7 @@ export class ContextPool {
   }
 
   private keyOf(target: Target): string {
-    return target.adapter === undefined ? BASE_KEY : target.name;
+    return target.adapter === undefined ? BASE_KEY : `${target.name}\u0000${target.adapter.path}`;
   }
 
   private canAdmitNow(target: Target): boolean {
@@ -221,7 +228,7 @@ export class ContextPool {
     if (existing !== undefined && !existing.retired) return existing;
     if (existing !== undefined) return undefined; // retired but busy: wait until it is gone
     if (target.adapter !== undefined) {
-      const adapterSlots = [...this.slots.values()].filter((s) => s.key !== BASE_KEY);
+      const adapterSlots = [...this.slots.values()].filter((s) => s.name !== undefined);
       if (adapterSlots.length >= this.options.maxLoras) {
         const idle = adapterSlots.find((s) => s.running === 0);
         if (idle === undefined) return undefined;
@@ -231,6 +238,7 @@ export class ContextPool {
     const { model, parallel, contextSize, threads } = this.options;
     const slot: Slot = {
       key,
+      name: target.adapter === undefined ? undefined : target.name,
       running: 0,
       retired: false,
       ready: model.createContext({

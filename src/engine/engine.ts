@@ -4,6 +4,7 @@ import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import {
   readGgufFileInfo,
+  type GgufFileInfo,
   resolveChatWrapper,
   type ChatHistoryItem,
   type ChatWrapper,
@@ -39,6 +40,8 @@ export interface EngineOptions {
   readonly maxQueue?: number;
   /** Adapter contexts alive at once (vLLM's --max-loras). @default 4 */
   readonly maxLoras?: number;
+  /** The largest LoRA rank a load accepts (vLLM's --max-lora-rank). @default 16 */
+  readonly maxLoraRank?: number;
   /** Tokens per sequence, prompt plus completion (vLLM's --max-model-len). @default min(trained context, 4096) */
   readonly maxModelLen?: number;
   /** llama.cpp threads. @default cores - 1, at least 1, at most 8 */
@@ -98,7 +101,7 @@ export class Engine {
     readonly modelPath: string,
     readonly maxModelLen: number,
     private readonly chatWrapper: ChatWrapper,
-    private readonly options: Required<Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads">>,
+    private readonly options: Required<Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads" | "maxLoraRank">>,
   ) {
     this.pool = new ContextPool({
       model,
@@ -152,6 +155,7 @@ export class Engine {
       maxQueue: options.maxQueue ?? 64,
       maxLoras: options.maxLoras ?? 4,
       threads,
+      maxLoraRank: options.maxLoraRank ?? 16,
     });
     log.info({ model: servedModelName, chatTemplate: chatWrapper.wrapperName, maxModelLen, bytes: model.size }, "model loaded");
     for (const lora of options.loras ?? []) {
@@ -199,16 +203,22 @@ export class Engine {
     return { name: model, adapter: { path: adapter.path } };
   }
 
-  /** vLLM's /v1/load_lora_adapter: checks the file is a llama LoRA GGUF before accepting it. */
-  async loadAdapter(name: string, path: string): Promise<void> {
-    if (name === this.servedModelName || this.adapters.has(name)) {
-      throw new ApiError(400, `The lora adapter '${name}' has already been loaded.`, "lora_name");
+  /**
+   * vLLM's /v1/load_lora_adapter (its messages and status codes, v0.34): the file must be a LoRA
+   * GGUF whose tensors fit this base model, of rank at most --max-lora-rank. With `inplace`, one of
+   * that name is replaced: running requests finish on the old weights, new ones get the new.
+   */
+  async loadAdapter(name: string, path: string, options: { inplace?: boolean } = {}): Promise<void> {
+    if (name === this.servedModelName) throw new ApiError(400, `The lora adapter '${name}' conflicts with a served base model.`, "lora_name");
+    if (this.adapters.has(name) && options.inplace !== true) {
+      throw new ApiError(400, `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`, "lora_name");
     }
     const absolute = resolve(path);
-    await assertReadable(absolute, "lora_path");
-    const metadata = await ggufMetadata(absolute, (reason) => new ApiError(400, `${absolute} is not a GGUF file: ${reason}`, "lora_path"));
-    const general = field(metadata, "general");
-    const adapterType = field(field(metadata, "adapter"), "type");
+    const readable = await stat(absolute).then((info) => info.isFile(), () => false);
+    if (!readable) throw new ApiError(404, `Loading lora ${name} failed: No adapter found for ${absolute}`, "lora_path");
+    const info = await ggufInfo(absolute, true, (reason) => new ApiError(400, `${absolute} is not a GGUF file: ${reason}`, "lora_path"));
+    const general = field(info.metadata, "general");
+    const adapterType = field(field(info.metadata, "adapter"), "type");
     if (field(general, "type") !== "adapter" || adapterType !== "lora") {
       throw new ApiError(400, `${absolute} is not a LoRA adapter GGUF (needs general.type=adapter, adapter.type=lora)`, "lora_path");
     }
@@ -217,7 +227,23 @@ export class Engine {
     if (architecture !== baseArchitecture) {
       throw new ApiError(400, `LoRA adapter ${absolute} is for architecture ${String(architecture)}, the base model is ${String(baseArchitecture)}`, "lora_path");
     }
+    const rank = checkLoraShapes(info.tensorInfo ?? [], await this.baseTensorShapes(), absolute);
+    if (rank > this.options.maxLoraRank) {
+      throw new ApiError(400, `LoRA rank ${rank} is greater than max_lora_rank ${this.options.maxLoraRank}.`, "lora_path");
+    }
+    const replaced = this.adapters.has(name);
     this.adapters.set(name, { path: absolute, created: Math.floor(Date.now() / 1000) });
+    if (replaced) this.pool.retire(name, absolute);
+  }
+
+  private baseShapes: Promise<Map<string, readonly number[]>> | undefined;
+
+  /** The base model's tensor shapes (ggml order), read once from its file. */
+  private baseTensorShapes(): Promise<Map<string, readonly number[]>> {
+    this.baseShapes ??= ggufInfo(this.modelPath, true, (reason) => new Error(`cannot read the base model's tensors: ${reason}`)).then(
+      (info) => new Map((info.tensorInfo ?? []).map((tensor) => [tensor.name, tensor.dimensions.map(Number)])),
+    );
+    return this.baseShapes;
   }
 
   /** vLLM's /v1/unload_lora_adapter: new requests for it get 404; running ones finish first. */
@@ -324,19 +350,47 @@ export async function checkModelFile(path: string): Promise<void> {
   await assertReadable(modelPath, "model").catch(() => {
     throw new InputError(`model ${modelPath} cannot be read`, MODEL_FIX);
   });
-  const metadata = await ggufMetadata(modelPath, (reason) => new InputError(`model ${modelPath} is not a GGUF file: ${reason}`, MODEL_FIX));
+  const { metadata } = await ggufInfo(modelPath, false, (reason) => new InputError(`model ${modelPath} is not a GGUF file: ${reason}`, MODEL_FIX));
   if (field(field(metadata, "general"), "type") === "adapter") {
     throw new InputError(`model ${modelPath} is a LoRA adapter, not a base model`, "pass the base model as --model and the adapter as --lora NAME=PATH");
   }
 }
 
-/** A GGUF file's metadata, its tensors left unread; `notGguf` makes the error for a file that is not GGUF. */
-async function ggufMetadata(path: string, notGguf: (reason: string) => Error): Promise<unknown> {
+/** A GGUF file's header: metadata, and tensor shapes when asked; `notGguf` makes the error for a file that is not GGUF. */
+async function ggufInfo(path: string, readTensorInfo: boolean, notGguf: (reason: string) => Error): Promise<GgufFileInfo> {
   try {
-    return (await readGgufFileInfo(path, { readTensorInfo: false, sourceType: "filesystem", logWarnings: false })).metadata;
+    return await readGgufFileInfo(path, { readTensorInfo, sourceType: "filesystem", logWarnings: false });
   } catch (error) {
     throw notGguf(error instanceof Error ? error.message : String(error));
   }
+}
+
+/**
+ * Checks a LoRA's tensors against the base model's, as llama.cpp will when it applies them (ggml
+ * order: a is [in, r], b is [r, out]); returns the rank. A LoRA made for another model of the same
+ * architecture (another size) is refused here, not at its first request.
+ */
+function checkLoraShapes(tensors: GgufFileInfo["tensorInfo"] & object, base: ReadonlyMap<string, readonly number[]>, file: string): number {
+  const pairs = new Map<string, { a?: readonly number[]; b?: readonly number[] }>();
+  for (const tensor of tensors) {
+    const match = /^(.*)\.lora_(a|b)$/.exec(tensor.name);
+    if (match?.[1] === undefined) continue;
+    const pair = pairs.get(match[1]) ?? {};
+    pair[match[2] === "a" ? "a" : "b"] = tensor.dimensions.map(Number);
+    pairs.set(match[1], pair);
+  }
+  if (pairs.size === 0) throw new ApiError(400, `${file} holds no LoRA tensors (*.lora_a, *.lora_b)`, "lora_path");
+  let rank = 0;
+  for (const [name, { a, b }] of pairs) {
+    const target = base.get(name);
+    if (a === undefined || b === undefined) throw new ApiError(400, `${file}: ${name} has only one of lora_a and lora_b`, "lora_path");
+    if (target === undefined) throw new ApiError(400, `${file} adapts ${name}, which this base model does not have: it is a LoRA for another model`, "lora_path");
+    if (a[0] !== target[0] || b[1] !== target[1] || a[1] !== b[0]) {
+      throw new ApiError(400, `${file}: ${name}'s LoRA is [${a.join("×")}]·[${b.join("×")}] but the base tensor is [${target.join("×")}]: it is a LoRA for another model`, "lora_path");
+    }
+    rank = Math.max(rank, a[1] ?? 0);
+  }
+  return rank;
 }
 
 function field(value: unknown, key: string): unknown {

@@ -70,7 +70,7 @@ export const embeddingRequest = z.object({
 });
 export type EmbeddingRequest = z.infer<typeof embeddingRequest>;
 
-export const loadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().min(1) });
+export const loadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().min(1), load_inplace: z.boolean().nullish() });
 export const unloadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().nullish() });
 
 /** Parses a body with a schema; the first issue becomes a 400 that names the field. */

@@ -173,7 +173,7 @@ const routes: Record<string, Route> = {
 
   "POST /v1/load_lora_adapter": async ({ req, res, engine, log }) => {
     const request = parseBody(loadLoraRequest, await readJson(req));
-    await engine.loadAdapter(request.lora_name, request.lora_path);
+    await engine.loadAdapter(request.lora_name, request.lora_path, { inplace: request.load_inplace === true });
     log.lora = request.lora_name;
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end(`Success: LoRA adapter '${request.lora_name}' added successfully.`);
   },

@@ -5,7 +5,7 @@ import { ExitCode, InputError } from "../../errors.ts";
 import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 const usage =
-  "diatonic engine --model GGUF [--lora NAME=GGUF ...] [--host H] [--port N] [--parallel N] [--max-queue N] [--max-loras N] [--max-model-len N] [--served-model-name NAME] [--threads N]\n" +
+  "diatonic engine --model GGUF [--lora NAME=GGUF ...] [--host H] [--port N] [--parallel N] [--max-queue N] [--max-loras N] [--max-lora-rank N] [--max-model-len N] [--served-model-name NAME] [--threads N]\n" +
   "       diatonic engine make-test-model --out DIR [--seed N]";
 
 function positiveInt(flag: string, value: string | undefined, fallback?: number): number | undefined {
@@ -52,6 +52,7 @@ export const engineCommand: Command = {
       parallel: { type: "string" },
       "max-queue": { type: "string" },
       "max-loras": { type: "string" },
+      "max-lora-rank": { type: "string" },
       "max-model-len": { type: "string" },
       "served-model-name": { type: "string" },
       threads: { type: "string" },
@@ -72,6 +73,7 @@ export const engineCommand: Command = {
       parallel: positiveInt("--parallel", values.parallel),
       maxQueue: positiveInt("--max-queue", values["max-queue"]),
       maxLoras: positiveInt("--max-loras", values["max-loras"]),
+      maxLoraRank: positiveInt("--max-lora-rank", values["max-lora-rank"]),
       maxModelLen: positiveInt("--max-model-len", values["max-model-len"]),
       servedModelName: values["served-model-name"],
       threads: positiveInt("--threads", values.threads),
