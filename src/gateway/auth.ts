@@ -4,7 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { InputError } from "../errors.ts";
 import type { GatewayConfig } from "./config.ts";
-import { textHash } from "./config-watch.ts";
+import { textHash } from "../file-watch.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 
 /** The keys file mounted from a Secret: only hashes (`printf %s "$KEY" | sha256sum`), never keys. */

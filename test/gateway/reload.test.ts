@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { GatewayConfig } from "../../src/gateway/config.ts";
-import { FileWatcher, textHash } from "../../src/gateway/config-watch.ts";
+import { FileWatcher, textHash } from "../../src/file-watch.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, eventually, KEYS, keysYaml, LogCapture, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";

@@ -74,6 +74,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./engine.ts")).engineCommand,
   },
   {
+    name: "adapter-agent",
+    summary: "Keep an engine's loaded LoRA adapters equal to an adapter set: fetch, load, unload at runtime (the engine pod's sidecar)",
+    load: async () => (await import("./adapter-agent.ts")).adapterAgentCommand,
+  },
+  {
     name: "gateway",
     summary: "Run the OpenAI-compatible adapter gateway from a rendered gateway config",
     load: async () => (await import("./gateway.ts")).gatewayCommand,

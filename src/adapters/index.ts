@@ -1,0 +1,142 @@
+// `diatonic adapter-agent`: the sidecar in each engine pod. It reads the adapter set from the
+// mounted ConfigMap, follows kubelet's updates of it, keeps the engine's LoRAs equal to it, and
+// answers GET /status, /healthz, /readyz and /metrics.
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino, type Logger } from "pino";
+import { WorldError } from "../errors.ts";
+import { FileWatcher, textHash, type FileWatcherOptions } from "../file-watch.ts";
+import type { HubOptions } from "../model/hub.ts";
+import { AdapterAgent, type AdapterStatus } from "./agent.ts";
+import { EngineClient } from "./engine-client.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { AGENT_PORT } from "./port.ts";
+import { parseAdapterSet } from "./set.ts";
+
+export { AdapterAgent, type AdapterState, type AdapterStatus } from "./agent.ts";
+export { EngineClient } from "./engine-client.ts";
+export { parseAdapterSet, type AdapterSet, type AdapterSetEntry } from "./set.ts";
+
+export { AGENT_PORT } from "./port.ts";
+
+export interface StartAdapterAgentOptions {
+  /** The adapter set file (adapters.yaml of the engine's adapters ConfigMap). */
+  readonly configFile: string;
+  /** The engine's base URL, e.g. http://127.0.0.1:8000 */
+  readonly engineUrl: string;
+  /** Where LoRA files are kept. */
+  readonly cacheDir: string;
+  /** @default "0.0.0.0" */
+  readonly host?: string;
+  /** 0 picks a free port. @default 8001 */
+  readonly port?: number;
+  readonly hub?: HubOptions;
+  /** @default a pino logger on stdout */
+  readonly logger?: Logger;
+  /** @default kubelet-friendly defaults (see FileWatcher) */
+  readonly watch?: FileWatcherOptions;
+  /** Passed to the reconciler (tests shorten them). */
+  readonly resyncMs?: number;
+  readonly backoffMs?: number;
+}
+
+export interface RunningAdapterAgent {
+  readonly url: string;
+  readonly agent: AdapterAgent;
+  close(): Promise<void>;
+}
+
+/** GET /status's body. */
+export interface AgentStatusBody {
+  readonly engine: { readonly url: string; readonly ready: boolean; readonly problem?: string };
+  readonly adapters: readonly AdapterStatus[];
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+}
+
+export async function startAdapterAgent(options: StartAdapterAgentOptions): Promise<RunningAdapterAgent> {
+  const log = options.logger ?? pino({ base: { component: "adapter-agent" } });
+  const first = await readFile(options.configFile, "utf8").catch((error: unknown) => {
+    throw new WorldError(`cannot read the adapter set ${options.configFile}: ${(error as Error).message}`, "pass --config FILE: the adapters.yaml of the engine's adapters ConfigMap that `diatonic render` writes");
+  });
+  const metrics = new AgentMetrics();
+  const engine = new EngineClient({ url: options.engineUrl });
+  const agent = new AdapterAgent({ engine, cacheDir: options.cacheDir, hub: options.hub, log, events: metrics.events, resyncMs: options.resyncMs, backoffMs: options.backoffMs });
+  agent.update(parseAdapterSet(first, options.configFile));
+  log.info({ adapters: agent.adapterSet?.adapters.length, engine: options.engineUrl }, "adapter set loaded");
+
+  // A bad edit keeps the last good set: the engine keeps serving what it has.
+  let lastError: string | undefined;
+  const watcher = new FileWatcher(
+    [options.configFile],
+    () =>
+      void readFile(options.configFile, "utf8").then(
+        (text) => {
+          agent.update(parseAdapterSet(text, options.configFile));
+          lastError = undefined;
+          log.info({ adapters: agent.adapterSet?.adapters.map((a) => a.name) }, "adapter set changed");
+        },
+        (error: unknown) => log.error({ err: error }, "cannot read the adapter set"),
+      ).catch((error: unknown) => {
+        lastError = (error as Error).message;
+        log.error({ err: error }, "the new adapter set is not valid; keeping the last good one");
+      }),
+    options.watch ?? { debounceMs: 200, pollMs: 2000 },
+  );
+  await watcher.prime(new Map([[options.configFile, textHash(first)]]));
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      sendJson(res, 405, { error: `${req.method ?? "?"} is not allowed` });
+      return;
+    }
+    switch (path) {
+      case "/status": {
+        const problem = agent.engineStatus;
+        const body: AgentStatusBody = { engine: { url: options.engineUrl, ready: problem === undefined, ...(problem !== undefined ? { problem } : {}) }, adapters: agent.status() };
+        sendJson(res, 200, lastError !== undefined ? { ...body, configError: lastError } : body);
+        return;
+      }
+      case "/healthz":
+        sendJson(res, 200, { status: "ok" });
+        return;
+      case "/readyz":
+        // Ready once it has an adapter set; the engine's own readiness is the engine's probe.
+        sendJson(res, agent.adapterSet !== undefined ? 200 : 503, { status: agent.adapterSet !== undefined ? "ready" : "no adapter set" });
+        return;
+      case "/metrics":
+        metrics.engineUp.set(agent.engineStatus === undefined ? 1 : 0);
+        void metrics.registry.metrics().then((text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text));
+        return;
+      default:
+        sendJson(res, 404, { error: `no such path: ${path ?? ""}` });
+    }
+  });
+  const host = options.host ?? "0.0.0.0";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error: Error) => reject(new WorldError(`cannot listen on ${host}:${options.port ?? AGENT_PORT}: ${error.message}`, "pick another --port")));
+    server.listen(options.port ?? AGENT_PORT, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.address === "0.0.0.0" ? "127.0.0.1" : address.address}:${address.port}`;
+  log.info({ url }, "adapter agent listening");
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    agent,
+    close: () =>
+      (closing ??= (async () => {
+        watcher.close();
+        await agent.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      })()),
+  };
+}
