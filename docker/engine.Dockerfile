@@ -1,6 +1,7 @@
 # The local engine: `diatonic engine`, vLLM's API on llama.cpp (CPU only), for clusters without a GPU.
-# The rendered `local` manifests run it as: engine --model /models/... --lora NAME=PATH ... --host 0.0.0.0
-# --port 8000 --parallel N. Non-root (uid 1000, as the pod's securityContext expects), compiled
+# The rendered `local` manifests run it as: engine --model /models/... --host 0.0.0.0 --port 8000
+# --parallel N. Every engine pod (vLLM's too) also runs this image's `model-download` (an init
+# container) and `adapter-agent` (the sidecar that loads LoRAs at runtime). Non-root (uid 1000, as the pod's securityContext expects), compiled
 # JavaScript only, read-only root filesystem friendly (nothing is written at run time).
 # Build from the repository root: docker build -f docker/engine.Dockerfile -t diatonic/engine .
 #
@@ -14,11 +15,12 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/image/keep-only.mjs ./scripts/image/
-# keep-only: only the packages the engine's code loads (no vector stores, no Kubernetes client, no
-# tsx); of llama.cpp's prebuilt binaries only the CPU ones (TypeScript is an optional peer of it).
+# keep-only: only the packages the engine's, the download's and the agent's code load (no vector
+# stores, no Kubernetes client, no tsx); of llama.cpp's prebuilt binaries only the CPU ones
+# (TypeScript is an optional peer of it).
 RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
- && node scripts/image/keep-only.mjs engine --drop typescript \
+ && node scripts/image/keep-only.mjs engine model-download adapter-agent --drop typescript \
  && rm -rf node_modules/node-llama-cpp/llama/gitRelease.bundle \
       node_modules/@node-llama-cpp/*-cuda* node_modules/@node-llama-cpp/*-vulkan \
       node_modules/@node-llama-cpp/linux-armv7l node_modules/@node-llama-cpp/linux-riscv64 \

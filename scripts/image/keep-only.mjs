@@ -1,8 +1,8 @@
-// Cuts an image's node_modules down to what one `diatonic` command loads: the packages its compiled
-// code imports (followed from dist/cli/main.js and dist/cli/commands/<command>.js, lazy imports
-// included) and their dependencies, nothing else. Run in a Dockerfile's build stage after
+// Cuts an image's node_modules down to what the image's `diatonic` commands load: the packages their
+// compiled code imports (followed from dist/cli/main.js and dist/cli/commands/<command>.js, lazy
+// imports included) and their dependencies, nothing else. Run in a Dockerfile's build stage after
 // `npm prune --omit=dev`:
-//   node scripts/image/keep-only.mjs gateway [--drop PACKAGE ...]
+//   node scripts/image/keep-only.mjs gateway [COMMAND ...] [--drop PACKAGE ...]
 // --drop removes a package that a kept one lists as an optional or peer dependency but that the
 // command never uses (e.g. LanceDB's optional embedding functions), with what only it needs.
 // Plain JavaScript on purpose: it runs where only Node and the build's output exist.
@@ -18,23 +18,26 @@ function usage(message) {
   process.exit(2);
 }
 
-const [command, ...rest] = process.argv.slice(2);
-if (command === undefined || command.startsWith("-")) usage("name the command the image runs");
+const args = process.argv.slice(2);
+const commandList = [];
 const dropped = new Set();
-for (let i = 0; i < rest.length; i++) {
-  if (rest[i] === "--drop" && rest[i + 1] !== undefined) dropped.add(rest[++i]);
-  else usage(`unexpected argument ${rest[i]}`);
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--drop" && args[i + 1] !== undefined) dropped.add(args[++i]);
+  else if (!args[i].startsWith("-")) commandList.push(args[i]);
+  else usage(`unexpected argument ${args[i]}`);
 }
+if (commandList.length === 0) usage("name the commands the image runs");
+const command = commandList.join(" + ");
 
 const dist = resolve("dist");
-const entry = join(dist, "cli", "commands", `${command}.js`);
-if (!existsSync(entry)) usage(`${entry} does not exist: build first (tsc), and name a command in src/cli/commands/`);
+const entries = commandList.map((name) => join(dist, "cli", "commands", `${name}.js`));
+for (const entry of entries) if (!existsSync(entry)) usage(`${entry} does not exist: build first (tsc), and name a command in src/cli/commands/`);
 
-/** Package names the command's compiled code imports. */
+/** Package names the commands' compiled code imports. */
 function importedPackages() {
   const packages = new Set();
   const seen = new Set();
-  const queue = [join(dist, "cli", "main.js"), entry];
+  const queue = [join(dist, "cli", "main.js"), ...entries];
   while (queue.length > 0) {
     const file = queue.pop();
     if (seen.has(file)) continue;

@@ -33,6 +33,11 @@ export const Upstream = z.strictObject({
   maxRetries: z.number().int().min(0).max(5).optional(),
   /** How often `dns` discovery resolves the host again. */
   dnsRefreshMs: milliseconds.min(100).optional(),
+  /**
+   * Route adapters only to replicas that hold their LoRA, as each replica's /v1/models lists them
+   * (polled this often). While none does, the caller gets 503 with Retry-After, never the engine's 404.
+   */
+  residency: z.strictObject({ pollMs: milliseconds.min(50).default(1000) }).optional(),
 });
 
 export const AdapterRoute = z.strictObject({

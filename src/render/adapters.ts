@@ -2,7 +2,8 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { adapterRoute } from "../spec/rules.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
-import { engineServiceFor, loraPath, upstreamModelFor } from "./engine.ts";
+import { describeSource } from "../adapters/set.ts";
+import { adapterSetName, engineServiceFor, upstreamModelFor } from "./engine.ts";
 
 /**
  * Each adapter's own record, in its own folder: routing metadata, the LoRA it runs, its RAG binding
@@ -18,7 +19,8 @@ export function renderAdapters(ctx: RenderContext): Placed[] {
       serving: adapter.serving,
       engineService: engineServiceFor(adapter),
       upstreamModel: upstreamModelFor(spec, adapter),
-      lora: adapter.lora ? { path: loraPath(adapter), rank: adapter.lora.rank } : null,
+      // The engine's adapter agent fetches and loads it: its state is on the agent's /status.
+      lora: adapter.lora ? { source: describeSource(adapter.lora.source), rank: adapter.lora.rank, adapterSet: adapterSetName(engineServiceFor(adapter)) } : null,
       rag: adapter.rag
         ? { ...adapter.rag, vectorStore: { service: names.qdrant, credentialsSecret: spec.qdrant.apiKeySecret } }
         : null,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { AGENT_PORT } from "../adapters/port.ts";
 import type { Platform } from "../spec/schema.ts";
 
 /** Any Kubernetes object as rendered: typed per component, kept generic here. */
@@ -35,6 +36,9 @@ export interface RequiredSecret {
 
 export const VERSION = "0.1.0";
 
+/** Which environment of the spec an object was rendered for (`local`, `production`, or `base`). */
+export const ENVIRONMENT_LABEL = "diatonic.ai/environment";
+
 /**
  * Marks an object that every platform in a cluster renders alike (the NVIDIA device plugin, one per
  * cluster); its value names what it is part of. See src/deploy/shared.ts.
@@ -65,7 +69,7 @@ export class RenderContext {
 
   /** An object's labels: the platform's own (`metadata.labels` of the spec), then ours. */
   labels(name: string, component: string): Record<string, string> {
-    return { ...this.platform.labels, ...this.selector(name), ...toolLabels(component), "app.kubernetes.io/version": VERSION };
+    return { ...this.platform.labels, ...this.selector(name), ...toolLabels(component), "app.kubernetes.io/version": VERSION, [ENVIRONMENT_LABEL]: this.platform.environment };
   }
 
   /** metadata for a namespaced object of the platform. */
@@ -100,8 +104,6 @@ export const names = {
   qdrantHeadless: "qdrant-headless",
   qdrantConfig: "qdrant-config",
   modelsClaim: "models",
-  adaptersClaim: "adapters",
-  modelDownload: "model-download",
   adapterConfig: (adapter: string) => `adapter-${adapter}`,
   devicePlugin: "nvidia-device-plugin",
   devicePluginConfig: "nvidia-device-plugin-config",
@@ -110,6 +112,7 @@ export const names = {
 
 export const ports = {
   engine: 8000,
+  agent: AGENT_PORT,
   gateway: 8080,
   qdrantHttp: 6333,
   qdrantGrpc: 6334,

@@ -1,5 +1,4 @@
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
-import type { IPersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { PlatformSpec } from "../spec/schema.ts";
 import type { KubeObject, Placed, RenderContext } from "./context.ts";
@@ -29,20 +28,14 @@ export function embeddingsUrl(ctx: RenderContext): string | undefined {
 
 /**
  * Hugging Face text-embeddings-inference on CPU serving a small model (bge-small by default) with an
- * OpenAI-compatible /v1/embeddings. The model downloads once into a cache claim; /health answers 200
- * only once it is loaded, so the startup probe allows for the first download.
+ * OpenAI-compatible /v1/embeddings. Each pod downloads the model into its own cache claim; /health
+ * answers 200 only once it is loaded, so the startup probe allows for the download.
  */
 export function renderEmbeddings(ctx: RenderContext): Placed[] {
   const { spec } = ctx.platform;
   if (!embeddingsDeployed(spec)) return [];
   const e = spec.embeddings;
   const name = embeddingsNames.service;
-  const claim: IPersistentVolumeClaim = {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: ctx.meta(embeddingsNames.cacheClaim, "storage"),
-    spec: { accessModes: ["ReadWriteOnce"], storageClassName: spec.storageClass, resources: { requests: { storage: e.cache } } },
-  };
   const deployment: IDeployment = {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -50,8 +43,8 @@ export function renderEmbeddings(ctx: RenderContext): Placed[] {
     spec: {
       replicas: e.replicas,
       revisionHistoryLimit: 5,
-      // One ReadWriteOnce cache: the old pod lets go of it before the new one starts.
-      strategy: { type: "Recreate" },
+      // Each pod has its own cache, so a rollout can start the new pod first.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       selector: { matchLabels: ctx.selector(name) },
       template: {
         metadata: { labels: ctx.labels(name, "embeddings") },
@@ -90,7 +83,16 @@ export function renderEmbeddings(ctx: RenderContext): Placed[] {
             },
           ],
           volumes: [
-            { name: "cache", persistentVolumeClaim: { claimName: embeddingsNames.cacheClaim } },
+            {
+              // The pod's own claim (made and deleted with it): replicas on several nodes never share a ReadWriteOnce volume.
+              name: "cache",
+              ephemeral: {
+                volumeClaimTemplate: {
+                  metadata: { labels: ctx.labels(embeddingsNames.cacheClaim, "storage") },
+                  spec: { accessModes: ["ReadWriteOnce"], storageClassName: spec.storageClass, resources: { requests: { storage: e.cache } } },
+                },
+              },
+            },
             { name: "tmp", emptyDir: { sizeLimit: "256Mi" } },
           ],
         },
@@ -103,5 +105,5 @@ export function renderEmbeddings(ctx: RenderContext): Placed[] {
     metadata: ctx.meta(name, "embeddings"),
     spec: { selector: ctx.selector(name), ports: [{ name: "http", port: EMBEDDINGS_PORT, targetPort: "http", protocol: "TCP" as const }] },
   };
-  return [claim, deployment, service].map((object) => ({ object: object as KubeObject, component: "embeddings" }));
+  return [deployment, service].map((object) => ({ object: object as KubeObject, component: "embeddings" }));
 }

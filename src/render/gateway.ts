@@ -27,7 +27,7 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
   const { spec } = ctx.platform;
   const upstreams: GatewayConfigInput["upstreams"] = {};
   const addUpstream = (service: string) => {
-    upstreams[service] = { url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`, discovery: "dns" };
+    upstreams[service] = { url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`, discovery: "dns", residency: { pollMs: 1000 } };
   };
   addUpstream(names.engine);
   const embeddings = embeddingsUrl(ctx);

@@ -43,9 +43,6 @@ export function renderPlatform(platform: Platform): RenderResult {
   const workloads = [
     { name: names.gateway, component: "gateway" },
     { name: names.engine, component: "engine" },
-    ...("huggingFace" in spec.model.source || spec.adapters.some((a) => a.lora && "huggingFace" in a.lora.source)
-      ? [{ name: names.modelDownload, component: "model-download" }]
-      : []),
     ...(qdrantEnabled(spec) ? [{ name: names.qdrant, component: "vector-store" }] : []),
     ...(qdrantEnabled(spec) && spec.qdrant.backups.enabled ? [{ name: QDRANT_SNAPSHOT_JOB, component: "vector-store" }] : []),
     ...(embeddingsDeployed(spec) ? [{ name: embeddingsNames.service, component: "embeddings" }] : []),

@@ -20,9 +20,11 @@ const SECRETS_DIR = "/etc/prometheus/secrets";
 
 /** One scrape job: the platform's Services of one kind, all serving /metrics on their `http` port. */
 export interface ScrapeTarget {
-  /** The job label of its series: the Service name, as prometheus-operator sets it. */
-  readonly job: "gateway" | "engine" | "qdrant";
+  /** The job label of its series: the Service name, as prometheus-operator sets it (the agent's is set apart). */
+  readonly job: "gateway" | "engine" | "qdrant" | "adapter-agent";
   readonly services: readonly string[];
+  /** The Services' port it scrapes. */
+  readonly port: "http" | "agent";
   /** Qdrant protects /metrics with its API key (sent as `Authorization: Bearer`, which Qdrant accepts). */
   readonly bearer?: SecretKeyRefSpec;
 }
@@ -31,9 +33,11 @@ export interface ScrapeTarget {
 export function scrapeTargets(ctx: RenderContext): ScrapeTarget[] {
   const { spec } = ctx.platform;
   return [
-    { job: "gateway", services: [names.gateway] },
-    { job: "engine", services: engineWorkloads(spec) },
-    ...(qdrantEnabled(spec) ? [{ job: "qdrant" as const, services: [names.qdrant], bearer: spec.qdrant.apiKeySecret }] : []),
+    { job: "gateway", services: [names.gateway], port: "http" },
+    { job: "engine", services: engineWorkloads(spec), port: "http" },
+    // The adapter agent beside each engine, on the engine Services' `agent` port, under a job of its own.
+    { job: "adapter-agent", services: engineWorkloads(spec), port: "agent" },
+    ...(qdrantEnabled(spec) ? [{ job: "qdrant" as const, services: [names.qdrant], port: "http" as const, bearer: spec.qdrant.apiKeySecret }] : []),
   ];
 }
 
@@ -82,18 +86,23 @@ function latencyExpr(ctx: RenderContext, gateway: string): { expr: string; thres
 }
 
 /** `for: 5m` of an absent series also catches Prometheus not scraping the job at all (ServiceMonitor not selected). */
+/** The `job` label values of a target's series: its Services' names, or the agent's own job. */
+function jobsOf(target: ScrapeTarget): readonly string[] {
+  return target.port === "agent" ? [target.job] : target.services;
+}
+
 function downAlert(ctx: RenderContext, target: ScrapeTarget, perInstance: boolean): AlertRule {
-  const up = `up{namespace="${ctx.namespace}",job${matcher(target.services)}}`;
-  const what = { gateway: "gateway", engine: "engine", qdrant: "Qdrant" }[target.job];
+  const up = `up{namespace="${ctx.namespace}",job${matcher(jobsOf(target))}}`;
+  const what = { gateway: "gateway", engine: "engine", qdrant: "Qdrant", "adapter-agent": "adapter agent" }[target.job];
   return {
-    alert: `Diatonic${{ gateway: "Gateway", engine: "Engine", qdrant: "Qdrant" }[target.job]}Down`,
+    alert: `Diatonic${{ gateway: "Gateway", engine: "Engine", qdrant: "Qdrant", "adapter-agent": "AdapterAgent" }[target.job]}Down`,
     expr: perInstance ? `${up} == 0\nor\nabsent(${up})` : `max by (namespace, job) (${up}) == 0\nor\nabsent(${up})`,
     for: "5m",
     labels: { severity: "critical", platform: ctx.platform.name },
     annotations: {
       summary: perInstance ? `${what} {{ if $labels.pod }}pod {{ $labels.pod }} {{ end }}in {{ $labels.namespace }} is down or not scraped` : `no ${what} in {{ $labels.namespace }} is up or scraped`,
       description:
-        `Prometheus has had no successful scrape of ${what} (job ${target.services.join(", ")}) for 5 minutes. ` +
+        `Prometheus has had no successful scrape of ${what} (job ${jobsOf(target).join(", ")}) for 5 minutes. ` +
         `Runbook: \`kubectl -n ${ctx.namespace} get pods -l app.kubernetes.io/instance=${ctx.platform.name}\`, then the pod's events and logs; ` +
         (target.bearer ? `a 401 on the scrape means Prometheus has the wrong key from Secret ${target.bearer.name}; ` : "") +
         `if the pods are healthy and the series is absent, the ServiceMonitor or scrape config is not picked up by Prometheus.`,
@@ -168,6 +177,38 @@ export function alertRules(ctx: RenderContext): RuleGroup[] {
         downAlert(ctx, targets[1] as ScrapeTarget, false),
       ],
     },
+    {
+      name: "diatonic-adapters",
+      rules: [
+        {
+          alert: "DiatonicAdapterFailed",
+          // The agent retries a failed adapter with backoff; failed for 10 minutes is not a blip.
+          expr: `max by (namespace, pod, adapter) (diatonic_adapter_state{namespace="${ns}",job="adapter-agent",state="failed"}) == 1`,
+          for: "10m",
+          labels: labels("warning"),
+          annotations: {
+            summary: "adapter {{ $labels.adapter }} has failed to load on {{ $labels.pod }} for 10 minutes",
+            description:
+              "The adapter agent in {{ $labels.pod }} ({{ $labels.namespace }}) cannot fetch or load LoRA {{ $labels.adapter }}, and retries with backoff. " +
+              `Requests for it go to replicas that hold it, or get 503 while none does. Runbook: \`diatonic status --env <env>\` shows the reason per replica; ` +
+              "check the adapter's source (revision, URL, sha256), its rank against model.engine.maxLoraRank, and `kubectl logs {{ $labels.pod }} -c adapter-agent`.",
+          },
+        },
+        {
+          alert: "DiatonicAdapterLoadingTooLong",
+          expr: `max by (namespace, pod, adapter) (diatonic_adapter_state{namespace="${ns}",job="adapter-agent",state="loading"}) == 1`,
+          for: "30m",
+          labels: labels("warning"),
+          annotations: {
+            summary: "adapter {{ $labels.adapter }} has been loading on {{ $labels.pod }} for 30 minutes",
+            description:
+              "The adapter agent in {{ $labels.pod }} ({{ $labels.namespace }}) has not finished fetching or loading {{ $labels.adapter }} in 30 minutes: a very large download, " +
+              "or an engine that never serves. Runbook: `diatonic status` shows the progress or the wait; `kubectl logs {{ $labels.pod }} -c adapter-agent`.",
+          },
+        },
+        downAlert(ctx, targets[2] as ScrapeTarget, true),
+      ],
+    },
   ];
   const qdrant = targets.find((t) => t.job === "qdrant");
   if (qdrant) groups.push({ name: "diatonic-qdrant", rules: [downAlert(ctx, qdrant, true)] });
@@ -230,13 +271,13 @@ export function scrapeConfigs(ctx: RenderContext): unknown[] {
           "__meta_kubernetes_service_label_app_kubernetes_io_name",
           "__meta_kubernetes_endpoint_port_name",
         ],
-        regex: `diatonic;${ctx.platform.name};(${target.services.join("|")});http`,
+        regex: `diatonic;${ctx.platform.name};(${target.services.join("|")});${target.port}`,
       },
       // The same target labels prometheus-operator sets, so the alert rules work with either.
       { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
       { source_labels: ["__meta_kubernetes_service_name"], target_label: "service" },
       { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-      { source_labels: ["__meta_kubernetes_service_name"], target_label: "job" },
+      target.port === "agent" ? { target_label: "job", replacement: target.job } : { source_labels: ["__meta_kubernetes_service_name"], target_label: "job" },
     ],
   }));
 }
@@ -254,9 +295,10 @@ function serviceMonitor(ctx: RenderContext, target: ScrapeTarget): IServiceMonit
       namespaceSelector: { matchNames: [ctx.namespace] },
       endpoints: [
         {
-          port: "http",
+          port: target.port,
           path: "/metrics",
           scheme: "http",
+          ...(target.port === "agent" ? { relabelings: [{ targetLabel: "job", replacement: target.job, action: "replace" as const }] } : {}),
           // The operator reads this Secret from the ServiceMonitor's namespace: ours, where the key already lives.
           ...(target.bearer ? { authorization: { type: "Bearer", credentials: { name: target.bearer.name, key: target.bearer.key } } } : {}),
         },

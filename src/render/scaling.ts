@@ -2,6 +2,7 @@ import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { PlatformSpec } from "../spec/schema.ts";
 import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { engineReplicas } from "./engine.ts";
 import { qdrantEnabled } from "./gateway.ts";
 
 export function gatewayAutoscaled(spec: PlatformSpec): boolean {
@@ -9,7 +10,7 @@ export function gatewayAutoscaled(spec: PlatformSpec): boolean {
 }
 
 /**
- * Disruption budgets for the gateway and Qdrant, only where more than one replica exists: with one
+ * Disruption budgets for the gateway, the engines and Qdrant, only where more than one replica exists: with one
  * replica a budget either allows the outage anyway or blocks every node drain. The gateway's HPA scales
  * on CPU and, where a metrics adapter serves them, on requests in flight per pod.
  */
@@ -24,6 +25,8 @@ export function renderScaling(ctx: RenderContext): Placed[] {
   });
   if (spec.gateway.replicas > 1 || gatewayAutoscaled(spec)) objects.push(pdb(names.gateway, "gateway") as KubeObject);
   if (qdrantEnabled(spec) && spec.qdrant.replicas > 1) objects.push(pdb(names.qdrant, "vector-store") as KubeObject);
+  // A node drain or eviction takes one engine replica at a time, never all of them.
+  for (const engine of engineReplicas(spec)) if (engine.replicas > 1) objects.push(pdb(engine.name, "engine") as KubeObject);
 
   if (gatewayAutoscaled(spec)) {
     const scaling = spec.gateway.autoscaling;

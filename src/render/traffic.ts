@@ -54,11 +54,17 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
     add(workload(names.gateway), { kind: "internet", reason: "the embeddings endpoint" }, port, "the gateway embeds with the spec's embeddings endpoint");
   }
   add(workload(names.gateway), { kind: "kube-apiserver" }, 443, "the gateway's Role reads its own ConfigMap");
-  const downloads = "huggingFace" in spec.model.source || spec.adapters.some((a) => a.lora && "huggingFace" in a.lora.source);
-  if (downloads) add(workload(names.modelDownload), { kind: "internet", reason: "Hugging Face" }, 443, "the download Job fetches weights over HTTPS");
+  const loras = spec.adapters.filter((a) => a.lora !== undefined);
+  const downloads = "huggingFace" in spec.model.source || loras.some((a) => a.lora && !("path" in a.lora.source));
+  if (downloads) {
+    for (const engine of engineWorkloads(spec)) add(workload(engine), { kind: "internet", reason: "Hugging Face and LoRA URLs" }, 443, "the model download and the adapter agent fetch weights over HTTPS");
+  }
   const monitoring: Peer = { kind: "monitoring", namespace: spec.monitoring.namespace };
   add(monitoring, workload(names.gateway), ports.gateway, "Prometheus scrapes the gateway's /metrics");
-  for (const engine of engineWorkloads(spec)) add(monitoring, workload(engine), ports.engine, "Prometheus scrapes the engine's /metrics");
+  for (const engine of engineWorkloads(spec)) {
+    add(monitoring, workload(engine), ports.engine, "Prometheus scrapes the engine's /metrics");
+    add(monitoring, workload(engine), ports.agent, "Prometheus scrapes the adapter agent's /metrics");
+  }
   if (qdrantEnabled(spec)) add(monitoring, workload(names.qdrant), ports.qdrantHttp, "Prometheus scrapes Qdrant's /metrics");
   return flows;
 }

@@ -17,6 +17,8 @@ export interface LoadPlatformOptions {
   readonly text?: string;
   /** Directory to print file names relative to. @default process.cwd() */
   readonly cwd?: string;
+  /** LoRA files on this machine are allowed (`diatonic dev`). @default false */
+  readonly localPaths?: boolean;
 }
 
 /** A spec rule's warning, placed in the file (an overlay's value at the overlay's line). */
@@ -161,7 +163,7 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
     labels: document.metadata.labels,
     spec: parsed.data,
   };
-  const findings = checkPlatform(platform);
+  const findings = checkPlatform(platform, { localPaths: options.localPaths });
   const errors = findings.filter((f) => f.severity === "error");
   if (errors.length > 0) {
     throw new SpecError(errors.map((f) => issueAt(originOf(merged, f.path), f.message, f.fix)));

@@ -1,7 +1,7 @@
 import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./architectures.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
-import type { Platform } from "./schema.ts";
+import type { LoraSourceSpec, Platform } from "./schema.ts";
 
 /** A cross-field problem the schema alone cannot see. Paths are relative to the merged spec. */
 export interface SpecFinding {
@@ -16,9 +16,17 @@ export function adapterRoute(adapter: { readonly name: string; readonly route?: 
 }
 
 /** True when a LoRA source names a GGUF file, the only form llama.cpp loads. */
-export function isGgufLora(source: { readonly huggingFace: { readonly file?: string | undefined } } | { readonly path: string }): boolean {
-  const file = "path" in source ? source.path : source.huggingFace.file;
+export function isGgufLora(source: LoraSourceSpec): boolean {
+  const file = "path" in source ? source.path : "url" in source ? new URL(source.url.url).pathname : source.huggingFace.file;
   return file !== undefined && file.toLowerCase().endsWith(".gguf");
+}
+
+export interface CheckPlatformOptions {
+  /**
+   * LoRA files on this machine (`lora.source.path`) are allowed: the platform runs here
+   * (`diatonic dev`), not on a cluster whose engines could not read them. @default false
+   */
+  readonly localPaths?: boolean;
 }
 
 /**
@@ -51,7 +59,7 @@ function checkArchitecture(platform: Platform, warning: (path: Path, message: st
   );
 }
 
-export function checkPlatform(platform: Platform): SpecFinding[] {
+export function checkPlatform(platform: Platform, options: CheckPlatformOptions = {}): SpecFinding[] {
   const { spec } = platform;
   const findings: SpecFinding[] = [];
   const error = (path: Path, message: string, fix: string) => findings.push({ severity: "error", path, message, fix });
@@ -80,6 +88,13 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
     }
     if (adapter.lora && engine.kind === "vllm" && adapter.lora.rank > engine.maxLoraRank) {
       error([...at, "lora", "rank"], `LoRA rank ${adapter.lora.rank} exceeds model.engine.maxLoraRank ${engine.maxLoraRank}; vLLM would refuse to load it`, `raise model.engine.maxLoraRank to at least ${adapter.lora.rank}`);
+    }
+    if (adapter.lora && "path" in adapter.lora.source && options.localPaths !== true) {
+      error(
+        [...at, "lora", "source", "path"],
+        `${adapter.lora.source.path} is a path on this machine: the engines in the cluster cannot read it (\`path\` is for \`diatonic dev\`)`,
+        "publish the LoRA and name it by url: {url: https://…/lora.tar.gz, sha256: …} (a file, or its folder as .tar.gz), or by huggingFace: {repo, revision}",
+      );
     }
     if (adapter.lora && engine.kind === "llamacpp" && !isGgufLora(adapter.lora.source)) {
       warning([...at, "lora"], "the llamacpp engine loads only GGUF LoRAs; this adapter is served as the base model with its system prompt", "point lora.source at a .gguf (convert_lora_to_gguf.py), or set lora: null in this environment");
@@ -110,6 +125,9 @@ export function checkPlatform(platform: Platform): SpecFinding[] {
       }
     }
     checkArchitecture(platform, warning);
+  }
+  if (engine.kind === "vllm" && engine.maxCpuLoras !== undefined && engine.maxCpuLoras < engine.maxLoras) {
+    error(["model", "engine", "maxCpuLoras"], `maxCpuLoras ${engine.maxCpuLoras} is below maxLoras ${engine.maxLoras}: vLLM refuses to start`, `set model.engine.maxCpuLoras to at least ${engine.maxLoras}, or leave it out (vLLM then uses maxLoras)`);
   }
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");

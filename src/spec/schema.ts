@@ -67,17 +67,23 @@ const ModelSource = z.union([
   }),
 ]);
 
+/** The --max-lora-rank values vLLM accepts (vllm/config/lora.py, v0.34.0). */
+export const VLLM_LORA_RANKS = [1, 8, 16, 32, 64, 128, 256, 320, 512] as const;
+
 export const VllmEngine = z.strictObject({
   kind: z.literal("vllm"),
-  image: image.default("vllm/vllm-openai:v0.6.6"),
+  image: image.default("vllm/vllm-openai:v0.34.0"),
   maxModelLen: z.number().int().min(256).default(8192),
   gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9),
   tensorParallel: z.number().int().min(1).default(1),
   dtype: z.enum(["auto", "bfloat16", "float16", "float32"]).default("auto"),
   quantization: z.enum(["none", "awq", "gptq", "fp8", "bitsandbytes"]).default("none"),
   maxLoras: z.number().int().min(1).default(4).describe("LoRA slots resident on the GPU at once"),
-  maxLoraRank: z.number().int().min(1).max(512).default(16),
-  maxCpuLoras: z.number().int().min(1).optional().describe("LoRAs cached in CPU memory (default: vLLM's)"),
+  maxLoraRank: z
+    .literal(VLLM_LORA_RANKS, { error: `must be one of vLLM's LoRA ranks: ${VLLM_LORA_RANKS.join(", ")}` })
+    .default(16)
+    .describe("the largest LoRA rank the engine takes; vLLM accepts only these values"),
+  maxCpuLoras: z.number().int().min(1).optional().describe("LoRAs cached in CPU memory, at least maxLoras (default: vLLM's, maxLoras)"),
   gpuSlices: z.number().int().min(1).default(1).describe("nvidia.com/gpu units requested (time-slices or whole GPUs)"),
   migProfile: z.string().regex(/^\d+g\.\d+gb$/).optional().describe("with MIG strategy mixed: the MIG device to request, e.g. 3g.40gb"),
   replicas: z.number().int().min(0).default(1),
@@ -117,9 +123,22 @@ export const Model = z.strictObject({
   hfTokenSecret: SecretKeyRef.optional().describe("token for gated Hugging Face repos (Llama 3 is gated)"),
   engine: Engine,
   downloader: z
-    .strictObject({ image: image.default("ghcr.io/diatonic-ai/engine:0.1.0") })
+    .strictObject({
+      image: image.default("ghcr.io/diatonic-ai/engine:0.1.0"),
+      envConfigMap: dnsLabel
+        .default("download-env")
+        .describe("an optional ConfigMap whose keys become the downloads' environment: HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY, NO_PROXY; none is fine"),
+    })
     .prefault({})
-    .describe("image of the Job that fetches model and LoRA files onto the volumes (runs `diatonic model-download`)"),
+    .describe("the init container that fetches the base model into each engine pod before the engine starts (runs `diatonic model-download`)"),
+  adapterAgent: z
+    .strictObject({
+      image: image.default("ghcr.io/diatonic-ai/engine:0.1.0"),
+      cacheSize: quantity.default("10Gi").describe("each engine pod's own cache of LoRA files"),
+      resources: resources("50m", "128Mi", "1", "512Mi"),
+    })
+    .prefault({})
+    .describe("the sidecar in each engine pod that fetches the adapters' LoRA files and loads and unloads them in the engine at runtime (runs `diatonic adapter-agent`)"),
 });
 
 export const Sampling = z.strictObject({
@@ -147,9 +166,19 @@ export const AdapterLimits = z.strictObject({
   firstByteTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
 });
 
+const Sha256 = z.string().regex(/^[a-f0-9]{64}$/, "must be a sha256 in lower-case hex (64 digits), as sha256sum prints it");
+
 export const LoraSource = z.union([
   z.strictObject({ huggingFace: HuggingFaceSource }),
-  z.strictObject({ path: z.string().regex(/^[^/].*/, "must be relative to the adapters volume").describe("folder or file on the adapters volume") }),
+  z.strictObject({
+    url: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL of the LoRA file or of a .tar.gz of its folder" }),
+        sha256: Sha256.describe("of the file at the URL: it is checked before the LoRA is loaded"),
+      })
+      .describe("a LoRA file (.gguf, .safetensors) or a PEFT folder packed as .tar/.tar.gz/.tgz, served by any HTTP(S) server"),
+  }),
+  z.strictObject({ path: z.string().min(1).describe("a LoRA file or folder on this machine, relative to the spec file: for `diatonic dev` only") }),
 ]);
 
 export const Adapter = z.strictObject({
@@ -348,6 +377,7 @@ export const PlatformDocument = z.strictObject({
 export type PlatformSpec = z.infer<typeof PlatformSpec>;
 export type AdapterSpec = z.infer<typeof Adapter>;
 export type ModelSpec = z.infer<typeof Model>;
+export type LoraSourceSpec = z.infer<typeof LoraSource>;
 export type VllmEngineSpec = z.infer<typeof VllmEngine>;
 export type LlamaCppEngineSpec = z.infer<typeof LlamaCppEngine>;
 export type GpuSpec = z.infer<typeof Gpu>;

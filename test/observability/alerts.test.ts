@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { parse, stringify } from "yaml";
+import { AgentMetrics } from "../../src/adapters/metrics.ts";
 import { EngineMetrics } from "../../src/engine/metrics.ts";
 import { GatewayMetrics } from "../../src/gateway/metrics.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
@@ -80,8 +81,9 @@ function metricsIn(expr: string): string[] {
 async function exportedMetrics(): Promise<Set<string>> {
   const gateway = new GatewayMetrics({ defaultMetrics: false });
   const engine = new EngineMetrics("m", 1, () => ({ running: 0, waiting: 0, runningAdapters: [], waitingAdapters: [] }));
+  const agent = new AgentMetrics();
   const names = new Set<string>();
-  for (const registry of [gateway.registry, engine.registry]) {
+  for (const registry of [gateway.registry, engine.registry, agent.registry]) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);
       // prom-client's typings declare a numeric enum; at run time `type` is the exposition name.
@@ -99,6 +101,7 @@ describe("observability", () => {
     assert.deepEqual(kinds(production), [
       "ServiceMonitor/gateway",
       "ServiceMonitor/engine",
+      "ServiceMonitor/adapter-agent",
       "ServiceMonitor/qdrant",
       "PrometheusRule/diatonic-alerts",
       "ConfigMap/diatonic-lab-llama3-multi-adapter-dashboard",
@@ -113,7 +116,7 @@ describe("observability", () => {
       metadata: { name: string; namespace: string; labels: Record<string, string> };
       spec: { ports: { name: string }[] };
     }[];
-    for (const [monitor, expected] of [["gateway", ["gateway"]], ["engine", ["engine"]], ["qdrant", ["qdrant"]]] as const) {
+    for (const [monitor, expected] of [["gateway", ["gateway"]], ["engine", ["engine"]], ["adapter-agent", ["engine"]], ["qdrant", ["qdrant"]]] as const) {
       const spec = only(objects, "ServiceMonitor", monitor)["spec"] as {
         selector: { matchLabels: Record<string, string>; matchExpressions: { key: string; operator: string; values: string[] }[] };
         namespaceSelector: { matchNames: string[] };
@@ -172,6 +175,9 @@ describe("observability", () => {
       "DiatonicGatewayDown",
       "DiatonicEngineQueueBacklog",
       "DiatonicEngineDown",
+      "DiatonicAdapterFailed",
+      "DiatonicAdapterLoadingTooLong",
+      "DiatonicAdapterAgentDown",
       "DiatonicQdrantDown",
       "DiatonicCertificateRenewalOverdue",
       "DiatonicCertificateExpiringSoon",
@@ -198,9 +204,9 @@ describe("observability", () => {
       spec: { ...x.spec, adapters: [], qdrant: { ...x.spec.qdrant, enabled: false }, ingress: { ...x.spec.ingress, enabled: false } },
     }));
     const objects = observability(bare);
-    assert.deepEqual(objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name), ["gateway", "engine"]);
+    assert.deepEqual(objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name), ["gateway", "engine", "adapter-agent"]);
     const groups = alertRules(new RenderContext(bare));
-    assert.deepEqual(groups.map((g) => g.name), ["diatonic-gateway", "diatonic-engine"]);
+    assert.deepEqual(groups.map((g) => g.name), ["diatonic-gateway", "diatonic-engine", "diatonic-adapters"]);
     const latency = groups.flatMap((g) => g.rules).find((r) => r.alert === "DiatonicGatewayLatencyHigh");
     // No adapter timeouts to go by: 80% of the ingress timeout, for every adapter label.
     assert.equal(latency?.expr.includes("adapter!~") || latency?.expr.includes(" or"), false);
@@ -208,7 +214,7 @@ describe("observability", () => {
     if (!promtool(t)) return;
     const dir = mkdtempSync(join(tmpdir(), "diatonic-promtool-"));
     writeFileSync(join(dir, "rules.yaml"), stringify({ groups }));
-    assert.match(runPromtool(["check", "rules", "rules.yaml"], dir), /SUCCESS: 5 rules found/);
+    assert.match(runPromtool(["check", "rules", "rules.yaml"], dir), /SUCCESS: 8 rules found/);
   });
 
   it("without prometheus-operator: the same rules as a rules file, and scrape jobs that keep exactly our Services", (t) => {
@@ -221,7 +227,12 @@ describe("observability", () => {
     const scrape = parse(data[SCRAPE_CONFIG_KEY] ?? "") as {
       scrape_configs: { job_name: string; authorization?: { credentials_file: string }; kubernetes_sd_configs: unknown; relabel_configs: { action?: string; regex?: string; source_labels: string[] }[] }[];
     };
-    assert.deepEqual(scrape.scrape_configs.map((c) => c.job_name), ["diatonic/llama3-multi-adapter/gateway", "diatonic/llama3-multi-adapter/engine", "diatonic/llama3-multi-adapter/qdrant"]);
+    assert.deepEqual(scrape.scrape_configs.map((c) => c.job_name), [
+      "diatonic/llama3-multi-adapter/gateway",
+      "diatonic/llama3-multi-adapter/engine",
+      "diatonic/llama3-multi-adapter/adapter-agent",
+      "diatonic/llama3-multi-adapter/qdrant",
+    ]);
 
     // The keep rule against every Service port of the render, as Prometheus's endpoints discovery labels it.
     const services = buildEnvironment({ file: EXAMPLE, environment: "production" })
@@ -245,7 +256,9 @@ describe("observability", () => {
           })
           .map((port) => `${s.metadata.name}:${port.name}`),
       );
-      assert.deepEqual(kept, [`${job.job_name.split("/")[2] ?? ""}:http`]);
+      const name = job.job_name.split("/")[2] ?? "";
+      // The agent is scraped on the engine Service's `agent` port, under a job of its own.
+      assert.deepEqual(kept, [name === "adapter-agent" ? "engine:agent" : `${name}:http`]);
     }
 
     if (!promtool(t)) return;
@@ -260,7 +273,7 @@ describe("observability", () => {
       static_configs: [{ targets: ["127.0.0.1:9"] }],
     }));
     writeFileSync(join(dir, "prometheus.yml"), stringify({ rule_files: ["rules.yaml"], scrape_configs: checked }));
-    assert.match(runPromtool(["check", "config", "prometheus.yml"], dir), /SUCCESS: 8 rules found/);
+    assert.match(runPromtool(["check", "config", "prometheus.yml"], dir), /SUCCESS: 11 rules found/);
   });
 
   it("every alert and dashboard query selects metrics that the gateway, the engine or cert-manager export", async () => {

@@ -20,7 +20,7 @@ ${options.architecture ?? ""}    source: { huggingFace: { repo: meta-llama/Meta-
     size: 150Gi
     engine: { kind: vllm, image: vllm/vllm-openai:v0.6.6, dtype: bfloat16, maxModelLen: 8192, gpuMemoryUtilization: 0.92, tensorParallel: ${tp}, gpuSlices: ${tp}, maxLoras: 2, maxLoraRank: 16${options.engine ?? ""} }
   adapters:
-    - { name: code, lora: { source: { path: code }, rank: 16 } }
+    - { name: code, lora: { source: { huggingFace: { repo: org/code-lora, revision: v1 } }, rank: 16 } }
   gpu:
     sharing: ${options.gpu ?? "{ mode: none }"}
     nodes: ${options.nodes ?? "[{ name: n1, gpus: [{ model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }, { model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }] }]"}

@@ -85,19 +85,77 @@ describe("render", () => {
     assert.doesNotMatch(JSON.stringify(selectors), /ml-platform/);
   });
 
-  it("serves every adapter from one vLLM as LoRA modules, with a GPU slice and a long startup probe", () => {
+  it("serves every adapter from one vLLM with runtime LoRA updating, the agent beside it, the model fetched before it starts", () => {
     const list = objects("production");
-    const engine = find(list, "Deployment", "engine") as { spec: { template: { spec: { containers: { args: string[]; resources: { limits: Record<string, string> }; startupProbe: { failureThreshold: number; periodSeconds: number } }[] } }; progressDeadlineSeconds: number } };
-    const container = engine.spec.template.spec.containers[0];
+    type Container = { name: string; args: string[]; env?: { name: string; value?: string }[]; restartPolicy?: string; resources: { limits: Record<string, string> }; startupProbe: { failureThreshold: number; periodSeconds: number }; readinessProbe?: unknown; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] };
+    const engine = find(list, "Deployment", "engine") as {
+      spec: {
+        strategy: { type: string; rollingUpdate: { maxSurge: number; maxUnavailable: number } };
+        template: { spec: { initContainers: Container[]; containers: Container[]; volumes: { name: string; ephemeral?: unknown; emptyDir?: unknown; configMap?: { name: string } }[] } };
+        progressDeadlineSeconds: number;
+      };
+    };
+    const pod = engine.spec.template.spec;
+    const container = pod.containers[0];
     assert.ok(container);
     const args = container.args.join(" ");
     assert.match(args, /--enable-lora --max-loras 4 --max-lora-rank 16/);
-    assert.match(args, /--lora-modules chatbot=\/adapters\/chatbot code=\/adapters\/code rag=\/adapters\/rag architecture=\/adapters\/architecture summarization=\/adapters\/summarization/);
+    assert.doesNotMatch(args, /--lora-modules/, "adapters are not fixed at start: adding one must not restart the engine");
+    assert.ok(container.env?.some((e) => e.name === "VLLM_ALLOW_RUNTIME_LORA_UPDATING" && e.value === "true"));
     assert.match(args, /--quantization awq/);
     assert.equal(container.resources.limits["nvidia.com/gpu"], "1");
     assert.ok(container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 1200, "startup probe allows a 20-minute model load");
     assert.ok(engine.spec.progressDeadlineSeconds >= 1800);
     assert.equal(list.filter((o) => o.kind === "Deployment" && o.metadata.name.startsWith("engine")).length, 1, "one engine, not one per adapter");
+    // The model is on the node before the engine starts: the first init container downloads it.
+    assert.deepEqual(pod.initContainers.map((c) => c.name), ["model-download", "adapter-agent"]);
+    assert.match(pod.initContainers[0]?.args.join(" ") ?? "", /^model-download \/models\/llama-3-8b-instruct=casperhansen\/llama-3-8b-instruct-awq@2d2a2ab/);
+    const agent = pod.initContainers[1];
+    assert.equal(agent?.restartPolicy, "Always", "a native sidecar");
+    assert.equal(agent?.readinessProbe, undefined, "the pod is Ready when the engine serves, whatever its adapters do");
+    assert.deepEqual(agent?.args, ["adapter-agent", "--config", "/etc/diatonic/adapters/adapters.yaml", "--engine", "http://127.0.0.1:8000", "--cache", "/adapters", "--port", "8001"]);
+    // Per-pod storage: no ReadWriteOnce claim shared by pods that may land on different nodes.
+    const volumes = new Map(pod.volumes.map((v) => [v.name, v]));
+    assert.ok(volumes.get("models")?.ephemeral, "the model's claim is the pod's own");
+    assert.ok(volumes.get("adapters")?.emptyDir, "LoRA files are cached per pod");
+    assert.equal(volumes.get("adapter-set")?.configMap?.name, "engine-adapters");
+    assert.equal(list.some((o) => o.kind === "PersistentVolumeClaim" && (o.metadata.name === "models" || o.metadata.name === "adapters")), false);
+    assert.equal(list.some((o) => o.kind === "Job"), false, "no download Job racing the engine");
+    // The agent's adapter set is the spec's LoRAs, by source.
+    const set = parse((find(list, "ConfigMap", "engine-adapters") as { data: Record<string, string> }).data["adapters.yaml"] ?? "") as { kind: string; adapters: { name: string; source: unknown }[] };
+    assert.equal(set.kind, "AdapterSet");
+    assert.deepEqual(set.adapters.map((a) => a.name), ["chatbot", "code", "rag", "architecture", "summarization"]);
+    assert.deepEqual(set.adapters[1]?.source, { huggingFace: { repo: "diatonic-lab/llama3-8b-code-lora", revision: "5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0" } });
+    // One replica on a GPU the lab fills: a rollout replaces it (no room for a second vLLM beside it).
+    assert.deepEqual(engine.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
+  });
+
+  it("engine rollouts and drains never take every replica: a PDB, anti-affinity, and a surge only where the GPUs have room", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-replicas-"));
+    const spec = join(dir, "platform.yaml");
+    const write = (replicas: number, gpus: string) =>
+      writeFileSync(
+        spec,
+        readFileSync(EXAMPLE, "utf8")
+          .replace("      replicas: 1\n  adapters:", `      replicas: ${replicas}\n  adapters:`)
+          .replace("          - { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }\n          - { model: NVIDIA GeForce RTX 3060 Ti, memoryGiB: 8 }", gpus),
+      );
+    const twelve = "          - { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }";
+    write(2, `${twelve}\n${twelve}`);
+    let list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
+    type Engine = { spec: { strategy: { rollingUpdate: { maxSurge: number; maxUnavailable: number } }; template: { spec: { affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] } } } } } };
+    let engine = find(list, "Deployment", "engine") as Engine;
+    assert.deepEqual(engine.spec.strategy.rollingUpdate, { maxSurge: 0, maxUnavailable: 1 }, "two 12 GiB cards, both taken: one replica at a time");
+    assert.equal(engine.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution[0]?.podAffinityTerm.topologyKey, "kubernetes.io/hostname");
+    const pdb = find(list, "PodDisruptionBudget", "engine") as { spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } } };
+    assert.equal(pdb.spec.maxUnavailable, 1);
+    write(2, `${twelve}\n${twelve}\n${twelve}`);
+    list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
+    engine = find(list, "Deployment", "engine") as Engine;
+    assert.deepEqual(engine.spec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 }, "a third card: the new pod starts before an old one stops");
+    write(1, twelve);
+    list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
+    assert.equal(list.some((o) => o.kind === "PodDisruptionBudget" && o.metadata.name === "engine"), false, "one replica: a budget would only block drains");
   });
 
   it("writes NVIDIA's real time-slicing schema", () => {
@@ -216,8 +274,10 @@ describe("render", () => {
     assert.equal(run.code, 0, run.stderr);
     const adapterFile = readFileSync(join(dir, "out/base/adapters/code/adapter.yaml"), "utf8");
     const docs = parseAllDocuments(adapterFile).map((d) => d.toJS() as KubeObject);
-    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), ["Deployment/engine-code", "Service/engine-code", "Service/engine-code-headless", "ConfigMap/adapter-code"]);
+    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), ["ConfigMap/engine-code-adapters", "Deployment/engine-code", "Service/engine-code", "Service/engine-code-headless", "ConfigMap/adapter-code"]);
     assert.match(adapterFile, /nvidia.com\/gpu: "2"/);
+    // A dedicated engine serves one LoRA: one slot, not the shared engine's four.
+    assert.match(adapterFile, /- --max-loras\n\s+- "1"/);
     assert.match(readFileSync(join(dir, "out/base/ingress.yaml"), "utf8"), /kind: HTTPProxy/);
   });
 

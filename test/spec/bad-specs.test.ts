@@ -18,10 +18,10 @@ spec:
       kind: vllm
       maxLoraRank: 16
       gpuMemoryUtilization: 0.9
-      image: vllm/vllm-openai:v0.6.6
+      image: vllm/vllm-openai:v0.34.0
   adapters:
     - name: code
-      lora: { source: { path: code }, rank: 8 }
+      lora: { source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }, rank: 8 }
       systemPrompt: You write code.
     - name: rag
       rag: { collection: handbook }
@@ -66,8 +66,8 @@ const cases: BadSpec[] = [
   { name: "duplicate routes", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /rag"), says: ["route /rag is already used"] },
   { name: "LoRA rank above maxLoraRank", text: replace("rank: 8", "rank: 64"), line: "rank: 64", says: ["spec.adapters[0].lora.rank", "maxLoraRank 16", "raise model.engine.maxLoraRank to at least 64"] },
   { name: "GPU memory utilisation above 1", text: replace("gpuMemoryUtilization: 0.9", "gpuMemoryUtilization: 1.5"), line: "gpuMemoryUtilization", says: ["spec.model.engine.gpuMemoryUtilization", "≤ 1"] },
-  { name: "image tag latest", text: replace("vllm/vllm-openai:v0.6.6", "vllm/vllm-openai:latest"), line: "vllm-openai:latest", says: ["spec.model.engine.image", "latest"] },
-  { name: "untagged image", text: replace("vllm/vllm-openai:v0.6.6", "vllm/vllm-openai"), line: "image: vllm/vllm-openai", says: ["spec.model.engine.image", "pin a tag or digest"] },
+  { name: "image tag latest", text: replace("vllm/vllm-openai:v0.34.0", "vllm/vllm-openai:latest"), line: "vllm-openai:latest", says: ["spec.model.engine.image", "latest"] },
+  { name: "untagged image", text: replace("vllm/vllm-openai:v0.34.0", "vllm/vllm-openai"), line: "image: vllm/vllm-openai", says: ["spec.model.engine.image", "pin a tag or digest"] },
   { name: "bad storage quantity", text: replace("storage: 20Gi", "storage: 20GB"), line: "storage: 20GB", says: ["spec.qdrant.storage", "Kubernetes quantity"] },
   { name: "YAML syntax error", text: replace("    host: llm.example.com", "    host: [llm.example.com"), says: ["YAML syntax"] },
   { name: "duplicate YAML key", text: replace("    replicas: 2", "    replicas: 2\n    replicas: 3"), says: ["YAML syntax", "unique"] },
@@ -79,7 +79,7 @@ const cases: BadSpec[] = [
   { name: "error inside an overlay points at the overlay", text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional, replicsa: 3 }"), line: "replicsa", says: ["environments.local.gateway.replicsa", 'did you mean "replicas"'] },
   { name: "vllm without a GPU", text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    enabled: false"), says: ["vllm engine needs a GPU", "llamacpp"] },
   { name: "ACME issuer without an ACME account", text: replace("    host: llm.example.com", "    host: llm.example.com\n    tls: { issuer: acmeProduction }"), says: ["needs an ACME account", "certificates.acme"] },
-  { name: "llamacpp without a GGUF file", text: replace("      kind: vllm\n      maxLoraRank: 16\n      gpuMemoryUtilization: 0.9\n      image: vllm/vllm-openai:v0.6.6", "      kind: llamacpp"), says: ["needs a GGUF file"] },
+  { name: "llamacpp without a GGUF file", text: replace("      kind: vllm\n      maxLoraRank: 16\n      gpuMemoryUtilization: 0.9\n      image: vllm/vllm-openai:v0.34.0", "      kind: llamacpp"), says: ["needs a GGUF file"] },
   { name: "time-slicing replicas below 2", text: replace("replicas: 4 }", "replicas: 1 }"), line: "mode: timeSlicing", says: ["spec.gpu.sharing.replicas", "≥ 2"] },
   { name: "route shadows the gateway's API", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /v1"), says: ["collides with one of the gateway's own paths"] },
   { name: "empty file", text: "", says: ["the file is empty"] },
@@ -110,6 +110,15 @@ const cases: BadSpec[] = [
     line: "maxTokens: 4096",
     says: ["spec.adapters[0].sampling.maxTokens", "leaves no room for the prompt", "maxModelLen 4096", "fix: lower sampling.maxTokens below 4096"],
   },
+  {
+    name: "a LoRA at a path on this machine, rendered for a cluster",
+    text: replace("source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }", "source: { path: loras/code }"),
+    line: "path: loras/code",
+    says: ["spec.adapters[0].lora.source.path", "the engines in the cluster cannot read it", "fix: publish the LoRA and name it by url: {url: https://…/lora.tar.gz, sha256: …}"],
+  },
+  { name: "a LoRA URL with a malformed sha256", text: replace("sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592", "sha256: 5d41402"), line: "sha256: 5d41402", says: ["spec.adapters[0].lora.source.url.sha256", "64 digits"] },
+  { name: "a maxLoraRank vLLM does not accept", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 24\n"), line: "maxLoraRank: 24", says: ["spec.model.engine.maxLoraRank", "1, 8, 16, 32, 64, 128, 256, 320, 512"] },
+  { name: "fewer CPU LoRA slots than GPU ones", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxLoras: 8\n      maxCpuLoras: 4\n"), line: "maxCpuLoras: 4", says: ["spec.model.engine.maxCpuLoras", "below maxLoras 8", "fix: set model.engine.maxCpuLoras to at least 8"] },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 

@@ -88,8 +88,16 @@ const cases: Case[] = [
   { rule: "wiring/service-account", mutate: (o) => set(gateway(o), "spec.template.spec.serviceAccountName", "llm-proxy") },
   { rule: "wiring/configmap-ref", mutate: (o) => set(gateway(o), "spec.template.spec.volumes.0.configMap.name", "gateway-config") },
   { rule: "wiring/secret-ref", mutate: (o) => { (get(o, "Deployment", "gateway")["spec"] as { template: { spec: { containers: { env: Json[] }[] } } }).template.spec.containers[0]?.env.push({ name: "OPENAI_KEY", valueFrom: { secretKeyRef: { name: "openai", key: "key" } } }); } },
-  { rule: "wiring/pvc-ref", mutate: (o) => set(engine(o), "spec.template.spec.volumes.0.persistentVolumeClaim.claimName", "model-store") },
-  { rule: "storage/storage-class", mutate: (o) => set(get(o, "PersistentVolumeClaim", "models"), "spec.storageClassName", "nfs-client") },
+  { rule: "wiring/pvc-ref", mutate: (o) => (get(o, "Deployment", "embeddings")["spec"] as { template: { spec: { volumes: Json[] } } }).template.spec.volumes.push({ name: "models", persistentVolumeClaim: { claimName: "model-store" } }) },
+  { rule: "storage/storage-class", mutate: (o) => set(get(o, "StatefulSet", "qdrant"), "spec.volumeClaimTemplates.0.spec.storageClassName", "nfs-client") },
+  {
+    // The seed's mistake: one ReadWriteOnce model volume mounted by every replica.
+    rule: "storage/rwo-shared",
+    mutate: (o) => {
+      o.push({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "shared-models", namespace: "llama3-multi-adapter" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: "longhorn", resources: { requests: { storage: "20Gi" } } } });
+      (gateway(o)["spec"] as { template: { spec: { volumes: Json[] } } }).template.spec.volumes.push({ name: "models", persistentVolumeClaim: { claimName: "shared-models" } });
+    },
+  },
   { rule: "storage/retain-data", mutate: (o) => set(get(o, "StatefulSet", "qdrant"), "spec.persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete") },
   { rule: "scaling/hpa-target", mutate: (o) => set(get(o, "HorizontalPodAutoscaler", "gateway"), "spec.scaleTargetRef.name", "proxy") },
   { rule: "scaling/pdb", mutate: (o) => { const pdb = get(o, "PodDisruptionBudget", "gateway"); drop(pdb, "spec.maxUnavailable"); set(pdb, "spec.minAvailable", 3); } },

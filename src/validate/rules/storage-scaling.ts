@@ -22,7 +22,51 @@ interface HpaLike {
   readonly spec?: { readonly scaleTargetRef?: { readonly kind: string; readonly name: string }; readonly minReplicas?: number; readonly maxReplicas?: number };
 }
 
+interface ClaimAccess {
+  readonly spec?: { readonly accessModes?: readonly string[] };
+}
+
+/** True for claims a volume attaches to one node at a time: ReadWriteOnce (or ReadWriteOncePod) only. */
+function oneNodeOnly(claim: KubeObject): boolean {
+  const modes = (claim as unknown as ClaimAccess).spec?.accessModes ?? [];
+  return modes.length > 0 && modes.every((mode) => mode === "ReadWriteOnce" || mode === "ReadWriteOncePod");
+}
+
+interface Strategy {
+  readonly spec?: { readonly strategy?: { readonly type?: string; readonly rollingUpdate?: { readonly maxSurge?: number | string } } };
+}
+
+/** A Deployment whose rollout starts the new pod before the old one is gone (RollingUpdate with a surge, the default). */
+function surges(owner: KubeObject): boolean {
+  if (owner.kind !== "Deployment") return false;
+  const strategy = (owner as unknown as Strategy).spec?.strategy;
+  if (strategy?.type === "Recreate") return false;
+  const surge = strategy?.rollingUpdate?.maxSurge;
+  return surge === undefined || (surge !== 0 && surge !== "0%");
+}
+
 export const storageScalingRules = [
+  defineRule("storage/rwo-shared", "error", "a ReadWriteOnce claim is mounted by one pod at a time", ({ inventory }, report) =>
+    inventory.ofKind("PersistentVolumeClaim").flatMap((claim): Finding[] => {
+      if (!oneNodeOnly(claim)) return [];
+      const namespace = claim.metadata.namespace ?? "default";
+      const users = inventory.templates.filter((t) => t.namespace === namespace && (t.spec.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim.metadata.name));
+      const fix = "give each pod its own volume (a StatefulSet's volumeClaimTemplates, or a generic ephemeral volume), or use a ReadWriteMany storage class";
+      const names = users.map((t) => t.resource).join(", ");
+      if (users.length > 1) {
+        return [report(claim, "spec.accessModes", `claim ${claim.metadata.name} is ReadWriteOnce but mounted by ${users.length} workloads (${names}): once they land on different nodes, the later pods fail with a Multi-Attach error`, fix)];
+      }
+      const user = users[0];
+      if (user === undefined) return [];
+      if (user.owner.kind === "DaemonSet" || user.replicas > 1) {
+        return [report(claim, "spec.accessModes", `claim ${claim.metadata.name} is ReadWriteOnce but ${user.resource} runs ${user.owner.kind === "DaemonSet" ? "a pod per node" : `${user.replicas} replicas`} that mount it: pods on a second node fail with a Multi-Attach error`, fix)];
+      }
+      if (user.longRunning && surges(user.owner)) {
+        return [report(user.owner, "spec.strategy", `${user.resource} mounts ReadWriteOnce claim ${claim.metadata.name} and rolls out with a surge: the new pod, if scheduled on another node, waits on a Multi-Attach error until the old one is gone`, "use strategy Recreate (or maxSurge: 0), or give each pod its own volume", "warning")];
+      }
+      return [];
+    }),
+  ),
   defineRule("storage/storage-class", "error", "claims use a storage class the environment has", ({ inventory, env }, report) => {
     const known = env.storageClasses;
     return inventory.objects.flatMap((object) =>
