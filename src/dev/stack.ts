@@ -63,7 +63,9 @@ export function devSpecFile(cwd: string, spec: string | undefined): string {
  * every upstream pointed at the local engine, embeddings from the engine and the embedded store.
  */
 export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined }): GatewayConfig {
-  const upstreams = Object.fromEntries(Object.keys(rendered.upstreams).map((name) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000 }]));
+  const upstreams = Object.fromEntries(
+    Object.entries(rendered.upstreams).map(([name, upstream]) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000, ...(upstream.residency ? { residency: upstream.residency } : {}) }]),
+  );
   const engine = rendered.baseModel.upstream;
   return GatewayConfig.parse({
     ...rendered,

@@ -150,6 +150,8 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     wholeBody: !exchange.stream,
     cancel,
     firstByteTimeoutMs: target.firstByteTimeoutMs,
+    // An adapter with its own LoRA goes to a replica that holds it; the base model is everywhere.
+    lora: endpoint === "embeddings" ? undefined : target.lora,
   });
   exchange.replica = response.replica;
   exchange.attempts = response.attempts;

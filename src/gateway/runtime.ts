@@ -12,6 +12,8 @@ export interface ModelTarget {
   readonly kind: "adapter" | "base";
   readonly adapter: AdapterRoute | undefined;
   readonly upstreamModel: string;
+  /** The LoRA its requests run on (routed to replicas that hold it), or undefined for the base model's. */
+  readonly lora: string | undefined;
   /** How the upstream's `model` in responses becomes this target's name; undefined when they are the same. */
   readonly rename: ModelRename | undefined;
   readonly upstream: UpstreamPool;
@@ -94,6 +96,7 @@ export class Runtime {
       kind: "base",
       adapter: undefined,
       upstreamModel: config.baseModel.name,
+      lora: undefined,
       rename: undefined,
       upstream: poolOf(config.baseModel.upstream),
       limiter: this.limiterFor(`base:${config.baseModel.name}`, config.baseModel.name, BASE_MODEL_LIMITS.concurrency, BASE_MODEL_LIMITS.queue),
@@ -107,6 +110,7 @@ export class Runtime {
         kind: "adapter",
         adapter,
         upstreamModel: adapter.upstreamModel,
+        lora: adapter.upstreamModel !== config.baseModel.name ? adapter.upstreamModel : undefined,
         rename: modelRename(adapter.upstreamModel, adapter.name),
         upstream: poolOf(adapter.upstream),
         limiter: this.limiterFor(adapter.name, adapter.name, adapter.limits.concurrency, adapter.limits.queue),

@@ -5,6 +5,7 @@ import { buildConnector, errors, Pool, type Dispatcher } from "undici";
 import { joinChunks } from "../http-body.ts";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
+import { Residency } from "./residency.ts";
 
 /** How a request is called off (the client went away, the total timeout passed). */
 export interface Cancellation {
@@ -33,6 +34,8 @@ export interface UpstreamRequest {
   readonly cancel: Cancellation;
   /** Time allowed for response headers, and then between body chunks. */
   readonly firstByteTimeoutMs: number;
+  /** The LoRA the request runs on: with residency on, only replicas holding it are chosen. */
+  readonly lora?: string;
 }
 
 /** Where a response body goes, chunk by chunk, once the proxy has seen the headers. */
@@ -293,6 +296,9 @@ export class UpstreamPool {
   private cursor = 0;
   private closed = false;
   private lastResolveError: string | undefined;
+  /** Which LoRAs each replica holds, when the config asks to route by it. */
+  readonly residency: Residency | undefined;
+  private residencyTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly name: string,
@@ -310,6 +316,18 @@ export class UpstreamPool {
       maxRetries: config.maxRetries ?? DEFAULTS.maxRetries,
       dnsRefreshMs: config.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
     };
+    this.residency = config.residency ? new Residency({ pollMs: config.residency.pollMs }) : undefined;
+  }
+
+  /** Asks every replica what it holds, now and then every pollMs. */
+  private async pollResidency(): Promise<void> {
+    const residency = this.residency;
+    if (residency === undefined || this.closed) return;
+    residency.retain(new Set(this.replicas.map((replica) => replica.origin)));
+    await Promise.all(this.replicas.filter((replica) => !replica.retired).map((replica) => residency.poll(replica.origin, replica.pool, `${this.basePath}/v1/models`, this.hostHeader)));
+    if (this.closed) return;
+    this.residencyTimer = setTimeout(() => void this.pollResidency(), residency.options.pollMs);
+    this.residencyTimer.unref();
   }
 
   /** Finds the replicas; with DNS discovery, keeps finding them. */
@@ -328,6 +346,8 @@ export class UpstreamPool {
       const origins = [this.base.origin, ...(this.config.replicas ?? []).map((url) => new URL(url).origin)];
       this.setOrigins([...new Set(origins)]);
     }
+    // The first answers are awaited: requests then route by residency from the start.
+    await this.pollResidency();
   }
 
   private async resolve(): Promise<void> {
@@ -363,25 +383,40 @@ export class UpstreamPool {
     return count;
   }
 
-  describe(): { name: string; replicas: { origin: string; healthy: boolean; outstanding: number }[]; dnsError?: string } {
+  describe(): { name: string; replicas: { origin: string; healthy: boolean; outstanding: number; loras?: string[] }[]; dnsError?: string } {
     const now = performance.now();
     return {
       name: this.name,
-      replicas: this.replicas.map((replica) => ({ origin: replica.origin, healthy: replica.healthy(now), outstanding: replica.outstanding })),
+      replicas: this.replicas.map((replica) => {
+        const loras = this.residency?.describe(replica.origin);
+        return { origin: replica.origin, healthy: replica.healthy(now), outstanding: replica.outstanding, ...(loras !== undefined ? { loras } : {}) };
+      }),
       ...(this.lastResolveError ? { dnsError: this.lastResolveError } : {}),
     };
   }
 
-  /** Least outstanding requests among healthy replicas, starting the scan at a moving cursor to break ties. */
-  private pick(exclude: ReadonlySet<Replica> | undefined): Replica | undefined {
+  /**
+   * Least outstanding requests among healthy replicas, starting the scan at a moving cursor to break
+   * ties. For a LoRA under residency: replicas that hold it, else those whose holdings are unknown;
+   * never one known not to hold it.
+   */
+  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): Replica | undefined {
     const now = performance.now();
     const count = this.replicas.length;
+    const residency = lora === undefined ? undefined : this.residency;
     let best: Replica | undefined;
+    let bestHolds = false;
     this.cursor = (this.cursor + 1) % Math.max(1, count);
     for (let i = 0; i < count; i++) {
       const replica = this.replicas[(this.cursor + i) % count];
       if (replica === undefined || !replica.healthy(now) || exclude?.has(replica)) continue;
-      if (best === undefined || replica.outstanding < best.outstanding) best = replica;
+      const holds = residency === undefined || lora === undefined ? true : residency.holds(replica.origin, lora, now);
+      if (holds === false) continue;
+      const better = best === undefined || (holds === true && !bestHolds) || (holds === bestHolds && replica.outstanding < best.outstanding);
+      if (better) {
+        best = replica;
+        bestHolds = holds === true;
+      }
     }
     return best;
   }
@@ -402,11 +437,12 @@ export class UpstreamPool {
     resolve: (response: UpstreamResponse) => void,
     reject: (error: unknown) => void,
   ): void {
-    let replica = this.pick(tried);
+    let replica = this.pick(tried, request.lora);
     // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
-    if (replica === undefined && tried !== undefined) replica = this.pick(undefined);
+    if (replica === undefined && tried !== undefined) replica = this.pick(undefined, request.lora);
     if (replica === undefined) {
-      reject(lastError ?? this.unavailable());
+      const loading = request.lora !== undefined && this.residency !== undefined && this.healthyCount() > 0;
+      reject(loading ? this.loading(request.lora ?? "") : (lastError ?? this.unavailable()));
       return;
     }
     const chosen = replica;
@@ -420,6 +456,13 @@ export class UpstreamPool {
         }
       });
     this.attempt(chosen, request, attempt, (outcome) => {
+      if (!(outcome instanceof RetryableError) && outcome.statusCode === 404 && request.lora !== undefined && this.residency !== undefined) {
+        // The replica does not hold the LoRA (unloaded since it last listed it): try one that does.
+        this.residency.forget(chosen.origin, request.lora);
+        const error = this.loading(request.lora);
+        void outcome.dump().then(() => (this.mayRetry(attempt, request.cancel, "adapter not on replica") ? retry(error) : reject(error)));
+        return;
+      }
       if (!(outcome instanceof RetryableError)) {
         if (!RETRYABLE_STATUS.has(outcome.statusCode) || !this.mayRetry(attempt, request.cancel, `status ${outcome.statusCode}`)) {
           resolve(outcome);
@@ -443,6 +486,11 @@ export class UpstreamPool {
     return new GatewayError(503, ErrorType.overloaded, why, "upstream_unavailable", null, {
       "retry-after": String(Math.max(1, Math.ceil(this.nextRestoreMs() / 1000))),
     });
+  }
+
+  /** No replica holds the LoRA yet: its agent is still fetching or loading it. */
+  private loading(lora: string): GatewayError {
+    return new GatewayError(503, ErrorType.overloaded, `the adapter ${lora} is loading: no engine replica has it loaded yet; retry shortly`, "adapter_loading", "model", { "retry-after": "2" });
   }
 
   private mayRetry(attempt: number, cancel: Cancellation, reason: string): boolean {
@@ -568,6 +616,7 @@ export class UpstreamPool {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.dnsTimer);
+    clearTimeout(this.residencyTimer);
     for (const timer of this.probeTimers) clearTimeout(timer);
     await Promise.all(this.replicas.map((replica) => replica.pool.destroy().catch(() => undefined)));
   }
