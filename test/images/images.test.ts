@@ -1,13 +1,15 @@
 // The two images, built from docker/*.Dockerfile by the dry build (this machine has no container
 // engine: scripts/image/dry-build.ts stands the machine's own Node in for the base image), run as the
-// rendered `local` Deployments run them: their args, volumes, user and read-only root. The gateway
-// container forwards to the engine container (a tiny generated model), ingests documents into the
-// embedded store and answers with citations: every part of both images is used.
+// rendered `local` Deployments run them: their args, volumes, user and read-only root. The engine
+// pod's init container downloads the model (a tiny generated one, from a local Hub mirror), its
+// adapter agent fetches a LoRA and loads it into the engine container, the gateway container
+// forwards to the engine, ingests documents into the embedded store and answers with citations:
+// every part of both images is used.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
@@ -16,6 +18,8 @@ import { parse, stringify } from "yaml";
 import { freePort } from "../../scripts/cluster/processes.ts";
 import { dryBuild, dryBuildUnavailable, runImage, type DryImage, type RunVolume } from "../../scripts/image/dry-build.ts";
 import { writeTestModels } from "../../src/engine/index.ts";
+import { parseItem } from "../../src/model/download.ts";
+import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
 import { writeHandbook } from "../rag/fixtures.ts";
@@ -41,6 +45,7 @@ interface Volume {
 
 interface Workload {
   readonly container: Container;
+  readonly initContainers: readonly Container[];
   readonly user: string;
   readonly volumes: ReadonlyMap<string, Volume>;
 }
@@ -57,7 +62,7 @@ function renderedLocal(): { workload(name: string): Workload; configMap(name: st
       const pod = ((find("Deployment", name).spec as Record<string, unknown>).template as { spec: Record<string, unknown> }).spec;
       const security = pod.securityContext as { runAsUser: number; runAsGroup: number };
       const volumes = new Map((pod.volumes as Volume[]).map((volume) => [volume.name, volume]));
-      return { container: (pod.containers as Container[])[0] as Container, user: `${security.runAsUser}:${security.runAsGroup}`, volumes };
+      return { container: (pod.containers as Container[])[0] as Container, initContainers: (pod.initContainers as Container[] | undefined) ?? [], user: `${security.runAsUser}:${security.runAsGroup}`, volumes };
     },
     configMap: (name) => find("ConfigMap", name).data as Record<string, string>,
   };
@@ -71,12 +76,15 @@ function withFlag(args: readonly string[], flag: string, value: string): string[
   return [...args.slice(0, at + 1), value, ...args.slice(at + 2)];
 }
 
-/** The pod's volume mounts: emptyDirs as empty folders, the others from `sources` (by volume name). */
-function mountsOf(workload: Workload, sources: Record<string, string>): RunVolume[] {
-  return workload.container.volumeMounts.map((mount) => {
+/**
+ * A container's volume mounts: from `sources` (by volume name), or else, for an emptyDir, an empty
+ * folder of its own (an emptyDir two containers share is given as a source, one folder for both).
+ */
+function mountsOf(workload: Workload, container: Container, sources: Record<string, string>): RunVolume[] {
+  return container.volumeMounts.map((mount) => {
     const volume = workload.volumes.get(mount.name);
     assert.ok(volume, `volume ${mount.name} is mounted but not declared`);
-    if (volume.emptyDir !== undefined) return { path: mount.mountPath, readOnly: mount.readOnly ?? false };
+    if (volume.emptyDir !== undefined && sources[mount.name] === undefined) return { path: mount.mountPath, readOnly: mount.readOnly ?? false };
     const source = sources[mount.name];
     assert.ok(source !== undefined, `the test has no content for volume ${mount.name}`);
     return { path: mount.mountPath, source, readOnly: mount.readOnly ?? false };
@@ -94,15 +102,15 @@ interface Running {
   readonly args: readonly string[];
 }
 
-async function start(image: DryImage, workload: Workload, args: string[], sources: Record<string, string>, readyPath: string): Promise<Running> {
+async function start(image: DryImage, workload: Workload, container: Container, args: string[], sources: Record<string, string>, readyPath: string, env: Record<string, string> = {}): Promise<Running> {
   const port = await freePort();
   const runArgs = withFlag(withFlag(args, "--port", String(port)), "--host", "127.0.0.1");
   const child = runImage(image, {
     args: runArgs,
     user: workload.user,
-    env: envOf(workload.container),
-    volumes: mountsOf(workload, sources),
-    readOnlyRoot: workload.container.securityContext.readOnlyRootFilesystem ?? false,
+    env: { ...envOf(container), ...env },
+    volumes: mountsOf(workload, container, sources),
+    readOnlyRoot: container.securityContext.readOnlyRootFilesystem ?? false,
   });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
@@ -110,15 +118,25 @@ async function start(image: DryImage, workload: Workload, args: string[], source
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${workload.container.name} exited ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`${container.name} exited ${child.exitCode}:\n${output}`);
     const ok = await fetch(`${url}${readyPath}`).then(
       (response) => response.ok,
       () => false,
     );
     if (ok) return { process: child, url, args: runArgs };
-    if (Date.now() > deadline) throw new Error(`${workload.container.name} not ready at ${readyPath} in 120 s:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`${container.name} not ready at ${readyPath} in 120 s:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/** Runs a container to its end, as an init container runs; fails the test on a non-zero exit. */
+async function runToEnd(image: DryImage, workload: Workload, container: Container, args: string[], sources: Record<string, string>, env: Record<string, string>): Promise<void> {
+  const child = runImage(image, { args, user: workload.user, env: { ...envOf(container), ...env }, volumes: mountsOf(workload, container, sources), readOnlyRoot: container.securityContext.readOnlyRootFilesystem ?? false });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, `${container.name} exited ${String(code)}:\n${output}`);
 }
 
 function stop(running: Running | undefined): Promise<void> {
@@ -146,7 +164,9 @@ describe("the container images, dry-built from docker/*.Dockerfile and run as th
   let dir: string;
   const images: Partial<Record<"gateway" | "engine", DryImage>> = {};
   let engine: Running | undefined;
+  let agent: Running | undefined;
   let gateway: Running | undefined;
+  let hub: RunningHub | undefined;
   let client: OpenAI;
 
   before(async () => {
@@ -155,16 +175,39 @@ describe("the container images, dry-built from docker/*.Dockerfile and run as th
       images[name] = dryBuild({ dockerfile: join(repo, "docker", `${name}.Dockerfile`), context: repo, dir: join(dir, "images", name) });
     }
 
-    // The engine: the tiny generated model where the rendered --model looks for it, on the models volume.
+    // The engine pod: its init container downloads the model, the rendered item, from a local Hub
+    // mirror (HF_ENDPOINT, as the download-env ConfigMap sets it), then the engine loads it.
     const engineWorkload = rendered.workload("engine");
+    const download = engineWorkload.initContainers.find((c) => c.name === "model-download");
+    assert.ok(download, "the engine pod downloads its model first");
+    const item = parseItem(download.args[1] ?? "");
     const modelPath = engineWorkload.container.args[engineWorkload.container.args.indexOf("--model") + 1] ?? "";
-    const modelsMount = engineWorkload.container.volumeMounts.find((mount) => mount.name === "models")?.mountPath ?? "/models";
-    assert.ok(modelPath.startsWith(`${modelsMount}/`), `--model ${modelPath} is not on the models volume ${modelsMount}`);
-    const models = join(dir, "models");
+    assert.equal(modelPath, `${item.dir}/${item.file ?? ""}`, "the engine loads what the init container downloads");
     const tiny = writeTestModels(join(dir, "tiny"));
-    mkdirSync(dirname(join(models, modelPath.slice(modelsMount.length))), { recursive: true });
-    copyFileSync(tiny.model, join(models, modelPath.slice(modelsMount.length)));
-    engine = await start(images.engine as DryImage, engineWorkload, engineWorkload.container.args, { models }, "/health");
+    const hubRoot = join(dir, "hub");
+    mkdirSync(join(hubRoot, item.repo, item.revision), { recursive: true });
+    copyFileSync(tiny.model, join(hubRoot, item.repo, item.revision, item.file ?? "model.gguf"));
+    mkdirSync(join(hubRoot, "org/lab-lora/v1"), { recursive: true });
+    copyFileSync(tiny.loras[0]?.path ?? "", join(hubRoot, "org/lab-lora/v1/lora.gguf"));
+    hub = await startHubServer({ root: hubRoot, host: "127.0.0.1" });
+    const models = join(dir, "models");
+    mkdirSync(models);
+    // The volumes belong to the pod's user, as fsGroup makes them on a node.
+    chmodSync(models, 0o777);
+    await runToEnd(images.engine as DryImage, engineWorkload, download, download.args, { models }, { HF_ENDPOINT: hub.url });
+    const adapters = join(dir, "adapters");
+    mkdirSync(adapters);
+    chmodSync(adapters, 0o777);
+    engine = await start(images.engine as DryImage, engineWorkload, engineWorkload.container, engineWorkload.container.args, { models, adapters }, "/health");
+
+    // Its adapter agent, as rendered, with a set of one LoRA from the mirror, beside that engine.
+    const agentContainer = engineWorkload.initContainers.find((c) => c.name === "adapter-agent");
+    assert.ok(agentContainer);
+    const adapterSet = join(dir, "adapter-set");
+    mkdirSync(adapterSet);
+    const renderedSet = parse(rendered.configMap("engine-adapters")["adapters.yaml"] ?? "") as Record<string, unknown>;
+    writeFileSync(join(adapterSet, "adapters.yaml"), stringify({ ...renderedSet, adapters: [{ name: "chatbot", source: { huggingFace: { repo: "org/lab-lora", revision: "v1", file: "lora.gguf" } }, rank: 4 }] }));
+    agent = await start(images.engine as DryImage, engineWorkload, agentContainer, withFlag(agentContainer.args, "--engine", engine.url), { "adapter-set": adapterSet, adapters }, "/healthz", { HF_ENDPOINT: hub.url });
 
     // The gateway: the rendered config, with the in-cluster addresses pointed at the engine container
     // and the embedded store on the pod's /tmp volume (no Qdrant here), and a key file on the Secret's volume.
@@ -186,13 +229,15 @@ describe("the container images, dry-built from docker/*.Dockerfile and run as th
     const qdrantKeyDir = join(dir, "qdrant-key");
     mkdirSync(qdrantKeyDir);
     writeFileSync(join(qdrantKeyDir, "api-key"), "unused: the embedded store is used here");
-    gateway = await start(images.gateway as DryImage, gatewayWorkload, gatewayWorkload.container.args, { config: configDir, "api-keys": keysDir, "qdrant-api-key": qdrantKeyDir }, "/readyz");
+    gateway = await start(images.gateway as DryImage, gatewayWorkload, gatewayWorkload.container, gatewayWorkload.container.args, { config: configDir, "api-keys": keysDir, "qdrant-api-key": qdrantKeyDir }, "/readyz");
     client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: KEY, maxRetries: 0 });
   });
 
   after(async () => {
     await stop(gateway);
+    await stop(agent);
     await stop(engine);
+    await hub?.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -209,6 +254,21 @@ describe("the container images, dry-built from docker/*.Dockerfile and run as th
       assert.ok(facts.rootReadOnly, `${name}: the root filesystem is read-only`);
       assert.equal(facts.command, [...image.entrypoint, ...(running?.args ?? [])].join(" "));
     }
+  });
+
+  it("the engine image's init container fetched the model and its agent loads a LoRA into the engine container", async () => {
+    const deadline = Date.now() + 60_000;
+    let status: { adapters: { name: string; state: string; reason?: string }[] } = { adapters: [] };
+    while (status.adapters[0]?.state !== "loaded") {
+      assert.ok(Date.now() < deadline, `the agent never loaded chatbot: ${JSON.stringify(status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      status = (await (await fetch(`${agent?.url ?? ""}/status`)).json()) as typeof status;
+    }
+    const listed = ((await (await fetch(`${engine?.url ?? ""}/v1/models`)).json()) as { data: { id: string }[] }).data.map((m) => m.id);
+    assert.ok(listed.includes("chatbot"), listed.join(", "));
+    const facts = processFacts(agent?.process.pid ?? 0);
+    assert.equal(facts.uid, rendered.workload("engine").user.split(":")[0]);
+    assert.ok(facts.rootReadOnly, "the agent runs on a read-only root too");
   });
 
   it("each adds no more than its budget to the base image", (t) => {
