@@ -5,15 +5,13 @@ import { lstatSync, readFileSync, readdirSync } from "node:fs";
 import { join, posix, relative } from "node:path";
 import { InputError, WorldError } from "../../src/errors.ts";
 import type { BaseImage } from "./base.ts";
-import { inputHash, sha256 } from "./cache.ts";
+import { builderSources, inputHash, sha256 } from "./cache.ts";
 import { parseDockerfile } from "./dockerfile.ts";
 import { contextFiles, dryBuild, dryBuildUnavailable, STAND_INS } from "./dry-build.ts";
 import { layerEntries, writeLayer, type EntryChoice } from "./layer.ts";
 import { missingLibraries } from "./libraries.ts";
 import { mergeEnv, type ImageRecipe } from "./recipe.ts";
 
-/** Bump when what a layer holds or how it is made changes without its inputs changing. */
-const RECIPE = "1";
 
 export interface DockerfileRecipeOptions {
   /** Short name, e.g. `gateway`. */
@@ -52,7 +50,7 @@ export function dockerfileRecipe(options: DockerfileRecipeOptions): ImageRecipe 
     name,
     async inputHash(base) {
       const parts: [string, string][] = [
-        ["recipe", RECIPE],
+        ...builderSources(["app-image.ts", "dry-build.ts", "dockerfile.ts", "layer.ts", "libraries.ts", "oci.ts"]),
         ["name", name],
         ["base", base.hash],
         ["dockerfile", readFileSync(dockerfile, "utf8")],

@@ -6,11 +6,9 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InputError, WorldError } from "../../src/errors.ts";
-import { elapsed, inputHash, mib, runTool } from "./cache.ts";
+import { builderSources, elapsed, inputHash, mib, runTool } from "./cache.ts";
 import { allEntries, layerEntries, writeLayer, type LayerBlob } from "./layer.ts";
 
-/** Bump when the recipe below changes what the base holds: every cached base is then rebuilt. */
-const RECIPE = "2";
 /**
  * Beyond minbase: CA certificates (TLS to model hubs and the Qdrant cloud); libstdc++6 and
  * libgcc-s1 are what Node, llama.cpp's binaries, LanceDB's and Qdrant's link against (ldd).
@@ -155,19 +153,28 @@ function check(rootfs: string, nodeVersion: string): void {
   if (unreadable.length > 0) throw new WorldError(`the base's /usr has paths other users cannot read: ${unreadable.slice(0, 5).join(", ")}`, "check the umask debootstrap ran with");
 }
 
-/** The cached base for these inputs, built first if it is not there. */
-export async function ensureBase(options: BaseOptions): Promise<BaseImage> {
-  const progress = options.onProgress ?? (() => undefined);
+function baseKey(options: BaseOptions): { node: string; nodeVersion: string; packages: string[]; hash: string; dir: string } {
   const node = options.node ?? process.execPath;
   const nodeVersion = nodeVersionOf(node);
   const packages = [...BASE_PACKAGES];
   const hash = inputHash([
-    ["recipe", RECIPE],
     ["suite", BASE_SUITE],
     ["packages", packages.join(",")],
     ["node", nodeVersion],
+    ...builderSources(["base.ts", "layer.ts"]),
   ]);
-  const dir = join(options.cacheDir, `base-${hash.slice(0, 16)}`);
+  return { node, nodeVersion, packages, hash, dir: join(options.cacheDir, `base-${hash.slice(0, 16)}`) };
+}
+
+/** The base for these inputs if it is in the cache already (then nothing needs root or the network). */
+export function cachedBase(options: BaseOptions): BaseImage | undefined {
+  return loaded(baseKey(options).dir);
+}
+
+/** The cached base for these inputs, built first if it is not there. */
+export async function ensureBase(options: BaseOptions): Promise<BaseImage> {
+  const progress = options.onProgress ?? (() => undefined);
+  const { node, nodeVersion, packages, hash, dir } = baseKey(options);
   const cached = loaded(dir);
   if (cached !== undefined) {
     progress(`base: Debian ${BASE_SUITE} + Node ${nodeVersion}, cached (${mib(cached.layer.size)}) in ${dir}`);

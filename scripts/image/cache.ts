@@ -3,7 +3,7 @@
 // unchanged one is found again without any work.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { WorldError } from "../../src/errors.ts";
@@ -22,6 +22,14 @@ export function inputHash(parts: ReadonlyArray<readonly [string, string | Buffer
     hash.update(value);
   }
   return hash.digest("hex");
+}
+
+/**
+ * The image builder's own files (names in scripts/image), as input-hash parts: the code that makes
+ * an image is one of its inputs, so a changed builder never leaves an old image in the cache.
+ */
+export function builderSources(names: readonly string[]): [string, string][] {
+  return names.map((name) => [`builder ${name}`, readFileSync(new URL(name, import.meta.url), "utf8")]);
 }
 
 export async function sha256File(path: string): Promise<string> {

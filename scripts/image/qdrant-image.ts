@@ -10,12 +10,11 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { createHash } from "node:crypto";
 import { InputError, WorldError } from "../../src/errors.ts";
-import { inputHash, sha256File } from "./cache.ts";
+import { builderSources, inputHash, sha256File } from "./cache.ts";
 import { allEntries, layerEntries, writeLayer } from "./layer.ts";
 import { missingLibraries } from "./libraries.ts";
 import { mergeEnv, type ImageRecipe } from "./recipe.ts";
 
-const RECIPE = "1";
 const UID = 1000;
 const FILE_NAME = /^qdrant-(\d+\.\d+\.\d+)-x86_64-linux(\.gz)?$/;
 /** The image's own defaults; the pod's config/production.yaml (RUN_MODE) overrides them. */
@@ -91,7 +90,7 @@ export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
     name,
     async inputHash(base) {
       return inputHash([
-        ["recipe", RECIPE],
+        ...builderSources(["qdrant-image.ts", "layer.ts", "libraries.ts", "oci.ts"]),
         ["name", name],
         ["base", base.hash],
         ["config", CONFIG],
