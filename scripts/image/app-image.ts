@@ -33,7 +33,10 @@ function copiedFiles(dockerfile: string, context: string): string[] {
   return files.sort();
 }
 
-/** Which of the dry stage's paths are the image's own: stand-ins are left out, and the base's folders are not repeated. */
+/**
+ * Which of the dry stage's paths are the image's own: stand-ins are left out, and the base's folders
+ * are not repeated (so a Dockerfile that changes the mode or owner of a base folder is not carried; none of ours does).
+ */
 function ownPaths(base: BaseImage): (path: string, isDirectory: boolean) => EntryChoice {
   const standIns = new Set(STAND_INS);
   return (path, isDirectory) => {
