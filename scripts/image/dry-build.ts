@@ -68,6 +68,15 @@ const SYSTEM = ["usr"] as const;
 /** What a base image's /etc holds that installs and Node need (users, name resolution, CA certificates). */
 const BASE_ETC = ["passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "ssl", "ca-certificates.conf"] as const;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** Links into /usr that makeRoot copies from the machine (a merged /usr). */
+const USR_LINKS = ["bin", "sbin", "lib", "lib64"] as const;
+
+/**
+ * What a stage root holds that stands in for the base image or serves the build, not the image:
+ * the machine's system (mountpoints and links), the base's /etc files, /dev, /proc and the npm
+ * cache's mountpoint. A real image takes these from its base layer instead (scripts/image/app-image.ts).
+ */
+export const STAND_INS: readonly string[] = [...SYSTEM, ...USR_LINKS, "dev", "proc", "root/.npm", ...BASE_ETC.map((name) => `etc/${name}`)];
 
 interface Mount {
   readonly kind: "bind" | "tmpfs" | "proc";
@@ -107,7 +116,7 @@ function makeRoot(root: string): void {
     const copied = spawnSync("cp", ["-a", `/etc/${name}`, join(root, "etc", name)], { encoding: "utf8" });
     if (copied.status !== 0) throw new Error(`copying /etc/${name} into the stage failed: ${copied.stderr.trim()}`);
   }
-  for (const link of ["bin", "sbin", "lib", "lib64"]) {
+  for (const link of USR_LINKS) {
     const host = `/${link}`;
     if (!existsSync(host)) continue;
     if (lstatSync(host).isSymbolicLink()) symlinkSync(readlinkSync(host), join(root, link));
@@ -158,7 +167,7 @@ function namespaced(root: string, mounts: readonly Mount[], user: string, workdi
 }
 
 /** The context's files (relative paths): what git lists, tracked or not ignored, less .dockerignore's entries. */
-function contextFiles(context: string): Set<string> {
+export function contextFiles(context: string): Set<string> {
   const listed = spawnSync("git", ["-C", context, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], { encoding: "utf8" });
   if (listed.status !== 0) throw new Error(`the build context ${context} must be a git checkout: ${listed.stderr.trim()}`);
   const ignoreFile = join(context, ".dockerignore");
