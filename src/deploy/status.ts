@@ -1,5 +1,7 @@
 import { CoreV1Api } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import type { AdapterState, AdapterStatus } from "../adapters/agent.ts";
+import { AGENT_PORT } from "../adapters/port.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
@@ -14,7 +16,8 @@ export interface StatusReport {
   readonly objects: readonly { readonly component: string; readonly resource: string; readonly state: string; readonly reason: string }[];
   /** Per node and GPU resource it advertises (`nvidia.com/gpu`, or MIG's `nvidia.com/mig-<profile>`). */
   readonly gpu: readonly { readonly node: string; readonly resource: string; readonly used: number; readonly total: number }[];
-  readonly adapters: readonly { readonly name: string; readonly route: string; readonly upstreamModel: string; readonly loaded: boolean | null }[];
+  /** Each adapter of the gateway's config, with its state on every engine replica that serves it. */
+  readonly adapters: readonly AdapterReport[];
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
   readonly url: string | null;
   /**
@@ -28,23 +31,93 @@ export interface StatusReport {
 }
 
 export interface PodLike {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly labels?: Readonly<Record<string, string>> };
   readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
   readonly status?: { readonly phase?: string };
 }
 
-/** Which models the engine serves, through the API server's service proxy; null when unreachable. */
-async function servedModels(client: KubeClient, namespace: string): Promise<Set<string> | null> {
-  try {
-    const api = client.config.makeApiClient(CoreV1Api);
-    const body = await Promise.race([
-      api.connectGetNamespacedServiceProxyWithPath({ name: "http:engine:http", namespace, path: "v1/models" }),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), 2000)),
-    ]);
-    const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { data?: { id?: string }[] };
-    return new Set((parsed.data ?? []).map((m) => m.id ?? ""));
-  } catch {
-    return null;
+/** An adapter on one engine replica, as its adapter agent reports it ("unknown": the agent did not answer). */
+export interface AdapterReplica {
+  readonly pod: string;
+  readonly state: AdapterState | "unknown";
+  readonly reason?: string;
+  readonly since?: string;
+}
+
+export interface AdapterReport {
+  readonly name: string;
+  /** "-" for an adapter the agents still report but the config no longer has (just removed). */
+  readonly route: string;
+  readonly upstreamModel: string;
+  /** Loaded on at least one replica; null when its LoRA state is unknown (no agent answered) or it has no LoRA. */
+  readonly loaded: boolean | null;
+  /** Empty for an adapter without a LoRA of its own (it runs on the base model everywhere). */
+  readonly replicas: readonly AdapterReplica[];
+}
+
+/** What one engine pod's agent answered: its adapters, or why there is no answer. */
+export type AgentAnswer = { readonly adapters: readonly AdapterStatus[] } | { readonly error: string };
+
+interface GatewayAdapter {
+  readonly name: string;
+  readonly route: string;
+  readonly upstreamModel: string;
+  readonly upstream: string;
+}
+
+/**
+ * Each adapter's state per engine replica: the agents' answers laid over the gateway's adapters
+ * (an adapter's LoRA is on the pods of its engine, `upstream`), then what the agents still report
+ * of adapters the config no longer has.
+ */
+export function adapterReplicas(adapters: readonly GatewayAdapter[], baseModel: string, enginePods: ReadonlyMap<string, readonly string[]>, answers: ReadonlyMap<string, AgentAnswer>): AdapterReport[] {
+  const replicaOf = (pod: string, lora: string): AdapterReplica => {
+    const answer = answers.get(pod);
+    if (answer === undefined || "error" in answer) return { pod, state: "unknown", reason: answer === undefined ? "no answer from its adapter agent" : answer.error };
+    const found = answer.adapters.find((a) => a.name === lora);
+    if (found === undefined) return { pod, state: "unknown", reason: "not in its agent's adapter set yet (kubelet updates the mounted ConfigMap within a minute or so)" };
+    return { pod, state: found.state, ...(found.reason !== undefined ? { reason: found.reason } : {}), since: found.since };
+  };
+  const known = new Set<string>();
+  const reports: AdapterReport[] = adapters.map((adapter) => {
+    known.add(adapter.upstreamModel);
+    if (adapter.upstreamModel === baseModel) return { name: adapter.name, route: adapter.route, upstreamModel: adapter.upstreamModel, loaded: null, replicas: [] };
+    const replicas = (enginePods.get(adapter.upstream) ?? []).map((pod) => replicaOf(pod, adapter.upstreamModel));
+    const answered = replicas.filter((r) => r.state !== "unknown");
+    return { name: adapter.name, route: adapter.route, upstreamModel: adapter.upstreamModel, loaded: answered.length === 0 ? null : answered.some((r) => r.state === "loaded"), replicas };
+  });
+  const removed = new Map<string, AdapterReplica[]>();
+  for (const [pod, answer] of answers) {
+    if ("error" in answer) continue;
+    for (const adapter of answer.adapters) {
+      if (known.has(adapter.name)) continue;
+      removed.set(adapter.name, [...(removed.get(adapter.name) ?? []), { pod, state: adapter.state, ...(adapter.reason !== undefined ? { reason: adapter.reason } : {}), since: adapter.since }]);
+    }
   }
+  for (const [name, replicas] of [...removed].sort(([a], [b]) => a.localeCompare(b))) {
+    reports.push({ name, route: "-", upstreamModel: name, loaded: replicas.some((r) => r.state === "loaded"), replicas });
+  }
+  return reports;
+}
+
+/** GET /status of the adapter agent in each pod, through the API server's pod proxy. */
+async function agentAnswers(client: KubeClient, namespace: string, pods: readonly string[]): Promise<Map<string, AgentAnswer>> {
+  const api = client.config.makeApiClient(CoreV1Api);
+  const answers = await Promise.all(
+    pods.map(async (pod): Promise<[string, AgentAnswer]> => {
+      try {
+        const body = await Promise.race([
+          api.connectGetNamespacedPodProxyWithPath({ name: `${pod}:${AGENT_PORT}`, namespace, path: "status" }),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer in 3 s")), 3000).unref()),
+        ]);
+        const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { adapters?: AdapterStatus[] };
+        return [pod, { adapters: parsed.adapters ?? [] }];
+      } catch (error) {
+        return [pod, { error: `its adapter agent did not answer through the API server (${error instanceof Error ? error.message : String(error)})` }];
+      }
+    }),
+  );
+  return new Map(answers);
 }
 
 type GpuUse = StatusReport["gpu"][number];
@@ -97,9 +170,17 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
   const gpu = gpuUse(nodes, pods);
 
   const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;
-  const config = gatewayConfig?.data?.["config.yaml"] ? (parse(gatewayConfig.data["config.yaml"]) as { adapters?: { name: string; route: string; upstreamModel: string }[] }) : undefined;
-  const served = config ? await servedModels(client, namespace) : null;
-  const adapters = (config?.adapters ?? []).map((a) => ({ name: a.name, route: a.route, upstreamModel: a.upstreamModel, loaded: served ? served.has(a.upstreamModel) : null }));
+  const config = gatewayConfig?.data?.["config.yaml"] ? (parse(gatewayConfig.data["config.yaml"]) as { baseModel?: { name: string }; adapters?: GatewayAdapter[] }) : undefined;
+  // The engine pods that run (an agent answers only there), by the engine they belong to.
+  const enginePods = new Map<string, string[]>();
+  for (const pod of pods) {
+    const labels = pod.metadata?.labels ?? {};
+    if (pod.metadata?.namespace !== namespace || labels["app.kubernetes.io/component"] !== "engine" || pod.status?.phase !== "Running" || pod.metadata.name === undefined) continue;
+    const engine = labels["app.kubernetes.io/name"] ?? "";
+    enginePods.set(engine, [...(enginePods.get(engine) ?? []), pod.metadata.name]);
+  }
+  const answers = config ? await agentAnswers(client, namespace, [...enginePods.values()].flat().sort()) : new Map<string, AgentAnswer>();
+  const adapters = adapterReplicas(config?.adapters ?? [], config?.baseModel?.name ?? "", enginePods, answers);
 
   const certificates = members
     .filter((o) => o.kind === "Certificate")
@@ -157,8 +238,15 @@ export function formatStatus(report: StatusReport): string {
   }
   if (report.adapters.length > 0) {
     lines.push("", "adapters:");
-    for (const a of report.adapters) lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}${a.loaded === null ? "" : a.loaded ? " (loaded)" : " (NOT loaded by the engine)"}`);
-    if (report.adapters.some((a) => a.loaded === null)) lines.push("  (the engine's /v1/models is not reachable through the API server proxy, so loaded adapters are unknown)");
+    for (const a of report.adapters) {
+      const loaded = a.replicas.filter((r) => r.state === "loaded").length;
+      const summary = a.replicas.length === 0 ? "base model, no LoRA" : a.route === "-" ? "removed" : `loaded on ${loaded}/${a.replicas.length} replica(s)`;
+      lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}  ${summary}`);
+      for (const r of a.replicas) {
+        if (r.state === "loaded" && a.route !== "-") continue;
+        lines.push(`      ${r.pod}: ${r.state}${r.since ? ` since ${r.since}` : ""}${r.reason ? ` — ${r.reason}` : ""}`);
+      }
+    }
   }
   if (report.certificates.length > 0) {
     lines.push("", "certificates:");

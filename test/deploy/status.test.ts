@@ -2,7 +2,7 @@
 // the test cluster, whose simulated GPU node advertises time-sliced nvidia.com/gpu only).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { gpuUse, type PodLike } from "../../src/deploy/status.ts";
+import { adapterReplicas, gpuUse, type PodLike } from "../../src/deploy/status.ts";
 import type { KubeObject } from "../../src/render/context.ts";
 
 const node = (name: string, allocatable: Record<string, string>) => ({ apiVersion: "v1", kind: "Node", metadata: { name }, status: { allocatable: { cpu: "32", memory: "128Gi", ...allocatable } } }) as KubeObject & { status: { allocatable: Record<string, string> } };
@@ -22,5 +22,48 @@ describe("status: GPU slices in use, per node and resource", () => {
       { node: "mig-0", resource: "nvidia.com/mig-3g.40gb", total: 2, used: 1 },
       { node: "ts-0", resource: "nvidia.com/gpu", total: 8, used: 3 },
     ]);
+  });
+});
+
+describe("status: each adapter's state on every engine replica, from the adapter agents", () => {
+  const adapters = [
+    { name: "code", route: "/code", upstreamModel: "code", upstream: "engine" },
+    { name: "chat", route: "/chat", upstreamModel: "base", upstream: "engine" },
+    { name: "legal", route: "/legal", upstreamModel: "legal", upstream: "engine-legal" },
+  ];
+  const since = "2026-12-06T10:00:00.000Z";
+
+  it("lays the agents' answers over the gateway's adapters, says why a replica is unknown, and lists what was just removed", () => {
+    const pods = new Map([
+      ["engine", ["engine-a", "engine-b"]],
+      ["engine-legal", ["engine-legal-a"]],
+    ]);
+    const answers = new Map([
+      ["engine-a", { adapters: [{ name: "code", state: "loaded" as const, since, attempts: 0 }, { name: "old", state: "unloaded" as const, reason: "removed from the adapter set", since, attempts: 0 }] }],
+      ["engine-b", { adapters: [{ name: "code", state: "failed" as const, reason: "fetching x failed: not found (HTTP 404)", since, attempts: 3 }] }],
+      ["engine-legal-a", { error: "its adapter agent did not answer through the API server (no answer in 3 s)" }],
+    ]);
+    const reports = adapterReplicas(adapters, "base", pods, answers);
+    assert.deepEqual(reports, [
+      {
+        name: "code",
+        route: "/code",
+        upstreamModel: "code",
+        loaded: true,
+        replicas: [
+          { pod: "engine-a", state: "loaded", since },
+          { pod: "engine-b", state: "failed", reason: "fetching x failed: not found (HTTP 404)", since },
+        ],
+      },
+      { name: "chat", route: "/chat", upstreamModel: "base", loaded: null, replicas: [] },
+      { name: "legal", route: "/legal", upstreamModel: "legal", loaded: null, replicas: [{ pod: "engine-legal-a", state: "unknown", reason: "its adapter agent did not answer through the API server (no answer in 3 s)" }] },
+      { name: "old", route: "-", upstreamModel: "old", loaded: false, replicas: [{ pod: "engine-a", state: "unloaded", reason: "removed from the adapter set", since }] },
+    ]);
+  });
+
+  it("an adapter the agent does not know yet waits for kubelet's ConfigMap update", () => {
+    const reports = adapterReplicas(adapters.slice(0, 1), "base", new Map([["engine", ["engine-a"]]]), new Map([["engine-a", { adapters: [] }]]));
+    assert.equal(reports[0]?.replicas[0]?.state, "unknown");
+    assert.match(reports[0]?.replicas[0]?.reason ?? "", /not in its agent's adapter set yet/);
   });
 });
