@@ -1,16 +1,22 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { parse as parseYaml, stringify } from "yaml";
+import { AdapterAgent, type AdapterStatus } from "../adapters/agent.ts";
+import { EngineClient } from "../adapters/engine-client.ts";
+import type { AdapterSet } from "../adapters/set.ts";
 import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
+import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
 import { WorldError } from "../errors.ts";
 import { GatewayConfig } from "../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../gateway/server.ts";
 import { RenderContext } from "../render/context.ts";
+import { adapterSetOf, servedLoras } from "../render/engine.ts";
 import { gatewayConfig } from "../render/gateway.ts";
 import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
+import type { Platform } from "../spec/schema.ts";
 import { typablePath } from "../paths.ts";
 
 export const DEV_PORT = 8080;
@@ -31,6 +37,10 @@ export interface DevStackOptions {
   readonly dataDir?: string;
   /** @default a pino logger on stderr at `warn` */
   readonly logger?: Logger;
+  /** Told, in a line, when the spec file changed and what that did to the adapters (or why it was refused). */
+  readonly onSpecChange?: (line: string) => void;
+  /** How the spec file is followed. @default { debounceMs: 200, pollMs: 2000 } */
+  readonly watch?: FileWatcherOptions;
 }
 
 export interface DevStack {
@@ -45,7 +55,10 @@ export interface DevStack {
   /** True when the model is the generated tiny one. */
   readonly tinyModel: boolean;
   readonly baseModel: string;
+  /** The spec's adapters as last loaded (the spec file is followed: they change with it). */
   readonly adapters: ReadonlyArray<{ readonly name: string; readonly rag: boolean; readonly description: string }>;
+  /** Each LoRA's state in the engine, from the in-process adapter agent. */
+  adapterStatus(): AdapterStatus[];
   readonly dataDir: string;
   readonly apiKey: string | undefined;
   close(): Promise<void>;
@@ -86,12 +99,22 @@ export function devLogger(destination: DestinationStream = pino.destination(2)):
 }
 
 /** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
+/** The spec as dev runs it: its `local` overlay when it has one, LoRA files on this machine allowed. */
+function loadDevPlatform(specFile: string, cwd: string): { platform: Platform; environment: string | null } {
+  const declared = Object.keys(((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {});
+  const environment = declared.includes("local") ? "local" : null;
+  return { platform: loadPlatform({ file: specFile, environment, cwd, localPaths: true }), environment };
+}
+
+/** One engine serves every adapter in dev: its agent's set is all of the spec's servable LoRAs. */
+function devAdapterSet(platform: Platform): AdapterSet {
+  return adapterSetOf(platform.spec, "engine", servedLoras(platform.spec));
+}
+
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const logger = options.logger ?? devLogger();
   const specFile = devSpecFile(options.cwd, options.spec);
-  const declared = Object.keys(((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {});
-  const environment = declared.includes("local") ? "local" : null;
-  const platform = loadPlatform({ file: specFile, environment, cwd: options.cwd });
+  const { platform, environment } = loadDevPlatform(specFile, options.cwd);
   const rendered = gatewayConfig(new RenderContext(platform));
   const baseModel = platform.spec.model.name;
 
@@ -133,6 +156,38 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       throw error;
     }
     cleanup.push(() => gateway.close(2000));
+
+    // The adapter agent, in this process: it loads the spec's LoRAs into the engine, and follows the spec.
+    const agent = new AdapterAgent({ engine: new EngineClient({ url: engine.url }), cacheDir: join(dataDir, "adapters"), baseDir: dirname(specFile), log: logger.child({ component: "adapter-agent" }) });
+    cleanup.push(() => agent.close());
+    agent.update(devAdapterSet(platform));
+    let adapters = describeAdapters(config);
+    const apply = async (): Promise<void> => {
+      let next: Platform;
+      try {
+        next = loadDevPlatform(specFile, options.cwd).platform;
+      } catch (error) {
+        options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`);
+        return;
+      }
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile });
+      if (!(await gateway.reload(nextConfig))) {
+        options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`);
+        return;
+      }
+      agent.update(devAdapterSet(next));
+      const before = new Set(adapters.map((a) => a.name));
+      adapters = describeAdapters(nextConfig);
+      const after = new Set(adapters.map((a) => a.name));
+      const added = [...after].filter((name) => !before.has(name));
+      const removed = [...before].filter((name) => !after.has(name));
+      options.onSpecChange?.(
+        `${typablePath(options.cwd, specFile)} changed: adapters ${[...after].join(", ") || "(none)"}${added.length > 0 ? `; added ${added.join(", ")}` : ""}${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""} (LoRAs load in the background; the engine keeps running)`,
+      );
+    };
+    const watcher = new FileWatcher([specFile], () => void apply(), options.watch ?? { debounceMs: 200, pollMs: 2000 });
+    await watcher.prime();
+    cleanup.push(() => watcher.close());
     let closing: Promise<void> | undefined;
     return {
       gatewayUrl: gateway.url,
@@ -143,7 +198,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       model: modelPath,
       tinyModel: options.model === undefined,
       baseModel,
-      adapters: config.adapters.map((adapter) => ({ name: adapter.name, rag: adapter.rag !== undefined, description: adapter.description })),
+      get adapters() {
+        return adapters;
+      },
+      adapterStatus: () => agent.status(),
       dataDir,
       apiKey: options.apiKey,
       close: () => (closing ??= closeAll()),
@@ -152,6 +210,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     await closeAll();
     throw error;
   }
+}
+
+function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
+  return config.adapters.map((adapter) => ({ name: adapter.name, rag: adapter.rag !== undefined, description: adapter.description }));
 }
 
 /** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
@@ -170,6 +232,7 @@ export function devBanner(stack: DevStack, cwd: string): string {
     `  vectors    ${stack.dataDir}/vectors   (embedded store for RAG adapters)`,
     `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
     `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
+    `             (edit the spec's adapters and save: they are loaded or unloaded without a restart)`,
     "",
     ...(stack.tinyModel
       ? [

@@ -44,8 +44,11 @@ export interface RunningGateway {
   readonly port: number;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
-  /** Loads the config and keys again; resolves false (old config kept, error logged) when they are invalid. */
-  reload(): Promise<boolean>;
+  /**
+   * Loads the config and keys again (or applies `config`, for a gateway given its config directly);
+   * resolves false (old config kept, error logged) when they are invalid.
+   */
+  reload(config?: GatewayConfig): Promise<boolean>;
   /** The configuration in use. */
   config(): GatewayConfig;
   /** Stops listening; open requests get `graceMs` to finish before their connections are closed. @default 0 */
@@ -125,9 +128,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const runtime = new Runtime(metrics, logger);
 
   /** The config and keys, with the hashes of the files as read (the watcher's baseline). */
+  let given = options.config;
   const load = async (): Promise<{ config: GatewayConfig; keys: KeyStore; hashes: Map<string, string> }> => {
     const hashes = new Map<string, string>();
-    let config = options.config;
+    let config = given;
     if (options.configFile !== undefined) {
       const read = await readGatewayConfig(options.configFile);
       config = read.config;
@@ -149,7 +153,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   warnIfKeyless(first.config, first.keys);
 
   let reloading: Promise<boolean> = Promise.resolve(true);
-  const reload = (): Promise<boolean> => {
+  const reload = (config?: GatewayConfig): Promise<boolean> => {
+    if (config !== undefined) given = config;
     reloading = reloading.then(async () => {
       try {
         const next = await load();

@@ -70,16 +70,15 @@ function llamaCppArgs(spec: PlatformSpec, engine: LlamaCppEngineSpec): string[] 
   ];
 }
 
-/** The adapter set the instance's agent keeps loaded: what its ConfigMap holds. */
-function adapterSet(spec: PlatformSpec, instance: EngineInstance): AdapterSet {
-  const engine = spec.model.engine;
+/** The adapter set an engine's agent keeps loaded (what its ConfigMap holds): `loras` by name and source. */
+export function adapterSetOf(spec: PlatformSpec, engine: string, loras: readonly AdapterSpec[]): AdapterSet {
   return {
     apiVersion: API_VERSION,
     kind: ADAPTER_SET_KIND,
-    engine: instance.name,
+    engine,
     baseModel: spec.model.name,
-    maxLoraRank: engine.kind === "vllm" ? engine.maxLoraRank : 16,
-    adapters: instance.loras.flatMap((adapter) => (adapter.lora ? [{ name: adapter.name, source: adapter.lora.source, rank: adapter.lora.rank }] : [])),
+    maxLoraRank: spec.model.engine.kind === "vllm" ? spec.model.engine.maxLoraRank : 16,
+    adapters: loras.flatMap((adapter) => (adapter.lora ? [{ name: adapter.name, source: adapter.lora.source, rank: adapter.lora.rank }] : [])),
   };
 }
 
@@ -195,7 +194,7 @@ function adapterSetConfigMap(ctx: RenderContext, instance: EngineInstance): ICon
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: ctx.meta(adapterSetName(instance.name), "engine"),
-    data: { [ADAPTER_SET_KEY]: toYaml(adapterSet(ctx.platform.spec, instance)) },
+    data: { [ADAPTER_SET_KEY]: toYaml(adapterSetOf(ctx.platform.spec, instance.name, instance.loras)) },
   };
 }
 

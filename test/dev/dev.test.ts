@@ -5,11 +5,13 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
+import { Writable } from "node:stream";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import OpenAI from "openai";
 import { InputError } from "../../src/errors.ts";
-import { devLogger } from "../../src/dev/stack.ts";
+import { devLogger, startDevStack } from "../../src/dev/stack.ts";
+import { writeTestModels } from "../../src/engine/index.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
 
@@ -101,5 +103,61 @@ describe("the dev stack's log", () => {
     const line = lines[0] as string;
     assert.equal(line.match(/"component":/g)?.length, 1, line);
     assert.equal((JSON.parse(line) as { component: string }).component, "gateway");
+  });
+});
+
+describe("diatonic dev follows the spec file's adapters", () => {
+  it("loads an added LoRA and unloads a removed one while the engine keeps running, and keeps serving through a broken edit", async () => {
+    const work = mkdtempSync(join(tmpdir(), "diatonic-dev-follow-"));
+    const models = writeTestModels(join(work, "models"));
+    const spec = join(work, "platform.yaml");
+    const specText = (adapters: string): string =>
+      [
+        "apiVersion: diatonic.ai/v1alpha1",
+        "kind: Platform",
+        "metadata: { name: follow }",
+        "spec:",
+        "  model:",
+        "    name: tiny",
+        "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
+        "    engine: { kind: llamacpp }",
+        "  gpu: { enabled: false, sharing: { mode: none } }",
+        "  gateway: { auth: optional }",
+        `  adapters:${adapters}`,
+        "",
+      ].join("\n");
+    // LoRA files on this machine, relative to the spec file: what `path` is for.
+    const alpha = "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }";
+    const beta = "\n    - { name: beta, lora: { source: { path: models/tiny-lora-b.gguf }, rank: 4 } }";
+    writeFileSync(spec, specText(alpha));
+    const changes: string[] = [];
+    const stack = await startDevStack({ cwd: work, spec, model: models.model, port: 0, dataDir: join(work, "data"), logger: devLogger(new Writable({ write: (_c, _e, done) => done() })), onSpecChange: (line) => changes.push(line), watch: { debounceMs: 20, pollMs: 100 } });
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 30_000;
+      while (!(await check())) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}; changes: ${changes.join(" | ")}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const engineModels = async () => ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; created: number }[] }).data;
+    const chat = (model: string) => fetch(`${stack.gatewayUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }) });
+    try {
+      await until("alpha loaded", async () => (await chat("alpha")).status === 200);
+      const baseCard = (await engineModels()).find((m) => m.id === "tiny");
+
+      writeFileSync(spec, specText(beta));
+      await until("beta served and alpha gone", async () => (await chat("beta")).status === 200 && (await chat("alpha")).status === 404);
+      assert.deepEqual((await engineModels()).map((m) => m.id).sort(), ["beta", "tiny"], "alpha unloaded from the engine, beta loaded");
+      assert.deepEqual((await engineModels()).find((m) => m.id === "tiny"), baseCard, "the same engine, never restarted");
+      assert.deepEqual(stack.adapters.map((a) => a.name), ["beta"]);
+      assert.ok(changes.some((line) => /added beta; removed alpha/.test(line)), changes.join("\n"));
+
+      writeFileSync(spec, specText(beta).replace("kind: llamacpp", "kind: llamacp"));
+      await until("the broken edit reported", async () => changes.some((line) => /has a problem, so the running adapters stay/.test(line)));
+      assert.equal((await chat("beta")).status, 200, "still serving after a broken edit");
+    } finally {
+      await stack.close();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

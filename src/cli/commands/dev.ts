@@ -26,6 +26,7 @@ export const devCommand: Command = {
       ...(values.host !== undefined ? { host: values.host } : {}),
       ...(values["api-key"] !== undefined ? { apiKey: values["api-key"] } : {}),
       ...(values.data !== undefined ? { dataDir: values.data } : {}),
+      onSpecChange: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
     });
     io.stdout.write(devBanner(stack, io.cwd));
     await new Promise<void>((done) => {
