@@ -5,7 +5,7 @@ import type { Usage } from "./sse.ts";
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
-type RequestLabels = { readonly adapter: string; readonly tenant: string };
+type RequestLabels = { readonly adapter: string };
 
 /** One label set's buckets: counts per bucket (not cumulative; the last is +Inf), sum, count. */
 interface HistogramSeries {
@@ -73,28 +73,52 @@ class SeriesHistogram {
   }
 }
 
-/** One adapter and tenant's per-request series: label objects made once, counts kept as plain numbers. */
-interface RequestSeries {
-  readonly labels: RequestLabels;
-  /** Requests by status since the last scrape; a status once seen stays (at 0), for forgetAdapter. */
+/** Request and token counts since the last scrape, kept as plain numbers (see countRequest). */
+interface Counts {
+  /** Requests by status since the last scrape; a status once seen stays (at 0), for the forget methods. */
   readonly byStatus: Map<number, number>;
-  readonly latency: HistogramSeries;
-  /** Made on the first stream. */
-  timeToFirstToken: HistogramSeries | undefined;
   /** Undefined until a response reports usage (since the last scrape). */
   tokensIn: number | undefined;
   tokensOut: number | undefined;
 }
 
+/** One adapter's per-request series: label objects made once. */
+interface AdapterSeries extends Counts {
+  readonly labels: RequestLabels;
+  readonly latency: HistogramSeries;
+  /** Made on the first stream. */
+  timeToFirstToken: HistogramSeries | undefined;
+}
+
+const counts = (): Counts => ({ byStatus: new Map(), tokensIn: undefined, tokensOut: undefined });
+
+function add(into: Counts, status: number, usage: Usage | undefined): void {
+  into.byStatus.set(status, (into.byStatus.get(status) ?? 0) + 1);
+  if (usage !== undefined) {
+    into.tokensIn = (into.tokensIn ?? 0) + usage.promptTokens;
+    into.tokensOut = (into.tokensOut ?? 0) + usage.completionTokens;
+  }
+}
+
+/**
+ * The series one adapter adds to /metrics, at most: its share of requests_total (one per status it
+ * answered), of tokens_total (in, out), two histograms (buckets, +Inf, sum, count), queue depth, in
+ * flight, and retrievals (ok, failed, skipped). Tenants are counted apart, never crossed with adapters:
+ * 1,000 adapters × 100 tenants would otherwise be a million histograms.
+ */
+export function seriesPerAdapter(statuses: number): number {
+  return statuses + 2 + 2 * (LATENCY_BUCKETS.length + 3) + 2 + 3;
+}
+
 /** The gateway's Prometheus metrics, on a registry of its own so several gateways can share a process. */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<"adapter" | "tenant" | "status">;
+  readonly requests: Counter<"adapter" | "status">;
   readonly latency: SeriesHistogram;
   readonly timeToFirstToken: SeriesHistogram;
-  readonly tokens: Counter<"adapter" | "tenant" | "direction">;
+  readonly tokens: Counter<"adapter" | "direction">;
   readonly retries: Counter<"upstream" | "reason">;
-  readonly ejections: Counter<"upstream" | "replica">;
+  readonly ejections: Counter<"upstream">;
   readonly queueDepth: Gauge<"adapter">;
   readonly inFlight: Gauge<"adapter">;
   readonly rateLimited: Counter<"tenant" | "limit">;
@@ -102,19 +126,25 @@ export class GatewayMetrics {
   readonly retrievals: Counter<"adapter" | "result">;
   /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
   inFlightSource: () => Iterable<readonly [string, number]> = () => [];
-  /** Request and token counts since the last scrape, by adapter and tenant; see `countRequest`. */
-  private readonly series = new Map<string, Map<string, RequestSeries>>();
+  /** Counts since the last scrape, by adapter and by tenant apart; see `countRequest`. */
+  private readonly adapters = new Map<string, AdapterSeries>();
+  private readonly tenants = new Map<string, Counts>();
+  readonly tenantRequests: Counter<"tenant" | "status">;
+  readonly tenantTokens: Counter<"tenant" | "direction">;
 
   constructor(options: { readonly defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "diatonic_gateway_" });
     const flush = () => this.flush();
-    this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter, tenant and HTTP status.", labelNames: ["adapter", "tenant", "status"], registers, collect: flush });
+    this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter and HTTP status.", labelNames: ["adapter", "status"], registers, collect: flush });
+    this.tenantRequests = new Counter({ name: "diatonic_gateway_tenant_requests_total", help: "Requests by tenant (the API key's) and HTTP status.", labelNames: ["tenant", "status"], registers, collect: flush });
     this.latency = new SeriesHistogram("diatonic_gateway_request_duration_seconds", "Time from request to the last byte of the response.", LATENCY_BUCKETS, this.registry);
     this.timeToFirstToken = new SeriesHistogram("diatonic_gateway_time_to_first_token_seconds", "Streams: time from request to the first event from upstream.", LATENCY_BUCKETS, this.registry);
-    this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "tenant", "direction"], registers, collect: flush });
+    this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by adapter and direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "direction"], registers, collect: flush });
+    this.tenantTokens = new Counter({ name: "diatonic_gateway_tenant_tokens_total", help: "Tokens by tenant and direction (in = prompt, out = completion).", labelNames: ["tenant", "direction"], registers, collect: flush });
     this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
-    this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream", "replica"], registers });
+    // No replica label: pod addresses churn, and each would be a series forever (the log names the replica).
+    this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream"], registers });
     this.queueDepth = new Gauge({ name: "diatonic_gateway_queue_depth", help: "Requests waiting for a concurrency slot.", labelNames: ["adapter"], registers });
     const source = () => this.inFlightSource();
     this.inFlight = new Gauge({
@@ -138,20 +168,16 @@ export class GatewayMetrics {
    * the bookkeeping. The latency histograms are observed at once, with label objects made once.
    */
   countRequest(adapter: string, tenant: string, status: number, seconds: number, firstTokenSeconds: number | undefined, usage: Usage | undefined): void {
-    // Adapter, then tenant: the config's own strings, whose hashes are cached (a joined key is not).
-    let byTenant = this.series.get(adapter);
-    if (byTenant === undefined) this.series.set(adapter, (byTenant = new Map()));
-    let series = byTenant.get(tenant);
+    let series = this.adapters.get(adapter);
     if (series === undefined) {
-      const labels = { adapter, tenant };
-      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
-      byTenant.set(tenant, series);
+      const labels = { adapter };
+      series = { labels, ...counts(), latency: this.latency.series(labels), timeToFirstToken: undefined };
+      this.adapters.set(adapter, series);
     }
-    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
-    if (usage !== undefined) {
-      series.tokensIn = (series.tokensIn ?? 0) + usage.promptTokens;
-      series.tokensOut = (series.tokensOut ?? 0) + usage.completionTokens;
-    }
+    add(series, status, usage);
+    let byTenant = this.tenants.get(tenant);
+    if (byTenant === undefined) this.tenants.set(tenant, (byTenant = counts()));
+    add(byTenant, status, usage);
     this.latency.observe(series.latency, seconds);
     if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
   }
@@ -161,9 +187,14 @@ export class GatewayMetrics {
    * /metrics without bound. Called once the adapter is idle (Runtime.pruneLimiters).
    */
   forgetAdapter(adapter: string): void {
-    const byTenant = this.series.get(adapter);
-    this.series.delete(adapter);
-    for (const series of byTenant?.values() ?? []) this.drop(series);
+    const series = this.adapters.get(adapter);
+    this.adapters.delete(adapter);
+    if (series !== undefined) {
+      this.latency.drop(series.latency);
+      if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
+      for (const status of series.byStatus.keys()) this.requests.remove({ adapter, status: String(status) });
+    }
+    for (const direction of ["in", "out"]) this.tokens.remove({ adapter, direction });
     for (const result of ["ok", "failed", "skipped"]) this.retrievals.remove({ adapter, result });
   }
 
@@ -173,39 +204,29 @@ export class GatewayMetrics {
    * Runtime forgets the tenant once more after the longest request could have run.
    */
   forgetTenant(tenant: string): void {
-    for (const byTenant of this.series.values()) {
-      const series = byTenant.get(tenant);
-      if (series === undefined) continue;
-      byTenant.delete(tenant);
-      this.drop(series);
-    }
+    const byTenant = this.tenants.get(tenant);
+    this.tenants.delete(tenant);
+    for (const status of byTenant?.byStatus.keys() ?? []) this.tenantRequests.remove({ tenant, status: String(status) });
+    for (const direction of ["in", "out"]) this.tenantTokens.remove({ tenant, direction });
     for (const limit of Object.values(RATE_LIMIT_CODES)) this.rateLimited.remove({ tenant, limit });
-  }
-
-  private drop(series: RequestSeries): void {
-    const { adapter, tenant } = series.labels;
-    this.latency.drop(series.latency);
-    if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
-    for (const status of series.byStatus.keys()) this.requests.remove({ adapter, tenant, status: String(status) });
-    for (const direction of ["in", "out"]) this.tokens.remove({ adapter, tenant, direction });
   }
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */
   private flush(): void {
-    for (const byTenant of this.series.values()) {
-      for (const series of byTenant.values()) {
-        const { labels, byStatus, tokensIn, tokensOut } = series;
-        for (const [status, count] of byStatus) {
-          if (count === 0) continue;
-          this.requests.inc({ adapter: labels.adapter, tenant: labels.tenant, status: String(status) }, count);
-          byStatus.set(status, 0);
-        }
-        if (tokensIn !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "in" }, tokensIn);
-        if (tokensOut !== undefined) this.tokens.inc({ adapter: labels.adapter, tenant: labels.tenant, direction: "out" }, tokensOut);
-        series.tokensIn = undefined;
-        series.tokensOut = undefined;
-      }
+    for (const [adapter, series] of this.adapters) this.flushCounts(series, (status, n) => this.requests.inc({ adapter, status }, n), (direction, n) => this.tokens.inc({ adapter, direction }, n));
+    for (const [tenant, byTenant] of this.tenants) this.flushCounts(byTenant, (status, n) => this.tenantRequests.inc({ tenant, status }, n), (direction, n) => this.tenantTokens.inc({ tenant, direction }, n));
+  }
+
+  private flushCounts(from: Counts, requests: (status: string, n: number) => void, tokens: (direction: "in" | "out", n: number) => void): void {
+    for (const [status, count] of from.byStatus) {
+      if (count === 0) continue;
+      requests(String(status), count);
+      from.byStatus.set(status, 0);
     }
+    if (from.tokensIn !== undefined) tokens("in", from.tokensIn);
+    if (from.tokensOut !== undefined) tokens("out", from.tokensOut);
+    from.tokensIn = undefined;
+    from.tokensOut = undefined;
   }
 
   async render(): Promise<{ body: string; contentType: string }> {

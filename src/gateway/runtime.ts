@@ -161,7 +161,7 @@ export class Runtime {
     return new UpstreamPool(name, upstream, {
       onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
       onEjection: (upstreamName, replica, forMs) => {
-        this.metrics.ejections.inc({ upstream: upstreamName, replica });
+        this.metrics.ejections.inc({ upstream: upstreamName });
         this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
       },
       onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),

@@ -194,7 +194,7 @@ describe("gateway under upstream faults", () => {
     assert.equal(bad.requests.filter((r) => r.path === "/v1/chat/completions").length, failures);
     assert.ok(good.requests.length >= 10);
     const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
-    assert.match(metrics, /diatonic_gateway_upstream_ejections_total\{upstream="engine",replica="http:\/\/127\.0\.0\.1:\d+"\} 1/);
+    assert.match(metrics, /diatonic_gateway_upstream_ejections_total\{upstream="engine"\} 1/);
     assert.ok(gw.logs.find("upstream replica ejected").length >= 1);
 
     bad.behaviour = { kind: "ok" };

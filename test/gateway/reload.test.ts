@@ -65,7 +65,7 @@ describe("config reload", () => {
     await gw.client(KEYS.code).chat.completions.create(chat("code"));
     await gw.client(KEYS.all).chat.completions.create(chat("code"));
     const before = await (await fetch(`${gw.gateway.url}/metrics`)).text();
-    for (const series of ["requests_total", "tokens_total", "request_duration_seconds_bucket"]) {
+    for (const series of ["tenant_requests_total", "tenant_tokens_total"]) {
       assert.match(before, new RegExp(`diatonic_gateway_${series}\\{[^}]*tenant="beta"`), series);
     }
     // The keys file without beta's key.
@@ -74,7 +74,8 @@ describe("config reload", () => {
     await eventually(refused, 5000, "beta's key refused");
     const after = await (await fetch(`${gw.gateway.url}/metrics`)).text();
     assert.doesNotMatch(after, /tenant="beta"/);
-    assert.match(after, /diatonic_gateway_requests_total\{adapter="code",tenant="acme",status="200"\} 1/);
+    assert.match(after, /diatonic_gateway_tenant_requests_total\{tenant="acme",status="200"\} 1/);
+    assert.match(after, /diatonic_gateway_requests_total\{adapter="code",status="200"\} 2/, "the adapter's counts stay");
   });
 
   it("a bad new config is rejected and logged; the old one keeps serving", async () => {
