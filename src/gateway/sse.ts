@@ -17,10 +17,12 @@ const EVENT_END = /\r?\n\r?\n/g;
 /** A usage object (not `"usage":null`), as compact or spaced JSON. */
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const USAGE_NULL = ',"usage":null';
+/** `"usage": null` with any spacing, for engines that do not write compact JSON. */
+const USAGE_NULL_SPACED = /,\s*"usage"\s*:\s*null/g;
 
 /**
- * The `model` member as engines serialize it (compact JSON). A string inside generated text cannot
- * match: its quotes are escaped there.
+ * The `model` member as engines serialize it: compact JSON (vLLM, our engine) on the fast path, any
+ * spacing on the slow one. A string inside generated text cannot match: its quotes are escaped there.
  */
 export interface ModelRename {
   readonly from: string;
@@ -28,20 +30,38 @@ export interface ModelRename {
   /** `from` and `to` as UTF-8, for bodies handled as bytes. */
   readonly fromBytes: Buffer;
   readonly toBytes: Buffer;
+  /** The upstream name as a JSON string: still present after the fast path means another spacing. */
+  readonly quoted: string;
+  /** `"model" : "<upstream>"` with any spacing. */
+  readonly spaced: RegExp;
+  readonly upstream: string;
+  readonly adapter: string;
 }
 
 export function modelRename(upstreamModel: string, adapter: string): ModelRename | undefined {
   if (upstreamModel === adapter) return undefined;
-  const from = `"model":${JSON.stringify(upstreamModel)}`;
+  const quoted = JSON.stringify(upstreamModel);
+  const from = `"model":${quoted}`;
   const to = `"model":${JSON.stringify(adapter)}`;
-  return { from, to, fromBytes: Buffer.from(from), toBytes: Buffer.from(to) };
+  const spaced = new RegExp(`"model"\\s*:\\s*${quoted.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "g");
+  return { from, to, fromBytes: Buffer.from(from), toBytes: Buffer.from(to), quoted, spaced, upstream: upstreamModel, adapter };
 }
 
-/** The body with its first `model` member renamed (a response's own `model` comes before its choices). */
+/**
+ * The body with its first `model` member renamed (a response's own `model` comes before its choices).
+ * Compact JSON is renamed in place; otherwise the body is parsed, renamed and written again.
+ */
 export function renameModelIn(body: Buffer, rename: ModelRename): Buffer {
   const at = body.indexOf(rename.fromBytes);
-  if (at < 0) return body;
-  return Buffer.concat([body.subarray(0, at), rename.toBytes, body.subarray(at + rename.fromBytes.length)]);
+  if (at >= 0) return Buffer.concat([body.subarray(0, at), rename.toBytes, body.subarray(at + rename.fromBytes.length)]);
+  if (body.indexOf(rename.quoted) < 0) return body;
+  try {
+    const parsed: unknown = JSON.parse(body.toString("utf8"));
+    if (typeof parsed !== "object" || parsed === null || (parsed as { model?: unknown }).model !== rename.upstream) return body;
+    return Buffer.from(JSON.stringify({ ...parsed, model: rename.adapter }));
+  } catch {
+    return body;
+  }
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
@@ -141,10 +161,18 @@ export class SseRelay {
   }
 
   private process(batch: string): string {
-    let events = this.rename ? batch.replaceAll(this.rename.from, this.rename.to) : batch;
+    let events = batch;
+    if (this.rename) {
+      events = events.replaceAll(this.rename.from, this.rename.to);
+      // The upstream name still there after the compact rename: a spaced `"model": "…"` (slow path).
+      if (events.includes(this.rename.quoted)) events = events.replace(this.rename.spaced, this.rename.to);
+    }
     // Engines that send usage (OpenAI, our engine) put `"usage":null` in every chunk before the
     // usage-only one; a client that did not ask for usage gets chunks without it, as it would from them.
-    if (!this.clientWantsUsage) events = events.replaceAll(USAGE_NULL, "");
+    if (!this.clientWantsUsage) {
+      events = events.replaceAll(USAGE_NULL, "");
+      if (events.includes('"usage"')) events = events.replace(USAGE_NULL_SPACED, "");
+    }
     // The fast path: no usage object and no end in this batch, so nothing needs parsing.
     if (!USAGE_OBJECT.test(events) && !(this.beforeDone && events.includes("[DONE]"))) return events;
     let out = "";
