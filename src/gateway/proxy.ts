@@ -4,7 +4,7 @@ import { mayUse, type Principal } from "./auth.ts";
 import { RequestCancel } from "./cancel.ts";
 import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import { clientWantsUsage, ENDPOINT_PATHS, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
+import { clientWantsUsage, ENDPOINT_PATHS, inClientTerms, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
 import { citationsOf, contextMessage, queryOf, type Citation, type Retriever } from "./retriever.ts";
 import type { ModelTarget, Runtime, Snapshot } from "./runtime.ts";
 import { renameModelIn, SseRelay, usageInJson, usageOf, type Usage } from "./sse.ts";
@@ -137,7 +137,10 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     }
   }
   const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
-  const payload = JSON.stringify(upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText));
+  const clientMessages = endpoint === "chat" ? (body.messages as unknown[]).length : 0;
+  const upstream = upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText);
+  const injected = endpoint === "chat" ? (upstream.messages as unknown[]).length - clientMessages : 0;
+  const payload = JSON.stringify(upstream);
   const response = await resolved.upstream.send({
     method: "POST",
     path: ENDPOINT_PATHS[endpoint],
@@ -172,7 +175,8 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     throw brokeOff(cancel, error as Error, `upstream ${resolved.upstream.name} broke off its answer`, "upstream_body_error");
   }
   let out: string | Buffer = answer;
-  if (response.statusCode < 300 && citations !== undefined) {
+  if (response.statusCode >= 400 && injected > 0) out = inClientTerms(answer.toString("utf8"), injected);
+  else if (response.statusCode < 300 && citations !== undefined) {
     try {
       const parsed = JSON.parse(answer.toString("utf8")) as JsonObject;
       exchange.usage = usageOf(parsed.usage);

@@ -39,6 +39,11 @@ export function parseJsonObject(body: Buffer): JsonObject {
 
 /** The checks the gateway needs to route and count a request; the engine validates the rest. */
 export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): void {
+  // JSON has no Infinity or NaN, but JSON.parse makes 1e999 one: sent on, it would become null.
+  for (const key in body) {
+    const value = body[key];
+    if (typeof value === "number" && !Number.isFinite(value)) throw badRequest(`\`${key}\` must be a finite number: ${key} is too large to represent`, key, "invalid_number");
+  }
   if (body.stream !== undefined && typeof body.stream !== "boolean") throw badRequest("`stream` must be a boolean", "stream");
   if (body.stream_options !== undefined && (typeof body.stream_options !== "object" || body.stream_options === null)) {
     throw badRequest("`stream_options` must be an object", "stream_options");
@@ -105,4 +110,28 @@ export function upstreamBody(
 export function clientWantsUsage(body: JsonObject): boolean {
   const options = body.stream_options as JsonObject | undefined;
   return options?.include_usage === true;
+}
+
+/** `messages.3` or `messages[3]` in an engine's error message or param. */
+const MESSAGE_INDEX = /\bmessages(\.|\[)(\d+)/g;
+
+/**
+ * An engine's error about the messages it got, in the client's terms: the gateway put `injected`
+ * messages (the adapter's system prompt, retrieved context) before the client's, so the engine's
+ * `messages.1.role` is the client's `messages.0.role`. A body that is not such an error is left as is.
+ */
+export function inClientTerms(errorBody: string, injected: number): string {
+  if (injected === 0 || !errorBody.includes("messages")) return errorBody;
+  const shift = (text: string): string =>
+    text.replace(MESSAGE_INDEX, (whole, separator: string, index: string) => (Number(index) >= injected ? `messages${separator}${Number(index) - injected}` : whole));
+  try {
+    const parsed = JSON.parse(errorBody) as { error?: { message?: unknown; param?: unknown } };
+    const error = parsed.error;
+    if (error === undefined) return errorBody;
+    if (typeof error.message === "string") error.message = shift(error.message);
+    if (typeof error.param === "string") error.param = shift(error.param);
+    return JSON.stringify(parsed);
+  } catch {
+    return errorBody;
+  }
 }

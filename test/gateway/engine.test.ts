@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
-import { startTestGateway, type TestGateway } from "./support/harness.ts";
+import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 describe("gateway in front of the real local engine", () => {
   let engine: RunningEngine;
@@ -66,5 +66,28 @@ describe("gateway in front of the real local engine", () => {
     const embeddings = await gw.client().embeddings.create({ model: "tiny", input: "hello" });
     assert.ok((embeddings.data[0]?.embedding.length ?? 0) > 0);
     assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 200);
+  });
+
+  it("an engine's error about a message names it as the client numbered it, not after the injected system prompt", async () => {
+    const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${KEYS.all}` },
+      body: JSON.stringify({ model: "alpha", messages: [{ role: "robot", content: "hi" }] }),
+    });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: { message: string; param: string } };
+    assert.equal(body.error.param, "messages.0.role", JSON.stringify(body));
+    assert.match(body.error.message, /^messages\.0\.role/);
+  });
+
+  it("a number JSON cannot represent (1e999) is a 400 naming the field, not silently null", async () => {
+    const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${KEYS.all}` },
+      body: '{"model":"alpha","messages":[{"role":"user","content":"hi"}],"top_p":1e999}',
+    });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: { code: string; param: string } };
+    assert.deepEqual([body.error.code, body.error.param], ["invalid_number", "top_p"]);
   });
 });
