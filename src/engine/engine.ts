@@ -288,8 +288,10 @@ export class Engine {
     const lease: Lease = await this.pool.acquire(target, callbacks.signal);
     try {
       callbacks.onAdmitted?.();
+      // Without max_tokens, vLLM gives the room the model length leaves (llama.cpp pads its context past it).
+      const room = this.maxModelLen - promptTokens.length;
       const result = await generate(this.model, lease.sequence, promptTokens, {
-        sampling,
+        sampling: { ...sampling, maxTokens: Math.min(sampling.maxTokens ?? room, room) },
         onText: callbacks.onText,
         signal: callbacks.signal,
         defer: this.pool.whileDecoding,
