@@ -138,24 +138,38 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   }
   const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
   const clientMessages = endpoint === "chat" ? (body.messages as unknown[]).length : 0;
+  const clientMaxTokens = body.max_tokens !== undefined || body.max_completion_tokens !== undefined;
   const upstream = upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText);
   const injected = endpoint === "chat" ? (upstream.messages as unknown[]).length - clientMessages : 0;
-  const payload = JSON.stringify(upstream);
-  const response = await resolved.upstream.send({
-    method: "POST",
-    path: ENDPOINT_PATHS[endpoint],
-    headers: {
-      host: resolved.upstream.hostHeader,
-      "content-type": "application/json",
-      "x-request-id": exchange.requestId,
-    },
-    body: payload,
-    wholeBody: !exchange.stream,
-    cancel,
-    firstByteTimeoutMs: target.firstByteTimeoutMs,
-    // An adapter with its own LoRA goes to a replica that holds it; the base model is everywhere.
-    lora: endpoint === "embeddings" ? undefined : target.lora,
-  });
+  const send = (payload: string) =>
+    resolved.upstream.send({
+      method: "POST",
+      path: ENDPOINT_PATHS[endpoint],
+      headers: {
+        host: resolved.upstream.hostHeader,
+        "content-type": "application/json",
+        "x-request-id": exchange.requestId,
+      },
+      body: payload,
+      wholeBody: !exchange.stream,
+      cancel,
+      firstByteTimeoutMs: target.firstByteTimeoutMs,
+      // An adapter with its own LoRA goes to a replica that holds it; the base model is everywhere.
+      lora: endpoint === "embeddings" ? undefined : target.lora,
+    });
+  let response = await send(JSON.stringify(upstream));
+  if (response.statusCode === 400 && !clientMaxTokens && upstream.max_tokens !== undefined) {
+    // The adapter's default max_tokens does not fit beside this prompt. The client set none, so the
+    // answer gets the room that is left, as vLLM gives when the field is unset; a client's own stays a 400.
+    const refusal = (response.complete ?? (await response.bytes())).toString("utf8");
+    if (!CONTEXT_LENGTH.test(refusal)) {
+      exchange.res.writeHead(400, { "x-request-id": exchange.requestId, "content-type": String(response.headers["content-type"] ?? "application/json") });
+      exchange.res.end(inClientTerms(refusal, injected));
+      return;
+    }
+    delete upstream.max_tokens;
+    response = await send(JSON.stringify(upstream));
+  }
   exchange.replica = response.replica;
   exchange.attempts = response.attempts;
   if (response.statusCode >= 500) throw await upstreamFailure(resolved.upstream.name, response);
@@ -197,6 +211,9 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
   exchange.res.writeHead(response.statusCode, headers);
   exchange.res.end(out);
 }
+
+/** An engine's refusal of a prompt plus max_tokens longer than the model's context (vLLM's and our engine's words). */
+const CONTEXT_LENGTH = /maximum context length/i;
 
 /** A 5xx from the engine becomes the gateway's 502 (or the engine's own 503/504), with its message kept. */
 async function upstreamFailure(upstream: string, response: UpstreamResponse): Promise<GatewayError> {
