@@ -84,6 +84,8 @@ export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: 
     ...rendered,
     server: { ...rendered.server, port: options.port === 0 ? DEV_PORT : options.port },
     auth: options.keysFile !== undefined ? { mode: "required", keysFile: options.keysFile } : { mode: "disabled" },
+    // One gateway: the limits are all its own.
+    rateLimits: { requestsPerMinute: rendered.rateLimits.requestsPerMinute, tokensPerMinute: rendered.rateLimits.tokensPerMinute },
     upstreams,
     embeddings: { upstream: engine, model: rendered.baseModel.name },
     vectorStore: { kind: "embedded", path: join(options.dataDir, "vectors") },

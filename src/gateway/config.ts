@@ -80,6 +80,11 @@ export const GatewayConfig = z.strictObject({
   rateLimits: z.strictObject({
     requestsPerMinute: z.number().int().min(1),
     tokensPerMinute: z.number().int().min(1),
+    /**
+     * The limits are the platform's: each gateway replica enforces its share of them, counting the
+     * replicas behind this name (the gateway's headless Service, which lists ready pods only).
+     */
+    sharedBy: z.strictObject({ dns: z.string().min(1), refreshMs: milliseconds.min(100).default(5000) }).optional(),
   }),
   upstreams: z.record(z.string(), Upstream),
   baseModel: z.strictObject({ name: z.string().min(1), upstream: z.string().min(1) }),

@@ -66,20 +66,56 @@ interface KeyBuckets {
 
 const MINUTE_MS = 60_000;
 
-/** Per-key requests/min and tokens/min. A request is admitted while the key's token balance is positive. */
+/**
+ * Per-key requests/min and tokens/min. A request is admitted while the key's token balance is
+ * positive. The limits are the platform's: with `replicas` gateways sharing them, each enforces its
+ * share (the ingress spreads a key's requests over the replicas), so the sum holds however many run.
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, KeyBuckets>();
+  private platform: RateLimits;
+  private replicas = 1;
 
-  constructor(private limits: RateLimits) {}
+  constructor(limits: RateLimits) {
+    this.platform = limits;
+    this.limits = limits;
+  }
+
+  /** This replica's share of the platform's limits. */
+  private limits: RateLimits;
 
   update(limits: RateLimits): void {
-    this.limits = limits;
+    this.platform = limits;
+    this.reshare();
+  }
+
+  /** The gateway replicas that share the limits now (at least 1). */
+  shareWith(replicas: number): void {
+    const count = Math.max(1, Math.floor(replicas));
+    if (count === this.replicas) return;
+    this.replicas = count;
+    this.reshare();
+  }
+
+  get sharedBy(): number {
+    return this.replicas;
+  }
+
+  private reshare(): void {
+    const share = (limit: number) => Math.max(1, Math.ceil(limit / this.replicas));
+    this.limits = { requestsPerMinute: share(this.platform.requestsPerMinute), tokensPerMinute: share(this.platform.tokensPerMinute) };
     for (const bucket of this.buckets.values()) this.resize(bucket);
   }
 
   private resize(bucket: KeyBuckets): void {
     bucket.requests.resize(this.limits.requestsPerMinute, this.limits.requestsPerMinute / MINUTE_MS);
     bucket.tokens.resize(this.limits.tokensPerMinute, this.limits.tokensPerMinute / MINUTE_MS);
+  }
+
+  /** How a limit reads in a 429: the platform's, and this replica's share when it is shared. */
+  private describe(limit: "requestsPerMinute" | "tokensPerMinute"): string {
+    const what = limit === "requestsPerMinute" ? "requests" : "tokens";
+    return this.replicas === 1 ? `${what} per minute (${this.platform[limit]})` : `${what} per minute (${this.platform[limit]} for the platform, ${this.limits[limit]} on each of ${this.replicas} gateway replicas)`;
   }
 
   private bucketsOf(keyId: string): KeyBuckets {
@@ -106,9 +142,9 @@ export class RateLimiter {
   admit(keyId: string): void {
     const bucket = this.bucketsOf(keyId);
     const tokenWait = bucket.tokens.waitForPositive();
-    if (tokenWait > 0) throw rateLimited(`tokens per minute (${this.limits.tokensPerMinute})`, tokenWait, "tokens");
+    if (tokenWait > 0) throw rateLimited(this.describe("tokensPerMinute"), tokenWait, "tokens");
     const requestWait = bucket.requests.take(1);
-    if (requestWait > 0) throw rateLimited(`requests per minute (${this.limits.requestsPerMinute})`, requestWait, "requests");
+    if (requestWait > 0) throw rateLimited(this.describe("requestsPerMinute"), requestWait, "requests");
   }
 
   /** Charges the tokens a response used. */

@@ -1,3 +1,4 @@
+import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import { admittedTenants, type KeyStore } from "./auth.ts";
 import { MAX_TIMER_MS, type AdapterRoute, type GatewayConfig, type UpstreamConfig } from "./config.ts";
@@ -56,10 +57,14 @@ export class Runtime {
   /** The longest any request started so far may run (see longestRequestMs), over every config applied. */
   private lingerMs = 0;
   readonly rateLimiter = new RateLimiter({ requestsPerMinute: 1, tokensPerMinute: 1 });
+  /** Counts the gateway replicas that share the rate limits, while the config says they are shared. */
+  private peers: { readonly key: string; timer: NodeJS.Timeout | undefined } | undefined;
 
   constructor(
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
+    /** How host names become addresses (the replica count behind the gateway's headless Service). */
+    private readonly resolveHost: (host: string) => Promise<readonly string[]> = async (host) => (await lookup(host, { all: true })).map((a) => a.address),
   ) {
     metrics.inFlightSource = () => [...this.limiters.values()].map(({ adapter, limiter }) => [adapter, limiter.inFlight] as const);
   }
@@ -121,6 +126,7 @@ export class Runtime {
       routes.set(adapter.route, target);
     }
     this.rateLimiter.update(config.rateLimits);
+    await this.countPeers(config.rateLimits.sharedBy);
     this.pruneLimiters(new Set([...models.values()].map((target) => target.limiter)));
     const snapshot: Snapshot = {
       config,
@@ -155,6 +161,38 @@ export class Runtime {
     }
     this.tenants = tenants;
     return snapshot;
+  }
+
+  /**
+   * Follows how many gateway replicas share the rate limits: the addresses behind `sharedBy.dns`. A
+   * failed lookup keeps the last count (never 0: the limits would vanish, or every request be refused).
+   */
+  private async countPeers(sharedBy: GatewayConfig["rateLimits"]["sharedBy"]): Promise<void> {
+    const key = JSON.stringify(sharedBy ?? null);
+    if (this.peers?.key === key) return;
+    clearTimeout(this.peers?.timer);
+    this.peers = undefined;
+    if (sharedBy === undefined) {
+      this.rateLimiter.shareWith(1);
+      return;
+    }
+    const peers: { readonly key: string; timer: NodeJS.Timeout | undefined } = { key, timer: undefined };
+    this.peers = peers;
+    const count = async (): Promise<void> => {
+      try {
+        const replicas = new Set(await this.resolveHost(sharedBy.dns)).size;
+        if (replicas > 0 && replicas !== this.rateLimiter.sharedBy) {
+          this.log.info({ replicas, dns: sharedBy.dns }, "rate limits shared by a new number of gateway replicas");
+          this.rateLimiter.shareWith(replicas);
+        }
+      } catch (error) {
+        this.log.warn({ dns: sharedBy.dns, err: { message: (error as Error).message } }, "cannot count the gateway replicas; the rate limits keep the last share");
+      }
+      if (this.peers !== peers) return;
+      peers.timer = setTimeout(() => void count(), sharedBy.refreshMs);
+      peers.timer.unref();
+    };
+    await count();
   }
 
   private newPool(name: string, upstream: UpstreamConfig): UpstreamPool {
@@ -208,6 +246,8 @@ export class Runtime {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.peers?.timer);
+    this.peers = undefined;
     await Promise.all([...[...this.pools.values()].map((entry) => entry.pool), ...this.retired].map((pool) => pool.close()));
     this.retired.clear();
     this.pools.clear();

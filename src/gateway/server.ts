@@ -37,6 +37,8 @@ export interface GatewayOptions {
   readonly watch?: FileWatcherOptions | false;
   /** Node's process metrics on /metrics. @default true */
   readonly defaultMetrics?: boolean;
+  /** How host names become addresses (counting the replicas that share the rate limits). @default DNS lookup of every address */
+  readonly resolveHost?: (host: string) => Promise<readonly string[]>;
 }
 
 export interface RunningGateway {
@@ -125,7 +127,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const accessLog = accessLogFor(logger);
   const nextRequestId = requestIds();
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const runtime = new Runtime(metrics, logger);
+  const runtime = new Runtime(metrics, logger, options.resolveHost);
 
   /** The config and keys, with the hashes of the files as read (the watcher's baseline). */
   let given = options.config;

@@ -17,6 +17,7 @@ export const GATEWAY_CONFIG_KEY = "config.yaml";
 const CONFIG_DIR = "/etc/diatonic/gateway";
 const KEYS_DIR = "/etc/diatonic/keys";
 const QDRANT_KEY_DIR = "/etc/diatonic/qdrant";
+const GATEWAY_HEADLESS = `${names.gateway}-headless`;
 
 export function qdrantEnabled(spec: PlatformSpec): boolean {
   return spec.qdrant.enabled ?? spec.adapters.some((a) => a.rag !== undefined);
@@ -38,7 +39,8 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     platform: ctx.platform.name,
     server: { port: ports.gateway, maxBodyBytes: spec.gateway.maxBodyBytes, logPrompts: spec.gateway.logPrompts },
     auth: { mode: spec.gateway.auth, keysFile: `${KEYS_DIR}/${spec.gateway.apiKeysSecret.key}` },
-    rateLimits: spec.gateway.rateLimits,
+    // The limits are the platform's: each replica enforces its share, counting the ready replicas.
+    rateLimits: { ...spec.gateway.rateLimits, sharedBy: { dns: ctx.serviceHost(GATEWAY_HEADLESS), refreshMs: 5000 } },
     upstreams,
     baseModel: { name: spec.model.name, upstream: names.engine },
     // RAG adapters embed with the embeddings server; otherwise the llama.cpp engine serves /v1/embeddings itself.
@@ -138,11 +140,9 @@ export function renderGateway(ctx: RenderContext): Placed[] {
       },
     },
   };
-  const service: IService = {
-    apiVersion: "v1",
-    kind: "Service",
-    metadata: ctx.meta(names.gateway, "gateway"),
-    spec: { selector: ctx.selector(names.gateway), ports: [{ name: "http", port: ports.gateway, targetPort: "http", protocol: "TCP" as const }] },
-  };
-  return [configMap, deployment, service].map((object) => ({ object: object as KubeObject, component: "gateway" }));
+  const port = [{ name: "http", port: ports.gateway, targetPort: "http", protocol: "TCP" as const }];
+  const service: IService = { apiVersion: "v1", kind: "Service", metadata: ctx.meta(names.gateway, "gateway"), spec: { selector: ctx.selector(names.gateway), ports: port } };
+  // Lists the ready gateway pods: each counts them to enforce its share of the platform's rate limits.
+  const headless: IService = { apiVersion: "v1", kind: "Service", metadata: ctx.meta(GATEWAY_HEADLESS, "gateway"), spec: { clusterIP: "None", selector: ctx.selector(names.gateway), ports: port } };
+  return [configMap, deployment, service, headless].map((object) => ({ object: object as KubeObject, component: "gateway" }));
 }

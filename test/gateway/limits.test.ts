@@ -74,6 +74,33 @@ describe("gateway limits", () => {
     assert.match(metrics, /diatonic_gateway_rate_limited_total\{tenant="acme",limit="rate_limit_requests"\} 1/);
   });
 
+  it("three gateway replicas hold the platform's limit between them, not three times it (replicas counted from a stand-in DNS answer)", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    // What the gateway's headless Service answers with three ready pods; no cluster DNS runs here.
+    let addresses = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    const resolveHost = async (host: string) => (host === "gateway-headless.test.svc" ? addresses : []);
+    const gateways: TestGateway[] = [];
+    for (let i = 0; i < 3; i++) {
+      const gw = await startTestGateway(up.url, { rateLimits: { requestsPerMinute: 3, tokensPerMinute: 1_000_000, sharedBy: { dns: "gateway-headless.test.svc", refreshMs: 100 } } }, { resolveHost });
+      cleanup.push(() => gw.close());
+      gateways.push(gw);
+    }
+    // Round robin, as the ingress spreads one key's requests: 3 a minute for the platform, 1 per replica.
+    const outcomes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const gw = gateways[i % 3] as TestGateway;
+      outcomes.push(await gw.client().chat.completions.create(chat).then(() => 200, (error: unknown) => (error as { status: number }).status));
+    }
+    assert.deepEqual(outcomes, [200, 200, 200, 429, 429, 429]);
+    const limited = await apiError((gateways[0] as TestGateway).client().chat.completions.create(chat));
+    assert.match(limited.message, /3 for the platform, 1 on each of 3 gateway replicas/);
+
+    // Scaled down to one replica: it takes the whole limit.
+    addresses = ["10.0.0.1"];
+    await eventually(async () => /requests per minute \(3\)/.test((await apiError((gateways[1] as TestGateway).client().chat.completions.create(chat))).message), 3000, "the share to follow the replica count");
+  });
+
   it("429 once the tokens a key used (counted from usage, streams included) pass its tokens per minute", async () => {
     const { gw } = await setup({ rateLimits: { requestsPerMinute: 1000, tokensPerMinute: 20 } });
     const stream = await gw.client().chat.completions.create({ ...chat, stream: true });
