@@ -3,7 +3,7 @@ import { RATE_LIMIT_CODES } from "./limits.ts";
 import type { Usage } from "./sse.ts";
 
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 type RequestLabels = { readonly adapter: string; readonly tenant: string };
 
@@ -84,6 +84,23 @@ interface RequestSeries {
   /** Undefined until a response reports usage (since the last scrape). */
   tokensIn: number | undefined;
   tokensOut: number | undefined;
+  /** Since the series was made, never reset: what the console's history and usage read. */
+  errorsTotal: number;
+  tokensInTotal: number;
+  tokensOutTotal: number;
+}
+
+/** One adapter and tenant's counts since its series was made (a forgotten series starts again at 0). */
+export interface SeriesTotals {
+  readonly adapter: string;
+  readonly tenant: string;
+  readonly requests: number;
+  /** Responses with a status of 400 or more. */
+  readonly errors: number;
+  readonly tokensIn: number;
+  readonly tokensOut: number;
+  /** Requests per LATENCY_BUCKETS bucket, not cumulative; the last is +Inf. */
+  readonly latencyCounts: readonly number[];
 }
 
 /** The gateway's Prometheus metrics, on a registry of its own so several gateways can share a process. */
@@ -144,16 +161,41 @@ export class GatewayMetrics {
     let series = byTenant.get(tenant);
     if (series === undefined) {
       const labels = { adapter, tenant };
-      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined };
+      series = { labels, byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, latency: this.latency.series(labels), timeToFirstToken: undefined, errorsTotal: 0, tokensInTotal: 0, tokensOutTotal: 0 };
       byTenant.set(tenant, series);
     }
     series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
+    if (status >= 400) series.errorsTotal++;
     if (usage !== undefined) {
       series.tokensIn = (series.tokensIn ?? 0) + usage.promptTokens;
       series.tokensOut = (series.tokensOut ?? 0) + usage.completionTokens;
+      series.tokensInTotal += usage.promptTokens;
+      series.tokensOutTotal += usage.completionTokens;
     }
     this.latency.observe(series.latency, seconds);
     if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
+  }
+
+  /** Every adapter and tenant's counts so far, read without a scrape (the console's history and usage). */
+  *totals(): IterableIterator<SeriesTotals> {
+    for (const byTenant of this.series.values()) {
+      for (const series of byTenant.values()) {
+        const { labels, latency } = series;
+        yield { adapter: labels.adapter, tenant: labels.tenant, requests: latency.count, errors: series.errorsTotal, tokensIn: series.tokensInTotal, tokensOut: series.tokensOutTotal, latencyCounts: latency.counts };
+      }
+    }
+  }
+
+  /** Rate-limit rejections so far, by tenant and limit (`rate_limit_requests`, `rate_limit_tokens`). */
+  async rateLimitedByTenant(): Promise<Map<string, Record<string, number>>> {
+    const byTenant = new Map<string, Record<string, number>>();
+    for (const { labels, value } of (await this.rateLimited.get()).values) {
+      const tenant = String(labels.tenant);
+      const limits = byTenant.get(tenant) ?? {};
+      limits[String(labels.limit)] = value;
+      byTenant.set(tenant, limits);
+    }
+    return byTenant;
   }
 
   /**
