@@ -45,6 +45,8 @@ export interface DevStackOptions {
 
 export interface DevStack {
   readonly gatewayUrl: string;
+  /** The web console the gateway serves. */
+  readonly consoleUrl: string;
   readonly engineUrl: string;
   readonly specFile: string;
   /** The spec's metadata.name. */
@@ -193,6 +195,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     let closing: Promise<void> | undefined;
     return {
       gatewayUrl: gateway.url,
+      consoleUrl: `${gateway.url}/console/`,
       engineUrl: engine.url,
       specFile,
       platform: platform.name,
@@ -228,6 +231,7 @@ export function devBanner(stack: DevStack, cwd: string): string {
   const lines = [
     `diatonic dev: platform ${stack.platform} from ${shownSpec} (${stack.environment !== undefined ? `environment ${stack.environment}` : "no local environment: the spec as written"}) on this machine`,
     "",
+    `  console    ${stack.consoleUrl}   (web console: overview, adapters, playground, documents, usage${stack.apiKey !== undefined ? "; sign in with the API key" : ""})`,
     `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
     `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
     `  model      ${stack.tinyModel ? "generated tiny model (random weights)" : stack.model}, served as ${stack.baseModel}`,

@@ -143,6 +143,12 @@ function presentedKey(headers: Readonly<Record<string, string | string[] | undef
   return typeof apiKey === "string" ? apiKey.trim() : undefined;
 }
 
+/** Whether the request presents a key at all (valid or not). */
+export function presentsKey(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  const key = presentedKey(headers);
+  return key !== undefined && key !== "";
+}
+
 /**
  * `required`: every request needs a valid key. `optional`: a request without a key is anonymous, but
  * a key that is presented must be valid. `disabled`: keys are ignored.

@@ -47,6 +47,8 @@ export const AdapterRoute = z.strictObject({
   upstreamModel: z.string().min(1),
   upstream: z.string().min(1),
   description: z.string().default(""),
+  /** Where its LoRA comes from, for people and the console (the adapter agent fetches it, not the gateway). */
+  lora: z.strictObject({ source: z.string().min(1), rank: z.number().int().min(1) }).optional(),
   systemPrompt: z.string().optional(),
   sampling: Sampling.prefault({}),
   rag: RagBinding.optional(),
@@ -67,6 +69,8 @@ export const GatewayConfig = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal("GatewayConfig"),
   platform: z.string().min(1),
+  /** The spec's environment this config was rendered for (`local`, `production`), shown by the console. */
+  environment: z.string().min(1).optional(),
   server: z.strictObject({
     port: z.number().int().min(1).max(65535).default(8080),
     maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),

@@ -3,7 +3,7 @@ import { RATE_LIMIT_CODES } from "./limits.ts";
 import type { Usage } from "./sse.ts";
 
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 type RequestLabels = { readonly adapter: string };
 
@@ -80,6 +80,26 @@ interface Counts {
   /** Undefined until a response reports usage (since the last scrape). */
   tokensIn: number | undefined;
   tokensOut: number | undefined;
+  /** Since the series was made, never reset: what the console's history and usage read. */
+  requestsTotal: number;
+  errorsTotal: number;
+  tokensInTotal: number;
+  tokensOutTotal: number;
+}
+
+/** An adapter's or a tenant's counts since its series was made (a forgotten series starts again at 0). */
+export interface Totals {
+  readonly requests: number;
+  /** Responses with a status of 400 or more. */
+  readonly errors: number;
+  readonly tokensIn: number;
+  readonly tokensOut: number;
+}
+
+export interface AdapterTotals extends Totals {
+  readonly adapter: string;
+  /** Requests per LATENCY_BUCKETS bucket, not cumulative; the last is +Inf. */
+  readonly latencyCounts: readonly number[];
 }
 
 /** One adapter's per-request series: label objects made once. */
@@ -90,15 +110,21 @@ interface AdapterSeries extends Counts {
   timeToFirstToken: HistogramSeries | undefined;
 }
 
-const counts = (): Counts => ({ byStatus: new Map(), tokensIn: undefined, tokensOut: undefined });
+const counts = (): Counts => ({ byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, requestsTotal: 0, errorsTotal: 0, tokensInTotal: 0, tokensOutTotal: 0 });
 
 function add(into: Counts, status: number, usage: Usage | undefined): void {
   into.byStatus.set(status, (into.byStatus.get(status) ?? 0) + 1);
+  into.requestsTotal++;
+  if (status >= 400) into.errorsTotal++;
   if (usage !== undefined) {
     into.tokensIn = (into.tokensIn ?? 0) + usage.promptTokens;
     into.tokensOut = (into.tokensOut ?? 0) + usage.completionTokens;
+    into.tokensInTotal += usage.promptTokens;
+    into.tokensOutTotal += usage.completionTokens;
   }
 }
+
+const totalsOf = (from: Counts): Totals => ({ requests: from.requestsTotal, errors: from.errorsTotal, tokensIn: from.tokensInTotal, tokensOut: from.tokensOutTotal });
 
 /**
  * The series one adapter adds to /metrics, at most: its share of requests_total (one per status it
@@ -180,6 +206,28 @@ export class GatewayMetrics {
     add(byTenant, status, usage);
     this.latency.observe(series.latency, seconds);
     if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
+  }
+
+  /** Every adapter's counts so far, read without a scrape (the console's history). */
+  *adapterTotals(): IterableIterator<AdapterTotals> {
+    for (const [adapter, series] of this.adapters) yield { adapter, ...totalsOf(series), latencyCounts: series.latency.counts };
+  }
+
+  /** Every tenant's counts so far (the console's usage view). */
+  *tenantTotals(): IterableIterator<Totals & { readonly tenant: string }> {
+    for (const [tenant, byTenant] of this.tenants) yield { tenant, ...totalsOf(byTenant) };
+  }
+
+  /** Rate-limit rejections so far, by tenant and limit (`rate_limit_requests`, `rate_limit_tokens`). */
+  async rateLimitedByTenant(): Promise<Map<string, Record<string, number>>> {
+    const byTenant = new Map<string, Record<string, number>>();
+    for (const { labels, value } of (await this.rateLimited.get()).values) {
+      const tenant = String(labels.tenant);
+      const limits = byTenant.get(tenant) ?? {};
+      limits[String(labels.limit)] = value;
+      byTenant.set(tenant, limits);
+    }
+    return byTenant;
   }
 
   /**

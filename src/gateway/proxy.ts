@@ -27,6 +27,8 @@ export interface Exchange {
   retrieval: "ok" | "skipped" | undefined;
   prompt: unknown;
   errorCode: string | null | undefined;
+  /** The error response's message, for the console's recent errors (never the request's content). */
+  errorMessage: string | undefined;
   /** Set while the request is being forwarded: the server calls it off when the client goes away. */
   cancel: RequestCancel | undefined;
 }
@@ -280,6 +282,7 @@ function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseR
         // Headers are gone: say so in the stream (the OpenAI SDK raises it), so truncation is never silent.
         const failure = brokeOff(cancel, error, "upstream stream broke", "upstream_stream_error");
         exchange.errorCode = failure.code;
+        exchange.errorMessage = failure.message;
         if (!res.destroyed) res.end(`data: ${failure.body()}\n\n`);
       },
     });

@@ -1,15 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { authenticate, mayUse, requireScope, KeyStore, type Principal } from "./auth.ts";
+import { ADMIN_PREFIX, handleAdmin, SESSION_PATH } from "./admin.ts";
+import { authenticate, mayUse, presentsKey, requireScope, KeyStore, type Principal } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
 import { readGatewayConfig } from "./config-watch.ts";
+import { CONSOLE_PATH, ConsoleAssets } from "./console.ts";
 import { badRequest, GatewayError, methodNotAllowed, notFound, sendError, toGatewayError, ErrorType } from "./errors.ts";
 import { accessLogFor, createGatewayLogger } from "./logging.ts";
+import { MetricsHistory, type MetricsHistoryOptions } from "./history.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { handleInference, type Exchange, type ProxyContext } from "./proxy.ts";
+import { RecentErrors } from "./recent-errors.ts";
 import type { InferenceEndpoint } from "./request.ts";
 import type { Retriever } from "./retriever.ts";
 import { handleDocuments, type DocumentService } from "./documents.ts";
@@ -39,12 +44,18 @@ export interface GatewayOptions {
   readonly defaultMetrics?: boolean;
   /** How host names become addresses (counting the replicas that share the rate limits). @default DNS lookup of every address */
   readonly resolveHost?: (host: string) => Promise<readonly string[]>;
+  /** The built web console served at /console/. @default console/dist beside the package (CONSOLE_DIR) */
+  readonly consoleDir?: string;
+  /** The in-memory history of the request metrics behind the console's charts. @default every 5 s, 15 minutes */
+  readonly history?: Omit<MetricsHistoryOptions, "replica">;
 }
 
 export interface RunningGateway {
   readonly url: string;
   readonly port: number;
   readonly metrics: GatewayMetrics;
+  /** The sampled request metrics the console charts (GET /v1/admin/metrics). */
+  readonly history: MetricsHistory;
   readonly logger: Logger;
   /**
    * Loads the config and keys again (or applies `config`, for a gateway given its config directly);
@@ -128,6 +139,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const nextRequestId = requestIds();
   const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? true });
   const runtime = new Runtime(metrics, logger, options.resolveHost);
+  const startedAt = new Date();
+  const replica = hostname();
+  const history = new MetricsHistory(metrics, { ...options.history, replica });
+  const recentErrors = new RecentErrors();
+  const consoleAssets = ConsoleAssets.load(options.consoleDir);
 
   /** The config and keys, with the hashes of the files as read (the watcher's baseline). */
   let given = options.config;
@@ -232,6 +248,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const path = query < 0 ? url : url.slice(0, query);
     const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") return probe(method, path, res);
+    // The console's static files: unlogged and uncounted, like the probes (its API calls are counted).
+    if (path.startsWith(CONSOLE_PATH) && (path.length === CONSOLE_PATH.length || path[CONSOLE_PATH.length] === "/")) return consoleAssets.serve(req, path, res);
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : nextRequestId();
     const exchange: Exchange = {
@@ -250,6 +268,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       retrieval: undefined,
       prompt: undefined,
       errorCode: undefined,
+      errorMessage: undefined,
       cancel: undefined,
     };
     // One listener does both: a client that goes away calls the request off, and the request is
@@ -273,6 +292,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         exchange.adapter = decodeSegment(documentsPath[1] as string);
         return await handleDocuments(req, res, exchange.adapter, { snapshot, principal, service: documents });
       }
+      if (path.startsWith(ADMIN_PREFIX)) {
+        // The session view answers a caller without a key too (a key that is presented must be valid).
+        const principal = path === SESSION_PATH && !presentsKey(req.headers) ? undefined : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
+        exchange.tenant = principal?.tenant ?? "";
+        exchange.keyId = principal?.keyId ?? "";
+        return await handleAdmin(method, path, res, { snapshot, principal, runtime, metrics, history, errors: recentErrors, replica, startedAt });
+      }
       let routeTarget: ModelTarget | undefined;
       let apiPath = path;
       if (!path.startsWith("/v1/")) {
@@ -295,6 +321,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const failure = toGatewayError(error);
       if (failure.status === 500) logger.error({ err: error, requestId }, "gateway bug");
       exchange.errorCode = failure.code;
+      exchange.errorMessage = failure.message;
       if (failure.status === 413) res.setHeader("connection", "close");
       if (!res.destroyed) sendError(res, failure);
     } finally {
@@ -322,7 +349,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const status = res.headersSent ? res.statusCode : 499;
     const seconds = (performance.now() - exchange.started) / 1000;
     const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
-    metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
+    // The console's reads of the admin API are logged but not counted, as probes and scrapes are not:
+    // an open console would otherwise be most of an idle platform's traffic.
+    if (!path.startsWith(ADMIN_PREFIX)) metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
     // Built by assignment rather than spreads: this runs for every request.
     const entry: Record<string, unknown> = { requestId: exchange.requestId, method: exchange.req.method, path, status, ms: Math.round(seconds * 10_000) / 10 };
     if (exchange.adapter !== "") entry.adapter = exchange.adapter;
@@ -344,6 +373,20 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     if (exchange.errorCode) entry.error = exchange.errorCode;
     if (exchange.prompt !== undefined) entry.prompt = exchange.prompt;
     accessLog(entry);
+    // A client that went away (499) is not an error of the platform's.
+    if ((status >= 400 && status !== 499) || exchange.errorCode) {
+      recentErrors.add({
+        requestId: exchange.requestId,
+        method: exchange.req.method ?? "",
+        path,
+        adapter: exchange.adapter || null,
+        tenant: exchange.tenant || null,
+        status,
+        code: exchange.errorCode ?? null,
+        // No message of the gateway's: the engine's own answer, passed on as it was (not kept: it may quote the request).
+        message: exchange.errorMessage ?? `the upstream answered ${status}`,
+      });
+    }
   }
 
   const host = options.host ?? "127.0.0.1";
@@ -356,7 +399,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-  logger.info({ url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode }, "gateway listening");
+  history.start();
+  logger.info({ url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode, console: consoleAssets.built }, "gateway listening");
   logger.flush();
 
   let closing: Promise<void> | undefined;
@@ -364,12 +408,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     url,
     port,
     metrics,
+    history,
     logger,
     reload,
     config: () => (runtime.current as Snapshot).config,
     close: (graceMs = 0) => {
       closing ??= (async () => {
         watcher?.close();
+        history.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();

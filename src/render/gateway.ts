@@ -4,7 +4,7 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IIoK8sApiCoreV1Volume as Volume } from "kubernetes-models/v1/Volume";
 import { GatewayConfig, type GatewayConfigInput } from "../gateway/config.ts";
 import { adapterRoute } from "../spec/rules.ts";
-import { API_VERSION, type PlatformSpec } from "../spec/schema.ts";
+import { API_VERSION, type LoraSourceSpec, type PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { embeddingsNames, embeddingsUrl } from "./embeddings.ts";
@@ -23,6 +23,26 @@ export function qdrantEnabled(spec: PlatformSpec): boolean {
   return spec.qdrant.enabled ?? spec.adapters.some((a) => a.rag !== undefined);
 }
 
+/**
+ * A LoRA source as the console shows it: never what could be a secret (a URL's credentials, or its
+ * query, where signed URLs keep their token).
+ */
+export function describeLoraSource(source: LoraSourceSpec): string {
+  if ("huggingFace" in source) {
+    const { repo, revision, file } = source.huggingFace;
+    return `huggingFace ${repo}@${revision}${file !== undefined ? ` ${file}` : ""}`;
+  }
+  if ("url" in source) {
+    const url = new URL(source.url.url);
+    url.username = "";
+    url.password = "";
+    url.search = "";
+    url.hash = "";
+    return `url ${url.href} (sha256 ${source.url.sha256.slice(0, 12)}…)`;
+  }
+  return `path ${source.path}`;
+}
+
 /** The gateway's routing table and limits, checked against the schema the gateway itself loads. */
 export function gatewayConfig(ctx: RenderContext): GatewayConfig {
   const { spec } = ctx.platform;
@@ -37,6 +57,7 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     apiVersion: API_VERSION,
     kind: "GatewayConfig",
     platform: ctx.platform.name,
+    ...(ctx.platform.environment !== "base" ? { environment: ctx.platform.environment } : {}),
     server: { port: ports.gateway, maxBodyBytes: spec.gateway.maxBodyBytes, logPrompts: spec.gateway.logPrompts },
     auth: { mode: spec.gateway.auth, keysFile: `${KEYS_DIR}/${spec.gateway.apiKeysSecret.key}` },
     // The limits are the platform's: each replica enforces its share, counting the ready replicas.
@@ -61,6 +82,7 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
         upstreamModel: upstreamModelFor(spec, adapter),
         upstream,
         description: adapter.description,
+        ...(adapter.lora !== undefined ? { lora: { source: describeLoraSource(adapter.lora.source), rank: adapter.lora.rank } } : {}),
         ...(adapter.systemPrompt !== undefined ? { systemPrompt: adapter.systemPrompt } : {}),
         sampling: adapter.sampling,
         ...(adapter.rag ? { rag: adapter.rag } : {}),

@@ -32,8 +32,9 @@ export interface HTTPProxy extends KubeObject {
 export function renderIngress(ctx: RenderContext): Placed[] {
   const { ingress, adapters } = ctx.platform.spec;
   if (!ingress.enabled) return [];
-  // Only the API is public: /v1 and each adapter's prefix. /metrics, /healthz and /readyz stay inside.
-  const prefixes = ["/v1", ...adapters.map((a) => adapterRoute(a))];
+  // Only the API and the web console are public: /v1, each adapter's prefix and /console (static files;
+  // it signs in with an admin key). /metrics, /healthz and /readyz stay inside.
+  const prefixes = ["/v1", "/console", ...adapters.map((a) => adapterRoute(a))];
   const timeout = String(ingress.timeoutSeconds);
   if (ingress.className === "contour") {
     const proxy: HTTPProxy = {

@@ -78,7 +78,7 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
     const sameRoute = routes.get(route);
     if (sameRoute !== undefined) error([...at, "route"], `route ${route} is already used by adapters[${sameRoute}]`, "give each adapter its own route prefix");
     routes.set(route, index);
-    if (route === "/v1" || route === "/healthz" || route === "/readyz" || route === "/metrics") {
+    if (route === "/v1" || route === "/healthz" || route === "/readyz" || route === "/metrics" || route === "/console") {
       error([...at, "route"], `route ${route} collides with one of the gateway's own paths`, "choose another prefix");
     }
 

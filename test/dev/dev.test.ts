@@ -59,6 +59,10 @@ describe("diatonic dev", () => {
       assert.match(stdout, /^diatonic dev: platform lab from examples\/lab\/platform\.yaml \(environment local\) on this machine$/m);
       assert.match(stdout, new RegExp(`curl -s ${url}/v1/chat/completions`));
       assert.match(stdout, /new OpenAI\(\{ baseURL: /);
+      assert.match(stdout, new RegExp(`^  console    ${url}/console/ `, "m"));
+      const consolePage = await fetch(`${url}/console/`);
+      assert.equal(consolePage.status, 200, "the web console is served (npm run deps builds it)");
+      assert.match(consolePage.headers.get("content-type") ?? "", /^text\/html/);
 
       const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
       const completion = await client.chat.completions.create({ model: "code", messages: [{ role: "user", content: "hello" }], max_tokens: 4 });

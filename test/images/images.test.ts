@@ -279,6 +279,20 @@ describe("the container images, dry-built from docker/*.Dockerfile and run as th
     }
   });
 
+  it("the gateway image serves the web console it was built with, as the pod's user on a read-only root", async () => {
+    const page = await fetch(`${gateway?.url ?? ""}/console/`);
+    assert.equal(page.status, 200, await page.clone().text());
+    assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+    const script = /<script type="module" src="(assets\/app-[A-Z0-9]{8}\.js)">/.exec(await page.text())?.[1];
+    assert.ok(script !== undefined, "index.html names the bundled script");
+    const asset = await fetch(`${gateway?.url ?? ""}/console/${script}`);
+    assert.equal(asset.status, 200);
+    assert.equal(asset.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    const overview = await fetch(`${gateway?.url ?? ""}/v1/admin/overview`, { headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(overview.status, 200);
+    assert.equal(((await overview.json()) as { platform: string }).platform, "lab");
+  });
+
   it("the gateway image lists the spec's adapters and answers chat and streams from the engine image", async () => {
     const listed = (await client.models.list()).data.map((model) => model.id);
     for (const adapter of ["chatbot", "code", "rag", "architecture", "summarization"]) assert.ok(listed.includes(adapter), `${adapter} in ${listed.join(", ")}`);

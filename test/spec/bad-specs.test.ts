@@ -82,6 +82,7 @@ const cases: BadSpec[] = [
   { name: "llamacpp without a GGUF file", text: replace("      kind: vllm\n      maxLoraRank: 16\n      gpuMemoryUtilization: 0.9\n      image: vllm/vllm-openai:v0.34.0", "      kind: llamacpp"), says: ["needs a GGUF file"] },
   { name: "time-slicing replicas below 2", text: replace("replicas: 4 }", "replicas: 1 }"), line: "mode: timeSlicing", says: ["spec.gpu.sharing.replicas", "≥ 2"] },
   { name: "route shadows the gateway's API", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /v1"), says: ["collides with one of the gateway's own paths"] },
+  { name: "route shadows the web console", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /console"), says: ["route /console collides with one of the gateway's own paths"] },
   { name: "empty file", text: "", says: ["the file is empty"] },
   { name: "bad collection name", text: replace("collection: handbook", "collection: hand book"), line: "collection", says: ["spec.adapters[1].rag.collection", "Qdrant collection name"] },
   { name: "unknown GPU sharing mode", text: replace("mode: timeSlicing, replicas: 4", "mode: mps, replicas: 4"), line: "mode: mps", says: ["spec.gpu.sharing.mode", '"none", "timeSlicing", "mig"'] },
