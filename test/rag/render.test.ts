@@ -24,11 +24,12 @@ const named = (result: ReturnType<typeof build>, kind: string, name: string) => 
 describe("render for RAG adapters", () => {
   it("deploys text-embeddings-inference, points the gateway's embeddings at it and lets the gateway reach it", () => {
     const built = build();
-    const deployment = named(built, "Deployment", "embeddings") as unknown as { spec: { template: { spec: { containers: Array<{ image: string; args: string[] }> } } } };
+    const deployment = named(built, "Deployment", "embeddings") as unknown as { spec: { template: { spec: { containers: Array<{ image: string; args: string[] }>; volumes: { name: string; ephemeral?: unknown }[] } } } };
     const container = deployment.spec.template.spec.containers[0];
     assert.match(container?.image ?? "", /^ghcr\.io\/huggingface\/text-embeddings-inference:cpu-\d+\.\d+\.\d+$/);
     assert.deepEqual(container?.args.slice(0, 2), ["--model-id", "BAAI/bge-small-en-v1.5"]);
-    assert.ok(named(built, "PersistentVolumeClaim", "embeddings-cache"));
+    // Its model cache is each pod's own claim: replicas on several nodes never share a ReadWriteOnce volume.
+    assert.ok(deployment.spec.template.spec.volumes.find((v) => v.name === "cache")?.ephemeral);
     const config = gatewayConfig(new RenderContext(built.platform));
     assert.deepEqual(config.embeddings, { upstream: "embeddings", model: "BAAI/bge-small-en-v1.5" });
     assert.equal(config.upstreams.embeddings?.url, "http://embeddings.llama3-multi-adapter.svc.cluster.local:8080");
