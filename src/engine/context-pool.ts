@@ -27,6 +27,8 @@ export interface ContextPoolOptions {
   /** Tokens per sequence. */
   readonly contextSize: number;
   readonly threads: number;
+  /** Told each time an adapter's context is made: a LoRA swapped into one of the maxLoras slots. */
+  readonly onSwap?: (evicted: boolean) => void;
 }
 
 export interface Lease {
@@ -41,12 +43,16 @@ interface Slot {
   readonly ready: Promise<LlamaContext>;
   running: number;
   retired: boolean;
+  /** When a request last ended on it: the least recently used idle slot is evicted first, as vLLM does. */
+  lastUsed: number;
 }
 
 interface Waiter {
   readonly target: Target;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (error: unknown) => void;
+  /** Times a later request was admitted ahead of it (its LoRA had no slot); see pump. */
+  passed: number;
 }
 
 const BASE_KEY = "\u0000base";
@@ -125,7 +131,7 @@ export class ContextPool {
       return Promise.reject(new QueueFullError(this.options.maxQueue));
     }
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { target, resolve, reject };
+      const waiter: Waiter = { target, resolve, reject, passed: 0 };
       this.queue.push(waiter);
       signal?.addEventListener(
         "abort",
@@ -172,14 +178,25 @@ export class ContextPool {
     return slot !== undefined && !slot.retired;
   }
 
-  /** Admits waiters in arrival order; the first one that cannot run blocks the rest (FIFO, no starvation). */
+  /**
+   * Admits waiters in arrival order. One whose LoRA can get no slot yet (every slot busy) is passed
+   * over, as vLLM's scheduler passes it, so that requests for resident adapters are not held up
+   * behind it; once passed over `parallel × maxLoras` times it blocks the rest until it runs (no
+   * starvation).
+   */
   private pump(): void {
-    while (this.queue.length > 0 && this.running < this.options.parallel) {
-      const waiter = this.queue[0];
+    let index = 0;
+    while (index < this.queue.length && this.running < this.options.parallel) {
+      const waiter = this.queue[index];
       if (waiter === undefined) return;
       const slot = this.slotFor(waiter.target);
-      if (slot === undefined) return;
-      this.queue.shift();
+      if (slot === undefined) {
+        if (waiter.passed >= this.options.parallel * this.options.maxLoras) return;
+        index++;
+        continue;
+      }
+      this.queue.splice(index, 1);
+      for (let i = 0; i < index; i++) (this.queue[i] as Waiter).passed++;
       slot.running++;
       this.running++;
       slot.ready.then(
@@ -216,6 +233,7 @@ export class ContextPool {
 
   private finish(slot: Slot): void {
     slot.running--;
+    slot.lastUsed = performance.now();
     this.running--;
     if (slot.retired && slot.running === 0) this.dispose(slot);
     this.pump();
@@ -229,11 +247,14 @@ export class ContextPool {
     if (existing !== undefined) return undefined; // retired but busy: wait until it is gone
     if (target.adapter !== undefined) {
       const adapterSlots = [...this.slots.values()].filter((s) => s.name !== undefined);
-      if (adapterSlots.length >= this.options.maxLoras) {
-        const idle = adapterSlots.find((s) => s.running === 0);
+      const full = adapterSlots.length >= this.options.maxLoras;
+      if (full) {
+        let idle: Slot | undefined;
+        for (const candidate of adapterSlots) if (candidate.running === 0 && (idle === undefined || candidate.lastUsed < idle.lastUsed)) idle = candidate;
         if (idle === undefined) return undefined;
         this.dispose(idle);
       }
+      this.options.onSwap?.(full);
     }
     const { model, parallel, contextSize, threads } = this.options;
     const slot: Slot = {
@@ -241,6 +262,7 @@ export class ContextPool {
       name: target.adapter === undefined ? undefined : target.name,
       running: 0,
       retired: false,
+      lastUsed: performance.now(),
       ready: model.createContext({
         contextSize,
         sequences: parallel,

@@ -110,6 +110,7 @@ export class Engine {
       maxLoras: options.maxLoras,
       contextSize: maxModelLen,
       threads: options.threads,
+      onSwap: (evicted) => this.metrics.swapped(evicted),
     });
     this.metrics = new EngineMetrics(servedModelName, options.maxLoras, () => {
       const activity = this.pool.adapterActivity();

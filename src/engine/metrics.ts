@@ -21,6 +21,7 @@ export class EngineMetrics {
   private readonly ttft: Histogram<"model_name">;
   private readonly latency: Histogram<"model_name">;
   private readonly labels: { model_name: string };
+  private readonly swaps: Counter<"evicted">;
 
   constructor(modelName: string, maxLoras: number, load: () => EngineLoad) {
     const registers = [this.registry];
@@ -68,10 +69,17 @@ export class EngineMetrics {
     });
     this.ttft = new Histogram({ name: "vllm:time_to_first_token_seconds", help: "Histogram of time to first token in seconds.", labelNames: ["model_name"], buckets: TTFT_BUCKETS, registers });
     this.latency = new Histogram({ name: "vllm:e2e_request_latency_seconds", help: "Histogram of end to end request latency in seconds.", labelNames: ["model_name"], buckets: LATENCY_BUCKETS, registers });
+    // Ours, not vLLM's: how often a LoRA is swapped into a slot (what routing by residency saves).
+    this.swaps = new Counter({ name: "diatonic_engine_lora_swaps_total", help: "LoRA adapters put into one of the --max-loras slots, by whether an idle one was evicted for it.", labelNames: ["evicted"], registers });
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
     collectDefaultMetrics({ register: this.registry });
     this.labels = labels;
+  }
+
+  /** An adapter's LoRA was put in one of the --max-loras slots (evicting an idle one when all were taken). */
+  swapped(evicted: boolean): void {
+    this.swaps.inc({ evicted: evicted ? "true" : "false" });
   }
 
   firstToken(seconds: number): void {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { API_VERSION, RagBinding, Sampling } from "../spec/schema.ts";
+import { POLICY_NAMES } from "./routing/types.ts";
 
 /**
  * The gateway's configuration: what `render` writes into the gateway ConfigMap and what the gateway
@@ -65,6 +66,17 @@ export const VectorStoreConfig = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("embedded"), path: z.string().min(1) }),
 ]);
 
+/** How requests are spread over an engine's replicas (src/gateway/routing). */
+export const Routing = z.strictObject({
+  policy: z.enum(POLICY_NAMES).default("diatonic"),
+  /** LoRA slots per engine replica where the engine does not report them (vLLM's --max-loras). */
+  slots: z.number().int().min(1).default(4),
+  /** The cost of a LoRA swap assumed until one is measured, in ms. */
+  swapMs: z.number().min(0).max(60_000).default(200),
+  /** How often each replica's load (queue, KV cache, adapters in flight) is read from its /metrics. */
+  loadPollMs: milliseconds.min(50).max(10_000).default(200),
+});
+
 export const GatewayConfig = z.strictObject({
   apiVersion: z.literal(API_VERSION),
   kind: z.literal("GatewayConfig"),
@@ -91,6 +103,7 @@ export const GatewayConfig = z.strictObject({
     sharedBy: z.strictObject({ dns: z.string().min(1), refreshMs: milliseconds.min(100).default(5000) }).optional(),
   }),
   upstreams: z.record(z.string(), Upstream),
+  routing: Routing.prefault({}),
   baseModel: z.strictObject({ name: z.string().min(1), upstream: z.string().min(1) }),
   embeddings: z.strictObject({ upstream: z.string().min(1), model: z.string().min(1) }).optional(),
   vectorStore: VectorStoreConfig.optional(),
@@ -101,3 +114,4 @@ export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export type GatewayConfigInput = z.input<typeof GatewayConfig>;
 export type AdapterRoute = z.infer<typeof AdapterRoute>;
 export type UpstreamConfig = z.infer<typeof Upstream>;
+export type RoutingConfig = z.infer<typeof Routing>;

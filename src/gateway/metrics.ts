@@ -129,11 +129,11 @@ const totalsOf = (from: Counts): Totals => ({ requests: from.requestsTotal, erro
 /**
  * The series one adapter adds to /metrics, at most: its share of requests_total (one per status it
  * answered), of tokens_total (in, out), two histograms (buckets, +Inf, sum, count), queue depth, in
- * flight, and retrievals (ok, failed, skipped). Tenants are counted apart, never crossed with adapters:
+ * flight, retrievals (ok, failed, skipped) and swaps. Tenants are counted apart, never crossed with adapters:
  * 1,000 adapters × 100 tenants would otherwise be a million histograms.
  */
 export function seriesPerAdapter(statuses: number): number {
-  return statuses + 2 + 2 * (LATENCY_BUCKETS.length + 3) + 2 + 3;
+  return statuses + 2 + 2 * (LATENCY_BUCKETS.length + 3) + 2 + 3 + 1;
 }
 
 /** The gateway's Prometheus metrics, on a registry of its own so several gateways can share a process. */
@@ -149,6 +149,9 @@ export class GatewayMetrics {
   readonly inFlight: Gauge<"adapter">;
   readonly rateLimited: Counter<"tenant" | "limit">;
   readonly configReloads: Counter<"result">;
+  readonly routingDecisions: Counter<"policy" | "reason">;
+  readonly residency: Counter<"result">;
+  readonly swaps: Counter<"adapter">;
   readonly retrievals: Counter<"adapter" | "result">;
   /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
   inFlightSource: () => Iterable<readonly [string, number]> = () => [];
@@ -184,6 +187,9 @@ export class GatewayMetrics {
       },
     });
     this.rateLimited = new Counter({ name: "diatonic_gateway_rate_limited_total", help: "Requests rejected by a per-key rate limit.", labelNames: ["tenant", "limit"], registers });
+    this.routingDecisions = new Counter({ name: "diatonic_gateway_routing_decisions_total", help: "Replicas chosen for LoRA requests, by policy and reason (resident, home, spill, active, ...).", labelNames: ["policy", "reason"], registers });
+    this.residency = new Counter({ name: "diatonic_gateway_residency_total", help: "LoRA requests sent where the LoRA was in the replica's slots (hit) or not (miss: a swap), as the gateway sees it.", labelNames: ["result"], registers });
+    this.swaps = new Counter({ name: "diatonic_gateway_adapter_swaps_total", help: "LoRA requests sent to a replica whose slots did not hold the adapter (each one makes the engine swap it in).", labelNames: ["adapter"], registers });
     this.configReloads = new Counter({ name: "diatonic_gateway_config_reloads_total", help: "Config reloads by result (ok, rejected).", labelNames: ["result"], registers });
     this.retrievals = new Counter({ name: "diatonic_gateway_retrievals_total", help: "RAG retrievals by result (ok, failed, skipped).", labelNames: ["adapter", "result"], registers });
   }
@@ -230,6 +236,13 @@ export class GatewayMetrics {
     return byTenant;
   }
 
+  /** One routing decision for a LoRA request. */
+  routed(policy: string, reason: string, lora: string | undefined, hit: boolean): void {
+    this.routingDecisions.inc({ policy, reason });
+    this.residency.inc({ result: hit ? "hit" : "miss" });
+    if (!hit && lora !== undefined) this.swaps.inc({ adapter: lora });
+  }
+
   /**
    * Removes every series of an adapter the config no longer has, so that adapter churn does not grow
    * /metrics without bound. Called once the adapter is idle (Runtime.pruneLimiters).
@@ -244,6 +257,7 @@ export class GatewayMetrics {
     }
     for (const direction of ["in", "out"]) this.tokens.remove({ adapter, direction });
     for (const result of ["ok", "failed", "skipped"]) this.retrievals.remove({ adapter, result });
+    this.swaps.remove({ adapter });
   }
 
   /**

@@ -1,7 +1,7 @@
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import { admittedTenants, type KeyStore } from "./auth.ts";
-import { MAX_TIMER_MS, type AdapterRoute, type GatewayConfig, type UpstreamConfig } from "./config.ts";
+import { MAX_TIMER_MS, type AdapterRoute, type GatewayConfig, type RoutingConfig, type UpstreamConfig } from "./config.ts";
 import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { UpstreamPool } from "./upstream.ts";
@@ -78,12 +78,12 @@ export class Runtime {
     const pools = new Map<string, UpstreamPool>();
     const started: UpstreamPool[] = [];
     for (const [name, upstream] of Object.entries(config.upstreams)) {
-      const key = JSON.stringify(upstream);
+      const key = JSON.stringify([upstream, config.routing]);
       const existing = this.pools.get(name);
       if (existing?.key === key) {
         pools.set(name, existing.pool);
       } else {
-        const pool = this.newPool(name, upstream);
+        const pool = this.newPool(name, upstream, config.routing);
         await pool.start();
         started.push(pool);
         pools.set(name, pool);
@@ -138,7 +138,7 @@ export class Runtime {
     };
     const retired = [...this.pools].filter(([name, entry]) => pools.get(name) !== entry.pool);
     this.pools.clear();
-    for (const [name, pool] of pools) this.pools.set(name, { key: JSON.stringify(config.upstreams[name]), pool });
+    for (const [name, pool] of pools) this.pools.set(name, { key: JSON.stringify([config.upstreams[name], config.routing]), pool });
     this.snapshot = snapshot;
     // Requests already running on the old snapshot finish first: a retired pool is closed, and a
     // removed tenant's series (which such a request makes again) forgotten again, only after the
@@ -195,15 +195,16 @@ export class Runtime {
     await count();
   }
 
-  private newPool(name: string, upstream: UpstreamConfig): UpstreamPool {
+  private newPool(name: string, upstream: UpstreamConfig, routing: RoutingConfig): UpstreamPool {
     return new UpstreamPool(name, upstream, {
+      onRoute: (_upstream, policy, reason, lora, hit) => this.metrics.routed(policy, reason, lora, hit),
       onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
       onEjection: (upstreamName, replica, forMs) => {
         this.metrics.ejections.inc({ upstream: upstreamName });
         this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
       },
       onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
-    });
+    }, routing);
   }
 
   private limiterFor(key: string, adapter: string, concurrency: number, queue: number): ConcurrencyLimiter {

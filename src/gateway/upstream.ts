@@ -5,7 +5,9 @@ import { buildConnector, errors, Pool, type Dispatcher } from "undici";
 import { joinChunks } from "../http-body.ts";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
+import { scrapeEngineLoad, type EngineLoad } from "./engine-load.ts";
 import { Residency } from "./residency.ts";
+import { isResident, makePolicy, slotsOf, type Candidate, type RoutingPolicy, type RoutingSettings } from "./routing/index.ts";
 
 /** How a request is called off (the client went away, the total timeout passed). */
 export interface Cancellation {
@@ -182,6 +184,8 @@ class BytesSink implements BodySink {
 
 /** What an upstream reports to metrics and logs. */
 export interface UpstreamEvents {
+  /** A replica was chosen for a LoRA's request: by which policy, why, and whether its slots held the LoRA. */
+  onRoute?(upstream: string, policy: string, reason: string, lora: string | undefined, hit: boolean): void;
   onRetry?(upstream: string, reason: string): void;
   onEjection?(upstream: string, replica: string, forMs: number): void;
   onRestore?(upstream: string, replica: string): void;
@@ -253,7 +257,10 @@ function connectWithin(timeoutMs: number): buildConnector.connector {
   };
 }
 
-class Replica {
+/** How many LoRAs each replica's "sent here last" list keeps (more than any engine's slots). */
+const RECENT_LORAS = 64;
+
+class Replica implements Candidate {
   outstanding = 0;
   failures = 0;
   ejections = 0;
@@ -261,16 +268,33 @@ class Replica {
   probing = false;
   retired = false;
   readonly pool: Pool;
+  /** The engine's last report of its load, and how old it may be before it is not used. */
+  engineLoad: EngineLoad | undefined;
+  readonly recent: string[] = [];
 
   constructor(
     readonly origin: string,
     connectTimeoutMs: number,
+    private readonly staleMs: number,
   ) {
     this.pool = new Pool(origin, {
       connect: connectWithin(connectTimeoutMs),
       keepAliveTimeout: DEFAULTS.keepAliveMs,
       pipelining: 1,
     });
+  }
+
+  get load(): EngineLoad | undefined {
+    const load = this.engineLoad;
+    return load !== undefined && performance.now() - load.at <= this.staleMs ? load : undefined;
+  }
+
+  /** Sent this LoRA: it moves to the end of the list. */
+  sent(lora: string): void {
+    const at = this.recent.lastIndexOf(lora);
+    if (at >= 0) this.recent.splice(at, 1);
+    this.recent.push(lora);
+    if (this.recent.length > RECENT_LORAS) this.recent.shift();
   }
 
   healthy(now: number): boolean {
@@ -299,12 +323,17 @@ export class UpstreamPool {
   /** Which LoRAs each replica holds, when the config asks to route by it. */
   readonly residency: Residency | undefined;
   private residencyTimer: NodeJS.Timeout | undefined;
+  private loadTimer: NodeJS.Timeout | undefined;
+  /** Chooses among the replicas that may take a request. */
+  readonly policy: RoutingPolicy;
 
   constructor(
     readonly name: string,
     readonly config: UpstreamConfig,
     private readonly events: UpstreamEvents = {},
+    private readonly routing: RoutingSettings & { readonly loadPollMs: number } = { policy: "least-outstanding", slots: 4, swapMs: 200, loadPollMs: 200 },
   ) {
+    this.policy = makePolicy(routing);
     this.base = new URL(config.url);
     this.basePath = this.base.pathname.replace(/\/+$/, "");
     this.hostHeader = this.base.host;
@@ -330,6 +359,23 @@ export class UpstreamPool {
     this.residencyTimer.unref();
   }
 
+  /** Reads each replica's load from its /metrics, every loadPollMs, while residency is on. */
+  private async pollLoad(): Promise<void> {
+    if (this.residency === undefined || this.closed) return;
+    const timeout = Math.max(100, this.routing.loadPollMs);
+    await Promise.all(
+      this.replicas
+        .filter((replica) => !replica.retired)
+        .map(async (replica) => {
+          const load = await scrapeEngineLoad(replica.pool, `${this.basePath}/metrics`, this.hostHeader, timeout);
+          if (load !== undefined) replica.engineLoad = load;
+        }),
+    );
+    if (this.closed) return;
+    this.loadTimer = setTimeout(() => void this.pollLoad(), this.routing.loadPollMs);
+    this.loadTimer.unref();
+  }
+
   /** Finds the replicas; with DNS discovery, keeps finding them. */
   async start(): Promise<void> {
     if (this.config.discovery === "dns") {
@@ -347,7 +393,7 @@ export class UpstreamPool {
       this.setOrigins([...new Set(origins)]);
     }
     // The first answers are awaited: requests then route by residency from the start.
-    await this.pollResidency();
+    await Promise.all([this.pollResidency(), this.pollLoad()]);
   }
 
   private async resolve(): Promise<void> {
@@ -372,7 +418,8 @@ export class UpstreamPool {
       return false;
     });
     const known = new Set(kept.map((replica) => replica.origin));
-    for (const origin of origins) if (!known.has(origin)) kept.push(new Replica(origin, this.config.connectTimeoutMs));
+    // A load report three polls old is stale: the replica stopped answering its /metrics.
+    for (const origin of origins) if (!known.has(origin)) kept.push(new Replica(origin, this.config.connectTimeoutMs, 3 * this.routing.loadPollMs));
     this.replicas = kept;
   }
 
@@ -396,29 +443,31 @@ export class UpstreamPool {
   }
 
   /**
-   * Least outstanding requests among healthy replicas, starting the scan at a moving cursor to break
-   * ties. For a LoRA under residency: replicas that hold it, else those whose holdings are unknown;
-   * never one known not to hold it.
+   * The replica for a request: among the healthy ones not tried yet, and for a LoRA under residency
+   * those that hold it (else those whose holdings are unknown, never one known not to), the routing
+   * policy chooses. Undefined when none may take it.
    */
-  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): Replica | undefined {
+  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): { replica: Replica; hit: boolean } | undefined {
     const now = performance.now();
-    const count = this.replicas.length;
     const residency = lora === undefined ? undefined : this.residency;
-    let best: Replica | undefined;
-    let bestHolds = false;
-    this.cursor = (this.cursor + 1) % Math.max(1, count);
-    for (let i = 0; i < count; i++) {
-      const replica = this.replicas[(this.cursor + i) % count];
-      if (replica === undefined || !replica.healthy(now) || exclude?.has(replica)) continue;
+    let candidates: Replica[] = [];
+    let holders = 0;
+    for (const replica of this.replicas) {
+      if (!replica.healthy(now) || exclude?.has(replica)) continue;
       const holds = residency === undefined || lora === undefined ? true : residency.holds(replica.origin, lora, now);
       if (holds === false) continue;
-      const better = best === undefined || (holds === true && !bestHolds) || (holds === bestHolds && replica.outstanding < best.outstanding);
-      if (better) {
-        best = replica;
-        bestHolds = holds === true;
-      }
+      if (holds === true) holders++;
+      candidates.push(replica);
     }
-    return best;
+    if (holders > 0 && holders < candidates.length && residency !== undefined && lora !== undefined) candidates = candidates.filter((replica) => residency.holds(replica.origin, lora, now) === true);
+    if (candidates.length === 0) return undefined;
+    const choice = this.policy.choose(candidates, { lora, now });
+    const chosen = choice.candidate as Replica;
+    if (lora === undefined) return { replica: chosen, hit: true };
+    const hit = isResident(chosen, lora, slotsOf(chosen, this.routing.slots));
+    this.events.onRoute?.(this.name, this.policy.name, choice.reason, lora, hit);
+    chosen.sent(lora);
+    return { replica: chosen, hit };
   }
 
   /** Sends a request, retrying on another replica only while nothing has come back yet. */
@@ -437,15 +486,16 @@ export class UpstreamPool {
     resolve: (response: UpstreamResponse) => void,
     reject: (error: unknown) => void,
   ): void {
-    let replica = this.pick(tried, request.lora);
+    let picked = this.pick(tried, request.lora);
     // With one replica, a retry goes back to it (a fresh connection after a stale keep-alive one).
-    if (replica === undefined && tried !== undefined) replica = this.pick(undefined, request.lora);
-    if (replica === undefined) {
+    if (picked === undefined && tried !== undefined) picked = this.pick(undefined, request.lora);
+    if (picked === undefined) {
       const loading = request.lora !== undefined && this.residency !== undefined && this.healthyCount() > 0;
       reject(loading ? this.loading(request.lora ?? "") : (lastError ?? this.unavailable()));
       return;
     }
-    const chosen = replica;
+    const chosen = picked.replica;
+    const swapped = !picked.hit;
     // A retry starts outside the callbacks of the attempt that failed (they run inside undici).
     const retry = (error: GatewayError) =>
       queueMicrotask(() => {
@@ -455,7 +505,7 @@ export class UpstreamPool {
           reject(failure);
         }
       });
-    this.attempt(chosen, request, attempt, (outcome) => {
+    this.attempt(chosen, request, attempt, swapped, (outcome) => {
       if (!(outcome instanceof RetryableError) && outcome.statusCode === 404 && request.lora !== undefined && this.residency !== undefined) {
         // The replica does not hold the LoRA (unloaded since it last listed it): try one that does.
         this.residency.forget(chosen.origin, request.lora);
@@ -507,24 +557,29 @@ export class UpstreamPool {
   }
 
   /** One attempt on one replica; `done` gets the response once its headers are in, or why there is none. */
-  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, done: (outcome: UpstreamResponse | RetryableError) => void): void {
+  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, swapped: boolean, done: (outcome: UpstreamResponse | RetryableError) => void): void {
     replica.outstanding++;
+    const started = performance.now();
+    let firstByteMs = 0;
     const response = new UpstreamResponse(
       replica.origin,
       attempt,
       request.cancel,
       request.wholeBody ?? false,
-      (started, error) => {
+      (_started, error) => {
         if (error !== undefined) {
           done(this.classify(error, replica, request.cancel));
           return;
         }
-        if (started.statusCode >= 500) this.failure(replica);
+        firstByteMs = performance.now() - started;
+        if (response.statusCode >= 500) this.failure(replica);
         else this.success(replica);
-        done(started);
+        done(response);
       },
       (error) => {
         replica.outstanding--;
+        // The policy learns service and swap times from answers the engine gave in full.
+        if (error === undefined && response.statusCode === 200) this.policy.observe?.({ lora: request.lora, now: started }, { firstByteMs: firstByteMs || performance.now() - started, totalMs: performance.now() - started }, swapped);
         // A body that breaks off counts against the replica; one the client gave up on does not.
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
       },
@@ -617,6 +672,7 @@ export class UpstreamPool {
     this.closed = true;
     clearTimeout(this.dnsTimer);
     clearTimeout(this.residencyTimer);
+    clearTimeout(this.loadTimer);
     for (const timer of this.probeTimers) clearTimeout(timer);
     await Promise.all(this.replicas.map((replica) => replica.pool.destroy().catch(() => undefined)));
   }

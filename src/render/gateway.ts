@@ -63,6 +63,8 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     // The limits are the platform's: each replica enforces its share, counting the ready replicas.
     rateLimits: { ...spec.gateway.rateLimits, sharedBy: { dns: ctx.serviceHost(GATEWAY_HEADLESS), refreshMs: 5000 } },
     upstreams,
+    // The engines' LoRA slots (--max-loras) until each engine reports them on its /metrics.
+    routing: { policy: "diatonic", slots: spec.model.engine.kind === "vllm" ? spec.model.engine.maxLoras : 4 },
     baseModel: { name: spec.model.name, upstream: names.engine },
     // RAG adapters embed with the embeddings server; otherwise the llama.cpp engine serves /v1/embeddings itself.
     ...(embeddings !== undefined

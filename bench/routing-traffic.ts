@@ -1,0 +1,84 @@
+// The traffic bench:routing sends, the same for every policy: open-loop Poisson arrivals, adapters
+// drawn from a Zipf distribution, from a fixed seed. Also the table and the percentiles.
+
+/** A small, fast, seedable generator (mulberry32): the same seed gives the same traffic. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Zipf over `n` ranks with exponent `s`: rank r (0-based) has weight 1/(r+1)^s. */
+export function zipf(n: number, s: number, random: () => number): () => number {
+  const weights = Array.from({ length: n }, (_, r) => 1 / (r + 1) ** s);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const cumulative: number[] = [];
+  let sum = 0;
+  for (const w of weights) cumulative.push((sum += w / total));
+  return () => {
+    const u = random();
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cumulative[mid] as number) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+export interface Arrival {
+  /** ms from the start. */
+  readonly at: number;
+  readonly adapter: number;
+}
+
+/** `count` arrivals at `rate` per second (exponential gaps), adapters Zipf(s) over `adapters`. */
+export function traffic(options: { readonly count: number; readonly rate: number; readonly adapters: number; readonly s: number; readonly seed: number }): Arrival[] {
+  const random = seeded(options.seed);
+  const pick = zipf(options.adapters, options.s, seeded(options.seed ^ 0x9e3779b9));
+  const arrivals: Arrival[] = [];
+  let at = 0;
+  for (let i = 0; i < options.count; i++) {
+    at += (-Math.log(1 - random()) / options.rate) * 1000;
+    arrivals.push({ at, adapter: pick() });
+  }
+  return arrivals;
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+/** One policy's row, in the shape bench/results/routing.json keeps (more fields are welcome). */
+export interface PolicyRow {
+  readonly policy: string;
+  readonly swaps: number;
+  readonly p50TtftMs: number;
+  readonly p99TtftMs: number;
+  readonly p50E2eMs: number;
+  readonly p99E2eMs: number;
+  readonly rps: number;
+  readonly errors: number;
+  readonly requests: number;
+  /** The gateway's own view: requests it sent where the adapter's slot was warm. */
+  readonly residencyHits?: number;
+  /** Routing decisions by reason (the gateway's diatonic_gateway_routing_decisions_total). */
+  readonly reasons?: Readonly<Record<string, number>>;
+}
+
+export function table(title: string, rows: readonly PolicyRow[]): string {
+  const head = ["policy", "swaps", "TTFT p50", "TTFT p99", "e2e p50", "e2e p99", "req/s", "errors"];
+  const cells = rows.map((r) => [r.policy, String(r.swaps), r.p50TtftMs.toFixed(1), r.p99TtftMs.toFixed(1), r.p50E2eMs.toFixed(1), r.p99E2eMs.toFixed(1), r.rps.toFixed(1), String(r.errors)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
+  const line = (c: readonly string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join("  ");
+  return [title, line(head), ...cells.map(line)].join("\n");
+}

@@ -1,0 +1,52 @@
+// What a routing policy sees of each replica, and the one method it implements. Policies are small
+// and swappable (config `routing.policy`), so the benchmark runs them side by side through the same
+// gateway code: they differ only in how they choose.
+import type { EngineLoad } from "../engine-load.ts";
+
+export const POLICY_NAMES = ["diatonic", "least-outstanding", "round-robin", "lora-affinity"] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+/** One replica that may take the request: healthy, and holding the request's LoRA (or not known not to). */
+export interface Candidate {
+  readonly origin: string;
+  /** Requests this gateway has running there. */
+  readonly outstanding: number;
+  /** The engine's own report, when fresh (a few scrapes old at most). */
+  readonly load: EngineLoad | undefined;
+  /** LoRAs this gateway sent there most recently, newest last: what its GPU slots likely hold. */
+  readonly recent: readonly string[];
+}
+
+export interface RouteRequest {
+  /** The LoRA it runs on; undefined for the base model (every replica has it in memory). */
+  readonly lora: string | undefined;
+  /** performance.now() */
+  readonly now: number;
+}
+
+export interface Choice {
+  readonly candidate: Candidate;
+  /** Why, for the decisions metric: resident, home, spill, free-slot, any, ... */
+  readonly reason: string;
+}
+
+export interface RoutingPolicy {
+  readonly name: PolicyName;
+  /** One of `candidates` (never empty) for the request. */
+  choose(candidates: readonly Candidate[], request: RouteRequest): Choice;
+  /** A request it routed finished: when its first byte came and it ended, and whether it landed where the LoRA was not resident. */
+  observe?(request: RouteRequest, timing: { readonly firstByteMs: number; readonly totalMs: number }, swapped: boolean): void;
+}
+
+/** Whether the replica's GPU slots hold the LoRA now: it runs or waits there, or was sent there last. */
+export function isResident(candidate: Candidate, lora: string, slots: number): boolean {
+  if (candidate.load?.runningLoras.has(lora) === true || candidate.load?.waitingLoras.has(lora) === true) return true;
+  const recent = candidate.recent;
+  for (let i = recent.length - 1, seen = 0; i >= 0 && seen < slots; i--, seen++) if (recent[i] === lora) return true;
+  return false;
+}
+
+/** The replica's LoRA slots: what it reports (max_lora), else the configured default. */
+export function slotsOf(candidate: Candidate, fallback: number): number {
+  return candidate.load?.maxLoras ?? fallback;
+}
