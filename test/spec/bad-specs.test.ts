@@ -61,7 +61,7 @@ const cases: BadSpec[] = [
   { name: "string where a number belongs", text: replace("    replicas: 2", "    replicas: two"), line: "replicas: two", says: ["spec.gateway.replicas", "expected number", 'string "two"', "fix: set spec.gateway.replicas to a number"] },
   { name: "one item where a list belongs", text: replace("nodes: [{ name: n1, gpus: [{ model: A, memoryGiB: 24 }] }]", "nodes: { name: n1 }"), line: "nodes: { name: n1 }", says: ["spec.gpu.nodes", "expected array", "fix: set spec.gpu.nodes to an array"] },
   { name: "unknown ingress class", text: replace("className: nginx", "className: traefik"), line: "className: traefik", says: ["spec.ingress.className", '"nginx", "contour"'] },
-  { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123"] },
+  { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123", "fix: change spec.adapters[0].name: it must be a DNS-1123 label"] },
   { name: "duplicate adapter names", text: replace("- name: rag", "- name: code"), says: ["spec.adapters[1].name", "already used by adapters[0]"] },
   { name: "duplicate routes", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /rag"), says: ["route /rag is already used"] },
   { name: "LoRA rank above maxLoraRank", text: replace("rank: 8", "rank: 64"), line: "rank: 64", says: ["spec.adapters[0].lora.rank", "maxLoraRank 16", "raise model.engine.maxLoraRank to at least 64"] },
@@ -135,6 +135,7 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
       assert.match(run.stderr, new RegExp(`case-${index}\\.yaml:\\d+:\\d+: `), "names file:line:col");
       assert.match(run.stderr, /fix: /, "says how to fix it");
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+      assert.doesNotMatch(run.stderr, /\bis be\b/, "reads as English");
       for (const phrase of bad.says) assert.ok(run.stderr.includes(phrase), `message should say ${JSON.stringify(phrase)}:\n${run.stderr}`);
       if (bad.line) {
         const expected = bad.text.split("\n").findIndex((l) => l.includes(bad.line ?? "")) + 1;
