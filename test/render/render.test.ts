@@ -297,6 +297,17 @@ describe("render", () => {
     assert.ok(existsSync(join(dir, "lab/overlays/local/SECRETS.md")));
   });
 
+  it("the summary names the first few adapters and counts the rest, so 1,000 adapters stay one short line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-many-"));
+    const many = Array.from({ length: 1000 }, (_, i) => `    - { name: a${i}, systemPrompt: You are adapter ${i}. }`).join("\n");
+    writeFileSync(join(dir, "platform.yaml"), readFileSync(EXAMPLE, "utf8").replace("  adapters:\n", `  adapters:\n${many}\n`));
+    const run = await runCli(["render", "--env", "production", "-o", "yaml"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const line = run.stderr.split("\n").find((l) => l.includes("adapters:")) ?? "";
+    assert.match(line, /with 1005 adapters: a0, a1, a2, a3, a4 and 1000 more$/);
+    assert.ok(line.length < 160, line);
+  });
+
   it("refuses to overwrite a directory it did not write", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-foreign-"));
     (await import("node:fs")).writeFileSync(join(dir, "precious.txt"), "keep me");
