@@ -29,9 +29,9 @@ export interface PlanReport {
   readonly findings: readonly Finding[];
 }
 
-/** Renders, validates and lays the GPU pods onto the declared GPUs. */
-export function planPlatform(file: string, environment: string, cwd?: string): PlanReport {
-  const { objects, env, platform } = environmentFromSpec(file, environment, cwd);
+/** Renders, validates and lays the GPU pods onto the declared GPUs; `shown` is the file as the user named it. */
+export function planPlatform(file: string, environment: string, cwd?: string, shown?: string): PlanReport {
+  const { objects, env, platform } = environmentFromSpec(file, environment, cwd, shown);
   const validation = validateObjects(objects, env);
   const spec = platform.spec;
   const engine = spec.model.engine;

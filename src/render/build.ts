@@ -12,6 +12,8 @@ export interface BuildOptions {
   readonly environment: string;
   /** @default process.cwd() */
   readonly cwd?: string;
+  /** `file` as the user named it (`--spec` as typed), for messages. @default the path from `cwd` */
+  readonly shown?: string;
 }
 
 export interface EnvironmentBuild {
@@ -22,7 +24,7 @@ export interface EnvironmentBuild {
 
 /** Loads and renders one environment of a spec. */
 export function buildEnvironment(options: BuildOptions, text = readSpec(options.file)): EnvironmentBuild {
-  const platform = loadPlatform({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}) });
+  const platform = loadPlatform({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.shown ? { shown: options.shown } : {}) });
   return { platform, result: renderPlatform(platform) };
 }
 
@@ -40,7 +42,7 @@ export function buildTree(options: BuildOptions): TreeBuild {
   const requested = buildEnvironment(options, text);
   let base: RenderResult;
   try {
-    base = renderPlatform(loadPlatform({ file: options.file, environment: null, text, ...(options.cwd ? { cwd: options.cwd } : {}) }));
+    base = renderPlatform(loadPlatform({ file: options.file, environment: null, text, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.shown ? { shown: options.shown } : {}) }));
   } catch (error) {
     if (error instanceof SpecError) {
       throw new InputError(

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
+import { typablePath } from "../paths.ts";
 import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
 import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
@@ -15,15 +15,17 @@ export interface LoadPlatformOptions {
   readonly environment: string | null;
   /** The file's text, when already read (tests, stdin). @default read from `file` */
   readonly text?: string;
-  /** Directory to print file names relative to. @default process.cwd() */
+  /** Directory the command runs in. @default process.cwd() */
   readonly cwd?: string;
+  /** The file as the user named it (`--spec` as typed), for messages. @default the path from `cwd`, or absolute outside it */
+  readonly shown?: string;
   /** LoRA files on this machine are allowed (`diatonic dev`). @default false */
   readonly localPaths?: boolean;
 }
 
 /** A spec rule's warning, placed in the file (an overlay's value at the overlay's line). */
 export interface SpecWarning {
-  /** `file:line:column`, the file relative to the cwd. */
+  /** `file:line:column`, the file as the user named it. */
   readonly at: string;
   /** Where the value is written, e.g. `spec.model.source.huggingFace.revision` or `environments.local.gateway.auth`. */
   readonly path: string;
@@ -106,7 +108,7 @@ export function readSpec(file: string): string {
 /** Reads platform.yaml, applies the environment overlay, fills defaults and checks every rule. */
 export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
   const cwd = options.cwd ?? process.cwd();
-  const shown = relative(cwd, options.file) || options.file;
+  const shown = options.shown ?? typablePath(cwd, options.file);
   const text = options.text ?? readSpec(options.file);
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });

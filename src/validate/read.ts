@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { InputError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
@@ -55,16 +55,17 @@ export const STDIN = "-";
 
 /**
  * Reads YAML files and directories, and `-` for standard input. A directory with a kustomization is built with `kubectl kustomize`
- * (so overlays are checked as they will be applied); other directories are read recursively.
+ * (so overlays are checked as they will be applied); other directories are read recursively. Paths are as the user
+ * typed them (relative to `cwd`), and messages name files that way.
  */
 export function readObjects(paths: readonly string[], cwd: string): ReadObjects {
   const out: ReadObjects = { objects: [], files: new Map() };
-  const visit = (path: string) => {
-    if (path === STDIN) {
+  const visit = (shown: string) => {
+    if (shown === STDIN) {
       parseObjects(readFileSync(0, "utf8"), "<stdin>", out);
       return;
     }
-    const shown = relative(cwd, path) || path;
+    const path = resolve(cwd, shown);
     if (!existsSync(path)) throw new InputError(`${shown} does not exist`, "pass YAML files or directories");
     if (statSync(path).isDirectory()) {
       if (existsSync(join(path, ".diatonic-render")) && existsSync(join(path, "overlays"))) {
@@ -80,8 +81,7 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
       }
       for (const entry of readdirSync(path).sort()) {
         if (entry.startsWith(".")) continue;
-        const child = join(path, entry);
-        if (statSync(child).isDirectory() || /\.ya?ml$/.test(entry)) visit(child);
+        if (statSync(join(path, entry)).isDirectory() || /\.ya?ml$/.test(entry)) visit(join(shown, entry));
       }
       return;
     }

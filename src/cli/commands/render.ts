@@ -46,7 +46,7 @@ export const renderCommand: Command = {
     if ((values.out === undefined) === (values.output === undefined)) {
       throw new InputError("pass exactly one of --out DIR and -o yaml", `usage: ${this.usage}`);
     }
-    const options = { file: resolve(io.cwd, values.spec), environment: values.env, cwd: io.cwd };
+    const options = { file: resolve(io.cwd, values.spec), shown: values.spec, environment: values.env, cwd: io.cwd };
     if (values.output === "yaml") {
       const build = buildEnvironment(options);
       io.stdout.write(toYamlStream(build.result.placed.map((p) => p.object)));
