@@ -168,3 +168,31 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
     assert.ok(cases.length >= 20);
   });
 });
+
+describe("one code path: render --out, render -o yaml, validate --spec, plan and apply read a spec alike", () => {
+  // The base asks for a certificate from an ACME issuer, but only production declares the ACME account.
+  const text = replace("    host: llm.example.com", "    host: llm.example.com\n    tls: { issuer: acmeProduction }").replace(
+    "environments:\n",
+    "environments:\n  production:\n    certificates: { acme: { email: ops@example.com, solver: { type: http01 } } }\n",
+  );
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-one-path-"));
+  writeFileSync(join(dir, "platform.yaml"), text);
+  const line = text.split("\n").findIndex((l) => l.includes("issuer: acmeProduction")) + 1;
+  const commands = [
+    ["render", "--env", "production", "--out", "out"],
+    ["render", "--env", "production", "-o", "yaml"],
+    ["validate", "--spec", "platform.yaml", "--env", "production"],
+    ["plan", "--env", "production"],
+    ["apply", "--env", "production", "--dry-run"],
+  ];
+  for (const args of commands) {
+    it(`${args.join(" ")} refuses the base's issuer without an ACME account, at its line`, async () => {
+      const run = await runCli(args, dir);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.ok(run.stderr.includes(`platform.yaml:${line}:`), run.stderr);
+      assert.match(run.stderr, /spec\.ingress\.tls\.issuer: issuer acmeProduction needs an ACME account/);
+      assert.match(run.stderr, /without any environment overlay/);
+      assert.equal(run.stdout, "");
+    });
+  }
+});
