@@ -42,5 +42,5 @@ export function buildTree(options: BuildOptions): TreeBuild {
   const environments = new Map<string, RenderResult>();
   for (const [env, platform] of requested.spec.environments) environments.set(env, env === options.environment ? requested.result : renderPlatform(platform));
   const specHash = createHash("sha256").update(text).digest("hex");
-  return { ...requested, files: kustomizeTree({ base: renderPlatform(requested.spec.base), environments, specHash }) };
+  return { ...requested, files: kustomizeTree({ base: renderPlatform(requested.spec.base), environments, specHash, requested: options.environment }) };
 }

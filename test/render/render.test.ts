@@ -308,6 +308,18 @@ describe("render", () => {
     assert.ok(line.length < 160, line);
   });
 
+  it("render --out DIR then validate DIR: validates the environment render was asked for, and says so", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-validate-tree-"));
+    const rendered = await runCli(["render", "--spec", join(process.cwd(), EXAMPLE), "--env", "staging", "--out", "out"], dir);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.equal((JSON.parse(readFileSync(join(dir, "out/.diatonic-render"), "utf8")) as { environment: string }).environment, "staging");
+    const run = await runCli(["validate", "out", "--format", "json"], dir);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stderr, /validating out\/overlays\/staging, the environment render was asked for \(for another, pass out\/overlays\/local or out\/overlays\/production\)/);
+    const result = JSON.parse(run.stdout) as { objects: number; findings: { file?: string }[] };
+    assert.equal(result.objects, objects("staging").length);
+  });
+
   it("refuses to overwrite a directory it did not write", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-foreign-"));
     (await import("node:fs")).writeFileSync(join(dir, "precious.txt"), "keep me");

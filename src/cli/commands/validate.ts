@@ -17,6 +17,7 @@ export const validateCommand: Command = {
     const spec = values.spec ?? "platform.yaml";
     const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, spec), values.env, io.cwd, spec) : undefined;
     const read = positionals.length > 0 ? readObjects(positionals, io.cwd) : undefined;
+    for (const note of read?.notes ?? []) io.stderr.write(`note: ${note}\n`);
     if (read && read.objects.length === 0) throw new InputError(`no Kubernetes objects found in ${positionals.map((p) => (p === STDIN ? "standard input" : p)).join(", ")}`, "pass YAML files or directories holding manifests");
     const result = validateObjects(read?.objects ?? fromSpec?.objects ?? [], fromSpec?.env ?? {}, read?.files ?? new Map());
     const color = format === "human" && (io.stdout as { isTTY?: boolean }).isTTY === true && !io.env["NO_COLOR"];
