@@ -14,7 +14,6 @@ function peerSelector(ctx: RenderContext, peer: Peer): NetworkPolicyPeer[] {
       return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: peer.namespace } } }];
     case "dns":
       return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }];
-    case "kube-apiserver":
     case "internet":
       // Their addresses are cluster- and world-specific; the port is what narrows these flows.
       return [{ ipBlock: { cidr: "0.0.0.0/0" } }];
@@ -31,8 +30,6 @@ function describePeer(peer: Peer): string {
       return `monitoring (${peer.namespace})`;
     case "dns":
       return "cluster DNS";
-    case "kube-apiserver":
-      return "the API server";
     case "internet":
       return `the internet (${peer.reason})`;
   }

@@ -10,7 +10,6 @@ export type Peer =
   | { readonly kind: "ingress-controller"; readonly namespace: string }
   | { readonly kind: "monitoring"; readonly namespace: string }
   | { readonly kind: "dns" }
-  | { readonly kind: "kube-apiserver" }
   | { readonly kind: "internet"; readonly reason: string };
 
 /** One connection the platform needs; NetworkPolicies allow exactly these and nothing else. */
@@ -53,7 +52,6 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
     const port = endpoint.port !== "" ? Number(endpoint.port) : endpoint.protocol === "https:" ? 443 : 80;
     add(workload(names.gateway), { kind: "internet", reason: "the embeddings endpoint" }, port, "the gateway embeds with the spec's embeddings endpoint");
   }
-  add(workload(names.gateway), { kind: "kube-apiserver" }, 443, "the gateway's Role reads its own ConfigMap");
   const loras = spec.adapters.filter((a) => a.lora !== undefined);
   const downloads = "huggingFace" in spec.model.source || loras.some((a) => a.lora && !("path" in a.lora.source));
   if (downloads) {

@@ -29,8 +29,6 @@ function endpointOf(inventory: Inventory, peer: Peer, namespace: string, instanc
       return { kind: "namespace", namespace: peer.namespace, name: `Prometheus in ${peer.namespace}` };
     case "dns":
       return { kind: "namespace", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, name: "cluster DNS" };
-    case "kube-apiserver":
-      return { kind: "address", name: "the API server" };
     case "internet":
       return { kind: "address", name: `the internet (${peer.reason})` };
   }
