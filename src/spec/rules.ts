@@ -137,10 +137,20 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   }
   const sharing = spec.gpu.sharing;
   if (engine.kind === "vllm" && sharing.mode === "mig" && sharing.strategy === "mixed") {
-    if (engine.migProfile === undefined) {
-      error(["model", "engine", "migProfile"], "MIG strategy mixed exposes one resource per profile, so the engine must say which it needs", `set model.engine.migProfile to one of: ${Object.keys(sharing.profiles).join(", ")}`);
-    } else if (!(engine.migProfile in sharing.profiles)) {
-      error(["model", "engine", "migProfile"], `MIG profile ${engine.migProfile} is not among gpu.sharing.profiles`, `use one of: ${Object.keys(sharing.profiles).join(", ")}`);
+    // Each engine asks for its own MIG device: the shared one, and every dedicated adapter's.
+    const migEngines: { readonly path: Path; readonly what: string; readonly profile: string | undefined }[] = [
+      { path: ["model", "engine", "migProfile"], what: "the engine", profile: engine.migProfile },
+      ...spec.adapters.flatMap((adapter, index) =>
+        adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "migProfile"] as Path, what: `adapter ${adapter.name}'s own engine`, profile: adapter.dedicated.migProfile }] : [],
+      ),
+    ];
+    for (const { path, what, profile } of migEngines) {
+      const field = formatPath(path);
+      if (profile === undefined) {
+        error(path, `MIG strategy mixed exposes one resource per profile, so ${what} must say which it needs`, `set ${field} to one of: ${Object.keys(sharing.profiles).join(", ")}`);
+      } else if (!(profile in sharing.profiles)) {
+        error(path, `MIG profile ${profile} is not among gpu.sharing.profiles`, `set ${field} to one of: ${Object.keys(sharing.profiles).join(", ")}`);
+      }
     }
   }
   if (spec.ingress.enabled && spec.ingress.tls.issuer !== "selfSigned" && spec.certificates.acme === undefined) {

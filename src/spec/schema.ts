@@ -202,8 +202,17 @@ export const Adapter = z.strictObject({
   limits: AdapterLimits.prefault({}),
   serving: z.enum(["shared", "dedicated"]).default("shared"),
   dedicated: z
-    .strictObject({ gpuSlices: z.number().int().min(1).default(1), replicas: z.number().int().min(0).default(1) })
-    .prefault({}),
+    .strictObject({
+      gpuSlices: z.number().int().min(1).default(1),
+      replicas: z.number().int().min(0).default(1),
+      migProfile: z
+        .string()
+        .regex(/^\d+g\.\d+gb$/, "must be a MIG profile such as 1g.10gb")
+        .optional()
+        .describe("with MIG strategy mixed: the MIG device this adapter's own engine requests (its own shape, not model.engine.migProfile)"),
+    })
+    .prefault({})
+    .describe("the adapter's own engine, with serving: dedicated: one LoRA slot, and its own GPU shape"),
 });
 
 export const GpuModel = z.strictObject({

@@ -119,6 +119,14 @@ const cases: BadSpec[] = [
   { name: "a LoRA URL with a malformed sha256", text: replace("sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592", "sha256: 5d41402"), line: "sha256: 5d41402", says: ["spec.adapters[0].lora.source.url.sha256", "64 digits"] },
   { name: "a maxLoraRank vLLM does not accept", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 24\n"), line: "maxLoraRank: 24", says: ["spec.model.engine.maxLoraRank", "1, 8, 16, 32, 64, 128, 256, 320, 512"] },
   { name: "fewer CPU LoRA slots than GPU ones", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxLoras: 8\n      maxCpuLoras: 4\n"), line: "maxCpuLoras: 4", says: ["spec.model.engine.maxCpuLoras", "below maxLoras 8", "fix: set model.engine.maxCpuLoras to at least 8"] },
+  {
+    name: "a dedicated adapter's engine under MIG's mixed strategy without its own profile",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }")
+      .replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      migProfile: 3g.40gb\n")
+      .replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
+    line: "- name: code",
+    says: ["spec.adapters[0].dedicated.migProfile", "adapter code's own engine must say which it needs", "fix: set adapters[0].dedicated.migProfile to one of: 3g.40gb, 1g.10gb"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 
