@@ -1,4 +1,5 @@
 import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./architectures.ts";
+import { checkGpuSharing } from "./gpu-sharing.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
 import type { LoraSourceSpec, Platform } from "./schema.ts";
@@ -135,6 +136,7 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   if (spec.gpu.enabled && spec.gpu.nodes.length === 0 && engine.kind === "vllm") {
     warning(["gpu", "nodes"], "no GPU nodes are declared, so capacity cannot be planned", "list the GPU nodes with their GPUs' memory under gpu.nodes");
   }
+  checkGpuSharing(spec, error);
   const sharing = spec.gpu.sharing;
   if (engine.kind === "vllm" && sharing.mode === "mig" && sharing.strategy === "mixed") {
     // Each engine asks for its own MIG device: the shared one, and every dedicated adapter's.

@@ -391,6 +391,7 @@ export type VllmEngineSpec = z.infer<typeof VllmEngine>;
 export type LlamaCppEngineSpec = z.infer<typeof LlamaCppEngine>;
 export type GpuSpec = z.infer<typeof Gpu>;
 export type GpuNodeSpec = z.infer<typeof GpuNode>;
+export type GpuSharingSpec = z.infer<typeof GpuSharing>;
 export type RagBindingSpec = z.infer<typeof RagBinding>;
 export type EmbeddingsSpec = z.infer<typeof Embeddings>;
 export type SecretKeyRefSpec = z.infer<typeof SecretKeyRef>;

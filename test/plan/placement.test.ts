@@ -79,6 +79,20 @@ describe("plan: tensor parallelism over whole GPUs", () => {
     assert.match(run.stdout, /PENDING Deployment\/llm\/engine #\d: needs 1 nvidia\.com\/mig-3g\.40gb, 1 exist, 2 requested/);
   });
 
+  it("MIG on L4s is refused, and a layout larger than the card too (two L4s showed 40 GiB MIG slices that 'fit')", async () => {
+    const l4s = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1 } }", "NVIDIA L4, memoryGiB: 24", ", migProfile: 3g.40gb");
+    for (const command of ["plan", "validate"]) {
+      const run = await runCli([command, "--spec", l4s, "--env", "production"]);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, /spec\.gpu\.nodes\[0\]\.gpus\[0\]\.model: NVIDIA L4 on node n1 has no MIG/);
+      assert.doesNotMatch(run.stdout, /MIG 3g\.40gb/);
+    }
+    const tooMany = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 3 } }", "NVIDIA A100 80GB PCIe, memoryGiB: 80", ", migProfile: 3g.40gb");
+    const run = await runCli(["plan", "--spec", tooMany, "--env", "production"]);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /spec\.gpu\.sharing\.profiles\.3g\.40gb: 3× 3g\.40gb does not fit one A100 80GB, which holds at most 2/);
+  });
+
   it("a dedicated adapter's engine asks for its own MIG profile, not the shared engine's, and is planned on it", async () => {
     const shared = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }", "NVIDIA A100 80GB, memoryGiB: 80", ", migProfile: 3g.40gb");
     const file = join(mkdtempSync(join(tmpdir(), "plan-dedicated-")), "platform.yaml");

@@ -190,6 +190,7 @@ describe("render", () => {
     const file = join(dir, "platform.yaml");
     const text = readFileSync(EXAMPLE, "utf8")
       .replace("sharing: { mode: timeSlicing, replicas: 4, failRequestsGreaterThanOne: true }", "sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 2 } }")
+      .replace(/- \{ model: NVIDIA GeForce RTX 3060[^}]*\}/g, "- { model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
       .replace("      gpuSlices: 1\n", "      gpuSlices: 1\n      migProfile: 3g.40gb\n");
     writeFileSync(file, text);
     const build = buildEnvironment({ file, environment: "production" });

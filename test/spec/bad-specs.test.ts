@@ -100,7 +100,9 @@ const cases: BadSpec[] = [
   },
   {
     name: "more than one MIG device for one engine",
-    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2 } }").replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n"),
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2 } }")
+      .replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
+      .replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n"),
     line: "gpuSlices: 2",
     says: ["spec.model.engine.gpuSlices", "one MIG device only", "use whole GPUs (gpu.sharing.mode: none) for tensor parallelism"],
   },
@@ -122,10 +124,29 @@ const cases: BadSpec[] = [
   {
     name: "a dedicated adapter's engine under MIG's mixed strategy without its own profile",
     text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }")
+      .replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
       .replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      migProfile: 3g.40gb\n")
       .replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
     line: "- name: code",
     says: ["spec.adapters[0].dedicated.migProfile", "adapter code's own engine must say which it needs", "fix: set adapters[0].dedicated.migProfile to one of: 3g.40gb, 1g.10gb"],
+  },
+  {
+    name: "MIG on GPUs that have none (L4s)",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA L4, memoryGiB: 24 }"),
+    line: "model: NVIDIA L4",
+    says: ["spec.gpu.nodes[0].gpus[0].model", "NVIDIA L4 on node n1 has no MIG (only A100, A30, H100, H200, B200", "but gpu.sharing is mode: mig", "fix: share this node's GPUs by time-slicing"],
+  },
+  {
+    name: "a MIG profile of another card (40 GB slices on an A100 40GB)",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-PCIE-40GB, memoryGiB: 40 }"),
+    line: "profiles: { 3g.40gb: 1 }",
+    says: ["spec.gpu.sharing.profiles.3g.40gb", "the A100 40GB has no MIG profile 3g.40gb; its profiles are 1g.5gb", "fix: choose MIG devices that fit one card, e.g. {1g.5gb: 2, 2g.10gb: 1, 3g.20gb: 1}"],
+  },
+  {
+    name: "MIG devices larger than the card together",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2, 1g.10gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }"),
+    line: "profiles: { 3g.40gb: 2",
+    says: ["spec.gpu.sharing.profiles", "2× 3g.40gb + 1× 1g.10gb takes 9 memory slices (10 GB each); the H100 80GB has 8"],
   },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
