@@ -68,6 +68,13 @@ const cases: Case[] = [
   { rule: "psa/volume-types", mutate: (o) => { (get(o, "Deployment", "gateway")["spec"] as { template: { spec: { volumes: Json[] } } }).template.spec.volumes.push({ name: "nfs", nfs: { server: "10.0.0.1", path: "/x" } }); } },
   { rule: "security/read-only-root", mutate: (o) => set(gateway(o), `${GW}.securityContext.readOnlyRootFilesystem`, false) },
   { rule: "security/writable-paths", mutate: (o) => set(gateway(o), `${GW}.volumeMounts`, [{ name: "config", mountPath: "/etc/diatonic/gateway", readOnly: true }]) },
+  {
+    // An application's Role that reads every Secret in its namespace, instead of the one it needs.
+    rule: "rbac/read-all-secrets",
+    mutate: (o) => {
+      o.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "gateway-secrets", namespace: "llama3-multi-adapter" }, rules: [{ apiGroups: [""], resources: ["configmaps", "secrets"], verbs: ["get", "list"] }] });
+    },
+  },
   { rule: "workload/resources", mutate: (o) => drop(gateway(o), `${GW}.resources.limits.memory`) },
   { rule: "workload/image-pinned", mutate: (o) => set(gateway(o), `${GW}.image`, "ghcr.io/diatonic-ai/gateway:latest") },
   { rule: "workload/probes", mutate: (o) => drop(gateway(o), `${GW}.readinessProbe`) },
@@ -146,6 +153,14 @@ describe("validate rules", () => {
     const result = validateObjects(objects, env);
     assert.deepEqual(result.findings.filter((f) => f.ruleId === "gpu/device-plugin-config"), []);
     assert.equal(result.errors, 0);
+  });
+
+  it("rbac/read-all-secrets leaves alone a Role that names its Secrets, or only writes them", () => {
+    const objects = fresh();
+    objects.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "named" }, rules: [{ apiGroups: [""], resources: ["secrets"], resourceNames: ["gateway-api-keys"], verbs: ["get", "watch"] }, { apiGroups: [""], resources: ["secrets"], verbs: ["create"] }] });
+    objects.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "everything" }, rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] });
+    const hits = validateObjects(objects as unknown as KubeObject[], clean.env).findings.filter((f) => f.ruleId === "rbac/read-all-secrets");
+    assert.deepEqual(hits.map((f) => `${f.resource} ${f.path}`), ["ClusterRole/everything rules[0]"]);
   });
 
   it(`has at least 25 rules, each with a case below (${rules.length})`, () => {
