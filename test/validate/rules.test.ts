@@ -117,6 +117,7 @@ const cases: Case[] = [
   { rule: "gpu/memory-utilization-sum", mutate: (o) => { set(engine(o), "spec.replicas", 5); } },
   { rule: "gpu/vram", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--max-model-len") + 1] = "131072"; } },
   { rule: "gpu/tensor-parallel", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--tensor-parallel-size") + 1] = "2"; } },
+  { rule: "gpu/cuda-visible-devices", mutate: (o) => (engine(o)["spec"] as { template: { spec: { containers: { env: Json[] }[] } } }).template.spec.containers[0]?.env.push({ name: "CUDA_VISIBLE_DEVICES", value: "0" }) },
   { rule: "gpu/rollout-surge", mutate: (o) => { set(engine(o), "spec.replicas", 8); set(engine(o), "spec.strategy", { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }); } },
 ];
 
