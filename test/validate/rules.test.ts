@@ -118,6 +118,8 @@ const cases: Case[] = [
   { rule: "gpu/vram", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--max-model-len") + 1] = "131072"; } },
   { rule: "gpu/tensor-parallel", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--tensor-parallel-size") + 1] = "2"; } },
   { rule: "gpu/cuda-visible-devices", mutate: (o) => (engine(o)["spec"] as { template: { spec: { containers: { env: Json[] }[] } } }).template.spec.containers[0]?.env.push({ name: "CUDA_VISIBLE_DEVICES", value: "0" }) },
+  // From the manifests alone (no spec, so no GPU inventory): two engine replicas at 0.85 can share one of the time-sliced GPUs.
+  { rule: "gpu/time-sliced-memory-sum", mutate: (o) => set(engine(o), "spec.replicas", 2), env: () => ({}) },
   { rule: "gpu/rollout-surge", mutate: (o) => { set(engine(o), "spec.replicas", 8); set(engine(o), "spec.strategy", { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }); } },
 ];
 
@@ -162,6 +164,20 @@ describe("validate rules", () => {
     objects.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "everything" }, rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] });
     const hits = validateObjects(objects as unknown as KubeObject[], clean.env).findings.filter((f) => f.ruleId === "rbac/read-all-secrets");
     assert.deepEqual(hits.map((f) => `${f.resource} ${f.path}`), ["ClusterRole/everything rules[0]"]);
+  });
+
+  it("gpu/time-sliced-memory-sum: pods that cannot share a GPU, or that fit one together, pass", () => {
+    const hits = (mutate: (o: Json[]) => void) => {
+      const objects = fresh();
+      mutate(objects);
+      return validateObjects(objects as unknown as KubeObject[]).findings.filter((f) => f.ruleId === "gpu/time-sliced-memory-sum");
+    };
+    const args = (o: Json[]) => (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? [];
+    assert.equal(hits((o) => set(engine(o), "spec.replicas", 2)).length, 1, "two replicas at 0.85 on one time-sliced GPU");
+    assert.match(hits((o) => set(engine(o), "spec.replicas", 2))[0]?.message ?? "", /Deployment\/llama3-multi-adapter\/engine #1 \(0\.85\), Deployment\/llama3-multi-adapter\/engine #2 \(0\.85\) can land on one GPU, whose 4 time-slices \(nvidia-device-plugin\/nvidia-device-plugin-config\) share its memory: their --gpu-memory-utilization add up to 1\.70 > 1/);
+    assert.deepEqual(hits((o) => { set(engine(o), "spec.replicas", 2); const a = args(o); a[a.indexOf("--gpu-memory-utilization") + 1] = "0.45"; }), [], "0.45 + 0.45 fits one GPU");
+    assert.deepEqual(hits((o) => { set(engine(o), "spec.replicas", 2); set(engine(o), "spec.template.spec.affinity", { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: "kubernetes.io/hostname", labelSelector: {} }] } }); }), [], "never on one node");
+    assert.deepEqual(hits((o) => set(engine(o), "spec.replicas", 1)), [], "one pod alone");
   });
 
   it(`has at least 25 rules, each with a case below (${rules.length})`, () => {
