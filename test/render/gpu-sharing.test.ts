@@ -16,7 +16,7 @@ spec:
   namespace: llm
   model:
     source: { huggingFace: { repo: casperhansen/llama-3-8b-instruct-awq, revision: 2d2a2ab4b2aa5ff3e0fc04e1b8f4ba1e4ae0b4dd } }
-    engine: { kind: vllm, quantization: awq, dtype: float16, gpuMemoryUtilization: 0.85, migProfile: 3g.40gb }
+    engine: { kind: vllm, quantization: awq, dtype: float16, gpuMemoryUtilization: 0.45, migProfile: 3g.40gb }
   adapters:
     - { name: code, lora: { source: { huggingFace: { repo: org/code-lora, revision: v1 } }, rank: 16 } }
     - { name: sql, lora: { source: { huggingFace: { repo: org/sql-lora, revision: v1 } }, rank: 16 }, serving: dedicated, dedicated: { replicas: 2 } }
@@ -102,6 +102,8 @@ describe("GPU sharing per node", () => {
     assert.doesNotMatch(run.stdout, /NVIDIA L4 MIG/);
     const validate = await runCli(["validate", "--spec", file, "--env", "production"]);
     assert.equal(validate.code, 0, validate.stdout);
+    // An L4 has no smaller card beside it: the A100's 1g.10gb MIG device is another node's, under another resource.
+    assert.match(validate.stdout, / 0 error\(s\), 0 warning\(s\)/, validate.stdout);
   });
 
   it("refuses a node naming a config that does not exist, and MIG sent to the L4s", async () => {

@@ -98,9 +98,11 @@ export const gpuRules = [
       }
     }
     // Time-slicing hides which card a slice belongs to: a pod that only fits the larger card may get the smaller.
-    const smallest = Math.min(...placement.devices.map((u) => u.device.memoryGiB));
+    // The cards its slice may come from: the node's others advertised under the same resource.
+    const smallestBeside = (device: GpuDevice) => Math.min(...placement.devices.filter((u) => u.device.node === device.node && u.device.gpuResource === device.gpuResource).map((u) => u.device.memoryGiB));
     const seen = new Set<string>();
     for (const use of placement.devices) {
+      const smallest = smallestBeside(use.device);
       for (const placed of use.pods) {
         const vllm = placed.pod.vllm;
         if (!vllm || !placed.fits || seen.has(placed.pod.resource) || use.device.memoryGiB === smallest || use.device.slices <= 1) continue;
