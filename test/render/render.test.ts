@@ -330,17 +330,20 @@ describe("render", () => {
     assert.equal(readFileSync(join(dir, "precious.txt"), "utf8"), "keep me");
   });
 
-  it("kubectl kustomize builds the written tree into exactly the objects of -o yaml", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
-    const run = await runCli(["render", "--spec", EXAMPLE, "--env", "local", "--out", join(dir, "out")]);
-    assert.equal(run.code, 0, run.stderr);
-    assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
-    for (const env of ENVS) {
-      const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-      const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
-      const fromRender = new Map(objects(env).map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
-      assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
-      for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
-    }
-  });
+  for (const example of [EXAMPLE, "examples/production/platform.yaml"]) {
+    it(`kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`, { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
+      const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
+      for (const env of ENVS) {
+        const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
+        const rendered = buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object);
+        const fromRender = new Map(rendered.map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
+        assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
+        for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
+      }
+    });
+  }
 });
