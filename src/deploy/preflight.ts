@@ -111,7 +111,7 @@ function gpuFix(resource: string, total: number, nodes: readonly { status?: { al
     return `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`;
   }
   if (resource.startsWith("nvidia.com/mig-")) {
-    return `label each GPU node nvidia.com/mig.config=diatonic so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`;
+    return `label the GPU nodes that should hold them nvidia.com/mig.config=diatonic (diatonic-<name> for those of gpu.sharingConfigs.<name>, as render's note says) so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`;
   }
   return "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
 }

@@ -3,7 +3,7 @@
 // rendering them (destroy, prune) hands them over to another that still does, instead of deleting
 // them under it, and an apply that would change another platform's copy is refused unless forced.
 import { resourceName, unlessForbidden, type KubeClient } from "../kube/client.ts";
-import { SHARED_ANNOTATION, type KubeObject } from "../render/context.ts";
+import { SHARED_ANNOTATION, SHARED_NAMESPACE_ANNOTATION, type KubeObject } from "../render/context.ts";
 import { applySetId, PARENT_NAME, PART_OF, readParent } from "./applyset.ts";
 import { listRevisions, readRevision } from "./revisions.ts";
 import type { PreflightCheck } from "./preflight.ts";
@@ -13,9 +13,9 @@ export function isShared(object: Pick<KubeObject, "metadata">): boolean {
   return object.metadata.annotations?.[SHARED_ANNOTATION] !== undefined;
 }
 
-/** The namespace a shared object belongs to: its own, or the one it is. */
+/** The namespace a shared object belongs to: its own, the one it is, or (cluster-scoped) the one it names. */
 function homeOf(object: KubeObject): string | undefined {
-  return object.kind === "Namespace" ? object.metadata.name : object.metadata.namespace;
+  return object.kind === "Namespace" ? object.metadata.name : (object.metadata.namespace ?? object.metadata.annotations?.[SHARED_NAMESPACE_ANNOTATION]);
 }
 
 export interface OtherPlatform {

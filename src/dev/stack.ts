@@ -222,11 +222,11 @@ function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
 }
 
 /** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
-export function devBanner(stack: DevStack, cwd: string): string {
+export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "engineUrl" | "environment" | "gatewayUrl" | "model" | "platform" | "specFile" | "tinyModel">, cwd: string): string {
   const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";
-  const auth = stack.apiKey !== undefined ? ` \\\n  -H "Authorization: Bearer ${stack.apiKey}"` : "";
+  const auth = stack.apiKey !== undefined ? ` \\\n    -H "Authorization: Bearer ${stack.apiKey}"` : "";
   const shownSpec = typablePath(cwd, stack.specFile);
   const lines = [
     `diatonic dev: platform ${stack.platform} from ${shownSpec} (${stack.environment !== undefined ? `environment ${stack.environment}` : "no local environment: the spec as written"}) on this machine`,

@@ -29,9 +29,9 @@ export interface PlanReport {
   readonly findings: readonly Finding[];
 }
 
-/** Renders, validates and lays the GPU pods onto the declared GPUs. */
-export function planPlatform(file: string, environment: string, cwd?: string): PlanReport {
-  const { objects, env, platform } = environmentFromSpec(file, environment, cwd);
+/** Renders, validates and lays the GPU pods onto the declared GPUs; `shown` is the file as the user named it. */
+export function planPlatform(file: string, environment: string, cwd?: string, shown?: string): PlanReport {
+  const { objects, env, platform } = environmentFromSpec(file, environment, cwd, shown);
   const validation = validateObjects(objects, env);
   const spec = platform.spec;
   const engine = spec.model.engine;
@@ -40,13 +40,17 @@ export function planPlatform(file: string, environment: string, cwd?: string): P
   return {
     platform: platform.name,
     environment: platform.environment,
-    engine: engine.kind === "vllm" ? `vLLM ${engine.image}, ${engine.maxLoras} LoRA slots of rank ≤ ${engine.maxLoraRank}, ${engine.gpuSlices} GPU slice(s) × ${engine.replicas}` : `llama.cpp ${engine.image} on CPU, ${engine.parallel} parallel sequences`,
+    engine: engine.kind === "vllm" ? `vLLM ${engine.image}, ${engine.maxLoras} LoRA slots of rank ≤ ${engine.maxLoraRank}, ${engine.migProfile !== undefined ? `MIG ${engine.migProfile}` : `${engine.gpuSlices} GPU slice(s)`} × ${engine.replicas}` : `llama.cpp ${engine.image} on CPU, ${engine.parallel} parallel sequences`,
     placement,
     adapters: spec.adapters.map((adapter) => ({
       name: adapter.name,
       route: adapterRoute(adapter),
       loraRank: loras.has(adapter.name) ? (adapter.lora?.rank ?? null) : null,
-      slot: !loras.has(adapter.name) ? "base model" : adapter.serving === "dedicated" ? "dedicated engine" : engine.kind === "vllm" ? `shared pool of ${engine.maxLoras}` : "llama.cpp LoRA",
+      slot: !loras.has(adapter.name)
+        ? "base model"
+        : adapter.serving === "dedicated"
+          ? `dedicated engine${adapter.dedicated.migProfile !== undefined ? ` (MIG ${adapter.dedicated.migProfile})` : ""}`
+          : engine.kind === "vllm" ? `shared pool of ${engine.maxLoras}` : "llama.cpp LoRA",
       upstreamModel: upstreamModelFor(spec, adapter),
       rag: adapter.rag ? `${adapter.rag.collection} (top ${adapter.rag.topK}, ${adapter.rag.mode})` : null,
     })),

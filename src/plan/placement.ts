@@ -1,4 +1,4 @@
-import { gpuResourceName } from "../render/gpu.ts";
+import { sharingOf } from "../spec/gpu-sharing.ts";
 import type { GpuNodeSpec, PlatformSpec } from "../spec/schema.ts";
 import type { VllmSettings, VramEstimate } from "./vram.ts";
 
@@ -10,6 +10,10 @@ export interface GpuDevice {
   readonly memoryGiB: number;
   /** Slices the device plugin advertises for it (time-slicing replicas, else 1). */
   readonly slices: number;
+  /** The device-plugin config its node runs (`default`: gpu.sharing). */
+  readonly sharingConfig: string;
+  /** A MIG device (its slices are fixed by the layout, not by time-slicing). */
+  readonly mig: boolean;
   /** What it is advertised as: `nvidia.com/gpu` (`.shared` when time-slices are renamed), or `nvidia.com/mig-<profile>` under MIG's mixed strategy. */
   readonly gpuResource: string;
 }
@@ -44,11 +48,11 @@ function migMemory(profile: string): number {
   return match?.[1] ? Number(match[1]) : 0;
 }
 
-/** The devices the nodes advertise under the spec's sharing mode. */
+/** The devices each node advertises under its own sharing config (gpu.sharing, or its sharingConfig). */
 export function devicesOf(spec: PlatformSpec): GpuDevice[] {
-  const sharing = spec.gpu.sharing;
-  return spec.gpu.nodes.flatMap((node: GpuNodeSpec) =>
-    node.gpus.flatMap((gpu, index): GpuDevice[] => {
+  return spec.gpu.nodes.flatMap((node: GpuNodeSpec) => {
+    const { sharing, name: sharingConfig } = sharingOf(spec, node);
+    return node.gpus.flatMap((gpu, index): GpuDevice[] => {
       if (sharing.mode === "mig") {
         // The single strategy advertises every MIG device as nvidia.com/gpu; mixed, one resource per profile.
         return Object.entries(sharing.profiles).flatMap(([profile, count]) =>
@@ -56,15 +60,18 @@ export function devicesOf(spec: PlatformSpec): GpuDevice[] {
             node: node.name,
             index,
             model: `${gpu.model} MIG ${profile}`,
-            memoryGiB: migMemory(profile),
+            memoryGiB: Math.min(migMemory(profile), gpu.memoryGiB),
             slices: 1,
-            gpuResource: gpuResourceName(spec, profile),
+            sharingConfig,
+            mig: true,
+            gpuResource: sharing.strategy === "mixed" ? `nvidia.com/mig-${profile}` : "nvidia.com/gpu",
           })),
         );
       }
-      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: sharing.mode === "timeSlicing" ? sharing.replicas : 1, gpuResource: gpuResourceName(spec) }];
-    }),
-  );
+      const timeSliced = sharing.mode === "timeSlicing";
+      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: timeSliced ? sharing.replicas : 1, sharingConfig, mig: false, gpuResource: timeSliced && sharing.renameByDefault ? "nvidia.com/gpu.shared" : "nvidia.com/gpu" }];
+    });
+  });
 }
 
 /** A device's use while pods are being placed. */

@@ -16,6 +16,8 @@ export interface IngestPathsOptions {
   readonly apiKey?: string;
   /** Also remove chunks of sources under the paths that no longer exist. @default false */
   readonly prune?: boolean;
+  /** The source name of the one path given (`NAME/<file>` for a folder). @default the folder's or file's own name */
+  readonly as?: string;
   /** Called after each batch the gateway accepted. */
   readonly onProgress?: (progress: IngestProgress) => void;
 }
@@ -122,8 +124,11 @@ function batches(documents: readonly SourceDocument[], maxBytes: number): Source
  */
 export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSummary> {
   if (options.paths.length === 0) throw new InputError("no files or folders to ingest", "pass one or more PATHs");
+  if (options.as !== undefined && options.paths.length !== 1) {
+    throw new InputError(`--as names one PATH, and ${options.paths.length} are given`, "ingest each path in its own run with its own --as, or leave --as out (each folder's files are then stored under the folder's name)");
+  }
   const listing = await call(options, DocumentsListing, "GET");
-  const collected = await collectDocuments(options.paths, { cwd: options.cwd, maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2 });
+  const collected = await collectDocuments(options.paths, { cwd: options.cwd, maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2, ...(options.as !== undefined ? { as: options.as } : {}) });
   if (collected.problems.length > 0) {
     throw new InputError(
       `nothing was ingested; ${collected.problems.length === 1 ? "a file has a problem" : `${collected.problems.length} files have problems`}:\n${collected.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`,

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, join, relative, resolve, sep } from "node:path";
 import { formatOf, type DocumentFormat } from "./chunker.ts";
+import { sourceNameProblem } from "./source-name.ts";
 
 /** A file read for ingest: its source name (as citations show it), format and text. */
 export interface SourceDocument {
@@ -23,14 +24,19 @@ export interface CollectOptions {
   readonly cwd: string;
   /** Larger files are refused. */
   readonly maxFileBytes: number;
+  /**
+   * The source name of the one path given, instead of its own name: a folder's files are stored as
+   * `NAME/<path inside it>`, a file as `NAME`. @default the folder's or file's own name
+   */
+  readonly as?: string;
 }
 
 const MB = 1024 * 1024;
 
-function sourceOf(cwd: string, path: string): string {
-  const rel = relative(cwd, path);
-  const name = rel === "" || rel.startsWith("..") || isAbsolute(rel) ? path : rel;
-  return name.split(sep).join("/");
+/** A source under a root: the root's name, then the file's path inside the root, with `/`. */
+function sourceIn(rootName: string, root: string, file: string): string {
+  const inside = relative(root, file);
+  return inside === "" ? rootName : [rootName, ...inside.split(sep)].join("/");
 }
 
 async function walk(dir: string, out: string[]): Promise<void> {
@@ -52,9 +58,16 @@ export async function collectDocuments(paths: readonly string[], options: Collec
   const skipped: Array<{ path: string; reason: string }> = [];
   const problems: Array<{ path: string; message: string }> = [];
   const roots: string[] = [];
-  const seen = new Set<string>();
+  // source → the file stored under it: the same file given twice is read once, two files under one name are refused.
+  const seen = new Map<string, { readonly path: string; readonly shown: string }>();
   for (const given of paths) {
     const path = resolve(options.cwd, given);
+    const rootName = options.as ?? basename(path);
+    const nameProblem = rootName === "" ? "has no name of its own" : sourceNameProblem(rootName);
+    if (nameProblem !== undefined) {
+      problems.push({ path: given, message: `${options.as !== undefined ? `--as ${JSON.stringify(options.as)}` : "its name"} ${nameProblem}: name it with --as NAME (citations show NAME/<file>)` });
+      continue;
+    }
     let files: Array<{ path: string; explicit: boolean }>;
     try {
       const info = await stat(path);
@@ -62,11 +75,10 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         const found: string[] = [];
         await walk(path, found);
         files = found.map((file) => ({ path: file, explicit: false }));
-        const root = sourceOf(options.cwd, path);
-        roots.push(root === "" ? "" : `${root}/`);
+        roots.push(`${rootName}/`);
       } else {
         files = [{ path, explicit: true }];
-        roots.push(sourceOf(options.cwd, path));
+        roots.push(rootName);
       }
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -74,29 +86,37 @@ export async function collectDocuments(paths: readonly string[], options: Collec
       continue;
     }
     for (const file of files) {
-      const source = sourceOf(options.cwd, file.path);
-      if (seen.has(source)) continue;
-      seen.add(source);
+      // Relative to the root given, never the machine's path: citations show it to every user.
+      const source = sourceIn(rootName, path, file.path);
+      // Messages name the file as the user can find it: the path given, then the path inside it.
+      const shown = file.path === path ? given : join(given, relative(path, file.path));
+      const before = seen.get(source);
+      if (before?.path === file.path) continue;
+      if (before !== undefined) {
+        problems.push({ path: shown, message: `would be stored as ${source}, like ${before.shown}: ingest one of them in another run, named with --as NAME` });
+        continue;
+      }
+      seen.set(source, { path: file.path, shown });
       const format = formatOf(file.path);
       if (format === undefined && !file.explicit) {
-        skipped.push({ path: source, reason: "not Markdown, text or HTML" });
+        skipped.push({ path: shown, reason: "not Markdown, text or HTML" });
         continue;
       }
       let bytes: Buffer;
       try {
         const info = await stat(file.path);
         if (info.size > options.maxFileBytes) {
-          problems.push({ path: source, message: `is ${(info.size / MB).toFixed(1)} MB; the limit is ${(options.maxFileBytes / MB).toFixed(1)} MB per file (the gateway's request size): split it into smaller files` });
+          problems.push({ path: shown, message: `is ${(info.size / MB).toFixed(1)} MB; the limit is ${(options.maxFileBytes / MB).toFixed(1)} MB per file (the gateway's request size): split it into smaller files` });
           continue;
         }
         bytes = await readFile(file.path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        problems.push({ path: source, message: code === "EACCES" || code === "EPERM" ? "cannot be read: permission denied" : `cannot be read: ${code ?? (error as Error).message}` });
+        problems.push({ path: shown, message: code === "EACCES" || code === "EPERM" ? "cannot be read: permission denied" : `cannot be read: ${code ?? (error as Error).message}` });
         continue;
       }
       if (bytes.subarray(0, 8192).includes(0)) {
-        problems.push({ path: source, message: "is a binary file, not text: convert it to Markdown, text or HTML first" });
+        problems.push({ path: shown, message: "is a binary file, not text: convert it to Markdown, text or HTML first" });
         continue;
       }
       let text: string;
@@ -104,11 +124,11 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         text = utf8.decode(bytes);
       } catch {
         // No NUL bytes but not UTF-8: text in a legacy encoding, which iconv turns into UTF-8.
-        problems.push({ path: source, message: "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8" });
+        problems.push({ path: shown, message: "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8" });
         continue;
       }
       if (text.trim() === "") {
-        skipped.push({ path: source, reason: "empty" });
+        skipped.push({ path: shown, reason: "empty" });
         continue;
       }
       documents.push({ source, format: format ?? "text", text });

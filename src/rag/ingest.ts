@@ -2,6 +2,7 @@ import type { DocumentsRequest, IngestCounts } from "../gateway/documents.ts";
 import type { Chunker } from "./chunker.ts";
 import type { Embedder } from "./embedder.ts";
 import { chunkId, contentHash } from "./ids.ts";
+import { sourceNameProblem } from "./source-name.ts";
 import type { ChunkRef, StoredChunk, VectorStore } from "./store.ts";
 
 export interface IngestOptions {
@@ -71,6 +72,10 @@ export async function ingestDocuments(request: DocumentsRequest, options: Ingest
   const { store, collection } = options;
   const seen = new Set<string>();
   for (const document of request.documents) {
+    const problem = sourceNameProblem(document.source);
+    if (problem !== undefined) {
+      throw new IngestInputError(`the source ${JSON.stringify(document.source)} ${problem}: citations show it to every user; send a name relative to the folder ingested (diatonic ingest does)`);
+    }
     if (seen.has(document.source)) throw new IngestInputError(`the source ${JSON.stringify(document.source)} appears twice in one request`);
     seen.add(document.source);
   }

@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
-import { InputError } from "../errors.ts";
-import { SpecError } from "../spec/issues.ts";
-import { loadPlatform, readSpec, type LoadedPlatform } from "../spec/load.ts";
+import { loadSpec, readSpec, type LoadedPlatform, type LoadedSpec } from "../spec/load.ts";
 import { kustomizeTree } from "../write/kustomize.ts";
 import { renderPlatform, type RenderResult } from "./index.ts";
 
@@ -12,18 +10,21 @@ export interface BuildOptions {
   readonly environment: string;
   /** @default process.cwd() */
   readonly cwd?: string;
+  /** `file` as the user named it (`--spec` as typed), for messages. @default the path from `cwd` */
+  readonly shown?: string;
 }
 
 export interface EnvironmentBuild {
   readonly platform: LoadedPlatform;
   readonly result: RenderResult;
+  /** The whole spec, checked: the base and every environment (what `render --out` writes). */
+  readonly spec: LoadedSpec;
 }
 
-
-/** Loads and renders one environment of a spec. */
+/** Loads the spec (checking the base and every environment) and renders the environment asked for. */
 export function buildEnvironment(options: BuildOptions, text = readSpec(options.file)): EnvironmentBuild {
-  const platform = loadPlatform({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}) });
-  return { platform, result: renderPlatform(platform) };
+  const spec = loadSpec({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.shown ? { shown: options.shown } : {}) });
+  return { platform: spec.requested, result: renderPlatform(spec.requested), spec };
 }
 
 export interface TreeBuild extends EnvironmentBuild {
@@ -38,30 +39,8 @@ export interface TreeBuild extends EnvironmentBuild {
 export function buildTree(options: BuildOptions): TreeBuild {
   const text = readSpec(options.file);
   const requested = buildEnvironment(options, text);
-  let base: RenderResult;
-  try {
-    base = renderPlatform(loadPlatform({ file: options.file, environment: null, text, ...(options.cwd ? { cwd: options.cwd } : {}) }));
-  } catch (error) {
-    if (error instanceof SpecError) {
-      throw new InputError(
-        `${error.message}\n(these are problems of the spec without any environment overlay, which the tree's base/ is rendered from)`,
-        "make `spec` complete on its own; environments should only override it",
-      );
-    }
-    throw error;
-  }
-  const environments = new Map<string, RenderResult>([[options.environment, requested.result]]);
-  for (const env of requested.platform.environments) {
-    if (env === options.environment) continue;
-    try {
-      environments.set(env, buildEnvironment({ ...options, environment: env }, text).result);
-    } catch (error) {
-      if (error instanceof SpecError) {
-        throw new InputError(`${error.message}\n(in environment ${env}; the written tree holds every environment's overlay)`, `fix environment ${env}, or render it separately with -o yaml`);
-      }
-      throw error;
-    }
-  }
+  const environments = new Map<string, RenderResult>();
+  for (const [env, platform] of requested.spec.environments) environments.set(env, env === options.environment ? requested.result : renderPlatform(platform));
   const specHash = createHash("sha256").update(text).digest("hex");
-  return { ...requested, files: kustomizeTree({ base, environments, specHash }) };
+  return { ...requested, files: kustomizeTree({ base: renderPlatform(requested.spec.base), environments, specHash, requested: options.environment }) };
 }

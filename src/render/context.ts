@@ -45,6 +45,9 @@ export const ENVIRONMENT_LABEL = "diatonic.ai/environment";
  */
 export const SHARED_ANNOTATION = "diatonic.ai/shared";
 
+/** On a cluster-scoped shared object (the device plugin's node reader): the namespace it belongs with. */
+export const SHARED_NAMESPACE_ANNOTATION = "diatonic.ai/shared-namespace";
+
 /** The labels diatonic puts on everything it renders, whichever platform renders it. */
 export function toolLabels(component: string): Record<string, string> {
   return { "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "diatonic", "app.kubernetes.io/managed-by": "diatonic" };

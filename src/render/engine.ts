@@ -33,6 +33,8 @@ interface EngineInstance {
   readonly name: string;
   readonly loras: readonly AdapterSpec[];
   readonly gpuSlices: number;
+  /** Under MIG's mixed strategy, the profile it requests: the shared engine's, or a dedicated adapter's own. */
+  readonly migProfile: string | undefined;
   readonly replicas: number;
   /** LoRA slots: the spec's for the shared engine, one for a dedicated engine (it serves one LoRA). */
   readonly maxLoras: number;
@@ -96,7 +98,7 @@ function surgeFits(spec: PlatformSpec, instances: readonly EngineInstance[], ins
   if (engine.kind !== "vllm" || spec.gpu.nodes.length === 0) return false;
   const podOf = (of: EngineInstance, index: number | "surge"): GpuPod => {
     const settings = vllmSettingsFromArgs(vllmArgs(spec, engine, of));
-    return { resource: of.name, name: `${of.name} #${index}`, slices: of.gpuSlices, gpuResource: gpuResourceName(spec, engine.migProfile), vllm: { settings, estimate: estimateVram(spec.model.architecture, settings) } };
+    return { resource: of.name, name: `${of.name} #${index}`, slices: of.gpuSlices, gpuResource: gpuResourceName(spec, of.migProfile), vllm: { settings, estimate: estimateVram(spec.model.architecture, settings) } };
   };
   const pods = [...instances.flatMap((of) => Array.from({ length: of.replicas }, (_, i) => podOf(of, i + 1))), podOf(instance, "surge")];
   const placement = placePods(devicesOf(spec), pods);
@@ -108,7 +110,7 @@ function engineDeployment(ctx: RenderContext, instance: EngineInstance, surge: b
   const engine = spec.model.engine;
   const vllm = engine.kind === "vllm";
   const { volumes, mounts, initContainers } = enginePodParts(ctx, adapterSetName(instance.name));
-  const gpuLimits: Record<string, string> = vllm ? { [gpuResourceName(spec, engine.migProfile)]: String(instance.gpuSlices) } : {};
+  const gpuLimits: Record<string, string> = vllm ? { [gpuResourceName(spec, instance.migProfile)]: String(instance.gpuSlices) } : {};
   const container: Container = {
     name: "engine",
     image: engine.image,
@@ -214,13 +216,22 @@ function engineInstances(spec: PlatformSpec): EngineInstance[] {
   const engine = spec.model.engine;
   const shared = servedLoras(spec).filter((a) => a.serving === "shared");
   return [
-    { name: names.engine, loras: shared, gpuSlices: engine.kind === "vllm" ? engine.gpuSlices : 0, replicas: engine.replicas, maxLoras: engine.kind === "vllm" ? engine.maxLoras : 4, component: "engine" },
+    {
+      name: names.engine,
+      loras: shared,
+      gpuSlices: engine.kind === "vllm" ? engine.gpuSlices : 0,
+      migProfile: engine.kind === "vllm" ? engine.migProfile : undefined,
+      replicas: engine.replicas,
+      maxLoras: engine.kind === "vllm" ? engine.maxLoras : 4,
+      component: "engine",
+    },
     ...spec.adapters
       .filter((a) => a.serving === "dedicated")
       .map((adapter) => ({
         name: names.dedicatedEngine(adapter.name),
         loras: servedLoras(spec, [adapter]),
         gpuSlices: adapter.dedicated.gpuSlices,
+        migProfile: adapter.dedicated.migProfile,
         replicas: adapter.dedicated.replicas,
         maxLoras: 1,
         component: `adapters/${adapter.name}`,

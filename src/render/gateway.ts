@@ -138,7 +138,7 @@ export function renderGateway(ctx: RenderContext): Placed[] {
         metadata: { labels: ctx.labels(names.gateway, "gateway") },
         spec: {
           serviceAccountName: names.gateway,
-          automountServiceAccountToken: true,
+          automountServiceAccountToken: false,
           securityContext: restrictedPod(GATEWAY_UID),
           // Streams in flight get time to finish after the endpoint is removed.
           terminationGracePeriodSeconds: 60,

@@ -1,19 +1,23 @@
-import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
-import type { PlatformSpec } from "../spec/schema.ts";
+import { DEFAULT_SHARING_CONFIG, perNodeSharing, sharingConfigs, sharingConfigsInUse, type SharingConfig } from "../spec/gpu-sharing.ts";
+import type { GpuSharingSpec, PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
-import { names, SHARED_ANNOTATION, toolLabels, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { names, SHARED_ANNOTATION, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { configManagerRbac, DEVICE_PLUGIN_CONFIG_KEY, devicePluginDaemonSet, NODE_CONFIG_LABEL } from "./device-plugin.ts";
 import { privilegedNamespace } from "./namespace.ts";
 import { serviceAccount } from "./rbac.ts";
 
-export const DEVICE_PLUGIN_CONFIG_KEY = "config.yaml";
+export { DEVICE_PLUGIN_CONFIG_KEY } from "./device-plugin.ts";
 
-/** The extended resource a GPU workload requests, as the device plugin will advertise it. */
+/**
+ * The extended resource a GPU workload requests, as the device plugin will advertise it: its MIG
+ * profile's under MIG's mixed strategy, else whole or time-sliced GPUs (`.shared` when renamed).
+ */
 export function gpuResourceName(spec: PlatformSpec, migProfile?: string): string {
-  const sharing = spec.gpu.sharing;
-  if (sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile) return `nvidia.com/mig-${migProfile}`;
+  const used = sharingConfigsInUse(spec);
+  if (migProfile !== undefined && used.some(({ sharing }) => sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile in sharing.profiles)) return `nvidia.com/mig-${migProfile}`;
   // renameByDefault: the plugin advertises time-slices as <resource>.shared, and only under that name.
-  if (sharing.mode === "timeSlicing" && sharing.renameByDefault) return "nvidia.com/gpu.shared";
+  if (used.some(({ sharing }) => sharing.mode === "timeSlicing" && sharing.renameByDefault)) return "nvidia.com/gpu.shared";
   return "nvidia.com/gpu";
 }
 
@@ -21,8 +25,7 @@ export function gpuResourceName(spec: PlatformSpec, migProfile?: string): string
  * The device plugin's config file in NVIDIA's schema (k8s-device-plugin api/config/v1):
  * `version`, `flags.migStrategy`, `sharing.timeSlicing.{renameByDefault, failRequestsGreaterThanOne, resources[]}`.
  */
-export function devicePluginConfig(spec: PlatformSpec): Record<string, unknown> {
-  const sharing = spec.gpu.sharing;
+export function devicePluginConfig(sharing: GpuSharingSpec): Record<string, unknown> {
   const config: Record<string, unknown> = {
     version: "v1",
     flags: { migStrategy: sharing.mode === "mig" ? sharing.strategy : "none", failOnInitError: true },
@@ -39,15 +42,18 @@ export function devicePluginConfig(spec: PlatformSpec): Record<string, unknown> 
   return config;
 }
 
-/** mig-parted's config: one named layout the MIG manager applies to nodes labelled with it. */
-function migPartedConfig(profiles: Record<string, number>): Record<string, unknown> {
-  return {
-    version: "v1",
-    "mig-configs": {
-      "all-disabled": [{ devices: "all", "mig-enabled": false }],
-      diatonic: [{ devices: "all", "mig-enabled": true, "mig-devices": profiles }],
-    },
-  };
+/** The mig-parted layout a MIG config's nodes are labelled with (nvidia.com/mig.config). */
+export function migLayoutName(config: Pick<SharingConfig, "name">): string {
+  return config.name === DEFAULT_SHARING_CONFIG ? "diatonic" : `diatonic-${config.name}`;
+}
+
+/** mig-parted's config: one named layout per MIG sharing config, applied to the nodes labelled with it. */
+function migPartedConfig(configs: readonly SharingConfig[]): Record<string, unknown> {
+  const layouts: Record<string, unknown> = { "all-disabled": [{ devices: "all", "mig-enabled": false }] };
+  for (const config of configs) {
+    if (config.sharing.mode === "mig") layouts[migLayoutName(config)] = [{ devices: "all", "mig-enabled": true, "mig-devices": config.sharing.profiles }];
+  }
+  return { version: "v1", "mig-configs": layouts };
 }
 
 export interface GpuRender {
@@ -55,9 +61,15 @@ export interface GpuRender {
   readonly notes: string[];
 }
 
+/** `kubectl label node …` for the declared nodes, or what to label when none are declared. */
+function labelNodes(nodes: readonly string[], label: string, what: string): string {
+  return nodes.length > 0 ? nodes.map((node) => `kubectl label node ${node} ${label} --overwrite`).join("; ") : `label each GPU node${what === "" ? "" : ` ${what}`} with ${label}`;
+}
+
 export function renderGpu(ctx: RenderContext): GpuRender {
   const { spec } = ctx.platform;
-  if (!spec.gpu.enabled || spec.gpu.sharing.mode === "none" && spec.gpu.devicePlugin.managedBy === "gpu-operator") {
+  const perNode = perNodeSharing(spec);
+  if (!spec.gpu.enabled || (spec.gpu.sharing.mode === "none" && !perNode && spec.gpu.devicePlugin.managedBy === "gpu-operator")) {
     return { placed: [], notes: [] };
   }
   const plugin = spec.gpu.devicePlugin;
@@ -66,91 +78,37 @@ export function renderGpu(ctx: RenderContext): GpuRender {
   const notes: string[] = [];
   if (plugin.managedBy === "diatonic") objects.push(privilegedNamespace(ctx, ns) as KubeObject);
 
-  const configMap: IConfigMap = {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: ctx.meta(names.devicePluginConfig, "gpu", { namespace: ns }),
-    data: { [DEVICE_PLUGIN_CONFIG_KEY]: toYaml(devicePluginConfig(spec)) },
-  };
+  const configs = sharingConfigs(spec);
+  // One config: the file the plugin reads. Per node: NVIDIA's named configs, `default` for unlabelled nodes.
+  const data = perNode ? Object.fromEntries(configs.map((config) => [config.name, toYaml(devicePluginConfig(config.sharing))])) : { [DEVICE_PLUGIN_CONFIG_KEY]: toYaml(devicePluginConfig(spec.gpu.sharing)) };
+  const configMap: IConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: ctx.meta(names.devicePluginConfig, "gpu", { namespace: ns }), data };
   objects.push(configMap as KubeObject);
-
-  const sharing = spec.gpu.sharing;
-  if (sharing.mode === "mig") {
-    const mig: IConfigMap = {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: ctx.meta(names.migConfig, "gpu", { namespace: ns }),
-      data: { "config.yaml": toYaml(migPartedConfig(sharing.profiles)) },
-    };
-    objects.push(mig as KubeObject);
+  if (perNode) {
+    const labelled = configs.filter((config) => config.name !== DEFAULT_SHARING_CONFIG);
     notes.push(
-      `MIG: point NVIDIA's MIG manager at ConfigMap ${ns}/${names.migConfig} (GPU Operator: ClusterPolicy migManager.config.name), then label each GPU node with nvidia.com/mig.config=diatonic so it applies ${Object.entries(sharing.profiles)
-        .map(([p, n]) => `${n}× ${p}`)
-        .join(", ")}`,
+      `GPU sharing per node: ${labelled.map((config) => labelNodes(config.nodes, `${NODE_CONFIG_LABEL}=${config.name}`, `that should use gpu.sharingConfigs.${config.name}`)).join("; ")}; nodes without the label use gpu.sharing (config ${DEFAULT_SHARING_CONFIG})`,
     );
+  }
+
+  // Every named MIG config (nodes may be labelled for one later); gpu.sharing's only where nodes use it.
+  const mig = configs.filter((config) => config.sharing.mode === "mig" && (config.name !== DEFAULT_SHARING_CONFIG || config.nodes.length > 0 || spec.gpu.nodes.length === 0));
+  if (mig.length > 0) {
+    const layout: IConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: ctx.meta(names.migConfig, "gpu", { namespace: ns }), data: { "config.yaml": toYaml(migPartedConfig(mig)) } };
+    objects.push(layout as KubeObject);
+    const steps = mig.map((config) => {
+      const devices = config.sharing.mode === "mig" ? Object.entries(config.sharing.profiles).map(([p, n]) => `${n}× ${p}`).join(", ") : "";
+      return `${labelNodes(config.nodes, `nvidia.com/mig.config=${migLayoutName(config)}`, perNode ? `of gpu.sharingConfigs.${config.name}` : "")} so it applies ${devices}`;
+    });
+    notes.push(`MIG: point NVIDIA's MIG manager at ConfigMap ${ns}/${names.migConfig} (GPU Operator: ClusterPolicy migManager.config.name), then ${steps.join("; ")}; other nodes keep MIG off`);
   }
 
   if (plugin.managedBy === "gpu-operator") {
-    notes.push(
-      `GPU Operator: point its ClusterPolicy at this config: devicePlugin.config = {name: ${names.devicePluginConfig}, default: ${DEVICE_PLUGIN_CONFIG_KEY}} (namespace ${ns})`,
-    );
+    notes.push(`GPU Operator: point its ClusterPolicy at this config: devicePlugin.config = {name: ${names.devicePluginConfig}, default: ${perNode ? DEFAULT_SHARING_CONFIG : DEVICE_PLUGIN_CONFIG_KEY}} (namespace ${ns})`);
   } else {
     objects.push(serviceAccount(ctx, names.devicePlugin, "gpu", false, ns) as KubeObject);
-    objects.push(devicePluginDaemonSet(ctx, ns) as KubeObject);
+    if (perNode) objects.push(...configManagerRbac(ctx, ns));
+    objects.push(devicePluginDaemonSet(ctx, ns, perNode) as KubeObject);
   }
   const shared = objects.map((object) => ({ ...object, metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [SHARED_ANNOTATION]: "device-plugin" } } }));
   return { placed: shared.map((object) => ({ object, component: "gpu" })), notes };
-}
-
-/**
- * NVIDIA's device plugin, as its static manifest runs it. It registers a socket under the kubelet's
- * host path, so it runs as root in the privileged namespace: "restricted" cannot admit it.
- */
-function devicePluginDaemonSet(ctx: RenderContext, ns: string): IDaemonSet {
-  const { spec } = ctx.platform;
-  // One device plugin serves the whole cluster: its selector leaves out the platform instance, so a
-  // renamed (or second) platform updates the same DaemonSet instead of hitting an immutable selector.
-  const selector = { "app.kubernetes.io/name": names.devicePlugin };
-  return {
-    apiVersion: "apps/v1",
-    kind: "DaemonSet",
-    metadata: ctx.meta(names.devicePlugin, "gpu", { namespace: ns }),
-    spec: {
-      selector: { matchLabels: selector },
-      updateStrategy: { type: "RollingUpdate" },
-      template: {
-        // Shared by every platform in the cluster (src/deploy/shared.ts): none of a platform's own
-        // labels, so that an apply by another platform leaves the template, and the pods, alone.
-        metadata: { labels: { ...selector, ...toolLabels("gpu") } },
-        spec: {
-          serviceAccountName: names.devicePlugin,
-          automountServiceAccountToken: false,
-          priorityClassName: "system-node-critical",
-          nodeSelector: spec.gpu.nodeSelector,
-          tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
-          securityContext: { seccompProfile: { type: "RuntimeDefault" } },
-          containers: [
-            {
-              name: "device-plugin",
-              image: spec.gpu.devicePlugin.image,
-              env: [
-                { name: "CONFIG_FILE", value: `/config/${DEVICE_PLUGIN_CONFIG_KEY}` },
-                { name: "FAIL_ON_INIT_ERROR", value: "true" },
-              ],
-              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true },
-              resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
-              volumeMounts: [
-                { name: "device-plugins", mountPath: "/var/lib/kubelet/device-plugins" },
-                { name: "config", mountPath: "/config", readOnly: true },
-              ],
-            },
-          ],
-          volumes: [
-            { name: "device-plugins", hostPath: { path: "/var/lib/kubelet/device-plugins", type: "Directory" } },
-            { name: "config", configMap: { name: names.devicePluginConfig } },
-          ],
-        },
-      },
-    },
-  };
 }

@@ -1,7 +1,7 @@
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import type { IIoK8sApiNetworkingV1NetworkPolicyPeer as NetworkPolicyPeer } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer";
 import type { KubeObject, Placed, RenderContext } from "./context.ts";
-import { trafficGraph, type Flow, type Peer } from "./traffic.ts";
+import { ACME_SOLVER, trafficGraph, type Flow, type Peer } from "./traffic.ts";
 
 const NS_LABEL = "kubernetes.io/metadata.name";
 
@@ -9,12 +9,13 @@ function peerSelector(ctx: RenderContext, peer: Peer): NetworkPolicyPeer[] {
   switch (peer.kind) {
     case "workload":
       return [{ podSelector: { matchLabels: ctx.selector(peer.name) } }];
+    case "acme-solver":
+      return [{ podSelector: { matchLabels: { ...ACME_SOLVER.labels } } }];
     case "ingress-controller":
     case "monitoring":
       return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: peer.namespace } } }];
     case "dns":
       return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }];
-    case "kube-apiserver":
     case "internet":
       // Their addresses are cluster- and world-specific; the port is what narrows these flows.
       return [{ ipBlock: { cidr: "0.0.0.0/0" } }];
@@ -25,14 +26,14 @@ function describePeer(peer: Peer): string {
   switch (peer.kind) {
     case "workload":
       return peer.name;
+    case "acme-solver":
+      return "cert-manager's HTTP-01 solver";
     case "ingress-controller":
       return `the ingress controller (${peer.namespace})`;
     case "monitoring":
       return `monitoring (${peer.namespace})`;
     case "dns":
       return "cluster DNS";
-    case "kube-apiserver":
-      return "the API server";
     case "internet":
       return `the internet (${peer.reason})`;
   }
@@ -72,13 +73,13 @@ export function renderNetworkPolicies(ctx: RenderContext): Placed[] {
       "every pod resolves names through cluster DNS",
     ),
   ];
-  const inbound = group(flows, (f) => (f.to.kind === "workload" ? f.to.name : undefined));
+  const inbound = group(flows, (f) => (f.to.kind === "workload" ? f.to.name : f.to.kind === "acme-solver" ? ACME_SOLVER.name : undefined));
   for (const [workload, list] of [...inbound.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     policies.push(
       policy(
         `${workload}-ingress`,
         {
-          podSelector: { matchLabels: ctx.selector(workload) },
+          podSelector: { matchLabels: workload === ACME_SOLVER.name ? { ...ACME_SOLVER.labels } : ctx.selector(workload) },
           policyTypes: ["Ingress"],
           ingress: list.map((f) => ({ from: peerSelector(ctx, f.from), ports: [{ protocol: f.protocol, port: f.port }] })),
         },

@@ -389,7 +389,7 @@ export function grafanaDashboard(ctx: RenderContext): GrafanaDashboard {
   }));
   return {
     uid: `diatonic-${contentHash([ctx.platform.name, ctx.namespace])}`,
-    title: `Diatonic: ${ctx.platform.name} (${ctx.namespace})`,
+    title: ctx.namespace === ctx.platform.name ? `Diatonic: ${ctx.platform.name}` : `Diatonic: ${ctx.platform.name} (${ctx.namespace})`,
     tags: ["diatonic", "llm"],
     timezone: "browser",
     schemaVersion: 39,
@@ -420,6 +420,15 @@ export function grafanaDashboard(ctx: RenderContext): GrafanaDashboard {
       ],
     },
   };
+}
+
+/**
+ * The dashboard's ConfigMap name, unique in the monitoring namespace that platforms share: the platform
+ * and its namespace, each named once (`diatonic-acme-llm-dashboard` when the namespace is the platform's name).
+ */
+export function dashboardName(ctx: RenderContext): string {
+  const owner = ctx.namespace === ctx.platform.name ? ctx.platform.name : `${ctx.platform.name}-${ctx.namespace}`;
+  return `diatonic-${owner}-dashboard`;
 }
 
 /**
@@ -462,7 +471,7 @@ export function renderObservability(ctx: RenderContext): Placed[] {
     objects.push(config as KubeObject);
   }
   const dashboard = grafanaDashboard(ctx);
-  const meta = ctx.meta(`diatonic-${ctx.platform.name}-${ctx.namespace}-dashboard`, COMPONENT, monitoring.prometheusOperator ? { namespace: monitoring.namespace } : {});
+  const meta = ctx.meta(dashboardName(ctx), COMPONENT, monitoring.prometheusOperator ? { namespace: monitoring.namespace } : {});
   const dashboardMap: IConfigMap = {
     apiVersion: "v1",
     kind: "ConfigMap",

@@ -4,13 +4,19 @@ import { EMBEDDINGS_PORT, embeddingsDeployed, embeddingsNames, ragEnabled } from
 import { qdrantEnabled } from "./gateway.ts";
 import { QDRANT_SNAPSHOT_JOB } from "./qdrant-snapshots.ts";
 
+/**
+ * cert-manager's HTTP-01 solver pods: it creates them in the Certificate's namespace while an order
+ * is pending, with this label, listening on this port (cert-manager's defaults).
+ */
+export const ACME_SOLVER = { labels: { "acme.cert-manager.io/http01-solver": "true" }, port: 8089, name: "acme-http01-solver" } as const;
+
 /** Who talks: one of the platform's workloads, or something outside the namespace. */
 export type Peer =
   | { readonly kind: "workload"; readonly name: string }
+  | { readonly kind: "acme-solver" }
   | { readonly kind: "ingress-controller"; readonly namespace: string }
   | { readonly kind: "monitoring"; readonly namespace: string }
   | { readonly kind: "dns" }
-  | { readonly kind: "kube-apiserver" }
   | { readonly kind: "internet"; readonly reason: string };
 
 /** One connection the platform needs; NetworkPolicies allow exactly these and nothing else. */
@@ -26,6 +32,11 @@ export function ingressControllerNamespace(spec: PlatformSpec): string {
   return spec.ingress.controllerNamespace ?? (spec.ingress.className === "contour" ? "projectcontour" : "ingress-nginx");
 }
 
+/** The ingress certificate comes from an ACME issuer that solves HTTP-01: solver pods must be reachable. */
+export function acmeHttp01(spec: PlatformSpec): boolean {
+  return spec.ingress.enabled && spec.ingress.tls.issuer !== "selfSigned" && spec.certificates.acme?.solver.type === "http01";
+}
+
 /** The engine workloads the gateway calls: the shared engine and every dedicated one. */
 export function engineWorkloads(spec: PlatformSpec): string[] {
   return [names.engine, ...spec.adapters.filter((a) => a.serving === "dedicated").map((a) => names.dedicatedEngine(a.name))];
@@ -39,6 +50,9 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
   const add = (from: Peer, to: Peer, port: number, purpose: string, protocol: "TCP" | "UDP" = "TCP") => flows.push({ from, to, port, protocol, purpose });
 
   if (spec.ingress.enabled) add({ kind: "ingress-controller", namespace: ingressControllerNamespace(spec) }, workload(names.gateway), ports.gateway, "clients reach the gateway through the ingress");
+  if (acmeHttp01(spec)) {
+    add({ kind: "ingress-controller", namespace: ingressControllerNamespace(spec) }, { kind: "acme-solver" }, ACME_SOLVER.port, "the ACME server's HTTP-01 challenge reaches cert-manager's solver through the ingress");
+  }
   for (const engine of engineWorkloads(spec)) add(workload(names.gateway), workload(engine), ports.engine, "the gateway forwards completions to the engine");
   if (qdrantEnabled(spec)) {
     add(workload(names.gateway), workload(names.qdrant), ports.qdrantHttp, "the gateway retrieves and ingests through Qdrant's REST API");
@@ -53,7 +67,6 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
     const port = endpoint.port !== "" ? Number(endpoint.port) : endpoint.protocol === "https:" ? 443 : 80;
     add(workload(names.gateway), { kind: "internet", reason: "the embeddings endpoint" }, port, "the gateway embeds with the spec's embeddings endpoint");
   }
-  add(workload(names.gateway), { kind: "kube-apiserver" }, 443, "the gateway's Role reads its own ConfigMap");
   const loras = spec.adapters.filter((a) => a.lora !== undefined);
   const downloads = "huggingFace" in spec.model.source || loras.some((a) => a.lora && !("path" in a.lora.source));
   if (downloads) {

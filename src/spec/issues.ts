@@ -168,7 +168,8 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
     case "too_small":
       return { path, message: issue.message.replace(/^Too small: /, "too small: "), fix: `use a value ${issue.inclusive === false ? ">" : "≥"} ${String(issue.minimum)}` };
     default:
-      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: `change ${named(path)} so that it ${issue.message.replace(/^must /, "is ")}` };
+      // Our messages say what the value must be ("must be a DNS-1123 label"): the fix repeats that as it is.
+      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: /^must /.test(issue.message) ? `change ${named(path)}: it ${issue.message}` : `change ${named(path)} (${issue.message})` };
   }
 }
 

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
+import { typablePath } from "../paths.ts";
 import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
 import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
@@ -15,15 +15,17 @@ export interface LoadPlatformOptions {
   readonly environment: string | null;
   /** The file's text, when already read (tests, stdin). @default read from `file` */
   readonly text?: string;
-  /** Directory to print file names relative to. @default process.cwd() */
+  /** Directory the command runs in. @default process.cwd() */
   readonly cwd?: string;
+  /** The file as the user named it (`--spec` as typed), for messages. @default the path from `cwd`, or absolute outside it */
+  readonly shown?: string;
   /** LoRA files on this machine are allowed (`diatonic dev`). @default false */
   readonly localPaths?: boolean;
 }
 
 /** A spec rule's warning, placed in the file (an overlay's value at the overlay's line). */
 export interface SpecWarning {
-  /** `file:line:column`, the file relative to the cwd. */
+  /** `file:line:column`, the file as the user named it. */
   readonly at: string;
   /** Where the value is written, e.g. `spec.model.source.huggingFace.revision` or `environments.local.gateway.auth`. */
   readonly path: string;
@@ -103,10 +105,20 @@ export function readSpec(file: string): string {
   }
 }
 
-/** Reads platform.yaml, applies the environment overlay, fills defaults and checks every rule. */
-export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
+/** A spec file read and parsed once, before any environment is resolved. */
+interface ParsedSpec {
+  readonly shown: string;
+  readonly positions: Map<string, Position>;
+  readonly document: ReturnType<typeof PlatformDocument.parse>;
+}
+
+function issueAt(parsed: Pick<ParsedSpec, "shown" | "positions">, path: Path, message: string, fix: string): SpecIssue {
+  return { file: parsed.shown, ...positionOf(parsed.positions, path), path, message, fix };
+}
+
+function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpec {
   const cwd = options.cwd ?? process.cwd();
-  const shown = relative(cwd, options.file) || options.file;
+  const shown = options.shown ?? typablePath(cwd, options.file);
   const text = options.text ?? readSpec(options.file);
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
@@ -118,42 +130,45 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
       }),
     );
   }
-  const positions = indexPositions(doc.contents, counter);
-  const issueAt = (path: Path, message: string, fix: string): SpecIssue => ({ file: shown, ...positionOf(positions, path), path, message, fix });
-
+  const located = { shown, positions: indexPositions(doc.contents, counter) };
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   if (raw === null || raw === undefined) {
-    throw new SpecError([issueAt([], "the file is empty", "start from examples/lab/platform.yaml")]);
+    throw new SpecError([issueAt(located, [], "the file is empty", "start from examples/lab/platform.yaml")]);
   }
   const envelope = PlatformDocument.safeParse(raw);
   if (!envelope.success) {
     throw new SpecError(
       envelope.error.issues.map((issue) => {
         const { path, message, fix } = explain(issue, PlatformDocument, raw);
-        return issueAt(path, message, fix);
+        return issueAt(located, path, message, fix);
       }),
     );
   }
-  const document = envelope.data;
+  return { ...located, document: envelope.data };
+}
+
+/** Applies one environment's overlay (`null`: none), fills defaults and checks every rule. */
+function resolveEnvironment(parsed: ParsedSpec, env: string | null, options: Pick<LoadPlatformOptions, "file" | "localPaths">): LoadedPlatform {
+  const { document } = parsed;
   const known = Object.keys(document.environments);
-  if (options.environment !== null && !(options.environment in document.environments)) {
+  if (env !== null && !(env in document.environments)) {
     throw new SpecError([
       issueAt(
+        parsed,
         ["environments"],
-        `environment ${JSON.stringify(options.environment)} is not defined`,
-        known.length > 0 ? `pass --env with one of: ${known.join(", ")}, or add environments.${options.environment}` : `add environments.${options.environment} (it may be empty: {})`,
+        `environment ${JSON.stringify(env)} is not defined`,
+        known.length > 0 ? `pass --env with one of: ${known.join(", ")}, or add environments.${env}` : `add environments.${env} (it may be empty: {})`,
       ),
     ]);
   }
-  const env = options.environment;
   const merged: Merged =
     env === null ? applyOverlay(document.spec, ["spec"], undefined, []) : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
-  const parsed = PlatformSpec.safeParse(merged.value);
-  if (!parsed.success) {
+  const result = PlatformSpec.safeParse(merged.value);
+  if (!result.success) {
     throw new SpecError(
-      parsed.error.issues.map((issue) => {
+      result.error.issues.map((issue) => {
         const { path, message, fix } = explain(issue, PlatformSpec, merged.value, (at) => originOf(merged, at));
-        return issueAt(originOf(merged, path), message, fix);
+        return issueAt(parsed, originOf(merged, path), message, fix);
       }),
     );
   }
@@ -161,19 +176,65 @@ export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
     name: document.metadata.name,
     environment: env ?? "base",
     labels: document.metadata.labels,
-    spec: parsed.data,
+    spec: result.data,
   };
   const findings = checkPlatform(platform, { localPaths: options.localPaths });
   const errors = findings.filter((f) => f.severity === "error");
   if (errors.length > 0) {
-    throw new SpecError(errors.map((f) => issueAt(originOf(merged, f.path), f.message, f.fix)));
+    throw new SpecError(errors.map((f) => issueAt(parsed, originOf(merged, f.path), f.message, f.fix)));
   }
   const warnings = findings
     .filter((f) => f.severity === "warning")
     .map((f): SpecWarning => {
       const origin = originOf(merged, f.path);
-      const { line, column } = positionOf(positions, origin);
-      return { at: `${shown}:${line}:${column}`, path: formatPath(origin), message: f.message, fix: f.fix };
+      const { line, column } = positionOf(parsed.positions, origin);
+      return { at: `${parsed.shown}:${line}:${column}`, path: formatPath(origin), message: f.message, fix: f.fix };
     });
   return { ...platform, warnings, file: options.file, environments: known };
+}
+
+/** Reads platform.yaml, applies the environment overlay, fills defaults and checks every rule. */
+export function loadPlatform(options: LoadPlatformOptions): LoadedPlatform {
+  return resolveEnvironment(parseSpec(options), options.environment, options);
+}
+
+export interface LoadSpecOptions extends Omit<LoadPlatformOptions, "environment" | "localPaths"> {
+  /** The environment asked for: its problems are reported first. */
+  readonly environment: string;
+}
+
+/** A spec checked as a whole: the environment asked for, the spec without overlays, and every environment. */
+export interface LoadedSpec {
+  readonly requested: LoadedPlatform;
+  /** The spec without any overlay (what `render --out` writes as base/). */
+  readonly base: LoadedPlatform;
+  /** Every environment the document declares, the requested one included. */
+  readonly environments: ReadonlyMap<string, LoadedPlatform>;
+}
+
+/**
+ * The one way render, validate, plan and apply read a spec: the environment asked for, then the spec
+ * without overlays and every other environment, so a spec that one command refuses none accepts.
+ */
+export function loadSpec(options: LoadSpecOptions): LoadedSpec {
+  const parsed = parseSpec(options);
+  const requested = resolveEnvironment(parsed, options.environment, options);
+  const within = (env: string | null): LoadedPlatform => {
+    try {
+      return resolveEnvironment(parsed, env, options);
+    } catch (error) {
+      if (!(error instanceof SpecError)) throw error;
+      if (env === null) {
+        throw new InputError(
+          `${error.message}\n(these are problems of \`spec\` without any environment overlay: every environment builds on it, and render --out writes it as base/)`,
+          "make `spec` complete and valid on its own; environments should only override it",
+        );
+      }
+      throw new InputError(`${error.message}\n(in environment ${env}: one spec serves every environment, so each must be valid)`, `fix environment ${env}, or remove it from environments`);
+    }
+  };
+  const base = within(null);
+  const environments = new Map<string, LoadedPlatform>();
+  for (const env of requested.environments) environments.set(env, env === options.environment ? requested : within(env));
+  return { requested, base, environments };
 }

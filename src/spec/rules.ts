@@ -1,4 +1,5 @@
 import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./architectures.ts";
+import { checkGpuSharing, checkMigProfiles, getsMigDevice } from "./gpu-sharing.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
 import type { LoraSourceSpec, Platform } from "./schema.ts";
@@ -109,14 +110,16 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
 
   if (engine.kind === "vllm") {
     // Each vLLM Deployment: the shared engine and every dedicated adapter's, with where its GPU count is set.
-    const engines: { readonly path: Path; readonly gpuSlices: number }[] = [
-      { path: ["model", "engine", "gpuSlices"], gpuSlices: engine.gpuSlices },
-      ...spec.adapters.flatMap((adapter, index) => (adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "gpuSlices"] as Path, gpuSlices: adapter.dedicated.gpuSlices }] : [])),
+    const engines: { readonly path: Path; readonly gpuSlices: number; readonly migProfile: string | undefined }[] = [
+      { path: ["model", "engine", "gpuSlices"], gpuSlices: engine.gpuSlices, migProfile: engine.migProfile },
+      ...spec.adapters.flatMap((adapter, index) =>
+        adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "gpuSlices"] as Path, gpuSlices: adapter.dedicated.gpuSlices, migProfile: adapter.dedicated.migProfile }] : [],
+      ),
     ];
     const tp = engine.tensorParallel;
-    for (const { path, gpuSlices } of engines) {
+    for (const { path, gpuSlices, migProfile } of engines) {
       const field = formatPath(path);
-      if (spec.gpu.sharing.mode === "mig" && gpuSlices > 1) {
+      if (getsMigDevice(spec, migProfile) && gpuSlices > 1) {
         // CUDA shows a process one MIG device only: a second one in the same container goes unused.
         error(path, `under MIG a container can use one MIG device only (CUDA enumerates one per process), but ${field} is ${gpuSlices}`, "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism");
       } else if (tp > 1 && gpuSlices !== tp) {
@@ -135,14 +138,8 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   if (spec.gpu.enabled && spec.gpu.nodes.length === 0 && engine.kind === "vllm") {
     warning(["gpu", "nodes"], "no GPU nodes are declared, so capacity cannot be planned", "list the GPU nodes with their GPUs' memory under gpu.nodes");
   }
-  const sharing = spec.gpu.sharing;
-  if (engine.kind === "vllm" && sharing.mode === "mig" && sharing.strategy === "mixed") {
-    if (engine.migProfile === undefined) {
-      error(["model", "engine", "migProfile"], "MIG strategy mixed exposes one resource per profile, so the engine must say which it needs", `set model.engine.migProfile to one of: ${Object.keys(sharing.profiles).join(", ")}`);
-    } else if (!(engine.migProfile in sharing.profiles)) {
-      error(["model", "engine", "migProfile"], `MIG profile ${engine.migProfile} is not among gpu.sharing.profiles`, `use one of: ${Object.keys(sharing.profiles).join(", ")}`);
-    }
-  }
+  checkGpuSharing(spec, error);
+  checkMigProfiles(spec, error);
   if (spec.ingress.enabled && spec.ingress.tls.issuer !== "selfSigned" && spec.certificates.acme === undefined) {
     error(["ingress", "tls", "issuer"], `issuer ${spec.ingress.tls.issuer} needs an ACME account`, "add certificates.acme with email and solver, or use issuer selfSigned");
   }

@@ -1,4 +1,8 @@
 import { z } from "zod";
+import { dnsLabel, image, quantity } from "./schema-common.ts";
+import { Gpu, type GpuNode, type GpuSharing } from "./schema-gpu.ts";
+
+export { Gpu, GpuModel, GpuNode, GpuSharing } from "./schema-gpu.ts";
 
 /**
  * The `platform.yaml` schema. Every object is strict (unknown keys are errors) and every optional
@@ -6,11 +10,6 @@ import { z } from "zod";
  */
 
 export const API_VERSION = "diatonic.ai/v1alpha1";
-
-const dnsLabel = z
-  .string()
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit")
-  .max(63, "must be at most 63 characters");
 
 /** Kubernetes label syntax, and the label keys diatonic sets itself (shared with the JSON Schema export). */
 export const LABEL = {
@@ -25,17 +24,6 @@ const labelKey = z
   .refine((key) => !LABEL.reservedKey.test(key), "is a label diatonic sets itself (app.kubernetes.io/*, applyset.kubernetes.io/*)");
 
 const labelValue = z.string().regex(LABEL.value, "must be a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
-
-const quantity = z
-  .string()
-  .regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/, "must be a Kubernetes quantity such as 20Gi, 500Mi or 250m");
-
-/** An image reference pinned to a tag or digest; `latest` and untagged images are refused. */
-const image = z
-  .string()
-  .regex(/^[a-z0-9.\-_/:]+(@sha256:[a-f0-9]{64})?$/, "must be an image reference such as registry/name:tag")
-  .refine((ref) => /@sha256:/.test(ref) || /:[^/:]+$/.test(ref), "must pin a tag or digest (registry/name:1.2.3)")
-  .refine((ref) => !/:latest$/.test(ref), "must not use the mutable tag 'latest'; pin a version");
 
 export const SecretKeyRef = z.strictObject({
   name: dnsLabel.describe("Secret name in the platform namespace"),
@@ -202,52 +190,17 @@ export const Adapter = z.strictObject({
   limits: AdapterLimits.prefault({}),
   serving: z.enum(["shared", "dedicated"]).default("shared"),
   dedicated: z
-    .strictObject({ gpuSlices: z.number().int().min(1).default(1), replicas: z.number().int().min(0).default(1) })
-    .prefault({}),
-});
-
-export const GpuModel = z.strictObject({
-  model: z.string().min(1).describe("GPU product name, e.g. NVIDIA GeForce RTX 3060"),
-  memoryGiB: z.number().positive(),
-});
-
-export const GpuNode = z.strictObject({
-  name: z.string().min(1).describe("Kubernetes node name"),
-  gpus: z.array(GpuModel).min(1),
-});
-
-const MigProfiles = z.record(z.string().regex(/^\d+g\.\d+gb(\+me)?$/, "must be a MIG profile such as 1g.10gb"), z.number().int().min(1));
-
-export const GpuSharing = z.discriminatedUnion("mode", [
-  z.strictObject({ mode: z.literal("none") }),
-  z.strictObject({
-    mode: z.literal("timeSlicing"),
-    replicas: z.number().int().min(2).max(48).default(4).describe("time-slices advertised per physical GPU"),
-    failRequestsGreaterThanOne: z.boolean().default(true),
-    renameByDefault: z.boolean().default(false),
-  }),
-  z.strictObject({
-    mode: z.literal("mig"),
-    strategy: z.enum(["single", "mixed"]).default("single"),
-    profiles: MigProfiles.describe("MIG devices per GPU, e.g. {1g.10gb: 7}"),
-  }),
-]);
-
-export const Gpu = z.strictObject({
-  enabled: z.boolean().default(true),
-  sharing: GpuSharing.prefault({ mode: "timeSlicing" }),
-  nodes: z.array(GpuNode).default([]),
-  nodeSelector: z.record(z.string(), z.string()).default({ "nvidia.com/gpu.present": "true" }),
-  devicePlugin: z
     .strictObject({
-      managedBy: z.enum(["diatonic", "gpu-operator"]).default("diatonic"),
-      namespace: dnsLabel
+      gpuSlices: z.number().int().min(1).default(1),
+      replicas: z.number().int().min(0).default(1),
+      migProfile: z
+        .string()
+        .regex(/^\d+g\.\d+gb$/, "must be a MIG profile such as 1g.10gb")
         .optional()
-        .describe("where its config (and, managed by diatonic, the plugin) goes; default: nvidia-device-plugin, or gpu-operator when the GPU Operator manages it (it reads the config from its own namespace)"),
-      image: image.default("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
+        .describe("with MIG strategy mixed: the MIG device this adapter's own engine requests (its own shape, not model.engine.migProfile)"),
     })
-    .transform(({ namespace, ...plugin }) => ({ ...plugin, namespace: namespace ?? (plugin.managedBy === "gpu-operator" ? "gpu-operator" : "nvidia-device-plugin") }))
-    .prefault({}),
+    .prefault({})
+    .describe("the adapter's own engine, with serving: dedicated: one LoRA slot, and its own GPU shape"),
 });
 
 export const Qdrant = z.strictObject({
@@ -382,6 +335,7 @@ export type VllmEngineSpec = z.infer<typeof VllmEngine>;
 export type LlamaCppEngineSpec = z.infer<typeof LlamaCppEngine>;
 export type GpuSpec = z.infer<typeof Gpu>;
 export type GpuNodeSpec = z.infer<typeof GpuNode>;
+export type GpuSharingSpec = z.infer<typeof GpuSharing>;
 export type RagBindingSpec = z.infer<typeof RagBinding>;
 export type EmbeddingsSpec = z.infer<typeof Embeddings>;
 export type SecretKeyRefSpec = z.infer<typeof SecretKeyRef>;

@@ -26,7 +26,10 @@ export function validationInput(build: EnvironmentBuild): SpecValidationInput {
   };
 }
 
-/** Renders a spec's environment and returns its objects plus everything the spec knows for the rules. */
-export function environmentFromSpec(file: string, environment: string, cwd?: string): SpecValidationInput {
-  return validationInput(buildEnvironment({ file, environment, ...(cwd ? { cwd } : {}) }));
+/**
+ * Renders a spec's environment and returns its objects plus everything the spec knows for the rules;
+ * `shown` is the file as the user named it, for messages.
+ */
+export function environmentFromSpec(file: string, environment: string, cwd?: string, shown?: string): SpecValidationInput {
+  return validationInput(buildEnvironment({ file, environment, ...(cwd ? { cwd } : {}), ...(shown ? { shown } : {}) }));
 }

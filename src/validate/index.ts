@@ -1,8 +1,10 @@
 import type { KubeObject } from "../render/context.ts";
 import { Inventory } from "./inventory.ts";
+import { gpuPodRules } from "./rules/gpu-pods.ts";
 import { gpuRules } from "./rules/gpu.ts";
 import { networkRules } from "./rules/network.ts";
 import { podSecurityRules } from "./rules/pod-security.ts";
+import { rbacRules } from "./rules/rbac.ts";
 import { schemaRules } from "./rules/schema.ts";
 import { specRules } from "./rules/spec.ts";
 import { storageScalingRules } from "./rules/storage-scaling.ts";
@@ -11,7 +13,7 @@ import { workloadRules } from "./rules/workload.ts";
 import type { Finding, Rule, ValidationEnvironment } from "./types.ts";
 
 /** Every rule, in the order findings are reported. */
-export const rules: readonly Rule[] = [...specRules, ...schemaRules, ...podSecurityRules, ...workloadRules, ...wiringRules, ...storageScalingRules, ...networkRules, ...gpuRules];
+export const rules: readonly Rule[] = [...specRules, ...schemaRules, ...podSecurityRules, ...rbacRules, ...workloadRules, ...wiringRules, ...storageScalingRules, ...networkRules, ...gpuRules, ...gpuPodRules];
 
 const order = { error: 0, warning: 1, info: 2 } as const;
 

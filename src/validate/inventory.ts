@@ -54,6 +54,9 @@ export interface VolumeLike {
 
 export interface PodSpecLike {
   readonly serviceAccountName?: string;
+  readonly nodeName?: string;
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  readonly affinity?: { readonly podAntiAffinity?: { readonly requiredDuringSchedulingIgnoredDuringExecution?: readonly { readonly topologyKey?: string }[] } };
   readonly automountServiceAccountToken?: boolean;
   readonly securityContext?: SecurityContextLike & { readonly fsGroup?: number };
   readonly hostNetwork?: boolean;

@@ -1,15 +1,18 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { InputError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
+import { TREE_MARKER } from "../write/atomic.ts";
 import { resourceId } from "../render/schema-check.ts";
 
 export interface ReadObjects {
   readonly objects: KubeObject[];
   /** resource id → file it came from */
   readonly files: Map<string, string>;
+  /** What the reader chose for the user (which overlay of a rendered tree it read), to tell them. */
+  readonly notes: string[];
 }
 
 const KUSTOMIZATIONS = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -50,26 +53,46 @@ function kustomizeBuild(dir: string): string {
   }
 }
 
+/** The environment `render --out` was asked for, from the tree's marker file (older trees do not say). */
+function renderedFor(marker: string): string | undefined {
+  try {
+    const recorded: unknown = JSON.parse(readFileSync(marker, "utf8"));
+    const environment = typeof recorded === "object" && recorded !== null && "environment" in recorded ? recorded.environment : undefined;
+    return typeof environment === "string" ? environment : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The path that means standard input (`kustomize build | diatonic validate -`). */
 export const STDIN = "-";
 
 /**
  * Reads YAML files and directories, and `-` for standard input. A directory with a kustomization is built with `kubectl kustomize`
- * (so overlays are checked as they will be applied); other directories are read recursively.
+ * (so overlays are checked as they will be applied); other directories are read recursively. Paths are as the user
+ * typed them (relative to `cwd`), and messages name files that way.
  */
 export function readObjects(paths: readonly string[], cwd: string): ReadObjects {
-  const out: ReadObjects = { objects: [], files: new Map() };
-  const visit = (path: string) => {
-    if (path === STDIN) {
+  const out: ReadObjects = { objects: [], files: new Map(), notes: [] };
+  const visit = (shown: string) => {
+    if (shown === STDIN) {
       parseObjects(readFileSync(0, "utf8"), "<stdin>", out);
       return;
     }
-    const shown = relative(cwd, path) || path;
+    const path = resolve(cwd, shown);
     if (!existsSync(path)) throw new InputError(`${shown} does not exist`, "pass YAML files or directories");
     if (statSync(path).isDirectory()) {
-      if (existsSync(join(path, ".diatonic-render")) && existsSync(join(path, "overlays"))) {
+      if (existsSync(join(path, TREE_MARKER)) && existsSync(join(path, "overlays"))) {
         const envs = readdirSync(join(path, "overlays")).sort();
-        throw new InputError(`${shown} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(shown, "overlays", e)).join(" or ")}`);
+        const requested = renderedFor(join(path, TREE_MARKER));
+        if (requested === undefined || !envs.includes(requested)) {
+          throw new InputError(`${shown} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(shown, "overlays", e)).join(" or ")}`);
+        }
+        const overlay = join(shown, "overlays", requested);
+        const others = envs.filter((e) => e !== requested);
+        out.notes.push(`${shown} holds every environment's overlay: validating ${overlay}, the environment render was asked for${others.length > 0 ? ` (for another, pass ${others.map((e) => join(shown, "overlays", e)).join(" or ")})` : ""}`);
+        visit(overlay);
+        return;
       }
       if (existsSync(join(path, "Chart.yaml"))) {
         throw new InputError(`${shown} is a Helm chart, and validate reads rendered manifests`, `helm template ${shown} | diatonic validate -`);
@@ -80,8 +103,7 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
       }
       for (const entry of readdirSync(path).sort()) {
         if (entry.startsWith(".")) continue;
-        const child = join(path, entry);
-        if (statSync(child).isDirectory() || /\.ya?ml$/.test(entry)) visit(child);
+        if (statSync(join(path, entry)).isDirectory() || /\.ya?ml$/.test(entry)) visit(join(shown, entry));
       }
       return;
     }

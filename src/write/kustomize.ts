@@ -22,6 +22,8 @@ export interface TreeInput {
   readonly environments: ReadonlyMap<string, RenderResult>;
   /** Recorded in the marker file so a reader can tell which spec produced the tree. */
   readonly specHash: string;
+  /** The environment render was asked for: recorded in the marker, and what `validate DIR` checks. */
+  readonly requested: string;
 }
 
 const KUSTOMIZATION = { apiVersion: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization" } as const;
@@ -105,7 +107,7 @@ export function kustomizeTree(input: TreeInput): Map<string, string> {
   }
   files.set(
     TREE_MARKER,
-    `${JSON.stringify({ generator: "diatonic render", platform: input.base.platform.name, specHash: input.specHash, environments }, null, 2)}\n`,
+    `${JSON.stringify({ generator: "diatonic render", platform: input.base.platform.name, specHash: input.specHash, environment: input.requested, environments }, null, 2)}\n`,
   );
   return new Map([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -61,5 +61,32 @@ describe("the diatonic command list", () => {
     const run = await runCli(["plan", "--envv", "production"]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /Unknown option '--envv'\n {2}fix: did you mean --env\? usage: diatonic plan/);
+  });
+});
+
+describe("paths in messages are the paths as the user typed them", () => {
+  // A spec and manifests outside the cwd, named by absolute paths: relative to the cwd they would read ../../…
+  const elsewhere = mkdtempSync(join(tmpdir(), "diatonic-typed-"));
+  const cwd = mkdtempSync(join(tmpdir(), "diatonic-cwd-"));
+  const spec = join(elsewhere, "platform.yaml");
+  writeFileSync(spec, readFileSync("examples/lab/platform.yaml", "utf8").replace("    storage: 20Gi\n", "    storage: 20GB\n"));
+
+  for (const command of [["render", "-o", "yaml"], ["plan"], ["validate"]]) {
+    it(`${command[0]}: a spec error names --spec as given, not ../../…`, async () => {
+      const run = await runCli([...command, "--spec", spec, "--env", "production"], cwd);
+      assert.equal(run.code, 2, run.stderr);
+      assert.ok(run.stderr.includes(`${spec}:`), run.stderr);
+      assert.doesNotMatch(run.stderr, /\.\.\//);
+    });
+  }
+
+  it("validate names each manifest file under the directory given", async () => {
+    const dir = join(elsewhere, "manifests");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "pod.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: x }\nspec: { containers: [{ name: c, image: busybox }] }\n");
+    const run = await runCli(["validate", dir], cwd);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.ok(run.stdout.includes(`(${join(dir, "pod.yaml")})`), run.stdout);
+    assert.doesNotMatch(run.stdout, /\.\.\//);
   });
 });

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { PART_OF, parentObject } from "../../src/deploy/applyset.ts";
 import { heirOf, otherPlatforms, release, type OtherPlatform } from "../../src/deploy/shared.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
-import { SHARED_ANNOTATION, type KubeObject } from "../../src/render/context.ts";
+import { SHARED_ANNOTATION, SHARED_NAMESPACE_ANNOTATION, type KubeObject } from "../../src/render/context.ts";
 
 const shared = (kind: string, name: string, namespace?: string): KubeObject => ({
   apiVersion: kind === "DaemonSet" ? "apps/v1" : "v1",
@@ -29,6 +29,13 @@ describe("shared objects", () => {
     assert.equal(heirOf(shared("DaemonSet", "nvidia-device-plugin", "nvidia-device-plugin"), others)?.namespace, "team-b");
     assert.equal(heirOf(shared("Namespace", "nvidia-device-plugin"), others)?.namespace, "team-b");
     assert.equal(heirOf(shared("ConfigMap", "x", "elsewhere"), others), undefined);
+  });
+
+  it("a cluster-scoped one (the per-node config's node reader) goes with the namespace it names", () => {
+    const reader = shared("ClusterRole", "nvidia-device-plugin-node-reader");
+    assert.equal(heirOf(reader, others), undefined, "without the annotation nobody can tell");
+    const named = { ...reader, metadata: { ...reader.metadata, annotations: { ...reader.metadata.annotations, [SHARED_NAMESPACE_ANNOTATION]: "nvidia-device-plugin" } } };
+    assert.equal(heirOf(named, others)?.namespace, "team-b");
   });
 
   it("are relabelled into the heir's ApplySet, kept when nobody can tell, deleted when nobody else renders them", async () => {

@@ -110,6 +110,16 @@ describe("observability", () => {
     for (const p of [...production, ...local]) assert.deepEqual(checkSchema(p.object), []);
   });
 
+  it("a platform whose namespace is its own name names its dashboard once (not diatonic-acme-llm-acme-llm-dashboard)", () => {
+    const same = (p: Platform): Platform => ({ ...p, name: "acme-llm", spec: { ...p.spec, namespace: "acme-llm" } });
+    const names = (change: (p: Platform) => Platform) =>
+      observability(platform("production", change))
+        .filter((o) => o.metadata.labels?.["grafana_dashboard"] === "1")
+        .map((o) => o.metadata.name);
+    assert.deepEqual(names(same), ["diatonic-acme-llm-dashboard"]);
+    assert.deepEqual(names((p) => p), ["diatonic-lab-llama3-multi-adapter-dashboard"]);
+  });
+
   it("ServiceMonitors select exactly the ClusterIP Services, port http; Qdrant's sends its API key as a bearer token", () => {
     const objects = buildEnvironment({ file: EXAMPLE, environment: "production" }).result.placed.map((p) => p.object);
     const services = objects.filter((o) => o.kind === "Service") as unknown as {

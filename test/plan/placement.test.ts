@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { parseAllDocuments } from "yaml";
 import { LLAMA3_ARCHITECTURES, namedBillions } from "../../src/spec/architectures.ts";
 import { runCli } from "../support/cli.ts";
 
@@ -76,6 +77,41 @@ describe("plan: tensor parallelism over whole GPUs", () => {
     assert.match(run.stdout, /n1\s+0\s+NVIDIA A100 80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine #\d/);
     assert.doesNotMatch(run.stdout, /MIG 1g\.10gb\s+10 GiB\s+1\/1/, "no engine on a 1g.10gb device");
     assert.match(run.stdout, /PENDING Deployment\/llm\/engine #\d: needs 1 nvidia\.com\/mig-3g\.40gb, 1 exist, 2 requested/);
+  });
+
+  it("MIG on L4s is refused, and a layout larger than the card too (two L4s showed 40 GiB MIG slices that 'fit')", async () => {
+    const l4s = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1 } }", "NVIDIA L4, memoryGiB: 24", ", migProfile: 3g.40gb");
+    for (const command of ["plan", "validate"]) {
+      const run = await runCli([command, "--spec", l4s, "--env", "production"]);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, /spec\.gpu\.nodes\[0\]\.gpus\[0\]\.model: NVIDIA L4 on node n1 has no MIG/);
+      assert.doesNotMatch(run.stdout, /MIG 3g\.40gb/);
+    }
+    const tooMany = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 3 } }", "NVIDIA A100 80GB PCIe, memoryGiB: 80", ", migProfile: 3g.40gb");
+    const run = await runCli(["plan", "--spec", tooMany, "--env", "production"]);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /spec\.gpu\.sharing\.profiles\.3g\.40gb: 3× 3g\.40gb does not fit one A100 80GB, which holds at most 2/);
+  });
+
+  it("a dedicated adapter's engine asks for its own MIG profile, not the shared engine's, and is planned on it", async () => {
+    const shared = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }", "NVIDIA A100 80GB, memoryGiB: 80", ", migProfile: 3g.40gb");
+    const file = join(mkdtempSync(join(tmpdir(), "plan-dedicated-")), "platform.yaml");
+    writeFileSync(
+      file,
+      readFileSync(shared, "utf8").replace(
+        "rank: 16 } }\n",
+        "rank: 16 } }\n    - { name: sql, lora: { source: { huggingFace: { repo: org/sql-lora, revision: v1 } }, rank: 16 }, serving: dedicated, dedicated: { migProfile: 1g.10gb } }\n",
+      ),
+    );
+    const rendered = await runCli(["render", "--spec", file, "--env", "production", "-o", "yaml"]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const deployments = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec?: { template?: { spec?: { containers: { resources: { limits: Record<string, string> } }[] } } } });
+    const limits = (name: string) => deployments.find((o) => o.kind === "Deployment" && o.metadata.name === name)?.spec?.template?.spec?.containers[0]?.resources.limits;
+    assert.equal(limits("engine")?.["nvidia.com/mig-3g.40gb"], "1");
+    assert.deepEqual(Object.keys(limits("engine-sql") ?? {}).filter((k) => k.startsWith("nvidia.com/")), ["nvidia.com/mig-1g.10gb"]);
+    const run = await runCli(["plan", "--spec", file, "--env", "production"]);
+    assert.match(run.stdout, /MIG 1g\.10gb\s+10 GiB\s+1\/1\s+Deployment\/llm\/engine-sql/);
+    assert.match(run.stdout, /sql\s+\/sql\s+16\s+dedicated engine \(MIG 1g\.10gb\)/);
   });
 
   it("time-slices renamed by default are requested and planned as nvidia.com/gpu.shared, the only name the plugin then advertises", async () => {

@@ -9,8 +9,11 @@ import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { WorldError } from "../../src/errors.ts";
+import { InputError, WorldError } from "../../src/errors.ts";
+import { StructuredChunker } from "../../src/rag/chunker.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
+import { IngestInputError, ingestDocuments } from "../../src/rag/ingest.ts";
+import { LanceStore } from "../../src/rag/lance-store.ts";
 import { runCli } from "../support/cli.ts";
 
 describe("ingest client (stand-in gateway)", () => {
@@ -66,6 +69,49 @@ describe("ingest client (stand-in gateway)", () => {
     assert.ok(failure instanceof WorldError);
     assert.match(failure.message, /batch 2 of \d+ .* failed after 2 of 6 files were stored: the gateway refused: the vector store failed: boom/);
     assert.match(failure.fix ?? "", /run the same command again/);
+  });
+
+  it("stores sources by their name under the path given, never the ingesting machine's path (citations show them to every user)", async () => {
+    posts.length = 0;
+    failPost = -1;
+    const elsewhere = mkdtempSync(join(tmpdir(), "diatonic-ingest-cwd-"));
+    const sent = () => posts.flatMap((p) => p.documents.map((d) => d.source)).sort();
+    // An absolute path from another folder: relative to the cwd it would be ../../tmp/…, so it was sent as /tmp/….
+    await ingestPaths({ adapter: "rag", paths: [join(dir, "docs")], cwd: elsewhere, gateway: url });
+    assert.deepEqual(sent(), [0, 1, 2, 3, 4, 5].map((i) => `docs/page-${i}.md`));
+    posts.length = 0;
+    const run = await runCli(["ingest", "--adapter", "rag", join(dir, "docs"), "--as", "handbook/v2", "--gateway", url, "--prune"], elsewhere);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(sent(), [0, 1, 2, 3, 4, 5].map((i) => `handbook/v2/page-${i}.md`));
+    assert.deepEqual(posts.at(-1)?.deleteSources, [], "prunes only under handbook/v2/");
+    posts.length = 0;
+    await ingestPaths({ adapter: "rag", paths: [join(dir, "docs", "page-1.md")], cwd: elsewhere, gateway: url });
+    assert.deepEqual(sent(), ["page-1.md"]);
+    assert.ok(posts.every((p) => !JSON.stringify(p).includes(dir)), "no host path is sent");
+    const twoWithOneName = await runCli(["ingest", "--adapter", "rag", "docs", "docs", "--as", "x", "--gateway", url], dir);
+    assert.equal(twoWithOneName.code, 2);
+    assert.match(twoWithOneName.stderr, /--as names one PATH, and 2 are given/);
+    const badName = await runCli(["ingest", "--adapter", "rag", "docs", "--as", "/srv/docs", "--gateway", url], dir);
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /docs: --as "\/srv\/docs" is a path on the ingesting machine: name it with --as NAME/);
+  });
+
+  it("two folders of one name would mix their files: refused before anything is sent, naming both", async () => {
+    posts.length = 0;
+    mkdirSync(join(dir, "a", "docs"), { recursive: true });
+    writeFileSync(join(dir, "a", "docs", "page-0.md"), "# Other page 0\n");
+    const failure = await ingestPaths({ adapter: "rag", paths: ["docs", "a/docs"], cwd: dir, gateway: url }).catch((error: unknown) => error);
+    assert.ok(failure instanceof InputError);
+    assert.match(failure.message, /a\/docs\/page-0\.md: would be stored as docs\/page-0\.md, like docs\/page-0\.md/);
+    assert.equal(posts.length, 0);
+  });
+
+  it("the gateway refuses a source that is a host path, whoever sends it", async () => {
+    const store = new LanceStore({ path: join(dir, "lance") });
+    const options = { store, embedder: { embed: () => Promise.reject(new Error("not reached")) }, chunker: new StructuredChunker(), collection: "c" };
+    for (const source of ["/home/ana/handbook/intro.md", "C:\\Users\\ana\\intro.md", "~/intro.md", "handbook/../../etc/passwd"]) {
+      await assert.rejects(ingestDocuments({ documents: [{ source, text: "# Intro", format: "markdown" }], deleteSources: [] }, options), (error: unknown) => error instanceof IngestInputError && error.message.includes("citations show it to every user"), source);
+    }
   });
 
   it("diatonic ingest prints progress and a summary; bad flags exit 2, no gateway exits 1 with the fix", async () => {

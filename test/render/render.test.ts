@@ -190,6 +190,7 @@ describe("render", () => {
     const file = join(dir, "platform.yaml");
     const text = readFileSync(EXAMPLE, "utf8")
       .replace("sharing: { mode: timeSlicing, replicas: 4, failRequestsGreaterThanOne: true }", "sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 2 } }")
+      .replace(/- \{ model: NVIDIA GeForce RTX 3060[^}]*\}/g, "- { model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
       .replace("      gpuSlices: 1\n", "      gpuSlices: 1\n      migProfile: 3g.40gb\n");
     writeFileSync(file, text);
     const build = buildEnvironment({ file, environment: "production" });
@@ -297,6 +298,29 @@ describe("render", () => {
     assert.ok(existsSync(join(dir, "lab/overlays/local/SECRETS.md")));
   });
 
+  it("the summary names the first few adapters and counts the rest, so 1,000 adapters stay one short line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-many-"));
+    const many = Array.from({ length: 1000 }, (_, i) => `    - { name: a${i}, systemPrompt: You are adapter ${i}. }`).join("\n");
+    writeFileSync(join(dir, "platform.yaml"), readFileSync(EXAMPLE, "utf8").replace("  adapters:\n", `  adapters:\n${many}\n`));
+    const run = await runCli(["render", "--env", "production", "-o", "yaml"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    const line = run.stderr.split("\n").find((l) => l.includes("adapters:")) ?? "";
+    assert.match(line, /with 1005 adapters: a0, a1, a2, a3, a4 and 1000 more$/);
+    assert.ok(line.length < 160, line);
+  });
+
+  it("render --out DIR then validate DIR: validates the environment render was asked for, and says so", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-validate-tree-"));
+    const rendered = await runCli(["render", "--spec", join(process.cwd(), EXAMPLE), "--env", "staging", "--out", "out"], dir);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.equal((JSON.parse(readFileSync(join(dir, "out/.diatonic-render"), "utf8")) as { environment: string }).environment, "staging");
+    const run = await runCli(["validate", "out", "--format", "json"], dir);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stderr, /validating out\/overlays\/staging, the environment render was asked for \(for another, pass out\/overlays\/local or out\/overlays\/production\)/);
+    const result = JSON.parse(run.stdout) as { objects: number; findings: { file?: string }[] };
+    assert.equal(result.objects, objects("staging").length);
+  });
+
   it("refuses to overwrite a directory it did not write", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-foreign-"));
     (await import("node:fs")).writeFileSync(join(dir, "precious.txt"), "keep me");
@@ -306,17 +330,20 @@ describe("render", () => {
     assert.equal(readFileSync(join(dir, "precious.txt"), "utf8"), "keep me");
   });
 
-  it("kubectl kustomize builds the written tree into exactly the objects of -o yaml", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
-    const run = await runCli(["render", "--spec", EXAMPLE, "--env", "local", "--out", join(dir, "out")]);
-    assert.equal(run.code, 0, run.stderr);
-    assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
-    for (const env of ENVS) {
-      const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-      const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
-      const fromRender = new Map(objects(env).map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
-      assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
-      for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
-    }
-  });
+  for (const example of [EXAMPLE, "examples/production/platform.yaml"]) {
+    it(`kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`, { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
+      const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
+      for (const env of ENVS) {
+        const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
+        const rendered = buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object);
+        const fromRender = new Map(rendered.map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
+        assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
+        for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
+      }
+    });
+  }
 });

@@ -61,7 +61,7 @@ const cases: BadSpec[] = [
   { name: "string where a number belongs", text: replace("    replicas: 2", "    replicas: two"), line: "replicas: two", says: ["spec.gateway.replicas", "expected number", 'string "two"', "fix: set spec.gateway.replicas to a number"] },
   { name: "one item where a list belongs", text: replace("nodes: [{ name: n1, gpus: [{ model: A, memoryGiB: 24 }] }]", "nodes: { name: n1 }"), line: "nodes: { name: n1 }", says: ["spec.gpu.nodes", "expected array", "fix: set spec.gpu.nodes to an array"] },
   { name: "unknown ingress class", text: replace("className: nginx", "className: traefik"), line: "className: traefik", says: ["spec.ingress.className", '"nginx", "contour"'] },
-  { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123"] },
+  { name: "adapter name not a DNS label", text: replace("- name: code", "- name: Code_Bot"), line: "Code_Bot", says: ["spec.adapters[0].name", "DNS-1123", "fix: change spec.adapters[0].name: it must be a DNS-1123 label"] },
   { name: "duplicate adapter names", text: replace("- name: rag", "- name: code"), says: ["spec.adapters[1].name", "already used by adapters[0]"] },
   { name: "duplicate routes", text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /rag"), says: ["route /rag is already used"] },
   { name: "LoRA rank above maxLoraRank", text: replace("rank: 8", "rank: 64"), line: "rank: 64", says: ["spec.adapters[0].lora.rank", "maxLoraRank 16", "raise model.engine.maxLoraRank to at least 64"] },
@@ -101,7 +101,9 @@ const cases: BadSpec[] = [
   },
   {
     name: "more than one MIG device for one engine",
-    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2 } }").replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n"),
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2 } }")
+      .replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
+      .replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      tensorParallel: 2\n      gpuSlices: 2\n"),
     line: "gpuSlices: 2",
     says: ["spec.model.engine.gpuSlices", "one MIG device only", "use whole GPUs (gpu.sharing.mode: none) for tensor parallelism"],
   },
@@ -120,6 +122,33 @@ const cases: BadSpec[] = [
   { name: "a LoRA URL with a malformed sha256", text: replace("sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592", "sha256: 5d41402"), line: "sha256: 5d41402", says: ["spec.adapters[0].lora.source.url.sha256", "64 digits"] },
   { name: "a maxLoraRank vLLM does not accept", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 24\n"), line: "maxLoraRank: 24", says: ["spec.model.engine.maxLoraRank", "1, 8, 16, 32, 64, 128, 256, 320, 512"] },
   { name: "fewer CPU LoRA slots than GPU ones", text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxLoras: 8\n      maxCpuLoras: 4\n"), line: "maxCpuLoras: 4", says: ["spec.model.engine.maxCpuLoras", "below maxLoras 8", "fix: set model.engine.maxCpuLoras to at least 8"] },
+  {
+    name: "a dedicated adapter's engine under MIG's mixed strategy without its own profile",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }")
+      .replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
+      .replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      migProfile: 3g.40gb\n")
+      .replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      serving: dedicated"),
+    line: "- name: code",
+    says: ["spec.adapters[0].dedicated.migProfile", "adapter code's own engine must say which it needs", "fix: set adapters[0].dedicated.migProfile to one of: 3g.40gb, 1g.10gb"],
+  },
+  {
+    name: "MIG on GPUs that have none (L4s)",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA L4, memoryGiB: 24 }"),
+    line: "model: NVIDIA L4",
+    says: ["spec.gpu.nodes[0].gpus[0].model", "NVIDIA L4 on node n1 has no MIG (only A100, A30, H100, H200, B200", "but gpu.sharing is mode: mig", "fix: share this node's GPUs by time-slicing"],
+  },
+  {
+    name: "a MIG profile of another card (40 GB slices on an A100 40GB)",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA A100-PCIE-40GB, memoryGiB: 40 }"),
+    line: "profiles: { 3g.40gb: 1 }",
+    says: ["spec.gpu.sharing.profiles.3g.40gb", "the A100 40GB has no MIG profile 3g.40gb; its profiles are 1g.5gb", "fix: choose MIG devices that fit one card, e.g. {1g.5gb: 2, 2g.10gb: 1, 3g.20gb: 1}"],
+  },
+  {
+    name: "MIG devices larger than the card together",
+    text: replace("    sharing: { mode: timeSlicing, replicas: 4 }", "    sharing: { mode: mig, profiles: { 3g.40gb: 2, 1g.10gb: 1 } }").replace("{ model: A, memoryGiB: 24 }", "{ model: NVIDIA H100 80GB HBM3, memoryGiB: 80 }"),
+    line: "profiles: { 3g.40gb: 2",
+    says: ["spec.gpu.sharing.profiles", "2× 3g.40gb + 1× 1g.10gb takes 9 memory slices (10 GB each); the H100 80GB has 8"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 
@@ -136,6 +165,7 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
       assert.match(run.stderr, new RegExp(`case-${index}\\.yaml:\\d+:\\d+: `), "names file:line:col");
       assert.match(run.stderr, /fix: /, "says how to fix it");
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+      assert.doesNotMatch(run.stderr, /\bis be\b/, "reads as English");
       for (const phrase of bad.says) assert.ok(run.stderr.includes(phrase), `message should say ${JSON.stringify(phrase)}:\n${run.stderr}`);
       if (bad.line) {
         const expected = bad.text.split("\n").findIndex((l) => l.includes(bad.line ?? "")) + 1;
@@ -167,4 +197,32 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
   it(`covers at least 20 distinct bad specs (${cases.length})`, () => {
     assert.ok(cases.length >= 20);
   });
+});
+
+describe("one code path: render --out, render -o yaml, validate --spec, plan and apply read a spec alike", () => {
+  // The base asks for a certificate from an ACME issuer, but only production declares the ACME account.
+  const text = replace("    host: llm.example.com", "    host: llm.example.com\n    tls: { issuer: acmeProduction }").replace(
+    "environments:\n",
+    "environments:\n  production:\n    certificates: { acme: { email: ops@example.com, solver: { type: http01 } } }\n",
+  );
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-one-path-"));
+  writeFileSync(join(dir, "platform.yaml"), text);
+  const line = text.split("\n").findIndex((l) => l.includes("issuer: acmeProduction")) + 1;
+  const commands = [
+    ["render", "--env", "production", "--out", "out"],
+    ["render", "--env", "production", "-o", "yaml"],
+    ["validate", "--spec", "platform.yaml", "--env", "production"],
+    ["plan", "--env", "production"],
+    ["apply", "--env", "production", "--dry-run"],
+  ];
+  for (const args of commands) {
+    it(`${args.join(" ")} refuses the base's issuer without an ACME account, at its line`, async () => {
+      const run = await runCli(args, dir);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.ok(run.stderr.includes(`platform.yaml:${line}:`), run.stderr);
+      assert.match(run.stderr, /spec\.ingress\.tls\.issuer: issuer acmeProduction needs an ACME account/);
+      assert.match(run.stderr, /without any environment overlay/);
+      assert.equal(run.stdout, "");
+    });
+  }
 });

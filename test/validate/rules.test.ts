@@ -68,6 +68,13 @@ const cases: Case[] = [
   { rule: "psa/volume-types", mutate: (o) => { (get(o, "Deployment", "gateway")["spec"] as { template: { spec: { volumes: Json[] } } }).template.spec.volumes.push({ name: "nfs", nfs: { server: "10.0.0.1", path: "/x" } }); } },
   { rule: "security/read-only-root", mutate: (o) => set(gateway(o), `${GW}.securityContext.readOnlyRootFilesystem`, false) },
   { rule: "security/writable-paths", mutate: (o) => set(gateway(o), `${GW}.volumeMounts`, [{ name: "config", mountPath: "/etc/diatonic/gateway", readOnly: true }]) },
+  {
+    // An application's Role that reads every Secret in its namespace, instead of the one it needs.
+    rule: "rbac/read-all-secrets",
+    mutate: (o) => {
+      o.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "gateway-secrets", namespace: "llama3-multi-adapter" }, rules: [{ apiGroups: [""], resources: ["configmaps", "secrets"], verbs: ["get", "list"] }] });
+    },
+  },
   { rule: "workload/resources", mutate: (o) => drop(gateway(o), `${GW}.resources.limits.memory`) },
   { rule: "workload/image-pinned", mutate: (o) => set(gateway(o), `${GW}.image`, "ghcr.io/diatonic-ai/gateway:latest") },
   { rule: "workload/probes", mutate: (o) => drop(gateway(o), `${GW}.readinessProbe`) },
@@ -110,6 +117,9 @@ const cases: Case[] = [
   { rule: "gpu/memory-utilization-sum", mutate: (o) => { set(engine(o), "spec.replicas", 5); } },
   { rule: "gpu/vram", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--max-model-len") + 1] = "131072"; } },
   { rule: "gpu/tensor-parallel", mutate: (o) => { const args = (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? []; args[args.indexOf("--tensor-parallel-size") + 1] = "2"; } },
+  { rule: "gpu/cuda-visible-devices", mutate: (o) => (engine(o)["spec"] as { template: { spec: { containers: { env: Json[] }[] } } }).template.spec.containers[0]?.env.push({ name: "CUDA_VISIBLE_DEVICES", value: "0" }) },
+  // From the manifests alone (no spec, so no GPU inventory): two engine replicas at 0.85 can share one of the time-sliced GPUs.
+  { rule: "gpu/time-sliced-memory-sum", mutate: (o) => set(engine(o), "spec.replicas", 2), env: () => ({}) },
   { rule: "gpu/rollout-surge", mutate: (o) => { set(engine(o), "spec.replicas", 8); set(engine(o), "spec.strategy", { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }); } },
 ];
 
@@ -146,6 +156,28 @@ describe("validate rules", () => {
     const result = validateObjects(objects, env);
     assert.deepEqual(result.findings.filter((f) => f.ruleId === "gpu/device-plugin-config"), []);
     assert.equal(result.errors, 0);
+  });
+
+  it("rbac/read-all-secrets leaves alone a Role that names its Secrets, or only writes them", () => {
+    const objects = fresh();
+    objects.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "named" }, rules: [{ apiGroups: [""], resources: ["secrets"], resourceNames: ["gateway-api-keys"], verbs: ["get", "watch"] }, { apiGroups: [""], resources: ["secrets"], verbs: ["create"] }] });
+    objects.push({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "everything" }, rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] });
+    const hits = validateObjects(objects as unknown as KubeObject[], clean.env).findings.filter((f) => f.ruleId === "rbac/read-all-secrets");
+    assert.deepEqual(hits.map((f) => `${f.resource} ${f.path}`), ["ClusterRole/everything rules[0]"]);
+  });
+
+  it("gpu/time-sliced-memory-sum: pods that cannot share a GPU, or that fit one together, pass", () => {
+    const hits = (mutate: (o: Json[]) => void) => {
+      const objects = fresh();
+      mutate(objects);
+      return validateObjects(objects as unknown as KubeObject[]).findings.filter((f) => f.ruleId === "gpu/time-sliced-memory-sum");
+    };
+    const args = (o: Json[]) => (engine(o)["spec"] as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]?.args ?? [];
+    assert.equal(hits((o) => set(engine(o), "spec.replicas", 2)).length, 1, "two replicas at 0.85 on one time-sliced GPU");
+    assert.match(hits((o) => set(engine(o), "spec.replicas", 2))[0]?.message ?? "", /Deployment\/llama3-multi-adapter\/engine #1 \(0\.85\), Deployment\/llama3-multi-adapter\/engine #2 \(0\.85\) can land on one GPU, whose 4 time-slices \(nvidia-device-plugin\/nvidia-device-plugin-config\) share its memory: their --gpu-memory-utilization add up to 1\.70 > 1/);
+    assert.deepEqual(hits((o) => { set(engine(o), "spec.replicas", 2); const a = args(o); a[a.indexOf("--gpu-memory-utilization") + 1] = "0.45"; }), [], "0.45 + 0.45 fits one GPU");
+    assert.deepEqual(hits((o) => { set(engine(o), "spec.replicas", 2); set(engine(o), "spec.template.spec.affinity", { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: "kubernetes.io/hostname", labelSelector: {} }] } }); }), [], "never on one node");
+    assert.deepEqual(hits((o) => set(engine(o), "spec.replicas", 1)), [], "one pod alone");
   });
 
   it(`has at least 25 rules, each with a case below (${rules.length})`, () => {

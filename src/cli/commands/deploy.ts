@@ -57,9 +57,10 @@ function setup(command: Pick<Command, "name" | "usage">, values: { spec?: string
   if (!values.env) throw new InputError("missing required flag --env", `usage: ${command.usage}`);
   const output = oneOf("--output", values.output, ["human", "json"] as const, "human");
   const timeoutMs = parseDuration(values.timeout ?? "30m");
-  const file = resolve(io.cwd, values.spec ?? "platform.yaml");
+  const spec = values.spec ?? "platform.yaml";
+  const file = resolve(io.cwd, spec);
   const text = readSpec(file);
-  const build = buildEnvironment({ file, environment: values.env, cwd: io.cwd }, text);
+  const build = buildEnvironment({ file, shown: spec, environment: values.env, cwd: io.cwd }, text);
   const client = new KubeClient({ ...(values.kubeconfig ? { kubeconfig: resolve(io.cwd, values.kubeconfig) } : {}), ...(values.context ? { context: values.context } : {}) });
   return {
     client,

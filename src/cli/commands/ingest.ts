@@ -14,7 +14,7 @@ function progressBar(io: CommandIO): (progress: IngestProgress) => void {
 
 export const ingestCommand: Command = {
   name: "ingest",
-  usage: "diatonic ingest --adapter NAME PATH ... [--gateway URL] [--api-key KEY] [--prune]",
+  usage: "diatonic ingest --adapter NAME PATH ... [--as NAME] [--gateway URL] [--api-key KEY] [--prune]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values, positionals } = parseFlags(
       this,
@@ -24,6 +24,7 @@ export const ingestCommand: Command = {
         gateway: { type: "string" },
         "api-key": { type: "string" },
         prune: { type: "boolean", default: false },
+        as: { type: "string" },
       },
       true,
     );
@@ -38,6 +39,7 @@ export const ingestCommand: Command = {
       ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
       ...(apiKey ? { apiKey } : {}),
       prune: values.prune,
+      ...(values.as !== undefined ? { as: values.as } : {}),
       onProgress: progressBar(io),
     });
     for (const skip of summary.skipped) io.stderr.write(`skipped ${skip.path}: ${skip.reason}\n`);

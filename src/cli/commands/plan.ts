@@ -10,7 +10,7 @@ export const planCommand: Command = {
     const { values } = parseFlags(this, argv, { spec: { type: "string", default: "platform.yaml" }, env: { type: "string" }, format: { type: "string" } });
     if (!values.env) throw new InputError("missing required flag --env", `usage: ${this.usage}`);
     const format = oneOf("--format", values.format, ["human", "json"] as const, "human");
-    const plan = planPlatform(resolve(io.cwd, values.spec), values.env, io.cwd);
+    const plan = planPlatform(resolve(io.cwd, values.spec), values.env, io.cwd, values.spec);
     io.stdout.write(format === "json" ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     return plan.findings.some((f) => f.severity === "error") ? ExitCode.failure : ExitCode.ok;
   },

@@ -7,6 +7,12 @@ import { writeTreeAtomically } from "../../write/atomic.ts";
 import { toYamlStream } from "../../write/yaml.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 
+/** The first few names and how many more: a summary line stays one readable line at 1,000 adapters. */
+export function someNames(names: readonly string[], shown = 5): string {
+  if (names.length <= shown + 1) return names.join(", ");
+  return `${names.slice(0, shown).join(", ")} and ${names.length - shown} more`;
+}
+
 export function summarize(build: EnvironmentBuild): string {
   const { result, platform } = build;
   const counts = new Map<string, number>();
@@ -14,7 +20,7 @@ export function summarize(build: EnvironmentBuild): string {
   const kinds = [...counts.entries()].map(([kind, n]) => `${n} ${kind}`).join(", ");
   const lines = [
     `platform ${platform.name}, environment ${platform.environment}: ${result.placed.length} objects (${kinds})`,
-    `  engine ${platform.spec.model.engine.kind} serving ${platform.spec.model.name} with ${platform.spec.adapters.length} adapters: ${platform.spec.adapters.map((a) => a.name).join(", ")}`,
+    `  engine ${platform.spec.model.engine.kind} serving ${platform.spec.model.name} with ${platform.spec.adapters.length} adapters: ${someNames(platform.spec.adapters.map((a) => a.name))}`,
     "  secrets to create before apply (never rendered):",
     ...result.secrets.map((s) => `    ${s.namespace}/${s.name} key ${s.key}: ${s.purpose}`),
     ...result.notes.map((n) => `  note: ${n}`),
@@ -40,7 +46,7 @@ export const renderCommand: Command = {
     if ((values.out === undefined) === (values.output === undefined)) {
       throw new InputError("pass exactly one of --out DIR and -o yaml", `usage: ${this.usage}`);
     }
-    const options = { file: resolve(io.cwd, values.spec), environment: values.env, cwd: io.cwd };
+    const options = { file: resolve(io.cwd, values.spec), shown: values.spec, environment: values.env, cwd: io.cwd };
     if (values.output === "yaml") {
       const build = buildEnvironment(options);
       io.stdout.write(toYamlStream(build.result.placed.map((p) => p.object)));

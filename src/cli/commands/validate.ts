@@ -14,8 +14,10 @@ export const validateCommand: Command = {
     const format = oneOf("--format", values.format, FORMATS, "human");
     const specGiven = values.spec !== undefined || positionals.length === 0;
     if (specGiven && !values.env) throw new InputError(positionals.length === 0 ? "with no PATH, validate renders the spec and needs --env" : "--spec needs --env", `usage: ${this.usage}`);
-    const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, values.spec ?? "platform.yaml"), values.env, io.cwd) : undefined;
-    const read = positionals.length > 0 ? readObjects(positionals.map((p) => (p === STDIN ? p : resolve(io.cwd, p))), io.cwd) : undefined;
+    const spec = values.spec ?? "platform.yaml";
+    const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, spec), values.env, io.cwd, spec) : undefined;
+    const read = positionals.length > 0 ? readObjects(positionals, io.cwd) : undefined;
+    for (const note of read?.notes ?? []) io.stderr.write(`note: ${note}\n`);
     if (read && read.objects.length === 0) throw new InputError(`no Kubernetes objects found in ${positionals.map((p) => (p === STDIN ? "standard input" : p)).join(", ")}`, "pass YAML files or directories holding manifests");
     const result = validateObjects(read?.objects ?? fromSpec?.objects ?? [], fromSpec?.env ?? {}, read?.files ?? new Map());
     const color = format === "human" && (io.stdout as { isTTY?: boolean }).isTTY === true && !io.env["NO_COLOR"];

@@ -1,21 +1,30 @@
 import { DEFAULT_ARCHITECTURE, gpuPodsOf, gpuSlicesOf } from "../../plan/gpu-pods.ts";
 import { devicesOf, placePods, type GpuDevice, type Placement } from "../../plan/placement.ts";
 import { isVllmContainer, vllmSettingsFromArgs } from "../../plan/vram.ts";
+import { DEVICE_PLUGIN_CONFIG_KEY } from "../../render/device-plugin.ts";
+import { perNodeSharing, sharingConfigsInUse } from "../../spec/gpu-sharing.ts";
 import { defineRule } from "../finding.ts";
 import { findDevicePluginConfigs, timeSlicingReplicas } from "../device-plugin.ts";
 import type { Finding, RuleContext } from "../types.ts";
 
-/** Devices as the spec declares them, with the slice count the rendered device-plugin config sets. */
+/**
+ * Devices as the spec declares them, with the slice count the rendered device-plugin config of each
+ * node sets (per node, the ConfigMap key its label names; else the one config).
+ */
 export function devicesFor(context: RuleContext): GpuDevice[] {
   const platform = context.env.platform;
   if (!platform || !platform.spec.gpu.enabled) return [];
   const devices = devicesOf(platform.spec);
   const found = findDevicePluginConfigs(context.inventory);
-  if (found.length === 0 || platform.spec.gpu.sharing.mode === "mig") return devices;
-  // A config the plugin cannot read shares nothing: each card is advertised once.
-  const config = found.find((c) => c.parsed)?.parsed;
-  const replicas = config ? timeSlicingReplicas(config) : 1;
-  return devices.map((d) => ({ ...d, slices: replicas }));
+  if (found.length === 0) return devices;
+  const perNode = perNodeSharing(platform.spec);
+  return devices.map((device) => {
+    if (device.mig) return device;
+    const key = perNode ? device.sharingConfig : DEVICE_PLUGIN_CONFIG_KEY;
+    const mine = found.find((c) => c.key === key) ?? (perNode ? undefined : found[0]);
+    // A config the plugin cannot read shares nothing: each card is advertised once.
+    return { ...device, slices: mine?.parsed ? timeSlicingReplicas(mine.parsed) : 1 };
+  });
 }
 
 const placements = new WeakMap<RuleContext["inventory"], Placement | null>();
@@ -89,9 +98,11 @@ export const gpuRules = [
       }
     }
     // Time-slicing hides which card a slice belongs to: a pod that only fits the larger card may get the smaller.
-    const smallest = Math.min(...placement.devices.map((u) => u.device.memoryGiB));
+    // The cards its slice may come from: the node's others advertised under the same resource.
+    const smallestBeside = (device: GpuDevice) => Math.min(...placement.devices.filter((u) => u.device.node === device.node && u.device.gpuResource === device.gpuResource).map((u) => u.device.memoryGiB));
     const seen = new Set<string>();
     for (const use of placement.devices) {
+      const smallest = smallestBeside(use.device);
       for (const placed of use.pods) {
         const vllm = placed.pod.vllm;
         if (!vllm || !placed.fits || seen.has(placed.pod.resource) || use.device.memoryGiB === smallest || use.device.slices <= 1) continue;
@@ -114,7 +125,10 @@ export const gpuRules = [
         const out: Finding[] = [];
         if (slices !== tp) out.push(report(template.owner, path, `--tensor-parallel-size ${tp} but the container gets ${slices} GPU(s): vLLM needs one GPU per rank`, `request nvidia.com/gpu: ${tp}`));
         const platform = context.env.platform;
-        if (platform?.spec.gpu.sharing.mode === "timeSlicing") out.push(report(template.owner, path, `tensor parallelism over time-sliced GPUs: the ${tp} slices may be the same physical card, so ranks fight over one GPU`, "run tensor-parallel engines on GPUs that are not time-sliced (gpu.sharing.mode: none)"));
+        // Where the plan put it, else any time-slicing config the nodes use.
+        const placed = placementFor(context)?.devices.filter((use) => use.pods.some((p) => p.pod.resource === template.resource));
+        const timeSliced = placed !== undefined && placed.length > 0 ? placed.some((use) => use.device.slices > 1) : platform !== undefined && sharingConfigsInUse(platform.spec).some((c) => c.sharing.mode === "timeSlicing");
+        if (timeSliced) out.push(report(template.owner, path, `tensor parallelism over time-sliced GPUs: the ${tp} slices may be the same physical card, so ranks fight over one GPU`, "run tensor-parallel engines on GPUs that are not time-sliced (gpu.sharing.mode: none)"));
         const sizes = new Set((platform?.spec.gpu.nodes ?? []).flatMap((n) => n.gpus.map((g) => g.memoryGiB)));
         if (sizes.size > 1) out.push(report(template.owner, path, `tensor parallelism across GPUs of different sizes (${[...sizes].join(", ")} GiB): every rank is limited to the smallest`, "use identical GPUs for a tensor-parallel group", "warning"));
         return out;

@@ -1,6 +1,6 @@
 import { parse } from "yaml";
 import type { KubeObject } from "../../render/context.ts";
-import type { Flow, Peer } from "../../render/traffic.ts";
+import { ACME_SOLVER, type Flow, type Peer } from "../../render/traffic.ts";
 import { defineRule } from "../finding.ts";
 import type { Inventory, PodTemplate } from "../inventory.ts";
 import { PolicyEvaluator, selectorMatches, type Endpoint } from "../netpol.ts";
@@ -23,14 +23,14 @@ function endpointOf(inventory: Inventory, peer: Peer, namespace: string, instanc
       const template = inventory.podsMatching(namespace, { "app.kubernetes.io/name": peer.name, "app.kubernetes.io/instance": instance })[0];
       return template ? podsOf(template) : undefined;
     }
+    case "acme-solver":
+      return { kind: "pods", namespace, labels: ACME_SOLVER.labels, name: "cert-manager's HTTP-01 solver" };
     case "ingress-controller":
       return { kind: "namespace", namespace: peer.namespace, name: `the ingress controller in ${peer.namespace}` };
     case "monitoring":
       return { kind: "namespace", namespace: peer.namespace, name: `Prometheus in ${peer.namespace}` };
     case "dns":
       return { kind: "namespace", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, name: "cluster DNS" };
-    case "kube-apiserver":
-      return { kind: "address", name: "the API server" };
     case "internet":
       return { kind: "address", name: `the internet (${peer.reason})` };
   }
@@ -42,7 +42,10 @@ function flowsFromGraph(inventory: Inventory, flows: readonly Flow[], namespace:
     const from = endpointOf(inventory, flow.from, namespace, instance);
     const to = endpointOf(inventory, flow.to, namespace, instance);
     const ownerTemplate = [from, to].find((e): e is Extract<Endpoint, { kind: "pods" }> => e?.kind === "pods");
-    const owner = ownerTemplate ? inventory.podsMatching(ownerTemplate.namespace, ownerTemplate.labels)[0]?.owner : undefined;
+    // Solver pods exist only while cert-manager solves a challenge: the Certificate stands for them.
+    const owner = ownerTemplate
+      ? (inventory.podsMatching(ownerTemplate.namespace, ownerTemplate.labels)[0]?.owner ?? (flow.to.kind === "acme-solver" ? inventory.ofKind("Certificate").find((c) => c.metadata.namespace === namespace) : undefined))
+      : undefined;
     return from && to && owner ? [{ from, to, port: flow.port, protocol: flow.protocol, purpose: flow.purpose, owner }] : [];
   });
 }
@@ -72,6 +75,22 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
         }
       }
     }
+  }
+  // A Certificate from an ACME issuer that solves HTTP-01 through nginx: its solver pods must be reachable.
+  for (const certificate of inventory.ofKind("Certificate")) {
+    const issuerRef = (certificate as unknown as { spec?: { issuerRef?: { kind?: string; name?: string } } }).spec?.issuerRef;
+    const namespace = certificate.metadata.namespace ?? "default";
+    const issuer = issuerRef?.name === undefined ? undefined : issuerRef.kind === "ClusterIssuer" ? inventory.get("ClusterIssuer", undefined, issuerRef.name) : inventory.get("Issuer", namespace, issuerRef.name);
+    const solvers = (issuer as unknown as { spec?: { acme?: { solvers?: { http01?: { ingress?: { class?: string; ingressClassName?: string } } }[] } } } | undefined)?.spec?.acme?.solvers ?? [];
+    if (!solvers.some((s) => (s.http01?.ingress?.class ?? s.http01?.ingress?.ingressClassName) === "nginx")) continue;
+    flows.push({
+      from: { kind: "namespace", namespace: "ingress-nginx", name: "the ingress controller in ingress-nginx" },
+      to: { kind: "pods", namespace, labels: ACME_SOLVER.labels, name: "cert-manager's HTTP-01 solver" },
+      port: ACME_SOLVER.port,
+      protocol: "TCP",
+      purpose: "the ACME server's HTTP-01 challenge reaches cert-manager's solver through the ingress",
+      owner: certificate,
+    });
   }
   for (const configMap of inventory.ofKind("ConfigMap")) {
     const text = (configMap as unknown as { data?: Record<string, string> }).data?.["config.yaml"];
@@ -132,6 +151,8 @@ export const networkRules = [
       const selector = (policy as unknown as { spec?: { podSelector?: { matchLabels?: Record<string, string> } } }).spec?.podSelector;
       const namespace = policy.metadata.namespace ?? "default";
       if (!inventory.templates.some((t) => t.namespace === namespace)) return [];
+      // cert-manager's solver pods come and go with ACME orders: no object here runs them.
+      if (selector?.matchLabels !== undefined && selectorMatches(selector, ACME_SOLVER.labels)) return [];
       const any = inventory.templates.some((t) => t.namespace === namespace && selectorMatches(selector, t.labels));
       return any ? [] : [report(policy, "spec.podSelector", `selects no pod in ${namespace}: it protects nothing, and the pods it meant to cover are open or cut off`, "make the podSelector match the workload's pod labels")];
     }),

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { devBanner } from "../../src/dev/stack.ts";
+
+const stack = {
+  gatewayUrl: "http://127.0.0.1:8080",
+  consoleUrl: "http://127.0.0.1:8080/console/",
+  engineUrl: "http://127.0.0.1:40123",
+  specFile: "/work/platform.yaml",
+  platform: "lab",
+  environment: "local",
+  model: "tiny.gguf",
+  tinyModel: true,
+  baseModel: "llama-3-8b-instruct",
+  adapters: [
+    { name: "code", rag: false, description: "" },
+    { name: "rag", rag: true, description: "" },
+  ],
+  dataDir: "/tmp/dev",
+  apiKey: undefined as string | undefined,
+};
+
+/** The curl that `dev` prints: its first line and the continuation lines up to the blank line. */
+function curlOf(banner: string): string[] {
+  const lines = banner.split("\n");
+  const start = lines.findIndex((line) => line.startsWith("  curl "));
+  const end = lines.indexOf("", start);
+  return lines.slice(start, end);
+}
+
+describe("dev banner", () => {
+  for (const apiKey of [undefined, "sk-local"]) {
+    it(`the curl's continuation lines line up under each other (${apiKey === undefined ? "no key" : "with a key"})`, () => {
+      const curl = curlOf(devBanner({ ...stack, apiKey }, "/work"));
+      assert.equal(curl.length, apiKey === undefined ? 3 : 4, curl.join("\n"));
+      for (const line of curl.slice(1)) assert.match(line, /^ {4}-[Hd] /, curl.join("\n"));
+      for (const line of curl.slice(0, -1)) assert.match(line, / \\$/, "every line but the last continues");
+      if (apiKey !== undefined) assert.ok(curl.includes(`    -H "Authorization: Bearer ${apiKey}" \\`), curl.join("\n"));
+    });
+  }
+});
