@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { pythonWith } from "../support/python.ts";
+import { pythonWith } from "../../src/python-venv.ts";
 import { FIXED_TEXT, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 

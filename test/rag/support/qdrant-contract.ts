@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { pythonWith } from "../../support/python.ts";
+import { pythonWith } from "../../../src/python-venv.ts";
 
 const SERVER = fileURLToPath(new URL("./qdrant_contract.py", import.meta.url));
 
