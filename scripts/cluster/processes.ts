@@ -101,16 +101,19 @@ export async function stopProcess(stateDir: string, name: string, graceMs = 10_0
   rmSync(pidFile(stateDir, name), { force: true });
 }
 
-/** Processes running one of our binaries with an argument inside this state directory. */
-export function strayProcesses(binDir: string, stateDir: string): number[] {
+/**
+ * Processes running one of our binaries (or one of the machine's, such as containerd and its
+ * shims) with an argument inside this state directory.
+ */
+export function strayProcesses(binDir: string, stateDir: string, systemBinaries: readonly string[] = []): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     const args = cmdline(pid);
-    if (args?.[0]?.startsWith(binDir + "/") && args.slice(1).some((a) => a.includes(stateDir + "/"))) {
-      pids.push(pid);
-    }
+    const binary = args?.[0];
+    if (binary === undefined || !(binary.startsWith(binDir + "/") || systemBinaries.includes(binary))) continue;
+    if (args?.slice(1).some((a) => a.includes(stateDir + "/"))) pids.push(pid);
   }
   return pids;
 }

@@ -1,0 +1,227 @@
+// The test cluster's one real node, real-0: Debian's containerd and runc, CNI's bridge, and
+// kubelet, kube-proxy and CoreDNS built from source, all on an address of a device the cluster
+// creates. Started after the control plane; stopped first, leaving nothing on the machine.
+import { existsSync, mkdirSync } from "node:fs";
+import { Resolver } from "node:dns/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { binaryPath, kubectlPath } from "./build.ts";
+import { attempt } from "./command.ts";
+import { network, realNode, type ClusterPaths } from "./config.ts";
+import { containerdEndpoint, importImages, startContainerd } from "./containerd.ts";
+import { ClusterStartError } from "./errors.ts";
+import { realNodeUnavailable, ensureHostPackages } from "./host.ts";
+import { writeFileAtomic } from "./kubeconfig.ts";
+import { claimRealNode, realNodeOwner, rememberSysctls, releaseRealNode, restoreSysctls, setSysctls } from "./machine.ts";
+import { removeEmptyDirs, removeIptablesChains, removeOrphanNetns, setUpNodeNetwork, tearDownNodeNetwork } from "./network.ts";
+import { corefile, kubeProxyConfig, kubeletConfig } from "./node-config.ts";
+import { ensureNodeImages } from "./node-images.ts";
+import { removeContainerLogLinks, removePodCgroups, unmountAll } from "./node-teardown.ts";
+import { freePort, isRunning, logTail, startProcess, stopPid, stopProcess, strayProcesses } from "./processes.ts";
+
+/** Processes of the real node, in start order. */
+export const nodeComponents = ["containerd", "kubelet", "kube-proxy", "coredns"] as const;
+
+/** Settings the kubelet changes on start (setupKernelTunables), put back when the node stops. */
+const kubeletSysctls = [
+  "vm.overcommit_memory",
+  "vm.panic_on_oom",
+  "kernel.panic",
+  "kernel.panic_on_oops",
+  "kernel.keys.root_maxkeys",
+  "kernel.keys.root_maxbytes",
+];
+
+const systemBinaries = ["/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc"];
+
+type Log = (line: string) => void;
+
+export type RealNodePlan = { readonly enabled: true } | { readonly enabled: false; readonly reason: string };
+
+/** Whether this cluster gets the real node, and why not. */
+export function planRealNode(paths: ClusterPaths): RealNodePlan {
+  const unavailable = realNodeUnavailable();
+  if (unavailable !== undefined) return { enabled: false, reason: unavailable };
+  const owner = realNodeOwner();
+  if (owner !== undefined && owner !== paths.stateDir && isRunning(owner, "kubelet")) {
+    return { enabled: false, reason: `the cluster in ${owner} runs this machine's real node (one per machine)` };
+  }
+  return { enabled: true };
+}
+
+function nodePaths(paths: ClusterPaths) {
+  const { nodeDir } = paths;
+  return {
+    cniDir: join(nodeDir, "cni"),
+    kubeletDir: join(nodeDir, "kubelet"),
+    podLogsDir: join(nodeDir, "pod-logs"),
+    volumePluginDir: join(nodeDir, "volume-plugins"),
+  };
+}
+
+/**
+ * Everything the real node needs before the API server starts (which listens on the node's
+ * address): packages, the node's images, the machine claimed, the network up.
+ */
+export async function prepareRealNode(paths: ClusterPaths, log: Log): Promise<{ imageArchives: readonly string[]; imageSeconds: number }> {
+  ensureHostPackages(log);
+  const owner = realNodeOwner();
+  // A cluster that died holding the real node left its parts; they are this machine's to sweep.
+  if (owner !== undefined && owner !== paths.stateDir) await sweepMachine(paths.binDir, log);
+  claimRealNode(paths.stateDir);
+  const images = ensureNodeImages(paths, log);
+  // Pods reach Services through the host (kube-proxy's DNAT), which needs forwarding.
+  setSysctls({ "net.ipv4.ip_forward": "1" });
+  rememberSysctls(kubeletSysctls);
+  setUpNodeNetwork(nodePaths(paths).cniDir);
+  return { imageArchives: images.archives, imageSeconds: images.seconds };
+}
+
+export interface RealNodeStartOptions {
+  readonly paths: ClusterPaths;
+  readonly imageArchives: readonly string[];
+  /** Writes a kubeconfig for a client certificate in the PKI directory and returns its path. */
+  readonly kubeconfigFor: (client: string) => string;
+  readonly adminKubeconfig: string;
+  readonly mark: (phase: string) => void;
+  readonly log: Log;
+}
+
+export async function startRealNode(options: RealNodeStartOptions): Promise<void> {
+  const { paths, mark } = options;
+  const { stateDir, nodeDir, pkiDir } = paths;
+  const dirs = nodePaths(paths);
+  for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+
+  await startContainerd(stateDir, nodeDir, dirs.cniDir);
+  importImages(nodeDir, options.imageArchives);
+  // The platform's images (scripts/image) are imported here, once its ensureImages lands:
+  // ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... })
+  mark("containerd and node images");
+
+  const kubeletConfigFile = join(dirs.kubeletDir, "config.yaml");
+  writeFileAtomic(
+    kubeletConfigFile,
+    kubeletConfig({
+      caFile: join(pkiDir, "ca.crt"),
+      containerdEndpoint: containerdEndpoint(nodeDir),
+      podLogsDir: dirs.podLogsDir,
+      volumePluginDir: dirs.volumePluginDir,
+    }),
+  );
+  startProcess(stateDir, {
+    name: "kubelet",
+    command: binaryPath("kubelet", paths.binDir),
+    args: [
+      `--config=${kubeletConfigFile}`,
+      `--kubeconfig=${options.kubeconfigFor("kubelet")}`,
+      `--root-dir=${dirs.kubeletDir}`,
+      `--hostname-override=${realNode.name}`,
+      `--node-ip=${realNode.address}`,
+      `--node-labels=${realNode.label.key}=${realNode.label.value}`,
+    ],
+  });
+  const proxyConfig = join(nodeDir, "kube-proxy.yaml");
+  writeFileAtomic(proxyConfig, kubeProxyConfig(options.kubeconfigFor("kube-proxy")));
+  startProcess(stateDir, {
+    name: "kube-proxy",
+    command: binaryPath("kube-proxy", paths.binDir),
+    args: [`--config=${proxyConfig}`],
+  });
+  const readyPort = await freePort();
+  const corefilePath = join(nodeDir, "Corefile");
+  writeFileAtomic(corefilePath, corefile(options.adminKubeconfig, readyPort));
+  startProcess(stateDir, {
+    name: "coredns",
+    command: binaryPath("coredns", paths.binDir),
+    args: ["-conf", corefilePath],
+  });
+
+  await waitForNodeReady(paths, options.adminKubeconfig);
+  mark("real node Ready");
+  await waitForDns(stateDir);
+  mark("cluster DNS");
+}
+
+async function waitForNodeReady(paths: ClusterPaths, kubeconfig: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const result = attempt(kubectlPath(paths.binDir), [
+      "--kubeconfig",
+      kubeconfig,
+      "get",
+      "node",
+      realNode.name,
+      "-o",
+      `jsonpath={.status.conditions[?(@.type=="Ready")].status}`,
+    ]);
+    if (result.ok && result.stdout.trim() === "True") return;
+    for (const name of nodeComponents) {
+      if (!isRunning(paths.stateDir, name)) {
+        throw new ClusterStartError(`${name} of the real node exited\n${logTail(paths.stateDir, name)}`);
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new ClusterStartError(`the real node ${realNode.name} did not become Ready in 120 s\n${logTail(paths.stateDir, "kubelet")}`);
+    }
+    await sleep(250);
+  }
+}
+
+/** CoreDNS answers once it has synced with the API server. */
+async function waitForDns(stateDir: string): Promise<void> {
+  const resolver = new Resolver({ timeout: 1000, tries: 1 });
+  resolver.setServers([realNode.address]);
+  const name = `kubernetes.default.svc.${network.clusterDomain}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await resolver.resolve4(name)).length > 0) return;
+    } catch {
+      // Not serving yet.
+    }
+    if (!isRunning(stateDir, "coredns") || Date.now() > deadline) {
+      throw new ClusterStartError(`CoreDNS does not answer ${name} on ${realNode.address}\n${logTail(stateDir, "coredns")}`);
+    }
+    await sleep(250);
+  }
+}
+
+/**
+ * Stops the real node of the cluster in this state directory and removes what it put on the
+ * machine; idempotent, and safe after an interrupted start.
+ */
+export async function stopRealNode(paths: ClusterPaths, log: Log = console.error): Promise<void> {
+  const { stateDir, nodeDir, binDir } = paths;
+  const owner = realNodeOwner();
+  if (!existsSync(nodeDir) && owner !== stateDir) return;
+  await stopProcess(stateDir, "kubelet");
+  if (isRunning(stateDir, "containerd")) {
+    // The runtime undoes each pod's network, namespace and mounts.
+    const reset = attempt(binaryPath("cri-reset", binDir), ["--endpoint", containerdEndpoint(nodeDir), "--timeout=60s"]);
+    if (!reset.ok) log(`cluster: removing the real node's pods through containerd failed, sweeping instead: ${reset.stderr.trim()}`);
+  }
+  for (const name of ["coredns", "kube-proxy", "containerd"]) await stopProcess(stateDir, name);
+  for (const pid of strayProcesses(binDir, stateDir, systemBinaries)) await stopPid(pid, 2000);
+  await removePodCgroups();
+  unmountAll(stateDir);
+  removeContainerLogLinks(nodePaths(paths).podLogsDir);
+  // The machine's parts (interfaces, chains, settings) belong to whichever cluster holds the node.
+  if (owner === undefined || owner === stateDir) await sweepMachine(binDir, log);
+}
+
+/** Removes the real node's parts that live outside any state directory. */
+async function sweepMachine(binDir: string, log: Log): Promise<void> {
+  // kube-proxy's own cleanup knows its chains best; the sweep after it catches the rest.
+  const kubeProxy = binaryPath("kube-proxy", binDir);
+  if (existsSync(kubeProxy)) attempt(kubeProxy, ["--cleanup"]);
+  removeIptablesChains();
+  tearDownNodeNetwork();
+  const netns = removeOrphanNetns();
+  if (netns.length > 0) log(`cluster: removed network namespaces left by pods: ${netns.join(", ")}`);
+  await removePodCgroups();
+  removeEmptyDirs(["/run/containerd/s", "/run/containerd", "/var/lib/cni/results", "/var/lib/cni", "/var/log/containers"]);
+  restoreSysctls();
+  releaseRealNode();
+}
+
