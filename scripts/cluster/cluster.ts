@@ -25,7 +25,15 @@ import {
   stopProcess,
   strayProcesses,
 } from "./processes.ts";
-import { nodeComponents, planRealNode, prepareRealNode, startRealNode, stopRealNode } from "./real-node.ts";
+import {
+  nodeComponents,
+  planRealNode,
+  prepareRealNode,
+  startRealNode,
+  startRuntime,
+  stopRealNode,
+  waitForRealNode,
+} from "./real-node.ts";
 
 export { ClusterStartError } from "./errors.ts";
 
@@ -160,6 +168,9 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
   if (!plan.enabled) log(`cluster: starting without the real node: ${plan.reason}`);
   const node = plan.enabled ? await prepareRealNode(paths, log) : undefined;
   if (node !== undefined) mark("real node prepared (packages, images, network)");
+  const runtime = node ? startRuntime(paths, node.imageArchives).then(() => mark("containerd and node images")) : undefined;
+  // Awaited by startRealNode; a failure meanwhile must not go unhandled if the control plane fails first.
+  runtime?.catch(() => undefined);
   const pkiArgs = ["--dir", pkiDir, ...(node ? ["--ip", realNode.address, "--node", realNode.name] : [])];
   execFileSync(bin("pki"), pkiArgs, { stdio: "inherit" });
 
@@ -277,6 +288,9 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
   });
 
   const adminKubeconfig = kubeconfigFor("admin");
+  // The real node joins as soon as the API server serves; it is waited for at the end.
+  const joining = runtime ? startRealNode({ paths, runtime, kubeconfigFor, adminKubeconfig }) : undefined;
+  joining?.catch(() => undefined);
   writeFileAtomic(
     join(stateDir, "kwok.yaml"),
     "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n",
@@ -321,9 +335,10 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
     command: bin("cert-manager"),
     args: [`--kubeconfig=${adminKubeconfig}`, "--cluster-resource-namespace=cert-manager"],
   });
-  if (node !== undefined) {
+  if (joining !== undefined) {
     apply(placementPolicyManifests());
-    await startRealNode({ paths, imageArchives: node.imageArchives, kubeconfigFor, adminKubeconfig, mark, log });
+    await joining;
+    await waitForRealNode(paths, adminKubeconfig, mark);
   }
 
   await waitFor(

@@ -1,15 +1,19 @@
 // Debian's containerd (1.6, CRI v1) for the real node: its root, state, sockets and runc state
 // under the cluster's state directory, so it never meets a containerd of the machine's own.
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { attempt, must } from "./command.ts";
+import { promisify } from "node:util";
+import { attempt } from "./command.ts";
 import { versions } from "./config.ts";
 import { ClusterStartError } from "./errors.ts";
 import { writeFileAtomic } from "./kubeconfig.ts";
 import { isRunning, logTail, startProcess } from "./processes.ts";
 
 export const pauseImage = `registry.k8s.io/pause:${versions.pause}`;
+
+const run = promisify(execFile);
 
 export interface ContainerdPaths {
   readonly dir: string;
@@ -88,7 +92,13 @@ export async function startContainerd(stateDir: string, nodeDir: string, cniDir:
 }
 
 /** Imports OCI image archives into the namespace the CRI plugin uses. */
-export function importImages(nodeDir: string, archives: readonly string[]): void {
+export async function importImages(nodeDir: string, archives: readonly string[]): Promise<void> {
   const { socket } = containerdPaths(nodeDir);
-  for (const archive of archives) must("ctr", ["--address", socket, "-n", "k8s.io", "images", "import", archive]);
+  for (const archive of archives) {
+    try {
+      await run("ctr", ["--address", socket, "-n", "k8s.io", "images", "import", archive]);
+    } catch (error) {
+      throw new ClusterStartError(`ctr could not import ${archive}: ${(error as { stderr?: string }).stderr ?? String(error)}`);
+    }
+  }
 }

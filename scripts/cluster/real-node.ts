@@ -77,27 +77,35 @@ export async function prepareRealNode(paths: ClusterPaths, log: Log): Promise<{ 
   return { imageArchives: images.archives, imageSeconds: images.seconds };
 }
 
+/**
+ * containerd and the node's images: they need no API server, so they start while the control
+ * plane does.
+ */
+export async function startRuntime(paths: ClusterPaths, imageArchives: readonly string[]): Promise<void> {
+  const { stateDir, nodeDir } = paths;
+  const dirs = nodePaths(paths);
+  for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await startContainerd(stateDir, nodeDir, dirs.cniDir);
+  await importImages(nodeDir, imageArchives);
+  // The platform's images (scripts/image) are imported here, once its ensureImages lands:
+  // await ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... });
+}
+
 export interface RealNodeStartOptions {
   readonly paths: ClusterPaths;
-  readonly imageArchives: readonly string[];
+  /** containerd with the node's images (startRuntime). */
+  readonly runtime: Promise<void>;
   /** Writes a kubeconfig for a client certificate in the PKI directory and returns its path. */
   readonly kubeconfigFor: (client: string) => string;
   readonly adminKubeconfig: string;
-  readonly mark: (phase: string) => void;
-  readonly log: Log;
 }
 
+/** kubelet, kube-proxy and CoreDNS, once containerd runs; the API server must serve. */
 export async function startRealNode(options: RealNodeStartOptions): Promise<void> {
-  const { paths, mark } = options;
+  const { paths } = options;
   const { stateDir, nodeDir, pkiDir } = paths;
   const dirs = nodePaths(paths);
-  for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-
-  await startContainerd(stateDir, nodeDir, dirs.cniDir);
-  importImages(nodeDir, options.imageArchives);
-  // The platform's images (scripts/image) are imported here, once its ensureImages lands:
-  // ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... })
-  mark("containerd and node images");
+  await options.runtime;
 
   const kubeletConfigFile = join(dirs.kubeletDir, "config.yaml");
   writeFileAtomic(
@@ -137,9 +145,13 @@ export async function startRealNode(options: RealNodeStartOptions): Promise<void
     args: ["-conf", corefilePath],
   });
 
-  await waitForNodeReady(paths, options.adminKubeconfig);
+}
+
+/** Returns once the node is Ready and the cluster DNS answers. */
+export async function waitForRealNode(paths: ClusterPaths, adminKubeconfig: string, mark: (phase: string) => void): Promise<void> {
+  await waitForNodeReady(paths, adminKubeconfig);
   mark("real node Ready");
-  await waitForDns(stateDir);
+  await waitForDns(paths.stateDir);
   mark("cluster DNS");
 }
 
