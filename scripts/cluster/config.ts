@@ -36,6 +36,8 @@ export const realNode = {
   /** A device the cluster creates for the node's address (a port-less bridge: this kernel has no dummy driver). */
   interface: "diatonic0",
   address: "10.250.0.1",
+  /** Holds the node's address and its pods' subnet; only this machine may send to it. */
+  addressRange: "10.250.0.0/16",
   /** The pods' bridge (CNI) and their subnet; its gateway is the first address. */
   bridge: "diatonic-cni0",
   podSubnet: "10.250.1.0/24",

@@ -29,7 +29,25 @@ export function setUpNodeNetwork(cniDir: string): void {
   for (const range of [network.serviceCIDR, network.kwokPodCIDR]) {
     must("ip", ["route", "replace", range, "dev", realNode.interface, "src", realNode.address]);
   }
+  guardNodeAddresses();
   writeCniConfig(cniDir);
+}
+
+const guardChain = "DIATONIC-GUARD";
+
+/**
+ * The node's and pods' addresses answer this machine only: a packet for them that comes in from
+ * any other interface (a neighbour routing that range to us) is dropped, as one for 127.0.0.1 is.
+ */
+function guardNodeAddresses(): void {
+  const range = realNode.addressRange;
+  attempt("iptables", ["-N", guardChain]);
+  must("iptables", ["-F", guardChain]);
+  for (const link of ["lo", realNode.interface, realNode.bridge]) must("iptables", ["-A", guardChain, "-i", link, "-j", "RETURN"]);
+  must("iptables", ["-A", guardChain, "-j", "DROP"]);
+  for (const hook of ["INPUT", "FORWARD"]) {
+    if (!attempt("iptables", ["-C", hook, "-d", range, "-j", guardChain]).ok) must("iptables", ["-I", hook, "-d", range, "-j", guardChain]);
+  }
 }
 
 function writeCniConfig(cniDir: string): void {
@@ -57,8 +75,8 @@ function writeCniConfig(cniDir: string): void {
   writeFileAtomic(join(cniDir, "net.d", "10-diatonic.conflist"), JSON.stringify(config, null, 2) + "\n", 0o644);
 }
 
-/** Chains of kube-proxy (KUBE-*) and of CNI's portmap (CNI-HOSTPORT-*, CNI-DN-*), in every table and family. */
-const ownChain = /^(KUBE-|CNI-HOSTPORT-|CNI-DN-)/;
+/** Chains of kube-proxy (KUBE-*), CNI's portmap (CNI-HOSTPORT-*, CNI-DN-*) and ours, in every table and family. */
+const ownChain = /^(KUBE-|CNI-HOSTPORT-|CNI-DN-|DIATONIC-)/;
 
 /** Removes the chains and every rule that jumps to them; idempotent. */
 export function removeIptablesChains(): void {
