@@ -2,7 +2,7 @@
 // One `go build` compiles Kubernetes' components (the control plane, and kubelet, kube-proxy and
 // kubectl for the real node), etcd and our helpers together so they share compilation; kwok is
 // installed from its own module because its requirements would move the versions Kubernetes pins,
-// and cert-manager's controller and CoreDNS (tools/addons) for the same reason.
+// and cert-manager's controller and CoreDNS (tools/addons) and kube-router for the same reason.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -29,7 +29,7 @@ export const binaries = [
 
 /** Built from tools/addons, a module of their own. */
 export const addons = ["cert-manager", "coredns"] as const;
-export type Binary = (typeof binaries)[number] | (typeof addons)[number];
+export type Binary = (typeof binaries)[number] | (typeof addons)[number] | "kube-router";
 
 export const addonsDir = join(repoRoot, "tools", "addons");
 
@@ -153,7 +153,19 @@ export function ensureBinaries(log: (line: string) => void = console.error): Bui
     binaries: addons,
     build: () => buildAddons(binDir, env, log),
   });
-  const built = kubernetes || addonsBuilt;
+  const kubeRouter = buildPart(binDir, {
+    name: "kube-router",
+    stamp: `${versions.kubeRouter} ${goVersion()}`,
+    binaries: ["kube-router"],
+    build: () => {
+      log(`cluster: building kube-router ${versions.kubeRouter} (NetworkPolicy enforcement on the real node)`);
+      run("go", ["install", "-trimpath", "-ldflags", "-s -w", `github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${versions.kubeRouter}`], {
+        cwd: toolsDir,
+        env: { ...env, GOFLAGS: "", GOBIN: binDir },
+      });
+    },
+  });
+  const built = kubernetes || addonsBuilt || kubeRouter;
   const seconds = (performance.now() - started) / 1000;
   if (built) log(`cluster: build took ${seconds.toFixed(1)} s`);
   return { binDir, built, seconds, partSeconds: recordedSeconds(binDir) };

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { admissionPolicyFlags, placementPolicyManifests } from "./admission.ts";
 import { binaryPath, ensureBinaries, goModuleDir, kubectlPath } from "./build.ts";
 import { clusterPaths, network, realNode, versions, type ClusterPaths, type ClusterState } from "./config.ts";
+import { dnsManifests } from "./dns.ts";
 import { ClusterStartError } from "./errors.ts";
 import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
 import { withLock } from "./lock.ts";
@@ -336,7 +337,7 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
     args: [`--kubeconfig=${adminKubeconfig}`, "--cluster-resource-namespace=cert-manager"],
   });
   if (joining !== undefined) {
-    apply(placementPolicyManifests());
+    apply([...placementPolicyManifests(), ...dnsManifests()]);
     await joining;
     await waitForRealNode(paths, adminKubeconfig, mark);
   }

@@ -13,8 +13,13 @@ export const versions = {
   /** Its controller is built from this module too (tools/addons, whose go.mod must agree). */
   certManager: "v1.21.2",
   prometheusOperator: "v0.85.0",
-  /** The cluster's DNS, built with only the plugins it uses (tools/addons). */
+  /** The cluster's DNS, built with only the plugins it uses (tools/addons), run as a pod on the real node. */
   coredns: "v1.14.7",
+  /**
+   * Enforces NetworkPolicies on the real node (its firewall controller only). The newest v2 the Go
+   * module proxy serves here; installed from its own module, as kwok is.
+   */
+  kubeRouter: "v2.1.0",
   /** Built from build/pause in the k8s.io/kubernetes module, under the name kubelet 1.33 expects. */
   pause: "3.10",
 } as const;
@@ -25,6 +30,8 @@ export const network = {
   /** Where kwok's simulated pods get their (unreachable) addresses. */
   kwokPodCIDR: "10.244.0.0/16",
   clusterDomain: "cluster.local",
+  /** The kube-dns Service, in front of CoreDNS's pod (where NetworkPolicies expect cluster DNS). */
+  dnsServiceIP: "10.96.0.10",
 } as const;
 
 /**

@@ -17,6 +17,8 @@ const packages: readonly HostPackage[] = [
   { name: "runc", file: "/usr/sbin/runc" },
   { name: "containernetworking-plugins", file: "/usr/lib/cni/bridge" },
   { name: "iptables", file: "/usr/sbin/iptables" },
+  // kube-router's NetworkPolicy enforcement keeps pod addresses in ipsets.
+  { name: "ipset", file: "/usr/sbin/ipset" },
   { name: "iproute2", file: "/usr/sbin/ip" },
   // The pause image is Kubernetes' own pause.c, linked statically.
   { name: "gcc", file: "/usr/bin/gcc" },

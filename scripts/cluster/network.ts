@@ -106,6 +106,15 @@ export function removeIptablesChains(): void {
   }
 }
 
+/** kube-router's address sets (KUBE-SRC-*, KUBE-DST-*, kube-router-*), once no rule refers to them. */
+export function removeIpsets(): void {
+  const sets = attempt("ipset", ["list", "-n"]);
+  if (!sets.ok) return;
+  for (const name of sets.stdout.split("\n")) {
+    if (/^(KUBE-|kube-router-)/.test(name)) attempt("ipset", ["destroy", name]);
+  }
+}
+
 /**
  * Network namespaces that CNI made (cni-*) and no process is in any more. Only while no other
  * containerd runs on the machine: one of its pods may be between creating its namespace and

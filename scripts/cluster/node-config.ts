@@ -1,9 +1,8 @@
-// Configuration files of the real node's programs: kubelet, kube-proxy and CoreDNS. Each setting
+// Configuration files of the real node's programs: kubelet and kube-proxy. Each setting
 // that departs from the default says why (most are facts found running a kubelet on this machine:
 // shared/notes/real-node.md).
 import { stringify } from "yaml";
 import { network, realNode } from "./config.ts";
-import { contextName } from "./kubeconfig.ts";
 
 export interface KubeletConfigOptions {
   readonly caFile: string;
@@ -36,7 +35,7 @@ export function kubeletConfig(options: KubeletConfigOptions): string {
     imageGCLowThresholdPercent: 99,
     // kube-proxy owns the iptables rules; the kubelet's would be one more thing to clean up.
     makeIPTablesUtilChains: false,
-    clusterDNS: [realNode.address],
+    clusterDNS: [network.dnsServiceIP],
     clusterDomain: network.clusterDomain,
     // Pods never get the machine's resolver: names resolve in the cluster or not at all.
     resolvConf: "",
@@ -70,27 +69,4 @@ export function kubeProxyConfig(kubeconfig: string): string {
     // Zero leaves the machine's conntrack settings as they are.
     conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: "0s", tcpCloseWaitTimeout: "0s" },
   });
-}
-
-/** CoreDNS answers the cluster's names from the API server and nothing else (no forwarding). */
-export function corefile(kubeconfig: string, readyPort: number): string {
-  return `${network.clusterDomain}:53 in-addr.arpa:53 {
-    bind ${realNode.address}
-    ready ${realNode.address}:${readyPort}
-    errors
-    cache 5
-    kubernetes ${network.clusterDomain} in-addr.arpa {
-        kubeconfig ${kubeconfig} ${contextName}
-        pods insecure
-        ttl 5
-    }
-}
-.:53 {
-    bind ${realNode.address}
-    errors
-    template ANY ANY {
-        rcode NXDOMAIN
-    }
-}
-`;
 }

@@ -1,7 +1,7 @@
 // The real node's own images, built from source rather than pulled (nothing is pulled here):
-// the pause image from Kubernetes' build/pause/linux/pause.c, linked statically with gcc, and the
-// probe image the cluster's smoke check runs (tools/cluster/probe). Each is a one-layer OCI
-// archive written by tools/cluster/ociimage, cached beside the binaries.
+// the pause image from Kubernetes' build/pause/linux/pause.c, linked statically with gcc, CoreDNS
+// (tools/addons), and the probe image the cluster's smoke check runs (tools/cluster/probe). Each is
+// a one-layer OCI archive written by tools/cluster/ociimage, cached beside the binaries.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { binaryPath, goModuleDir } from "./build.ts";
 import { must } from "./command.ts";
 import { versions, type ClusterPaths } from "./config.ts";
 import { pauseImage } from "./containerd.ts";
+import { corednsImage } from "./dns.ts";
 
 export const probeImage = "diatonic.test/probe:0";
 
@@ -24,9 +25,10 @@ export function ensureNodeImages(paths: ClusterPaths, log: (line: string) => voi
   const pauseSource = join(goModuleDir("k8s.io/kubernetes", versions.kubernetes), "build", "pause", "linux", "pause.c");
   const ociimage = binaryPath("ociimage", binDir);
   const probe = binaryPath("probe", binDir);
-  const archives = { pause: join(imageDir, "pause.tar"), probe: join(imageDir, "probe.tar") };
+  const coredns = binaryPath("coredns", binDir);
+  const archives = { pause: join(imageDir, "pause.tar"), probe: join(imageDir, "probe.tar"), coredns: join(imageDir, "coredns.tar") };
   const hash = createHash("sha256");
-  for (const file of [pauseSource, ociimage, probe]) hash.update(readFileSync(file));
+  for (const file of [pauseSource, ociimage, probe, coredns]) hash.update(readFileSync(file));
   const stamp = hash.digest("hex").slice(0, 16);
   const stampFile = join(imageDir, ".stamp");
   const current =
@@ -40,7 +42,7 @@ export function ensureNodeImages(paths: ClusterPaths, log: (line: string) => voi
   });
   if (current) return done(false);
 
-  log(`cluster: building the real node's images (${pauseImage}, ${probeImage}) into ${imageDir}`);
+  log(`cluster: building the real node's images (${pauseImage}, ${corednsImage}, ${probeImage}) into ${imageDir}`);
   mkdirSync(imageDir, { recursive: true });
   const pauseBinary = join(imageDir, "pause");
   // The flags of build/pause/Makefile.
@@ -51,6 +53,7 @@ export function ensureNodeImages(paths: ClusterPaths, log: (line: string) => voi
   };
   image(pauseImage, archives.pause, `/pause=${pauseBinary}`, ["--entrypoint", "/pause", "--user", "65535"]);
   image(probeImage, archives.probe, `/probe=${probe}`, ["--entrypoint", "/probe", "--cmd", "serve", "--user", "65532"]);
+  image(corednsImage, archives.coredns, `/coredns=${coredns}`, ["--entrypoint", "/coredns", "--user", "65532"]);
   writeFileSync(stampFile, stamp + "\n");
   return done(true);
 }

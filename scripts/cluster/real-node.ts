@@ -1,6 +1,7 @@
 // The test cluster's one real node, real-0: Debian's containerd and runc, CNI's bridge, and
-// kubelet, kube-proxy and CoreDNS built from source, all on an address of a device the cluster
-// creates. Started after the control plane; stopped first, leaving nothing on the machine.
+// kubelet, kube-proxy and kube-router's NetworkPolicy firewall built from source, all on an
+// address of a device the cluster creates; CoreDNS runs there as a pod (dns.ts). Started beside the
+// control plane; stopped first, leaving nothing on the machine.
 import { existsSync, mkdirSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
 import { join } from "node:path";
@@ -13,14 +14,21 @@ import { ClusterStartError } from "./errors.ts";
 import { realNodeUnavailable, ensureHostPackages } from "./host.ts";
 import { writeFileAtomic } from "./kubeconfig.ts";
 import { claimRealNode, realNodeOwner, rememberSysctls, releaseRealNode, restoreSysctls, setSysctls } from "./machine.ts";
-import { removeEmptyDirs, removeIptablesChains, removeOrphanNetns, setUpNodeNetwork, tearDownNodeNetwork } from "./network.ts";
-import { corefile, kubeProxyConfig, kubeletConfig } from "./node-config.ts";
+import {
+  removeEmptyDirs,
+  removeIpsets,
+  removeIptablesChains,
+  removeOrphanNetns,
+  setUpNodeNetwork,
+  tearDownNodeNetwork,
+} from "./network.ts";
+import { kubeProxyConfig, kubeletConfig } from "./node-config.ts";
 import { ensureNodeImages } from "./node-images.ts";
 import { removeContainerLogLinks, removePodCgroups, unmountAll } from "./node-teardown.ts";
-import { freePort, isRunning, logTail, startProcess, stopPid, stopProcess, strayProcesses } from "./processes.ts";
+import { isRunning, logTail, startProcess, stopPid, stopProcess, strayProcesses } from "./processes.ts";
 
 /** Processes of the real node, in start order. */
-export const nodeComponents = ["containerd", "kubelet", "kube-proxy", "coredns"] as const;
+export const nodeComponents = ["containerd", "kubelet", "kube-proxy", "kube-router"] as const;
 
 /** Settings the kubelet changes on start (setupKernelTunables), put back when the node stops. */
 const kubeletSysctls = [
@@ -136,22 +144,32 @@ export async function startRealNode(options: RealNodeStartOptions): Promise<void
     command: binaryPath("kube-proxy", paths.binDir),
     args: [`--config=${proxyConfig}`],
   });
-  const readyPort = await freePort();
-  const corefilePath = join(nodeDir, "Corefile");
-  writeFileAtomic(corefilePath, corefile(options.adminKubeconfig, readyPort));
-  startProcess(stateDir, {
-    name: "coredns",
-    command: binaryPath("coredns", paths.binDir),
-    args: ["-conf", corefilePath],
-  });
 
 }
 
-/** Returns once the node is Ready and the cluster DNS answers. */
+/** Returns once the node is Ready (then its NetworkPolicy firewall starts) and the cluster DNS answers. */
 export async function waitForRealNode(paths: ClusterPaths, adminKubeconfig: string, mark: (phase: string) => void): Promise<void> {
   await waitForNodeReady(paths, adminKubeconfig);
   mark("real node Ready");
-  await waitForDns(paths.stateDir);
+  // kube-router finds its node by name at start, so it starts once the kubelet has registered it.
+  startProcess(paths.stateDir, {
+    name: "kube-router",
+    command: binaryPath("kube-router", paths.binDir),
+    args: [
+      // Its NetworkPolicy firewall only: pod routes are CNI's, Services kube-proxy's.
+      "--run-firewall=true",
+      "--run-router=false",
+      "--run-service-proxy=false",
+      `--kubeconfig=${adminKubeconfig}`,
+      `--hostname-override=${realNode.name}`,
+      `--service-cluster-ip-range=${network.serviceCIDR}`,
+      "--enable-ipv6=false",
+      "--health-port=0",
+      "--metrics-port=0",
+    ],
+  });
+
+  await waitForDns(paths);
   mark("cluster DNS");
 }
 
@@ -168,11 +186,7 @@ async function waitForNodeReady(paths: ClusterPaths, kubeconfig: string): Promis
       `jsonpath={.status.conditions[?(@.type=="Ready")].status}`,
     ]);
     if (result.ok && result.stdout.trim() === "True") return;
-    for (const name of nodeComponents) {
-      if (!isRunning(paths.stateDir, name)) {
-        throw new ClusterStartError(`${name} of the real node exited\n${logTail(paths.stateDir, name)}`);
-      }
-    }
+    assertNodeRuns(paths.stateDir, ["containerd", "kubelet", "kube-proxy"]);
     if (Date.now() > deadline) {
       throw new ClusterStartError(`the real node ${realNode.name} did not become Ready in 120 s\n${logTail(paths.stateDir, "kubelet")}`);
     }
@@ -180,10 +194,17 @@ async function waitForNodeReady(paths: ClusterPaths, kubeconfig: string): Promis
   }
 }
 
-/** CoreDNS answers once it has synced with the API server. */
-async function waitForDns(stateDir: string): Promise<void> {
+function assertNodeRuns(stateDir: string, names: readonly string[] = nodeComponents): void {
+  for (const name of names) {
+    if (!isRunning(stateDir, name)) throw new ClusterStartError(`${name} of the real node exited\n${logTail(stateDir, name)}`);
+  }
+}
+
+/** CoreDNS answers through its Service once its pod runs and has synced with the API server. */
+async function waitForDns(paths: ClusterPaths): Promise<void> {
+  const { stateDir } = paths;
   const resolver = new Resolver({ timeout: 1000, tries: 1 });
-  resolver.setServers([realNode.address]);
+  resolver.setServers([network.dnsServiceIP]);
   const name = `kubernetes.default.svc.${network.clusterDomain}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -192,8 +213,10 @@ async function waitForDns(stateDir: string): Promise<void> {
     } catch {
       // Not serving yet.
     }
-    if (!isRunning(stateDir, "coredns") || Date.now() > deadline) {
-      throw new ClusterStartError(`CoreDNS does not answer ${name} on ${realNode.address}\n${logTail(stateDir, "coredns")}`);
+    assertNodeRuns(stateDir);
+    if (Date.now() > deadline) {
+      const pods = attempt(kubectlPath(paths.binDir), ["--kubeconfig", paths.kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "wide"]);
+      throw new ClusterStartError(`CoreDNS does not answer ${name} on ${network.dnsServiceIP}\n${pods.stdout}${pods.stderr}`);
     }
     await sleep(250);
   }
@@ -213,7 +236,7 @@ export async function stopRealNode(paths: ClusterPaths, log: Log = console.error
     const reset = attempt(binaryPath("cri-reset", binDir), ["--endpoint", containerdEndpoint(nodeDir), "--timeout=60s"]);
     if (!reset.ok) log(`cluster: removing the real node's pods through containerd failed, sweeping instead: ${reset.stderr.trim()}`);
   }
-  for (const name of ["coredns", "kube-proxy", "containerd"]) await stopProcess(stateDir, name);
+  for (const name of ["kube-router", "kube-proxy", "containerd"]) await stopProcess(stateDir, name);
   for (const pid of strayProcesses(binDir, stateDir, systemBinaries)) await stopPid(pid, 2000);
   await removePodCgroups();
   unmountAll(stateDir);
@@ -228,6 +251,7 @@ async function sweepMachine(binDir: string, log: Log): Promise<void> {
   const kubeProxy = binaryPath("kube-proxy", binDir);
   if (existsSync(kubeProxy)) attempt(kubeProxy, ["--cleanup"]);
   removeIptablesChains();
+  removeIpsets();
   tearDownNodeNetwork();
   const netns = removeOrphanNetns();
   if (netns.length > 0) log(`cluster: removed network namespaces left by pods: ${netns.join(", ")}`);

@@ -1,7 +1,8 @@
 // The cluster's own smoke check of its real node (real-0: kubelet, containerd, kube-proxy,
-// CoreDNS): containers really run there, Services and DNS work from pods, logs, exec and
-// port-forward reach them, placement sends the `local` environment there and nothing else, and a
-// deleted pod leaves nothing behind. These prove the test cluster works, not the product.
+// kube-router, CoreDNS): containers really run there, Services and DNS work from pods, logs, exec
+// and port-forward reach them, NetworkPolicies are enforced, placement sends the `local`
+// environment there and nothing else, and a deleted pod leaves nothing behind. These prove the
+// test cluster works, not the product.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -156,6 +157,42 @@ describe("cluster tier: the real node", { skip }, () => {
       assert.ok(kwokNodes.includes(pod.spec.nodeName ?? ""), `${name} runs on ${String(pod.spec.nodeName)}, a kwok node`);
       assert.ok(!pod.spec.tolerations?.some((tol) => tol.key === realNode.taint.key), `${name} was not given the real node's toleration`);
     }
+  });
+
+  it("enforces NetworkPolicies: default deny refuses a client, an allow rule lets only the pods it names in", { timeout: 120_000 }, async (t) => {
+    if (!hasRealNode(t, cluster)) return;
+    const ns = await cluster.namespace(t);
+    for (const [name, role] of [["server", "server"], ["allowed", "allowed"], ["other", "other"]] as const) {
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, name, { labels: { ...onRealNode, role } })));
+    }
+    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/server", "pod/allowed", "pod/other", "--timeout=60s"]);
+    const ip = (await cluster.kubectl(["-n", ns, "get", "pod", "server", "-o", "jsonpath={.status.podIP}"])).trim();
+    const reaches = (from: string): Promise<boolean> =>
+      cluster.kubectl(["-n", ns, "exec", from, "--", "/probe", "get", "--timeout=2s", `http://${ip}:8080/`]).then(
+        () => true,
+        () => false,
+      );
+    /** Policies take effect asynchronously (kube-router syncs on each change): wait for the expected answer. */
+    const settles = async (from: string, expected: boolean): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while ((await reaches(from)) !== expected) {
+        if (Date.now() > deadline) assert.fail(`${from} → server: still ${expected ? "refused" : "let in"} 30 s after the policy change`);
+        await sleep(500);
+      }
+    };
+    const policy = (name: string, ingress: unknown[]) =>
+      JSON.stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name, namespace: ns },
+        spec: { podSelector: { matchLabels: { role: "server" } }, policyTypes: ["Ingress"], ingress },
+      });
+    assert.ok(await reaches("allowed"), "without a policy every pod reaches the server");
+    await cluster.kubectl(["create", "-f", "-"], policy("default-deny", []));
+    await settles("allowed", false);
+    await cluster.kubectl(["create", "-f", "-"], policy("allow-allowed", [{ from: [{ podSelector: { matchLabels: { role: "allowed" } } }], ports: [{ port: 8080 }] }]));
+    await settles("allowed", true);
+    assert.equal(await reaches("other"), false, "a pod the policy does not name stays refused");
   });
 
   it("deleting a pod stops its container and releases its address", { timeout: 90_000 }, async (t) => {
