@@ -4,13 +4,14 @@
 // Without the real node everything listens on loopback; with it, the API server listens on the
 // node's address, which pods reach through the `kubernetes` Service.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { admissionPolicyFlags, placementPolicyManifests } from "./admission.ts";
-import { binaryPath, ensureBinaries, goModuleDir, kubectlPath } from "./build.ts";
+import { binaryPath, ensureBinaries, kubectlPath } from "./build.ts";
 import { clusterPaths, network, realNode, versions, type ClusterPaths, type ClusterState } from "./config.ts";
+import { crdFiles } from "./crds.ts";
 import { dnsManifests } from "./dns.ts";
 import { ClusterStartError } from "./errors.ts";
 import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
@@ -21,6 +22,7 @@ import {
   isRunning,
   logTail,
   processNames,
+  residentMiB,
   startProcess,
   stopPid,
   stopProcess,
@@ -118,21 +120,6 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
     if (Date.now() > deadline) throw new ClusterStartError(`timed out waiting for ${what}\n${onFail()}`);
     await sleep(100);
   }
-}
-
-function crdFiles(): string[] {
-  const certManager = join(goModuleDir("github.com/cert-manager/cert-manager", versions.certManager), "deploy", "crds");
-  const prometheus = join(
-    goModuleDir("github.com/prometheus-operator/prometheus-operator", versions.prometheusOperator),
-    "example",
-    "prometheus-operator-crd",
-  );
-  return [certManager, prometheus].flatMap((dir) =>
-    readdirSync(dir)
-      .filter((f) => f.endsWith(".yaml"))
-      .sort()
-      .map((f) => join(dir, f)),
-  );
 }
 
 export interface UpResult {
@@ -404,16 +391,5 @@ export async function down(onlyIf: () => boolean = () => true): Promise<boolean>
 
 /** Resident memory of each running component, in MiB (from /proc). */
 export function memoryMiB(paths = clusterPaths()): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const name of processNames(paths.stateDir)) {
-    try {
-      const pid = readFileSync(join(paths.stateDir, "run", `${name}.pid`), "utf8").split("\n")[0];
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const match = /VmRSS:\s+(\d+) kB/.exec(status);
-      if (match?.[1] !== undefined) out[name] = Math.round(Number(match[1]) / 1024);
-    } catch {
-      // Not running: nothing to report.
-    }
-  }
-  return out;
+  return residentMiB(paths.stateDir);
 }

@@ -137,3 +137,19 @@ export function logTail(stateDir: string, name: string, lines = 15): string {
   if (!existsSync(file)) return "(no log)";
   return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
+
+/** Resident memory of each running process of the state directory, in MiB (from /proc). */
+export function residentMiB(stateDir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of processNames(stateDir)) {
+    const entry = recorded(stateDir, name);
+    if (entry === undefined || !isOurs(entry)) continue;
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${entry.pid}/status`, "utf8"));
+      if (match?.[1] !== undefined) out[name] = Math.round(Number(match[1]) / 1024);
+    } catch {
+      // It exited meanwhile: nothing to report.
+    }
+  }
+  return out;
+}

@@ -95,8 +95,8 @@ export async function startRuntime(paths: ClusterPaths, imageArchives: readonly 
   for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   await startContainerd(stateDir, nodeDir, dirs.cniDir);
   await importImages(nodeDir, imageArchives);
-  // The platform's images (scripts/image) are imported here, once its ensureImages lands:
-  // await ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... });
+  // The one place for the platform's own images: once scripts/image's ensureImages lands, call
+  // await ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... }) here.
 }
 
 export interface RealNodeStartOptions {
@@ -108,7 +108,7 @@ export interface RealNodeStartOptions {
   readonly adminKubeconfig: string;
 }
 
-/** kubelet, kube-proxy and CoreDNS, once containerd runs; the API server must serve. */
+/** kubelet and kube-proxy, once containerd runs; the API server must serve. */
 export async function startRealNode(options: RealNodeStartOptions): Promise<void> {
   const { paths } = options;
   const { stateDir, nodeDir, pkiDir } = paths;
@@ -144,14 +144,19 @@ export async function startRealNode(options: RealNodeStartOptions): Promise<void
     command: binaryPath("kube-proxy", paths.binDir),
     args: [`--config=${proxyConfig}`],
   });
-
 }
 
 /** Returns once the node is Ready (then its NetworkPolicy firewall starts) and the cluster DNS answers. */
 export async function waitForRealNode(paths: ClusterPaths, adminKubeconfig: string, mark: (phase: string) => void): Promise<void> {
   await waitForNodeReady(paths, adminKubeconfig);
   mark("real node Ready");
-  // kube-router finds its node by name at start, so it starts once the kubelet has registered it.
+  startNetworkPolicies(paths, adminKubeconfig);
+  await waitForDns(paths);
+  mark("cluster DNS");
+}
+
+/** kube-router's firewall; it finds its node by name at start, so it starts once the kubelet has registered it. */
+function startNetworkPolicies(paths: ClusterPaths, adminKubeconfig: string): void {
   startProcess(paths.stateDir, {
     name: "kube-router",
     command: binaryPath("kube-router", paths.binDir),
@@ -168,9 +173,6 @@ export async function waitForRealNode(paths: ClusterPaths, adminKubeconfig: stri
       "--metrics-port=0",
     ],
   });
-
-  await waitForDns(paths);
-  mark("cluster DNS");
 }
 
 async function waitForNodeReady(paths: ClusterPaths, kubeconfig: string): Promise<void> {
@@ -238,11 +240,12 @@ export async function stopRealNode(paths: ClusterPaths, log: Log = console.error
   }
   for (const name of ["kube-router", "kube-proxy", "containerd"]) await stopProcess(stateDir, name);
   for (const pid of strayProcesses(binDir, stateDir, systemBinaries)) await stopPid(pid, 2000);
-  await removePodCgroups();
+  // The machine's parts (pods' cgroups, interfaces, chains, settings) belong to whichever cluster holds the node.
+  const ours = owner === undefined || owner === stateDir;
+  if (ours) await removePodCgroups();
   unmountAll(stateDir);
   removeContainerLogLinks(nodePaths(paths).podLogsDir);
-  // The machine's parts (interfaces, chains, settings) belong to whichever cluster holds the node.
-  if (owner === undefined || owner === stateDir) await sweepMachine(binDir, log);
+  if (ours) await sweepMachine(binDir, log);
 }
 
 /** Removes the real node's parts that live outside any state directory. */
