@@ -72,7 +72,25 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     bin_dir = "/usr/lib/cni"
     conf_dir = ${q(join(cniDir, "net.d"))}
     max_conf_num = 1
+
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = ${q(join(paths.dir, "registries"))}
 `;
+}
+
+/** Registries the platform's and Kubernetes' images name; containerd 1.6 has no catch-all. */
+const registries = ["docker.io", "registry-1.docker.io", "ghcr.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "nvcr.io", "public.ecr.aws"];
+
+/**
+ * Nothing is pulled: images are imported. A pod naming an image that is not there fails at once
+ * (ErrImagePull, "connection refused") instead of containerd reaching for the registry.
+ */
+function closeRegistries(paths: ContainerdPaths): void {
+  for (const registry of registries) {
+    const dir = join(paths.dir, "registries", registry);
+    mkdirSync(dir, { recursive: true });
+    writeFileAtomic(join(dir, "hosts.toml"), `# The test cluster pulls nothing; images are imported with ctr.\nserver = "http://127.0.0.1:9"\n`, 0o644);
+  }
 }
 
 /** Starts containerd and waits for its socket; returns once it answers. */
@@ -80,6 +98,7 @@ export async function startContainerd(stateDir: string, nodeDir: string, cniDir:
   const paths = containerdPaths(nodeDir);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   writeFileAtomic(paths.config, configToml(paths, cniDir), 0o644);
+  closeRegistries(paths);
   startProcess(stateDir, { name: "containerd", command: "/usr/bin/containerd", args: ["--config", paths.config] });
   const deadline = Date.now() + 30_000;
   for (;;) {
