@@ -89,7 +89,10 @@ function closeRegistries(paths: ContainerdPaths): void {
   for (const registry of registries) {
     const dir = join(paths.dir, "registries", registry);
     mkdirSync(dir, { recursive: true });
-    writeFileAtomic(join(dir, "hosts.toml"), `# The test cluster pulls nothing; images are imported with ctr.\nserver = "http://127.0.0.1:9"\n`, 0o644);
+    // containerd 1.6 refuses a hosts.toml without a host table ("invalid `host` tree").
+    const closed = "http://127.0.0.1:9";
+    const hosts = `# The test cluster pulls nothing; images are imported with ctr.\nserver = "${closed}"\n\n[host."${closed}"]\n  capabilities = ["pull", "resolve"]\n`;
+    writeFileAtomic(join(dir, "hosts.toml"), hosts, 0o644);
   }
 }
 
