@@ -187,7 +187,8 @@ export class QdrantStore implements VectorStore {
       query = { ...common, query: sparse, using: SPARSE };
     } else {
       if (request.vector === undefined) throw new Error("dense search needs the query vector");
-      const dense = { query: [...request.vector], using: DENSE, ...(request.scoreThreshold ? { score_threshold: request.scoreThreshold } : {}) };
+      // As in the embedded store, no threshold means 0: a chunk pointing away from the query is no match.
+      const dense = { query: [...request.vector], using: DENSE, score_threshold: request.scoreThreshold ?? 0 };
       if (request.mode === "dense" || sparse.indices.length === 0) {
         query = { ...common, ...dense };
       } else {
