@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -18,8 +18,16 @@ import { gatewayConfig } from "../render/gateway.ts";
 import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
 import type { Platform } from "../spec/schema.ts";
 import { typablePath } from "../paths.ts";
+import { locateQdrant } from "../rag/qdrant-binary.ts";
+import { startQdrant } from "../rag/qdrant-server.ts";
 
 export const DEV_PORT = 8080;
+
+export const DEV_VECTOR_STORES = ["embedded", "qdrant"] as const;
+export type DevVectorStore = (typeof DEV_VECTOR_STORES)[number];
+
+/** What the dev stack's RAG adapters store their chunks in, as its gateway config names it. */
+export type DevVectorStoreConfig = NonNullable<GatewayConfig["vectorStore"]>;
 
 export interface DevStackOptions {
   readonly cwd: string;
@@ -33,8 +41,12 @@ export interface DevStackOptions {
   readonly host?: string;
   /** Turns key auth on: this key, with the inference and admin scopes, on every adapter. */
   readonly apiKey?: string;
-  /** Where the embedded vector store keeps its data. @default ~/.cache/diatonic/dev/<platform> */
+  /** Where the vector store keeps its data (vectors/, or qdrant/ for Qdrant). @default ~/.cache/diatonic/dev/<platform> */
   readonly dataDir?: string;
+  /** `qdrant`: a Qdrant server (QDRANT_BIN, or ../shared/tools/qdrant beside the checkout) instead of the embedded store. @default "embedded" */
+  readonly vectorStore?: DevVectorStore;
+  /** Told once when a Qdrant server binary has to be downloaded first. */
+  readonly onDownload?: (url: string) => void;
   /** @default a pino logger on stderr at `warn` */
   readonly logger?: Logger;
   /** Told, in a line, when the spec file changed and what that did to the adapters (or why it was refused). */
@@ -60,6 +72,8 @@ export interface DevStack {
   /** Each LoRA's state in the engine, from the in-process adapter agent. */
   adapterStatus(): AdapterStatus[];
   readonly dataDir: string;
+  /** The vector store: the embedded one's folder, or the Qdrant server's URL and where it keeps its data. */
+  readonly vectors: { readonly kind: DevVectorStore; readonly location: string; readonly detail: string };
   readonly apiKey: string | undefined;
   close(): Promise<void>;
 }
@@ -75,7 +89,7 @@ export function devSpecFile(cwd: string, spec: string | undefined): string {
  * The spec's gateway config as rendered for `local` (same adapters, routes, prompts, limits), with
  * every upstream pointed at the local engine, embeddings from the engine and the embedded store.
  */
-export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined }): GatewayConfig {
+export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined; vectorStore?: DevVectorStoreConfig }): GatewayConfig {
   const upstreams = Object.fromEntries(
     Object.entries(rendered.upstreams).map(([name, upstream]) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000, ...(upstream.residency ? { residency: upstream.residency } : {}) }]),
   );
@@ -86,7 +100,7 @@ export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: 
     auth: options.keysFile !== undefined ? { mode: "required", keysFile: options.keysFile } : { mode: "disabled" },
     upstreams,
     embeddings: { upstream: engine, model: rendered.baseModel.name },
-    vectorStore: { kind: "embedded", path: join(options.dataDir, "vectors") },
+    vectorStore: options.vectorStore ?? { kind: "embedded", path: join(options.dataDir, "vectors") },
   });
 }
 
@@ -123,6 +137,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     for (const step of cleanup.reverse()) await step();
   };
   try {
+    // Before the engine loads: a missing Qdrant binary is reported at once.
+    const qdrantBinary = options.vectorStore === "qdrant" ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {}) : undefined;
     let modelPath = options.model;
     let maxModelLen: number | undefined; // a real model keeps the engine's default
     if (modelPath === undefined) {
@@ -137,16 +153,28 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
     const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
     mkdirSync(dataDir, { recursive: true });
+    const secrets = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
+    cleanup.push(() => rmSync(secrets, { recursive: true, force: true }));
+    let vectorStore: DevVectorStoreConfig = { kind: "embedded", path: join(dataDir, "vectors") };
+    let vectors: DevStack["vectors"] = { kind: "embedded", location: join(dataDir, "vectors"), detail: "embedded store for RAG adapters" };
+    if (qdrantBinary !== undefined) {
+      // A key of this run only: Qdrant listens on loopback, and the gateway reads it from a file as in the cluster.
+      const apiKey = randomBytes(24).toString("hex");
+      const apiKeyFile = join(secrets, "qdrant-api-key");
+      writeFileSync(apiKeyFile, apiKey, { mode: 0o600 });
+      const qdrant = await startQdrant({ binary: qdrantBinary.path, dataDir: join(dataDir, "qdrant"), apiKey });
+      cleanup.push(() => qdrant.stop());
+      vectorStore = { kind: "qdrant", url: qdrant.url, apiKeyFile };
+      vectors = { kind: "qdrant", location: qdrant.url, detail: `Qdrant ${qdrantBinary.version}, data in ${join(dataDir, "qdrant")}` };
+    }
     let keysFile: string | undefined;
     if (options.apiKey !== undefined) {
-      const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
-      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-      keysFile = join(dir, "keys.yaml");
+      keysFile = join(secrets, "keys.yaml");
       const sha256 = createHash("sha256").update(options.apiKey).digest("hex");
       writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), { mode: 0o600 });
     }
     const port = options.port ?? DEV_PORT;
-    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile });
+    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, vectorStore });
     let gateway: RunningGateway;
     try {
       gateway = await startGateway({ config, host: options.host ?? "127.0.0.1", port, logger: logger.child({ component: "gateway" }), watch: false });
@@ -170,7 +198,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`);
         return;
       }
-      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile });
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile, vectorStore });
       if (!(await gateway.reload(nextConfig))) {
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`);
         return;
@@ -203,6 +231,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       },
       adapterStatus: () => agent.status(),
       dataDir,
+      vectors,
       apiKey: options.apiKey,
       close: () => (closing ??= closeAll()),
     };
@@ -229,7 +258,7 @@ export function devBanner(stack: DevStack, cwd: string): string {
     `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
     `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
     `  model      ${stack.tinyModel ? "generated tiny model (random weights)" : stack.model}, served as ${stack.baseModel}`,
-    `  vectors    ${stack.dataDir}/vectors   (embedded store for RAG adapters)`,
+    `  vectors    ${stack.vectors.location}   (${stack.vectors.detail})`,
     `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
     `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
     `             (edit the spec's adapters and save: they are loaded or unloaded without a restart)`,
@@ -260,7 +289,7 @@ export function devBanner(stack: DevStack, cwd: string): string {
           "",
         ]
       : []),
-    "Ctrl-C stops everything.",
+    `Ctrl-C stops everything${stack.vectors.kind === "qdrant" ? ", Qdrant too" : ""}.`,
     "",
   ];
   return lines.join("\n");
