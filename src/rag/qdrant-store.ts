@@ -54,6 +54,15 @@ function hitOf(point: { id: string | number; score: number; payload?: Record<str
   return { id: String(point.id), source: String(payload.source ?? ""), chunk: Number(payload.chunk ?? 0), text: String(payload.text ?? ""), score: point.score };
 }
 
+async function readKeyFile(file: string, url: string): Promise<string> {
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new QdrantStoreError(`cannot read the API key for Qdrant at ${url} from ${file}: ${code}`, "mount the Qdrant API key Secret at vectorStore.apiKeyFile (the rendered gateway does)", undefined, { cause: error });
+  }
+}
+
 /**
  * Qdrant through its official REST client: a collection per adapter binding with a named dense vector
  * (cosine) and a named sparse vector with the IDF modifier (BM25 with our term weights), a keyword
@@ -69,8 +78,9 @@ export class QdrantStore implements VectorStore {
 
   /** One client call; a failure becomes a QdrantStoreError naming the server, the step and the fix. */
   private async call<T>(doing: string, request: (client: QdrantClient) => Promise<T>): Promise<T> {
+    const client = await this.api();
     try {
-      return await request(await this.api());
+      return await request(client);
     } catch (error) {
       const keySource = this.options.apiKeyFile !== undefined ? `the file ${this.options.apiKeyFile} (vectorStore.apiKeyFile, from the Qdrant API key Secret)` : "the store's apiKey";
       throw describeQdrantFailure(error, this.options.url, doing, keySource);
@@ -80,7 +90,7 @@ export class QdrantStore implements VectorStore {
   private api(): Promise<QdrantClient> {
     this.client ??= (async () => {
       const { options } = this;
-      const apiKey = options.apiKey ?? (options.apiKeyFile !== undefined ? (await readFile(options.apiKeyFile, "utf8")).trim() : undefined);
+      const apiKey = options.apiKey ?? (options.apiKeyFile !== undefined ? await readKeyFile(options.apiKeyFile, options.url) : undefined);
       const url = new URL(options.url);
       return new QdrantClient({
         url: `${url.protocol}//${url.hostname}`,

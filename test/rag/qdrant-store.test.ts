@@ -89,11 +89,12 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     assert.match(keyword[0]?.text ?? "", /scratch volume/);
     const dense = await store.search("handbook", { mode: "dense", text: "", vector: [0, 0.9, 0.1, 0], limit: 3, scoreThreshold: 0.5 });
     assert.deepEqual(dense.map((h) => [h.source, h.chunk]), [["onboarding.md", 0]], "the threshold drops the far vectors");
-    // Dense ranks onboarding#0, errors, onboarding#1; keyword finds errors alone: fused, errors leads.
+    // Dense ranks onboarding#0, then errors (onboarding#1 is orthogonal: cosine 0, not above the default
+    // threshold 0); keyword finds errors alone: fused, errors leads.
     const hybrid = await store.search("handbook", { mode: "hybrid", text: "E-4711", vector: [0.2, 1, 0, 0], limit: 3 });
-    assert.deepEqual(hybrid.map((h) => [h.source, h.chunk]), [["errors.txt", 0], ["onboarding.md", 0], ["onboarding.md", 1]]);
+    assert.deepEqual(hybrid.map((h) => [h.source, h.chunk]), [["errors.txt", 0], ["onboarding.md", 0]]);
     const rrf = (...ranks: number[]) => ranks.reduce((sum, rank) => sum + 1 / (60 + rank), 0);
-    assert.deepEqual(hybrid.map((h) => h.score.toFixed(6)), [rrf(1, 2), rrf(1), rrf(3)].map((s) => s.toFixed(6)), "RRF with k = 60 and 1-based ranks, as the embedded store fuses");
+    assert.deepEqual(hybrid.map((h) => h.score.toFixed(6)), [rrf(1, 2), rrf(1)].map((s) => s.toFixed(6)), "RRF with k = 60 and 1-based ranks, as the embedded store fuses");
     const filtered = await store.search("handbook", { mode: "hybrid", text: "E-4711 laptop", vector: [1, 0, 0, 0], limit: 3, filter: { sources: ["onboarding.md"] } });
     assert.ok(filtered.length > 0 && filtered.every((h) => h.source === "onboarding.md"), JSON.stringify(filtered));
     assert.deepEqual(await store.search("missing", { mode: "keyword", text: "x", limit: 3 }), [], "a collection not made yet has no hits");
@@ -157,6 +158,9 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     assert.doesNotMatch(`${error.message} ${error.fix}`, /not-the-key/);
     const none = await new QdrantStore({ url: qdrant.url }).dimension("handbook").catch((e: unknown) => e);
     assert.ok(none instanceof QdrantStoreError && none.status === 401, "no key at all is refused the same way");
+    const unreadable = await new QdrantStore({ url: qdrant.url, apiKeyFile: "/nonexistent/qdrant-api-key" }).dimension("handbook").catch((e: unknown) => e);
+    assert.ok(unreadable instanceof QdrantStoreError, String(unreadable));
+    assert.equal(unreadable.message, `cannot read the API key for Qdrant at ${qdrant.url} from /nonexistent/qdrant-api-key: ENOENT`);
   });
 
   it("an unreachable server gives an error naming its URL and the connection failure", async () => {
