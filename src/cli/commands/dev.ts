@@ -1,10 +1,10 @@
 import { ExitCode } from "../../errors.ts";
-import { devBanner, startDevStack } from "../../dev/stack.ts";
+import { DEV_VECTOR_STORES, devBanner, startDevStack } from "../../dev/stack.ts";
 import { oneOf, parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 export const devCommand: Command = {
   name: "dev",
-  usage: "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--port N] [--api-key KEY] [--data DIR]",
+  usage: "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {
       spec: { type: "string" },
@@ -14,8 +14,10 @@ export const devCommand: Command = {
       host: { type: "string" },
       "api-key": { type: "string" },
       data: { type: "string" },
+      "vector-store": { type: "string" },
     });
     const port = portFlag(values.port);
+    const vectorStore = oneOf("--vector-store", values["vector-store"], DEV_VECTOR_STORES, "embedded");
     const model = values.model ?? (io.env.DIATONIC_MODEL || undefined);
     const embeddings = values.embeddings === undefined ? undefined : oneOf("--embeddings", values.embeddings, ["e5", "engine"] as const);
     if (model === "tiny") io.stderr.write("diatonic dev: generating a tiny test model (its output is noise)\n");
@@ -29,6 +31,8 @@ export const devCommand: Command = {
       ...(values["api-key"] !== undefined ? { apiKey: values["api-key"] } : {}),
       ...(values.data !== undefined ? { dataDir: values.data } : {}),
       ...(embeddings !== undefined ? { embeddings } : {}),
+      vectorStore,
+      onDownload: (url) => io.stderr.write(`diatonic dev: no Qdrant binary here (QDRANT_BIN, ../shared/tools/qdrant): downloading ${url}…\n`),
       onSpecChange: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
       onProgress: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
     });
