@@ -205,7 +205,7 @@ export const Adapter = z.strictObject({
 
 export const Qdrant = z.strictObject({
   enabled: z.boolean().optional().describe("default: on when any adapter has a RAG binding"),
-  image: image.default("qdrant/qdrant:v1.12.5"),
+  image: image.default("qdrant/qdrant:v1.19.0").describe("the Qdrant server image; the RAG tests run this version's server"),
   replicas: z.number().int().min(1).default(1),
   storage: quantity.default("20Gi"),
   snapshots: quantity.default("10Gi"),

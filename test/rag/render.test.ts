@@ -57,6 +57,11 @@ describe("render for RAG adapters", () => {
     const env = Object.fromEntries(cron.spec.jobTemplate.spec.template.spec.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
     assert.equal(env.KEEP, "4");
     assert.equal(env.QDRANT_HOSTS?.split(" ").length, 3, "every Qdrant node is snapshotted");
+    // Three pods: every shard on each, a write acknowledged by two, so losing a pod loses no acknowledged write.
+    const store = gatewayConfig(new RenderContext(built.platform)).vectorStore;
+    assert.deepEqual(store?.kind === "qdrant" ? [store.replicationFactor, store.writeConsistencyFactor] : [], [3, 2]);
+    const single = gatewayConfig(new RenderContext(build().platform)).vectorStore;
+    assert.deepEqual(single?.kind === "qdrant" ? [single.replicationFactor, single.writeConsistencyFactor] : [], [undefined, undefined], "one pod: Qdrant's defaults");
     const off = build((doc) => (doc.spec.qdrant = { ...(doc.spec.qdrant as object), backups: { enabled: false } }));
     assert.equal(named(off, "CronJob", "qdrant-snapshot"), undefined);
   });
@@ -76,7 +81,7 @@ describe("diatonic dev's gateway config", () => {
     assert.deepEqual(dev.adapters, rendered.adapters);
     assert.ok(Object.values(dev.upstreams).every((u) => u.url === "http://127.0.0.1:9999" && u.discovery === "static"));
     assert.deepEqual(dev.embeddings, { upstream: "engine", model: "llama-3-8b-instruct" });
-    assert.deepEqual(dev.vectorStore, { kind: "embedded", path: "/tmp/x/vectors" });
+    assert.deepEqual(dev.vectorStore, { kind: "embedded", path: "/tmp/x/vectors-llama-3-8b-instruct" }, "a folder per embedding model");
     assert.equal(dev.auth.mode, "disabled");
     assert.equal(devGatewayConfig(rendered, { engineUrl: "http://127.0.0.1:9999", dataDir: "/tmp/x", port: 0, keysFile: "/k.yaml" }).auth.mode, "required");
   });
