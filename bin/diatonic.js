@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx) in a checkout; container images run the compiled dist/.
-import { existsSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// Runs the compiled CLI (dist/, built by the install step) when it is current, else the TypeScript
+// sources through tsx, so an edited checkout never runs stale code. DIATONIC_USE_DIST=0 forces the
+// sources, =1 the compiled build.
+import { pathToFileURL } from "node:url";
+import { CLI_MAIN, cliBuildStale } from "./cli-build.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const compiled = `${root}dist/cli/main.js`;
-if (process.env.DIATONIC_USE_DIST === "1" && existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
+const choice = process.env.DIATONIC_USE_DIST;
+if (choice === "1" || (choice !== "0" && !cliBuildStale())) {
+  await import(pathToFileURL(CLI_MAIN).href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import(pathToFileURL(`${root}src/cli/main.ts`).href);
+  await import(new URL("../src/cli/main.ts", import.meta.url).href);
 }
