@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (dist/, built by the install step) when it is current, else the TypeScript
-// sources through tsx, so an edited checkout never runs stale code. DIATONIC_USE_DIST=0 forces the
-// sources, =1 the compiled build.
+// Runs the bundled CLI (dist/bundle/, made by the install step) when it is current, else the
+// TypeScript sources through tsx, so an edited checkout never runs stale code. Images run tsc's dist/
+// (DIATONIC_USE_DIST=1); DIATONIC_USE_DIST=0 forces the sources.
 import { pathToFileURL } from "node:url";
-import { CLI_MAIN, cliBuildStale } from "./cli-build.mjs";
+import { BUNDLE_MAIN, cliBundleStale, DIST_MAIN } from "./cli-build.mjs";
 
 const choice = process.env.DIATONIC_USE_DIST;
-if (choice === "1" || (choice !== "0" && !cliBuildStale())) {
-  await import(pathToFileURL(CLI_MAIN).href);
+if (choice === "1") {
+  await import(pathToFileURL(DIST_MAIN).href);
+} else if (choice !== "0" && !cliBundleStale()) {
+  await import(pathToFileURL(BUNDLE_MAIN).href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
