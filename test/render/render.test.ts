@@ -268,7 +268,7 @@ describe("render", () => {
     const text = readFileSync(EXAMPLE, "utf8")
       .replace("      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }", "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }\n      serving: dedicated\n      dedicated: { gpuSlices: 2 }")
       .replace("    className: nginx", "    className: contour")
-      .replace("      - { name: code, lora: null }", "      - { name: code, lora: null, serving: shared }");
+      .replace("      - { name: code, lora: null, systemPrompt:", "      - { name: code, lora: null, serving: shared, systemPrompt:");
     const spec = join(dir, "platform.yaml");
     (await import("node:fs")).writeFileSync(spec, text);
     const run = await runCli(["render", "--spec", spec, "--env", "production", "--out", join(dir, "out")], dir);
