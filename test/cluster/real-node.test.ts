@@ -140,6 +140,35 @@ describe("cluster tier: the real node", { skip }, () => {
     await assert.rejects(cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", "--timeout=3s", "example.com"]));
   });
 
+  it("resolves names under an egress policy that allows DNS on port 53 to kube-dns's pods, as the platform's allow-dns does", { timeout: 120_000 }, async (t) => {
+    if (!hasRealNode(t, cluster)) return;
+    const ns = await cluster.namespace(t);
+    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, "client", { labels: onRealNode })));
+    const policy = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "allow-dns-only", namespace: ns },
+      spec: {
+        podSelector: {},
+        policyTypes: ["Egress"],
+        // Policies match the DNS pod's own port: CoreDNS must listen on 53 in its pod, as in kind or kubeadm.
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] }],
+      },
+    };
+    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(policy));
+    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]);
+    const resolve = () => cluster.kubectl(["-n", ns, "exec", "client", "--", "/probe", "resolve", "--timeout=3s", `kubernetes.default.svc.${network.clusterDomain}`]);
+    // kube-router applies a new policy within a sync: the first answers may still come from before it.
+    const deadline = Date.now() + 30_000;
+    let answer = "";
+    for (;;) {
+      answer = await resolve().catch((error: unknown) => String(error));
+      if (answer.trim() === "10.96.0.1" || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    assert.equal(answer.trim(), "10.96.0.1");
+  });
+
   it("places a pod of the local environment on the real node and an unlabelled pod on a kwok node", { timeout: 90_000 }, async (t) => {
     if (!hasRealNode(t, cluster)) return;
     const ns = await cluster.namespace(t);
