@@ -34,7 +34,8 @@ type SpecEdit = (doc: ReturnType<typeof parseDocument>) => void;
 
 /** The lab example in a fresh namespace, under a unique platform name (its ClusterIssuers are cluster-wide). */
 async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit; secrets?: boolean } = {}): Promise<Platform> {
-  const namespace = await cluster.namespace(t);
+  // kwok's simulated kubelets: these tests check the deploy mechanics (test/cluster/real-platform.test.ts runs the local environment for real).
+  const namespace = await cluster.namespace(t, { simulatedNodes: true });
   const name = `p${randomBytes(3).toString("hex")}`;
   const doc = parseDocument(readFileSync("examples/lab/platform.yaml", "utf8"));
   doc.setIn(["metadata", "name"], name);

@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { clusterPaths, network, realNode, versions } from "../../scripts/cluster/config.ts";
 import { probePod, restrictedPodSpec } from "../support/cluster-manifests.ts";
 import { clusterSkipReason, hasRealNode, testCluster, type TestCluster } from "../support/cluster.ts";
+import { holdRealNode } from "../support/real-platform.ts";
 
 const skip = clusterSkipReason();
 
@@ -72,9 +73,13 @@ async function portForward(cluster: TestCluster, ns: string, target: string, por
 
 describe("cluster tier: the real node", { skip }, () => {
   let cluster: TestCluster;
+  let release: (() => void) | undefined;
   before(async () => {
     cluster = await testCluster();
+    // One file at a time on the real node's two cores (test/cluster/real-platform.test.ts runs a whole platform there).
+    if ("name" in cluster.realNode) release = await holdRealNode();
   });
+  after(() => release?.());
 
   /** A namespace with a probe server pod and its Service, on the real node. */
   async function server(t: TestContext): Promise<{ ns: string; clusterIP: string }> {
