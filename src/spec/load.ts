@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
-import { typablePath } from "../paths.ts";
+import { PACKAGE_ROOT, typablePath } from "../paths.ts";
 import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
 import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
@@ -90,7 +90,7 @@ function positionOf(positions: Map<string, Position>, path: Path): Position {
 }
 
 /** The lab example shipped with diatonic (what `quickstart` renders and `dev` runs without a spec). */
-export const BUNDLED_EXAMPLE = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
+export const BUNDLED_EXAMPLE = join(PACKAGE_ROOT, "examples", "lab", "platform.yaml");
 
 /** Reads platform.yaml; a missing or unreadable file is the user's input error, with the fix. */
 export function readSpec(file: string): string {
