@@ -4,6 +4,9 @@
 // port-forward with the OpenAI SDK, RAG through `diatonic ingest`, the NetworkPolicies as kube-router
 // enforces them, an engine container killed under the gateway, and the adapter set changed at runtime.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { APIError } from "openai";
@@ -129,10 +132,8 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
   it("RAG: diatonic ingest through the gateway into Qdrant, then the rag adapter's answer cites the document", { timeout: 300_000 }, async (t) => {
     const p = deployed(t);
     if (p === undefined) return;
-    const { mkdtempSync, writeFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "real-rag-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "errors.txt"), "Error E4711 means the flux capacitor is misaligned. Realign it with the calibration wrench, then restart the unit.\n");
     writeFileSync(join(dir, "holidays.txt"), "The lab closes on the first Monday of August for the summer outing. Book the bus by July.\n");
     const ingest = await runCli(["ingest", "--adapter", "rag", join(dir, "errors.txt"), join(dir, "holidays.txt"), "--gateway", gateway?.url ?? "", "--api-key", p.apiKey]);
@@ -183,10 +184,12 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     assert.equal(failed.status, 503, failed.message);
 
     // The kubelet restarts the container in the same pod; the engine is Ready again by its probes.
+    const deadline = Date.now() + 300_000;
     for (;;) {
       const [pod] = await pods(p.namespace, "app.kubernetes.io/name=engine");
       const engine = pod?.status.containerStatuses?.find((c) => c.name === "engine");
       if (pod?.metadata.uid === before.metadata.uid && (engine?.restartCount ?? 0) >= 1 && ready(pod)) break;
+      if (Date.now() > deadline) assert.fail(`the engine did not come back in its pod: ${JSON.stringify(engine ?? pod?.status ?? "no pod")}`);
       await sleep(500);
     }
     const recovered = await client(p, { maxRetries: 5 }).chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "Back?" }], max_tokens: 4 });
