@@ -19,6 +19,8 @@ export interface StatusReport {
   /** Each adapter of the gateway's config, with its state on every engine replica that serves it. */
   readonly adapters: readonly AdapterReport[];
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
+  /** Containers of the platform's pods that have restarted, and how their last run ended. */
+  readonly restarts: readonly ContainerRestart[];
   readonly url: string | null;
   /**
    * When the URL's certificate comes from the platform's own CA (a CA ClusterIssuer, not a public
@@ -30,10 +32,44 @@ export interface StatusReport {
   readonly destroyedAt: string | null;
 }
 
+interface ContainerStatusLike {
+  readonly name: string;
+  readonly restartCount?: number;
+  readonly lastState?: { readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly signal?: number; readonly finishedAt?: string } };
+}
+
 export interface PodLike {
   readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly labels?: Readonly<Record<string, string>> };
   readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
-  readonly status?: { readonly phase?: string };
+  readonly status?: { readonly phase?: string; readonly containerStatuses?: readonly ContainerStatusLike[]; readonly initContainerStatuses?: readonly ContainerStatusLike[] };
+}
+
+/** A container that the kubelet restarted: how often, and how its last run ended (Error, OOMKilled, …). */
+export interface ContainerRestart {
+  readonly pod: string;
+  readonly container: string;
+  readonly restarts: number;
+  readonly lastTermination: { readonly reason: string; readonly exitCode: number | null; readonly finishedAt: string | null } | null;
+}
+
+/** Restarted containers of the namespace's pods (sidecars and init containers included), by pod and container. */
+export function containerRestarts(pods: readonly PodLike[], namespace: string): ContainerRestart[] {
+  return pods
+    .filter((pod) => pod.metadata?.namespace === namespace)
+    .flatMap((pod) =>
+      [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+        .filter((container) => (container.restartCount ?? 0) > 0)
+        .map((container) => {
+          const last = container.lastState?.terminated;
+          return {
+            pod: pod.metadata?.name ?? "",
+            container: container.name,
+            restarts: container.restartCount ?? 0,
+            lastTermination: last ? { reason: last.reason ?? "Unknown", exitCode: last.exitCode ?? null, finishedAt: last.finishedAt ?? null } : null,
+          };
+        }),
+    )
+    .sort((a, b) => a.pod.localeCompare(b.pod) || a.container.localeCompare(b.container));
 }
 
 /** An adapter on one engine replica, as its adapter agent reports it ("unknown": the agent did not answer). */
@@ -202,6 +238,7 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
     gpu,
     adapters,
     certificates,
+    restarts: containerRestarts(pods, namespace),
     url: host ? `https://${host}/v1` : null,
     trust: tlsSecret !== undefined && signedByOwnCa(members, ingressNamespace, tlsSecret) ? { namespace: ingressNamespace, secret: tlsSecret } : null,
     healthy: destroyedAt === null && members.length > 0 && objects.every((o) => o.state === "ready"),
@@ -246,6 +283,13 @@ export function formatStatus(report: StatusReport): string {
         if (r.state === "loaded" && a.route !== "-") continue;
         lines.push(`      ${r.pod}: ${r.state}${r.since ? ` since ${r.since}` : ""}${r.reason ? ` — ${r.reason}` : ""}`);
       }
+    }
+  }
+  if (report.restarts.length > 0) {
+    lines.push("", "restarted containers:");
+    for (const r of report.restarts) {
+      const last = r.lastTermination;
+      lines.push(`  ${r.pod}/${r.container}: ${r.restarts} restart(s)${last ? `, last ended ${last.reason}${last.exitCode !== null ? ` (exit ${last.exitCode})` : ""}${last.finishedAt ? ` at ${last.finishedAt}` : ""}` : ""}`);
     }
   }
   if (report.certificates.length > 0) {

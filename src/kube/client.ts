@@ -1,6 +1,7 @@
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubernetesObject } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch } from "@kubernetes/client-node";
 import { InputError, WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
+import { fromModel, toModel } from "./wire.ts";
 
 export const FIELD_MANAGER = "diatonic";
 
@@ -128,8 +129,8 @@ export class KubeClient {
   /** Server-side apply as FIELD_MANAGER. Returns the object as stored (or as it would be, on dry run). */
   async apply<T extends KubeObject>(object: T, options: { dryRun?: boolean; force?: boolean } = {}): Promise<T> {
     try {
-      const body = { ...object, metadata: { ...object.metadata } } as unknown as KubernetesObject;
-      return (await this.objects.patch(body, undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)) as unknown as T;
+      const stored = await this.objects.patch(toModel(object), undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply);
+      return fromModel<T>(stored, object.apiVersion, object.kind);
     } catch (error) {
       this.rethrow(error, object);
     }
@@ -148,7 +149,7 @@ export class KubeClient {
   async get<T extends KubeObject>(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): Promise<T | undefined> {
     try {
       const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
-      return (await this.objects.read(header)) as unknown as T;
+      return fromModel<T>(await this.objects.read(header), object.apiVersion, object.kind);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       this.rethrow(error, object);
@@ -158,7 +159,7 @@ export class KubeClient {
   async list<T extends KubeObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
     try {
       const list = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
-      return list.items.map((item) => ({ apiVersion, kind, ...item }) as unknown as T);
+      return list.items.map((item) => fromModel<T>(item, apiVersion, kind));
     } catch (error) {
       if (isNotFound(error)) return [];
       this.rethrow(error);

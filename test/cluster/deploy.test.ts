@@ -34,7 +34,8 @@ type SpecEdit = (doc: ReturnType<typeof parseDocument>) => void;
 
 /** The lab example in a fresh namespace, under a unique platform name (its ClusterIssuers are cluster-wide). */
 async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit; secrets?: boolean } = {}): Promise<Platform> {
-  const namespace = await cluster.namespace(t);
+  // kwok's simulated kubelets: these tests check the deploy mechanics (test/cluster/real-platform.test.ts runs the local environment for real).
+  const namespace = await cluster.namespace(t, { simulatedNodes: true });
   const name = `p${randomBytes(3).toString("hex")}`;
   const doc = parseDocument(readFileSync("examples/lab/platform.yaml", "utf8"));
   doc.setIn(["metadata", "name"], name);
@@ -102,6 +103,9 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(first.code, 0, first.stdout + first.stderr);
     for (const phase of ["foundation", "certificates", "storage", "engine", "gateway", "edge"]) assert.match(first.stdout, new RegExp(`✓ ${phase}`));
     assert.match(first.stdout, /applied revision 1/);
+    // Every rule of the NetworkPolicies as rendered: a rule without its `from` lets every source in.
+    const ingress = JSON.parse(await cluster.kubectl(["-n", p.namespace, "get", "networkpolicy", "engine-ingress", "-o", "jsonpath={.spec.ingress}"])) as { from?: unknown[] }[];
+    assert.ok(ingress.length > 0 && ingress.every((rule) => (rule.from ?? []).length > 0), JSON.stringify(ingress));
     // The test cluster runs cert-manager's controller as a process, not a Deployment preflight can find: a warning, not a refusal.
     assert.match(first.stdout, /! preflight controllers: no cert-manager controller found/);
     assert.match(first.stdout, /✓ preflight rules: the \d+ objects pass diatonic validate/);

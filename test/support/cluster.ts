@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { promisify } from "node:util";
+import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { memoryMiB, readState, up } from "../../scripts/cluster/cluster.ts";
 import { clusterPaths, realNode } from "../../scripts/cluster/config.ts";
@@ -28,6 +29,11 @@ export type PodSecurityLevel = (typeof podSecurityLevels)[number];
 export interface NamespaceOptions {
   /** Pod Security Standard enforced on the namespace. @default "restricted" */
   readonly podSecurity?: PodSecurityLevel;
+  /**
+   * Keep its pods on the kwok nodes even when they are of the local environment (which otherwise
+   * runs on the real node for real): for tests of the deploy mechanics. @default false
+   */
+  readonly simulatedNodes?: boolean;
 }
 
 export class KubectlError extends Error {
@@ -147,7 +153,7 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: Te
         JSON.stringify({
           apiVersion: "v1",
           kind: "Namespace",
-          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true" } },
+          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true", ...(options.simulatedNodes ? { [kwokPlacementLabel.key]: kwokPlacementLabel.value } : {}) } },
         }),
       );
       t.after(async () => {
