@@ -348,6 +348,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const p = await platform(t);
     assert.equal((await deploy("apply", p)).code, 0);
     await cluster.kubectl(["-n", p.namespace, "scale", "deployment", "gateway", "--replicas=3"]);
+    // diff shows the conflict as part of the diff, with its own exit code (1 means "changes exist"), and a fix that exists.
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 3, diff.stdout + diff.stderr);
+    assert.match(diff.stdout, /! Deployment\/\S+\/gateway \(update, conflict\)\n {4}! \.spec\.replicas: owned by kubectl \(subresource scale\)\n[\s\S]*\+ +replicas: 1\n/);
+    assert.match(diff.stdout, /fix: `diatonic apply --force-conflicts` takes these fields back/);
+    const diffJson = JSON.parse((await deploy("diff", p, "--output", "json")).stdout) as { conflicts: { resource: string; fields: { field: string; manager: string }[] }[] };
+    assert.deepEqual(diffJson.conflicts.map((c) => [c.resource.split("/")[2], c.fields.map((f) => [f.field, f.manager])]), [["gateway", [[".spec.replicas", "kubectl (subresource scale)"]]]]);
+    assert.equal((await runCli(["diff", "--force-conflicts", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig])).code, 2, "diff takes no --force-conflicts: the fix does not offer it");
     const conflict = await deploy("apply", p);
     assert.equal(conflict.code, 1, conflict.stdout);
     assert.match(conflict.stderr, /Deployment\/\S+\/gateway: fields owned by another manager: .*\.spec\.replicas/);

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { applyPlatform } from "../../deploy/apply.ts";
 import { destroyPlatform } from "../../deploy/destroy.ts";
-import { diffObjects } from "../../deploy/diff.ts";
+import { diffExitCode, diffObjects, formatDiffs } from "../../deploy/diff.ts";
 import { applySetId, asMember, groupKind } from "../../deploy/applyset.ts";
 import { liveMembers } from "../../deploy/inventory.ts";
 import { humanReporter, jsonReporter, type Reporter } from "../../deploy/progress.ts";
@@ -146,12 +146,8 @@ export const diffCommand: Command = {
     const keep = new Set(objects.map((o) => `${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
     const gone = (await liveMembers(ctx.client, ctx.namespace)).filter((o) => !keep.has(`${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
     const diffs = await diffObjects(ctx.client, objects, gone);
-    if (ctx.json) io.stdout.write(`${JSON.stringify({ changes: diffs }, null, 2)}\n`);
-    else {
-      for (const d of diffs) io.stdout.write(`${d.change === "create" ? "+" : d.change === "delete" ? "-" : "~"} ${d.resource} (${d.change})\n${d.lines.map((l) => `    ${l}`).join("\n")}\n`);
-      io.stdout.write(diffs.length === 0 ? "no changes\n" : `${diffs.length} object(s) would change\n`);
-    }
-    return diffs.length === 0 ? ExitCode.ok : ExitCode.failure;
+    io.stdout.write(ctx.json ? `${JSON.stringify({ changes: diffs, conflicts: diffs.filter((d) => d.conflicts !== undefined).map((d) => ({ resource: d.resource, fields: d.conflicts })) }, null, 2)}\n` : formatDiffs(diffs));
+    return diffExitCode(diffs);
   },
 };
 
