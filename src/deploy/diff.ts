@@ -1,6 +1,8 @@
 import { ConflictError, resourceName, type FieldConflict, type KubeClient } from "../kube/client.ts";
 import type { KubeObject } from "../render/context.ts";
 import { toYaml } from "../write/yaml.ts";
+import { InputError } from "../errors.ts";
+import { namespaceChecks } from "./preflight.ts";
 
 /** Fields the server owns or defaults that say nothing about the change: left out of diffs. */
 export function normalize(object: KubeObject | undefined): unknown {
@@ -57,6 +59,12 @@ export interface ObjectDiff {
 
 /** What apply would change: server-side dry run of every object against the live one. */
 export async function diffObjects(client: KubeClient, objects: readonly KubeObject[], toDelete: readonly KubeObject[]): Promise<ObjectDiff[]> {
+  // A namespace the spec writes into but does not create: the dry run would answer with the raw
+  // API error; preflight's explanation and fix say what to do.
+  const missing = (await namespaceChecks(client, objects)).filter((check) => !check.ok);
+  if (missing.length > 0) {
+    throw new InputError(`diff cannot compare objects in a namespace that does not exist (apply's preflight would refuse it too):\n${missing.map((c) => `  ${c.message}`).join("\n")}`, missing.map((c) => c.fix).join("; "));
+  }
   const diffs: ObjectDiff[] = [];
   // The API server cannot dry-run an object in a namespace that does not exist yet: such objects
   // are shown as rendered.

@@ -125,6 +125,36 @@ export interface PreflightInput {
   readonly optionalSecrets: readonly string[];
 }
 
+/**
+ * The namespaces the objects go into that the apply does not create must exist; and a namespace it
+ * creates, but that a required Secret has to be created in first, is named once, as the first step.
+ * diff gives the same explanation (it cannot dry-run objects into a namespace that does not exist).
+ */
+export async function namespaceChecks(client: KubeClient, objects: readonly KubeObject[], required: readonly RequiredSecret[] = []): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = [];
+  const namespaces = new Set(objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+  const seen = new Map<string, boolean>();
+  const namespaceExists = async (name: string): Promise<boolean> => {
+    const known = seen.get(name);
+    if (known !== undefined) return known;
+    const exists = (await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name } })) !== undefined;
+    seen.set(name, exists);
+    return exists;
+  };
+  const used = new Set(objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
+  for (const ns of [...used].sort()) {
+    const exists = await namespaceExists(ns);
+    const users = objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
+    checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} ${users.length === 1 ? "goes" : "go"} there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
+  }
+  for (const ns of [...new Set(required.map((secret) => secret.namespace))].sort()) {
+    if (!namespaces.has(ns) || (await namespaceExists(ns))) continue;
+    const names = required.filter((secret) => secret.namespace === ns).map((secret) => secret.name);
+    checks.push({ check: "namespaces", ok: false, message: `namespace ${ns} does not exist yet: apply creates it, but the Secrets ${names.join(", ")} must be created in it first`, fix: `kubectl create namespace ${ns}, then create the Secrets below` });
+  }
+  return checks;
+}
+
 /** Checks the cluster can take the platform, before anything is changed. */
 export async function preflight(client: KubeClient, input: PreflightInput): Promise<PreflightCheck[]> {
   const checks: PreflightCheck[] = input.validation ? ruleChecks(input.validation) : [];
@@ -153,28 +183,7 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
 
   checks.push(...(await controllerChecks(client, input.objects)));
 
-  const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
-  const seen = new Map<string, boolean>();
-  const namespaceExists = async (name: string): Promise<boolean> => {
-    const known = seen.get(name);
-    if (known !== undefined) return known;
-    const exists = (await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name } })) !== undefined;
-    seen.set(name, exists);
-    return exists;
-  };
-  const used = new Set(input.objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
-  for (const ns of [...used].sort()) {
-    const exists = await namespaceExists(ns);
-    const users = input.objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
-    checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} go there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
-  }
-  // A namespace the apply creates, but that a required Secret has to be created in first: one step, named once.
-  const required = input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name));
-  for (const ns of [...new Set(required.map((secret) => secret.namespace))].sort()) {
-    if (!namespaces.has(ns) || (await namespaceExists(ns))) continue;
-    const names = required.filter((secret) => secret.namespace === ns).map((secret) => secret.name);
-    checks.push({ check: "namespaces", ok: false, message: `namespace ${ns} does not exist yet: apply creates it, but the Secrets ${names.join(", ")} must be created in it first`, fix: `kubectl create namespace ${ns}, then create the Secrets below` });
-  }
+  checks.push(...(await namespaceChecks(client, input.objects, input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name)))));
   for (const secret of input.secrets) {
     const optional = input.optionalSecrets.includes(secret.name);
     const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });

@@ -256,6 +256,18 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     });
   });
 
+  it("diff into a monitoring namespace that does not exist gives preflight's explanation, not the raw API error", async (t) => {
+    const monitoring = `mon-${randomBytes(3).toString("hex")}`;
+    const p = await platform(t, { env: "production", edit: (d) => d.setIn(["environments", "production", "monitoring", "namespace"], monitoring) });
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 2, diff.stdout + diff.stderr);
+    assert.match(diff.stderr, new RegExp(`namespace ${monitoring} does not exist, and ConfigMap/diatonic-\\S+-dashboard goes there`));
+    assert.match(diff.stderr, new RegExp(`fix: kubectl create namespace ${monitoring}, or point the spec elsewhere \\(e\\.g\\. monitoring\\.namespace\\)`));
+    assert.doesNotMatch(diff.stderr, /namespaces "\S+" not found/);
+    const apply = await deploy("apply", p);
+    assert.match(apply.stdout, new RegExp(`✗ preflight namespaces: namespace ${monitoring} does not exist, and ConfigMap/diatonic-\\S+-dashboard goes there`), "the same words as apply's preflight");
+  });
+
   it("a pod that cannot be scheduled fails its phase with the scheduler's reason", async (t) => {
     const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "gpu", "nodeSelector"], d.createNode({ "nvidia.com/gpu.product": "NVIDIA-H100-80GB" })) });
     const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "25s"]);
