@@ -112,12 +112,21 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(diff.code, 0, diff.stdout);
     const status = await deploy("status", p, "--output", "json");
     assert.equal(status.code, 0, status.stdout);
-    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string; trust: unknown };
+    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string; trust: unknown; missing: string[]; reasons: string[]; revision: { number: number; environment: string } };
     assert.equal(report.healthy, true);
+    assert.deepEqual([report.missing, report.reasons, report.revision.number, report.revision.environment], [[], [], 1, "local"]);
     assert.equal(report.url, "https://llm.localtest.me/v1");
     // local uses the self-signed CA chain: status says how to trust it.
     assert.deepEqual(report.trust, { namespace: p.namespace, secret: "gateway-tls" });
+    // The same platform asked about for another environment: not what is live, and the header says what is.
+    const other = await runCli(["status", "--spec", p.file, "--env", "production", "--kubeconfig", cluster.kubeconfig]);
+    assert.equal(other.code, 1, other.stdout);
+    assert.match(other.stdout, new RegExp(`^platform in ${p.namespace} for environment production: NOT ready — live: revision 1 for environment local \\(apply, `));
+    assert.match(other.stdout, /\n {2}the live revision 1 was applied for environment local, not production\n {2}\d+ live object\(s\) were last applied for environment local, not production: /);
+    assert.match(other.stdout, /missing \(\d+ of the objects the spec renders\):\n {4}Namespace\/\S+-gpu is missing\n[\s\S]*HorizontalPodAutoscaler\/\S+\/gateway is missing/);
+    assert.match(other.stdout, /fix: `diatonic apply --env production` brings the cluster to the spec/);
     const human = await deploy("status", p);
+    assert.match(human.stdout, new RegExp(`^platform in ${p.namespace} for environment local: ready — live: revision 1 for environment local \\(apply, `));
     assert.match(human.stdout, new RegExp(`call: https://llm\\.localtest\\.me/v1 .*\\n  its certificate is from the platform's own CA; trust it first:\\n  kubectl -n ${p.namespace} get secret gateway-tls -o jsonpath='\\{\\.data\\.ca\\\\\\.crt\\}' \\| base64 -d > ca\\.crt\\n`));
     const json = await deploy("apply", p, "--output", "json");
     const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; changed?: number });
@@ -331,9 +340,21 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       });
       child.on("exit", () => resolve());
     });
+    // Half applied, no revision: never "ready" (it was, with 30 of 49 objects live and no engine).
+    const half = await deploy("status", p, "--output", "json");
+    assert.equal(half.code, 1, half.stdout);
+    const report = JSON.parse(half.stdout) as { healthy: boolean; missing: string[]; reasons: string[]; revision: unknown };
+    assert.equal(report.healthy, false);
+    assert.equal(report.revision, null);
+    assert.ok(report.missing.some((resource) => /^Deployment\/\S+\/engine$/.test(resource)), report.missing.join(", "));
+    assert.ok(report.missing.some((resource) => /^Deployment\/\S+\/gateway$/.test(resource)));
+    assert.match(report.reasons[0] ?? "", /^no revision is recorded: no apply of this platform has finished/);
+    const human = await deploy("status", p);
+    assert.match(human.stdout, new RegExp(`^platform in ${p.namespace} for environment local: NOT ready — live: no revision recorded\n`));
     const rerun = await deploy("apply", p);
     assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
     const status = await deploy("status", p, "--output", "json");
+    assert.equal(status.code, 0, status.stdout);
     assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
   });
 

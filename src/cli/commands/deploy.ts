@@ -8,7 +8,8 @@ import { applySetId, asMember, groupKind } from "../../deploy/applyset.ts";
 import { liveMembers } from "../../deploy/inventory.ts";
 import { humanReporter, jsonReporter, type Reporter } from "../../deploy/progress.ts";
 import { listRevisions, readRevision } from "../../deploy/revisions.ts";
-import { formatStatus, platformStatus } from "../../deploy/status.ts";
+import { platformStatus } from "../../deploy/status.ts";
+import { formatStatus } from "../../deploy/status-format.ts";
 import { ExitCode, InputError } from "../../errors.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
@@ -158,7 +159,7 @@ export const statusCommand: Command = {
     const { values } = parseFlags(this, argv, { ...COMMON, watch: { type: "boolean", default: false } });
     const ctx = setup(this, values, io);
     const show = async () => {
-      const report = await platformStatus(ctx.client, ctx.namespace);
+      const report = await platformStatus(ctx.client, ctx.namespace, { rendered: ctx.build.result.placed.map((p) => p.object), environment: ctx.build.platform.environment });
       io.stdout.write(ctx.json ? `${JSON.stringify(report)}\n` : `${values.watch && (io.stdout as { isTTY?: boolean }).isTTY ? "\u001b[2J\u001b[H" : ""}${formatStatus(report)}`);
       return report;
     };
