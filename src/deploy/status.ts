@@ -171,6 +171,8 @@ export interface StatusOptions {
   readonly rendered?: readonly KubeObject[];
   /** The environment `rendered` is for. Required with `rendered`. */
   readonly environment?: string;
+  /** The platform's instance label (its name): finds the StatefulSet claims a destroy kept. @default they are not listed */
+  readonly instance?: string;
 }
 
 /**
@@ -182,7 +184,13 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
   const destroyedAt = parent?.destroyedAt ?? null;
   const storageClasses = await client.list<KubeObject & { volumeBindingMode?: string }>("storage.k8s.io/v1", "StorageClass");
   const wffc = new Set(storageClasses.filter((s) => s.volumeBindingMode === "WaitForFirstConsumer").map((s) => s.metadata.name));
-  const objects = members.map((object) => {
+  // destroy keeps a StatefulSet's claims (Qdrant's volumes) too; they were never set members, so
+  // they are found as destroy finds them, by the platform's instance label.
+  const kept =
+    destroyedAt !== null && options.instance !== undefined
+      ? (await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`)).filter((claim) => !members.some((m) => m.kind === claim.kind && m.metadata.name === claim.metadata.name && m.metadata.namespace === claim.metadata.namespace))
+      : [];
+  const objects = [...members, ...kept].map((object) => {
     const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
     return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state: readiness.state, reason: readiness.reason };
   });

@@ -429,12 +429,13 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const unconfirmed = await deploy("destroy", p, "--delete-data");
     assert.equal(unconfirmed.code, 2, "deleting data without a terminal needs --yes");
     assert.match(unconfirmed.stderr, /pass --yes/);
-    assert.ok((await members(p)).includes("persistentvolumeclaim/models"), "nothing was deleted");
+    // The local environment's volumes are Qdrant's (the StatefulSet's claims); the model is each engine pod's own ephemeral claim.
+    assert.match(await cluster.kubectl(["-n", p.namespace, "get", "pvc", "-o", "name"]), /persistentvolumeclaim\/data-qdrant-0/, "nothing was deleted");
+    assert.ok((await members(p)).includes("statefulset.apps/qdrant"), "nothing was deleted");
     const destroyed = await deploy("destroy", p);
     assert.equal(destroyed.code, 0, destroyed.stderr);
-    assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/models/);
+    assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/data-qdrant-0/);
     const claims = await cluster.kubectl(["-n", p.namespace, "get", "pvc", "-o", "name"]);
-    assert.match(claims, /persistentvolumeclaim\/models/);
     assert.match(claims, /persistentvolumeclaim\/data-qdrant-0/);
     const left = await cluster.kubectl(["-n", p.namespace, "get", "deployments,statefulsets,services", "-o", "name"]);
     assert.equal(left.trim(), "");
@@ -444,10 +445,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     // first destroy had deleted the ApplySet parent that lists them).
     const leftStatus = await deploy("status", p);
     assert.equal(leftStatus.code, 1, leftStatus.stdout);
-    assert.match(leftStatus.stdout, new RegExp(`platform in ${p.namespace}: destroyed at \\S+; its data was kept:[\\s\\S]*PersistentVolumeClaim/${p.namespace}/models`));
+    assert.match(leftStatus.stdout, new RegExp(`platform in ${p.namespace}: destroyed at \\S+; its data was kept:[\\s\\S]*Namespace/${p.namespace}`));
+    // Every volume destroy kept, the StatefulSet's claims (Qdrant's data) too, as destroy listed them.
+    const keptByDestroy = /kept \d+ \(data: (.*)\)/.exec(destroyed.stdout)?.[1]?.split(", ").filter((r) => r.startsWith("PersistentVolumeClaim/")) ?? [];
+    assert.ok(keptByDestroy.includes(`PersistentVolumeClaim/${p.namespace}/data-qdrant-0`), destroyed.stdout);
+    for (const claim of keptByDestroy) assert.ok(leftStatus.stdout.includes(`  ${claim}\n`), `status lists ${claim}:\n${leftStatus.stdout}`);
     const data = await deploy("destroy", p, "--delete-data", "--yes");
     assert.equal(data.code, 0, data.stdout + data.stderr);
-    assert.match(data.stdout, new RegExp(`pruned PersistentVolumeClaim/${p.namespace}/models[\\s\\S]*pruned Namespace/${p.namespace}`));
+    assert.match(data.stdout, new RegExp(`pruned PersistentVolumeClaim/${p.namespace}/data-qdrant-0[\\s\\S]*pruned Namespace/${p.namespace}`));
     const phase = (await cluster.kubectl(["get", "namespace", p.namespace, "-o", "jsonpath={.status.phase}", "--ignore-not-found"])).trim();
     assert.ok(phase === "" || phase === "Terminating", `namespace ${p.namespace} is ${phase}`);
   });

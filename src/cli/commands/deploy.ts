@@ -159,7 +159,7 @@ export const statusCommand: Command = {
     const { values } = parseFlags(this, argv, { ...COMMON, watch: { type: "boolean", default: false } });
     const ctx = setup(this, values, io);
     const show = async () => {
-      const report = await platformStatus(ctx.client, ctx.namespace, { rendered: ctx.build.result.placed.map((p) => p.object), environment: ctx.build.platform.environment });
+      const report = await platformStatus(ctx.client, ctx.namespace, { rendered: ctx.build.result.placed.map((p) => p.object), environment: ctx.build.platform.environment, instance: ctx.build.platform.name });
       io.stdout.write(ctx.json ? `${JSON.stringify(report)}\n` : `${values.watch && (io.stdout as { isTTY?: boolean }).isTTY ? "\u001b[2J\u001b[H" : ""}${formatStatus(report)}`);
       return report;
     };
