@@ -3,6 +3,7 @@ import { gpuPodsOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import type { ValidationResult } from "../validate/index.ts";
 import { Inventory } from "../validate/inventory.ts";
+import { metricsApiChecks } from "./metrics-apis.ts";
 
 export interface PreflightCheck {
   readonly check: string;
@@ -182,6 +183,7 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
   }
 
   checks.push(...(await controllerChecks(client, input.objects)));
+  checks.push(...(await metricsApiChecks(client, input.objects)));
 
   checks.push(...(await namespaceChecks(client, input.objects, input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name)))));
   for (const secret of input.secrets) {

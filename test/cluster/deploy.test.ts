@@ -217,6 +217,27 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(run.code, 0, run.stdout + run.stderr);
     // validate's warnings are shown and do not stop the apply.
     assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: make it fit the smallest card/);
+    // The test cluster serves no metrics API: the HPA (CPU, and requests in flight through prometheus-adapter) cannot scale.
+    assert.match(run.stdout, /! preflight metrics: no APIService v1beta1\.metrics\.k8s\.io is registered: HorizontalPodAutoscaler\/\S+\/gateway \(Resource metric cpu\) will report ScalingActive=False and not scale\n {4}fix: install metrics-server/);
+    assert.match(run.stdout, /! preflight metrics: no APIService v1beta1\.custom\.metrics\.k8s\.io or v1beta2\.custom\.metrics\.k8s\.io is registered: HorizontalPodAutoscaler\/\S+\/gateway \(Pods metric diatonic_gateway_in_flight_requests\).*\n {4}fix: install prometheus-adapter/);
+    // status gives the HPA controller's own verdict once it has synced the HPA (it does every 15 s).
+    type Report = { healthy: boolean; objects: { resource: string; state: string; reason: string }[]; reasons: string[] };
+    let report: Report | undefined;
+    let statusCode = 0;
+    for (let attempt = 0; attempt < 60; attempt++) {
+      const polled = await deploy("status", p, "--output", "json");
+      statusCode = polled.code;
+      report = JSON.parse(polled.stdout) as Report;
+      if (report.objects.some((o) => o.resource.startsWith("HorizontalPodAutoscaler/") && o.state === "failed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const hpa = report?.objects.find((o) => o.resource.startsWith("HorizontalPodAutoscaler/"));
+    assert.equal(hpa?.state, "failed", JSON.stringify(hpa));
+    assert.match(hpa?.reason ?? "", /^not scaling: ScalingActive=False FailedGet\w+Metric: /);
+    assert.equal(statusCode, 1, "a dead HPA is not ready");
+    assert.ok(report?.reasons.some((r) => r.startsWith(`${hpa?.resource ?? ""}: not scaling`)), JSON.stringify(report?.reasons));
+    const human = await deploy("status", p);
+    assert.match(human.stdout, /✗ gateway +HorizontalPodAutoscaler\/\S+\/gateway +not scaling: ScalingActive=False/);
     const status = await deploy("status", p, "--output", "json");
     const { gpu, trust } = JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[]; trust: unknown };
     assert.equal(trust, null, "production's certificate is from Let's Encrypt: nothing to trust by hand");

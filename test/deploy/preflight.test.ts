@@ -4,6 +4,7 @@
 // CRDs, not its controller).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { metricsApiChecks } from "../../src/deploy/metrics-apis.ts";
 import { controllerChecks, preflight, ruleChecks } from "../../src/deploy/preflight.ts";
 import { ForbiddenError, type KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/render/context.ts";
@@ -129,5 +130,36 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
     assert.deepEqual(await gpuChecksOf({ "nvidia.com/gpu": "2" }, { "nvidia.com/gpu": "8" }), [{ check: "gpu", ok: true, message: "8 nvidia.com/gpu visible (gpu-0: 8), 2 needed" }]);
     const [short] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 9);
     assert.equal(short?.message, "the platform needs 9 nvidia.com/gpu, the nodes advertise 8 (gpu-0: 8)");
+  });
+});
+
+describe("preflight: the metrics APIs the HPAs read (a fake client: the test cluster registers none, which the cluster tier checks)", () => {
+  const hpa = {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: "gateway", namespace: "lab" },
+    spec: { metrics: [{ type: "Resource", resource: { name: "cpu" } }, { type: "Pods", pods: { metric: { name: "diatonic_gateway_in_flight_requests" } } }] },
+  } as unknown as KubeObject;
+  const serving = (services: Record<string, { status: string; reason?: string; message?: string } | Error>): KubeClient =>
+    ({
+      get: async (object: KubeObject) => {
+        assert.equal(object.kind, "APIService");
+        const found = services[object.metadata.name];
+        if (found instanceof Error) throw found;
+        return found === undefined ? undefined : { ...object, status: { conditions: [{ type: "Available", ...found }] } };
+      },
+    }) as unknown as KubeClient;
+
+  it("registered but not available: a warning with the aggregator's reason; available: a pass", async () => {
+    const checks = await metricsApiChecks(serving({ "v1beta1.metrics.k8s.io": { status: "True" }, "v1beta1.custom.metrics.k8s.io": { status: "False", reason: "ServiceNotFound", message: 'service/prometheus-adapter in "monitoring" is not present' } }), [hpa]);
+    assert.deepEqual(checks.map((c) => [c.ok, c.warning]), [[true, undefined], [true, true]]);
+    assert.equal(checks[0]?.message, "APIService v1beta1.metrics.k8s.io is available for HorizontalPodAutoscaler/lab/gateway (Resource metric cpu)");
+    assert.match(checks[1]?.message ?? "", /^APIService v1beta1\.custom\.metrics\.k8s\.io is registered but not available \(ServiceNotFound: service\/prometheus-adapter in "monitoring" is not present\): HorizontalPodAutoscaler\/lab\/gateway \(Pods metric diatonic_gateway_in_flight_requests\) will report ScalingActive=False/);
+    assert.match(checks[1]?.fix ?? "", /^kubectl get apiservice v1beta1\.custom\.metrics\.k8s\.io -o yaml says why; install prometheus-adapter/);
+  });
+
+  it("no HPA: nothing is read; credentials that may not read APIServices: no check", async () => {
+    assert.deepEqual(await metricsApiChecks(serving({}), [certificate]), []);
+    assert.deepEqual(await metricsApiChecks(serving({ "v1beta1.metrics.k8s.io": new ForbiddenError("forbidden"), "v1beta1.custom.metrics.k8s.io": new ForbiddenError("forbidden"), "v1beta2.custom.metrics.k8s.io": new ForbiddenError("forbidden") }), [hpa]), []);
   });
 });
