@@ -1,8 +1,7 @@
 import { unlessForbidden, type KubeClient } from "../kube/client.ts";
-import { gpuPodsOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import type { ValidationResult } from "../validate/index.ts";
-import { Inventory } from "../validate/inventory.ts";
+import { gpuChecks } from "./gpu-capacity.ts";
 import { metricsApiChecks } from "./metrics-apis.ts";
 
 export interface PreflightCheck {
@@ -83,38 +82,6 @@ export function ruleChecks(validation: ValidationResult): PreflightCheck[] {
     message: f.message.startsWith(f.resource) ? `${f.ruleId}: ${f.message}` : `${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}: ${f.message}`,
     fix: f.fix,
   }));
-}
-
-/**
- * The GPU resources the platform asks for against what the nodes advertise, resource by resource:
- * `nvidia.com/gpu`, or under MIG's mixed strategy `nvidia.com/mig-<profile>`.
- */
-async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Promise<PreflightCheck[]> {
-  const requested = new Map<string, number>();
-  for (const pod of gpuPodsOf(new Inventory(objects))) requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
-  if (requested.size === 0) return [];
-  const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
-  return [...requested.entries()].sort().map(([resource, needed]): PreflightCheck => {
-    const visible = nodes.map((n) => ({ name: n.metadata.name, count: Number(n.status?.allocatable?.[resource] ?? 0) })).filter((n) => n.count > 0);
-    const total = visible.reduce((n, v) => n + v.count, 0);
-    const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
-    if (total >= needed) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed` };
-    return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix: gpuFix(resource, total, nodes) };
-  });
-}
-
-/** What to do when the nodes advertise too little of `resource` (`total` of it). */
-function gpuFix(resource: string, total: number, nodes: readonly { status?: { allocatable?: Record<string, string> } }[]): string {
-  if (total > 0) return "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes";
-  // The same GPUs under the other name: the plugin renames time-slices (.shared) or does not.
-  const otherName = resource.endsWith(".shared") ? resource.slice(0, -".shared".length) : `${resource}.shared`;
-  if (nodes.some((n) => Number(n.status?.allocatable?.[otherName] ?? 0) > 0)) {
-    return `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`;
-  }
-  if (resource.startsWith("nvidia.com/mig-")) {
-    return `label the GPU nodes that should hold them nvidia.com/mig.config=diatonic (diatonic-<name> for those of gpu.sharingConfigs.<name>, as render's note says) so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`;
-  }
-  return "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
 }
 
 export interface PreflightInput {

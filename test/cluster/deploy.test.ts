@@ -17,6 +17,7 @@ import { simulateCertManager, type CertManagerSimulation } from "../support/cert
 import { runCli } from "../support/cli.ts";
 import { restartApiServer } from "../support/apiserver.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
+import { pauseImage, restrictedPodSpec } from "../support/cluster-manifests.ts";
 
 const skip = clusterSkipReason();
 const failingCertificates: string[] = [];
@@ -275,6 +276,20 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
         assert.deepEqual(await members(p), [], "nothing was applied");
       });
     }
+
+    it("GPU slices another tenant's running pod holds are not free", async (t) => {
+      const tenant = await cluster.namespace(t);
+      const gpu = { "nvidia.com/gpu": "7" };
+      const container = { name: "app", image: pauseImage, securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } }, resources: { requests: { cpu: "10m", memory: "16Mi", ...gpu }, limits: { memory: "32Mi", ...gpu } } };
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: "trainer", namespace: tenant }, spec: restrictedPodSpec({ containers: [container] }) }));
+      t.after(() => cluster.kubectl(["-n", tenant, "delete", "pod", "trainer", "--wait=false", "--ignore-not-found"]));
+      // The real scheduler places it (7 of the GPU node's 8 slices); kwok runs it.
+      await cluster.kubectl(["-n", tenant, "wait", "--for=condition=PodScheduled", "pod/trainer", "--timeout=60s"]);
+      const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "model", "engine", "replicas"], 2) });
+      const run = await deploy("apply", p, "--dry-run");
+      assert.equal(run.code, 1, run.stdout);
+      assert.match(run.stdout, new RegExp(`✗ preflight gpu: the platform needs 2 nvidia.com/gpu, and 1 of the 8 the nodes advertise \\(gpu-node-0: 8\\) are free: running pods of other workloads hold 7 \\(${tenant}/trainer on gpu-node-0: 7\\)\n {4}fix: free GPU slices`));
+    });
 
     it("a Secret without the expected key", async (t) => {
       const p = await platform(t, { secrets: false });

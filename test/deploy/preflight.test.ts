@@ -94,17 +94,23 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
       spec: { replicas, selector: { matchLabels: { app: "engine" } }, template: { metadata: { labels: { app: "engine" } }, spec: { containers: [{ name: "vllm", image: "vllm/vllm-openai:v0.6.6", resources: { limits } }] } } },
     }) as unknown as KubeObject;
   const namespace: KubeObject = { apiVersion: "v1", kind: "Namespace", metadata: { name: "llm" } };
-  const nodesAdvertising = (allocatable: Record<string, string>): KubeClient =>
+  /** Pods as the API lists them, running on gpu-0. */
+  const runningPod = (namespaceName: string, name: string, requests: Record<string, string>, phase = "Running") => ({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: namespaceName }, spec: { nodeName: "gpu-0", containers: [{ resources: { requests, limits: requests } }] }, status: { phase } });
+  const nodesAdvertising = (allocatable: Record<string, string>, pods: readonly unknown[] | Error = []): KubeClient =>
     ({
       server: "https://fake",
       version: async () => ({ major: "1", minor: "33", gitVersion: "v1.33.0" }),
       list: async (apiVersion: string, kind: string) => {
+        if (kind === "Pod") {
+          if (pods instanceof Error) throw pods;
+          return pods;
+        }
         assert.deepEqual([apiVersion, kind], ["v1", "Node"]);
         return [{ apiVersion: "v1", kind: "Node", metadata: { name: "gpu-0" }, status: { allocatable } }];
       },
     }) as unknown as KubeClient;
-  const gpuChecksOf = async (limits: Record<string, string>, allocatable: Record<string, string>, replicas = 1) =>
-    (await preflight(nodesAdvertising(allocatable), { objects: [namespace, deployment(limits, replicas)], secrets: [], optionalSecrets: [] })).filter((c) => c.check === "gpu");
+  const gpuChecksOf = async (limits: Record<string, string>, allocatable: Record<string, string>, replicas = 1, pods: readonly unknown[] | Error = []) =>
+    (await preflight(nodesAdvertising(allocatable, pods), { objects: [namespace, deployment(limits, replicas)], secrets: [], optionalSecrets: [] })).filter((c) => c.check === "gpu");
 
   it("MIG's mixed strategy: a MIG profile is counted against that profile, not nvidia.com/gpu (it failed with 'the nodes advertise 0')", async () => {
     const checks = await gpuChecksOf({ "nvidia.com/mig-3g.40gb": "1" }, { "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "1" }, 2);
@@ -124,6 +130,18 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
     assert.equal(shared?.fix, "the nodes advertise nvidia.com/gpu instead: set gpu.sharing.renameByDefault to false, as their device plugin is configured");
     const [plain] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu.shared": "8" });
     assert.equal(plain?.fix, "the nodes advertise nvidia.com/gpu.shared instead: set gpu.sharing.renameByDefault to true, as their device plugin is configured");
+  });
+
+  it("what running pods of other workloads hold is not free (it said '8 visible, 1 needed' with all 8 taken); the platform's own pods and finished pods are not counted", async () => {
+    const tenant = [runningPod("tenant", "trainer", { "nvidia.com/gpu": "7" }), runningPod("tenant", "done", { "nvidia.com/gpu": "1" }, "Succeeded"), runningPod("llm", "engine-old", { "nvidia.com/gpu": "1" })];
+    const [short] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 2, tenant);
+    assert.equal(short?.ok, false);
+    assert.equal(short?.message, "the platform needs 2 nvidia.com/gpu, and 1 of the 8 the nodes advertise (gpu-0: 8) are free: running pods of other workloads hold 7 (tenant/trainer on gpu-0: 7)");
+    assert.match(short?.fix ?? "", /^free GPU slices \(the pods above hold them\)/);
+    const [fits] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 1, tenant);
+    assert.deepEqual([fits?.ok, fits?.message], [true, "1 of 8 nvidia.com/gpu free (gpu-0: 8; running pods of other workloads hold 7: tenant/trainer on gpu-0: 7), 1 needed"]);
+    const [blind] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 1, new ForbiddenError("pods is forbidden"));
+    assert.equal(blind?.message, "8 nvidia.com/gpu visible (gpu-0: 8), 1 needed (these credentials may not list pods, so what running pods hold is not counted)");
   });
 
   it("whole or time-sliced GPUs as before", async () => {
