@@ -4,6 +4,7 @@ import type { AdapterState, AdapterStatus } from "../adapters/agent.ts";
 import { AGENT_PORT } from "../adapters/port.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
+import { isPodOf, podsReason, type PodLike as EvidencePod } from "../kube/evidence.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
 import { isGpuResource } from "../plan/gpu-pods.ts";
 import type { KubeObject } from "../render/context.ts";
@@ -190,13 +191,16 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
     destroyedAt !== null && options.instance !== undefined
       ? (await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`)).filter((claim) => !members.some((m) => m.kind === claim.kind && m.metadata.name === claim.metadata.name && m.metadata.namespace === claim.metadata.namespace))
       : [];
+  const pods = (await client.list("v1", "Pod")) as unknown as (PodLike & EvidencePod)[];
   const objects = [...members, ...kept].map((object) => {
     const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
-    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state: readiness.state, reason: readiness.reason };
+    // A workload that waits says why in its pods' words (the scheduler, an image pull, a crash loop), as apply does.
+    const why = readiness.state === "progressing" ? podsReason(pods.filter((pod) => isPodOf(object, pod))) : undefined;
+    const state = why?.hard === true ? "failed" : readiness.state;
+    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state, reason: why === undefined ? readiness.reason : `${readiness.reason} — ${why.message}` };
   });
 
   const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
-  const pods = (await client.list("v1", "Pod")) as unknown as PodLike[];
   const gpu = gpuUse(nodes, pods);
 
   const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;

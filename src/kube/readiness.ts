@@ -66,9 +66,12 @@ const deployment: ReadinessRule = {
     const available = num(status?.["availableReplicas"]);
     const readyReplicas = num(status?.["readyReplicas"]);
     const total = num(status?.["replicas"]);
-    if (updated < want) return progressing(`${updated}/${want} replicas updated`);
+    // The ReplicaSet cannot create pods (quota, Pod Security admission): the controller says so here.
+    const replicaFailure = condition(object, "ReplicaFailure");
+    const cannotCreate = replicaFailure?.status === "True" ? ` — ${replicaFailure.reason ?? "ReplicaFailure"}: ${replicaFailure.message ?? ""}`.trimEnd() : "";
+    if (updated < want) return progressing(`${updated}/${want} replicas updated${cannotCreate}`);
     if (total > updated) return progressing(`${total - updated} old replica(s) still terminating`);
-    if (available < want || readyReplicas < want) return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available`);
+    if (available < want || readyReplicas < want) return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available${cannotCreate}`);
     return ready(`${available}/${want} replicas available`);
   },
 };

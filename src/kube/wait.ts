@@ -1,7 +1,7 @@
 import { WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
 import { resourceName, type KubeClient } from "./client.ts";
-import { explain, labelSelector, podProblems } from "./evidence.ts";
+import { explain, labelSelector, podProblems, podsReason, workloadSelector, type PodLike } from "./evidence.ts";
 import { evaluateReadiness, needsWaiting, type Readiness, type ReadinessContext } from "./readiness.ts";
 
 export interface NotReady {
@@ -35,12 +35,6 @@ export interface WaitOptions {
 
 const key = (o: Pick<KubeObject, "kind" | "metadata">) => resourceName(o);
 
-function workloadSelector(object: KubeObject): Record<string, string> | undefined {
-  if (object.kind === "Job") return { "batch.kubernetes.io/job-name": object.metadata.name };
-  if (!["Deployment", "StatefulSet", "DaemonSet"].includes(object.kind)) return undefined;
-  return (object as unknown as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
-}
-
 /**
  * Waits until every object is ready, with watches (the server replays current state first, then
  * streams changes): no polling, no sleeps. Fails early when a pod is in a state that does not heal
@@ -51,8 +45,23 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
   if (pending.length === 0) return;
   const latest = new Map<string, KubeObject>(pending.map((o) => [key(o), o]));
   const states = new Map<string, Readiness>();
+  /** Per workload, its pods as last seen: what they say is shown with its readiness at once. */
+  const pods = new Map<string, Map<string, PodLike>>();
+  const reported = new Map<string, string>();
   const stops: (() => void)[] = [];
   let settled = false;
+  /** Tells onChange the object's readiness, with its pods' reason while it waits, when either changed. */
+  const notify = (resource: string) => {
+    const object = latest.get(resource);
+    const readiness = states.get(resource);
+    if (object === undefined || readiness === undefined) return;
+    const why = readiness.state === "progressing" ? podsReason([...(pods.get(resource)?.values() ?? [])]) : undefined;
+    const shown: Readiness = why === undefined ? readiness : { state: readiness.state, reason: `${readiness.reason} — ${why.message}` };
+    const fingerprint = `${shown.state}\u0000${shown.reason}`;
+    if (reported.get(resource) === fingerprint) return;
+    reported.set(resource, fingerprint);
+    options.onChange?.(object, shown);
+  };
 
   await new Promise<void>((resolve, reject) => {
     const finish = (error?: Error) => {
@@ -95,10 +104,8 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
           (type, current) => {
             if (settled || type === "DELETED" || type === "BOOKMARK") return;
             latest.set(key(object), current);
-            const readiness = evaluateReadiness(current, options.context ?? {});
-            const before = states.get(key(object));
-            states.set(key(object), readiness);
-            if (before?.state !== readiness.state || before.reason !== readiness.reason) options.onChange?.(current, readiness);
+            states.set(key(object), evaluateReadiness(current, options.context ?? {}));
+            notify(key(object));
             check();
           },
           () => {
@@ -123,15 +130,22 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
             "v1",
             "Pod",
             { namespace: workload.namespace, labelSelector: labelSelector(workload.selector) },
-            (type, pod) => {
-              if (settled || type === "DELETED") return;
-              const hard = podProblems(pod as never).find((p) => p.hard);
-              if (hard) {
-                states.set(key(workload.object), { state: "failed", reason: `pod ${hard.pod}: ${hard.message}` });
-                check();
-              }
+            (type, object) => {
+              if (settled || type === "BOOKMARK") return;
+              const pod = object as unknown as PodLike;
+              const resource = key(workload.object);
+              const mine = pods.get(resource) ?? new Map<string, PodLike>();
+              pods.set(resource, mine);
+              if (type === "DELETED") mine.delete(pod.metadata.name);
+              else mine.set(pod.metadata.name, pod);
+              const hard = type === "DELETED" ? undefined : podProblems(pod).find((p) => p.hard);
+              if (hard) states.set(resource, { state: "failed", reason: `pod ${hard.pod}: ${hard.message}` });
+              notify(resource);
+              check();
             },
             () => {
+              // The new watch replays every pod that still exists.
+              pods.get(key(workload.object))?.clear();
               if (!settled) setTimeout(watchPods, 200);
             },
           )

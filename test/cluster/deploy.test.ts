@@ -313,12 +313,34 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.match(apply.stdout, new RegExp(`✗ preflight namespaces: namespace ${monitoring} does not exist, and ConfigMap/diatonic-\\S+-dashboard goes there`), "the same words as apply's preflight");
   });
 
-  it("a pod that cannot be scheduled fails its phase with the scheduler's reason", async (t) => {
+  it("a pod that cannot be scheduled: apply and status name the scheduler's reason while it waits, and the phase fails with it", async (t) => {
     const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "gpu", "nodeSelector"], d.createNode({ "nvidia.com/gpu.product": "NVIDIA-H100-80GB" })) });
-    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "25s"]);
-    assert.equal(run.code, 1, run.stdout);
-    assert.match(run.stdout, /✗ engine/);
-    assert.match(run.stderr, /Deployment\/\S+\/engine[\s\S]*Unschedulable: 0\/3 nodes are available: .*didn't match Pod's node affinity\/selector/);
+    const child = spawn(process.execPath, ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "40s"], { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let stdout = "";
+    let stderr = "";
+    let engineStarted = 0;
+    const scheduler = /waiting: Deployment\/\S+\/engine: 0\/1 replicas available — pod engine-\S+: Unschedulable: 0\/3 nodes are available: .*didn't match Pod's node affinity\/selector/;
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const named = new Promise<number>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (engineStarted === 0 && stdout.includes("… engine")) engineStarted = Date.now();
+        if (scheduler.test(stdout)) resolve(Date.now());
+      });
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const when = await Promise.race([named, exited.then(() => undefined)]);
+    assert.ok(when !== undefined, `apply ended without naming the scheduler's reason while it waited:\n${stdout}`);
+    t.diagnostic(`apply named the scheduler's reason ${((when - engineStarted) / 1000).toFixed(1)} s after the engine phase began`);
+    // status, while the apply still waits, gives the same reason for the engine.
+    const status = await deploy("status", p, "--output", "json");
+    assert.equal(status.code, 1, status.stdout);
+    const engine = (JSON.parse(status.stdout) as { objects: { resource: string; reason: string }[] }).objects.find((o) => /^Deployment\/\S+\/engine$/.test(o.resource));
+    assert.match(engine?.reason ?? "", /^0\/1 replicas available — pod engine-\S+: Unschedulable: 0\/3 nodes are available: .*didn't match Pod's node affinity\/selector/);
+    assert.equal(await exited, 1, stdout);
+    assert.ok(stdout.search(scheduler) < stdout.indexOf("✗ engine"), "the reason came while waiting, not at the deadline");
+    assert.match(stderr, /Deployment\/\S+\/engine[\s\S]*Unschedulable: 0\/3 nodes are available: .*didn't match Pod's node affinity\/selector/);
   });
 
   it("an image that cannot be pulled fails its phase at once with the kubelet's reason", async (t) => {
