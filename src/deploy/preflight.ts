@@ -35,7 +35,7 @@ const CONTROLLERS: readonly { readonly group: string; readonly name: string; rea
     name: "cert-manager",
     selector: "app.kubernetes.io/name=cert-manager",
     install: CRD_HINTS["cert-manager.io"] as string,
-    without: "Certificates and issuers get no status and the certificates phase times out",
+    without: "Certificates and issuers get no status, and the certificates phase stops once it sees that no cert-manager leader holds its lease",
   },
 ];
 

@@ -16,12 +16,30 @@ export class ReadinessError extends WorldError {
     readonly failure: "timeout" | "failed",
     readonly objects: readonly NotReady[],
     what: string,
+    fix?: string,
   ) {
     super(
       `${what}:\n${objects.map((o) => `  ${o.resource}: ${o.reason}${o.evidence.map((e) => `\n    ${e.replace(/\n/g, "\n    ")}`).join("")}`).join("\n")}`,
-      failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped",
+      fix ?? (failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped"),
     );
   }
+}
+
+/** Whether a controller has written anything into the object's status yet. */
+function hasStatus(object: KubeObject): boolean {
+  const status = (object as { status?: unknown }).status;
+  return typeof status === "object" && status !== null && Object.keys(status).length > 0;
+}
+
+/**
+ * Objects whose controller may not run at all (cert-manager's, whose CRDs install apart from it):
+ * when one still has no status `graceMs` after the wait began, `verdict` is asked whether the
+ * controller runs. An answer fails the wait at once, with its fix; none waits another `graceMs`.
+ */
+export interface UnattendedCheck {
+  readonly kinds: readonly string[];
+  readonly graceMs: number;
+  verdict(unattended: readonly KubeObject[]): Promise<{ readonly message: string; readonly fix: string } | undefined>;
 }
 
 export interface WaitOptions {
@@ -31,6 +49,8 @@ export interface WaitOptions {
   readonly onChange?: (object: KubeObject, readiness: Readiness) => void;
   /** What is being waited for, for messages ("phase engine"). */
   readonly label: string;
+  /** Notice early that nothing acts on some kinds. @default no such check */
+  readonly unattended?: UnattendedCheck;
 }
 
 const key = (o: Pick<KubeObject, "kind" | "metadata">) => resourceName(o);
@@ -72,14 +92,14 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
       if (error) reject(error);
       else resolve();
     };
-    const failWith = (cause: "timeout" | "failed", resources: readonly string[], reasons: Map<string, string>) => {
+    const failWith = (cause: "timeout" | "failed", resources: readonly string[], reasons: Map<string, string>, fix?: string) => {
       void Promise.all(
         resources.map(async (resource): Promise<NotReady> => {
           const object = latest.get(resource);
           const evidence = object ? await explain(client, object).catch((e: unknown) => [`(could not read evidence: ${(e as Error).message})`]) : [];
           return { resource, reason: reasons.get(resource) ?? states.get(resource)?.reason ?? "not ready", evidence };
         }),
-      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`)));
+      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`, fix)));
     };
     const check = () => {
       if (settled) return;
@@ -94,6 +114,22 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
       const stuck = pending.map(key).filter((k) => states.get(k)?.state !== "ready");
       failWith("timeout", stuck, new Map());
     }, options.timeoutMs);
+
+    const unattended = options.unattended;
+    const askVerdict = () => {
+      if (settled || unattended === undefined) return;
+      const waiting = pending.filter((o) => unattended.kinds.includes(o.kind) && !hasStatus(latest.get(key(o)) ?? o));
+      if (waiting.length === 0) return;
+      unattended
+        .verdict(waiting.map((o) => latest.get(key(o)) ?? o))
+        .then((verdict) => {
+          if (settled) return;
+          if (verdict === undefined) setTimeout(askVerdict, unattended.graceMs).unref();
+          else failWith("failed", waiting.map(key), new Map(waiting.map((o) => [key(o), verdict.message])), verdict.fix);
+        })
+        .catch((error: unknown) => finish(error as Error));
+    };
+    if (unattended !== undefined) setTimeout(askVerdict, unattended.graceMs).unref();
 
     const watchObject = (object: KubeObject) => {
       client

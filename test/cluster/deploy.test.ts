@@ -21,6 +21,8 @@ import { pauseImage, restrictedPodSpec } from "../support/cluster-manifests.ts";
 
 const skip = clusterSkipReason();
 const failingCertificates: string[] = [];
+/** Namespaces the simulated cert-manager leaves alone, as if none ran. */
+const unattendedNamespaces: string[] = [];
 let cluster: TestCluster;
 let certManager: CertManagerSimulation | undefined;
 
@@ -93,7 +95,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   before(async () => {
     cluster = await testCluster();
     await cluster.kubectl(["create", "namespace", "monitoring"]).catch(() => undefined);
-    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates });
+    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates, unattended: unattendedNamespaces });
   });
   after(() => certManager?.stop());
 
@@ -384,6 +386,20 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(run.code, 1, run.stdout);
     assert.match(run.stdout, /✗ certificates/);
     assert.match(run.stderr, /phase certificates did not become ready within \d+s:[\s\S]*Certificate\/\S+\/gateway-tls: Failed: .*ACME challenge failed/);
+  });
+
+  it("no cert-manager controller acts on the Certificate: apply says so within seconds, with the fix, instead of waiting out its timeout", async (t) => {
+    const p = await platform(t);
+    unattendedNamespaces.push(p.namespace);
+    t.after(() => unattendedNamespaces.splice(unattendedNamespaces.indexOf(p.namespace), 1));
+    const started = Date.now();
+    // A 10 minute timeout gives the certificates phase 2 minutes: a failure before it is the early check's.
+    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "10m"]);
+    t.diagnostic(`apply stopped ${((Date.now() - started) / 1000).toFixed(1)} s after it began`);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /✗ certificates/);
+    assert.match(run.stderr, /phase certificates failed:\n {2}Certificate\/\S+\/gateway-tls: no cert-manager controller is running: after 15 s cert-manager has written no status on Certificate\/\S+\/gateway-tls, and no cert-manager leader lease \(Lease cert-manager-controller\) exists in any namespace\n/);
+    assert.match(run.stderr, /fix: install cert-manager's controller \(helm install cert-manager jetstack\/cert-manager .*\), then run apply again: it resumes where it stopped/);
   });
 
   it("an apply killed mid-phase converges when run again", async (t) => {

@@ -40,7 +40,7 @@ describe("preflight: controllers the platform's objects wait on (a fake client: 
   it("cert-manager missing or unavailable: a warning that says what will happen and the fix; the apply goes on", async () => {
     const [missing] = await controllerChecks(clientListing([]).client, [certificate]);
     assert.deepEqual([missing?.ok, missing?.warning], [true, true]);
-    assert.match(missing?.message ?? "", /no cert-manager controller found .*the certificates phase times out/);
+    assert.match(missing?.message ?? "", /no cert-manager controller found .*the certificates phase stops once it sees that no cert-manager leader holds its lease/);
     assert.match(missing?.fix ?? "", /helm install cert-manager/);
     const [down] = await controllerChecks(clientListing([{ name: "cert-manager", available: 0 }]).client, [certificate]);
     assert.deepEqual([down?.ok, down?.warning], [true, true]);

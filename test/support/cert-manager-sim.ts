@@ -12,7 +12,11 @@ export interface CertManagerSimulation {
   stop(): void;
 }
 
-export async function simulateCertManager(kubeconfig: string, options: { failing?: readonly string[] } = {}): Promise<CertManagerSimulation> {
+/**
+ * `failing`: names of Certificates to mark Ready=False; `unattended`: namespaces whose objects it
+ * leaves alone, as if no controller ran there (both read at each event, so tests may change them).
+ */
+export async function simulateCertManager(kubeconfig: string, options: { failing?: readonly string[]; unattended?: readonly string[] } = {}): Promise<CertManagerSimulation> {
   const client = new KubeClient({ kubeconfig });
   const patched = new Set<string>();
   const markReady = async (object: KubeObject, ready: boolean) => {
@@ -38,7 +42,7 @@ export async function simulateCertManager(kubeconfig: string, options: { failing
         kind,
         {},
         (type, object) => {
-          if (type === "DELETED") return;
+          if (type === "DELETED" || (options.unattended ?? []).includes(object.metadata.namespace ?? "")) return;
           const ready = (object as unknown as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.some((c) => c.type === "Ready");
           if (ready) return;
           void markReady(object, !(options.failing ?? []).includes(object.metadata.name));
