@@ -12,14 +12,32 @@ export interface KubeClientOptions {
   readonly context?: string;
 }
 
+/** One field another manager owns, as the API server names them. */
+export interface FieldConflict {
+  /** `.spec.replicas` */
+  readonly field: string;
+  /** `kubectl`, or `kubectl (subresource scale)`; "another manager" when the server does not say. */
+  readonly manager: string;
+  /** The server's own words. */
+  readonly message: string;
+}
+
+/** The field and manager of one cause of a 409 from server-side apply. */
+export function fieldConflict(cause: { readonly field?: string; readonly message?: string }): FieldConflict {
+  const message = cause.message ?? "conflict";
+  const found = /conflict with "([^"]+)"(?: with subresource "([^"]+)")?/.exec(message);
+  const manager = found?.[1] === undefined ? "another manager" : `${found[1]}${found[2] !== undefined ? ` (subresource ${found[2]})` : ""}`;
+  return { field: cause.field ?? "", manager, message };
+}
+
 /** A field-ownership conflict on server-side apply: which fields, owned by whom. */
 export class ConflictError extends WorldError {
   constructor(
     readonly resource: string,
-    readonly conflicts: readonly string[],
+    readonly conflicts: readonly FieldConflict[],
   ) {
     super(
-      `${resource}: fields owned by another manager: ${conflicts.join("; ")}`,
+      `${resource}: fields owned by another manager: ${conflicts.map((c) => `${c.field} ${c.message}`.trim()).join("; ")}`,
       "someone changed these fields with another tool; rerun with --force-conflicts to take them back, or put the change into the spec",
     );
   }
@@ -110,8 +128,8 @@ export class KubeClient {
     if (!status) throw this.unreachable(error);
     const what = object ? `${resourceName(object)}: ` : "";
     if (status.code === 409 && status.body.reason === "Conflict" && object) {
-      const causes = (status.body.details?.causes ?? []).map((c) => `${c.field ?? ""} ${c.message ?? ""}`.trim());
-      throw new ConflictError(resourceName(object), causes.length > 0 ? causes : [status.body.message ?? "conflict"]);
+      const causes = status.body.details?.causes ?? [];
+      throw new ConflictError(resourceName(object), (causes.length > 0 ? causes : [{ message: status.body.message ?? "conflict" }]).map(fieldConflict));
     }
     if (status.code === 401 || status.code === 403) throw new ForbiddenError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
     throw new WorldError(`${what}${status.body.message ?? `HTTP ${status.code}`}`, status.code === 422 ? "the API server rejected the object; run `diatonic validate` and check the message" : "see the message from the API server");
