@@ -13,7 +13,7 @@ import { KubeClient } from "../../src/kube/client.ts";
 import { ReadinessError } from "../../src/kube/wait.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
 import type { KubeObject, Placed } from "../../src/render/context.ts";
-import { simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
+import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
 import { runCli } from "../support/cli.ts";
 import { restartApiServer } from "../support/apiserver.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
@@ -21,6 +21,8 @@ import { pauseImage, restrictedPodSpec } from "../support/cluster-manifests.ts";
 
 const skip = clusterSkipReason();
 const failingCertificates: string[] = [];
+/** This file's simulated ACME server acts only on its platforms' issuers (other test files run their own). */
+const simulationOwner = `deploy-${randomBytes(3).toString("hex")}`;
 let cluster: TestCluster;
 let certManager: CertManagerSimulation | undefined;
 
@@ -40,6 +42,7 @@ async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit
   const name = `p${randomBytes(3).toString("hex")}`;
   const doc = parseDocument(readFileSync("examples/lab/platform.yaml", "utf8"));
   doc.setIn(["metadata", "name"], name);
+  doc.setIn(["metadata", "labels", SIMULATION_OWNER_LABEL], simulationOwner);
   doc.setIn(["spec", "namespace"], namespace);
   // The device plugin is one per cluster; tests give each platform its own so they stay apart.
   doc.setIn(["spec", "gpu", "devicePlugin", "namespace"], `${name}-gpu`);
@@ -59,7 +62,7 @@ async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit
 }
 
 function deploy(command: string, p: Platform, ...extra: string[]) {
-  return runCli([command, "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "60s", ...extra]);
+  return runCli([command, "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "180s", ...extra]);
 }
 
 async function members(p: Platform): Promise<string[]> {
@@ -94,7 +97,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   before(async () => {
     cluster = await testCluster();
     await cluster.kubectl(["create", "namespace", "monitoring"]).catch(() => undefined);
-    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates });
+    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates, owner: simulationOwner });
   });
   after(() => certManager?.stop());
 
@@ -486,7 +489,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
 
   it("a field another tool changed is a clear conflict; --force-conflicts takes it back", async (t) => {
     const p = await platform(t);
-    assert.equal((await deploy("apply", p)).code, 0);
+    const applied = await deploy("apply", p);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     await cluster.kubectl(["-n", p.namespace, "scale", "deployment", "gateway", "--replicas=3"]);
     // diff shows the conflict as part of the diff, with its own exit code (1 means "changes exist"), and a fix that exists.
     const diff = await deploy("diff", p);
@@ -508,7 +512,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
 
   it("prunes a removed adapter, rolls back to the previous revision, and destroy keeps the volumes", async (t) => {
     const p = await platform(t);
-    assert.equal((await deploy("apply", p)).code, 0);
+    const applied = await deploy("apply", p);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const doc = parseDocument(readFileSync(p.file, "utf8"));
     doc.deleteIn(["spec", "adapters", 4]);
     doc.deleteIn(["environments", "local", "adapters", 4]);

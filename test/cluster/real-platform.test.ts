@@ -4,6 +4,7 @@
 // port-forward with the OpenAI SDK, RAG through `diatonic ingest`, the NetworkPolicies as kube-router
 // enforces them, an engine container killed under the gateway, and the adapter set changed at runtime.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,7 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { APIError } from "openai";
 import { realNode } from "../../scripts/cluster/config.ts";
-import { simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
+import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
 import { probePod } from "../support/cluster-manifests.ts";
 import { runCli } from "../support/cli.ts";
 import { clusterSkipReason, hasRealNode, testCluster, type TestCluster } from "../support/cluster.ts";
@@ -48,6 +49,8 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
   let platform: DeployedPlatform | undefined;
   let gateway: { url: string; stop: () => void } | undefined;
   let acme: CertManagerSimulation | undefined;
+  /** This file's simulated ACME server acts only on its platform's issuers (other test files run their own). */
+  const simulationOwner = `real-platform-${randomBytes(3).toString("hex")}`;
 
   before(async () => {
     cluster = await testCluster();
@@ -55,7 +58,7 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     release = await holdRealNode();
     mirror = await startMirror();
     // The lab's ACME issuers cannot reach Let's Encrypt from here: a simulated ACME server marks them registered.
-    acme = await simulateCertManager(cluster.kubeconfig);
+    acme = await simulateCertManager(cluster.kubeconfig, { owner: simulationOwner });
   });
   after(async () => {
     gateway?.stop();
@@ -80,7 +83,7 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
 
   it("diatonic apply --env local becomes Ready: engine, gateway, embeddings and Qdrant pods run on real-0, Ready by their own probes", { timeout: 900_000 }, async (t) => {
     if (!hasRealNode(t, cluster) || mirror === undefined) return;
-    const p = await preparePlatform(cluster, mirror);
+    const p = await preparePlatform(cluster, mirror, { [SIMULATION_OWNER_LABEL]: simulationOwner });
     platform = p;
     const applied = await p.apply();
     assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}\n${await cluster.kubectl(["-n", p.namespace, "get", "pods", "-o", "wide"])}`);
@@ -230,7 +233,10 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
       return { uid: pod?.metadata.uid ?? "", name: pod?.metadata.name ?? "", restarts: pod?.status.containerStatuses?.find((c) => c.name === "engine")?.restartCount ?? -1 };
     };
     const replicaStates = async (): Promise<Map<string, string>> => {
-      const status = JSON.parse((await p.status()).stdout) as StatusJson;
+      const run = await p.status();
+      // Another test file may be restarting the shared API server: a status that could not ask is "unknown yet".
+      if (!run.stdout.trim().startsWith("{")) return new Map([["status failed", run.stderr.trim()]]);
+      const status = JSON.parse(run.stdout) as StatusJson;
       return new Map(status.adapters.map((a) => [`${a.name}${a.route === "-" ? " (removed)" : ""}`, a.replicas.map((r) => r.state).join(",")]));
     };
     const until = async (what: string, check: (states: Map<string, string>) => boolean): Promise<Map<string, string>> => {

@@ -3,6 +3,7 @@
 // the node's address (src/model/hub-server.ts, over TLS on port 443, the port the platform's
 // download NetworkPolicy allows) holding generated tiny GGUFs under the names the spec downloads,
 // and the Secrets and the download ConfigMap the overlay's SECRETS.md asks for.
+import { createServer as createNetServer } from "node:net";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -133,13 +134,14 @@ export interface DeployedPlatform {
  * the Secrets of its SECRETS.md and the download ConfigMap pointing at the mirror, created the
  * way an operator would before `diatonic apply --env local`.
  */
-export async function preparePlatform(cluster: TestCluster, mirror: Mirror): Promise<DeployedPlatform> {
+export async function preparePlatform(cluster: TestCluster, mirror: Mirror, labels: Readonly<Record<string, string>> = {}): Promise<DeployedPlatform> {
   const name = `lab${randomBytes(3).toString("hex")}`;
   const namespace = `t-real-${name}`;
   const dir = mkdtempSync(join(tmpdir(), "diatonic-real-"));
   const file = join(dir, "platform.yaml");
   const doc = parseDocument(readFileSync(labSpec, "utf8"));
   doc.setIn(["metadata", "name"], name);
+  for (const [key, value] of Object.entries(labels)) doc.setIn(["metadata", "labels", key], value);
   doc.setIn(["spec", "namespace"], namespace);
   writeFileSync(file, doc.toString());
   const apiKey = `sk-${randomBytes(18).toString("hex")}`;
@@ -182,26 +184,47 @@ export async function preparePlatform(cluster: TestCluster, mirror: Mirror): Pro
 
 /** `kubectl port-forward` to a local port the OS picks; `stop` ends it. */
 export async function portForward(cluster: TestCluster, namespace: string, target: string, port: number): Promise<{ url: string; stop: () => void }> {
-  const child: ChildProcess = spawn(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, "-n", namespace, "port-forward", target, `:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
+  // One local port for the test's life: a port-forward runs through the API server, which another
+  // test file may restart; kubectl then exits, and a new one takes the same local port.
   const local = await new Promise<number>((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`port-forward did not start: ${output}`)), 30_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const match = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`port-forward exited (${String(code)}): ${output}`));
+    const probe = createNetServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no local port"))));
     });
   });
-  return { url: `http://127.0.0.1:${local}`, stop: () => void child.kill() };
+  let stopped = false;
+  let child: ChildProcess | undefined;
+  const start = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const current = spawn(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, "-n", namespace, "port-forward", target, `${local}:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
+      child = current;
+      let output = "";
+      const timer = setTimeout(() => reject(new Error(`port-forward did not start: ${output}`)), 30_000);
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString();
+        if (output.includes(`Forwarding from 127.0.0.1:${local}`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      current.stdout?.on("data", onData);
+      current.stderr?.on("data", onData);
+      current.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`port-forward exited (${String(code)}): ${output}`));
+        if (!stopped) setTimeout(() => void start().catch(() => undefined), 500);
+      });
+    });
+  await start();
+  return {
+    url: `http://127.0.0.1:${local}`,
+    stop: () => {
+      stopped = true;
+      child?.kill();
+    },
+  };
 }
 
 /** The real node's containerd, through its own `ctr`. */
