@@ -56,6 +56,11 @@ export interface TestCluster {
   kubectlJson<T = unknown>(args: readonly string[]): Promise<T>;
   /** A fresh namespace for this test, deleted when the test ends. */
   namespace(t: TestContext, options?: NamespaceOptions): Promise<string>;
+  /**
+   * Uses the namespace `name` (such as `monitoring`), creating it when it does not exist. `release`
+   * deletes it only if this call created it, so a run leaves the cluster as it found it.
+   */
+  borrowNamespace(name: string): Promise<{ readonly created: boolean; release(): Promise<void> }>;
 }
 
 let shared: Promise<TestCluster> | undefined;
@@ -132,6 +137,19 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: Te
     kubectl,
     async kubectlJson<T>(args: readonly string[]): Promise<T> {
       return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
+    },
+    async borrowNamespace(name: string) {
+      const phase = async () => (await kubectl(["get", "namespace", name, "--ignore-not-found", "-o", "jsonpath={.status.phase}"])).trim();
+      // One an earlier run released may still be terminating: objects cannot be created in it.
+      for (let i = 0; i < 120 && (await phase()) === "Terminating"; i++) await new Promise((resolve) => setTimeout(resolve, 500));
+      const created = (await phase()) === "";
+      if (created) await kubectl(["create", "namespace", name]);
+      return {
+        created,
+        release: async () => {
+          if (created) await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+        },
+      };
     },
     async namespace(t: TestContext, options: NamespaceOptions = {}): Promise<string> {
       const level = options.podSecurity ?? "restricted";
