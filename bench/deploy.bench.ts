@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { buildEnvironment } from "../src/render/build.ts";
+import { kubectlPath } from "../scripts/cluster/build.ts";
 import { toYamlStream } from "../src/write/yaml.ts";
 import { simulateCertManager } from "../test/support/cert-manager-sim.ts";
 import { runCli } from "../test/support/cli.ts";
@@ -18,7 +19,7 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3);
 const OLD_SLEEP_SECONDS = 10;
 
 const cluster = await testCluster();
-const kubectl = (args: string[], input?: string) => execFileSync("kubectl", ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+const kubectl = (args: string[], input?: string) => execFileSync(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
 const simulation = await simulateCertManager(cluster.kubeconfig);
 kubectl(["create", "namespace", "monitoring"]);
 

@@ -49,11 +49,22 @@ interface Engine {
   readonly child: ChildProcess;
 }
 
+// Engines still running when the bench is interrupted (Ctrl-C, a timeout's SIGTERM) are stopped with it.
+const running = new Set<ChildProcess>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    for (const child of running) child.kill("SIGTERM");
+    process.exit(130);
+  });
+}
+
 async function startEngineProcess(): Promise<Engine> {
   const child = spawn(process.execPath, [BIN, "engine", "--model", files.model, "--served-model-name", "tiny", "--max-loras", String(MAX_LORAS), "--parallel", String(PARALLEL), "--threads", "1", "--port", "0", "--max-model-len", "512"], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, NODE_NO_WARNINGS: "1" },
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   const url = await new Promise<string>((resolve, reject) => {
     let text = "";
     child.stderr?.on("data", (chunk: Buffer) => {

@@ -1,12 +1,19 @@
 // Starts and stops the test cluster: etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kwok and the hostPath provisioner, all on loopback, as background processes.
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+// kube-scheduler, kwok, the hostPath provisioner and cert-manager's controller as background
+// processes, and beside the kwok nodes one real node (real-node.ts) when this machine allows it.
+// Without the real node everything listens on loopback; with it, the API server listens on the
+// node's address, which pods reach through the `kubernetes` Service.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { binaryPath, ensureBinaries, goModuleDir } from "./build.ts";
-import { clusterPaths, versions, type ClusterPaths, type ClusterState } from "./config.ts";
+import { admissionPolicyFlags, placementPolicyManifests } from "./admission.ts";
+import { binaryPath, ensureBinaries, kubectlPath } from "./build.ts";
+import { clusterPaths, network, realNode, versions, type ClusterPaths, type ClusterState } from "./config.ts";
+import { crdFiles } from "./crds.ts";
+import { dnsManifests } from "./dns.ts";
+import { ClusterStartError } from "./errors.ts";
 import { kubeconfigYaml, writeFileAtomic } from "./kubeconfig.ts";
 import { withLock } from "./lock.ts";
 import { addonManifests, nodeManifests, provisioners, storageClassManifests } from "./nodes.ts";
@@ -15,13 +22,25 @@ import {
   isRunning,
   logTail,
   processNames,
+  residentMiB,
   startProcess,
   stopPid,
   stopProcess,
   strayProcesses,
 } from "./processes.ts";
+import {
+  nodeComponents,
+  planRealNode,
+  prepareRealNode,
+  startRealNode,
+  startRuntime,
+  stopRealNode,
+  waitForRealNode,
+} from "./real-node.ts";
 
-/** Start order; stopped in reverse. */
+export { ClusterStartError } from "./errors.ts";
+
+/** Start order of the control plane; stopped in reverse (after the real node, if there is one). */
 export const components = [
   "etcd",
   "kube-apiserver",
@@ -29,11 +48,8 @@ export const components = [
   "kube-scheduler",
   "kwok",
   "provisioner",
+  "cert-manager",
 ] as const;
-
-export class ClusterStartError extends Error {
-  override name = "ClusterStartError";
-}
 
 type Log = (line: string) => void;
 
@@ -66,10 +82,14 @@ function apiGet(paths: ClusterPaths, server: string, path: string): Promise<{ st
   });
 }
 
+function allRunning(paths: ClusterPaths, state: ClusterState | undefined): boolean {
+  return state !== undefined && (state.components ?? components).every((c) => isRunning(paths.stateDir, c));
+}
+
 /** True when every component runs and the API server answers /readyz. */
 export async function isHealthy(paths = clusterPaths()): Promise<boolean> {
   const state = readState(paths);
-  if (state === undefined || !components.every((c) => isRunning(paths.stateDir, c))) return false;
+  if (state === undefined || !allRunning(paths, state)) return false;
   return (await apiGet(paths, state.server, "/readyz")).status === 200;
 }
 
@@ -81,13 +101,13 @@ async function becomesHealthy(paths: ClusterPaths): Promise<boolean> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (await isHealthy(paths)) return true;
-    if (Date.now() > deadline || !components.every((c) => isRunning(paths.stateDir, c))) return false;
+    if (Date.now() > deadline || !allRunning(paths, readState(paths))) return false;
     await sleep(500);
   }
 }
 
 function kubectl(kubeconfig: string, args: readonly string[], input?: string): string {
-  return execFileSync("kubectl", ["--kubeconfig", kubeconfig, ...args], {
+  return execFileSync(kubectlPath(), ["--kubeconfig", kubeconfig, ...args], {
     input,
     encoding: "utf8",
     stdio: ["pipe", "pipe", "pipe"],
@@ -100,21 +120,6 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
     if (Date.now() > deadline) throw new ClusterStartError(`timed out waiting for ${what}\n${onFail()}`);
     await sleep(100);
   }
-}
-
-function crdFiles(): string[] {
-  const certManager = join(goModuleDir("github.com/cert-manager/cert-manager", versions.certManager), "deploy", "crds");
-  const prometheus = join(
-    goModuleDir("github.com/prometheus-operator/prometheus-operator", versions.prometheusOperator),
-    "example",
-    "prometheus-operator-crd",
-  );
-  return [certManager, prometheus].flatMap((dir) =>
-    readdirSync(dir)
-      .filter((f) => f.endsWith(".yaml"))
-      .sort()
-      .map((f) => join(dir, f)),
-  );
 }
 
 export interface UpResult {
@@ -133,20 +138,12 @@ export async function up(log: Log = console.error): Promise<UpResult> {
     }
     await stopAll(paths);
     const build = ensureBinaries(log);
-    const state = await start(paths, log);
+    const state = await start(paths, log, build.partSeconds);
     return { state, reused: false, buildSeconds: build.seconds };
   });
 }
 
-function requireKubectl(): void {
-  const probe = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" });
-  if (probe.error !== undefined) {
-    throw new ClusterStartError("the test cluster is set up with kubectl: put kubectl (1.32 or newer) on PATH");
-  }
-}
-
-async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
-  requireKubectl();
+async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Record<string, number>>): Promise<ClusterState> {
   const started = performance.now();
   const phases: Record<string, number> = {};
   const mark = (phase: string): void => {
@@ -155,7 +152,15 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   const { stateDir, pkiDir } = paths;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const bin = (name: Parameters<typeof binaryPath>[0]): string => binaryPath(name, paths.binDir);
-  execFileSync(bin("pki"), ["--dir", pkiDir], { stdio: "inherit" });
+  const plan = planRealNode(paths);
+  if (!plan.enabled) log(`cluster: starting without the real node: ${plan.reason}`);
+  const node = plan.enabled ? await prepareRealNode(paths, log) : undefined;
+  if (node !== undefined) mark("real node prepared (packages, images, network)");
+  const runtime = node ? startRuntime(paths, node.imageArchives, log).then(() => mark("containerd and images")) : undefined;
+  // Awaited by startRealNode; a failure meanwhile must not go unhandled if the control plane fails first.
+  runtime?.catch(() => undefined);
+  const pkiArgs = ["--dir", pkiDir, ...(node ? ["--ip", realNode.address, "--node", realNode.name] : [])];
+  execFileSync(bin("pki"), pkiArgs, { stdio: "inherit" });
 
   const ports = {
     etcdClient: await freePort(),
@@ -164,7 +169,9 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     scheduler: await freePort(),
     kwok: await freePort(),
   };
-  const server = `https://127.0.0.1:${ports.apiserver}`;
+  // With the real node, the API server listens on the node's address, where pods reach it too.
+  const apiAddress = node ? realNode.address : "127.0.0.1";
+  const server = `https://${apiAddress}:${ports.apiserver}`;
   const kubeconfigFor = (client: string): string => {
     const file = join(stateDir, `${client}.kubeconfig`);
     writeFileAtomic(file, kubeconfigYaml({ server, pkiDir, client }));
@@ -209,7 +216,8 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     command: bin("kube-apiserver"),
     args: [
       `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
-      "--bind-address=127.0.0.1",
+      `--bind-address=${apiAddress}`,
+      ...(node ? [`--advertise-address=${realNode.address}`] : []),
       `--secure-port=${ports.apiserver}`,
       `--cert-dir=${join(stateDir, "apiserver")}`,
       `--tls-cert-file=${pki("apiserver.crt")}`,
@@ -220,7 +228,10 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
       `--service-account-key-file=${pki("sa.pub")}`,
       `--service-account-signing-key-file=${pki("sa.key")}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      "--service-cluster-ip-range=10.96.0.0/16",
+      `--service-cluster-ip-range=${network.serviceCIDR}`,
+      // Logs, exec and port-forward reach a kubelet at its address: node names do not resolve here.
+      "--kubelet-preferred-address-types=InternalIP,Hostname",
+      ...admissionPolicyFlags,
       "--authorization-mode=Node,RBAC",
       // The GPU device plugin's DaemonSet is privileged, in its own privileged namespace.
       "--allow-privileged=true",
@@ -265,6 +276,9 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   });
 
   const adminKubeconfig = kubeconfigFor("admin");
+  // The real node joins as soon as the API server serves; it is waited for at the end.
+  const joining = runtime ? startRealNode({ paths, runtime, kubeconfigFor, adminKubeconfig }) : undefined;
+  joining?.catch(() => undefined);
   writeFileAtomic(
     join(stateDir, "kwok.yaml"),
     "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n",
@@ -275,11 +289,12 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     args: [
       `--kubeconfig=${adminKubeconfig}`,
       `--config=${join(stateDir, "kwok.yaml")}`,
-      "--manage-all-nodes=true",
+      // Only its own nodes: kwok would otherwise take over the real node and fake its pods' status.
+      "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
       "--node-ip=127.0.0.1",
       `--node-port=${ports.kwok}`,
       `--server-address=127.0.0.1:${ports.kwok}`,
-      "--cidr=10.244.0.1/16",
+      `--cidr=${network.kwokPodCIDR.replace(".0/", ".1/")}`,
       "--node-lease-duration-seconds=40",
     ],
   });
@@ -302,6 +317,17 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
   mark("nodes and storage applied");
   kubectl(adminKubeconfig, ["apply", "--server-side", "--force-conflicts", ...crdFiles().flatMap((f) => ["-f", f])]);
   mark("CRDs applied");
+  kubectl(adminKubeconfig, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+  startProcess(stateDir, {
+    name: "cert-manager",
+    command: bin("cert-manager"),
+    args: [`--kubeconfig=${adminKubeconfig}`, "--cluster-resource-namespace=cert-manager"],
+  });
+  if (joining !== undefined) {
+    apply([...placementPolicyManifests(), ...dnsManifests()]);
+    await joining;
+    await waitForRealNode(paths, adminKubeconfig, mark);
+  }
 
   await waitFor(
     "the default ServiceAccount (kube-controller-manager)",
@@ -317,9 +343,9 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     failure("kube-controller-manager"),
   );
   kubectl(adminKubeconfig, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"]);
-  kubectl(adminKubeconfig, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
   mark("ready");
-  for (const name of components) {
+  const running = [...components, ...(node ? nodeComponents : [])];
+  for (const name of running) {
     if (!isRunning(stateDir, name)) throw new ClusterStartError(`${name} exited during start-up\n${failure(name)()}`);
   }
 
@@ -330,7 +356,10 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
     startedAt: new Date().toISOString(),
     startupSeconds: Number(((performance.now() - started) / 1000).toFixed(1)),
     startupPhases: phases,
+    buildSeconds: { ...buildSeconds, ...(node ? { "node images": Number(node.imageSeconds.toFixed(1)) } : {}) },
     versions,
+    components: running,
+    realNode: plan.enabled ? { name: realNode.name, address: realNode.address } : { skipped: plan.reason },
   };
   writeFileAtomic(paths.stateFile, JSON.stringify(state, null, 2) + "\n");
   log(`cluster: up in ${state.startupSeconds} s at ${server} (seconds since start: ${JSON.stringify(phases)})`);
@@ -338,6 +367,7 @@ async function start(paths: ClusterPaths, log: Log): Promise<ClusterState> {
 }
 
 async function stopAll(paths: ClusterPaths): Promise<void> {
+  await stopRealNode(paths);
   const known = new Set<string>(components);
   const extra = processNames(paths.stateDir).filter((name) => !known.has(name));
   for (const name of [...extra, ...[...components].reverse()]) await stopProcess(paths.stateDir, name);
@@ -361,16 +391,5 @@ export async function down(onlyIf: () => boolean = () => true): Promise<boolean>
 
 /** Resident memory of each running component, in MiB (from /proc). */
 export function memoryMiB(paths = clusterPaths()): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const name of processNames(paths.stateDir)) {
-    try {
-      const pid = readFileSync(join(paths.stateDir, "run", `${name}.pid`), "utf8").split("\n")[0];
-      const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      const match = /VmRSS:\s+(\d+) kB/.exec(status);
-      if (match?.[1] !== undefined) out[name] = Math.round(Number(match[1]) / 1024);
-    } catch {
-      // Not running: nothing to report.
-    }
-  }
-  return out;
+  return residentMiB(paths.stateDir);
 }

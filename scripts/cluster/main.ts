@@ -19,6 +19,9 @@ async function main(command: string | undefined): Promise<number> {
         writeFileSync(process.env.DIATONIC_CLUSTER_UP_RESULT, result.reused ? "reused\n" : "started\n");
       }
       if (result.reused) console.error(`cluster: already running at ${state.server}`);
+      if (state.realNode !== undefined && "skipped" in state.realNode) {
+        console.error(`cluster: no real node in this cluster: ${state.realNode.skipped}`);
+      }
       else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
       console.log(`export KUBECONFIG=${state.kubeconfig}`);
       return 0;
@@ -58,6 +61,12 @@ main(process.argv[2]).then(
   (code) => process.exit(code),
   (error: unknown) => {
     console.error(`cluster: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.argv[2] === "up") {
+      console.error(
+        "cluster: what did start is left running, with its logs, for a look; `npm run cluster:down` removes it " +
+          "(DIATONIC_REAL_NODE=0 starts without the real node)",
+      );
+    }
     process.exit(1);
   },
 );

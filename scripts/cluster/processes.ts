@@ -101,16 +101,19 @@ export async function stopProcess(stateDir: string, name: string, graceMs = 10_0
   rmSync(pidFile(stateDir, name), { force: true });
 }
 
-/** Processes running one of our binaries with an argument inside this state directory. */
-export function strayProcesses(binDir: string, stateDir: string): number[] {
+/**
+ * Processes running one of our binaries (or one of the machine's, such as containerd and its
+ * shims) with an argument inside this state directory.
+ */
+export function strayProcesses(binDir: string, stateDir: string, systemBinaries: readonly string[] = []): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     const args = cmdline(pid);
-    if (args?.[0]?.startsWith(binDir + "/") && args.slice(1).some((a) => a.includes(stateDir + "/"))) {
-      pids.push(pid);
-    }
+    const binary = args?.[0];
+    if (binary === undefined || !(binary.startsWith(binDir + "/") || systemBinaries.includes(binary))) continue;
+    if (args?.slice(1).some((a) => a.includes(stateDir + "/"))) pids.push(pid);
   }
   return pids;
 }
@@ -133,4 +136,20 @@ export function logTail(stateDir: string, name: string, lines = 15): string {
   const file = join(stateDir, "logs", `${name}.log`);
   if (!existsSync(file)) return "(no log)";
   return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** Resident memory of each running process of the state directory, in MiB (from /proc). */
+export function residentMiB(stateDir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of processNames(stateDir)) {
+    const entry = recorded(stateDir, name);
+    if (entry === undefined || !isOurs(entry)) continue;
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${entry.pid}/status`, "utf8"));
+      if (match?.[1] !== undefined) out[name] = Math.round(Number(match[1]) / 1024);
+    } catch {
+      // It exited meanwhile: nothing to report.
+    }
+  }
+  return out;
 }

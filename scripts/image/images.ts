@@ -9,7 +9,8 @@ import { elapsed, imageCacheDir, mib } from "./cache.ts";
 import { dockerfileRecipe } from "./app-image.ts";
 import { containerdAddress, importImages, type ImportedImage } from "./containerd.ts";
 import { writeOciArchive, type OciArchive } from "./oci.ts";
-import { findQdrant, qdrantRecipe } from "./qdrant-image.ts";
+import { findQdrant, sharedQdrantDir } from "../../src/rag/qdrant-binary.ts";
+import { qdrantRecipe } from "./qdrant-image.ts";
 import type { ImageRecipe } from "./recipe.ts";
 
 export const IMAGE_KEYS = ["gateway", "engine", "qdrant"] as const;
@@ -59,7 +60,7 @@ const defaultRepo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 function recipeFor(key: ImageKey, repoRoot: string, qdrantBinary: string | undefined): ImageRecipe | string {
   if (key === "qdrant") {
     const binary = findQdrant(repoRoot, qdrantBinary ?? process.env.QDRANT_BIN);
-    return binary !== undefined ? qdrantRecipe(binary) : `no Qdrant binary at ${qdrantBinary ?? process.env.QDRANT_BIN ?? join(repoRoot, "..", "shared", "tools", "qdrant")} (set QDRANT_BIN to qdrant-X.Y.Z-x86_64-linux.gz or a folder holding it)`;
+    return binary !== undefined ? qdrantRecipe(binary) : `no Qdrant binary at ${qdrantBinary ?? process.env.QDRANT_BIN ?? sharedQdrantDir(repoRoot)} (set QDRANT_BIN to qdrant-X.Y.Z-x86_64-linux.gz or a folder holding it)`;
   }
   return dockerfileRecipe({ key, name: IMAGE_NAMES[key], dockerfile: join(repoRoot, "docker", `${key}.Dockerfile`), context: repoRoot });
 }

@@ -3,20 +3,16 @@
 // and snapshots/ for the volumes, RUN_MODE=production (so the pod's config/production.yaml is read),
 // but run as uid 1000 as the rendered StatefulSet asks. Qdrant's web UI (static/) is not included.
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
-import { createHash } from "node:crypto";
-import { InputError, WorldError } from "../../src/errors.ts";
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { WorldError } from "../../src/errors.ts";
+import { expectedSum, unpackQdrant, type QdrantBinary } from "../../src/rag/qdrant-binary.ts";
 import { builderSources, inputHash, sha256File } from "./cache.ts";
 import { allEntries, layerEntries, writeLayer } from "./layer.ts";
 import { missingLibraries } from "./libraries.ts";
 import { mergeEnv, type ImageRecipe } from "./recipe.ts";
 
 const UID = 1000;
-const FILE_NAME = /^qdrant-(\d+\.\d+\.\d+)-x86_64-linux(\.gz)?$/;
 /** The image's own defaults; the pod's config/production.yaml (RUN_MODE) overrides them. */
 const CONFIG = `storage:
   storage_path: /qdrant/storage
@@ -30,58 +26,6 @@ cluster:
 telemetry_disabled: true
 `;
 
-export interface QdrantBinary {
-  /** The file: `qdrant-X.Y.Z-x86_64-linux.gz` (or not gzipped). */
-  readonly path: string;
-  readonly version: string;
-  readonly gzipped: boolean;
-}
-
-/**
- * Qdrant's binary: `binary` if given, else $QDRANT_BIN, else the one in <repoRoot>/../shared/tools/qdrant.
- * A folder is searched for `qdrant-X.Y.Z-x86_64-linux(.gz)`. Undefined when there is none.
- */
-export function findQdrant(repoRoot: string, binary: string | undefined = process.env.QDRANT_BIN): QdrantBinary | undefined {
-  const where = resolve(binary ?? join(repoRoot, "..", "shared", "tools", "qdrant"));
-  if (!existsSync(where)) return undefined;
-  const candidates = statSync(where).isDirectory() ? readdirSync(where).filter((name) => FILE_NAME.test(name)).map((name) => join(where, name)) : [where];
-  const path = candidates.sort().at(-1);
-  if (path === undefined) return undefined;
-  const named = FILE_NAME.exec(basename(path));
-  if (named !== null) return { path, version: named[1] as string, gzipped: named[2] !== undefined };
-  // A plain binary under another name says its version itself.
-  const said = /(\d+\.\d+\.\d+)/.exec(spawnSync(path, ["--version"], { encoding: "utf8" }).stdout ?? "")?.[1];
-  if (said === undefined) throw new InputError(`${path} is not a Qdrant binary (\`${path} --version\` names no version)`, "point QDRANT_BIN at qdrant-X.Y.Z-x86_64-linux(.gz) or a folder holding it");
-  return { path, version: said, gzipped: false };
-}
-
-/** The checksum SHA256SUMS beside the binary gives for it (of the gunzipped file), if there is one. */
-function expectedSum(binary: QdrantBinary): string | undefined {
-  const sums = join(dirname(binary.path), "SHA256SUMS");
-  if (!existsSync(sums)) return undefined;
-  const unpacked = basename(binary.path).replace(/\.gz$/, "");
-  for (const line of readFileSync(sums, "utf8").split("\n")) {
-    const [sum, file] = line.trim().split(/\s+/);
-    if (sum !== undefined && file?.replace(/^\*/, "") === unpacked) return sum;
-  }
-  return undefined;
-}
-
-/** Copies (gunzipping if need be) the binary to `to`; returns the sha256 of what was written. */
-async function unpack(binary: QdrantBinary, to: string): Promise<string> {
-  const hash = createHash("sha256");
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  if (binary.gzipped) await pipeline(createReadStream(binary.path), createGunzip(), hashing, createWriteStream(to));
-  else await pipeline(createReadStream(binary.path), hashing, createWriteStream(to));
-  chmodSync(to, 0o755);
-  return hash.digest("hex");
-}
-
 export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
   // As the kubelet normalizes `qdrant/qdrant:vX` (Docker Hub's implicit domain), so must containerd's name be.
   const name = `docker.io/qdrant/qdrant:v${binary.version}`;
@@ -91,6 +35,7 @@ export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
     async inputHash(base) {
       return inputHash([
         ...builderSources(["qdrant-image.ts", "layer.ts", "libraries.ts", "oci.ts"]),
+        ["builder qdrant-binary.ts", readFileSync(new URL("../../src/rag/qdrant-binary.ts", import.meta.url), "utf8")],
         ["name", name],
         ["base", base.hash],
         ["config", CONFIG],
@@ -101,7 +46,7 @@ export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
       const root = join(work, "root");
       const app = join(root, "qdrant");
       for (const dir of ["config", "storage", "snapshots"]) mkdirSync(join(app, dir), { recursive: true, mode: 0o755 });
-      const sum = await unpack(binary, join(app, "qdrant"));
+      const sum = await unpackQdrant(binary, join(app, "qdrant"));
       const expected = expectedSum(binary);
       if (expected === undefined) progress(`qdrant: no SHA256SUMS entry beside ${binary.path}: its checksum is not checked`);
       else if (expected !== sum) throw new WorldError(`${binary.path}: sha256 ${sum} after unpacking, SHA256SUMS says ${expected}`, "the binary is damaged or not the one SHA256SUMS lists: fetch it again");

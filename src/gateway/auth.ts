@@ -1,4 +1,4 @@
-import { hash as digest } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -39,8 +39,8 @@ const ANONYMOUS: Principal = { tenant: "anonymous", keyId: "anonymous", adapters
 const UNCHECKED: Principal = { ...ANONYMOUS, scopes: new Set(["inference", "admin"]) };
 
 interface StoredKey {
-  /** Lowercase hex SHA-256 of the key. */
-  readonly hash: string;
+  /** The key's SHA-256 (32 bytes, from the file's lowercase hex). */
+  readonly hash: Buffer;
   readonly principal: Principal;
 }
 
@@ -61,7 +61,7 @@ export class KeyStore {
   static fromFile(keys: KeysFile, sourceHash?: string): KeyStore {
     return new KeyStore(
       keys.keys.map((key) => ({
-        hash: key.sha256,
+        hash: Buffer.from(key.sha256, "hex"),
         principal: {
           tenant: key.tenant,
           keyId: key.sha256.slice(0, 12),
@@ -100,27 +100,15 @@ export class KeyStore {
     return this.keys.length;
   }
 
-  /** Every stored hash is compared, in constant time, so timing says nothing about which one matched. */
+  /** Every stored hash is compared, in constant time (crypto.timingSafeEqual), so timing says nothing about which one matched. */
   find(key: string): Principal | undefined {
-    // A hex digest: a Buffer digest costs three times as much to make (~0.8 µs against ~0.3).
-    const hash = digest("sha256", key, "hex");
+    const hash = createHash("sha256").update(key).digest();
     let found: Principal | undefined;
     for (const stored of this.keys) {
-      if (sameDigest(stored.hash, hash) && found === undefined) found = stored.principal;
+      if (timingSafeEqual(stored.hash, hash) && found === undefined) found = stored.principal;
     }
     return found;
   }
-}
-
-/**
- * Compares two hex SHA-256 digests in constant time: every character is looked at, with no early
- * exit (what crypto.timingSafeEqual does for buffers).
- */
-function sameDigest(a: string, b: string): boolean {
-  if (a.length !== 64 || b.length !== 64) return false;
-  let difference = 0;
-  for (let i = 0; i < 64; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return difference === 0;
 }
 
 /** Whether a character of a header value (Latin-1) is one that `\s` and trim() take as space. */

@@ -62,7 +62,22 @@ export const AdapterRoute = z.strictObject({
 });
 
 export const VectorStoreConfig = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("qdrant"), url: z.url(), apiKeyFile: z.string().optional() }),
+  z
+    .strictObject({
+      kind: z.literal("qdrant"),
+      url: z.url(),
+      apiKeyFile: z.string().optional(),
+      /** For collections the gateway creates: copies of each shard (the renderer passes qdrant.replicas). */
+      replicationFactor: z.number().int().min(1).optional(),
+      /** Copies that must take a write before it is acknowledged (a majority of replicationFactor keeps acknowledged writes through one node's loss). */
+      writeConsistencyFactor: z.number().int().min(1).optional(),
+      /** Shards per collection; Qdrant's default is the number of nodes. */
+      shardNumber: z.number().int().min(1).optional(),
+    })
+    .refine((store) => store.writeConsistencyFactor === undefined || store.writeConsistencyFactor <= (store.replicationFactor ?? 1), {
+      message: "writeConsistencyFactor must be at most replicationFactor (a write cannot wait for more copies than there are)",
+      path: ["writeConsistencyFactor"],
+    }),
   z.strictObject({ kind: z.literal("embedded"), path: z.string().min(1) }),
 ]);
 

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { RATE_LIMIT_CODES } from "./limits.ts";
 import type { Usage } from "./sse.ts";
 
@@ -7,70 +7,11 @@ export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0
 
 type RequestLabels = { readonly adapter: string };
 
-/** One label set's buckets: counts per bucket (not cumulative; the last is +Inf), sum, count. */
-interface HistogramSeries {
-  readonly labels: RequestLabels;
-  readonly counts: number[];
-  sum: number;
-  count: number;
-}
-
-/**
- * A Prometheus histogram over series the caller holds on to, registered with prom-client (which
- * renders it through get(), in the shape its own histograms produce). prom-client's observe()
- * validates and hashes the labels on every call; here an observation is a bucket scan and three
- * additions, which matters at one or two observations per request.
- */
-class SeriesHistogram {
-  readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly all: HistogramSeries[] = [];
-
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly buckets: readonly number[],
-    registry: Registry,
-  ) {
-    registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
-  }
-
-  series(labels: RequestLabels): HistogramSeries {
-    const series: HistogramSeries = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
-    this.all.push(series);
-    return series;
-  }
-
-  /** Stops rendering a series (its adapter is gone). */
-  drop(series: HistogramSeries): void {
-    const at = this.all.indexOf(series);
-    if (at >= 0) this.all.splice(at, 1);
-  }
-
-  observe(series: HistogramSeries, value: number): void {
-    const { buckets } = this;
-    let index = 0;
-    while (index < buckets.length && value > (buckets[index] as number)) index++;
-    series.counts[index] = (series.counts[index] as number) + 1;
-    series.sum += value;
-    series.count++;
-  }
-
-  get(): { name: string; help: string; type: string; aggregator: string; values: { value: number; labels: Record<string, string | number>; metricName: string }[] } {
-    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
-    const bucketName = `${this.name}_bucket`;
-    for (const { labels, counts, sum, count } of this.all) {
-      let cumulative = 0;
-      this.buckets.forEach((bound, index) => {
-        cumulative += counts[index] as number;
-        values.push({ value: cumulative, labels: { ...labels, le: bound }, metricName: bucketName });
-      });
-      values.push({ value: count, labels: { ...labels, le: "+Inf" }, metricName: bucketName });
-      values.push({ value: sum, labels: { ...labels }, metricName: `${this.name}_sum` });
-      values.push({ value: count, labels: { ...labels }, metricName: `${this.name}_count` });
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
+/** The LATENCY_BUCKETS bucket a value falls in (the last index is +Inf), as Prometheus counts `le`. */
+function bucketOf(value: number): number {
+  let index = 0;
+  while (index < LATENCY_BUCKETS.length && value > (LATENCY_BUCKETS[index] as number)) index++;
+  return index;
 }
 
 /** Request and token counts since the last scrape, kept as plain numbers (see countRequest). */
@@ -105,9 +46,10 @@ export interface AdapterTotals extends Totals {
 /** One adapter's per-request series: label objects made once. */
 interface AdapterSeries extends Counts {
   readonly labels: RequestLabels;
-  readonly latency: HistogramSeries;
-  /** Made on the first stream. */
-  timeToFirstToken: HistogramSeries | undefined;
+  /** Requests per LATENCY_BUCKETS bucket, for the console (the histogram's own are read only by a scrape). */
+  readonly latencyCounts: number[];
+  /** Whether a stream has observed a time to first token (that series exists). */
+  streamed: boolean;
 }
 
 const counts = (): Counts => ({ byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, requestsTotal: 0, errorsTotal: 0, tokensInTotal: 0, tokensOutTotal: 0 });
@@ -140,8 +82,8 @@ export function seriesPerAdapter(statuses: number): number {
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<"adapter" | "status">;
-  readonly latency: SeriesHistogram;
-  readonly timeToFirstToken: SeriesHistogram;
+  readonly latency: Histogram<"adapter">;
+  readonly timeToFirstToken: Histogram<"adapter">;
   readonly tokens: Counter<"adapter" | "direction">;
   readonly retries: Counter<"upstream" | "reason">;
   readonly ejections: Counter<"upstream">;
@@ -167,8 +109,9 @@ export class GatewayMetrics {
     const flush = () => this.flush();
     this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter and HTTP status.", labelNames: ["adapter", "status"], registers, collect: flush });
     this.tenantRequests = new Counter({ name: "diatonic_gateway_tenant_requests_total", help: "Requests by tenant (the API key's) and HTTP status.", labelNames: ["tenant", "status"], registers, collect: flush });
-    this.latency = new SeriesHistogram("diatonic_gateway_request_duration_seconds", "Time from request to the last byte of the response.", LATENCY_BUCKETS, this.registry);
-    this.timeToFirstToken = new SeriesHistogram("diatonic_gateway_time_to_first_token_seconds", "Streams: time from request to the first event from upstream.", LATENCY_BUCKETS, this.registry);
+    const buckets = [...LATENCY_BUCKETS];
+    this.latency = new Histogram({ name: "diatonic_gateway_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["adapter"], buckets, registers });
+    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Streams: time from request to the first event from upstream.", labelNames: ["adapter"], buckets, registers });
     this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by adapter and direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "direction"], registers, collect: flush });
     this.tenantTokens = new Counter({ name: "diatonic_gateway_tenant_tokens_total", help: "Tokens by tenant and direction (in = prompt, out = completion).", labelNames: ["tenant", "direction"], registers, collect: flush });
     this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
@@ -197,26 +140,32 @@ export class GatewayMetrics {
   /**
    * One finished request. Counts are kept as plain numbers and added to the prom-client counters at
    * scrape time: a prom-client call (label checks, hashing) per request costs more than the rest of
-   * the bookkeeping. The latency histograms are observed at once, with label objects made once.
+   * the bookkeeping. The latency histograms are observed at once (prom-client's observe, about a
+   * microsecond each), with label objects made once.
    */
   countRequest(adapter: string, tenant: string, status: number, seconds: number, firstTokenSeconds: number | undefined, usage: Usage | undefined): void {
     let series = this.adapters.get(adapter);
     if (series === undefined) {
       const labels = { adapter };
-      series = { labels, ...counts(), latency: this.latency.series(labels), timeToFirstToken: undefined };
+      series = { labels, ...counts(), latencyCounts: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), streamed: false };
       this.adapters.set(adapter, series);
     }
     add(series, status, usage);
     let byTenant = this.tenants.get(tenant);
     if (byTenant === undefined) this.tenants.set(tenant, (byTenant = counts()));
     add(byTenant, status, usage);
-    this.latency.observe(series.latency, seconds);
-    if (firstTokenSeconds !== undefined) this.timeToFirstToken.observe((series.timeToFirstToken ??= this.timeToFirstToken.series(series.labels)), firstTokenSeconds);
+    this.latency.observe(series.labels, seconds);
+    const bucket = bucketOf(seconds);
+    series.latencyCounts[bucket] = (series.latencyCounts[bucket] as number) + 1;
+    if (firstTokenSeconds !== undefined) {
+      this.timeToFirstToken.observe(series.labels, firstTokenSeconds);
+      series.streamed = true;
+    }
   }
 
   /** Every adapter's counts so far, read without a scrape (the console's history). */
   *adapterTotals(): IterableIterator<AdapterTotals> {
-    for (const [adapter, series] of this.adapters) yield { adapter, ...totalsOf(series), latencyCounts: series.latency.counts };
+    for (const [adapter, series] of this.adapters) yield { adapter, ...totalsOf(series), latencyCounts: series.latencyCounts };
   }
 
   /** Every tenant's counts so far (the console's usage view). */
@@ -251,8 +200,8 @@ export class GatewayMetrics {
     const series = this.adapters.get(adapter);
     this.adapters.delete(adapter);
     if (series !== undefined) {
-      this.latency.drop(series.latency);
-      if (series.timeToFirstToken !== undefined) this.timeToFirstToken.drop(series.timeToFirstToken);
+      this.latency.remove(series.labels);
+      if (series.streamed) this.timeToFirstToken.remove(series.labels);
       for (const status of series.byStatus.keys()) this.requests.remove({ adapter, status: String(status) });
     }
     for (const direction of ["in", "out"]) this.tokens.remove({ adapter, direction });

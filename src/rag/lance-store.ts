@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from "apache-arrow";
 import { connect, Index, type Connection, type Table } from "@lancedb/lancedb";
+import { keywordTerms } from "./tokens.ts";
 import { reciprocalRankFusion, StoreMismatchError, type ChunkRef, type SearchFilter, type SearchHit, type SearchRequest, type StoredChunk, type VectorStore } from "./store.ts";
 
 export interface LanceStoreOptions {
@@ -160,11 +161,14 @@ export class LanceStore implements VectorStore {
       lists.push(
         ((await query.toArray()) as Row[])
           .map((row) => ({ id: row.id, source: row.source, chunk: Number(row.chunk), text: row.text, score: 1 - (row._distance ?? 1) }))
-          .filter((hit) => hit.score >= threshold),
+          // Strictly above, as Qdrant's score_threshold keeps (measured on 1.19): both stores drop a chunk exactly at it.
+          .filter((hit) => hit.score > threshold),
       );
     }
-    if (request.mode !== "dense" && request.text.trim() !== "") {
-      let query = table.query().fullTextSearch(request.text, { columns: ["text"] }).select(["id", "source", "chunk", "text", "_score"]).limit(candidates);
+    // The keyword half asks for the terms Qdrant's sparse vectors hold (stop words left out), so both stores match the same words.
+    const terms = keywordTerms(request.text).join(" ");
+    if (request.mode !== "dense" && terms !== "") {
+      let query = table.query().fullTextSearch(terms, { columns: ["text"] }).select(["id", "source", "chunk", "text", "_score"]).limit(candidates);
       if (where !== undefined) query = query.where(where);
       lists.push(((await query.toArray()) as Row[]).map((row) => ({ id: row.id, source: row.source, chunk: Number(row.chunk), text: row.text, score: row._score ?? 0 })));
     }

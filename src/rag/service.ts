@@ -74,7 +74,14 @@ export function ragServiceFor(config: GatewayConfig): RagService | undefined {
   if (vectorStore === undefined) return undefined;
   let store: VectorStore;
   if (vectorStore.kind === "qdrant") {
-    store = new QdrantStore({ url: vectorStore.url, ...(vectorStore.apiKeyFile !== undefined ? { apiKeyFile: vectorStore.apiKeyFile } : {}) });
+    const { url, apiKeyFile, replicationFactor, writeConsistencyFactor, shardNumber } = vectorStore;
+    store = new QdrantStore({
+      url,
+      ...(apiKeyFile !== undefined ? { apiKeyFile } : {}),
+      ...(replicationFactor !== undefined ? { replicationFactor } : {}),
+      ...(writeConsistencyFactor !== undefined ? { writeConsistencyFactor } : {}),
+      ...(shardNumber !== undefined ? { shardNumber } : {}),
+    });
   } else {
     store = new LanceStore({ path: vectorStore.path });
   }

@@ -27,7 +27,10 @@ export interface SearchRequest {
   /** The query's embedding: the dense half searches it (not needed for `keyword`). */
   readonly vector?: readonly number[];
   readonly limit: number;
-  /** Dense candidates below this cosine similarity are dropped (keyword hits are exact matches and kept). */
+  /**
+   * Dense candidates must score above this cosine similarity (one exactly at it is dropped, as Qdrant's
+   * score_threshold does); keyword hits are exact matches and kept. @default 0: nothing pointing away from the query
+   */
   readonly scoreThreshold?: number;
   readonly filter?: SearchFilter;
 }

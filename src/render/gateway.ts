@@ -73,7 +73,16 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
         ? { embeddings: { upstream: names.engine, model: spec.model.name } }
         : {}),
     ...(qdrantEnabled(spec)
-      ? { vectorStore: { kind: "qdrant" as const, url: `http://${ctx.serviceHost(names.qdrant)}:${ports.qdrantHttp}`, apiKeyFile: `${QDRANT_KEY_DIR}/${spec.qdrant.apiKeySecret.key}` } }
+      ? {
+          vectorStore: {
+            kind: "qdrant" as const,
+            url: `http://${ctx.serviceHost(names.qdrant)}:${ports.qdrantHttp}`,
+            apiKeyFile: `${QDRANT_KEY_DIR}/${spec.qdrant.apiKeySecret.key}`,
+            // A copy of every shard on each Qdrant pod, and a majority to acknowledge a write: an
+            // acknowledged write survives the loss of any one pod, and writes go on while it is gone.
+            ...(spec.qdrant.replicas > 1 ? { replicationFactor: spec.qdrant.replicas, writeConsistencyFactor: Math.floor(spec.qdrant.replicas / 2) + 1 } : {}),
+          },
+        }
       : {}),
     adapters: spec.adapters.map((adapter) => {
       const upstream = engineServiceFor(adapter);

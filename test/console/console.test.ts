@@ -44,7 +44,7 @@ describe("the web console in a browser", { skip }, () => {
   before(async () => {
     await ensureConsoleBuilt();
     console.log(`console screenshots and axe reports: ${ARTIFACTS}`);
-    const common = { cwd: process.cwd(), port: 0, logger: quietLogger(), watch: { debounceMs: 200, pollMs: 60_000 } };
+    const common = { cwd: process.cwd(), port: 0, model: "tiny", embeddings: "engine" as const, logger: quietLogger(), watch: { debounceMs: 200, pollMs: 60_000 } };
     browser = await startBrowser();
     // Both stacks at once; whatever started is kept for after() to close, even if the other failed.
     const [first, second] = await Promise.allSettled([startDevStack({ ...common, apiKey: KEY, dataDir: join(work, "secured") }), startDevStack({ ...common, dataDir: join(work, "open") })]);

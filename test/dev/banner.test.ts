@@ -9,14 +9,16 @@ const stack = {
   specFile: "/work/platform.yaml",
   platform: "lab",
   environment: "local",
-  model: "tiny.gguf",
-  tinyModel: true,
+  modelOrigin: "generated tiny model (random weights: its answers are noise)",
+  embeddingsOrigin: "the base model (llama-3-8b-instruct) on the engine",
+  notes: [],
   baseModel: "llama-3-8b-instruct",
   adapters: [
     { name: "code", rag: false, description: "" },
     { name: "rag", rag: true, description: "" },
   ],
   dataDir: "/tmp/dev",
+  vectors: { kind: "embedded" as const, location: "/tmp/dev/vectors-e5", detail: "the embedded store" },
   apiKey: undefined as string | undefined,
 };
 

@@ -45,7 +45,7 @@ describe("diatonic dev", () => {
   it("serves the example's adapters, ingests into the RAG adapter, and exits 0 on SIGINT with the port freed", async () => {
     const port = await freePort();
     const key = "sk-dev-test";
-    const child = spawn(process.execPath, ["bin/diatonic.js", "dev", "--port", String(port), "--api-key", key, "--data", join(dir, "data")], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["bin/diatonic.js", "dev", "--model", "tiny", "--embeddings", "engine", "--port", String(port), "--api-key", key, "--data", join(dir, "data")], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

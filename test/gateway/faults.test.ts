@@ -25,11 +25,12 @@ describe("gateway under upstream faults", () => {
     return gw;
   }
 
-  it("upstream refused: 502, then the circuit opens (503 with Retry-After) and /readyz says not ready", async () => {
+  it("upstream refused: 503 with Retry-After (no engine took the request), then the circuit opens and /readyz says not ready", async () => {
     const gw = await gateway(`http://127.0.0.1:${await refusedPort()}`);
     const refused = await apiError(gw.client().chat.completions.create(chat));
-    assert.equal(refused.status, 502);
+    assert.equal(refused.status, 503);
     assert.equal(refused.code, "upstream_unreachable");
+    assert.equal(refused.headers?.get("retry-after"), "1");
     const open = await apiError(gw.client().chat.completions.create(chat));
     assert.equal(open.status, 503);
     assert.equal(open.code, "upstream_unavailable");

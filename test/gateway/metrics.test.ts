@@ -5,9 +5,21 @@ import { describe, it } from "node:test";
 import { RATE_LIMIT_CODES } from "../../src/gateway/limits.ts";
 import { GatewayMetrics, seriesPerAdapter } from "../../src/gateway/metrics.ts";
 
-function sample(text: string, line: string): number | undefined {
-  const found = text.split("\n").find((candidate) => candidate.startsWith(`${line} `));
-  return found === undefined ? undefined : Number(found.slice(line.length + 1));
+/** A sample line's name and labels in one order (exposition does not fix the labels' order). */
+function normalized(series: string): string {
+  const open = series.indexOf("{");
+  if (open < 0) return series;
+  const labels = series.slice(open + 1, -1).match(/[a-zA-Z_]\w*="(?:[^"\\]|\\.)*"/g) ?? [];
+  return `${series.slice(0, open)}{${[...labels].sort().join(",")}}`;
+}
+
+function sample(text: string, series: string): number | undefined {
+  const wanted = normalized(series);
+  for (const line of text.split("\n")) {
+    const space = line.lastIndexOf(" ");
+    if (!line.startsWith("#") && space > 0 && normalized(line.slice(0, space)) === wanted) return Number(line.slice(space + 1));
+  }
+  return undefined;
 }
 
 /** Sample lines (not comments) of /metrics that carry `label`. */

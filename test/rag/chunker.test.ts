@@ -4,6 +4,7 @@ import { StructuredChunker, formatOf } from "../../src/rag/chunker.ts";
 import { chunkId, contentHash } from "../../src/rag/ids.ts";
 import { reciprocalRankFusion } from "../../src/rag/store.ts";
 import { countTokens } from "../../src/rag/tokens.ts";
+import { htmlToText } from "../../src/rag/html.ts";
 
 const words = (n: number, word = "lorem") => Array.from({ length: n }, (_, i) => `${word}${i}`).join(" ");
 
@@ -41,6 +42,11 @@ describe("chunker", () => {
     assert.equal(chunker.chunk(md, "markdown").length, 1);
     const html = "<html><head><title>x</title></head><body><h1>Title</h1><p>One &amp; two</p><script>alert(1)</script><p>Three</p></body></html>";
     assert.equal(chunker.chunk(html, "html")[0]?.text, "# Title\n\nOne & two\n\nThree");
+  });
+
+  it("reads HTML as a browser parses it: every named entity, unclosed paragraphs and cells, a '<' inside a script, nested heading markup", () => {
+    const html = "<h2>Caf&eacute; <em>rules</em></h2><p>First<p>Second &rarr; third<script>if (a <b) { document.write('<p>x</p>') }</script><table><tr><td>1<td>2</table><!-- <p>hidden</p> -->";
+    assert.equal(htmlToText(html), "## Café rules\n\nFirst\n\nSecond → third\n\n1 2");
   });
 
   it("knows Markdown, text and HTML by extension", () => {

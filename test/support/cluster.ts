@@ -3,12 +3,16 @@
 //   DIATONIC_CLUSTER_TESTS=0   skip the tier
 //   DIATONIC_CLUSTER_REUSE=1   run against the cluster of $KUBECONFIG (kind, k3d, …) instead of
 //                              starting ours; without it an unrelated $KUBECONFIG is never touched
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { promisify } from "node:util";
+import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
+import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { memoryMiB, readState, up } from "../../scripts/cluster/cluster.ts";
-import { clusterPaths } from "../../scripts/cluster/config.ts";
+import { clusterPaths, realNode } from "../../scripts/cluster/config.ts";
 import { adoptForTests, registerUser } from "../../scripts/cluster/users.ts";
 
 const run = promisify(execFile);
@@ -25,6 +29,11 @@ export type PodSecurityLevel = (typeof podSecurityLevels)[number];
 export interface NamespaceOptions {
   /** Pod Security Standard enforced on the namespace. @default "restricted" */
   readonly podSecurity?: PodSecurityLevel;
+  /**
+   * Keep its pods on the kwok nodes even when they are of the local environment (which otherwise
+   * runs on the real node for real): for tests of the deploy mechanics. @default false
+   */
+  readonly simulatedNodes?: boolean;
 }
 
 export class KubectlError extends Error {
@@ -41,6 +50,8 @@ export interface TestCluster {
   readonly kubeconfig: string;
   /** Where the cluster came from: started for this run, ours already running, or the user's. */
   readonly origin: "started" | "running" | "user";
+  /** The real node (kubelet and containerd) beside the simulated ones, or why there is none. */
+  readonly realNode: { readonly name: string } | { readonly skipped: string };
   kubectl(args: readonly string[], input?: string): Promise<string>;
   kubectlJson<T = unknown>(args: readonly string[]): Promise<T>;
   /** A fresh namespace for this test, deleted when the test ends. */
@@ -59,8 +70,11 @@ async function connect(): Promise<TestCluster> {
   const env = process.env;
   if (env.DIATONIC_CLUSTER_REUSE === "1") {
     if (!env.KUBECONFIG) throw new Error("DIATONIC_CLUSTER_REUSE=1 needs KUBECONFIG to point at the cluster to use");
-    const cluster = makeCluster(env.KUBECONFIG, "user");
-    await cluster.kubectl(["get", "--raw", "/readyz"]);
+    const probe = makeCluster(env.KUBECONFIG, "user", { skipped: "" });
+    await probe.kubectl(["get", "--raw", "/readyz"]);
+    const names = (await probe.kubectl(["get", "nodes", "-l", `${realNode.label.key}=${realNode.label.value}`, "-o", "name"])).trim();
+    const first = names.split("\n")[0]?.replace(/^node\//, "");
+    const cluster = makeCluster(env.KUBECONFIG, "user", first ? { name: first } : { skipped: `no node of the user's cluster is labelled ${realNode.label.key}=${realNode.label.value}` });
     console.log(`cluster tier: using the cluster of KUBECONFIG=${env.KUBECONFIG}`);
     return cluster;
   }
@@ -77,13 +91,32 @@ async function connect(): Promise<TestCluster> {
       : `cluster tier: started a cluster in ${seconds} s (control plane ${state.startupSeconds} s, ` +
           `build/cache check ${result.buildSeconds.toFixed(1)} s); memory MiB ${JSON.stringify(memoryMiB())}`,
   );
-  return makeCluster(clusterPaths().kubeconfig, origin);
+  const node = state.realNode ?? { skipped: "the running cluster was started before the real node existed (restart it)" };
+  return makeCluster(clusterPaths().kubeconfig, origin, "name" in node ? { name: node.name } : node);
 }
 
-function makeCluster(kubeconfig: string, origin: TestCluster["origin"]): TestCluster {
+/** The kubectl built with the test cluster; a user's cluster (DIATONIC_CLUSTER_REUSE) may use the one on PATH. */
+function kubectlBinary(): string {
+  const built = kubectlPath();
+  return existsSync(built) || process.env.DIATONIC_CLUSTER_REUSE !== "1" ? built : "kubectl";
+}
+
+/**
+ * True when the cluster has its real node. Otherwise the test is skipped with the reason, or
+ * fails under CI=true, where the real node is part of what is tested.
+ */
+export function hasRealNode(t: TestContext, cluster: TestCluster): boolean {
+  if ("name" in cluster.realNode) return true;
+  const reason = `needs the real node: ${cluster.realNode.skipped}`;
+  if (process.env.CI === "true") assert.fail(`${reason} (CI=true: the real node must run in CI)`);
+  t.skip(reason);
+  return false;
+}
+
+function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: TestCluster["realNode"]): TestCluster {
   const kubectl = async (args: readonly string[], input?: string): Promise<string> => {
     try {
-      const child = run("kubectl", ["--kubeconfig", kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 });
+      const child = run(kubectlBinary(), ["--kubeconfig", kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 });
       if (input !== undefined) child.child.stdin?.end(input);
       const { stdout } = await child;
       return stdout;
@@ -95,6 +128,7 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"]): TestClu
   return {
     kubeconfig,
     origin,
+    realNode: node,
     kubectl,
     async kubectlJson<T>(args: readonly string[]): Promise<T> {
       return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
@@ -119,7 +153,7 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"]): TestClu
         JSON.stringify({
           apiVersion: "v1",
           kind: "Namespace",
-          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true" } },
+          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true", ...(options.simulatedNodes ? { [kwokPlacementLabel.key]: kwokPlacementLabel.value } : {}) } },
         }),
       );
       t.after(async () => {

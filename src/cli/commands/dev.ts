@@ -1,23 +1,27 @@
 import { ExitCode } from "../../errors.ts";
-import { devBanner, startDevStack } from "../../dev/stack.ts";
-import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
+import { DEV_VECTOR_STORES, devBanner, startDevStack } from "../../dev/stack.ts";
+import { oneOf, parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 export const devCommand: Command = {
   name: "dev",
-  usage: "diatonic dev [--spec FILE] [--model GGUF] [--port N] [--api-key KEY] [--data DIR]",
+  usage: "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {
       spec: { type: "string" },
       model: { type: "string" },
+      embeddings: { type: "string" },
       port: { type: "string" },
       host: { type: "string" },
       "api-key": { type: "string" },
       data: { type: "string" },
+      "vector-store": { type: "string" },
     });
     const port = portFlag(values.port);
+    const vectorStore = oneOf("--vector-store", values["vector-store"], DEV_VECTOR_STORES, "embedded");
     const model = values.model ?? (io.env.DIATONIC_MODEL || undefined);
-    if (model === undefined) io.stderr.write("diatonic dev: no --model or DIATONIC_MODEL: generating a tiny test model (its output is noise)\n");
-    else io.stderr.write(`diatonic dev: loading ${model}…\n`);
+    const embeddings = values.embeddings === undefined ? undefined : oneOf("--embeddings", values.embeddings, ["e5", "engine"] as const);
+    if (model === "tiny") io.stderr.write("diatonic dev: generating a tiny test model (its output is noise)\n");
+    else if (model !== undefined) io.stderr.write(`diatonic dev: loading ${model}…\n`);
     const stack = await startDevStack({
       cwd: io.cwd,
       ...(values.spec !== undefined ? { spec: values.spec } : {}),
@@ -26,7 +30,11 @@ export const devCommand: Command = {
       ...(values.host !== undefined ? { host: values.host } : {}),
       ...(values["api-key"] !== undefined ? { apiKey: values["api-key"] } : {}),
       ...(values.data !== undefined ? { dataDir: values.data } : {}),
+      ...(embeddings !== undefined ? { embeddings } : {}),
+      vectorStore,
+      onDownload: (url) => io.stderr.write(`diatonic dev: no Qdrant binary here (QDRANT_BIN, ../shared/tools/qdrant): downloading ${url}…\n`),
       onSpecChange: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
+      onProgress: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
     });
     io.stdout.write(devBanner(stack, io.cwd));
     await new Promise<void>((done) => {

@@ -1,6 +1,7 @@
 // Command pki writes the test cluster's certificates into one directory: a CA, the API server's
 // serving certificate, client certificates for each component and a service-account key pair.
-// Existing files are kept, so a restarted cluster keeps trusting the kubeconfig it handed out.
+// With --node, also the real node's kubelet and kube-proxy identities. Existing files are kept, so
+// a restarted cluster keeps trusting the kubeconfig it handed out.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -37,18 +39,40 @@ var clients = []client{
 
 func main() {
 	dir := flag.String("dir", "", "directory to write into")
+	ips := flag.String("ip", "", "comma-separated extra addresses of the API server's serving certificate")
+	node := flag.String("node", "", "name of a real node: issue its kubelet and kube-proxy client certificates")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "pki: --dir is required")
 		os.Exit(2)
 	}
-	if err := run(*dir); err != nil {
+	var extra []net.IP
+	for _, text := range strings.Split(*ips, ",") {
+		if text == "" {
+			continue
+		}
+		ip := net.ParseIP(text)
+		if ip == nil {
+			fmt.Fprintf(os.Stderr, "pki: --ip %q is not an address\n", text)
+			os.Exit(2)
+		}
+		extra = append(extra, ip)
+	}
+	if *node != "" {
+		// The Node authorizer knows a kubelet by this name and group; RBAC's bootstrap policy binds
+		// system:kube-proxy to system:node-proxier.
+		clients = append(clients,
+			client{"kubelet", "system:node:" + *node, []string{"system:nodes"}},
+			client{"kube-proxy", "system:kube-proxy", nil},
+		)
+	}
+	if err := run(*dir, extra); err != nil {
 		fmt.Fprintln(os.Stderr, "pki:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string) error {
+func run(dir string, extraIPs []net.IP) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -87,7 +111,7 @@ func run(dir string) error {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1")},
+		IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.96.0.1")}, extraIPs...),
 	}
 	if err := issue(dir, "apiserver", serving, caCert, caKey); err != nil {
 		return err

@@ -1,5 +1,6 @@
-// Python tools the tests use (the RAG stand-ins, the official Python OpenAI client), each in its own
-// venv under ~/.cache/diatonic, installed from PyPI on first use (pinned), never at test time after that.
+// Python tools, each in its own venv under ~/.cache/diatonic, installed from the package index on
+// first use (pinned), never again after that: the dev stack's embedding server, and the tests' (the
+// RAG stand-ins, the official Python OpenAI client).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
@@ -20,8 +21,8 @@ export function pythonWith(name: string, requirement: string, module: string): s
   };
   if (!ready()) {
     mkdirSync(venv, { recursive: true });
-    execFileSync("python3", ["-m", "venv", venv], { stdio: "inherit" });
-    execFileSync(join(venv, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", requirement], { stdio: "inherit", timeout: 600_000 });
+    execFileSync("python3", ["-m", "venv", venv], { stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync(join(venv, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", requirement], { stdio: ["ignore", "ignore", "inherit"], timeout: 600_000 });
   }
   return bin;
 }
