@@ -190,6 +190,9 @@ export async function generate(
       topK: sampling.topK > 0 ? sampling.topK : undefined,
       minP: sampling.minP > 0 ? sampling.minP : undefined,
       seed: sampling.seed,
+      // Without it node-llama-cpp ends the iteration on an end-of-generation token, silently: the
+      // check below would never see it and the finish reason would stay "length".
+      yieldEogToken: true,
       ...(penalised
         ? {
             repeatPenalty: {
