@@ -7,7 +7,7 @@
 // slot), at most `maxLoras` adapter contexts exist at once (vLLM's --max-loras: how many adapters
 // are active together), and an idle adapter context is disposed to make room for another.
 // The adapter weights themselves are loaded once per model by node-llama-cpp and cached by path.
-import type { CustomBatchingPrioritizationStrategy, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import type { CustomBatchingPrioritizationStrategy, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
 import { QueueFullError } from "./api-error.ts";
 import { Lockstep } from "./lockstep.ts";
 
@@ -49,12 +49,20 @@ interface Slot {
   readonly lockstep: Lockstep;
   running: number;
   retired: boolean;
+  /**
+   * Sequences whose request ended, with their KV cells kept: the next request on this context takes
+   * the one holding the longest prefix of its prompt (see generate), as vLLM's prefix caching and
+   * llama.cpp's own server reuse what was evaluated before.
+   */
+  readonly idle: LlamaContextSequence[];
   /** When a request last ended on it: the least recently used idle slot is evicted first, as vLLM does. */
   lastUsed: number;
 }
 
 interface Waiter {
   readonly target: Target;
+  /** The request's prompt, to find the idle sequence that holds most of it. */
+  readonly prompt: readonly Token[];
   readonly resolve: (lease: Lease) => void;
   readonly reject: (error: unknown) => void;
   /** Times a later request was admitted ahead of it (its LoRA had no slot); see pump. */
@@ -148,14 +156,17 @@ export class ContextPool {
     return { running: running.sort(), waiting: waiting.sort() };
   }
 
-  /** Waits for a free sequence on the target's context. Rejects at once when the queue is full. */
-  acquire(target: Target, signal?: AbortSignal): Promise<Lease> {
+  /**
+   * Waits for a free sequence on the target's context (the one holding the longest prefix of
+   * `prompt` when several are free). Rejects at once when the queue is full.
+   */
+  acquire(target: Target, signal?: AbortSignal, prompt: readonly Token[] = []): Promise<Lease> {
     if (this.closed) return Promise.reject(new Error("the engine is shutting down"));
     if (this.queue.length >= this.options.maxQueue && !this.canAdmitNow(target)) {
       return Promise.reject(new QueueFullError(this.options.maxQueue));
     }
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { target, resolve, reject, passed: 0 };
+      const waiter: Waiter = { target, prompt, resolve, reject, passed: 0 };
       this.queue.push(waiter);
       signal?.addEventListener(
         "abort",
@@ -224,7 +235,7 @@ export class ContextPool {
       slot.running++;
       this.running++;
       slot.ready.then(
-        (context) => waiter.resolve(this.lease(slot, context.getSequence())),
+        (context) => waiter.resolve(this.lease(slot, this.sequenceFor(slot, context, waiter.prompt))),
         (error: unknown) => {
           this.finish(slot);
           waiter.reject(error);
@@ -237,6 +248,22 @@ export class ContextPool {
     }
   }
 
+  /**
+   * An idle sequence of the slot that holds a prefix of the prompt (the longest), else a new one
+   * while the context has some left, else the idle one whose cells were used least recently.
+   */
+  private sequenceFor(slot: Slot, context: LlamaContext, prompt: readonly Token[]): LlamaContextSequence {
+    let best = -1;
+    let bestPrefix = 0;
+    slot.idle.forEach((sequence, index) => {
+      const prefix = sequence.compareContextTokens([...prompt]).firstDifferentIndex;
+      if (prefix > bestPrefix) [best, bestPrefix] = [index, prefix];
+    });
+    if (best === -1 && context.sequencesLeft > 0) return context.getSequence();
+    const [sequence] = slot.idle.splice(best === -1 ? 0 : best, 1);
+    return sequence ?? context.getSequence();
+  }
+
   private lease(slot: Slot, sequence: LlamaContextSequence): Lease {
     let released = false;
     return {
@@ -245,10 +272,10 @@ export class ContextPool {
       release: async () => {
         if (released) return;
         released = true;
-        // Disposing clears the sequence's KV cells and returns its id to the context; that is
-        // asynchronous, and the next getSequence() on this context needs the id back first.
         try {
-          await sequence.dispose();
+          // Kept with its KV cells for the next request's prefix, unless its context is going away.
+          if (slot.retired || this.closed) await sequence.dispose();
+          else slot.idle.push(sequence);
         } finally {
           this.finish(slot);
         }
@@ -287,6 +314,7 @@ export class ContextPool {
       name: target.adapter === undefined ? undefined : target.name,
       running: 0,
       retired: false,
+      idle: [],
       lastUsed: performance.now(),
       lockstep: new Lockstep(),
       ready: model.createContext({

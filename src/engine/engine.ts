@@ -287,7 +287,7 @@ export class Engine {
   /** Waits for a sequence (or throws QueueFullError), generates, records metrics, releases. */
   async run(target: Target, promptTokens: readonly Token[], sampling: Sampling, callbacks: RunCallbacks = {}): Promise<GenerationResult> {
     const arrivedAt = callbacks.arrivedAt ?? performance.now();
-    const lease: Lease = await this.pool.acquire(target, callbacks.signal);
+    const lease: Lease = await this.pool.acquire(target, callbacks.signal, promptTokens);
     try {
       callbacks.onAdmitted?.();
       // Without max_tokens, vLLM gives the room the model length leaves (llama.cpp pads its context past it).

@@ -10,6 +10,8 @@ export interface GenerationResult {
   readonly text: string;
   readonly finishReason: FinishReason;
   readonly promptTokens: number;
+  /** Of the prompt, the tokens whose KV cells the sequence already held from an earlier request. */
+  readonly cachedPromptTokens: number;
   readonly completionTokens: number;
 }
 
@@ -74,7 +76,9 @@ class StopMatcher {
 }
 
 /**
- * Runs one generation. The sequence must be empty (fresh from the context); the caller owns it.
+ * Runs one generation; the caller owns the sequence. What the sequence holds from an earlier request
+ * is kept as far as it is a prefix of this prompt (prefix caching) and erased after that; at least
+ * the prompt's last token is evaluated, for the logits of the first sampled one.
  * Detokenizes incrementally with a few tokens of left context (SPM needs it for spaces) and holds
  * tokens back while they end in an incomplete UTF-8 character (byte-fallback tokens).
  *
@@ -91,6 +95,8 @@ export async function generate(
   options: GenerateOptions,
 ): Promise<GenerationResult> {
   const { sampling, defer } = options;
+  const cachedPromptTokens = Math.max(0, Math.min(sequence.compareContextTokens([...promptTokens]).firstDifferentIndex, promptTokens.length - 1));
+  if (sequence.nextTokenIndex > cachedPromptTokens) await sequence.eraseContextTokenRanges([{ start: cachedPromptTokens, end: sequence.nextTokenIndex }]);
   const room = sequence.contextSize - promptTokens.length;
   const maxTokens = Math.min(sampling.maxTokens ?? room, room);
   const matcher = new StopMatcher(sampling.stop);
@@ -184,7 +190,7 @@ export async function generate(
     // OpenAI's penalties count the completion's own tokens (not the prompt's), as vLLM does.
     const generated: Token[] = [];
     const penalised = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
-    const evaluation = sequence.evaluate([...promptTokens], {
+    const evaluation = sequence.evaluate(promptTokens.slice(cachedPromptTokens), {
       temperature: sampling.temperature,
       topP: sampling.topP < 1 ? sampling.topP : undefined,
       topK: sampling.topK > 0 ? sampling.topK : undefined,
@@ -257,5 +263,5 @@ export async function generate(
   if (stoppedByString) finishReason = "stop";
   else emit(matcher.flush());
   if (stoppedAt >= 0) completionTokens = stoppedAt;
-  return { text, finishReason, promptTokens: promptTokens.length, completionTokens };
+  return { text, finishReason, promptTokens: promptTokens.length, cachedPromptTokens, completionTokens };
 }

@@ -16,6 +16,8 @@ const LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 5
 export class EngineMetrics {
   readonly registry = new Registry();
   private readonly promptTokens: Counter<"model_name">;
+  private readonly prefixQueries: Counter<"model_name">;
+  private readonly prefixHits: Counter<"model_name">;
   private readonly generationTokens: Counter<"model_name">;
   private readonly success: Counter<"model_name" | "finished_reason">;
   private readonly ttft: Histogram<"model_name">;
@@ -62,6 +64,9 @@ export class EngineMetrics {
       },
     });
     this.promptTokens = new Counter({ name: "vllm:prompt_tokens_total", help: "Number of prefill tokens processed.", labelNames: ["model_name"], registers });
+    // vLLM's prefix cache counters, in prompt tokens: asked for, and found in a sequence's KV cells.
+    this.prefixQueries = new Counter({ name: "vllm:prefix_cache_queries_total", help: "Prefix cache queries, in terms of number of queried tokens.", labelNames: ["model_name"], registers });
+    this.prefixHits = new Counter({ name: "vllm:prefix_cache_hits_total", help: "Prefix cache hits, in terms of number of cached tokens.", labelNames: ["model_name"], registers });
     this.generationTokens = new Counter({ name: "vllm:generation_tokens_total", help: "Number of generation tokens processed.", labelNames: ["model_name"], registers });
     this.success = new Counter({
       name: "vllm:request_success_total",
@@ -100,8 +105,10 @@ export class EngineMetrics {
     this.ttft.observe(this.labels, seconds);
   }
 
-  finished(result: { promptTokens: number; completionTokens: number; finishReason: string }, seconds: number): void {
+  finished(result: { promptTokens: number; cachedPromptTokens: number; completionTokens: number; finishReason: string }, seconds: number): void {
     this.promptTokens.inc(this.labels, result.promptTokens);
+    this.prefixQueries.inc(this.labels, result.promptTokens);
+    this.prefixHits.inc(this.labels, result.cachedPromptTokens);
     this.generationTokens.inc(this.labels, result.completionTokens);
     this.success.inc({ ...this.labels, finished_reason: result.finishReason }, 1);
     this.latency.observe(this.labels, seconds);

@@ -28,11 +28,11 @@ after(async () => {
 /** Sampling with top_k, min_p and the penalties off (OpenAI's defaults). */
 const NO_PENALTIES = { topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0 };
 
-async function run(options: Omit<GenerateOptions, "sampling"> & { stop?: string[]; maxTokens?: number }) {
-  const sequence = context.getSequence();
+async function run(options: Omit<GenerateOptions, "sampling"> & { stop?: string[]; maxTokens?: number; prompt?: string; sequence?: LlamaContextSequence }) {
+  const sequence = options.sequence ?? context.getSequence();
   const pieces: string[] = [];
   try {
-    const result = await generate(model, sequence, model.tokenize("the small red cat"), {
+    const result = await generate(model, sequence, model.tokenize(options.prompt ?? "the small red cat"), {
       ...options,
       sampling: { ...NO_PENALTIES, maxTokens: options.maxTokens ?? 40, temperature: 0, topP: 1, seed: 1, stop: options.stop ?? [] },
       onText: (piece) => pieces.push(piece),
@@ -40,7 +40,7 @@ async function run(options: Omit<GenerateOptions, "sampling"> & { stop?: string[
     assert.equal(pieces.join(""), result.text, "onText pieces add up to the text");
     return result;
   } finally {
-    await sequence.dispose();
+    if (options.sequence === undefined) await sequence.dispose();
   }
 }
 
@@ -50,6 +50,29 @@ const deferred = (task: () => void): void => void setImmediate(task);
 const lagging = (task: () => void): void => void setTimeout(task, 3);
 
 describe("generate", () => {
+  it("reuses the KV cells of a prompt prefix the sequence already holds, with the same text as a fresh sequence", async () => {
+    const other = "the small red dog ran";
+    const fresh = await run({});
+    const freshOther = await run({ prompt: other });
+    assert.equal(fresh.cachedPromptTokens, 0);
+    const sequence = context.getSequence();
+    try {
+      const first = await run({ sequence });
+      const again = await run({ sequence });
+      const prompt = model.tokenize("the small red cat");
+      assert.equal(again.cachedPromptTokens, prompt.length - 1, "all of the prompt but its last token came from the cache");
+      assert.deepEqual({ ...again, cachedPromptTokens: 0 }, first);
+      assert.deepEqual({ ...first, cachedPromptTokens: 0 }, fresh);
+      // A prompt that shares a prefix: that much is reused, the rest (and the earlier completion) is not.
+      const shared = prompt.findIndex((token, i) => token !== model.tokenize(other)[i]);
+      const changed = await run({ sequence, prompt: other });
+      assert.equal(changed.cachedPromptTokens, shared);
+      assert.deepEqual({ ...changed, cachedPromptTokens: 0 }, freshOther);
+    } finally {
+      await sequence.dispose();
+    }
+  });
+
   it("gives the same text, finish reason and token count with deferred text processing", async () => {
     const inline = await run({});
     assert.equal(inline.completionTokens, 40);
@@ -89,6 +112,9 @@ function byteModel(text: string, eog?: number): { model: LlamaModel; sequence: (
   const sequence = () =>
     ({
       contextSize: 4096,
+      nextTokenIndex: 0,
+      compareContextTokens: () => ({ firstDifferentIndex: 0 }),
+      eraseContextTokenRanges: async () => undefined,
       async *evaluate(_tokens: readonly number[], options: { yieldEogToken?: boolean } = {}) {
         for (const byte of bytes) {
           await new Promise((resolve) => setImmediate(resolve));
