@@ -102,7 +102,7 @@ describe("diatonic", () => {
     assert.ok(hot.homesOf("hot", replicas, 1000).length > 1, `homes: ${hot.homesOf("hot", replicas, 1000).join(", ")}`);
   });
 
-  /** A policy that has measured a 40 ms service and a 10 ms swap (both on requests that ran at once) and seen two requests run at once on a replica. */
+  /** A policy that has measured a `serviceMs` service and a `swapMs` swap (on requests that ran at once) and seen a replica run two requests with more waiting (its parallelism). */
   function measured(swapMs = 10, serviceMs = 40): Diatonic {
     const policy = new Diatonic(options);
     const choice = { candidate: replica("z"), reason: "home", expectedWaitMs: 0 };
@@ -110,7 +110,7 @@ describe("diatonic", () => {
       policy.observe({ lora: "z", now: 0 }, { choice, swapped: false, firstByteMs: 5, totalMs: serviceMs });
       policy.observe({ lora: "z", now: 0 }, { choice, swapped: true, firstByteMs: 5 + swapMs, totalMs: serviceMs + swapMs });
     }
-    policy.choose([replica("z", { load: load({ running: 2 }) })], { lora: undefined, now: 0 });
+    policy.choose([replica("z", { load: load({ running: 2, waiting: 1 }) })], { lora: undefined, now: 0 });
     return policy;
   }
 
@@ -121,11 +121,12 @@ describe("diatonic", () => {
     for (let i = 0; i < 50; i++) {
       policy.observe({ lora: "x", now: 0 }, { choice: atOnce, swapped: false, firstByteMs: 5, totalMs: 30 });
       policy.observe({ lora: "x", now: 0 }, { choice: atOnce, swapped: true, firstByteMs: 25, totalMs: 50 });
-      // Queued behind others: their waits say nothing of the swap (here they would make it negative) or of the service.
-      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: true, firstByteMs: 200, totalMs: 230 });
-      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: false, firstByteMs: 400, totalMs: 430 });
+      // Queued behind others: their waits come before the first byte and say nothing of the swap (here they would make it negative) or of the service.
+      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: true, firstByteMs: 200, totalMs: 225 });
+      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: false, firstByteMs: 400, totalMs: 425 });
     }
     assert.equal(Math.round(policy.swapMs), 20);
+    // 25 ms from first byte to end, and 5 ms to the first byte when it runs at once.
     assert.equal(Math.round(policy.serviceEstimateMs), 30);
   });
 
@@ -142,6 +143,22 @@ describe("diatonic", () => {
     // Requests of other gateways (in the engine's count, not this gateway's) do count.
     const shared = replica("a", { recent: ["x"], outstanding: 0, load: load({ running: 2, waiting: 4 }), loadOutstanding: 0 });
     assert.equal(policy.choose([shared, cold], { lora: "x", now: 0 }).candidate.origin, "b");
+  });
+
+  it("takes a replica to run more requests at once until one reports requests waiting", () => {
+    const policy = new Diatonic(options);
+    const choice = { candidate: replica("z"), reason: "home", expectedWaitMs: 0 };
+    for (let i = 0; i < 50; i++) {
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: false, firstByteMs: 5, totalMs: 25 });
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: true, firstByteMs: 8, totalMs: 28 });
+    }
+    // At low load a replica is seen running one request at most: that is not its limit.
+    const warm = replica("a", { recent: ["x"], outstanding: 1, load: load({ running: 1 }) });
+    const cold = replica("b", { load: load() });
+    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).reason, "resident");
+    // Once a replica has run one with others waiting, one request is its limit: 25 ms of wait costs more than a 3 ms swap.
+    policy.choose([replica("c", { load: load({ running: 1, waiting: 2 }) })], { lora: undefined, now: 0 });
+    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
   it("counts the swap of each request ahead that loads its LoRA first", () => {

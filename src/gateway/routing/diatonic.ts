@@ -7,10 +7,14 @@
 //   is not one of the adapter's homes). The wait counts this gateway's requests there now (exact, with
 //   no scrape delay) and other gateways' from the engine's last report; each request beyond the
 //   replica's parallelism holds a sequence for the service time, and for the swap time too if it
-//   loads its LoRA first. Among equal costs, the replica with fewer requests.
-// - Service and swap times are learnt only from requests expected to run at once: the first byte of
-//   one that loaded its LoRA minus that of one that did not. A request that queued would have its
-//   queueing taken for swap or service time.
+//   loads its LoRA first. The parallelism is what a replica ran while it reported requests waiting;
+//   until one has, one more than the most seen running (at low load that count says little of how
+//   many it can run, but no bound at all piles requests on one replica between scrapes). Among
+//   equal costs, the replica with fewer requests.
+// - Swap time is learnt only from requests expected to run at once: the first byte of one that loaded
+//   its LoRA minus that of one that did not (in one that queued, queueing would pass for swap time).
+//   Service time = the time from first byte to end, which no queueing precedes, learnt from every
+//   request, plus the first byte of one that ran at once where its LoRA was resident (the prompt).
 // - Homes: every adapter's replicas are ranked by rendezvous hashing, the same ranking in every
 //   gateway replica (no coordinator). Adapters are placed hottest first: the hottest each get a slot
 //   on a "pinned" replica; the rest churn through the slots of as few "tail" replicas as their work
@@ -86,8 +90,8 @@ interface Placement {
 
 export class Diatonic implements RoutingPolicy {
   readonly name = "diatonic" as const;
-  /** Send to end of requests that ran at once where their LoRA was resident: a request's time on a sequence. */
-  private readonly serviceMs = new Ewma(0.1);
+  /** First byte to end, of every request. */
+  private readonly afterFirstByteMs = new Ewma(0.1);
   /** Send to first byte of requests that ran at once, where their LoRA was resident and where it was loaded first. */
   private readonly hitFirstByte = new Ewma(0.1);
   private readonly missFirstByte = new Ewma(0.1);
@@ -95,8 +99,10 @@ export class Diatonic implements RoutingPolicy {
   private readonly counts = new Map<string, { k: number; lowerSince: number | undefined }>();
   private readonly rankings = new Map<string, { key: string; order: string[] }>();
   private placement: Placement = { key: "", at: -Infinity, homes: new Map(), pinned: new Set(), tail: [] };
-  /** The most requests seen running on one replica: its parallelism, as far as this gateway knows. */
-  private parallel = 1;
+  /** The most requests seen running on one replica while it had requests waiting: its parallelism. */
+  private parallel: number | undefined;
+  /** The most requests seen running on one replica at all: at least its parallelism. */
+  private mostRunning = 1;
   private cursor = 0;
 
   constructor(private readonly options: DiatonicOptions) {}
@@ -110,7 +116,8 @@ export class Diatonic implements RoutingPolicy {
 
   /** A request's time on a sequence where its LoRA is resident; until one is measured, four swaps' worth (the one figure configured). */
   get serviceEstimateMs(): number {
-    return Math.max(1, this.serviceMs.value ?? this.options.swapMs * 4);
+    const after = this.afterFirstByteMs.value;
+    return after === undefined ? Math.max(1, this.options.swapMs * 4) : Math.max(1, after + (this.hitFirstByte.value ?? 0));
   }
 
   /** How many home replicas the adapter keeps, given how many its demand wants now: it widens at once and narrows only after the lower demand has lasted (hysteresis). */
@@ -152,7 +159,7 @@ export class Diatonic implements RoutingPolicy {
     const previous = this.placement.key === key ? this.placement : undefined;
     const service = this.serviceEstimateMs;
     const swap = this.swapMs;
-    const capacity = TARGET_UTILIZATION * this.parallel * 1000;
+    const capacity = TARGET_UTILIZATION * (this.parallel ?? this.mostRunning) * 1000;
     const rank = (lora: string, rate: number) => (previous?.pinned.has(lora) === true ? rate * PIN_MARGIN : rate);
     const adapters = [...this.demand]
       .map(([lora, rate]) => ({ lora, rate: rate.read(now) }))
@@ -227,10 +234,11 @@ export class Diatonic implements RoutingPolicy {
 
   /** Expected wait before a new request runs there, in ms: the requests ahead of it beyond the replica's parallelism, each holding a sequence for the service time, and the swap time too where it loads its LoRA. */
   private waitMs(candidate: Candidate, requests: number, service: number, swap: number): number {
-    const ahead = requests + 1 - this.parallel;
+    const parallel = this.parallel ?? this.mostRunning + 1;
+    const ahead = requests + 1 - parallel;
     if (ahead <= 0) return 0;
     const perRequest = service + (swap * candidate.outstandingSwaps) / Math.max(1, candidate.outstanding);
-    return (ahead * perRequest) / this.parallel;
+    return (ahead * perRequest) / parallel;
   }
 
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice {
@@ -240,7 +248,11 @@ export class Diatonic implements RoutingPolicy {
       if (rate === undefined) this.demand.set(lora, (rate = new Rate(10_000)));
       rate.hit(now);
     }
-    for (const candidate of candidates) if (candidate.load !== undefined) this.parallel = Math.max(this.parallel, candidate.load.running);
+    for (const { load } of candidates) {
+      if (load === undefined) continue;
+      this.mostRunning = Math.max(this.mostRunning, load.running);
+      if (load.waiting > 0 && load.running > 0) this.parallel = Math.max(this.parallel ?? 0, load.running);
+    }
     const homes = lora === undefined ? undefined : new Set(this.homesOf(lora, candidates, now));
     const swap = this.swapMs;
     const service = this.serviceEstimateMs;
@@ -263,13 +275,9 @@ export class Diatonic implements RoutingPolicy {
   }
 
   observe(_request: RouteRequest, routed: Routed): void {
-    // Only requests that were to run at once: in any other, queueing would pass for swap or service time.
+    this.afterFirstByteMs.add(routed.totalMs - routed.firstByteMs);
+    // First bytes only of requests that were to run at once: in any other, queueing would pass for swap or prompt time.
     if (routed.choice.expectedWaitMs !== 0) return;
-    if (routed.swapped) {
-      this.missFirstByte.add(routed.firstByteMs);
-    } else {
-      this.hitFirstByte.add(routed.firstByteMs);
-      this.serviceMs.add(routed.totalMs);
-    }
+    (routed.swapped ? this.missFirstByte : this.hitFirstByte).add(routed.firstByteMs);
   }
 }
