@@ -29,6 +29,8 @@ export interface ContextPoolOptions {
   readonly threads: number;
   /** Told each time an adapter's context is made: a LoRA swapped into one of the maxLoras slots. */
   readonly onSwap?: (evicted: boolean) => void;
+  /** Added to each adapter context's making, in ms: see EngineOptions.emulatedLoraLoadMs. @default 0 */
+  readonly emulatedLoadMs?: number;
 }
 
 export interface Lease {
@@ -257,20 +259,23 @@ export class ContextPool {
       this.options.onSwap?.(full);
     }
     const { model, parallel, contextSize, threads } = this.options;
+    const context = model.createContext({
+      contextSize,
+      sequences: parallel,
+      threads,
+      failedCreationRemedy: false,
+      batching: { dispatchSchedule: this.dispatchSchedule },
+      lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
+    });
+    const emulated = target.adapter === undefined ? 0 : (this.options.emulatedLoadMs ?? 0);
     const slot: Slot = {
       key,
       name: target.adapter === undefined ? undefined : target.name,
       running: 0,
       retired: false,
       lastUsed: performance.now(),
-      ready: model.createContext({
-        contextSize,
-        sequences: parallel,
-        threads,
-        failedCreationRemedy: false,
-        batching: { dispatchSchedule: this.dispatchSchedule },
-        lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
-      }),
+      // The emulated load holds the request's sequence, as a load does; the engine's other sequences go on.
+      ready: emulated > 0 ? context.then((made) => new Promise<LlamaContext>((resolve) => setTimeout(() => resolve(made), emulated))) : context,
     };
     slot.ready.catch(() => {
       if (this.slots.get(key) === slot) this.slots.delete(key);
