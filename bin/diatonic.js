@@ -1,14 +1,17 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx) in a checkout; container images run the compiled dist/.
-import { existsSync } from "node:fs";
-import { fileURLToPath, pathToFileURL } from "node:url";
+// Runs the bundled CLI (dist/bundle/, made by the install step) when it is current, else the
+// TypeScript sources through tsx, so an edited checkout never runs stale code. Images run tsc's dist/
+// (DIATONIC_USE_DIST=1); DIATONIC_USE_DIST=0 forces the sources.
+import { pathToFileURL } from "node:url";
+import { BUNDLE_MAIN, cliBundleStale, DIST_MAIN } from "./cli-build.mjs";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const compiled = `${root}dist/cli/main.js`;
-if (process.env.DIATONIC_USE_DIST === "1" && existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
+const choice = process.env.DIATONIC_USE_DIST;
+if (choice === "1") {
+  await import(pathToFileURL(DIST_MAIN).href);
+} else if (choice !== "0" && !cliBundleStale()) {
+  await import(pathToFileURL(BUNDLE_MAIN).href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import(pathToFileURL(`${root}src/cli/main.ts`).href);
+  await import(new URL("../src/cli/main.ts", import.meta.url).href);
 }

@@ -26,5 +26,7 @@ export const ExitCode = {
   ok: 0,
   failure: 1,
   badInput: 2,
+  /** diff only: fields another manager owns would stop the apply (1 there means "changes exist"). */
+  conflict: 3,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -1,7 +1,9 @@
 // Placement on the real node, decided at admission: a pod of the `local` environment (label
 // diatonic.ai/environment: local, which the renderer puts on every pod template) or a test pod
 // labelled diatonic.ai/node: real gets the toleration of the node's taint and a nodeSelector for
-// it. Everything else keeps off the tainted node and goes to the kwok nodes as before.
+// it. Everything else keeps off the tainted node and goes to the kwok nodes as before, and so do
+// pods in a namespace labelled diatonic.test/placement=kwok: tests of the deploy mechanics apply
+// the local environment many times over and want kwok's simulated kubelets, not real containers.
 // Kubernetes 1.33's MutatingAdmissionPolicy (alpha) does it in the API server, without a webhook.
 import { realNode } from "./config.ts";
 
@@ -16,6 +18,9 @@ export const admissionPolicyFlags = [
 ] as const;
 
 const environmentLabel = "diatonic.ai/environment";
+
+/** A namespace with this label keeps its pods on the kwok nodes, the local environment's too. */
+export const kwokPlacementLabel = { key: "diatonic.test/placement", value: "kwok" } as const;
 
 function labelIs(key: string, value: string): string {
   return `(${JSON.stringify(key)} in object.metadata.labels && object.metadata.labels[${JSON.stringify(key)}] == ${JSON.stringify(value)})`;
@@ -41,6 +46,7 @@ export function placementPolicyManifests(): Manifest[] {
       spec: {
         matchConstraints: {
           resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"] }],
+          namespaceSelector: { matchExpressions: [{ key: kwokPlacementLabel.key, operator: "NotIn", values: [kwokPlacementLabel.value] }] },
         },
         matchConditions: [
           {

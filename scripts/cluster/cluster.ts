@@ -156,7 +156,7 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
   if (!plan.enabled) log(`cluster: starting without the real node: ${plan.reason}`);
   const node = plan.enabled ? await prepareRealNode(paths, log) : undefined;
   if (node !== undefined) mark("real node prepared (packages, images, network)");
-  const runtime = node ? startRuntime(paths, node.imageArchives).then(() => mark("containerd and node images")) : undefined;
+  const runtime = node ? startRuntime(paths, node.imageArchives, log).then(() => mark("containerd and images")) : undefined;
   // Awaited by startRealNode; a failure meanwhile must not go unhandled if the control plane fails first.
   runtime?.catch(() => undefined);
   const pkiArgs = ["--dir", pkiDir, ...(node ? ["--ip", realNode.address, "--node", realNode.name] : [])];

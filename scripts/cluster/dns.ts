@@ -10,8 +10,13 @@ export const corednsImage = `diatonic.test/coredns:${versions.coredns}`;
 
 const namespace = "kube-system";
 const labels = { "k8s-app": "kube-dns" };
-/** Unprivileged inside the pod; the Service maps 53 to it. */
-const port = 1053;
+/**
+ * 53 in the pod too, as kind's, k3d's and kubeadm's CoreDNS listen: NetworkPolicies match the pod's
+ * port, not the Service's, so the platform's DNS rule (port 53) must meet 53 here. A non-root
+ * process may bind it because the pod lowers net.ipv4.ip_unprivileged_port_start (a namespaced,
+ * "safe" sysctl); with 1053, every pod under the platform's policies could not resolve a name.
+ */
+const port = 53;
 const readyPort = 8181;
 
 /** Answers the cluster's names from the API server and nothing else: nothing is forwarded off the machine. */
@@ -70,7 +75,12 @@ export function dnsManifests(): Manifest[] {
             tolerations: [{ ...realNode.taint, operator: "Equal" }],
             // CoreDNS resolves nothing through itself.
             dnsPolicy: "Default",
-            securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: 65532,
+              seccompProfile: { type: "RuntimeDefault" },
+              sysctls: [{ name: "net.ipv4.ip_unprivileged_port_start", value: String(port) }],
+            },
             containers: [
               {
                 name: "coredns",

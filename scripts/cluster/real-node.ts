@@ -2,14 +2,16 @@
 // kubelet, kube-proxy and kube-router's NetworkPolicy firewall built from source, all on an
 // address of a device the cluster creates; CoreDNS runs there as a pod (dns.ts). Started beside the
 // control plane; stopped first, leaving nothing on the machine.
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { Resolver } from "node:dns/promises";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { binaryPath, kubectlPath } from "./build.ts";
 import { attempt } from "./command.ts";
-import { network, realNode, type ClusterPaths } from "./config.ts";
-import { containerdEndpoint, importImages, startContainerd } from "./containerd.ts";
+import { network, realNode, repoRoot, type ClusterPaths } from "./config.ts";
+import { containerdEndpoint, containerdPaths, importImages, startContainerd } from "./containerd.ts";
 import { ClusterStartError } from "./errors.ts";
 import { realNodeUnavailable, ensureHostPackages } from "./host.ts";
 import { writeFileAtomic } from "./kubeconfig.ts";
@@ -86,17 +88,43 @@ export async function prepareRealNode(paths: ClusterPaths, log: Log): Promise<{ 
 }
 
 /**
- * containerd and the node's images: they need no API server, so they start while the control
- * plane does.
+ * containerd, the node's images and the platform's (gateway, engine, Qdrant: built by scripts/image
+ * when their inputs changed, imported when containerd lacks them): they need no API server, so
+ * they start while the control plane does.
  */
-export async function startRuntime(paths: ClusterPaths, imageArchives: readonly string[]): Promise<void> {
+export async function startRuntime(paths: ClusterPaths, imageArchives: readonly string[], log: Log): Promise<void> {
   const { stateDir, nodeDir } = paths;
   const dirs = nodePaths(paths);
   for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   await startContainerd(stateDir, nodeDir, dirs.cniDir);
   await importImages(nodeDir, imageArchives);
-  // The one place for the platform's own images: once scripts/image's ensureImages lands, call
-  // await ensureImages({ containerdAddress: containerdPaths(nodeDir).socket, ... }) here.
+  await ensurePlatformImages(containerdPaths(nodeDir).socket, log);
+}
+
+/**
+ * scripts/image's ensureImages, run as `npm run cluster:images` runs it but in a child process: the
+ * dry build runs its steps synchronously, and in this process it would stall the control plane's
+ * start for minutes (its readiness waits then time out).
+ */
+function ensurePlatformImages(socket: string, log: Log): Promise<void> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "scripts", "image", "cluster-images.ts"), "--address", socket], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      lines.push(line);
+      log(`cluster: images: ${line}`);
+    });
+  }
+  return new Promise((resolveImages, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (code === 0) resolveImages();
+      else reject(new ClusterStartError(`the platform's images (npm run cluster:images) failed (${signal ?? `exit ${String(code)}`}):\n${lines.slice(-20).join("\n")}`));
+    });
+  });
 }
 
 export interface RealNodeStartOptions {

@@ -1,13 +1,18 @@
 // `npm run cluster:images -- [--image NAME ...] [--address SOCKET] [--namespace NS]`: builds the
 // platform's images as OCI archives (see images.ts) and imports them into the test cluster's
-// containerd when its socket is known ($DIATONIC_CONTAINERD_ADDRESS or --address).
+// containerd when its socket is known (--address, $DIATONIC_CONTAINERD_ADDRESS, or the real node's
+// containerd of the test cluster that runs; `cluster:up` does the same on its own).
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { clusterPaths } from "../cluster/config.ts";
+import { containerdPaths } from "../cluster/containerd.ts";
 import { InputError, WorldError } from "../../src/errors.ts";
 import { mib } from "./cache.ts";
 import { ensureImages, IMAGE_KEYS, type ImageKey } from "./images.ts";
 
 const usage = `usage: npm run cluster:images -- [--image ${IMAGE_KEYS.join("|")} ...] [--address SOCKET] [--namespace NS]
-  --address    containerd's socket to import into (default: $DIATONIC_CONTAINERD_ADDRESS; none: build only)
+  --address    containerd's socket to import into (default: $DIATONIC_CONTAINERD_ADDRESS, else the test
+               cluster's real node when it runs; none: build only)
   --namespace  containerd namespace (default: k8s.io, the kubelet's)
   Qdrant's binary is taken from $QDRANT_BIN, else ../shared/tools/qdrant beside the checkout.`;
 
@@ -41,10 +46,16 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 
+/** The running test cluster's containerd (its real node), if there is one. */
+function clusterContainerd(): string | undefined {
+  const { socket } = containerdPaths(clusterPaths().nodeDir);
+  return existsSync(socket) ? socket : undefined;
+}
+
 try {
   const result = await ensureImages({
     images: parsed.values.image as ImageKey[] | undefined,
-    containerdAddress: parsed.values.address,
+    containerdAddress: parsed.values.address ?? (process.env.DIATONIC_CONTAINERD_ADDRESS || clusterContainerd()),
     namespace: parsed.values.namespace,
     onProgress: (line) => console.error(line),
   });

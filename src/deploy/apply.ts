@@ -4,6 +4,7 @@ import type { ReadinessContext } from "../kube/readiness.ts";
 import { waitForReady } from "../kube/wait.ts";
 import type { KubeObject, Placed } from "../render/context.ts";
 import { applySetId, asMember, groupKind, membersState, mergeStates, parentObject, parentRef, PART_OF, readParent } from "./applyset.ts";
+import { certManagerCheck } from "./cert-manager-liveness.ts";
 import { groupByPhase, PHASES } from "./phases.ts";
 import { preflight, type PreflightInput } from "./preflight.ts";
 import type { Reporter } from "./progress.ts";
@@ -29,6 +30,11 @@ export interface ApplyOptions {
   readonly preflight: Omit<PreflightInput, "objects">;
   /** Recorded with the revision ("apply", "rollback to 3"). */
   readonly note?: string;
+  /**
+   * How long a Certificate or issuer may have no status before apply asks whether a cert-manager
+   * controller runs at all (and stops, saying so, when none does). @default 15000
+   */
+  readonly controllerGraceMs?: number;
 }
 
 export interface ApplyResult {
@@ -120,6 +126,7 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
           timeoutMs: phaseTimeout(phase.timeoutShare, options.timeoutMs - (Date.now() - started)),
           context,
           label: `phase ${phase.name}`,
+          unattended: certManagerCheck(client, options.controllerGraceMs ?? 15_000),
           onChange: (object, readiness) => reporter.event({ type: "readiness", phase: phase.name, resource: resourceName(object), state: readiness.state, reason: readiness.reason }),
         });
       }

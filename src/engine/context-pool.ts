@@ -7,8 +7,9 @@
 // slot), at most `maxLoras` adapter contexts exist at once (vLLM's --max-loras: how many adapters
 // are active together), and an idle adapter context is disposed to make room for another.
 // The adapter weights themselves are loaded once per model by node-llama-cpp and cached by path.
-import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import type { CustomBatchingPrioritizationStrategy, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { QueueFullError } from "./api-error.ts";
+import { Lockstep } from "./lockstep.ts";
 
 /** What a request runs on: the base model (`adapter` undefined) or one LoRA adapter. */
 export interface Target {
@@ -31,10 +32,14 @@ export interface ContextPoolOptions {
   readonly onSwap?: (evicted: boolean) => void;
   /** Added to each adapter context's making, in ms: see EngineOptions.emulatedLoraLoadMs. @default 0 */
   readonly emulatedLoadMs?: number;
+  /** Told of each decode step of a context: how many sequences it carries and how many tokens. */
+  readonly onBatch?: (sequences: number, tokens: number) => void;
 }
 
 export interface Lease {
   readonly sequence: LlamaContextSequence;
+  /** Shared by the generations of the sequence's context (see Lockstep). */
+  readonly lockstep: Lockstep;
   release(): Promise<void>;
 }
 
@@ -43,6 +48,7 @@ interface Slot {
   /** The adapter's name (undefined for the base model): one name may have an old and a new slot while it is replaced in place. */
   readonly name: string | undefined;
   readonly ready: Promise<LlamaContext>;
+  readonly lockstep: Lockstep;
   running: number;
   retired: boolean;
   /** When a request last ended on it: the least recently used idle slot is evicted first, as vLLM does. */
@@ -109,6 +115,24 @@ export class ContextPool {
       dispatch();
       this.drainWhileDecoding();
     });
+  };
+
+  /**
+   * Which queued tokens go into the next decode step: node-llama-cpp's default ("maximum
+   * parallelism": every queued sequence gets an even share of the batch, a long prompt takes what the
+   * others leave), with each step counted for the batching metrics.
+   */
+  private readonly batchStrategy: CustomBatchingPrioritizationStrategy = ({ items, size }) => {
+    const chosen = items.map((item) => ({ item, processAmount: Math.min(item.tokens.length, Math.floor(size / items.length)) }));
+    let left = size - chosen.reduce((sum, c) => sum + c.processAmount, 0);
+    for (const c of chosen) {
+      const more = Math.min(c.item.tokens.length - c.processAmount, left);
+      c.processAmount += more;
+      left -= more;
+    }
+    const taken = chosen.filter((c) => c.processAmount > 0);
+    this.options.onBatch?.(taken.length, size - left);
+    return taken;
   };
 
   get runningCount(): number {
@@ -219,6 +243,7 @@ export class ContextPool {
     let released = false;
     return {
       sequence,
+      lockstep: slot.lockstep,
       release: async () => {
         if (released) return;
         released = true;
@@ -264,7 +289,7 @@ export class ContextPool {
       sequences: parallel,
       threads,
       failedCreationRemedy: false,
-      batching: { dispatchSchedule: this.dispatchSchedule },
+      batching: { dispatchSchedule: this.dispatchSchedule, itemPrioritizationStrategy: this.batchStrategy },
       lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
     });
     const emulated = target.adapter === undefined ? 0 : (this.options.emulatedLoadMs ?? 0);
@@ -274,6 +299,7 @@ export class ContextPool {
       running: 0,
       retired: false,
       lastUsed: performance.now(),
+      lockstep: new Lockstep(),
       // The emulated load holds the request's sequence, as a load does; the engine's other sequences go on.
       ready: emulated > 0 ? context.then((made) => new Promise<LlamaContext>((resolve) => setTimeout(() => resolve(made), emulated))) : context,
     };

@@ -119,11 +119,12 @@ export class Engine {
       threads: options.threads,
       onSwap: (evicted) => this.metrics.swapped(evicted),
       emulatedLoadMs: options.emulatedLoraLoadMs,
+      onBatch: (sequences) => this.metrics.decodeStep(sequences),
     });
     this.metrics = new EngineMetrics(servedModelName, options.maxLoras, () => {
       const activity = this.pool.adapterActivity();
       return { running: this.pool.runningCount, waiting: this.pool.waitingCount, runningAdapters: activity.running, waitingAdapters: activity.waiting };
-    });
+    }, options.parallel);
   }
 
   /**
@@ -305,6 +306,7 @@ export class Engine {
         onText: callbacks.onText,
         signal: callbacks.signal,
         defer: this.pool.whileDecoding,
+        lockstep: lease.lockstep,
         // Without a stream, the text is needed only at the end.
         textIntervalMs: callbacks.onText === undefined ? Number.POSITIVE_INFINITY : callbacks.textIntervalMs,
         onFirstToken: () => this.metrics.firstToken((performance.now() - arrivedAt) / 1000),

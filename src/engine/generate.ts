@@ -1,6 +1,7 @@
 // One generation on one context sequence: evaluate the prompt, sample until max_tokens, an
 // end-of-generation token or a stop string, and hand out text as it becomes final.
 import type { LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
+import type { Lockstep } from "./lockstep.ts";
 import type { Sampling } from "./requests.ts";
 
 export type FinishReason = "stop" | "length";
@@ -27,6 +28,8 @@ export interface GenerateOptions {
    * leaves it all to the end. Stop strings need every token checked, so they ignore it. @default 0
    */
   readonly textIntervalMs?: number;
+  /** Holds each next token until the context's other generations want theirs too (see Lockstep). */
+  readonly lockstep?: Pick<Lockstep, "arrive" | "leave">;
 }
 
 /** How many of the completion's latest tokens presence and frequency penalties look at (llama.cpp keeps a window). */
@@ -187,6 +190,9 @@ export async function generate(
       topK: sampling.topK > 0 ? sampling.topK : undefined,
       minP: sampling.minP > 0 ? sampling.minP : undefined,
       seed: sampling.seed,
+      // Without it node-llama-cpp ends the iteration on an end-of-generation token, silently: the
+      // check below would never see it and the finish reason would stay "length".
+      yieldEogToken: true,
       ...(penalised
         ? {
             repeatPenalty: {
@@ -199,22 +205,45 @@ export async function generate(
           }
         : {}),
     });
-    for await (const token of evaluation) {
-      if (completionTokens === 0) options.onFirstToken?.();
-      if (stoppedAt >= 0 || deferredError !== undefined) break;
-      completionTokens++;
-      if (penalised) generated.push(token);
-      if (model.isEogToken(token)) {
-        finishReason = "stop";
-        break;
+    const { lockstep } = options;
+    let joined = false;
+    // Called before each `break`: closing the iterator takes a few hops the others must not wait for.
+    const leave = (): void => {
+      lockstep?.leave(joined);
+      joined = false;
+    };
+    try {
+      for await (const token of evaluation) {
+        if (completionTokens === 0) options.onFirstToken?.();
+        if (stoppedAt >= 0 || deferredError !== undefined) {
+          leave();
+          break;
+        }
+        completionTokens++;
+        if (penalised) generated.push(token);
+        if (model.isEogToken(token)) {
+          finishReason = "stop";
+          leave();
+          break;
+        }
+        sampled.push(token);
+        if (defer === undefined) processSampled();
+        else if (!scheduled && performance.now() - processedAt >= textIntervalMs) {
+          scheduled = true;
+          defer(processDeferred);
+        }
+        if (stoppedAt >= 0 || completionTokens >= maxTokens || options.signal?.aborted === true) {
+          leave();
+          break;
+        }
+        if (lockstep !== undefined) {
+          const together = lockstep.arrive(!joined);
+          joined = true;
+          if (together !== undefined) await together;
+        }
       }
-      sampled.push(token);
-      if (defer === undefined) processSampled();
-      else if (!scheduled && performance.now() - processedAt >= textIntervalMs) {
-        scheduled = true;
-        defer(processDeferred);
-      }
-      if (stoppedAt >= 0 || completionTokens >= maxTokens || options.signal?.aborted === true) break;
+    } finally {
+      leave();
     }
   }
   if (deferredError !== undefined) throw deferredError;

@@ -22,8 +22,10 @@ export class EngineMetrics {
   private readonly latency: Histogram<"model_name">;
   private readonly labels: { model_name: string };
   private readonly swaps: Counter<"evicted">;
+  private readonly batchSequences: Histogram;
 
-  constructor(modelName: string, maxLoras: number, load: () => EngineLoad) {
+  /** `parallel`: the engine's --parallel, the most sequences a decode step can carry. */
+  constructor(modelName: string, maxLoras: number, load: () => EngineLoad, parallel = 4) {
     const registers = [this.registry];
     const labels = { model_name: modelName };
     new Gauge({
@@ -71,6 +73,13 @@ export class EngineMetrics {
     this.latency = new Histogram({ name: "vllm:e2e_request_latency_seconds", help: "Histogram of end to end request latency in seconds.", labelNames: ["model_name"], buckets: LATENCY_BUCKETS, registers });
     // Ours, not vLLM's: how often a LoRA is swapped into a slot (what routing by residency saves).
     this.swaps = new Counter({ name: "diatonic_engine_lora_swaps_total", help: "LoRA adapters put into one of the --max-loras slots, by whether an idle one was evicted for it.", labelNames: ["evicted"], registers });
+    // Ours: how many sequences each decode step of a context carried (batching at work, or not).
+    this.batchSequences = new Histogram({
+      name: "diatonic_engine_decode_batch_sequences",
+      help: "Sequences decoded together in one step of a context (a request's prompt or its next token each).",
+      buckets: Array.from({ length: Math.max(1, parallel) }, (_, i) => i + 1),
+      registers,
+    });
     this.promptTokens.inc(labels, 0);
     this.generationTokens.inc(labels, 0);
     collectDefaultMetrics({ register: this.registry });
@@ -80,6 +89,11 @@ export class EngineMetrics {
   /** An adapter's LoRA was put in one of the --max-loras slots (evicting an idle one when all were taken). */
   swapped(evicted: boolean): void {
     this.swaps.inc({ evicted: evicted ? "true" : "false" });
+  }
+
+  /** One decode step of a context, carrying this many sequences. */
+  decodeStep(sequences: number): void {
+    this.batchSequences.observe(sequences);
   }
 
   firstToken(seconds: number): void {

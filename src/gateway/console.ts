@@ -2,11 +2,11 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join, relative, sep } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { PACKAGE_ROOT } from "../paths.ts";
 
 /** Where `scripts/console/build.ts` writes the console: the same place from src/gateway and dist/gateway. */
-export const CONSOLE_DIR = fileURLToPath(new URL("../../console/dist/", import.meta.url));
+export const CONSOLE_DIR = `${join(PACKAGE_ROOT, "console", "dist")}/`;
 
 export const CONSOLE_PATH = "/console";
 

@@ -208,6 +208,11 @@ const DEFAULTS = {
 /** Transport errors where the request cannot have reached the engine's handler: safe to retry. */
 const RETRYABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED"]);
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
+/**
+ * Nothing listened or answered at the replica's address: no engine took the request, so it is a
+ * 503 with Retry-After (what clients and the OpenAI SDK wait and retry on), not a 502 (a broken answer).
+ */
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"]);
 
 /**
  * Like Finagle's: every request deposits `ratio` of a retry, every retry withdraws one, so retries
@@ -622,6 +627,9 @@ export class UpstreamPool {
       return new RetryableError(new GatewayError(504, ErrorType.timeout, `could not connect to upstream ${this.name} (${replica.origin}) in time`, "upstream_connect_timeout"), true);
     }
     const message = error instanceof Error ? error.message : String(error);
+    if (UNAVAILABLE_CODES.has(code)) {
+      return new RetryableError(new GatewayError(503, ErrorType.overloaded, `upstream ${this.name} is unavailable: ${code} from ${replica.origin}`, "upstream_unreachable", null, { "retry-after": "1" }), true);
+    }
     return new RetryableError(new GatewayError(502, ErrorType.upstream, `upstream ${this.name} failed: ${code || message}`, "upstream_unreachable"), RETRYABLE_CODES.has(code));
   }
 

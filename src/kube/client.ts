@@ -1,6 +1,7 @@
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubernetesObject } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch } from "@kubernetes/client-node";
 import { InputError, WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
+import { fromModel, toModel } from "./wire.ts";
 
 export const FIELD_MANAGER = "diatonic";
 
@@ -11,14 +12,32 @@ export interface KubeClientOptions {
   readonly context?: string;
 }
 
+/** One field another manager owns, as the API server names them. */
+export interface FieldConflict {
+  /** `.spec.replicas` */
+  readonly field: string;
+  /** `kubectl`, or `kubectl (subresource scale)`; "another manager" when the server does not say. */
+  readonly manager: string;
+  /** The server's own words. */
+  readonly message: string;
+}
+
+/** The field and manager of one cause of a 409 from server-side apply. */
+export function fieldConflict(cause: { readonly field?: string; readonly message?: string }): FieldConflict {
+  const message = cause.message ?? "conflict";
+  const found = /conflict with "([^"]+)"(?: with subresource "([^"]+)")?/.exec(message);
+  const manager = found?.[1] === undefined ? "another manager" : `${found[1]}${found[2] !== undefined ? ` (subresource ${found[2]})` : ""}`;
+  return { field: cause.field ?? "", manager, message };
+}
+
 /** A field-ownership conflict on server-side apply: which fields, owned by whom. */
 export class ConflictError extends WorldError {
   constructor(
     readonly resource: string,
-    readonly conflicts: readonly string[],
+    readonly conflicts: readonly FieldConflict[],
   ) {
     super(
-      `${resource}: fields owned by another manager: ${conflicts.join("; ")}`,
+      `${resource}: fields owned by another manager: ${conflicts.map((c) => `${c.field} ${c.message}`.trim()).join("; ")}`,
       "someone changed these fields with another tool; rerun with --force-conflicts to take them back, or put the change into the spec",
     );
   }
@@ -109,8 +128,8 @@ export class KubeClient {
     if (!status) throw this.unreachable(error);
     const what = object ? `${resourceName(object)}: ` : "";
     if (status.code === 409 && status.body.reason === "Conflict" && object) {
-      const causes = (status.body.details?.causes ?? []).map((c) => `${c.field ?? ""} ${c.message ?? ""}`.trim());
-      throw new ConflictError(resourceName(object), causes.length > 0 ? causes : [status.body.message ?? "conflict"]);
+      const causes = status.body.details?.causes ?? [];
+      throw new ConflictError(resourceName(object), (causes.length > 0 ? causes : [{ message: status.body.message ?? "conflict" }]).map(fieldConflict));
     }
     if (status.code === 401 || status.code === 403) throw new ForbiddenError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
     throw new WorldError(`${what}${status.body.message ?? `HTTP ${status.code}`}`, status.code === 422 ? "the API server rejected the object; run `diatonic validate` and check the message" : "see the message from the API server");
@@ -128,8 +147,8 @@ export class KubeClient {
   /** Server-side apply as FIELD_MANAGER. Returns the object as stored (or as it would be, on dry run). */
   async apply<T extends KubeObject>(object: T, options: { dryRun?: boolean; force?: boolean } = {}): Promise<T> {
     try {
-      const body = { ...object, metadata: { ...object.metadata } } as unknown as KubernetesObject;
-      return (await this.objects.patch(body, undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply)) as unknown as T;
+      const stored = await this.objects.patch(toModel(object), undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply);
+      return fromModel<T>(stored, object.apiVersion, object.kind);
     } catch (error) {
       this.rethrow(error, object);
     }
@@ -148,7 +167,7 @@ export class KubeClient {
   async get<T extends KubeObject>(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): Promise<T | undefined> {
     try {
       const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
-      return (await this.objects.read(header)) as unknown as T;
+      return fromModel<T>(await this.objects.read(header), object.apiVersion, object.kind);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       this.rethrow(error, object);
@@ -158,7 +177,7 @@ export class KubeClient {
   async list<T extends KubeObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
     try {
       const list = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
-      return list.items.map((item) => ({ apiVersion, kind, ...item }) as unknown as T);
+      return list.items.map((item) => fromModel<T>(item, apiVersion, kind));
     } catch (error) {
       if (isNotFound(error)) return [];
       this.rethrow(error);

@@ -2,7 +2,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import type { KubeObject } from "../render/context.ts";
 import type { KubeClient } from "./client.ts";
 
-interface PodLike {
+export interface PodLike {
   readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
   readonly status?: {
     readonly phase?: string;
@@ -62,6 +62,30 @@ function selectorOf(object: KubeObject): Record<string, string> | undefined {
   return "matchLabels" in selector ? (selector.matchLabels as Record<string, string>) : (selector as Record<string, string>);
 }
 
+/** The labels that pick a workload's pods (Deployment, StatefulSet, DaemonSet, Job); undefined for other kinds. */
+export function workloadSelector(object: KubeObject): Record<string, string> | undefined {
+  if (object.kind === "Job") return { "batch.kubernetes.io/job-name": object.metadata.name };
+  if (!["Deployment", "StatefulSet", "DaemonSet"].includes(object.kind)) return undefined;
+  return selectorOf(object);
+}
+
+/** Whether `pod` is one of the workload's pods. */
+export function isPodOf(object: KubeObject, pod: PodLike): boolean {
+  const selector = workloadSelector(object);
+  if (selector === undefined || pod.metadata.namespace !== object.metadata.namespace) return false;
+  return Object.entries(selector).every(([key, value]) => pod.metadata.labels?.[key] === value);
+}
+
+/**
+ * Why a workload that is not ready yet is waiting, in its pods' words, as soon as they say it: the
+ * scheduler's message, an image pull, a crash loop, a bad config. The first problem found, or none.
+ */
+export function podsReason(pods: readonly PodLike[]): { readonly hard: boolean; readonly message: string } | undefined {
+  const problems = pods.flatMap(podProblems);
+  const first = problems.find((p) => p.hard) ?? problems[0];
+  return first === undefined ? undefined : { hard: first.hard, message: `pod ${first.pod}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}` };
+}
+
 export function labelSelector(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
@@ -70,7 +94,7 @@ export function labelSelector(labels: Record<string, string>): string {
 
 /** The pods of a workload (Deployment, StatefulSet, DaemonSet, Job). */
 export async function podsOf(client: KubeClient, object: KubeObject): Promise<PodLike[]> {
-  const selector = object.kind === "Job" ? { "batch.kubernetes.io/job-name": object.metadata.name } : selectorOf(object);
+  const selector = workloadSelector(object);
   if (!selector || !object.metadata.namespace) return [];
   return (await client.list("v1", "Pod", object.metadata.namespace, labelSelector(selector))) as unknown as PodLike[];
 }

@@ -66,9 +66,12 @@ const deployment: ReadinessRule = {
     const available = num(status?.["availableReplicas"]);
     const readyReplicas = num(status?.["readyReplicas"]);
     const total = num(status?.["replicas"]);
-    if (updated < want) return progressing(`${updated}/${want} replicas updated`);
+    // The ReplicaSet cannot create pods (quota, Pod Security admission): the controller says so here.
+    const replicaFailure = condition(object, "ReplicaFailure");
+    const cannotCreate = replicaFailure?.status === "True" ? ` — ${replicaFailure.reason ?? "ReplicaFailure"}: ${replicaFailure.message ?? ""}`.trimEnd() : "";
+    if (updated < want) return progressing(`${updated}/${want} replicas updated${cannotCreate}`);
     if (total > updated) return progressing(`${total - updated} old replica(s) still terminating`);
-    if (available < want || readyReplicas < want) return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available`);
+    if (available < want || readyReplicas < want) return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available${cannotCreate}`);
     return ready(`${available}/${want} replicas available`);
   },
 };
@@ -175,6 +178,24 @@ const ingress: ReadinessRule = {
   },
 };
 
+/**
+ * An HPA that cannot read its metrics (no metrics API registered, no such metric) is admitted and
+ * reports ScalingActive=False: it never scales. Its conditions come at the controller's first sync.
+ */
+const autoscaler: ReadinessRule = {
+  kinds: ["HorizontalPodAutoscaler"],
+  evaluate(object) {
+    const able = condition(object, "AbleToScale");
+    const active = condition(object, "ScalingActive");
+    const { spec, status } = live(object);
+    if (able === undefined && active === undefined) return progressing("the HPA controller has not evaluated it yet");
+    if (able?.status === "False") return failed(`not able to scale: ${able.reason ?? "AbleToScale=False"}: ${able.message ?? ""}`.trim());
+    // ScalingDisabled: the target was scaled to zero on purpose.
+    if (active?.status === "False" && active.reason !== "ScalingDisabled") return failed(`not scaling: ScalingActive=False ${active.reason ?? ""}: ${active.message ?? ""}`.trim());
+    return ready(`scaling active: ${num(status?.["currentReplicas"])} replica(s), ${num(spec?.["minReplicas"]) || 1}–${num(spec?.["maxReplicas"])}`);
+  },
+};
+
 const accepted: ReadinessRule = {
   kinds: [],
   evaluate() {
@@ -182,7 +203,7 @@ const accepted: ReadinessRule = {
   },
 };
 
-const rules: readonly ReadinessRule[] = [deployment, statefulSet, daemonSet, job, claim, crd, certManager, service, ingress];
+const rules: readonly ReadinessRule[] = [deployment, statefulSet, daemonSet, job, claim, crd, certManager, service, ingress, autoscaler];
 
 export function readinessRuleFor(kind: string): ReadinessRule {
   return rules.find((r) => r.kinds.includes(kind)) ?? accepted;
@@ -193,7 +214,11 @@ export function evaluateReadiness(object: KubeObject, context: ReadinessContext 
   return readinessRuleFor(object.kind).evaluate(object, context);
 }
 
-/** Kinds whose readiness depends on status; others are ready once the API server accepts them. */
+/**
+ * Kinds whose readiness depends on status; others are ready once the API server accepts them. An
+ * HPA is not waited for: it does not stop serving, preflight checks its metrics APIs, and `status`
+ * reports whether it scales.
+ */
 export function needsWaiting(kind: string): boolean {
-  return readinessRuleFor(kind) !== accepted && kind !== "Ingress";
+  return readinessRuleFor(kind) !== accepted && kind !== "Ingress" && kind !== "HorizontalPodAutoscaler";
 }

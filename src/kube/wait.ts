@@ -1,7 +1,7 @@
 import { WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
 import { resourceName, type KubeClient } from "./client.ts";
-import { explain, labelSelector, podProblems } from "./evidence.ts";
+import { explain, labelSelector, podProblems, podsReason, workloadSelector, type PodLike } from "./evidence.ts";
 import { evaluateReadiness, needsWaiting, type Readiness, type ReadinessContext } from "./readiness.ts";
 
 export interface NotReady {
@@ -16,12 +16,30 @@ export class ReadinessError extends WorldError {
     readonly failure: "timeout" | "failed",
     readonly objects: readonly NotReady[],
     what: string,
+    fix?: string,
   ) {
     super(
       `${what}:\n${objects.map((o) => `  ${o.resource}: ${o.reason}${o.evidence.map((e) => `\n    ${e.replace(/\n/g, "\n    ")}`).join("")}`).join("\n")}`,
-      failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped",
+      fix ?? (failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped"),
     );
   }
+}
+
+/** Whether a controller has written anything into the object's status yet. */
+function hasStatus(object: KubeObject): boolean {
+  const status = (object as { status?: unknown }).status;
+  return typeof status === "object" && status !== null && Object.keys(status).length > 0;
+}
+
+/**
+ * Objects whose controller may not run at all (cert-manager's, whose CRDs install apart from it):
+ * when one still has no status `graceMs` after the wait began, `verdict` is asked whether the
+ * controller runs. An answer fails the wait at once, with its fix; none waits another `graceMs`.
+ */
+export interface UnattendedCheck {
+  readonly kinds: readonly string[];
+  readonly graceMs: number;
+  verdict(unattended: readonly KubeObject[]): Promise<{ readonly message: string; readonly fix: string } | undefined>;
 }
 
 export interface WaitOptions {
@@ -31,15 +49,11 @@ export interface WaitOptions {
   readonly onChange?: (object: KubeObject, readiness: Readiness) => void;
   /** What is being waited for, for messages ("phase engine"). */
   readonly label: string;
+  /** Notice early that nothing acts on some kinds. @default no such check */
+  readonly unattended?: UnattendedCheck;
 }
 
 const key = (o: Pick<KubeObject, "kind" | "metadata">) => resourceName(o);
-
-function workloadSelector(object: KubeObject): Record<string, string> | undefined {
-  if (object.kind === "Job") return { "batch.kubernetes.io/job-name": object.metadata.name };
-  if (!["Deployment", "StatefulSet", "DaemonSet"].includes(object.kind)) return undefined;
-  return (object as unknown as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
-}
 
 /**
  * Waits until every object is ready, with watches (the server replays current state first, then
@@ -51,8 +65,23 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
   if (pending.length === 0) return;
   const latest = new Map<string, KubeObject>(pending.map((o) => [key(o), o]));
   const states = new Map<string, Readiness>();
+  /** Per workload, its pods as last seen: what they say is shown with its readiness at once. */
+  const pods = new Map<string, Map<string, PodLike>>();
+  const reported = new Map<string, string>();
   const stops: (() => void)[] = [];
   let settled = false;
+  /** Tells onChange the object's readiness, with its pods' reason while it waits, when either changed. */
+  const notify = (resource: string) => {
+    const object = latest.get(resource);
+    const readiness = states.get(resource);
+    if (object === undefined || readiness === undefined) return;
+    const why = readiness.state === "progressing" ? podsReason([...(pods.get(resource)?.values() ?? [])]) : undefined;
+    const shown: Readiness = why === undefined ? readiness : { state: readiness.state, reason: `${readiness.reason} — ${why.message}` };
+    const fingerprint = `${shown.state}\u0000${shown.reason}`;
+    if (reported.get(resource) === fingerprint) return;
+    reported.set(resource, fingerprint);
+    options.onChange?.(object, shown);
+  };
 
   await new Promise<void>((resolve, reject) => {
     const finish = (error?: Error) => {
@@ -63,14 +92,14 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
       if (error) reject(error);
       else resolve();
     };
-    const failWith = (cause: "timeout" | "failed", resources: readonly string[], reasons: Map<string, string>) => {
+    const failWith = (cause: "timeout" | "failed", resources: readonly string[], reasons: Map<string, string>, fix?: string) => {
       void Promise.all(
         resources.map(async (resource): Promise<NotReady> => {
           const object = latest.get(resource);
           const evidence = object ? await explain(client, object).catch((e: unknown) => [`(could not read evidence: ${(e as Error).message})`]) : [];
           return { resource, reason: reasons.get(resource) ?? states.get(resource)?.reason ?? "not ready", evidence };
         }),
-      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`)));
+      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`, fix)));
     };
     const check = () => {
       if (settled) return;
@@ -86,6 +115,23 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
       failWith("timeout", stuck, new Map());
     }, options.timeoutMs);
 
+    const unattended = options.unattended;
+    const askVerdict = () => {
+      if (settled || unattended === undefined) return;
+      const waiting = pending.filter((o) => unattended.kinds.includes(o.kind) && !hasStatus(latest.get(key(o)) ?? o));
+      if (waiting.length === 0) return;
+      unattended
+        .verdict(waiting.map((o) => latest.get(key(o)) ?? o))
+        .then((verdict) => {
+          if (settled) return;
+          if (verdict === undefined) setTimeout(askVerdict, unattended.graceMs).unref();
+          else failWith("failed", waiting.map(key), new Map(waiting.map((o) => [key(o), verdict.message])), verdict.fix);
+        })
+        // Cannot tell now (the API server restarting, say): ask again later; the timeout still bounds the wait.
+        .catch(() => (settled ? undefined : setTimeout(askVerdict, unattended.graceMs).unref()));
+    };
+    if (unattended !== undefined) setTimeout(askVerdict, unattended.graceMs).unref();
+
     const watchObject = (object: KubeObject) => {
       client
         .watch(
@@ -95,10 +141,8 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
           (type, current) => {
             if (settled || type === "DELETED" || type === "BOOKMARK") return;
             latest.set(key(object), current);
-            const readiness = evaluateReadiness(current, options.context ?? {});
-            const before = states.get(key(object));
-            states.set(key(object), readiness);
-            if (before?.state !== readiness.state || before.reason !== readiness.reason) options.onChange?.(current, readiness);
+            states.set(key(object), evaluateReadiness(current, options.context ?? {}));
+            notify(key(object));
             check();
           },
           () => {
@@ -123,15 +167,22 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
             "v1",
             "Pod",
             { namespace: workload.namespace, labelSelector: labelSelector(workload.selector) },
-            (type, pod) => {
-              if (settled || type === "DELETED") return;
-              const hard = podProblems(pod as never).find((p) => p.hard);
-              if (hard) {
-                states.set(key(workload.object), { state: "failed", reason: `pod ${hard.pod}: ${hard.message}` });
-                check();
-              }
+            (type, object) => {
+              if (settled || type === "BOOKMARK") return;
+              const pod = object as unknown as PodLike;
+              const resource = key(workload.object);
+              const mine = pods.get(resource) ?? new Map<string, PodLike>();
+              pods.set(resource, mine);
+              if (type === "DELETED") mine.delete(pod.metadata.name);
+              else mine.set(pod.metadata.name, pod);
+              const hard = type === "DELETED" ? undefined : podProblems(pod).find((p) => p.hard);
+              if (hard) states.set(resource, { state: "failed", reason: `pod ${hard.pod}: ${hard.message}` });
+              notify(resource);
+              check();
             },
             () => {
+              // The new watch replays every pod that still exists.
+              pods.get(key(workload.object))?.clear();
               if (!settled) setTimeout(watchPods, 200);
             },
           )

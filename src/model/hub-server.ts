@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join, relative, sep } from "node:path";
 
@@ -19,6 +20,8 @@ export interface HubServerOptions {
   readonly port?: number;
   /** Requests without `authorization: Bearer <token>` get 401, as for a gated repo. @default none needed */
   readonly token?: string;
+  /** Serve HTTPS with this certificate (PEM) instead of HTTP, as a mirror behind TLS does. @default HTTP */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** Every request path, for tests that count what was fetched. */
   readonly onRequest?: (method: string, url: string, range: string | undefined) => void;
 }
@@ -138,13 +141,14 @@ function handle(options: HubServerOptions, req: IncomingMessage, res: ServerResp
 
 /** Starts the mirror; `close` stops it. */
 export function startHubServer(options: HubServerOptions): Promise<RunningHub> {
-  const server = createServer((req, res) => handle(options, req, res));
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => handle(options, req, res);
+  const server: Server = options.tls !== undefined ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : createServer(onRequest);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
       const address = server.address() as AddressInfo;
       resolve({
-        url: `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`,
+        url: `${options.tls !== undefined ? "https" : "http"}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`,
         server,
         close: () =>
           new Promise<void>((done) => {

@@ -37,6 +37,9 @@ function settings(options: HubOptions): { hubUrl: string; fetch: typeof fetch; t
   return { hubUrl, fetch: authorized, token };
 }
 
+/** Node's TLS errors for a certificate it does not trust (a private CA, a self-signed one). */
+const UNTRUSTED_CERTIFICATE = new Set(["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT"]);
+
 /** Turns the hub's and the network's failures into errors that say what to do. */
 function explain(error: unknown, where: HubRepo & { file?: string }, hubUrl: string, token: string | undefined): Error {
   const label = `${where.repo}@${where.revision}${where.file ? ` file ${where.file}` : ""}`;
@@ -52,6 +55,14 @@ function explain(error: unknown, where: HubRepo & { file?: string }, hubUrl: str
   }
   if (error instanceof WorldError) return error;
   const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
+  const code = error instanceof Error ? (error.cause as { code?: unknown } | undefined)?.code : undefined;
+  if (typeof code === "string" && UNTRUSTED_CERTIFICATE.has(code)) {
+    return new WorldError(
+      `${hubUrl} for ${label}: its TLS certificate is not trusted (${cause})`,
+      "a mirror behind its own CA: put the CA (PEM) in the download ConfigMap's key ca.crt and set NODE_EXTRA_CA_CERTS=/etc/diatonic/download-env/ca.crt in it (outside the cluster: NODE_EXTRA_CA_CERTS=FILE)",
+      { cause: error },
+    );
+  }
   return new WorldError(`cannot reach ${hubUrl} for ${label}: ${cause}`, "check the pod's egress (HTTPS) and DNS, or point HF_ENDPOINT at a mirror", { cause: error });
 }
 

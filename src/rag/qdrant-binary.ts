@@ -8,10 +8,10 @@ import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
 import { createGunzip } from "node:zlib";
 import { x as extractTar } from "tar";
 import { InputError, WorldError } from "../errors.ts";
+import { PACKAGE_ROOT } from "../paths.ts";
 
 /** The server version the platform is tested against. */
 export const QDRANT_VERSION = "1.19.0";
@@ -31,7 +31,7 @@ export type QdrantRelease = { readonly version: string; readonly url: string; re
 const FILE_NAME = /^qdrant-(\d+\.\d+\.\d+)-x86_64-linux(\.gz)?$/;
 
 /** The checkout this module belongs to (src/rag → ../..; dist/rag → ../.. as well). */
-export const PACKAGE_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export { PACKAGE_ROOT };
 
 /** Where a checkout keeps its shared tools: ../shared/tools/qdrant beside the repository root. */
 export const sharedQdrantDir = (repoRoot: string): string => join(repoRoot, "..", "shared", "tools", "qdrant");

@@ -60,15 +60,56 @@ function downloadItem(spec: PlatformSpec): string | undefined {
   return `${MODELS_MOUNT}/${spec.model.name}=${hf.repo}@${hf.revision}${hf.file ? `#${hf.file}` : ""}`;
 }
 
-/** The Hugging Face token, and the optional ConfigMap that points downloads at a mirror or proxy. */
-function downloadEnv(spec: PlatformSpec): Pick<Container, "env" | "envFrom"> {
-  const token = spec.model.hfTokenSecret;
+/** Where the downloads' ConfigMap is also mounted, so that its keys can be files (a private mirror's CA). */
+export const DOWNLOAD_ENV_MOUNT = "/etc/diatonic/download-env";
+const DOWNLOAD_ENV_VOLUME = "download-env";
+
+/**
+ * The optional ConfigMap that points downloads at a mirror or proxy: its keys are the downloads'
+ * environment and, mounted, files beside it, so that `NODE_EXTRA_CA_CERTS:
+ * /etc/diatonic/download-env/ca.crt` with the CA in key `ca.crt` trusts a mirror's own certificate.
+ */
+export function downloadEnvVolume(spec: PlatformSpec): Volume {
+  return { name: DOWNLOAD_ENV_VOLUME, configMap: { name: spec.model.downloader.envConfigMap, optional: true } };
+}
+
+/** The Hugging Face token (when `withToken`), and the optional ConfigMap as environment and files. */
+function downloadEnv(spec: PlatformSpec, withToken = true): Pick<Container, "env" | "envFrom"> {
+  const token = withToken ? spec.model.hfTokenSecret : undefined;
   return {
     env: [
       { name: "HOME", value: "/tmp" },
       ...(token ? [{ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }] : []),
     ],
     envFrom: [{ configMapRef: { name: spec.model.downloader.envConfigMap, optional: true } }],
+  };
+}
+
+const downloadEnvMount = { name: DOWNLOAD_ENV_VOLUME, mountPath: DOWNLOAD_ENV_MOUNT, readOnly: true };
+
+export interface DownloadContainerOptions {
+  /** `DIR=REPO@REVISION[#FILE]`, DIR inside `volume`'s mount. */
+  readonly item: string;
+  /** The volume the files land in, and where it is mounted. */
+  readonly volume: string;
+  readonly mountPath: string;
+  /** Send the spec's Hugging Face token (gated repos). @default true */
+  readonly withToken?: boolean;
+}
+
+/**
+ * The init container that runs `diatonic model-download` before the server starts, so the weights
+ * are on the node first; the pod needs `downloadEnvVolume` and a `tmp` emptyDir beside it.
+ */
+export function modelDownloadContainer(spec: PlatformSpec, options: DownloadContainerOptions): Container {
+  return {
+    name: "model-download",
+    image: spec.model.downloader.image,
+    args: ["model-download", options.item],
+    ...downloadEnv(spec, options.withToken ?? true),
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } },
+    securityContext: restrictedContainer(),
+    volumeMounts: [{ name: options.volume, mountPath: options.mountPath }, { name: "tmp", mountPath: "/tmp" }, downloadEnvMount],
   };
 }
 
@@ -89,6 +130,7 @@ export function enginePodParts(ctx: RenderContext, adapterSet: string): EnginePo
     { name: "adapter-set", configMap: { name: adapterSet } },
     { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
     { name: "home", emptyDir: { sizeLimit: "4Gi" } },
+    downloadEnvVolume(spec),
   ];
   const mounts: Mounts = [
     { name: "models", mountPath: MODELS_MOUNT, readOnly: true },
@@ -103,20 +145,7 @@ export function enginePodParts(ctx: RenderContext, adapterSet: string): EnginePo
   }
   const initContainers: Container[] = [];
   const item = downloadItem(spec);
-  if (item !== undefined) {
-    initContainers.push({
-      name: "model-download",
-      image: spec.model.downloader.image,
-      args: ["model-download", item],
-      ...downloadEnv(spec),
-      resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1Gi" } },
-      securityContext: restrictedContainer(),
-      volumeMounts: [
-        { name: "models", mountPath: MODELS_MOUNT },
-        { name: "tmp", mountPath: "/tmp" },
-      ],
-    });
-  }
+  if (item !== undefined) initContainers.push(modelDownloadContainer(spec, { item, volume: "models", mountPath: MODELS_MOUNT }));
   initContainers.push({
     name: "adapter-agent",
     image: agent.image,
@@ -134,6 +163,7 @@ export function enginePodParts(ctx: RenderContext, adapterSet: string): EnginePo
       { name: "adapter-set", mountPath: ADAPTER_SET_DIR, readOnly: true },
       { name: "adapters", mountPath: ADAPTERS_MOUNT },
       { name: "tmp", mountPath: "/tmp" },
+      downloadEnvMount,
     ],
   });
   return { volumes, mounts, initContainers };

@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
-import { typablePath } from "../paths.ts";
-import { explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
-import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
+import { PACKAGE_ROOT, typablePath } from "../paths.ts";
+import { closest, explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
+import { applyOverlay, namesIn, originOf, pathKey, unmatchedEntries, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
 import { PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
 
@@ -90,7 +90,7 @@ function positionOf(positions: Map<string, Position>, path: Path): Position {
 }
 
 /** The lab example shipped with diatonic (what `quickstart` renders and `dev` runs without a spec). */
-export const BUNDLED_EXAMPLE = fileURLToPath(new URL("../../examples/lab/platform.yaml", import.meta.url));
+export const BUNDLED_EXAMPLE = join(PACKAGE_ROOT, "examples", "lab", "platform.yaml");
 
 /** Reads platform.yaml; a missing or unreadable file is the user's input error, with the fix. */
 export function readSpec(file: string): string {
@@ -147,6 +147,26 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
   return { ...located, document: envelope.data };
 }
 
+/**
+ * An environment changes adapters the base defines; it cannot define one. An entry for an adapter the
+ * base no longer has would otherwise come back as a bare adapter (no prompt, no LoRA), or, with
+ * `lora: null`, fail as "expected object, got null".
+ */
+function orphanedAdapters(parsed: ParsedSpec, env: string): SpecIssue[] {
+  const { spec, environments } = parsed.document;
+  const defined = namesIn(spec, "adapters");
+  return unmatchedEntries(spec, environments[env], "adapters").map(({ index, name }) => {
+    const at = ["environments", env, "adapters", index];
+    const near = closest(name, defined);
+    return issueAt(
+      parsed,
+      at,
+      `adapter ${JSON.stringify(name)} is not in spec.adapters${near !== undefined && near !== name ? ` (did you mean ${JSON.stringify(near)}?)` : ""}: an environment can change an adapter the base defines, not add one`,
+      `remove ${formatPath(at)}, or add an adapter named ${name} to spec.adapters`,
+    );
+  });
+}
+
 /** Applies one environment's overlay (`null`: none), fills defaults and checks every rule. */
 function resolveEnvironment(parsed: ParsedSpec, env: string | null, options: Pick<LoadPlatformOptions, "file" | "localPaths">): LoadedPlatform {
   const { document } = parsed;
@@ -161,6 +181,8 @@ function resolveEnvironment(parsed: ParsedSpec, env: string | null, options: Pic
       ),
     ]);
   }
+  const orphans = env === null ? [] : orphanedAdapters(parsed, env);
+  if (orphans.length > 0) throw new SpecError(orphans);
   const merged: Merged =
     env === null ? applyOverlay(document.spec, ["spec"], undefined, []) : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
   const result = PlatformSpec.safeParse(merged.value);

@@ -61,6 +61,21 @@ function merge(base: unknown, overlay: unknown, path: Path, overlaySource: Path,
   return overlay;
 }
 
+/**
+ * Entries of the named list at `key` in `overlay` whose name the same list in `base` does not have:
+ * where a list is closed (adapters), the merge would make them up from the overlay alone.
+ */
+export function unmatchedEntries(base: unknown, overlay: unknown, key: string): { readonly index: number; readonly name: string }[] {
+  if (!isRecord(overlay) || !isNamedList(overlay[key])) return [];
+  const known = new Set(namesIn(base, key));
+  return overlay[key].flatMap((item, index) => (known.has(String(item["name"])) ? [] : [{ index, name: String(item["name"]) }]));
+}
+
+/** The names in the named list at `key` of `value` (none when it is not one). */
+export function namesIn(value: unknown, key: string): string[] {
+  return isRecord(value) && isNamedList(value[key]) ? value[key].map((item) => String(item["name"])) : [];
+}
+
 /** Merges `overlay` (found at `overlaySource` in the document) onto `base` (found at `baseSource`). */
 export function applyOverlay(base: unknown, baseSource: Path, overlay: unknown, overlaySource: Path): Merged {
   const origins = new Map<string, Path>();

@@ -149,6 +149,13 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   if (engine.kind === "llamacpp" && "huggingFace" in spec.model.source && !spec.model.source.huggingFace.file?.toLowerCase().endsWith(".gguf")) {
     error(["model", "source", "huggingFace", "file"], "the llamacpp engine needs a GGUF file", "set model.source.huggingFace.file to a .gguf file of the repo");
   }
+  const embeddings = spec.embeddings;
+  if (embeddings.server === "llamacpp" && embeddings.endpoint === undefined && !embeddings.file?.toLowerCase().endsWith(".gguf")) {
+    error(["embeddings", "file"], "embeddings.server llamacpp serves a GGUF file of embeddings.model, but embeddings.file names none", "set embeddings.file to a .gguf of the repo, e.g. model: CompendiumLabs/bge-small-en-v1.5-gguf with file: bge-small-en-v1.5-q8_0.gguf");
+  }
+  if (embeddings.server === "tei" && embeddings.file !== undefined) {
+    warning(["embeddings", "file"], "embeddings.file is read only with embeddings.server llamacpp; text-embeddings-inference fetches the whole model repo", "remove embeddings.file, or set embeddings.server: llamacpp");
+  }
   if (spec.gateway.auth === "optional" && platform.environment !== "local") {
     warning(["gateway", "auth"], `API keys are optional in environment ${platform.environment}`, "set gateway.auth: required outside local development");
   }

@@ -222,17 +222,25 @@ export const Qdrant = z.strictObject({
     .describe("a CronJob that takes full Qdrant snapshots into the snapshots volume"),
 });
 
+/** What serves embeddings when the platform deploys them. */
+export const EMBEDDINGS_SERVERS = ["tei", "llamacpp"] as const;
+
 export const Embeddings = z
   .strictObject({
     endpoint: z.url().optional().describe("base URL of an existing OpenAI-compatible embeddings server; when set, none is deployed"),
-    model: z.string().min(1).default("BAAI/bge-small-en-v1.5").describe("Hugging Face model id the embeddings server serves"),
+    server: z
+      .enum(EMBEDDINGS_SERVERS)
+      .default("tei")
+      .describe("tei: Hugging Face text-embeddings-inference, which fetches `model` itself; llamacpp: the engine image (`diatonic engine`) serving the GGUF `file` of `model`, fetched first by the model-download init container (for CPU environments that run no image but the platform's own)"),
+    model: z.string().min(1).default("BAAI/bge-small-en-v1.5").describe("Hugging Face model id the embeddings server serves (with llamacpp: the repo holding `file`); the gateway asks for embeddings by this name"),
     revision: z.string().min(1).optional().describe("model revision (pin a commit for reproducible vectors)"),
-    image: image.default("ghcr.io/huggingface/text-embeddings-inference:cpu-1.9.4"),
+    file: z.string().min(1).optional().describe("with server llamacpp: the GGUF file of `model` to serve, e.g. bge-small-en-v1.5-q8_0.gguf"),
+    image: image.optional().describe("default: ghcr.io/huggingface/text-embeddings-inference:cpu-1.9.4 (tei), model.downloader.image (llamacpp)"),
     replicas: z.number().int().min(1).default(1),
     cache: quantity.default("2Gi").describe("size of the model cache volume"),
     resources: resources("250m", "512Mi", "2", "2Gi"),
   })
-  .describe("embeddings for RAG adapters: text-embeddings-inference on CPU is deployed when an adapter uses RAG, unless endpoint is set");
+  .describe("embeddings for RAG adapters: an embeddings server is deployed when an adapter uses RAG, unless endpoint is set");
 
 export const Gateway = z.strictObject({
   image: image.default("ghcr.io/diatonic-ai/gateway:0.1.0"),

@@ -5,6 +5,7 @@ import { parseAllDocuments } from "yaml";
 import { InputError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
 import { TREE_MARKER } from "../write/atomic.ts";
+import { buildRenderedTree } from "../write/kustomize-build.ts";
 import { resourceId } from "../render/schema-check.ts";
 
 export interface ReadObjects {
@@ -45,10 +46,10 @@ function parseObjects(text: string, source: string, out: ReadObjects): void {
 
 function kustomizeBuild(dir: string): string {
   try {
-    return execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync(process.env["KUBECTL"] || "kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? (error as Error).message;
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new InputError(`${dir} is a Kustomize tree, and building it needs kubectl`, "install kubectl, or pass the rendered YAML instead");
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new InputError(`${dir} is a Kustomize tree that uses more than render writes, and building it needs kubectl`, "install kubectl (or point KUBECTL at one), or pass the built YAML: kubectl kustomize DIR | diatonic validate -");
     throw new InputError(`kubectl kustomize ${dir} failed: ${stderr.trim()}`, "fix the kustomization, or pass plain YAML files");
   }
 }
@@ -98,7 +99,14 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
         throw new InputError(`${shown} is a Helm chart, and validate reads rendered manifests`, `helm template ${shown} | diatonic validate -`);
       }
       if (KUSTOMIZATIONS.some((k) => existsSync(join(path, k)))) {
-        parseObjects(kustomizeBuild(path), shown, out);
+        // A tree as render writes it is built here; any other Kustomize feature goes to kubectl.
+        const built = buildRenderedTree(path, shown);
+        if (built !== undefined) {
+          for (const { object, file } of built) {
+            out.objects.push(object);
+            out.files.set(resourceId(object), file);
+          }
+        } else parseObjects(kustomizeBuild(path), shown, out);
         return;
       }
       for (const entry of readdirSync(path).sort()) {

@@ -90,7 +90,7 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
       { name: "epsilon", source: hubSource("e", "v7"), rank: 4 },
       { name: "zeta", source: { url: { url: `${rig.hub.url}/org/a/resolve/v1/lora.gguf`, sha256: "0".repeat(64) } }, rank: 4 },
     ]);
-    const failed = await rig.until("epsilon and zeta failed twice", (s) => (s.get("epsilon")?.attempts ?? 0) >= 2 && (s.get("zeta")?.attempts ?? 0) >= 2);
+    const failed = await rig.until("epsilon and zeta failed twice", (s) => ["epsilon", "zeta"].every((name) => s.get(name)?.state === "failed" && (s.get(name)?.attempts ?? 0) >= 2));
     assert.equal(failed.get("epsilon")?.state, "failed");
     assert.match(failed.get("epsilon")?.reason ?? "", /org\/e@v7.*not found \(HTTP 404\)/);
     assert.match(failed.get("zeta")?.reason ?? "", /sha256 is [0-9a-f]{64}, but the source publishes 0{64}/);

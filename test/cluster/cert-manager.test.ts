@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse, stringify } from "yaml";
-import { simulateCertManager } from "../support/cert-manager-sim.ts";
+import { SIMULATION_OWNER_LABEL, simulateCertManager } from "../support/cert-manager-sim.ts";
 import { list } from "../support/cluster-manifests.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
 
@@ -126,13 +126,13 @@ describe("cluster tier: cert-manager", { skip }, () => {
   it("issues an ACME certificate through the simulated ACME server, and fails one named as failing, beside the real controller", { timeout: 90_000 }, async (t) => {
     const ns = await cluster.namespace(t);
     const id = randomBytes(3).toString("hex");
-    const simulation = await simulateCertManager(cluster.kubeconfig, { failing: ["acme-failing"] });
+    const simulation = await simulateCertManager(cluster.kubeconfig, { failing: ["acme-failing"], owner: id });
     t.after(() => simulation.stop());
     await clusterObjects(t, [
       {
         apiVersion: "cert-manager.io/v1",
         kind: "ClusterIssuer",
-        metadata: { name: `letsencrypt-${id}` },
+        metadata: { name: `letsencrypt-${id}`, labels: { [SIMULATION_OWNER_LABEL]: id } },
         spec: {
           acme: {
             server: "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -178,17 +178,18 @@ describe("cluster tier: cert-manager", { skip }, () => {
     entry.cluster.server = `https://127.0.0.1:${proxy.port}`;
     const kubeconfig = join(dir, "kubeconfig");
     writeFileSync(kubeconfig, stringify(config), { mode: 0o600 });
-    const simulation = await simulateCertManager(kubeconfig);
+    const name = `away-${randomBytes(3).toString("hex")}`;
+    // The other test files' simulations (one per process) leave this issuer to this one.
+    const simulation = await simulateCertManager(kubeconfig, { owner: name });
     t.after(() => simulation.stop());
     // Its watches are open before the API server goes away; its status patches (new connections) are not.
     await sleep(2000);
     proxy.interrupt();
-    const name = `away-${randomBytes(3).toString("hex")}`;
     await clusterObjects(t, [
       {
         apiVersion: "cert-manager.io/v1",
         kind: "ClusterIssuer",
-        metadata: { name },
+        metadata: { name, labels: { [SIMULATION_OWNER_LABEL]: name } },
         spec: { acme: { server: "https://acme-staging-v02.api.letsencrypt.org/directory", privateKeySecretRef: { name }, solvers: [{ http01: { ingress: { class: "nginx" } } }] } },
       },
     ]);

@@ -13,13 +13,16 @@ import { KubeClient } from "../../src/kube/client.ts";
 import { ReadinessError } from "../../src/kube/wait.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
 import type { KubeObject, Placed } from "../../src/render/context.ts";
-import { simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
+import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
 import { runCli } from "../support/cli.ts";
 import { restartApiServer } from "../support/apiserver.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
+import { pauseImage, restrictedPodSpec } from "../support/cluster-manifests.ts";
 
 const skip = clusterSkipReason();
 const failingCertificates: string[] = [];
+/** This file's simulated ACME server acts only on its platforms' issuers (other test files run their own). */
+const simulationOwner = `deploy-${randomBytes(3).toString("hex")}`;
 let cluster: TestCluster;
 let certManager: CertManagerSimulation | undefined;
 
@@ -34,10 +37,12 @@ type SpecEdit = (doc: ReturnType<typeof parseDocument>) => void;
 
 /** The lab example in a fresh namespace, under a unique platform name (its ClusterIssuers are cluster-wide). */
 async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit; secrets?: boolean } = {}): Promise<Platform> {
-  const namespace = await cluster.namespace(t);
+  // kwok's simulated kubelets: these tests check the deploy mechanics (test/cluster/real-platform.test.ts runs the local environment for real).
+  const namespace = await cluster.namespace(t, { simulatedNodes: true });
   const name = `p${randomBytes(3).toString("hex")}`;
   const doc = parseDocument(readFileSync("examples/lab/platform.yaml", "utf8"));
   doc.setIn(["metadata", "name"], name);
+  doc.setIn(["metadata", "labels", SIMULATION_OWNER_LABEL], simulationOwner);
   doc.setIn(["spec", "namespace"], namespace);
   // The device plugin is one per cluster; tests give each platform its own so they stay apart.
   doc.setIn(["spec", "gpu", "devicePlugin", "namespace"], `${name}-gpu`);
@@ -57,7 +62,7 @@ async function platform(t: TestContext, options: { env?: string; edit?: SpecEdit
 }
 
 function deploy(command: string, p: Platform, ...extra: string[]) {
-  return runCli([command, "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "60s", ...extra]);
+  return runCli([command, "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "180s", ...extra]);
 }
 
 async function members(p: Platform): Promise<string[]> {
@@ -92,7 +97,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   before(async () => {
     cluster = await testCluster();
     await cluster.kubectl(["create", "namespace", "monitoring"]).catch(() => undefined);
-    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates });
+    certManager = await simulateCertManager(cluster.kubeconfig, { failing: failingCertificates, owner: simulationOwner });
   });
   after(() => certManager?.stop());
 
@@ -102,6 +107,9 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(first.code, 0, first.stdout + first.stderr);
     for (const phase of ["foundation", "certificates", "storage", "engine", "gateway", "edge"]) assert.match(first.stdout, new RegExp(`✓ ${phase}`));
     assert.match(first.stdout, /applied revision 1/);
+    // Every rule of the NetworkPolicies as rendered: a rule without its `from` lets every source in.
+    const ingress = JSON.parse(await cluster.kubectl(["-n", p.namespace, "get", "networkpolicy", "engine-ingress", "-o", "jsonpath={.spec.ingress}"])) as { from?: unknown[] }[];
+    assert.ok(ingress.length > 0 && ingress.every((rule) => (rule.from ?? []).length > 0), JSON.stringify(ingress));
     // The test cluster runs cert-manager's controller as a process, not a Deployment preflight can find: a warning, not a refusal.
     assert.match(first.stdout, /! preflight controllers: no cert-manager controller found/);
     assert.match(first.stdout, /✓ preflight rules: the \d+ objects pass diatonic validate/);
@@ -112,12 +120,21 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(diff.code, 0, diff.stdout);
     const status = await deploy("status", p, "--output", "json");
     assert.equal(status.code, 0, status.stdout);
-    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string; trust: unknown };
+    const report = JSON.parse(status.stdout) as { healthy: boolean; objects: { state: string }[]; url: string; trust: unknown; missing: string[]; reasons: string[]; revision: { number: number; environment: string } };
     assert.equal(report.healthy, true);
+    assert.deepEqual([report.missing, report.reasons, report.revision.number, report.revision.environment], [[], [], 1, "local"]);
     assert.equal(report.url, "https://llm.localtest.me/v1");
     // local uses the self-signed CA chain: status says how to trust it.
     assert.deepEqual(report.trust, { namespace: p.namespace, secret: "gateway-tls" });
+    // The same platform asked about for another environment: not what is live, and the header says what is.
+    const other = await runCli(["status", "--spec", p.file, "--env", "production", "--kubeconfig", cluster.kubeconfig]);
+    assert.equal(other.code, 1, other.stdout);
+    assert.match(other.stdout, new RegExp(`^platform in ${p.namespace} for environment production: NOT ready — live: revision 1 for environment local \\(apply, `));
+    assert.match(other.stdout, /\n {2}the live revision 1 was applied for environment local, not production\n {2}\d+ live object\(s\) were last applied for environment local, not production: /);
+    assert.match(other.stdout, /missing \(\d+ of the objects the spec renders\):\n {4}Namespace\/\S+-gpu is missing\n[\s\S]*HorizontalPodAutoscaler\/\S+\/gateway is missing/);
+    assert.match(other.stdout, /fix: `diatonic apply --env production` brings the cluster to the spec/);
     const human = await deploy("status", p);
+    assert.match(human.stdout, new RegExp(`^platform in ${p.namespace} for environment local: ready — live: revision 1 for environment local \\(apply, `));
     assert.match(human.stdout, new RegExp(`call: https://llm\\.localtest\\.me/v1 .*\\n  its certificate is from the platform's own CA; trust it first:\\n  kubectl -n ${p.namespace} get secret gateway-tls -o jsonpath='\\{\\.data\\.ca\\\\\\.crt\\}' \\| base64 -d > ca\\.crt\\n`));
     const json = await deploy("apply", p, "--output", "json");
     const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; changed?: number });
@@ -208,6 +225,27 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(run.code, 0, run.stdout + run.stderr);
     // validate's warnings are shown and do not stop the apply.
     assert.match(run.stdout, /! preflight rules: gpu\/vram: Deployment\/\S+\/engine fits .*not the 8 GiB card on the same node.*\n {4}fix: make it fit the smallest card/);
+    // The test cluster serves no metrics API: the HPA (CPU, and requests in flight through prometheus-adapter) cannot scale.
+    assert.match(run.stdout, /! preflight metrics: no APIService v1beta1\.metrics\.k8s\.io is registered: HorizontalPodAutoscaler\/\S+\/gateway \(Resource metric cpu\) will report ScalingActive=False and not scale\n {4}fix: install metrics-server/);
+    assert.match(run.stdout, /! preflight metrics: no APIService v1beta1\.custom\.metrics\.k8s\.io or v1beta2\.custom\.metrics\.k8s\.io is registered: HorizontalPodAutoscaler\/\S+\/gateway \(Pods metric diatonic_gateway_in_flight_requests\).*\n {4}fix: install prometheus-adapter/);
+    // status gives the HPA controller's own verdict once it has synced the HPA (it does every 15 s).
+    type Report = { healthy: boolean; objects: { resource: string; state: string; reason: string }[]; reasons: string[] };
+    let report: Report | undefined;
+    let statusCode = 0;
+    for (let attempt = 0; attempt < 60; attempt++) {
+      const polled = await deploy("status", p, "--output", "json");
+      statusCode = polled.code;
+      report = JSON.parse(polled.stdout) as Report;
+      if (report.objects.some((o) => o.resource.startsWith("HorizontalPodAutoscaler/") && o.state === "failed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const hpa = report?.objects.find((o) => o.resource.startsWith("HorizontalPodAutoscaler/"));
+    assert.equal(hpa?.state, "failed", JSON.stringify(hpa));
+    assert.match(hpa?.reason ?? "", /^not scaling: ScalingActive=False FailedGet\w+Metric: /);
+    assert.equal(statusCode, 1, "a dead HPA is not ready");
+    assert.ok(report?.reasons.some((r) => r.startsWith(`${hpa?.resource ?? ""}: not scaling`)), JSON.stringify(report?.reasons));
+    const human = await deploy("status", p);
+    assert.match(human.stdout, /✗ gateway +HorizontalPodAutoscaler\/\S+\/gateway +not scaling: ScalingActive=False/);
     const status = await deploy("status", p, "--output", "json");
     const { gpu, trust } = JSON.parse(status.stdout) as { gpu: { node: string; used: number; total: number }[]; trust: unknown };
     assert.equal(trust, null, "production's certificate is from Let's Encrypt: nothing to trust by hand");
@@ -246,6 +284,20 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       });
     }
 
+    it("GPU slices another tenant's running pod holds are not free", async (t) => {
+      const tenant = await cluster.namespace(t);
+      const gpu = { "nvidia.com/gpu": "7" };
+      const container = { name: "app", image: pauseImage, securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } }, resources: { requests: { cpu: "10m", memory: "16Mi", ...gpu }, limits: { memory: "32Mi", ...gpu } } };
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: "trainer", namespace: tenant }, spec: restrictedPodSpec({ containers: [container] }) }));
+      t.after(() => cluster.kubectl(["-n", tenant, "delete", "pod", "trainer", "--wait=false", "--ignore-not-found"]));
+      // The real scheduler places it (7 of the GPU node's 8 slices); kwok runs it.
+      await cluster.kubectl(["-n", tenant, "wait", "--for=condition=PodScheduled", "pod/trainer", "--timeout=60s"]);
+      const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "model", "engine", "replicas"], 2) });
+      const run = await deploy("apply", p, "--dry-run");
+      assert.equal(run.code, 1, run.stdout);
+      assert.match(run.stdout, new RegExp(`✗ preflight gpu: the platform needs 2 nvidia.com/gpu, and 1 of the 8 the nodes advertise \\(gpu-node-0: 8\\) are free: running pods of other workloads hold 7 \\(${tenant}/trainer on gpu-node-0: 7\\)\n {4}fix: free GPU slices`));
+    });
+
     it("a Secret without the expected key", async (t) => {
       const p = await platform(t, { secrets: false });
       await cluster.kubectl(["-n", p.namespace, "create", "secret", "generic", "hf-token", "--from-literal=token=x"]);
@@ -256,14 +308,48 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     });
   });
 
-  it("a pod that cannot be scheduled fails its phase with the scheduler's reason", async (t) => {
+  it("diff into a monitoring namespace that does not exist gives preflight's explanation, not the raw API error", async (t) => {
+    const monitoring = `mon-${randomBytes(3).toString("hex")}`;
+    const p = await platform(t, { env: "production", edit: (d) => d.setIn(["environments", "production", "monitoring", "namespace"], monitoring) });
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 2, diff.stdout + diff.stderr);
+    assert.match(diff.stderr, new RegExp(`namespace ${monitoring} does not exist, and ConfigMap/diatonic-\\S+-dashboard goes there`));
+    assert.match(diff.stderr, new RegExp(`fix: kubectl create namespace ${monitoring}, or point the spec elsewhere \\(e\\.g\\. monitoring\\.namespace\\)`));
+    assert.doesNotMatch(diff.stderr, /namespaces "\S+" not found/);
+    const apply = await deploy("apply", p);
+    assert.match(apply.stdout, new RegExp(`✗ preflight namespaces: namespace ${monitoring} does not exist, and ConfigMap/diatonic-\\S+-dashboard goes there`), "the same words as apply's preflight");
+  });
+
+  it("a pod that cannot be scheduled: apply and status name the scheduler's reason while it waits, and the phase fails with it", async (t) => {
     const p = await platform(t, { env: "production", edit: (d) => d.setIn(["spec", "gpu", "nodeSelector"], d.createNode({ "nvidia.com/gpu.product": "NVIDIA-H100-80GB" })) });
-    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "25s"]);
-    assert.equal(run.code, 1, run.stdout);
-    assert.match(run.stdout, /✗ engine/);
     // Every node counts in the scheduler's message: the kwok nodes and, where it runs, the real node.
     const nodes = (await cluster.kubectl(["get", "nodes", "-o", "name"])).trim().split("\n").length;
-    assert.match(run.stderr, new RegExp(`Deployment/\\S+/engine[\\s\\S]*Unschedulable: 0/${nodes} nodes are available: .*didn't match Pod's node affinity/selector`));
+    const child = spawn(process.execPath, ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "40s"], { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let stdout = "";
+    let stderr = "";
+    let engineStarted = 0;
+    const scheduler = new RegExp(`waiting: Deployment/\\S+/engine: 0/1 replicas available — pod engine-\\S+: Unschedulable: 0/${nodes} nodes are available: .*didn't match Pod's node affinity/selector`);
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const named = new Promise<number>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (engineStarted === 0 && stdout.includes("… engine")) engineStarted = Date.now();
+        if (scheduler.test(stdout)) resolve(Date.now());
+      });
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const when = await Promise.race([named, exited.then(() => undefined)]);
+    assert.ok(when !== undefined, `apply ended without naming the scheduler's reason while it waited:\n${stdout}`);
+    t.diagnostic(`apply named the scheduler's reason ${((when - engineStarted) / 1000).toFixed(1)} s after the engine phase began`);
+    // status, while the apply still waits, gives the same reason for the engine.
+    const status = await deploy("status", p, "--output", "json");
+    assert.equal(status.code, 1, status.stdout);
+    const engine = (JSON.parse(status.stdout) as { objects: { resource: string; reason: string }[] }).objects.find((o) => /^Deployment\/\S+\/engine$/.test(o.resource));
+    assert.match(engine?.reason ?? "", new RegExp(`^0/1 replicas available — pod engine-\\S+: Unschedulable: 0/${nodes} nodes are available: .*didn't match Pod's node affinity/selector`));
+    assert.equal(await exited, 1, stdout);
+    assert.ok(stdout.search(scheduler) < stdout.indexOf("✗ engine"), "the reason came while waiting, not at the deadline");
+    assert.match(stderr, new RegExp(`Deployment/\\S+/engine[\\s\\S]*Unschedulable: 0/${nodes} nodes are available: .*didn't match Pod's node affinity/selector`));
   });
 
   it("an image that cannot be pulled fails its phase at once with the kubelet's reason", async (t) => {
@@ -310,6 +396,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.match(run.stderr, /phase certificates did not become ready within \d+s:[\s\S]*Certificate\/\S+\/gateway-tls: .*ACME challenge failed/);
   });
 
+
   it("an apply killed mid-phase converges when run again", async (t) => {
     const p = await platform(t);
     const child = spawn(process.execPath, ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig], { stdio: ["ignore", "pipe", "pipe"] });
@@ -322,9 +409,21 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       });
       child.on("exit", () => resolve());
     });
+    // Half applied, no revision: never "ready" (it was, with 30 of 49 objects live and no engine).
+    const half = await deploy("status", p, "--output", "json");
+    assert.equal(half.code, 1, half.stdout);
+    const report = JSON.parse(half.stdout) as { healthy: boolean; missing: string[]; reasons: string[]; revision: unknown };
+    assert.equal(report.healthy, false);
+    assert.equal(report.revision, null);
+    assert.ok(report.missing.some((resource) => /^Deployment\/\S+\/engine$/.test(resource)), report.missing.join(", "));
+    assert.ok(report.missing.some((resource) => /^Deployment\/\S+\/gateway$/.test(resource)));
+    assert.match(report.reasons[0] ?? "", /^no revision is recorded: no apply of this platform has finished/);
+    const human = await deploy("status", p);
+    assert.match(human.stdout, new RegExp(`^platform in ${p.namespace} for environment local: NOT ready — live: no revision recorded\n`));
     const rerun = await deploy("apply", p);
     assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
     const status = await deploy("status", p, "--output", "json");
+    assert.equal(status.code, 0, status.stdout);
     assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
   });
 
@@ -347,10 +446,60 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
   });
 
+  it("status --watch survives an API server restart: it says so, re-establishes its watches and keeps going until Ctrl-C", { skip: process.env["DIATONIC_CLUSTER_REUSE"] === "1" ? "needs the project's own control plane" : false }, async (t) => {
+    const p = await platform(t);
+    const child = spawn(process.execPath, ["bin/diatonic.js", "status", "--watch", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig], { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => child.kill("SIGKILL"));
+    let stdout = "";
+    let stderr = "";
+    let exitCode: number | null | undefined;
+    const waiters = new Set<() => void>();
+    const exited = new Promise<void>((resolve) => child.on("exit", (code) => ((exitCode = code), resolve())));
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      for (const waiter of waiters) waiter();
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    /** Whether the output shows `pattern` before the child exits (a bounded wait: 2 minutes at most). */
+    const seen = (pattern: RegExp) =>
+      Promise.race([
+        new Promise<boolean>((resolve) => {
+          const look = () => {
+            if (!pattern.test(stdout)) return;
+            waiters.delete(look);
+            resolve(true);
+          };
+          waiters.add(look);
+          look();
+        }),
+        exited.then(() => pattern.test(stdout)),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(pattern.test(stdout)), 120_000).unref()),
+      ]);
+    assert.ok(await seen(/nothing deployed in \S+/), `the first report:\n${stdout}${stderr}`);
+    const restarted = Date.now();
+    await restartApiServer();
+    assert.ok(await seen(/status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* ended \([^)]*\); re-establishing in [\d.]+ s/), `it says the watch ended:\n${stdout}${stderr}`);
+    assert.ok(await seen(/status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* (is|are) re-established\n[\s\S]*nothing deployed in \S+[^\n]*\n$/), `it re-establishes the watch and reports again:\n${stdout}${stderr}`);
+    t.diagnostic(`watches re-established and status redrawn ${((Date.now() - restarted) / 1000).toFixed(1)} s after the restart began`);
+    assert.equal(exitCode, undefined, `status --watch exited on its own (code ${String(exitCode)}):\n${stdout}${stderr}`);
+    child.kill("SIGINT");
+    await exited;
+    assert.equal(exitCode, 0, stderr);
+  });
+
   it("a field another tool changed is a clear conflict; --force-conflicts takes it back", async (t) => {
     const p = await platform(t);
-    assert.equal((await deploy("apply", p)).code, 0);
+    const applied = await deploy("apply", p);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     await cluster.kubectl(["-n", p.namespace, "scale", "deployment", "gateway", "--replicas=3"]);
+    // diff shows the conflict as part of the diff, with its own exit code (1 means "changes exist"), and a fix that exists.
+    const diff = await deploy("diff", p);
+    assert.equal(diff.code, 3, diff.stdout + diff.stderr);
+    assert.match(diff.stdout, /! Deployment\/\S+\/gateway \(update, conflict\)\n {4}! \.spec\.replicas: owned by kubectl \(subresource scale\)\n[\s\S]*\+ +replicas: 1\n/);
+    assert.match(diff.stdout, /fix: `diatonic apply --force-conflicts` takes these fields back/);
+    const diffJson = JSON.parse((await deploy("diff", p, "--output", "json")).stdout) as { conflicts: { resource: string; fields: { field: string; manager: string }[] }[] };
+    assert.deepEqual(diffJson.conflicts.map((c) => [c.resource.split("/")[2], c.fields.map((f) => [f.field, f.manager])]), [["gateway", [[".spec.replicas", "kubectl (subresource scale)"]]]]);
+    assert.equal((await runCli(["diff", "--force-conflicts", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig])).code, 2, "diff takes no --force-conflicts: the fix does not offer it");
     const conflict = await deploy("apply", p);
     assert.equal(conflict.code, 1, conflict.stdout);
     assert.match(conflict.stderr, /Deployment\/\S+\/gateway: fields owned by another manager: .*\.spec\.replicas/);
@@ -363,7 +512,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
 
   it("prunes a removed adapter, rolls back to the previous revision, and destroy keeps the volumes", async (t) => {
     const p = await platform(t);
-    assert.equal((await deploy("apply", p)).code, 0);
+    const applied = await deploy("apply", p);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const doc = parseDocument(readFileSync(p.file, "utf8"));
     doc.deleteIn(["spec", "adapters", 4]);
     doc.deleteIn(["environments", "local", "adapters", 4]);
@@ -391,12 +541,13 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const unconfirmed = await deploy("destroy", p, "--delete-data");
     assert.equal(unconfirmed.code, 2, "deleting data without a terminal needs --yes");
     assert.match(unconfirmed.stderr, /pass --yes/);
-    assert.ok((await members(p)).includes("persistentvolumeclaim/models"), "nothing was deleted");
+    // The local environment's volumes are Qdrant's (the StatefulSet's claims); the model is each engine pod's own ephemeral claim.
+    assert.match(await cluster.kubectl(["-n", p.namespace, "get", "pvc", "-o", "name"]), /persistentvolumeclaim\/data-qdrant-0/, "nothing was deleted");
+    assert.ok((await members(p)).includes("statefulset.apps/qdrant"), "nothing was deleted");
     const destroyed = await deploy("destroy", p);
     assert.equal(destroyed.code, 0, destroyed.stderr);
-    assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/models/);
+    assert.match(destroyed.stdout, /kept \d+ \(data: .*PersistentVolumeClaim\/\S+\/data-qdrant-0/);
     const claims = await cluster.kubectl(["-n", p.namespace, "get", "pvc", "-o", "name"]);
-    assert.match(claims, /persistentvolumeclaim\/models/);
     assert.match(claims, /persistentvolumeclaim\/data-qdrant-0/);
     const left = await cluster.kubectl(["-n", p.namespace, "get", "deployments,statefulsets,services", "-o", "name"]);
     assert.equal(left.trim(), "");
@@ -406,10 +557,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     // first destroy had deleted the ApplySet parent that lists them).
     const leftStatus = await deploy("status", p);
     assert.equal(leftStatus.code, 1, leftStatus.stdout);
-    assert.match(leftStatus.stdout, new RegExp(`platform in ${p.namespace}: destroyed at \\S+; its data was kept:[\\s\\S]*PersistentVolumeClaim/${p.namespace}/models`));
+    assert.match(leftStatus.stdout, new RegExp(`platform in ${p.namespace}: destroyed at \\S+; its data was kept:[\\s\\S]*Namespace/${p.namespace}`));
+    // Every volume destroy kept, the StatefulSet's claims (Qdrant's data) too, as destroy listed them.
+    const keptByDestroy = /kept \d+ \(data: (.*)\)/.exec(destroyed.stdout)?.[1]?.split(", ").filter((r) => r.startsWith("PersistentVolumeClaim/")) ?? [];
+    assert.ok(keptByDestroy.includes(`PersistentVolumeClaim/${p.namespace}/data-qdrant-0`), destroyed.stdout);
+    for (const claim of keptByDestroy) assert.ok(leftStatus.stdout.includes(`  ${claim}\n`), `status lists ${claim}:\n${leftStatus.stdout}`);
     const data = await deploy("destroy", p, "--delete-data", "--yes");
     assert.equal(data.code, 0, data.stdout + data.stderr);
-    assert.match(data.stdout, new RegExp(`pruned PersistentVolumeClaim/${p.namespace}/models[\\s\\S]*pruned Namespace/${p.namespace}`));
+    assert.match(data.stdout, new RegExp(`pruned PersistentVolumeClaim/${p.namespace}/data-qdrant-0[\\s\\S]*pruned Namespace/${p.namespace}`));
     const phase = (await cluster.kubectl(["get", "namespace", p.namespace, "-o", "jsonpath={.status.phase}", "--ignore-not-found"])).trim();
     assert.ok(phase === "" || phase === "Terminating", `namespace ${p.namespace} is ${phase}`);
   });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { repoRoot } from "../../scripts/cluster/config.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
 
@@ -64,6 +65,13 @@ describe("cluster tier: the rendered local platform", { skip: skipReason() }, ()
     assert.ok(workloads.some((w) => w.kind === "Deployment"), "the platform has Deployments");
     assert.ok(workloads.some((w) => w.kind === "StatefulSet"), "the platform has a StatefulSet (Qdrant)");
 
+    // kwok's simulated kubelets run it (the namespace's label keeps the local environment off the
+    // real node): this test checks that the plain output applies and rolls out, not the containers.
+    const namespaces = objects.filter((o) => o?.kind === "Namespace").map((o) => (o?.metadata as { name: string }).name);
+    for (const namespace of namespaces) {
+      await cluster.kubectl(["create", "namespace", namespace]);
+      await cluster.kubectl(["label", "namespace", namespace, `${kwokPlacementLabel.key}=${kwokPlacementLabel.value}`]);
+    }
     const applied = await cluster.kubectl(["apply", "--server-side", "-k", overlay]);
     const lines = applied.trim().split("\n");
     assert.equal(lines.length, objects.filter((o) => o !== null).length, `every object applied:\n${applied}`);

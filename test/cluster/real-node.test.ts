@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { clusterPaths, network, realNode, versions } from "../../scripts/cluster/config.ts";
 import { probePod, restrictedPodSpec } from "../support/cluster-manifests.ts";
 import { clusterSkipReason, hasRealNode, testCluster, type TestCluster } from "../support/cluster.ts";
+import { holdRealNode } from "../support/real-platform.ts";
 
 const skip = clusterSkipReason();
 
@@ -72,9 +73,13 @@ async function portForward(cluster: TestCluster, ns: string, target: string, por
 
 describe("cluster tier: the real node", { skip }, () => {
   let cluster: TestCluster;
+  let release: (() => void) | undefined;
   before(async () => {
     cluster = await testCluster();
+    // One file at a time on the real node's two cores (test/cluster/real-platform.test.ts runs a whole platform there).
+    if ("name" in cluster.realNode) release = await holdRealNode();
   });
+  after(() => release?.());
 
   /** A namespace with a probe server pod and its Service, on the real node. */
   async function server(t: TestContext): Promise<{ ns: string; clusterIP: string }> {
@@ -138,6 +143,35 @@ describe("cluster tier: the real node", { skip }, () => {
     assert.match(await cluster.kubectl(["-n", ns, "logs", "server"]), /probe: serving on :8080/);
     // A name outside the cluster does not resolve: nothing is forwarded off the machine.
     await assert.rejects(cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", "--timeout=3s", "example.com"]));
+  });
+
+  it("resolves names under an egress policy that allows DNS on port 53 to kube-dns's pods, as the platform's allow-dns does", { timeout: 120_000 }, async (t) => {
+    if (!hasRealNode(t, cluster)) return;
+    const ns = await cluster.namespace(t);
+    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, "client", { labels: onRealNode })));
+    const policy = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "allow-dns-only", namespace: ns },
+      spec: {
+        podSelector: {},
+        policyTypes: ["Egress"],
+        // Policies match the DNS pod's own port: CoreDNS must listen on 53 in its pod, as in kind or kubeadm.
+        egress: [{ to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] }],
+      },
+    };
+    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(policy));
+    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]);
+    const resolve = () => cluster.kubectl(["-n", ns, "exec", "client", "--", "/probe", "resolve", "--timeout=3s", `kubernetes.default.svc.${network.clusterDomain}`]);
+    // kube-router applies a new policy within a sync: the first answers may still come from before it.
+    const deadline = Date.now() + 30_000;
+    let answer = "";
+    for (;;) {
+      answer = await resolve().catch((error: unknown) => String(error));
+      if (answer.trim() === "10.96.0.1" || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    assert.equal(answer.trim(), "10.96.0.1");
   });
 
   it("places a pod of the local environment on the real node and an unlabelled pod on a kwok node", { timeout: 90_000 }, async (t) => {

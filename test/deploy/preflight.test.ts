@@ -4,6 +4,7 @@
 // CRDs, not its controller).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { metricsApiChecks } from "../../src/deploy/metrics-apis.ts";
 import { controllerChecks, preflight, ruleChecks } from "../../src/deploy/preflight.ts";
 import { ForbiddenError, type KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject } from "../../src/render/context.ts";
@@ -39,7 +40,7 @@ describe("preflight: controllers the platform's objects wait on (a fake client: 
   it("cert-manager missing or unavailable: a warning that says what will happen and the fix; the apply goes on", async () => {
     const [missing] = await controllerChecks(clientListing([]).client, [certificate]);
     assert.deepEqual([missing?.ok, missing?.warning], [true, true]);
-    assert.match(missing?.message ?? "", /no cert-manager controller found .*the certificates phase times out/);
+    assert.match(missing?.message ?? "", /no cert-manager controller found .*the certificates phase stops once it sees that no cert-manager leader holds its lease/);
     assert.match(missing?.fix ?? "", /helm install cert-manager/);
     const [down] = await controllerChecks(clientListing([{ name: "cert-manager", available: 0 }]).client, [certificate]);
     assert.deepEqual([down?.ok, down?.warning], [true, true]);
@@ -93,17 +94,23 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
       spec: { replicas, selector: { matchLabels: { app: "engine" } }, template: { metadata: { labels: { app: "engine" } }, spec: { containers: [{ name: "vllm", image: "vllm/vllm-openai:v0.6.6", resources: { limits } }] } } },
     }) as unknown as KubeObject;
   const namespace: KubeObject = { apiVersion: "v1", kind: "Namespace", metadata: { name: "llm" } };
-  const nodesAdvertising = (allocatable: Record<string, string>): KubeClient =>
+  /** Pods as the API lists them, running on gpu-0. */
+  const runningPod = (namespaceName: string, name: string, requests: Record<string, string>, phase = "Running") => ({ apiVersion: "v1", kind: "Pod", metadata: { name, namespace: namespaceName }, spec: { nodeName: "gpu-0", containers: [{ resources: { requests, limits: requests } }] }, status: { phase } });
+  const nodesAdvertising = (allocatable: Record<string, string>, pods: readonly unknown[] | Error = []): KubeClient =>
     ({
       server: "https://fake",
       version: async () => ({ major: "1", minor: "33", gitVersion: "v1.33.0" }),
       list: async (apiVersion: string, kind: string) => {
+        if (kind === "Pod") {
+          if (pods instanceof Error) throw pods;
+          return pods;
+        }
         assert.deepEqual([apiVersion, kind], ["v1", "Node"]);
         return [{ apiVersion: "v1", kind: "Node", metadata: { name: "gpu-0" }, status: { allocatable } }];
       },
     }) as unknown as KubeClient;
-  const gpuChecksOf = async (limits: Record<string, string>, allocatable: Record<string, string>, replicas = 1) =>
-    (await preflight(nodesAdvertising(allocatable), { objects: [namespace, deployment(limits, replicas)], secrets: [], optionalSecrets: [] })).filter((c) => c.check === "gpu");
+  const gpuChecksOf = async (limits: Record<string, string>, allocatable: Record<string, string>, replicas = 1, pods: readonly unknown[] | Error = []) =>
+    (await preflight(nodesAdvertising(allocatable, pods), { objects: [namespace, deployment(limits, replicas)], secrets: [], optionalSecrets: [] })).filter((c) => c.check === "gpu");
 
   it("MIG's mixed strategy: a MIG profile is counted against that profile, not nvidia.com/gpu (it failed with 'the nodes advertise 0')", async () => {
     const checks = await gpuChecksOf({ "nvidia.com/mig-3g.40gb": "1" }, { "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "1" }, 2);
@@ -125,9 +132,52 @@ describe("preflight: GPU resources, each by its own name (a fake client: the tes
     assert.equal(plain?.fix, "the nodes advertise nvidia.com/gpu.shared instead: set gpu.sharing.renameByDefault to true, as their device plugin is configured");
   });
 
+  it("what running pods of other workloads hold is not free (it said '8 visible, 1 needed' with all 8 taken); the platform's own pods and finished pods are not counted", async () => {
+    const tenant = [runningPod("tenant", "trainer", { "nvidia.com/gpu": "7" }), runningPod("tenant", "done", { "nvidia.com/gpu": "1" }, "Succeeded"), runningPod("llm", "engine-old", { "nvidia.com/gpu": "1" })];
+    const [short] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 2, tenant);
+    assert.equal(short?.ok, false);
+    assert.equal(short?.message, "the platform needs 2 nvidia.com/gpu, and 1 of the 8 the nodes advertise (gpu-0: 8) are free: running pods of other workloads hold 7 (tenant/trainer on gpu-0: 7)");
+    assert.match(short?.fix ?? "", /^free GPU slices \(the pods above hold them\)/);
+    const [fits] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 1, tenant);
+    assert.deepEqual([fits?.ok, fits?.message], [true, "1 of 8 nvidia.com/gpu free (gpu-0: 8; running pods of other workloads hold 7: tenant/trainer on gpu-0: 7), 1 needed"]);
+    const [blind] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 1, new ForbiddenError("pods is forbidden"));
+    assert.equal(blind?.message, "8 nvidia.com/gpu visible (gpu-0: 8), 1 needed (these credentials may not list pods, so what running pods hold is not counted)");
+  });
+
   it("whole or time-sliced GPUs as before", async () => {
     assert.deepEqual(await gpuChecksOf({ "nvidia.com/gpu": "2" }, { "nvidia.com/gpu": "8" }), [{ check: "gpu", ok: true, message: "8 nvidia.com/gpu visible (gpu-0: 8), 2 needed" }]);
     const [short] = await gpuChecksOf({ "nvidia.com/gpu": "1" }, { "nvidia.com/gpu": "8" }, 9);
     assert.equal(short?.message, "the platform needs 9 nvidia.com/gpu, the nodes advertise 8 (gpu-0: 8)");
+  });
+});
+
+describe("preflight: the metrics APIs the HPAs read (a fake client: the test cluster registers none, which the cluster tier checks)", () => {
+  const hpa = {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: "gateway", namespace: "lab" },
+    spec: { metrics: [{ type: "Resource", resource: { name: "cpu" } }, { type: "Pods", pods: { metric: { name: "diatonic_gateway_in_flight_requests" } } }] },
+  } as unknown as KubeObject;
+  const serving = (services: Record<string, { status: string; reason?: string; message?: string } | Error>): KubeClient =>
+    ({
+      get: async (object: KubeObject) => {
+        assert.equal(object.kind, "APIService");
+        const found = services[object.metadata.name];
+        if (found instanceof Error) throw found;
+        return found === undefined ? undefined : { ...object, status: { conditions: [{ type: "Available", ...found }] } };
+      },
+    }) as unknown as KubeClient;
+
+  it("registered but not available: a warning with the aggregator's reason; available: a pass", async () => {
+    const checks = await metricsApiChecks(serving({ "v1beta1.metrics.k8s.io": { status: "True" }, "v1beta1.custom.metrics.k8s.io": { status: "False", reason: "ServiceNotFound", message: 'service/prometheus-adapter in "monitoring" is not present' } }), [hpa]);
+    assert.deepEqual(checks.map((c) => [c.ok, c.warning]), [[true, undefined], [true, true]]);
+    assert.equal(checks[0]?.message, "APIService v1beta1.metrics.k8s.io is available for HorizontalPodAutoscaler/lab/gateway (Resource metric cpu)");
+    assert.match(checks[1]?.message ?? "", /^APIService v1beta1\.custom\.metrics\.k8s\.io is registered but not available \(ServiceNotFound: service\/prometheus-adapter in "monitoring" is not present\): HorizontalPodAutoscaler\/lab\/gateway \(Pods metric diatonic_gateway_in_flight_requests\) will report ScalingActive=False/);
+    assert.match(checks[1]?.fix ?? "", /^kubectl get apiservice v1beta1\.custom\.metrics\.k8s\.io -o yaml says why; install prometheus-adapter/);
+  });
+
+  it("no HPA: nothing is read; credentials that may not read APIServices: no check", async () => {
+    assert.deepEqual(await metricsApiChecks(serving({}), [certificate]), []);
+    assert.deepEqual(await metricsApiChecks(serving({ "v1beta1.metrics.k8s.io": new ForbiddenError("forbidden"), "v1beta1.custom.metrics.k8s.io": new ForbiddenError("forbidden"), "v1beta2.custom.metrics.k8s.io": new ForbiddenError("forbidden") }), [hpa]), []);
   });
 });

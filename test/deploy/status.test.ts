@@ -2,7 +2,7 @@
 // the test cluster, whose simulated GPU node advertises time-sliced nvidia.com/gpu only).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { adapterReplicas, gpuUse, type PodLike } from "../../src/deploy/status.ts";
+import { adapterReplicas, containerRestarts, gpuUse, type PodLike } from "../../src/deploy/status.ts";
 import type { KubeObject } from "../../src/render/context.ts";
 
 const node = (name: string, allocatable: Record<string, string>) => ({ apiVersion: "v1", kind: "Node", metadata: { name }, status: { allocatable: { cpu: "32", memory: "128Gi", ...allocatable } } }) as KubeObject & { status: { allocatable: Record<string, string> } };
@@ -65,5 +65,26 @@ describe("status: each adapter's state on every engine replica, from the adapter
     const reports = adapterReplicas(adapters.slice(0, 1), "base", new Map([["engine", ["engine-a"]]]), new Map([["engine-a", { adapters: [] }]]));
     assert.equal(reports[0]?.replicas[0]?.state, "unknown");
     assert.match(reports[0]?.replicas[0]?.reason ?? "", /not in its agent's adapter set yet/);
+  });
+});
+
+describe("status: restarted containers", () => {
+  it("lists each restarted container of the namespace, sidecars included, with how its last run ended", () => {
+    const finishedAt = "2026-12-06T10:00:00Z";
+    const pods: PodLike[] = [
+      {
+        metadata: { name: "engine-1", namespace: "ns" },
+        status: {
+          initContainerStatuses: [{ name: "model-download", restartCount: 0 }, { name: "adapter-agent", restartCount: 1, lastState: { terminated: { reason: "OOMKilled", exitCode: 137, finishedAt } } }],
+          containerStatuses: [{ name: "engine", restartCount: 2, lastState: { terminated: { reason: "Error", exitCode: 137, finishedAt } } }],
+        },
+      },
+      { metadata: { name: "gateway-1", namespace: "ns" }, status: { containerStatuses: [{ name: "gateway", restartCount: 0 }] } },
+      { metadata: { name: "elsewhere", namespace: "other" }, status: { containerStatuses: [{ name: "x", restartCount: 5 }] } },
+    ];
+    assert.deepEqual(containerRestarts(pods, "ns"), [
+      { pod: "engine-1", container: "adapter-agent", restarts: 1, lastTermination: { reason: "OOMKilled", exitCode: 137, finishedAt } },
+      { pod: "engine-1", container: "engine", restarts: 2, lastTermination: { reason: "Error", exitCode: 137, finishedAt } },
+    ]);
   });
 });

@@ -21,7 +21,44 @@ async function metric(name: string): Promise<number> {
   return Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
 }
 
+/** The decode-step histogram: steps in all, and steps that carried exactly `sequences`. */
+async function decodeSteps(): Promise<Map<number, number>> {
+  const text = await (await fetch(`${t.url}/metrics`)).text();
+  const cumulative = [...text.matchAll(/^diatonic_engine_decode_batch_sequences_bucket\{le="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  return new Map(cumulative.map(([le, count], i) => [le, count - (cumulative[i - 1]?.[1] ?? 0)]));
+}
+
 describe("concurrency", () => {
+  it("generations on one context are decoded together: each step carries every running sequence", async () => {
+    const before = await decodeSteps();
+    const results = await Promise.all([0, 1].map(() => t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 60, temperature: 0 })));
+    for (const result of results) assert.equal(result.usage?.completion_tokens, 60);
+    const after = await decodeSteps();
+    const steps = (sequences: number) => (after.get(sequences) ?? 0) - (before.get(sequences) ?? 0);
+    // 2 × 60 tokens: the prompts (together or apart), then one step per token for both; a step
+    // alone is one a sequence missed (the other then waits for it in the next).
+    assert.ok(steps(2) >= 58, `steps with both sequences: ${steps(2)}, alone: ${steps(1)}`);
+    assert.ok(steps(1) <= 3, `steps with both sequences: ${steps(2)}, alone: ${steps(1)}`);
+  });
+
+  it("a generation that ends first (max_tokens, a disconnect) does not hold up the others decoded with it", async () => {
+    const short = t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 5, temperature: 0 });
+    const long = t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 80, temperature: 0 });
+    const controller = new AbortController();
+    const dropped = fetch(`${t.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", prompt: "the large blue dog", max_tokens: 1000, stream: true }),
+      signal: controller.signal,
+    }).then(async (response) => {
+      await response.body?.getReader().read();
+      controller.abort();
+    });
+    assert.equal((await short).usage?.completion_tokens, 5);
+    assert.equal((await long).usage?.completion_tokens, 80);
+    await dropped;
+  });
+
   it("concurrent requests over the base model and both adapters all complete", async () => {
     const models = ["tiny", "lora-a", "lora-b", "tiny", "lora-a"];
     const results = await Promise.all(models.map((model) => t.openai.chat.completions.create(chat(model, 12))));

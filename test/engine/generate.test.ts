@@ -72,12 +72,13 @@ describe("generate", () => {
 
 // A model whose tokens are single UTF-8 bytes, so characters span tokens: detokenizing a token
 // alone gives U+FFFD until its character is complete. Shaped like node-llama-cpp's LlamaModel and
-// LlamaContextSequence for the parts generate() uses.
-function byteModel(text: string): { model: LlamaModel; sequence: () => LlamaContextSequence } {
+// LlamaContextSequence for the parts generate() uses; `eog` is a byte that is the model's end of
+// generation, at which evaluate() ends its iteration unless asked to yield it (as node-llama-cpp 3.21.1's does).
+function byteModel(text: string, eog?: number): { model: LlamaModel; sequence: () => LlamaContextSequence } {
   const bytes = [...Buffer.from(text, "utf8")];
   const decode = (tokens: readonly number[]) => Buffer.from(tokens).toString("utf8");
   const model = {
-    isEogToken: () => false,
+    isEogToken: (token: number) => token === eog,
     detokenize(tokens: readonly number[], _special?: boolean, lastTokens?: readonly number[]): string {
       if (lastTokens === undefined || lastTokens.length === 0) return decode(tokens);
       const before = decode(lastTokens);
@@ -88,9 +89,10 @@ function byteModel(text: string): { model: LlamaModel; sequence: () => LlamaCont
   const sequence = () =>
     ({
       contextSize: 4096,
-      async *evaluate() {
+      async *evaluate(_tokens: readonly number[], options: { yieldEogToken?: boolean } = {}) {
         for (const byte of bytes) {
           await new Promise((resolve) => setImmediate(resolve));
+          if (byte === eog && options.yieldEogToken !== true) return;
           yield byte;
         }
       },
@@ -122,6 +124,20 @@ describe("generate with characters split across tokens", () => {
       assert.equal(result.completionTokens, Buffer.byteLength(text));
     });
   }
+});
+
+describe("generate at the model's end of generation (fake sequence shaped like node-llama-cpp's)", () => {
+  // A real model samples its end token at random (SmolLM2 at temperature 0.8: 2 streams in 30 ended
+  // early), which reported finish_reason "length" with fewer than max_tokens tokens.
+  it('finishes with "stop", the end token counted, nothing after it sent', async () => {
+    const { model: bytes, sequence } = byteModel("all done\nnever sent", "\n".charCodeAt(0));
+    const result = await generate(bytes, sequence(), [], {
+      defer: deferred,
+      sampling: { ...NO_PENALTIES, maxTokens: 100, temperature: 0, topP: 1, seed: undefined, stop: [] },
+      onText: () => undefined,
+    });
+    assert.deepEqual({ text: result.text, finishReason: result.finishReason, completionTokens: result.completionTokens }, { text: "all done", finishReason: "stop", completionTokens: 9 });
+  });
 });
 
 describe("generate when deferred work fails", () => {

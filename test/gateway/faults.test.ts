@@ -25,11 +25,12 @@ describe("gateway under upstream faults", () => {
     return gw;
   }
 
-  it("upstream refused: 502, then the circuit opens (503 with Retry-After) and /readyz says not ready", async () => {
+  it("upstream refused: 503 with Retry-After (no engine took the request), then the circuit opens and /readyz says not ready", async () => {
     const gw = await gateway(`http://127.0.0.1:${await refusedPort()}`);
     const refused = await apiError(gw.client().chat.completions.create(chat));
-    assert.equal(refused.status, 502);
+    assert.equal(refused.status, 503);
     assert.equal(refused.code, "upstream_unreachable");
+    assert.equal(refused.headers?.get("retry-after"), "1");
     const open = await apiError(gw.client().chat.completions.create(chat));
     assert.equal(open.status, 503);
     assert.equal(open.code, "upstream_unavailable");
@@ -179,7 +180,7 @@ describe("gateway under upstream faults", () => {
     const bad = await upstream();
     const good = await upstream();
     const gw = await gateway(bad.url, {
-      upstreams: { engine: { url: bad.url, replicas: [good.url], connectTimeoutMs: 300, health: { ejectAfterFailures: 2, ejectionMs: 150, maxEjectionMs: 600 } } },
+      upstreams: { engine: { url: bad.url, replicas: [good.url], connectTimeoutMs: 300, health: { ejectAfterFailures: 2, ejectionMs: 1500, maxEjectionMs: 3000 } } },
     });
     bad.behaviour = { kind: "status", status: 500 };
     let failures = 0;
@@ -198,7 +199,7 @@ describe("gateway under upstream faults", () => {
     assert.ok(gw.logs.find("upstream replica ejected").length >= 1);
 
     bad.behaviour = { kind: "ok" };
-    await eventually(() => gw.logs.find("upstream replica restored").length > 0, 5000, "the probe to restore the replica");
+    await eventually(() => gw.logs.find("upstream replica restored").length > 0, 15_000, "the probe to restore the replica");
     const before = bad.requests.length;
     for (let i = 0; i < 6; i++) await gw.client().chat.completions.create(chat);
     assert.ok(bad.requests.length > before, "the restored replica gets traffic again");

@@ -5,19 +5,21 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { pythonWith } from "../../src/python-venv.ts";
+import { pythonPackage } from "../support/needs.ts";
 import { FIXED_TEXT, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const SCRIPT = fileURLToPath(new URL("./support/python_client.py", import.meta.url));
 
-describe("the official Python OpenAI client (openai 3.57.0) against the gateway", () => {
+const { python, skip } = pythonPackage("the Python client tier", "openai-python-venv", "openai==3.57.0", "openai");
+
+describe("the official Python OpenAI client (openai 3.57.0) against the gateway", { skip: skip ?? false }, () => {
   let up: FixedUpstream;
   let gw: TestGateway;
   const checks = new Map<string, Record<string, unknown>>();
 
   before(async () => {
-    const python = pythonWith("openai-python-venv", "openai==3.57.0", "openai");
+    if (python === undefined) return;
     up = await startFixedUpstream();
     gw = await startTestGateway(up.url);
     const { stdout } = await promisify(execFile)(python, [SCRIPT, gw.gateway.url, KEYS.all, KEYS.code], { timeout: 60_000 });

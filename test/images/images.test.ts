@@ -41,6 +41,7 @@ interface Container {
 interface Volume {
   readonly name: string;
   readonly emptyDir?: unknown;
+  readonly configMap?: { readonly name: string; readonly optional?: boolean };
 }
 
 interface Workload {
@@ -78,13 +79,16 @@ function withFlag(args: readonly string[], flag: string, value: string): string[
 
 /**
  * A container's volume mounts: from `sources` (by volume name), or else, for an emptyDir, an empty
- * folder of its own (an emptyDir two containers share is given as a source, one folder for both).
+ * folder of its own (an emptyDir two containers share is given as a source, one folder for both);
+ * an optional ConfigMap the test does not give is an empty folder too, as the kubelet mounts one
+ * whose ConfigMap does not exist.
  */
 function mountsOf(workload: Workload, container: Container, sources: Record<string, string>): RunVolume[] {
   return container.volumeMounts.map((mount) => {
     const volume = workload.volumes.get(mount.name);
     assert.ok(volume, `volume ${mount.name} is mounted but not declared`);
-    if (volume.emptyDir !== undefined && sources[mount.name] === undefined) return { path: mount.mountPath, readOnly: mount.readOnly ?? false };
+    const empty = volume.emptyDir !== undefined || volume.configMap?.optional === true;
+    if (empty && sources[mount.name] === undefined) return { path: mount.mountPath, readOnly: mount.readOnly ?? false };
     const source = sources[mount.name];
     assert.ok(source !== undefined, `the test has no content for volume ${mount.name}`);
     return { path: mount.mountPath, source, readOnly: mount.readOnly ?? false };

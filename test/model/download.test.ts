@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,5 +101,22 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
     const dir = mkdtempSync(join(tmpdir(), "dl-"));
     await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "nope.bin" }], { endpoint: hub.url }), /nope\.bin: not found/);
     await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "v9" }], { endpoint: hub.url }), /org\/model@v9: not found \(HTTP 404\)/);
+  });
+
+  it("a mirror behind a CA the process does not trust: the error says how to trust it", async () => {
+    const certs = mkdtempSync(join(tmpdir(), "mirror-tls-"));
+    const file = (name: string): string => join(certs, name);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", file("key.pem"), "-out", file("cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    const tls = await startHubServer({ root, tls: { cert: readFileSync(file("cert.pem"), "utf8"), key: readFileSync(file("key.pem"), "utf8") } });
+    try {
+      assert.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const dir = mkdtempSync(join(tmpdir(), "dl-"));
+      await assert.rejects(
+        downloadModels([{ dir, repo: "org/model", revision: "abc", file: "config.json" }], { endpoint: tls.url }),
+        (e: unknown) => e instanceof WorldError && /its TLS certificate is not trusted/.test(e.message) && /NODE_EXTRA_CA_CERTS=\/etc\/diatonic\/download-env\/ca\.crt/.test(e.fix ?? ""),
+      );
+    } finally {
+      await tls.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,7 @@ import { checkSchema } from "../../src/render/schema-check.ts";
 import { trafficGraph } from "../../src/render/traffic.ts";
 import { loadPlatform } from "../../src/spec/load.ts";
 import type { Platform } from "../../src/spec/schema.ts";
+import { ready, tool, unmet } from "../support/needs.ts";
 
 const EXAMPLE = "examples/lab/platform.yaml";
 const PROMTOOL_TESTS = "test/observability/alerts.promtool.yaml";
@@ -54,15 +55,7 @@ function configData(object: Record<string, unknown>): Record<string, string> {
 
 /** promtool (Debian package `prometheus`): required in CI, a skip with the reason elsewhere. */
 function promtool(t: TestContext): boolean {
-  try {
-    execFileSync("promtool", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    const reason = "promtool is not installed (apt-get install -y prometheus; .ci/run installs it)";
-    if (process.env["CI"] === "true") assert.fail(`${reason}: the alert rules cannot be checked`);
-    t.skip(reason);
-    return false;
-  }
+  return ready(t, unmet("the alert rules tier", [tool("promtool", "prometheus")]));
 }
 
 function runPromtool(args: readonly string[], cwd: string): string {

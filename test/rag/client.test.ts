@@ -15,6 +15,7 @@ import { ingestPaths } from "../../src/rag/client.ts";
 import { IngestInputError, ingestDocuments } from "../../src/rag/ingest.ts";
 import { LanceStore } from "../../src/rag/lance-store.ts";
 import { runCli } from "../support/cli.ts";
+import { tool, unmet } from "../support/needs.ts";
 
 describe("ingest client (stand-in gateway)", () => {
   let server: Server;
@@ -156,7 +157,7 @@ describe("ingest client: a server that is not the gateway, or not trusted", () =
     }
   });
 
-  it("a certificate from a private CA is named as untrusted, with NODE_EXTRA_CA_CERTS as the fix (not 'no gateway answers')", { skip: hasOpenssl() ? false : "openssl is not installed" }, async () => {
+  it("a certificate from a private CA is named as untrusted, with NODE_EXTRA_CA_CERTS as the fix (not 'no gateway answers')", { skip: unmet("the private-CA case", [tool("openssl", "openssl")]) ?? false }, async () => {
     const tlsDir = mkdtempSync(join(tmpdir(), "diatonic-ingest-tls-"));
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(tlsDir, "key.pem"), "-out", join(tlsDir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], { stdio: "ignore" });
     const server = await answering({ collection: "c", maxBodyBytes: 6000, sources: [] }, { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") });
@@ -172,11 +173,4 @@ describe("ingest client: a server that is not the gateway, or not trusted", () =
   });
 });
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+

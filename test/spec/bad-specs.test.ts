@@ -149,6 +149,18 @@ const cases: BadSpec[] = [
     line: "profiles: { 3g.40gb: 2",
     says: ["spec.gpu.sharing.profiles", "2× 3g.40gb + 1× 1g.10gb takes 9 memory slices (10 GB each); the H100 80GB has 8"],
   },
+  {
+    name: "an overlay entry for an adapter the base no longer has (lora: null)",
+    text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional }\n    adapters:\n      - { name: code, lora: null }\n      - { name: summarization, lora: null }"),
+    line: "name: summarization",
+    says: ["environments.local.adapters[1]", 'adapter "summarization" is not in spec.adapters', "fix: remove environments.local.adapters[1], or add an adapter named summarization to spec.adapters"],
+  },
+  {
+    name: "an overlay entry for an adapter the base no longer has (it would come back bare)",
+    text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional }\n    adapters:\n      - { name: summarization, sampling: { temperature: 0.2 } }"),
+    line: "name: summarization",
+    says: ["environments.local.adapters[0]", 'adapter "summarization" is not in spec.adapters', "an environment can change an adapter the base defines, not add one", "or add an adapter named summarization"],
+  },
   { name: "field of another engine kind", text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"), line: "parallel: 4", says: ['unknown key "parallel"', "another form of this object"] },
 ];
 

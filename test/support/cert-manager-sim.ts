@@ -4,7 +4,8 @@
 // simulation stands in for the ACME server only:
 //   - an ACME (Cluster)Issuer is marked Ready, as after a successful account registration;
 //   - an approved CertificateRequest for an ACME issuer is signed by a throwaway "simulated ACME"
-//     CA (openssl), or failed with an ACME reason when its Certificate is named in `failing`.
+//     CA (openssl), or failed with an ACME reason when its Certificate is named in `failing`;
+//   - only on objects labelled for it (SIMULATION_OWNER_LABEL), since test files run in parallel.
 // cert-manager's controller does the rest (Secret, Certificate status), so the two never write
 // the same object. Status patches are retried until they land: an API server that stalls for a
 // while (restarted by a test) must not leave an object without status.
@@ -32,7 +33,13 @@ interface Condition {
 
 interface CertManagerObject {
   readonly kind: string;
-  readonly metadata: { readonly name: string; readonly namespace?: string; readonly uid?: string; readonly annotations?: Record<string, string> };
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly uid?: string;
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+  };
   readonly spec?: {
     readonly acme?: unknown;
     readonly request?: string;
@@ -71,7 +78,21 @@ function simulatedAcmeCa(): { dir: string; sign: (csrPem: string) => Promise<str
   };
 }
 
-export async function simulateCertManager(kubeconfig: string, options: { failing?: readonly string[] } = {}): Promise<CertManagerSimulation> {
+/**
+ * On an object, the `owner` of the one simulation that may act on it. Test files run in parallel,
+ * each with its own simulation watching the whole cluster: a test that checks what one simulation
+ * does (or does not) do labels its objects so that the others leave them alone.
+ */
+export const SIMULATION_OWNER_LABEL = "sim.diatonic.test/owner";
+
+export interface SimulationOptions {
+  /** Names of Certificates whose ACME requests fail. */
+  readonly failing?: readonly string[];
+  /** Acts only on objects labelled SIMULATION_OWNER_LABEL=owner; without it, only on unlabelled ones. */
+  readonly owner?: string;
+}
+
+export async function simulateCertManager(kubeconfig: string, options: SimulationOptions = {}): Promise<CertManagerSimulation> {
   const client = new KubeClient({ kubeconfig });
   const ca = simulatedAcmeCa();
   let stopped = false;
@@ -91,13 +112,19 @@ export async function simulateCertManager(kubeconfig: string, options: { failing
     }
   };
 
-  /** Whether the request's issuer is an ACME one; undefined while the issuer does not exist (yet). */
+  /** Whether this simulation may act on an object: see SIMULATION_OWNER_LABEL. */
+  const owned = (object: CertManagerObject): boolean => object.metadata.labels?.[SIMULATION_OWNER_LABEL] === options.owner;
+
+  /**
+   * Whether the request's issuer is an ACME one this simulation owns (a request is owned through its
+   * issuer); undefined while the issuer does not exist (yet).
+   */
   const isAcmeIssuer = async (ref: NonNullable<NonNullable<CertManagerObject["spec"]>["issuerRef"]>, namespace: string | undefined): Promise<boolean | undefined> => {
     if ((ref.group ?? "cert-manager.io") !== "cert-manager.io") return false;
     const kind = ref.kind ?? "Issuer";
     const issuer: unknown = await client.get({ apiVersion: "cert-manager.io/v1", kind, metadata: { name: ref.name, ...(kind === "Issuer" && namespace ? { namespace } : {}) } });
     if (issuer === undefined) return undefined;
-    return isCertManagerObject(issuer) && issuer.spec?.acme !== undefined;
+    return isCertManagerObject(issuer) && issuer.spec?.acme !== undefined && owned(issuer);
   };
 
   const onIssuer = async (object: CertManagerObject): Promise<void> => {
@@ -166,6 +193,7 @@ export async function simulateCertManager(kubeconfig: string, options: { failing
         {},
         (type, object: KubeObject) => {
           if (type === "DELETED" || !isCertManagerObject(object)) return;
+          if (kind !== "CertificateRequest" && !owned(object)) return;
           schedule(`${kind}/${object.metadata.namespace ?? ""}/${object.metadata.name}/${object.metadata.uid ?? ""}`, object, handle);
         },
         () => {

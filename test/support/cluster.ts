@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { TestContext } from "node:test";
 import { promisify } from "node:util";
+import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { memoryMiB, readState, up } from "../../scripts/cluster/cluster.ts";
 import { clusterPaths, realNode } from "../../scripts/cluster/config.ts";
@@ -28,6 +29,11 @@ export type PodSecurityLevel = (typeof podSecurityLevels)[number];
 export interface NamespaceOptions {
   /** Pod Security Standard enforced on the namespace. @default "restricted" */
   readonly podSecurity?: PodSecurityLevel;
+  /**
+   * Keep its pods on the kwok nodes even when they are of the local environment (which otherwise
+   * runs on the real node for real): for tests of the deploy mechanics. @default false
+   */
+  readonly simulatedNodes?: boolean;
 }
 
 export class KubectlError extends Error {
@@ -50,6 +56,11 @@ export interface TestCluster {
   kubectlJson<T = unknown>(args: readonly string[]): Promise<T>;
   /** A fresh namespace for this test, deleted when the test ends. */
   namespace(t: TestContext, options?: NamespaceOptions): Promise<string>;
+  /**
+   * Uses the namespace `name` (such as `monitoring`), creating it when it does not exist. `release`
+   * deletes it only if this call created it, so a run leaves the cluster as it found it.
+   */
+  borrowNamespace(name: string): Promise<{ readonly created: boolean; release(): Promise<void> }>;
 }
 
 let shared: Promise<TestCluster> | undefined;
@@ -127,6 +138,19 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: Te
     async kubectlJson<T>(args: readonly string[]): Promise<T> {
       return JSON.parse(await kubectl([...args, "-o", "json"])) as T;
     },
+    async borrowNamespace(name: string) {
+      const phase = async () => (await kubectl(["get", "namespace", name, "--ignore-not-found", "-o", "jsonpath={.status.phase}"])).trim();
+      // One an earlier run released may still be terminating: objects cannot be created in it.
+      for (let i = 0; i < 120 && (await phase()) === "Terminating"; i++) await new Promise((resolve) => setTimeout(resolve, 500));
+      const created = (await phase()) === "";
+      if (created) await kubectl(["create", "namespace", name]);
+      return {
+        created,
+        release: async () => {
+          if (created) await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+        },
+      };
+    },
     async namespace(t: TestContext, options: NamespaceOptions = {}): Promise<string> {
       const level = options.podSecurity ?? "restricted";
       const slug = t.name
@@ -147,7 +171,7 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: Te
         JSON.stringify({
           apiVersion: "v1",
           kind: "Namespace",
-          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true" } },
+          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true", ...(options.simulatedNodes ? { [kwokPlacementLabel.key]: kwokPlacementLabel.value } : {}) } },
         }),
       );
       t.after(async () => {

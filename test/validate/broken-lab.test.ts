@@ -72,7 +72,7 @@ describe("validate CLI", () => {
   });
 
   it("reads standard input for -: another tool's output piped in (kustomize build, helm template)", () => {
-    const input = execFileSync("cat", [join(FIXTURES, "seven-gpus", "manifests.yaml")], { encoding: "utf8" });
+    const input = readFileSync(join(FIXTURES, "seven-gpus", "manifests.yaml"), "utf8");
     let out = "";
     let code = 0;
     try {
@@ -153,7 +153,7 @@ describe("validate CLI", () => {
 function labWithSpecWarnings(): { file: string; revisionLine: number; authLine: number } {
   const dir = mkdtempSync(join(tmpdir(), "spec-warnings-"));
   const file = join(dir, "platform.yaml");
-  const text = execFileSync("cat", ["examples/lab/platform.yaml"], { encoding: "utf8" })
+  const text = readFileSync("examples/lab/platform.yaml", "utf8")
     .replace(/revision: 2d2a2ab4\w+/, "revision: main")
     .replace("  staging:\n", "  staging:\n    gateway: { auth: optional }\n");
   writeFileSync(file, text);
@@ -197,7 +197,7 @@ describe("plan", () => {
   it("says which pods stay Pending when the GPUs are oversubscribed (--format json)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "plan-"));
     const spec = join(dir, "platform.yaml");
-    const text = execFileSync("cat", ["examples/lab/platform.yaml"], { encoding: "utf8" }).replace("      replicas: 1\n  adapters:", "      replicas: 9\n  adapters:");
+    const text = readFileSync("examples/lab/platform.yaml", "utf8").replace("      replicas: 1\n  adapters:", "      replicas: 9\n  adapters:");
     writeFileSync(spec, text);
     const run = await runCli(["plan", "--spec", spec, "--env", "production", "--format", "json"]);
     assert.equal(run.code, 1);

@@ -3,12 +3,14 @@ import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { applyPlatform } from "../../deploy/apply.ts";
 import { destroyPlatform } from "../../deploy/destroy.ts";
-import { diffObjects } from "../../deploy/diff.ts";
+import { diffExitCode, diffObjects, formatDiffs } from "../../deploy/diff.ts";
 import { applySetId, asMember, groupKind } from "../../deploy/applyset.ts";
 import { liveMembers } from "../../deploy/inventory.ts";
 import { humanReporter, jsonReporter, type Reporter } from "../../deploy/progress.ts";
 import { listRevisions, readRevision } from "../../deploy/revisions.ts";
-import { formatStatus, platformStatus } from "../../deploy/status.ts";
+import { platformStatus } from "../../deploy/status.ts";
+import { formatStatus } from "../../deploy/status-format.ts";
+import { watchStatus } from "../../deploy/status-watch.ts";
 import { ExitCode, InputError } from "../../errors.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
@@ -146,12 +148,8 @@ export const diffCommand: Command = {
     const keep = new Set(objects.map((o) => `${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
     const gone = (await liveMembers(ctx.client, ctx.namespace)).filter((o) => !keep.has(`${groupKind(o)}|${o.metadata.namespace ?? ""}|${o.metadata.name}`));
     const diffs = await diffObjects(ctx.client, objects, gone);
-    if (ctx.json) io.stdout.write(`${JSON.stringify({ changes: diffs }, null, 2)}\n`);
-    else {
-      for (const d of diffs) io.stdout.write(`${d.change === "create" ? "+" : d.change === "delete" ? "-" : "~"} ${d.resource} (${d.change})\n${d.lines.map((l) => `    ${l}`).join("\n")}\n`);
-      io.stdout.write(diffs.length === 0 ? "no changes\n" : `${diffs.length} object(s) would change\n`);
-    }
-    return diffs.length === 0 ? ExitCode.ok : ExitCode.failure;
+    io.stdout.write(ctx.json ? `${JSON.stringify({ changes: diffs, conflicts: diffs.filter((d) => d.conflicts !== undefined).map((d) => ({ resource: d.resource, fields: d.conflicts })) }, null, 2)}\n` : formatDiffs(diffs));
+    return diffExitCode(diffs);
   },
 };
 
@@ -161,30 +159,35 @@ export const statusCommand: Command = {
   async run(argv, io) {
     const { values } = parseFlags(this, argv, { ...COMMON, watch: { type: "boolean", default: false } });
     const ctx = setup(this, values, io);
+    // In a terminal each refresh redraws the screen: the latest watch notices stay at its foot.
+    const redraw = values.watch && !ctx.json && (io.stdout as { isTTY?: boolean }).isTTY === true;
+    const recent: string[] = [];
     const show = async () => {
-      const report = await platformStatus(ctx.client, ctx.namespace);
-      io.stdout.write(ctx.json ? `${JSON.stringify(report)}\n` : `${values.watch && (io.stdout as { isTTY?: boolean }).isTTY ? "\u001b[2J\u001b[H" : ""}${formatStatus(report)}`);
+      const report = await platformStatus(ctx.client, ctx.namespace, { rendered: ctx.build.result.placed.map((p) => p.object), environment: ctx.build.platform.environment, instance: ctx.build.platform.name });
+      io.stdout.write(ctx.json ? `${JSON.stringify(report)}\n` : `${redraw ? "\u001b[2J\u001b[H" : ""}${formatStatus(report)}${redraw && recent.length > 0 ? `\n${recent.join("\n")}\n` : ""}`);
       return report;
     };
-    const first = await show();
-    if (!values.watch) return first.healthy ? ExitCode.ok : ExitCode.failure;
-    // Refresh on any change of the namespace's pods or workloads, at most twice a second.
-    let timer: NodeJS.Timeout | undefined;
-    const refresh = () => {
-      if (timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        void show();
-      }, 500);
-    };
-    const stops = await Promise.all(
-      [["v1", "Pod"], ["apps/v1", "Deployment"], ["apps/v1", "StatefulSet"], ["batch/v1", "Job"]].map(([apiVersion, kind]) => ctx.client.watch(apiVersion ?? "v1", kind ?? "Pod", { namespace: ctx.namespace }, refresh, () => undefined)),
-    );
-    await new Promise<void>((done) => {
-      process.once("SIGINT", done);
-      process.once("SIGTERM", done);
-    });
-    for (const stop of stops) stop();
+    if (!values.watch) return (await show()).healthy ? ExitCode.ok : ExitCode.failure;
+    // Notices go beside the reports: on stderr when stdout is a stream of JSON reports.
+    const notices = ctx.json ? io.stderr : io.stdout;
+    await show().catch((error: unknown) => notices.write(`status --watch: cannot read the status yet (${error instanceof Error ? error.message : String(error)}); watching for the cluster\n`));
+    const stop = new AbortController();
+    const end = () => stop.abort();
+    process.once("SIGINT", end);
+    process.once("SIGTERM", end);
+    try {
+      await watchStatus({ client: ctx.client, namespace: ctx.namespace, refresh: async () => void (await show()), notice: (line) => {
+          const text = `status --watch ${new Date().toISOString().slice(11, 19)}: ${line}`;
+          recent.push(text);
+          recent.splice(0, recent.length - 3);
+          notices.write(`${text}\n`);
+        },
+        signal: stop.signal,
+      });
+    } finally {
+      process.off("SIGINT", end);
+      process.off("SIGTERM", end);
+    }
     return ExitCode.ok;
   },
 };

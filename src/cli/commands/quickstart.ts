@@ -1,5 +1,4 @@
-import { fileURLToPath } from "node:url";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ExitCode } from "../../errors.ts";
 import { buildTree } from "../../render/build.ts";
 import { validationInput } from "../../validate/from-spec.ts";
@@ -7,10 +6,10 @@ import { rules, validateObjects } from "../../validate/index.ts";
 import { writeTreeAtomically } from "../../write/atomic.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 import { summarize } from "./render.ts";
-import { typablePath } from "../../paths.ts";
 import { BUNDLED_EXAMPLE } from "../../spec/load.ts";
+import { PACKAGE_ROOT, typablePath } from "../../paths.ts";
 
-const CLI = fileURLToPath(new URL("../../../bin/diatonic.js", import.meta.url));
+const CLI = join(PACKAGE_ROOT, "bin", "diatonic.js");
 
 export const quickstartCommand: Command = {
   name: "quickstart",

@@ -21,6 +21,11 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	controllerpkg "github.com/cert-manager/cert-manager/pkg/controller"
@@ -53,6 +58,7 @@ func main() {
 	clusterResourceNamespace := flag.String("cluster-resource-namespace", "cert-manager", "namespace of the Secrets that ClusterIssuers refer to")
 	workers := flag.Int("workers", 2, "workers per controller")
 	list := flag.Bool("list", false, "print the controllers built in and exit")
+	leaseNamespace := flag.String("leader-election-namespace", "kube-system", "namespace of the leader lease cert-manager-controller")
 	flag.Parse()
 	names := make([]string, 0, len(controllerpkg.Known()))
 	for name := range controllerpkg.Known() {
@@ -74,10 +80,68 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = logf.NewContext(ctx, logf.Log.WithName("cert-manager"))
-	if err := run(ctx, *kubeconfig, *clusterResourceNamespace, *workers, names); err != nil {
+	if err := leading(ctx, *kubeconfig, *leaseNamespace, func(ctx context.Context) error {
+		return run(ctx, *kubeconfig, *clusterResourceNamespace, *workers, names)
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, "cert-manager:", err)
 		os.Exit(1)
 	}
+}
+
+// leading runs work while this process holds the Lease cert-manager-controller, as cert-manager's
+// own controller does (cmd/controller: the lease's name, kube-system, 60 s duration, renewed within
+// 40 s, retried every 15 s). Tools that ask whether cert-manager runs (diatonic apply's liveness
+// check) look for that lease, so the test cluster's controller holds it too.
+func leading(ctx context.Context, kubeconfig, namespace string, work func(context.Context) error) error {
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return err
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, namespace, "cert-manager-controller", client.CoreV1(), client.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: fmt.Sprintf("%s-%d", host, os.Getpid())})
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var result error
+	setResult := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if result == nil {
+			result = err
+		}
+	}
+	leaderCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	leaderelection.RunOrDie(leaderCtx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   60 * time.Second,
+		RenewDeadline:   40 * time.Second,
+		RetryPeriod:     15 * time.Second,
+		ReleaseOnCancel: true,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				setResult(work(ctx))
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					setResult(fmt.Errorf("lost the leader lease %s/cert-manager-controller", namespace))
+				}
+			},
+		},
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return result
 }
 
 func run(ctx context.Context, kubeconfig, clusterResourceNamespace string, workers int, names []string) error {

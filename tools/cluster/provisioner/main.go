@@ -1,6 +1,8 @@
 // Command provisioner binds the test cluster's PersistentVolumeClaims, which kwok does not: for each
 // pending claim of a StorageClass whose provisioner is ours it creates a hostPath PersistentVolume
-// pre-bound to the claim, and deletes released volumes whose reclaim policy is Delete.
+// pre-bound to the claim, and deletes released volumes whose reclaim policy is Delete. As Rancher's
+// local-path provisioner does (the `local-path` of kind and k3d), each volume is a folder made with
+// mode 0777 before the pod starts, so non-root pods write to it: hostPath volumes get no fsGroup.
 // WaitForFirstConsumer is respected: such a claim is provisioned only once the scheduler has
 // picked a node for its pod (the volume.kubernetes.io/selected-node annotation), and the volume is
 // pinned to that node. The PersistentVolume controller in kube-controller-manager does the binding.
@@ -122,6 +124,14 @@ func (p *provisioner) provision(ctx context.Context, claim *corev1.PersistentVol
 		reclaim = *class.ReclaimPolicy
 	}
 	hostPathType := corev1.HostPathDirectoryOrCreate
+	path := filepath.Join(p.root, name)
+	// Made here, not by the kubelet (which makes it root's, 0755): mkdir's mode is masked by the umask.
+	if err := os.MkdirAll(path, 0o777); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o777); err != nil {
+		return err
+	}
 	volume := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -142,7 +152,7 @@ func (p *provisioner) provision(ctx context.Context, claim *corev1.PersistentVol
 				UID:        claim.UID,
 			},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(p.root, name), Type: &hostPathType},
+				HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &hostPathType},
 			},
 		},
 	}
@@ -163,8 +173,7 @@ func (p *provisioner) provision(ctx context.Context, claim *corev1.PersistentVol
 	return err
 }
 
-// Nothing is written under the volume paths (kwok runs no containers), so deleting the object is
-// the whole reclaim.
+// Reclaiming deletes the object and the folder (which the real node's pods write to; kwok's never do).
 func (p *provisioner) deleteReleased(ctx context.Context) error {
 	volumes, err := p.client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -181,6 +190,11 @@ func (p *provisioner) deleteReleased(ctx context.Context) error {
 		err := p.client.CoreV1().PersistentVolumes().Delete(ctx, volume.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
+		}
+		if volume.Spec.HostPath != nil && filepath.Dir(volume.Spec.HostPath.Path) == filepath.Clean(p.root) {
+			if err := os.RemoveAll(volume.Spec.HostPath.Path); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("deleted released volume %s\n", volume.Name)
 	}
