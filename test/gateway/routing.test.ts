@@ -161,6 +161,23 @@ describe("diatonic", () => {
     for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
+  it("takes an idle replica over a busy one where the adapter is resident when sharing a replica costs more than a swap (both measured)", () => {
+    const sharingCosts = (sharingMs: number) => {
+      const policy = measured(5, 40);
+      const warm = replica("a", { recent: ["x"], outstanding: 1, load: load({ running: 1 }) });
+      const idle = replica("b", { load: load() });
+      // Resident, on a free sequence beside one request: its first byte came sharingMs later than alone (5 ms).
+      const beside = { candidate: warm, reason: "resident", expectedWaitMs: 0, requestsThere: 1 };
+      for (let i = 0; i < 50; i++) policy.observe({ lora: "x", now: 0 }, { choice: beside, swapped: false, firstByteMs: 5 + sharingMs, totalMs: 40 + sharingMs });
+      assert.equal(Math.round(policy.sharingMs), sharingMs);
+      return [[warm, idle], [idle, warm]].map((order) => policy.choose(order, { lora: "x", now: 0 }).candidate.origin);
+    };
+    // A CPU engine: the request beside it slows its first byte by 20 ms, more than a 5 ms swap (or two, away from its homes).
+    assert.deepEqual(sharingCosts(20), ["b", "b"]);
+    // A GPU's batch: 1 ms beside another, less than a swap: the warm slot wins.
+    assert.deepEqual(sharingCosts(1), ["a", "a"]);
+  });
+
   it("counts the swap of each request ahead that loads its LoRA first", () => {
     const policy = measured(30);
     // Four requests ahead on each; at one they all load their LoRA first (30 ms more each on a sequence).

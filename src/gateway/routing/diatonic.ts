@@ -7,7 +7,9 @@
 //   is not one of the adapter's homes). The wait counts this gateway's requests there now (exact, with
 //   no scrape delay) and other gateways' from the engine's last report; each request beyond the
 //   replica's parallelism holds a sequence for the service time, and for the swap time too if it
-//   loads its LoRA first. The parallelism is what a replica ran while it reported requests waiting;
+//   loads its LoRA first; a request that gets a free sequence beside others still shares the replica
+//   with them (on a CPU, or a GPU's batch), which costs it the measured sharing time per request
+//   there. The parallelism is what a replica ran while it reported requests waiting;
 //   until one has, one more than the most seen running (at low load that count says little of how
 //   many it can run, but no bound at all piles requests on one replica between scrapes). Among
 //   equal costs, the replica with fewer requests.
@@ -15,6 +17,8 @@
 //   its LoRA minus that of one that did not (in one that queued, queueing would pass for swap time).
 //   Service time = the time from first byte to end, which no queueing precedes, learnt from every
 //   request, plus the first byte of one that ran at once where its LoRA was resident (the prompt).
+//   Sharing time = what each request already running there added to the first byte of one that got
+//   a free sequence beside them (0 until measured: then the policy sends such requests and learns).
 // - Homes: every adapter's replicas are ranked by rendezvous hashing, the same ranking in every
 //   gateway replica (no coordinator). Adapters are placed hottest first: the hottest each get a slot
 //   on a "pinned" replica; the rest churn through the slots of as few "tail" replicas as their work
@@ -95,6 +99,8 @@ export class Diatonic implements RoutingPolicy {
   /** Send to first byte of requests that ran at once, where their LoRA was resident and where it was loaded first. */
   private readonly hitFirstByte = new Ewma(0.1);
   private readonly missFirstByte = new Ewma(0.1);
+  /** What each request already running on a replica added to the first byte of one that ran beside it, LoRA resident. */
+  private readonly sharedFirstByte = new Ewma(0.1);
   private readonly demand = new Map<string, Rate>();
   private readonly counts = new Map<string, { k: number; lowerSince: number | undefined }>();
   private readonly rankings = new Map<string, { key: string; order: string[] }>();
@@ -118,6 +124,11 @@ export class Diatonic implements RoutingPolicy {
   get serviceEstimateMs(): number {
     const after = this.afterFirstByteMs.value;
     return after === undefined ? Math.max(1, this.options.swapMs * 4) : Math.max(1, after + (this.hitFirstByte.value ?? 0));
+  }
+
+  /** The measured cost, in ms of first byte, of each request already running where a request gets a free sequence; 0 until measured. */
+  get sharingMs(): number {
+    return this.sharedFirstByte.value ?? 0;
   }
 
   /** How many home replicas the adapter keeps, given how many its demand wants now: it widens at once and narrows only after the lower demand has lasted (hysteresis). */
@@ -232,13 +243,22 @@ export class Diatonic implements RoutingPolicy {
     return candidate.outstanding + (load === undefined ? 0 : Math.max(0, load.running + load.waiting - candidate.loadOutstanding));
   }
 
-  /** Expected wait before a new request runs there, in ms: the requests ahead of it beyond the replica's parallelism, each holding a sequence for the service time, and the swap time too where it loads its LoRA. */
-  private waitMs(candidate: Candidate, requests: number, service: number, swap: number): number {
-    const parallel = this.parallel ?? this.mostRunning + 1;
+  private get parallelism(): number {
+    return this.parallel ?? this.mostRunning + 1;
+  }
+
+  /**
+   * Expected wait before a new request's first byte there, in ms: the requests ahead of it beyond the
+   * replica's parallelism, each holding a sequence for the service time, and the swap time too where
+   * it loads its LoRA; and the sharing time of each request it runs beside.
+   */
+  private waitMs(candidate: Candidate, requests: number, service: number, swap: number, sharing: number): number {
+    const parallel = this.parallelism;
     const ahead = requests + 1 - parallel;
-    if (ahead <= 0) return 0;
+    const beside = Math.min(requests, parallel - 1) * sharing;
+    if (ahead <= 0) return beside;
     const perRequest = service + (swap * candidate.outstandingSwaps) / Math.max(1, candidate.outstanding);
-    return (ahead * perRequest) / parallel;
+    return beside + (ahead * perRequest) / parallel;
   }
 
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice {
@@ -256,6 +276,7 @@ export class Diatonic implements RoutingPolicy {
     const homes = lora === undefined ? undefined : new Set(this.homesOf(lora, candidates, now));
     const swap = this.swapMs;
     const service = this.serviceEstimateMs;
+    const sharing = this.sharingMs;
     let best: { candidate: Candidate; cost: number; requests: number; wait: number; reason: string } | undefined;
     // Equal costs and loads (an idle platform, the base model) go round, from a start that moves.
     this.cursor = (this.cursor + 1) % candidates.length;
@@ -264,20 +285,24 @@ export class Diatonic implements RoutingPolicy {
       const resident = lora === undefined || isResident(candidate, lora, slotsOf(candidate, this.options.defaultSlots));
       const home = homes === undefined || homes.has(candidate.origin);
       const requests = this.inReplica(candidate);
-      const wait = this.waitMs(candidate, requests, service, swap);
+      const wait = this.waitMs(candidate, requests, service, swap, sharing);
       // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
       const cost = wait + (resident ? 0 : home ? swap : 2 * swap);
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
       if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests)) best = { candidate, cost, requests, wait, reason };
     }
-    const chosen = best as { candidate: Candidate; wait: number; reason: string };
-    return { candidate: chosen.candidate, reason: chosen.reason, expectedWaitMs: chosen.wait };
+    const chosen = best as { candidate: Candidate; wait: number; reason: string; requests: number };
+    return { candidate: chosen.candidate, reason: chosen.reason, expectedWaitMs: chosen.wait, requestsThere: chosen.requests };
   }
 
   observe(_request: RouteRequest, routed: Routed): void {
     this.afterFirstByteMs.add(routed.totalMs - routed.firstByteMs);
+    const there = routed.choice.requestsThere ?? 0;
+    const alone = this.hitFirstByte.value;
+    // Resident and on a free sequence beside others: what they added to its first byte is sharing time.
+    if (!routed.swapped && there > 0 && there < this.parallelism && alone !== undefined) this.sharedFirstByte.add(Math.max(0, (routed.firstByteMs - alone) / there));
     // First bytes only of requests that were to run at once: in any other, queueing would pass for swap or prompt time.
-    if (routed.choice.expectedWaitMs !== 0) return;
+    if (routed.choice.expectedWaitMs !== 0 || there > 0) return;
     (routed.swapped ? this.missFirstByte : this.hitFirstByte).add(routed.firstByteMs);
   }
 }

@@ -34,6 +34,8 @@ export interface Choice {
   readonly reason: string;
   /** The wait the policy expected there before the request runs, in ms (0: at once); undefined when it does not estimate one. */
   readonly expectedWaitMs?: number;
+  /** Requests in the replica when it was chosen (the policy's count), for policies that learn what sharing a replica costs. */
+  readonly requestsThere?: number;
 }
 
 /** What became of a routed request that the engine answered in full. */
