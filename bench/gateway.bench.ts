@@ -3,7 +3,8 @@
 // gateway. Each server runs in its own process (the proxies as plain Node on compiled JavaScript,
 // bench/gateway-servers.mjs; `npm run bench:gateway` builds dist/ first); this process is the
 // client. Reports added p50/p99 latency at a fixed 1,000 req/s, req/s at fixed concurrency (JSON and
-// SSE), memory, and a 100,000 request soak of our gateway. Prints a table and writes
+// SSE), memory, our CPU time per request against the undici proxy's (goal: at most 1.5×, from issue
+// 19), and a 100,000 request soak of our gateway. Prints a table and writes
 // bench/results/gateway.json. BENCH_PIN=1 gives each proxy a core of its own (see PIN) and writes
 // bench/results/gateway-pinned.json.
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
@@ -399,6 +400,14 @@ async function main(): Promise<void> {
   // but once gave 1.0× while the rounds gave 0.74× (a stretch when something slowed the proxy
   // alone), so the goal needs all three.
   const roundsPerCore = floor !== undefined && oursRow !== undefined ? floor.cpuUsPerRequest / oursRow.cpuUsPerRequest : undefined;
+  // Issue 19's goal: our CPU time per request at most 1.5× the undici proxy's, measured side by side
+  // in the same run: the median, over the pairs of back-to-back loads, of ours over the proxy's.
+  const cpuVsProxy = paired
+    ? median(paired.loads.map((pair) => pair.diatonic.cpuUsPerRequest / Math.max(1e-9, pair.proxy.cpuUsPerRequest)))
+    : floor !== undefined && oursRow !== undefined
+      ? oursRow.cpuUsPerRequest / floor.cpuUsPerRequest
+      : undefined;
+  const CPU_GOAL = 1.5;
   const goals = oursRow
     ? {
         addedP50AtMost0_5ms: oursRow.addedP50Ms <= 0.5,
@@ -406,6 +415,7 @@ async function main(): Promise<void> {
         // Both paired medians: req/s as loaded here, and req/s per core from CPU per request.
         atLeast0_8xUndiciProxy: paired && roundsPerCore !== undefined ? paired.median >= 0.8 && paired.cpuMedian >= 0.8 && roundsPerCore >= 0.8 : floor ? oursRow.rps >= 0.8 * floor.rps : null,
         atLeast2xPortkey: portkey ? oursRow.rps >= 2 * portkey.rps : null,
+        cpuPerRequestAtMost1_5xUndiciProxy: cpuVsProxy !== undefined ? cpuVsProxy <= CPU_GOAL : null,
         noErrors: oursRow.errors === 0 && (soak?.errors ?? 0) === 0,
         flatMemory: soak ? (soak.heapMiB.at(-1) ?? 0) - (soak.heapMiB[1] ?? 0) < 5 : null,
       }
@@ -425,6 +435,10 @@ async function main(): Promise<void> {
     console.log(`  medians of the pairs' loads: undici-proxy ${sides("proxy")}; diatonic ${sides("diatonic")}`);
   }
   if (roundsPerCore !== undefined) console.log(`per core from the rounds (least CPU µs/req of each, the proxy's over ours): ${f(roundsPerCore, 3)}×`);
+  if (cpuVsProxy !== undefined) {
+    const how = paired ? `median of ${paired.pairs} pairs of back-to-back loads` : "least of each over the rounds";
+    console.log(`goal: gateway CPU time per request ≤ ${CPU_GOAL}× the undici proxy's, side by side in this run (${how}): ${f(cpuVsProxy, 2)}×: ${cpuVsProxy <= CPU_GOAL ? "met" : "NOT met"}`);
+  }
   if (soak) console.log(`soak (diatonic, ${soak.requests} requests, JSON and SSE): ${f(soak.rps, 0)} req/s, ${soak.errors} errors, heap after GC MiB ${soak.heapMiB.map((v) => f(v, 1)).join(" → ")}, RSS MiB ${soak.rssMiB.map((v) => f(v, 0)).join(" → ")}`);
   console.log(`goals: ${JSON.stringify(goals)}`);
   console.log(PIN ? `${machineLine()}; pinned: each proxy alone on core ${cpus().length - 1}, the load generator and the upstream on the others` : `${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`);
@@ -437,6 +451,8 @@ async function main(): Promise<void> {
     notes,
     pairedThroughput: paired,
     roundsPerCore: roundsPerCore ?? null,
+    // Ours over the undici proxy's CPU time per request (see cpuVsProxy), and the goal.
+    cpuPerRequestVsUndiciProxy: cpuVsProxy === undefined ? null : { ratio: cpuVsProxy, goal: CPU_GOAL, met: cpuVsProxy <= CPU_GOAL, measure: paired ? "median over the paired loads" : "least over the rounds" },
     soak,
     goals,
     seconds: (Date.now() - startedAt) / 1000,

@@ -4,7 +4,7 @@
 // LoRAs (least recently used evicted when idle); a request whose LoRA is not in a slot waits the
 // measured swap time first. Engines admit requests in arrival order, skipping one whose LoRA cannot
 // get a slot yet (as vLLM's scheduler does). Replicas report their load as vLLM does, every 200 ms.
-import { makePolicy, POLICY_NAMES, type Candidate, type RoutingPolicy } from "../src/gateway/routing/index.ts";
+import { isResident, makePolicy, POLICY_NAMES, type Candidate, type Choice, type RoutingPolicy } from "../src/gateway/routing/index.ts";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
 import { percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
 
@@ -32,10 +32,15 @@ interface SimRequest {
   firstTokenAt: number;
   finishedAt: number;
   swapped: boolean;
+  /** What the gateway expected: the LoRA was not resident where it sent it. */
+  readonly predictedSwap: boolean;
+  readonly choice: Choice;
 }
 
 class SimReplica implements Candidate {
   outstanding = 0;
+  outstandingSwaps = 0;
+  loadOutstanding = 0;
   readonly recent: string[] = [];
   load: EngineLoad | undefined;
   readonly waiting: SimRequest[] = [];
@@ -117,6 +122,7 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
   const report = (replica: SimReplica) => {
     const runningLoras = new Set([...replica.slots].filter(([, s]) => s.running > 0).map(([lora]) => lora));
     replica.load = { running: replica.running, waiting: replica.waiting.length, kvCache: undefined, maxLoras: model.slotCount, runningLoras, waitingLoras: new Set(replica.waiting.map((r) => r.lora)), at: now };
+    replica.loadOutstanding = replica.outstanding;
   };
   const scrape = () => {
     for (const replica of replicas) report(replica);
@@ -158,8 +164,9 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
         used.lastUsed = now;
         replica.running--;
         replica.outstanding--;
+        if (request.predictedSwap) replica.outstandingSwaps--;
         done.push(request);
-        policy.observe?.({ lora: request.lora, now: request.arrivedAt }, { firstByteMs: request.firstTokenAt - request.arrivedAt, totalMs: now - request.arrivedAt }, request.swapped);
+        policy.observe?.({ lora: request.lora, now: request.arrivedAt }, { choice: request.choice, swapped: request.predictedSwap, firstByteMs: request.firstTokenAt - request.arrivedAt, totalMs: now - request.arrivedAt });
         admit(replica);
       });
     }
@@ -171,12 +178,14 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
       const choice = policy.choose(replicas, { lora, now });
       reasons[choice.reason] = (reasons[choice.reason] ?? 0) + 1;
       const chosen = choice.candidate as SimReplica;
+      const predictedSwap = !isResident(chosen, lora, model.slotCount);
       chosen.outstanding++;
+      if (predictedSwap) chosen.outstandingSwaps++;
       const at = chosen.recent.lastIndexOf(lora);
       if (at >= 0) chosen.recent.splice(at, 1);
       chosen.recent.push(lora);
       if (chosen.recent.length > 64) chosen.recent.shift();
-      chosen.waiting.push({ id, lora, arrivedAt: now, startedAt: 0, firstTokenAt: 0, finishedAt: 0, swapped: false });
+      chosen.waiting.push({ id, lora, arrivedAt: now, startedAt: 0, firstTokenAt: 0, finishedAt: 0, swapped: false, predictedSwap, choice });
       admit(chosen);
     }),
   );

@@ -30,6 +30,8 @@ export interface ContextPoolOptions {
   readonly threads: number;
   /** Told each time an adapter's context is made: a LoRA swapped into one of the maxLoras slots. */
   readonly onSwap?: (evicted: boolean) => void;
+  /** Added to each adapter context's making, in ms: see EngineOptions.emulatedLoraLoadMs. @default 0 */
+  readonly emulatedLoadMs?: number;
   /** Told of each decode step of a context: how many sequences it carries and how many tokens. */
   readonly onBatch?: (sequences: number, tokens: number) => void;
 }
@@ -309,6 +311,15 @@ export class ContextPool {
       this.options.onSwap?.(full);
     }
     const { model, parallel, contextSize, threads } = this.options;
+    const context = model.createContext({
+      contextSize,
+      sequences: parallel,
+      threads,
+      failedCreationRemedy: false,
+      batching: { dispatchSchedule: this.dispatchSchedule, itemPrioritizationStrategy: this.batchStrategy },
+      lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
+    });
+    const emulated = target.adapter === undefined ? 0 : (this.options.emulatedLoadMs ?? 0);
     const slot: Slot = {
       key,
       name: target.adapter === undefined ? undefined : target.name,
@@ -317,14 +328,8 @@ export class ContextPool {
       idle: [],
       lastUsed: performance.now(),
       lockstep: new Lockstep(),
-      ready: model.createContext({
-        contextSize,
-        sequences: parallel,
-        threads,
-        failedCreationRemedy: false,
-        batching: { dispatchSchedule: this.dispatchSchedule, itemPrioritizationStrategy: this.batchStrategy },
-        lora: target.adapter === undefined ? undefined : { adapters: [{ filePath: target.adapter.path, scale: target.adapter.scale ?? 1 }] },
-      }),
+      // The emulated load holds the request's sequence, as a load does; the engine's other sequences go on.
+      ready: emulated > 0 ? context.then((made) => new Promise<LlamaContext>((resolve) => setTimeout(() => resolve(made), emulated))) : context,
     };
     slot.ready.catch(() => {
       if (this.slots.get(key) === slot) this.slots.delete(key);

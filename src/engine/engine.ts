@@ -46,6 +46,13 @@ export interface EngineOptions {
   readonly maxModelLen?: number;
   /** llama.cpp threads. @default cores - 1, at least 1, at most 8 */
   readonly threads?: number;
+  /**
+   * An emulation, for routing benchmarks on machines without a GPU: each LoRA swapped into a slot
+   * takes this much longer, in ms, standing for vLLM's load of the adapter into GPU memory. Here the
+   * LoRA's weights stay loaded once read (node-llama-cpp caches them per model), so a swap only makes
+   * the slot's llama.cpp context: a few ms, whatever the LoRA's size. Never for serving. @default 0
+   */
+  readonly emulatedLoraLoadMs?: number;
 }
 
 export interface ModelCard {
@@ -101,7 +108,7 @@ export class Engine {
     readonly modelPath: string,
     readonly maxModelLen: number,
     private readonly chatWrapper: ChatWrapper,
-    private readonly options: Required<Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads" | "maxLoraRank">>,
+    private readonly options: Required<Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads" | "maxLoraRank" | "emulatedLoraLoadMs">>,
   ) {
     this.pool = new ContextPool({
       model,
@@ -111,6 +118,7 @@ export class Engine {
       contextSize: maxModelLen,
       threads: options.threads,
       onSwap: (evicted) => this.metrics.swapped(evicted),
+      emulatedLoadMs: options.emulatedLoraLoadMs,
       onBatch: (sequences) => this.metrics.decodeStep(sequences),
     });
     this.metrics = new EngineMetrics(servedModelName, options.maxLoras, () => {
@@ -158,6 +166,7 @@ export class Engine {
       maxLoras: options.maxLoras ?? 4,
       threads,
       maxLoraRank: options.maxLoraRank ?? 16,
+      emulatedLoraLoadMs: options.emulatedLoraLoadMs ?? 0,
     });
     log.info({ model: servedModelName, chatTemplate: chatWrapper.wrapperName, maxModelLen, bytes: model.size }, "model loaded");
     for (const lora of options.loras ?? []) {

@@ -7,7 +7,7 @@ import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 import { scrapeEngineLoad, type EngineLoad } from "./engine-load.ts";
 import { Residency } from "./residency.ts";
-import { isResident, makePolicy, slotsOf, type Candidate, type RoutingPolicy, type RoutingSettings } from "./routing/index.ts";
+import { isResident, makePolicy, slotsOf, type Candidate, type Choice, type RoutingPolicy, type RoutingSettings } from "./routing/index.ts";
 
 /** How a request is called off (the client went away, the total timeout passed). */
 export interface Cancellation {
@@ -60,6 +60,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private pending: Buffer[] = [];
   private started = false;
   private done = false;
+  /** performance.now() of the body's first bytes (0 until they come): about the first token of a stream. */
+  firstDataAt = 0;
   private failure: Error | undefined;
   /** The whole body, when the request asked for it and it arrived intact (see UpstreamRequest.wholeBody). */
   complete: Buffer | undefined;
@@ -88,6 +90,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.firstDataAt === 0) this.firstDataAt = performance.now();
     if (this.sink === undefined) this.pending.push(chunk);
     else if (!this.sink.onData(chunk)) controller.pause();
   }
@@ -267,6 +270,8 @@ const RECENT_LORAS = 64;
 
 class Replica implements Candidate {
   outstanding = 0;
+  outstandingSwaps = 0;
+  loadOutstanding = 0;
   failures = 0;
   ejections = 0;
   ejectedUntil = 0;
@@ -373,7 +378,9 @@ export class UpstreamPool {
         .filter((replica) => !replica.retired)
         .map(async (replica) => {
           const load = await scrapeEngineLoad(replica.pool, `${this.basePath}/metrics`, this.hostHeader, timeout);
-          if (load !== undefined) replica.engineLoad = load;
+          if (load === undefined) return;
+          replica.engineLoad = load;
+          replica.loadOutstanding = replica.outstanding;
         }),
     );
     if (this.closed) return;
@@ -452,7 +459,7 @@ export class UpstreamPool {
    * those that hold it (else those whose holdings are unknown, never one known not to), the routing
    * policy chooses. Undefined when none may take it.
    */
-  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): { replica: Replica; hit: boolean } | undefined {
+  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): { replica: Replica; hit: boolean; choice: Choice } | undefined {
     const now = performance.now();
     const residency = lora === undefined ? undefined : this.residency;
     let candidates: Replica[] = [];
@@ -468,11 +475,11 @@ export class UpstreamPool {
     if (candidates.length === 0) return undefined;
     const choice = this.policy.choose(candidates, { lora, now });
     const chosen = choice.candidate as Replica;
-    if (lora === undefined) return { replica: chosen, hit: true };
+    if (lora === undefined) return { replica: chosen, hit: true, choice };
     const hit = isResident(chosen, lora, slotsOf(chosen, this.routing.slots));
     this.events.onRoute?.(this.name, this.policy.name, choice.reason, lora, hit);
     chosen.sent(lora);
-    return { replica: chosen, hit };
+    return { replica: chosen, hit, choice };
   }
 
   /** Sends a request, retrying on another replica only while nothing has come back yet. */
@@ -510,7 +517,7 @@ export class UpstreamPool {
           reject(failure);
         }
       });
-    this.attempt(chosen, request, attempt, swapped, (outcome) => {
+    this.attempt(chosen, request, attempt, picked.choice, swapped, (outcome) => {
       if (!(outcome instanceof RetryableError) && outcome.statusCode === 404 && request.lora !== undefined && this.residency !== undefined) {
         // The replica does not hold the LoRA (unloaded since it last listed it): try one that does.
         this.residency.forget(chosen.origin, request.lora);
@@ -562,10 +569,10 @@ export class UpstreamPool {
   }
 
   /** One attempt on one replica; `done` gets the response once its headers are in, or why there is none. */
-  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, swapped: boolean, done: (outcome: UpstreamResponse | RetryableError) => void): void {
+  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, choice: Choice, swapped: boolean, done: (outcome: UpstreamResponse | RetryableError) => void): void {
     replica.outstanding++;
+    if (swapped) replica.outstandingSwaps++;
     const started = performance.now();
-    let firstByteMs = 0;
     const response = new UpstreamResponse(
       replica.origin,
       attempt,
@@ -576,15 +583,18 @@ export class UpstreamPool {
           done(this.classify(error, replica, request.cancel));
           return;
         }
-        firstByteMs = performance.now() - started;
         if (response.statusCode >= 500) this.failure(replica);
         else this.success(replica);
         done(response);
       },
       (error) => {
         replica.outstanding--;
+        if (swapped) replica.outstandingSwaps--;
         // The policy learns service and swap times from answers the engine gave in full.
-        if (error === undefined && response.statusCode === 200) this.policy.observe?.({ lora: request.lora, now: started }, { firstByteMs: firstByteMs || performance.now() - started, totalMs: performance.now() - started }, swapped);
+        if (error === undefined && response.statusCode === 200 && this.policy.observe !== undefined) {
+          const now = performance.now();
+          this.policy.observe({ lora: request.lora, now: started }, { choice, swapped, firstByteMs: (response.firstDataAt || now) - started, totalMs: now - started });
+        }
         // A body that breaks off counts against the replica; one the client gave up on does not.
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
       },

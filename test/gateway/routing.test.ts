@@ -11,8 +11,15 @@ function load(partial: Partial<EngineLoad> = {}): EngineLoad {
   return { running: 0, waiting: 0, kvCache: undefined, maxLoras: 2, runningLoras: new Set(), waitingLoras: new Set(), at: 0, ...partial };
 }
 
-function replica(origin: string, options: { outstanding?: number; load?: EngineLoad; recent?: string[] } = {}): Candidate {
-  return { origin, outstanding: options.outstanding ?? 0, load: options.load, recent: options.recent ?? [] };
+function replica(origin: string, options: { outstanding?: number; outstandingSwaps?: number; load?: EngineLoad; loadOutstanding?: number; recent?: string[] } = {}): Candidate {
+  return {
+    origin,
+    outstanding: options.outstanding ?? 0,
+    outstandingSwaps: options.outstandingSwaps ?? 0,
+    load: options.load,
+    loadOutstanding: options.loadOutstanding ?? options.outstanding ?? 0,
+    recent: options.recent ?? [],
+  };
 }
 
 describe("engine load from vLLM's /metrics", () => {
@@ -65,7 +72,7 @@ describe("diatonic", () => {
     assert.equal(policy.choose([cold, warm], { lora: "x", now: 0 }).reason, "resident");
     assert.equal(policy.choose([cold, warm], { lora: "x", now: 0 }).candidate.origin, "a");
     // Service time learnt: 40 ms a request, one at a time. Six queued at the warm replica: 240 ms > a 50 ms swap.
-    for (let i = 0; i < 20; i++) policy.observe({ lora: "x", now: 0 }, { firstByteMs: 5, totalMs: 40 }, false);
+    for (let i = 0; i < 20; i++) policy.observe({ lora: "x", now: 0 }, { choice: { candidate: warm, reason: "resident", expectedWaitMs: 0 }, swapped: false, firstByteMs: 5, totalMs: 40 });
     const busy = replica("a", { recent: ["x"], outstanding: 6, load: load({ running: 1, waiting: 5 }) });
     const idle = replica("b", { load: load() });
     const spilled = policy.choose([busy, idle], { lora: "x", now: 0 });
@@ -73,19 +80,156 @@ describe("diatonic", () => {
     assert.notEqual(spilled.reason, "resident");
   });
 
-  it("gives a cold adapter the same home replica in every gateway (rendezvous hashing), and widens a hot adapter's homes", () => {
+  it("places adapters the same way in every gateway (rendezvous hashing), over the replicas, and widens a hot adapter's homes", () => {
     const replicas = ["a", "b", "c", "d"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
-    const homeOf = (policy: Diatonic, lora: string) => policy.choose(replicas, { lora, now: 0 }).candidate.origin;
     const one = new Diatonic(options);
     const two = new Diatonic(options);
+    // The same skewed demand seen by both: adapter r about 1/(r+1) as often as the hottest.
     const loras = Array.from({ length: 24 }, (_, i) => `adapter-${i}`);
-    assert.deepEqual(loras.map((l) => homeOf(one, l)), loras.map((l) => homeOf(two, l)), "two gateways agree without talking");
-    assert.ok(new Set(loras.map((l) => homeOf(one, l))).size >= 3, "adapters spread over the replicas");
+    const traffic = loras.flatMap((lora, r) => Array.from({ length: Math.ceil(24 / (r + 1)) }, (_, n) => ({ lora, order: (n + 0.5) / Math.ceil(24 / (r + 1)) }))).sort((x, y) => x.order - y.order);
+    traffic.forEach(({ lora }, i) => {
+      one.choose(replicas, { lora, now: i * 20 });
+      two.choose(replicas, { lora, now: i * 20 });
+    });
+    const now = traffic.length * 20;
+    assert.deepEqual(loras.map((l) => one.homesOf(l, replicas, now)), loras.map((l) => two.homesOf(l, replicas, now)), "two gateways agree without talking");
+    const hottest = new Set(loras.slice(0, 6).flatMap((l) => one.homesOf(l, replicas, now)));
+    assert.ok(hottest.size >= 3, `the hottest adapters are spread over the replicas: ${[...hottest].join(", ")}`);
 
     // One adapter with all the traffic, faster than one replica serves: it gets several homes.
     const hot = new Diatonic(options);
     for (let i = 0; i < 200; i++) hot.choose(replicas, { lora: "hot", now: i * 5 });
     assert.ok(hot.homesOf("hot", replicas, 1000).length > 1, `homes: ${hot.homesOf("hot", replicas, 1000).join(", ")}`);
+  });
+
+  /** A policy that has measured a `serviceMs` service and a `swapMs` swap (on requests that ran at once) and seen a replica run two requests with more waiting (its parallelism). */
+  function measured(swapMs = 10, serviceMs = 40): Diatonic {
+    const policy = new Diatonic(options);
+    const choice = { candidate: replica("z"), reason: "home", expectedWaitMs: 0 };
+    for (let i = 0; i < 50; i++) {
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: false, firstByteMs: 5, totalMs: serviceMs });
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: true, firstByteMs: 5 + swapMs, totalMs: serviceMs + swapMs });
+    }
+    policy.choose([replica("z", { load: load({ running: 2, waiting: 1 }) })], { lora: undefined, now: 0 });
+    return policy;
+  }
+
+  it("learns swap and service times only from requests that ran at once, not from ones that queued", () => {
+    const policy = new Diatonic(options);
+    const atOnce = { candidate: replica("a"), reason: "home", expectedWaitMs: 0 };
+    const queued = { candidate: replica("a"), reason: "home", expectedWaitMs: 300 };
+    for (let i = 0; i < 50; i++) {
+      policy.observe({ lora: "x", now: 0 }, { choice: atOnce, swapped: false, firstByteMs: 5, totalMs: 30 });
+      policy.observe({ lora: "x", now: 0 }, { choice: atOnce, swapped: true, firstByteMs: 25, totalMs: 50 });
+      // Queued behind others: their waits come before the first byte and say nothing of the swap (here they would make it negative) or of the service.
+      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: true, firstByteMs: 200, totalMs: 225 });
+      policy.observe({ lora: "x", now: 0 }, { choice: queued, swapped: false, firstByteMs: 400, totalMs: 425 });
+    }
+    assert.equal(Math.round(policy.swapMs), 20);
+    // 25 ms from first byte to end, and 5 ms to the first byte when it runs at once.
+    assert.equal(Math.round(policy.serviceEstimateMs), 30);
+  });
+
+  it("counts its own requests on a replica as they are now, not as the last scrape saw them", () => {
+    const policy = measured();
+    // The scrape (up to 200 ms old) saw 4 requests there, all this gateway's; they have finished since.
+    const warm = replica("a", { recent: ["x"], outstanding: 0, load: load({ running: 2, waiting: 2 }), loadOutstanding: 4 });
+    const cold = replica("b", { load: load() });
+    for (const order of [[warm, cold], [cold, warm]]) {
+      const choice = policy.choose(order, { lora: "x", now: 0 });
+      assert.equal(choice.candidate.origin, "a");
+      assert.equal(choice.expectedWaitMs, 0);
+    }
+    // Requests of other gateways (in the engine's count, not this gateway's) do count.
+    const shared = replica("a", { recent: ["x"], outstanding: 0, load: load({ running: 2, waiting: 4 }), loadOutstanding: 0 });
+    assert.equal(policy.choose([shared, cold], { lora: "x", now: 0 }).candidate.origin, "b");
+  });
+
+  it("takes a replica to run more requests at once until one reports requests waiting", () => {
+    const policy = new Diatonic(options);
+    const choice = { candidate: replica("z"), reason: "home", expectedWaitMs: 0 };
+    for (let i = 0; i < 50; i++) {
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: false, firstByteMs: 5, totalMs: 25 });
+      policy.observe({ lora: "z", now: 0 }, { choice, swapped: true, firstByteMs: 8, totalMs: 28 });
+    }
+    // At low load a replica is seen running one request at most: that is not its limit.
+    const warm = replica("a", { recent: ["x"], outstanding: 1, load: load({ running: 1 }) });
+    const cold = replica("b", { load: load() });
+    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).reason, "resident");
+    // Once a replica has run one with others waiting, one request is its limit: 25 ms of wait costs more than a 3 ms swap.
+    policy.choose([replica("c", { load: load({ running: 1, waiting: 2 }) })], { lora: undefined, now: 0 });
+    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
+  });
+
+  it("takes an idle replica over a busy one where the adapter is resident when sharing a replica costs more than a swap (both measured)", () => {
+    const sharingCosts = (sharingMs: number) => {
+      const policy = measured(5, 40);
+      const warm = replica("a", { recent: ["x"], outstanding: 1, load: load({ running: 1 }) });
+      const idle = replica("b", { load: load() });
+      // Resident, on a free sequence beside one request: its first byte came sharingMs later than alone (5 ms).
+      const beside = { candidate: warm, reason: "resident", expectedWaitMs: 0, requestsThere: 1 };
+      for (let i = 0; i < 50; i++) policy.observe({ lora: "x", now: 0 }, { choice: beside, swapped: false, firstByteMs: 5 + sharingMs, totalMs: 40 + sharingMs });
+      assert.equal(Math.round(policy.sharingMs), sharingMs);
+      return [[warm, idle], [idle, warm]].map((order) => policy.choose(order, { lora: "x", now: 0 }).candidate.origin);
+    };
+    // A CPU engine: the request beside it slows its first byte by 20 ms, more than a 5 ms swap (or two, away from its homes).
+    assert.deepEqual(sharingCosts(20), ["b", "b"]);
+    // A GPU's batch: 1 ms beside another, less than a swap: the warm slot wins.
+    assert.deepEqual(sharingCosts(1), ["a", "a"]);
+  });
+
+  it("counts the swap of each request ahead that loads its LoRA first", () => {
+    const policy = measured(30);
+    // Four requests ahead on each; at one they all load their LoRA first (30 ms more each on a sequence).
+    const swapping = replica("a", { outstanding: 4, outstandingSwaps: 4, load: load({ running: 2, waiting: 2 }) });
+    const steady = replica("b", { outstanding: 4, outstandingSwaps: 0, load: load({ running: 2, waiting: 2 }) });
+    for (const order of [[swapping, steady], [steady, swapping]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
+  });
+
+  it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {
+    const policy = measured(30);
+    const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
+    const home = policy.homesOf("x", origins.map((o) => replica(o)), 0)[0] as string;
+    const away = origins.find((o) => o !== home) as string;
+    // Both hold x; its home has one request more (still under its two sequences, then one ahead).
+    for (const outstanding of [1, 2]) {
+      const atHome = replica(home, { recent: ["x"], outstanding, load: load({ running: outstanding }) });
+      const elsewhere = replica(away, { recent: ["x"], load: load() });
+      for (const order of [[atHome, elsewhere], [elsewhere, atHome]]) {
+        const choice = policy.choose(order, { lora: "x", now: 0 });
+        assert.equal(choice.candidate.origin, away);
+        assert.equal(choice.reason, "resident-away");
+      }
+    }
+  });
+
+  it("sends an adapter's first request to a tail replica, where it evicts no hot adapter's slot", () => {
+    const policy = measured(5, 30);
+    const replicas = ["a", "b", "c"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
+    // Four hot adapters fill the two slots of two pinned replicas; the third is the tail.
+    for (let i = 0; i < 400; i++) policy.choose(replicas, { lora: `hot-${i % 4}`, now: i * 25 });
+    const pinned = new Set(["hot-0", "hot-1", "hot-2", "hot-3"].flatMap((l) => policy.homesOf(l, replicas, 10_000)));
+    assert.equal(pinned.size, 2, `hot homes: ${[...pinned].join(", ")}`);
+    for (let i = 0; i < 12; i++) {
+      const choice = policy.choose(replicas, { lora: `new-${i}`, now: 10_000 });
+      assert.ok(!pinned.has(choice.candidate.origin), `new-${i} went to ${choice.candidate.origin}`);
+    }
+  });
+
+  it("counts the swap each request of a churning adapter costs when it sizes the tail", () => {
+    const replicas = ["a", "b", "c"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
+    const tailOf = (swapMs: number) => {
+      const policy = measured(swapMs, 27);
+      // Four hot adapters at 5 req/s each (they fill the slots of two pinned replicas) and 25 req/s over twenty rare ones, for thirty seconds (demand is a decaying count: it takes that long to near the rate).
+      for (let t = 0; t < 30_000; t += 10) {
+        if (t % 50 === 0) policy.choose(replicas, { lora: `hot-${(t / 50) % 4}`, now: t });
+        if (t % 40 === 0) policy.choose(replicas, { lora: `rare-${(t / 40) % 20}`, now: t });
+      }
+      return new Set(Array.from({ length: 20 }, (_, i) => policy.homesOf(`rare-${i}`, replicas, 30_000)).flat());
+    };
+    // 25 req/s × (27 + 2) ms fits one tail replica's share (70% of two sequences); with a 50 ms swap a request it does not.
+    assert.equal(tailOf(2).size, 1);
+    assert.equal(tailOf(50).size, 2);
   });
 
   it("widens a home set at once and narrows it only after the lower demand has lasted (hysteresis)", () => {

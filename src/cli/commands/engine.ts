@@ -5,7 +5,7 @@ import { ExitCode, InputError } from "../../errors.ts";
 import { parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 const usage =
-  "diatonic engine --model GGUF [--lora NAME=GGUF ...] [--host H] [--port N] [--parallel N] [--max-queue N] [--max-loras N] [--max-lora-rank N] [--max-model-len N] [--served-model-name NAME] [--threads N]\n" +
+  "diatonic engine --model GGUF [--lora NAME=GGUF ...] [--host H] [--port N] [--parallel N] [--max-queue N] [--max-loras N] [--max-lora-rank N] [--max-model-len N] [--served-model-name NAME] [--threads N] [--emulate-lora-load-ms N]\n" +
   "       diatonic engine make-test-model --out DIR [--seed N]";
 
 function positiveInt(flag: string, value: string | undefined, fallback?: number): number | undefined {
@@ -56,6 +56,7 @@ export const engineCommand: Command = {
       "max-model-len": { type: "string" },
       "served-model-name": { type: "string" },
       threads: { type: "string" },
+      "emulate-lora-load-ms": { type: "string" },
     });
     const model = values.model ?? io.env["DIATONIC_MODEL"];
     if (model === undefined || model === "") {
@@ -77,6 +78,7 @@ export const engineCommand: Command = {
       maxModelLen: positiveInt("--max-model-len", values["max-model-len"]),
       servedModelName: values["served-model-name"],
       threads: positiveInt("--threads", values.threads),
+      emulatedLoraLoadMs: positiveInt("--emulate-lora-load-ms", values["emulate-lora-load-ms"]),
       logger,
     });
     io.stderr.write(`engine ready at ${running.url}/v1 (model ${running.engine.servedModelName}); Ctrl-C stops it\n`);

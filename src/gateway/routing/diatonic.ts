@@ -1,18 +1,33 @@
 // Ours: keep each adapter on a few "home" replicas so their LoRA slots stay warm, and go elsewhere
-// only when waiting at home costs more than a swap.
+// only when waiting there costs more than a swap.
 // - Residency is what the engine reports in flight (vllm:lora_requests_info) plus what this gateway
 //   sent each replica last: an idle adapter still in its slot counts, where llm-d's scorer sees none.
+// - Cost of a replica = the expected wait before the request runs there, plus the swap time where its
+//   LoRA is not resident, plus one more swap where that also evicts a LoRA placed there (the replica
+//   is not one of the adapter's homes). The wait counts this gateway's requests there now (exact, with
+//   no scrape delay) and other gateways' from the engine's last report; each request beyond the
+//   replica's parallelism holds a sequence for the service time, and for the swap time too if it
+//   loads its LoRA first; a request that gets a free sequence beside others still shares the replica
+//   with them (on a CPU, or a GPU's batch), which costs it the measured sharing time per request
+//   there. The parallelism is what a replica ran while it reported requests waiting;
+//   until one has, one more than the most seen running (at low load that count says little of how
+//   many it can run, but no bound at all piles requests on one replica between scrapes). Among
+//   equal costs, the replica with fewer requests.
+// - Swap time is learnt only from requests expected to run at once: the first byte of one that loaded
+//   its LoRA minus that of one that did not (in one that queued, queueing would pass for swap time).
+//   Service time = the time from first byte to end, which no queueing precedes, learnt from every
+//   request, plus the first byte of one that ran at once where its LoRA was resident (the prompt).
+//   Sharing time = what each request already running there added to the first byte of one that got
+//   a free sequence beside them (0 until measured: then the policy sends such requests and learns).
 // - Homes: every adapter's replicas are ranked by rendezvous hashing, the same ranking in every
-//   gateway replica (no coordinator). Adapters are placed hottest first, each on the first replicas
-//   of its ranking whose share of the demand stays within a bound (consistent hashing with bounded
-//   loads): few distinct adapters per replica, demand balanced; the hottest get a LoRA slot each. A hot adapter gets as many homes as
-//   its share of the demand needs; a placement is kept while it stays within a looser bound, and a
-//   home set narrows only after the lower demand has lasted (hysteresis: no thrashing).
-// - Cost of a replica = its expected queueing (requests beyond its parallelism × service time),
-//   plus the swap time where the adapter is not resident, plus the swap it will cause later when it
-//   is not a home (it evicts a home adapter's slot); swap and service times are learnt as it goes.
+//   gateway replica (no coordinator). Adapters are placed hottest first: the hottest each get a slot
+//   on a "pinned" replica; the rest churn through the slots of as few "tail" replicas as their work
+//   needs, counting the swap each of their requests costs. A replica's homes may fill a share of its
+//   sequence time; an adapter hotter than that gets more homes. Hysteresis everywhere a placement
+//   could thrash: home and tail counts narrow only after the lower demand has lasted, a pinned
+//   adapter keeps its slot until another is clearly hotter, and homes are kept while they still fit.
 import { createHash } from "node:crypto";
-import { isResident, slotsOf, type Candidate, type Choice, type RouteRequest, type RoutingPolicy } from "./types.ts";
+import { isResident, slotsOf, type Candidate, type Choice, type RouteRequest, type Routed, type RoutingPolicy } from "./types.ts";
 
 export interface DiatonicOptions {
   /** LoRA slots per replica when the engine does not say (its max_lora). */
@@ -56,36 +71,64 @@ function weight(adapter: string, origin: string): number {
   return createHash("sha1").update(adapter).update("\0").update(origin).digest().readUInt32BE(0);
 }
 
-/** The busiest a replica's homes may keep it, as a share of its capacity... */
+/** The share of a replica's sequence time its homes may fill... */
 const TARGET_UTILIZATION = 0.7;
 /** ...and how far past that an adapter already placed there may push it before it is moved. */
 const STICKY_BOUND = 1.2;
+/** How much hotter than a pinned adapter another must be to take its slot. */
+const PIN_MARGIN = 1.5;
 /** The name the replicas themselves are ranked under, for which are pinned and which take the tail. */
 const REPLICA_ORDER = "\u0000replicas";
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
+interface Placement {
+  readonly key: string;
+  readonly at: number;
+  readonly homes: ReadonlyMap<string, readonly string[]>;
+  /** Adapters with a slot of their own on a pinned replica. */
+  readonly pinned: ReadonlySet<string>;
+  /** The replicas where adapters without a slot of their own churn. */
+  readonly tail: readonly string[];
+}
+
 export class Diatonic implements RoutingPolicy {
   readonly name = "diatonic" as const;
-  private readonly serviceMs = new Ewma(0.1);
-  private readonly decodeMs = new Ewma(0.1);
+  /** First byte to end, of every request. */
+  private readonly afterFirstByteMs = new Ewma(0.1);
+  /** Send to first byte of requests that ran at once, where their LoRA was resident and where it was loaded first. */
   private readonly hitFirstByte = new Ewma(0.1);
   private readonly missFirstByte = new Ewma(0.1);
+  /** What each request already running on a replica added to the first byte of one that ran beside it, LoRA resident. */
+  private readonly sharedFirstByte = new Ewma(0.1);
   private readonly demand = new Map<string, Rate>();
   private readonly counts = new Map<string, { k: number; lowerSince: number | undefined }>();
   private readonly rankings = new Map<string, { key: string; order: string[] }>();
-  private placement: { readonly key: string; readonly at: number; readonly homes: ReadonlyMap<string, readonly string[]> } = { key: "", at: -Infinity, homes: new Map() };
-  /** The most requests seen running on one replica: its parallelism, as far as this gateway knows. */
-  private parallel = 1;
+  private placement: Placement = { key: "", at: -Infinity, homes: new Map(), pinned: new Set(), tail: [] };
+  /** The most requests seen running on one replica while it had requests waiting: its parallelism. */
+  private parallel: number | undefined;
+  /** The most requests seen running on one replica at all: at least its parallelism. */
+  private mostRunning = 1;
   private cursor = 0;
 
   constructor(private readonly options: DiatonicOptions) {}
 
-  /** The learnt swap cost (first byte after a swap minus first byte on a resident replica). */
+  /** The learnt swap cost: first byte after a swap minus first byte on a resident replica, both run at once. */
   get swapMs(): number {
     const hit = this.hitFirstByte.value;
     const miss = this.missFirstByte.value;
-    return hit === undefined || miss === undefined ? this.options.swapMs : Math.min(10_000, Math.max(1, miss - hit));
+    return hit === undefined || miss === undefined ? this.options.swapMs : Math.min(60_000, Math.max(0, miss - hit));
+  }
+
+  /** A request's time on a sequence where its LoRA is resident; until one is measured, four swaps' worth (the one figure configured). */
+  get serviceEstimateMs(): number {
+    const after = this.afterFirstByteMs.value;
+    return after === undefined ? Math.max(1, this.options.swapMs * 4) : Math.max(1, after + (this.hitFirstByte.value ?? 0));
+  }
+
+  /** The measured cost, in ms of first byte, of each request already running where a request gets a free sequence; 0 until measured. */
+  get sharingMs(): number {
+    return this.sharedFirstByte.value ?? 0;
   }
 
   /** How many home replicas the adapter keeps, given how many its demand wants now: it widens at once and narrows only after the lower demand has lasted (hysteresis). */
@@ -114,91 +157,108 @@ export class Diatonic implements RoutingPolicy {
     return order;
   }
 
-  /** Requests a second one replica should take at most, from its parallelism and the service time. */
-  private budget(): number {
-    return (TARGET_UTILIZATION * this.parallel * 1000) / this.serviceEstimate();
-  }
-
-  /**
-   * A request's time on a replica, queueing left out: its decoding (first byte to end) and a fifth
-   * more for the prompt. Not the first byte itself, which waits in the engine's queue under load.
-   */
-  private serviceEstimate(): number {
-    return Math.max(1, (this.decodeMs.value ?? this.options.swapMs * 4) * 1.2);
-  }
-
   /**
    * Each adapter's homes. The replicas are split: "pinned" ones whose LoRA slots hold the hottest
-   * adapters, one slot each, and as few "tail" ones as the rest of the demand needs at the target
-   * utilization, where the rarer adapters churn (they never evict a hot adapter's slot). Which
-   * replicas are pinned follows one rendezvous order of the replicas, and each adapter walks its own
-   * rendezvous ranking: every gateway computes the same, with no coordinator. An adapter hotter than
-   * one replica's budget gets as many homes as it needs. The tail's size narrows only after the lower
-   * demand has lasted (hysteresis), and adapters keep their homes while those still fit.
+   * adapters, one slot each, and as few "tail" ones as the rest of the work needs, where the rarer
+   * adapters churn (they never evict a hot adapter's slot). Work is sequence time a second: an
+   * adapter's rate times the service time, plus the swap time for each request of one that churns.
+   * Which replicas are pinned follows one rendezvous order of the replicas, and each adapter walks its
+   * own rendezvous ranking: every gateway computes the same, with no coordinator.
    */
-  private place(slots: ReadonlyMap<string, number>, key: string, now: number): ReadonlyMap<string, readonly string[]> {
+  private place(slots: ReadonlyMap<string, number>, key: string, now: number): Placement {
     const origins = [...slots.keys()];
-    const previous = this.placement.key === key ? this.placement.homes : new Map<string, readonly string[]>();
-    const rates = [...this.demand]
+    const previous = this.placement.key === key ? this.placement : undefined;
+    const service = this.serviceEstimateMs;
+    const swap = this.swapMs;
+    const capacity = TARGET_UTILIZATION * (this.parallel ?? this.mostRunning) * 1000;
+    const rank = (lora: string, rate: number) => (previous?.pinned.has(lora) === true ? rate * PIN_MARGIN : rate);
+    const adapters = [...this.demand]
       .map(([lora, rate]) => ({ lora, rate: rate.read(now) }))
       .filter((entry) => entry.rate > 1e-6)
-      .sort((a, b) => b.rate - a.rate || a.lora.localeCompare(b.lora));
-    const budget = this.budget();
+      .sort((a, b) => rank(b.lora, b.rate) - rank(a.lora, a.rate) || a.lora.localeCompare(b.lora))
+      .map(({ lora, rate }) => ({ lora, rate, k: this.homeCount(lora, Math.min(origins.length, Math.max(1, Math.ceil((rate * service) / capacity))), now) }));
     const order = this.ranking(REPLICA_ORDER, origins, key);
     const split = (tails: number) => {
-      const pinned = new Set(order.slice(0, origins.length - tails));
-      const tail = order.filter((origin) => !pinned.has(origin));
-      const assigned = new Map(origins.map((origin) => [origin, 0]));
+      const pinnedReplicas = new Set(order.slice(0, origins.length - tails));
+      const tail = order.filter((origin) => !pinnedReplicas.has(origin));
+      const work = new Map(origins.map((origin) => [origin, 0]));
       const used = new Map(origins.map((origin) => [origin, 0]));
       const homes = new Map<string, string[]>();
-      let tailDemand = 0;
-      for (const { lora, rate } of rates) {
-        const k = Math.min(origins.length, Math.max(1, Math.ceil(rate / budget)));
-        const share = rate / k;
-        const fits = (origin: string, bound: number) => (assigned.get(origin) ?? 0) + share <= budget * bound && (!pinned.has(origin) || (used.get(origin) ?? 0) < (slots.get(origin) ?? 1));
+      const pinned = new Set<string>();
+      let tailWork = 0;
+      const hasSlot = (origin: string) => !pinnedReplicas.has(origin) || (used.get(origin) ?? 0) < (slots.get(origin) ?? 1);
+      for (const { lora, rate, k: wanted } of adapters) {
         const ranked = this.ranking(lora, origins, key);
+        // A slot of its own on a pinned replica if one has room; else it churns in the tail, a swap a request.
+        let k = wanted;
+        let share = (rate * service) / k;
+        let group = ranked.filter((origin) => pinnedReplicas.has(origin));
+        if (!group.some((origin) => hasSlot(origin) && (work.get(origin) ?? 0) + share <= capacity)) {
+          group = tail.length > 0 ? ranked.filter((origin) => !pinnedReplicas.has(origin)) : ranked;
+          k = Math.min(group.length, Math.max(k, Math.ceil((rate * (service + swap)) / capacity)));
+          share = (rate * (service + swap)) / k;
+        }
+        const fits = (origin: string, bound: number) => hasSlot(origin) && (work.get(origin) ?? 0) + share <= capacity * bound;
         const chosen: string[] = [];
-        const before = previous.get(lora) ?? [];
-        // Hot: a slot on a pinned replica, if one has room; else the tail.
-        const group = ranked.some((origin) => pinned.has(origin) && fits(origin, 1)) ? ranked.filter((origin) => pinned.has(origin)) : tail.length > 0 ? ranked.filter((origin) => !pinned.has(origin)) : ranked;
-        for (const origin of before) if (chosen.length < k && group.includes(origin) && fits(origin, STICKY_BOUND)) chosen.push(origin);
+        for (const origin of previous?.homes.get(lora) ?? []) if (chosen.length < k && group.includes(origin) && fits(origin, STICKY_BOUND)) chosen.push(origin);
         for (const origin of group) if (chosen.length < k && !chosen.includes(origin) && fits(origin, 1)) chosen.push(origin);
-        for (const origin of [...group].sort((a, b) => (assigned.get(a) ?? 0) - (assigned.get(b) ?? 0))) if (chosen.length < k && !chosen.includes(origin)) chosen.push(origin);
+        // Past every bound (more work than the replicas' share): the least loaded.
+        for (const origin of [...group].sort((a, b) => (work.get(a) ?? 0) - (work.get(b) ?? 0))) if (chosen.length < k && !chosen.includes(origin) && hasSlot(origin)) chosen.push(origin);
+        if (chosen.length === 0) chosen.push(tail[0] ?? (ranked[0] as string));
         for (const origin of chosen) {
-          assigned.set(origin, (assigned.get(origin) ?? 0) + share);
-          if (pinned.has(origin)) used.set(origin, (used.get(origin) ?? 0) + 1);
-          else tailDemand += share;
+          work.set(origin, (work.get(origin) ?? 0) + share);
+          if (pinnedReplicas.has(origin)) {
+            used.set(origin, (used.get(origin) ?? 0) + 1);
+            pinned.add(lora);
+          } else tailWork += share;
         }
         homes.set(lora, chosen);
       }
-      return { homes, tailDemand };
+      return { homes, pinned, tail, tailWork };
     };
-    // As few tail replicas as the tail's demand needs (at least one while there are two replicas);
-    // a tenth of a replica's budget of slack keeps the count from following every wobble.
+    // As few tail replicas as the tail's work needs (at least one while there are two replicas); a
+    // tenth of a replica's share of slack keeps the count from following every wobble.
     let tails = Math.min(origins.length, 1);
     let result = split(tails);
-    while (tails < origins.length && result.tailDemand > tails * budget * 1.1) result = split(++tails);
+    while (tails < origins.length && result.tailWork > tails * capacity * 1.1) result = split(++tails);
     const kept = this.homeCount(REPLICA_ORDER, tails, now);
     if (kept !== tails) result = split(kept);
-    this.placement = { key, at: now, homes: result.homes };
-    return result.homes;
+    this.placement = { key, at: now, homes: result.homes, pinned: result.pinned, tail: result.tail };
+    return this.placement;
   }
 
   /** The adapter's home replicas among the candidates. */
   homesOf(lora: string, candidates: readonly Candidate[], now: number): readonly string[] {
     const slots = new Map([...candidates].sort((a, b) => a.origin.localeCompare(b.origin)).map((c) => [c.origin, slotsOf(c, this.options.defaultSlots)]));
     const key = [...slots].map(([origin, n]) => `${origin}=${n}`).join(" ");
-    const placement = this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement.homes : this.place(slots, key, now);
-    // An adapter not placed yet (its first request): the first of its ranking.
-    return placement.get(lora) ?? this.ranking(lora, [...slots.keys()], key).slice(0, 1);
+    const placement = this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement : this.place(slots, key, now);
+    // An adapter not placed yet (its first request) is cold: the first of its ranking in the tail.
+    const ranked = this.ranking(lora, [...slots.keys()], key);
+    return placement.homes.get(lora) ?? [ranked.find((origin) => placement.tail.includes(origin)) ?? (ranked[0] as string)];
   }
 
-  /** Expected wait before a new request starts there, in ms: the requests ahead of it beyond the replica's parallelism. */
-  private queueMs(candidate: Candidate): number {
-    if (candidate.load !== undefined) this.parallel = Math.max(this.parallel, candidate.load.running);
-    const inEngine = candidate.load === undefined ? candidate.outstanding : Math.max(candidate.outstanding, candidate.load.running + candidate.load.waiting);
-    const ahead = Math.max(0, inEngine + 1 - this.parallel);
-    return (ahead * this.serviceEstimate()) / this.parallel;
+  /** Requests in the replica now: this gateway's (exact) and other gateways' (the engine's last count less what was this gateway's then). */
+  private inReplica(candidate: Candidate): number {
+    const load = candidate.load;
+    return candidate.outstanding + (load === undefined ? 0 : Math.max(0, load.running + load.waiting - candidate.loadOutstanding));
+  }
+
+  private get parallelism(): number {
+    return this.parallel ?? this.mostRunning + 1;
+  }
+
+  /**
+   * Expected wait before a new request's first byte there, in ms: the requests ahead of it beyond the
+   * replica's parallelism, each holding a sequence for the service time, and the swap time too where
+   * it loads its LoRA; and the sharing time of each request it runs beside.
+   */
+  private waitMs(candidate: Candidate, requests: number, service: number, swap: number, sharing: number): number {
+    const parallel = this.parallelism;
+    const ahead = requests + 1 - parallel;
+    const beside = Math.min(requests, parallel - 1) * sharing;
+    if (ahead <= 0) return beside;
+    const perRequest = service + (swap * candidate.outstandingSwaps) / Math.max(1, candidate.outstanding);
+    return beside + (ahead * perRequest) / parallel;
   }
 
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice {
@@ -208,27 +268,41 @@ export class Diatonic implements RoutingPolicy {
       if (rate === undefined) this.demand.set(lora, (rate = new Rate(10_000)));
       rate.hit(now);
     }
+    for (const { load } of candidates) {
+      if (load === undefined) continue;
+      this.mostRunning = Math.max(this.mostRunning, load.running);
+      if (load.waiting > 0 && load.running > 0) this.parallel = Math.max(this.parallel ?? 0, load.running);
+    }
     const homes = lora === undefined ? undefined : new Set(this.homesOf(lora, candidates, now));
     const swap = this.swapMs;
-    let best: { candidate: Candidate; cost: number; reason: string } | undefined;
-    // Equal costs (an idle platform, the base model) go round, from a start that moves.
+    const service = this.serviceEstimateMs;
+    const sharing = this.sharingMs;
+    let best: { candidate: Candidate; cost: number; requests: number; wait: number; reason: string } | undefined;
+    // Equal costs and loads (an idle platform, the base model) go round, from a start that moves.
     this.cursor = (this.cursor + 1) % candidates.length;
     for (let i = 0; i < candidates.length; i++) {
       const candidate = candidates[(this.cursor + i) % candidates.length] as Candidate;
       const resident = lora === undefined || isResident(candidate, lora, slotsOf(candidate, this.options.defaultSlots));
       const home = homes === undefined || homes.has(candidate.origin);
-      // Away from home, the swap now also evicts a home adapter there: one more swap later.
-      const cost = this.queueMs(candidate) + (resident ? 0 : swap) + (home ? 0 : swap);
+      const requests = this.inReplica(candidate);
+      const wait = this.waitMs(candidate, requests, service, swap, sharing);
+      // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
+      const cost = wait + (resident ? 0 : home ? swap : 2 * swap);
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
-      if (best === undefined || cost < best.cost) best = { candidate, cost, reason };
+      if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests)) best = { candidate, cost, requests, wait, reason };
     }
-    const chosen = best as { candidate: Candidate; reason: string };
-    return { candidate: chosen.candidate, reason: chosen.reason };
+    const chosen = best as { candidate: Candidate; wait: number; reason: string; requests: number };
+    return { candidate: chosen.candidate, reason: chosen.reason, expectedWaitMs: chosen.wait, requestsThere: chosen.requests };
   }
 
-  observe(_request: RouteRequest, timing: { readonly firstByteMs: number; readonly totalMs: number }, swapped: boolean): void {
-    this.serviceMs.add(timing.totalMs);
-    this.decodeMs.add(timing.totalMs - timing.firstByteMs);
-    (swapped ? this.missFirstByte : this.hitFirstByte).add(timing.firstByteMs);
+  observe(_request: RouteRequest, routed: Routed): void {
+    this.afterFirstByteMs.add(routed.totalMs - routed.firstByteMs);
+    const there = routed.choice.requestsThere ?? 0;
+    const alone = this.hitFirstByte.value;
+    // Resident and on a free sequence beside others: what they added to its first byte is sharing time.
+    if (!routed.swapped && there > 0 && there < this.parallelism && alone !== undefined) this.sharedFirstByte.add(Math.max(0, (routed.firstByteMs - alone) / there));
+    // First bytes only of requests that were to run at once: in any other, queueing would pass for swap or prompt time.
+    if (routed.choice.expectedWaitMs !== 0 || there > 0) return;
+    (routed.swapped ? this.missFirstByte : this.hitFirstByte).add(routed.firstByteMs);
   }
 }

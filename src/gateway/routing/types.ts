@@ -9,10 +9,14 @@ export type PolicyName = (typeof POLICY_NAMES)[number];
 /** One replica that may take the request: healthy, and holding the request's LoRA (or not known not to). */
 export interface Candidate {
   readonly origin: string;
-  /** Requests this gateway has running there. */
+  /** Requests this gateway has running there, now. */
   readonly outstanding: number;
+  /** Of those, the ones sent where their LoRA was not resident: each loads it before it runs. */
+  readonly outstandingSwaps: number;
   /** The engine's own report, when fresh (a few scrapes old at most). */
   readonly load: EngineLoad | undefined;
+  /** `outstanding` when `load` was read: what of the engine's count was this gateway's own then (the rest came from other gateways). */
+  readonly loadOutstanding: number;
   /** LoRAs this gateway sent there most recently, newest last: what its GPU slots likely hold. */
   readonly recent: readonly string[];
 }
@@ -28,14 +32,29 @@ export interface Choice {
   readonly candidate: Candidate;
   /** Why, for the decisions metric: resident, home, spill, free-slot, any, ... */
   readonly reason: string;
+  /** The wait the policy expected there before the request runs, in ms (0: at once); undefined when it does not estimate one. */
+  readonly expectedWaitMs?: number;
+  /** Requests in the replica when it was chosen (the policy's count), for policies that learn what sharing a replica costs. */
+  readonly requestsThere?: number;
+}
+
+/** What became of a routed request that the engine answered in full. */
+export interface Routed {
+  readonly choice: Choice;
+  /** Its LoRA was not resident where it went: the replica loaded it first. */
+  readonly swapped: boolean;
+  /** From sending it to the first byte of the answer's body (in a stream, its first event), in ms. */
+  readonly firstByteMs: number;
+  /** From sending it to the end of the answer, in ms. */
+  readonly totalMs: number;
 }
 
 export interface RoutingPolicy {
   readonly name: PolicyName;
   /** One of `candidates` (never empty) for the request. */
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice;
-  /** A request it routed finished: when its first byte came and it ended, and whether it landed where the LoRA was not resident. */
-  observe?(request: RouteRequest, timing: { readonly firstByteMs: number; readonly totalMs: number }, swapped: boolean): void;
+  /** A request it routed was answered in full: for policies that learn service and swap times. */
+  observe?(request: RouteRequest, routed: Routed): void;
 }
 
 /** Whether the replica's GPU slots hold the LoRA now: it runs or waits there, or was sent there last. */
