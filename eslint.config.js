@@ -2,7 +2,21 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "bench/results/", "schema/", "coverage/", "tools/", "out/", ".diatonic/", "console/dist/", "test-artifacts/", ".scratch/"] },
+  {
+    ignores: [
+      "node_modules/",
+      "dist/",
+      "bench/results/",
+      "schema/",
+      "coverage/",
+      "tools/",
+      "out/",
+      ".diatonic/",
+      "console/dist/",
+      "test-artifacts/",
+      ".scratch/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

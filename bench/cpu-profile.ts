@@ -14,7 +14,15 @@ export interface CpuProfile {
   readonly timeDeltas: readonly number[];
 }
 
-export const CATEGORIES = ["own code", "Node and libraries", "socket and file writes", "garbage collection", "V8 (program)", "start-up", "idle"] as const;
+export const CATEGORIES = [
+  "own code",
+  "Node and libraries",
+  "socket and file writes",
+  "garbage collection",
+  "V8 (program)",
+  "start-up",
+  "idle",
+] as const;
 export type Category = (typeof CATEGORIES)[number];
 
 export interface Breakdown {
@@ -25,7 +33,15 @@ export interface Breakdown {
 }
 
 /** Native functions that write to a socket or a file: their time is the system call's. */
-const WRITES = new Set(["writev", "writeBuffer", "writeString", "writeUtf8String", "writeLatin1String", "writeAsciiString", "writeUcs2String"]);
+const WRITES = new Set([
+  "writev",
+  "writeBuffer",
+  "writeString",
+  "writeUtf8String",
+  "writeLatin1String",
+  "writeAsciiString",
+  "writeUcs2String",
+]);
 const LOADING = /^node:internal\/modules\//;
 
 function frameName(frame: CallFrame): string {

@@ -20,7 +20,8 @@ const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3);
 const OLD_SLEEP_SECONDS = 10;
 
 const cluster = await testCluster();
-const kubectl = (args: string[], input?: string) => execFileSync(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+const kubectl = (args: string[], input?: string) =>
+  execFileSync(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, ...args], { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
 // The run leaves the cluster as it found it: `monitoring` stays if it was there, goes if the run made it.
 const monitoring = await cluster.borrowNamespace("monitoring");
 const simulation = await simulateCertManager(cluster.kubeconfig);
@@ -35,7 +36,12 @@ function prepare(): { file: string; namespace: string } {
   kubectl(["create", "namespace", namespace]);
   // The deploy mechanics on kwok's nodes, as before the real node joined (which would run the pods for real).
   kubectl(["label", "namespace", namespace, `${kwokPlacementLabel.key}=${kwokPlacementLabel.value}`]);
-  for (const [name, key] of [["hf-token", "token"], ["qdrant-api-key", "api-key"], ["gateway-api-keys", "keys.yaml"]]) kubectl(["-n", namespace, "create", "secret", "generic", name ?? "", `--from-literal=${key ?? ""}=bench`]);
+  for (const [name, key] of [
+    ["hf-token", "token"],
+    ["qdrant-api-key", "api-key"],
+    ["gateway-api-keys", "keys.yaml"],
+  ])
+    kubectl(["-n", namespace, "create", "secret", "generic", name ?? "", `--from-literal=${key ?? ""}=bench`]);
   return { file, namespace };
 }
 
@@ -64,7 +70,10 @@ function oldScript(): number {
   }
   for (const folder of folders) {
     mkdirSync(join(dir, folder), { recursive: true });
-    writeFileSync(join(dir, folder, "all.yaml"), toYamlStream(build.result.placed.filter((p) => (p.component.split("/")[0] ?? "misc") === folder).map((p) => p.object)));
+    writeFileSync(
+      join(dir, folder, "all.yaml"),
+      toYamlStream(build.result.placed.filter((p) => (p.component.split("/")[0] ?? "misc") === folder).map((p) => p.object)),
+    );
   }
   try {
     const started = performance.now();
@@ -103,9 +112,17 @@ const d = median(rows.map((r) => r.diatonicSeconds));
 const o = median(rows.map((r) => r.oldScriptSeconds));
 console.log("from an empty namespace to Ready: the lab example, local environment, on the test cluster (kwok nodes)");
 console.log("round  diatonic apply (s)  old script: kubectl apply per folder + sleep + wait (s)");
-for (const r of rows) console.log(`${String(r.round).padStart(5)}  ${r.diatonicSeconds.toFixed(1).padStart(18)}  ${r.oldScriptSeconds.toFixed(1).padStart(20)}`);
-console.log(`median ${d.toFixed(1).padStart(18)}  ${o.toFixed(1).padStart(20)}   → diatonic is ${(o / d).toFixed(1)}× faster, and it checked readiness of every phase (the old script only waited for Deployments and Qdrant at the end)`);
+for (const r of rows)
+  console.log(
+    `${String(r.round).padStart(5)}  ${r.diatonicSeconds.toFixed(1).padStart(18)}  ${r.oldScriptSeconds.toFixed(1).padStart(20)}`,
+  );
+console.log(
+  `median ${d.toFixed(1).padStart(18)}  ${o.toFixed(1).padStart(20)}   → diatonic is ${(o / d).toFixed(1)}× faster, and it checked readiness of every phase (the old script only waited for Deployments and Qdrant at the end)`,
+);
 mkdirSync("bench/results", { recursive: true });
-writeFileSync("bench/results/deploy.json", `${JSON.stringify({ benchmark: "deploy", environment: "local", oldScriptSleepSeconds: OLD_SLEEP_SECONDS, date: new Date().toISOString(), rows, medianDiatonicSeconds: d, medianOldScriptSeconds: o }, null, 2)}\n`);
+writeFileSync(
+  "bench/results/deploy.json",
+  `${JSON.stringify({ benchmark: "deploy", environment: "local", oldScriptSleepSeconds: OLD_SLEEP_SECONDS, date: new Date().toISOString(), rows, medianDiatonicSeconds: d, medianOldScriptSeconds: o }, null, 2)}\n`,
+);
 console.log("wrote bench/results/deploy.json");
 process.exit(0);

@@ -50,7 +50,14 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts a server process and waits until `readyPath` answers 200 (the model is loaded). */
-async function startProcess(label: string, command: string, args: readonly string[], readyPath: string, port: number, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
+async function startProcess(
+  label: string,
+  command: string,
+  args: readonly string[],
+  readyPath: string,
+  port: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Server> {
   const child: ChildProcess = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], env });
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
@@ -62,7 +69,10 @@ async function startProcess(label: string, command: string, args: readonly strin
   for (;;) {
     const code = await Promise.race([exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 200))]);
     if (code !== undefined) throw new Error(`${label} exited (${String(code)}) before it served:\n${stderr}`);
-    const ok = await fetch(`${url}${readyPath}`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}${readyPath}`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (performance.now() > deadline) {
       child.kill("SIGKILL");
@@ -94,7 +104,13 @@ export async function startPeer(python: string, modelPath: string, threads: numb
 const DIATONIC = fileURLToPath(new URL("../bin/diatonic.js", import.meta.url));
 
 /** `nodeArgs` go before the script (a CPU profile: `--cpu-prof`). */
-export async function startOurs(modelPath: string, threads: number, parallel: number, contextSize: number, nodeArgs: readonly string[] = []): Promise<Server> {
+export async function startOurs(
+  modelPath: string,
+  threads: number,
+  parallel: number,
+  contextSize: number,
+  nodeArgs: readonly string[] = [],
+): Promise<Server> {
   const port = await freePort();
   const args = [...nodeArgs, DIATONIC, "engine", "--model", modelPath, "--served-model-name", "bench", "--port", String(port)];
   args.push("--threads", String(threads), "--parallel", String(parallel), "--max-model-len", String(contextSize));
@@ -121,7 +137,10 @@ export function streamCompletion(url: string, body: Record<string, unknown>): Pr
     let finishReason: string | null = null;
     const onEvent = (data: string): void => {
       if (data === "[DONE]") return;
-      const event = JSON.parse(data) as { choices?: { text?: string; finish_reason?: string | null }[]; usage?: { completion_tokens?: number } | null };
+      const event = JSON.parse(data) as {
+        choices?: { text?: string; finish_reason?: string | null }[];
+        usage?: { completion_tokens?: number } | null;
+      };
       const choice = event.choices?.[0];
       if (choice?.text !== undefined && choice.text.length > 0) {
         if (Number.isNaN(ttftMs)) ttftMs = performance.now() - begin;
@@ -130,32 +149,40 @@ export function streamCompletion(url: string, body: Record<string, unknown>): Pr
       if (typeof choice?.finish_reason === "string") finishReason = choice.finish_reason;
       if (typeof event.usage?.completion_tokens === "number") usageTokens = event.usage.completion_tokens;
     };
-    const req = request(`${url}/v1/completions`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`${url}: HTTP ${res.statusCode ?? "?"}`));
-        return;
-      }
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buffered += chunk;
-        // Both servers end events with a blank line (llama-cpp-python's sse-starlette with \r\n).
-        for (let end = buffered.search(/\r?\n\r?\n/); end !== -1; end = buffered.search(/\r?\n\r?\n/)) {
-          const block = buffered.slice(0, end);
-          buffered = buffered.slice(end).replace(/^\r?\n\r?\n/, "");
-          for (const line of block.split(/\r?\n/)) if (line.startsWith("data: ")) onEvent(line.slice(6));
+    const req = request(
+      `${url}/v1/completions`,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`${url}: HTTP ${res.statusCode ?? "?"}`));
+          return;
         }
-      });
-      res.on("end", () => resolve({ ttftMs, totalMs: performance.now() - begin, tokens: usageTokens ?? textEvents, finishReason }));
-      res.on("error", reject);
-    });
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffered += chunk;
+          // Both servers end events with a blank line (llama-cpp-python's sse-starlette with \r\n).
+          for (let end = buffered.search(/\r?\n\r?\n/); end !== -1; end = buffered.search(/\r?\n\r?\n/)) {
+            const block = buffered.slice(0, end);
+            buffered = buffered.slice(end).replace(/^\r?\n\r?\n/, "");
+            for (const line of block.split(/\r?\n/)) if (line.startsWith("data: ")) onEvent(line.slice(6));
+          }
+        });
+        res.on("end", () => resolve({ ttftMs, totalMs: performance.now() - begin, tokens: usageTokens ?? textEvents, finishReason }));
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(payload);
   });
 }
 
 /** `streams` requests at once; tokens/s over the round's wall time, each request's own TTFT. */
-export async function concurrentRound(url: string, body: Record<string, unknown>, streams: number): Promise<{ tokensPerSecond: number; samples: StreamSample[] }> {
+export async function concurrentRound(
+  url: string,
+  body: Record<string, unknown>,
+  streams: number,
+): Promise<{ tokensPerSecond: number; samples: StreamSample[] }> {
   const begin = performance.now();
   const samples = await Promise.all(Array.from({ length: streams }, () => streamCompletion(url, body)));
   const tokens = samples.reduce((sum, s) => sum + s.tokens, 0);
@@ -208,8 +235,10 @@ const spread = (values: readonly number[]): Spread => ({ median: median(values),
 /** Every stream must have ended by itself, and a peer stream ended by length must have counted max_tokens events. */
 function checkSamples(side: string, samples: readonly StreamSample[], maxTokens: number): void {
   for (const sample of samples) {
-    if (sample.finishReason !== "length" && sample.finishReason !== "stop") throw new Error(`${side}: a stream ended without a finish reason (cut short?) after ${sample.tokens} tokens`);
-    if (sample.finishReason === "length" && sample.tokens !== maxTokens) throw new Error(`${side}: a stream ended by length with ${sample.tokens} tokens counted, not ${maxTokens}`);
+    if (sample.finishReason !== "length" && sample.finishReason !== "stop")
+      throw new Error(`${side}: a stream ended without a finish reason (cut short?) after ${sample.tokens} tokens`);
+    if (sample.finishReason === "length" && sample.tokens !== maxTokens)
+      throw new Error(`${side}: a stream ended by length with ${sample.tokens} tokens counted, not ${maxTokens}`);
   }
 }
 
@@ -240,7 +269,8 @@ export async function sideBySide(options: SideBySideOptions): Promise<SideBySide
     perRound.set(key, entry);
   };
   try {
-    for (const { server } of sides) for (let i = 0; i < options.warmup; i++) await concurrentRound(server.url, body, Math.max(...options.streams));
+    for (const { server } of sides)
+      for (let i = 0; i < options.warmup; i++) await concurrentRound(server.url, body, Math.max(...options.streams));
     for (let round = 0; round < options.rounds; round++) {
       const order = round % 2 === 0 ? sides : [...sides].reverse();
       const line: string[] = [];
@@ -248,7 +278,12 @@ export async function sideBySide(options: SideBySideOptions): Promise<SideBySide
         for (const { name, server } of order) {
           const { tokensPerSecond, samples } = await concurrentRound(server.url, body, streams);
           checkSamples(name, samples, maxTokens);
-          record(name, streams, tokensPerSecond, samples.map((s) => s.ttftMs));
+          record(
+            name,
+            streams,
+            tokensPerSecond,
+            samples.map((s) => s.ttftMs),
+          );
           line.push(`${name} ×${streams} ${tokensPerSecond.toFixed(0)} tok/s`);
         }
       }

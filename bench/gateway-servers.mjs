@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { stringify } from "yaml";
 
-
 const send = (message) => process.send?.(message);
 process.on("message", (message) => {
   // A normal exit, so that a --cpu-prof profile is written (bench:gateway:profile).
@@ -49,7 +48,12 @@ if (role === "undici-proxy") {
   if (!existsSync(compiled)) throw new Error("dist/ is missing: npm run build (bench:gateway does it first)");
   const { startGateway } = await import(compiled.href);
   const dir = mkdtempSync(join(tmpdir(), "diatonic-bench-gw-"));
-  writeFileSync(join(dir, "keys.yaml"), stringify({ keys: [{ sha256: createHash("sha256").update(apiKey).digest("hex"), tenant: "bench", adapters: ["*"], scopes: ["inference"] }] }));
+  writeFileSync(
+    join(dir, "keys.yaml"),
+    stringify({
+      keys: [{ sha256: createHash("sha256").update(apiKey).digest("hex"), tenant: "bench", adapters: ["*"], scopes: ["inference"] }],
+    }),
+  );
   const limits = { concurrency: 1024, queue: 1024, timeoutMs: 30_000, firstByteTimeoutMs: 10_000 };
   const config = {
     apiVersion: "diatonic.ai/v1alpha1",
@@ -60,7 +64,17 @@ if (role === "undici-proxy") {
     rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 1_000_000_000 },
     upstreams: { engine: { url: upstream, discovery: "static", connectTimeoutMs: 2000 } },
     baseModel: { name: "llama-base", upstream: "engine" },
-    adapters: [{ name: "code", route: "/code", upstreamModel: "code-lora", upstream: "engine", systemPrompt: "You write code.", sampling: { temperature: 0.2, maxTokens: 64 }, limits }],
+    adapters: [
+      {
+        name: "code",
+        route: "/code",
+        upstreamModel: "code-lora",
+        upstream: "engine",
+        systemPrompt: "You write code.",
+        sampling: { temperature: 0.2, maxTokens: 64 },
+        limits,
+      },
+    ],
   };
   writeFileSync(join(dir, "config.yaml"), stringify(config));
   // Access logs are written as in production (one JSON line per request, the default logger) to

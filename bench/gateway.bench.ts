@@ -71,7 +71,11 @@ interface Target {
 }
 
 /** The upstream runs from TypeScript (tsx); the proxies from plain JavaScript, as production runs them. */
-function forkRole(role: string, env: Record<string, string> = {}, execArgv: readonly string[] = []): Promise<{ child: ChildProcess; port: number }> {
+function forkRole(
+  role: string,
+  env: Record<string, string> = {},
+  execArgv: readonly string[] = [],
+): Promise<{ child: ChildProcess; port: number }> {
   const typescript = role === "upstream";
   const child = fork(typescript ? SELF : SERVERS, ["--role", role], {
     execArgv: [...(typescript ? ["--import", "tsx", "--expose-gc"] : ["--expose-gc"]), ...execArgv],
@@ -134,7 +138,11 @@ async function startPortkey(upstreamPort: number): Promise<Target | { skipped: s
     name: "portkey",
     url: `http://127.0.0.1:${port}`,
     path: "/v1/chat/completions",
-    headers: { "x-portkey-provider": "openai", "x-portkey-custom-host": `http://127.0.0.1:${upstreamPort}/v1`, authorization: "Bearer sk-unused" },
+    headers: {
+      "x-portkey-provider": "openai",
+      "x-portkey-custom-host": `http://127.0.0.1:${upstreamPort}/v1`,
+      authorization: "Bearer sk-unused",
+    },
     model: "llama-base",
     pid: child.pid ?? 0,
     child: undefined,
@@ -143,7 +151,11 @@ async function startPortkey(upstreamPort: number): Promise<Target | { skipped: s
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     try {
-      const response = await fetch(target.url + target.path, { method: "POST", headers: { ...target.headers, "content-type": "application/json" }, body: JSON.stringify({ ...CHAT, model: target.model }) });
+      const response = await fetch(target.url + target.path, {
+        method: "POST",
+        headers: { ...target.headers, "content-type": "application/json" },
+        body: JSON.stringify({ ...CHAT, model: target.model }),
+      });
       const text = await response.text();
       if (response.status === 200) return target;
       if (response.status !== 404) {
@@ -198,7 +210,11 @@ async function latencyAtRate(target: Target, seconds: number): Promise<{ p50: nu
   return { p50: at(0.5), p99: at(0.99), errors, achievedRate };
 }
 
-async function load(target: Target, stream: boolean, options: { duration?: number; amount?: number }): Promise<{ rps: number; errors: number; non2xx: number; requests: number }> {
+async function load(
+  target: Target,
+  stream: boolean,
+  options: { duration?: number; amount?: number },
+): Promise<{ rps: number; errors: number; non2xx: number; requests: number }> {
   const result = await autocannon({
     url: target.url + target.path,
     method: "POST",
@@ -235,7 +251,11 @@ type ProxyRole = "undici-proxy" | "diatonic";
 /** One of the two proxies from bench/gateway-servers.mjs in front of the upstream, as a load target. */
 async function startProxy(role: ProxyRole, upstreamUrl: string, execArgv: readonly string[] = []): Promise<Target> {
   const ours = role === "diatonic";
-  const { child, port } = await forkRole(role, ours ? { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY } : { BENCH_UPSTREAM: upstreamUrl }, execArgv);
+  const { child, port } = await forkRole(
+    role,
+    ours ? { BENCH_UPSTREAM: upstreamUrl, BENCH_KEY: KEY } : { BENCH_UPSTREAM: upstreamUrl },
+    execArgv,
+  );
   return {
     name: role,
     url: `http://127.0.0.1:${port}`,
@@ -251,7 +271,10 @@ async function startProxy(role: ProxyRole, upstreamUrl: string, execArgv: readon
 /** Prints rows under a header, columns right-aligned (the first left-aligned with `firstLeft`). */
 function printTable(header: readonly string[], lines: readonly (readonly string[])[], options: { firstLeft?: boolean } = {}): void {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? "").length)));
-  const show = (cells: readonly string[]) => cells.map((cell, i) => (i === 0 && options.firstLeft === true ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
+  const show = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i === 0 && options.firstLeft === true ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ");
   console.log(show(header));
   for (const line of lines) console.log(show(line));
 }
@@ -261,7 +284,9 @@ function machine(): { cpus: number; cpu: string | undefined; node: string; loadA
 }
 
 function machineLine(): string {
-  return `machine: ${cpus().length} cores, load average ${loadavg().map((v) => v.toFixed(1)).join(" ")}`;
+  return `machine: ${cpus().length} cores, load average ${loadavg()
+    .map((v) => v.toFixed(1))
+    .join(" ")}`;
 }
 
 function writeResult(file: string, result: unknown, note = ""): void {
@@ -275,7 +300,19 @@ async function main(): Promise<void> {
   const upstream = await forkRole("upstream");
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   const targets: { name: string; start: () => Promise<Target | { skipped: string }> }[] = [
-    { name: "direct", start: async () => ({ name: "direct", url: upstreamUrl, path: "/v1/chat/completions", headers: {}, model: "llama-base", pid: upstream.child.pid ?? 0, child: upstream.child, stop: async () => undefined }) },
+    {
+      name: "direct",
+      start: async () => ({
+        name: "direct",
+        url: upstreamUrl,
+        path: "/v1/chat/completions",
+        headers: {},
+        model: "llama-base",
+        pid: upstream.child.pid ?? 0,
+        child: upstream.child,
+        stop: async () => undefined,
+      }),
+    },
     { name: "undici-proxy", start: () => startProxy("undici-proxy", upstreamUrl) },
     { name: "portkey", start: () => startPortkey(upstream.port) },
     { name: "diatonic", start: () => startProxy("diatonic", upstreamUrl) },
@@ -302,7 +339,18 @@ async function main(): Promise<void> {
     await load(target, false, { duration: 2 });
     await load(target, true, { duration: 1 });
   }
-  const rows: Row[] = running.map((target) => ({ target: target.name, rps: 0, sseRps: 0, p50Ms: Infinity, p99Ms: Infinity, addedP50Ms: 0, addedP99Ms: 0, errors: 0, rssMiB: 0, cpuUsPerRequest: Infinity }));
+  const rows: Row[] = running.map((target) => ({
+    target: target.name,
+    rps: 0,
+    sseRps: 0,
+    p50Ms: Infinity,
+    p99Ms: Infinity,
+    addedP50Ms: 0,
+    addedP99Ms: 0,
+    errors: 0,
+    rssMiB: 0,
+    cpuUsPerRequest: Infinity,
+  }));
   const notes: Record<string, string[]> = {};
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [index, target] of running.entries()) {
@@ -320,8 +368,12 @@ async function main(): Promise<void> {
       row.rps = Math.max(row.rps, json.rps);
       row.sseRps = Math.max(row.sseRps, sse.non2xx + sse.errors > 0 ? 0 : sse.rps);
       row.errors += latency.errors + json.errors + json.non2xx + sse.errors + sse.non2xx;
-      if (sse.non2xx + sse.errors > 0) (notes[target.name] ??= []).push(`round ${round}: ${sse.non2xx + sse.errors} of ${sse.requests} SSE requests failed`);
-      if (latency.achievedRate < RATE * 0.95) (notes[target.name] ??= []).push(`round ${round}: saturated below ${RATE} req/s (answered ${latency.achievedRate.toFixed(0)} req/s): latency is queueing`);
+      if (sse.non2xx + sse.errors > 0)
+        (notes[target.name] ??= []).push(`round ${round}: ${sse.non2xx + sse.errors} of ${sse.requests} SSE requests failed`);
+      if (latency.achievedRate < RATE * 0.95)
+        (notes[target.name] ??= []).push(
+          `round ${round}: saturated below ${RATE} req/s (answered ${latency.achievedRate.toFixed(0)} req/s): latency is queueing`,
+        );
       row.rssMiB = Math.max(row.rssMiB, rssMiB(target.pid));
     }
   }
@@ -335,7 +387,17 @@ async function main(): Promise<void> {
   // would serve each. It moves less than req/s when other work starves both processes alike, which
   // pulls the req/s ratio towards 1 whatever the proxies cost.
   type Side = { rps: number; cpuUsPerRequest: number };
-  let paired: { pairs: number; seconds: number; ratios: number[]; median: number; cpuRatios: number[]; cpuMedian: number; loads: { proxy: Side; diatonic: Side }[] } | undefined;
+  let paired:
+    | {
+        pairs: number;
+        seconds: number;
+        ratios: number[];
+        median: number;
+        cpuRatios: number[];
+        cpuMedian: number;
+        loads: { proxy: Side; diatonic: Side }[];
+      }
+    | undefined;
   if (ours !== undefined && floorTarget !== undefined && PAIRS > 0) {
     const ratios: number[] = [];
     const cpuRatios: number[] = [];
@@ -413,7 +475,12 @@ async function main(): Promise<void> {
         addedP50AtMost0_5ms: oursRow.addedP50Ms <= 0.5,
         addedP99AtMost2ms: oursRow.addedP99Ms <= 2,
         // Both paired medians: req/s as loaded here, and req/s per core from CPU per request.
-        atLeast0_8xUndiciProxy: paired && roundsPerCore !== undefined ? paired.median >= 0.8 && paired.cpuMedian >= 0.8 && roundsPerCore >= 0.8 : floor ? oursRow.rps >= 0.8 * floor.rps : null,
+        atLeast0_8xUndiciProxy:
+          paired && roundsPerCore !== undefined
+            ? paired.median >= 0.8 && paired.cpuMedian >= 0.8 && roundsPerCore >= 0.8
+            : floor
+              ? oursRow.rps >= 0.8 * floor.rps
+              : null,
         atLeast2xPortkey: portkey ? oursRow.rps >= 2 * portkey.rps : null,
         cpuPerRequestAtMost1_5xUndiciProxy: cpuVsProxy !== undefined ? cpuVsProxy <= CPU_GOAL : null,
         noErrors: oursRow.errors === 0 && (soak?.errors ?? 0) === 0,
@@ -422,37 +489,92 @@ async function main(): Promise<void> {
     : {};
 
   const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
-  const header = ["target", "req/s JSON", "req/s SSE", `p50 ms @${RATE}/s`, "p99 ms", "added p50", "added p99", "errors", "RSS MiB", "CPU µs/req"];
-  const lines = rows.map((row) => [row.target, f(row.rps, 0), f(row.sseRps, 0), f(row.p50Ms, 3), f(row.p99Ms, 3), f(row.addedP50Ms, 3), f(row.addedP99Ms, 3), String(row.errors), f(row.rssMiB, 1), f(row.cpuUsPerRequest, 0)]);
+  const header = [
+    "target",
+    "req/s JSON",
+    "req/s SSE",
+    `p50 ms @${RATE}/s`,
+    "p99 ms",
+    "added p50",
+    "added p99",
+    "errors",
+    "RSS MiB",
+    "CPU µs/req",
+  ];
+  const lines = rows.map((row) => [
+    row.target,
+    f(row.rps, 0),
+    f(row.sseRps, 0),
+    f(row.p50Ms, 3),
+    f(row.p99Ms, 3),
+    f(row.addedP50Ms, 3),
+    f(row.addedP99Ms, 3),
+    String(row.errors),
+    f(row.rssMiB, 1),
+    f(row.cpuUsPerRequest, 0),
+  ]);
   printTable(header, lines);
   for (const [name, why] of Object.entries(skipped)) console.log(`${name}: skipped: ${why}`);
   for (const [name, list] of Object.entries(notes)) for (const note of list) console.log(`${name}: ${note}`);
   if (paired) {
-    console.log(`throughput vs undici-proxy, paired (${paired.pairs} pairs of ${paired.seconds} s JSON loads back to back): median ${f(paired.median, 3)}× (${paired.ratios.map((ratio) => f(ratio, 2)).join(", ")})`);
-    console.log(`  per core (the proxy's CPU per request over ours), same pairs: median ${f(paired.cpuMedian, 3)}× (${paired.cpuRatios.map((ratio) => f(ratio, 2)).join(", ")})`);
+    console.log(
+      `throughput vs undici-proxy, paired (${paired.pairs} pairs of ${paired.seconds} s JSON loads back to back): median ${f(paired.median, 3)}× (${paired.ratios.map((ratio) => f(ratio, 2)).join(", ")})`,
+    );
+    console.log(
+      `  per core (the proxy's CPU per request over ours), same pairs: median ${f(paired.cpuMedian, 3)}× (${paired.cpuRatios.map((ratio) => f(ratio, 2)).join(", ")})`,
+    );
     const { loads } = paired;
-    const sides = (key: "proxy" | "diatonic") => `${f(median(loads.map((load) => load[key].rps)), 0)} req/s, ${f(median(loads.map((load) => load[key].cpuUsPerRequest)), 1)} CPU µs/req`;
+    const sides = (key: "proxy" | "diatonic") =>
+      `${f(median(loads.map((load) => load[key].rps)), 0)} req/s, ${f(median(loads.map((load) => load[key].cpuUsPerRequest)), 1)} CPU µs/req`;
     console.log(`  medians of the pairs' loads: undici-proxy ${sides("proxy")}; diatonic ${sides("diatonic")}`);
   }
-  if (roundsPerCore !== undefined) console.log(`per core from the rounds (least CPU µs/req of each, the proxy's over ours): ${f(roundsPerCore, 3)}×`);
+  if (roundsPerCore !== undefined)
+    console.log(`per core from the rounds (least CPU µs/req of each, the proxy's over ours): ${f(roundsPerCore, 3)}×`);
   if (cpuVsProxy !== undefined) {
     const how = paired ? `median of ${paired.pairs} pairs of back-to-back loads` : "least of each over the rounds";
-    console.log(`goal: gateway CPU time per request ≤ ${CPU_GOAL}× the undici proxy's, side by side in this run (${how}): ${f(cpuVsProxy, 2)}×: ${cpuVsProxy <= CPU_GOAL ? "met" : "NOT met"}`);
+    console.log(
+      `goal: gateway CPU time per request ≤ ${CPU_GOAL}× the undici proxy's, side by side in this run (${how}): ${f(cpuVsProxy, 2)}×: ${cpuVsProxy <= CPU_GOAL ? "met" : "NOT met"}`,
+    );
   }
-  if (soak) console.log(`soak (diatonic, ${soak.requests} requests, JSON and SSE): ${f(soak.rps, 0)} req/s, ${soak.errors} errors, heap after GC MiB ${soak.heapMiB.map((v) => f(v, 1)).join(" → ")}, RSS MiB ${soak.rssMiB.map((v) => f(v, 0)).join(" → ")}`);
+  if (soak)
+    console.log(
+      `soak (diatonic, ${soak.requests} requests, JSON and SSE): ${f(soak.rps, 0)} req/s, ${soak.errors} errors, heap after GC MiB ${soak.heapMiB.map((v) => f(v, 1)).join(" → ")}, RSS MiB ${soak.rssMiB.map((v) => f(v, 0)).join(" → ")}`,
+    );
   console.log(`goals: ${JSON.stringify(goals)}`);
-  console.log(PIN ? `${machineLine()}; pinned: each proxy alone on core ${cpus().length - 1}, the load generator and the upstream on the others` : `${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`);
+  console.log(
+    PIN
+      ? `${machineLine()}; pinned: each proxy alone on core ${cpus().length - 1}, the load generator and the upstream on the others`
+      : `${machineLine()} (other work shares these cores: compare CPU µs/req when it is high)`,
+  );
 
   const result = {
     machine: machine(),
-    settings: { connections: CONNECTIONS, rate: RATE, latencySeconds: LATENCY_SECONDS, loadSeconds: LOAD_SECONDS, rounds: ROUNDS, pairs: PAIRS, pairSeconds: PAIR_SECONDS, soakRequests: SOAK_REQUESTS, pinned: PIN },
+    settings: {
+      connections: CONNECTIONS,
+      rate: RATE,
+      latencySeconds: LATENCY_SECONDS,
+      loadSeconds: LOAD_SECONDS,
+      rounds: ROUNDS,
+      pairs: PAIRS,
+      pairSeconds: PAIR_SECONDS,
+      soakRequests: SOAK_REQUESTS,
+      pinned: PIN,
+    },
     rows,
     skipped,
     notes,
     pairedThroughput: paired,
     roundsPerCore: roundsPerCore ?? null,
     // Ours over the undici proxy's CPU time per request (see cpuVsProxy), and the goal.
-    cpuPerRequestVsUndiciProxy: cpuVsProxy === undefined ? null : { ratio: cpuVsProxy, goal: CPU_GOAL, met: cpuVsProxy <= CPU_GOAL, measure: paired ? "median over the paired loads" : "least over the rounds" },
+    cpuPerRequestVsUndiciProxy:
+      cpuVsProxy === undefined
+        ? null
+        : {
+            ratio: cpuVsProxy,
+            goal: CPU_GOAL,
+            met: cpuVsProxy <= CPU_GOAL,
+            measure: paired ? "median over the paired loads" : "least over the rounds",
+          },
     soak,
     goals,
     seconds: (Date.now() - startedAt) / 1000,
@@ -493,9 +615,20 @@ async function profile(): Promise<void> {
     { name: "undici-proxy", own: (url) => url.endsWith("/bench/gateway-servers.mjs") },
     { name: "diatonic", own: (url) => url.includes("/dist/") },
   ];
-  const profiled: { name: string; target: Target; own: (url: string) => boolean; requests: number; loadCpuMs: number; loadRequests: number }[] = [];
+  const profiled: {
+    name: string;
+    target: Target;
+    own: (url: string) => boolean;
+    requests: number;
+    loadCpuMs: number;
+    loadRequests: number;
+  }[] = [];
   for (const role of roles) {
-    const target = await startProxy(role.name, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${join(dir, role.name)}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`]);
+    const target = await startProxy(role.name, upstreamUrl, [
+      "--cpu-prof",
+      `--cpu-prof-dir=${join(dir, role.name)}`,
+      `--cpu-prof-interval=${PROFILE_INTERVAL_US}`,
+    ]);
     profiled.push({ name: role.name, target, own: role.own, requests: 0, loadCpuMs: 0, loadRequests: 0 });
   }
   for (const entry of profiled) {
@@ -507,7 +640,8 @@ async function profile(): Promise<void> {
       console.error(`round ${round}: ${entry.name}…`);
       const before = cpuMs(entry.target.pid);
       const result = await load(entry.target, false, {});
-      if (result.errors + result.non2xx > 0) throw new Error(`${entry.name}: ${result.errors + result.non2xx} failed requests while profiling`);
+      if (result.errors + result.non2xx > 0)
+        throw new Error(`${entry.name}: ${result.errors + result.non2xx} failed requests while profiling`);
       entry.loadCpuMs += cpuMs(entry.target.pid) - before;
       entry.loadRequests += result.requests;
       entry.requests += result.requests;
@@ -528,8 +662,11 @@ async function profile(): Promise<void> {
     const split = breakdown(JSON.parse(readFileSync(join(dir, entry.name, files[0] as string), "utf8")) as CpuProfile, entry.own);
     const perRequest = (us: number) => us / entry.requests;
     // Start-up happens once, whatever the number of requests: left out of the per-request table.
-    rows[entry.name] = Object.fromEntries(CATEGORIES.filter((category) => category !== "start-up").map((category) => [category, perRequest(split.categories[category])]));
-    (rows[entry.name] as Record<string, number>)["CPU µs/req (/proc, loads only)"] = (entry.loadCpuMs * 1000) / Math.max(1, entry.loadRequests);
+    rows[entry.name] = Object.fromEntries(
+      CATEGORIES.filter((category) => category !== "start-up").map((category) => [category, perRequest(split.categories[category])]),
+    );
+    (rows[entry.name] as Record<string, number>)["CPU µs/req (/proc, loads only)"] =
+      (entry.loadCpuMs * 1000) / Math.max(1, entry.loadRequests);
     ownFunctions[entry.name] = split.ownFunctions.slice(0, 20).map((fn) => ({ name: fn.name, usPerRequest: perRequest(fn.us) }));
   }
   await stopChild(upstream.child);
@@ -545,7 +682,9 @@ async function profile(): Promise<void> {
   printTable(header, lines, { firstLeft: true });
   console.log(`\ndiatonic's own code by function (self time; builtins it calls, such as JSON.parse, included):`);
   for (const fn of ownFunctions.diatonic ?? []) console.log(`  ${fn.usPerRequest.toFixed(2).padStart(6)}  ${fn.name}`);
-  console.log(`\nprofiled at ${PROFILE_INTERVAL_US} µs sampling, which slows both a little; idle is time the process waited (the load generator and the upstream share the cores).`);
+  console.log(
+    `\nprofiled at ${PROFILE_INTERVAL_US} µs sampling, which slows both a little; idle is time the process waited (the load generator and the upstream share the cores).`,
+  );
   console.log(machineLine());
   const result = {
     machine: machine(),

@@ -40,7 +40,9 @@ function random(seed: number): () => number {
 
 const next = random(42);
 const syllables = ["ka", "lo", "mi", "ra", "tes", "vun", "shi", "por", "del", "an", "qu", "ix", "be", "nor", "sal"];
-const vocabulary = Array.from({ length: 3000 }, () => Array.from({ length: 2 + Math.floor(next() * 3) }, () => syllables[Math.floor(next() * syllables.length)]).join(""));
+const vocabulary = Array.from({ length: 3000 }, () =>
+  Array.from({ length: 2 + Math.floor(next() * 3) }, () => syllables[Math.floor(next() * syllables.length)]).join(""),
+);
 const word = () => vocabulary[Math.floor(next() ** 2 * vocabulary.length)] as string;
 
 /** A handbook page: a title, then sections of a heading and paragraphs, each with a code word. */
@@ -83,13 +85,21 @@ const dir = mkdtempSync(join(tmpdir(), "diatonic-bench-rag-"));
 // Found before the engine starts: without it the bench says why at once.
 const qdrantBinary = STORES.includes("qdrant") ? await locateQdrant() : undefined;
 const files = writeTestModels(join(dir, "model"));
-const engine = await startEngine({ modelPath: files.model, servedModelName: "tiny", port: 0, threads: Math.max(1, cpus().length - 1), logger: pino({ level: "silent" }) });
+const engine = await startEngine({
+  modelPath: files.model,
+  servedModelName: "tiny",
+  port: 0,
+  threads: Math.max(1, cpus().length - 1),
+  logger: pino({ level: "silent" }),
+});
 const embedder = new OnceEmbedder(new HttpEmbedder({ url: engine.url, model: "tiny", batchSize: 64 }));
 const chunker = new StructuredChunker();
 const documentCount = Math.ceil(TARGET_CHUNKS / CHUNKS_PER_DOCUMENT);
 const texts = Array.from({ length: documentCount }, (_, i) => document(i));
 const requests = Array.from({ length: Math.ceil(documentCount / DOCUMENTS_PER_REQUEST) }, (_, r) =>
-  texts.slice(r * DOCUMENTS_PER_REQUEST, (r + 1) * DOCUMENTS_PER_REQUEST).map((text, i) => ({ source: `handbook/page-${r * DOCUMENTS_PER_REQUEST + i}.md`, text, format: "markdown" as const })),
+  texts
+    .slice(r * DOCUMENTS_PER_REQUEST, (r + 1) * DOCUMENTS_PER_REQUEST)
+    .map((text, i) => ({ source: `handbook/page-${r * DOCUMENTS_PER_REQUEST + i}.md`, text, format: "markdown" as const })),
 );
 
 // Queries: a code word plus a few vocabulary words, as a user question would mix them; the same for both stores.
@@ -138,7 +148,8 @@ async function ingest(run: StoreRun): Promise<Ingested> {
   process.stderr.write("\n");
   const storeMs = performance.now() - start - (embedder.ms - embedBefore);
   const reingestStart = performance.now();
-  for (const documents of requests) await ingestDocuments({ documents, deleteSources: [] }, { store, embedder, chunker, collection: "bench" });
+  for (const documents of requests)
+    await ingestDocuments({ documents, deleteSources: [] }, { store, embedder, chunker, collection: "bench" });
   const reingestMs = performance.now() - reingestStart;
   await run.settled();
   return { run, store, chunks, storeMs, reingestMs };
@@ -153,7 +164,9 @@ interface Timings {
 
 /** Every query goes to each store in turn (order alternating), so both see the same load on a shared machine. */
 async function queryAll(stores: readonly Ingested[]): Promise<Map<Ingested, Record<string, Timings>>> {
-  const timings = new Map(stores.map((s) => [s, Object.fromEntries(modes.map((mode) => [mode, { totals: [], embeds: [], searches: [], hits: 0 } as Timings]))]));
+  const timings = new Map(
+    stores.map((s) => [s, Object.fromEntries(modes.map((mode) => [mode, { totals: [], embeds: [], searches: [], hits: 0 } as Timings]))]),
+  );
   for (const mode of modes) {
     for (const [q, { doc, text }] of queryPlan.entries()) {
       const order = q % 2 === 0 ? stores : [...stores].reverse();
@@ -161,7 +174,12 @@ async function queryAll(stores: readonly Ingested[]): Promise<Map<Ingested, Reco
         const t = timings.get(ingested)?.[mode] as Timings;
         const embedded = mode === "keyword" ? 0 : (queryEmbedMs[q] as number);
         const begin = performance.now();
-        const found = await ingested.store.search("bench", { mode, text, ...(mode !== "keyword" ? { vector: queryVectors[q] as number[] } : {}), limit: 5 });
+        const found = await ingested.store.search("bench", {
+          mode,
+          text,
+          ...(mode !== "keyword" ? { vector: queryVectors[q] as number[] } : {}),
+          limit: 5,
+        });
         const searched = performance.now() - begin;
         t.totals.push(embedded + searched);
         t.embeds.push(embedded);
@@ -197,8 +215,15 @@ function row(ingested: Ingested, timings: Record<string, Timings>): Record<strin
     storeDetail: run.detail,
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", node: process.version },
-    corpus: { documents: documentCount, chunks, chunkTokens: chunker.maxTokens, overlapTokens: chunker.overlapTokens, requestDocuments: DOCUMENTS_PER_REQUEST },
-    embedder: "local engine over HTTP, tiny generated Llama (dim 64), batches of 64; each text embedded once, the same vectors given to every store",
+    corpus: {
+      documents: documentCount,
+      chunks,
+      chunkTokens: chunker.maxTokens,
+      overlapTokens: chunker.overlapTokens,
+      requestDocuments: DOCUMENTS_PER_REQUEST,
+    },
+    embedder:
+      "local engine over HTTP, tiny generated Llama (dim 64), batches of 64; each text embedded once, the same vectors given to every store",
     ingest: {
       seconds: round(ingestMs / 1000, 2),
       chunksPerSecond: round(chunks / (ingestMs / 1000)),
@@ -222,7 +247,13 @@ const ingestEmbedMs = embedder.ms - embedStart;
 
 const runs: StoreRun[] = [];
 if (STORES.includes("embedded")) {
-  runs.push({ store: "embedded", detail: "LanceDB on local disk: flat cosine scan + BM25 full-text index, RRF in our code", open: async () => new LanceStore({ path: join(dir, "vectors") }), settled: async () => undefined, close: async () => undefined });
+  runs.push({
+    store: "embedded",
+    detail: "LanceDB on local disk: flat cosine scan + BM25 full-text index, RRF in our code",
+    open: async () => new LanceStore({ path: join(dir, "vectors") }),
+    settled: async () => undefined,
+    close: async () => undefined,
+  });
 }
 if (qdrantBinary !== undefined) {
   let server: Awaited<ReturnType<typeof startQdrant>> | undefined;
@@ -236,7 +267,9 @@ if (qdrantBinary !== undefined) {
     },
     settled: async () => {
       for (let i = 0; i < 600; i++) {
-        const info = (await (await fetch(`${server?.url}/collections/bench`, { headers: { "api-key": apiKey } })).json()) as { result: { status: string } };
+        const info = (await (await fetch(`${server?.url}/collections/bench`, { headers: { "api-key": apiKey } })).json()) as {
+          result: { status: string };
+        };
         if (info.result.status === "green") return;
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
@@ -255,17 +288,48 @@ for (const { run, store } of ingested) {
 await engine.close();
 rmSync(dir, { recursive: true, force: true });
 
-type Row = { store: string; corpus: { chunks: number }; ingest: { chunksPerSecond: number; seconds: number; embedShare: number; storeAndChunkChunksPerSecond: number; reingestUnchangedSeconds: number }; query: Record<string, { p50Ms: number; p99Ms: number; searchP50Ms: number; searchP99Ms: number; hitRate: number }> };
+type Row = {
+  store: string;
+  corpus: { chunks: number };
+  ingest: {
+    chunksPerSecond: number;
+    seconds: number;
+    embedShare: number;
+    storeAndChunkChunksPerSecond: number;
+    reingestUnchangedSeconds: number;
+  };
+  query: Record<string, { p50Ms: number; p99Ms: number; searchP50Ms: number; searchP99Ms: number; hitRate: number }>;
+};
 const table = (rows as unknown as Row[]).flatMap((row) => [
-  [row.store, "ingest", `${row.ingest.chunksPerSecond} chunks/s`, `${row.corpus.chunks} chunks in ${row.ingest.seconds} s (embedding ${Math.round(row.ingest.embedShare * 100)}%)`, `store + chunk alone: ${row.ingest.storeAndChunkChunksPerSecond} chunks/s`],
-  [row.store, "re-ingest (unchanged)", `${round(row.corpus.chunks / row.ingest.reingestUnchangedSeconds)} chunks/s`, `${row.ingest.reingestUnchangedSeconds} s, nothing embedded or written`, "diff only"],
+  [
+    row.store,
+    "ingest",
+    `${row.ingest.chunksPerSecond} chunks/s`,
+    `${row.corpus.chunks} chunks in ${row.ingest.seconds} s (embedding ${Math.round(row.ingest.embedShare * 100)}%)`,
+    `store + chunk alone: ${row.ingest.storeAndChunkChunksPerSecond} chunks/s`,
+  ],
+  [
+    row.store,
+    "re-ingest (unchanged)",
+    `${round(row.corpus.chunks / row.ingest.reingestUnchangedSeconds)} chunks/s`,
+    `${row.ingest.reingestUnchangedSeconds} s, nothing embedded or written`,
+    "diff only",
+  ],
   ...modes.map((mode) => {
     const r = row.query[mode] as Row["query"][string];
-    return [row.store, `query ${mode}`, `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`, `search p50 ${r.searchP50Ms} ms, p99 ${r.searchP99Ms} ms`, `right page in top 5: ${Math.round(r.hitRate * 100)}%`];
+    return [
+      row.store,
+      `query ${mode}`,
+      `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`,
+      `search p50 ${r.searchP50Ms} ms, p99 ${r.searchP99Ms} ms`,
+      `right page in top 5: ${Math.round(r.hitRate * 100)}%`,
+    ];
   }),
 ]);
 const widths = [0, 1, 2, 3, 4].map((c) => Math.max(...table.map((row) => (row[c] ?? "").length)));
-console.log(`\nRAG stores side by side: ${(rows[0] as unknown as Row | undefined)?.corpus.chunks ?? 0} chunks (${documentCount} pages), ${QUERIES} queries per mode, ${cpus().length} CPUs; embedding the corpus once took ${round(ingestEmbedMs / 1000, 1)} s\n`);
+console.log(
+  `\nRAG stores side by side: ${(rows[0] as unknown as Row | undefined)?.corpus.chunks ?? 0} chunks (${documentCount} pages), ${QUERIES} queries per mode, ${cpus().length} CPUs; embedding the corpus once took ${round(ingestEmbedMs / 1000, 1)} s\n`,
+);
 for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/rag.json.tmp", `${JSON.stringify({ rows }, null, 2)}\n`);

@@ -35,5 +35,13 @@ const tree = buildTree({ file, environment: env });
 writeTreeAtomically(outDir, tree.files);
 const treeMs = performance.now() - started;
 process.stdout.write(
-  JSON.stringify({ objects, files: tree.files.size, renderMs: median(renderMs), renderValidateMs: median(validateMs), findings, treeMs, peakRssMiB: process.resourceUsage().maxRSS / 1024 }),
+  JSON.stringify({
+    objects,
+    files: tree.files.size,
+    renderMs: median(renderMs),
+    renderValidateMs: median(validateMs),
+    findings,
+    treeMs,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  }),
 );

@@ -80,9 +80,19 @@ const rows: Row[] = [];
 for (const adapters of SIZES) {
   const file = specWith(adapters);
   const out = join(dir, `out-${adapters}`);
-  const worker = spawnSync(process.execPath, ["--import", "tsx", "bench/render-worker.ts", file, ENV, out, adapters >= 1000 ? "3" : "5"], { encoding: "utf8" });
+  const worker = spawnSync(process.execPath, ["--import", "tsx", "bench/render-worker.ts", file, ENV, out, adapters >= 1000 ? "3" : "5"], {
+    encoding: "utf8",
+  });
   if (worker.status !== 0) throw new Error(worker.stderr);
-  const measured = JSON.parse(worker.stdout) as { objects: number; files: number; renderMs: number; renderValidateMs: number; findings: number; treeMs: number; peakRssMiB: number };
+  const measured = JSON.parse(worker.stdout) as {
+    objects: number;
+    files: number;
+    renderMs: number;
+    renderValidateMs: number;
+    findings: number;
+    treeMs: number;
+    peakRssMiB: number;
+  };
   const overlay = join(out, "overlays", ENV);
   const k = median3(() => cold(KUBECTL, ["kustomize", overlay]));
   const cliOut = join(dir, `cli-${adapters}`);
@@ -105,7 +115,9 @@ for (const adapters of SIZES) {
 const kubectlVersion = execFileSync(KUBECTL, ["version", "--client", "-o", "json"], { encoding: "utf8" });
 const fmt = (n: number, digits = 1) => n.toFixed(digits).padStart(9);
 console.log(`render + schema check (${ENV} overlay of the lab example), median of repeated runs in one warm process`);
-console.log("adapters  objects  files   render ms  ms/adapter  +validate ms  tree+write ms  peak RSS MiB | kustomize ms  kustomize RSS MiB");
+console.log(
+  "adapters  objects  files   render ms  ms/adapter  +validate ms  tree+write ms  peak RSS MiB | kustomize ms  kustomize RSS MiB",
+);
 for (const r of rows) {
   console.log(
     `${String(r.adapters).padStart(8)} ${String(r.objects).padStart(8)} ${String(r.files).padStart(6)} ${fmt(r.renderMs)}   ${fmt(r.renderMsPerAdapter, 3)} ${fmt(r.renderValidateMs)}    ${fmt(r.treeMs)}      ${fmt(r.peakRssMiB)}    | ${fmt(r.kustomizeMs)}    ${fmt(r.kustomizePeakRssMiB)}`,
@@ -114,10 +126,16 @@ for (const r of rows) {
 const at100 = rows.find((r) => r.adapters === 100);
 const growth = (rows[2]?.renderMs ?? 0) / (rows[1]?.renderMs ?? 1);
 const validateGrowth = (rows[2]?.renderValidateMs ?? 0) / (rows[1]?.renderValidateMs ?? 1);
-console.log(`goal: 100 adapters render + schema check < 1000 ms: ${at100 && at100.renderMs < 1000 ? "met" : "NOT met"} (${at100?.renderMs.toFixed(1)} ms); growth 100→1000 adapters: ×${growth.toFixed(1)} (linear = ×10)`);
-console.log(`goal: 100 adapters render + validate < 1000 ms: ${at100 && at100.renderValidateMs < 1000 ? "met" : "NOT met"} (${at100?.renderValidateMs.toFixed(1)} ms); growth 100→1000 adapters: ×${validateGrowth.toFixed(1)}`);
+console.log(
+  `goal: 100 adapters render + schema check < 1000 ms: ${at100 && at100.renderMs < 1000 ? "met" : "NOT met"} (${at100?.renderMs.toFixed(1)} ms); growth 100→1000 adapters: ×${growth.toFixed(1)} (linear = ×10)`,
+);
+console.log(
+  `goal: 100 adapters render + validate < 1000 ms: ${at100 && at100.renderValidateMs < 1000 ? "met" : "NOT met"} (${at100?.renderValidateMs.toFixed(1)} ms); growth 100→1000 adapters: ×${validateGrowth.toFixed(1)}`,
+);
 console.log("");
-console.log(`cold, one fresh process per command (median of 3 by CPU time; ${process.env.DIATONIC_USE_DIST === "0" ? "TypeScript sources through tsx" : "the compiled CLI when dist/ is current"}), wall / CPU ms`);
+console.log(
+  `cold, one fresh process per command (median of 3 by CPU time; ${process.env.DIATONIC_USE_DIST === "0" ? "TypeScript sources through tsx" : "the compiled CLI when dist/ is current"}), wall / CPU ms`,
+);
 console.log("adapters | render --out     | validate DIR     | both             | kubectl kustomize | both ÷ kustomize (wall, CPU)");
 for (const r of rows) {
   const bothMs = r.coldRenderMs + r.coldValidateMs;
@@ -130,8 +148,12 @@ const at1000 = rows.find((r) => r.adapters === 1000);
 const coldRatio = at100 ? (at100.coldRenderMs + at100.coldValidateMs) / at100.kustomizeMs : Infinity;
 const coldCpuRatio = at100 ? (at100.coldRenderCpuMs + at100.coldValidateCpuMs) / at100.kustomizeCpuMs : Infinity;
 const cold1000 = at1000 ? at1000.coldRenderMs + at1000.coldValidateMs : Infinity;
-console.log(`goal: 100 adapters, render --out + validate within 1.5× of kubectl kustomize of the same tree: ${coldRatio <= 1.5 ? "met" : "NOT met"} (wall ×${coldRatio.toFixed(2)}, CPU ×${coldCpuRatio.toFixed(2)})`);
-console.log(`goal: 1000 adapters, render --out + validate under 2 s: ${cold1000 < 2000 ? "met" : "NOT met"} (${(cold1000 / 1000).toFixed(2)} s wall, ${at1000 ? ((at1000.coldRenderCpuMs + at1000.coldValidateCpuMs) / 1000).toFixed(2) : "?"} s CPU)`);
+console.log(
+  `goal: 100 adapters, render --out + validate within 1.5× of kubectl kustomize of the same tree: ${coldRatio <= 1.5 ? "met" : "NOT met"} (wall ×${coldRatio.toFixed(2)}, CPU ×${coldCpuRatio.toFixed(2)})`,
+);
+console.log(
+  `goal: 1000 adapters, render --out + validate under 2 s: ${cold1000 < 2000 ? "met" : "NOT met"} (${(cold1000 / 1000).toFixed(2)} s wall, ${at1000 ? ((at1000.coldRenderCpuMs + at1000.coldValidateCpuMs) / 1000).toFixed(2) : "?"} s CPU)`,
+);
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
   "bench/results/render.json",

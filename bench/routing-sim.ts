@@ -56,7 +56,7 @@ class Events {
   push(at: number, run: () => void): void {
     const heap = this.heap;
     heap.push({ at, run });
-    for (let i = heap.length - 1; i > 0; ) {
+    for (let i = heap.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if ((heap[parent] as { at: number }).at <= (heap[i] as { at: number }).at) break;
       [heap[parent], heap[i]] = [heap[i] as { at: number; run: () => void }, heap[parent] as { at: number; run: () => void }];
@@ -69,7 +69,7 @@ class Events {
     const last = heap.pop();
     if (heap.length > 0 && last !== undefined) {
       heap[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
@@ -100,17 +100,34 @@ export function simulate(options: SimulationOptions): Simulation {
   const capacity = (replicaCount * parallel * 1000) / serviceMs;
   const requests = options.quick === true ? 5000 : 30_000;
   const scenarios: Simulation["scenarios"] = [];
-  for (const [name, share] of [["low", 0.3], ["high", 0.8]] as const) {
+  for (const [name, share] of [
+    ["low", 0.3],
+    ["high", 0.8],
+  ] as const) {
     const rate = capacity * share;
     const arrivals = traffic({ count: requests, rate, adapters: adapterCount, s: 1.1, seed: 7 });
-    const policies = POLICY_NAMES.map((policy) => runPolicy(policy, arrivals, { replicaCount, parallel, slotCount, serviceMs, swapMs: options.swapMs }));
+    const policies = POLICY_NAMES.map((policy) =>
+      runPolicy(policy, arrivals, { replicaCount, parallel, slotCount, serviceMs, swapMs: options.swapMs }),
+    );
     scenarios.push({ name, rate, policies });
   }
-  return { replicas: replicaCount, adapters: adapterCount, calibration: { swapMs: options.swapMs, serviceMs, parallel, slots: slotCount }, scenarios };
+  return {
+    replicas: replicaCount,
+    adapters: adapterCount,
+    calibration: { swapMs: options.swapMs, serviceMs, parallel, slots: slotCount },
+    scenarios,
+  };
 }
 
-export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPolicy, arrivals: readonly { at: number; adapter: number }[], model: { replicaCount: number; parallel: number; slotCount: number; serviceMs: number; swapMs: number }): PolicyRow {
-  const policy = typeof policyName === "string" ? makePolicy({ policy: policyName, slots: model.slotCount, swapMs: model.swapMs }, seeded(11)) : policyName;
+export function runPolicy(
+  policyName: (typeof POLICY_NAMES)[number] | RoutingPolicy,
+  arrivals: readonly { at: number; adapter: number }[],
+  model: { replicaCount: number; parallel: number; slotCount: number; serviceMs: number; swapMs: number },
+): PolicyRow {
+  const policy =
+    typeof policyName === "string"
+      ? makePolicy({ policy: policyName, slots: model.slotCount, swapMs: model.swapMs }, seeded(11))
+      : policyName;
   const jitter = seeded(13);
   const replicas = Array.from({ length: model.replicaCount }, (_, i) => new SimReplica(`http://10.1.${i >> 8}.${i & 255}:8000`));
   const events = new Events();
@@ -121,7 +138,15 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
 
   const report = (replica: SimReplica) => {
     const runningLoras = new Set([...replica.slots].filter(([, s]) => s.running > 0).map(([lora]) => lora));
-    replica.load = { running: replica.running, waiting: replica.waiting.length, kvCache: undefined, maxLoras: model.slotCount, runningLoras, waitingLoras: new Set(replica.waiting.map((r) => r.lora)), at: now };
+    replica.load = {
+      running: replica.running,
+      waiting: replica.waiting.length,
+      kvCache: undefined,
+      maxLoras: model.slotCount,
+      runningLoras,
+      waitingLoras: new Set(replica.waiting.map((r) => r.lora)),
+      at: now,
+    };
     replica.loadOutstanding = replica.outstanding;
   };
   const scrape = () => {
@@ -130,7 +155,7 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
   };
 
   const admit = (replica: SimReplica) => {
-    for (let i = 0; i < replica.waiting.length && replica.running < model.parallel; ) {
+    for (let i = 0; i < replica.waiting.length && replica.running < model.parallel;) {
       const request = replica.waiting[i] as SimRequest;
       let slot = replica.slots.get(request.lora);
       let swapMs = 0;
@@ -166,7 +191,15 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
         replica.outstanding--;
         if (request.predictedSwap) replica.outstandingSwaps--;
         done.push(request);
-        policy.observe?.({ lora: request.lora, now: request.arrivedAt }, { choice: request.choice, swapped: request.predictedSwap, firstByteMs: request.firstTokenAt - request.arrivedAt, totalMs: now - request.arrivedAt });
+        policy.observe?.(
+          { lora: request.lora, now: request.arrivedAt },
+          {
+            choice: request.choice,
+            swapped: request.predictedSwap,
+            firstByteMs: request.firstTokenAt - request.arrivedAt,
+            totalMs: now - request.arrivedAt,
+          },
+        );
         admit(replica);
       });
     }
@@ -185,7 +218,17 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
       if (at >= 0) chosen.recent.splice(at, 1);
       chosen.recent.push(lora);
       if (chosen.recent.length > 64) chosen.recent.shift();
-      chosen.waiting.push({ id, lora, arrivedAt: now, startedAt: 0, firstTokenAt: 0, finishedAt: 0, swapped: false, predictedSwap, choice });
+      chosen.waiting.push({
+        id,
+        lora,
+        arrivedAt: now,
+        startedAt: 0,
+        firstTokenAt: 0,
+        finishedAt: 0,
+        swapped: false,
+        predictedSwap,
+        choice,
+      });
       admit(chosen);
     }),
   );
@@ -197,5 +240,16 @@ export function runPolicy(policyName: (typeof POLICY_NAMES)[number] | RoutingPol
   const ttft = done.map((r) => r.firstTokenAt - r.arrivedAt);
   const e2e = done.map((r) => r.finishedAt - r.arrivedAt);
   const seconds = (arrivals.at(-1)?.at ?? 1) / 1000;
-  return { policy: policy.name, swaps, p50TtftMs: percentile(ttft, 50), p99TtftMs: percentile(ttft, 99), p50E2eMs: percentile(e2e, 50), p99E2eMs: percentile(e2e, 99), rps: done.length / seconds, errors: arrivals.length - done.length, requests: arrivals.length, reasons };
+  return {
+    policy: policy.name,
+    swaps,
+    p50TtftMs: percentile(ttft, 50),
+    p99TtftMs: percentile(ttft, 99),
+    p50E2eMs: percentile(e2e, 50),
+    p99E2eMs: percentile(e2e, 99),
+    rps: done.length / seconds,
+    errors: arrivals.length - done.length,
+    requests: arrivals.length,
+    reasons,
+  };
 }

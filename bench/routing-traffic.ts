@@ -40,7 +40,13 @@ export interface Arrival {
 }
 
 /** `count` arrivals at `rate` per second (exponential gaps), adapters Zipf(s) over `adapters`. */
-export function traffic(options: { readonly count: number; readonly rate: number; readonly adapters: number; readonly s: number; readonly seed: number }): Arrival[] {
+export function traffic(options: {
+  readonly count: number;
+  readonly rate: number;
+  readonly adapters: number;
+  readonly s: number;
+  readonly seed: number;
+}): Arrival[] {
   const random = seeded(options.seed);
   const pick = zipf(options.adapters, options.s, seeded(options.seed ^ 0x9e3779b9));
   const arrivals: Arrival[] = [];
@@ -77,7 +83,16 @@ export interface PolicyRow {
 
 export function table(title: string, rows: readonly PolicyRow[]): string {
   const head = ["policy", "swaps", "TTFT p50", "TTFT p99", "e2e p50", "e2e p99", "req/s", "errors"];
-  const cells = rows.map((r) => [r.policy, String(r.swaps), r.p50TtftMs.toFixed(1), r.p99TtftMs.toFixed(1), r.p50E2eMs.toFixed(1), r.p99E2eMs.toFixed(1), r.rps.toFixed(1), String(r.errors)]);
+  const cells = rows.map((r) => [
+    r.policy,
+    String(r.swaps),
+    r.p50TtftMs.toFixed(1),
+    r.p99TtftMs.toFixed(1),
+    r.p50E2eMs.toFixed(1),
+    r.p99E2eMs.toFixed(1),
+    r.rps.toFixed(1),
+    String(r.errors),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
   const line = (c: readonly string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join("  ");
   return [title, line(head), ...cells.map(line)].join("\n");

@@ -69,10 +69,32 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 async function startEngineProcess(emulatedLoadMs: number): Promise<Engine> {
   const emulate = emulatedLoadMs > 0 ? ["--emulate-lora-load-ms", String(emulatedLoadMs)] : [];
-  const child = spawn(process.execPath, [BIN, "engine", "--model", files.model, "--served-model-name", "tiny", "--max-loras", String(MAX_LORAS), "--parallel", String(PARALLEL), "--threads", "1", "--port", "0", "--max-model-len", "512", ...emulate], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, NODE_NO_WARNINGS: "1" },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      "engine",
+      "--model",
+      files.model,
+      "--served-model-name",
+      "tiny",
+      "--max-loras",
+      String(MAX_LORAS),
+      "--parallel",
+      String(PARALLEL),
+      "--threads",
+      "1",
+      "--port",
+      "0",
+      "--max-model-len",
+      "512",
+      ...emulate,
+    ],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+    },
+  );
   running.add(child);
   child.once("exit", () => running.delete(child));
   const url = await new Promise<string>((resolve, reject) => {
@@ -120,7 +142,14 @@ async function startEngines(emulatedLoadMs: number): Promise<Engine[]> {
 }
 
 async function stopEngines(engines: readonly Engine[]): Promise<void> {
-  await Promise.all(engines.map((e) => new Promise<void>((resolve) => (e.child.exitCode !== null ? resolve() : (e.child.once("exit", () => resolve()), e.child.kill("SIGTERM"))))));
+  await Promise.all(
+    engines.map(
+      (e) =>
+        new Promise<void>((resolve) =>
+          e.child.exitCode !== null ? resolve() : (e.child.once("exit", () => resolve()), e.child.kill("SIGTERM")),
+        ),
+    ),
+  );
 }
 
 async function swapsOf(engines: readonly Engine[]): Promise<number> {
@@ -141,10 +170,25 @@ function gatewayConfig(engines: readonly Engine[], policy: PolicyName, swapMs: n
     server: { port: 8080, maxBodyBytes: 65_536, logPrompts: false },
     auth: { mode: "disabled" },
     rateLimits: { requestsPerMinute: 10_000_000, tokensPerMinute: 1_000_000_000 },
-    upstreams: { engine: { url: engines[0]?.url ?? "", replicas: engines.slice(1).map((e) => e.url), discovery: "static", connectTimeoutMs: 2000, residency: { pollMs: 1000 } } },
+    upstreams: {
+      engine: {
+        url: engines[0]?.url ?? "",
+        replicas: engines.slice(1).map((e) => e.url),
+        discovery: "static",
+        connectTimeoutMs: 2000,
+        residency: { pollMs: 1000 },
+      },
+    },
     routing: { policy, slots: MAX_LORAS, swapMs },
     baseModel: { name: "tiny", upstream: "engine" },
-    adapters: loras.map((lora) => ({ name: lora.name, route: `/${lora.name}`, upstreamModel: lora.name, upstream: "engine", sampling: {}, limits })),
+    adapters: loras.map((lora) => ({
+      name: lora.name,
+      route: `/${lora.name}`,
+      upstreamModel: lora.name,
+      upstream: "engine",
+      sampling: {},
+      limits,
+    })),
   };
   return GatewayConfig.parse(input);
 }
@@ -163,7 +207,13 @@ async function chat(pool: Pool, model: string): Promise<Outcome> {
       method: "POST",
       path: "/v1/chat/completions",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model, messages: [{ role: "user", content: "say something" }], max_tokens: MAX_TOKENS, temperature: 0, stream: true }),
+      body: JSON.stringify({
+        model,
+        messages: [{ role: "user", content: "say something" }],
+        max_tokens: MAX_TOKENS,
+        temperature: 0,
+        stream: true,
+      }),
     });
     let ttftMs = Number.NaN;
     let text = "";
@@ -194,10 +244,21 @@ async function run(gateway: RunningGateway, arrivals: readonly Arrival[]): Promi
 }
 
 /** A fresh gateway with the policy in front of the engines, their slots emptied first; `swaps` counts the engines' swaps during `body`. */
-async function withPlatform<T>(engines: readonly Engine[], policy: PolicyName, swapMs: number, body: (gateway: RunningGateway, swaps: () => Promise<number>) => Promise<T>): Promise<T> {
+async function withPlatform<T>(
+  engines: readonly Engine[],
+  policy: PolicyName,
+  swapMs: number,
+  body: (gateway: RunningGateway, swaps: () => Promise<number>) => Promise<T>,
+): Promise<T> {
   await resetEngines(engines);
   const before = await swapsOf(engines);
-  const gateway = await startGateway({ config: gatewayConfig(engines, policy, swapMs), port: 0, logger: pino({ level: "silent" }), defaultMetrics: false, watch: false });
+  const gateway = await startGateway({
+    config: gatewayConfig(engines, policy, swapMs),
+    port: 0,
+    logger: pino({ level: "silent" }),
+    defaultMetrics: false,
+    watch: false,
+  });
   try {
     return await body(gateway, async () => (await swapsOf(engines)) - before);
   } finally {
@@ -224,7 +285,12 @@ async function measureSwap(engine: Engine): Promise<SwapMeasure> {
   const pool = new Pool(engine.url);
   const ttft = async (model: string) => {
     const started = performance.now();
-    const response = await pool.request({ method: "POST", path: "/v1/chat/completions", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, messages: [{ role: "user", content: "say something" }], max_tokens: 2, stream: true }) });
+    const response = await pool.request({
+      method: "POST",
+      path: "/v1/chat/completions",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "say something" }], max_tokens: 2, stream: true }),
+    });
     let ms = Number.NaN;
     let text = "";
     for await (const chunk of response.body) {
@@ -280,8 +346,14 @@ function row(policy: string, outcomes: readonly Outcome[], seconds: number, swap
     swaps,
     p50TtftMs: percentile(ttft, 50),
     p99TtftMs: percentile(ttft, 99),
-    p50E2eMs: percentile(ok.map((o) => o.e2eMs), 50),
-    p99E2eMs: percentile(ok.map((o) => o.e2eMs), 99),
+    p50E2eMs: percentile(
+      ok.map((o) => o.e2eMs),
+      50,
+    ),
+    p99E2eMs: percentile(
+      ok.map((o) => o.e2eMs),
+      99,
+    ),
     rps: ok.length / seconds,
     errors: outcomes.length - ok.length,
     requests: outcomes.length,
@@ -300,7 +372,15 @@ interface Goals {
 }
 
 /** One engine configuration: its swap measured, its capacity measured, then both loads, every policy on the same traffic. */
-async function runConfiguration(label: string, emulatedLoadMs: number): Promise<{ swap: SwapMeasure; capacityRps: number; scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[]; goals: Goals[] }> {
+async function runConfiguration(
+  label: string,
+  emulatedLoadMs: number,
+): Promise<{
+  swap: SwapMeasure;
+  capacityRps: number;
+  scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[];
+  goals: Goals[];
+}> {
   const engines = await startEngines(emulatedLoadMs);
   try {
     return await measureConfiguration(label, engines);
@@ -309,9 +389,19 @@ async function runConfiguration(label: string, emulatedLoadMs: number): Promise<
   }
 }
 
-async function measureConfiguration(label: string, engines: readonly Engine[]): Promise<{ swap: SwapMeasure; capacityRps: number; scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[]; goals: Goals[] }> {
+async function measureConfiguration(
+  label: string,
+  engines: readonly Engine[],
+): Promise<{
+  swap: SwapMeasure;
+  capacityRps: number;
+  scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[];
+  goals: Goals[];
+}> {
   const swap = await measureSwap(engines[0] as Engine);
-  console.error(`${label}: swap ${swap.swapMs.toFixed(1)} ms (cold ${swap.coldTtftMs.toFixed(1)} ms, warm ${swap.warmTtftMs.toFixed(1)} ms time to first token; a LoRA's first use ${swap.firstLoadTtftMs.toFixed(1)} ms)`);
+  console.error(
+    `${label}: swap ${swap.swapMs.toFixed(1)} ms (cold ${swap.coldTtftMs.toFixed(1)} ms, warm ${swap.warmTtftMs.toFixed(1)} ms time to first token; a LoRA's first use ${swap.firstLoadTtftMs.toFixed(1)} ms)`,
+  );
   const capacityRps = await measureCapacity(engines, swap.swapMs);
   console.error(`${label}: capacity ${capacityRps.toFixed(1)} req/s`);
   const scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[] = [];
@@ -327,16 +417,25 @@ async function measureConfiguration(label: string, engines: readonly Engine[]): 
         const { outcomes, seconds } = await run(gateway, arrivals);
         const metrics = (await gateway.metrics.render()).body;
         const hits = Number(/^diatonic_gateway_residency_total\{result="hit"\} (\S+)$/m.exec(metrics)?.[1] ?? 0);
-        const reasons = Object.fromEntries([...metrics.matchAll(/^diatonic_gateway_routing_decisions_total\{policy="[^"]*",reason="([^"]*)"\} (\S+)$/gm)].map((m) => [m[1] ?? "", Number(m[2])]));
+        const reasons = Object.fromEntries(
+          [...metrics.matchAll(/^diatonic_gateway_routing_decisions_total\{policy="[^"]*",reason="([^"]*)"\} (\S+)$/gm)].map((m) => [
+            m[1] ?? "",
+            Number(m[2]),
+          ]),
+        );
         return { ...row(policy, outcomes, seconds, await swaps(), hits), reasons };
       });
       rows.set(policy, result);
-      console.error(`  ${label} ${name} ${policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}`);
+      console.error(
+        `  ${label} ${name} ${policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}`,
+      );
     }
     // The table and the file list the policies in one order, whatever order they ran in.
     const policies = POLICY_NAMES.map((policy) => rows.get(policy) as PolicyRow);
     scenarios.push({ name, rate, policies });
-    console.log(`\n${table(`${label}, ${name} load: ${rate.toFixed(1)} req/s (${share * 100}% of ${capacityRps.toFixed(1)}); swap ${swap.swapMs.toFixed(1)} ms`, policies)}`);
+    console.log(
+      `\n${table(`${label}, ${name} load: ${rate.toFixed(1)} req/s (${share * 100}% of ${capacityRps.toFixed(1)}); swap ${swap.swapMs.toFixed(1)} ms`, policies)}`,
+    );
   }
   const goals = scenarios.map((scenario): Goals => {
     const ours = scenario.policies.find((p) => p.policy === "diatonic") as PolicyRow;
@@ -357,7 +456,11 @@ async function measureConfiguration(label: string, engines: readonly Engine[]): 
 function goalLines(label: string, goals: readonly Goals[]): string[] {
   const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
   return goals.flatMap((g) => [
-    ...(g.scenario === "low" ? [`${label}, low: swaps ${g.swapsVsLoraAffinity.toFixed(2)}× lora-affinity's (goal ≤ 0.50): ${verdict(g.swapsVsLoraAffinity <= 0.5)}`] : []),
+    ...(g.scenario === "low"
+      ? [
+          `${label}, low: swaps ${g.swapsVsLoraAffinity.toFixed(2)}× lora-affinity's (goal ≤ 0.50): ${verdict(g.swapsVsLoraAffinity <= 0.5)}`,
+        ]
+      : []),
     `${label}, ${g.scenario}: TTFT p99 ${g.p99TtftVsBestOther.toFixed(2)}× the best other policy's (goal ≤ 0.80): ${verdict(g.p99TtftVsBestOther <= 0.8)}`,
     `${label}, ${g.scenario}: req/s ${g.rpsVsBestOther.toFixed(2)}× the best other's (goal: no loss, ≥ 0.98): ${verdict(g.rpsVsBestOther >= 0.98)}; errors ${g.errors} (goal 0): ${verdict(g.errors === 0)}`,
   ]);
@@ -365,15 +468,22 @@ function goalLines(label: string, goals: readonly Goals[]): string[] {
 
 async function main(): Promise<void> {
   const began = performance.now();
-  console.error(`bench:routing: ${ENGINES} engines × --max-loras ${MAX_LORAS}, --parallel ${PARALLEL}; ${ADAPTERS} adapters, Zipf ${ZIPF_S}; ${REQUESTS} requests per run${QUICK ? " (BENCH_QUICK)" : ""}`);
+  console.error(
+    `bench:routing: ${ENGINES} engines × --max-loras ${MAX_LORAS}, --parallel ${PARALLEL}; ${ADAPTERS} adapters, Zipf ${ZIPF_S}; ${REQUESTS} requests per run${QUICK ? " (BENCH_QUICK)" : ""}`,
+  );
   const plain = await runConfiguration("engine swap", 0);
   const emulated = await runConfiguration(`emulated ${EMULATED_LOAD_MS} ms LoRA load`, EMULATED_LOAD_MS);
   console.log("");
-  for (const line of [...goalLines("engine swap", plain.goals), ...goalLines(`emulated ${EMULATED_LOAD_MS} ms load`, emulated.goals)]) console.log(line);
+  for (const line of [...goalLines("engine swap", plain.goals), ...goalLines(`emulated ${EMULATED_LOAD_MS} ms load`, emulated.goals)])
+    console.log(line);
   // Calibrated from this run: the engine's swap time, and a request's time on a warm slot at low load.
   const warmService = plain.scenarios[0]?.policies.find((p) => p.policy === "diatonic")?.p50E2eMs ?? plain.swap.warmTtftMs;
   const simulation = SIMULATE ? simulate({ swapMs: plain.swap.swapMs, serviceMs: warmService, quick: QUICK }) : undefined;
-  if (simulation !== undefined) for (const scenario of simulation.scenarios) console.log(`\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}`);
+  if (simulation !== undefined)
+    for (const scenario of simulation.scenarios)
+      console.log(
+        `\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}`,
+      );
   mkdirSync("bench/results", { recursive: true });
   const result = {
     date: new Date().toISOString(),
@@ -393,7 +503,13 @@ async function main(): Promise<void> {
     scenarios: plain.scenarios,
     goals: plain.goals,
     // The same, labelled apart: engines run with --emulate-lora-load-ms (a GPU's LoRA load, emulated).
-    emulatedLoad: { emulatedLoadMs: EMULATED_LOAD_MS, swap: emulated.swap, capacityRps: emulated.capacityRps, scenarios: emulated.scenarios, goals: emulated.goals },
+    emulatedLoad: {
+      emulatedLoadMs: EMULATED_LOAD_MS,
+      swap: emulated.swap,
+      capacityRps: emulated.capacityRps,
+      scenarios: emulated.scenarios,
+      goals: emulated.goals,
+    },
     ...(simulation !== undefined ? { simulation } : {}),
     seconds: (performance.now() - began) / 1000,
   };

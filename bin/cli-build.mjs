@@ -15,7 +15,19 @@ const STAMP = join(BUNDLE_DIR, ".built");
 export const DIST_MAIN = join(ROOT, "dist", "cli", "main.js");
 
 /** Packages loaded from node_modules as they are: native addons, wasm, worker threads, or big and lazy. */
-const EXTERNAL = ["node-llama-cpp", "@lancedb/lancedb", "apache-arrow", "better-sqlite3", "re2-wasm", "@kubernetes/client-node", "pino", "undici", "@qdrant/js-client-rest", "playwright-core", "tsx"];
+const EXTERNAL = [
+  "node-llama-cpp",
+  "@lancedb/lancedb",
+  "apache-arrow",
+  "better-sqlite3",
+  "re2-wasm",
+  "@kubernetes/client-node",
+  "pino",
+  "undici",
+  "@qdrant/js-client-rest",
+  "playwright-core",
+  "tsx",
+];
 
 /** The newest modification time under a folder, in ms (about 3 ms for src/'s ~300 files). */
 function newest(dir) {
@@ -31,7 +43,11 @@ function newest(dir) {
 export function cliBundleStale() {
   if (!existsSync(STAMP) || !existsSync(BUNDLE_MAIN)) return true;
   const built = statSync(STAMP).mtimeMs;
-  return newest(join(ROOT, "src")) > built || statSync(join(ROOT, "package.json")).mtimeMs > built || statSync(fileURLToPath(import.meta.url)).mtimeMs > built;
+  return (
+    newest(join(ROOT, "src")) > built ||
+    statSync(join(ROOT, "package.json")).mtimeMs > built ||
+    statSync(fileURLToPath(import.meta.url)).mtimeMs > built
+  );
 }
 
 export async function buildCliBundle() {

@@ -19,7 +19,8 @@ function unwrapNull(schema: Schema): Schema {
   const anyOf = schema.anyOf;
   if (Array.isArray(anyOf)) {
     const rest = anyOf.map(asSchema).filter((option) => option.type !== "null");
-    if (rest.length === 1 && rest[0] !== undefined) return { ...rest[0], ...(schema.description !== undefined ? { description: schema.description } : {}) };
+    if (rest.length === 1 && rest[0] !== undefined)
+      return { ...rest[0], ...(schema.description !== undefined ? { description: schema.description } : {}) };
   }
   return schema;
 }
@@ -29,11 +30,17 @@ function typeOf(schema: Schema): string {
   if (schema.const !== undefined) return JSON.stringify(schema.const);
   for (const key of ["anyOf", "oneOf"] as const) {
     const options = schema[key];
-    if (Array.isArray(options)) return options.map((option) => variantOf(unwrapNull(asSchema(option))) ?? typeOf(unwrapNull(asSchema(option)))).join(" or ");
+    if (Array.isArray(options))
+      return options.map((option) => variantOf(unwrapNull(asSchema(option))) ?? typeOf(unwrapNull(asSchema(option)))).join(" or ");
   }
   const type = schema.type;
   if (type === "array") return `list of ${typeOf(asSchema(schema.items))}`;
-  if (type === "object" && schema.properties === undefined && schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
+  if (
+    type === "object" &&
+    schema.properties === undefined &&
+    schema.additionalProperties !== undefined &&
+    schema.additionalProperties !== false
+  ) {
     return `map of ${typeOf(asSchema(schema.additionalProperties))}`;
   }
   if (Array.isArray(type)) return type.join(" or ");
@@ -87,7 +94,8 @@ function walk(schema: Schema, path: string, required: boolean, rows: Row[], vari
   for (const [key, child] of Object.entries(properties)) walk(asSchema(child), `${path}.${key}`, requiredKeys.has(key), rows);
   if (node.type === "array") {
     const items = unwrapNull(asSchema(node.items));
-    for (const [key, child] of Object.entries(asSchema(items.properties))) walk(asSchema(child), `${path}[].${key}`, Array.isArray(items.required) && items.required.includes(key), rows);
+    for (const [key, child] of Object.entries(asSchema(items.properties)))
+      walk(asSchema(child), `${path}[].${key}`, Array.isArray(items.required) && items.required.includes(key), rows);
   }
   for (const key of ["anyOf", "oneOf"] as const) {
     const options = node[key];
@@ -123,7 +131,10 @@ export function specReference(): string {
     "",
     "| field | type | default | meaning |",
     "|---|---|---|---|",
-    ...rows.map((row) => `| \`${row.path}\` | ${cell(row.type)} | ${row.fallback === "" ? "" : cell(row.fallback.startsWith("(") || row.fallback === "required" ? row.fallback : `\`${row.fallback}\``)} | ${cell(row.about)} |`),
+    ...rows.map(
+      (row) =>
+        `| \`${row.path}\` | ${cell(row.type)} | ${row.fallback === "" ? "" : cell(row.fallback.startsWith("(") || row.fallback === "required" ? row.fallback : `\`${row.fallback}\``)} | ${cell(row.about)} |`,
+    ),
     "",
   ];
   return lines.join("\n");

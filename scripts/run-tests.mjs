@@ -23,9 +23,8 @@ if (files.length === 0) {
   process.exit(2);
 }
 const reporter = process.stdout.isTTY ? "spec" : "spec";
-const result = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", `--test-reporter=${reporter}`, "--test-concurrency=2", ...files],
-  { stdio: "inherit", env: { ...process.env, NODE_NO_WARNINGS: "1" } },
-);
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", `--test-reporter=${reporter}`, "--test-concurrency=2", ...files], {
+  stdio: "inherit",
+  env: { ...process.env, NODE_NO_WARNINGS: "1" },
+});
 process.exit(result.status ?? 1);

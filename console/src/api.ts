@@ -64,7 +64,10 @@ export class Api {
   async request(path: string, init: RequestInit = {}): Promise<Response> {
     let response: Response;
     try {
-      response = await fetch(path, { ...init, headers: { ...this.headers(init.body !== undefined), ...(init.headers as Record<string, string> | undefined) } });
+      response = await fetch(path, {
+        ...init,
+        headers: { ...this.headers(init.body !== undefined), ...(init.headers as Record<string, string> | undefined) },
+      });
     } catch (error) {
       if (error instanceof DOMException && error.name === "AbortError") throw error;
       throw new ApiError(0, "unreachable", `the gateway cannot be reached (${error instanceof Error ? error.message : String(error)})`);
@@ -73,7 +76,8 @@ export class Api {
       const error = await errorOf(response);
       // A key refused outright, or one that lost the admin scope (a key without the inference scope
       // may still use the console; its chats are refused with their own message).
-      if (response.status === 401 || (response.status === 403 && error.code === "missing_scope" && path.startsWith("/v1/admin/"))) this.onUnauthorized?.(error);
+      if (response.status === 401 || (response.status === 403 && error.code === "missing_scope" && path.startsWith("/v1/admin/")))
+        this.onUnauthorized?.(error);
       throw error;
     }
     return response;
@@ -84,6 +88,8 @@ export class Api {
   }
 
   async post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
-    return (await (await this.request(path, { method: "POST", body: JSON.stringify(body), ...(signal !== undefined ? { signal } : {}) })).json()) as T;
+    return (await (
+      await this.request(path, { method: "POST", body: JSON.stringify(body), ...(signal !== undefined ? { signal } : {}) })
+    ).json()) as T;
   }
 }

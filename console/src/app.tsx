@@ -48,7 +48,12 @@ export function App() {
     const key = storedKey();
     // Without a key, ask first whether one is needed: the overview would answer 401, which the
     // gateway keeps among its latest errors.
-    const opening = key !== undefined ? check(key) : new Api(undefined).get<SessionView>("/v1/admin/session").then((session) => (session.scopes.includes("admin") ? check(undefined) : undefined));
+    const opening =
+      key !== undefined
+        ? check(key)
+        : new Api(undefined)
+            .get<SessionView>("/v1/admin/session")
+            .then((session) => (session.scopes.includes("admin") ? check(undefined) : undefined));
     opening.then(
       (checked) => (checked === undefined ? setPhase({ kind: "signIn", problem: undefined }) : ready(checked.api, checked.overview)),
       (error: unknown) => {
@@ -109,7 +114,9 @@ export function App() {
         <div class="platform" data-testid="platform">
           <strong>{overview.platform}</strong>
           {overview.environment !== null && <span class="tag">{overview.environment}</span>}
-          <span class={`tag ${overview.gateway.auth === "disabled" ? "tag-warn" : ""}`}>{overview.gateway.auth === "disabled" ? "auth off" : `auth ${overview.gateway.auth}`}</span>
+          <span class={`tag ${overview.gateway.auth === "disabled" ? "tag-warn" : ""}`}>
+            {overview.gateway.auth === "disabled" ? "auth off" : `auth ${overview.gateway.auth}`}
+          </span>
         </div>
         {api.key !== undefined && (
           <button type="button" class="secondary" onClick={signOut}>
@@ -127,7 +134,9 @@ export function App() {
       <main id="main">
         {route.section === "overview" && <OverviewPage api={api} />}
         {route.section === "adapters" && <AdaptersView api={api} />}
-        {route.section === "playground" && <PlaygroundView api={api} adapter={route.adapter} authRequired={overview.gateway.auth !== "disabled"} />}
+        {route.section === "playground" && (
+          <PlaygroundView api={api} adapter={route.adapter} authRequired={overview.gateway.auth !== "disabled"} />
+        )}
         {route.section === "documents" && <DocumentsView api={api} adapter={route.adapter} />}
         {route.section === "usage" && <UsageView api={api} />}
       </main>

@@ -41,9 +41,25 @@ export function TimeChart({ title, description, times, series, format }: TimeCha
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
         { stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" } },
-        { stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#d1d5db" }, size: 64, values: (_u, splits) => splits.map((value) => format(value)) },
+        {
+          stroke: "#374151",
+          grid: { stroke: "#e5e7eb" },
+          ticks: { stroke: "#d1d5db" },
+          size: 64,
+          values: (_u, splits) => splits.map((value) => format(value)),
+        },
       ],
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: false, ...(s.dashed === true ? { dash: [4, 3] } : {}), value: (_u: uPlot, value: number | null) => (value === null ? "–" : format(value)) }))],
+      series: [
+        {},
+        ...series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: 1.5,
+          spanGaps: false,
+          ...(s.dashed === true ? { dash: [4, 3] } : {}),
+          value: (_u: uPlot, value: number | null) => (value === null ? "–" : format(value)),
+        })),
+      ],
     };
     plot.current = new uPlot(options, [[...times], ...series.map((s) => [...s.values])] as uPlot.AlignedData, element);
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, element.clientWidth), height: HEIGHT }));

@@ -4,7 +4,11 @@ import type { ChatRequest } from "./chat-stream.ts";
 
 export type SnippetKind = "curl" | "node" | "python";
 
-export const SNIPPET_LABELS: Readonly<Record<SnippetKind, string>> = { curl: "curl", node: "OpenAI SDK (Node)", python: "OpenAI SDK (Python)" };
+export const SNIPPET_LABELS: Readonly<Record<SnippetKind, string>> = {
+  curl: "curl",
+  node: "OpenAI SDK (Node)",
+  python: "OpenAI SDK (Python)",
+};
 
 /** A JSON string for a single-quoted shell word: every ' closed, escaped and reopened. */
 function shellQuoted(text: string): string {

@@ -59,9 +59,7 @@ function goSources(dir: string): string[] {
 function goVersion(): string {
   const result = spawnSync("go", ["env", "GOVERSION"], { encoding: "utf8" });
   if (result.error || result.status !== 0) {
-    throw new ClusterBuildError(
-      "the test cluster is built from source and needs the Go toolchain (`go` on PATH, 1.24 or newer)",
-    );
+    throw new ClusterBuildError("the test cluster is built from source and needs the Go toolchain (`go` on PATH, 1.24 or newer)");
   }
   return result.stdout.trim();
 }
@@ -117,10 +115,7 @@ function recordSeconds(binDir: string, part: string, seconds: number): void {
 }
 
 /** A part of the build: current when its stamp file matches and its binaries exist. */
-function buildPart(
-  binDir: string,
-  part: { name: string; stamp: string; binaries: readonly Binary[]; build: () => void },
-): boolean {
+function buildPart(binDir: string, part: { name: string; stamp: string; binaries: readonly Binary[]; build: () => void }): boolean {
   const stampFile = join(binDir, `.stamp${part.name === "kubernetes" ? "" : `-${part.name}`}`);
   const current =
     existsSync(stampFile) &&
@@ -159,10 +154,14 @@ export function ensureBinaries(log: (line: string) => void = console.error): Bui
     binaries: ["kube-router"],
     build: () => {
       log(`cluster: building kube-router ${versions.kubeRouter} (NetworkPolicy enforcement on the real node)`);
-      run("go", ["install", "-trimpath", "-ldflags", "-s -w", `github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${versions.kubeRouter}`], {
-        cwd: toolsDir,
-        env: { ...env, GOFLAGS: "", GOBIN: binDir },
-      });
+      run(
+        "go",
+        ["install", "-trimpath", "-ldflags", "-s -w", `github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${versions.kubeRouter}`],
+        {
+          cwd: toolsDir,
+          env: { ...env, GOFLAGS: "", GOBIN: binDir },
+        },
+      );
     },
   });
   const built = kubernetes || addonsBuilt || kubeRouter;

@@ -28,15 +28,7 @@ import {
   stopProcess,
   strayProcesses,
 } from "./processes.ts";
-import {
-  nodeComponents,
-  planRealNode,
-  prepareRealNode,
-  startRealNode,
-  startRuntime,
-  stopRealNode,
-  waitForRealNode,
-} from "./real-node.ts";
+import { nodeComponents, planRealNode, prepareRealNode, startRealNode, startRuntime, stopRealNode, waitForRealNode } from "./real-node.ts";
 
 export { ClusterStartError } from "./errors.ts";
 
@@ -279,10 +271,7 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
   // The real node joins as soon as the API server serves; it is waited for at the end.
   const joining = runtime ? startRealNode({ paths, runtime, kubeconfigFor, adminKubeconfig }) : undefined;
   joining?.catch(() => undefined);
-  writeFileAtomic(
-    join(stateDir, "kwok.yaml"),
-    "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n",
-  );
+  writeFileAtomic(join(stateDir, "kwok.yaml"), "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n");
   startProcess(stateDir, {
     name: "kwok",
     command: bin("kwok"),
@@ -301,11 +290,7 @@ async function start(paths: ClusterPaths, log: Log, buildSeconds: Readonly<Recor
   startProcess(stateDir, {
     name: "provisioner",
     command: bin("provisioner"),
-    args: [
-      `--kubeconfig=${adminKubeconfig}`,
-      `--provisioner-names=${provisioners.join(",")}`,
-      `--root=${join(stateDir, "volumes")}`,
-    ],
+    args: [`--kubeconfig=${adminKubeconfig}`, `--provisioner-names=${provisioners.join(",")}`, `--root=${join(stateDir, "volumes")}`],
   });
 
   const userKubeconfig = kubeconfigYaml({ server, pkiDir, client: "admin", inline: true });

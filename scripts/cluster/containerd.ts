@@ -79,7 +79,17 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 }
 
 /** Registries the platform's and Kubernetes' images name; containerd 1.6 has no catch-all. */
-const registries = ["docker.io", "registry-1.docker.io", "ghcr.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "nvcr.io", "public.ecr.aws"];
+const registries = [
+  "docker.io",
+  "registry-1.docker.io",
+  "ghcr.io",
+  "registry.k8s.io",
+  "k8s.gcr.io",
+  "gcr.io",
+  "quay.io",
+  "nvcr.io",
+  "public.ecr.aws",
+];
 
 /**
  * Nothing is pulled: images are imported. A pod naming an image that is not there fails at once

@@ -21,8 +21,7 @@ async function main(command: string | undefined): Promise<number> {
       if (result.reused) console.error(`cluster: already running at ${state.server}`);
       if (state.realNode !== undefined && "skipped" in state.realNode) {
         console.error(`cluster: no real node in this cluster: ${state.realNode.skipped}`);
-      }
-      else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
+      } else console.error(`cluster: started in ${state.startupSeconds} s (build/cache check ${result.buildSeconds.toFixed(1)} s)`);
       console.log(`export KUBECONFIG=${state.kubeconfig}`);
       return 0;
     }
@@ -41,9 +40,7 @@ async function main(command: string | undefined): Promise<number> {
     case "status": {
       const healthy = await isHealthy();
       const state = readState();
-      console.log(
-        JSON.stringify({ healthy, ...(state ?? {}), versions, memoryMiB: memoryMiB(), paths: clusterPaths() }, null, 2),
-      );
+      console.log(JSON.stringify({ healthy, ...(state ?? {}), versions, memoryMiB: memoryMiB(), paths: clusterPaths() }, null, 2));
       return healthy ? 0 : 1;
     }
     case "build": {

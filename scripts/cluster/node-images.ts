@@ -32,9 +32,7 @@ export function ensureNodeImages(paths: ClusterPaths, log: (line: string) => voi
   const stamp = hash.digest("hex").slice(0, 16);
   const stampFile = join(imageDir, ".stamp");
   const current =
-    existsSync(stampFile) &&
-    readFileSync(stampFile, "utf8").trim() === stamp &&
-    Object.values(archives).every((a) => existsSync(a));
+    existsSync(stampFile) && readFileSync(stampFile, "utf8").trim() === stamp && Object.values(archives).every((a) => existsSync(a));
   const done = (built: boolean): NodeImages => ({
     archives: Object.values(archives),
     built,

@@ -28,12 +28,7 @@ export const provisioners = ["rancher.io/local-path", "driver.longhorn.io"] as c
 
 type Manifest = Record<string, unknown>;
 
-function node(
-  name: string,
-  zone: string,
-  labels: Record<string, string>,
-  capacity: Record<string, string>,
-): Manifest {
+function node(name: string, zone: string, labels: Record<string, string>, capacity: Record<string, string>): Manifest {
   return {
     apiVersion: "v1",
     kind: "Node",
@@ -74,12 +69,12 @@ export function nodeManifests(): Manifest[] {
       { cpu: "32", memory: "128Gi", pods: "110", "ephemeral-storage": "500Gi", "nvidia.com/gpu": String(gpuSlices) },
     ),
     ...cpuNodes.map((name, index) =>
-      node(
-        name,
-        index === 0 ? "zone-a" : "zone-b",
-        name === ingressNode ? { "ingress-ready": "true" } : {},
-        { cpu: "8", memory: "32Gi", pods: "110", "ephemeral-storage": "200Gi" },
-      ),
+      node(name, index === 0 ? "zone-a" : "zone-b", name === ingressNode ? { "ingress-ready": "true" } : {}, {
+        cpu: "8",
+        memory: "32Gi",
+        pods: "110",
+        "ephemeral-storage": "200Gi",
+      }),
     ),
   ];
 }

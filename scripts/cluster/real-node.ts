@@ -122,7 +122,12 @@ function ensurePlatformImages(socket: string, log: Log): Promise<void> {
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       if (code === 0) resolveImages();
-      else reject(new ClusterStartError(`the platform's images (npm run cluster:images) failed (${signal ?? `exit ${String(code)}`}):\n${lines.slice(-20).join("\n")}`));
+      else
+        reject(
+          new ClusterStartError(
+            `the platform's images (npm run cluster:images) failed (${signal ?? `exit ${String(code)}`}):\n${lines.slice(-20).join("\n")}`,
+          ),
+        );
     });
   });
 }
@@ -245,7 +250,18 @@ async function waitForDns(paths: ClusterPaths): Promise<void> {
     }
     assertNodeRuns(stateDir);
     if (Date.now() > deadline) {
-      const pods = attempt(kubectlPath(paths.binDir), ["--kubeconfig", paths.kubeconfig, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "wide"]);
+      const pods = attempt(kubectlPath(paths.binDir), [
+        "--kubeconfig",
+        paths.kubeconfig,
+        "-n",
+        "kube-system",
+        "get",
+        "pods",
+        "-l",
+        "k8s-app=kube-dns",
+        "-o",
+        "wide",
+      ]);
       throw new ClusterStartError(`CoreDNS does not answer ${name} on ${network.dnsServiceIP}\n${pods.stdout}${pods.stderr}`);
     }
     await sleep(250);
@@ -291,4 +307,3 @@ async function sweepMachine(binDir: string, log: Log): Promise<void> {
   restoreSysctls();
   releaseRealNode();
 }
-

@@ -4,7 +4,19 @@
 //   node --import tsx scripts/console/build.ts             build
 //   node --import tsx scripts/console/build.ts --if-stale  build only when an input changed
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -38,7 +50,12 @@ function filesUnder(dir: string): string[] {
  */
 export function inputsHash(): string {
   const hash = createHash("sha256");
-  const inputs = [...filesUnder(CONSOLE_SOURCE), join(REPO, "src", "gateway", "admin-api.ts"), fileURLToPath(import.meta.url), join(REPO, "package-lock.json")];
+  const inputs = [
+    ...filesUnder(CONSOLE_SOURCE),
+    join(REPO, "src", "gateway", "admin-api.ts"),
+    fileURLToPath(import.meta.url),
+    join(REPO, "package-lock.json"),
+  ];
   for (const file of inputs) {
     hash.update(relative(REPO, file));
     hash.update(readFileSync(file));
@@ -91,7 +108,8 @@ export async function buildConsole(outDir = CONSOLE_OUT): Promise<ConsoleBuild> 
     const outputs = Object.keys(result.metafile.outputs).map((path) => basename(path));
     const script = outputs.find((name) => name.startsWith("app-") && name.endsWith(".js"));
     const style = outputs.find((name) => name.startsWith("app-") && name.endsWith(".css"));
-    if (script === undefined || style === undefined) throw new Error(`the console build wrote ${outputs.join(", ")}: expected app-HASH.js and app-HASH.css`);
+    if (script === undefined || style === undefined)
+      throw new Error(`the console build wrote ${outputs.join(", ")}: expected app-HASH.js and app-HASH.css`);
     const favicon = hashedName("favicon.svg", readFileSync(join(CONSOLE_SOURCE, "favicon.svg")));
     copyFileSync(join(CONSOLE_SOURCE, "favicon.svg"), join(assets, favicon));
     const names: Record<string, string> = { "app.js": script, "app.css": style, "favicon.svg": favicon };
@@ -121,7 +139,11 @@ export async function ensureConsoleBuilt(): Promise<void> {
   if (!isStale()) return;
   const built = await buildConsole();
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
-  console.error(`diatonic: built the web console into ${relative(REPO, built.outDir)}/ (${Object.entries(built.files).map(([name, bytes]) => `${name} ${kib(bytes)}`).join(", ")})`);
+  console.error(
+    `diatonic: built the web console into ${relative(REPO, built.outDir)}/ (${Object.entries(built.files)
+      .map(([name, bytes]) => `${name} ${kib(bytes)}`)
+      .join(", ")})`,
+  );
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -12,7 +12,6 @@ import { layerEntries, writeLayer, type EntryChoice } from "./layer.ts";
 import { missingLibraries } from "./libraries.ts";
 import { mergeEnv, type ImageRecipe } from "./recipe.ts";
 
-
 export interface DockerfileRecipeOptions {
   /** Short name, e.g. `gateway`. */
   readonly key: string;
@@ -27,9 +26,18 @@ export interface DockerfileRecipeOptions {
 /** The context files the Dockerfile copies (COPY without --from), with package-lock.json always: sorted relative paths. */
 function copiedFiles(dockerfile: string, context: string): string[] {
   const sources = parseDockerfile(readFileSync(dockerfile, "utf8"), dockerfile).flatMap((instruction) =>
-    instruction.kind === "COPY" && instruction.from === undefined ? instruction.sources.map((source) => posix.normalize(source).replace(/^\.\/?/, "").replace(/\/+$/, "")) : [],
+    instruction.kind === "COPY" && instruction.from === undefined
+      ? instruction.sources.map((source) =>
+          posix
+            .normalize(source)
+            .replace(/^\.\/?/, "")
+            .replace(/\/+$/, ""),
+        )
+      : [],
   );
-  const files = [...contextFiles(context)].filter((file) => file === "package-lock.json" || sources.some((source) => source === "" || file === source || file.startsWith(`${source}/`)));
+  const files = [...contextFiles(context)].filter(
+    (file) => file === "package-lock.json" || sources.some((source) => source === "" || file === source || file.startsWith(`${source}/`)),
+  );
   return files.sort();
 }
 
@@ -66,21 +74,36 @@ export function dockerfileRecipe(options: DockerfileRecipeOptions): ImageRecipe 
     },
     async build(base, work, progress) {
       const unavailable = dryBuildUnavailable();
-      if (unavailable !== undefined) throw new InputError(`cannot build ${name} from ${shown}: ${unavailable}`, "run `npm run cluster:images` as root on Linux");
+      if (unavailable !== undefined)
+        throw new InputError(`cannot build ${name} from ${shown}: ${unavailable}`, "run `npm run cluster:images` as root on Linux");
       const image = dryBuild({ dockerfile, context, dir: join(work, "stages"), onProgress: (line) => progress(line) });
       // The machine's /usr is bound there only while a step runs: anything left in the folder was written around it.
       const leftInUsr = readdirSync(join(image.root, "usr"));
-      if (leftInUsr.length > 0) throw new WorldError(`${shown}: the dry build left files in /usr (${leftInUsr.join(", ")})`, "a Dockerfile step must not write to /usr: the base image owns it");
+      if (leftInUsr.length > 0)
+        throw new WorldError(
+          `${shown}: the dry build left files in /usr (${leftInUsr.join(", ")})`,
+          "a Dockerfile step must not write to /usr: the base image owns it",
+        );
       const entries = layerEntries(image.root, ownPaths(base));
       const missing = missingLibraries(image.root, entries, base);
       if (missing.length > 0) {
         const list = missing.map((need) => `/${need.file} needs ${need.library}`).join("; ");
-        throw new WorldError(`${name}: the base image lacks libraries that ${shown}'s files load: ${list}`, "add the Debian package that ships them to BASE_PACKAGES in scripts/image/base.ts");
+        throw new WorldError(
+          `${name}: the base image lacks libraries that ${shown}'s files load: ${list}`,
+          "add the Debian package that ships them to BASE_PACKAGES in scripts/image/base.ts",
+        );
       }
       progress(`writing its layer (${entries.length} entries, ${(image.addedBytes / 2 ** 20).toFixed(0)} MiB)…`);
       const blob = await writeLayer(image.root, entries, join(work, "layer.tar.gz"));
       return {
-        config: { env: mergeEnv(base.env, image.env), workdir: image.workdir, user: image.user, entrypoint: image.entrypoint, cmd: image.cmd, exposed: image.exposed },
+        config: {
+          env: mergeEnv(base.env, image.env),
+          workdir: image.workdir,
+          user: image.user,
+          entrypoint: image.entrypoint,
+          cmd: image.cmd,
+          exposed: image.exposed,
+        },
         layers: [{ blob, createdBy: `${shown}: the final stage's own files (dry build)` }],
       };
     },

@@ -3,7 +3,21 @@
 // Node at /usr/local/bin/node and the `node` user (uid 1000), as the official image has them.
 // Built once per input hash into the image cache (a few minutes: debootstrap downloads ~100 packages).
 import { spawnSync } from "node:child_process";
-import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { InputError, WorldError } from "../../src/errors.ts";
 import { builderSources, elapsed, inputHash, mib, runTool } from "./cache.ts";
@@ -19,7 +33,16 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** The official node image's user; our Dockerfiles run as its uid and gid. */
 export const NODE_USER = { name: "node", uid: 1000, gid: 1000, home: "/home/node" } as const;
 /** What a slim Debian image leaves out: documentation, manuals, translations, package lists, logs. */
-const SLIM = ["usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "var/cache/apt", "var/lib/apt/lists", "var/log", "var/cache/debconf/templates.dat-old"] as const;
+const SLIM = [
+  "usr/share/man",
+  "usr/share/info",
+  "usr/share/locale",
+  "usr/share/lintian",
+  "var/cache/apt",
+  "var/lib/apt/lists",
+  "var/log",
+  "var/cache/debconf/templates.dat-old",
+] as const;
 
 export interface BaseOptions {
   /** Where bases are kept, one folder per input hash. */
@@ -66,17 +89,28 @@ export function baseUnavailable(): string | undefined {
 
 /** The first Debian mirror apt uses for `suite` (deb822 .sources or one-line .list files). */
 export function debianMirror(suite: string = BASE_SUITE, aptDir = "/etc/apt"): string {
-  const files = [join(aptDir, "sources.list"), ...(existsSync(join(aptDir, "sources.list.d")) ? readdirSync(join(aptDir, "sources.list.d")).sort().map((name) => join(aptDir, "sources.list.d", name)) : [])];
+  const files = [
+    join(aptDir, "sources.list"),
+    ...(existsSync(join(aptDir, "sources.list.d"))
+      ? readdirSync(join(aptDir, "sources.list.d"))
+          .sort()
+          .map((name) => join(aptDir, "sources.list.d", name))
+      : []),
+  ];
   for (const file of files.filter((name) => /\.(list|sources)$/.test(name) && existsSync(name))) {
     const text = readFileSync(file, "utf8");
     if (file.endsWith(".sources")) {
       for (const stanza of text.split(/\n\s*\n/)) {
         const field = (name: string): string[] => new RegExp(`^${name}:\\s*(.*)$`, "mi").exec(stanza)?.[1]?.trim().split(/\s+/) ?? [];
-        if (field("Types").includes("deb") && field("Suites").includes(suite) && field("URIs")[0] !== undefined) return field("URIs")[0] as string;
+        if (field("Types").includes("deb") && field("Suites").includes(suite) && field("URIs")[0] !== undefined)
+          return field("URIs")[0] as string;
       }
     } else {
       for (const line of text.split("\n")) {
-        const parts = line.replace(/\[[^\]]*\]/, "").trim().split(/\s+/);
+        const parts = line
+          .replace(/\[[^\]]*\]/, "")
+          .trim()
+          .split(/\s+/);
         if (parts[0] === "deb" && parts[2] === suite && parts[1] !== undefined) return parts[1];
       }
     }
@@ -86,7 +120,11 @@ export function debianMirror(suite: string = BASE_SUITE, aptDir = "/etc/apt"): s
 
 function nodeVersionOf(node: string): string {
   const result = spawnSync(node, ["--version"], { encoding: "utf8" });
-  if (result.status !== 0) throw new InputError(`${node} --version failed: ${result.error?.message ?? result.stderr.trim()}`, "pass the path of a Node 20 binary as `node`");
+  if (result.status !== 0)
+    throw new InputError(
+      `${node} --version failed: ${result.error?.message ?? result.stderr.trim()}`,
+      "pass the path of a Node 20 binary as `node`",
+    );
   return result.stdout.trim().replace(/^v/, "");
 }
 
@@ -127,7 +165,8 @@ function slim(rootfs: string): void {
   // Documentation goes, its copyright files stay (as in Debian's slim images).
   const docs = join(rootfs, "usr", "share", "doc");
   for (const pkg of existsSync(docs) ? readdirSync(docs) : []) {
-    for (const entry of readdirSync(join(docs, pkg))) if (entry !== "copyright") rmSync(join(docs, pkg, entry), { recursive: true, force: true });
+    for (const entry of readdirSync(join(docs, pkg)))
+      if (entry !== "copyright") rmSync(join(docs, pkg, entry), { recursive: true, force: true });
   }
   // The runtime mounts the pod's own; what debootstrap copied from this machine must not ship.
   writeFileSync(join(rootfs, "etc", "resolv.conf"), "");
@@ -142,7 +181,10 @@ function slim(rootfs: string): void {
 function check(rootfs: string, nodeVersion: string): void {
   const ran = spawnSync("chroot", [rootfs, "/usr/local/bin/node", "-p", "process.version"], { encoding: "utf8" });
   if (ran.status !== 0 || ran.stdout.trim() !== `v${nodeVersion}`) {
-    throw new WorldError(`the base's /usr/local/bin/node does not start inside it: ${ran.stderr.trim() || ran.stdout.trim()}`, `add the missing library's Debian package to BASE_PACKAGES in scripts/image/base.ts`);
+    throw new WorldError(
+      `the base's /usr/local/bin/node does not start inside it: ${ran.stderr.trim() || ran.stdout.trim()}`,
+      `add the missing library's Debian package to BASE_PACKAGES in scripts/image/base.ts`,
+    );
   }
   const tmp = statSync(join(rootfs, "tmp")).mode & 0o7777;
   if (tmp !== 0o1777) throw new WorldError(`the base's /tmp has mode ${tmp.toString(8)}, not 1777`, "check debootstrap's output");
@@ -150,7 +192,11 @@ function check(rootfs: string, nodeVersion: string): void {
     const mode = lstatSync(join(rootfs, "usr", path)).mode;
     return (mode & 0o004) === 0 || ((mode & 0o170000) === 0o040000 && (mode & 0o001) === 0) ? "emit" : "descend";
   });
-  if (unreadable.length > 0) throw new WorldError(`the base's /usr has paths other users cannot read: ${unreadable.slice(0, 5).join(", ")}`, "check the umask debootstrap ran with");
+  if (unreadable.length > 0)
+    throw new WorldError(
+      `the base's /usr has paths other users cannot read: ${unreadable.slice(0, 5).join(", ")}`,
+      "check the umask debootstrap ran with",
+    );
 }
 
 function baseKey(options: BaseOptions): { node: string; nodeVersion: string; packages: string[]; hash: string; dir: string } {
@@ -181,7 +227,11 @@ export async function ensureBase(options: BaseOptions): Promise<BaseImage> {
     return cached;
   }
   const unavailable = baseUnavailable();
-  if (unavailable !== undefined) throw new InputError(`cannot build the base image: ${unavailable}`, "run `npm run cluster:images` as root on Debian or Ubuntu with debootstrap installed");
+  if (unavailable !== undefined)
+    throw new InputError(
+      `cannot build the base image: ${unavailable}`,
+      "run `npm run cluster:images` as root on Debian or Ubuntu with debootstrap installed",
+    );
 
   const mirror = options.mirror ?? debianMirror();
   const started = performance.now();
@@ -190,14 +240,31 @@ export async function ensureBase(options: BaseOptions): Promise<BaseImage> {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   try {
-    progress(`base: building Debian ${BASE_SUITE} minbase + ${packages.join(", ")} from ${mirror}, with Node ${nodeVersion} (once per input; a few minutes)…`);
+    progress(
+      `base: building Debian ${BASE_SUITE} minbase + ${packages.join(", ")} from ${mirror}, with Node ${nodeVersion} (once per input; a few minutes)…`,
+    );
     // In a mount namespace of its own: the /proc and /sys debootstrap mounts in the root go with it, even if it fails.
     await runTool(
       "unshare",
-      ["--mount", "--propagation", "private", "debootstrap", "--variant=minbase", `--include=${packages.join(",")}`, BASE_SUITE, rootfs, mirror],
+      [
+        "--mount",
+        "--propagation",
+        "private",
+        "debootstrap",
+        "--variant=minbase",
+        `--include=${packages.join(",")}`,
+        BASE_SUITE,
+        rootfs,
+        mirror,
+      ],
       `check that ${mirror} serves ${BASE_SUITE} (apt-get update works) and that there is disk space in ${options.cacheDir}`,
       (line) => {
-        if (/^I: (Retrieving Release|Resolving dependencies|Checking component|Installing core|Configuring required|Base system installed)/.test(line)) progress(`base: ${line.slice(3)} (${elapsed(started)})`);
+        if (
+          /^I: (Retrieving Release|Resolving dependencies|Checking component|Installing core|Configuring required|Base system installed)/.test(
+            line,
+          )
+        )
+          progress(`base: ${line.slice(3)} (${elapsed(started)})`);
       },
     );
     mkdirSync(join(rootfs, "usr", "local", "bin"), { recursive: true });
@@ -208,7 +275,10 @@ export async function ensureBase(options: BaseOptions): Promise<BaseImage> {
     check(rootfs, nodeVersion);
 
     const entries = layerEntries(rootfs, allEntries);
-    writeFileSync(join(work, "paths.txt"), entries.map((path) => `${lstatSync(join(rootfs, path)).isDirectory() ? "d" : "f"} ${path}\n`).join(""));
+    writeFileSync(
+      join(work, "paths.txt"),
+      entries.map((path) => `${lstatSync(join(rootfs, path)).isDirectory() ? "d" : "f"} ${path}\n`).join(""),
+    );
     progress(`base: writing its layer (${entries.length} entries)…`);
     const layer = await writeLayer(rootfs, entries, join(work, "layer.tar.gz"));
     const record: BaseRecord = {

@@ -28,7 +28,12 @@ function fail(error: unknown): never {
 let parsed;
 try {
   parsed = parseArgs({
-    options: { image: { type: "string", multiple: true }, address: { type: "string" }, namespace: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      image: { type: "string", multiple: true },
+      address: { type: "string" },
+      namespace: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
     allowPositionals: false,
     strict: true,
   });
@@ -62,10 +67,15 @@ try {
   for (const image of result.images) {
     const imported = result.imported?.find((entry) => entry.name === image.name);
     const state = imported === undefined ? "" : imported.action === "present" ? ", already in containerd" : ", imported";
-    console.log(`${image.name}  ${image.manifestDigest.slice(0, 19)}…  ${mib(image.size)}  ${image.built ? "built" : "cached"}${state}\n  ${image.path}`);
+    console.log(
+      `${image.name}  ${image.manifestDigest.slice(0, 19)}…  ${mib(image.size)}  ${image.built ? "built" : "cached"}${state}\n  ${image.path}`,
+    );
   }
   for (const skipped of result.skipped) console.log(`${skipped.key}: not built: ${skipped.reason}`);
-  if (result.imported === undefined) console.log("no containerd given ($DIATONIC_CONTAINERD_ADDRESS or --address): built only; import with `ctr -n k8s.io images import --all-platforms ARCHIVE`");
+  if (result.imported === undefined)
+    console.log(
+      "no containerd given ($DIATONIC_CONTAINERD_ADDRESS or --address): built only; import with `ctr -n k8s.io images import --all-platforms ARCHIVE`",
+    );
 } catch (error) {
   fail(error);
 }

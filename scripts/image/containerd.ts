@@ -59,7 +59,8 @@ export async function listImages(options: ContainerdOptions): Promise<Map<string
 
 /** Imports each archive unless containerd has its name at its digest already; checks the name and digest after. */
 export async function importImages(archives: readonly ArchiveToImport[], options: ImportOptions): Promise<ImportedImage[]> {
-  if (options.address === "") throw new InputError("no containerd address was given", "pass the socket's path, e.g. /run/containerd/containerd.sock");
+  if (options.address === "")
+    throw new InputError("no containerd address was given", "pass the socket's path, e.g. /run/containerd/containerd.sock");
   const progress = options.onProgress ?? (() => undefined);
   const namespace = options.namespace ?? "k8s.io";
   const before = await listImages(options);
@@ -77,7 +78,10 @@ export async function importImages(archives: readonly ArchiveToImport[], options
     const after = await listImages(options);
     const digest = after.get(archive.name);
     if (digest !== archive.manifestDigest) {
-      throw new WorldError(`${archive.path} was imported, but containerd lists ${archive.name} at ${digest ?? "nothing"}, not ${archive.manifestDigest}`, `check the archive's index.json names it (io.containerd.image.name), then \`ctr -n ${namespace} images ls\``);
+      throw new WorldError(
+        `${archive.path} was imported, but containerd lists ${archive.name} at ${digest ?? "nothing"}, not ${archive.manifestDigest}`,
+        `check the archive's index.json names it (io.containerd.image.name), then \`ctr -n ${namespace} images ls\``,
+      );
     }
     progress(`${archive.name}: imported in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     results.push({ name: archive.name, digest, action: "imported" });

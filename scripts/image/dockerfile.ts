@@ -5,7 +5,13 @@
 export type Instruction =
   | { readonly line: number; readonly kind: "FROM"; readonly image: string; readonly stage: string | undefined }
   | { readonly line: number; readonly kind: "WORKDIR"; readonly path: string }
-  | { readonly line: number; readonly kind: "COPY"; readonly from: string | undefined; readonly sources: readonly string[]; readonly dest: string }
+  | {
+      readonly line: number;
+      readonly kind: "COPY";
+      readonly from: string | undefined;
+      readonly sources: readonly string[];
+      readonly dest: string;
+    }
   | { readonly line: number; readonly kind: "RUN"; readonly command: readonly string[] }
   | { readonly line: number; readonly kind: "ENV"; readonly values: Readonly<Record<string, string>> }
   | { readonly line: number; readonly kind: "USER"; readonly user: string }
@@ -50,7 +56,8 @@ function commandOf(args: string, where: () => string): string[] {
   } catch {
     throw new Error(`${where()}: the exec form must be a JSON array of strings`);
   }
-  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((part) => typeof part === "string")) throw new Error(`${where()}: the exec form must be a JSON array of strings`);
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((part) => typeof part === "string"))
+    throw new Error(`${where()}: the exec form must be a JSON array of strings`);
   return parsed as string[];
 }
 
@@ -80,7 +87,8 @@ export function parseDockerfile(text: string, file = "Dockerfile"): Instruction[
       case "FROM": {
         const parts = words(args);
         if (parts.length === 1) return { line, kind: "FROM", image: parts[0] as string, stage: undefined };
-        if (parts.length === 3 && parts[1]?.toUpperCase() === "AS") return { line, kind: "FROM", image: parts[0] as string, stage: parts[2] };
+        if (parts.length === 3 && parts[1]?.toUpperCase() === "AS")
+          return { line, kind: "FROM", image: parts[0] as string, stage: parts[2] };
         return fail("FROM takes IMAGE [AS NAME]");
       }
       case "WORKDIR":
@@ -96,7 +104,8 @@ export function parseDockerfile(text: string, file = "Dockerfile"): Instruction[
         }
         if (parts.length < 2) fail("COPY takes SOURCE... DEST");
         const sources = parts.slice(0, -1).map(unquote);
-        for (const source of sources) if (/[*?[]/.test(source)) fail(`COPY ${source}: wildcards are not supported by the dry build; name the files`);
+        for (const source of sources)
+          if (/[*?[]/.test(source)) fail(`COPY ${source}: wildcards are not supported by the dry build; name the files`);
         return { line, kind: "COPY", from, sources, dest: unquote(parts.at(-1) as string) };
       }
       case "RUN":

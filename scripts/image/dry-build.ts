@@ -8,7 +8,19 @@
 // ask, non-root, with the volumes given. Needs root (mount namespaces); `dryBuildUnavailable()` says
 // why not where it cannot run.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import { parseDockerfile, type Instruction } from "./dockerfile.ts";
 
@@ -66,7 +78,17 @@ export interface RunOptions {
 /** The image's paths the machine's own system stands in for: bound read-only, never written. */
 const SYSTEM = ["usr"] as const;
 /** What a base image's /etc holds that installs and Node need (users, name resolution, CA certificates). */
-const BASE_ETC = ["passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "ssl", "ca-certificates.conf"] as const;
+const BASE_ETC = [
+  "passwd",
+  "group",
+  "hosts",
+  "resolv.conf",
+  "nsswitch.conf",
+  "host.conf",
+  "gai.conf",
+  "ssl",
+  "ca-certificates.conf",
+] as const;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Links into /usr that makeRoot copies from the machine (a merged /usr). */
 const USR_LINKS = ["bin", "sbin", "lib", "lib64"] as const;
@@ -99,7 +121,8 @@ export function dryBuildUnavailable(): string | undefined {
 /** The container path's place under a stage root; refuses paths that leave it or land on the stand-in system. */
 function inRoot(root: string, path: string, where: string): string {
   const normal = posix.normalize(path);
-  if (!normal.startsWith("/") || normal.split("/").includes("..")) throw new Error(`${where}: ${path} is not an absolute path inside the image`);
+  if (!normal.startsWith("/") || normal.split("/").includes(".."))
+    throw new Error(`${where}: ${path} is not an absolute path inside the image`);
   const top = normal.split("/")[1] ?? "";
   if ((SYSTEM as readonly string[]).includes(top) || top === "proc" || top === "dev") {
     throw new Error(`${where}: ${path} is in /${top}, which the dry build takes from this machine (it cannot be written)`);
@@ -135,8 +158,15 @@ function systemMounts(root: string): Mount[] {
 function mountLines(mounts: readonly Mount[]): string[] {
   return mounts.flatMap((mount) => {
     if (mount.kind === "proc") return [`mount -t proc proc ${quote(mount.target)}`];
-    if (mount.kind === "tmpfs") return [`mount -t tmpfs -o mode=1777 tmpfs ${quote(mount.target)}`, ...(mount.readOnly ? [`mount -o remount,ro ${quote(mount.target)}`] : [])];
-    return [`mount --bind ${quote(mount.source)} ${quote(mount.target)}`, ...(mount.readOnly ? [`mount -o remount,bind,ro ${quote(mount.target)}`] : [])];
+    if (mount.kind === "tmpfs")
+      return [
+        `mount -t tmpfs -o mode=1777 tmpfs ${quote(mount.target)}`,
+        ...(mount.readOnly ? [`mount -o remount,ro ${quote(mount.target)}`] : []),
+      ];
+    return [
+      `mount --bind ${quote(mount.source)} ${quote(mount.target)}`,
+      ...(mount.readOnly ? [`mount -o remount,bind,ro ${quote(mount.target)}`] : []),
+    ];
   });
 }
 
@@ -150,7 +180,14 @@ function userIds(user: string): { uid: number; gid: number } {
 }
 
 /** A command in the root, chrooted, as `user`, in `workdir`, with exactly `env`, after `mounts`. */
-function namespaced(root: string, mounts: readonly Mount[], user: string, workdir: string, env: Readonly<Record<string, string>>, argv: readonly string[]): string[] {
+function namespaced(
+  root: string,
+  mounts: readonly Mount[],
+  user: string,
+  workdir: string,
+  env: Readonly<Record<string, string>>,
+  argv: readonly string[],
+): string[] {
   const { uid, gid } = userIds(user);
   const exec = [
     "exec chroot",
@@ -192,7 +229,10 @@ export function contextFiles(context: string): Set<string> {
 function copyFromContext(context: string, files: ReadonlySet<string>, sources: readonly string[], dest: string, where: string): void {
   const many = sources.length > 1;
   for (const raw of sources) {
-    const source = posix.normalize(raw).replace(/^\.\/?/, "").replace(/\/+$/, "");
+    const source = posix
+      .normalize(raw)
+      .replace(/^\.\/?/, "")
+      .replace(/\/+$/, "");
     if (files.has(source)) {
       const target = many || dest.endsWith("/") || (existsSync(dest) && statSync(dest).isDirectory()) ? join(dest, basename(source)) : dest;
       copyOne(join(context, source), target);
@@ -268,7 +308,10 @@ function runStep(stage: Stage, command: readonly string[], npmCache: string, whe
     { kind: "bind", source: npmCache, target: join(stage.root, "root", ".npm"), readOnly: false },
   ];
   const env = { PATH: DEFAULT_PATH, HOME: userIds(stage.user).uid === 0 ? "/root" : "/", ...stage.env };
-  const result = spawnSync("unshare", namespaced(stage.root, mounts, stage.user, stage.workdir, env, command), { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync("unshare", namespaced(stage.root, mounts, stage.user, stage.workdir, env, command), {
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (result.status !== 0) {
     const output = `${result.stdout}${result.stderr}`.trim().slice(-3000);
     throw new Error(`${where}: RUN failed (exit ${result.status ?? result.signal}):\n${output}`);
@@ -295,10 +338,24 @@ export function dryBuild(options: DryBuildOptions): DryImage {
     if (instruction.kind === "FROM") {
       const major = /^node:(\d+)[.-]?/.exec(instruction.image)?.[1];
       const ours = process.versions.node.split(".")[0];
-      if (major !== ours) throw new Error(`${where}: FROM ${instruction.image}: the dry build stands in for node:${ours} images with this machine's Node ${process.versions.node}`);
+      if (major !== ours)
+        throw new Error(
+          `${where}: FROM ${instruction.image}: the dry build stands in for node:${ours} images with this machine's Node ${process.versions.node}`,
+        );
       const root = join(options.dir, `stage-${stages.length}`);
       makeRoot(root);
-      stage = { name: instruction.stage ?? String(stages.length), root, base: instruction.image, env: {}, workdir: "/", user: "0:0", entrypoint: [], cmd: [], exposed: [], healthcheck: undefined };
+      stage = {
+        name: instruction.stage ?? String(stages.length),
+        root,
+        base: instruction.image,
+        env: {},
+        workdir: "/",
+        user: "0:0",
+        entrypoint: [],
+        cmd: [],
+        exposed: [],
+        healthcheck: undefined,
+      };
       stages.push(stage);
     } else {
       if (stage === undefined) throw new Error(`${where}: ${instruction.kind} before FROM`);

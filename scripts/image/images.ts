@@ -60,7 +60,9 @@ const defaultRepo = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 function recipeFor(key: ImageKey, repoRoot: string, qdrantBinary: string | undefined): ImageRecipe | string {
   if (key === "qdrant") {
     const binary = findQdrant(repoRoot, qdrantBinary ?? process.env.QDRANT_BIN);
-    return binary !== undefined ? qdrantRecipe(binary) : `no Qdrant binary at ${qdrantBinary ?? process.env.QDRANT_BIN ?? sharedQdrantDir(repoRoot)} (set QDRANT_BIN to qdrant-X.Y.Z-x86_64-linux.gz or a folder holding it)`;
+    return binary !== undefined
+      ? qdrantRecipe(binary)
+      : `no Qdrant binary at ${qdrantBinary ?? process.env.QDRANT_BIN ?? sharedQdrantDir(repoRoot)} (set QDRANT_BIN to qdrant-X.Y.Z-x86_64-linux.gz or a folder holding it)`;
   }
   return dockerfileRecipe({ key, name: IMAGE_NAMES[key], dockerfile: join(repoRoot, "docker", `${key}.Dockerfile`), context: repoRoot });
 }
@@ -68,11 +70,18 @@ function recipeFor(key: ImageKey, repoRoot: string, qdrantBinary: string | undef
 /** Removes this image's archives for other inputs: only the newest is kept. */
 function pruneOthers(cacheDir: string, key: string, keep: string): void {
   for (const name of readdirSync(cacheDir)) {
-    if (name.startsWith(`${key}-`) && /\.oci\.(tar|json)$/.test(name) && !name.startsWith(keep)) rmSync(join(cacheDir, name), { force: true });
+    if (name.startsWith(`${key}-`) && /\.oci\.(tar|json)$/.test(name) && !name.startsWith(keep))
+      rmSync(join(cacheDir, name), { force: true });
   }
 }
 
-async function ensureImage(recipe: ImageRecipe, key: ImageKey, base: BaseImage, cacheDir: string, progress: (line: string) => void): Promise<BuiltImage> {
+async function ensureImage(
+  recipe: ImageRecipe,
+  key: ImageKey,
+  base: BaseImage,
+  cacheDir: string,
+  progress: (line: string) => void,
+): Promise<BuiltImage> {
   const hash = await recipe.inputHash(base);
   const stem = `${key}-${hash.slice(0, 16)}`;
   const archivePath = join(cacheDir, `${stem}.oci.tar`);
@@ -94,7 +103,10 @@ async function ensureImage(recipe: ImageRecipe, key: ImageKey, base: BaseImage, 
         name: recipe.name,
         config: own.config,
         layers: [base.layer, ...own.layers.map((layer) => layer.blob)],
-        history: [`Debian ${base.suite} minbase + ${base.packages.join(", ")} + Node ${base.nodeVersion} (scripts/image/base.ts)`, ...own.layers.map((layer) => layer.createdBy)],
+        history: [
+          `Debian ${base.suite} minbase + ${base.packages.join(", ")} + Node ${base.nodeVersion} (scripts/image/base.ts)`,
+          ...own.layers.map((layer) => layer.createdBy),
+        ],
       },
       archivePath,
     );
@@ -103,7 +115,9 @@ async function ensureImage(recipe: ImageRecipe, key: ImageKey, base: BaseImage, 
     renameSync(`${receipt}.tmp-${process.pid}`, receipt);
     pruneOthers(cacheDir, key, stem);
     const ownSize = own.layers.reduce((total, layer) => total + layer.blob.size, 0);
-    progress(`${key}: built in ${elapsed(started)}: its layer ${mib(ownSize)} on the base's ${mib(base.layer.size)}, archive ${mib(archive.size)} at ${archivePath}`);
+    progress(
+      `${key}: built in ${elapsed(started)}: its layer ${mib(ownSize)} on the base's ${mib(base.layer.size)}, archive ${mib(archive.size)} at ${archivePath}`,
+    );
     return { ...archive, key, built: true, inputHash: hash };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -135,6 +149,9 @@ export async function ensureImages(options: EnsureImagesOptions = {}): Promise<E
   }
   progress(`images ready in ${elapsed(started)}`);
   const address = options.containerdAddress ?? containerdAddress();
-  const imported = address === undefined ? undefined : await importImages(images, { address, namespace: options.namespace ?? "k8s.io", onProgress: progress });
+  const imported =
+    address === undefined
+      ? undefined
+      : await importImages(images, { address, namespace: options.namespace ?? "k8s.io", onProgress: progress });
   return { base, images, skipped, imported };
 }

@@ -31,7 +31,8 @@ const command = commandList.join(" + ");
 
 const dist = resolve("dist");
 const entries = commandList.map((name) => join(dist, "cli", "commands", `${name}.js`));
-for (const entry of entries) if (!existsSync(entry)) usage(`${entry} does not exist: build first (tsc), and name a command in src/cli/commands/`);
+for (const entry of entries)
+  if (!existsSync(entry)) usage(`${entry} does not exist: build first (tsc), and name a command in src/cli/commands/`);
 
 /** Package names the commands' compiled code imports. */
 function importedPackages() {
@@ -47,7 +48,13 @@ function importedPackages() {
       const specifier = match[1];
       if (file.endsWith(REGISTRY) && match[0].includes("import(")) continue;
       if (specifier.startsWith(".")) queue.push(resolve(dirname(file), specifier));
-      else if (!specifier.startsWith("node:")) packages.add(specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/"));
+      else if (!specifier.startsWith("node:"))
+        packages.add(
+          specifier
+            .split("/")
+            .slice(0, specifier.startsWith("@") ? 2 : 1)
+            .join("/"),
+        );
     }
   }
   return packages;
@@ -77,7 +84,8 @@ while (queue.length > 0) {
   kept.add(dir);
   const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
   for (const dep of Object.keys(manifest.dependencies ?? {})) queue.push({ name: dep, from: dir, required: true });
-  for (const dep of Object.keys({ ...manifest.optionalDependencies, ...manifest.peerDependencies })) queue.push({ name: dep, from: dir, required: false });
+  for (const dep of Object.keys({ ...manifest.optionalDependencies, ...manifest.peerDependencies }))
+    queue.push({ name: dep, from: dir, required: false });
 }
 
 function size(path) {
@@ -96,7 +104,9 @@ function sweep(modules) {
       rmSync(join(modules, entry), { recursive: true, force: true });
       continue;
     }
-    const dirs = entry.startsWith("@") ? readdirSync(join(modules, entry)).map((name) => join(modules, entry, name)) : [join(modules, entry)];
+    const dirs = entry.startsWith("@")
+      ? readdirSync(join(modules, entry)).map((name) => join(modules, entry, name))
+      : [join(modules, entry)];
     for (const dir of dirs) {
       if (kept.has(dir)) sweep(join(dir, "node_modules"));
       else {
@@ -110,4 +120,6 @@ function sweep(modules) {
 }
 sweep(resolve("node_modules"));
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-console.log(`keep-only ${command}: kept ${kept.size} packages (${mib(size(resolve("node_modules")))}), removed ${removed} (${mib(removedBytes)})`);
+console.log(
+  `keep-only ${command}: kept ${kept.size} packages (${mib(size(resolve("node_modules")))}), removed ${removed} (${mib(removedBytes)})`,
+);

@@ -92,13 +92,29 @@ export async function writeLayer(root: string, entries: readonly string[], out: 
   const gzBytes = { bytes: 0 };
   try {
     // gzip's header carries no name or time when written by zlib, so it adds nothing variable.
-    await pipeline(tar.stdout, hashing(uncompressed, tarBytes), createGzip({ level: 6 }), hashing(compressed, gzBytes), createWriteStream(temp));
+    await pipeline(
+      tar.stdout,
+      hashing(uncompressed, tarBytes),
+      createGzip({ level: 6 }),
+      hashing(compressed, gzBytes),
+      createWriteStream(temp),
+    );
     const code = await exited;
-    if (code !== 0) throw new WorldError(`tar of ${root} into ${out} failed (exit ${code}): ${stderr.trim()}`, "check that GNU tar is installed and the folder is readable");
+    if (code !== 0)
+      throw new WorldError(
+        `tar of ${root} into ${out} failed (exit ${code}): ${stderr.trim()}`,
+        "check that GNU tar is installed and the folder is readable",
+      );
     renameSync(temp, out);
   } catch (error) {
     rmSync(temp, { force: true });
     throw error;
   }
-  return { path: out, digest: `sha256:${compressed.digest("hex")}`, diffId: `sha256:${uncompressed.digest("hex")}`, size: gzBytes.bytes, tarSize: tarBytes.bytes };
+  return {
+    path: out,
+    digest: `sha256:${compressed.digest("hex")}`,
+    diffId: `sha256:${uncompressed.digest("hex")}`,
+    size: gzBytes.bytes,
+    tarSize: tarBytes.bytes,
+  };
 }

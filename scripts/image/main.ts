@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { dryBuild, dryBuildUnavailable } from "./dry-build.ts";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
-const usage = "usage: npm run image:dry-build -- [DOCKERFILE ...] [--out DIR]   (default: docker/gateway.Dockerfile docker/engine.Dockerfile, out/images)";
+const usage =
+  "usage: npm run image:dry-build -- [DOCKERFILE ...] [--out DIR]   (default: docker/gateway.Dockerfile docker/engine.Dockerfile, out/images)";
 
 let parsed;
 try {
@@ -24,12 +25,17 @@ if (unavailable !== undefined) {
   console.error(`image:dry-build: ${unavailable}`);
   process.exit(1);
 }
-const files = parsed.positionals.length > 0 ? parsed.positionals.map((file) => resolve(file)) : ["gateway", "engine"].map((name) => join(repo, "docker", `${name}.Dockerfile`));
+const files =
+  parsed.positionals.length > 0
+    ? parsed.positionals.map((file) => resolve(file))
+    : ["gateway", "engine"].map((name) => join(repo, "docker", `${name}.Dockerfile`));
 const out = resolve(parsed.values.out ?? join(repo, "out", "images"));
 for (const [index, file] of files.entries()) {
   try {
     const image = dryBuild({ dockerfile: file, context: repo, dir: join(out, String(index)), onProgress: (line) => console.error(line) });
-    console.log(`${file}: adds ${(image.addedBytes / 2 ** 20).toFixed(0)} MiB to ${image.base}; runs ${JSON.stringify([...image.entrypoint, ...image.cmd])} as ${image.user} in ${image.workdir}; root folder ${image.root}`);
+    console.log(
+      `${file}: adds ${(image.addedBytes / 2 ** 20).toFixed(0)} MiB to ${image.base}; runs ${JSON.stringify([...image.entrypoint, ...image.cmd])} as ${image.user} in ${image.workdir}; root folder ${image.root}`,
+    );
   } catch (error) {
     console.error(`image:dry-build: ${(error as Error).message}`);
     process.exit(1);

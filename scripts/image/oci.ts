@@ -93,7 +93,8 @@ function placeBlob(from: string, blobs: string, digest: string): void {
 
 /** Writes the image as an OCI layout archive at `out` (through a temp file). */
 export function writeOciArchive(image: OciImage, out: string): OciArchive {
-  if (image.history.length !== image.layers.length) throw new Error(`${image.name}: ${image.layers.length} layers but ${image.history.length} history lines`);
+  if (image.history.length !== image.layers.length)
+    throw new Error(`${image.name}: ${image.layers.length} layers but ${image.history.length} history lines`);
   const staging = `${out}.tmp-${process.pid}.d`;
   const temp = `${out}.tmp-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
@@ -109,7 +110,12 @@ export function writeOciArchive(image: OciImage, out: string): OciArchive {
     const config = write(MediaType.config, configJson(image));
     const manifest = write(
       MediaType.manifest,
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.manifest, config, layers: image.layers.map((layer) => ({ mediaType: MediaType.layer, digest: layer.digest, size: layer.size })) }),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.manifest,
+        config,
+        layers: image.layers.map((layer) => ({ mediaType: MediaType.layer, digest: layer.digest, size: layer.size })),
+      }),
     );
     const index = {
       schemaVersion: 2,
@@ -126,10 +132,26 @@ export function writeOciArchive(image: OciImage, out: string): OciArchive {
     writeFileSync(join(staging, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
     const tar = spawnSync(
       "tar",
-      ["--create", `--file=${temp}`, `--directory=${staging}`, "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mode=a+r", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", `--mtime=@${LAYER_MTIME}`, "oci-layout", "index.json", "blobs"],
+      [
+        "--create",
+        `--file=${temp}`,
+        `--directory=${staging}`,
+        "--sort=name",
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "--mode=a+r",
+        "--format=posix",
+        "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+        `--mtime=@${LAYER_MTIME}`,
+        "oci-layout",
+        "index.json",
+        "blobs",
+      ],
       { encoding: "utf8" },
     );
-    if (tar.status !== 0) throw new WorldError(`writing ${out} failed: ${tar.error?.message ?? tar.stderr.trim()}`, `check the disk space in ${out}'s folder`);
+    if (tar.status !== 0)
+      throw new WorldError(`writing ${out} failed: ${tar.error?.message ?? tar.stderr.trim()}`, `check the disk space in ${out}'s folder`);
     renameSync(temp, out);
     return { path: out, name: image.name, manifestDigest: manifest.digest, configDigest: config.digest, size: statSync(out).size };
   } finally {

@@ -49,15 +49,27 @@ export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
       const sum = await unpackQdrant(binary, join(app, "qdrant"));
       const expected = expectedSum(binary);
       if (expected === undefined) progress(`qdrant: no SHA256SUMS entry beside ${binary.path}: its checksum is not checked`);
-      else if (expected !== sum) throw new WorldError(`${binary.path}: sha256 ${sum} after unpacking, SHA256SUMS says ${expected}`, "the binary is damaged or not the one SHA256SUMS lists: fetch it again");
+      else if (expected !== sum)
+        throw new WorldError(
+          `${binary.path}: sha256 ${sum} after unpacking, SHA256SUMS says ${expected}`,
+          "the binary is damaged or not the one SHA256SUMS lists: fetch it again",
+        );
       const said = spawnSync(join(app, "qdrant"), ["--version"], { encoding: "utf8" });
-      if (said.status !== 0 || !said.stdout.includes(binary.version)) throw new WorldError(`${binary.path}: \`qdrant --version\` says ${JSON.stringify((said.stdout || said.stderr).trim())}, not ${binary.version}`, "name the file after the version it is");
+      if (said.status !== 0 || !said.stdout.includes(binary.version))
+        throw new WorldError(
+          `${binary.path}: \`qdrant --version\` says ${JSON.stringify((said.stdout || said.stderr).trim())}, not ${binary.version}`,
+          "name the file after the version it is",
+        );
       writeFileSync(join(app, "config", "config.yaml"), CONFIG, { mode: 0o644 });
       // As the official image built with USER_ID: the app folder and its data folders belong to the user.
       for (const dir of [app, join(app, "storage"), join(app, "snapshots")]) chownSync(dir, UID, UID);
       const entries = layerEntries(root, allEntries);
       const missing = missingLibraries(root, entries, base);
-      if (missing.length > 0) throw new WorldError(`${name}: the base image lacks ${missing.map((need) => need.library).join(", ")}, which Qdrant loads`, "add the Debian package that ships them to BASE_PACKAGES in scripts/image/base.ts");
+      if (missing.length > 0)
+        throw new WorldError(
+          `${name}: the base image lacks ${missing.map((need) => need.library).join(", ")}, which Qdrant loads`,
+          "add the Debian package that ships them to BASE_PACKAGES in scripts/image/base.ts",
+        );
       const blob = await writeLayer(root, entries, join(work, "layer.tar.gz"));
       return {
         config: {
@@ -68,7 +80,12 @@ export function qdrantRecipe(binary: QdrantBinary): ImageRecipe {
           cmd: [],
           exposed: ["6333", "6334", "6335"],
         },
-        layers: [{ blob, createdBy: `${basename(binary.path)} (sha256 ${sum}) as /qdrant/qdrant, config/config.yaml, storage/ and snapshots/ for uid ${UID}` }],
+        layers: [
+          {
+            blob,
+            createdBy: `${basename(binary.path)} (sha256 ${sum}) as /qdrant/qdrant, config/config.yaml, storage/ and snapshots/ for uid ${UID}`,
+          },
+        ],
       };
     },
   };

@@ -24,5 +24,8 @@ export interface ImageRecipe {
 /** `KEY=value` lines: the base's, with the image's replacing those of the same key, as a build merges ENV. */
 export function mergeEnv(base: readonly string[], added: Readonly<Record<string, string>>): string[] {
   const keys = new Set(Object.keys(added));
-  return [...base.filter((line) => !keys.has(line.slice(0, line.indexOf("=")))), ...Object.entries(added).map(([key, value]) => `${key}=${value}`)];
+  return [
+    ...base.filter((line) => !keys.has(line.slice(0, line.indexOf("=")))),
+    ...Object.entries(added).map(([key, value]) => `${key}=${value}`),
+  ];
 }

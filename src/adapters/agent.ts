@@ -158,7 +158,18 @@ export class AdapterAgent {
   private record(name: string): Record {
     let record = this.records.get(name);
     if (record === undefined) {
-      record = { name, state: "loading", reason: undefined, since: Date.now(), source: undefined, loadedDigest: undefined, loadedPath: undefined, attempts: 0, retryAt: 0, job: undefined };
+      record = {
+        name,
+        state: "loading",
+        reason: undefined,
+        since: Date.now(),
+        source: undefined,
+        loadedDigest: undefined,
+        loadedPath: undefined,
+        attempts: 0,
+        retryAt: 0,
+        job: undefined,
+      };
       this.records.set(name, record);
       this.options.events?.onState?.(name, "loading");
     }
@@ -168,7 +179,10 @@ export class AdapterAgent {
   private setState(record: Record, state: AdapterState, reason: string | undefined): void {
     if (record.state !== state) {
       record.since = Date.now();
-      this.options.log.info({ adapter: record.name, state, ...(reason !== undefined ? { reason } : {}) }, `adapter ${record.name}: ${state}`);
+      this.options.log.info(
+        { adapter: record.name, state, ...(reason !== undefined ? { reason } : {}) },
+        `adapter ${record.name}: ${state}`,
+      );
       this.options.events?.onState?.(record.name, state);
     }
     record.state = state;
@@ -189,7 +203,8 @@ export class AdapterAgent {
       for (const entry of desired.values()) {
         const record = this.record(entry.name);
         record.source = describeSource(entry.source);
-        if (record.job === undefined && record.state !== "failed") this.setState(record, "loading", `waiting for the engine: ${this.engineProblem}`);
+        if (record.job === undefined && record.state !== "failed")
+          this.setState(record, "loading", `waiting for the engine: ${this.engineProblem}`);
       }
       return;
     }
@@ -248,7 +263,9 @@ export class AdapterAgent {
 
   /** True when the engine's path for an adapter is this agent's file for its current source. */
   private isOurs(entry: AdapterSetEntry, enginePath: string): boolean {
-    return "path" in entry.source ? enginePath.endsWith(entry.source.path) : enginePath.startsWith(adapterDir(this.options.cacheDir, entry));
+    return "path" in entry.source
+      ? enginePath.endsWith(entry.source.path)
+      : enginePath.startsWith(adapterDir(this.options.cacheDir, entry));
   }
 
   private startJob(entry: AdapterSetEntry, record: Record, digest: string, replacing: boolean): void {
@@ -291,7 +308,11 @@ export class AdapterAgent {
       await this.inEngine(() => this.options.engine.load(entry.name, path, replacing));
       // Loaded means the engine says so: it lists the adapter from this path.
       const listed = (await this.options.engine.loras()).get(entry.name);
-      if (listed !== path) throw new EngineRefusal(200, `the engine accepted the load but lists ${entry.name} ${listed === undefined ? "nowhere" : `from ${listed}`}`);
+      if (listed !== path)
+        throw new EngineRefusal(
+          200,
+          `the engine accepted the load but lists ${entry.name} ${listed === undefined ? "nowhere" : `from ${listed}`}`,
+        );
     } catch (error) {
       if (error instanceof EngineUnavailable) {
         this.setState(record, "loading", `waiting for the engine: ${error.message}`);
@@ -314,7 +335,10 @@ export class AdapterAgent {
     const wait = Math.min(this.options.maxBackoffMs ?? 300_000, (this.options.backoffMs ?? 2000) * 2 ** (record.attempts - 1));
     record.retryAt = Date.now() + wait;
     this.setState(record, "failed", record.loadedPath !== undefined ? `${reason}; the engine still serves the version before` : reason);
-    this.options.log.warn({ adapter: record.name, reason, attempts: record.attempts, retryInMs: wait }, `adapter ${record.name} failed; retrying in ${Math.round(wait / 1000)} s`);
+    this.options.log.warn(
+      { adapter: record.name, reason, attempts: record.attempts, retryInMs: wait },
+      `adapter ${record.name} failed; retrying in ${Math.round(wait / 1000)} s`,
+    );
     this.options.events?.onFailure?.(record.name, stage);
     const timer = setTimeout(() => this.wake(), wait);
     timer.unref();

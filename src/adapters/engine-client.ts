@@ -66,7 +66,12 @@ export class EngineClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.message : String(error);
+      const cause =
+        error instanceof Error && error.cause instanceof Error
+          ? error.cause.message
+          : error instanceof Error
+            ? error.message
+            : String(error);
       throw new EngineUnavailable(`the engine at ${this.base} does not answer (${cause})`);
     }
     return { status: response.status, text: await response.text() };
@@ -100,7 +105,10 @@ export class EngineClient {
     if (status === 200) return;
     if (status === 503 || status === 502) throw new EngineUnavailable(`the engine is not serving (${status}): ${messageOf(text)}`);
     if (status === 404 && /Not Found: \/v1\/load_lora_adapter|"detail":"Not Found"/.test(text)) {
-      throw new EngineRefusal(404, "the engine has no /v1/load_lora_adapter: start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=true and --enable-lora");
+      throw new EngineRefusal(
+        404,
+        "the engine has no /v1/load_lora_adapter: start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=true and --enable-lora",
+      );
     }
     throw new EngineRefusal(status, messageOf(text));
   }

@@ -37,7 +37,11 @@ export async function fetchAdapter(entry: AdapterSetEntry, options: FetchAdapter
   const source = entry.source;
   if ("path" in source) {
     const path = isAbsolute(source.path) ? source.path : resolve(options.baseDir, source.path);
-    if (!existsSync(path)) throw new WorldError(`${path} (adapter ${entry.name}'s lora.source.path) does not exist`, "fix the path in the spec: it is relative to the spec file");
+    if (!existsSync(path))
+      throw new WorldError(
+        `${path} (adapter ${entry.name}'s lora.source.path) does not exist`,
+        "fix the path in the spec: it is relative to the spec file",
+      );
     return path;
   }
   const dir = adapterDir(options.cacheDir, entry);

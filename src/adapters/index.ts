@@ -61,11 +61,22 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 export async function startAdapterAgent(options: StartAdapterAgentOptions): Promise<RunningAdapterAgent> {
   const log = options.logger ?? pino({ base: { component: "adapter-agent" } });
   const first = await readFile(options.configFile, "utf8").catch((error: unknown) => {
-    throw new WorldError(`cannot read the adapter set ${options.configFile}: ${(error as Error).message}`, "pass --config FILE: the adapters.yaml of the engine's adapters ConfigMap that `diatonic render` writes");
+    throw new WorldError(
+      `cannot read the adapter set ${options.configFile}: ${(error as Error).message}`,
+      "pass --config FILE: the adapters.yaml of the engine's adapters ConfigMap that `diatonic render` writes",
+    );
   });
   const metrics = new AgentMetrics();
   const engine = new EngineClient({ url: options.engineUrl });
-  const agent = new AdapterAgent({ engine, cacheDir: options.cacheDir, hub: options.hub, log, events: metrics.events, resyncMs: options.resyncMs, backoffMs: options.backoffMs });
+  const agent = new AdapterAgent({
+    engine,
+    cacheDir: options.cacheDir,
+    hub: options.hub,
+    log,
+    events: metrics.events,
+    resyncMs: options.resyncMs,
+    backoffMs: options.backoffMs,
+  });
   agent.update(parseAdapterSet(first, options.configFile));
   log.info({ adapters: agent.adapterSet?.adapters.length, engine: options.engineUrl }, "adapter set loaded");
 
@@ -74,17 +85,19 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
   const watcher = new FileWatcher(
     [options.configFile],
     () =>
-      void readFile(options.configFile, "utf8").then(
-        (text) => {
-          agent.update(parseAdapterSet(text, options.configFile));
-          lastError = undefined;
-          log.info({ adapters: agent.adapterSet?.adapters.map((a) => a.name) }, "adapter set changed");
-        },
-        (error: unknown) => log.error({ err: error }, "cannot read the adapter set"),
-      ).catch((error: unknown) => {
-        lastError = (error as Error).message;
-        log.error({ err: error }, "the new adapter set is not valid; keeping the last good one");
-      }),
+      void readFile(options.configFile, "utf8")
+        .then(
+          (text) => {
+            agent.update(parseAdapterSet(text, options.configFile));
+            lastError = undefined;
+            log.info({ adapters: agent.adapterSet?.adapters.map((a) => a.name) }, "adapter set changed");
+          },
+          (error: unknown) => log.error({ err: error }, "cannot read the adapter set"),
+        )
+        .catch((error: unknown) => {
+          lastError = (error as Error).message;
+          log.error({ err: error }, "the new adapter set is not valid; keeping the last good one");
+        }),
     options.watch ?? { debounceMs: 200, pollMs: 2000 },
   );
   await watcher.prime(new Map([[options.configFile, textHash(first)]]));
@@ -98,7 +111,10 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
     switch (path) {
       case "/status": {
         const problem = agent.engineStatus;
-        const body: AgentStatusBody = { engine: { url: options.engineUrl, ready: problem === undefined, ...(problem !== undefined ? { problem } : {}) }, adapters: agent.status() };
+        const body: AgentStatusBody = {
+          engine: { url: options.engineUrl, ready: problem === undefined, ...(problem !== undefined ? { problem } : {}) },
+          adapters: agent.status(),
+        };
         sendJson(res, 200, lastError !== undefined ? { ...body, configError: lastError } : body);
         return;
       }
@@ -119,7 +135,9 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
   });
   const host = options.host ?? "0.0.0.0";
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (error: Error) => reject(new WorldError(`cannot listen on ${host}:${options.port ?? AGENT_PORT}: ${error.message}`, "pick another --port")));
+    server.once("error", (error: Error) =>
+      reject(new WorldError(`cannot listen on ${host}:${options.port ?? AGENT_PORT}: ${error.message}`, "pick another --port")),
+    );
     server.listen(options.port ?? AGENT_PORT, host, () => resolve());
   });
   const address = server.address() as AddressInfo;

@@ -15,10 +15,30 @@ export class AgentMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.state = new Gauge({ name: "diatonic_adapter_state", help: "1 for the state each adapter is in on this engine replica (loaded, loading, failed, unloaded).", labelNames: ["adapter", "state"], registers });
-    this.failures = new Counter({ name: "diatonic_adapter_failures_total", help: "Failed fetches and loads of adapters, by stage.", labelNames: ["adapter", "stage"], registers });
-    this.seconds = new Histogram({ name: "diatonic_adapter_load_seconds", help: "Time to fetch an adapter's files (stage fetch; 0 when cached) and to load them into the engine (stage load).", labelNames: ["stage"], buckets: SECONDS_BUCKETS, registers });
-    this.engineUp = new Gauge({ name: "diatonic_adapter_agent_engine_up", help: "1 when the engine beside the agent answers its model list.", registers });
+    this.state = new Gauge({
+      name: "diatonic_adapter_state",
+      help: "1 for the state each adapter is in on this engine replica (loaded, loading, failed, unloaded).",
+      labelNames: ["adapter", "state"],
+      registers,
+    });
+    this.failures = new Counter({
+      name: "diatonic_adapter_failures_total",
+      help: "Failed fetches and loads of adapters, by stage.",
+      labelNames: ["adapter", "stage"],
+      registers,
+    });
+    this.seconds = new Histogram({
+      name: "diatonic_adapter_load_seconds",
+      help: "Time to fetch an adapter's files (stage fetch; 0 when cached) and to load them into the engine (stage load).",
+      labelNames: ["stage"],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.engineUp = new Gauge({
+      name: "diatonic_adapter_agent_engine_up",
+      help: "1 when the engine beside the agent answers its model list.",
+      registers,
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 

@@ -58,11 +58,15 @@ export function parseAdapterSet(text: string, file: string): AdapterSet {
   const parsed = AdapterSet.safeParse(document);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.map(String).join(".") || "(document)"}: ${issue.message}`);
-    throw new InputError(`${file}: not a valid AdapterSet:\n${lines.join("\n")}`, "pass --config FILE: the adapters.yaml of the engine's adapters ConfigMap that `diatonic render` writes");
+    throw new InputError(
+      `${file}: not a valid AdapterSet:\n${lines.join("\n")}`,
+      "pass --config FILE: the adapters.yaml of the engine's adapters ConfigMap that `diatonic render` writes",
+    );
   }
   const seen = new Set<string>([parsed.data.baseModel]);
   for (const [index, adapter] of parsed.data.adapters.entries()) {
-    if (seen.has(adapter.name)) throw new InputError(`${file}: adapters[${index}].name ${JSON.stringify(adapter.name)} is used twice (or is the base model's name)`);
+    if (seen.has(adapter.name))
+      throw new InputError(`${file}: adapters[${index}].name ${JSON.stringify(adapter.name)} is used twice (or is the base model's name)`);
     seen.add(adapter.name);
   }
   return parsed.data;

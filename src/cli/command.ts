@@ -30,19 +30,18 @@ export function parseFlags<const O extends Options>(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     // An unknown flag: name the nearest known one (--envv → --env).
-    const unknown = (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'(-{1,2}[^'=]+)/.exec(message)?.[1] : undefined;
+    const unknown =
+      (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'(-{1,2}[^'=]+)/.exec(message)?.[1] : undefined;
     const guess = unknown?.startsWith("--") ? closest(unknown.slice(2), Object.keys(options)) : undefined;
-    throw new InputError(`diatonic ${command.name}: ${message}`, `${guess !== undefined ? `did you mean --${guess}? ` : ""}usage: ${command.usage}`);
+    throw new InputError(
+      `diatonic ${command.name}: ${message}`,
+      `${guess !== undefined ? `did you mean --${guess}? ` : ""}usage: ${command.usage}`,
+    );
   }
 }
 
 /** Reads a flag that must be one of a fixed set of values. */
-export function oneOf<const T extends string>(
-  flag: string,
-  value: string | undefined,
-  allowed: readonly T[],
-  fallback?: T,
-): T {
+export function oneOf<const T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback?: T): T {
   if (value === undefined) {
     if (fallback !== undefined) return fallback;
     throw new InputError(`missing required flag ${flag}`, `pass ${flag} ${allowed.join("|")}`);
@@ -57,6 +56,7 @@ export function portFlag(value: string | undefined, fallback: number): number;
 export function portFlag(value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`--port ${JSON.stringify(value)} is not a port number`, "pass --port 0..65535");
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InputError(`--port ${JSON.stringify(value)} is not a port number`, "pass --port 0..65535");
   return port;
 }

@@ -22,8 +22,13 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
   }
   const entry = commands.find((c) => c.name === name);
   if (entry === undefined) {
-    const guess = closest(name.replace(/^-+/, ""), commands.map((c) => c.name));
-    io.stderr.write(`diatonic: unknown command ${JSON.stringify(name)}${guess !== undefined ? `: did you mean ${guess}?` : ""}\n\n${help()}`);
+    const guess = closest(
+      name.replace(/^-+/, ""),
+      commands.map((c) => c.name),
+    );
+    io.stderr.write(
+      `diatonic: unknown command ${JSON.stringify(name)}${guess !== undefined ? `: did you mean ${guess}?` : ""}\n\n${help()}`,
+    );
     return ExitCode.badInput;
   }
   try {

@@ -72,11 +72,17 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
   const members = options.placed.map((p) => ({ ...p, object: asMember(p.object, id) }));
   const objects = members.map((m) => m.object);
 
-  const checks = [...(await preflight(client, { ...options.preflight, objects })), ...(await sharedChecks(client, objects, namespace, options.forceConflicts ?? false))];
+  const checks = [
+    ...(await preflight(client, { ...options.preflight, objects })),
+    ...(await sharedChecks(client, objects, namespace, options.forceConflicts ?? false)),
+  ];
   reporter.event({ type: "preflight", checks });
   const failed = checks.filter((c) => !c.ok);
   if (failed.length > 0) {
-    throw new PreflightError(`preflight failed, nothing was changed:\n${failed.map((c) => `  ${c.check}: ${c.message}`).join("\n")}`, "each failed check above says its fix; then run apply again");
+    throw new PreflightError(
+      `preflight failed, nothing was changed:\n${failed.map((c) => `  ${c.check}: ${c.message}`).join("\n")}`,
+      "each failed check above says its fix; then run apply again",
+    );
   }
 
   const context = await readinessContext(client);
@@ -110,8 +116,17 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
         // settings, or --force-conflicts); a label it was handed over with is an update's, which
         // only a forced apply takes.
         const takeOver = isShared(object) && live !== undefined && live.metadata.labels?.[PART_OF] !== id;
-        const result = await client.apply(object, { dryRun: options.dryRun ?? false, force: (options.forceConflicts ?? false) || takeOver });
-        const action = !live ? "created" : live.metadata.resourceVersion === result.metadata.resourceVersion && !options.dryRun ? "unchanged" : options.dryRun && sameContent(live, result) ? "unchanged" : "configured";
+        const result = await client.apply(object, {
+          dryRun: options.dryRun ?? false,
+          force: (options.forceConflicts ?? false) || takeOver,
+        });
+        const action = !live
+          ? "created"
+          : live.metadata.resourceVersion === result.metadata.resourceVersion && !options.dryRun
+            ? "unchanged"
+            : options.dryRun && sameContent(live, result)
+              ? "unchanged"
+              : "configured";
         if (action !== "unchanged") phaseChanged++;
         reporter.event({ type: "applied", phase: phase.name, resource: resourceName(object), action });
         applied.push(result);
@@ -127,26 +142,61 @@ export async function applyPlatform(options: ApplyOptions): Promise<ApplyResult>
           context,
           label: `phase ${phase.name}`,
           unattended: certManagerCheck(client, options.controllerGraceMs ?? 15_000),
-          onChange: (object, readiness) => reporter.event({ type: "readiness", phase: phase.name, resource: resourceName(object), state: readiness.state, reason: readiness.reason }),
+          onChange: (object, readiness) =>
+            reporter.event({
+              type: "readiness",
+              phase: phase.name,
+              resource: resourceName(object),
+              state: readiness.state,
+              reason: readiness.reason,
+            }),
         });
       }
     } catch (error) {
-      reporter.event({ type: "phase-failed", phase: phase.name, seconds: (Date.now() - phaseStarted) / 1000, message: (error as Error).message });
+      reporter.event({
+        type: "phase-failed",
+        phase: phase.name,
+        seconds: (Date.now() - phaseStarted) / 1000,
+        message: (error as Error).message,
+      });
       throw error;
     }
     changed += phaseChanged;
     reporter.event({ type: "phase-done", phase: phase.name, seconds: (Date.now() - phaseStarted) / 1000, changed: phaseChanged });
   }
 
-  const pruned = await prune(client, { id, namespace, keep: objects, groupKinds: union.groupKinds, namespaces: [...union.namespaces, namespace], versions: union.versions, dryRun: options.dryRun ?? false, deleteData: options.deleteData ?? false, reporter });
+  const pruned = await prune(client, {
+    id,
+    namespace,
+    keep: objects,
+    groupKinds: union.groupKinds,
+    namespaces: [...union.namespaces, namespace],
+    versions: union.versions,
+    dryRun: options.dryRun ?? false,
+    deleteData: options.deleteData ?? false,
+    reporter,
+  });
   let revision: number | null = null;
   if (!options.dryRun) {
     await client.apply(parentObject(namespace, after), { force: true });
     if (changed > 0 || pruned.length > 0 || (await latestHash(client, namespace)) !== hashObjects(objects)) {
-      revision = await recordRevision(client, namespace, { specHash: options.specHash, environment: options.environment, appliedAt: new Date().toISOString(), note: options.note ?? "apply", placed: options.placed.map((p) => ({ ...p })) });
+      revision = await recordRevision(client, namespace, {
+        specHash: options.specHash,
+        environment: options.environment,
+        appliedAt: new Date().toISOString(),
+        note: options.note ?? "apply",
+        placed: options.placed.map((p) => ({ ...p })),
+      });
     }
   }
-  reporter.event({ type: "done", revision, changed, pruned: pruned.length, seconds: (Date.now() - started) / 1000, dryRun: options.dryRun ?? false });
+  reporter.event({
+    type: "done",
+    revision,
+    changed,
+    pruned: pruned.length,
+    seconds: (Date.now() - started) / 1000,
+    dryRun: options.dryRun ?? false,
+  });
   return { revision, changed, pruned };
 }
 

@@ -57,7 +57,10 @@ export function parentObject(namespace: string, state: ParentState): KubeObject 
       annotations: {
         [TOOLING]: `diatonic/v${VERSION}`,
         [CONTAINS]: [...new Set(state.groupKinds)].sort().join(","),
-        [NAMESPACES]: [...new Set(state.namespaces)].filter((n) => n !== namespace).sort().join(","),
+        [NAMESPACES]: [...new Set(state.namespaces)]
+          .filter((n) => n !== namespace)
+          .sort()
+          .join(","),
         [VERSIONS]: Object.entries(state.versions)
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([gk, v]) => `${gk}=${v}`)
@@ -73,7 +76,12 @@ export function readParent(parent: KubeObject | undefined): ParentState {
   const split = (value: string | undefined) => (value ? value.split(",").filter((v) => v !== "") : []);
   const versions = Object.fromEntries(split(annotations[VERSIONS]).map((pair) => pair.split("=") as [string, string]));
   const destroyedAt = annotations[DESTROYED_AT];
-  return { ...(destroyedAt !== undefined ? { destroyedAt } : {}), groupKinds: split(annotations[CONTAINS]), namespaces: split(annotations[NAMESPACES]), versions };
+  return {
+    ...(destroyedAt !== undefined ? { destroyedAt } : {}),
+    groupKinds: split(annotations[CONTAINS]),
+    namespaces: split(annotations[NAMESPACES]),
+    versions,
+  };
 }
 
 export function membersState(objects: readonly KubeObject[], namespace: string): ParentState {
@@ -85,5 +93,9 @@ export function membersState(objects: readonly KubeObject[], namespace: string):
 }
 
 export function mergeStates(a: ParentState, b: ParentState): ParentState {
-  return { groupKinds: [...a.groupKinds, ...b.groupKinds], namespaces: [...a.namespaces, ...b.namespaces], versions: { ...a.versions, ...b.versions } };
+  return {
+    groupKinds: [...a.groupKinds, ...b.groupKinds],
+    namespaces: [...a.namespaces, ...b.namespaces],
+    versions: { ...a.versions, ...b.versions },
+  };
 }

@@ -16,7 +16,8 @@ import type { KubeObject } from "../render/context.ts";
 
 export const CERT_MANAGER_LEASE = "cert-manager-controller";
 export const CERT_MANAGER_KINDS = ["Certificate", "ClusterIssuer", "Issuer"] as const;
-const INSTALL = "install cert-manager's controller (helm install cert-manager jetstack/cert-manager --namespace cert-manager --create-namespace --set crds.enabled=true), then run apply again: it resumes where it stopped";
+const INSTALL =
+  "install cert-manager's controller (helm install cert-manager jetstack/cert-manager --namespace cert-manager --create-namespace --set crds.enabled=true), then run apply again: it resumes where it stopped";
 /** Clocks of the controller's node and of this machine may differ by this much. */
 const SKEW_MS = 10_000;
 
@@ -32,7 +33,11 @@ async function leases(client: KubeClient): Promise<LeaseLike[] | undefined> {
     if (!(error instanceof ForbiddenError)) throw error;
   }
   try {
-    const own = await client.get<LeaseLike>({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: CERT_MANAGER_LEASE, namespace: "kube-system" } });
+    const own = await client.get<LeaseLike>({
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: CERT_MANAGER_LEASE, namespace: "kube-system" },
+    });
     return own === undefined ? [] : [own];
   } catch (error) {
     if (error instanceof ForbiddenError) return undefined;

@@ -66,7 +66,10 @@ export async function destroyPlatform(options: DestroyOptions): Promise<{ delete
   }
   const ownNamespaceGoes = namespaces.some((ns) => ns.metadata.name === namespace);
   if (stillMembers.length > 0 && !ownNamespaceGoes) {
-    if (!options.dryRun) await client.apply(parentObject(namespace, { ...membersState(stillMembers, namespace), destroyedAt: new Date().toISOString() }), { force: true });
+    if (!options.dryRun)
+      await client.apply(parentObject(namespace, { ...membersState(stillMembers, namespace), destroyedAt: new Date().toISOString() }), {
+        force: true,
+      });
   } else {
     await remove(parentRef(namespace));
   }

@@ -8,10 +8,13 @@ import { namespaceChecks } from "./preflight.ts";
 export function normalize(object: KubeObject | undefined): unknown {
   if (!object) return undefined;
   const clone = structuredClone(object) as unknown as { metadata: Record<string, unknown>; status?: unknown };
-  for (const key of ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"]) Reflect.deleteProperty(clone.metadata, key);
+  for (const key of ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"])
+    Reflect.deleteProperty(clone.metadata, key);
   const annotations = clone.metadata["annotations"] as Record<string, string> | undefined;
   if (annotations) {
-    for (const key of Object.keys(annotations)) if (key.startsWith("deployment.kubernetes.io/") || key === "kubectl.kubernetes.io/last-applied-configuration") Reflect.deleteProperty(annotations, key);
+    for (const key of Object.keys(annotations))
+      if (key.startsWith("deployment.kubernetes.io/") || key === "kubectl.kubernetes.io/last-applied-configuration")
+        Reflect.deleteProperty(annotations, key);
     if (Object.keys(annotations).length === 0) Reflect.deleteProperty(clone.metadata, "annotations");
   }
   Reflect.deleteProperty(clone, "status");
@@ -37,10 +40,13 @@ export function lineDiff(before: string, after: string, context = 3): string[] {
       ops.push({ tag: " ", line: a[i] ?? "" });
       i++;
       j++;
-    } else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) ops.push({ tag: "+", line: b[j++] ?? "" });
+    } else if (j < b.length && (i >= a.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0)))
+      ops.push({ tag: "+", line: b[j++] ?? "" });
     else ops.push({ tag: "-", line: a[i++] ?? "" });
   }
-  const keep = ops.map((op, index) => op.tag !== " " || ops.slice(Math.max(0, index - context), index + context + 1).some((o) => o.tag !== " "));
+  const keep = ops.map(
+    (op, index) => op.tag !== " " || ops.slice(Math.max(0, index - context), index + context + 1).some((o) => o.tag !== " "),
+  );
   const out: string[] = [];
   ops.forEach((op, index) => {
     if (keep[index]) out.push(`${op.tag} ${op.line}`);
@@ -58,18 +64,26 @@ export interface ObjectDiff {
 }
 
 /** What apply would change: server-side dry run of every object against the live one. */
-export async function diffObjects(client: KubeClient, objects: readonly KubeObject[], toDelete: readonly KubeObject[]): Promise<ObjectDiff[]> {
+export async function diffObjects(
+  client: KubeClient,
+  objects: readonly KubeObject[],
+  toDelete: readonly KubeObject[],
+): Promise<ObjectDiff[]> {
   // A namespace the spec writes into but does not create: the dry run would answer with the raw
   // API error; preflight's explanation and fix say what to do.
   const missing = (await namespaceChecks(client, objects)).filter((check) => !check.ok);
   if (missing.length > 0) {
-    throw new InputError(`diff cannot compare objects in a namespace that does not exist (apply's preflight would refuse it too):\n${missing.map((c) => `  ${c.message}`).join("\n")}`, missing.map((c) => c.fix).join("; "));
+    throw new InputError(
+      `diff cannot compare objects in a namespace that does not exist (apply's preflight would refuse it too):\n${missing.map((c) => `  ${c.message}`).join("\n")}`,
+      missing.map((c) => c.fix).join("; "),
+    );
   }
   const diffs: ObjectDiff[] = [];
   // The API server cannot dry-run an object in a namespace that does not exist yet: such objects
   // are shown as rendered.
   const newNamespaces = new Set<string>();
-  for (const object of objects) if (object.kind === "Namespace" && (await client.get(object)) === undefined) newNamespaces.add(object.metadata.name);
+  for (const object of objects)
+    if (object.kind === "Namespace" && (await client.get(object)) === undefined) newNamespaces.add(object.metadata.name);
   for (const object of objects) {
     if (object.metadata.namespace !== undefined && newNamespaces.has(object.metadata.namespace)) {
       diffs.push({ resource: resourceName(object), change: "create", lines: lineDiff("", toYaml(normalize(object)).trimEnd()) });
@@ -86,9 +100,15 @@ export async function diffObjects(client: KubeClient, objects: readonly KubeObje
     const before = live ? toYaml(normalize(live)) : "";
     const after = toYaml(normalize(dry));
     if (before === after && conflicts === undefined) continue;
-    diffs.push({ resource: resourceName(object), change: live ? "update" : "create", lines: lineDiff(before.trimEnd(), after.trimEnd()), ...(conflicts ? { conflicts } : {}) });
+    diffs.push({
+      resource: resourceName(object),
+      change: live ? "update" : "create",
+      lines: lineDiff(before.trimEnd(), after.trimEnd()),
+      ...(conflicts ? { conflicts } : {}),
+    });
   }
-  for (const object of toDelete) diffs.push({ resource: resourceName(object), change: "delete", lines: lineDiff(toYaml(normalize(object)).trimEnd(), "") });
+  for (const object of toDelete)
+    diffs.push({ resource: resourceName(object), change: "delete", lines: lineDiff(toYaml(normalize(object)).trimEnd(), "") });
   return diffs;
 }
 

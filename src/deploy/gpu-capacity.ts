@@ -12,7 +12,12 @@ interface NodeLike extends KubeObject {
 }
 
 interface PodLike extends KubeObject {
-  readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly requests?: Record<string, string>; readonly limits?: Record<string, string> } }[] };
+  readonly spec?: {
+    readonly nodeName?: string;
+    readonly containers?: readonly {
+      readonly resources?: { readonly requests?: Record<string, string>; readonly limits?: Record<string, string> };
+    }[];
+  };
   readonly status?: { readonly phase?: string };
 }
 
@@ -33,14 +38,22 @@ export function gpuHolds(pods: readonly PodLike[], ownNamespaces: ReadonlySet<st
   const holds: GpuHold[] = [];
   for (const pod of pods) {
     const node = pod.spec?.nodeName;
-    if (node === undefined || node === "" || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed" || ownNamespaces.has(pod.metadata.namespace ?? "")) continue;
+    if (
+      node === undefined ||
+      node === "" ||
+      pod.status?.phase === "Succeeded" ||
+      pod.status?.phase === "Failed" ||
+      ownNamespaces.has(pod.metadata.namespace ?? "")
+    )
+      continue;
     const held = new Map<string, number>();
     for (const container of pod.spec?.containers ?? []) {
       for (const [resource, count] of Object.entries(container.resources?.requests ?? container.resources?.limits ?? {})) {
         if (isGpuResource(resource)) held.set(resource, (held.get(resource) ?? 0) + Number(count));
       }
     }
-    for (const [resource, count] of held) holds.push({ pod: `${pod.metadata.namespace ?? ""}/${pod.metadata.name}`, node, resource, count });
+    for (const [resource, count] of held)
+      holds.push({ pod: `${pod.metadata.namespace ?? ""}/${pod.metadata.name}`, node, resource, count });
   }
   return holds;
 }
@@ -56,21 +69,41 @@ export async function gpuChecks(client: KubeClient, objects: readonly KubeObject
   for (const pod of gpuPodsOf(new Inventory(objects))) requested.set(pod.gpuResource, (requested.get(pod.gpuResource) ?? 0) + pod.slices);
   if (requested.size === 0) return [];
   const nodes = await client.list<NodeLike>("v1", "Node");
-  const own = new Set(objects.flatMap((o) => (o.kind === "Namespace" ? [o.metadata.name] : o.metadata.namespace !== undefined ? [o.metadata.namespace] : [])));
-  const pods = await unlessForbidden(client.list<PodLike>("v1", "Pod", undefined, undefined, "status.phase!=Succeeded,status.phase!=Failed"));
+  const own = new Set(
+    objects.flatMap((o) => (o.kind === "Namespace" ? [o.metadata.name] : o.metadata.namespace !== undefined ? [o.metadata.namespace] : [])),
+  );
+  const pods = await unlessForbidden(
+    client.list<PodLike>("v1", "Pod", undefined, undefined, "status.phase!=Succeeded,status.phase!=Failed"),
+  );
   const holds = gpuHolds(pods ?? [], own);
   return [...requested.entries()].sort().map(([resource, needed]): PreflightCheck => {
-    const visible = nodes.map((n) => ({ name: n.metadata.name, count: Number(n.status?.allocatable?.[resource] ?? 0) })).filter((n) => n.count > 0);
+    const visible = nodes
+      .map((n) => ({ name: n.metadata.name, count: Number(n.status?.allocatable?.[resource] ?? 0) }))
+      .filter((n) => n.count > 0);
     const total = visible.reduce((n, v) => n + v.count, 0);
     const where = visible.map((v) => `${v.name}: ${v.count}`).join(", ");
     const unknown = pods === undefined ? " (these credentials may not list pods, so what running pods hold is not counted)" : "";
-    if (total < needed) return { check: "gpu", ok: false, message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`, fix: gpuFix(resource, total, nodes) };
+    if (total < needed)
+      return {
+        check: "gpu",
+        ok: false,
+        message: `the platform needs ${needed} ${resource}, the nodes advertise ${total}${where ? ` (${where})` : ""}`,
+        fix: gpuFix(resource, total, nodes),
+      };
     const taken = holds.filter((h) => h.resource === resource && visible.some((v) => v.name === h.node));
     const held = taken.reduce((n, h) => n + h.count, 0);
     if (held === 0) return { check: "gpu", ok: true, message: `${total} ${resource} visible (${where}), ${needed} needed${unknown}` };
-    const holders = `${taken.slice(0, 3).map((h) => `${h.pod} on ${h.node}: ${h.count}`).join(", ")}${taken.length > 3 ? `, and ${taken.length - 3} more` : ""}`;
+    const holders = `${taken
+      .slice(0, 3)
+      .map((h) => `${h.pod} on ${h.node}: ${h.count}`)
+      .join(", ")}${taken.length > 3 ? `, and ${taken.length - 3} more` : ""}`;
     const free = total - held;
-    if (free >= needed) return { check: "gpu", ok: true, message: `${free} of ${total} ${resource} free (${where}; running pods of other workloads hold ${held}: ${holders}), ${needed} needed` };
+    if (free >= needed)
+      return {
+        check: "gpu",
+        ok: true,
+        message: `${free} of ${total} ${resource} free (${where}; running pods of other workloads hold ${held}: ${holders}), ${needed} needed`,
+      };
     return {
       check: "gpu",
       ok: false,
@@ -93,4 +126,3 @@ function gpuFix(resource: string, total: number, nodes: readonly { status?: { al
   }
   return "install the NVIDIA device plugin (gpu.devicePlugin.managedBy: diatonic renders it) or the GPU Operator, and check the GPU nodes are Ready";
 }
-

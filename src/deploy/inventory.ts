@@ -8,7 +8,10 @@ export async function liveMembers(client: KubeClient, namespace: string): Promis
 }
 
 /** The platform's ApplySet: its parent's state (undefined without a parent) and its live members. */
-export async function liveSet(client: KubeClient, namespace: string): Promise<{ readonly parent: ParentState | undefined; readonly members: KubeObject[] }> {
+export async function liveSet(
+  client: KubeClient,
+  namespace: string,
+): Promise<{ readonly parent: ParentState | undefined; readonly members: KubeObject[] }> {
   const parent = await client.get(parentRef(namespace));
   if (!parent) return { parent: undefined, members: [] };
   const state = readParent(parent);
@@ -28,7 +31,31 @@ export async function liveSet(client: KubeClient, namespace: string): Promise<{ 
 }
 
 /** Delete order: the reverse of how a platform comes up. */
-const TEARDOWN = ["Ingress", "HTTPProxy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Service", "Certificate", "Issuer", "ClusterIssuer", "ConfigMap", "RoleBinding", "Role", "ServiceAccount", "NetworkPolicy", "PersistentVolumeClaim", "Namespace"];
+const TEARDOWN = [
+  "Ingress",
+  "HTTPProxy",
+  "HorizontalPodAutoscaler",
+  "PodDisruptionBudget",
+  "ServiceMonitor",
+  "PodMonitor",
+  "PrometheusRule",
+  "Deployment",
+  "Job",
+  "CronJob",
+  "StatefulSet",
+  "DaemonSet",
+  "Service",
+  "Certificate",
+  "Issuer",
+  "ClusterIssuer",
+  "ConfigMap",
+  "RoleBinding",
+  "Role",
+  "ServiceAccount",
+  "NetworkPolicy",
+  "PersistentVolumeClaim",
+  "Namespace",
+];
 
 export function teardownOrder(objects: readonly KubeObject[]): KubeObject[] {
   const rank = (o: KubeObject) => {

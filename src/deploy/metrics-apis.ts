@@ -12,22 +12,48 @@ interface MetricsApi {
 
 /** Per HPA metric type, the API that serves it (as the HPA controller reads them). */
 const APIS: Record<string, MetricsApi> = {
-  resource: { services: ["v1beta1.metrics.k8s.io"], install: "install metrics-server (kubectl apply -f https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml), or set gateway.autoscaling.enabled: false" },
+  resource: {
+    services: ["v1beta1.metrics.k8s.io"],
+    install:
+      "install metrics-server (kubectl apply -f https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml), or set gateway.autoscaling.enabled: false",
+  },
   custom: {
     services: ["v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io"],
-    install: "install prometheus-adapter with a rule for the metric (helm install prometheus-adapter prometheus-community/prometheus-adapter), or set monitoring.metricsAdapter: none",
+    install:
+      "install prometheus-adapter with a rule for the metric (helm install prometheus-adapter prometheus-community/prometheus-adapter), or set monitoring.metricsAdapter: none",
   },
   external: { services: ["v1beta1.external.metrics.k8s.io"], install: "install an external metrics adapter (prometheus-adapter or KEDA)" },
 };
 
-const API_OF: Record<string, keyof typeof APIS> = { Resource: "resource", ContainerResource: "resource", Pods: "custom", Object: "custom", External: "external" };
+const API_OF: Record<string, keyof typeof APIS> = {
+  Resource: "resource",
+  ContainerResource: "resource",
+  Pods: "custom",
+  Object: "custom",
+  External: "external",
+};
 
 interface HpaSpec {
-  readonly spec?: { readonly metrics?: readonly { readonly type: string; readonly resource?: { readonly name?: string }; readonly pods?: { readonly metric?: { readonly name?: string } }; readonly object?: { readonly metric?: { readonly name?: string } }; readonly external?: { readonly metric?: { readonly name?: string } } }[] };
+  readonly spec?: {
+    readonly metrics?: readonly {
+      readonly type: string;
+      readonly resource?: { readonly name?: string };
+      readonly pods?: { readonly metric?: { readonly name?: string } };
+      readonly object?: { readonly metric?: { readonly name?: string } };
+      readonly external?: { readonly metric?: { readonly name?: string } };
+    }[];
+  };
 }
 
 interface ApiService {
-  readonly status?: { readonly conditions?: readonly { readonly type: string; readonly status: string; readonly reason?: string; readonly message?: string }[] };
+  readonly status?: {
+    readonly conditions?: readonly {
+      readonly type: string;
+      readonly status: string;
+      readonly reason?: string;
+      readonly message?: string;
+    }[];
+  };
 }
 
 function metricName(metric: NonNullable<NonNullable<HpaSpec["spec"]>["metrics"]>[number]): string {
@@ -44,7 +70,8 @@ export async function metricsApiChecks(client: KubeClient, objects: readonly Kub
   for (const hpa of objects.filter((o) => o.kind === "HorizontalPodAutoscaler")) {
     for (const metric of (hpa as HpaSpec).spec?.metrics ?? []) {
       const api = API_OF[metric.type];
-      if (api !== undefined) needs.set(api, [...(needs.get(api) ?? []), `${resourceName(hpa)} (${metric.type} metric ${metricName(metric)})`]);
+      if (api !== undefined)
+        needs.set(api, [...(needs.get(api) ?? []), `${resourceName(hpa)} (${metric.type} metric ${metricName(metric)})`]);
     }
   }
   const checks: PreflightCheck[] = [];
@@ -54,7 +81,11 @@ export async function metricsApiChecks(client: KubeClient, objects: readonly Kub
     let forbidden = false;
     for (const name of services) {
       try {
-        const service = await client.get<KubeObject & ApiService>({ apiVersion: "apiregistration.k8s.io/v1", kind: "APIService", metadata: { name } });
+        const service = await client.get<KubeObject & ApiService>({
+          apiVersion: "apiregistration.k8s.io/v1",
+          kind: "APIService",
+          metadata: { name },
+        });
         if (service !== undefined) found.push({ name, service });
       } catch (error) {
         if (!(error instanceof ForbiddenError)) throw error;
@@ -76,7 +107,13 @@ export async function metricsApiChecks(client: KubeClient, objects: readonly Kub
         fix: `kubectl get apiservice ${found[0]?.name ?? ""} -o yaml says why; ${install}`,
       });
     } else {
-      checks.push({ check: "metrics", ok: true, warning: true, message: `no APIService ${services.join(" or ")} is registered: ${who} will report ScalingActive=False and not scale`, fix: install });
+      checks.push({
+        check: "metrics",
+        ok: true,
+        warning: true,
+        message: `no APIService ${services.join(" or ")} is registered: ${who} will report ScalingActive=False and not scale`,
+        fix: install,
+      });
     }
   }
   return checks;

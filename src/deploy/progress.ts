@@ -10,7 +10,14 @@ export type DeployEvent =
   | { readonly type: "phase-failed"; readonly phase: string; readonly seconds: number; readonly message: string }
   /** kept: volumes and namespaces (data), or a shared object nobody could tell is unused (`why`); handedTo: a shared object left to the platform in that namespace. */
   | { readonly type: "pruned"; readonly resource: string; readonly kept?: boolean; readonly handedTo?: string; readonly why?: string }
-  | { readonly type: "done"; readonly revision: number | null; readonly changed: number; readonly pruned: number; readonly seconds: number; readonly dryRun: boolean };
+  | {
+      readonly type: "done";
+      readonly revision: number | null;
+      readonly changed: number;
+      readonly pruned: number;
+      readonly seconds: number;
+      readonly dryRun: boolean;
+    };
 
 export interface Reporter {
   event(event: DeployEvent): void;
@@ -38,7 +45,9 @@ export function humanReporter(out: NodeJS.WritableStream & { isTTY?: boolean }):
   const redraw = () => {
     if (!current) return;
     const seconds = ((Date.now() - current.started) / 1000).toFixed(0);
-    out.write(`\r\u001b[2K${SPINNER[frame++ % SPINNER.length] ?? ""} ${current.phase.padEnd(12)} ${current.title} ${seconds}s${current.waiting ? ` — ${current.waiting}` : ""}`);
+    out.write(
+      `\r\u001b[2K${SPINNER[frame++ % SPINNER.length] ?? ""} ${current.phase.padEnd(12)} ${current.title} ${seconds}s${current.waiting ? ` — ${current.waiting}` : ""}`,
+    );
   };
   const endLine = (text: string) => {
     if (tty) out.write(`\r\u001b[2K`);
@@ -48,7 +57,10 @@ export function humanReporter(out: NodeJS.WritableStream & { isTTY?: boolean }):
     event(event) {
       switch (event.type) {
         case "preflight":
-          for (const c of event.checks) out.write(`${c.ok ? (c.warning ? "!" : "✓") : "✗"} preflight ${c.check}: ${c.message}${c.ok && !c.warning ? "" : c.fix ? `\n    fix: ${c.fix}` : ""}\n`);
+          for (const c of event.checks)
+            out.write(
+              `${c.ok ? (c.warning ? "!" : "✓") : "✗"} preflight ${c.check}: ${c.message}${c.ok && !c.warning ? "" : c.fix ? `\n    fix: ${c.fix}` : ""}\n`,
+            );
           break;
         case "phase-start":
           current = { phase: event.phase, title: event.title, started: Date.now(), waiting: "" };
@@ -63,7 +75,9 @@ export function humanReporter(out: NodeJS.WritableStream & { isTTY?: boolean }):
           break;
         case "phase-done":
           if (timer) clearInterval(timer);
-          endLine(`✓ ${event.phase.padEnd(12)} ${current?.title ?? ""} ${event.seconds.toFixed(1)}s${event.changed > 0 ? `, ${event.changed} changed` : ", unchanged"}`);
+          endLine(
+            `✓ ${event.phase.padEnd(12)} ${current?.title ?? ""} ${event.seconds.toFixed(1)}s${event.changed > 0 ? `, ${event.changed} changed` : ", unchanged"}`,
+          );
           current = undefined;
           break;
         case "phase-failed":

@@ -46,7 +46,12 @@ export async function recordRevision(client: KubeClient, namespace: string, revi
       name: revisionName(number),
       namespace,
       labels: { [REVISION_LABEL]: String(number), "app.kubernetes.io/managed-by": "diatonic" },
-      annotations: { "diatonic.ai/spec-hash": revision.specHash, "diatonic.ai/environment": revision.environment, "diatonic.ai/applied-at": revision.appliedAt, "diatonic.ai/note": revision.note },
+      annotations: {
+        "diatonic.ai/spec-hash": revision.specHash,
+        "diatonic.ai/environment": revision.environment,
+        "diatonic.ai/applied-at": revision.appliedAt,
+        "diatonic.ai/note": revision.note,
+      },
     },
     data: { components: JSON.stringify(components) },
     binaryData: { "objects.yaml.gz": body },
@@ -59,7 +64,10 @@ export async function readRevision(client: KubeClient, namespace: string, number
   const all = await listRevisions(client, namespace);
   const found = all.find((r) => r.number === number);
   if (!found) {
-    throw new InputError(`revision ${number} is not recorded in ${namespace}`, all.length > 0 ? `use one of: ${all.map((r) => r.number).join(", ")}` : "apply the platform first");
+    throw new InputError(
+      `revision ${number} is not recorded in ${namespace}`,
+      all.length > 0 ? `use one of: ${all.map((r) => r.number).join(", ")}` : "apply the platform first",
+    );
   }
   const object = found.object as KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> };
   const yaml = gunzipSync(Buffer.from(object.binaryData?.["objects.yaml.gz"] ?? "", "base64")).toString("utf8");

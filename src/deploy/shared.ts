@@ -15,7 +15,9 @@ export function isShared(object: Pick<KubeObject, "metadata">): boolean {
 
 /** The namespace a shared object belongs to: its own, the one it is, or (cluster-scoped) the one it names. */
 function homeOf(object: KubeObject): string | undefined {
-  return object.kind === "Namespace" ? object.metadata.name : (object.metadata.namespace ?? object.metadata.annotations?.[SHARED_NAMESPACE_ANNOTATION]);
+  return object.kind === "Namespace"
+    ? object.metadata.name
+    : (object.metadata.namespace ?? object.metadata.annotations?.[SHARED_NAMESPACE_ANNOTATION]);
 }
 
 export interface OtherPlatform {
@@ -50,14 +52,20 @@ export function heirOf(object: KubeObject, others: readonly OtherPlatform[]): Ot
   return home === undefined ? undefined : others.find((other) => other.namespaces.includes(home));
 }
 
-export type Release = { readonly action: "delete" } | { readonly action: "hand-over"; readonly to: string } | { readonly action: "keep"; readonly why: string };
+export type Release =
+  { readonly action: "delete" } | { readonly action: "hand-over"; readonly to: string } | { readonly action: "keep"; readonly why: string };
 
 /**
  * What to do with a member the platform no longer renders: a shared object goes to another platform
  * that renders it (relabelled into its ApplySet) or, when nobody can tell, stays; anything else is
  * deleted. `others` is undefined when the other platforms could not be listed.
  */
-export async function release(client: KubeClient, object: KubeObject, others: readonly OtherPlatform[] | undefined, dryRun: boolean): Promise<Release> {
+export async function release(
+  client: KubeClient,
+  object: KubeObject,
+  others: readonly OtherPlatform[] | undefined,
+  dryRun: boolean,
+): Promise<Release> {
   if (!isShared(object)) return { action: "delete" };
   if (others === undefined) return { action: "keep", why: "shared with other platforms, which these credentials may not list" };
   const heir = heirOf(object, others);
@@ -68,7 +76,9 @@ export async function release(client: KubeClient, object: KubeObject, others: re
 
 /** How a member that was not deleted is reported (destroy and prune). */
 export function releaseEvent(resource: string, outcome: Exclude<Release, { action: "delete" }>): DeployEvent {
-  return outcome.action === "hand-over" ? { type: "pruned", resource, handedTo: outcome.to } : { type: "pruned", resource, kept: true, why: outcome.why };
+  return outcome.action === "hand-over"
+    ? { type: "pruned", resource, handedTo: outcome.to }
+    : { type: "pruned", resource, kept: true, why: outcome.why };
 }
 
 /** What decides a shared object's effect on the GPUs: the device plugin's config and image and where it runs. */
@@ -79,7 +89,8 @@ function essence(object: KubeObject): string {
   };
   if (object.kind === "ConfigMap") return JSON.stringify(body.data ?? {});
   const pod = body.spec?.template?.spec;
-  if (pod !== undefined) return JSON.stringify({ nodeSelector: pod.nodeSelector ?? {}, images: (pod.containers ?? []).map((container) => container.image) });
+  if (pod !== undefined)
+    return JSON.stringify({ nodeSelector: pod.nodeSelector ?? {}, images: (pod.containers ?? []).map((container) => container.image) });
   return "";
 }
 
@@ -108,19 +119,34 @@ async function latestObjects(client: KubeClient, namespace: string): Promise<Kub
   return last === undefined ? [] : (await readRevision(client, namespace, last.number)).placed.map((placed) => placed.object);
 }
 
-const sameObject = (a: KubeObject, b: KubeObject) => a.kind === b.kind && a.metadata.name === b.metadata.name && a.metadata.namespace === b.metadata.namespace;
+const sameObject = (a: KubeObject, b: KubeObject) =>
+  a.kind === b.kind && a.metadata.name === b.metadata.name && a.metadata.namespace === b.metadata.namespace;
 
 /**
  * Preflight: each shared object must be rendered alike by every other platform that renders it (as
  * its latest revision has it), or be taken over knowingly (--force-conflicts): the device plugin's
  * config decides how many GPU slices the other platform planned with.
  */
-export async function sharedChecks(client: KubeClient, objects: readonly KubeObject[], namespace: string, force: boolean): Promise<PreflightCheck[]> {
+export async function sharedChecks(
+  client: KubeClient,
+  objects: readonly KubeObject[],
+  namespace: string,
+  force: boolean,
+): Promise<PreflightCheck[]> {
   const mine = objects.filter(isShared);
   if (mine.length === 0) return [];
   const others = await otherPlatforms(client, namespace);
   if (others === undefined) {
-    return [{ check: "shared", ok: true, warning: true, message: "these credentials may not list ConfigMaps across namespaces, so other platforms' device plugin settings cannot be compared", fix: "apply with credentials that can list ConfigMaps cluster-wide" }];
+    return [
+      {
+        check: "shared",
+        ok: true,
+        warning: true,
+        message:
+          "these credentials may not list ConfigMaps across namespaces, so other platforms' device plugin settings cannot be compared",
+        fix: "apply with credentials that can list ConfigMaps cluster-wide",
+      },
+    ];
   }
   const checks: PreflightCheck[] = await otherDevicePlugins(client, mine);
   const rendered = new Map<string, Promise<KubeObject[]>>();
@@ -137,7 +163,12 @@ export async function sharedChecks(client: KubeClient, objects: readonly KubeObj
       if (essence(twin) === essence(object)) {
         checks.push({ check: "shared", ok: true, message: `${resource} is shared with ${who}, with the same settings` });
       } else if (force) {
-        checks.push({ check: "shared", ok: true, warning: true, message: `${resource} differs from the one ${who} renders; --force-conflicts takes it over, and that platform's GPU plan may no longer hold` });
+        checks.push({
+          check: "shared",
+          ok: true,
+          warning: true,
+          message: `${resource} differs from the one ${who} renders; --force-conflicts takes it over, and that platform's GPU plan may no longer hold`,
+        });
       } else {
         checks.push({
           check: "shared",

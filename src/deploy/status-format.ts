@@ -19,7 +19,9 @@ export function formatStatus(report: StatusReport): string {
     lines.push("`diatonic apply` brings the platform back on this data; `diatonic destroy --delete-data --yes` deletes it");
     return `${lines.join("\n")}\n`;
   }
-  lines.push(`platform in ${report.namespace}${report.environment !== null ? ` for environment ${report.environment}` : ""}: ${report.healthy ? "ready" : "NOT ready"} — ${live(report.revision)}`);
+  lines.push(
+    `platform in ${report.namespace}${report.environment !== null ? ` for environment ${report.environment}` : ""}: ${report.healthy ? "ready" : "NOT ready"} — ${live(report.revision)}`,
+  );
   // The table below gives each live object's state; here what it cannot show: what is missing or stale.
   const shown = new Set(report.objects.map((o) => `${o.resource}: ${o.reason}`));
   const aboutMissing = (reason: string) => report.missing.some((resource) => reason.startsWith(`${resource} `));
@@ -40,7 +42,9 @@ export function formatStatus(report: StatusReport): string {
   lines.push("", "components:");
   const width = Math.max(...report.objects.map((o) => o.resource.length));
   for (const o of [...report.objects].sort((a, b) => a.component.localeCompare(b.component) || a.resource.localeCompare(b.resource))) {
-    lines.push(`  ${o.state === "ready" ? "✓" : o.state === "failed" ? "✗" : "…"} ${o.component.padEnd(14)} ${o.resource.padEnd(width)}  ${o.reason}`);
+    lines.push(
+      `  ${o.state === "ready" ? "✓" : o.state === "failed" ? "✗" : "…"} ${o.component.padEnd(14)} ${o.resource.padEnd(width)}  ${o.reason}`,
+    );
   }
   if (report.gpu.length > 0) {
     lines.push("", "GPU slices:");
@@ -50,7 +54,12 @@ export function formatStatus(report: StatusReport): string {
     lines.push("", "adapters:");
     for (const a of report.adapters) {
       const loaded = a.replicas.filter((r) => r.state === "loaded").length;
-      const summary = a.replicas.length === 0 ? "base model, no LoRA" : a.route === "-" ? "removed" : `loaded on ${loaded}/${a.replicas.length} replica(s)`;
+      const summary =
+        a.replicas.length === 0
+          ? "base model, no LoRA"
+          : a.route === "-"
+            ? "removed"
+            : `loaded on ${loaded}/${a.replicas.length} replica(s)`;
       lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}  ${summary}`);
       for (const r of a.replicas) {
         if (r.state === "loaded" && a.route !== "-") continue;
@@ -62,12 +71,15 @@ export function formatStatus(report: StatusReport): string {
     lines.push("", "restarted containers:");
     for (const r of report.restarts) {
       const last = r.lastTermination;
-      lines.push(`  ${r.pod}/${r.container}: ${r.restarts} restart(s)${last ? `, last ended ${last.reason}${last.exitCode !== null ? ` (exit ${last.exitCode})` : ""}${last.finishedAt ? ` at ${last.finishedAt}` : ""}` : ""}`);
+      lines.push(
+        `  ${r.pod}/${r.container}: ${r.restarts} restart(s)${last ? `, last ended ${last.reason}${last.exitCode !== null ? ` (exit ${last.exitCode})` : ""}${last.finishedAt ? ` at ${last.finishedAt}` : ""}` : ""}`,
+      );
     }
   }
   if (report.certificates.length > 0) {
     lines.push("", "certificates:");
-    for (const c of report.certificates) lines.push(`  ${c.name}: ${c.ready ? "ready" : "NOT ready"}${c.notAfter ? `, expires ${c.notAfter}` : ""}`);
+    for (const c of report.certificates)
+      lines.push(`  ${c.name}: ${c.ready ? "ready" : "NOT ready"}${c.notAfter ? `, expires ${c.notAfter}` : ""}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -29,16 +29,25 @@ export interface SpecComparison {
   readonly revision: LiveRevision | null;
 }
 
-const keyOf = (object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">) => `${groupKind(object)}|${object.metadata.namespace ?? ""}|${object.metadata.name}`;
+const keyOf = (object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">) =>
+  `${groupKind(object)}|${object.metadata.namespace ?? ""}|${object.metadata.name}`;
 
 /** The latest revision, as recorded (environment, time, note). */
-export async function liveRevision(client: KubeClient, namespace: string): Promise<{ readonly number: number; readonly object: KubeObject } | undefined> {
+export async function liveRevision(
+  client: KubeClient,
+  namespace: string,
+): Promise<{ readonly number: number; readonly object: KubeObject } | undefined> {
   return (await listRevisions(client, namespace)).at(-1);
 }
 
 function describeRevision(last: { readonly number: number; readonly object: KubeObject }): LiveRevision {
   const annotations = last.object.metadata.annotations ?? {};
-  return { number: last.number, environment: annotations["diatonic.ai/environment"] ?? "", appliedAt: annotations["diatonic.ai/applied-at"] ?? "", note: annotations["diatonic.ai/note"] ?? "" };
+  return {
+    number: last.number,
+    environment: annotations["diatonic.ai/environment"] ?? "",
+    appliedAt: annotations["diatonic.ai/applied-at"] ?? "",
+    note: annotations["diatonic.ai/note"] ?? "",
+  };
 }
 
 /** The latest revision without comparing it with a spec. */
@@ -51,7 +60,15 @@ export async function latestRevision(client: KubeClient, namespace: string): Pro
  * Compares `rendered` (the spec's objects for `environment`) with the live members of the
  * platform's ApplySet and its latest revision.
  */
-export async function compareWithSpec(client: KubeClient, options: { readonly namespace: string; readonly environment: string; readonly rendered: readonly KubeObject[]; readonly members: readonly KubeObject[] }): Promise<SpecComparison> {
+export async function compareWithSpec(
+  client: KubeClient,
+  options: {
+    readonly namespace: string;
+    readonly environment: string;
+    readonly rendered: readonly KubeObject[];
+    readonly members: readonly KubeObject[];
+  },
+): Promise<SpecComparison> {
   const { namespace, environment } = options;
   const id = applySetId(namespace);
   const rendered = options.rendered.map((object) => asMember(object, id));
@@ -84,7 +101,9 @@ export async function compareWithSpec(client: KubeClient, options: { readonly na
     }
   }
   for (const [applied, resources] of otherEnvironments) {
-    reasons.unshift(`${resources.length} live object(s) were last applied for environment ${applied}, not ${environment}: ${resources.slice(0, 4).join(", ")}${resources.length > 4 ? `, and ${resources.length - 4} more` : ""}`);
+    reasons.unshift(
+      `${resources.length} live object(s) were last applied for environment ${applied}, not ${environment}: ${resources.slice(0, 4).join(", ")}${resources.length > 4 ? `, and ${resources.length - 4} more` : ""}`,
+    );
   }
   const wanted = new Set(rendered.map(keyOf));
   for (const member of options.members) {
@@ -101,14 +120,22 @@ export async function compareWithSpec(client: KubeClient, options: { readonly na
   } else {
     const described = describeRevision(last);
     const recorded = await readRevision(client, namespace, last.number);
-    const matchesSpec = described.environment === environment && hashObjects(recorded.placed.map((p) => asMember(p.object, id))) === hashObjects(rendered);
+    const matchesSpec =
+      described.environment === environment && hashObjects(recorded.placed.map((p) => asMember(p.object, id))) === hashObjects(rendered);
     revision = { ...described, matchesSpec };
     if (described.environment !== environment) {
-      reasons.unshift(`the live revision ${last.number} was applied for environment ${described.environment || "(unknown)"}, not ${environment}`);
+      reasons.unshift(
+        `the live revision ${last.number} was applied for environment ${described.environment || "(unknown)"}, not ${environment}`,
+      );
     } else if (!matchesSpec) {
-      reasons.unshift(`the live revision ${last.number} (${described.note}, ${described.appliedAt}) is not what the spec renders now: \`diatonic diff\` shows what differs`);
+      reasons.unshift(
+        `the live revision ${last.number} (${described.note}, ${described.appliedAt}) is not what the spec renders now: \`diatonic diff\` shows what differs`,
+      );
     }
   }
-  const fix = reasons.length > 0 ? `\`diatonic apply --env ${environment}\` brings the cluster to the spec (it resumes where an interrupted apply stopped)` : null;
+  const fix =
+    reasons.length > 0
+      ? `\`diatonic apply --env ${environment}\` brings the cluster to the spec (it resumes where an interrupted apply stopped)`
+      : null;
   return { missing, stale, reasons, revision, fix };
 }

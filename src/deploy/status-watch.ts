@@ -52,7 +52,11 @@ function batched(notice: (line: string) => void): (event: string, plural: string
     setTimeout(() => {
       const all = pending.get(event) ?? [];
       pending.delete(event);
-      notice(event.replace("{watches}", all.length === 1 ? `the watch of ${all[0] ?? ""}` : `the watches of ${all.join(", ")}`).replace("{is}", all.length === 1 ? "is" : "are"));
+      notice(
+        event
+          .replace("{watches}", all.length === 1 ? `the watch of ${all[0] ?? ""}` : `the watches of ${all.join(", ")}`)
+          .replace("{is}", all.length === 1 ? "is" : "are"),
+      );
     }, 50);
   };
 }
@@ -79,7 +83,9 @@ export async function watchStatus(options: StatusWatchOptions): Promise<void> {
       running = true;
       options
         .refresh()
-        .catch((error: unknown) => options.notice(`cannot read the status: ${message(error)}; trying again on the next change or reconnect`))
+        .catch((error: unknown) =>
+          options.notice(`cannot read the status: ${message(error)}; trying again on the next change or reconnect`),
+        )
         .finally(() => {
           running = false;
           if (again) {
@@ -111,7 +117,13 @@ export async function watchStatus(options: StatusWatchOptions): Promise<void> {
       retries.add(handle);
     };
     client
-      .watch(target.apiVersion, target.kind, { namespace }, (type) => (type === "ERROR" ? undefined : refresh()), (error) => retry(error, error !== undefined && error !== null))
+      .watch(
+        target.apiVersion,
+        target.kind,
+        { namespace },
+        (type) => (type === "ERROR" ? undefined : refresh()),
+        (error) => retry(error, error !== undefined && error !== null),
+      )
       .then((stop) => {
         if (signal.aborted || ended) {
           stop();

@@ -48,13 +48,22 @@ export interface StatusReport {
 interface ContainerStatusLike {
   readonly name: string;
   readonly restartCount?: number;
-  readonly lastState?: { readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly signal?: number; readonly finishedAt?: string } };
+  readonly lastState?: {
+    readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly signal?: number; readonly finishedAt?: string };
+  };
 }
 
 export interface PodLike {
   readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly labels?: Readonly<Record<string, string>> };
-  readonly spec?: { readonly nodeName?: string; readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[] };
-  readonly status?: { readonly phase?: string; readonly containerStatuses?: readonly ContainerStatusLike[]; readonly initContainerStatuses?: readonly ContainerStatusLike[] };
+  readonly spec?: {
+    readonly nodeName?: string;
+    readonly containers?: readonly { readonly resources?: { readonly limits?: Record<string, string> } }[];
+  };
+  readonly status?: {
+    readonly phase?: string;
+    readonly containerStatuses?: readonly ContainerStatusLike[];
+    readonly initContainerStatuses?: readonly ContainerStatusLike[];
+  };
 }
 
 /** A container that the kubelet restarted: how often, and how its last run ended (Error, OOMKilled, …). */
@@ -78,7 +87,9 @@ export function containerRestarts(pods: readonly PodLike[], namespace: string): 
             pod: pod.metadata?.name ?? "",
             container: container.name,
             restarts: container.restartCount ?? 0,
-            lastTermination: last ? { reason: last.reason ?? "Unknown", exitCode: last.exitCode ?? null, finishedAt: last.finishedAt ?? null } : null,
+            lastTermination: last
+              ? { reason: last.reason ?? "Unknown", exitCode: last.exitCode ?? null, finishedAt: last.finishedAt ?? null }
+              : null,
           };
         }),
     )
@@ -119,28 +130,49 @@ interface GatewayAdapter {
  * (an adapter's LoRA is on the pods of its engine, `upstream`), then what the agents still report
  * of adapters the config no longer has.
  */
-export function adapterReplicas(adapters: readonly GatewayAdapter[], baseModel: string, enginePods: ReadonlyMap<string, readonly string[]>, answers: ReadonlyMap<string, AgentAnswer>): AdapterReport[] {
+export function adapterReplicas(
+  adapters: readonly GatewayAdapter[],
+  baseModel: string,
+  enginePods: ReadonlyMap<string, readonly string[]>,
+  answers: ReadonlyMap<string, AgentAnswer>,
+): AdapterReport[] {
   const replicaOf = (pod: string, lora: string): AdapterReplica => {
     const answer = answers.get(pod);
-    if (answer === undefined || "error" in answer) return { pod, state: "unknown", reason: answer === undefined ? "no answer from its adapter agent" : answer.error };
+    if (answer === undefined || "error" in answer)
+      return { pod, state: "unknown", reason: answer === undefined ? "no answer from its adapter agent" : answer.error };
     const found = answer.adapters.find((a) => a.name === lora);
-    if (found === undefined) return { pod, state: "unknown", reason: "not in its agent's adapter set yet (kubelet updates the mounted ConfigMap within a minute or so)" };
+    if (found === undefined)
+      return {
+        pod,
+        state: "unknown",
+        reason: "not in its agent's adapter set yet (kubelet updates the mounted ConfigMap within a minute or so)",
+      };
     return { pod, state: found.state, ...(found.reason !== undefined ? { reason: found.reason } : {}), since: found.since };
   };
   const known = new Set<string>();
   const reports: AdapterReport[] = adapters.map((adapter) => {
     known.add(adapter.upstreamModel);
-    if (adapter.upstreamModel === baseModel) return { name: adapter.name, route: adapter.route, upstreamModel: adapter.upstreamModel, loaded: null, replicas: [] };
+    if (adapter.upstreamModel === baseModel)
+      return { name: adapter.name, route: adapter.route, upstreamModel: adapter.upstreamModel, loaded: null, replicas: [] };
     const replicas = (enginePods.get(adapter.upstream) ?? []).map((pod) => replicaOf(pod, adapter.upstreamModel));
     const answered = replicas.filter((r) => r.state !== "unknown");
-    return { name: adapter.name, route: adapter.route, upstreamModel: adapter.upstreamModel, loaded: answered.length === 0 ? null : answered.some((r) => r.state === "loaded"), replicas };
+    return {
+      name: adapter.name,
+      route: adapter.route,
+      upstreamModel: adapter.upstreamModel,
+      loaded: answered.length === 0 ? null : answered.some((r) => r.state === "loaded"),
+      replicas,
+    };
   });
   const removed = new Map<string, AdapterReplica[]>();
   for (const [pod, answer] of answers) {
     if ("error" in answer) continue;
     for (const adapter of answer.adapters) {
       if (known.has(adapter.name)) continue;
-      removed.set(adapter.name, [...(removed.get(adapter.name) ?? []), { pod, state: adapter.state, ...(adapter.reason !== undefined ? { reason: adapter.reason } : {}), since: adapter.since }]);
+      removed.set(adapter.name, [
+        ...(removed.get(adapter.name) ?? []),
+        { pod, state: adapter.state, ...(adapter.reason !== undefined ? { reason: adapter.reason } : {}), since: adapter.since },
+      ]);
     }
   }
   for (const [name, replicas] of [...removed].sort(([a], [b]) => a.localeCompare(b))) {
@@ -162,7 +194,10 @@ async function agentAnswers(client: KubeClient, namespace: string, pods: readonl
         const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { adapters?: AdapterStatus[] };
         return [pod, { adapters: parsed.adapters ?? [] }];
       } catch (error) {
-        return [pod, { error: `its adapter agent did not answer through the API server (${error instanceof Error ? error.message : String(error)})` }];
+        return [
+          pod,
+          { error: `its adapter agent did not answer through the API server (${error instanceof Error ? error.message : String(error)})` },
+        ];
       }
     }),
   );
@@ -173,17 +208,24 @@ type GpuUse = StatusReport["gpu"][number];
 
 /** True when the Certificate writing `secret` is issued by a ClusterIssuer of the platform that is a CA (spec.ca). */
 function signedByOwnCa(members: readonly KubeObject[], namespace: string, secret: string): boolean {
-  const certificate = members.find((o) => o.kind === "Certificate" && o.metadata.namespace === namespace && (o as unknown as { spec?: { secretName?: string } }).spec?.secretName === secret) as
-    | (KubeObject & { spec?: { issuerRef?: { kind?: string; name?: string } } })
-    | undefined;
+  const certificate = members.find(
+    (o) =>
+      o.kind === "Certificate" &&
+      o.metadata.namespace === namespace &&
+      (o as unknown as { spec?: { secretName?: string } }).spec?.secretName === secret,
+  ) as (KubeObject & { spec?: { issuerRef?: { kind?: string; name?: string } } }) | undefined;
   const issuerRef = certificate?.spec?.issuerRef;
   if (issuerRef?.kind !== "ClusterIssuer") return false;
-  const issuer = members.find((o) => o.kind === "ClusterIssuer" && o.metadata.name === issuerRef.name) as (KubeObject & { spec?: { ca?: unknown } }) | undefined;
+  const issuer = members.find((o) => o.kind === "ClusterIssuer" && o.metadata.name === issuerRef.name) as
+    (KubeObject & { spec?: { ca?: unknown } }) | undefined;
   return issuer?.spec?.ca !== undefined;
 }
 
 /** Per node, each GPU resource it advertises and how much of it the pods running there hold. */
-export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: Record<string, string> } })[], pods: readonly PodLike[]): GpuUse[] {
+export function gpuUse(
+  nodes: readonly (KubeObject & { status?: { allocatable?: Record<string, string> } })[],
+  pods: readonly PodLike[],
+): GpuUse[] {
   // What the running pods hold, per node and resource, in one pass over the pods.
   const held = new Map<string, number>();
   for (const pod of pods) {
@@ -199,7 +241,12 @@ export function gpuUse(nodes: readonly (KubeObject & { status?: { allocatable?: 
     Object.entries(node.status?.allocatable ?? {})
       .filter(([resource, count]) => isGpuResource(resource) && Number(count) > 0)
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([resource, count]) => ({ node: node.metadata.name, resource, total: Number(count), used: held.get(`${node.metadata.name}|${resource}`) ?? 0 })),
+      .map(([resource, count]) => ({
+        node: node.metadata.name,
+        resource,
+        total: Number(count),
+        used: held.get(`${node.metadata.name}|${resource}`) ?? 0,
+      })),
   );
 }
 
@@ -225,7 +272,12 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
   // they are found as destroy finds them, by the platform's instance label.
   const kept =
     destroyedAt !== null && options.instance !== undefined
-      ? (await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`)).filter((claim) => !members.some((m) => m.kind === claim.kind && m.metadata.name === claim.metadata.name && m.metadata.namespace === claim.metadata.namespace))
+      ? (await client.list("v1", "PersistentVolumeClaim", namespace, `app.kubernetes.io/instance=${options.instance}`)).filter(
+          (claim) =>
+            !members.some(
+              (m) => m.kind === claim.kind && m.metadata.name === claim.metadata.name && m.metadata.namespace === claim.metadata.namespace,
+            ),
+        )
       : [];
   const pods = (await client.list("v1", "Pod")) as unknown as (PodLike & EvidencePod)[];
   const objects = [...members, ...kept].map((object) => {
@@ -233,19 +285,33 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
     // A workload that waits says why in its pods' words (the scheduler, an image pull, a crash loop), as apply does.
     const why = readiness.state === "progressing" ? podsReason(pods.filter((pod) => isPodOf(object, pod))) : undefined;
     const state = why?.hard === true ? "failed" : readiness.state;
-    return { component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-", resource: resourceName(object), state, reason: why === undefined ? readiness.reason : `${readiness.reason} — ${why.message}` };
+    return {
+      component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-",
+      resource: resourceName(object),
+      state,
+      reason: why === undefined ? readiness.reason : `${readiness.reason} — ${why.message}`,
+    };
   });
 
   const nodes = await client.list<KubeObject & { status?: { allocatable?: Record<string, string> } }>("v1", "Node");
   const gpu = gpuUse(nodes, pods);
 
-  const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as (KubeObject & { data?: Record<string, string> }) | undefined;
-  const config = gatewayConfig?.data?.["config.yaml"] ? (parse(gatewayConfig.data["config.yaml"]) as { baseModel?: { name: string }; adapters?: GatewayAdapter[] }) : undefined;
+  const gatewayConfig = members.find((o) => o.kind === "ConfigMap" && o.metadata.name === "gateway") as
+    (KubeObject & { data?: Record<string, string> }) | undefined;
+  const config = gatewayConfig?.data?.["config.yaml"]
+    ? (parse(gatewayConfig.data["config.yaml"]) as { baseModel?: { name: string }; adapters?: GatewayAdapter[] })
+    : undefined;
   // The engine pods that run (an agent answers only there), by the engine they belong to.
   const enginePods = new Map<string, string[]>();
   for (const pod of pods) {
     const labels = pod.metadata?.labels ?? {};
-    if (pod.metadata?.namespace !== namespace || labels["app.kubernetes.io/component"] !== "engine" || pod.status?.phase !== "Running" || pod.metadata.name === undefined) continue;
+    if (
+      pod.metadata?.namespace !== namespace ||
+      labels["app.kubernetes.io/component"] !== "engine" ||
+      pod.status?.phase !== "Running" ||
+      pod.metadata.name === undefined
+    )
+      continue;
     const engine = labels["app.kubernetes.io/name"] ?? "";
     enginePods.set(engine, [...(enginePods.get(engine) ?? []), pod.metadata.name]);
   }
@@ -256,10 +322,20 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
     .filter((o) => o.kind === "Certificate")
     .map((o) => {
       const status = (o as unknown as { status?: { notAfter?: string; conditions?: { type: string; status: string }[] } }).status;
-      return { name: resourceName(o), ready: status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false, notAfter: status?.notAfter ?? null };
+      return {
+        name: resourceName(o),
+        ready: status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+        notAfter: status?.notAfter ?? null,
+      };
     });
   const ingress = members.find((o) => o.kind === "Ingress" || o.kind === "HTTPProxy") as
-    | (KubeObject & { spec?: { rules?: { host?: string }[]; tls?: { secretName?: string }[]; virtualhost?: { fqdn?: string; tls?: { secretName?: string } } } })
+    | (KubeObject & {
+        spec?: {
+          rules?: { host?: string }[];
+          tls?: { secretName?: string }[];
+          virtualhost?: { fqdn?: string; tls?: { secretName?: string } };
+        };
+      })
     | undefined;
   const host = ingress?.spec?.rules?.[0]?.host ?? ingress?.spec?.virtualhost?.fqdn;
   const tlsSecret = ingress?.spec?.tls?.[0]?.secretName ?? ingress?.spec?.virtualhost?.tls?.secretName;
@@ -268,9 +344,20 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
   const comparison =
     options.rendered !== undefined && environment !== null && destroyedAt === null && parent !== undefined
       ? await compareWithSpec(client, { namespace, environment, rendered: options.rendered, members })
-      : { missing: parent === undefined || destroyedAt !== null ? (options.rendered ?? []).map((o) => resourceName(o)) : [], stale: [], reasons: [], fix: null, revision: await latestRevision(client, namespace) };
+      : {
+          missing: parent === undefined || destroyedAt !== null ? (options.rendered ?? []).map((o) => resourceName(o)) : [],
+          stale: [],
+          reasons: [],
+          fix: null,
+          revision: await latestRevision(client, namespace),
+        };
   const notReady = objects.filter((o) => o.state !== "ready").map((o) => `${o.resource}: ${o.reason}`);
-  const reasons = [...(parent === undefined ? ["nothing is deployed: no ApplySet parent (ConfigMap diatonic-applyset) in the namespace"] : []), ...(destroyedAt !== null ? [`destroyed at ${destroyedAt}`] : []), ...comparison.reasons, ...notReady];
+  const reasons = [
+    ...(parent === undefined ? ["nothing is deployed: no ApplySet parent (ConfigMap diatonic-applyset) in the namespace"] : []),
+    ...(destroyedAt !== null ? [`destroyed at ${destroyedAt}`] : []),
+    ...comparison.reasons,
+    ...notReady,
+  ];
   return {
     namespace,
     environment,
@@ -285,7 +372,10 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
     certificates,
     restarts: containerRestarts(pods, namespace),
     url: host ? `https://${host}/v1` : null,
-    trust: tlsSecret !== undefined && signedByOwnCa(members, ingressNamespace, tlsSecret) ? { namespace: ingressNamespace, secret: tlsSecret } : null,
+    trust:
+      tlsSecret !== undefined && signedByOwnCa(members, ingressNamespace, tlsSecret)
+        ? { namespace: ingressNamespace, secret: tlsSecret }
+        : null,
     healthy: destroyedAt === null && members.length > 0 && reasons.length === 0,
     destroyedAt,
   };

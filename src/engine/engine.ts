@@ -86,7 +86,10 @@ export function checkAdapterNames(loras: readonly { readonly name: string; reado
   const seen = new Set<string>();
   for (const lora of loras) {
     if (lora.name === servedModelName) {
-      throw new InputError(`--lora ${lora.name}=${lora.path}: ${lora.name} is the base model's name (requests for it get the base model)`, "give the LoRA another NAME, or serve the base model under another --served-model-name");
+      throw new InputError(
+        `--lora ${lora.name}=${lora.path}: ${lora.name} is the base model's name (requests for it get the base model)`,
+        "give the LoRA another NAME, or serve the base model under another --served-model-name",
+      );
     }
     if (seen.has(lora.name)) throw new InputError(`--lora ${lora.name} is given twice`, "give each LoRA its own NAME");
     seen.add(lora.name);
@@ -108,7 +111,9 @@ export class Engine {
     readonly modelPath: string,
     readonly maxModelLen: number,
     private readonly chatWrapper: ChatWrapper,
-    private readonly options: Required<Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads" | "maxLoraRank" | "emulatedLoraLoadMs">>,
+    private readonly options: Required<
+      Pick<EngineOptions, "parallel" | "maxQueue" | "maxLoras" | "threads" | "maxLoraRank" | "emulatedLoraLoadMs">
+    >,
   ) {
     this.pool = new ContextPool({
       model,
@@ -121,10 +126,20 @@ export class Engine {
       emulatedLoadMs: options.emulatedLoraLoadMs,
       onBatch: (sequences) => this.metrics.decodeStep(sequences),
     });
-    this.metrics = new EngineMetrics(servedModelName, options.maxLoras, () => {
-      const activity = this.pool.adapterActivity();
-      return { running: this.pool.runningCount, waiting: this.pool.waitingCount, runningAdapters: activity.running, waitingAdapters: activity.waiting };
-    }, options.parallel);
+    this.metrics = new EngineMetrics(
+      servedModelName,
+      options.maxLoras,
+      () => {
+        const activity = this.pool.adapterActivity();
+        return {
+          running: this.pool.runningCount,
+          waiting: this.pool.waitingCount,
+          runningAdapters: activity.running,
+          waitingAdapters: activity.waiting,
+        };
+      },
+      options.parallel,
+    );
   }
 
   /**
@@ -136,7 +151,10 @@ export class Engine {
     const modelPath = resolve(options.modelPath);
     const servedModelName = servedModelNameOf(options);
     const parallel = options.parallel ?? 4;
-    const llama = await loadLlamaRuntime({ threads: options.threads, log: (level, message) => log[level]({ source: "llama.cpp" }, message) });
+    const llama = await loadLlamaRuntime({
+      threads: options.threads,
+      log: (level, message) => log[level]({ source: "llama.cpp" }, message),
+    });
     const threads = options.threads ?? llama.maxThreads;
     log.info({ modelPath, threads, parallel }, "loading model");
     let lastReported = -1;
@@ -172,7 +190,12 @@ export class Engine {
     for (const lora of options.loras ?? []) {
       await engine.loadAdapter(lora.name, lora.path).catch(async (error: unknown) => {
         await engine.close();
-        throw error instanceof ApiError ? new InputError(`--lora ${lora.name}=${lora.path}: ${error.message}`, "pass --lora NAME=PATH with a LoRA GGUF made for this base model") : error;
+        throw error instanceof ApiError
+          ? new InputError(
+              `--lora ${lora.name}=${lora.path}: ${error.message}`,
+              "pass --lora NAME=PATH with a LoRA GGUF made for this base model",
+            )
+          : error;
       });
       log.info({ lora: lora.name, path: resolve(lora.path) }, "LoRA adapter loaded");
     }
@@ -220,12 +243,20 @@ export class Engine {
    * that name is replaced: running requests finish on the old weights, new ones get the new.
    */
   async loadAdapter(name: string, path: string, options: { inplace?: boolean } = {}): Promise<void> {
-    if (name === this.servedModelName) throw new ApiError(400, `The lora adapter '${name}' conflicts with a served base model.`, "lora_name");
+    if (name === this.servedModelName)
+      throw new ApiError(400, `The lora adapter '${name}' conflicts with a served base model.`, "lora_name");
     if (this.adapters.has(name) && options.inplace !== true) {
-      throw new ApiError(400, `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`, "lora_name");
+      throw new ApiError(
+        400,
+        `The lora adapter '${name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`,
+        "lora_name",
+      );
     }
     const absolute = resolve(path);
-    const readable = await stat(absolute).then((info) => info.isFile(), () => false);
+    const readable = await stat(absolute).then(
+      (info) => info.isFile(),
+      () => false,
+    );
     if (!readable) throw new ApiError(404, `Loading lora ${name} failed: No adapter found for ${absolute}`, "lora_path");
     const info = await ggufInfo(absolute, true, (reason) => new ApiError(400, `${absolute} is not a GGUF file: ${reason}`, "lora_path"));
     const general = field(info.metadata, "general");
@@ -236,7 +267,11 @@ export class Engine {
     const architecture = field(general, "architecture");
     const baseArchitecture = this.model.fileInfo.metadata.general.architecture;
     if (architecture !== baseArchitecture) {
-      throw new ApiError(400, `LoRA adapter ${absolute} is for architecture ${String(architecture)}, the base model is ${String(baseArchitecture)}`, "lora_path");
+      throw new ApiError(
+        400,
+        `LoRA adapter ${absolute} is for architecture ${String(architecture)}, the base model is ${String(baseArchitecture)}`,
+        "lora_path",
+      );
     }
     const rank = checkLoraShapes(info.tensorInfo ?? [], await this.baseTensorShapes(), absolute);
     if (rank > this.options.maxLoraRank) {
@@ -364,9 +399,16 @@ export async function checkModelFile(path: string): Promise<void> {
   await assertReadable(modelPath, "model").catch(() => {
     throw new InputError(`model ${modelPath} cannot be read`, MODEL_FIX);
   });
-  const { metadata } = await ggufInfo(modelPath, false, (reason) => new InputError(`model ${modelPath} is not a GGUF file: ${reason}`, MODEL_FIX));
+  const { metadata } = await ggufInfo(
+    modelPath,
+    false,
+    (reason) => new InputError(`model ${modelPath} is not a GGUF file: ${reason}`, MODEL_FIX),
+  );
   if (field(field(metadata, "general"), "type") === "adapter") {
-    throw new InputError(`model ${modelPath} is a LoRA adapter, not a base model`, "pass the base model as --model and the adapter as --lora NAME=PATH");
+    throw new InputError(
+      `model ${modelPath} is a LoRA adapter, not a base model`,
+      "pass the base model as --model and the adapter as --lora NAME=PATH",
+    );
   }
 }
 
@@ -398,9 +440,14 @@ function checkLoraShapes(tensors: GgufFileInfo["tensorInfo"] & object, base: Rea
   for (const [name, { a, b }] of pairs) {
     const target = base.get(name);
     if (a === undefined || b === undefined) throw new ApiError(400, `${file}: ${name} has only one of lora_a and lora_b`, "lora_path");
-    if (target === undefined) throw new ApiError(400, `${file} adapts ${name}, which this base model does not have: it is a LoRA for another model`, "lora_path");
+    if (target === undefined)
+      throw new ApiError(400, `${file} adapts ${name}, which this base model does not have: it is a LoRA for another model`, "lora_path");
     if (a[0] !== target[0] || b[1] !== target[1] || a[1] !== b[0]) {
-      throw new ApiError(400, `${file}: ${name}'s LoRA is [${a.join("×")}]·[${b.join("×")}] but the base tensor is [${target.join("×")}]: it is a LoRA for another model`, "lora_path");
+      throw new ApiError(
+        400,
+        `${file}: ${name}'s LoRA is [${a.join("×")}]·[${b.join("×")}] but the base tensor is [${target.join("×")}]: it is a LoRA for another model`,
+        "lora_path",
+      );
     }
     rank = Math.max(rank, a[1] ?? 0);
   }

@@ -95,8 +95,12 @@ export async function generate(
   options: GenerateOptions,
 ): Promise<GenerationResult> {
   const { sampling, defer } = options;
-  const cachedPromptTokens = Math.max(0, Math.min(sequence.compareContextTokens([...promptTokens]).firstDifferentIndex, promptTokens.length - 1));
-  if (sequence.nextTokenIndex > cachedPromptTokens) await sequence.eraseContextTokenRanges([{ start: cachedPromptTokens, end: sequence.nextTokenIndex }]);
+  const cachedPromptTokens = Math.max(
+    0,
+    Math.min(sequence.compareContextTokens([...promptTokens]).firstDifferentIndex, promptTokens.length - 1),
+  );
+  if (sequence.nextTokenIndex > cachedPromptTokens)
+    await sequence.eraseContextTokenRanges([{ start: cachedPromptTokens, end: sequence.nextTokenIndex }]);
   const room = sequence.contextSize - promptTokens.length;
   const maxTokens = Math.min(sampling.maxTokens ?? room, room);
   const matcher = new StopMatcher(sampling.stop);

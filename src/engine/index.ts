@@ -36,7 +36,11 @@ export async function startEngine(options: StartEngineOptions): Promise<RunningE
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(new WorldError(`cannot listen on ${host}:${options.port ?? 8000}: ${error.message}`, "pick another --port or --host", { cause: error })),
+      reject(
+        new WorldError(`cannot listen on ${host}:${options.port ?? 8000}: ${error.message}`, "pick another --port or --host", {
+          cause: error,
+        }),
+      ),
     );
     server.listen(options.port ?? 8000, host, () => resolve());
   });
@@ -55,7 +59,17 @@ export async function startEngine(options: StartEngineOptions): Promise<RunningE
     throw error;
   }
   const loaded = engine;
-  log.info({ url, model: loaded.servedModelName, loras: loaded.models().slice(1).map((m) => m.id) }, "engine ready");
+  log.info(
+    {
+      url,
+      model: loaded.servedModelName,
+      loras: loaded
+        .models()
+        .slice(1)
+        .map((m) => m.id),
+    },
+    "engine ready",
+  );
   let closing: Promise<void> | undefined;
   return {
     url,

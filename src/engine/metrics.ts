@@ -58,26 +58,67 @@ export class EngineMetrics {
         const now = load();
         this.reset();
         this.set(
-          { running_lora_adapters: now.runningAdapters.join(","), waiting_lora_adapters: now.waitingAdapters.join(","), max_lora: String(maxLoras) },
+          {
+            running_lora_adapters: now.runningAdapters.join(","),
+            waiting_lora_adapters: now.waitingAdapters.join(","),
+            max_lora: String(maxLoras),
+          },
           Date.now() / 1000,
         );
       },
     });
-    this.promptTokens = new Counter({ name: "vllm:prompt_tokens_total", help: "Number of prefill tokens processed.", labelNames: ["model_name"], registers });
+    this.promptTokens = new Counter({
+      name: "vllm:prompt_tokens_total",
+      help: "Number of prefill tokens processed.",
+      labelNames: ["model_name"],
+      registers,
+    });
     // vLLM's prefix cache counters, in prompt tokens: asked for, and found in a sequence's KV cells.
-    this.prefixQueries = new Counter({ name: "vllm:prefix_cache_queries_total", help: "Prefix cache queries, in terms of number of queried tokens.", labelNames: ["model_name"], registers });
-    this.prefixHits = new Counter({ name: "vllm:prefix_cache_hits_total", help: "Prefix cache hits, in terms of number of cached tokens.", labelNames: ["model_name"], registers });
-    this.generationTokens = new Counter({ name: "vllm:generation_tokens_total", help: "Number of generation tokens processed.", labelNames: ["model_name"], registers });
+    this.prefixQueries = new Counter({
+      name: "vllm:prefix_cache_queries_total",
+      help: "Prefix cache queries, in terms of number of queried tokens.",
+      labelNames: ["model_name"],
+      registers,
+    });
+    this.prefixHits = new Counter({
+      name: "vllm:prefix_cache_hits_total",
+      help: "Prefix cache hits, in terms of number of cached tokens.",
+      labelNames: ["model_name"],
+      registers,
+    });
+    this.generationTokens = new Counter({
+      name: "vllm:generation_tokens_total",
+      help: "Number of generation tokens processed.",
+      labelNames: ["model_name"],
+      registers,
+    });
     this.success = new Counter({
       name: "vllm:request_success_total",
       help: "Count of successfully processed requests.",
       labelNames: ["model_name", "finished_reason"],
       registers,
     });
-    this.ttft = new Histogram({ name: "vllm:time_to_first_token_seconds", help: "Histogram of time to first token in seconds.", labelNames: ["model_name"], buckets: TTFT_BUCKETS, registers });
-    this.latency = new Histogram({ name: "vllm:e2e_request_latency_seconds", help: "Histogram of end to end request latency in seconds.", labelNames: ["model_name"], buckets: LATENCY_BUCKETS, registers });
+    this.ttft = new Histogram({
+      name: "vllm:time_to_first_token_seconds",
+      help: "Histogram of time to first token in seconds.",
+      labelNames: ["model_name"],
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "vllm:e2e_request_latency_seconds",
+      help: "Histogram of end to end request latency in seconds.",
+      labelNames: ["model_name"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     // Ours, not vLLM's: how often a LoRA is swapped into a slot (what routing by residency saves).
-    this.swaps = new Counter({ name: "diatonic_engine_lora_swaps_total", help: "LoRA adapters put into one of the --max-loras slots, by whether an idle one was evicted for it.", labelNames: ["evicted"], registers });
+    this.swaps = new Counter({
+      name: "diatonic_engine_lora_swaps_total",
+      help: "LoRA adapters put into one of the --max-loras slots, by whether an idle one was evicted for it.",
+      labelNames: ["evicted"],
+      registers,
+    });
     // Ours: how many sequences each decode step of a context carried (batching at work, or not).
     this.batchSequences = new Histogram({
       name: "diatonic_engine_decode_batch_sequences",
@@ -105,7 +146,10 @@ export class EngineMetrics {
     this.ttft.observe(this.labels, seconds);
   }
 
-  finished(result: { promptTokens: number; cachedPromptTokens: number; completionTokens: number; finishReason: string }, seconds: number): void {
+  finished(
+    result: { promptTokens: number; cachedPromptTokens: number; completionTokens: number; finishReason: string },
+    seconds: number,
+  ): void {
     this.promptTokens.inc(this.labels, result.promptTokens);
     this.prefixQueries.inc(this.labels, result.promptTokens);
     this.prefixHits.inc(this.labels, result.cachedPromptTokens);

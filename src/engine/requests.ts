@@ -16,7 +16,10 @@ const sampling = {
   // vLLM's own sampling fields: -1 (or 0) and 0 turn them off, as in vLLM.
   top_k: z.number().int().min(-1).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
-  repetition_penalty: notServed((value) => value === 1, "this engine does not serve repetition_penalty (it counts the prompt): use presence_penalty or frequency_penalty"),
+  repetition_penalty: notServed(
+    (value) => value === 1,
+    "this engine does not serve repetition_penalty (it counts the prompt): use presence_penalty or frequency_penalty",
+  ),
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -25,7 +28,10 @@ const sampling = {
 
 /** A field this engine cannot honour: absent, null or "off" passes; anything else is a 400 saying so. */
 function notServed(off: (value: unknown) => boolean, why: string) {
-  return z.unknown().refine((value) => value === undefined || value === null || off(value), { error: why }).optional();
+  return z
+    .unknown()
+    .refine((value) => value === undefined || value === null || off(value), { error: why })
+    .optional();
 }
 
 const NO_LOGPROBS = "this engine returns no log probabilities: leave logprobs and top_logprobs out (vLLM in the cluster serves them)";
@@ -37,10 +43,16 @@ export const chatCompletionRequest = z.object({
   max_completion_tokens: z.number().int().positive().nullish(),
   logprobs: notServed((value) => value === false, NO_LOGPROBS),
   top_logprobs: notServed((value) => value === 0, NO_LOGPROBS),
-  tools: notServed((value) => Array.isArray(value) && value.length === 0, "this engine does not call tools (function calling): leave tools out"),
+  tools: notServed(
+    (value) => Array.isArray(value) && value.length === 0,
+    "this engine does not call tools (function calling): leave tools out",
+  ),
   response_format: z
     .object({ type: z.string() })
-    .refine((format) => format.type === "text", { error: "this engine answers in free text only (no JSON mode or JSON schema): leave response_format out, and ask for JSON in the prompt" })
+    .refine((format) => format.type === "text", {
+      error:
+        "this engine answers in free text only (no JSON mode or JSON schema): leave response_format out, and ask for JSON in the prompt",
+    })
     .nullish(),
   messages: z
     .array(
@@ -58,7 +70,8 @@ export const completionRequest = z.object({
   logprobs: notServed((value) => value === 0, NO_LOGPROBS),
   echo: notServed((value) => value === false, "this engine does not echo the prompt: leave echo out and prepend the prompt yourself"),
   prompt: z.union([z.string(), z.array(z.string()).length(1)], {
-    error: "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
+    error:
+      "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
   }),
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
@@ -70,7 +83,11 @@ export const embeddingRequest = z.object({
 });
 export type EmbeddingRequest = z.infer<typeof embeddingRequest>;
 
-export const loadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().min(1), load_inplace: z.boolean().nullish() });
+export const loadLoraRequest = z.object({
+  lora_name: z.string().min(1),
+  lora_path: z.string().min(1),
+  load_inplace: z.boolean().nullish(),
+});
 export const unloadLoraRequest = z.object({ lora_name: z.string().min(1), lora_path: z.string().nullish() });
 
 /** Parses a body with a schema; the first issue becomes a 400 that names the field. */
@@ -99,7 +116,8 @@ export interface Sampling {
 
 /** OpenAI's defaults: temperature 1, top_p 1, no penalties, no stop strings (and vLLM's: no top_k, min_p). */
 export function samplingOf(request: ChatCompletionRequest | CompletionRequest, defaultMaxTokens?: number): Sampling {
-  const maxTokens = ("max_completion_tokens" in request ? request.max_completion_tokens : undefined) ?? request.max_tokens ?? defaultMaxTokens;
+  const maxTokens =
+    ("max_completion_tokens" in request ? request.max_completion_tokens : undefined) ?? request.max_tokens ?? defaultMaxTokens;
   const stopField = request.stop ?? [];
   return {
     maxTokens,

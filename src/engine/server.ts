@@ -119,18 +119,30 @@ const routes: Record<string, Route> = {
     const created = Math.floor(Date.now() / 1000);
     const base = { id, object: "chat.completion.chunk", created, model: request.model };
 
-    await respond(context, target, prompt, sampling, request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined, {
-      base,
-      // Chat streams announce the assistant's role as soon as a sequence is free.
-      onAdmitted: (_sse, emit) => emit({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
-      choice: (text, finishReason) => ({ index: 0, delta: text === undefined ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
-      body: (result) => ({
-        ...base,
-        object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }],
-        usage: usage(result),
-      }),
-    });
+    await respond(
+      context,
+      target,
+      prompt,
+      sampling,
+      request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined,
+      {
+        base,
+        // Chat streams announce the assistant's role as soon as a sequence is free.
+        onAdmitted: (_sse, emit) => emit({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
+        choice: (text, finishReason) => ({
+          index: 0,
+          delta: text === undefined ? {} : { content: text },
+          logprobs: null,
+          finish_reason: finishReason,
+        }),
+        body: (result) => ({
+          ...base,
+          object: "chat.completion",
+          choices: [{ index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }],
+          usage: usage(result),
+        }),
+      },
+    );
   },
 
   "POST /v1/completions": async (context) => {
@@ -144,12 +156,23 @@ const routes: Record<string, Route> = {
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const base = { id, object: "text_completion", created: Math.floor(Date.now() / 1000), model: request.model };
 
-    await respond(context, target, prompt, sampling, request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined, {
-      base,
-      onAdmitted: (sse) => sse.open(),
-      choice: (text, finishReason) => ({ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }),
-      body: (result) => ({ ...base, choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }], usage: usage(result) }),
-    });
+    await respond(
+      context,
+      target,
+      prompt,
+      sampling,
+      request.stream === true ? { includeUsage: request.stream_options?.include_usage === true } : undefined,
+      {
+        base,
+        onAdmitted: (sse) => sse.open(),
+        choice: (text, finishReason) => ({ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }),
+        body: (result) => ({
+          ...base,
+          choices: [{ index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason }],
+          usage: usage(result),
+        }),
+      },
+    );
   },
 
   "POST /v1/embeddings": async ({ req, res, engine, log }) => {
@@ -175,19 +198,27 @@ const routes: Record<string, Route> = {
     const request = parseBody(loadLoraRequest, await readJson(req));
     await engine.loadAdapter(request.lora_name, request.lora_path, { inplace: request.load_inplace === true });
     log.lora = request.lora_name;
-    res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end(`Success: LoRA adapter '${request.lora_name}' added successfully.`);
+    res
+      .writeHead(200, { "content-type": "text/plain; charset=utf-8" })
+      .end(`Success: LoRA adapter '${request.lora_name}' added successfully.`);
   },
 
   "POST /v1/unload_lora_adapter": async ({ req, res, engine, log }) => {
     const request = parseBody(unloadLoraRequest, await readJson(req));
     engine.unloadAdapter(request.lora_name);
     log.lora = request.lora_name;
-    res.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end(`Success: LoRA adapter '${request.lora_name}' removed successfully.`);
+    res
+      .writeHead(200, { "content-type": "text/plain; charset=utf-8" })
+      .end(`Success: LoRA adapter '${request.lora_name}' removed successfully.`);
   },
 };
 
 function usage(result: GenerationResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
-  return { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens };
+  return {
+    prompt_tokens: result.promptTokens,
+    completion_tokens: result.completionTokens,
+    total_tokens: result.promptTokens + result.completionTokens,
+  };
 }
 
 /**
@@ -288,7 +319,14 @@ interface ResponseShape {
 }
 
 /** Runs the generation and answers as SSE (when `stream` is given) or as one JSON body. */
-async function respond(context: RequestContext, target: ReturnType<Engine["target"]>, prompt: Parameters<Engine["run"]>[1], sampling: Parameters<Engine["run"]>[2], stream: { includeUsage: boolean } | undefined, shape: ResponseShape): Promise<void> {
+async function respond(
+  context: RequestContext,
+  target: ReturnType<Engine["target"]>,
+  prompt: Parameters<Engine["run"]>[1],
+  sampling: Parameters<Engine["run"]>[2],
+  stream: { includeUsage: boolean } | undefined,
+  shape: ResponseShape,
+): Promise<void> {
   const { engine } = context;
   if (stream === undefined) {
     const result = await engine.run(target, prompt, sampling, { arrivedAt: context.arrivedAt, signal: context.signal });
@@ -300,16 +338,22 @@ async function respond(context: RequestContext, target: ReturnType<Engine["targe
   const sse = new EventStream(context.res, engine.whileDecoding);
   const emit = (choice: unknown): void => sse.send({ ...shape.base, choices: [choice], ...usageField });
   const textEvent = textEventTemplate((text) => ({ ...shape.base, choices: [shape.choice(text, null)], ...usageField }));
-  await streamGeneration(context, sse, () => engine.run(target, prompt, sampling, {
-    arrivedAt: context.arrivedAt,
-    signal: context.signal,
-    onAdmitted: () => shape.onAdmitted(sse, emit),
-    onText: (text) => sse.sendSerialized(textEvent(text)),
-    textIntervalMs: STREAM_WRITE_INTERVAL_MS,
-  }), (result) => {
-    emit(shape.choice(undefined, result.finishReason));
-    if (stream.includeUsage) sse.send({ ...shape.base, choices: [], usage: usage(result) });
-  });
+  await streamGeneration(
+    context,
+    sse,
+    () =>
+      engine.run(target, prompt, sampling, {
+        arrivedAt: context.arrivedAt,
+        signal: context.signal,
+        onAdmitted: () => shape.onAdmitted(sse, emit),
+        onText: (text) => sse.sendSerialized(textEvent(text)),
+        textIntervalMs: STREAM_WRITE_INTERVAL_MS,
+      }),
+    (result) => {
+      emit(shape.choice(undefined, result.finishReason));
+      if (stream.includeUsage) sse.send({ ...shape.base, choices: [], usage: usage(result) });
+    },
+  );
 }
 
 const TEXT_MARK = "\u0000diatonic-text\u0000";

@@ -89,7 +89,12 @@ export interface AdapterView extends AdapterResidency {
   readonly systemPrompt: string | null;
   readonly sampling: SamplingView;
   readonly rag: RagView | null;
-  readonly limits: { readonly concurrency: number; readonly queue: number; readonly timeoutMs: number; readonly firstByteTimeoutMs: number };
+  readonly limits: {
+    readonly concurrency: number;
+    readonly queue: number;
+    readonly timeoutMs: number;
+    readonly firstByteTimeoutMs: number;
+  };
 }
 
 export interface AdapterList {

@@ -53,8 +53,21 @@ function adapterTargets(snapshot: Snapshot, principal: Principal): ModelTarget[]
 function session(context: AdminContext): SessionView {
   const { principal } = context;
   const mode = context.snapshot.config.auth.mode;
-  if (principal === undefined) return { object: "admin.session", auth: mode, signedIn: false, tenant: null, scopes: mode === "disabled" ? ["inference", "admin"] : [] };
-  return { object: "admin.session", auth: mode, signedIn: mode !== "disabled", tenant: mode === "disabled" ? null : principal.tenant, scopes: [...principal.scopes] };
+  if (principal === undefined)
+    return {
+      object: "admin.session",
+      auth: mode,
+      signedIn: false,
+      tenant: null,
+      scopes: mode === "disabled" ? ["inference", "admin"] : [],
+    };
+  return {
+    object: "admin.session",
+    auth: mode,
+    signedIn: mode !== "disabled",
+    tenant: mode === "disabled" ? null : principal.tenant,
+    scopes: [...principal.scopes],
+  };
 }
 
 function overview(context: AdminContext, principal: Principal): OverviewView {
@@ -66,7 +79,12 @@ function overview(context: AdminContext, principal: Principal): OverviewView {
     platform: config.platform,
     environment: config.environment ?? null,
     version: VERSION,
-    gateway: { replica: context.replica, startedAt: context.startedAt.toISOString(), configLoadedAt: snapshot.loadedAt.toISOString(), auth: config.auth.mode },
+    gateway: {
+      replica: context.replica,
+      startedAt: context.startedAt.toISOString(),
+      configLoadedAt: snapshot.loadedAt.toISOString(),
+      auth: config.auth.mode,
+    },
     baseModel: { name: config.baseModel.name, upstream: config.baseModel.upstream },
     vectorStore: config.vectorStore?.kind ?? null,
     ready,
@@ -103,7 +121,11 @@ async function usage(context: AdminContext): Promise<UsageView> {
   const data = [...tenants].sort().map((tenant) => {
     const sum = byTenant.get(tenant) ?? { requests: 0, errors: 0, tokensIn: 0, tokensOut: 0 };
     const limits = limited.get(tenant) ?? {};
-    return { tenant, ...sum, rateLimited: { requests: limits[RATE_LIMIT_CODES.requests] ?? 0, tokens: limits[RATE_LIMIT_CODES.tokens] ?? 0 } };
+    return {
+      tenant,
+      ...sum,
+      rateLimited: { requests: limits[RATE_LIMIT_CODES.requests] ?? 0, tokens: limits[RATE_LIMIT_CODES.tokens] ?? 0 },
+    };
   });
   return { object: "admin.usage", replica: context.replica, since: context.startedAt.toISOString(), data };
 }
@@ -123,7 +145,11 @@ export async function handleAdmin(method: string, path: string, res: ServerRespo
     if (principal === undefined) throw new Error("admin views other than session need a principal");
     requireScope(principal, "admin");
   }
-  if (!isAdminView(name)) throw notFound(`no admin view ${JSON.stringify(name)}: the admin API has ${ADMIN_VIEWS.map((view) => ADMIN_PREFIX + view).join(", ")}`, "unknown_route");
+  if (!isAdminView(name))
+    throw notFound(
+      `no admin view ${JSON.stringify(name)}: the admin API has ${ADMIN_VIEWS.map((view) => ADMIN_PREFIX + view).join(", ")}`,
+      "unknown_route",
+    );
   if (method !== "GET") throw methodNotAllowed(path, "GET, HEAD");
   const admin = principal as Principal;
   const answers: Record<AdminView, () => unknown> = {

@@ -78,7 +78,8 @@ export class KeyStore {
     const file = config.auth.keysFile;
     if (config.auth.mode === "disabled") return KeyStore.empty;
     if (file === undefined) {
-      if (config.auth.mode === "required") throw new InputError("auth.mode is required but auth.keysFile is not set", "set auth.keysFile to the mounted keys file");
+      if (config.auth.mode === "required")
+        throw new InputError("auth.mode is required but auth.keysFile is not set", "set auth.keysFile to the mounted keys file");
       return KeyStore.empty;
     }
     let text: string;
@@ -121,7 +122,11 @@ function presentedKey(headers: Readonly<Record<string, string | string[] | undef
   if (typeof authorization === "string") {
     // The usual form, `Bearer <key>` with one space and nothing around it, without a regular
     // expression (this runs on every request); any other spelling goes through the pattern.
-    if (authorization.startsWith("Bearer ") && !isSpace(authorization.charCodeAt(7)) && !isSpace(authorization.charCodeAt(authorization.length - 1))) {
+    if (
+      authorization.startsWith("Bearer ") &&
+      !isSpace(authorization.charCodeAt(7)) &&
+      !isSpace(authorization.charCodeAt(authorization.length - 1))
+    ) {
       return authorization.slice(7);
     }
     const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
@@ -141,7 +146,11 @@ export function presentsKey(headers: Readonly<Record<string, string | string[] |
  * `required`: every request needs a valid key. `optional`: a request without a key is anonymous, but
  * a key that is presented must be valid. `disabled`: keys are ignored.
  */
-export function authenticate(mode: GatewayConfig["auth"]["mode"], store: KeyStore, headers: Readonly<Record<string, string | string[] | undefined>>): Principal {
+export function authenticate(
+  mode: GatewayConfig["auth"]["mode"],
+  store: KeyStore,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): Principal {
   if (mode === "disabled") return UNCHECKED;
   const key = presentedKey(headers);
   if (key === undefined || key === "") {

@@ -42,7 +42,10 @@ export function parseGatewayConfig(text: string, file: string): GatewayConfig {
   const parsed = GatewayConfig.safeParse(document);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.map(String).join(".") || "(document)"}: ${issue.message}`);
-    throw new InputError(`${file}: not a valid GatewayConfig:\n${lines.join("\n")}`, "render it again with `diatonic render`, or fix the fields named above");
+    throw new InputError(
+      `${file}: not a valid GatewayConfig:\n${lines.join("\n")}`,
+      "render it again with `diatonic render`, or fix the fields named above",
+    );
   }
   checkReferences(parsed.data, file);
   return parsed.data;
@@ -60,7 +63,8 @@ function checkReferences(config: GatewayConfig, file: string): void {
   const routes = new Set<string>(["/v1"]);
   config.adapters.forEach((adapter, index) => {
     upstream(`adapters[${index}].upstream`, adapter.upstream);
-    if (names.has(adapter.name)) problems.push(`adapters[${index}].name: ${JSON.stringify(adapter.name)} is used twice (or is the base model's name)`);
+    if (names.has(adapter.name))
+      problems.push(`adapters[${index}].name: ${JSON.stringify(adapter.name)} is used twice (or is the base model's name)`);
     if (routes.has(adapter.route)) problems.push(`adapters[${index}].route: ${adapter.route} is used twice (or is reserved)`);
     names.add(adapter.name);
     routes.add(adapter.route);

@@ -11,7 +11,11 @@ import { POLICY_NAMES } from "./routing/types.ts";
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Durations the gateway waits out on timers, so longer ones than MAX_TIMER_MS are refused. */
-const milliseconds = z.number().int().min(1).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node can set`);
+const milliseconds = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node can set`);
 
 export const Upstream = z.strictObject({
   /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
@@ -100,7 +104,11 @@ export const GatewayConfig = z.strictObject({
   environment: z.string().min(1).optional(),
   server: z.strictObject({
     port: z.number().int().min(1).max(65535).default(8080),
-    maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4 * 1024 * 1024),
     logPrompts: z.boolean().default(false),
   }),
   auth: z.strictObject({

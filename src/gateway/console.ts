@@ -69,7 +69,13 @@ function filesUnder(dir: string): string[] {
 }
 
 function plain(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store", ...headers });
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -88,7 +94,10 @@ export class ConsoleAssets {
   /** Reads the built console from `dir`; a missing build is served as a 503 that says how to build it. */
   static load(dir: string = CONSOLE_DIR): ConsoleAssets {
     if (!existsSync(join(dir, "index.html"))) {
-      return new ConsoleAssets(new Map(), `the web console is not built (no ${join(dir, "index.html")}): run \`npm run deps\` or \`node --import tsx scripts/console/build.ts\`, then restart the gateway`);
+      return new ConsoleAssets(
+        new Map(),
+        `the web console is not built (no ${join(dir, "index.html")}): run \`npm run deps\` or \`node --import tsx scripts/console/build.ts\`, then restart the gateway`,
+      );
     }
     const assets = new Map<string, Asset>();
     for (const file of filesUnder(dir)) {
@@ -119,7 +128,13 @@ export class ConsoleAssets {
     const name = path === `${CONSOLE_PATH}/` ? "index.html" : path.slice(CONSOLE_PATH.length + 1);
     const asset = this.assets.get(name);
     if (asset === undefined) return plain(res, 404, `no console file ${path}\n`);
-    const headers: Record<string, string | number> = { ...SECURITY_HEADERS, "content-type": asset.contentType, "cache-control": asset.cacheControl, etag: asset.etag, vary: "accept-encoding" };
+    const headers: Record<string, string | number> = {
+      ...SECURITY_HEADERS,
+      "content-type": asset.contentType,
+      "cache-control": asset.cacheControl,
+      etag: asset.etag,
+      vary: "accept-encoding",
+    };
     if (req.headers["if-none-match"] === asset.etag) {
       res.writeHead(304, headers);
       res.end();

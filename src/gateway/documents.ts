@@ -58,17 +58,40 @@ export interface DocumentsContext {
 }
 
 /** `/v1/adapters/{name}/documents`: GET lists stored sources, POST ingests. Admin scope only. */
-export async function handleDocuments(req: IncomingMessage, res: ServerResponse, adapterName: string, context: DocumentsContext): Promise<void> {
+export async function handleDocuments(
+  req: IncomingMessage,
+  res: ServerResponse,
+  adapterName: string,
+  context: DocumentsContext,
+): Promise<void> {
   const { snapshot, principal, service } = context;
   requireScope(principal, "admin");
   const target = snapshot.models.get(adapterName);
-  if (target?.adapter === undefined) throw notFound(`the adapter ${JSON.stringify(adapterName)} does not exist: GET /v1/models lists the adapters`, "adapter_not_found");
-  if (!mayUse(principal, adapterName)) throw new GatewayError(403, ErrorType.permission, `this API key may not use the adapter ${JSON.stringify(adapterName)}`, "adapter_not_allowed");
+  if (target?.adapter === undefined)
+    throw notFound(`the adapter ${JSON.stringify(adapterName)} does not exist: GET /v1/models lists the adapters`, "adapter_not_found");
+  if (!mayUse(principal, adapterName))
+    throw new GatewayError(
+      403,
+      ErrorType.permission,
+      `this API key may not use the adapter ${JSON.stringify(adapterName)}`,
+      "adapter_not_allowed",
+    );
   const adapter = target.adapter;
   if (adapter.rag === undefined) {
-    throw new GatewayError(409, ErrorType.invalidRequest, `the adapter ${JSON.stringify(adapterName)} does not use RAG (it has no rag binding in the spec), so it has no documents`, "not_a_rag_adapter");
+    throw new GatewayError(
+      409,
+      ErrorType.invalidRequest,
+      `the adapter ${JSON.stringify(adapterName)} does not use RAG (it has no rag binding in the spec), so it has no documents`,
+      "not_a_rag_adapter",
+    );
   }
-  if (service === undefined) throw new GatewayError(503, ErrorType.overloaded, "this gateway has no vector store configured (vectorStore in its config)", "no_vector_store");
+  if (service === undefined)
+    throw new GatewayError(
+      503,
+      ErrorType.overloaded,
+      "this gateway has no vector store configured (vectorStore in its config)",
+      "no_vector_store",
+    );
   if (req.method !== "GET" && req.method !== "POST") throw methodNotAllowed(`/v1/adapters/${adapterName}/documents`, "GET, POST");
   const controller = new AbortController();
   res.once("close", () => {
@@ -77,14 +100,28 @@ export async function handleDocuments(req: IncomingMessage, res: ServerResponse,
   let result: unknown;
   try {
     if (req.method === "GET") {
-      result = { object: "list", adapter: adapterName, ...(await service.list(adapter, controller.signal)), maxBodyBytes: snapshot.config.server.maxBodyBytes };
+      result = {
+        object: "list",
+        adapter: adapterName,
+        ...(await service.list(adapter, controller.signal)),
+        maxBodyBytes: snapshot.config.server.maxBodyBytes,
+      };
     } else {
       const parsed = DocumentsRequest.safeParse(parseJsonObject(await readBody(req, snapshot.config.server.maxBodyBytes)));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw badRequest(`invalid documents request: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`, issue?.path.join(".") ?? null, "invalid_documents");
+        throw badRequest(
+          `invalid documents request: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+          issue?.path.join(".") ?? null,
+          "invalid_documents",
+        );
       }
-      result = { object: "ingest.result", adapter: adapterName, collection: adapter.rag.collection, ...(await service.ingest(adapter, parsed.data, controller.signal)) };
+      result = {
+        object: "ingest.result",
+        adapter: adapterName,
+        collection: adapter.rag.collection,
+        ...(await service.ingest(adapter, parsed.data, controller.signal)),
+      };
     }
   } catch (error) {
     if (error instanceof GatewayError) throw error;

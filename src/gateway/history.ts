@@ -58,7 +58,14 @@ export function bucketQuantile(q: number, counts: readonly number[], bounds: rea
 function byAdapter(totals: Iterable<AdapterTotalsOfMetrics>): Map<string, AdapterTotals> {
   const out = new Map<string, AdapterTotals>();
   // "-": requests that never named an adapter (a bad key, an unknown route, the admin API).
-  for (const series of totals) if (series.adapter !== "-") out.set(series.adapter, { requests: series.requests, errors: series.errors, tokensOut: series.tokensOut, latencyCounts: [...series.latencyCounts] });
+  for (const series of totals)
+    if (series.adapter !== "-")
+      out.set(series.adapter, {
+        requests: series.requests,
+        errors: series.errors,
+        tokensOut: series.tokensOut,
+        latencyCounts: [...series.latencyCounts],
+      });
   return out;
 }
 

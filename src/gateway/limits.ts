@@ -115,7 +115,9 @@ export class RateLimiter {
   /** How a limit reads in a 429: the platform's, and this replica's share when it is shared. */
   private describe(limit: "requestsPerMinute" | "tokensPerMinute"): string {
     const what = limit === "requestsPerMinute" ? "requests" : "tokens";
-    return this.replicas === 1 ? `${what} per minute (${this.platform[limit]})` : `${what} per minute (${this.platform[limit]} for the platform, ${this.limits[limit]} on each of ${this.replicas} gateway replicas)`;
+    return this.replicas === 1
+      ? `${what} per minute (${this.platform[limit]})`
+      : `${what} per minute (${this.platform[limit]} for the platform, ${this.limits[limit]} on each of ${this.replicas} gateway replicas)`;
   }
 
   private bucketsOf(keyId: string): KeyBuckets {
@@ -158,9 +160,16 @@ export const RATE_LIMIT_CODES = { requests: "rate_limit_requests", tokens: "rate
 
 function rateLimited(what: string, waitMs: number, limit: keyof typeof RATE_LIMIT_CODES): GatewayError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return new GatewayError(429, ErrorType.rateLimit, `rate limit reached for ${what}; retry after ${seconds}s`, RATE_LIMIT_CODES[limit], null, {
-    "retry-after": String(seconds),
-  });
+  return new GatewayError(
+    429,
+    ErrorType.rateLimit,
+    `rate limit reached for ${what}; retry after ${seconds}s`,
+    RATE_LIMIT_CODES[limit],
+    null,
+    {
+      "retry-after": String(seconds),
+    },
+  );
 }
 
 interface Waiter {
@@ -210,9 +219,16 @@ export class ConcurrencyLimiter {
       return undefined;
     }
     if (this.waiting.length >= this.queueLimit) {
-      throw new GatewayError(503, ErrorType.overloaded, `this adapter is at capacity (${this.concurrency} running, ${this.queueLimit} queued)`, "adapter_overloaded", null, {
-        "retry-after": "1",
-      });
+      throw new GatewayError(
+        503,
+        ErrorType.overloaded,
+        `this adapter is at capacity (${this.concurrency} running, ${this.queueLimit} queued)`,
+        "adapter_overloaded",
+        null,
+        {
+          "retry-after": "1",
+        },
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
@@ -228,7 +244,11 @@ export class ConcurrencyLimiter {
           this.waiting.splice(index, 1);
           this.onQueueChange(this.waiting.length);
         }
-        reject(signal?.reason instanceof GatewayError ? signal.reason : new GatewayError(499, ErrorType.server, "client went away while queued", "client_closed"));
+        reject(
+          signal?.reason instanceof GatewayError
+            ? signal.reason
+            : new GatewayError(499, ErrorType.server, "client went away while queued", "client_closed"),
+        );
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiting.push(waiter);

@@ -105,7 +105,9 @@ export class BatchedLines implements DestinationStream {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.dropped > 0) {
-      this.lines.push(`${JSON.stringify({ level: 40, time: Date.now(), component: COMPONENT, dropped: this.dropped, msg: "log lines dropped: the log reader did not keep up" })}\n`);
+      this.lines.push(
+        `${JSON.stringify({ level: 40, time: Date.now(), component: COMPONENT, dropped: this.dropped, msg: "log lines dropped: the log reader did not keep up" })}\n`,
+      );
       this.dropped = 0;
     }
     const data = this.lines.join("");

@@ -3,7 +3,9 @@ import { RATE_LIMIT_CODES } from "./limits.ts";
 import type { Usage } from "./sse.ts";
 
 /** Latency buckets in seconds: sub-millisecond for the gateway's own work, up to minutes for generation. */
-export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+];
 
 type RequestLabels = { readonly adapter: string };
 
@@ -52,7 +54,15 @@ interface AdapterSeries extends Counts {
   streamed: boolean;
 }
 
-const counts = (): Counts => ({ byStatus: new Map(), tokensIn: undefined, tokensOut: undefined, requestsTotal: 0, errorsTotal: 0, tokensInTotal: 0, tokensOutTotal: 0 });
+const counts = (): Counts => ({
+  byStatus: new Map(),
+  tokensIn: undefined,
+  tokensOut: undefined,
+  requestsTotal: 0,
+  errorsTotal: 0,
+  tokensInTotal: 0,
+  tokensOutTotal: 0,
+});
 
 function add(into: Counts, status: number, usage: Usage | undefined): void {
   into.byStatus.set(status, (into.byStatus.get(status) ?? 0) + 1);
@@ -66,7 +76,12 @@ function add(into: Counts, status: number, usage: Usage | undefined): void {
   }
 }
 
-const totalsOf = (from: Counts): Totals => ({ requests: from.requestsTotal, errors: from.errorsTotal, tokensIn: from.tokensInTotal, tokensOut: from.tokensOutTotal });
+const totalsOf = (from: Counts): Totals => ({
+  requests: from.requestsTotal,
+  errors: from.errorsTotal,
+  tokensIn: from.tokensInTotal,
+  tokensOut: from.tokensOutTotal,
+});
 
 /**
  * The series one adapter adds to /metrics, at most: its share of requests_total (one per status it
@@ -107,17 +122,68 @@ export class GatewayMetrics {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "diatonic_gateway_" });
     const flush = () => this.flush();
-    this.requests = new Counter({ name: "diatonic_gateway_requests_total", help: "Requests by adapter and HTTP status.", labelNames: ["adapter", "status"], registers, collect: flush });
-    this.tenantRequests = new Counter({ name: "diatonic_gateway_tenant_requests_total", help: "Requests by tenant (the API key's) and HTTP status.", labelNames: ["tenant", "status"], registers, collect: flush });
+    this.requests = new Counter({
+      name: "diatonic_gateway_requests_total",
+      help: "Requests by adapter and HTTP status.",
+      labelNames: ["adapter", "status"],
+      registers,
+      collect: flush,
+    });
+    this.tenantRequests = new Counter({
+      name: "diatonic_gateway_tenant_requests_total",
+      help: "Requests by tenant (the API key's) and HTTP status.",
+      labelNames: ["tenant", "status"],
+      registers,
+      collect: flush,
+    });
     const buckets = [...LATENCY_BUCKETS];
-    this.latency = new Histogram({ name: "diatonic_gateway_request_duration_seconds", help: "Time from request to the last byte of the response.", labelNames: ["adapter"], buckets, registers });
-    this.timeToFirstToken = new Histogram({ name: "diatonic_gateway_time_to_first_token_seconds", help: "Streams: time from request to the first event from upstream.", labelNames: ["adapter"], buckets, registers });
-    this.tokens = new Counter({ name: "diatonic_gateway_tokens_total", help: "Tokens by adapter and direction (in = prompt, out = completion), counted from the upstream's usage.", labelNames: ["adapter", "direction"], registers, collect: flush });
-    this.tenantTokens = new Counter({ name: "diatonic_gateway_tenant_tokens_total", help: "Tokens by tenant and direction (in = prompt, out = completion).", labelNames: ["tenant", "direction"], registers, collect: flush });
-    this.retries = new Counter({ name: "diatonic_gateway_upstream_retries_total", help: "Upstream retries before the first byte.", labelNames: ["upstream", "reason"], registers });
+    this.latency = new Histogram({
+      name: "diatonic_gateway_request_duration_seconds",
+      help: "Time from request to the last byte of the response.",
+      labelNames: ["adapter"],
+      buckets,
+      registers,
+    });
+    this.timeToFirstToken = new Histogram({
+      name: "diatonic_gateway_time_to_first_token_seconds",
+      help: "Streams: time from request to the first event from upstream.",
+      labelNames: ["adapter"],
+      buckets,
+      registers,
+    });
+    this.tokens = new Counter({
+      name: "diatonic_gateway_tokens_total",
+      help: "Tokens by adapter and direction (in = prompt, out = completion), counted from the upstream's usage.",
+      labelNames: ["adapter", "direction"],
+      registers,
+      collect: flush,
+    });
+    this.tenantTokens = new Counter({
+      name: "diatonic_gateway_tenant_tokens_total",
+      help: "Tokens by tenant and direction (in = prompt, out = completion).",
+      labelNames: ["tenant", "direction"],
+      registers,
+      collect: flush,
+    });
+    this.retries = new Counter({
+      name: "diatonic_gateway_upstream_retries_total",
+      help: "Upstream retries before the first byte.",
+      labelNames: ["upstream", "reason"],
+      registers,
+    });
     // No replica label: pod addresses churn, and each would be a series forever (the log names the replica).
-    this.ejections = new Counter({ name: "diatonic_gateway_upstream_ejections_total", help: "Replicas ejected by passive health checking.", labelNames: ["upstream"], registers });
-    this.queueDepth = new Gauge({ name: "diatonic_gateway_queue_depth", help: "Requests waiting for a concurrency slot.", labelNames: ["adapter"], registers });
+    this.ejections = new Counter({
+      name: "diatonic_gateway_upstream_ejections_total",
+      help: "Replicas ejected by passive health checking.",
+      labelNames: ["upstream"],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: "diatonic_gateway_queue_depth",
+      help: "Requests waiting for a concurrency slot.",
+      labelNames: ["adapter"],
+      registers,
+    });
     const source = () => this.inFlightSource();
     this.inFlight = new Gauge({
       name: "diatonic_gateway_in_flight_requests",
@@ -129,12 +195,42 @@ export class GatewayMetrics {
         for (const [adapter, count] of source()) this.set({ adapter }, count);
       },
     });
-    this.rateLimited = new Counter({ name: "diatonic_gateway_rate_limited_total", help: "Requests rejected by a per-key rate limit.", labelNames: ["tenant", "limit"], registers });
-    this.routingDecisions = new Counter({ name: "diatonic_gateway_routing_decisions_total", help: "Replicas chosen for LoRA requests, by policy and reason (resident, home, spill, active, ...).", labelNames: ["policy", "reason"], registers });
-    this.residency = new Counter({ name: "diatonic_gateway_residency_total", help: "LoRA requests sent where the LoRA was in the replica's slots (hit) or not (miss: a swap), as the gateway sees it.", labelNames: ["result"], registers });
-    this.swaps = new Counter({ name: "diatonic_gateway_adapter_swaps_total", help: "LoRA requests sent to a replica whose slots did not hold the adapter (each one makes the engine swap it in).", labelNames: ["adapter"], registers });
-    this.configReloads = new Counter({ name: "diatonic_gateway_config_reloads_total", help: "Config reloads by result (ok, rejected).", labelNames: ["result"], registers });
-    this.retrievals = new Counter({ name: "diatonic_gateway_retrievals_total", help: "RAG retrievals by result (ok, failed, skipped).", labelNames: ["adapter", "result"], registers });
+    this.rateLimited = new Counter({
+      name: "diatonic_gateway_rate_limited_total",
+      help: "Requests rejected by a per-key rate limit.",
+      labelNames: ["tenant", "limit"],
+      registers,
+    });
+    this.routingDecisions = new Counter({
+      name: "diatonic_gateway_routing_decisions_total",
+      help: "Replicas chosen for LoRA requests, by policy and reason (resident, home, spill, active, ...).",
+      labelNames: ["policy", "reason"],
+      registers,
+    });
+    this.residency = new Counter({
+      name: "diatonic_gateway_residency_total",
+      help: "LoRA requests sent where the LoRA was in the replica's slots (hit) or not (miss: a swap), as the gateway sees it.",
+      labelNames: ["result"],
+      registers,
+    });
+    this.swaps = new Counter({
+      name: "diatonic_gateway_adapter_swaps_total",
+      help: "LoRA requests sent to a replica whose slots did not hold the adapter (each one makes the engine swap it in).",
+      labelNames: ["adapter"],
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: "diatonic_gateway_config_reloads_total",
+      help: "Config reloads by result (ok, rejected).",
+      labelNames: ["result"],
+      registers,
+    });
+    this.retrievals = new Counter({
+      name: "diatonic_gateway_retrievals_total",
+      help: "RAG retrievals by result (ok, failed, skipped).",
+      labelNames: ["adapter", "result"],
+      registers,
+    });
   }
 
   /**
@@ -143,7 +239,14 @@ export class GatewayMetrics {
    * the bookkeeping. The latency histograms are observed at once (prom-client's observe, about a
    * microsecond each), with label objects made once.
    */
-  countRequest(adapter: string, tenant: string, status: number, seconds: number, firstTokenSeconds: number | undefined, usage: Usage | undefined): void {
+  countRequest(
+    adapter: string,
+    tenant: string,
+    status: number,
+    seconds: number,
+    firstTokenSeconds: number | undefined,
+    usage: Usage | undefined,
+  ): void {
     let series = this.adapters.get(adapter);
     if (series === undefined) {
       const labels = { adapter };
@@ -224,11 +327,25 @@ export class GatewayMetrics {
 
   /** Adds the counts since the last scrape to the prom-client counters; the series stay (histograms are cumulative). */
   private flush(): void {
-    for (const [adapter, series] of this.adapters) this.flushCounts(series, (status, n) => this.requests.inc({ adapter, status }, n), (direction, n) => this.tokens.inc({ adapter, direction }, n));
-    for (const [tenant, byTenant] of this.tenants) this.flushCounts(byTenant, (status, n) => this.tenantRequests.inc({ tenant, status }, n), (direction, n) => this.tenantTokens.inc({ tenant, direction }, n));
+    for (const [adapter, series] of this.adapters)
+      this.flushCounts(
+        series,
+        (status, n) => this.requests.inc({ adapter, status }, n),
+        (direction, n) => this.tokens.inc({ adapter, direction }, n),
+      );
+    for (const [tenant, byTenant] of this.tenants)
+      this.flushCounts(
+        byTenant,
+        (status, n) => this.tenantRequests.inc({ tenant, status }, n),
+        (direction, n) => this.tenantTokens.inc({ tenant, direction }, n),
+      );
   }
 
-  private flushCounts(from: Counts, requests: (status: string, n: number) => void, tokens: (direction: "in" | "out", n: number) => void): void {
+  private flushCounts(
+    from: Counts,
+    requests: (status: string, n: number) => void,
+    tokens: (direction: "in" | "out", n: number) => void,
+  ): void {
     for (const [status, count] of from.byStatus) {
       if (count === 0) continue;
       requests(String(status), count);

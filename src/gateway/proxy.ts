@@ -4,7 +4,17 @@ import { mayUse, type Principal } from "./auth.ts";
 import { RequestCancel } from "./cancel.ts";
 import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import { clientWantsUsage, ENDPOINT_PATHS, inClientTerms, parseJsonObject, readBody, upstreamBody, validateRequest, type InferenceEndpoint, type JsonObject } from "./request.ts";
+import {
+  clientWantsUsage,
+  ENDPOINT_PATHS,
+  inClientTerms,
+  parseJsonObject,
+  readBody,
+  upstreamBody,
+  validateRequest,
+  type InferenceEndpoint,
+  type JsonObject,
+} from "./request.ts";
 import { citationsOf, contextMessage, queryOf, type Citation, type Retriever } from "./retriever.ts";
 import type { ModelTarget, Runtime, Snapshot } from "./runtime.ts";
 import { renameModelIn, SseRelay, usageInJson, usageOf, type Usage } from "./sse.ts";
@@ -47,7 +57,13 @@ interface Resolved {
   readonly upstreamModel: string;
 }
 
-function resolveTarget(context: ProxyContext, endpoint: InferenceEndpoint, body: JsonObject, routeTarget: ModelTarget | undefined, principal: Principal): Resolved {
+function resolveTarget(
+  context: ProxyContext,
+  endpoint: InferenceEndpoint,
+  body: JsonObject,
+  routeTarget: ModelTarget | undefined,
+  principal: Principal,
+): Resolved {
   const { snapshot } = context;
   const base = snapshot.models.get(snapshot.config.baseModel.name);
   if (base === undefined) throw new Error("base model missing from snapshot");
@@ -56,10 +72,19 @@ function resolveTarget(context: ProxyContext, endpoint: InferenceEndpoint, body:
     return { label: "embeddings", target: base, upstream: snapshot.embeddings.upstream, upstreamModel: snapshot.embeddings.model };
   }
   const model = routeTarget?.name ?? body.model;
-  if (typeof model !== "string" || model === "") throw badRequest("`model` must name an adapter (or use the /<adapter>/v1/... path)", "model", "missing_model");
+  if (typeof model !== "string" || model === "")
+    throw badRequest("`model` must name an adapter (or use the /<adapter>/v1/... path)", "model", "missing_model");
   const target = snapshot.models.get(model);
-  if (target === undefined) throw notFound(`the model ${JSON.stringify(model)} does not exist: GET /v1/models lists the adapters`, "model_not_found", "model");
-  if (!mayUse(principal, target.name)) throw new GatewayError(403, ErrorType.permission, `this API key may not use the adapter ${JSON.stringify(target.name)}`, "adapter_not_allowed", "model");
+  if (target === undefined)
+    throw notFound(`the model ${JSON.stringify(model)} does not exist: GET /v1/models lists the adapters`, "model_not_found", "model");
+  if (!mayUse(principal, target.name))
+    throw new GatewayError(
+      403,
+      ErrorType.permission,
+      `this API key may not use the adapter ${JSON.stringify(target.name)}`,
+      "adapter_not_allowed",
+      "model",
+    );
   return { label: target.name, target, upstream: target.upstream, upstreamModel: target.upstreamModel };
 }
 
@@ -110,7 +135,14 @@ export async function handleInference(
   }
 }
 
-async function forward(context: ProxyContext, exchange: Exchange, endpoint: InferenceEndpoint, body: JsonObject, resolved: Resolved, cancel: RequestCancel): Promise<void> {
+async function forward(
+  context: ProxyContext,
+  exchange: Exchange,
+  endpoint: InferenceEndpoint,
+  body: JsonObject,
+  resolved: Resolved,
+  cancel: RequestCancel,
+): Promise<void> {
   const { target } = resolved;
   // Response headers are built as object literals, never spread: a spread header object costs about
   // 6 µs a request in writeHead (measured, bench:gateway), a tenth of the gateway's own work.
@@ -132,7 +164,12 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
       if (cancel.aborted) throw cancel.reason instanceof GatewayError ? cancel.reason : error;
       context.metrics.retrievals.inc({ adapter: target.name, result: rag.onFailure === "fail" ? "failed" : "skipped" });
       if (rag.onFailure === "fail") {
-        throw new GatewayError(502, ErrorType.upstream, `retrieval for adapter ${target.name} failed: ${(error as Error).message}`, "retrieval_failed");
+        throw new GatewayError(
+          502,
+          ErrorType.upstream,
+          `retrieval for adapter ${target.name} failed: ${(error as Error).message}`,
+          "retrieval_failed",
+        );
       }
       exchange.retrieval = "skipped";
       retrievalSkipped = true;
@@ -165,7 +202,10 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     // answer gets the room that is left, as vLLM gives when the field is unset; a client's own stays a 400.
     const refusal = (response.complete ?? (await response.bytes())).toString("utf8");
     if (!CONTEXT_LENGTH.test(refusal)) {
-      exchange.res.writeHead(400, { "x-request-id": exchange.requestId, "content-type": String(response.headers["content-type"] ?? "application/json") });
+      exchange.res.writeHead(400, {
+        "x-request-id": exchange.requestId,
+        "content-type": String(response.headers["content-type"] ?? "application/json"),
+      });
       exchange.res.end(inClientTerms(refusal, injected));
       return;
     }
@@ -206,7 +246,11 @@ async function forward(context: ProxyContext, exchange: Exchange, endpoint: Infe
     exchange.usage = usageInJson(answer);
     if (rename !== undefined) out = renameModelIn(answer, rename);
   }
-  const headers: OutgoingHttpHeaders = { "x-request-id": exchange.requestId, "content-type": contentType, "content-length": typeof out === "string" ? Buffer.byteLength(out) : out.length };
+  const headers: OutgoingHttpHeaders = {
+    "x-request-id": exchange.requestId,
+    "content-type": contentType,
+    "content-length": typeof out === "string" ? Buffer.byteLength(out) : out.length,
+  };
   if (retrievalSkipped) headers["x-diatonic-retrieval"] = "skipped";
   const retryAfter = response.headers["retry-after"];
   if (retryAfter !== undefined) headers["retry-after"] = retryAfter;
@@ -240,11 +284,24 @@ function brokeOff(cancel: RequestCancel, error: Error, what: string, code: strin
 }
 
 function citationEvent(exchange: Exchange, citations: readonly Citation[]): string {
-  return JSON.stringify({ id: `diatonic-${exchange.requestId}`, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model: exchange.adapter, choices: [], diatonic: { citations } });
+  return JSON.stringify({
+    id: `diatonic-${exchange.requestId}`,
+    object: "chat.completion.chunk",
+    created: Math.floor(Date.now() / 1000),
+    model: exchange.adapter,
+    choices: [],
+    diatonic: { citations },
+  });
 }
 
 /** Passes an SSE stream through event by event; when the client reads slowly, the upstream waits. */
-function relayStream(exchange: Exchange, response: UpstreamResponse, relay: SseRelay, retrievalSkipped: boolean, cancel: RequestCancel): Promise<void> {
+function relayStream(
+  exchange: Exchange,
+  response: UpstreamResponse,
+  relay: SseRelay,
+  retrievalSkipped: boolean,
+  cancel: RequestCancel,
+): Promise<void> {
   const { res } = exchange;
   const headers: OutgoingHttpHeaders = {
     "x-request-id": exchange.requestId,

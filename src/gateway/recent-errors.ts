@@ -20,7 +20,11 @@ export class RecentErrors {
     const { at, ...rest } = error;
     const quoted = error.code === null ? undefined : QUOTING_CODES.get(error.code);
     const message = quoted ?? error.message ?? `answered ${error.status}`;
-    this.ring[this.next] = { ...rest, time: (at ?? new Date()).toISOString(), message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message };
+    this.ring[this.next] = {
+      ...rest,
+      time: (at ?? new Date()).toISOString(),
+      message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message,
+    };
     this.next = (this.next + 1) % this.capacity;
   }
 

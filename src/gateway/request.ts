@@ -21,7 +21,11 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     const message = `request bodies are read as sent, and Content-Encoding ${JSON.stringify(encoding)} is not accepted: send the JSON uncompressed`;
     return Promise.reject(new GatewayError(415, ErrorType.invalidRequest, message, "unsupported_content_encoding"));
   }
-  return readRequestBody(req, maxBytes, () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large"));
+  return readRequestBody(
+    req,
+    maxBytes,
+    () => new GatewayError(413, ErrorType.invalidRequest, `request body is larger than ${maxBytes} bytes`, "request_too_large"),
+  );
 }
 
 export type JsonObject = Record<string, unknown>;
@@ -33,7 +37,8 @@ export function parseJsonObject(body: Buffer): JsonObject {
   } catch (error) {
     throw badRequest(`request body is not valid JSON: ${(error as Error).message}`, null, "invalid_json");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw badRequest("request body must be a JSON object", null, "invalid_json");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw badRequest("request body must be a JSON object", null, "invalid_json");
   return value as JsonObject;
 }
 
@@ -42,7 +47,8 @@ export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): 
   // JSON has no Infinity or NaN, but JSON.parse makes 1e999 one: sent on, it would become null.
   for (const key in body) {
     const value = body[key];
-    if (typeof value === "number" && !Number.isFinite(value)) throw badRequest(`\`${key}\` must be a finite number: ${key} is too large to represent`, key, "invalid_number");
+    if (typeof value === "number" && !Number.isFinite(value))
+      throw badRequest(`\`${key}\` must be a finite number: ${key} is too large to represent`, key, "invalid_number");
   }
   if (body.stream !== undefined && typeof body.stream !== "boolean") throw badRequest("`stream` must be a boolean", "stream");
   if (body.stream_options !== undefined && (typeof body.stream_options !== "object" || body.stream_options === null)) {
@@ -123,7 +129,9 @@ const MESSAGE_INDEX = /\bmessages(\.|\[)(\d+)/g;
 export function inClientTerms(errorBody: string, injected: number): string {
   if (injected === 0 || !errorBody.includes("messages")) return errorBody;
   const shift = (text: string): string =>
-    text.replace(MESSAGE_INDEX, (whole, separator: string, index: string) => (Number(index) >= injected ? `messages${separator}${Number(index) - injected}` : whole));
+    text.replace(MESSAGE_INDEX, (whole, separator: string, index: string) =>
+      Number(index) >= injected ? `messages${separator}${Number(index) - injected}` : whole,
+    );
   try {
     const parsed = JSON.parse(errorBody) as { error?: { message?: unknown; param?: unknown } };
     const error = parsed.error;

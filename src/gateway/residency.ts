@@ -28,7 +28,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function lorasOf(body: unknown): Set<string> {
   const loras = new Set<string>();
   const data = isRecord(body) && Array.isArray(body.data) ? body.data : [];
-  for (const card of data) if (isRecord(card) && typeof card.id === "string" && typeof card.parent === "string" && card.parent !== "") loras.add(card.id);
+  for (const card of data)
+    if (isRecord(card) && typeof card.id === "string" && typeof card.parent === "string" && card.parent !== "") loras.add(card.id);
   return loras;
 }
 

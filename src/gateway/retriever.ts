@@ -46,7 +46,11 @@ export function queryOf(body: Record<string, unknown>): string | undefined {
       if (typeof content === "string") return content;
       if (Array.isArray(content)) {
         const text = content
-          .map((part: unknown) => (typeof part === "object" && part !== null && (part as { type?: unknown }).type === "text" ? String((part as { text?: unknown }).text ?? "") : ""))
+          .map((part: unknown) =>
+            typeof part === "object" && part !== null && (part as { type?: unknown }).type === "text"
+              ? String((part as { text?: unknown }).text ?? "")
+              : "",
+          )
           .join(" ")
           .trim();
         if (text !== "") return text;

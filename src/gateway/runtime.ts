@@ -39,7 +39,10 @@ const BASE_MODEL_LIMITS = { concurrency: 64, queue: 256, timeoutMs: 300_000, fir
 
 /** How long a request started under `config` may run: its longest timeout, and a margin. */
 function longestRequestMs(config: GatewayConfig): number {
-  return Math.min(MAX_TIMER_MS, Math.max(BASE_MODEL_LIMITS.timeoutMs, ...config.adapters.map((adapter) => adapter.limits.timeoutMs)) + 10_000);
+  return Math.min(
+    MAX_TIMER_MS,
+    Math.max(BASE_MODEL_LIMITS.timeoutMs, ...config.adapters.map((adapter) => adapter.limits.timeoutMs)) + 10_000,
+  );
 }
 
 /**
@@ -64,7 +67,8 @@ export class Runtime {
     private readonly metrics: GatewayMetrics,
     private readonly log: Logger,
     /** How host names become addresses (the replica count behind the gateway's headless Service). */
-    private readonly resolveHost: (host: string) => Promise<readonly string[]> = async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+    private readonly resolveHost: (host: string) => Promise<readonly string[]> = async (host) =>
+      (await lookup(host, { all: true })).map((a) => a.address),
   ) {
     metrics.inFlightSource = () => [...this.limiters.values()].map(({ adapter, limiter }) => [adapter, limiter.inFlight] as const);
   }
@@ -104,7 +108,12 @@ export class Runtime {
       lora: undefined,
       rename: undefined,
       upstream: poolOf(config.baseModel.upstream),
-      limiter: this.limiterFor(`base:${config.baseModel.name}`, config.baseModel.name, BASE_MODEL_LIMITS.concurrency, BASE_MODEL_LIMITS.queue),
+      limiter: this.limiterFor(
+        `base:${config.baseModel.name}`,
+        config.baseModel.name,
+        BASE_MODEL_LIMITS.concurrency,
+        BASE_MODEL_LIMITS.queue,
+      ),
       timeoutMs: BASE_MODEL_LIMITS.timeoutMs,
       firstByteTimeoutMs: BASE_MODEL_LIMITS.firstByteTimeoutMs,
     };
@@ -186,7 +195,10 @@ export class Runtime {
           this.rateLimiter.shareWith(replicas);
         }
       } catch (error) {
-        this.log.warn({ dns: sharedBy.dns, err: { message: (error as Error).message } }, "cannot count the gateway replicas; the rate limits keep the last share");
+        this.log.warn(
+          { dns: sharedBy.dns, err: { message: (error as Error).message } },
+          "cannot count the gateway replicas; the rate limits keep the last share",
+        );
       }
       if (this.peers !== peers) return;
       peers.timer = setTimeout(() => void count(), sharedBy.refreshMs);
@@ -196,15 +208,20 @@ export class Runtime {
   }
 
   private newPool(name: string, upstream: UpstreamConfig, routing: RoutingConfig): UpstreamPool {
-    return new UpstreamPool(name, upstream, {
-      onRoute: (_upstream, policy, reason, lora, hit) => this.metrics.routed(policy, reason, lora, hit),
-      onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
-      onEjection: (upstreamName, replica, forMs) => {
-        this.metrics.ejections.inc({ upstream: upstreamName });
-        this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
+    return new UpstreamPool(
+      name,
+      upstream,
+      {
+        onRoute: (_upstream, policy, reason, lora, hit) => this.metrics.routed(policy, reason, lora, hit),
+        onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
+        onEjection: (upstreamName, replica, forMs) => {
+          this.metrics.ejections.inc({ upstream: upstreamName });
+          this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
+        },
+        onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
       },
-      onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
-    }, routing);
+      routing,
+    );
   }
 
   private limiterFor(key: string, adapter: string, concurrency: number, queue: number): ConcurrencyLimiter {

@@ -104,7 +104,11 @@ function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw badRequest(`the path segment ${JSON.stringify(segment)} is not valid percent-encoding (RFC 3986): encode it with encodeURIComponent`, null, "invalid_path");
+    throw badRequest(
+      `the path segment ${JSON.stringify(segment)} is not valid percent-encoding (RFC 3986): encode it with encodeURIComponent`,
+      null,
+      "invalid_path",
+    );
   }
 }
 
@@ -123,7 +127,15 @@ function modelCard(snapshot: Snapshot, target: ModelTarget): Record<string, unkn
   const created = Math.floor(snapshot.loadedAt.getTime() / 1000);
   const owner = snapshot.config.platform;
   if (target.kind === "base") return { id: target.name, object: "model", created, owned_by: owner, root: target.name, parent: null };
-  return { id: target.name, object: "model", created, owned_by: owner, root: target.upstreamModel, parent: snapshot.config.baseModel.name, description: target.adapter?.description ?? "" };
+  return {
+    id: target.name,
+    object: "model",
+    created,
+    owned_by: owner,
+    root: target.upstreamModel,
+    parent: snapshot.config.baseModel.name,
+    description: target.adapter?.description ?? "",
+  };
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
@@ -164,7 +176,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   /** Keys required and none there: every inference call will be 401 (an empty or unfilled Secret). */
   const warnIfKeyless = (config: GatewayConfig, keys: KeyStore) => {
     if (config.auth.mode !== "required" || keys.size > 0) return;
-    logger.warn({ keysFile: keysFileOf(config) }, "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)");
+    logger.warn(
+      { keysFile: keysFileOf(config) },
+      "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)",
+    );
   };
   const first = await load();
   await runtime.apply(first.config, first.keys);
@@ -182,9 +197,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         logger.info({ adapters: next.config.adapters.length, keys: next.keys.size }, "gateway config reloaded");
         warnIfKeyless(next.config, next.keys);
         if (previous !== undefined && previous.server.port !== next.config.server.port && options.port === undefined) {
-          logger.warn({ port: previous.server.port, wanted: next.config.server.port }, "server.port changed: it takes effect at the next restart");
+          logger.warn(
+            { port: previous.server.port, wanted: next.config.server.port },
+            "server.port changed: it takes effect at the next restart",
+          );
         }
-        if (watcher !== undefined && keysFileOf(next.config) !== keysFileOf(previous ?? next.config)) await watchFiles(next.config, next.hashes);
+        if (watcher !== undefined && keysFileOf(next.config) !== keysFileOf(previous ?? next.config))
+          await watchFiles(next.config, next.hashes);
         return true;
       } catch (error) {
         metrics.configReloads.inc({ result: "rejected" });
@@ -249,7 +268,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
     if (path === "/healthz" || path === "/readyz" || path === "/metrics") return probe(method, path, res);
     // The console's static files: unlogged and uncounted, like the probes (its API calls are counted).
-    if (path.startsWith(CONSOLE_PATH) && (path.length === CONSOLE_PATH.length || path[CONSOLE_PATH.length] === "/")) return consoleAssets.serve(req, path, res);
+    if (path.startsWith(CONSOLE_PATH) && (path.length === CONSOLE_PATH.length || path[CONSOLE_PATH.length] === "/"))
+      return consoleAssets.serve(req, path, res);
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : nextRequestId();
     const exchange: Exchange = {
@@ -278,7 +298,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (++ends === 2) record(exchange, path);
     };
     res.on("close", () => {
-      if (!res.writableFinished) exchange.cancel?.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
+      if (!res.writableFinished)
+        exchange.cancel?.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
       ended();
     });
     try {
@@ -294,10 +315,22 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       if (path.startsWith(ADMIN_PREFIX)) {
         // The session view answers a caller without a key too (a key that is presented must be valid).
-        const principal = path === SESSION_PATH && !presentsKey(req.headers) ? undefined : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
+        const principal =
+          path === SESSION_PATH && !presentsKey(req.headers)
+            ? undefined
+            : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
         exchange.tenant = principal?.tenant ?? "";
         exchange.keyId = principal?.keyId ?? "";
-        return await handleAdmin(method, path, res, { snapshot, principal, runtime, metrics, history, errors: recentErrors, replica, startedAt });
+        return await handleAdmin(method, path, res, {
+          snapshot,
+          principal,
+          runtime,
+          metrics,
+          history,
+          errors: recentErrors,
+          replica,
+          startedAt,
+        });
       }
       let routeTarget: ModelTarget | undefined;
       let apiPath = path;
@@ -305,7 +338,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         const slash = path.indexOf("/", 1);
         const prefix = slash < 0 ? path : path.slice(0, slash);
         routeTarget = snapshot.routes.get(prefix);
-        if (routeTarget === undefined || slash < 0) throw notFound(`no route for ${path}: use /v1/... or /<adapter>/v1/...`, "unknown_route");
+        if (routeTarget === undefined || slash < 0)
+          throw notFound(`no route for ${path}: use /v1/... or /<adapter>/v1/...`, "unknown_route");
         apiPath = path.slice(slash);
       }
       const route = routeOf(method, apiPath);
@@ -336,8 +370,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     return context;
   }
 
-  function listModels(res: ServerResponse, snapshot: Snapshot, principal: Principal, routeTarget: ModelTarget | undefined, id: string | undefined): void {
-    const visible = [...snapshot.models.values()].filter((target) => mayUse(principal, target.name) && (routeTarget === undefined || target === routeTarget));
+  function listModels(
+    res: ServerResponse,
+    snapshot: Snapshot,
+    principal: Principal,
+    routeTarget: ModelTarget | undefined,
+    id: string | undefined,
+  ): void {
+    const visible = [...snapshot.models.values()].filter(
+      (target) => mayUse(principal, target.name) && (routeTarget === undefined || target === routeTarget),
+    );
     if (id === undefined) return sendJson(res, 200, { object: "list", data: visible.map((target) => modelCard(snapshot, target)) });
     const target = visible.find((candidate) => candidate.name === id);
     if (target === undefined) throw notFound(`the model ${JSON.stringify(id)} does not exist`, "model_not_found", "model");
@@ -351,9 +393,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
     // The console's reads of the admin API are logged but not counted, as probes and scrapes are not:
     // an open console would otherwise be most of an idle platform's traffic.
-    if (!path.startsWith(ADMIN_PREFIX)) metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
+    if (!path.startsWith(ADMIN_PREFIX))
+      metrics.countRequest(exchange.adapter || "-", exchange.tenant || "-", status, seconds, firstToken, exchange.usage);
     // Built by assignment rather than spreads: this runs for every request.
-    const entry: Record<string, unknown> = { requestId: exchange.requestId, method: exchange.req.method, path, status, ms: Math.round(seconds * 10_000) / 10 };
+    const entry: Record<string, unknown> = {
+      requestId: exchange.requestId,
+      method: exchange.req.method,
+      path,
+      status,
+      ms: Math.round(seconds * 10_000) / 10,
+    };
     if (exchange.adapter !== "") entry.adapter = exchange.adapter;
     if (exchange.tenant !== "") {
       entry.tenant = exchange.tenant;
@@ -400,7 +449,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
   history.start();
-  logger.info({ url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode, console: consoleAssets.built }, "gateway listening");
+  logger.info(
+    { url, adapters: first.config.adapters.map((adapter) => adapter.name), auth: first.config.auth.mode, console: consoleAssets.built },
+    "gateway listening",
+  );
   logger.flush();
 
   let closing: Promise<void> | undefined;

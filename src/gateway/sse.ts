@@ -65,7 +65,11 @@ export function renameModelIn(body: Buffer, rename: ModelRename): Buffer {
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
-const COUNT_KEYS = { prompt: Buffer.from("prompt_tokens"), completion: Buffer.from("completion_tokens"), total: Buffer.from("total_tokens") };
+const COUNT_KEYS = {
+  prompt: Buffer.from("prompt_tokens"),
+  completion: Buffer.from("completion_tokens"),
+  total: Buffer.from("total_tokens"),
+};
 
 /** Whether body[start, end) holds exactly `name`'s bytes. */
 function bytesAre(body: Buffer, start: number, end: number, name: Buffer): boolean {
@@ -106,7 +110,8 @@ export function usageInJson(body: Buffer): Usage | undefined {
       value = skipSpace(body, value + 1);
       let count = 0;
       let digits = 0;
-      for (let digit = body[value]; digit !== undefined && digit >= 0x30 && digit <= 0x39; digit = body[++value], digits++) count = count * 10 + digit - 0x30;
+      for (let digit = body[value]; digit !== undefined && digit >= 0x30 && digit <= 0x39; digit = body[++value], digits++)
+        count = count * 10 + digit - 0x30;
       if (digits === 0) continue;
       if (bytesAre(body, start, at, COUNT_KEYS.prompt)) counts.prompt_tokens = count;
       else if (bytesAre(body, start, at, COUNT_KEYS.completion)) counts.completion_tokens = count;

@@ -206,7 +206,18 @@ const DEFAULTS = {
 } as const;
 
 /** Transport errors where the request cannot have reached the engine's handler: safe to retry. */
-const RETRYABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED"]);
+const RETRYABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_CLOSED",
+]);
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 /**
  * Nothing listened or answered at the replica's address: no engine took the request, so it is a
@@ -244,14 +255,20 @@ export class RetryBudget {
  */
 function connectWithin(timeoutMs: number): buildConnector.connector {
   // undici's connector returns the socket it made, though its type says void.
-  const connect = buildConnector({ timeout: 0 }) as unknown as (options: buildConnector.Options, callback: buildConnector.Callback) => Socket | undefined;
+  const connect = buildConnector({ timeout: 0 }) as unknown as (
+    options: buildConnector.Options,
+    callback: buildConnector.Callback,
+  ) => Socket | undefined;
   return (options, callback) => {
     let settled = false;
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
       socket?.destroy();
-      callback(new errors.ConnectTimeoutError(`Connect Timeout Error (${options.hostname}:${options.port}, timeout: ${timeoutMs}ms)`), null);
+      callback(
+        new errors.ConnectTimeoutError(`Connect Timeout Error (${options.hostname}:${options.port}, timeout: ${timeoutMs}ms)`),
+        null,
+      );
     }, timeoutMs);
     const socket = connect(options, (...result) => {
       if (settled) {
@@ -341,7 +358,12 @@ export class UpstreamPool {
     readonly name: string,
     readonly config: UpstreamConfig,
     private readonly events: UpstreamEvents = {},
-    private readonly routing: RoutingSettings & { readonly loadPollMs: number } = { policy: "least-outstanding", slots: 4, swapMs: 200, loadPollMs: 200 },
+    private readonly routing: RoutingSettings & { readonly loadPollMs: number } = {
+      policy: "least-outstanding",
+      slots: 4,
+      swapMs: 200,
+      loadPollMs: 200,
+    },
   ) {
     this.policy = makePolicy(routing);
     this.base = new URL(config.url);
@@ -363,7 +385,11 @@ export class UpstreamPool {
     const residency = this.residency;
     if (residency === undefined || this.closed) return;
     residency.retain(new Set(this.replicas.map((replica) => replica.origin)));
-    await Promise.all(this.replicas.filter((replica) => !replica.retired).map((replica) => residency.poll(replica.origin, replica.pool, `${this.basePath}/v1/models`, this.hostHeader)));
+    await Promise.all(
+      this.replicas
+        .filter((replica) => !replica.retired)
+        .map((replica) => residency.poll(replica.origin, replica.pool, `${this.basePath}/v1/models`, this.hostHeader)),
+    );
     if (this.closed) return;
     this.residencyTimer = setTimeout(() => void this.pollResidency(), residency.options.pollMs);
     this.residencyTimer.unref();
@@ -431,7 +457,8 @@ export class UpstreamPool {
     });
     const known = new Set(kept.map((replica) => replica.origin));
     // A load report three polls old is stale: the replica stopped answering its /metrics.
-    for (const origin of origins) if (!known.has(origin)) kept.push(new Replica(origin, this.config.connectTimeoutMs, 3 * this.routing.loadPollMs));
+    for (const origin of origins)
+      if (!known.has(origin)) kept.push(new Replica(origin, this.config.connectTimeoutMs, 3 * this.routing.loadPollMs));
     this.replicas = kept;
   }
 
@@ -448,7 +475,12 @@ export class UpstreamPool {
       name: this.name,
       replicas: this.replicas.map((replica) => {
         const loras = this.residency?.describe(replica.origin);
-        return { origin: replica.origin, healthy: replica.healthy(now), outstanding: replica.outstanding, ...(loras !== undefined ? { loras } : {}) };
+        return {
+          origin: replica.origin,
+          healthy: replica.healthy(now),
+          outstanding: replica.outstanding,
+          ...(loras !== undefined ? { loras } : {}),
+        };
       }),
       ...(this.lastResolveError ? { dnsError: this.lastResolveError } : {}),
     };
@@ -459,7 +491,10 @@ export class UpstreamPool {
    * those that hold it (else those whose holdings are unknown, never one known not to), the routing
    * policy chooses. Undefined when none may take it.
    */
-  private pick(exclude: ReadonlySet<Replica> | undefined, lora: string | undefined): { replica: Replica; hit: boolean; choice: Choice } | undefined {
+  private pick(
+    exclude: ReadonlySet<Replica> | undefined,
+    lora: string | undefined,
+  ): { replica: Replica; hit: boolean; choice: Choice } | undefined {
     const now = performance.now();
     const residency = lora === undefined ? undefined : this.residency;
     let candidates: Replica[] = [];
@@ -471,7 +506,8 @@ export class UpstreamPool {
       if (holds === true) holders++;
       candidates.push(replica);
     }
-    if (holders > 0 && holders < candidates.length && residency !== undefined && lora !== undefined) candidates = candidates.filter((replica) => residency.holds(replica.origin, lora, now) === true);
+    if (holders > 0 && holders < candidates.length && residency !== undefined && lora !== undefined)
+      candidates = candidates.filter((replica) => residency.holds(replica.origin, lora, now) === true);
     if (candidates.length === 0) return undefined;
     const choice = this.policy.choose(candidates, { lora, now });
     const chosen = choice.candidate as Replica;
@@ -518,7 +554,12 @@ export class UpstreamPool {
         }
       });
     this.attempt(chosen, request, attempt, picked.choice, swapped, (outcome) => {
-      if (!(outcome instanceof RetryableError) && outcome.statusCode === 404 && request.lora !== undefined && this.residency !== undefined) {
+      if (
+        !(outcome instanceof RetryableError) &&
+        outcome.statusCode === 404 &&
+        request.lora !== undefined &&
+        this.residency !== undefined
+      ) {
         // The replica does not hold the LoRA (unloaded since it last listed it): try one that does.
         this.residency.forget(chosen.origin, request.lora);
         const error = this.loading(request.lora);
@@ -530,7 +571,12 @@ export class UpstreamPool {
           resolve(outcome);
           return;
         }
-        const error = new GatewayError(outcome.statusCode, ErrorType.upstream, `upstream ${this.name} answered ${outcome.statusCode}`, "upstream_error");
+        const error = new GatewayError(
+          outcome.statusCode,
+          ErrorType.upstream,
+          `upstream ${this.name} answered ${outcome.statusCode}`,
+          "upstream_error",
+        );
         void outcome.dump().then(() => retry(error));
       } else if (!outcome.retryable || !this.mayRetry(attempt, request.cancel, outcome.code ?? "error")) {
         reject(outcome);
@@ -552,7 +598,14 @@ export class UpstreamPool {
 
   /** No replica holds the LoRA yet: its agent is still fetching or loading it. */
   private loading(lora: string): GatewayError {
-    return new GatewayError(503, ErrorType.overloaded, `the adapter ${lora} is loading: no engine replica has it loaded yet; retry shortly`, "adapter_loading", "model", { "retry-after": "2" });
+    return new GatewayError(
+      503,
+      ErrorType.overloaded,
+      `the adapter ${lora} is loading: no engine replica has it loaded yet; retry shortly`,
+      "adapter_loading",
+      "model",
+      { "retry-after": "2" },
+    );
   }
 
   private mayRetry(attempt: number, cancel: Cancellation, reason: string): boolean {
@@ -569,7 +622,14 @@ export class UpstreamPool {
   }
 
   /** One attempt on one replica; `done` gets the response once its headers are in, or why there is none. */
-  private attempt(replica: Replica, request: UpstreamRequest, attempt: number, choice: Choice, swapped: boolean, done: (outcome: UpstreamResponse | RetryableError) => void): void {
+  private attempt(
+    replica: Replica,
+    request: UpstreamRequest,
+    attempt: number,
+    choice: Choice,
+    swapped: boolean,
+    done: (outcome: UpstreamResponse | RetryableError) => void,
+  ): void {
     replica.outstanding++;
     if (swapped) replica.outstandingSwaps++;
     const started = performance.now();
@@ -593,7 +653,10 @@ export class UpstreamPool {
         // The policy learns service and swap times from answers the engine gave in full.
         if (error === undefined && response.statusCode === 200 && this.policy.observe !== undefined) {
           const now = performance.now();
-          this.policy.observe({ lora: request.lora, now: started }, { choice, swapped, firstByteMs: (response.firstDataAt || now) - started, totalMs: now - started });
+          this.policy.observe(
+            { lora: request.lora, now: started },
+            { choice, swapped, firstByteMs: (response.firstDataAt || now) - started, totalMs: now - started },
+          );
         }
         // A body that breaks off counts against the replica; one the client gave up on does not.
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
@@ -621,16 +684,45 @@ export class UpstreamPool {
     const code = (error as { code?: string }).code ?? "";
     this.failure(replica);
     if (code === "UND_ERR_HEADERS_TIMEOUT") {
-      return new RetryableError(new GatewayError(504, ErrorType.timeout, `upstream ${this.name} sent no response within the first-byte timeout`, "upstream_timeout"), false);
+      return new RetryableError(
+        new GatewayError(
+          504,
+          ErrorType.timeout,
+          `upstream ${this.name} sent no response within the first-byte timeout`,
+          "upstream_timeout",
+        ),
+        false,
+      );
     }
     if (code === "UND_ERR_CONNECT_TIMEOUT") {
-      return new RetryableError(new GatewayError(504, ErrorType.timeout, `could not connect to upstream ${this.name} (${replica.origin}) in time`, "upstream_connect_timeout"), true);
+      return new RetryableError(
+        new GatewayError(
+          504,
+          ErrorType.timeout,
+          `could not connect to upstream ${this.name} (${replica.origin}) in time`,
+          "upstream_connect_timeout",
+        ),
+        true,
+      );
     }
     const message = error instanceof Error ? error.message : String(error);
     if (UNAVAILABLE_CODES.has(code)) {
-      return new RetryableError(new GatewayError(503, ErrorType.overloaded, `upstream ${this.name} is unavailable: ${code} from ${replica.origin}`, "upstream_unreachable", null, { "retry-after": "1" }), true);
+      return new RetryableError(
+        new GatewayError(
+          503,
+          ErrorType.overloaded,
+          `upstream ${this.name} is unavailable: ${code} from ${replica.origin}`,
+          "upstream_unreachable",
+          null,
+          { "retry-after": "1" },
+        ),
+        true,
+      );
     }
-    return new RetryableError(new GatewayError(502, ErrorType.upstream, `upstream ${this.name} failed: ${code || message}`, "upstream_unreachable"), RETRYABLE_CODES.has(code));
+    return new RetryableError(
+      new GatewayError(502, ErrorType.upstream, `upstream ${this.name} failed: ${code || message}`, "upstream_unreachable"),
+      RETRYABLE_CODES.has(code),
+    );
   }
 
   private success(replica: Replica): void {
@@ -640,7 +732,8 @@ export class UpstreamPool {
 
   private failure(replica: Replica): void {
     replica.failures++;
-    if (replica.failures >= this.settings.ejectAfterFailures && replica.ejectedUntil <= performance.now() && !replica.probing) this.eject(replica);
+    if (replica.failures >= this.settings.ejectAfterFailures && replica.ejectedUntil <= performance.now() && !replica.probing)
+      this.eject(replica);
   }
 
   private eject(replica: Replica): void {

@@ -104,11 +104,20 @@ export class KubeClient {
       if (options.kubeconfig) this.config.loadFromFile(options.kubeconfig);
       else this.config.loadFromDefault();
     } catch (error) {
-      throw new InputError(`cannot read kubeconfig ${options.kubeconfig ?? process.env["KUBECONFIG"] ?? "~/.kube/config"}: ${(error as Error).message}`, "pass --kubeconfig FILE or set KUBECONFIG");
+      throw new InputError(
+        `cannot read kubeconfig ${options.kubeconfig ?? process.env["KUBECONFIG"] ?? "~/.kube/config"}: ${(error as Error).message}`,
+        "pass --kubeconfig FILE or set KUBECONFIG",
+      );
     }
     if (options.context) {
       if (!this.config.getContexts().some((c) => c.name === options.context)) {
-        throw new InputError(`context ${JSON.stringify(options.context)} is not in the kubeconfig`, `use one of: ${this.config.getContexts().map((c) => c.name).join(", ")}`);
+        throw new InputError(
+          `context ${JSON.stringify(options.context)} is not in the kubeconfig`,
+          `use one of: ${this.config
+            .getContexts()
+            .map((c) => c.name)
+            .join(", ")}`,
+        );
       }
       this.config.setCurrentContext(options.context);
     }
@@ -120,7 +129,11 @@ export class KubeClient {
   }
 
   private unreachable(error: unknown): WorldError {
-    return new WorldError(`cannot reach the cluster at ${this.server}: ${(error as Error).message}`, "check that the cluster runs and the kubeconfig/context point at it", { cause: error });
+    return new WorldError(
+      `cannot reach the cluster at ${this.server}: ${(error as Error).message}`,
+      "check that the cluster runs and the kubeconfig/context point at it",
+      { cause: error },
+    );
   }
 
   private rethrow(error: unknown, object?: Pick<KubeObject, "kind" | "metadata">): never {
@@ -129,10 +142,22 @@ export class KubeClient {
     const what = object ? `${resourceName(object)}: ` : "";
     if (status.code === 409 && status.body.reason === "Conflict" && object) {
       const causes = status.body.details?.causes ?? [];
-      throw new ConflictError(resourceName(object), (causes.length > 0 ? causes : [{ message: status.body.message ?? "conflict" }]).map(fieldConflict));
+      throw new ConflictError(
+        resourceName(object),
+        (causes.length > 0 ? causes : [{ message: status.body.message ?? "conflict" }]).map(fieldConflict),
+      );
     }
-    if (status.code === 401 || status.code === 403) throw new ForbiddenError(`${what}${status.body.message ?? "forbidden"}`, "use credentials allowed to manage this namespace and its cluster-scoped objects");
-    throw new WorldError(`${what}${status.body.message ?? `HTTP ${status.code}`}`, status.code === 422 ? "the API server rejected the object; run `diatonic validate` and check the message" : "see the message from the API server");
+    if (status.code === 401 || status.code === 403)
+      throw new ForbiddenError(
+        `${what}${status.body.message ?? "forbidden"}`,
+        "use credentials allowed to manage this namespace and its cluster-scoped objects",
+      );
+    throw new WorldError(
+      `${what}${status.body.message ?? `HTTP ${status.code}`}`,
+      status.code === 422
+        ? "the API server rejected the object; run `diatonic validate` and check the message"
+        : "see the message from the API server",
+    );
   }
 
   async version(): Promise<{ major: string; minor: string; gitVersion: string }> {
@@ -147,7 +172,14 @@ export class KubeClient {
   /** Server-side apply as FIELD_MANAGER. Returns the object as stored (or as it would be, on dry run). */
   async apply<T extends KubeObject>(object: T, options: { dryRun?: boolean; force?: boolean } = {}): Promise<T> {
     try {
-      const stored = await this.objects.patch(toModel(object), undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply);
+      const stored = await this.objects.patch(
+        toModel(object),
+        undefined,
+        options.dryRun ? "All" : undefined,
+        FIELD_MANAGER,
+        options.force ?? false,
+        PatchStrategy.ServerSideApply,
+      );
       return fromModel<T>(stored, object.apiVersion, object.kind);
     } catch (error) {
       this.rethrow(error, object);
@@ -157,7 +189,15 @@ export class KubeClient {
   /** Sets one label with a merge patch, leaving the rest of the object as it is. */
   async label(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">, key: string, value: string): Promise<void> {
     try {
-      const patch = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}), labels: { [key]: value } } };
+      const patch = {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: {
+          name: object.metadata.name,
+          ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}),
+          labels: { [key]: value },
+        },
+      };
       await this.objects.patch(patch, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
     } catch (error) {
       this.rethrow(error, object);
@@ -166,7 +206,11 @@ export class KubeClient {
 
   async get<T extends KubeObject>(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): Promise<T | undefined> {
     try {
-      const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
+      const header = {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) },
+      };
       return fromModel<T>(await this.objects.read(header), object.apiVersion, object.kind);
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -174,7 +218,13 @@ export class KubeClient {
     }
   }
 
-  async list<T extends KubeObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string, fieldSelector?: string): Promise<T[]> {
+  async list<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    labelSelector?: string,
+    fieldSelector?: string,
+  ): Promise<T[]> {
     try {
       const list = await this.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector);
       return list.items.map((item) => fromModel<T>(item, apiVersion, kind));
@@ -186,7 +236,11 @@ export class KubeClient {
 
   async delete(object: Pick<KubeObject, "apiVersion" | "kind" | "metadata">, options: { dryRun?: boolean } = {}): Promise<boolean> {
     try {
-      const header = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) } };
+      const header = {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) },
+      };
       await this.objects.delete(header, undefined, options.dryRun ? "All" : undefined, undefined, undefined, "Background");
       return true;
     } catch (error) {
@@ -227,7 +281,12 @@ export class KubeClient {
     const query: Record<string, string> = {};
     if (options.name) query["fieldSelector"] = `metadata.name=${options.name}`;
     if (options.labelSelector) query["labelSelector"] = options.labelSelector;
-    const controller = await new Watch(this.config).watch(path, query, (type: string, object: unknown) => onEvent(type, { apiVersion, kind, ...(object as object) } as KubeObject), onEnd);
+    const controller = await new Watch(this.config).watch(
+      path,
+      query,
+      (type: string, object: unknown) => onEvent(type, { apiVersion, kind, ...(object as object) } as KubeObject),
+      onEnd,
+    );
     return () => controller.abort();
   }
 }

@@ -6,7 +6,12 @@ export interface PodLike {
   readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
   readonly status?: {
     readonly phase?: string;
-    readonly conditions?: readonly { readonly type: string; readonly status: string; readonly reason?: string; readonly message?: string }[];
+    readonly conditions?: readonly {
+      readonly type: string;
+      readonly status: string;
+      readonly reason?: string;
+      readonly message?: string;
+    }[];
     readonly containerStatuses?: readonly ContainerStatus[];
     readonly initContainerStatuses?: readonly ContainerStatus[];
   };
@@ -15,12 +20,23 @@ export interface PodLike {
 interface ContainerStatus {
   readonly name: string;
   readonly restartCount?: number;
-  readonly state?: { readonly waiting?: { readonly reason?: string; readonly message?: string }; readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly message?: string } };
+  readonly state?: {
+    readonly waiting?: { readonly reason?: string; readonly message?: string };
+    readonly terminated?: { readonly reason?: string; readonly exitCode?: number; readonly message?: string };
+  };
   readonly lastState?: { readonly terminated?: { readonly reason?: string; readonly exitCode?: number } };
 }
 
 /** Container states that do not heal by waiting: the phase fails at once with this evidence. */
-const HARD_FAILURES = new Set(["ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff", "RunContainerError"]);
+const HARD_FAILURES = new Set([
+  "ImagePullBackOff",
+  "ErrImagePull",
+  "InvalidImageName",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "CrashLoopBackOff",
+  "RunContainerError",
+]);
 
 export interface PodProblem {
   readonly pod: string;
@@ -36,7 +52,11 @@ export function podProblems(pod: PodLike): PodProblem[] {
   const name = pod.metadata.name;
   const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
   if (scheduled?.status === "False") {
-    problems.push({ pod: name, hard: false, message: `${scheduled.reason ?? "Unschedulable"}: ${scheduled.message ?? "the scheduler found no node"}` });
+    problems.push({
+      pod: name,
+      hard: false,
+      message: `${scheduled.reason ?? "Unschedulable"}: ${scheduled.message ?? "the scheduler found no node"}`,
+    });
   }
   for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = status.state?.waiting;
@@ -83,7 +103,9 @@ export function isPodOf(object: KubeObject, pod: PodLike): boolean {
 export function podsReason(pods: readonly PodLike[]): { readonly hard: boolean; readonly message: string } | undefined {
   const problems = pods.flatMap(podProblems);
   const first = problems.find((p) => p.hard) ?? problems[0];
-  return first === undefined ? undefined : { hard: first.hard, message: `pod ${first.pod}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}` };
+  return first === undefined
+    ? undefined
+    : { hard: first.hard, message: `pod ${first.pod}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}` };
 }
 
 export function labelSelector(labels: Record<string, string>): string {
@@ -101,16 +123,29 @@ export async function podsOf(client: KubeClient, object: KubeObject): Promise<Po
 
 async function lastLogLines(client: KubeClient, namespace: string, pod: string, container: string): Promise<string | undefined> {
   try {
-    const log = await client.config.makeApiClient(CoreV1Api).readNamespacedPodLog({ name: pod, namespace, container, previous: true, tailLines: 8 });
+    const log = await client.config
+      .makeApiClient(CoreV1Api)
+      .readNamespacedPodLog({ name: pod, namespace, container, previous: true, tailLines: 8 });
     return log.trim() === "" ? undefined : log.trim();
   } catch {
     return undefined;
   }
 }
 
-async function warningEvents(client: KubeClient, object: { kind: string; metadata: { name: string; namespace?: string } }): Promise<string[]> {
+async function warningEvents(
+  client: KubeClient,
+  object: { kind: string; metadata: { name: string; namespace?: string } },
+): Promise<string[]> {
   if (!object.metadata.namespace) return [];
-  const events = await client.list<KubeObject & { reason?: string; message?: string; type?: string; lastTimestamp?: string; eventTime?: string }>("v1", "Event", object.metadata.namespace, undefined, `involvedObject.name=${object.metadata.name},involvedObject.kind=${object.kind},type=Warning`);
+  const events = await client.list<
+    KubeObject & { reason?: string; message?: string; type?: string; lastTimestamp?: string; eventTime?: string }
+  >(
+    "v1",
+    "Event",
+    object.metadata.namespace,
+    undefined,
+    `involvedObject.name=${object.metadata.name},involvedObject.kind=${object.kind},type=Warning`,
+  );
   return events.slice(-3).map((e) => `${e.reason ?? "Warning"}: ${e.message ?? ""}`.trim());
 }
 
@@ -128,10 +163,17 @@ export async function explain(client: KubeClient, object: KubeObject): Promise<s
         lines.push(`pod ${problem.pod}: ${problem.message}`);
         if (problem.crashLoop && problem.container && pod.metadata.namespace) {
           const log = await lastLogLines(client, pod.metadata.namespace, pod.metadata.name, problem.container);
-          if (log) lines.push(`  last log lines:\n${log.split("\n").map((l) => `    ${l}`).join("\n")}`);
+          if (log)
+            lines.push(
+              `  last log lines:\n${log
+                .split("\n")
+                .map((l) => `    ${l}`)
+                .join("\n")}`,
+            );
         }
       }
-      for (const event of await warningEvents(client, { kind: "Pod", metadata: pod.metadata })) lines.push(`pod ${pod.metadata.name}: ${event}`);
+      for (const event of await warningEvents(client, { kind: "Pod", metadata: pod.metadata }))
+        lines.push(`pod ${pod.metadata.name}: ${event}`);
     }
   }
   for (const event of await warningEvents(client, object)) lines.push(event);

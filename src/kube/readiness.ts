@@ -60,7 +60,8 @@ const deployment: ReadinessRule = {
     const { spec, status } = live(object);
     if (!observed(object)) return progressing("the controller has not observed the latest generation");
     const progress = condition(object, "Progressing");
-    if (progress?.reason === "ProgressDeadlineExceeded") return failed(`rollout exceeded its progress deadline: ${progress.message ?? ""}`.trim());
+    if (progress?.reason === "ProgressDeadlineExceeded")
+      return failed(`rollout exceeded its progress deadline: ${progress.message ?? ""}`.trim());
     const want = typeof spec?.["replicas"] === "number" ? spec["replicas"] : 1;
     const updated = num(status?.["updatedReplicas"]);
     const available = num(status?.["availableReplicas"]);
@@ -68,10 +69,12 @@ const deployment: ReadinessRule = {
     const total = num(status?.["replicas"]);
     // The ReplicaSet cannot create pods (quota, Pod Security admission): the controller says so here.
     const replicaFailure = condition(object, "ReplicaFailure");
-    const cannotCreate = replicaFailure?.status === "True" ? ` — ${replicaFailure.reason ?? "ReplicaFailure"}: ${replicaFailure.message ?? ""}`.trimEnd() : "";
+    const cannotCreate =
+      replicaFailure?.status === "True" ? ` — ${replicaFailure.reason ?? "ReplicaFailure"}: ${replicaFailure.message ?? ""}`.trimEnd() : "";
     if (updated < want) return progressing(`${updated}/${want} replicas updated${cannotCreate}`);
     if (total > updated) return progressing(`${total - updated} old replica(s) still terminating`);
-    if (available < want || readyReplicas < want) return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available${cannotCreate}`);
+    if (available < want || readyReplicas < want)
+      return progressing(`${Math.min(available, readyReplicas)}/${want} replicas available${cannotCreate}`);
     return ready(`${available}/${want} replicas available`);
   },
 };
@@ -130,7 +133,8 @@ const claim: ReadinessRule = {
     if (phase === "Lost") return failed("its volume was lost");
     const storageClass = typeof spec?.["storageClassName"] === "string" ? spec["storageClassName"] : undefined;
     // With WaitForFirstConsumer the claim binds only once a pod uses it: the consumer is gated instead.
-    if (context.waitForFirstConsumer?.(storageClass)) return ready(`waits for its first consumer (storage class ${storageClass ?? "default"})`);
+    if (context.waitForFirstConsumer?.(storageClass))
+      return ready(`waits for its first consumer (storage class ${storageClass ?? "default"})`);
     return progressing(`phase ${String(phase ?? "Pending")}`);
   },
 };
@@ -147,7 +151,8 @@ const crd: ReadinessRule = {
 const certManager: ReadinessRule = {
   kinds: ["Certificate", "ClusterIssuer", "Issuer"],
   evaluate(object) {
-    if (!observed(object) && live(object).status?.observedGeneration !== undefined) return progressing("cert-manager has not observed the latest generation");
+    if (!observed(object) && live(object).status?.observedGeneration !== undefined)
+      return progressing("cert-manager has not observed the latest generation");
     const readyCondition = condition(object, "Ready");
     if (!readyCondition) return progressing("no status from cert-manager yet");
     if (readyCondition.status === "True") {
@@ -155,7 +160,9 @@ const certManager: ReadinessRule = {
       return ready(typeof notAfter === "string" ? `ready, expires ${notAfter}` : "ready");
     }
     const issuing = condition(object, "Issuing");
-    return progressing(`${readyCondition.reason ?? "NotReady"}: ${readyCondition.message ?? ""}${issuing?.message ? ` (${issuing.message})` : ""}`.trim());
+    return progressing(
+      `${readyCondition.reason ?? "NotReady"}: ${readyCondition.message ?? ""}${issuing?.message ? ` (${issuing.message})` : ""}`.trim(),
+    );
   },
 };
 
@@ -165,7 +172,9 @@ const service: ReadinessRule = {
     const { spec, status } = live(object);
     if (spec?.["type"] !== "LoadBalancer") return ready("service");
     const ingress = (status?.["loadBalancer"] as { ingress?: { ip?: string; hostname?: string }[] } | undefined)?.ingress ?? [];
-    return ingress.length > 0 ? ready(`load balancer ${ingress[0]?.ip ?? ingress[0]?.hostname ?? ""}`) : progressing("waiting for a load balancer address");
+    return ingress.length > 0
+      ? ready(`load balancer ${ingress[0]?.ip ?? ingress[0]?.hostname ?? ""}`)
+      : progressing("waiting for a load balancer address");
   },
 };
 
@@ -173,8 +182,11 @@ const service: ReadinessRule = {
 const ingress: ReadinessRule = {
   kinds: ["Ingress"],
   evaluate(object) {
-    const ingressList = (live(object).status?.["loadBalancer"] as { ingress?: { ip?: string; hostname?: string }[] } | undefined)?.ingress ?? [];
-    return ready(ingressList.length > 0 ? `address ${ingressList[0]?.ip ?? ingressList[0]?.hostname ?? ""}` : "accepted (no address reported yet)");
+    const ingressList =
+      (live(object).status?.["loadBalancer"] as { ingress?: { ip?: string; hostname?: string }[] } | undefined)?.ingress ?? [];
+    return ready(
+      ingressList.length > 0 ? `address ${ingressList[0]?.ip ?? ingressList[0]?.hostname ?? ""}` : "accepted (no address reported yet)",
+    );
   },
 };
 
@@ -191,8 +203,11 @@ const autoscaler: ReadinessRule = {
     if (able === undefined && active === undefined) return progressing("the HPA controller has not evaluated it yet");
     if (able?.status === "False") return failed(`not able to scale: ${able.reason ?? "AbleToScale=False"}: ${able.message ?? ""}`.trim());
     // ScalingDisabled: the target was scaled to zero on purpose.
-    if (active?.status === "False" && active.reason !== "ScalingDisabled") return failed(`not scaling: ScalingActive=False ${active.reason ?? ""}: ${active.message ?? ""}`.trim());
-    return ready(`scaling active: ${num(status?.["currentReplicas"])} replica(s), ${num(spec?.["minReplicas"]) || 1}–${num(spec?.["maxReplicas"])}`);
+    if (active?.status === "False" && active.reason !== "ScalingDisabled")
+      return failed(`not scaling: ScalingActive=False ${active.reason ?? ""}: ${active.message ?? ""}`.trim());
+    return ready(
+      `scaling active: ${num(status?.["currentReplicas"])} replica(s), ${num(spec?.["minReplicas"]) || 1}–${num(spec?.["maxReplicas"])}`,
+    );
   },
 };
 

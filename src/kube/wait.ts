@@ -20,7 +20,10 @@ export class ReadinessError extends WorldError {
   ) {
     super(
       `${what}:\n${objects.map((o) => `  ${o.resource}: ${o.reason}${o.evidence.map((e) => `\n    ${e.replace(/\n/g, "\n    ")}`).join("")}`).join("\n")}`,
-      fix ?? (failure === "timeout" ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped" : "fix the cause above, then run apply again: it resumes where it stopped"),
+      fix ??
+        (failure === "timeout"
+          ? "fix the cause above (or raise --timeout if it is only slow), then run apply again: it resumes where it stopped"
+          : "fix the cause above, then run apply again: it resumes where it stopped"),
     );
   }
 }
@@ -96,16 +99,33 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
       void Promise.all(
         resources.map(async (resource): Promise<NotReady> => {
           const object = latest.get(resource);
-          const evidence = object ? await explain(client, object).catch((e: unknown) => [`(could not read evidence: ${(e as Error).message})`]) : [];
+          const evidence = object
+            ? await explain(client, object).catch((e: unknown) => [`(could not read evidence: ${(e as Error).message})`])
+            : [];
           return { resource, reason: reasons.get(resource) ?? states.get(resource)?.reason ?? "not ready", evidence };
         }),
-      ).then((notReady) => finish(new ReadinessError(cause, notReady, cause === "timeout" ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s` : `${options.label} failed`, fix)));
+      ).then((notReady) =>
+        finish(
+          new ReadinessError(
+            cause,
+            notReady,
+            cause === "timeout"
+              ? `${options.label} did not become ready within ${Math.round(options.timeoutMs / 1000)}s`
+              : `${options.label} failed`,
+            fix,
+          ),
+        ),
+      );
     };
     const check = () => {
       if (settled) return;
       const failed = [...states.entries()].filter(([, s]) => s.state === "failed");
       if (failed.length > 0) {
-        failWith("failed", failed.map(([k]) => k), new Map(failed.map(([k, s]) => [k, s.reason])));
+        failWith(
+          "failed",
+          failed.map(([k]) => k),
+          new Map(failed.map(([k, s]) => [k, s.reason])),
+        );
         return;
       }
       if (pending.every((o) => states.get(key(o))?.state === "ready")) finish();

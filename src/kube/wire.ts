@@ -18,6 +18,8 @@ export function toModel(object: KubeObject): KubernetesObject {
 /** Kubernetes' JSON of an object the client returned as a model (field names and timestamps as the API writes them). */
 export function fromModel<T extends KubeObject>(model: unknown, apiVersion: string, kind: string): T {
   // Through JSON text: the serializer also writes every absent model field as `undefined`.
-  const json: unknown = JSON.parse(ObjectSerializer.stringify(ObjectSerializer.serialize(model, getSerializationType(apiVersion, kind)), "application/json"));
+  const json: unknown = JSON.parse(
+    ObjectSerializer.stringify(ObjectSerializer.serialize(model, getSerializationType(apiVersion, kind)), "application/json"),
+  );
   return { ...(json as object), apiVersion, kind } as T;
 }

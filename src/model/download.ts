@@ -36,7 +36,10 @@ const LOCK = ".diatonic-download.lock";
 export function parseItem(text: string): DownloadItem {
   const match = /^([^=]+)=([\w.-]+\/[\w.-]+)@([^#\s]+)(?:#(.+))?$/.exec(text);
   if (!match?.[1] || !match[2] || !match[3]) {
-    throw new InputError(`download item ${JSON.stringify(text)} is not DIR=REPO@REVISION[#FILE]`, "example: /models/llama=meta-llama/Meta-Llama-3-8B-Instruct@main");
+    throw new InputError(
+      `download item ${JSON.stringify(text)} is not DIR=REPO@REVISION[#FILE]`,
+      "example: /models/llama=meta-llama/Meta-Llama-3-8B-Instruct@main",
+    );
   }
   return { dir: match[1], repo: match[2], revision: match[3], ...(match[4] ? { file: match[4] } : {}) };
 }
@@ -88,14 +91,17 @@ async function underLock(item: DownloadItem, options: DownloadOptions, fill: () 
       await sleep(Math.min(2000, staleMs / 4));
     }
   }
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    try {
-      utimesSync(lock, now, now);
-    } catch {
-      // The lock was taken over; the download still finishes, its files land by rename.
-    }
-  }, Math.max(100, staleMs / 6));
+  const heartbeat = setInterval(
+    () => {
+      const now = new Date();
+      try {
+        utimesSync(lock, now, now);
+      } catch {
+        // The lock was taken over; the download still finishes, its files land by rename.
+      }
+    },
+    Math.max(100, staleMs / 6),
+  );
   try {
     // The holder before us may have finished between our last look and taking the lock.
     if (isComplete(item)) return "done-by-another";
@@ -129,11 +135,19 @@ export async function downloadModels(items: readonly DownloadItem[], options: Do
       for (const file of files) {
         const result = await downloadHubFile(item, file, inside(item.dir, file.path), {
           ...options,
-          progress: (received, size) => options.progress?.(`  ${file.path}: ${(received / 1e6).toFixed(1)} MB${size ? ` (${((received / size) * 100).toFixed(1)}%)` : ""}`),
+          progress: (received, size) =>
+            options.progress?.(
+              `  ${file.path}: ${(received / 1e6).toFixed(1)} MB${size ? ` (${((received / size) * 100).toFixed(1)}%)` : ""}`,
+            ),
         });
-        options.progress?.(`  ${file.path}: done${result.resumedFrom > 0 ? ` (resumed at ${(result.resumedFrom / 1e6).toFixed(1)} MB)` : ""}, checksum verified`);
+        options.progress?.(
+          `  ${file.path}: done${result.resumedFrom > 0 ? ` (resumed at ${(result.resumedFrom / 1e6).toFixed(1)} MB)` : ""}, checksum verified`,
+        );
       }
-      writeFileSync(join(item.dir, MARKER), `${JSON.stringify({ label, files: files.map((f) => f.path), at: new Date().toISOString() })}\n`);
+      writeFileSync(
+        join(item.dir, MARKER),
+        `${JSON.stringify({ label, files: files.map((f) => f.path), at: new Date().toISOString() })}\n`,
+      );
     });
     if (outcome === "filled") downloaded.push(label);
     else {

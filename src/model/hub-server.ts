@@ -70,7 +70,9 @@ function tree(revisionDir: string): TreeEntry[] {
     const size = statSync(file).size;
     const { sha256, gitSha1 } = digestOf(file);
     const path = relative(revisionDir, file).split(sep).join("/");
-    return LFS.test(path) ? { type: "file", path, size, oid: gitSha1, lfs: { oid: sha256, size, pointerSize: 134 } } : { type: "file", path, size, oid: gitSha1 };
+    return LFS.test(path)
+      ? { type: "file", path, size, oid: gitSha1, lfs: { oid: sha256, size, pointerSize: 134 } }
+      : { type: "file", path, size, oid: gitSha1 };
   });
 }
 
@@ -126,7 +128,13 @@ function handle(options: HubServerOptions, req: IncomingMessage, res: ServerResp
         res.writeHead(416, { "content-range": `bytes */${size}` }).end();
         return;
       }
-      res.writeHead(206, { "content-length": String(end - start + 1), "content-range": `bytes ${start}-${end}/${size}`, etag, "x-linked-etag": etag, "accept-ranges": "bytes" });
+      res.writeHead(206, {
+        "content-length": String(end - start + 1),
+        "content-range": `bytes ${start}-${end}/${size}`,
+        etag,
+        "x-linked-etag": etag,
+        "accept-ranges": "bytes",
+      });
       if (req.method === "HEAD" || size === 0) res.end();
       else createReadStream(target, { start, end }).pipe(res);
       return;
@@ -142,7 +150,8 @@ function handle(options: HubServerOptions, req: IncomingMessage, res: ServerResp
 /** Starts the mirror; `close` stops it. */
 export function startHubServer(options: HubServerOptions): Promise<RunningHub> {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => handle(options, req, res);
-  const server: Server = options.tls !== undefined ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : createServer(onRequest);
+  const server: Server =
+    options.tls !== undefined ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : createServer(onRequest);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {

@@ -38,7 +38,12 @@ function settings(options: HubOptions): { hubUrl: string; fetch: typeof fetch; t
 }
 
 /** Node's TLS errors for a certificate it does not trust (a private CA, a self-signed one). */
-const UNTRUSTED_CERTIFICATE = new Set(["UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT"]);
+const UNTRUSTED_CERTIFICATE = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+]);
 
 /** Turns the hub's and the network's failures into errors that say what to do. */
 function explain(error: unknown, where: HubRepo & { file?: string }, hubUrl: string, token: string | undefined): Error {
@@ -47,11 +52,17 @@ function explain(error: unknown, where: HubRepo & { file?: string }, hubUrl: str
     if (error.statusCode === 401 || error.statusCode === 403) {
       return new WorldError(
         `${label}: access denied (HTTP ${error.statusCode})`,
-        token ? "the token lacks access: accept the model's licence on its page with this account" : "the repo is gated: create the HF token Secret the platform lists and accept the licence",
+        token
+          ? "the token lacks access: accept the model's licence on its page with this account"
+          : "the repo is gated: create the HF token Secret the platform lists and accept the licence",
       );
     }
-    if (error.statusCode === 404) return new WorldError(`${label}: not found (HTTP 404)`, "check the repo id, revision and file name in the spec");
-    return new WorldError(`${label}: ${hubUrl} answered HTTP ${error.statusCode}: ${error.message}`, "retry later; downloads retry on their own");
+    if (error.statusCode === 404)
+      return new WorldError(`${label}: not found (HTTP 404)`, "check the repo id, revision and file name in the spec");
+    return new WorldError(
+      `${label}: ${hubUrl} answered HTTP ${error.statusCode}: ${error.message}`,
+      "retry later; downloads retry on their own",
+    );
   }
   if (error instanceof WorldError) return error;
   const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
@@ -63,7 +74,11 @@ function explain(error: unknown, where: HubRepo & { file?: string }, hubUrl: str
       { cause: error },
     );
   }
-  return new WorldError(`cannot reach ${hubUrl} for ${label}: ${cause}`, "check the pod's egress (HTTPS) and DNS, or point HF_ENDPOINT at a mirror", { cause: error });
+  return new WorldError(
+    `cannot reach ${hubUrl} for ${label}: ${cause}`,
+    "check the pod's egress (HTTPS) and DNS, or point HF_ENDPOINT at a mirror",
+    { cause: error },
+  );
 }
 
 /** Every file of the repo at the revision (or the one `file`), with its size and checksum. */
@@ -74,13 +89,20 @@ export async function listRepoFiles(where: HubRepo & { file?: string }, options:
     for await (const entry of listFiles({ repo: where.repo, revision: where.revision, recursive: true, hubUrl, fetch: authorized })) {
       if (entry.type !== "file") continue;
       if (where.file !== undefined && entry.path !== where.file) continue;
-      files.push({ path: entry.path, size: entry.size, ...(entry.lfs ? { sha256: entry.lfs.oid } : entry.oid ? { gitSha1: entry.oid } : {}) });
+      files.push({
+        path: entry.path,
+        size: entry.size,
+        ...(entry.lfs ? { sha256: entry.lfs.oid } : entry.oid ? { gitSha1: entry.oid } : {}),
+      });
     }
   } catch (error) {
     throw explain(error, where, hubUrl, token);
   }
   if (where.file !== undefined && files.length === 0) {
-    throw new WorldError(`${where.repo}@${where.revision} file ${where.file}: not found (the revision has no such file)`, "check the file name and revision in the spec");
+    throw new WorldError(
+      `${where.repo}@${where.revision} file ${where.file}: not found (the revision has no such file)`,
+      "check the file name and revision in the spec",
+    );
   }
   return files.sort((a, b) => a.path.localeCompare(b.path));
 }
@@ -91,12 +113,21 @@ export interface HubDownloadOptions extends HubOptions {
 }
 
 /** Downloads one listed file to `target`, resuming a partial one, and checks its checksum. */
-export async function downloadHubFile(where: HubRepo, file: HubFile, target: string, options: HubDownloadOptions = {}): Promise<{ bytes: number; resumedFrom: number }> {
+export async function downloadHubFile(
+  where: HubRepo,
+  file: HubFile,
+  target: string,
+  options: HubDownloadOptions = {},
+): Promise<{ bytes: number; resumedFrom: number }> {
   const { hubUrl, fetch: authorized, token } = settings(options);
   const at = { ...where, file: file.path };
   try {
     const info = await fileDownloadInfo({ repo: where.repo, revision: where.revision, path: file.path, hubUrl, fetch: authorized });
-    if (info === null) throw new WorldError(`${where.repo}@${where.revision} file ${file.path}: not found (HTTP 404)`, "check the repo id, revision and file name in the spec");
+    if (info === null)
+      throw new WorldError(
+        `${where.repo}@${where.revision} file ${file.path}: not found (HTTP 404)`,
+        "check the repo id, revision and file name in the spec",
+      );
     return await downloadVerified({
       target,
       label: `${where.repo}/${file.path}`,
@@ -107,7 +138,14 @@ export async function downloadHubFile(where: HubRepo, file: HubFile, target: str
       open: async (offset) => {
         if (info.xet !== undefined) {
           // Xet reconstructs any byte range itself.
-          const blob = await downloadFile({ repo: where.repo, revision: where.revision, path: file.path, hubUrl, fetch: authorized, downloadInfo: info });
+          const blob = await downloadFile({
+            repo: where.repo,
+            revision: where.revision,
+            path: file.path,
+            hubUrl,
+            fetch: authorized,
+            downloadInfo: info,
+          });
           if (blob === null) throw new WorldError(`${where.repo}@${where.revision} file ${file.path}: not found`);
           return { body: blob.slice(offset).stream(), partial: offset > 0 };
         }

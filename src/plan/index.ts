@@ -40,7 +40,10 @@ export function planPlatform(file: string, environment: string, cwd?: string, sh
   return {
     platform: platform.name,
     environment: platform.environment,
-    engine: engine.kind === "vllm" ? `vLLM ${engine.image}, ${engine.maxLoras} LoRA slots of rank ≤ ${engine.maxLoraRank}, ${engine.migProfile !== undefined ? `MIG ${engine.migProfile}` : `${engine.gpuSlices} GPU slice(s)`} × ${engine.replicas}` : `llama.cpp ${engine.image} on CPU, ${engine.parallel} parallel sequences`,
+    engine:
+      engine.kind === "vllm"
+        ? `vLLM ${engine.image}, ${engine.maxLoras} LoRA slots of rank ≤ ${engine.maxLoraRank}, ${engine.migProfile !== undefined ? `MIG ${engine.migProfile}` : `${engine.gpuSlices} GPU slice(s)`} × ${engine.replicas}`
+        : `llama.cpp ${engine.image} on CPU, ${engine.parallel} parallel sequences`,
     placement,
     adapters: spec.adapters.map((adapter) => ({
       name: adapter.name,
@@ -50,7 +53,9 @@ export function planPlatform(file: string, environment: string, cwd?: string, sh
         ? "base model"
         : adapter.serving === "dedicated"
           ? `dedicated engine${adapter.dedicated.migProfile !== undefined ? ` (MIG ${adapter.dedicated.migProfile})` : ""}`
-          : engine.kind === "vllm" ? `shared pool of ${engine.maxLoras}` : "llama.cpp LoRA",
+          : engine.kind === "vllm"
+            ? `shared pool of ${engine.maxLoras}`
+            : "llama.cpp LoRA",
       upstreamModel: upstreamModelFor(spec, adapter),
       rag: adapter.rag ? `${adapter.rag.collection} (top ${adapter.rag.topK}, ${adapter.rag.mode})` : null,
     })),
@@ -61,7 +66,14 @@ export function planPlatform(file: string, environment: string, cwd?: string, sh
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export function formatPlan(plan: PlanReport): string {
@@ -71,11 +83,23 @@ export function formatPlan(plan: PlanReport): string {
     out.push(`GPUs: ${placement.requestedSlices} of ${placement.totalSlices} slices requested`);
     const rows: string[][] = [["node", "gpu", "model", "memory", "slices", "pod", "needs", "gets", "fits"]];
     for (const use of placement.devices) {
-      const base = [use.device.node, String(use.device.index), use.device.model, `${use.device.memoryGiB} GiB`, `${use.usedSlices}/${use.device.slices}`];
+      const base = [
+        use.device.node,
+        String(use.device.index),
+        use.device.model,
+        `${use.device.memoryGiB} GiB`,
+        `${use.usedSlices}/${use.device.slices}`,
+      ];
       if (use.pods.length === 0) rows.push([...base, "(free)", "", "", ""]);
       use.pods.forEach((p, i) => {
         const cells = i === 0 ? base : ["", "", "", "", ""];
-        rows.push([...cells, p.pod.name, p.pod.vllm ? `${p.pod.vllm.estimate.totalGiB} GiB` : "-", p.pod.vllm ? `${p.claimedGiB} GiB` : "-", p.fits ? "yes" : "NO"]);
+        rows.push([
+          ...cells,
+          p.pod.name,
+          p.pod.vllm ? `${p.pod.vllm.estimate.totalGiB} GiB` : "-",
+          p.pod.vllm ? `${p.claimedGiB} GiB` : "-",
+          p.fits ? "yes" : "NO",
+        ]);
       });
     }
     out.push(table(rows));
@@ -84,20 +108,28 @@ export function formatPlan(plan: PlanReport): string {
     if (estimate) {
       const e = estimate.estimate;
       const tp = estimate.settings.tensorParallel;
-      out.push(`VRAM per engine replica${tp > 1 ? `, on each of its ${tp} GPUs (tensor parallel)` : ""}: weights ${e.weightsGiB} + LoRA slots ${e.loraGiB} + KV cache ${e.kvCacheGiB} (${estimate.settings.maxModelLen} tokens × ${(e.kvBytesPerToken / 1024).toFixed(0)} KiB) + overhead ${e.overheadGiB} = ${e.totalGiB} GiB`);
+      out.push(
+        `VRAM per engine replica${tp > 1 ? `, on each of its ${tp} GPUs (tensor parallel)` : ""}: weights ${e.weightsGiB} + LoRA slots ${e.loraGiB} + KV cache ${e.kvCacheGiB} (${estimate.settings.maxModelLen} tokens × ${(e.kvBytesPerToken / 1024).toFixed(0)} KiB) + overhead ${e.overheadGiB} = ${e.totalGiB} GiB`,
+      );
     }
   } else {
     out.push("GPUs: none declared for this environment (CPU engine, or gpu.nodes empty)");
   }
   out.push("", "adapters:");
-  out.push(table([["name", "route", "LoRA rank", "slot", "upstream model", "RAG"], ...plan.adapters.map((a) => [a.name, a.route, a.loraRank === null ? "-" : String(a.loraRank), a.slot, a.upstreamModel, a.rag ?? "-"])]));
+  out.push(
+    table([
+      ["name", "route", "LoRA rank", "slot", "upstream model", "RAG"],
+      ...plan.adapters.map((a) => [a.name, a.route, a.loraRank === null ? "-" : String(a.loraRank), a.slot, a.upstreamModel, a.rag ?? "-"]),
+    ]),
+  );
   out.push("", "secrets to create before apply:");
   out.push(table([["namespace", "name", "key", "purpose"], ...plan.secrets.map((s) => [s.namespace, s.name, s.key, s.purpose])]));
   // Errors, and the warnings about GPUs and about the spec itself (the rest is validate's to show).
   const problems = plan.findings.filter((f) => f.severity === "error" || f.ruleId.startsWith("gpu/") || f.ruleId.startsWith("spec/"));
   if (problems.length > 0) {
     out.push("", "does not fit / needs attention:");
-    for (const f of problems) out.push(`  ${f.severity} ${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}: ${f.message}\n    fix: ${f.fix}`);
+    for (const f of problems)
+      out.push(`  ${f.severity} ${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}: ${f.message}\n    fix: ${f.fix}`);
   }
   return `${out.join("\n")}\n`;
 }

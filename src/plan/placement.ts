@@ -69,7 +69,18 @@ export function devicesOf(spec: PlatformSpec): GpuDevice[] {
         );
       }
       const timeSliced = sharing.mode === "timeSlicing";
-      return [{ node: node.name, index, model: gpu.model, memoryGiB: gpu.memoryGiB, slices: timeSliced ? sharing.replicas : 1, sharingConfig, mig: false, gpuResource: timeSliced && sharing.renameByDefault ? "nvidia.com/gpu.shared" : "nvidia.com/gpu" }];
+      return [
+        {
+          node: node.name,
+          index,
+          model: gpu.model,
+          memoryGiB: gpu.memoryGiB,
+          slices: timeSliced ? sharing.replicas : 1,
+          sharingConfig,
+          mig: false,
+          gpuResource: timeSliced && sharing.renameByDefault ? "nvidia.com/gpu.shared" : "nvidia.com/gpu",
+        },
+      ];
     });
   });
 }
@@ -88,7 +99,12 @@ const free = (use: Use) => use.device.slices - use.usedSlices;
  * A pod asking for more slices than any one device has free (tensor parallelism over whole GPUs):
  * the kubelet gives it devices of one node. The node whose devices fit the most ranks wins.
  */
-function spreadOnOneNode(offered: readonly Use[], slices: number, preferred: (a: Use, b: Use) => number, fits: (use: Use) => boolean): { use: Use; slices: number }[] | undefined {
+function spreadOnOneNode(
+  offered: readonly Use[],
+  slices: number,
+  preferred: (a: Use, b: Use) => number,
+  fits: (use: Use) => boolean,
+): { use: Use; slices: number }[] | undefined {
   let best: { use: Use; slices: number }[] | undefined;
   const fitting = (ranks: readonly { use: Use }[]) => ranks.filter((rank) => fits(rank.use)).length;
   for (const node of new Set(offered.map((use) => use.device.node))) {

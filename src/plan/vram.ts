@@ -48,7 +48,7 @@ export function estimateVram(arch: ArchitectureSpec, settings: VllmSettings): Vr
   const bodyParams = Math.max(0, arch.parametersBillions * 1e9 - embeddingParams);
   const weights = bodyParams * bytesPerWeight(settings) + embeddingParams * 2;
   const kvDim = arch.kvHeads * arch.headDim;
-  const loraInOut = (arch.hiddenSize * 2) * 2 + (arch.hiddenSize + kvDim) * 2 + (arch.hiddenSize + arch.intermediateSize) * 3;
+  const loraInOut = arch.hiddenSize * 2 * 2 + (arch.hiddenSize + kvDim) * 2 + (arch.hiddenSize + arch.intermediateSize) * 3;
   const lora = settings.loraEnabled ? settings.maxLoras * settings.maxLoraRank * loraInOut * arch.layers * 2 : 0;
   const kvBytesPerToken = 2 * arch.layers * kvDim * 2;
   const kv = kvBytesPerToken * settings.maxModelLen;
@@ -93,6 +93,13 @@ export function vllmSettingsFromArgs(args: readonly string[]): VllmSettings {
 }
 
 /** True when a container runs vLLM's OpenAI server (by image or by its flags). */
-export function isVllmContainer(container: { readonly image?: string; readonly args?: readonly string[]; readonly command?: readonly string[] }): boolean {
-  return /vllm/.test(container.image ?? "") || [...(container.command ?? []), ...(container.args ?? [])].some((a) => a.includes("--gpu-memory-utilization"));
+export function isVllmContainer(container: {
+  readonly image?: string;
+  readonly args?: readonly string[];
+  readonly command?: readonly string[];
+}): boolean {
+  return (
+    /vllm/.test(container.image ?? "") ||
+    [...(container.command ?? []), ...(container.args ?? [])].some((a) => a.includes("--gpu-memory-utilization"))
+  );
 }

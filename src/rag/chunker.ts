@@ -131,7 +131,8 @@ export class StructuredChunker implements Chunker {
     this.maxTokens = options.maxTokens ?? 512;
     this.overlapTokens = options.overlapTokens ?? 128;
     if (!(this.maxTokens >= 16)) throw new RangeError("maxTokens must be at least 16");
-    if (!(this.overlapTokens >= 0 && this.overlapTokens < this.maxTokens / 2)) throw new RangeError("overlapTokens must be below half of maxTokens");
+    if (!(this.overlapTokens >= 0 && this.overlapTokens < this.maxTokens / 2))
+      throw new RangeError("overlapTokens must be below half of maxTokens");
   }
 
   chunk(input: string, format: DocumentFormat): Chunk[] {
@@ -168,7 +169,9 @@ export class StructuredChunker implements Chunker {
     const first = pieces[0] as Piece;
     const heading = /^#{1,6}\s/.test(first.text) && first.tokens < this.maxTokens / 4 ? first : undefined;
     const budget = this.maxTokens - (heading?.tokens ?? 0);
-    const body = (heading ? pieces.slice(1) : pieces).flatMap((p) => (p.tokens > budget - this.overlapTokens ? splitLong(p.text, budget - this.overlapTokens) : [p]));
+    const body = (heading ? pieces.slice(1) : pieces).flatMap((p) =>
+      p.tokens > budget - this.overlapTokens ? splitLong(p.text, budget - this.overlapTokens) : [p],
+    );
     let current: Piece[] = [];
     let tokens = 0;
     let fresh = 0;

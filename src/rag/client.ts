@@ -36,7 +36,12 @@ export interface IngestSummary extends IngestCounts {
 }
 
 /** Node's TLS errors for a certificate chain it cannot verify (a self-signed or private CA). */
-const UNTRUSTED_CERTIFICATE = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"]);
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+]);
 
 /** Room left in a request for the JSON around the documents. */
 const ENVELOPE_BYTES = 1024;
@@ -64,7 +69,9 @@ async function call<T>(options: IngestPathsOptions, schema: z.ZodType<T>, method
     }
     throw new WorldError(
       `no gateway answers at ${base}: ${code ?? (error as Error).message}`,
-      options.gateway === undefined ? "start the local stack with `diatonic dev`, or pass --gateway URL" : "check --gateway and that the gateway runs",
+      options.gateway === undefined
+        ? "start the local stack with `diatonic dev`, or pass --gateway URL"
+        : "check --gateway and that the gateway runs",
       { cause: error },
     );
   }
@@ -125,10 +132,17 @@ function batches(documents: readonly SourceDocument[], maxBytes: number): Source
 export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSummary> {
   if (options.paths.length === 0) throw new InputError("no files or folders to ingest", "pass one or more PATHs");
   if (options.as !== undefined && options.paths.length !== 1) {
-    throw new InputError(`--as names one PATH, and ${options.paths.length} are given`, "ingest each path in its own run with its own --as, or leave --as out (each folder's files are then stored under the folder's name)");
+    throw new InputError(
+      `--as names one PATH, and ${options.paths.length} are given`,
+      "ingest each path in its own run with its own --as, or leave --as out (each folder's files are then stored under the folder's name)",
+    );
   }
   const listing = await call(options, DocumentsListing, "GET");
-  const collected = await collectDocuments(options.paths, { cwd: options.cwd, maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2, ...(options.as !== undefined ? { as: options.as } : {}) });
+  const collected = await collectDocuments(options.paths, {
+    cwd: options.cwd,
+    maxFileBytes: listing.maxBodyBytes - ENVELOPE_BYTES * 2,
+    ...(options.as !== undefined ? { as: options.as } : {}),
+  });
   if (collected.problems.length > 0) {
     throw new InputError(
       `nothing was ingested; ${collected.problems.length === 1 ? "a file has a problem" : `${collected.problems.length} files have problems`}:\n${collected.problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`,
@@ -136,7 +150,9 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     );
   }
   const present = new Set(collected.documents.map((d) => d.source));
-  const pruned = options.prune ? listing.sources.map((s) => s.source).filter((source) => underRoots(source, collected.roots) && !present.has(source)) : [];
+  const pruned = options.prune
+    ? listing.sources.map((s) => s.source).filter((source) => underRoots(source, collected.roots) && !present.has(source))
+    : [];
   const totals = { added: 0, updated: 0, unchanged: 0, removed: 0 };
   const groups = batches(collected.documents, listing.maxBodyBytes);
   if (groups.length === 0 && pruned.length > 0) groups.push([]);
@@ -154,7 +170,9 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
       if (error instanceof InputError || error instanceof WorldError) {
         const where = `batch ${index + 1} of ${groups.length} (${group.length} files from ${group[0]?.source ?? "-"}) failed after ${done} of ${collected.documents.length} files were stored`;
         const fix = "fix the cause and run the same command again: stored files are skipped as unchanged";
-        throw error instanceof InputError ? new InputError(`${where}: ${error.message}`, error.fix ?? fix) : new WorldError(`${where}: ${error.message}`, fix, { cause: error });
+        throw error instanceof InputError
+          ? new InputError(`${where}: ${error.message}`, error.fix ?? fix)
+          : new WorldError(`${where}: ${error.message}`, fix, { cause: error });
       }
       throw error;
     }
@@ -165,5 +183,12 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     done += group.length;
     options.onProgress?.({ filesDone: done, filesTotal: collected.documents.length });
   }
-  return { ...totals, adapter: options.adapter, collection: listing.collection, files: collected.documents.length, pruned, skipped: collected.skipped };
+  return {
+    ...totals,
+    adapter: options.adapter,
+    collection: listing.collection,
+    files: collected.documents.length,
+    pruned,
+    skipped: collected.skipped,
+  };
 }

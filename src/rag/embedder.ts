@@ -59,7 +59,10 @@ export class HttpEmbedder implements Embedder {
       try {
         const response = await request(this.endpoint, {
           method: "POST",
-          headers: { "content-type": "application/json", ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
+          headers: {
+            "content-type": "application/json",
+            ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+          },
           body: JSON.stringify({ model: this.options.model, input, encoding_format: "float" }),
           signal: signal ?? AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
           headersTimeout: this.options.timeoutMs ?? 60_000,
@@ -72,7 +75,11 @@ export class HttpEmbedder implements Embedder {
           continue;
         }
         // Inputs longer than the model's context: embed their beginning (the keyword index keeps the whole text).
-        if ((response.statusCode === 400 || response.statusCode === 413 || response.statusCode === 422) && TOO_LONG.test(text) && shortened < 6) {
+        if (
+          (response.statusCode === 400 || response.statusCode === 413 || response.statusCode === 422) &&
+          TOO_LONG.test(text) &&
+          shortened < 6
+        ) {
           const longest = Math.max(...input.map((t) => t.length));
           const limit = Math.max(1, Math.floor(longest / 2));
           input = input.map((t) => (t.length > limit ? t.slice(0, limit) : t));
@@ -87,7 +94,9 @@ export class HttpEmbedder implements Embedder {
         lastError = error;
       }
     }
-    throw lastError instanceof EmbeddingError ? lastError : new EmbeddingError(`${this.endpoint} is unreachable: ${(lastError as Error).message}`);
+    throw lastError instanceof EmbeddingError
+      ? lastError
+      : new EmbeddingError(`${this.endpoint} is unreachable: ${(lastError as Error).message}`);
   }
 
   private parse(text: string, count: number): number[][] {
@@ -98,11 +107,13 @@ export class HttpEmbedder implements Embedder {
       throw new EmbeddingError(`${this.endpoint} did not answer JSON`);
     }
     const data = body.data;
-    if (!Array.isArray(data) || data.length !== count) throw new EmbeddingError(`${this.endpoint} returned ${Array.isArray(data) ? data.length : "no"} embeddings for ${count} inputs`);
+    if (!Array.isArray(data) || data.length !== count)
+      throw new EmbeddingError(`${this.endpoint} returned ${Array.isArray(data) ? data.length : "no"} embeddings for ${count} inputs`);
     const out: number[][] = new Array<number[]>(count);
     data.forEach((item, position) => {
       const vector = item.embedding;
-      if (!Array.isArray(vector) || vector.length === 0 || !vector.every((v) => typeof v === "number")) throw new EmbeddingError(`${this.endpoint} returned an embedding that is not a list of numbers`);
+      if (!Array.isArray(vector) || vector.length === 0 || !vector.every((v) => typeof v === "number"))
+        throw new EmbeddingError(`${this.endpoint} returned an embedding that is not a list of numbers`);
       out[item.index ?? position] = vector as number[];
     });
     return out;

@@ -65,7 +65,10 @@ export async function collectDocuments(paths: readonly string[], options: Collec
     const rootName = options.as ?? basename(path);
     const nameProblem = rootName === "" ? "has no name of its own" : sourceNameProblem(rootName);
     if (nameProblem !== undefined) {
-      problems.push({ path: given, message: `${options.as !== undefined ? `--as ${JSON.stringify(options.as)}` : "its name"} ${nameProblem}: name it with --as NAME (citations show NAME/<file>)` });
+      problems.push({
+        path: given,
+        message: `${options.as !== undefined ? `--as ${JSON.stringify(options.as)}` : "its name"} ${nameProblem}: name it with --as NAME (citations show NAME/<file>)`,
+      });
       continue;
     }
     let files: Array<{ path: string; explicit: boolean }>;
@@ -93,7 +96,10 @@ export async function collectDocuments(paths: readonly string[], options: Collec
       const before = seen.get(source);
       if (before?.path === file.path) continue;
       if (before !== undefined) {
-        problems.push({ path: shown, message: `would be stored as ${source}, like ${before.shown}: ingest one of them in another run, named with --as NAME` });
+        problems.push({
+          path: shown,
+          message: `would be stored as ${source}, like ${before.shown}: ingest one of them in another run, named with --as NAME`,
+        });
         continue;
       }
       seen.set(source, { path: file.path, shown });
@@ -106,13 +112,22 @@ export async function collectDocuments(paths: readonly string[], options: Collec
       try {
         const info = await stat(file.path);
         if (info.size > options.maxFileBytes) {
-          problems.push({ path: shown, message: `is ${(info.size / MB).toFixed(1)} MB; the limit is ${(options.maxFileBytes / MB).toFixed(1)} MB per file (the gateway's request size): split it into smaller files` });
+          problems.push({
+            path: shown,
+            message: `is ${(info.size / MB).toFixed(1)} MB; the limit is ${(options.maxFileBytes / MB).toFixed(1)} MB per file (the gateway's request size): split it into smaller files`,
+          });
           continue;
         }
         bytes = await readFile(file.path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        problems.push({ path: shown, message: code === "EACCES" || code === "EPERM" ? "cannot be read: permission denied" : `cannot be read: ${code ?? (error as Error).message}` });
+        problems.push({
+          path: shown,
+          message:
+            code === "EACCES" || code === "EPERM"
+              ? "cannot be read: permission denied"
+              : `cannot be read: ${code ?? (error as Error).message}`,
+        });
         continue;
       }
       if (bytes.subarray(0, 8192).includes(0)) {
@@ -124,7 +139,11 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         text = utf8.decode(bytes);
       } catch {
         // No NUL bytes but not UTF-8: text in a legacy encoding, which iconv turns into UTF-8.
-        problems.push({ path: shown, message: "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8" });
+        problems.push({
+          path: shown,
+          message:
+            "is not UTF-8 text (another encoding, such as Latin-1 or Windows-1252?): convert it first, e.g. iconv -f WINDOWS-1252 -t UTF-8",
+        });
         continue;
       }
       if (text.trim() === "") {

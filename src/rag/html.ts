@@ -7,7 +7,36 @@
  */
 import { Parser } from "htmlparser2";
 
-const BLOCK = new Set(["p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "ul", "ol", "li", "table", "tr", "blockquote", "pre", "br", "hr", "dl", "dt", "dd", "figure", "figcaption", "form", "fieldset", "details", "summary", "address"]);
+const BLOCK = new Set([
+  "p",
+  "div",
+  "section",
+  "article",
+  "header",
+  "footer",
+  "main",
+  "aside",
+  "nav",
+  "ul",
+  "ol",
+  "li",
+  "table",
+  "tr",
+  "blockquote",
+  "pre",
+  "br",
+  "hr",
+  "dl",
+  "dt",
+  "dd",
+  "figure",
+  "figcaption",
+  "form",
+  "fieldset",
+  "details",
+  "summary",
+  "address",
+]);
 const HIDDEN = new Set(["script", "style", "noscript", "template", "svg", "head", "title", "iframe", "object"]);
 const CELL = new Set(["td", "th"]);
 
@@ -45,7 +74,12 @@ export function htmlToText(html: string): string {
   return text
     .replace(/\u00a0/g, " ")
     .split(/\n{2,}/)
-    .map((block) => block.replace(/[ \t\r\f\v]+/g, " ").replace(/ *\n */g, "\n").trim())
+    .map((block) =>
+      block
+        .replace(/[ \t\r\f\v]+/g, " ")
+        .replace(/ *\n */g, "\n")
+        .trim(),
+    )
     .filter((block) => block !== "")
     .join("\n\n");
 }

@@ -74,7 +74,9 @@ export async function ingestDocuments(request: DocumentsRequest, options: Ingest
   for (const document of request.documents) {
     const problem = sourceNameProblem(document.source);
     if (problem !== undefined) {
-      throw new IngestInputError(`the source ${JSON.stringify(document.source)} ${problem}: citations show it to every user; send a name relative to the folder ingested (diatonic ingest does)`);
+      throw new IngestInputError(
+        `the source ${JSON.stringify(document.source)} ${problem}: citations show it to every user; send a name relative to the folder ingested (diatonic ingest does)`,
+      );
     }
     if (seen.has(document.source)) throw new IngestInputError(`the source ${JSON.stringify(document.source)} appears twice in one request`);
     seen.add(document.source);

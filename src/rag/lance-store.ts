@@ -2,7 +2,16 @@ import { mkdir } from "node:fs/promises";
 import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from "apache-arrow";
 import { connect, Index, type Connection, type Table } from "@lancedb/lancedb";
 import { keywordTerms } from "./tokens.ts";
-import { reciprocalRankFusion, StoreMismatchError, type ChunkRef, type SearchFilter, type SearchHit, type SearchRequest, type StoredChunk, type VectorStore } from "./store.ts";
+import {
+  reciprocalRankFusion,
+  StoreMismatchError,
+  type ChunkRef,
+  type SearchFilter,
+  type SearchHit,
+  type SearchRequest,
+  type StoredChunk,
+  type VectorStore,
+} from "./store.ts";
 
 export interface LanceStoreOptions {
   /** Folder of the database; created if missing. */
@@ -63,7 +72,10 @@ export class LanceStore implements VectorStore {
   private serialize<T>(collection: string, job: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(collection) ?? Promise.resolve();
     const next = previous.then(job, job);
-    this.queues.set(collection, next.catch(() => undefined));
+    this.queues.set(
+      collection,
+      next.catch(() => undefined),
+    );
     return next;
   }
 
@@ -81,7 +93,9 @@ export class LanceStore implements VectorStore {
       const existing = await this.dimension(collection);
       if (existing !== undefined) {
         if (existing !== dimension) {
-          throw new StoreMismatchError(`collection ${collection} holds ${existing}-dimensional vectors, the embedding model gives ${dimension}: re-create it (delete ${this.options.path}/${collection}.lance) and ingest again`);
+          throw new StoreMismatchError(
+            `collection ${collection} holds ${existing}-dimensional vectors, the embedding model gives ${dimension}: re-create it (delete ${this.options.path}/${collection}.lance) and ingest again`,
+          );
         }
         return;
       }
@@ -113,7 +127,10 @@ export class LanceStore implements VectorStore {
   private async reindex(table: Table): Promise<void> {
     const indices = await table.listIndices();
     if (!indices.some((index) => index.columns.includes("text"))) {
-      await table.createIndex("text", { config: Index.fts({ withPosition: false, stem: false, removeStopWords: false, lowercase: true }), replace: true });
+      await table.createIndex("text", {
+        config: Index.fts({ withPosition: false, stem: false, removeStopWords: false, lowercase: true }),
+        replace: true,
+      });
     } else {
       await table.optimize({ cleanupOlderThan: new Date(Date.now() - 60_000) });
     }
@@ -124,7 +141,13 @@ export class LanceStore implements VectorStore {
     return this.serialize(collection, async () => {
       const table = await this.table(collection);
       if (table === undefined) return;
-      for (let start = 0; start < ids.length; start += 500) await table.delete(`id IN (${ids.slice(start, start + 500).map(literal).join(", ")})`);
+      for (let start = 0; start < ids.length; start += 500)
+        await table.delete(
+          `id IN (${ids
+            .slice(start, start + 500)
+            .map(literal)
+            .join(", ")})`,
+        );
     });
   }
 
@@ -155,7 +178,11 @@ export class LanceStore implements VectorStore {
     const lists: SearchHit[][] = [];
     if (request.mode !== "keyword") {
       if (request.vector === undefined) throw new Error("dense search needs the query vector");
-      let query = table.vectorSearch([...request.vector]).distanceType("cosine").select(["id", "source", "chunk", "text", "_distance"]).limit(candidates);
+      let query = table
+        .vectorSearch([...request.vector])
+        .distanceType("cosine")
+        .select(["id", "source", "chunk", "text", "_distance"])
+        .limit(candidates);
       if (where !== undefined) query = query.where(where);
       const threshold = request.scoreThreshold ?? 0;
       lists.push(
@@ -168,9 +195,21 @@ export class LanceStore implements VectorStore {
     // The keyword half asks for the terms Qdrant's sparse vectors hold (stop words left out), so both stores match the same words.
     const terms = keywordTerms(request.text).join(" ");
     if (request.mode !== "dense" && terms !== "") {
-      let query = table.query().fullTextSearch(terms, { columns: ["text"] }).select(["id", "source", "chunk", "text", "_score"]).limit(candidates);
+      let query = table
+        .query()
+        .fullTextSearch(terms, { columns: ["text"] })
+        .select(["id", "source", "chunk", "text", "_score"])
+        .limit(candidates);
       if (where !== undefined) query = query.where(where);
-      lists.push(((await query.toArray()) as Row[]).map((row) => ({ id: row.id, source: row.source, chunk: Number(row.chunk), text: row.text, score: row._score ?? 0 })));
+      lists.push(
+        ((await query.toArray()) as Row[]).map((row) => ({
+          id: row.id,
+          source: row.source,
+          chunk: Number(row.chunk),
+          text: row.text,
+          score: row._score ?? 0,
+        })),
+      );
     }
     if (request.mode === "hybrid") return reciprocalRankFusion(lists, request.limit);
     return (lists[0] ?? []).slice(0, request.limit);

@@ -3,7 +3,18 @@
 // official release (pinned URL and checksum). Unpacked binaries are cached, checked against SHA256SUMS.
 import { spawnSync } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -50,14 +61,22 @@ export interface QdrantBinary {
 export function findQdrant(repoRoot: string, binary: string | undefined = process.env.QDRANT_BIN || undefined): QdrantBinary | undefined {
   const where = resolve(binary ?? sharedQdrantDir(repoRoot));
   if (!existsSync(where)) return undefined;
-  const candidates = statSync(where).isDirectory() ? readdirSync(where).filter((name) => FILE_NAME.test(name) || name === "qdrant").map((name) => join(where, name)) : [where];
+  const candidates = statSync(where).isDirectory()
+    ? readdirSync(where)
+        .filter((name) => FILE_NAME.test(name) || name === "qdrant")
+        .map((name) => join(where, name))
+    : [where];
   const path = candidates.sort().at(-1);
   if (path === undefined) return undefined;
   const named = FILE_NAME.exec(basename(path));
   if (named !== null) return { path, version: named[1] as string, gzipped: named[2] !== undefined };
   // A plain binary under another name says its version itself.
   const said = /(\d+\.\d+\.\d+)/.exec(spawnSync(path, ["--version"], { encoding: "utf8" }).stdout ?? "")?.[1];
-  if (said === undefined) throw new InputError(`${path} is not a Qdrant binary (\`${path} --version\` names no version)`, "point QDRANT_BIN at qdrant-X.Y.Z-x86_64-linux(.gz), a Qdrant executable, or a folder holding one");
+  if (said === undefined)
+    throw new InputError(
+      `${path} is not a Qdrant binary (\`${path} --version\` names no version)`,
+      "point QDRANT_BIN at qdrant-X.Y.Z-x86_64-linux(.gz), a Qdrant executable, or a folder holding one",
+    );
   return { path, version: said, gzipped: false };
 }
 
@@ -136,18 +155,30 @@ async function fromFile(binary: QdrantBinary, cacheDir: string, origin: string):
   const expected = expectedSum(binary);
   if (!binary.gzipped && expected === undefined) return { path: binary.path, version: binary.version, origin };
   const stat = statSync(binary.path);
-  const key = expected ?? `unchecked-${createHash("sha256").update(`${binary.path}\0${stat.size}\0${stat.mtimeMs}`).digest("hex").slice(0, 16)}`;
+  const key =
+    expected ?? `unchecked-${createHash("sha256").update(`${binary.path}\0${stat.size}\0${stat.mtimeMs}`).digest("hex").slice(0, 16)}`;
   const path = await cached(join(cacheDir, `${binary.version}-${key}`), async (to) => {
     const sum = await unpackQdrant(binary, to);
     if (expected !== undefined && sum !== expected) {
-      throw new WorldError(`${binary.path}: sha256 ${sum} after unpacking, SHA256SUMS beside it says ${expected}`, "the binary is damaged or not the one SHA256SUMS lists: copy it again");
+      throw new WorldError(
+        `${binary.path}: sha256 ${sum} after unpacking, SHA256SUMS beside it says ${expected}`,
+        "the binary is damaged or not the one SHA256SUMS lists: copy it again",
+      );
     }
   });
-  return { path, version: binary.version, origin: expected !== undefined ? `${origin} (sha256 checked)` : `${origin} (no SHA256SUMS: not checked)` };
+  return {
+    path,
+    version: binary.version,
+    origin: expected !== undefined ? `${origin} (sha256 checked)` : `${origin} (no SHA256SUMS: not checked)`,
+  };
 }
 
 /** Downloads the release archive, checks its sha256, and takes the `qdrant` file out of it. */
-async function download(release: QdrantRelease, cacheDir: string, onDownload: ((url: string) => void) | undefined): Promise<QdrantExecutable> {
+async function download(
+  release: QdrantRelease,
+  cacheDir: string,
+  onDownload: ((url: string) => void) | undefined,
+): Promise<QdrantExecutable> {
   const path = await cached(join(cacheDir, `${release.version}-release-${release.sha256.slice(0, 16)}`), async (to) => {
     onDownload?.(release.url);
     const response = await fetch(release.url, { redirect: "follow", signal: AbortSignal.timeout(600_000) });
@@ -187,7 +218,11 @@ export async function locateQdrant(options: LocateQdrantOptions = {}): Promise<Q
   const named = options.binary ?? (process.env.QDRANT_BIN || undefined);
   if (named !== undefined) {
     const binary = findQdrant(repoRoot, named);
-    if (binary === undefined) throw new QdrantNotFoundError(`QDRANT_BIN names ${resolve(named)}, which does not exist or holds no qdrant-X.Y.Z-x86_64-linux(.gz)`, "point QDRANT_BIN at a Qdrant server binary, a .gz of one, or a folder holding one");
+    if (binary === undefined)
+      throw new QdrantNotFoundError(
+        `QDRANT_BIN names ${resolve(named)}, which does not exist or holds no qdrant-X.Y.Z-x86_64-linux(.gz)`,
+        "point QDRANT_BIN at a Qdrant server binary, a .gz of one, or a folder holding one",
+      );
     return fromFile(binary, cacheDir, `QDRANT_BIN=${named}`);
   }
   const shared = sharedQdrantDir(repoRoot);
@@ -201,6 +236,8 @@ export async function locateQdrant(options: LocateQdrantOptions = {}): Promise<Q
     return await download(release, cacheDir, options.onDownload);
   } catch (error) {
     const cause = error instanceof Error ? ((error.cause as { code?: string } | undefined)?.code ?? error.message) : String(error);
-    throw new QdrantNotFoundError(`${looked}, and the official release could not be downloaded from ${release.url}: ${cause}`, fix, { cause: error });
+    throw new QdrantNotFoundError(`${looked}, and the official release could not be downloaded from ${release.url}: ${cause}`, fix, {
+      cause: error,
+    });
   }
 }

@@ -46,11 +46,21 @@ export function describeQdrantFailure(error: unknown, url: string, doing: string
   }
   if (status !== undefined) {
     const detail = typeof failure.data?.status === "object" ? failure.data.status.error : failure.data?.status;
-    return new QdrantStoreError(`Qdrant at ${url} answered ${status} while ${doing}: ${String(detail ?? failure.statusText ?? "no detail")}`, "see Qdrant's log for the cause", status, { cause: error });
+    return new QdrantStoreError(
+      `Qdrant at ${url} answered ${status} while ${doing}: ${String(detail ?? failure.statusText ?? "no detail")}`,
+      "see Qdrant's log for the cause",
+      status,
+      { cause: error },
+    );
   }
   const code = networkCode(error);
   if (error instanceof Error && error.name === "QdrantClientTimeoutError") {
-    return new QdrantStoreError(`Qdrant at ${url} did not answer in time while ${doing}`, "check that Qdrant is up and not overloaded, or raise the store's timeoutMs", undefined, { cause: error });
+    return new QdrantStoreError(
+      `Qdrant at ${url} did not answer in time while ${doing}`,
+      "check that Qdrant is up and not overloaded, or raise the store's timeoutMs",
+      undefined,
+      { cause: error },
+    );
   }
   return new QdrantStoreError(
     `no Qdrant answers at ${url} while ${doing}: ${code ?? (error instanceof Error ? error.message : String(error))}`,

@@ -125,7 +125,11 @@ export async function startQdrant(options: QdrantServerOptions): Promise<Running
   const log = openSync(logFile, "a");
   let child: ChildProcess;
   try {
-    child = spawn(options.binary, args, { cwd: options.dataDir, env: environment(options, httpPort, grpcPort), stdio: ["ignore", log, log] });
+    child = spawn(options.binary, args, {
+      cwd: options.dataDir,
+      env: environment(options, httpPort, grpcPort),
+      stdio: ["ignore", log, log],
+    });
   } finally {
     closeSync(log);
   }
@@ -133,7 +137,12 @@ export async function startQdrant(options: QdrantServerOptions): Promise<Running
     child.once("spawn", () => resolve(undefined));
     child.once("error", resolve);
   });
-  if (spawned !== undefined) throw new WorldError(`cannot start Qdrant (${options.binary}): ${spawned.message}`, "check QDRANT_BIN names an executable Qdrant server", { cause: spawned });
+  if (spawned !== undefined)
+    throw new WorldError(
+      `cannot start Qdrant (${options.binary}): ${spawned.message}`,
+      "check QDRANT_BIN names an executable Qdrant server",
+      { cause: spawned },
+    );
   reapOnExit(child);
   const url = `http://${host}:${httpPort}`;
   const stop = async (graceMs = 10_000): Promise<void> => {
@@ -146,7 +155,10 @@ export async function startQdrant(options: QdrantServerOptions): Promise<Running
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new WorldError(`Qdrant (${options.binary}) exited with ${child.exitCode ?? child.signalCode} before it was ready; its log (${logFile}) ends:\n${logTail(logFile)}`, "see the log; a port in use or a storage folder of another version are the usual causes");
+      throw new WorldError(
+        `Qdrant (${options.binary}) exited with ${child.exitCode ?? child.signalCode} before it was ready; its log (${logFile}) ends:\n${logTail(logFile)}`,
+        "see the log; a port in use or a storage folder of another version are the usual causes",
+      );
     }
     try {
       if ((await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200) break;
@@ -155,7 +167,10 @@ export async function startQdrant(options: QdrantServerOptions): Promise<Running
     }
     if (Date.now() > deadline) {
       await stop(2000);
-      throw new WorldError(`Qdrant at ${url} was not ready in ${options.readyTimeoutMs ?? 60_000} ms; its log (${logFile}) ends:\n${logTail(logFile)}`, "see the log");
+      throw new WorldError(
+        `Qdrant at ${url} was not ready in ${options.readyTimeoutMs ?? 60_000} ms; its log (${logFile}) ends:\n${logTail(logFile)}`,
+        "see the log",
+      );
     }
     await sleep(100);
   }

@@ -2,7 +2,15 @@ import { readFile } from "node:fs/promises";
 import { QdrantClient } from "@qdrant/js-client-rest";
 import { describeQdrantFailure, QdrantStoreError } from "./qdrant-errors.ts";
 import { documentSparse, querySparse } from "./sparse.ts";
-import { StoreMismatchError, type ChunkRef, type SearchFilter, type SearchHit, type SearchRequest, type StoredChunk, type VectorStore } from "./store.ts";
+import {
+  StoreMismatchError,
+  type ChunkRef,
+  type SearchFilter,
+  type SearchHit,
+  type SearchRequest,
+  type StoredChunk,
+  type VectorStore,
+} from "./store.ts";
 
 export interface QdrantStoreOptions {
   /** e.g. http://qdrant.llama3-multi-adapter.svc.cluster.local:6333 */
@@ -51,7 +59,13 @@ function sourceFilter(filter: SearchFilter | undefined): { must: Array<{ key: st
 
 function hitOf(point: { id: string | number; score: number; payload?: Record<string, unknown> | null }): SearchHit {
   const payload = (point.payload ?? {}) as Payload;
-  return { id: String(point.id), source: String(payload.source ?? ""), chunk: Number(payload.chunk ?? 0), text: String(payload.text ?? ""), score: point.score };
+  return {
+    id: String(point.id),
+    source: String(payload.source ?? ""),
+    chunk: Number(payload.chunk ?? 0),
+    text: String(payload.text ?? ""),
+    score: point.score,
+  };
 }
 
 async function readKeyFile(file: string, url: string): Promise<string> {
@@ -59,7 +73,12 @@ async function readKeyFile(file: string, url: string): Promise<string> {
     return (await readFile(file, "utf8")).trim();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new QdrantStoreError(`cannot read the API key for Qdrant at ${url} from ${file}: ${code}`, "mount the Qdrant API key Secret at vectorStore.apiKeyFile (the rendered gateway does)", undefined, { cause: error });
+    throw new QdrantStoreError(
+      `cannot read the API key for Qdrant at ${url} from ${file}: ${code}`,
+      "mount the Qdrant API key Secret at vectorStore.apiKeyFile (the rendered gateway does)",
+      undefined,
+      { cause: error },
+    );
   }
 }
 
@@ -82,7 +101,10 @@ export class QdrantStore implements VectorStore {
     try {
       return await request(client);
     } catch (error) {
-      const keySource = this.options.apiKeyFile !== undefined ? `the file ${this.options.apiKeyFile} (vectorStore.apiKeyFile, from the Qdrant API key Secret)` : "the store's apiKey";
+      const keySource =
+        this.options.apiKeyFile !== undefined
+          ? `the file ${this.options.apiKeyFile} (vectorStore.apiKeyFile, from the Qdrant API key Secret)`
+          : "the store's apiKey";
       throw describeQdrantFailure(error, this.options.url, doing, keySource);
     }
   }
@@ -115,7 +137,8 @@ export class QdrantStore implements VectorStore {
     const info = await this.call(`reading collection ${collection}`, (api) => api.getCollection(collection));
     const vectors = info.config.params.vectors as Record<string, { size?: number }> | { size?: number } | undefined;
     const named = (vectors as Record<string, { size?: number }> | undefined)?.[DENSE];
-    if (named?.size === undefined) throw new StoreMismatchError(`Qdrant collection ${collection} was not made by diatonic: it has no vector named "${DENSE}"`);
+    if (named?.size === undefined)
+      throw new StoreMismatchError(`Qdrant collection ${collection} was not made by diatonic: it has no vector named "${DENSE}"`);
     return named.size;
   }
 
@@ -123,7 +146,9 @@ export class QdrantStore implements VectorStore {
     const existing = await this.dimension(collection);
     if (existing !== undefined) {
       if (existing !== dimension) {
-        throw new StoreMismatchError(`Qdrant collection ${collection} holds ${existing}-dimensional vectors, the embedding model gives ${dimension}: delete the collection and ingest again`);
+        throw new StoreMismatchError(
+          `Qdrant collection ${collection} holds ${existing}-dimensional vectors, the embedding model gives ${dimension}: delete the collection and ingest again`,
+        );
       }
       return;
     }
@@ -142,7 +167,9 @@ export class QdrantStore implements VectorStore {
       // Another gateway replica made it first.
       if ((await this.dimension(collection)) !== dimension) throw error;
     }
-    await this.call(`indexing the source field of ${collection}`, (api) => api.createPayloadIndex(collection, { field_name: "source", field_schema: "keyword", wait: true }));
+    await this.call(`indexing the source field of ${collection}`, (api) =>
+      api.createPayloadIndex(collection, { field_name: "source", field_schema: "keyword", wait: true }),
+    );
   }
 
   async upsert(collection: string, chunks: readonly StoredChunk[]): Promise<void> {
@@ -164,7 +191,9 @@ export class QdrantStore implements VectorStore {
   async deleteBySource(collection: string, sources: readonly string[]): Promise<void> {
     if (sources.length === 0 || (await this.dimension(collection)) === undefined) return;
     const filter = sourceFilter({ sources }) as NonNullable<ReturnType<typeof sourceFilter>>;
-    await this.call(`deleting the chunks of ${sources.length} sources from ${collection}`, (api) => api.delete(collection, { wait: true, filter }));
+    await this.call(`deleting the chunks of ${sources.length} sources from ${collection}`, (api) =>
+      api.delete(collection, { wait: true, filter }),
+    );
   }
 
   async chunkRefs(collection: string, filter?: SearchFilter): Promise<ChunkRef[]> {

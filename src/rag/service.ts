@@ -39,7 +39,8 @@ export class RagService implements Retriever, DocumentService {
   }
 
   private requireEmbedder(what: string): Embedder {
-    if (this.embedder === undefined) throw new RagUnavailableError(`${what} needs an embeddings model, and the gateway config names none (set embeddings)`);
+    if (this.embedder === undefined)
+      throw new RagUnavailableError(`${what} needs an embeddings model, and the gateway config names none (set embeddings)`);
     return this.embedder;
   }
 
@@ -47,7 +48,13 @@ export class RagService implements Retriever, DocumentService {
     const rag = bindingOf(adapter);
     const vector = rag.mode === "keyword" ? undefined : (await this.requireEmbedder(`${rag.mode} retrieval`).embed([query], signal))[0];
     signal.throwIfAborted();
-    const hits = await this.store.search(rag.collection, { mode: rag.mode, text: query, ...(vector ? { vector } : {}), limit: rag.topK, scoreThreshold: rag.scoreThreshold });
+    const hits = await this.store.search(rag.collection, {
+      mode: rag.mode,
+      text: query,
+      ...(vector ? { vector } : {}),
+      limit: rag.topK,
+      scoreThreshold: rag.scoreThreshold,
+    });
     return { chunks: hits.map((hit) => ({ source: hit.source, chunk: hit.chunk, score: hit.score, text: hit.text })) };
   }
 
@@ -55,12 +62,21 @@ export class RagService implements Retriever, DocumentService {
     const rag = bindingOf(adapter);
     const counts = new Map<string, number>();
     for (const ref of await this.store.chunkRefs(rag.collection)) counts.set(ref.source, (counts.get(ref.source) ?? 0) + 1);
-    return { collection: rag.collection, sources: [...counts].sort((a, b) => a[0].localeCompare(b[0])).map(([source, chunks]) => ({ source, chunks })) };
+    return {
+      collection: rag.collection,
+      sources: [...counts].sort((a, b) => a[0].localeCompare(b[0])).map(([source, chunks]) => ({ source, chunks })),
+    };
   }
 
   ingest(adapter: AdapterRoute, request: DocumentsRequest, signal: AbortSignal): Promise<IngestCounts> {
     const rag = bindingOf(adapter);
-    return ingestDocuments(request, { store: this.store, embedder: this.requireEmbedder("ingest"), chunker: this.chunker, collection: rag.collection, signal });
+    return ingestDocuments(request, {
+      store: this.store,
+      embedder: this.requireEmbedder("ingest"),
+      chunker: this.chunker,
+      collection: rag.collection,
+      signal,
+    });
   }
 
   close(): Promise<void> {
@@ -87,6 +103,7 @@ export function ragServiceFor(config: GatewayConfig): RagService | undefined {
   }
   const embeddings = config.embeddings;
   const upstream = embeddings !== undefined ? config.upstreams[embeddings.upstream] : undefined;
-  const embedder = embeddings !== undefined && upstream !== undefined ? new HttpEmbedder({ url: upstream.url, model: embeddings.model }) : undefined;
+  const embedder =
+    embeddings !== undefined && upstream !== undefined ? new HttpEmbedder({ url: upstream.url, model: embeddings.model }) : undefined;
   return new RagService({ store, ...(embedder ? { embedder } : {}) });
 }

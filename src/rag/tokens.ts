@@ -20,7 +20,9 @@ export function countTokens(text: string): number {
 }
 
 const STOPWORDS = new Set(
-  "a an and are as at be but by for from has have how i if in into is it its my of on or our so that the their then there these this to was we were what when where which who why will with you your".split(" "),
+  "a an and are as at be but by for from has have how i if in into is it its my of on or our so that the their then there these this to was we were what when where which who why will with you your".split(
+    " ",
+  ),
 );
 
 /** Lower-cased words minus stop words: the terms of the keyword (BM25-style) half of retrieval. */

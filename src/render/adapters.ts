@@ -20,10 +20,10 @@ export function renderAdapters(ctx: RenderContext): Placed[] {
       engineService: engineServiceFor(adapter),
       upstreamModel: upstreamModelFor(spec, adapter),
       // The engine's adapter agent fetches and loads it: its state is on the agent's /status.
-      lora: adapter.lora ? { source: describeSource(adapter.lora.source), rank: adapter.lora.rank, adapterSet: adapterSetName(engineServiceFor(adapter)) } : null,
-      rag: adapter.rag
-        ? { ...adapter.rag, vectorStore: { service: names.qdrant, credentialsSecret: spec.qdrant.apiKeySecret } }
+      lora: adapter.lora
+        ? { source: describeSource(adapter.lora.source), rank: adapter.lora.rank, adapterSet: adapterSetName(engineServiceFor(adapter)) }
         : null,
+      rag: adapter.rag ? { ...adapter.rag, vectorStore: { service: names.qdrant, credentialsSecret: spec.qdrant.apiKeySecret } } : null,
     };
     const configMap: IConfigMap = {
       apiVersion: "v1",

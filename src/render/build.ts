@@ -23,7 +23,13 @@ export interface EnvironmentBuild {
 
 /** Loads the spec (checking the base and every environment) and renders the environment asked for. */
 export function buildEnvironment(options: BuildOptions, text = readSpec(options.file)): EnvironmentBuild {
-  const spec = loadSpec({ file: options.file, environment: options.environment, text, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.shown ? { shown: options.shown } : {}) });
+  const spec = loadSpec({
+    file: options.file,
+    environment: options.environment,
+    text,
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.shown ? { shown: options.shown } : {}),
+  });
   return { platform: spec.requested, result: renderPlatform(spec.requested), spec };
 }
 
@@ -40,7 +46,11 @@ export function buildTree(options: BuildOptions): TreeBuild {
   const text = readSpec(options.file);
   const requested = buildEnvironment(options, text);
   const environments = new Map<string, RenderResult>();
-  for (const [env, platform] of requested.spec.environments) environments.set(env, env === options.environment ? requested.result : renderPlatform(platform));
+  for (const [env, platform] of requested.spec.environments)
+    environments.set(env, env === options.environment ? requested.result : renderPlatform(platform));
   const specHash = createHash("sha256").update(text).digest("hex");
-  return { ...requested, files: kustomizeTree({ base: renderPlatform(requested.spec.base), environments, specHash, requested: options.environment }) };
+  return {
+    ...requested,
+    files: kustomizeTree({ base: renderPlatform(requested.spec.base), environments, specHash, requested: options.environment }),
+  };
 }

@@ -73,7 +73,9 @@ export function renderCertificates(ctx: RenderContext): Placed[] {
         apiVersion: "cert-manager.io/v1",
         kind: "ClusterIssuer",
         metadata: { name, labels: ctx.labels(name, "tls") },
-        spec: { acme: { server: ACME_SERVERS[which], email: acme.email, privateKeySecretRef: { name: `${name}-account` }, solvers: [solver] } },
+        spec: {
+          acme: { server: ACME_SERVERS[which], email: acme.email, privateKeySecretRef: { name: `${name}-account` }, solvers: [solver] },
+        },
       };
       objects.push(issuer as KubeObject);
     }

@@ -72,7 +72,13 @@ export class RenderContext {
 
   /** An object's labels: the platform's own (`metadata.labels` of the spec), then ours. */
   labels(name: string, component: string): Record<string, string> {
-    return { ...this.platform.labels, ...this.selector(name), ...toolLabels(component), "app.kubernetes.io/version": VERSION, [ENVIRONMENT_LABEL]: this.platform.environment };
+    return {
+      ...this.platform.labels,
+      ...this.selector(name),
+      ...toolLabels(component),
+      "app.kubernetes.io/version": VERSION,
+      [ENVIRONMENT_LABEL]: this.platform.environment,
+    };
   }
 
   /** metadata for a namespaced object of the platform. */

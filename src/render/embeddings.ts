@@ -38,10 +38,13 @@ function teiPod(e: EmbeddingsSpec): { initContainers: Container[]; container: Co
       name: "embeddings",
       image: e.image ?? TEI_IMAGE,
       args: [
-        "--model-id", e.model,
+        "--model-id",
+        e.model,
         ...(e.revision !== undefined ? ["--revision", e.revision] : []),
-        "--hostname", "0.0.0.0",
-        "--port", String(EMBEDDINGS_PORT),
+        "--hostname",
+        "0.0.0.0",
+        "--port",
+        String(EMBEDDINGS_PORT),
         // Chunks are counted in approximate tokens; one that is longer than the model's 512 is cut for its vector only.
         "--auto-truncate",
         "--json-output",
@@ -86,9 +89,24 @@ function llamaCppPod(spec: PlatformSpec, e: EmbeddingsSpec): { initContainers: C
     container: {
       name: "embeddings",
       image: e.image ?? spec.model.downloader.image,
-      args: ["engine", "--model", embeddingsModelPath(e), "--served-model-name", e.model, "--host", "0.0.0.0", "--port", String(EMBEDDINGS_PORT), "--parallel", "1"],
+      args: [
+        "engine",
+        "--model",
+        embeddingsModelPath(e),
+        "--served-model-name",
+        e.model,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        String(EMBEDDINGS_PORT),
+        "--parallel",
+        "1",
+      ],
       ports: [{ name: "http", containerPort: EMBEDDINGS_PORT, protocol: "TCP" as const }],
-      env: [{ name: "HOME", value: "/home/engine" }, { name: "XDG_CACHE_HOME", value: "/home/engine/.cache" }],
+      env: [
+        { name: "HOME", value: "/home/engine" },
+        { name: "XDG_CACHE_HOME", value: "/home/engine/.cache" },
+      ],
       resources: resourcesOf(e.resources),
       // The file is on the volume before the server starts: loading a small model takes seconds.
       startupProbe: httpProbe("/health", "http", { period: 2, failures: 90 }),
@@ -142,7 +160,11 @@ export function renderEmbeddings(ctx: RenderContext): Placed[] {
               ephemeral: {
                 volumeClaimTemplate: {
                   metadata: { labels: ctx.labels(embeddingsNames.cacheClaim, "storage") },
-                  spec: { accessModes: ["ReadWriteOnce"], storageClassName: spec.storageClass, resources: { requests: { storage: e.cache } } },
+                  spec: {
+                    accessModes: ["ReadWriteOnce"],
+                    storageClassName: spec.storageClass,
+                    resources: { requests: { storage: e.cache } },
+                  },
                 },
               },
             },

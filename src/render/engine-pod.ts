@@ -46,7 +46,11 @@ function modelsVolume(ctx: RenderContext): Volume {
     ephemeral: {
       volumeClaimTemplate: {
         metadata: { labels: ctx.labels(names.modelsClaim, "storage") },
-        spec: { accessModes: ["ReadWriteOnce"], storageClassName: spec.storageClass, resources: { requests: { storage: spec.model.size } } },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: spec.storageClass,
+          resources: { requests: { storage: spec.model.size } },
+        },
       },
     },
   };
@@ -151,7 +155,17 @@ export function enginePodParts(ctx: RenderContext, adapterSet: string): EnginePo
     image: agent.image,
     // A native sidecar: it starts before the engine, runs beside it, and stops after it.
     restartPolicy: "Always",
-    args: ["adapter-agent", "--config", `${ADAPTER_SET_DIR}/${ADAPTER_SET_KEY}`, "--engine", `http://127.0.0.1:${ports.engine}`, "--cache", ADAPTERS_MOUNT, "--port", String(AGENT_PORT)],
+    args: [
+      "adapter-agent",
+      "--config",
+      `${ADAPTER_SET_DIR}/${ADAPTER_SET_KEY}`,
+      "--engine",
+      `http://127.0.0.1:${ports.engine}`,
+      "--cache",
+      ADAPTERS_MOUNT,
+      "--port",
+      String(AGENT_PORT),
+    ],
     ports: [{ name: "agent", containerPort: AGENT_PORT, protocol: "TCP" }],
     ...downloadEnv(spec),
     resources: resourcesOf(agent.resources),

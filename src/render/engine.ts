@@ -44,14 +44,22 @@ interface EngineInstance {
 
 function vllmArgs(spec: PlatformSpec, engine: VllmEngineSpec, instance: EngineInstance): string[] {
   const args = [
-    "--model", modelPath(spec),
-    "--served-model-name", spec.model.name,
-    "--host", "0.0.0.0",
-    "--port", String(ports.engine),
-    "--max-model-len", String(engine.maxModelLen),
-    "--gpu-memory-utilization", String(engine.gpuMemoryUtilization),
-    "--tensor-parallel-size", String(engine.tensorParallel),
-    "--dtype", engine.dtype,
+    "--model",
+    modelPath(spec),
+    "--served-model-name",
+    spec.model.name,
+    "--host",
+    "0.0.0.0",
+    "--port",
+    String(ports.engine),
+    "--max-model-len",
+    String(engine.maxModelLen),
+    "--gpu-memory-utilization",
+    String(engine.gpuMemoryUtilization),
+    "--tensor-parallel-size",
+    String(engine.tensorParallel),
+    "--dtype",
+    engine.dtype,
   ];
   if (engine.quantization !== "none") args.push("--quantization", engine.quantization);
   // LoRA stays on even with no adapter yet: adding the first one must not restart the engine.
@@ -63,12 +71,17 @@ function vllmArgs(spec: PlatformSpec, engine: VllmEngineSpec, instance: EngineIn
 function llamaCppArgs(spec: PlatformSpec, engine: LlamaCppEngineSpec): string[] {
   return [
     "engine",
-    "--model", modelPath(spec),
+    "--model",
+    modelPath(spec),
     // The name the gateway sends for the base model (the engine's default is the file's name).
-    "--served-model-name", spec.model.name,
-    "--host", "0.0.0.0",
-    "--port", String(ports.engine),
-    "--parallel", String(engine.parallel),
+    "--served-model-name",
+    spec.model.name,
+    "--host",
+    "0.0.0.0",
+    "--port",
+    String(ports.engine),
+    "--parallel",
+    String(engine.parallel),
   ];
 }
 
@@ -80,7 +93,9 @@ export function adapterSetOf(spec: PlatformSpec, engine: string, loras: readonly
     engine,
     baseModel: spec.model.name,
     maxLoraRank: spec.model.engine.kind === "vllm" ? spec.model.engine.maxLoraRank : 16,
-    adapters: loras.flatMap((adapter) => (adapter.lora ? [{ name: adapter.name, source: adapter.lora.source, rank: adapter.lora.rank }] : [])),
+    adapters: loras.flatMap((adapter) =>
+      adapter.lora ? [{ name: adapter.name, source: adapter.lora.source, rank: adapter.lora.rank }] : [],
+    ),
   };
 }
 
@@ -98,7 +113,13 @@ function surgeFits(spec: PlatformSpec, instances: readonly EngineInstance[], ins
   if (engine.kind !== "vllm" || spec.gpu.nodes.length === 0) return false;
   const podOf = (of: EngineInstance, index: number | "surge"): GpuPod => {
     const settings = vllmSettingsFromArgs(vllmArgs(spec, engine, of));
-    return { resource: of.name, name: `${of.name} #${index}`, slices: of.gpuSlices, gpuResource: gpuResourceName(spec, of.migProfile), vllm: { settings, estimate: estimateVram(spec.model.architecture, settings) } };
+    return {
+      resource: of.name,
+      name: `${of.name} #${index}`,
+      slices: of.gpuSlices,
+      gpuResource: gpuResourceName(spec, of.migProfile),
+      vllm: { settings, estimate: estimateVram(spec.model.architecture, settings) },
+    };
   };
   const pods = [...instances.flatMap((of) => Array.from({ length: of.replicas }, (_, i) => podOf(of, i + 1))), podOf(instance, "surge")];
   const placement = placePods(devicesOf(spec), pods);
@@ -146,7 +167,10 @@ function engineDeployment(ctx: RenderContext, instance: EngineInstance, surge: b
       replicas: instance.replicas,
       // Never every replica at once: a new pod starts first where the GPUs have room for it,
       // otherwise one old pod at a time makes way (GPU slices are held until a pod is gone).
-      strategy: { type: "RollingUpdate", rollingUpdate: surge || !vllm ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 } },
+      strategy: {
+        type: "RollingUpdate",
+        rollingUpdate: surge || !vllm ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 },
+      },
       progressDeadlineSeconds: 3600,
       revisionHistoryLimit: 5,
       selector: { matchLabels: selector },
@@ -158,7 +182,15 @@ function engineDeployment(ctx: RenderContext, instance: EngineInstance, surge: b
           securityContext: restrictedPod(ENGINE_UID),
           terminationGracePeriodSeconds: 60,
           ...(instance.replicas > 1
-            ? { affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selector } } }] } } }
+            ? {
+                affinity: {
+                  podAntiAffinity: {
+                    preferredDuringSchedulingIgnoredDuringExecution: [
+                      { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selector } } },
+                    ],
+                  },
+                },
+              }
             : {}),
           ...(vllm
             ? {

@@ -48,7 +48,11 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
   const { spec } = ctx.platform;
   const upstreams: GatewayConfigInput["upstreams"] = {};
   const addUpstream = (service: string) => {
-    upstreams[service] = { url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`, discovery: "dns", residency: { pollMs: 1000 } };
+    upstreams[service] = {
+      url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`,
+      discovery: "dns",
+      residency: { pollMs: 1000 },
+    };
   };
   addUpstream(names.engine);
   const embeddings = embeddingsUrl(ctx);
@@ -80,7 +84,9 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
             apiKeyFile: `${QDRANT_KEY_DIR}/${spec.qdrant.apiKeySecret.key}`,
             // A copy of every shard on each Qdrant pod, and a majority to acknowledge a write: an
             // acknowledged write survives the loss of any one pod, and writes go on while it is gone.
-            ...(spec.qdrant.replicas > 1 ? { replicationFactor: spec.qdrant.replicas, writeConsistencyFactor: Math.floor(spec.qdrant.replicas / 2) + 1 } : {}),
+            ...(spec.qdrant.replicas > 1
+              ? { replicationFactor: spec.qdrant.replicas, writeConsistencyFactor: Math.floor(spec.qdrant.replicas / 2) + 1 }
+              : {}),
           },
         }
       : {}),
@@ -152,7 +158,12 @@ export function renderGateway(ctx: RenderContext): Placed[] {
           // Streams in flight get time to finish after the endpoint is removed.
           terminationGracePeriodSeconds: 60,
           topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: ctx.selector(names.gateway) } },
+            {
+              maxSkew: 1,
+              topologyKey: "kubernetes.io/hostname",
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: { matchLabels: ctx.selector(names.gateway) },
+            },
           ],
           containers: [
             {
@@ -174,8 +185,18 @@ export function renderGateway(ctx: RenderContext): Placed[] {
     },
   };
   const port = [{ name: "http", port: ports.gateway, targetPort: "http", protocol: "TCP" as const }];
-  const service: IService = { apiVersion: "v1", kind: "Service", metadata: ctx.meta(names.gateway, "gateway"), spec: { selector: ctx.selector(names.gateway), ports: port } };
+  const service: IService = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: ctx.meta(names.gateway, "gateway"),
+    spec: { selector: ctx.selector(names.gateway), ports: port },
+  };
   // Lists the ready gateway pods: each counts them to enforce its share of the platform's rate limits.
-  const headless: IService = { apiVersion: "v1", kind: "Service", metadata: ctx.meta(GATEWAY_HEADLESS, "gateway"), spec: { clusterIP: "None", selector: ctx.selector(names.gateway), ports: port } };
+  const headless: IService = {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: ctx.meta(GATEWAY_HEADLESS, "gateway"),
+    spec: { clusterIP: "None", selector: ctx.selector(names.gateway), ports: port },
+  };
   return [configMap, deployment, service, headless].map((object) => ({ object: object as KubeObject, component: "gateway" }));
 }

@@ -15,7 +15,11 @@ export { DEVICE_PLUGIN_CONFIG_KEY } from "./device-plugin.ts";
  */
 export function gpuResourceName(spec: PlatformSpec, migProfile?: string): string {
   const used = sharingConfigsInUse(spec);
-  if (migProfile !== undefined && used.some(({ sharing }) => sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile in sharing.profiles)) return `nvidia.com/mig-${migProfile}`;
+  if (
+    migProfile !== undefined &&
+    used.some(({ sharing }) => sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile in sharing.profiles)
+  )
+    return `nvidia.com/mig-${migProfile}`;
   // renameByDefault: the plugin advertises time-slices as <resource>.shared, and only under that name.
   if (used.some(({ sharing }) => sharing.mode === "timeSlicing" && sharing.renameByDefault)) return "nvidia.com/gpu.shared";
   return "nvidia.com/gpu";
@@ -51,7 +55,8 @@ export function migLayoutName(config: Pick<SharingConfig, "name">): string {
 function migPartedConfig(configs: readonly SharingConfig[]): Record<string, unknown> {
   const layouts: Record<string, unknown> = { "all-disabled": [{ devices: "all", "mig-enabled": false }] };
   for (const config of configs) {
-    if (config.sharing.mode === "mig") layouts[migLayoutName(config)] = [{ devices: "all", "mig-enabled": true, "mig-devices": config.sharing.profiles }];
+    if (config.sharing.mode === "mig")
+      layouts[migLayoutName(config)] = [{ devices: "all", "mig-enabled": true, "mig-devices": config.sharing.profiles }];
   }
   return { version: "v1", "mig-configs": layouts };
 }
@@ -63,7 +68,9 @@ export interface GpuRender {
 
 /** `kubectl label node …` for the declared nodes, or what to label when none are declared. */
 function labelNodes(nodes: readonly string[], label: string, what: string): string {
-  return nodes.length > 0 ? nodes.map((node) => `kubectl label node ${node} ${label} --overwrite`).join("; ") : `label each GPU node${what === "" ? "" : ` ${what}`} with ${label}`;
+  return nodes.length > 0
+    ? nodes.map((node) => `kubectl label node ${node} ${label} --overwrite`).join("; ")
+    : `label each GPU node${what === "" ? "" : ` ${what}`} with ${label}`;
 }
 
 export function renderGpu(ctx: RenderContext): GpuRender {
@@ -80,8 +87,15 @@ export function renderGpu(ctx: RenderContext): GpuRender {
 
   const configs = sharingConfigs(spec);
   // One config: the file the plugin reads. Per node: NVIDIA's named configs, `default` for unlabelled nodes.
-  const data = perNode ? Object.fromEntries(configs.map((config) => [config.name, toYaml(devicePluginConfig(config.sharing))])) : { [DEVICE_PLUGIN_CONFIG_KEY]: toYaml(devicePluginConfig(spec.gpu.sharing)) };
-  const configMap: IConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: ctx.meta(names.devicePluginConfig, "gpu", { namespace: ns }), data };
+  const data = perNode
+    ? Object.fromEntries(configs.map((config) => [config.name, toYaml(devicePluginConfig(config.sharing))]))
+    : { [DEVICE_PLUGIN_CONFIG_KEY]: toYaml(devicePluginConfig(spec.gpu.sharing)) };
+  const configMap: IConfigMap = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: ctx.meta(names.devicePluginConfig, "gpu", { namespace: ns }),
+    data,
+  };
   objects.push(configMap as KubeObject);
   if (perNode) {
     const labelled = configs.filter((config) => config.name !== DEFAULT_SHARING_CONFIG);
@@ -91,24 +105,44 @@ export function renderGpu(ctx: RenderContext): GpuRender {
   }
 
   // Every named MIG config (nodes may be labelled for one later); gpu.sharing's only where nodes use it.
-  const mig = configs.filter((config) => config.sharing.mode === "mig" && (config.name !== DEFAULT_SHARING_CONFIG || config.nodes.length > 0 || spec.gpu.nodes.length === 0));
+  const mig = configs.filter(
+    (config) =>
+      config.sharing.mode === "mig" && (config.name !== DEFAULT_SHARING_CONFIG || config.nodes.length > 0 || spec.gpu.nodes.length === 0),
+  );
   if (mig.length > 0) {
-    const layout: IConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: ctx.meta(names.migConfig, "gpu", { namespace: ns }), data: { "config.yaml": toYaml(migPartedConfig(mig)) } };
+    const layout: IConfigMap = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: ctx.meta(names.migConfig, "gpu", { namespace: ns }),
+      data: { "config.yaml": toYaml(migPartedConfig(mig)) },
+    };
     objects.push(layout as KubeObject);
     const steps = mig.map((config) => {
-      const devices = config.sharing.mode === "mig" ? Object.entries(config.sharing.profiles).map(([p, n]) => `${n}× ${p}`).join(", ") : "";
+      const devices =
+        config.sharing.mode === "mig"
+          ? Object.entries(config.sharing.profiles)
+              .map(([p, n]) => `${n}× ${p}`)
+              .join(", ")
+          : "";
       return `${labelNodes(config.nodes, `nvidia.com/mig.config=${migLayoutName(config)}`, perNode ? `of gpu.sharingConfigs.${config.name}` : "")} so it applies ${devices}`;
     });
-    notes.push(`MIG: point NVIDIA's MIG manager at ConfigMap ${ns}/${names.migConfig} (GPU Operator: ClusterPolicy migManager.config.name), then ${steps.join("; ")}; other nodes keep MIG off`);
+    notes.push(
+      `MIG: point NVIDIA's MIG manager at ConfigMap ${ns}/${names.migConfig} (GPU Operator: ClusterPolicy migManager.config.name), then ${steps.join("; ")}; other nodes keep MIG off`,
+    );
   }
 
   if (plugin.managedBy === "gpu-operator") {
-    notes.push(`GPU Operator: point its ClusterPolicy at this config: devicePlugin.config = {name: ${names.devicePluginConfig}, default: ${perNode ? DEFAULT_SHARING_CONFIG : DEVICE_PLUGIN_CONFIG_KEY}} (namespace ${ns})`);
+    notes.push(
+      `GPU Operator: point its ClusterPolicy at this config: devicePlugin.config = {name: ${names.devicePluginConfig}, default: ${perNode ? DEFAULT_SHARING_CONFIG : DEVICE_PLUGIN_CONFIG_KEY}} (namespace ${ns})`,
+    );
   } else {
     objects.push(serviceAccount(ctx, names.devicePlugin, "gpu", false, ns) as KubeObject);
     if (perNode) objects.push(...configManagerRbac(ctx, ns));
     objects.push(devicePluginDaemonSet(ctx, ns, perNode) as KubeObject);
   }
-  const shared = objects.map((object) => ({ ...object, metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [SHARED_ANNOTATION]: "device-plugin" } } }));
+  const shared = objects.map((object) => ({
+    ...object,
+    metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, [SHARED_ANNOTATION]: "device-plugin" } },
+  }));
   return { placed: shared.map((object) => ({ object, component: "gpu" })), notes };
 }

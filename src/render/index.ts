@@ -28,7 +28,21 @@ export interface RenderResult {
 }
 
 /** Component files in the order `render -o yaml` streams them and `apply` phases them. */
-export const COMPONENT_ORDER = ["namespace", "rbac", "certificates", "gpu", "qdrant", "embeddings", "engine", "gateway", "adapters", "ingress", "network", "scaling", "observability"] as const;
+export const COMPONENT_ORDER = [
+  "namespace",
+  "rbac",
+  "certificates",
+  "gpu",
+  "qdrant",
+  "embeddings",
+  "engine",
+  "gateway",
+  "adapters",
+  "ingress",
+  "network",
+  "scaling",
+  "observability",
+] as const;
 
 function componentRank(component: string): number {
   const head = component.startsWith("adapters/") ? "adapters" : component;

@@ -72,7 +72,13 @@ export function renderIngress(ctx: RenderContext): Placed[] {
       rules: [
         {
           host: ingress.host,
-          http: { paths: prefixes.map((path) => ({ path, pathType: "Prefix", backend: { service: { name: names.gateway, port: { name: "http" } } } })) },
+          http: {
+            paths: prefixes.map((path) => ({
+              path,
+              pathType: "Prefix",
+              backend: { service: { name: names.gateway, port: { name: "http" } } },
+            })),
+          },
         },
       ],
     },

@@ -15,7 +15,9 @@ function peerSelector(ctx: RenderContext, peer: Peer): NetworkPolicyPeer[] {
     case "monitoring":
       return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: peer.namespace } } }];
     case "dns":
-      return [{ namespaceSelector: { matchLabels: { [NS_LABEL]: "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }];
+      return [
+        { namespaceSelector: { matchLabels: { [NS_LABEL]: "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } },
+      ];
     case "internet":
       // Their addresses are cluster- and world-specific; the port is what narrows these flows.
       return [{ ipBlock: { cidr: "0.0.0.0/0" } }];
@@ -68,7 +70,15 @@ export function renderNetworkPolicies(ctx: RenderContext): Placed[] {
       {
         podSelector: {},
         policyTypes: ["Egress"],
-        egress: [{ to: peerSelector(ctx, { kind: "dns" }), ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] }],
+        egress: [
+          {
+            to: peerSelector(ctx, { kind: "dns" }),
+            ports: [
+              { protocol: "UDP", port: 53 },
+              { protocol: "TCP", port: 53 },
+            ],
+          },
+        ],
       },
       "every pod resolves names through cluster DNS",
     ),

@@ -37,7 +37,9 @@ export function scrapeTargets(ctx: RenderContext): ScrapeTarget[] {
     { job: "engine", services: engineWorkloads(spec), port: "http" },
     // The adapter agent beside each engine, on the engine Services' `agent` port, under a job of its own.
     { job: "adapter-agent", services: engineWorkloads(spec), port: "agent" },
-    ...(qdrantEnabled(spec) ? [{ job: "qdrant" as const, services: [names.qdrant], port: "http" as const, bearer: spec.qdrant.apiKeySecret }] : []),
+    ...(qdrantEnabled(spec)
+      ? [{ job: "qdrant" as const, services: [names.qdrant], port: "http" as const, bearer: spec.qdrant.apiKeySecret }]
+      : []),
   ];
 }
 
@@ -100,7 +102,9 @@ function downAlert(ctx: RenderContext, target: ScrapeTarget, perInstance: boolea
     for: "5m",
     labels: { severity: "critical", platform: ctx.platform.name },
     annotations: {
-      summary: perInstance ? `${what} {{ if $labels.pod }}pod {{ $labels.pod }} {{ end }}in {{ $labels.namespace }} is down or not scraped` : `no ${what} in {{ $labels.namespace }} is up or scraped`,
+      summary: perInstance
+        ? `${what} {{ if $labels.pod }}pod {{ $labels.pod }} {{ end }}in {{ $labels.namespace }} is down or not scraped`
+        : `no ${what} in {{ $labels.namespace }} is up or scraped`,
       description:
         `Prometheus has had no successful scrape of ${what} (job ${jobsOf(target).join(", ")}) for 5 minutes. ` +
         `Runbook: \`kubectl -n ${ctx.namespace} get pods -l app.kubernetes.io/instance=${ctx.platform.name}\`, then the pod's events and logs; ` +
@@ -277,7 +281,9 @@ export function scrapeConfigs(ctx: RenderContext): unknown[] {
       { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
       { source_labels: ["__meta_kubernetes_service_name"], target_label: "service" },
       { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-      target.port === "agent" ? { target_label: "job", replacement: target.job } : { source_labels: ["__meta_kubernetes_service_name"], target_label: "job" },
+      target.port === "agent"
+        ? { target_label: "job", replacement: target.job }
+        : { source_labels: ["__meta_kubernetes_service_name"], target_label: "job" },
     ],
   }));
 }
@@ -298,9 +304,13 @@ function serviceMonitor(ctx: RenderContext, target: ScrapeTarget): IServiceMonit
           port: target.port,
           path: "/metrics",
           scheme: "http",
-          ...(target.port === "agent" ? { relabelings: [{ targetLabel: "job", replacement: target.job, action: "replace" as const }] } : {}),
+          ...(target.port === "agent"
+            ? { relabelings: [{ targetLabel: "job", replacement: target.job, action: "replace" as const }] }
+            : {}),
           // The operator reads this Secret from the ServiceMonitor's namespace: ours, where the key already lives.
-          ...(target.bearer ? { authorization: { type: "Bearer", credentials: { name: target.bearer.name, key: target.bearer.key } } } : {}),
+          ...(target.bearer
+            ? { authorization: { type: "Bearer", credentials: { name: target.bearer.name, key: target.bearer.key } } }
+            : {}),
         },
       ],
     },
@@ -338,43 +348,93 @@ export function grafanaDashboard(ctx: RenderContext): GrafanaDashboard {
     `histogram_quantile(${q}, sum by (${by}, le) (${rate(`${metric}_bucket`, selector)}))`;
   type Target = readonly [expr: string, legend: string];
   const specs: readonly (readonly [title: string, unit: string, description: string, targets: readonly Target[]])[] = [
-    ["Requests per second", "reqps", "Gateway requests by adapter (every status).", [[`sum by (adapter) (${rate("diatonic_gateway_requests_total", byAdapter)})`, "{{adapter}}"]]],
-    ["Errors (5xx share)", "percentunit", "Share of gateway responses that are 5xx, by adapter.", [[
-      `sum by (adapter) (${rate("diatonic_gateway_requests_total", `${byAdapter},status=~"5.."`)}) / sum by (adapter) (${rate("diatonic_gateway_requests_total", byAdapter)})`,
-      "{{adapter}}",
-    ]]],
-    ["Request latency p50 / p99", "s", "Request to last byte, at the gateway.", [
-      [quantile("0.5", "diatonic_gateway_request_duration_seconds", byAdapter, "adapter"), "p50 {{adapter}}"],
-      [quantile("0.99", "diatonic_gateway_request_duration_seconds", byAdapter, "adapter"), "p99 {{adapter}}"],
-    ]],
-    ["Time to first token p50 / p99", "s", "Request to the first byte of the engine's response, at the gateway.", [
-      [quantile("0.5", "diatonic_gateway_time_to_first_token_seconds", byAdapter, "adapter"), "p50 {{adapter}}"],
-      [quantile("0.99", "diatonic_gateway_time_to_first_token_seconds", byAdapter, "adapter"), "p99 {{adapter}}"],
-    ]],
-    ["Tokens per second", "short", "Prompt (in) and completion (out) tokens by adapter at the gateway; prefill and generation at the engine.", [
-      [`sum by (adapter, direction) (${rate("diatonic_gateway_tokens_total", byAdapter)})`, "{{adapter}} {{direction}}"],
-      [`sum (${rate("vllm:prompt_tokens_total", engine)})`, "engine prompt"],
-      [`sum (${rate("vllm:generation_tokens_total", engine)})`, "engine generation"],
-    ]],
-    ["Gateway queue and in flight", "short", "Requests waiting for an adapter's concurrency slot, and requests upstream.", [
-      [`sum by (adapter) (diatonic_gateway_queue_depth{${byAdapter}})`, "queued {{adapter}}"],
-      [`sum by (adapter) (diatonic_gateway_in_flight_requests{${byAdapter}})`, "in flight {{adapter}}"],
-    ]],
-    ["Upstream retries and ejections", "short", "Retries before the first byte, and replicas ejected by passive health checks (per second).", [
-      [`sum by (upstream, reason) (${rate("diatonic_gateway_upstream_retries_total", gw)})`, "retry {{upstream}} {{reason}}"],
-      [`sum by (upstream) (${rate("diatonic_gateway_upstream_ejections_total", gw)})`, "ejected {{upstream}}"],
-    ]],
-    ["Rate limited", "reqps", "Requests rejected by a per-key rate limit, by tenant and limit.", [
-      [`sum by (tenant, limit) (${rate("diatonic_gateway_rate_limited_total", gw)})`, "{{tenant}} {{limit}}"],
-    ]],
-    ["Engine requests running / waiting", "short", "vLLM's batch (running) and queue (waiting), per engine.", [
-      [`sum by (job) (vllm:num_requests_running{${engine}})`, "running {{job}}"],
-      [`sum by (job) (vllm:num_requests_waiting{${engine}})`, "waiting {{job}}"],
-    ]],
-    ["Engine latency p99", "s", "Time to first token and end-to-end latency inside the engine, per engine.", [
-      [quantile("0.99", "vllm:time_to_first_token_seconds", engine, "job"), "TTFT {{job}}"],
-      [quantile("0.99", "vllm:e2e_request_latency_seconds", engine, "job"), "e2e {{job}}"],
-    ]],
+    [
+      "Requests per second",
+      "reqps",
+      "Gateway requests by adapter (every status).",
+      [[`sum by (adapter) (${rate("diatonic_gateway_requests_total", byAdapter)})`, "{{adapter}}"]],
+    ],
+    [
+      "Errors (5xx share)",
+      "percentunit",
+      "Share of gateway responses that are 5xx, by adapter.",
+      [
+        [
+          `sum by (adapter) (${rate("diatonic_gateway_requests_total", `${byAdapter},status=~"5.."`)}) / sum by (adapter) (${rate("diatonic_gateway_requests_total", byAdapter)})`,
+          "{{adapter}}",
+        ],
+      ],
+    ],
+    [
+      "Request latency p50 / p99",
+      "s",
+      "Request to last byte, at the gateway.",
+      [
+        [quantile("0.5", "diatonic_gateway_request_duration_seconds", byAdapter, "adapter"), "p50 {{adapter}}"],
+        [quantile("0.99", "diatonic_gateway_request_duration_seconds", byAdapter, "adapter"), "p99 {{adapter}}"],
+      ],
+    ],
+    [
+      "Time to first token p50 / p99",
+      "s",
+      "Request to the first byte of the engine's response, at the gateway.",
+      [
+        [quantile("0.5", "diatonic_gateway_time_to_first_token_seconds", byAdapter, "adapter"), "p50 {{adapter}}"],
+        [quantile("0.99", "diatonic_gateway_time_to_first_token_seconds", byAdapter, "adapter"), "p99 {{adapter}}"],
+      ],
+    ],
+    [
+      "Tokens per second",
+      "short",
+      "Prompt (in) and completion (out) tokens by adapter at the gateway; prefill and generation at the engine.",
+      [
+        [`sum by (adapter, direction) (${rate("diatonic_gateway_tokens_total", byAdapter)})`, "{{adapter}} {{direction}}"],
+        [`sum (${rate("vllm:prompt_tokens_total", engine)})`, "engine prompt"],
+        [`sum (${rate("vllm:generation_tokens_total", engine)})`, "engine generation"],
+      ],
+    ],
+    [
+      "Gateway queue and in flight",
+      "short",
+      "Requests waiting for an adapter's concurrency slot, and requests upstream.",
+      [
+        [`sum by (adapter) (diatonic_gateway_queue_depth{${byAdapter}})`, "queued {{adapter}}"],
+        [`sum by (adapter) (diatonic_gateway_in_flight_requests{${byAdapter}})`, "in flight {{adapter}}"],
+      ],
+    ],
+    [
+      "Upstream retries and ejections",
+      "short",
+      "Retries before the first byte, and replicas ejected by passive health checks (per second).",
+      [
+        [`sum by (upstream, reason) (${rate("diatonic_gateway_upstream_retries_total", gw)})`, "retry {{upstream}} {{reason}}"],
+        [`sum by (upstream) (${rate("diatonic_gateway_upstream_ejections_total", gw)})`, "ejected {{upstream}}"],
+      ],
+    ],
+    [
+      "Rate limited",
+      "reqps",
+      "Requests rejected by a per-key rate limit, by tenant and limit.",
+      [[`sum by (tenant, limit) (${rate("diatonic_gateway_rate_limited_total", gw)})`, "{{tenant}} {{limit}}"]],
+    ],
+    [
+      "Engine requests running / waiting",
+      "short",
+      "vLLM's batch (running) and queue (waiting), per engine.",
+      [
+        [`sum by (job) (vllm:num_requests_running{${engine}})`, "running {{job}}"],
+        [`sum by (job) (vllm:num_requests_waiting{${engine}})`, "waiting {{job}}"],
+      ],
+    ],
+    [
+      "Engine latency p99",
+      "s",
+      "Time to first token and end-to-end latency inside the engine, per engine.",
+      [
+        [quantile("0.99", "vllm:time_to_first_token_seconds", engine, "job"), "TTFT {{job}}"],
+        [quantile("0.99", "vllm:e2e_request_latency_seconds", engine, "job"), "e2e {{job}}"],
+      ],
+    ],
   ];
   const panels = specs.map(([title, unit, description, targets], index): DashboardPanel => ({
     id: index + 1,
@@ -453,8 +513,7 @@ export function renderObservability(ctx: RenderContext): Placed[] {
     };
     objects.push(rule as KubeObject);
   } else {
-    const header = (what: string) =>
-      `# ${what} for platform ${ctx.platform.name} in namespace ${ctx.namespace}, rendered by diatonic.\n`;
+    const header = (what: string) => `# ${what} for platform ${ctx.platform.name} in namespace ${ctx.namespace}, rendered by diatonic.\n`;
     const config: IConfigMap = {
       apiVersion: "v1",
       kind: "ConfigMap",

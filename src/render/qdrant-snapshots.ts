@@ -14,12 +14,12 @@ const SNAPSHOT_UID = 1000;
 export function snapshotScript(): string {
   return [
     "set -eu",
-    'for host in $QDRANT_HOSTS; do',
+    "for host in $QDRANT_HOSTS; do",
     '  base="http://$host:$QDRANT_PORT"',
     '  curl -fsS --max-time 1800 -X POST -H "api-key: $QDRANT_API_KEY" "$base/snapshots?wait=true" >/dev/null',
     '  names=$(curl -fsS --max-time 60 -H "api-key: $QDRANT_API_KEY" "$base/snapshots" | grep -o \'"name":"[^"]*"\' | cut -d\'"\' -f4 | sort)',
     '  count=$(printf "%s\\n" "$names" | grep -c . || true)',
-    '  excess=$((count - KEEP))',
+    "  excess=$((count - KEEP))",
     '  if [ "$excess" -gt 0 ]; then',
     '    for name in $(printf "%s\\n" "$names" | head -n "$excess"); do',
     '      curl -fsS --max-time 300 -X DELETE -H "api-key: $QDRANT_API_KEY" "$base/snapshots/$name?wait=true" >/dev/null',
@@ -67,7 +67,10 @@ export function renderQdrantSnapshots(ctx: RenderContext): Placed[] {
                     { name: "QDRANT_HOSTS", value: hosts.join(" ") },
                     { name: "QDRANT_PORT", value: String(ports.qdrantHttp) },
                     { name: "KEEP", value: String(backups.keep) },
-                    { name: "QDRANT_API_KEY", valueFrom: { secretKeyRef: { name: spec.qdrant.apiKeySecret.name, key: spec.qdrant.apiKeySecret.key } } },
+                    {
+                      name: "QDRANT_API_KEY",
+                      valueFrom: { secretKeyRef: { name: spec.qdrant.apiKeySecret.name, key: spec.qdrant.apiKeySecret.key } },
+                    },
                   ],
                   resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "200m", memory: "64Mi" } },
                   securityContext: restrictedContainer(),

@@ -23,14 +23,13 @@ export function renderQdrant(ctx: RenderContext): Placed[] {
     kind: "ConfigMap",
     metadata: ctx.meta(names.qdrantConfig, "vector-store"),
     data: {
-      "production.yaml": toYaml(
-        {
-          log_level: "INFO",
-          storage: { storage_path: "/qdrant/storage", snapshots_path: "/qdrant/snapshots", temp_path: "/qdrant/snapshots/tmp" },
-          service: { http_port: ports.qdrantHttp, grpc_port: ports.qdrantGrpc, enable_tls: false },
-          cluster: { enabled: clustered, p2p: { port: ports.qdrantP2p } },
-          telemetry_disabled: true,
-        }),
+      "production.yaml": toYaml({
+        log_level: "INFO",
+        storage: { storage_path: "/qdrant/storage", snapshots_path: "/qdrant/snapshots", temp_path: "/qdrant/snapshots/tmp" },
+        service: { http_port: ports.qdrantHttp, grpc_port: ports.qdrantGrpc, enable_tls: false },
+        cluster: { enabled: clustered, p2p: { port: ports.qdrantP2p } },
+        telemetry_disabled: true,
+      }),
     },
   };
   const peerHost = `$(POD_NAME).${ctx.serviceHost(names.qdrantHeadless)}`;

@@ -1,7 +1,13 @@
 import type { IServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import type { KubeObject, Placed, RenderContext } from "./context.ts";
 
-export function serviceAccount(ctx: RenderContext, name: string, component: string, automount: boolean, namespace?: string): IServiceAccount {
+export function serviceAccount(
+  ctx: RenderContext,
+  name: string,
+  component: string,
+  automount: boolean,
+  namespace?: string,
+): IServiceAccount {
   return {
     apiVersion: "v1",
     kind: "ServiceAccount",

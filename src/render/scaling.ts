@@ -36,7 +36,10 @@ export function renderScaling(ctx: RenderContext): Placed[] {
     if (spec.monitoring.metricsAdapter === "prometheus-adapter") {
       metrics.push({
         type: "Pods",
-        pods: { metric: { name: "diatonic_gateway_in_flight_requests" }, target: { type: "AverageValue", averageValue: String(scaling.inFlightPerPod) } },
+        pods: {
+          metric: { name: "diatonic_gateway_in_flight_requests" },
+          target: { type: "AverageValue", averageValue: String(scaling.inFlightPerPod) },
+        },
       });
     }
     const hpa: IHorizontalPodAutoscaler = {

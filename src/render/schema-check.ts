@@ -96,7 +96,9 @@ export function checkSchema(object: KubeObject): SchemaViolation[] {
   const resource = resourceId(object);
   if (object.apiVersion === "projectcontour.io/v1" && object.kind === "HTTPProxy") {
     const result = HTTPProxySchema.safeParse(object);
-    return result.success ? [] : result.error.issues.map((issue) => ({ resource, path: `/${issue.path.join("/")}`, message: issue.message }));
+    return result.success
+      ? []
+      : result.error.issues.map((issue) => ({ resource, path: `/${issue.path.join("/")}`, message: issue.message }));
   }
   const Model = models[`${object.apiVersion}/${object.kind}`];
   if (!Model) return [{ resource, path: "/apiVersion", message: `no schema known for ${object.apiVersion} ${object.kind}` }];

@@ -47,30 +47,60 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
   const { spec } = ctx.platform;
   const workload = (name: string): Peer => ({ kind: "workload", name });
   const flows: Flow[] = [];
-  const add = (from: Peer, to: Peer, port: number, purpose: string, protocol: "TCP" | "UDP" = "TCP") => flows.push({ from, to, port, protocol, purpose });
+  const add = (from: Peer, to: Peer, port: number, purpose: string, protocol: "TCP" | "UDP" = "TCP") =>
+    flows.push({ from, to, port, protocol, purpose });
 
-  if (spec.ingress.enabled) add({ kind: "ingress-controller", namespace: ingressControllerNamespace(spec) }, workload(names.gateway), ports.gateway, "clients reach the gateway through the ingress");
+  if (spec.ingress.enabled)
+    add(
+      { kind: "ingress-controller", namespace: ingressControllerNamespace(spec) },
+      workload(names.gateway),
+      ports.gateway,
+      "clients reach the gateway through the ingress",
+    );
   if (acmeHttp01(spec)) {
-    add({ kind: "ingress-controller", namespace: ingressControllerNamespace(spec) }, { kind: "acme-solver" }, ACME_SOLVER.port, "the ACME server's HTTP-01 challenge reaches cert-manager's solver through the ingress");
+    add(
+      { kind: "ingress-controller", namespace: ingressControllerNamespace(spec) },
+      { kind: "acme-solver" },
+      ACME_SOLVER.port,
+      "the ACME server's HTTP-01 challenge reaches cert-manager's solver through the ingress",
+    );
   }
-  for (const engine of engineWorkloads(spec)) add(workload(names.gateway), workload(engine), ports.engine, "the gateway forwards completions to the engine");
+  for (const engine of engineWorkloads(spec))
+    add(workload(names.gateway), workload(engine), ports.engine, "the gateway forwards completions to the engine");
   if (qdrantEnabled(spec)) {
     add(workload(names.gateway), workload(names.qdrant), ports.qdrantHttp, "the gateway retrieves and ingests through Qdrant's REST API");
     if (spec.qdrant.replicas > 1) add(workload(names.qdrant), workload(names.qdrant), ports.qdrantP2p, "Qdrant peers replicate over Raft");
-    if (spec.qdrant.backups.enabled) add(workload(QDRANT_SNAPSHOT_JOB), workload(names.qdrant), ports.qdrantHttp, "the snapshot CronJob calls Qdrant's snapshot API");
+    if (spec.qdrant.backups.enabled)
+      add(workload(QDRANT_SNAPSHOT_JOB), workload(names.qdrant), ports.qdrantHttp, "the snapshot CronJob calls Qdrant's snapshot API");
   }
   if (embeddingsDeployed(spec)) {
     add(workload(names.gateway), workload(embeddingsNames.service), EMBEDDINGS_PORT, "the gateway embeds queries and documents");
-    add(workload(embeddingsNames.service), { kind: "internet", reason: "Hugging Face" }, 443, "the embeddings server fetches its model once into its cache");
+    add(
+      workload(embeddingsNames.service),
+      { kind: "internet", reason: "Hugging Face" },
+      443,
+      "the embeddings server fetches its model once into its cache",
+    );
   } else if (ragEnabled(spec) && spec.embeddings.endpoint !== undefined) {
     const endpoint = new URL(spec.embeddings.endpoint);
     const port = endpoint.port !== "" ? Number(endpoint.port) : endpoint.protocol === "https:" ? 443 : 80;
-    add(workload(names.gateway), { kind: "internet", reason: "the embeddings endpoint" }, port, "the gateway embeds with the spec's embeddings endpoint");
+    add(
+      workload(names.gateway),
+      { kind: "internet", reason: "the embeddings endpoint" },
+      port,
+      "the gateway embeds with the spec's embeddings endpoint",
+    );
   }
   const loras = spec.adapters.filter((a) => a.lora !== undefined);
   const downloads = "huggingFace" in spec.model.source || loras.some((a) => a.lora && !("path" in a.lora.source));
   if (downloads) {
-    for (const engine of engineWorkloads(spec)) add(workload(engine), { kind: "internet", reason: "Hugging Face and LoRA URLs" }, 443, "the model download and the adapter agent fetch weights over HTTPS");
+    for (const engine of engineWorkloads(spec))
+      add(
+        workload(engine),
+        { kind: "internet", reason: "Hugging Face and LoRA URLs" },
+        443,
+        "the model download and the adapter agent fetch weights over HTTPS",
+      );
   }
   const monitoring: Peer = { kind: "monitoring", namespace: spec.monitoring.namespace };
   add(monitoring, workload(names.gateway), ports.gateway, "Prometheus scrapes the gateway's /metrics");

@@ -9,7 +9,10 @@ export const LLAMA3_ARCHITECTURES: ReadonlyMap<number, ArchitectureSpec> = new M
   [3, { parametersBillions: 3.21, layers: 28, hiddenSize: 3072, intermediateSize: 8192, kvHeads: 8, headDim: 128, vocabSize: 128256 }],
   [8, { parametersBillions: 8.03, layers: 32, hiddenSize: 4096, intermediateSize: 14336, kvHeads: 8, headDim: 128, vocabSize: 128256 }],
   [70, { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }],
-  [405, { parametersBillions: 405.85, layers: 126, hiddenSize: 16384, intermediateSize: 53248, kvHeads: 8, headDim: 128, vocabSize: 128256 }],
+  [
+    405,
+    { parametersBillions: 405.85, layers: 126, hiddenSize: 16384, intermediateSize: 53248, kvHeads: 8, headDim: 128, vocabSize: 128256 },
+  ],
 ]);
 
 /**

@@ -25,7 +25,8 @@ export function perNodeSharing(spec: PlatformSpec): boolean {
 export function sharingOf(spec: PlatformSpec, node: GpuNodeSpec): SharingConfig {
   const name = node.sharingConfig;
   const named = name === undefined ? undefined : spec.gpu.sharingConfigs[name];
-  if (name === undefined || named === undefined) return { name: DEFAULT_SHARING_CONFIG, sharing: spec.gpu.sharing, path: ["gpu", "sharing"], nodes: [node.name] };
+  if (name === undefined || named === undefined)
+    return { name: DEFAULT_SHARING_CONFIG, sharing: spec.gpu.sharing, path: ["gpu", "sharing"], nodes: [node.name] };
   return { name, sharing: named, path: ["gpu", "sharingConfigs", name], nodes: [node.name] };
 }
 
@@ -34,7 +35,12 @@ export function sharingConfigs(spec: PlatformSpec): SharingConfig[] {
   const nodesOf = (name: string) => spec.gpu.nodes.filter((node) => sharingOf(spec, node).name === name).map((node) => node.name);
   return [
     { name: DEFAULT_SHARING_CONFIG, sharing: spec.gpu.sharing, path: ["gpu", "sharing"], nodes: nodesOf(DEFAULT_SHARING_CONFIG) },
-    ...Object.entries(spec.gpu.sharingConfigs).map(([name, sharing]): SharingConfig => ({ name, sharing, path: ["gpu", "sharingConfigs", name], nodes: nodesOf(name) })),
+    ...Object.entries(spec.gpu.sharingConfigs).map(([name, sharing]): SharingConfig => ({
+      name,
+      sharing,
+      path: ["gpu", "sharingConfigs", name],
+      nodes: nodesOf(name),
+    })),
   ];
 }
 
@@ -50,7 +56,11 @@ export function sharingConfigsInUse(spec: PlatformSpec): SharingConfig[] {
 /** Whether an engine asking for `migProfile` (or none) gets MIG devices, which CUDA shows one at a time. */
 export function getsMigDevice(spec: PlatformSpec, migProfile: string | undefined): boolean {
   const used = sharingConfigsInUse(spec);
-  if (migProfile !== undefined && used.some(({ sharing }) => sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile in sharing.profiles)) return true;
+  if (
+    migProfile !== undefined &&
+    used.some(({ sharing }) => sharing.mode === "mig" && sharing.strategy === "mixed" && migProfile in sharing.profiles)
+  )
+    return true;
   return used.length > 0 && used.every(({ sharing }) => sharing.mode === "mig");
 }
 
@@ -66,7 +76,13 @@ export function checkGpuSharing(spec: PlatformSpec, error: Report): void {
   const known = Object.keys(spec.gpu.sharingConfigs);
   spec.gpu.nodes.forEach((node, n) => {
     if (node.sharingConfig !== undefined && !(node.sharingConfig in spec.gpu.sharingConfigs)) {
-      error(["gpu", "nodes", n, "sharingConfig"], `node ${node.name} names sharing config ${node.sharingConfig}, which gpu.sharingConfigs does not define`, known.length > 0 ? `use one of: ${known.join(", ")}, or add gpu.sharingConfigs.${node.sharingConfig}` : `add gpu.sharingConfigs.${node.sharingConfig}: {mode: …}, or leave sharingConfig out to use gpu.sharing`);
+      error(
+        ["gpu", "nodes", n, "sharingConfig"],
+        `node ${node.name} names sharing config ${node.sharingConfig}, which gpu.sharingConfigs does not define`,
+        known.length > 0
+          ? `use one of: ${known.join(", ")}, or add gpu.sharingConfigs.${node.sharingConfig}`
+          : `add gpu.sharingConfigs.${node.sharingConfig}: {mode: …}, or leave sharingConfig out to use gpu.sharing`,
+      );
       return;
     }
     const { sharing, path } = sharingOf(spec, node);
@@ -76,14 +92,28 @@ export function checkGpuSharing(spec: PlatformSpec, error: Report): void {
       const at: Path = ["gpu", "nodes", n, "gpus", g, "model"];
       const support = migSupport(gpu.model, gpu.memoryGiB);
       if (support.kind === "none") {
-        error(at, `${gpu.model} on node ${node.name} has no MIG (only ${MIG_FAMILIES} do), but ${where} is mode: mig`, known.length > 0 || node.sharingConfig !== undefined ? `give node ${node.name} a time-slicing sharingConfig (or none), and MIG only to the nodes with MIG cards` : "share this node's GPUs by time-slicing (mode: timeSlicing) or not at all (mode: none); for MIG on other nodes, give those nodes a sharingConfig of their own");
+        error(
+          at,
+          `${gpu.model} on node ${node.name} has no MIG (only ${MIG_FAMILIES} do), but ${where} is mode: mig`,
+          known.length > 0 || node.sharingConfig !== undefined
+            ? `give node ${node.name} a time-slicing sharingConfig (or none), and MIG only to the nodes with MIG cards`
+            : "share this node's GPUs by time-slicing (mode: timeSlicing) or not at all (mode: none); for MIG on other nodes, give those nodes a sharingConfig of their own",
+        );
       } else if (support.kind === "unknown-size") {
-        error(["gpu", "nodes", n, "gpus", g, "memoryGiB"], `no ${support.family} with MIG has ${gpu.memoryGiB} GiB (MIG-capable ${support.family}s have ${support.sizes.join(" or ")} GiB), so its MIG profiles cannot be checked`, `set memoryGiB to the card's memory as nvidia-smi reports it: ${support.sizes.join(" or ")}`);
+        error(
+          ["gpu", "nodes", n, "gpus", g, "memoryGiB"],
+          `no ${support.family} with MIG has ${gpu.memoryGiB} GiB (MIG-capable ${support.family}s have ${support.sizes.join(" or ")} GiB), so its MIG profiles cannot be checked`,
+          `set memoryGiB to the card's memory as nvidia-smi reports it: ${support.sizes.join(" or ")}`,
+        );
       } else {
         const problem = migLayoutProblem(support.gpu, sharing.profiles);
         if (problem !== undefined) {
           const profilePath: Path = problem.profile !== undefined ? [...path, "profiles", problem.profile] : [...path, "profiles"];
-          error(profilePath, `${problem.message} (${gpu.model} on node ${node.name})`, `choose MIG devices that fit one card, e.g. ${balanced(support.gpu.profiles)}`);
+          error(
+            profilePath,
+            `${problem.message} (${gpu.model} on node ${node.name})`,
+            `choose MIG devices that fit one card, e.g. ${balanced(support.gpu.profiles)}`,
+          );
         }
       }
     });
@@ -92,7 +122,11 @@ export function checkGpuSharing(spec: PlatformSpec, error: Report): void {
   const renamed = timeSliced.filter((config) => config.sharing.mode === "timeSlicing" && config.sharing.renameByDefault);
   if (renamed.length > 0 && renamed.length < timeSliced.length) {
     const plain = timeSliced.find((config) => !renamed.includes(config));
-    error([...(renamed[0]?.path ?? ["gpu", "sharing"]), "renameByDefault"], `${formatPath(renamed[0]?.path ?? [])} advertises time-slices as nvidia.com/gpu.shared but ${formatPath(plain?.path ?? [])} as nvidia.com/gpu: an engine asks for one name, so it could never use the other nodes`, "set renameByDefault alike in every time-slicing config");
+    error(
+      [...(renamed[0]?.path ?? ["gpu", "sharing"]), "renameByDefault"],
+      `${formatPath(renamed[0]?.path ?? [])} advertises time-slices as nvidia.com/gpu.shared but ${formatPath(plain?.path ?? [])} as nvidia.com/gpu: an engine asks for one name, so it could never use the other nodes`,
+      "set renameByDefault alike in every time-slicing config",
+    );
   }
 }
 
@@ -111,13 +145,27 @@ export function checkMigProfiles(spec: PlatformSpec, error: Report): void {
   const onlyMixed = mixed.length === used.length;
   const engines: { readonly path: Path; readonly what: string; readonly profile: string | undefined }[] = [
     { path: ["model", "engine", "migProfile"], what: "the engine", profile: engine.migProfile },
-    ...spec.adapters.flatMap((adapter, index) => (adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "migProfile"] as Path, what: `adapter ${adapter.name}'s own engine`, profile: adapter.dedicated.migProfile }] : [])),
+    ...spec.adapters.flatMap((adapter, index) =>
+      adapter.serving === "dedicated"
+        ? [
+            {
+              path: ["adapters", index, "dedicated", "migProfile"] as Path,
+              what: `adapter ${adapter.name}'s own engine`,
+              profile: adapter.dedicated.migProfile,
+            },
+          ]
+        : [],
+    ),
   ];
   const where = mixed.map((config) => formatPath(config.path)).join(", ");
   for (const { path, what, profile } of engines) {
     const field = formatPath(path);
     if (profile === undefined && onlyMixed) {
-      error(path, `MIG strategy mixed exposes one resource per profile, so ${what} must say which it needs`, `set ${field} to one of: ${offered.join(", ")}`);
+      error(
+        path,
+        `MIG strategy mixed exposes one resource per profile, so ${what} must say which it needs`,
+        `set ${field} to one of: ${offered.join(", ")}`,
+      );
     } else if (profile !== undefined && !offered.includes(profile)) {
       error(path, `MIG profile ${profile} is not among the profiles of ${where}`, `set ${field} to one of: ${offered.join(", ")}`);
     }

@@ -27,7 +27,9 @@ export function formatIssue(issue: SpecIssue): string {
 /** A spec that cannot be used. Lists every problem found, not just the first. */
 export class SpecError extends InputError {
   constructor(readonly issues: readonly SpecIssue[]) {
-    super(`${issues.length === 1 ? "the spec has a problem" : `the spec has ${issues.length} problems`}:\n${issues.map(formatIssue).join("\n")}`);
+    super(
+      `${issues.length === 1 ? "the spec has a problem" : `the spec has ${issues.length} problems`}:\n${issues.map(formatIssue).join("\n")}`,
+    );
   }
 }
 
@@ -100,7 +102,9 @@ export function keysAt(schema: z.ZodType, path: Path): string[] {
 
 /** The literal values allowed at `path` (a union's discriminator, for example). */
 export function literalsAt(schema: z.ZodType, path: Path): unknown[] {
-  return [...new Set(defsAt(schema, path).flatMap((def) => (def.type === "literal" || def.type === "enum" ? [...(def.values ?? [])] : [])))];
+  return [
+    ...new Set(defsAt(schema, path).flatMap((def) => (def.type === "literal" || def.type === "enum" ? [...(def.values ?? [])] : []))),
+  ];
 }
 
 function describe(value: unknown): string {
@@ -115,7 +119,12 @@ function describe(value: unknown): string {
  * A message and a fix for one zod issue, in the spec's words. `shown` maps a path in `input` to the
  * one the user sees (the spec's own path in the file, or the overlay's), for the fix to name it.
  */
-export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unknown, shown: (path: Path) => Path = (path) => path): { message: string; fix: string; path: Path } {
+export function explain(
+  issue: z.core.$ZodIssue,
+  schema: z.ZodType,
+  input: unknown,
+  shown: (path: Path) => Path = (path) => path,
+): { message: string; fix: string; path: Path } {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
   const named = (at: Path) => formatPath(shown(at));
   switch (issue.code) {
@@ -125,7 +134,14 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
       const guess = closest(key, known);
       return {
         path: [...path, key],
-        message: `unknown key ${JSON.stringify(key)}${issue.keys.length > 1 ? ` (and ${issue.keys.slice(1).map((k) => JSON.stringify(k)).join(", ")})` : ""}`,
+        message: `unknown key ${JSON.stringify(key)}${
+          issue.keys.length > 1
+            ? ` (and ${issue.keys
+                .slice(1)
+                .map((k) => JSON.stringify(k))
+                .join(", ")})`
+            : ""
+        }`,
         fix:
           guess === key
             ? `${JSON.stringify(key)} belongs to another form of this object (check its kind/mode); remove it here`
@@ -139,7 +155,11 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
       if (received === undefined) {
         return { path, message: `is required (expected ${issue.expected})`, fix: `add ${named(path)}` };
       }
-      return { path, message: `expected ${issue.expected}, got ${describe(received)}`, fix: `set ${named(path)} to ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}` };
+      return {
+        path,
+        message: `expected ${issue.expected}, got ${describe(received)}`,
+        fix: `set ${named(path)} to ${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`,
+      };
     }
     case "invalid_value":
       return {
@@ -150,10 +170,15 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
     case "invalid_union": {
       const literals = literalsAt(schema, path);
       if (literals.length > 0) {
-        return { path, message: `${describe(valueAt(input, path))} is not allowed`, fix: `use one of: ${literals.map((v) => JSON.stringify(v)).join(", ")}` };
+        return {
+          path,
+          message: `${describe(valueAt(input, path))} is not allowed`,
+          fix: `use one of: ${literals.map((v) => JSON.stringify(v)).join(", ")}`,
+        };
       }
       const known = keysAt(schema, path);
-      const forms = known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms";
+      const forms =
+        known.length > 0 ? `use exactly one of the keys: ${known.join(", ")}` : "see schema/platform.schema.json for the accepted forms";
       if (valueAt(input, path) === undefined) return { path, message: "is required", fix: `add ${named(path)}: ${forms}` };
       return { path, message: "does not match any accepted form", fix: forms };
     }
@@ -161,15 +186,31 @@ export function explain(issue: z.core.$ZodIssue, schema: z.ZodType, input: unkno
       // A record key its schema refuses (a label key): say what is wrong with the key itself.
       const key = String(path.at(-1) ?? issue.input ?? "");
       const why = issue.issues.map((inner) => inner.message).join("; ");
-      return { path, message: `the key ${JSON.stringify(key)} ${why}`, fix: `rename or remove the key ${JSON.stringify(key)} under ${named(path.slice(0, -1))}` };
+      return {
+        path,
+        message: `the key ${JSON.stringify(key)} ${why}`,
+        fix: `rename or remove the key ${JSON.stringify(key)} under ${named(path.slice(0, -1))}`,
+      };
     }
     case "too_big":
-      return { path, message: issue.message.replace(/^Too big: /, "too big: "), fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}` };
+      return {
+        path,
+        message: issue.message.replace(/^Too big: /, "too big: "),
+        fix: `use a value ${issue.inclusive === false ? "<" : "≤"} ${String(issue.maximum)}`,
+      };
     case "too_small":
-      return { path, message: issue.message.replace(/^Too small: /, "too small: "), fix: `use a value ${issue.inclusive === false ? ">" : "≥"} ${String(issue.minimum)}` };
+      return {
+        path,
+        message: issue.message.replace(/^Too small: /, "too small: "),
+        fix: `use a value ${issue.inclusive === false ? ">" : "≥"} ${String(issue.minimum)}`,
+      };
     default:
       // Our messages say what the value must be ("must be a DNS-1123 label"): the fix repeats that as it is.
-      return { path, message: `${describe(valueAt(input, path))} ${issue.message}`, fix: /^must /.test(issue.message) ? `change ${named(path)}: it ${issue.message}` : `change ${named(path)} (${issue.message})` };
+      return {
+        path,
+        message: `${describe(valueAt(input, path))} ${issue.message}`,
+        fix: /^must /.test(issue.message) ? `change ${named(path)}: it ${issue.message}` : `change ${named(path)} (${issue.message})`,
+      };
   }
 }
 

@@ -99,7 +99,10 @@ export function readSpec(file: string): string {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
-      throw new InputError(`spec file ${file} does not exist`, `pass --spec FILE, or start from the bundled example: cp ${BUNDLED_EXAMPLE} ./platform.yaml`);
+      throw new InputError(
+        `spec file ${file} does not exist`,
+        `pass --spec FILE, or start from the bundled example: cp ${BUNDLED_EXAMPLE} ./platform.yaml`,
+      );
     }
     throw new InputError(`cannot read spec file ${file}: ${(error as Error).message}`, "check the path and its permissions");
   }
@@ -126,7 +129,14 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
     throw new SpecError(
       doc.errors.map((error) => {
         const { line, col } = counter.linePos(error.pos[0]);
-        return { file: shown, line, column: col, path: [], message: `YAML syntax: ${error.message.split("\n")[0] ?? error.code}`, fix: "fix the YAML syntax at this position" };
+        return {
+          file: shown,
+          line,
+          column: col,
+          path: [],
+          message: `YAML syntax: ${error.message.split("\n")[0] ?? error.code}`,
+          fix: "fix the YAML syntax at this position",
+        };
       }),
     );
   }
@@ -168,7 +178,11 @@ function orphanedAdapters(parsed: ParsedSpec, env: string): SpecIssue[] {
 }
 
 /** Applies one environment's overlay (`null`: none), fills defaults and checks every rule. */
-function resolveEnvironment(parsed: ParsedSpec, env: string | null, options: Pick<LoadPlatformOptions, "file" | "localPaths">): LoadedPlatform {
+function resolveEnvironment(
+  parsed: ParsedSpec,
+  env: string | null,
+  options: Pick<LoadPlatformOptions, "file" | "localPaths">,
+): LoadedPlatform {
   const { document } = parsed;
   const known = Object.keys(document.environments);
   if (env !== null && !(env in document.environments)) {
@@ -177,14 +191,18 @@ function resolveEnvironment(parsed: ParsedSpec, env: string | null, options: Pic
         parsed,
         ["environments"],
         `environment ${JSON.stringify(env)} is not defined`,
-        known.length > 0 ? `pass --env with one of: ${known.join(", ")}, or add environments.${env}` : `add environments.${env} (it may be empty: {})`,
+        known.length > 0
+          ? `pass --env with one of: ${known.join(", ")}, or add environments.${env}`
+          : `add environments.${env} (it may be empty: {})`,
       ),
     ]);
   }
   const orphans = env === null ? [] : orphanedAdapters(parsed, env);
   if (orphans.length > 0) throw new SpecError(orphans);
   const merged: Merged =
-    env === null ? applyOverlay(document.spec, ["spec"], undefined, []) : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
+    env === null
+      ? applyOverlay(document.spec, ["spec"], undefined, [])
+      : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
   const result = PlatformSpec.safeParse(merged.value);
   if (!result.success) {
     throw new SpecError(
@@ -252,7 +270,10 @@ export function loadSpec(options: LoadSpecOptions): LoadedSpec {
           "make `spec` complete and valid on its own; environments should only override it",
         );
       }
-      throw new InputError(`${error.message}\n(in environment ${env}: one spec serves every environment, so each must be valid)`, `fix environment ${env}, or remove it from environments`);
+      throw new InputError(
+        `${error.message}\n(in environment ${env}: one spec serves every environment, so each must be valid)`,
+        `fix environment ${env}, or remove it from environments`,
+      );
     }
   };
   const base = within(null);

@@ -16,15 +16,33 @@ export interface MigGpu {
 
 /** The usual Hopper/Ampere ladder of profiles for a card of `gb` GB with 1g profiles of `small` and `large` GB. */
 function ladder(gb: number, small: number, large: number, three: number): Record<string, number> {
-  return { [`1g.${small}gb`]: 7, [`1g.${small}gb+me`]: 1, [`1g.${large}gb`]: 4, [`2g.${large}gb`]: 3, [`3g.${three}gb`]: 2, [`4g.${three}gb`]: 1, [`7g.${gb}gb`]: 1 };
+  return {
+    [`1g.${small}gb`]: 7,
+    [`1g.${small}gb+me`]: 1,
+    [`1g.${large}gb`]: 4,
+    [`2g.${large}gb`]: 3,
+    [`3g.${three}gb`]: 2,
+    [`4g.${three}gb`]: 1,
+    [`7g.${gb}gb`]: 1,
+  };
 }
 
 const SEVEN = { compute: 7, memory: 8 } as const;
 
 export const MIG_GPUS: readonly MigGpu[] = [
-  { family: "A100", memoryGiB: 40, slices: SEVEN, profiles: { "1g.5gb": 7, "1g.5gb+me": 1, "1g.10gb": 4, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1 } },
+  {
+    family: "A100",
+    memoryGiB: 40,
+    slices: SEVEN,
+    profiles: { "1g.5gb": 7, "1g.5gb+me": 1, "1g.10gb": 4, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1 },
+  },
   { family: "A100", memoryGiB: 80, slices: SEVEN, profiles: ladder(80, 10, 20, 40) },
-  { family: "A30", memoryGiB: 24, slices: { compute: 4, memory: 4 }, profiles: { "1g.6gb": 4, "1g.6gb+me": 1, "2g.12gb": 2, "2g.12gb+me": 1, "4g.24gb": 1 } },
+  {
+    family: "A30",
+    memoryGiB: 24,
+    slices: { compute: 4, memory: 4 },
+    profiles: { "1g.6gb": 4, "1g.6gb+me": 1, "2g.12gb": 2, "2g.12gb+me": 1, "4g.24gb": 1 },
+  },
   { family: "H100", memoryGiB: 80, slices: SEVEN, profiles: ladder(80, 10, 20, 40) },
   { family: "H100", memoryGiB: 94, slices: SEVEN, profiles: ladder(94, 12, 24, 47) },
   { family: "H100", memoryGiB: 96, slices: SEVEN, profiles: ladder(96, 12, 24, 48) },
@@ -80,20 +98,29 @@ export function parseMigProfile(profile: string): { readonly compute: number; re
  * one than it holds, or more compute or memory slices than it has. NVIDIA's placement rules are
  * stricter still (mig-parted refuses what cannot be placed); these are the sums a spec can get wrong.
  */
-export function migLayoutProblem(gpu: MigGpu, layout: Readonly<Record<string, number>>): { readonly profile?: string; readonly message: string } | undefined {
+export function migLayoutProblem(
+  gpu: MigGpu,
+  layout: Readonly<Record<string, number>>,
+): { readonly profile?: string; readonly message: string } | undefined {
   const name = `${gpu.family} ${gpu.memoryGiB}GB`;
   let compute = 0;
   let memory = 0;
   for (const [profile, count] of Object.entries(layout)) {
     const most = gpu.profiles[profile];
-    if (most === undefined) return { profile, message: `the ${name} has no MIG profile ${profile}; its profiles are ${Object.keys(gpu.profiles).join(", ")}` };
+    if (most === undefined)
+      return { profile, message: `the ${name} has no MIG profile ${profile}; its profiles are ${Object.keys(gpu.profiles).join(", ")}` };
     if (count > most) return { profile, message: `${count}× ${profile} does not fit one ${name}, which holds at most ${most}` };
     const parsed = parseMigProfile(profile);
     compute += (parsed?.compute ?? 0) * count;
     memory += Math.round(((parsed?.memoryGB ?? 0) * gpu.slices.memory) / gpu.memoryGiB) * count;
   }
-  const spelled = Object.entries(layout).map(([profile, count]) => `${count}× ${profile}`).join(" + ");
+  const spelled = Object.entries(layout)
+    .map(([profile, count]) => `${count}× ${profile}`)
+    .join(" + ");
   if (compute > gpu.slices.compute) return { message: `${spelled} takes ${compute} compute slices; the ${name} has ${gpu.slices.compute}` };
-  if (memory > gpu.slices.memory) return { message: `${spelled} takes ${memory} memory slices (${Math.round(gpu.memoryGiB / gpu.slices.memory)} GB each); the ${name} has ${gpu.slices.memory}` };
+  if (memory > gpu.slices.memory)
+    return {
+      message: `${spelled} takes ${memory} memory slices (${Math.round(gpu.memoryGiB / gpu.slices.memory)} GB each); the ${name} has ${gpu.slices.memory}`,
+    };
   return undefined;
 }

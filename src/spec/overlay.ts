@@ -37,10 +37,13 @@ function record(origins: Map<string, Path>, path: Path, source: Path, value: unk
 }
 
 function merge(base: unknown, overlay: unknown, path: Path, overlaySource: Path, origins: Map<string, Path>): unknown {
-  const switchesForm = (key: string) =>
-    isRecord(base) && isRecord(overlay) && key in overlay && key in base && base[key] !== overlay[key];
+  const switchesForm = (key: string) => isRecord(base) && isRecord(overlay) && key in overlay && key in base && base[key] !== overlay[key];
   if (isRecord(base) && isRecord(overlay) && !switchesForm("kind") && !switchesForm("mode")) {
-    const removed = new Set(Object.entries(overlay).filter(([, value]) => value === null).map(([key]) => key));
+    const removed = new Set(
+      Object.entries(overlay)
+        .filter(([, value]) => value === null)
+        .map(([key]) => key),
+    );
     const out: Record<string, unknown> = Object.fromEntries(Object.entries(base).filter(([key]) => !removed.has(key)));
     for (const [key, value] of Object.entries(overlay)) {
       if (value !== null) out[key] = merge(base[key], value, [...path, key], [...overlaySource, key], origins);

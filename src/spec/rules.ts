@@ -72,12 +72,23 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   spec.adapters.forEach((adapter, index) => {
     const at: Path = ["adapters", index];
     const sameName = names.get(adapter.name);
-    if (sameName !== undefined) error([...at, "name"], `adapter name ${JSON.stringify(adapter.name)} is already used by adapters[${sameName}]`, "give each adapter a unique name");
+    if (sameName !== undefined)
+      error(
+        [...at, "name"],
+        `adapter name ${JSON.stringify(adapter.name)} is already used by adapters[${sameName}]`,
+        "give each adapter a unique name",
+      );
     names.set(adapter.name, index);
-    if (adapter.name === spec.model.name) error([...at, "name"], `adapter name ${JSON.stringify(adapter.name)} is the base model's name`, "rename the adapter; clients select the base model by this name");
+    if (adapter.name === spec.model.name)
+      error(
+        [...at, "name"],
+        `adapter name ${JSON.stringify(adapter.name)} is the base model's name`,
+        "rename the adapter; clients select the base model by this name",
+      );
     const route = adapterRoute(adapter);
     const sameRoute = routes.get(route);
-    if (sameRoute !== undefined) error([...at, "route"], `route ${route} is already used by adapters[${sameRoute}]`, "give each adapter its own route prefix");
+    if (sameRoute !== undefined)
+      error([...at, "route"], `route ${route} is already used by adapters[${sameRoute}]`, "give each adapter its own route prefix");
     routes.set(route, index);
     if (route === "/v1" || route === "/healthz" || route === "/readyz" || route === "/metrics" || route === "/console") {
       error([...at, "route"], `route ${route} collides with one of the gateway's own paths`, "choose another prefix");
@@ -85,10 +96,18 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
 
     const maxTokens = adapter.sampling.maxTokens;
     if (engine.kind === "vllm" && maxTokens !== undefined && maxTokens >= engine.maxModelLen) {
-      error([...at, "sampling", "maxTokens"], `maxTokens ${maxTokens} leaves no room for the prompt in model.engine.maxModelLen ${engine.maxModelLen}: vLLM refuses every request that uses the default`, `lower sampling.maxTokens below ${engine.maxModelLen} (by the longest prompt you expect), or raise model.engine.maxModelLen`);
+      error(
+        [...at, "sampling", "maxTokens"],
+        `maxTokens ${maxTokens} leaves no room for the prompt in model.engine.maxModelLen ${engine.maxModelLen}: vLLM refuses every request that uses the default`,
+        `lower sampling.maxTokens below ${engine.maxModelLen} (by the longest prompt you expect), or raise model.engine.maxModelLen`,
+      );
     }
     if (adapter.lora && engine.kind === "vllm" && adapter.lora.rank > engine.maxLoraRank) {
-      error([...at, "lora", "rank"], `LoRA rank ${adapter.lora.rank} exceeds model.engine.maxLoraRank ${engine.maxLoraRank}; vLLM would refuse to load it`, `raise model.engine.maxLoraRank to at least ${adapter.lora.rank}`);
+      error(
+        [...at, "lora", "rank"],
+        `LoRA rank ${adapter.lora.rank} exceeds model.engine.maxLoraRank ${engine.maxLoraRank}; vLLM would refuse to load it`,
+        `raise model.engine.maxLoraRank to at least ${adapter.lora.rank}`,
+      );
     }
     if (adapter.lora && "path" in adapter.lora.source && options.localPaths !== true) {
       error(
@@ -98,7 +117,11 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
       );
     }
     if (adapter.lora && engine.kind === "llamacpp" && !isGgufLora(adapter.lora.source)) {
-      warning([...at, "lora"], "the llamacpp engine loads only GGUF LoRAs; this adapter is served as the base model with its system prompt", "point lora.source at a .gguf (convert_lora_to_gguf.py), or set lora: null in this environment");
+      warning(
+        [...at, "lora"],
+        "the llamacpp engine loads only GGUF LoRAs; this adapter is served as the base model with its system prompt",
+        "point lora.source at a .gguf (convert_lora_to_gguf.py), or set lora: null in this environment",
+      );
     }
     if (adapter.serving === "dedicated" && engine.kind !== "vllm") {
       error([...at, "serving"], "dedicated serving needs the vllm engine", "use serving: shared in environments with the llamacpp engine");
@@ -113,7 +136,15 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
     const engines: { readonly path: Path; readonly gpuSlices: number; readonly migProfile: string | undefined }[] = [
       { path: ["model", "engine", "gpuSlices"], gpuSlices: engine.gpuSlices, migProfile: engine.migProfile },
       ...spec.adapters.flatMap((adapter, index) =>
-        adapter.serving === "dedicated" ? [{ path: ["adapters", index, "dedicated", "gpuSlices"] as Path, gpuSlices: adapter.dedicated.gpuSlices, migProfile: adapter.dedicated.migProfile }] : [],
+        adapter.serving === "dedicated"
+          ? [
+              {
+                path: ["adapters", index, "dedicated", "gpuSlices"] as Path,
+                gpuSlices: adapter.dedicated.gpuSlices,
+                migProfile: adapter.dedicated.migProfile,
+              },
+            ]
+          : [],
       ),
     ];
     const tp = engine.tensorParallel;
@@ -121,43 +152,91 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
       const field = formatPath(path);
       if (getsMigDevice(spec, migProfile) && gpuSlices > 1) {
         // CUDA shows a process one MIG device only: a second one in the same container goes unused.
-        error(path, `under MIG a container can use one MIG device only (CUDA enumerates one per process), but ${field} is ${gpuSlices}`, "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism");
+        error(
+          path,
+          `under MIG a container can use one MIG device only (CUDA enumerates one per process), but ${field} is ${gpuSlices}`,
+          "set gpuSlices (and tensorParallel) to 1 with a MIG profile the model fits, or use whole GPUs (gpu.sharing.mode: none) for tensor parallelism",
+        );
       } else if (tp > 1 && gpuSlices !== tp) {
         // vLLM runs one tensor-parallel rank per GPU: the pod gets exactly that many.
-        error(path, `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but ${field} is ${gpuSlices}`, `set ${field} to ${tp}`);
+        error(
+          path,
+          `model.engine.tensorParallel is ${tp}, so vLLM runs ${tp} ranks, one per GPU, but ${field} is ${gpuSlices}`,
+          `set ${field} to ${tp}`,
+        );
       }
     }
     checkArchitecture(platform, warning);
   }
   if (engine.kind === "vllm" && engine.maxCpuLoras !== undefined && engine.maxCpuLoras < engine.maxLoras) {
-    error(["model", "engine", "maxCpuLoras"], `maxCpuLoras ${engine.maxCpuLoras} is below maxLoras ${engine.maxLoras}: vLLM refuses to start`, `set model.engine.maxCpuLoras to at least ${engine.maxLoras}, or leave it out (vLLM then uses maxLoras)`);
+    error(
+      ["model", "engine", "maxCpuLoras"],
+      `maxCpuLoras ${engine.maxCpuLoras} is below maxLoras ${engine.maxLoras}: vLLM refuses to start`,
+      `set model.engine.maxCpuLoras to at least ${engine.maxLoras}, or leave it out (vLLM then uses maxLoras)`,
+    );
   }
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
-    error(["model", "engine", "kind"], "the vllm engine needs a GPU, but gpu.enabled is false", "use engine kind llamacpp for GPU-less environments, or enable the GPU");
+    error(
+      ["model", "engine", "kind"],
+      "the vllm engine needs a GPU, but gpu.enabled is false",
+      "use engine kind llamacpp for GPU-less environments, or enable the GPU",
+    );
   }
   if (spec.gpu.enabled && spec.gpu.nodes.length === 0 && engine.kind === "vllm") {
-    warning(["gpu", "nodes"], "no GPU nodes are declared, so capacity cannot be planned", "list the GPU nodes with their GPUs' memory under gpu.nodes");
+    warning(
+      ["gpu", "nodes"],
+      "no GPU nodes are declared, so capacity cannot be planned",
+      "list the GPU nodes with their GPUs' memory under gpu.nodes",
+    );
   }
   checkGpuSharing(spec, error);
   checkMigProfiles(spec, error);
   if (spec.ingress.enabled && spec.ingress.tls.issuer !== "selfSigned" && spec.certificates.acme === undefined) {
-    error(["ingress", "tls", "issuer"], `issuer ${spec.ingress.tls.issuer} needs an ACME account`, "add certificates.acme with email and solver, or use issuer selfSigned");
+    error(
+      ["ingress", "tls", "issuer"],
+      `issuer ${spec.ingress.tls.issuer} needs an ACME account`,
+      "add certificates.acme with email and solver, or use issuer selfSigned",
+    );
   }
   if ("huggingFace" in spec.model.source && spec.model.source.huggingFace.revision === "main") {
-    warning(["model", "source", "huggingFace", "revision"], "the model revision is the moving branch 'main'", "pin a commit so every deploy serves the same weights");
+    warning(
+      ["model", "source", "huggingFace", "revision"],
+      "the model revision is the moving branch 'main'",
+      "pin a commit so every deploy serves the same weights",
+    );
   }
-  if (engine.kind === "llamacpp" && "huggingFace" in spec.model.source && !spec.model.source.huggingFace.file?.toLowerCase().endsWith(".gguf")) {
-    error(["model", "source", "huggingFace", "file"], "the llamacpp engine needs a GGUF file", "set model.source.huggingFace.file to a .gguf file of the repo");
+  if (
+    engine.kind === "llamacpp" &&
+    "huggingFace" in spec.model.source &&
+    !spec.model.source.huggingFace.file?.toLowerCase().endsWith(".gguf")
+  ) {
+    error(
+      ["model", "source", "huggingFace", "file"],
+      "the llamacpp engine needs a GGUF file",
+      "set model.source.huggingFace.file to a .gguf file of the repo",
+    );
   }
   const embeddings = spec.embeddings;
   if (embeddings.server === "llamacpp" && embeddings.endpoint === undefined && !embeddings.file?.toLowerCase().endsWith(".gguf")) {
-    error(["embeddings", "file"], "embeddings.server llamacpp serves a GGUF file of embeddings.model, but embeddings.file names none", "set embeddings.file to a .gguf of the repo, e.g. model: CompendiumLabs/bge-small-en-v1.5-gguf with file: bge-small-en-v1.5-q8_0.gguf");
+    error(
+      ["embeddings", "file"],
+      "embeddings.server llamacpp serves a GGUF file of embeddings.model, but embeddings.file names none",
+      "set embeddings.file to a .gguf of the repo, e.g. model: CompendiumLabs/bge-small-en-v1.5-gguf with file: bge-small-en-v1.5-q8_0.gguf",
+    );
   }
   if (embeddings.server === "tei" && embeddings.file !== undefined) {
-    warning(["embeddings", "file"], "embeddings.file is read only with embeddings.server llamacpp; text-embeddings-inference fetches the whole model repo", "remove embeddings.file, or set embeddings.server: llamacpp");
+    warning(
+      ["embeddings", "file"],
+      "embeddings.file is read only with embeddings.server llamacpp; text-embeddings-inference fetches the whole model repo",
+      "remove embeddings.file, or set embeddings.server: llamacpp",
+    );
   }
   if (spec.gateway.auth === "optional" && platform.environment !== "local") {
-    warning(["gateway", "auth"], `API keys are optional in environment ${platform.environment}`, "set gateway.auth: required outside local development");
+    warning(
+      ["gateway", "auth"],
+      `API keys are optional in environment ${platform.environment}`,
+      "set gateway.auth: required outside local development",
+    );
   }
   return findings;
 }

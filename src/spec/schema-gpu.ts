@@ -9,14 +9,19 @@ export const GpuModel = z.strictObject({
 });
 
 /** The name of a device-plugin config: a node label value and a key of the plugin's ConfigMap. */
-const sharingConfigName = dnsLabel.refine((name) => name !== "default", "must not be 'default': that is the name of gpu.sharing, the config of every node without one");
+const sharingConfigName = dnsLabel.refine(
+  (name) => name !== "default",
+  "must not be 'default': that is the name of gpu.sharing, the config of every node without one",
+);
 
 export const GpuNode = z.strictObject({
   name: z.string().min(1).describe("Kubernetes node name"),
   gpus: z.array(GpuModel).min(1),
   sharingConfig: sharingConfigName
     .optional()
-    .describe("a key of gpu.sharingConfigs: how this node's GPUs are shared (the node is labelled nvidia.com/device-plugin.config=<name>); default: gpu.sharing"),
+    .describe(
+      "a key of gpu.sharingConfigs: how this node's GPUs are shared (the node is labelled nvidia.com/device-plugin.config=<name>); default: gpu.sharing",
+    ),
 });
 
 const MigProfiles = z.record(z.string().regex(/^\d+g\.\d+gb(\+me)?$/, "must be a MIG profile such as 1g.10gb"), z.number().int().min(1));
@@ -42,7 +47,9 @@ export const Gpu = z.strictObject({
   sharingConfigs: z
     .record(sharingConfigName, GpuSharing)
     .default({})
-    .describe("named sharing configs for groups of nodes (MIG on A100s, time-slicing on L4s): a node picks one with gpu.nodes[].sharingConfig; the device plugin reads it from the node label nvidia.com/device-plugin.config"),
+    .describe(
+      "named sharing configs for groups of nodes (MIG on A100s, time-slicing on L4s): a node picks one with gpu.nodes[].sharingConfig; the device plugin reads it from the node label nvidia.com/device-plugin.config",
+    ),
   nodes: z.array(GpuNode).default([]),
   nodeSelector: z.record(z.string(), z.string()).default({ "nvidia.com/gpu.present": "true" }),
   devicePlugin: z
@@ -50,9 +57,14 @@ export const Gpu = z.strictObject({
       managedBy: z.enum(["diatonic", "gpu-operator"]).default("diatonic"),
       namespace: dnsLabel
         .optional()
-        .describe("where its config (and, managed by diatonic, the plugin) goes; default: nvidia-device-plugin, or gpu-operator when the GPU Operator manages it (it reads the config from its own namespace)"),
+        .describe(
+          "where its config (and, managed by diatonic, the plugin) goes; default: nvidia-device-plugin, or gpu-operator when the GPU Operator manages it (it reads the config from its own namespace)",
+        ),
       image: image.default("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"),
     })
-    .transform(({ namespace, ...plugin }) => ({ ...plugin, namespace: namespace ?? (plugin.managedBy === "gpu-operator" ? "gpu-operator" : "nvidia-device-plugin") }))
+    .transform(({ namespace, ...plugin }) => ({
+      ...plugin,
+      namespace: namespace ?? (plugin.managedBy === "gpu-operator" ? "gpu-operator" : "nvidia-device-plugin"),
+    }))
     .prefault({}),
 });

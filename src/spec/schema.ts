@@ -23,7 +23,12 @@ const labelKey = z
   .regex(LABEL.key, "must be a Kubernetes label key such as team or example.com/team")
   .refine((key) => !LABEL.reservedKey.test(key), "is a label diatonic sets itself (app.kubernetes.io/*, applyset.kubernetes.io/*)");
 
-const labelValue = z.string().regex(LABEL.value, "must be a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+const labelValue = z
+  .string()
+  .regex(
+    LABEL.value,
+    "must be a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+  );
 
 export const SecretKeyRef = z.strictObject({
   name: dnsLabel.describe("Secret name in the platform namespace"),
@@ -73,7 +78,11 @@ export const VllmEngine = z.strictObject({
     .describe("the largest LoRA rank the engine takes; vLLM accepts only these values"),
   maxCpuLoras: z.number().int().min(1).optional().describe("LoRAs cached in CPU memory, at least maxLoras (default: vLLM's, maxLoras)"),
   gpuSlices: z.number().int().min(1).default(1).describe("nvidia.com/gpu units requested (time-slices or whole GPUs)"),
-  migProfile: z.string().regex(/^\d+g\.\d+gb$/).optional().describe("with MIG strategy mixed: the MIG device to request, e.g. 3g.40gb"),
+  migProfile: z
+    .string()
+    .regex(/^\d+g\.\d+gb$/)
+    .optional()
+    .describe("with MIG strategy mixed: the MIG device to request, e.g. 3g.40gb"),
   replicas: z.number().int().min(0).default(1),
   shmSize: quantity.default("2Gi"),
   extraArgs: z.array(z.string()).default([]),
@@ -115,10 +124,14 @@ export const Model = z.strictObject({
       image: image.default("ghcr.io/diatonic-ai/engine:0.1.0"),
       envConfigMap: dnsLabel
         .default("download-env")
-        .describe("an optional ConfigMap whose keys become the downloads' environment: HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY, NO_PROXY; none is fine"),
+        .describe(
+          "an optional ConfigMap whose keys become the downloads' environment: HF_ENDPOINT for a Hugging Face mirror, HTTPS_PROXY, NO_PROXY; none is fine",
+        ),
     })
     .prefault({})
-    .describe("the init container that fetches the base model into each engine pod before the engine starts (runs `diatonic model-download`)"),
+    .describe(
+      "the init container that fetches the base model into each engine pod before the engine starts (runs `diatonic model-download`)",
+    ),
   adapterAgent: z
     .strictObject({
       image: image.default("ghcr.io/diatonic-ai/engine:0.1.0"),
@@ -126,7 +139,9 @@ export const Model = z.strictObject({
       resources: resources("50m", "128Mi", "1", "512Mi"),
     })
     .prefault({})
-    .describe("the sidecar in each engine pod that fetches the adapters' LoRA files and loads and unloads them in the engine at runtime (runs `diatonic adapter-agent`)"),
+    .describe(
+      "the sidecar in each engine pod that fetches the adapters' LoRA files and loads and unloads them in the engine at runtime (runs `diatonic adapter-agent`)",
+    ),
 });
 
 export const Sampling = z.strictObject({
@@ -166,7 +181,9 @@ export const LoraSource = z.union([
       })
       .describe("a LoRA file (.gguf, .safetensors) or a PEFT folder packed as .tar/.tar.gz/.tgz, served by any HTTP(S) server"),
   }),
-  z.strictObject({ path: z.string().min(1).describe("a LoRA file or folder on this machine, relative to the spec file: for `diatonic dev` only") }),
+  z.strictObject({
+    path: z.string().min(1).describe("a LoRA file or folder on this machine, relative to the spec file: for `diatonic dev` only"),
+  }),
 ]);
 
 export const Adapter = z.strictObject({
@@ -197,7 +214,9 @@ export const Adapter = z.strictObject({
         .string()
         .regex(/^\d+g\.\d+gb$/, "must be a MIG profile such as 1g.10gb")
         .optional()
-        .describe("with MIG strategy mixed: the MIG device this adapter's own engine requests (its own shape, not model.engine.migProfile)"),
+        .describe(
+          "with MIG strategy mixed: the MIG device this adapter's own engine requests (its own shape, not model.engine.migProfile)",
+        ),
     })
     .prefault({})
     .describe("the adapter's own engine, with serving: dedicated: one LoRA slot, and its own GPU shape"),
@@ -214,7 +233,10 @@ export const Qdrant = z.strictObject({
   backups: z
     .strictObject({
       enabled: z.boolean().default(true),
-      schedule: z.string().regex(/^(\S+\s+){4}\S+$/, "must be a cron schedule with five fields, e.g. 17 3 * * *").default("17 3 * * *"),
+      schedule: z
+        .string()
+        .regex(/^(\S+\s+){4}\S+$/, "must be a cron schedule with five fields, e.g. 17 3 * * *")
+        .default("17 3 * * *"),
       keep: z.number().int().min(1).max(100).default(7).describe("snapshots kept per Qdrant node; older ones are deleted"),
       image: image.default("curlimages/curl:8.11.1").describe("image with sh and curl that calls Qdrant's snapshot API"),
     })
@@ -231,11 +253,25 @@ export const Embeddings = z
     server: z
       .enum(EMBEDDINGS_SERVERS)
       .default("tei")
-      .describe("tei: Hugging Face text-embeddings-inference, which fetches `model` itself; llamacpp: the engine image (`diatonic engine`) serving the GGUF `file` of `model`, fetched first by the model-download init container (for CPU environments that run no image but the platform's own)"),
-    model: z.string().min(1).default("BAAI/bge-small-en-v1.5").describe("Hugging Face model id the embeddings server serves (with llamacpp: the repo holding `file`); the gateway asks for embeddings by this name"),
+      .describe(
+        "tei: Hugging Face text-embeddings-inference, which fetches `model` itself; llamacpp: the engine image (`diatonic engine`) serving the GGUF `file` of `model`, fetched first by the model-download init container (for CPU environments that run no image but the platform's own)",
+      ),
+    model: z
+      .string()
+      .min(1)
+      .default("BAAI/bge-small-en-v1.5")
+      .describe(
+        "Hugging Face model id the embeddings server serves (with llamacpp: the repo holding `file`); the gateway asks for embeddings by this name",
+      ),
     revision: z.string().min(1).optional().describe("model revision (pin a commit for reproducible vectors)"),
-    file: z.string().min(1).optional().describe("with server llamacpp: the GGUF file of `model` to serve, e.g. bge-small-en-v1.5-q8_0.gguf"),
-    image: image.optional().describe("default: ghcr.io/huggingface/text-embeddings-inference:cpu-1.9.4 (tei), model.downloader.image (llamacpp)"),
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("with server llamacpp: the GGUF file of `model` to serve, e.g. bge-small-en-v1.5-q8_0.gguf"),
+    image: image
+      .optional()
+      .describe("default: ghcr.io/huggingface/text-embeddings-inference:cpu-1.9.4 (tei), model.downloader.image (llamacpp)"),
     replicas: z.number().int().min(1).default(1),
     cache: quantity.default("2Gi").describe("size of the model cache volume"),
     resources: resources("250m", "512Mi", "2", "2Gi"),
@@ -253,14 +289,23 @@ export const Gateway = z.strictObject({
       tokensPerMinute: z.number().int().min(1).default(200_000),
     })
     .prefault({}),
-  maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
   logPrompts: z.boolean().default(false),
   autoscaling: z
     .strictObject({
       enabled: z.boolean().default(true),
       maxReplicas: z.number().int().min(1).default(6),
       targetCpuUtilization: z.number().int().min(10).max(100).default(70),
-      inFlightPerPod: z.number().int().min(1).default(32).describe("with a metrics adapter: scale when requests in flight per pod pass this"),
+      inFlightPerPod: z
+        .number()
+        .int()
+        .min(1)
+        .default(32)
+        .describe("with a metrics adapter: scale when requests in flight per pod pass this"),
     })
     .prefault({})
     .describe("HPA for the gateway; replicas becomes its minimum"),
@@ -274,7 +319,10 @@ export const Ingress = z.strictObject({
   className: z.enum(["nginx", "contour"]).default("nginx"),
   host: z
     .string()
-    .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a fully qualified host name such as llm.lab.example.com")
+    .regex(
+      /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+      "must be a fully qualified host name such as llm.lab.example.com",
+    )
     .default("llm.lab.local"),
   tls: z.strictObject({ issuer: TlsIssuer.default("selfSigned") }).prefault({}),
   controllerNamespace: dnsLabel.optional().describe("namespace of the ingress controller pods (default: ingress-nginx or projectcontour)"),
@@ -284,7 +332,10 @@ export const Ingress = z.strictObject({
 
 export const Certificates = z.strictObject({
   selfSigned: z
-    .strictObject({ caCommonName: z.string().min(1).default("Diatonic internal CA"), clusterResourceNamespace: dnsLabel.default("cert-manager") })
+    .strictObject({
+      caCommonName: z.string().min(1).default("Diatonic internal CA"),
+      clusterResourceNamespace: dnsLabel.default("cert-manager"),
+    })
     .prefault({}),
   acme: z
     .strictObject({
@@ -329,7 +380,9 @@ export const PlatformDocument = z.strictObject({
     labels: z
       .record(labelKey, labelValue)
       .default({})
-      .describe("labels on every rendered object and pod template (but the shared device plugin's pods): a team, a cost centre, or kube-prometheus-stack's `release` so that its Prometheus selects the ServiceMonitors and rules"),
+      .describe(
+        "labels on every rendered object and pod template (but the shared device plugin's pods): a team, a cost centre, or kube-prometheus-stack's `release` so that its Prometheus selects the ServiceMonitors and rules",
+      ),
   }),
   spec: z.record(z.string(), z.unknown()),
   environments: z.record(dnsLabel, z.record(z.string(), z.unknown())).default({}),

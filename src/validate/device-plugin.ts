@@ -53,7 +53,18 @@ const NAME_HINT = /device-plugin|time-slicing|timeslicing|nvidia/i;
  * a ConfigMap found by its name holds a config only if its value has one of them (a platform named
  * `nvidia-lab` names its Grafana dashboard's ConfigMap after itself).
  */
-const PLUGIN_KEYS = ["flags", "sharing", "timeSlicing", "resources", "mps", "imex", "replicas", "renameByDefault", "failRequestsGreaterThanOne", "migStrategy"];
+const PLUGIN_KEYS = [
+  "flags",
+  "sharing",
+  "timeSlicing",
+  "resources",
+  "mps",
+  "imex",
+  "replicas",
+  "renameByDefault",
+  "failRequestsGreaterThanOne",
+  "migStrategy",
+];
 
 const found = new WeakMap<Inventory, FoundConfig[]>();
 
@@ -78,10 +89,14 @@ function scan(inventory: Inventory): FoundConfig[] {
         raw = parse(text);
       } catch {
         // Broken YAML is a config only when it reads like one (a script in a ConfigMap named nvidia-… is not).
-        return named && /^\s*(version|flags|sharing|timeSlicing)\s*:/m.test(text) ? [{ configMap, key, raw: text, problems: ["is not valid YAML"] }] : [];
+        return named && /^\s*(version|flags|sharing|timeSlicing)\s*:/m.test(text)
+          ? [{ configMap, key, raw: text, problems: ["is not valid YAML"] }]
+          : [];
       }
-      const looksLike = typeof raw === "object" && raw !== null && ("sharing" in raw || "timeSlicing" in raw || ("version" in raw && "flags" in raw));
-      const namedLikeOne = named && typeof raw === "object" && raw !== null && !("mig-configs" in raw) && PLUGIN_KEYS.some((key) => key in raw);
+      const looksLike =
+        typeof raw === "object" && raw !== null && ("sharing" in raw || "timeSlicing" in raw || ("version" in raw && "flags" in raw));
+      const namedLikeOne =
+        named && typeof raw === "object" && raw !== null && !("mig-configs" in raw) && PLUGIN_KEYS.some((key) => key in raw);
       if (!looksLike && !namedLikeOne) return [];
       const result = NvidiaDevicePluginConfig.safeParse(raw);
       if (result.success) return [{ configMap, key, raw, parsed: result.data, problems: [] }];

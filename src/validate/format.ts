@@ -8,10 +8,13 @@ function human(result: ValidationResult, color: boolean): string {
   const paint = (code: string, text: string) => (color ? `\u001b[${code}m${text}\u001b[0m` : text);
   const mark = { error: paint("31", "error"), warning: paint("33", "warning"), info: paint("36", "info") } as const;
   const lines = result.findings.map(
-    (f: Finding) => `${mark[f.severity]} ${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}\n  at ${f.path}\n  ${f.message}\n  fix: ${f.fix}`,
+    (f: Finding) =>
+      `${mark[f.severity]} ${f.ruleId} ${f.resource}${f.file ? ` (${f.file})` : ""}\n  at ${f.path}\n  ${f.message}\n  fix: ${f.fix}`,
   );
   const infos = result.findings.length - result.errors - result.warnings;
-  lines.push(`${result.objects} objects checked by ${rules.length} rules: ${result.errors} error(s), ${result.warnings} warning(s), ${infos} note(s)`);
+  lines.push(
+    `${result.objects} objects checked by ${rules.length} rules: ${result.errors} error(s), ${result.warnings} warning(s), ${infos} note(s)`,
+  );
   return `${lines.join("\n")}\n`;
 }
 
@@ -24,12 +27,27 @@ function sarif(result: ValidationResult): string {
       version: "2.1.0",
       runs: [
         {
-          tool: { driver: { name: "diatonic validate", informationUri: "https://diatonic.ai", rules: rules.map((r) => ({ id: r.id, shortDescription: { text: r.summary }, defaultConfiguration: { level: level[r.severity] } })) } },
+          tool: {
+            driver: {
+              name: "diatonic validate",
+              informationUri: "https://diatonic.ai",
+              rules: rules.map((r) => ({
+                id: r.id,
+                shortDescription: { text: r.summary },
+                defaultConfiguration: { level: level[r.severity] },
+              })),
+            },
+          },
           results: result.findings.map((f) => ({
             ruleId: f.ruleId,
             level: level[f.severity],
             message: { text: `${f.resource} ${f.path}: ${f.message} Fix: ${f.fix}` },
-            locations: [{ physicalLocation: { artifactLocation: { uri: f.file ?? f.resource } }, logicalLocations: [{ fullyQualifiedName: `${f.resource}#${f.path}`, kind: "resource" }] }],
+            locations: [
+              {
+                physicalLocation: { artifactLocation: { uri: f.file ?? f.resource } },
+                logicalLocations: [{ fullyQualifiedName: `${f.resource}#${f.path}`, kind: "resource" }],
+              },
+            ],
           })),
         },
       ],

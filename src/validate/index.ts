@@ -13,7 +13,18 @@ import { workloadRules } from "./rules/workload.ts";
 import type { Finding, Rule, ValidationEnvironment } from "./types.ts";
 
 /** Every rule, in the order findings are reported. */
-export const rules: readonly Rule[] = [...specRules, ...schemaRules, ...podSecurityRules, ...rbacRules, ...workloadRules, ...wiringRules, ...storageScalingRules, ...networkRules, ...gpuRules, ...gpuPodRules];
+export const rules: readonly Rule[] = [
+  ...specRules,
+  ...schemaRules,
+  ...podSecurityRules,
+  ...rbacRules,
+  ...workloadRules,
+  ...wiringRules,
+  ...storageScalingRules,
+  ...networkRules,
+  ...gpuRules,
+  ...gpuPodRules,
+];
 
 const order = { error: 0, warning: 1, info: 2 } as const;
 
@@ -25,7 +36,11 @@ export interface ValidationResult {
 }
 
 /** Runs every rule over the objects; findings sorted by severity, then resource. */
-export function validateObjects(objects: readonly KubeObject[], env: ValidationEnvironment = {}, files: ReadonlyMap<string, string> = new Map()): ValidationResult {
+export function validateObjects(
+  objects: readonly KubeObject[],
+  env: ValidationEnvironment = {},
+  files: ReadonlyMap<string, string> = new Map(),
+): ValidationResult {
   const inventory = new Inventory(objects, files);
   const findings = rules
     .flatMap((rule) => rule.check({ inventory, env }))

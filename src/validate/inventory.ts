@@ -7,15 +7,35 @@ export interface ContainerLike {
   readonly image?: string;
   readonly command?: readonly string[];
   readonly args?: readonly string[];
-  readonly ports?: readonly { readonly name?: string; readonly containerPort: number; readonly protocol?: string; readonly hostPort?: number }[];
-  readonly env?: readonly { readonly name: string; readonly value?: string; readonly valueFrom?: { readonly secretKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean }; readonly configMapKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean } } }[];
-  readonly envFrom?: readonly { readonly configMapRef?: { readonly name: string; readonly optional?: boolean }; readonly secretRef?: { readonly name: string; readonly optional?: boolean } }[];
+  readonly ports?: readonly {
+    readonly name?: string;
+    readonly containerPort: number;
+    readonly protocol?: string;
+    readonly hostPort?: number;
+  }[];
+  readonly env?: readonly {
+    readonly name: string;
+    readonly value?: string;
+    readonly valueFrom?: {
+      readonly secretKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean };
+      readonly configMapKeyRef?: { readonly name: string; readonly key: string; readonly optional?: boolean };
+    };
+  }[];
+  readonly envFrom?: readonly {
+    readonly configMapRef?: { readonly name: string; readonly optional?: boolean };
+    readonly secretRef?: { readonly name: string; readonly optional?: boolean };
+  }[];
   readonly resources?: { readonly requests?: Readonly<Record<string, string>>; readonly limits?: Readonly<Record<string, string>> };
   readonly securityContext?: SecurityContextLike;
   readonly readinessProbe?: ProbeLike;
   readonly livenessProbe?: ProbeLike;
   readonly startupProbe?: ProbeLike;
-  readonly volumeMounts?: readonly { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean; readonly subPath?: string }[];
+  readonly volumeMounts?: readonly {
+    readonly name: string;
+    readonly mountPath: string;
+    readonly readOnly?: boolean;
+    readonly subPath?: string;
+  }[];
 }
 
 export interface SecurityContextLike {
@@ -56,7 +76,9 @@ export interface PodSpecLike {
   readonly serviceAccountName?: string;
   readonly nodeName?: string;
   readonly nodeSelector?: Readonly<Record<string, string>>;
-  readonly affinity?: { readonly podAntiAffinity?: { readonly requiredDuringSchedulingIgnoredDuringExecution?: readonly { readonly topologyKey?: string }[] } };
+  readonly affinity?: {
+    readonly podAntiAffinity?: { readonly requiredDuringSchedulingIgnoredDuringExecution?: readonly { readonly topologyKey?: string }[] };
+  };
   readonly automountServiceAccountToken?: boolean;
   readonly securityContext?: SecurityContextLike & { readonly fsGroup?: number };
   readonly hostNetwork?: boolean;
@@ -86,7 +108,12 @@ interface Templated {
     readonly replicas?: number;
     readonly parallelism?: number;
     readonly template?: { readonly metadata?: { readonly labels?: Record<string, string> }; readonly spec?: PodSpecLike };
-    readonly jobTemplate?: { readonly spec?: { readonly parallelism?: number; readonly template?: { readonly metadata?: { readonly labels?: Record<string, string> }; readonly spec?: PodSpecLike } } };
+    readonly jobTemplate?: {
+      readonly spec?: {
+        readonly parallelism?: number;
+        readonly template?: { readonly metadata?: { readonly labels?: Record<string, string> }; readonly spec?: PodSpecLike };
+      };
+    };
   };
 }
 
@@ -101,17 +128,38 @@ function podTemplateOf(object: KubeObject): PodTemplate | undefined {
     case "DaemonSet": {
       const template = typed.spec?.template;
       if (!template?.spec) return undefined;
-      return { ...base, path: "spec.template.spec", labels: template.metadata?.labels ?? {}, spec: template.spec, replicas: object.kind === "DaemonSet" ? 1 : typed.spec?.replicas ?? 1, longRunning: true };
+      return {
+        ...base,
+        path: "spec.template.spec",
+        labels: template.metadata?.labels ?? {},
+        spec: template.spec,
+        replicas: object.kind === "DaemonSet" ? 1 : (typed.spec?.replicas ?? 1),
+        longRunning: true,
+      };
     }
     case "Job": {
       const template = typed.spec?.template;
       if (!template?.spec) return undefined;
-      return { ...base, path: "spec.template.spec", labels: template.metadata?.labels ?? {}, spec: template.spec, replicas: typed.spec?.parallelism ?? 1, longRunning: false };
+      return {
+        ...base,
+        path: "spec.template.spec",
+        labels: template.metadata?.labels ?? {},
+        spec: template.spec,
+        replicas: typed.spec?.parallelism ?? 1,
+        longRunning: false,
+      };
     }
     case "CronJob": {
       const template = typed.spec?.jobTemplate?.spec?.template;
       if (!template?.spec) return undefined;
-      return { ...base, path: "spec.jobTemplate.spec.template.spec", labels: template.metadata?.labels ?? {}, spec: template.spec, replicas: typed.spec?.jobTemplate?.spec?.parallelism ?? 1, longRunning: false };
+      return {
+        ...base,
+        path: "spec.jobTemplate.spec.template.spec",
+        labels: template.metadata?.labels ?? {},
+        spec: template.spec,
+        replicas: typed.spec?.jobTemplate?.spec?.parallelism ?? 1,
+        longRunning: false,
+      };
     }
     case "Pod": {
       if (!typed.spec?.containers) return undefined;
@@ -169,7 +217,11 @@ export class Inventory {
 /** Every container of a pod with its field path, init containers included. */
 export function containersOf(template: PodTemplate): { container: ContainerLike; path: string; init: boolean }[] {
   return [
-    ...(template.spec.initContainers ?? []).map((container, i) => ({ container, path: `${template.path}.initContainers[${i}]`, init: true })),
+    ...(template.spec.initContainers ?? []).map((container, i) => ({
+      container,
+      path: `${template.path}.initContainers[${i}]`,
+      init: true,
+    })),
     ...template.spec.containers.map((container, i) => ({ container, path: `${template.path}.containers[${i}]`, init: false })),
   ];
 }

@@ -76,7 +76,12 @@ export class PolicyEvaluator {
 
   /** Policies that select these pods for a direction. */
   selecting(pods: Extract<Endpoint, { kind: "pods" }>, direction: "Ingress" | "Egress"): KubeObject[] {
-    return this.policies.filter((p) => (p.metadata.namespace ?? "default") === pods.namespace && types(p).includes(direction) && selectorMatches(spec(p).podSelector, pods.labels));
+    return this.policies.filter(
+      (p) =>
+        (p.metadata.namespace ?? "default") === pods.namespace &&
+        types(p).includes(direction) &&
+        selectorMatches(spec(p).podSelector, pods.labels),
+    );
   }
 
   isolated(pods: Extract<Endpoint, { kind: "pods" }>, direction: "Ingress" | "Egress"): boolean {
@@ -88,20 +93,38 @@ export class PolicyEvaluator {
     // hold it. In-cluster endpoints are taken to match only an ipBlock of everything.
     if (peer.ipBlock) return other.kind === "address" || (peer.ipBlock.cidr === "0.0.0.0/0" && (peer.ipBlock.except ?? []).length === 0);
     if (other.kind === "address") return false;
-    const namespaceOk = peer.namespaceSelector ? selectorMatches(peer.namespaceSelector, this.namespaceLabels(other.namespace, other.kind === "namespace" ? other.labels : undefined)) : other.namespace === policyNamespace;
+    const namespaceOk = peer.namespaceSelector
+      ? selectorMatches(
+          peer.namespaceSelector,
+          this.namespaceLabels(other.namespace, other.kind === "namespace" ? other.labels : undefined),
+        )
+      : other.namespace === policyNamespace;
     if (!namespaceOk) return false;
     if (!peer.podSelector) return true;
-    if (other.kind === "namespace") return Object.keys(peer.podSelector.matchLabels ?? {}).length === 0 && (peer.podSelector.matchExpressions ?? []).length === 0 ? true : other.labels !== undefined && selectorMatches(peer.podSelector, other.labels);
+    if (other.kind === "namespace")
+      return Object.keys(peer.podSelector.matchLabels ?? {}).length === 0 && (peer.podSelector.matchExpressions ?? []).length === 0
+        ? true
+        : other.labels !== undefined && selectorMatches(peer.podSelector, other.labels);
     return selectorMatches(peer.podSelector, other.labels);
   }
 
-  private portMatches(ports: readonly PolicyPort[] | undefined, port: number, protocol: string, pods?: Extract<Endpoint, { kind: "pods" }>): boolean {
+  private portMatches(
+    ports: readonly PolicyPort[] | undefined,
+    port: number,
+    protocol: string,
+    pods?: Extract<Endpoint, { kind: "pods" }>,
+  ): boolean {
     if (!ports || ports.length === 0) return true;
     return ports.some((p) => {
       if ((p.protocol ?? "TCP") !== protocol) return false;
       if (p.port === undefined) return true;
       if (typeof p.port === "number") return p.endPort ? port >= p.port && port <= p.endPort : p.port === port;
-      const named = pods ? this.inventory.podsMatching(pods.namespace, pods.labels).flatMap((t) => t.spec.containers.flatMap((c) => c.ports ?? [])).find((cp) => cp.name === p.port) : undefined;
+      const named = pods
+        ? this.inventory
+            .podsMatching(pods.namespace, pods.labels)
+            .flatMap((t) => t.spec.containers.flatMap((c) => c.ports ?? []))
+            .find((cp) => cp.name === p.port)
+        : undefined;
       return named?.containerPort === port;
     });
   }
@@ -112,14 +135,26 @@ export class PolicyEvaluator {
       const egress = this.selecting(from, "Egress");
       const ok =
         egress.length === 0 ||
-        egress.some((p) => (spec(p).egress ?? []).some((rule) => (rule.to === undefined || rule.to.length === 0 || rule.to.some((peer) => this.peerMatches(peer, from.namespace, to))) && this.portMatches(rule.ports, port, protocol, to.kind === "pods" ? to : undefined)));
+        egress.some((p) =>
+          (spec(p).egress ?? []).some(
+            (rule) =>
+              (rule.to === undefined || rule.to.length === 0 || rule.to.some((peer) => this.peerMatches(peer, from.namespace, to))) &&
+              this.portMatches(rule.ports, port, protocol, to.kind === "pods" ? to : undefined),
+          ),
+        );
       if (!ok) return { allowed: false, blockedBy: "egress" };
     }
     if (to.kind === "pods") {
       const ingress = this.selecting(to, "Ingress");
       const ok =
         ingress.length === 0 ||
-        ingress.some((p) => (spec(p).ingress ?? []).some((rule) => (rule.from === undefined || rule.from.length === 0 || rule.from.some((peer) => this.peerMatches(peer, to.namespace, from))) && this.portMatches(rule.ports, port, protocol, to)));
+        ingress.some((p) =>
+          (spec(p).ingress ?? []).some(
+            (rule) =>
+              (rule.from === undefined || rule.from.length === 0 || rule.from.some((peer) => this.peerMatches(peer, to.namespace, from))) &&
+              this.portMatches(rule.ports, port, protocol, to),
+          ),
+        );
       if (!ok) return { allowed: false, blockedBy: "ingress" };
     }
     return { allowed: true };

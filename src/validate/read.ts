@@ -20,7 +20,13 @@ const KUSTOMIZATIONS = ["kustomization.yaml", "kustomization.yml", "Kustomizatio
 
 function isKubeObject(value: unknown): value is KubeObject {
   const v = value as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } } | null;
-  return typeof v === "object" && v !== null && typeof v.apiVersion === "string" && typeof v.kind === "string" && typeof v.metadata?.name === "string";
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.apiVersion === "string" &&
+    typeof v.kind === "string" &&
+    typeof v.metadata?.name === "string"
+  );
 }
 
 function parseObjects(text: string, source: string, out: ReadObjects): void {
@@ -29,13 +35,21 @@ function parseObjects(text: string, source: string, out: ReadObjects): void {
       const first = doc.errors[0];
       const line = first?.linePos?.[0];
       if (/\{\{.*\}\}/.test(text)) {
-        throw new InputError(`${source} is a template ({{ … }}), not rendered manifests`, "render it first and validate the output, e.g. helm template CHART | diatonic validate -");
+        throw new InputError(
+          `${source} is a template ({{ … }}), not rendered manifests`,
+          "render it first and validate the output, e.g. helm template CHART | diatonic validate -",
+        );
       }
-      throw new InputError(`${source}${line ? `:${line.line}:${line.col}` : ""}: YAML syntax: ${first?.message.split("\n")[0] ?? "invalid"}`, "fix the YAML, or leave the file out");
+      throw new InputError(
+        `${source}${line ? `:${line.line}:${line.col}` : ""}: YAML syntax: ${first?.message.split("\n")[0] ?? "invalid"}`,
+        "fix the YAML, or leave the file out",
+      );
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) continue;
-    const items = (value as { kind?: string; items?: unknown[] }).kind?.endsWith("List") ? ((value as { items?: unknown[] }).items ?? []) : [value];
+    const items = (value as { kind?: string; items?: unknown[] }).kind?.endsWith("List")
+      ? ((value as { items?: unknown[] }).items ?? [])
+      : [value];
     for (const item of items) {
       if (!isKubeObject(item) || "$patch" in item) continue;
       out.objects.push(item);
@@ -46,10 +60,18 @@ function parseObjects(text: string, source: string, out: ReadObjects): void {
 
 function kustomizeBuild(dir: string): string {
   try {
-    return execFileSync(process.env["KUBECTL"] || "kubectl", ["kustomize", dir], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync(process.env["KUBECTL"] || "kubectl", ["kustomize", dir], {
+      encoding: "utf8",
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? (error as Error).message;
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new InputError(`${dir} is a Kustomize tree that uses more than render writes, and building it needs kubectl`, "install kubectl (or point KUBECTL at one), or pass the built YAML: kubectl kustomize DIR | diatonic validate -");
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw new InputError(
+        `${dir} is a Kustomize tree that uses more than render writes, and building it needs kubectl`,
+        "install kubectl (or point KUBECTL at one), or pass the built YAML: kubectl kustomize DIR | diatonic validate -",
+      );
     throw new InputError(`kubectl kustomize ${dir} failed: ${stderr.trim()}`, "fix the kustomization, or pass plain YAML files");
   }
 }
@@ -87,16 +109,24 @@ export function readObjects(paths: readonly string[], cwd: string): ReadObjects 
         const envs = readdirSync(join(path, "overlays")).sort();
         const requested = renderedFor(join(path, TREE_MARKER));
         if (requested === undefined || !envs.includes(requested)) {
-          throw new InputError(`${shown} holds every environment's overlay; validating them together would mix environments`, `pass one overlay: ${envs.map((e) => join(shown, "overlays", e)).join(" or ")}`);
+          throw new InputError(
+            `${shown} holds every environment's overlay; validating them together would mix environments`,
+            `pass one overlay: ${envs.map((e) => join(shown, "overlays", e)).join(" or ")}`,
+          );
         }
         const overlay = join(shown, "overlays", requested);
         const others = envs.filter((e) => e !== requested);
-        out.notes.push(`${shown} holds every environment's overlay: validating ${overlay}, the environment render was asked for${others.length > 0 ? ` (for another, pass ${others.map((e) => join(shown, "overlays", e)).join(" or ")})` : ""}`);
+        out.notes.push(
+          `${shown} holds every environment's overlay: validating ${overlay}, the environment render was asked for${others.length > 0 ? ` (for another, pass ${others.map((e) => join(shown, "overlays", e)).join(" or ")})` : ""}`,
+        );
         visit(overlay);
         return;
       }
       if (existsSync(join(path, "Chart.yaml"))) {
-        throw new InputError(`${shown} is a Helm chart, and validate reads rendered manifests`, `helm template ${shown} | diatonic validate -`);
+        throw new InputError(
+          `${shown} is a Helm chart, and validate reads rendered manifests`,
+          `helm template ${shown} | diatonic validate -`,
+        );
       }
       if (KUSTOMIZATIONS.some((k) => existsSync(join(path, k)))) {
         // A tree as render writes it is built here; any other Kustomize feature goes to kubectl.

@@ -1,7 +1,6 @@
 /** RFC 6902 operations that turn one JSON value into another (arrays are replaced whole). */
 export type PatchOp =
-  | { readonly op: "add" | "replace"; readonly path: string; readonly value: unknown }
-  | { readonly op: "remove"; readonly path: string };
+  { readonly op: "add" | "replace"; readonly path: string; readonly value: unknown } | { readonly op: "remove"; readonly path: string };
 
 function escape(segment: string): string {
   return segment.replace(/~/g, "~0").replace(/\//g, "~1");
@@ -42,7 +41,10 @@ export function diffJson(from: unknown, to: unknown, path = ""): PatchOp[] {
 export function applyPatch(document: unknown, ops: readonly PatchOp[]): unknown {
   const root: unknown = structuredClone(document);
   for (const op of ops) {
-    const parts = op.path.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const parts = op.path
+      .split("/")
+      .slice(1)
+      .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
     const last = parts.pop();
     if (last === undefined) throw new Error("a patch of the whole document is not supported");
     let parent: unknown = root;

@@ -48,7 +48,10 @@ function isOp(value: unknown): value is PatchOp {
 function reaches(document: unknown, op: PatchOp): boolean {
   if (op.op === "add") return true;
   let node: unknown = document;
-  for (const segment of op.path.split("/").slice(1).map((part) => part.replace(/~1/g, "/").replace(/~0/g, "~"))) {
+  for (const segment of op.path
+    .split("/")
+    .slice(1)
+    .map((part) => part.replace(/~1/g, "/").replace(/~0/g, "~"))) {
     if (!isRecord(node) || !(segment in node)) return false;
     node = node[segment];
   }
@@ -58,11 +61,17 @@ function reaches(document: unknown, op: PatchOp): boolean {
 function asTarget(value: unknown): Target | undefined {
   if (!isRecord(value)) return undefined;
   const { group, version, kind, name, namespace, ...rest } = value;
-  if (Object.keys(rest).length > 0 || typeof group !== "string" || typeof version !== "string" || typeof kind !== "string" || typeof name !== "string") return undefined;
+  if (
+    Object.keys(rest).length > 0 ||
+    typeof group !== "string" ||
+    typeof version !== "string" ||
+    typeof kind !== "string" ||
+    typeof name !== "string"
+  )
+    return undefined;
   if (namespace !== undefined && typeof namespace !== "string") return undefined;
   return { group, version, kind, name, ...(namespace !== undefined ? { namespace } : {}) };
 }
-
 
 /** YAML as Kustomize reads it (1.2 core: `n` stays a string); undefined when it does not parse (kubectl then reports why). */
 function parseYaml(path: string, all: true): unknown[] | undefined;
@@ -81,7 +90,14 @@ function readResources(path: string, shown: string, out: BuiltObject[]): boolean
   if (documents === undefined) return false;
   for (const value of documents) {
     if (value === null || value === undefined) continue;
-    if (!isRecord(value) || typeof value.apiVersion !== "string" || typeof value.kind !== "string" || !isRecord(value.metadata) || typeof value.metadata.name !== "string") return false;
+    if (
+      !isRecord(value) ||
+      typeof value.apiVersion !== "string" ||
+      typeof value.kind !== "string" ||
+      !isRecord(value.metadata) ||
+      typeof value.metadata.name !== "string"
+    )
+      return false;
     out.push({ object: value as unknown as KubeObject, file: shown });
   }
   return true;
@@ -114,9 +130,12 @@ function build(dir: string, shown: string, depth: number): BuiltObject[] | undef
   });
   const deleted = new Set<number>();
   const find = (apiVersion: string, kind: string, name: string, namespace: string | undefined, anyNamespace: boolean): number[] =>
-    (byName.get(`${apiVersion}|${kind}|${name}`) ?? []).filter((at) => !deleted.has(at) && (anyNamespace || objects[at]?.object.metadata.namespace === namespace));
+    (byName.get(`${apiVersion}|${kind}|${name}`) ?? []).filter(
+      (at) => !deleted.has(at) && (anyNamespace || objects[at]?.object.metadata.namespace === namespace),
+    );
   for (const patch of patches) {
-    if (!isRecord(patch) || typeof patch.path !== "string" || Object.keys(patch).some((key) => key !== "path" && key !== "target")) return undefined;
+    if (!isRecord(patch) || typeof patch.path !== "string" || Object.keys(patch).some((key) => key !== "path" && key !== "target"))
+      return undefined;
     const file = join(dir, patch.path);
     if (!existsSync(file)) return undefined;
     const content = parseYaml(file, false);
@@ -134,7 +153,14 @@ function build(dir: string, shown: string, depth: number): BuiltObject[] | undef
       }
     } else {
       // A strategic-merge patch that only deletes one object.
-      if (!isRecord(content) || content.$patch !== "delete" || typeof content.apiVersion !== "string" || typeof content.kind !== "string" || !isRecord(content.metadata)) return undefined;
+      if (
+        !isRecord(content) ||
+        content.$patch !== "delete" ||
+        typeof content.apiVersion !== "string" ||
+        typeof content.kind !== "string" ||
+        !isRecord(content.metadata)
+      )
+        return undefined;
       const { name, namespace } = content.metadata;
       if (typeof name !== "string" || (namespace !== undefined && typeof namespace !== "string")) return undefined;
       const found = find(content.apiVersion, content.kind, name, namespace, false);

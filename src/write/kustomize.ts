@@ -81,14 +81,28 @@ function overlayFiles(env: string, base: RenderResult, target: RenderResult, fil
     const { group, version } = groupVersion(p.object.apiVersion);
     patches.push({
       path,
-      target: { group, version, kind: p.object.kind, name: p.object.metadata.name, ...(p.object.metadata.namespace ? { namespace: p.object.metadata.namespace } : {}) },
+      target: {
+        group,
+        version,
+        kind: p.object.kind,
+        name: p.object.metadata.name,
+        ...(p.object.metadata.namespace ? { namespace: p.object.metadata.namespace } : {}),
+      },
     });
   }
   for (const p of base.placed) {
     if (targetKeys.has(objectKey(p.object))) continue;
     const path = `patches/delete-${fileSafe(p.object)}.yaml`;
     const { apiVersion, kind, metadata } = p.object;
-    files.set(`${root}/${path}`, toYaml({ $patch: "delete", apiVersion, kind, metadata: { name: metadata.name, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) } }));
+    files.set(
+      `${root}/${path}`,
+      toYaml({
+        $patch: "delete",
+        apiVersion,
+        kind,
+        metadata: { name: metadata.name, ...(metadata.namespace ? { namespace: metadata.namespace } : {}) },
+      }),
+    );
     patches.push({ path });
   }
   files.set(`${root}/kustomization.yaml`, toYaml({ ...KUSTOMIZATION, resources, ...(patches.length > 0 ? { patches } : {}) }));

@@ -13,7 +13,8 @@ const CORE = [intCoreTag, floatCoreTag, boolCoreTag, nullCoreTag];
 const NOT_A_STRING = defineScalarTag<string>("tag:diatonic.ai,2026:not-a-string", {
   implicit: true,
   implicitFirstChars: ["", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "-", ".", "~", "t", "T", "f", "F", "n", "N"],
-  resolve: (source) => (GO_YAML_FLOAT.test(source) || CORE.some((tag) => tag.resolve(source, false, tag.tagName) !== NOT_RESOLVED) ? source : NOT_RESOLVED),
+  resolve: (source) =>
+    GO_YAML_FLOAT.test(source) || CORE.some((tag) => tag.resolve(source, false, tag.tagName) !== NOT_RESOLVED) ? source : NOT_RESOLVED,
   identify: () => false,
   represent: (data: string) => data,
 });

@@ -41,21 +41,35 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
       { name: "beta", source: hubSource("b", "v2"), rank: 4 },
       { name: "gamma", source: { url: { url: `${rig.hub.url}/org/c/resolve/v1/lora.gguf`, sha256: cSha } }, rank: 4 },
     ]);
-    const changed = await rig.until("gamma added and beta at v2", (s) => s.get("gamma")?.state === "loaded" && s.get("beta")?.state === "loaded" && s.get("beta")?.source === "org/b@v2#lora.gguf");
+    const changed = await rig.until(
+      "gamma added and beta at v2",
+      (s) => s.get("gamma")?.state === "loaded" && s.get("beta")?.state === "loaded" && s.get("beta")?.source === "org/b@v2#lora.gguf",
+    );
     assert.ok(changed.get("gamma")?.since);
     const betaV2 = await chat(rig.engine.url, "beta");
     assert.equal(betaV2.status, 200);
-    assert.notEqual(betaV2.text.replace(/"(id|created)":[^,]+,/g, ""), betaV1.text.replace(/"(id|created)":[^,]+,/g, ""), "beta answers with its new revision's weights");
+    assert.notEqual(
+      betaV2.text.replace(/"(id|created)":[^,]+,/g, ""),
+      betaV1.text.replace(/"(id|created)":[^,]+,/g, ""),
+      "beta answers with its new revision's weights",
+    );
 
     rig.setAdapters([{ name: "alpha", source: hubSource("a", "v1"), rank: 4 }]);
-    const removed = await rig.until("beta and gamma unloaded", (s) => s.get("beta")?.state === "unloaded" && s.get("gamma")?.state === "unloaded");
+    const removed = await rig.until(
+      "beta and gamma unloaded",
+      (s) => s.get("beta")?.state === "unloaded" && s.get("gamma")?.state === "unloaded",
+    );
     assert.equal(removed.get("beta")?.reason, "removed from the adapter set");
     assert.deepEqual(await models(), ["alpha", "tiny"]);
     assert.equal((await chat(rig.engine.url, "beta")).status, 404);
     stop = true;
     await client;
     assert.ok(results.length > 0);
-    assert.deepEqual(results.filter((status) => status !== 200), [], `${results.length} requests to alpha, none failed`);
+    assert.deepEqual(
+      results.filter((status) => status !== 200),
+      [],
+      `${results.length} requests to alpha, none failed`,
+    );
   });
 
   it("a removed adapter's requests in flight finish", async () => {
@@ -90,7 +104,9 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
       { name: "epsilon", source: hubSource("e", "v7"), rank: 4 },
       { name: "zeta", source: { url: { url: `${rig.hub.url}/org/a/resolve/v1/lora.gguf`, sha256: "0".repeat(64) } }, rank: 4 },
     ]);
-    const failed = await rig.until("epsilon and zeta failed twice", (s) => ["epsilon", "zeta"].every((name) => s.get(name)?.state === "failed" && (s.get(name)?.attempts ?? 0) >= 2));
+    const failed = await rig.until("epsilon and zeta failed twice", (s) =>
+      ["epsilon", "zeta"].every((name) => s.get(name)?.state === "failed" && (s.get(name)?.attempts ?? 0) >= 2),
+    );
     assert.equal(failed.get("epsilon")?.state, "failed");
     assert.match(failed.get("epsilon")?.reason ?? "", /org\/e@v7.*not found \(HTTP 404\)/);
     assert.match(failed.get("zeta")?.reason ?? "", /sha256 is [0-9a-f]{64}, but the source publishes 0{64}/);
@@ -114,7 +130,10 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
     const failed = await rig.until("wide and big failed", (s) => s.get("wide")?.state === "failed" && s.get("big")?.state === "failed");
     assert.match(failed.get("wide")?.reason ?? "", /the engine refused it \(HTTP 400\).*LoRA for another model/);
     assert.match(failed.get("big")?.reason ?? "", /the engine refused it \(HTTP 400\): LoRA rank 16 is greater than max_lora_rank 8/);
-    assert.equal((await chat(rig.engine.url, "tiny")).text.replace(/"(id|created)":[^,]+,/g, ""), base.text.replace(/"(id|created)":[^,]+,/g, ""));
+    assert.equal(
+      (await chat(rig.engine.url, "tiny")).text.replace(/"(id|created)":[^,]+,/g, ""),
+      base.text.replace(/"(id|created)":[^,]+,/g, ""),
+    );
     assert.deepEqual(await models(), ["alpha", "tiny"]);
   });
 
@@ -129,7 +148,10 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
     // The agent notices at its next resync and loads them again from its cache.
     const deadline = Date.now() + 30_000;
     while ((await models()).join() !== "alpha,beta,tiny") {
-      assert.ok(Date.now() < deadline, `not reloaded: the engine lists ${(await models()).join()}; the agent says ${JSON.stringify(await rig.status())}`);
+      assert.ok(
+        Date.now() < deadline,
+        `not reloaded: the engine lists ${(await models()).join()}; the agent says ${JSON.stringify(await rig.status())}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const status = await rig.until("both loaded again", (s) => s.get("alpha")?.state === "loaded" && s.get("beta")?.state === "loaded");

@@ -28,7 +28,11 @@ export interface Rig {
   setAdapters(adapters: readonly AdapterSetEntry[]): void;
   status(): Promise<AdapterStatus[]>;
   /** Waits until `check` holds for the agent's status (bounded; the message says what was last seen). */
-  until(what: string, check: (adapters: ReadonlyMap<string, AdapterStatus>) => boolean, timeoutMs?: number): Promise<ReadonlyMap<string, AdapterStatus>>;
+  until(
+    what: string,
+    check: (adapters: ReadonlyMap<string, AdapterStatus>) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReadonlyMap<string, AdapterStatus>>;
   /** Stops the engine and starts a new one on the same port (a container restart). */
   restartEngine(): Promise<void>;
   close(): Promise<void>;
@@ -45,13 +49,32 @@ export async function startRig(options: { maxLoraRank?: number; backoffMs?: numb
   mkdirSync(hubRoot);
   const hub = await startHubServer({ root: hubRoot });
   const silent = pino({ level: "silent" });
-  const engineOptions = { modelPath: models.model, servedModelName: "tiny", port: 0, threads: 1, parallel: 4, maxLoras: 2, maxLoraRank: options.maxLoraRank ?? 8, logger: silent };
+  const engineOptions = {
+    modelPath: models.model,
+    servedModelName: "tiny",
+    port: 0,
+    threads: 1,
+    parallel: 4,
+    maxLoras: 2,
+    maxLoraRank: options.maxLoraRank ?? 8,
+    logger: silent,
+  };
   let engine = await startEngine(engineOptions);
   const configFile = join(dir, "config", "adapters.yaml");
   mkdirSync(join(dir, "config"));
   const write = (adapters: readonly AdapterSetEntry[]): void => {
     const temp = `${configFile}.tmp`;
-    writeFileSync(temp, stringify({ apiVersion: API_VERSION, kind: "AdapterSet", engine: "engine", baseModel: "tiny", maxLoraRank: options.maxLoraRank ?? 8, adapters }));
+    writeFileSync(
+      temp,
+      stringify({
+        apiVersion: API_VERSION,
+        kind: "AdapterSet",
+        engine: "engine",
+        baseModel: "tiny",
+        maxLoraRank: options.maxLoraRank ?? 8,
+        adapters,
+      }),
+    );
     renameSync(temp, configFile);
   };
   write([]);
@@ -67,7 +90,8 @@ export async function startRig(options: { maxLoraRank?: number; backoffMs?: numb
     resyncMs: 200,
     backoffMs: options.backoffMs ?? 100,
   });
-  const status = async (): Promise<AdapterStatus[]> => ((await (await fetch(`${agent.url}/status`)).json()) as { adapters: AdapterStatus[] }).adapters;
+  const status = async (): Promise<AdapterStatus[]> =>
+    ((await (await fetch(`${agent.url}/status`)).json()) as { adapters: AdapterStatus[] }).adapters;
   const rig: Rig = {
     dir,
     hub,
@@ -79,7 +103,8 @@ export async function startRig(options: { maxLoraRank?: number; backoffMs?: numb
       const folder = join(hubRoot, "org", repo, revision);
       mkdirSync(folder, { recursive: true });
       const file = join(folder, "lora.gguf");
-      const shape = publishOptions.embedding === undefined ? TINY_MODEL_SHAPE : { ...TINY_MODEL_SHAPE, embedding: publishOptions.embedding };
+      const shape =
+        publishOptions.embedding === undefined ? TINY_MODEL_SHAPE : { ...TINY_MODEL_SHAPE, embedding: publishOptions.embedding };
       writeGgufFile(file, tinyLoraAdapter({ seed, rank: publishOptions.rank ?? 4, shape }));
       return createHash("sha256").update(readFileSync(file)).digest("hex");
     },
@@ -113,11 +138,21 @@ export async function startRig(options: { maxLoraRank?: number; backoffMs?: numb
 }
 
 /** A chat completion to the engine; resolves with the status and the text (streamed when asked). */
-export async function chat(engineUrl: string, model: string, options: { maxTokens?: number; stream?: boolean } = {}): Promise<{ status: number; text: string }> {
+export async function chat(
+  engineUrl: string,
+  model: string,
+  options: { maxTokens?: number; stream?: boolean } = {},
+): Promise<{ status: number; text: string }> {
   const response = await fetch(`${engineUrl}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "what is a pod" }], temperature: 0, max_tokens: options.maxTokens ?? 8, stream: options.stream ?? false }),
+    body: JSON.stringify({
+      model,
+      messages: [{ role: "user", content: "what is a pod" }],
+      temperature: 0,
+      max_tokens: options.maxTokens ?? 8,
+      stream: options.stream ?? false,
+    }),
   });
   return { status: response.status, text: await response.text() };
 }

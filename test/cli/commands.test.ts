@@ -28,7 +28,10 @@ describe("the diatonic command list", () => {
   it("<command> --help prints the command's usage and summary", async () => {
     const run = await runCli(["gateway", "--help"]);
     assert.equal(run.code, 0);
-    assert.equal(run.stdout, "usage: diatonic gateway --config FILE [--host H] [--port N]\n\nRun the OpenAI-compatible adapter gateway from a rendered gateway config\n");
+    assert.equal(
+      run.stdout,
+      "usage: diatonic gateway --config FILE [--host H] [--port N]\n\nRun the OpenAI-compatible adapter gateway from a rendered gateway config\n",
+    );
   });
 
   it("an unknown command exits 2 and shows the list", async () => {
@@ -48,15 +51,20 @@ describe("the diatonic command list", () => {
     }
   });
 
-  it("a reader that stops early (| head) ends it quietly, with no stack trace", { skip: unmet("the pipe case", [tool("bash", "bash"), tool("head", "coreutils")]) ?? false }, () => {
-    // 86 KB of YAML into a real pipe (64 KB): the rest is written after head has gone.
-    const script = 'node bin/diatonic.js render --spec examples/lab/platform.yaml --env production -o yaml 2>"$ERR" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"';
-    const err = join(mkdtempSync(join(tmpdir(), "epipe-")), "stderr.txt");
-    const status = execFileSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ERR: err } }).trim();
-    const stderr = readFileSync(err, "utf8");
-    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /);
-    assert.equal(status, "0", stderr);
-  });
+  it(
+    "a reader that stops early (| head) ends it quietly, with no stack trace",
+    { skip: unmet("the pipe case", [tool("bash", "bash"), tool("head", "coreutils")]) ?? false },
+    () => {
+      // 86 KB of YAML into a real pipe (64 KB): the rest is written after head has gone.
+      const script =
+        'node bin/diatonic.js render --spec examples/lab/platform.yaml --env production -o yaml 2>"$ERR" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"';
+      const err = join(mkdtempSync(join(tmpdir(), "epipe-")), "stderr.txt");
+      const status = execFileSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ERR: err } }).trim();
+      const stderr = readFileSync(err, "utf8");
+      assert.doesNotMatch(stderr, /EPIPE|\n\s+at /);
+      assert.equal(status, "0", stderr);
+    },
+  );
 
   it("an unknown flag names the nearest known one", async () => {
     const run = await runCli(["plan", "--envv", "production"]);
@@ -84,7 +92,10 @@ describe("paths in messages are the paths as the user typed them", () => {
   it("validate names each manifest file under the directory given", async () => {
     const dir = join(elsewhere, "manifests");
     mkdirSync(dir);
-    writeFileSync(join(dir, "pod.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: x }\nspec: { containers: [{ name: c, image: busybox }] }\n");
+    writeFileSync(
+      join(dir, "pod.yaml"),
+      "apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: x }\nspec: { containers: [{ name: c, image: busybox }] }\n",
+    );
     const run = await runCli(["validate", dir], cwd);
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.ok(run.stdout.includes(`(${join(dir, "pod.yaml")})`), run.stdout);

@@ -14,8 +14,19 @@ describe("--timeout durations", () => {
   });
 
   it("refuses what is not a duration, zero, and more than a day (Node's timers would fire at once past 24.8 days)", () => {
-    for (const [text, problem] of [["90", /is not a duration/], ["15 m", /is not a duration/], ["1d", /is not a duration/], ["0s", /out of range/], ["25h", /out of range/], ["1000h", /out of range/]] as const) {
-      assert.throws(() => parseDuration(text), (error: Error) => error instanceof InputError && problem.test(error.message) && error.message.includes(JSON.stringify(text)), text);
+    for (const [text, problem] of [
+      ["90", /is not a duration/],
+      ["15 m", /is not a duration/],
+      ["1d", /is not a duration/],
+      ["0s", /out of range/],
+      ["25h", /out of range/],
+      ["1000h", /out of range/],
+    ] as const) {
+      assert.throws(
+        () => parseDuration(text),
+        (error: Error) => error instanceof InputError && problem.test(error.message) && error.message.includes(JSON.stringify(text)),
+        text,
+      );
     }
   });
 });

@@ -31,7 +31,9 @@ function decode(secret: { data?: Record<string, string> }, key: string): string 
  * A TCP proxy to the API server whose port can close for a while, as a restarting API server's
  * does (new connections are refused); connections already open, such as watches, keep flowing.
  */
-async function interruptibleProxy(target: URL): Promise<{ port: number; interrupt: () => void; resume: () => Promise<void>; close: () => void }> {
+async function interruptibleProxy(
+  target: URL,
+): Promise<{ port: number; interrupt: () => void; resume: () => Promise<void>; close: () => void }> {
   const open = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
@@ -123,47 +125,55 @@ describe("cluster tier: cert-manager", { skip }, () => {
     assert.ok(key.equals(leaf.publicKey), "tls.key is the leaf's key");
   });
 
-  it("issues an ACME certificate through the simulated ACME server, and fails one named as failing, beside the real controller", { timeout: 90_000 }, async (t) => {
-    const ns = await cluster.namespace(t);
-    const id = randomBytes(3).toString("hex");
-    const simulation = await simulateCertManager(cluster.kubeconfig, { failing: ["acme-failing"], owner: id });
-    t.after(() => simulation.stop());
-    await clusterObjects(t, [
-      {
-        apiVersion: "cert-manager.io/v1",
-        kind: "ClusterIssuer",
-        metadata: { name: `letsencrypt-${id}`, labels: { [SIMULATION_OWNER_LABEL]: id } },
-        spec: {
-          acme: {
-            server: "https://acme-staging-v02.api.letsencrypt.org/directory",
-            email: "ops@example.com",
-            privateKeySecretRef: { name: `letsencrypt-${id}-account` },
-            solvers: [{ http01: { ingress: { class: "nginx" } } }],
+  it(
+    "issues an ACME certificate through the simulated ACME server, and fails one named as failing, beside the real controller",
+    { timeout: 90_000 },
+    async (t) => {
+      const ns = await cluster.namespace(t);
+      const id = randomBytes(3).toString("hex");
+      const simulation = await simulateCertManager(cluster.kubeconfig, { failing: ["acme-failing"], owner: id });
+      t.after(() => simulation.stop());
+      await clusterObjects(t, [
+        {
+          apiVersion: "cert-manager.io/v1",
+          kind: "ClusterIssuer",
+          metadata: { name: `letsencrypt-${id}`, labels: { [SIMULATION_OWNER_LABEL]: id } },
+          spec: {
+            acme: {
+              server: "https://acme-staging-v02.api.letsencrypt.org/directory",
+              email: "ops@example.com",
+              privateKeySecretRef: { name: `letsencrypt-${id}-account` },
+              solvers: [{ http01: { ingress: { class: "nginx" } } }],
+            },
           },
         },
-      },
-    ]);
-    const certificate = (name: string) => ({
-      apiVersion: "cert-manager.io/v1",
-      kind: "Certificate",
-      metadata: { name, namespace: ns },
-      spec: { secretName: name, dnsNames: [`${name}.example.com`], issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: `letsencrypt-${id}` } },
-    });
-    await cluster.kubectl(["apply", "-f", "-"], list([certificate("acme-ok"), certificate("acme-failing")]));
-    await cluster.kubectl(["wait", "--for=condition=Ready", `clusterissuer/letsencrypt-${id}`, "--timeout=30s"]);
-    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "certificate/acme-ok", "--timeout=60s"]);
-    const secret = await cluster.kubectlJson<{ data?: Record<string, string> }>(["-n", ns, "get", "secret", "acme-ok"]);
-    const issued = new X509Certificate(decode(secret, "tls.crt"));
-    assert.equal(issued.issuer, "CN=diatonic simulated ACME CA");
-    assert.match(issued.subjectAltName ?? "", /DNS:acme-ok\.example\.com/);
+      ]);
+      const certificate = (name: string) => ({
+        apiVersion: "cert-manager.io/v1",
+        kind: "Certificate",
+        metadata: { name, namespace: ns },
+        spec: {
+          secretName: name,
+          dnsNames: [`${name}.example.com`],
+          issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: `letsencrypt-${id}` },
+        },
+      });
+      await cluster.kubectl(["apply", "-f", "-"], list([certificate("acme-ok"), certificate("acme-failing")]));
+      await cluster.kubectl(["wait", "--for=condition=Ready", `clusterissuer/letsencrypt-${id}`, "--timeout=30s"]);
+      await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "certificate/acme-ok", "--timeout=60s"]);
+      const secret = await cluster.kubectlJson<{ data?: Record<string, string> }>(["-n", ns, "get", "secret", "acme-ok"]);
+      const issued = new X509Certificate(decode(secret, "tls.crt"));
+      assert.equal(issued.issuer, "CN=diatonic simulated ACME CA");
+      assert.match(issued.subjectAltName ?? "", /DNS:acme-ok\.example\.com/);
 
-    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Issuing=False", "certificate/acme-failing", "--timeout=60s"]);
-    const failing = await cluster.kubectlJson<Certificate>(["-n", ns, "get", "certificate", "acme-failing"]);
-    const issuing = failing.status?.conditions?.find((c) => c.type === "Issuing");
-    assert.equal(issuing?.reason, "Failed");
-    assert.match(issuing?.message ?? "", /ACME challenge failed \(simulated\)/);
-    assert.equal(failing.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
-  });
+      await cluster.kubectl(["-n", ns, "wait", "--for=condition=Issuing=False", "certificate/acme-failing", "--timeout=60s"]);
+      const failing = await cluster.kubectlJson<Certificate>(["-n", ns, "get", "certificate", "acme-failing"]);
+      const issuing = failing.status?.conditions?.find((c) => c.type === "Issuing");
+      assert.equal(issuing?.reason, "Failed");
+      assert.match(issuing?.message ?? "", /ACME challenge failed \(simulated\)/);
+      assert.equal(failing.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
+    },
+  );
 
   it("the ACME simulation retries a status patch until an API server that was away for 15 s takes it", { timeout: 90_000 }, async (t) => {
     const config = parse(readFileSync(cluster.kubeconfig, "utf8")) as { clusters: { cluster: { server: string } }[] };
@@ -190,7 +200,13 @@ describe("cluster tier: cert-manager", { skip }, () => {
         apiVersion: "cert-manager.io/v1",
         kind: "ClusterIssuer",
         metadata: { name, labels: { [SIMULATION_OWNER_LABEL]: name } },
-        spec: { acme: { server: "https://acme-staging-v02.api.letsencrypt.org/directory", privateKeySecretRef: { name }, solvers: [{ http01: { ingress: { class: "nginx" } } }] } },
+        spec: {
+          acme: {
+            server: "https://acme-staging-v02.api.letsencrypt.org/directory",
+            privateKeySecretRef: { name },
+            solvers: [{ http01: { ingress: { class: "nginx" } } }],
+          },
+        },
       },
     ]);
     await sleep(15_000);

@@ -45,11 +45,9 @@ describe("cluster tier: the rendered local platform", { skip: skipReason() }, ()
   });
 
   it("is accepted by kubectl apply --server-side -k and its workloads become Ready", { timeout: 300_000 }, async () => {
-    await run(
-      process.execPath,
-      [join(repoRoot, "bin", "diatonic.js"), "render", "--spec", labSpec, "--env", "local", "--out", out],
-      { cwd: repoRoot },
-    );
+    await run(process.execPath, [join(repoRoot, "bin", "diatonic.js"), "render", "--spec", labSpec, "--env", "local", "--out", out], {
+      cwd: repoRoot,
+    });
     assert.ok(existsSync(join(overlay, "kustomization.yaml")), "render wrote overlays/local/kustomization.yaml");
 
     const built = await cluster.kubectl(["kustomize", overlay]);
@@ -62,8 +60,14 @@ describe("cluster tier: the rendered local platform", { skip: skipReason() }, ()
         workloads.push({ kind, name: metadata.name, namespace: metadata.namespace ?? "default" });
       }
     }
-    assert.ok(workloads.some((w) => w.kind === "Deployment"), "the platform has Deployments");
-    assert.ok(workloads.some((w) => w.kind === "StatefulSet"), "the platform has a StatefulSet (Qdrant)");
+    assert.ok(
+      workloads.some((w) => w.kind === "Deployment"),
+      "the platform has Deployments",
+    );
+    assert.ok(
+      workloads.some((w) => w.kind === "StatefulSet"),
+      "the platform has a StatefulSet (Qdrant)",
+    );
 
     // kwok's simulated kubelets run it (the namespace's label keeps the local environment off the
     // real node): this test checks that the plain output applies and rolls out, not the containers.

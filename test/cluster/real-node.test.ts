@@ -110,69 +110,109 @@ describe("cluster tier: the real node", { skip }, () => {
     assert.equal(node.metadata.annotations?.["kwok.x-k8s.io/node"], undefined, "kwok does not manage it");
   });
 
-  it("runs a probe pod whose HTTP answers through port-forward and through its Service from another pod", { timeout: 120_000 }, async (t) => {
-    if (!hasRealNode(t, cluster)) return;
-    const { ns, clusterIP } = await server(t);
-    const pod = await cluster.kubectlJson<Pod>(["-n", ns, "get", "pod", "server"]);
-    assert.equal(pod.spec.nodeName, realNode.name);
+  it(
+    "runs a probe pod whose HTTP answers through port-forward and through its Service from another pod",
+    { timeout: 120_000 },
+    async (t) => {
+      if (!hasRealNode(t, cluster)) return;
+      const { ns, clusterIP } = await server(t);
+      const pod = await cluster.kubectlJson<Pod>(["-n", ns, "get", "pod", "server"]);
+      assert.equal(pod.spec.nodeName, realNode.name);
 
-    const forward = await portForward(cluster, ns, "pod/server", 8080);
-    try {
-      const res = await fetch(`http://127.0.0.1:${forward.port}/through-port-forward`);
-      assert.equal(res.status, 200);
-      assert.equal(await res.text(), "probe server /through-port-forward\n");
-    } finally {
-      forward.stop();
-    }
+      const forward = await portForward(cluster, ns, "pod/server", 8080);
+      try {
+        const res = await fetch(`http://127.0.0.1:${forward.port}/through-port-forward`);
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), "probe server /through-port-forward\n");
+      } finally {
+        forward.stop();
+      }
 
-    const client = probePod(ns, "client", { labels: onRealNode, args: ["get", `http://${clusterIP}/through-the-service`], restartPolicy: "Never" });
-    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(client));
-    const result = await finished(cluster, ns, "client");
-    assert.equal(result.phase, "Succeeded", result.logs);
-    assert.equal(result.logs, "probe server /through-the-service\n");
-  });
+      const client = probePod(ns, "client", {
+        labels: onRealNode,
+        args: ["get", `http://${clusterIP}/through-the-service`],
+        restartPolicy: "Never",
+      });
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(client));
+      const result = await finished(cluster, ns, "client");
+      assert.equal(result.phase, "Succeeded", result.logs);
+      assert.equal(result.logs, "probe server /through-the-service\n");
+    },
+  );
 
-  it("resolves a Service's name from a pod (cluster DNS), and kubectl logs and exec reach the container", { timeout: 120_000 }, async (t) => {
-    if (!hasRealNode(t, cluster)) return;
-    const { ns, clusterIP } = await server(t);
-    const name = `server.${ns}.svc.${network.clusterDomain}`;
-    const resolved = await cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", name]);
-    assert.equal(resolved.trim(), clusterIP);
-    const self = await cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "get", "http://127.0.0.1:8080/exec"]);
-    assert.equal(self, "probe server /exec\n");
-    assert.match(await cluster.kubectl(["-n", ns, "logs", "server"]), /probe: serving on :8080/);
-    // A name outside the cluster does not resolve: nothing is forwarded off the machine.
-    await assert.rejects(cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", "--timeout=3s", "example.com"]));
-  });
+  it(
+    "resolves a Service's name from a pod (cluster DNS), and kubectl logs and exec reach the container",
+    { timeout: 120_000 },
+    async (t) => {
+      if (!hasRealNode(t, cluster)) return;
+      const { ns, clusterIP } = await server(t);
+      const name = `server.${ns}.svc.${network.clusterDomain}`;
+      const resolved = await cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", name]);
+      assert.equal(resolved.trim(), clusterIP);
+      const self = await cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "get", "http://127.0.0.1:8080/exec"]);
+      assert.equal(self, "probe server /exec\n");
+      assert.match(await cluster.kubectl(["-n", ns, "logs", "server"]), /probe: serving on :8080/);
+      // A name outside the cluster does not resolve: nothing is forwarded off the machine.
+      await assert.rejects(cluster.kubectl(["-n", ns, "exec", "server", "--", "/probe", "resolve", "--timeout=3s", "example.com"]));
+    },
+  );
 
-  it("resolves names under an egress policy that allows DNS on port 53 to kube-dns's pods, as the platform's allow-dns does", { timeout: 120_000 }, async (t) => {
-    if (!hasRealNode(t, cluster)) return;
-    const ns = await cluster.namespace(t);
-    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, "client", { labels: onRealNode })));
-    const policy = {
-      apiVersion: "networking.k8s.io/v1",
-      kind: "NetworkPolicy",
-      metadata: { name: "allow-dns-only", namespace: ns },
-      spec: {
-        podSelector: {},
-        policyTypes: ["Egress"],
-        // Policies match the DNS pod's own port: CoreDNS must listen on 53 in its pod, as in kind or kubeadm.
-        egress: [{ to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] }],
-      },
-    };
-    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(policy));
-    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]);
-    const resolve = () => cluster.kubectl(["-n", ns, "exec", "client", "--", "/probe", "resolve", "--timeout=3s", `kubernetes.default.svc.${network.clusterDomain}`]);
-    // kube-router applies a new policy within a sync: the first answers may still come from before it.
-    const deadline = Date.now() + 30_000;
-    let answer = "";
-    for (;;) {
-      answer = await resolve().catch((error: unknown) => String(error));
-      if (answer.trim() === "10.96.0.1" || Date.now() > deadline) break;
-      await sleep(500);
-    }
-    assert.equal(answer.trim(), "10.96.0.1");
-  });
+  it(
+    "resolves names under an egress policy that allows DNS on port 53 to kube-dns's pods, as the platform's allow-dns does",
+    { timeout: 120_000 },
+    async (t) => {
+      if (!hasRealNode(t, cluster)) return;
+      const ns = await cluster.namespace(t);
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, "client", { labels: onRealNode })));
+      const policy = {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "allow-dns-only", namespace: ns },
+        spec: {
+          podSelector: {},
+          policyTypes: ["Egress"],
+          // Policies match the DNS pod's own port: CoreDNS must listen on 53 in its pod, as in kind or kubeadm.
+          egress: [
+            {
+              to: [
+                {
+                  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+                  podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+                },
+              ],
+              ports: [
+                { protocol: "UDP", port: 53 },
+                { protocol: "TCP", port: 53 },
+              ],
+            },
+          ],
+        },
+      };
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(policy));
+      await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]);
+      const resolve = () =>
+        cluster.kubectl([
+          "-n",
+          ns,
+          "exec",
+          "client",
+          "--",
+          "/probe",
+          "resolve",
+          "--timeout=3s",
+          `kubernetes.default.svc.${network.clusterDomain}`,
+        ]);
+      // kube-router applies a new policy within a sync: the first answers may still come from before it.
+      const deadline = Date.now() + 30_000;
+      let answer = "";
+      for (;;) {
+        answer = await resolve().catch((error: unknown) => String(error));
+        if (answer.trim() === "10.96.0.1" || Date.now() > deadline) break;
+        await sleep(500);
+      }
+      assert.equal(answer.trim(), "10.96.0.1");
+    },
+  );
 
   it("places a pod of the local environment on the real node and an unlabelled pod on a kwok node", { timeout: 90_000 }, async (t) => {
     if (!hasRealNode(t, cluster)) return;
@@ -193,41 +233,52 @@ describe("cluster tier: the real node", { skip }, () => {
     }
   });
 
-  it("enforces NetworkPolicies: default deny refuses a client, an allow rule lets only the pods it names in", { timeout: 120_000 }, async (t) => {
-    if (!hasRealNode(t, cluster)) return;
-    const ns = await cluster.namespace(t);
-    for (const [name, role] of [["server", "server"], ["allowed", "allowed"], ["other", "other"]] as const) {
-      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, name, { labels: { ...onRealNode, role } })));
-    }
-    await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/server", "pod/allowed", "pod/other", "--timeout=60s"]);
-    const ip = (await cluster.kubectl(["-n", ns, "get", "pod", "server", "-o", "jsonpath={.status.podIP}"])).trim();
-    const reaches = (from: string): Promise<boolean> =>
-      cluster.kubectl(["-n", ns, "exec", from, "--", "/probe", "get", "--timeout=2s", `http://${ip}:8080/`]).then(
-        () => true,
-        () => false,
-      );
-    /** Policies take effect asynchronously (kube-router syncs on each change): wait for the expected answer. */
-    const settles = async (from: string, expected: boolean): Promise<void> => {
-      const deadline = Date.now() + 30_000;
-      while ((await reaches(from)) !== expected) {
-        if (Date.now() > deadline) assert.fail(`${from} → server: still ${expected ? "refused" : "let in"} 30 s after the policy change`);
-        await sleep(500);
+  it(
+    "enforces NetworkPolicies: default deny refuses a client, an allow rule lets only the pods it names in",
+    { timeout: 120_000 },
+    async (t) => {
+      if (!hasRealNode(t, cluster)) return;
+      const ns = await cluster.namespace(t);
+      for (const [name, role] of [
+        ["server", "server"],
+        ["allowed", "allowed"],
+        ["other", "other"],
+      ] as const) {
+        await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(ns, name, { labels: { ...onRealNode, role } })));
       }
-    };
-    const policy = (name: string, ingress: unknown[]) =>
-      JSON.stringify({
-        apiVersion: "networking.k8s.io/v1",
-        kind: "NetworkPolicy",
-        metadata: { name, namespace: ns },
-        spec: { podSelector: { matchLabels: { role: "server" } }, policyTypes: ["Ingress"], ingress },
-      });
-    assert.ok(await reaches("allowed"), "without a policy every pod reaches the server");
-    await cluster.kubectl(["create", "-f", "-"], policy("default-deny", []));
-    await settles("allowed", false);
-    await cluster.kubectl(["create", "-f", "-"], policy("allow-allowed", [{ from: [{ podSelector: { matchLabels: { role: "allowed" } } }], ports: [{ port: 8080 }] }]));
-    await settles("allowed", true);
-    assert.equal(await reaches("other"), false, "a pod the policy does not name stays refused");
-  });
+      await cluster.kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod/server", "pod/allowed", "pod/other", "--timeout=60s"]);
+      const ip = (await cluster.kubectl(["-n", ns, "get", "pod", "server", "-o", "jsonpath={.status.podIP}"])).trim();
+      const reaches = (from: string): Promise<boolean> =>
+        cluster.kubectl(["-n", ns, "exec", from, "--", "/probe", "get", "--timeout=2s", `http://${ip}:8080/`]).then(
+          () => true,
+          () => false,
+        );
+      /** Policies take effect asynchronously (kube-router syncs on each change): wait for the expected answer. */
+      const settles = async (from: string, expected: boolean): Promise<void> => {
+        const deadline = Date.now() + 30_000;
+        while ((await reaches(from)) !== expected) {
+          if (Date.now() > deadline) assert.fail(`${from} → server: still ${expected ? "refused" : "let in"} 30 s after the policy change`);
+          await sleep(500);
+        }
+      };
+      const policy = (name: string, ingress: unknown[]) =>
+        JSON.stringify({
+          apiVersion: "networking.k8s.io/v1",
+          kind: "NetworkPolicy",
+          metadata: { name, namespace: ns },
+          spec: { podSelector: { matchLabels: { role: "server" } }, policyTypes: ["Ingress"], ingress },
+        });
+      assert.ok(await reaches("allowed"), "without a policy every pod reaches the server");
+      await cluster.kubectl(["create", "-f", "-"], policy("default-deny", []));
+      await settles("allowed", false);
+      await cluster.kubectl(
+        ["create", "-f", "-"],
+        policy("allow-allowed", [{ from: [{ podSelector: { matchLabels: { role: "allowed" } } }], ports: [{ port: 8080 }] }]),
+      );
+      await settles("allowed", true);
+      assert.equal(await reaches("other"), false, "a pod the policy does not name stays refused");
+    },
+  );
 
   it("deleting a pod stops its container and releases its address", { timeout: 90_000 }, async (t) => {
     if (!hasRealNode(t, cluster)) return;
@@ -245,7 +296,8 @@ describe("cluster tier: the real node", { skip }, () => {
     await cluster.kubectl(["-n", ns, "delete", "pod", "doomed", "--wait=true", "--timeout=60s"]);
     const deadline = Date.now() + 30_000;
     while ((await running()) || existsSync(reservation)) {
-      if (Date.now() > deadline) assert.fail(`30 s after deletion: container running ${String(await running())}, address held ${String(existsSync(reservation))}`);
+      if (Date.now() > deadline)
+        assert.fail(`30 s after deletion: container running ${String(await running())}, address held ${String(existsSync(reservation))}`);
       await sleep(250);
     }
   });

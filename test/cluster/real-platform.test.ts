@@ -16,7 +16,15 @@ import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation
 import { probePod } from "../support/cluster-manifests.ts";
 import { runCli } from "../support/cli.ts";
 import { clusterSkipReason, hasRealNode, testCluster, type TestCluster } from "../support/cluster.ts";
-import { ctr, holdRealNode, portForward, preparePlatform, startMirror, type DeployedPlatform, type Mirror } from "../support/real-platform.ts";
+import {
+  ctr,
+  holdRealNode,
+  portForward,
+  preparePlatform,
+  startMirror,
+  type DeployedPlatform,
+  type Mirror,
+} from "../support/real-platform.ts";
 
 const skip = clusterSkipReason();
 
@@ -31,7 +39,13 @@ interface ContainerStatus {
 interface Pod {
   metadata: { name: string; uid: string; labels?: Record<string, string> };
   spec: { nodeName?: string };
-  status: { phase: string; podIP?: string; conditions?: { type: string; status: string }[]; containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[] };
+  status: {
+    phase: string;
+    podIP?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: ContainerStatus[];
+    initContainerStatuses?: ContainerStatus[];
+  };
 }
 interface StatusJson {
   healthy: boolean;
@@ -81,45 +95,73 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
   const client = (p: DeployedPlatform, options: { maxRetries?: number } = {}): OpenAI =>
     new OpenAI({ baseURL: `${gateway?.url ?? ""}/v1`, apiKey: p.apiKey, maxRetries: options.maxRetries ?? 0, timeout: 120_000 });
 
-  it("diatonic apply --env local becomes Ready: engine, gateway, embeddings and Qdrant pods run on real-0, Ready by their own probes", { timeout: 900_000 }, async (t) => {
-    if (!hasRealNode(t, cluster) || mirror === undefined) return;
-    const p = await preparePlatform(cluster, mirror, { [SIMULATION_OWNER_LABEL]: simulationOwner });
-    platform = p;
-    const applied = await p.apply();
-    assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}\n${await cluster.kubectl(["-n", p.namespace, "get", "pods", "-o", "wide"])}`);
-    assert.match(applied.stdout, /✓ engine/);
-    const all = await pods(p.namespace);
-    const byName = (name: string): Pod[] => all.filter((pod) => pod.metadata.labels?.["app.kubernetes.io/name"] === name);
-    for (const name of ["engine", "gateway", "embeddings", "qdrant"]) {
-      const [pod] = byName(name);
-      assert.ok(pod, `a ${name} pod exists`);
-      assert.equal(pod.spec.nodeName, realNode.name, `${name} runs on the real node`);
-      assert.equal(pod.status.phase, "Running");
-      assert.ok(ready(pod), `${name} is Ready`);
-      // A real kubelet started every container and ran its probes (kwok would report none of this).
-      for (const container of pod.status.containerStatuses ?? []) {
-        assert.ok(container.ready && container.started === true && container.containerID?.startsWith("containerd://"), `${name}/${container.name} started in containerd and passed its probes`);
+  it(
+    "diatonic apply --env local becomes Ready: engine, gateway, embeddings and Qdrant pods run on real-0, Ready by their own probes",
+    { timeout: 900_000 },
+    async (t) => {
+      if (!hasRealNode(t, cluster) || mirror === undefined) return;
+      const p = await preparePlatform(cluster, mirror, { [SIMULATION_OWNER_LABEL]: simulationOwner });
+      platform = p;
+      const applied = await p.apply();
+      assert.equal(
+        applied.code,
+        0,
+        `${applied.stdout}\n${applied.stderr}\n${await cluster.kubectl(["-n", p.namespace, "get", "pods", "-o", "wide"])}`,
+      );
+      assert.match(applied.stdout, /✓ engine/);
+      const all = await pods(p.namespace);
+      const byName = (name: string): Pod[] => all.filter((pod) => pod.metadata.labels?.["app.kubernetes.io/name"] === name);
+      for (const name of ["engine", "gateway", "embeddings", "qdrant"]) {
+        const [pod] = byName(name);
+        assert.ok(pod, `a ${name} pod exists`);
+        assert.equal(pod.spec.nodeName, realNode.name, `${name} runs on the real node`);
+        assert.equal(pod.status.phase, "Running");
+        assert.ok(ready(pod), `${name} is Ready`);
+        // A real kubelet started every container and ran its probes (kwok would report none of this).
+        for (const container of pod.status.containerStatuses ?? []) {
+          assert.ok(
+            container.ready && container.started === true && container.containerID?.startsWith("containerd://"),
+            `${name}/${container.name} started in containerd and passed its probes`,
+          );
+        }
       }
-    }
-    // The engine's model and the embeddings' GGUF came through the mirror, over TLS, by the rendered download.
-    assert.ok(mirror.requests.some((r) => r.includes("/resolve/") && r.includes("Meta-Llama-3-8B-Instruct-Q4_K_M.gguf")), mirror.requests.join("\n"));
-    assert.ok(mirror.requests.some((r) => r.includes("/resolve/") && r.includes("bge-small-en-v1.5-q8_0.gguf")), mirror.requests.join("\n"));
-    const status = JSON.parse((await p.status()).stdout) as StatusJson;
-    assert.equal(status.healthy, true, JSON.stringify(status.objects.filter((o) => o.state !== "ready")));
-    gateway = await portForward(cluster, p.namespace, "service/gateway", 8080);
-  });
+      // The engine's model and the embeddings' GGUF came through the mirror, over TLS, by the rendered download.
+      assert.ok(
+        mirror.requests.some((r) => r.includes("/resolve/") && r.includes("Meta-Llama-3-8B-Instruct-Q4_K_M.gguf")),
+        mirror.requests.join("\n"),
+      );
+      assert.ok(
+        mirror.requests.some((r) => r.includes("/resolve/") && r.includes("bge-small-en-v1.5-q8_0.gguf")),
+        mirror.requests.join("\n"),
+      );
+      const status = JSON.parse((await p.status()).stdout) as StatusJson;
+      assert.equal(status.healthy, true, JSON.stringify(status.objects.filter((o) => o.state !== "ready")));
+      gateway = await portForward(cluster, p.namespace, "service/gateway", 8080);
+    },
+  );
 
   it("the OpenAI SDK through a port-forward to the gateway's Service: models, chat and a stream", { timeout: 300_000 }, async (t) => {
     const p = deployed(t);
     if (p === undefined) return;
     const openai = client(p);
     const models = (await openai.models.list()).data.map((m) => m.id);
-    for (const adapter of ["chatbot", "code", "rag", "architecture", "summarization"]) assert.ok(models.includes(adapter), `${adapter} in ${models.join(", ")}`);
-    const chat = await openai.chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "Say hello." }], max_tokens: 8 });
+    for (const adapter of ["chatbot", "code", "rag", "architecture", "summarization"])
+      assert.ok(models.includes(adapter), `${adapter} in ${models.join(", ")}`);
+    const chat = await openai.chat.completions.create({
+      model: "chatbot",
+      messages: [{ role: "user", content: "Say hello." }],
+      max_tokens: 8,
+    });
     assert.equal(chat.object, "chat.completion");
     assert.ok((chat.choices[0]?.message.content ?? "").length > 0, "the engine generated text");
     assert.ok((chat.usage?.completion_tokens ?? 0) > 0);
-    const stream = await openai.chat.completions.create({ model: "code", messages: [{ role: "user", content: "Write a loop." }], max_tokens: 8, stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.chat.completions.create({
+      model: "code",
+      messages: [{ role: "user", content: "Write a loop." }],
+      max_tokens: 8,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let chunks = 0;
     let usage = 0;
@@ -132,20 +174,47 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     assert.ok(usage > 0, "the stream's last chunk counts the tokens");
   });
 
-  it("RAG: diatonic ingest through the gateway into Qdrant, then the rag adapter's answer cites the document", { timeout: 300_000 }, async (t) => {
-    const p = deployed(t);
-    if (p === undefined) return;
-    const dir = mkdtempSync(join(tmpdir(), "real-rag-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, "errors.txt"), "Error E4711 means the flux capacitor is misaligned. Realign it with the calibration wrench, then restart the unit.\n");
-    writeFileSync(join(dir, "holidays.txt"), "The lab closes on the first Monday of August for the summer outing. Book the bus by July.\n");
-    const ingest = await runCli(["ingest", "--adapter", "rag", join(dir, "errors.txt"), join(dir, "holidays.txt"), "--gateway", gateway?.url ?? "", "--api-key", p.apiKey]);
-    assert.equal(ingest.code, 0, ingest.stdout + ingest.stderr);
-    const answer = (await client(p).chat.completions.create({ model: "rag", messages: [{ role: "user", content: "What does error E4711 mean?" }], max_tokens: 16 })) as OpenAI.ChatCompletion & {
-      diatonic?: { citations: { source: string }[] };
-    };
-    assert.ok(answer.diatonic?.citations.some((c) => c.source.endsWith("errors.txt")), JSON.stringify(answer.diatonic));
-  });
+  it(
+    "RAG: diatonic ingest through the gateway into Qdrant, then the rag adapter's answer cites the document",
+    { timeout: 300_000 },
+    async (t) => {
+      const p = deployed(t);
+      if (p === undefined) return;
+      const dir = mkdtempSync(join(tmpdir(), "real-rag-"));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(
+        join(dir, "errors.txt"),
+        "Error E4711 means the flux capacitor is misaligned. Realign it with the calibration wrench, then restart the unit.\n",
+      );
+      writeFileSync(
+        join(dir, "holidays.txt"),
+        "The lab closes on the first Monday of August for the summer outing. Book the bus by July.\n",
+      );
+      const ingest = await runCli([
+        "ingest",
+        "--adapter",
+        "rag",
+        join(dir, "errors.txt"),
+        join(dir, "holidays.txt"),
+        "--gateway",
+        gateway?.url ?? "",
+        "--api-key",
+        p.apiKey,
+      ]);
+      assert.equal(ingest.code, 0, ingest.stdout + ingest.stderr);
+      const answer = (await client(p).chat.completions.create({
+        model: "rag",
+        messages: [{ role: "user", content: "What does error E4711 mean?" }],
+        max_tokens: 16,
+      })) as OpenAI.ChatCompletion & {
+        diatonic?: { citations: { source: string }[] };
+      };
+      assert.ok(
+        answer.diatonic?.citations.some((c) => c.source.endsWith("errors.txt")),
+        JSON.stringify(answer.diatonic),
+      );
+    },
+  );
 
   it("NetworkPolicies: a pod outside the traffic graph cannot reach the engine, the gateway can", { timeout: 300_000 }, async (t) => {
     const p = deployed(t);
@@ -154,12 +223,24 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     const engineUrl = `http://${engine?.status.podIP ?? ""}:8000/health`;
     const [gatewayPod] = await pods(p.namespace, "app.kubernetes.io/name=gateway");
     // From the gateway's own container (its image has node): the flow the platform allows.
-    const fromGateway = await cluster.kubectl(["-n", p.namespace, "exec", gatewayPod?.metadata.name ?? "", "-c", "gateway", "--", "node", "-e", `fetch(${JSON.stringify(engineUrl)}).then(r => console.log(r.status))`]);
+    const fromGateway = await cluster.kubectl([
+      "-n",
+      p.namespace,
+      "exec",
+      gatewayPod?.metadata.name ?? "",
+      "-c",
+      "gateway",
+      "--",
+      "node",
+      "-e",
+      `fetch(${JSON.stringify(engineUrl)}).then(r => console.log(r.status))`,
+    ]);
     assert.equal(fromGateway.trim(), "200");
     // A pod in a namespace without policies: it reaches a server beside it, but the engine's ingress policy refuses it.
     const outside = await cluster.namespace(t);
     const onReal = { [realNode.label.key]: realNode.label.value };
-    for (const name of ["intruder", "neighbour"]) await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(outside, name, { labels: onReal })));
+    for (const name of ["intruder", "neighbour"])
+      await cluster.kubectl(["create", "-f", "-"], JSON.stringify(probePod(outside, name, { labels: onReal })));
     await cluster.kubectl(["-n", outside, "wait", "--for=condition=Ready", "pod/intruder", "pod/neighbour", "--timeout=90s"]);
     const neighbour = (await cluster.kubectl(["-n", outside, "get", "pod", "neighbour", "-o", "jsonpath={.status.podIP}"])).trim();
     const get = (url: string) => cluster.kubectl(["-n", outside, "exec", "intruder", "--", "/probe", "get", "--timeout=3s", url]);
@@ -168,111 +249,153 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     await assert.rejects(get(engineUrl), `the engine refuses a pod the traffic graph does not name (engine-ingress: ${policy})`);
   });
 
-  it("the engine container killed: the gateway answers 503 at once, the pod restarts, traffic recovers and status says what happened", { timeout: 600_000 }, async (t) => {
-    const p = deployed(t);
-    if (p === undefined) return;
-    const [before] = await pods(p.namespace, "app.kubernetes.io/name=engine");
-    assert.ok(before);
-    const container = before.status.containerStatuses?.find((c) => c.name === "engine");
-    const id = container?.containerID?.replace("containerd://", "") ?? "";
-    ctr(["tasks", "kill", "--signal", "SIGKILL", id]);
-    // The gateway answers for the dead engine instead of hanging; the client's own timeout is the hang's limit.
-    const failed = await client(p)
-      .chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "Are you there?" }], max_tokens: 4 }, { timeout: 30_000 })
-      .then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-    assert.ok(failed instanceof APIError, `the gateway answered with an error, not ${String(failed)}`);
-    assert.equal(failed.status, 503, failed.message);
+  it(
+    "the engine container killed: the gateway answers 503 at once, the pod restarts, traffic recovers and status says what happened",
+    { timeout: 600_000 },
+    async (t) => {
+      const p = deployed(t);
+      if (p === undefined) return;
+      const [before] = await pods(p.namespace, "app.kubernetes.io/name=engine");
+      assert.ok(before);
+      const container = before.status.containerStatuses?.find((c) => c.name === "engine");
+      const id = container?.containerID?.replace("containerd://", "") ?? "";
+      ctr(["tasks", "kill", "--signal", "SIGKILL", id]);
+      // The gateway answers for the dead engine instead of hanging; the client's own timeout is the hang's limit.
+      const failed = await client(p)
+        .chat.completions.create(
+          { model: "chatbot", messages: [{ role: "user", content: "Are you there?" }], max_tokens: 4 },
+          { timeout: 30_000 },
+        )
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      assert.ok(failed instanceof APIError, `the gateway answered with an error, not ${String(failed)}`);
+      assert.equal(failed.status, 503, failed.message);
 
-    // The kubelet restarts the container in the same pod; the engine is Ready again by its probes.
-    const deadline = Date.now() + 300_000;
-    for (;;) {
-      const [pod] = await pods(p.namespace, "app.kubernetes.io/name=engine");
-      const engine = pod?.status.containerStatuses?.find((c) => c.name === "engine");
-      if (pod?.metadata.uid === before.metadata.uid && (engine?.restartCount ?? 0) >= 1 && ready(pod)) break;
-      if (Date.now() > deadline) assert.fail(`the engine did not come back in its pod: ${JSON.stringify(engine ?? pod?.status ?? "no pod")}`);
-      await sleep(500);
-    }
-    const recovered = await client(p, { maxRetries: 5 }).chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "Back?" }], max_tokens: 4 });
-    assert.equal(recovered.object, "chat.completion");
-    const status = JSON.parse((await p.status()).stdout) as StatusJson;
-    const restart = status.restarts.find((r) => r.pod === before.metadata.name && r.container === "engine");
-    assert.deepEqual(restart, { pod: before.metadata.name, container: "engine", restarts: 1, lastTermination: restart?.lastTermination ?? null });
-    assert.equal(restart?.lastTermination?.exitCode, 137, "killed by SIGKILL");
-    assert.equal(restart?.lastTermination?.reason, "Error");
-    assert.equal(status.healthy, true);
-  });
-
-  it("adapters change at runtime (issue 18): LoRAs from the mirror added, changed and removed with apply; the engine pod keeps its UID and restarts", { timeout: 600_000 }, async (t) => {
-    const p = deployed(t);
-    if (p === undefined || mirror === undefined) return;
-    const lora = (repo: string, revision: string) => ({ source: { huggingFace: { repo: `tests/${repo}`, revision, file: "lora.gguf" } }, rank: 4 });
-    // The local overlay's lora is merged onto the base adapter's, so both name the mirror's source
-    // (null in the overlay alone takes an adapter's LoRA away).
-    const setLoras = (loras: Record<string, ReturnType<typeof lora> | null>) =>
-      p.edit((doc) => {
-        for (const at of [["spec", "adapters"], ["environments", "local", "adapters"]]) {
-          const count = (doc.getIn(at) as { items: unknown[] }).items.length;
-          for (let index = 0; index < count; index++) {
-            const name = String(doc.getIn([...at, index, "name"]));
-            const value = loras[name];
-            if (value === undefined || (value === null && at[0] === "spec")) continue;
-            doc.setIn([...at, index, "lora"], doc.createNode(value));
-          }
-        }
-      });
-    mirror.publishLora("tests/chatbot-lora", "r1", 11);
-    mirror.publishLora("tests/code-lora", "r1", 21);
-    mirror.publishLora("tests/code-lora", "r2", 22);
-    mirror.publishLora("tests/summary-lora", "r1", 31);
-
-    const engineNow = async (): Promise<{ uid: string; restarts: number; name: string }> => {
-      const [pod] = await pods(p.namespace, "app.kubernetes.io/name=engine");
-      return { uid: pod?.metadata.uid ?? "", name: pod?.metadata.name ?? "", restarts: pod?.status.containerStatuses?.find((c) => c.name === "engine")?.restartCount ?? -1 };
-    };
-    const replicaStates = async (): Promise<Map<string, string>> => {
-      const run = await p.status();
-      // Another test file may be restarting the shared API server: a status that could not ask is "unknown yet".
-      if (!run.stdout.trim().startsWith("{")) return new Map([["status failed", run.stderr.trim()]]);
-      const status = JSON.parse(run.stdout) as StatusJson;
-      return new Map(status.adapters.map((a) => [`${a.name}${a.route === "-" ? " (removed)" : ""}`, a.replicas.map((r) => r.state).join(",")]));
-    };
-    const until = async (what: string, check: (states: Map<string, string>) => boolean): Promise<Map<string, string>> => {
-      let states = new Map<string, string>();
-      const deadline = Date.now() + 180_000;
-      while (!check((states = await replicaStates()))) {
-        if (Date.now() > deadline) assert.fail(`${what}: status still says ${JSON.stringify([...states])}`);
-        await sleep(1000);
+      // The kubelet restarts the container in the same pod; the engine is Ready again by its probes.
+      const deadline = Date.now() + 300_000;
+      for (;;) {
+        const [pod] = await pods(p.namespace, "app.kubernetes.io/name=engine");
+        const engine = pod?.status.containerStatuses?.find((c) => c.name === "engine");
+        if (pod?.metadata.uid === before.metadata.uid && (engine?.restartCount ?? 0) >= 1 && ready(pod)) break;
+        if (Date.now() > deadline)
+          assert.fail(`the engine did not come back in its pod: ${JSON.stringify(engine ?? pod?.status ?? "no pod")}`);
+        await sleep(500);
       }
-      return states;
-    };
+      const recovered = await client(p, { maxRetries: 5 }).chat.completions.create({
+        model: "chatbot",
+        messages: [{ role: "user", content: "Back?" }],
+        max_tokens: 4,
+      });
+      assert.equal(recovered.object, "chat.completion");
+      const status = JSON.parse((await p.status()).stdout) as StatusJson;
+      const restart = status.restarts.find((r) => r.pod === before.metadata.name && r.container === "engine");
+      assert.deepEqual(restart, {
+        pod: before.metadata.name,
+        container: "engine",
+        restarts: 1,
+        lastTermination: restart?.lastTermination ?? null,
+      });
+      assert.equal(restart?.lastTermination?.exitCode, 137, "killed by SIGKILL");
+      assert.equal(restart?.lastTermination?.reason, "Error");
+      assert.equal(status.healthy, true);
+    },
+  );
 
-    const start = await engineNow();
-    setLoras({ chatbot: lora("chatbot-lora", "r1"), code: lora("code-lora", "r1") });
-    const first = await p.apply("5m");
-    assert.equal(first.code, 0, first.stdout + first.stderr);
-    await until("chatbot and code loaded", (s) => s.get("chatbot") === "loaded" && s.get("code") === "loaded");
-    const openai = client(p, { maxRetries: 5 });
-    const answer = await openai.chat.completions.create({ model: "code", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
-    assert.equal(answer.object, "chat.completion", "the gateway sends the adapter's requests to the replica that loaded its LoRA");
+  it(
+    "adapters change at runtime (issue 18): LoRAs from the mirror added, changed and removed with apply; the engine pod keeps its UID and restarts",
+    { timeout: 600_000 },
+    async (t) => {
+      const p = deployed(t);
+      if (p === undefined || mirror === undefined) return;
+      const lora = (repo: string, revision: string) => ({
+        source: { huggingFace: { repo: `tests/${repo}`, revision, file: "lora.gguf" } },
+        rank: 4,
+      });
+      // The local overlay's lora is merged onto the base adapter's, so both name the mirror's source
+      // (null in the overlay alone takes an adapter's LoRA away).
+      const setLoras = (loras: Record<string, ReturnType<typeof lora> | null>) =>
+        p.edit((doc) => {
+          for (const at of [
+            ["spec", "adapters"],
+            ["environments", "local", "adapters"],
+          ]) {
+            const count = (doc.getIn(at) as { items: unknown[] }).items.length;
+            for (let index = 0; index < count; index++) {
+              const name = String(doc.getIn([...at, index, "name"]));
+              const value = loras[name];
+              if (value === undefined || (value === null && at[0] === "spec")) continue;
+              doc.setIn([...at, index, "lora"], doc.createNode(value));
+            }
+          }
+        });
+      mirror.publishLora("tests/chatbot-lora", "r1", 11);
+      mirror.publishLora("tests/code-lora", "r1", 21);
+      mirror.publishLora("tests/code-lora", "r2", 22);
+      mirror.publishLora("tests/summary-lora", "r1", 31);
 
-    // Add one, change one's revision, remove one.
-    setLoras({ chatbot: null, code: lora("code-lora", "r2"), summarization: lora("summary-lora", "r1") });
-    const second = await p.apply("5m");
-    assert.equal(second.code, 0, second.stdout + second.stderr);
-    // code's new revision counts once the agent has asked the mirror for it before the status was read
-    // (the agent reports `loading` from before that request until the engine has the new file).
-    const fetchedR2 = (): boolean => mirror?.requests.some((r) => r.includes("tests/code-lora/resolve/r2/lora.gguf")) ?? false;
-    let sawR2 = fetchedR2();
-    await until("summarization loaded, code reloaded at r2, chatbot unloaded", (s) => {
-      const done = sawR2 && s.get("summarization") === "loaded" && s.get("code") === "loaded" && s.get("chatbot") === "" && s.get("chatbot (removed)") === "unloaded";
-      sawR2 = fetchedR2();
-      return done;
-    });
-    assert.deepEqual(await engineNow(), start, "the engine pod kept its UID and its restart count through both applies");
-    const summary = await openai.chat.completions.create({ model: "summarization", messages: [{ role: "user", content: "Summarise: a b c." }], max_tokens: 4 });
-    assert.equal(summary.object, "chat.completion");
-  });
+      const engineNow = async (): Promise<{ uid: string; restarts: number; name: string }> => {
+        const [pod] = await pods(p.namespace, "app.kubernetes.io/name=engine");
+        return {
+          uid: pod?.metadata.uid ?? "",
+          name: pod?.metadata.name ?? "",
+          restarts: pod?.status.containerStatuses?.find((c) => c.name === "engine")?.restartCount ?? -1,
+        };
+      };
+      const replicaStates = async (): Promise<Map<string, string>> => {
+        const run = await p.status();
+        // Another test file may be restarting the shared API server: a status that could not ask is "unknown yet".
+        if (!run.stdout.trim().startsWith("{")) return new Map([["status failed", run.stderr.trim()]]);
+        const status = JSON.parse(run.stdout) as StatusJson;
+        return new Map(
+          status.adapters.map((a) => [`${a.name}${a.route === "-" ? " (removed)" : ""}`, a.replicas.map((r) => r.state).join(",")]),
+        );
+      };
+      const until = async (what: string, check: (states: Map<string, string>) => boolean): Promise<Map<string, string>> => {
+        let states = new Map<string, string>();
+        const deadline = Date.now() + 180_000;
+        while (!check((states = await replicaStates()))) {
+          if (Date.now() > deadline) assert.fail(`${what}: status still says ${JSON.stringify([...states])}`);
+          await sleep(1000);
+        }
+        return states;
+      };
+
+      const start = await engineNow();
+      setLoras({ chatbot: lora("chatbot-lora", "r1"), code: lora("code-lora", "r1") });
+      const first = await p.apply("5m");
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      await until("chatbot and code loaded", (s) => s.get("chatbot") === "loaded" && s.get("code") === "loaded");
+      const openai = client(p, { maxRetries: 5 });
+      const answer = await openai.chat.completions.create({ model: "code", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+      assert.equal(answer.object, "chat.completion", "the gateway sends the adapter's requests to the replica that loaded its LoRA");
+
+      // Add one, change one's revision, remove one.
+      setLoras({ chatbot: null, code: lora("code-lora", "r2"), summarization: lora("summary-lora", "r1") });
+      const second = await p.apply("5m");
+      assert.equal(second.code, 0, second.stdout + second.stderr);
+      // code's new revision counts once the agent has asked the mirror for it before the status was read
+      // (the agent reports `loading` from before that request until the engine has the new file).
+      const fetchedR2 = (): boolean => mirror?.requests.some((r) => r.includes("tests/code-lora/resolve/r2/lora.gguf")) ?? false;
+      let sawR2 = fetchedR2();
+      await until("summarization loaded, code reloaded at r2, chatbot unloaded", (s) => {
+        const done =
+          sawR2 &&
+          s.get("summarization") === "loaded" &&
+          s.get("code") === "loaded" &&
+          s.get("chatbot") === "" &&
+          s.get("chatbot (removed)") === "unloaded";
+        sawR2 = fetchedR2();
+        return done;
+      });
+      assert.deepEqual(await engineNow(), start, "the engine pod kept its UID and its restart count through both applies");
+      const summary = await openai.chat.completions.create({
+        model: "summarization",
+        messages: [{ role: "user", content: "Summarise: a b c." }],
+        max_tokens: 4,
+      });
+      assert.equal(summary.object, "chat.completion");
+    },
+  );
 });

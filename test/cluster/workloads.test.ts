@@ -81,9 +81,7 @@ describe("cluster tier: workloads on simulated nodes", { skip }, () => {
     assert.deepEqual(claims.items.map((c) => c.metadata.name).sort(), ["data-db-0", "data-db-1"]);
     for (const claim of claims.items) {
       assert.equal(claim.status.phase, "Bound", `${claim.metadata.name} is bound`);
-      const defaultClass = storageClasses.find(
-        (c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true",
-      );
+      const defaultClass = storageClasses.find((c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true");
       assert.equal(claim.spec.storageClassName, defaultClass?.metadata.name, "the default StorageClass was applied");
       // WaitForFirstConsumer: the volume is pinned to the node the scheduler picked for the pod.
       const volume = await cluster.kubectlJson<Volume>(["get", "pv", claim.spec.volumeName ?? ""]);
@@ -94,9 +92,7 @@ describe("cluster tier: workloads on simulated nodes", { skip }, () => {
         "pod",
         claim.metadata.name.replace(/^data-/, ""),
       ]);
-      assert.deepEqual(volume.spec.nodeAffinity?.required.nodeSelectorTerms[0]?.matchExpressions[0]?.values, [
-        pod.spec.nodeName,
-      ]);
+      assert.deepEqual(volume.spec.nodeAffinity?.required.nodeSelectorTerms[0]?.matchExpressions[0]?.values, [pod.spec.nodeName]);
     }
   });
 

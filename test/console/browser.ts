@@ -24,7 +24,16 @@ export function browserSkip(): string | false {
 }
 
 /** The flags the machine's probe used: without the background-networking ones Chromium dials out at start. */
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 export interface TestBrowser {
   readonly context: BrowserContext;
@@ -39,7 +48,12 @@ export async function startBrowser(): Promise<TestBrowser> {
   const missing = chromiumMissing();
   if (missing !== undefined) throw new Error(missing);
   const profile = mkdtempSync(join(tmpdir(), "diatonic-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1280, height: 900 },
+  });
   const problems: string[] = [];
   return {
     context,
@@ -47,7 +61,9 @@ export async function startBrowser(): Promise<TestBrowser> {
     async page() {
       const page = await context.newPage();
       // Reported by the page itself, whatever Chromium prints about it.
-      await page.addInitScript(`document.addEventListener("securitypolicyviolation", (event) => console.error("CSP violation: " + event.violatedDirective + " " + event.blockedURI))`);
+      await page.addInitScript(
+        `document.addEventListener("securitypolicyviolation", (event) => console.error("CSP violation: " + event.violatedDirective + " " + event.blockedURI))`,
+      );
       page.on("console", (message) => {
         if (/CSP violation|Content.Security.Policy|Refused to/i.test(message.text())) problems.push(message.text());
       });
@@ -87,5 +103,10 @@ export async function accessibility(page: Page, name: string): Promise<Result[]>
 }
 
 export function describeViolations(violations: readonly Result[]): string {
-  return violations.map((violation) => `${violation.impact ?? "?"} ${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join("; ")})`).join("\n");
+  return violations
+    .map(
+      (violation) =>
+        `${violation.impact ?? "?"} ${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join("; ")})`,
+    )
+    .join("\n");
 }

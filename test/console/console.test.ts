@@ -28,7 +28,11 @@ async function checkAccessibility(t: TestContext, page: Page, name: string): Pro
   if (violations.length > 0) t.diagnostic(`axe on ${name}:\n${describeViolations(violations)}`);
   else t.diagnostic(`axe on ${name}: no violations`);
   const severe = violations.filter((violation) => violation.impact === "serious" || violation.impact === "critical");
-  assert.deepEqual(severe.map((violation) => violation.id), [], describeViolations(severe));
+  assert.deepEqual(
+    severe.map((violation) => violation.id),
+    [],
+    describeViolations(severe),
+  );
 }
 
 async function shot(t: TestContext, page: Page, name: string): Promise<void> {
@@ -44,10 +48,20 @@ describe("the web console in a browser", { skip }, () => {
   before(async () => {
     await ensureConsoleBuilt();
     console.log(`console screenshots and axe reports: ${ARTIFACTS}`);
-    const common = { cwd: process.cwd(), port: 0, model: "tiny", embeddings: "engine" as const, logger: quietLogger(), watch: { debounceMs: 200, pollMs: 60_000 } };
+    const common = {
+      cwd: process.cwd(),
+      port: 0,
+      model: "tiny",
+      embeddings: "engine" as const,
+      logger: quietLogger(),
+      watch: { debounceMs: 200, pollMs: 60_000 },
+    };
     browser = await startBrowser();
     // Both stacks at once; whatever started is kept for after() to close, even if the other failed.
-    const [first, second] = await Promise.allSettled([startDevStack({ ...common, apiKey: KEY, dataDir: join(work, "secured") }), startDevStack({ ...common, dataDir: join(work, "open") })]);
+    const [first, second] = await Promise.allSettled([
+      startDevStack({ ...common, apiKey: KEY, dataDir: join(work, "secured") }),
+      startDevStack({ ...common, dataDir: join(work, "open") }),
+    ]);
     if (first.status === "fulfilled") secured = first.value;
     if (second.status === "fulfilled") open = second.value;
     for (const result of [first, second]) if (result.status === "rejected") throw result.reason;
@@ -133,14 +147,21 @@ describe("the web console in a browser", { skip }, () => {
       seen.delete(0);
       seen.delete(text.length);
       assert.ok(seen.size > 0, "the answer was seen part-written before it was whole");
-      assert.match((await page.getByTestId("turn-meta").last().textContent()) ?? "", /\d+ prompt \+ \d+ completion tokens · first token .* · total /);
+      assert.match(
+        (await page.getByTestId("turn-meta").last().textContent()) ?? "",
+        /\d+ prompt \+ \d+ completion tokens · first token .* · total /,
+      );
       const code = (await page.getByTestId("snippet").textContent()) ?? "";
       assert.match(code, new RegExp(`curl -N ${secured.gatewayUrl}/v1/chat/completions`));
       assert.match(code, /\$DIATONIC_API_KEY/);
       assert.ok(!code.includes(KEY), "the snippet never shows the key");
       // The curl snippet runs as printed, with the key from the environment (asynchronously: the
       // gateway answering it runs in this process).
-      const curl = await promisify(execFile)("sh", ["-c", code], { env: { ...process.env, DIATONIC_API_KEY: KEY }, encoding: "utf8", timeout: 30_000 });
+      const curl = await promisify(execFile)("sh", ["-c", code], {
+        env: { ...process.env, DIATONIC_API_KEY: KEY },
+        encoding: "utf8",
+        timeout: 30_000,
+      });
       assert.match(curl.stdout, /^data: \{"id":/m);
       assert.match(curl.stdout, /data: \[DONE\]/);
       await page.getByRole("button", { name: "OpenAI SDK (Python)" }).click();
@@ -163,7 +184,10 @@ describe("the web console in a browser", { skip }, () => {
       await page.goto(`${secured.consoleUrl}#/documents/rag`);
       await page.getByRole("heading", { name: "Collection handbook" }).waitFor();
       await page.getByLabel("Files to ingest").setInputFiles(file);
-      await page.getByTestId("upload-outcomes").getByText(/runbook\.md: 1 chunk added/).waitFor();
+      await page
+        .getByTestId("upload-outcomes")
+        .getByText(/runbook\.md: 1 chunk added/)
+        .waitFor();
       await page.getByTestId("documents").getByRole("cell", { name: "runbook.md", exact: true }).waitFor();
       await shot(t, page, "04-documents.png");
       await checkAccessibility(t, page, "04-documents");
@@ -180,7 +204,10 @@ describe("the web console in a browser", { skip }, () => {
       await page.goto(`${secured.consoleUrl}#/documents/rag`);
       await page.getByRole("button", { name: "Delete runbook.md…" }).click();
       await page.getByRole("button", { name: "Delete runbook.md", exact: true }).click();
-      await page.getByRole("status").getByText(/deleted: 1 chunk removed/).waitFor();
+      await page
+        .getByRole("status")
+        .getByText(/deleted: 1 chunk removed/)
+        .waitFor();
       await page.getByText("No documents yet.").waitFor();
     });
 
@@ -193,7 +220,11 @@ describe("the web console in a browser", { skip }, () => {
 
       await page.goto(`${secured.consoleUrl}#/overview`);
       // The bad key of the sign-in test, as the gateway kept it: status and code, never the key.
-      await page.locator("section", { has: page.getByRole("heading", { name: "Latest errors" }) }).getByRole("cell", { name: "invalid_api_key" }).first().waitFor();
+      await page
+        .locator("section", { has: page.getByRole("heading", { name: "Latest errors" }) })
+        .getByRole("cell", { name: "invalid_api_key" })
+        .first()
+        .waitFor();
       await page.locator(".chart canvas").first().waitFor();
       assert.equal(await page.locator(".chart canvas").count(), 3);
       assert.ok(!(await page.content()).includes("sk-not-a-key"));

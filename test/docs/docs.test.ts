@@ -8,7 +8,12 @@ import { fileURLToPath } from "node:url";
 import { GENERATED, rulesReference, specReference } from "../../scripts/docs.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PAGES = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((name) => name.endsWith(".md")).map((name) => `docs/${name}`)];
+const PAGES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((name) => name.endsWith(".md"))
+    .map((name) => `docs/${name}`),
+];
 
 /** Markdown without fenced code blocks and inline code, where links are not links. */
 function prose(markdown: string): string {
@@ -71,7 +76,10 @@ describe("documentation", () => {
   });
 
   it("the anchor rule is GitHub's (a known heading, a repeat, punctuation)", () => {
-    assert.deepEqual([...anchorsOf("# Local stack (diatonic dev)\n## What `render` writes\n## Notes\n## Notes\n```\n# not a heading\n```\n")], ["local-stack-diatonic-dev", "what-render-writes", "notes", "notes-1"]);
+    assert.deepEqual(
+      [...anchorsOf("# Local stack (diatonic dev)\n## What `render` writes\n## Notes\n## Notes\n```\n# not a heading\n```\n")],
+      ["local-stack-diatonic-dev", "what-render-writes", "notes", "notes-1"],
+    );
   });
 
   it("the generated references are current (npm run docs writes them)", () => {

@@ -60,7 +60,13 @@ describe("chat completions", () => {
 
   it("streaming gives the same text as non-streaming, then usage when asked", async () => {
     const whole = await chatText("lora-b");
-    const stream = await t.openai.chat.completions.create({ model: "lora-b", messages, ...greedy, stream: true, stream_options: { include_usage: true } });
+    const stream = await t.openai.chat.completions.create({
+      model: "lora-b",
+      messages,
+      ...greedy,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let finish: string | null | undefined;
     let usage: { completion_tokens: number } | null | undefined;
@@ -115,7 +121,8 @@ describe("chat completions", () => {
 
 describe("sampling: penalties, top_k, min_p", () => {
   const completion = async (extra: Record<string, unknown>): Promise<string> =>
-    (await t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 40, temperature: 0, ...extra })).choices[0]?.text ?? "";
+    (await t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 40, temperature: 0, ...extra })).choices[0]
+      ?.text ?? "";
   const distinctShare = (text: string) => new Set(text.split(/\s+/)).size / text.split(/\s+/).length;
 
   it("presence and frequency penalties steer away from the completion's own repeats (they were ignored)", async () => {
@@ -144,7 +151,10 @@ describe("text completions", () => {
     const raw = await postJson(`${t.url}/v1/completions`, { ...body, stream: true, stream_options: { include_usage: true } });
     assert.equal(raw.status, 200);
     assert.ok(raw.text.endsWith("data: [DONE]\n\n"));
-    const events = sseEvents(raw.text) as { choices: { text: string; finish_reason: string | null }[]; usage?: { total_tokens: number } | null }[];
+    const events = sseEvents(raw.text) as {
+      choices: { text: string; finish_reason: string | null }[];
+      usage?: { total_tokens: number } | null;
+    }[];
     assert.equal(events.map((e) => e.choices[0]?.text ?? "").join(""), whole.choices[0]?.text);
     assert.equal(events.at(-2)?.choices[0]?.finish_reason, "length");
     assert.equal(events.at(-1)?.choices.length, 0);
@@ -173,15 +183,57 @@ describe("bad requests get OpenAI-shaped errors", () => {
     ["temperature out of range", "/v1/chat/completions", { model: "tiny", messages, temperature: 7 }, 400, "temperature"],
     ["n > 1", "/v1/chat/completions", { model: "tiny", messages, n: 2 }, 400, "n", /^n: .*one choice per request.*send n requests/],
     ["not JSON", "/v1/chat/completions", "{nope", 400, null],
-    ["prompt token arrays", "/v1/completions", { model: "tiny", prompt: [[1, 2]] }, 400, "prompt", /^prompt: .*token ids.*one request per prompt/],
+    [
+      "prompt token arrays",
+      "/v1/completions",
+      { model: "tiny", prompt: [[1, 2]] },
+      400,
+      "prompt",
+      /^prompt: .*token ids.*one request per prompt/,
+    ],
     ["batched prompts", "/v1/completions", { model: "tiny", prompt: ["a", "b"] }, 400, "prompt", /batches prompts/],
-    ["log probabilities (chat)", "/v1/chat/completions", { model: "tiny", messages, logprobs: true, top_logprobs: 2 }, 400, "logprobs", /^logprobs: .*no log probabilities/],
-    ["log probabilities (completions)", "/v1/completions", { model: "tiny", prompt: "x", logprobs: 2 }, 400, "logprobs", /no log probabilities/],
+    [
+      "log probabilities (chat)",
+      "/v1/chat/completions",
+      { model: "tiny", messages, logprobs: true, top_logprobs: 2 },
+      400,
+      "logprobs",
+      /^logprobs: .*no log probabilities/,
+    ],
+    [
+      "log probabilities (completions)",
+      "/v1/completions",
+      { model: "tiny", prompt: "x", logprobs: 2 },
+      400,
+      "logprobs",
+      /no log probabilities/,
+    ],
     ["echo", "/v1/completions", { model: "tiny", prompt: "x", echo: true }, 400, "echo", /does not echo the prompt/],
-    ["tools", "/v1/chat/completions", { model: "tiny", messages, tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }] }, 400, "tools", /does not call tools/],
-    ["JSON mode", "/v1/chat/completions", { model: "tiny", messages, response_format: { type: "json_object" } }, 400, "response_format", /free text only/],
+    [
+      "tools",
+      "/v1/chat/completions",
+      { model: "tiny", messages, tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }] },
+      400,
+      "tools",
+      /does not call tools/,
+    ],
+    [
+      "JSON mode",
+      "/v1/chat/completions",
+      { model: "tiny", messages, response_format: { type: "json_object" } },
+      400,
+      "response_format",
+      /free text only/,
+    ],
     ["a penalty out of OpenAI's range", "/v1/completions", { model: "tiny", prompt: "x", presence_penalty: 3 }, 400, "presence_penalty"],
-    ["repetition_penalty", "/v1/completions", { model: "tiny", prompt: "x", repetition_penalty: 1.2 }, 400, "repetition_penalty", /does not serve repetition_penalty.*presence_penalty or frequency_penalty/],
+    [
+      "repetition_penalty",
+      "/v1/completions",
+      { model: "tiny", prompt: "x", repetition_penalty: 1.2 },
+      400,
+      "repetition_penalty",
+      /does not serve repetition_penalty.*presence_penalty or frequency_penalty/,
+    ],
     ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
     ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
   ];

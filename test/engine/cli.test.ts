@@ -30,8 +30,16 @@ describe("diatonic engine", () => {
       writeFileSync(join(models, "truncated.gguf"), readFileSync(join(models, "tiny-llama.gguf")).subarray(0, 100_000));
     });
     const cases: [string, string, RegExp][] = [
-      ["not GGUF", "notes.gguf", /model \S+notes\.gguf is not a GGUF file: .*magic[\s\S]*fix: pass --model with the path of a GGUF model file/],
-      ["a LoRA adapter", "tiny-lora-a.gguf", /model \S+tiny-lora-a\.gguf is a LoRA adapter, not a base model[\s\S]*fix: pass the base model as --model and the adapter as --lora NAME=PATH/],
+      [
+        "not GGUF",
+        "notes.gguf",
+        /model \S+notes\.gguf is not a GGUF file: .*magic[\s\S]*fix: pass --model with the path of a GGUF model file/,
+      ],
+      [
+        "a LoRA adapter",
+        "tiny-lora-a.gguf",
+        /model \S+tiny-lora-a\.gguf is a LoRA adapter, not a base model[\s\S]*fix: pass the base model as --model and the adapter as --lora NAME=PATH/,
+      ],
       ["truncated", "truncated.gguf", /model \S+truncated\.gguf could not be loaded by llama\.cpp[\s\S]*fix: check the file is complete/],
     ];
     for (const [name, file, message] of cases) {
@@ -48,8 +56,16 @@ describe("diatonic engine", () => {
     ["no --model", ["engine"], /--model/],
     ["a model file that does not exist", ["engine", "--model", join(dir, "none.gguf")], /cannot be read/],
     ["a --lora without NAME=", ["engine", "--model", "x.gguf", "--lora", "x.gguf"], /NAME=PATH/],
-    ["a --lora named as the base model (checked before any load)", ["engine", "--model", "tiny-llama.gguf", "--lora", "tiny-llama=a.gguf"], /--lora tiny-llama=\S+a\.gguf: tiny-llama is the base model's name[\s\S]*fix: give the LoRA another NAME/],
-    ["a --lora name given twice", ["engine", "--model", "x.gguf", "--lora", "a=a.gguf", "--lora", "a=b.gguf"], /--lora a is given twice[\s\S]*fix: give each LoRA its own NAME/],
+    [
+      "a --lora named as the base model (checked before any load)",
+      ["engine", "--model", "tiny-llama.gguf", "--lora", "tiny-llama=a.gguf"],
+      /--lora tiny-llama=\S+a\.gguf: tiny-llama is the base model's name[\s\S]*fix: give the LoRA another NAME/,
+    ],
+    [
+      "a --lora name given twice",
+      ["engine", "--model", "x.gguf", "--lora", "a=a.gguf", "--lora", "a=b.gguf"],
+      /--lora a is given twice[\s\S]*fix: give each LoRA its own NAME/,
+    ],
     ["a port that is not a number", ["engine", "--model", "x.gguf", "--port", "eighty"], /--port/],
     ["--parallel 0", ["engine", "--model", "x.gguf", "--parallel", "0"], /--parallel/],
     ["make-test-model without --out", ["engine", "make-test-model"], /--out/],

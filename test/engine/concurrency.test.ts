@@ -24,14 +24,18 @@ async function metric(name: string): Promise<number> {
 /** The decode-step histogram: steps in all, and steps that carried exactly `sequences`. */
 async function decodeSteps(): Promise<Map<number, number>> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
-  const cumulative = [...text.matchAll(/^diatonic_engine_decode_batch_sequences_bucket\{le="(\d+)"\} (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  const cumulative = [...text.matchAll(/^diatonic_engine_decode_batch_sequences_bucket\{le="(\d+)"\} (\d+)$/gm)].map(
+    (m) => [Number(m[1]), Number(m[2])] as const,
+  );
   return new Map(cumulative.map(([le, count], i) => [le, count - (cumulative[i - 1]?.[1] ?? 0)]));
 }
 
 describe("concurrency", () => {
   it("generations on one context are decoded together: each step carries every running sequence", async () => {
     const before = await decodeSteps();
-    const results = await Promise.all([0, 1].map(() => t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 60, temperature: 0 })));
+    const results = await Promise.all(
+      [0, 1].map(() => t.openai.completions.create({ model: "tiny", prompt: "the small red cat", max_tokens: 60, temperature: 0 })),
+    );
     for (const result of results) assert.equal(result.usage?.completion_tokens, 60);
     const after = await decodeSteps();
     const steps = (sequences: number) => (after.get(sequences) ?? 0) - (before.get(sequences) ?? 0);
@@ -70,7 +74,9 @@ describe("concurrency", () => {
   it("concurrent streams on several contexts each stream exactly their JSON answer's text", async () => {
     // One request per model: each runs alone in its context, so its decode is the same as the JSON run's.
     const models = ["tiny", "lora-a", "lora-b"];
-    const expected = await Promise.all(models.map(async (model) => (await t.openai.chat.completions.create(chat(model, 40))).choices[0]?.message.content));
+    const expected = await Promise.all(
+      models.map(async (model) => (await t.openai.chat.completions.create(chat(model, 40))).choices[0]?.message.content),
+    );
     const streamed = await Promise.all(
       models.map(async (model) => {
         const stream = await t.openai.chat.completions.create({ ...chat(model, 40), stream: true });
@@ -87,7 +93,10 @@ describe("concurrency", () => {
     const statuses = responses.map((r) => r.status);
     const rejected = responses.filter((r) => r.status === 503);
     assert.ok(rejected.length >= 4, `at most 2 running + 3 waiting are accepted: ${statuses.join(",")}`);
-    assert.ok(statuses.every((s) => s === 200 || s === 503), statuses.join(","));
+    assert.ok(
+      statuses.every((s) => s === 200 || s === 503),
+      statuses.join(","),
+    );
     for (const r of rejected) {
       assert.equal((r.json as { error: { type: string; code: number } }).error.type, "ServiceUnavailableError");
     }

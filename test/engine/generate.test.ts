@@ -28,7 +28,9 @@ after(async () => {
 /** Sampling with top_k, min_p and the penalties off (OpenAI's defaults). */
 const NO_PENALTIES = { topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0 };
 
-async function run(options: Omit<GenerateOptions, "sampling"> & { stop?: string[]; maxTokens?: number; prompt?: string; sequence?: LlamaContextSequence }) {
+async function run(
+  options: Omit<GenerateOptions, "sampling"> & { stop?: string[]; maxTokens?: number; prompt?: string; sequence?: LlamaContextSequence },
+) {
   const sequence = options.sequence ?? context.getSequence();
   const pieces: string[] = [];
   try {
@@ -146,7 +148,10 @@ describe("generate with characters split across tokens", () => {
       });
       assert.equal(result.text, text);
       assert.equal(pieces.join(""), text);
-      assert.ok(pieces.every((piece) => !piece.includes("\uFFFD")), JSON.stringify(pieces));
+      assert.ok(
+        pieces.every((piece) => !piece.includes("\uFFFD")),
+        JSON.stringify(pieces),
+      );
       assert.equal(result.completionTokens, Buffer.byteLength(text));
     });
   }
@@ -162,7 +167,10 @@ describe("generate at the model's end of generation (fake sequence shaped like n
       sampling: { ...NO_PENALTIES, maxTokens: 100, temperature: 0, topP: 1, seed: undefined, stop: [] },
       onText: () => undefined,
     });
-    assert.deepEqual({ text: result.text, finishReason: result.finishReason, completionTokens: result.completionTokens }, { text: "all done", finishReason: "stop", completionTokens: 9 });
+    assert.deepEqual(
+      { text: result.text, finishReason: result.finishReason, completionTokens: result.completionTokens },
+      { text: "all done", finishReason: "stop", completionTokens: 9 },
+    );
   });
 });
 

@@ -17,7 +17,10 @@ function tensorShapes(info: Awaited<ReturnType<typeof readGgufFileInfo>>): Map<s
 describe("GGUF writer", () => {
   it("writes the GGUF v3 header, metadata and aligned tensor data", () => {
     const bytes = encodeGguf({
-      metadata: new Map([["general.architecture", gguf.str("llama")], ["x.count", gguf.u32(7)]]),
+      metadata: new Map([
+        ["general.architecture", gguf.str("llama")],
+        ["x.count", gguf.u32(7)],
+      ]),
       tensors: [{ name: "t", shape: [3], type: GgmlType.f32, data: new Float32Array([1, 2, 3]) }],
     });
     assert.equal(bytes.subarray(0, 4).toString("latin1"), "GGUF");
@@ -25,7 +28,10 @@ describe("GGUF writer", () => {
     assert.equal(bytes.readBigUInt64LE(8), 1n);
     assert.equal(bytes.readBigUInt64LE(16), 2n);
     assert.equal(bytes.length % 32, 0, "the data section is padded to the alignment");
-    assert.deepEqual([...new Float32Array(bytes.buffer.slice(bytes.byteOffset + bytes.length - 32, bytes.byteOffset + bytes.length - 20))], [1, 2, 3]);
+    assert.deepEqual(
+      [...new Float32Array(bytes.buffer.slice(bytes.byteOffset + bytes.length - 32, bytes.byteOffset + bytes.length - 20))],
+      [1, 2, 3],
+    );
   });
 
   it("converts floats to IEEE half precision", () => {

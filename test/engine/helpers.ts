@@ -42,7 +42,11 @@ export async function startTestEngine(options: Partial<StartEngineOptions> & { w
 }
 
 export async function postJson(url: string, body: unknown): Promise<{ status: number; json: unknown; text: string }> {
-  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
   const text = await response.text();
   let json: unknown;
   try {

@@ -114,8 +114,12 @@ describe("more adapters in flight than --max-loras", () => {
     await postJson(`${t.url}/v1/load_lora_adapter`, { lora_name: "second", lora_path: b.path });
     const models = ["first", "second", "first", "tiny", "second", "first"];
     const answers = await Promise.all(models.map((model) => postJson(`${t.url}/v1/chat/completions`, { model, ...request })));
-    assert.deepEqual(answers.map((r) => r.status), models.map(() => 200));
-    const text = (i: number): string => (answers[i]?.json as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? "";
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      models.map(() => 200),
+    );
+    const text = (i: number): string =>
+      (answers[i]?.json as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? "";
     // Batched sequences may differ from a lone one in the last float bits, so only adapters are compared.
     assert.notEqual(text(0), text(1));
   });

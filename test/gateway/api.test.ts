@@ -22,7 +22,9 @@ describe("gateway API with the OpenAI SDK", () => {
   };
 
   it("chat: applies the adapter's system prompt and sampling defaults and sends the LoRA name upstream", async () => {
-    const completion = await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "write fizzbuzz" }] });
+    const completion = await gw
+      .client()
+      .chat.completions.create({ model: "code", messages: [{ role: "user", content: "write fizzbuzz" }] });
     assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
     assert.equal(completion.usage?.total_tokens, 13);
     assert.equal(completion.model, "code", "the response names the adapter, not the LoRA module");
@@ -39,7 +41,9 @@ describe("gateway API with the OpenAI SDK", () => {
   });
 
   it("chat: the client's sampling values win over the adapter's defaults", async () => {
-    await gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "hi" }], temperature: 1.1, max_completion_tokens: 5 });
+    await gw
+      .client()
+      .chat.completions.create({ model: "code", messages: [{ role: "user", content: "hi" }], temperature: 1.1, max_completion_tokens: 5 });
     const sent = last();
     assert.equal(sent.body?.temperature, 1.1);
     assert.equal(sent.body?.max_completion_tokens, 5);
@@ -47,13 +51,17 @@ describe("gateway API with the OpenAI SDK", () => {
   });
 
   it("path prefix /<adapter>/v1 is the same as model=<adapter>", async () => {
-    const completion = await gw.client(KEYS.all, "/code").chat.completions.create({ model: "ignored", messages: [{ role: "user", content: "hi" }] });
+    const completion = await gw
+      .client(KEYS.all, "/code")
+      .chat.completions.create({ model: "ignored", messages: [{ role: "user", content: "hi" }] });
     assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
     assert.equal(last().body?.model, "code-lora");
   });
 
   it("stream: chunks arrive through the SDK; the usage chunk is only there when asked for", async () => {
-    const stream = await gw.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true });
+    const stream = await gw
+      .client()
+      .chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true });
     let text = "";
     let usageChunks = 0;
     for await (const chunk of stream) {
@@ -73,7 +81,12 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.ok(rawText.endsWith("data: [DONE]\n\n"));
     assert.doesNotMatch(rawText, /"usage"/, "no usage field at all (not even null) for a client that did not ask");
 
-    const withUsage = await gw.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true } });
+    const withUsage = await gw.client().chat.completions.create({
+      model: "chatbot",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let usage: number | undefined;
     for await (const chunk of withUsage) usage = chunk.usage?.total_tokens ?? usage;
     assert.equal(usage, 13);
@@ -106,7 +119,11 @@ describe("gateway API with the OpenAI SDK", () => {
   });
 
   it("400: bad JSON and bad fields, in OpenAI's error shape", async () => {
-    const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" }, body: "{nope" });
+    const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" },
+      body: "{nope",
+    });
     assert.equal(response.status, 400);
     const body = (await response.json()) as { error: Record<string, unknown> };
     assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
@@ -123,16 +140,22 @@ describe("gateway API with the OpenAI SDK", () => {
   it("401: missing and wrong keys", async () => {
     const response = await fetch(`${gw.gateway.url}/v1/models`);
     assert.equal(response.status, 401);
-    const wrong = await apiError(gw.client("sk-wrong").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    const wrong = await apiError(
+      gw.client("sk-wrong").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }),
+    );
     assert.equal(wrong.status, 401);
     assert.equal(wrong.code, "invalid_api_key");
   });
 
   it("403: an adapter the key may not use, or a key without the inference scope", async () => {
-    const denied = await apiError(gw.client(KEYS.code).chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "x" }] }));
+    const denied = await apiError(
+      gw.client(KEYS.code).chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "x" }] }),
+    );
     assert.equal(denied.status, 403);
     assert.equal(denied.code, "adapter_not_allowed");
-    const scope = await apiError(gw.client(KEYS.noScope).chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    const scope = await apiError(
+      gw.client(KEYS.noScope).chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }),
+    );
     assert.equal(scope.status, 403);
   });
 
@@ -140,12 +163,16 @@ describe("gateway API with the OpenAI SDK", () => {
     const byName = await apiError(gw.client().chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }));
     assert.equal(byName.status, 404);
     assert.equal(byName.code, "model_not_found");
-    const byPath = await apiError(gw.client(KEYS.all, "/nope").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
+    const byPath = await apiError(
+      gw.client(KEYS.all, "/nope").chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }),
+    );
     assert.equal(byPath.status, 404);
   });
 
   it("413: a body over server.maxBodyBytes", async () => {
-    const tooBig = await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x".repeat(5000) }] }));
+    const tooBig = await apiError(
+      gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x".repeat(5000) }] }),
+    );
     assert.equal(tooBig.status, 413);
     assert.equal(tooBig.code, "request_too_large");
   });
@@ -154,12 +181,20 @@ describe("gateway API with the OpenAI SDK", () => {
     const { gzipSync } = await import("node:zlib");
     const body = JSON.stringify({ model: "code", messages: [{ role: "user", content: "hi" }] });
     const headers = { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" };
-    const compressed = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { ...headers, "content-encoding": "gzip" }, body: gzipSync(body) });
+    const compressed = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { ...headers, "content-encoding": "gzip" },
+      body: gzipSync(body),
+    });
     assert.equal(compressed.status, 415);
     const error = ((await compressed.json()) as { error: { code: string; message: string } }).error;
     assert.equal(error.code, "unsupported_content_encoding");
     assert.match(error.message, /"gzip" is not accepted: send the JSON uncompressed/);
-    const plain = await fetch(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { ...headers, "content-encoding": "identity" }, body });
+    const plain = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { ...headers, "content-encoding": "identity" },
+      body,
+    });
     assert.equal(plain.status, 200);
     assert.equal(((await plain.json()) as { model: string }).model, "code");
   });
@@ -186,7 +221,8 @@ describe("gateway API with the OpenAI SDK", () => {
   });
 
   it("methods and paths: HEAD reads like GET, a wrong method is 405 with Allow, malformed percent-encoding is 400", async () => {
-    const call = (path: string, method: string) => fetch(`${gw.gateway.url}${path}`, { method, headers: { authorization: `Bearer ${KEYS.all}` } });
+    const call = (path: string, method: string) =>
+      fetch(`${gw.gateway.url}${path}`, { method, headers: { authorization: `Bearer ${KEYS.all}` } });
     for (const path of ["/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/code", "/code/v1/models"]) {
       const head = await call(path, "HEAD");
       assert.equal(head.status, 200, `HEAD ${path}`);

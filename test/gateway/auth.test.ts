@@ -6,7 +6,9 @@ import { authenticate, KeyStore } from "../../src/gateway/auth.ts";
 import { GatewayError } from "../../src/gateway/errors.ts";
 
 const KEY = "sk-test-0123456789";
-const store = KeyStore.fromFile({ keys: [{ sha256: createHash("sha256").update(KEY).digest("hex"), tenant: "team-a", adapters: ["code"], scopes: ["inference"] }] });
+const store = KeyStore.fromFile({
+  keys: [{ sha256: createHash("sha256").update(KEY).digest("hex"), tenant: "team-a", adapters: ["code"], scopes: ["inference"] }],
+});
 
 function rejection(headers: Record<string, string>, mode: "required" | "optional" = "required"): string | undefined {
   try {
@@ -21,7 +23,16 @@ function rejection(headers: Record<string, string>, mode: "required" | "optional
 
 describe("API key from the headers", () => {
   it("accepts every spelling of a bearer token that the pattern allows", () => {
-    for (const authorization of [`Bearer ${KEY}`, `bearer ${KEY}`, `BEARER ${KEY}`, `Bearer   ${KEY}`, `Bearer\t${KEY}`, `  Bearer ${KEY}  `, `Bearer ${KEY} `, `Bearer \u00a0${KEY}\u00a0`]) {
+    for (const authorization of [
+      `Bearer ${KEY}`,
+      `bearer ${KEY}`,
+      `BEARER ${KEY}`,
+      `Bearer   ${KEY}`,
+      `Bearer\t${KEY}`,
+      `  Bearer ${KEY}  `,
+      `Bearer ${KEY} `,
+      `Bearer \u00a0${KEY}\u00a0`,
+    ]) {
       assert.equal(authenticate("required", store, { authorization }).tenant, "team-a", JSON.stringify(authorization));
     }
   });
@@ -35,7 +46,14 @@ describe("API key from the headers", () => {
     assert.equal(rejection({}), "missing_api_key");
     assert.equal(rejection({ authorization: "Bearer " }), "missing_api_key");
     assert.equal(rejection({ authorization: "Bearer" }), "missing_api_key");
-    for (const authorization of [`Bearer ${KEY}x`, `Bearer ${KEY.slice(0, -1)}`, `Bearer x${KEY}`, `Bearer ${KEY} x`, `Bearer \u0001${KEY}`, `Bearer ${KEY}\u0001`]) {
+    for (const authorization of [
+      `Bearer ${KEY}x`,
+      `Bearer ${KEY.slice(0, -1)}`,
+      `Bearer x${KEY}`,
+      `Bearer ${KEY} x`,
+      `Bearer \u0001${KEY}`,
+      `Bearer ${KEY}\u0001`,
+    ]) {
       assert.equal(rejection({ authorization }), "invalid_api_key", JSON.stringify(authorization));
     }
     // Not a bearer token at all: as if no key were sent.

@@ -39,12 +39,22 @@ describe("diatonic gateway", () => {
   it("starts on the rendered local config with no engine reachable: alive, not ready, 503 for requests", async () => {
     const file = join(dir, "rendered.yaml");
     writeFileSync(file, renderedGatewayConfig("local"));
-    const gateway = await startGateway({ configFile: file, port: 0, logger: pino({ level: "silent" }), defaultMetrics: false, watch: false });
+    const gateway = await startGateway({
+      configFile: file,
+      port: 0,
+      logger: pino({ level: "silent" }),
+      defaultMetrics: false,
+      watch: false,
+    });
     try {
       assert.equal((await fetch(`${gateway.url}/healthz`)).status, 200);
       const ready = await fetch(`${gateway.url}/readyz`);
       assert.equal(ready.status, 503);
-      const response = await fetch(`${gateway.url}/code/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }) });
+      const response = await fetch(`${gateway.url}/code/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
+      });
       assert.equal(response.status, 503);
       const body = (await response.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, "upstream_unavailable");
@@ -58,7 +68,9 @@ describe("diatonic gateway", () => {
     const upstream = await startFixedUpstream();
     const file = join(dir, "config.yaml");
     writeFileSync(file, stringify(GatewayConfig.parse(testConfig(upstream.url, { auth: { mode: "disabled" } }))));
-    const child = spawn(process.execPath, ["bin/diatonic.js", "gateway", "--config", file, "--host", "127.0.0.1", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["bin/diatonic.js", "gateway", "--config", file, "--host", "127.0.0.1", "--port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         child.once("exit", (code) => reject(new Error(`exited with ${code}`)));
@@ -67,7 +79,11 @@ describe("diatonic gateway", () => {
           if (entry.msg === "gateway listening" && entry.url) resolve(entry.url);
         });
       });
-      const response = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "code", messages: [{ role: "user", content: "hi" }] }) });
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "code", messages: [{ role: "user", content: "hi" }] }),
+      });
       assert.equal(response.status, 200);
       child.removeAllListeners("exit");
       const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -98,17 +114,31 @@ describe("diatonic gateway", () => {
   it("says so when --config names a platform spec, and how to run one", () => {
     assert.throws(
       () => parseGatewayConfig(readFileSync("examples/lab/platform.yaml", "utf8"), "platform.yaml"),
-      (error: Error) => /platform\.yaml is a platform spec \(kind: Platform\), not a gateway config/.test(error.message) && /diatonic dev --spec platform\.yaml/.test((error as { fix?: string }).fix ?? ""),
+      (error: Error) =>
+        /platform\.yaml is a platform spec \(kind: Platform\), not a gateway config/.test(error.message) &&
+        /diatonic dev --spec platform\.yaml/.test((error as { fix?: string }).fix ?? ""),
     );
   });
 
   it("refuses a timeout longer than a Node timer can wait (it would fire after 1 ms), naming the field", () => {
     const config = testConfig("http://127.0.0.1:9");
-    const adapters = config.adapters.map((adapter, index) => (index === 0 ? { ...adapter, limits: { ...adapter.limits, timeoutMs: 3_000_000_000 } } : adapter));
+    const adapters = config.adapters.map((adapter, index) =>
+      index === 0 ? { ...adapter, limits: { ...adapter.limits, timeoutMs: 3_000_000_000 } } : adapter,
+    );
     assert.throws(
       () => parseGatewayConfig(stringify({ ...config, adapters }), "long.yaml"),
-      (error: Error) => /long\.yaml: not a valid GatewayConfig/.test(error.message) && /adapters\.0\.limits\.timeoutMs: must be at most 2147483647 ms/.test(error.message),
+      (error: Error) =>
+        /long\.yaml: not a valid GatewayConfig/.test(error.message) &&
+        /adapters\.0\.limits\.timeoutMs: must be at most 2147483647 ms/.test(error.message),
     );
-    assert.doesNotThrow(() => parseGatewayConfig(stringify({ ...config, adapters: adapters.map((adapter) => ({ ...adapter, limits: { ...adapter.limits, timeoutMs: 2 ** 31 - 1 } })) }), "longest.yaml"));
+    assert.doesNotThrow(() =>
+      parseGatewayConfig(
+        stringify({
+          ...config,
+          adapters: adapters.map((adapter) => ({ ...adapter, limits: { ...adapter.limits, timeoutMs: 2 ** 31 - 1 } })),
+        }),
+        "longest.yaml",
+      ),
+    );
   });
 });

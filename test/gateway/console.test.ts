@@ -13,7 +13,8 @@ import { CONSOLE_CSP } from "../../src/gateway/console.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { startTestGateway, type TestGateway } from "./support/harness.ts";
 
-const INDEX = '<!doctype html><html lang="en"><head><title>Diatonic console</title><script type="module" src="assets/app-ABCDEF12.js"></script></head><body><div id="app"></div></body></html>';
+const INDEX =
+  '<!doctype html><html lang="en"><head><title>Diatonic console</title><script type="module" src="assets/app-ABCDEF12.js"></script></head><body><div id="app"></div></body></html>';
 const SCRIPT = `console.log(${JSON.stringify("the console ".repeat(200))});`;
 
 interface Raw {
@@ -69,7 +70,8 @@ describe("the gateway serves the web console", () => {
     assert.equal(page.headers["cache-control"], "no-cache");
     assert.match(String(page.headers.etag), /^"[\w-]{22}"$/);
     assert.equal(page.headers["content-security-policy"], CONSOLE_CSP);
-    for (const directive of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"]) assert.ok(CONSOLE_CSP.includes(directive), directive);
+    for (const directive of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"])
+      assert.ok(CONSOLE_CSP.includes(directive), directive);
     assert.ok(!CONSOLE_CSP.includes("unsafe"), "no unsafe-inline, no unsafe-eval");
     assert.equal(page.headers["x-content-type-options"], "nosniff");
     assert.equal(page.headers["x-frame-options"], "DENY");

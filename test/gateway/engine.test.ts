@@ -16,13 +16,28 @@ describe("gateway in front of the real local engine", () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "diatonic-gateway-engine-"));
     const files = writeTestModels(dir);
-    engine = await startEngine({ modelPath: files.model, servedModelName: "tiny", loras: files.loras, port: 0, threads: 1, logger: pino({ level: "silent" }) });
+    engine = await startEngine({
+      modelPath: files.model,
+      servedModelName: "tiny",
+      loras: files.loras,
+      port: 0,
+      threads: 1,
+      logger: pino({ level: "silent" }),
+    });
     const limits = { concurrency: 2, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
     gw = await startTestGateway(engine.url, {
       baseModel: { name: "tiny", upstream: "engine" },
       embeddings: { upstream: "engine", model: "tiny" },
       adapters: [
-        { name: "alpha", route: "/alpha", upstreamModel: "lora-a", upstream: "engine", systemPrompt: "Be brief.", sampling: { temperature: 0, maxTokens: 6 }, limits },
+        {
+          name: "alpha",
+          route: "/alpha",
+          upstreamModel: "lora-a",
+          upstream: "engine",
+          systemPrompt: "Be brief.",
+          sampling: { temperature: 0, maxTokens: 6 },
+          limits,
+        },
         { name: "beta", route: "/beta", upstreamModel: "lora-b", upstream: "engine", sampling: { temperature: 0, maxTokens: 6 }, limits },
       ],
     });
@@ -52,7 +67,9 @@ describe("gateway in front of the real local engine", () => {
   });
 
   it("streams from the engine arrive chunk by chunk, and tokens are counted", async () => {
-    const stream = await gw.client(undefined, "/beta").chat.completions.create({ model: "x", messages: [{ role: "user", content: "hello" }], stream: true });
+    const stream = await gw
+      .client(undefined, "/beta")
+      .chat.completions.create({ model: "x", messages: [{ role: "user", content: "hello" }], stream: true });
     let chunks = 0;
     for await (const chunk of stream) if (chunk.choices.length > 0) chunks++;
     assert.ok(chunks >= 2, `got ${chunks} chunks`);

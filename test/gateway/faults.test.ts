@@ -148,27 +148,35 @@ describe("gateway under upstream faults", () => {
     let received = 0;
     let resume: () => void = () => undefined;
     const done = new Promise<void>((resolve, reject) => {
-      const req = request(`${gw.gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" } }, (res) => {
-        res.pause();
-        resume = () => {
-          res.on("data", (chunk: Buffer) => (received += chunk.length));
-          res.resume();
-        };
-        res.on("end", resolve);
-        res.on("error", reject);
-      });
+      const req = request(
+        `${gw.gateway.url}/v1/chat/completions`,
+        { method: "POST", headers: { authorization: `Bearer ${KEYS.all}`, "content-type": "application/json" } },
+        (res) => {
+          res.pause();
+          resume = () => {
+            res.on("data", (chunk: Buffer) => (received += chunk.length));
+            res.resume();
+          };
+          res.on("end", resolve);
+          res.on("error", reject);
+        },
+      );
       req.on("error", reject);
       req.end(body);
     });
     await eventually(() => up.sawBackpressure, 3000, "the upstream to feel backpressure");
     // Wait until the upstream stops writing: everything in flight then sits in socket buffers.
     let last = -1;
-    await eventually(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const settled = up.bytesWritten === last;
-      last = up.bytesWritten;
-      return settled;
-    }, 3000, "the upstream to stop writing while the client does not read");
+    await eventually(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const settled = up.bytesWritten === last;
+        last = up.bytesWritten;
+        return settled;
+      },
+      3000,
+      "the upstream to stop writing while the client does not read",
+    );
     const total = up.behaviour.kind === "big-stream" ? up.behaviour.chunks * up.behaviour.chunkBytes : 0;
     assert.ok(last < total * 0.6, `the stream is held back at ${(last / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB`);
     resume();
@@ -180,7 +188,14 @@ describe("gateway under upstream faults", () => {
     const bad = await upstream();
     const good = await upstream();
     const gw = await gateway(bad.url, {
-      upstreams: { engine: { url: bad.url, replicas: [good.url], connectTimeoutMs: 300, health: { ejectAfterFailures: 2, ejectionMs: 1500, maxEjectionMs: 3000 } } },
+      upstreams: {
+        engine: {
+          url: bad.url,
+          replicas: [good.url],
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailures: 2, ejectionMs: 1500, maxEjectionMs: 3000 },
+        },
+      },
     });
     bad.behaviour = { kind: "status", status: 500 };
     let failures = 0;
@@ -216,7 +231,9 @@ describe("gateway under upstream faults", () => {
 
   it("dns discovery finds the replicas behind a host name", async () => {
     const up = await upstream();
-    const gw = await gateway(up.url, { upstreams: { engine: { url: `http://localhost:${up.port}`, discovery: "dns", connectTimeoutMs: 300, dnsRefreshMs: 100 } } });
+    const gw = await gateway(up.url, {
+      upstreams: { engine: { url: `http://localhost:${up.port}`, discovery: "dns", connectTimeoutMs: 300, dnsRefreshMs: 100 } },
+    });
     const completion = await gw.client().chat.completions.create(chat);
     assert.equal(completion.choices.length, 1);
     const ready = (await (await fetch(`${gw.gateway.url}/readyz`)).json()) as { upstreams: { replicas: { origin: string }[] }[] };

@@ -36,7 +36,10 @@ describe("the metrics history", () => {
     assert.equal(view.replica, "gw-0");
     assert.equal(view.intervalSeconds, 5);
     assert.equal(view.windowSeconds, 15);
-    assert.deepEqual(view.times, [5000, 10_000, 15_000].map((ms) => Math.round((start + ms) / 1000)));
+    assert.deepEqual(
+      view.times,
+      [5000, 10_000, 15_000].map((ms) => Math.round((start + ms) / 1000)),
+    );
     assert.deepEqual(Object.keys(view.adapters), ["chat", "code"], "not `-`, the requests that named no adapter");
     const code = view.adapters.code;
     assert.deepEqual(code?.requestsPerSecond, [2.2, 0, 0]);
@@ -101,5 +104,8 @@ describe("the latest errors", () => {
 });
 
 it("LATENCY_BUCKETS stay sorted (the quantiles rely on it)", () => {
-  assert.deepEqual([...LATENCY_BUCKETS].sort((a, b) => a - b), [...LATENCY_BUCKETS]);
+  assert.deepEqual(
+    [...LATENCY_BUCKETS].sort((a, b) => a - b),
+    [...LATENCY_BUCKETS],
+  );
 });

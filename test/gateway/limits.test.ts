@@ -53,7 +53,10 @@ describe("gateway limits", () => {
   afterEach(async () => {
     for (const close of cleanup.splice(0).reverse()) await close();
   });
-  async function setup(overrides: Parameters<typeof startTestGateway>[1] = {}, upstreamUrl?: (up: FixedUpstream) => Parameters<typeof startTestGateway>[1]): Promise<{ up: FixedUpstream; gw: TestGateway }> {
+  async function setup(
+    overrides: Parameters<typeof startTestGateway>[1] = {},
+    upstreamUrl?: (up: FixedUpstream) => Parameters<typeof startTestGateway>[1],
+  ): Promise<{ up: FixedUpstream; gw: TestGateway }> {
     const up = await startFixedUpstream();
     cleanup.push(() => up.close());
     const gw = await startTestGateway(up.url, { ...overrides, ...(upstreamUrl ? upstreamUrl(up) : {}) });
@@ -82,7 +85,13 @@ describe("gateway limits", () => {
     const resolveHost = async (host: string) => (host === "gateway-headless.test.svc" ? addresses : []);
     const gateways: TestGateway[] = [];
     for (let i = 0; i < 3; i++) {
-      const gw = await startTestGateway(up.url, { rateLimits: { requestsPerMinute: 3, tokensPerMinute: 1_000_000, sharedBy: { dns: "gateway-headless.test.svc", refreshMs: 100 } } }, { resolveHost });
+      const gw = await startTestGateway(
+        up.url,
+        {
+          rateLimits: { requestsPerMinute: 3, tokensPerMinute: 1_000_000, sharedBy: { dns: "gateway-headless.test.svc", refreshMs: 100 } },
+        },
+        { resolveHost },
+      );
       cleanup.push(() => gw.close());
       gateways.push(gw);
     }
@@ -90,7 +99,15 @@ describe("gateway limits", () => {
     const outcomes: number[] = [];
     for (let i = 0; i < 6; i++) {
       const gw = gateways[i % 3] as TestGateway;
-      outcomes.push(await gw.client().chat.completions.create(chat).then(() => 200, (error: unknown) => (error as { status: number }).status));
+      outcomes.push(
+        await gw
+          .client()
+          .chat.completions.create(chat)
+          .then(
+            () => 200,
+            (error: unknown) => (error as { status: number }).status,
+          ),
+      );
     }
     assert.deepEqual(outcomes, [200, 200, 200, 429, 429, 429]);
     const limited = await apiError((gateways[0] as TestGateway).client().chat.completions.create(chat));
@@ -98,7 +115,12 @@ describe("gateway limits", () => {
 
     // Scaled down to one replica: it takes the whole limit.
     addresses = ["10.0.0.1"];
-    await eventually(async () => /requests per minute \(3\)/.test((await apiError((gateways[1] as TestGateway).client().chat.completions.create(chat))).message), 3000, "the share to follow the replica count");
+    await eventually(
+      async () =>
+        /requests per minute \(3\)/.test((await apiError((gateways[1] as TestGateway).client().chat.completions.create(chat))).message),
+      3000,
+      "the share to follow the replica count",
+    );
   });
 
   it("429 once the tokens a key used (counted from usage, streams included) pass its tokens per minute", async () => {
@@ -120,7 +142,11 @@ describe("gateway limits", () => {
     const first = gw.client().chat.completions.create({ ...chat, stream: true });
     await eventually(() => up.requests.length === 1, 3000, "the first request to reach upstream");
     const second = gw.client().chat.completions.create(chat);
-    await eventually(async () => /diatonic_gateway_queue_depth\{adapter="chatbot"\} 1/.test(await (await fetch(`${gw.gateway.url}/metrics`)).text()), 3000, "the queue depth metric");
+    await eventually(
+      async () => /diatonic_gateway_queue_depth\{adapter="chatbot"\} 1/.test(await (await fetch(`${gw.gateway.url}/metrics`)).text()),
+      3000,
+      "the queue depth metric",
+    );
     const refused = await apiError(gw.client().chat.completions.create(chat));
     assert.equal(refused.status, 503);
     assert.equal(refused.code, "adapter_overloaded");

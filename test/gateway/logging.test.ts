@@ -15,14 +15,16 @@ const dir = mkdtempSync(join(tmpdir(), "diatonic-log-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function lines(file: string): string[] {
-  return readFileSync(file, "utf8").split("\n").filter((line) => line !== "");
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line !== "");
 }
 
 /** Reads a non-blocking descriptor until, once `finished()`, `quietReads` reads in a row (10 ms apart) find nothing. */
 async function readUntilQuiet(fd: number, quietReads: number, finished: () => boolean = () => true): Promise<string> {
   let received = "";
   const buffer = Buffer.alloc(65_536);
-  for (let idle = 0; idle < quietReads; ) {
+  for (let idle = 0; idle < quietReads;) {
     let read = 0;
     try {
       read = readSync(fd, buffer, 0, buffer.length, null);
@@ -81,75 +83,92 @@ describe("BatchedLines", () => {
       { encoding: "utf8" },
     );
     assert.equal(child.status, 0, child.stderr);
-    const written = child.stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { i: number; msg: string; component: string });
-    assert.deepEqual(written.map((line) => line.i), [0, 1, 2, 3, 4]);
+    const written = child.stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as { i: number; msg: string; component: string });
+    assert.deepEqual(
+      written.map((line) => line.i),
+      [0, 1, 2, 3, 4],
+    );
     assert.equal(written[0]?.component, "gateway");
   });
 
-  it("at exit, a batch stalled on a full pipe goes out first, from where it stopped: nothing lost, nothing out of order", { skip: fifoSkip }, async () => {
-    const fifo = join(dir, "exit.fifo");
-    execFileSync("mkfifo", [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      // The child fills the pipe (64 kB) several times over, then exits at once: the batch the pipe
-      // refused and every line after it are still waiting when process.exit() runs.
-      const child = spawn(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "--input-type=module",
-          "-e",
-          `import { openSync, constants } from "node:fs";
+  it(
+    "at exit, a batch stalled on a full pipe goes out first, from where it stopped: nothing lost, nothing out of order",
+    { skip: fifoSkip },
+    async () => {
+      const fifo = join(dir, "exit.fifo");
+      execFileSync("mkfifo", [fifo]);
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        // The child fills the pipe (64 kB) several times over, then exits at once: the batch the pipe
+        // refused and every line after it are still waiting when process.exit() runs.
+        const child = spawn(
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            "--input-type=module",
+            "-e",
+            `import { openSync, constants } from "node:fs";
            import { BatchedLines } from ${JSON.stringify(new URL("../../src/gateway/logging.ts", import.meta.url).href)};
            const out = new BatchedLines(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK), { batchChars: 4096, flushMs: 60_000, maxPendingChars: 10_000_000 });
            for (let i = 0; i < 3000; i++) out.write(JSON.stringify({ i, pad: "x".repeat(80) }) + "\\n");
            process.exit(0);`,
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
-      let stderr = "";
-      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-      let done = false;
-      void exited.then(() => (done = true));
-      await sleep(300); // the reader is slow to start: the child meets EAGAIN
-      const received = await readUntilQuiet(reader, 5, () => done);
-      assert.equal(await exited, 0, stderr);
-      const numbers = received
-        .split("\n")
-        .filter((text) => text !== "")
-        .map((text) => (JSON.parse(text) as { i: number }).i);
-      assert.deepEqual(numbers, Array.from({ length: 3000 }, (_, i) => i));
-    } finally {
-      closeSync(reader);
-    }
-  });
+          ],
+          { stdio: ["ignore", "ignore", "pipe"] },
+        );
+        let stderr = "";
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+        let done = false;
+        void exited.then(() => (done = true));
+        await sleep(300); // the reader is slow to start: the child meets EAGAIN
+        const received = await readUntilQuiet(reader, 5, () => done);
+        assert.equal(await exited, 0, stderr);
+        const numbers = received
+          .split("\n")
+          .filter((text) => text !== "")
+          .map((text) => (JSON.parse(text) as { i: number }).i);
+        assert.deepEqual(
+          numbers,
+          Array.from({ length: 3000 }, (_, i) => i),
+        );
+      } finally {
+        closeSync(reader);
+      }
+    },
+  );
 
-  it("when the reader stalls, keeps serving: writes wait, lines beyond the cap are dropped and counted, the rest arrive once it reads", { skip: fifoSkip }, async () => {
-    const fifo = join(dir, "stalled.fifo");
-    execFileSync("mkfifo", [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    try {
-      const out = new BatchedLines(writer, { batchChars: 4096, flushMs: 10, maxPendingChars: 200_000 });
-      const line = `${JSON.stringify({ pad: "x".repeat(90) })}\n`;
-      const total = 5000; // ~500 kB: the pipe holds 64 kB, the cap 200 kB
-      const started = performance.now();
-      for (let i = 0; i < total; i++) out.write(line);
-      assert.ok(performance.now() - started < 1000, "writing never blocked on the full pipe");
-      const received = await readUntilQuiet(reader, 40);
-      const got = received.split("\n").filter((text) => text !== "");
-      const note = got.map((text) => JSON.parse(text) as { dropped?: number; msg?: string }).find((entry) => entry.dropped !== undefined);
-      assert.ok(note, "a line says how many were dropped");
-      const kept = got.filter((text) => text === line.trimEnd()).length;
-      assert.equal(kept + (note.dropped ?? 0), total, "every line is either written or counted as dropped");
-      assert.ok(kept * line.length > 200_000, `at least the cap's worth arrived (${kept} lines)`);
-    } finally {
-      closeSync(writer);
-      closeSync(reader);
-    }
-  });
+  it(
+    "when the reader stalls, keeps serving: writes wait, lines beyond the cap are dropped and counted, the rest arrive once it reads",
+    { skip: fifoSkip },
+    async () => {
+      const fifo = join(dir, "stalled.fifo");
+      execFileSync("mkfifo", [fifo]);
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      try {
+        const out = new BatchedLines(writer, { batchChars: 4096, flushMs: 10, maxPendingChars: 200_000 });
+        const line = `${JSON.stringify({ pad: "x".repeat(90) })}\n`;
+        const total = 5000; // ~500 kB: the pipe holds 64 kB, the cap 200 kB
+        const started = performance.now();
+        for (let i = 0; i < total; i++) out.write(line);
+        assert.ok(performance.now() - started < 1000, "writing never blocked on the full pipe");
+        const received = await readUntilQuiet(reader, 40);
+        const got = received.split("\n").filter((text) => text !== "");
+        const note = got.map((text) => JSON.parse(text) as { dropped?: number; msg?: string }).find((entry) => entry.dropped !== undefined);
+        assert.ok(note, "a line says how many were dropped");
+        const kept = got.filter((text) => text === line.trimEnd()).length;
+        assert.equal(kept + (note.dropped ?? 0), total, "every line is either written or counted as dropped");
+        assert.ok(kept * line.length > 200_000, `at least the cap's worth arrived (${kept} lines)`);
+      } finally {
+        closeSync(writer);
+        closeSync(reader);
+      }
+    },
+  );
 });
 
 describe("the access log", () => {
@@ -157,8 +176,26 @@ describe("the access log", () => {
     const file = join(dir, "access.log");
     const fd = openSync(file, "w");
     const entries: Record<string, unknown>[] = [
-      { requestId: "r-1", method: "POST", path: "/v1/chat/completions", status: 200, ms: 0.4, adapter: "code", stream: true, promptTokens: 7 },
-      { requestId: 'odd "id"\n\u2028é🎉', method: "GET", path: "/x\\y", status: 499, ms: 12, error: "client_closed", skipped: undefined, retrieval: "skipped" },
+      {
+        requestId: "r-1",
+        method: "POST",
+        path: "/v1/chat/completions",
+        status: 200,
+        ms: 0.4,
+        adapter: "code",
+        stream: true,
+        promptTokens: 7,
+      },
+      {
+        requestId: 'odd "id"\n\u2028é🎉',
+        method: "GET",
+        path: "/x\\y",
+        status: 499,
+        ms: 12,
+        error: "client_closed",
+        skipped: undefined,
+        retrieval: "skipped",
+      },
       { requestId: "r-3", status: 200, ms: Number.NaN, prompt: [{ role: "user", content: 'say "hi"' }] },
     ];
     try {
@@ -174,7 +211,11 @@ describe("the access log", () => {
       const written = lines(file);
       assert.equal(written.length, entries.length, "nothing below the logger's level");
       assert.deepEqual(written.map(withoutTime), reference.map(withoutTime));
-      assert.deepEqual(Object.keys(JSON.parse(written[0] as string) as object), Object.keys(JSON.parse(reference[0] as string) as object), "same field order");
+      assert.deepEqual(
+        Object.keys(JSON.parse(written[0] as string) as object),
+        Object.keys(JSON.parse(reference[0] as string) as object),
+        "same field order",
+      );
     } finally {
       closeSync(fd);
     }
@@ -184,6 +225,9 @@ describe("the access log", () => {
     const seen: unknown[] = [];
     const logger = pino({ base: null }, { write: (line: string) => seen.push(JSON.parse(line)) });
     accessLogFor(logger)({ requestId: "r-9", status: 201 });
-    assert.deepEqual(seen.map((line) => ({ ...(line as object), time: 0 })), [{ level: 30, time: 0, requestId: "r-9", status: 201, msg: "request" }]);
+    assert.deepEqual(
+      seen.map((line) => ({ ...(line as object), time: 0 })),
+      [{ level: 30, time: 0, requestId: "r-9", status: 201, msg: "request" }],
+    );
   });
 });

@@ -19,11 +19,28 @@ describe("an adapter's default max_tokens that does not fit beside the prompt", 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "diatonic-max-tokens-"));
     const files = writeTestModels(dir);
-    engine = await startEngine({ modelPath: files.model, servedModelName: "tiny", port: 0, threads: 1, maxModelLen: CONTEXT, logger: pino({ level: "silent" }) });
+    engine = await startEngine({
+      modelPath: files.model,
+      servedModelName: "tiny",
+      port: 0,
+      threads: 1,
+      maxModelLen: CONTEXT,
+      logger: pino({ level: "silent" }),
+    });
     const limits = { concurrency: 2, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
     gw = await startTestGateway(engine.url, {
       baseModel: { name: "tiny", upstream: "engine" },
-      adapters: [{ name: "wordy", route: "/wordy", upstreamModel: "tiny", upstream: "engine", systemPrompt: "Answer.", sampling: { temperature: 0, maxTokens: 120 }, limits }],
+      adapters: [
+        {
+          name: "wordy",
+          route: "/wordy",
+          upstreamModel: "tiny",
+          upstream: "engine",
+          systemPrompt: "Answer.",
+          sampling: { temperature: 0, maxTokens: 120 },
+          limits,
+        },
+      ],
     });
   });
   after(async () => {
@@ -38,13 +55,21 @@ describe("an adapter's default max_tokens that does not fit beside the prompt", 
     const answer = await gw.client().chat.completions.create({ model: "wordy", messages: [{ role: "user", content: longPrompt }] });
     const usage = answer.usage;
     assert.ok(usage);
-    assert.ok(usage.prompt_tokens + 120 > CONTEXT, `the prompt (${usage.prompt_tokens} tokens) plus the default 120 must not fit ${CONTEXT}: the case under test`);
-    assert.ok(usage.prompt_tokens + usage.completion_tokens <= CONTEXT, `${usage.prompt_tokens} + ${usage.completion_tokens} fits the context`);
+    assert.ok(
+      usage.prompt_tokens + 120 > CONTEXT,
+      `the prompt (${usage.prompt_tokens} tokens) plus the default 120 must not fit ${CONTEXT}: the case under test`,
+    );
+    assert.ok(
+      usage.prompt_tokens + usage.completion_tokens <= CONTEXT,
+      `${usage.prompt_tokens} + ${usage.completion_tokens} fits the context`,
+    );
     assert.ok(usage.completion_tokens > 0);
   });
 
   it("the client asked for too many itself: the engine's 400 stays", async () => {
-    const error = await apiError(gw.client().chat.completions.create({ model: "wordy", messages: [{ role: "user", content: longPrompt }], max_tokens: 120 }));
+    const error = await apiError(
+      gw.client().chat.completions.create({ model: "wordy", messages: [{ role: "user", content: longPrompt }], max_tokens: 120 }),
+    );
     assert.equal(error.status, 400);
     assert.match(error.message, /maximum context length is 160 tokens/);
   });

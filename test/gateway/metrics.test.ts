@@ -54,7 +54,11 @@ describe("gateway metrics", () => {
     assert.equal(sample(second, 'diatonic_gateway_request_duration_seconds_count{adapter="code"}'), 4);
     assert.ok(Math.abs((sample(second, 'diatonic_gateway_request_duration_seconds_sum{adapter="code"}') ?? 0) - 0.704) < 1e-9);
     const third = (await metrics.render()).body;
-    assert.equal(sample(third, 'diatonic_gateway_requests_total{adapter="code",status="200"}'), 3, "a scrape with nothing new adds nothing");
+    assert.equal(
+      sample(third, 'diatonic_gateway_requests_total{adapter="code",status="200"}'),
+      3,
+      "a scrape with nothing new adds nothing",
+    );
   });
 
   it("stays bounded: an adapter's series do not grow with tenants, and a tenant's do not grow with adapters", async () => {
@@ -63,13 +67,17 @@ describe("gateway metrics", () => {
     const tenants = Array.from({ length: 40 }, (_, i) => `tenant-${i}`);
     const statuses = [200, 429, 503];
     for (const adapter of adapters) {
-      for (const tenant of tenants) for (const status of statuses) metrics.countRequest(adapter, tenant, status, 0.1, 0.05, { promptTokens: 1, completionTokens: 1 });
+      for (const tenant of tenants)
+        for (const status of statuses) metrics.countRequest(adapter, tenant, status, 0.1, 0.05, { promptTokens: 1, completionTokens: 1 });
       metrics.retrievals.inc({ adapter, result: "ok" });
       metrics.queueDepth.set({ adapter }, 0);
     }
     const text = (await metrics.render()).body;
     const perAdapter = seriesWith(text, 'adapter="adapter-7"');
-    assert.ok(perAdapter <= seriesPerAdapter(statuses.length), `${perAdapter} series for one adapter, bound ${seriesPerAdapter(statuses.length)}`);
+    assert.ok(
+      perAdapter <= seriesPerAdapter(statuses.length),
+      `${perAdapter} series for one adapter, bound ${seriesPerAdapter(statuses.length)}`,
+    );
     assert.equal(seriesWith(text, 'tenant="tenant-3"'), statuses.length + 2, "a tenant: requests per status, tokens in and out");
     // 50 adapters × 40 tenants crossed would be 2,000 histograms; apart it is 50.
     assert.equal(seriesWith(text, "diatonic_gateway_request_duration_seconds_count"), adapters.length);

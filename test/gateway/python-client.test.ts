@@ -61,7 +61,11 @@ describe("the official Python OpenAI client (openai 3.57.0) against the gateway"
       ["too-large", "APIStatusError", 413, "request_too_large"],
     ];
     for (const [name, errorClass, status, code] of expected) {
-      assert.deepEqual({ class: check(name).class, status: check(name).status, code: check(name).code }, { class: errorClass, status, code }, name);
+      assert.deepEqual(
+        { class: check(name).class, status: check(name).status, code: check(name).code },
+        { class: errorClass, status, code },
+        name,
+      );
     }
   });
 });

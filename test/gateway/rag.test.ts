@@ -38,7 +38,9 @@ describe("RAG adapters", () => {
 
   it("puts the retrieved context after the system prompt and returns citations in diatonic.citations", async () => {
     retriever.failing = false;
-    const completion = await gw.client().chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "When do I get a laptop?" }] });
+    const completion = await gw
+      .client()
+      .chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "When do I get a laptop?" }] });
     assert.deepEqual(retriever.queries.at(-1), { adapter: "handbook", collection: "handbook", query: "When do I get a laptop?" });
     const messages = upstream.requests.at(-1)?.body?.messages as { role: string; content: string }[];
     assert.equal(messages[0]?.content, "Answer from the context.");
@@ -46,23 +48,32 @@ describe("RAG adapters", () => {
     assert.match(messages[1]?.content ?? "", /\[1\] \(handbook\/onboarding\.md#3\)\nNew staff get a laptop/);
     assert.equal(messages[2]?.content, "When do I get a laptop?");
     const citations = (completion as unknown as { diatonic: { citations: { source: string; index: number }[] } }).diatonic.citations;
-    assert.deepEqual(citations.map((c) => [c.index, c.source]), [
-      [1, "handbook/onboarding.md"],
-      [2, "handbook/security.md"],
-    ]);
+    assert.deepEqual(
+      citations.map((c) => [c.index, c.source]),
+      [
+        [1, "handbook/onboarding.md"],
+        [2, "handbook/security.md"],
+      ],
+    );
   });
 
   it("streams carry the citations in a last chunk with no choices", async () => {
     retriever.failing = false;
-    const stream = await gw.client().chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "badges?" }], stream: true });
+    const stream = await gw
+      .client()
+      .chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "badges?" }], stream: true });
     let citations: unknown;
-    for await (const chunk of stream) citations = (chunk as unknown as { diatonic?: { citations: unknown } }).diatonic?.citations ?? citations;
+    for await (const chunk of stream)
+      citations = (chunk as unknown as { diatonic?: { citations: unknown } }).diatonic?.citations ?? citations;
     assert.ok(Array.isArray(citations) && citations.length === 2);
   });
 
   it("answerWithoutContext: a failed retrieval still answers, and the header says retrieval was skipped", async () => {
     retriever.failing = true;
-    const { data, response } = await gw.client().chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "x" }] }).withResponse();
+    const { data, response } = await gw
+      .client()
+      .chat.completions.create({ model: "handbook", messages: [{ role: "user", content: "x" }] })
+      .withResponse();
     assert.equal(response.headers.get("x-diatonic-retrieval"), "skipped");
     assert.equal(data.object, "chat.completion");
     const messages = upstream.requests.at(-1)?.body?.messages as { role: string }[];

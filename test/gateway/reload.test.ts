@@ -31,7 +31,20 @@ describe("config reload", () => {
   it("a good new config is taken without a restart", async () => {
     const { up, gw } = await setup();
     const config = testConfig(up.url, {}, gw.dir);
-    gw.writeConfig({ ...config, adapters: [...config.adapters, { name: "sql", route: "/sql", upstreamModel: "sql-lora", upstream: "engine", sampling: {}, limits: { concurrency: 2, queue: 2, timeoutMs: 1000, firstByteTimeoutMs: 500 } }] });
+    gw.writeConfig({
+      ...config,
+      adapters: [
+        ...config.adapters,
+        {
+          name: "sql",
+          route: "/sql",
+          upstreamModel: "sql-lora",
+          upstream: "engine",
+          sampling: {},
+          limits: { concurrency: 2, queue: 2, timeoutMs: 1000, firstByteTimeoutMs: 500 },
+        },
+      ],
+    });
     await eventually(() => gw.gateway.config().adapters.some((a) => a.name === "sql"), 5000, "the new adapter");
     await gw.client().chat.completions.create(chat("sql"));
     assert.equal(up.requests.at(-1)?.body?.model, "sql-lora");
@@ -42,13 +55,26 @@ describe("config reload", () => {
   it("a removed adapter is gone: 404 for it, and all its series leave /metrics", async () => {
     const { up, gw } = await setup();
     await gw.client().chat.completions.create(chat("code"));
-    await gw.client().chat.completions.create({ ...chat("code"), stream: true }).then(async (stream) => {
-      for await (const chunk of stream) void chunk;
+    await gw
+      .client()
+      .chat.completions.create({ ...chat("code"), stream: true })
+      .then(async (stream) => {
+        for await (const chunk of stream) void chunk;
+      });
+    const refused = await fetch(`${gw.gateway.url}/code/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.all}` },
+      body: '{"messages": "not a list"}',
     });
-    const refused = await fetch(`${gw.gateway.url}/code/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS.all}` }, body: '{"messages": "not a list"}' });
     assert.equal(refused.status, 400);
     const before = await (await fetch(`${gw.gateway.url}/metrics`)).text();
-    for (const series of ["in_flight_requests", "requests_total", "tokens_total", "request_duration_seconds_bucket", "time_to_first_token_seconds_bucket"]) {
+    for (const series of [
+      "in_flight_requests",
+      "requests_total",
+      "tokens_total",
+      "request_duration_seconds_bucket",
+      "time_to_first_token_seconds_bucket",
+    ]) {
       assert.match(before, new RegExp(`diatonic_gateway_${series}\\{[^}]*adapter="code"`), series);
     }
     const config = testConfig(up.url, {}, gw.dir);
@@ -69,8 +95,15 @@ describe("config reload", () => {
       assert.match(before, new RegExp(`diatonic_gateway_${series}\\{[^}]*tenant="beta"`), series);
     }
     // The keys file without beta's key.
-    writeFileSync(join(gw.dir, "keys.yaml"), keysYaml().split("\n  - ").filter((entry) => !entry.includes("tenant: beta")).join("\n  - "));
-    const refused = async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${KEYS.code}` } })).status === 401;
+    writeFileSync(
+      join(gw.dir, "keys.yaml"),
+      keysYaml()
+        .split("\n  - ")
+        .filter((entry) => !entry.includes("tenant: beta"))
+        .join("\n  - "),
+    );
+    const refused = async () =>
+      (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${KEYS.code}` } })).status === 401;
     await eventually(refused, 5000, "beta's key refused");
     const after = await (await fetch(`${gw.gateway.url}/metrics`)).text();
     assert.doesNotMatch(after, /tenant="beta"/);
@@ -84,7 +117,11 @@ describe("config reload", () => {
     await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 1, 5000, "the rejection log");
     const invalid = readFileSync(gw.configFile, "utf8").replace("adapters: [oops\n", "adapters: []\n");
     gw.writeConfig(invalid);
-    await eventually(() => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 2, 5000, "the second rejection");
+    await eventually(
+      () => gw.logs.find("new gateway config rejected; the old one keeps serving").length === 2,
+      5000,
+      "the second rejection",
+    );
     const rejection = gw.logs.find("new gateway config rejected; the old one keeps serving")[1] as { err: { message: string } };
     assert.match(rejection.err.message, /not a valid GatewayConfig/);
     const completion = await gw.client().chat.completions.create(chat("code"));
@@ -94,7 +131,8 @@ describe("config reload", () => {
 
   it("a keys file emptied while keys are required is served (every call 401) and warned about", async () => {
     const { gw } = await setup();
-    const warning = "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)";
+    const warning =
+      "auth is required and the keys file holds no keys: every API call gets 401 until it has one (the keys Secret's keys.yaml)";
     assert.equal(gw.logs.find(warning).length, 0, "not at start: the test keys file has keys");
     writeFileSync(join(gw.dir, "keys.yaml"), "keys: []\n");
     await eventually(() => gw.logs.find(warning).length === 1, 5000, "the warning");
@@ -106,17 +144,26 @@ describe("config reload", () => {
     const { gw } = await setup();
     const key = "sk-test-added-later";
     const hash = createHash("sha256").update(key).digest("hex");
-    writeFileSync(join(gw.dir, "keys.yaml"), `${keysYaml()}  - sha256: ${hash}\n    tenant: late\n    adapters: [chatbot]\n    scopes: [inference]\n`);
-    await eventually(async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200, 5000, "the new key");
+    writeFileSync(
+      join(gw.dir, "keys.yaml"),
+      `${keysYaml()}  - sha256: ${hash}\n    tenant: late\n    adapters: [chatbot]\n    scopes: [inference]\n`,
+    );
+    await eventually(
+      async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200,
+      5000,
+      "the new key",
+    );
   });
 
   it("a reload that names another keys file starts watching that file", async () => {
     const { up, gw } = await setup();
-    const line = (key: string, tenant: string) => `  - sha256: ${createHash("sha256").update(key).digest("hex")}\n    tenant: ${tenant}\n    adapters: ["*"]\n    scopes: [inference]\n`;
+    const line = (key: string, tenant: string) =>
+      `  - sha256: ${createHash("sha256").update(key).digest("hex")}\n    tenant: ${tenant}\n    adapters: ["*"]\n    scopes: [inference]\n`;
     const otherKeys = join(gw.dir, "other-keys.yaml");
     writeFileSync(otherKeys, `keys:\n${line("sk-other-1", "other")}`);
     gw.writeConfig({ ...testConfig(up.url, {}, gw.dir), auth: { mode: "required", keysFile: otherKeys } });
-    const works = (key: string) => async () => (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200;
+    const works = (key: string) => async () =>
+      (await fetch(`${gw.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status === 200;
     await eventually(works("sk-other-1"), 5000, "a key from the new keys file");
     writeFileSync(otherKeys, `keys:\n${line("sk-other-1", "other")}${line("sk-other-2", "other")}`);
     await eventually(works("sk-other-2"), 5000, "a key added to the new keys file");
@@ -130,21 +177,37 @@ describe("config reload", () => {
     const version = (name: string, adapters: string[]) => {
       const config = testConfig(up.url, { auth: { mode: "disabled" } });
       mkdirSync(join(dir, name));
-      writeFileSync(join(dir, name, "config.yaml"), stringify(GatewayConfig.parse({ ...config, adapters: config.adapters.filter((a) => adapters.includes(a.name)) })));
+      writeFileSync(
+        join(dir, name, "config.yaml"),
+        stringify(GatewayConfig.parse({ ...config, adapters: config.adapters.filter((a) => adapters.includes(a.name)) })),
+      );
     };
     version("..2026_01_01_00_00_00.1", ["code"]);
     symlinkSync("..2026_01_01_00_00_00.1", join(dir, "..data"));
     symlinkSync("..data/config.yaml", join(dir, "config.yaml"));
     const logs = new LogCapture();
-    const gateway = await startGateway({ configFile: join(dir, "config.yaml"), port: 0, logger: logs.logger, defaultMetrics: false, watch: { debounceMs: 20, pollMs: 60_000 } });
+    const gateway = await startGateway({
+      configFile: join(dir, "config.yaml"),
+      port: 0,
+      logger: logs.logger,
+      defaultMetrics: false,
+      watch: { debounceMs: 20, pollMs: 60_000 },
+    });
     cleanup.push(() => gateway.close());
-    assert.deepEqual(gateway.config().adapters.map((a) => a.name), ["code"]);
+    assert.deepEqual(
+      gateway.config().adapters.map((a) => a.name),
+      ["code"],
+    );
 
     version("..2026_01_01_00_01_00.2", ["code", "chatbot"]);
     symlinkSync("..2026_01_01_00_01_00.2", join(dir, "..data_tmp"));
     renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
     await eventually(() => gateway.config().adapters.length === 2, 5000, "the swapped config (by file events, polling is off)");
-    const response = await fetch(`${gateway.url}/chatbot/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(chat("x")) });
+    const response = await fetch(`${gateway.url}/chatbot/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat("x")),
+    });
     assert.equal(response.status, 200);
   });
 });

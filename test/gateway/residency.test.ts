@@ -12,12 +12,20 @@ import { apiError, eventually, startTestGateway, type TestGateway } from "./supp
 const limits = { concurrency: 4, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
 
 async function load(engine: RunningEngine, name: string, path: string): Promise<void> {
-  const response = await fetch(`${engine.url}/v1/load_lora_adapter`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ lora_name: name, lora_path: path }) });
+  const response = await fetch(`${engine.url}/v1/load_lora_adapter`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ lora_name: name, lora_path: path }),
+  });
   assert.equal(response.status, 200, await response.text());
 }
 
 async function unload(engine: RunningEngine, name: string): Promise<void> {
-  const response = await fetch(`${engine.url}/v1/unload_lora_adapter`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ lora_name: name }) });
+  const response = await fetch(`${engine.url}/v1/unload_lora_adapter`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ lora_name: name }),
+  });
   assert.equal(response.status, 200, await response.text());
 }
 
@@ -40,8 +48,13 @@ describe("the gateway routes an adapter only to engine replicas that hold its Lo
     gateways.push(gw);
     return gw;
   };
-  const ask = (gw: TestGateway, model: string) => gw.client().chat.completions.create({ model, messages: [{ role: "user", content: "hello" }] });
-  const replicasOf = (gw: TestGateway, adapter: string) => gw.logs.find("request").filter((line) => line.adapter === adapter && line.status === 200).map((line) => String(line.replica));
+  const ask = (gw: TestGateway, model: string) =>
+    gw.client().chat.completions.create({ model, messages: [{ role: "user", content: "hello" }] });
+  const replicasOf = (gw: TestGateway, adapter: string) =>
+    gw.logs
+      .find("request")
+      .filter((line) => line.adapter === adapter && line.status === 200)
+      .map((line) => String(line.replica));
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "diatonic-residency-"));
@@ -66,11 +79,25 @@ describe("the gateway routes an adapter only to engine replicas that hold its Lo
     assert.equal(loading.headers?.get("retry-after"), "2");
 
     await load(two, "alpha", files.loras[0]?.path ?? "");
-    await eventually(async () => (await ask(gw, "alpha").then(() => true, () => false)), 10_000, "alpha served once loaded");
+    await eventually(
+      async () =>
+        await ask(gw, "alpha").then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      "alpha served once loaded",
+    );
     for (let i = 0; i < 6; i++) await ask(gw, "alpha");
     const origin = new URL(two.url).origin;
     assert.deepEqual([...new Set(replicasOf(gw, "alpha"))], [origin], "every alpha request went to the replica holding it");
-    assert.ok(gw.logs.find("request").filter((line) => line.adapter === "alpha" && line.status === 200).every((line) => line.attempts === 1), "none needed a retry");
+    assert.ok(
+      gw.logs
+        .find("request")
+        .filter((line) => line.adapter === "alpha" && line.status === 200)
+        .every((line) => line.attempts === 1),
+      "none needed a retry",
+    );
 
     // The base model is on every replica: its requests spread over both.
     await Promise.all(Array.from({ length: 8 }, () => ask(gw, "plain")));
@@ -81,9 +108,13 @@ describe("the gateway routes an adapter only to engine replicas that hold its Lo
     await load(one, "beta", files.loras[1]?.path ?? "");
     // It polls once at start, then not for a minute: its view goes stale on purpose.
     const fresh = await startTestGateway(one.url, {
-      upstreams: { engine: { url: one.url, replicas: [two.url], discovery: "static", connectTimeoutMs: 1000, residency: { pollMs: 60_000 } } },
+      upstreams: {
+        engine: { url: one.url, replicas: [two.url], discovery: "static", connectTimeoutMs: 1000, residency: { pollMs: 60_000 } },
+      },
       baseModel: { name: "tiny", upstream: "engine" },
-      adapters: [{ name: "beta", route: "/beta", upstreamModel: "beta", upstream: "engine", sampling: { temperature: 0, maxTokens: 4 }, limits }],
+      adapters: [
+        { name: "beta", route: "/beta", upstreamModel: "beta", upstream: "engine", sampling: { temperature: 0, maxTokens: 4 }, limits },
+      ],
     });
     gateways.push(fresh);
     await ask(fresh, "beta");
@@ -95,6 +126,9 @@ describe("the gateway routes an adapter only to engine replicas that hold its Lo
     const requestsToOne = fresh.logs.find("request").length;
     await apiError(ask(fresh, "beta"));
     const last = fresh.logs.find("request").slice(requestsToOne);
-    assert.ok(last.every((line) => line.replica === undefined || line.replica === null), `no replica was tried: ${JSON.stringify(last)}`);
+    assert.ok(
+      last.every((line) => line.replica === undefined || line.replica === null),
+      `no replica was tried: ${JSON.stringify(last)}`,
+    );
   });
 });

@@ -8,16 +8,31 @@ const bytes = (value: unknown) => Buffer.from(typeof value === "string" ? value 
 describe("usage from a JSON answer", () => {
   it("reads vLLM's and OpenAI's shapes: compact or spaced, with nested details, usage after the choices", () => {
     const usage = { prompt_tokens: 7, completion_tokens: 6, total_tokens: 13, prompt_tokens_details: { cached_tokens: 2 } };
-    const answer = { id: "chatcmpl-1", object: "chat.completion", model: "code-lora", choices: [{ index: 0, message: { role: "assistant", content: "hi" } }], usage, prompt_logprobs: null };
+    const answer = {
+      id: "chatcmpl-1",
+      object: "chat.completion",
+      model: "code-lora",
+      choices: [{ index: 0, message: { role: "assistant", content: "hi" } }],
+      usage,
+      prompt_logprobs: null,
+    };
     assert.deepEqual(usageInJson(bytes(answer)), { promptTokens: 7, completionTokens: 6 });
     assert.deepEqual(usageInJson(bytes(JSON.stringify(answer, null, 2))), { promptTokens: 7, completionTokens: 6 });
     // Embeddings report prompt and total only.
-    assert.deepEqual(usageInJson(bytes({ object: "list", data: [], usage: { prompt_tokens: 3, total_tokens: 3 } })), { promptTokens: 3, completionTokens: 0 });
+    assert.deepEqual(usageInJson(bytes({ object: "list", data: [], usage: { prompt_tokens: 3, total_tokens: 3 } })), {
+      promptTokens: 3,
+      completionTokens: 0,
+    });
   });
 
   it("is not fooled by generated text that looks like usage, or by strings with braces and escaped quotes", () => {
     const content = 'Here: "usage": {"prompt_tokens": 999} and } { \\" "';
-    const usage = { note: 'a "}" and \\ inside', prompt_tokens_details: { prompt_tokens: 999, list: [1, { total_tokens: 2 }] }, prompt_tokens: 5, completion_tokens: 1 };
+    const usage = {
+      note: 'a "}" and \\ inside',
+      prompt_tokens_details: { prompt_tokens: 999, list: [1, { total_tokens: 2 }] },
+      prompt_tokens: 5,
+      completion_tokens: 1,
+    };
     const answer = { choices: [{ message: { content } }], usage };
     assert.deepEqual(usageInJson(bytes(answer)), { promptTokens: 5, completionTokens: 1 });
     const withoutUsage = { choices: [{ message: { content: 'the text says "usage": {"prompt_tokens": 999}' } }] };
@@ -29,7 +44,10 @@ describe("usage from a JSON answer", () => {
     assert.equal(usageInJson(bytes({ choices: [] })), undefined);
     assert.equal(usageInJson(bytes('{"usage": {"prompt_tokens": 3,')), undefined);
     assert.equal(usageInJson(bytes({ usage: { tokens: 3 } })), undefined);
-    assert.deepEqual(usageInJson(bytes({ choices: [{ message: { content: "héllo — 你好 🎉" } }], usage: { prompt_tokens: 2, completion_tokens: 4 } })), { promptTokens: 2, completionTokens: 4 });
+    assert.deepEqual(
+      usageInJson(bytes({ choices: [{ message: { content: "héllo — 你好 🎉" } }], usage: { prompt_tokens: 2, completion_tokens: 4 } })),
+      { promptTokens: 2, completionTokens: 4 },
+    );
   });
 });
 
@@ -55,7 +73,11 @@ describe("vLLM's shapes and other spacings", () => {
   it("reads usage and renames the model in vLLM 0.34's compact answer and in a pretty-printed one alike", () => {
     const rename = modelRename("code-lora", "code");
     assert.ok(rename);
-    for (const text of [VLLM_ANSWER, JSON.stringify(JSON.parse(VLLM_ANSWER), null, 2), VLLM_ANSWER.replaceAll('":', '": ').replaceAll(',"', ', "')]) {
+    for (const text of [
+      VLLM_ANSWER,
+      JSON.stringify(JSON.parse(VLLM_ANSWER), null, 2),
+      VLLM_ANSWER.replaceAll('":', '": ').replaceAll(',"', ', "'),
+    ]) {
       assert.deepEqual(usageInJson(bytes(text)), { promptTokens: 10, completionTokens: 3 });
       const renamed = JSON.parse(renameModelIn(bytes(text), rename).toString("utf8")) as { model: string; choices: unknown[] };
       assert.equal(renamed.model, "code", text.slice(0, 60));
@@ -66,17 +88,45 @@ describe("vLLM's shapes and other spacings", () => {
   it("relays vLLM's stream and a spaced one the same: renamed, the usage-only chunk dropped when the client did not ask", () => {
     const rename = modelRename("code-lora", "code");
     const chunks = [
-      { id: "c", object: "chat.completion.chunk", created: 1, model: "code-lora", choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], usage: null },
-      { id: "c", object: "chat.completion.chunk", created: 1, model: "code-lora", choices: [{ index: 0, delta: { content: "Hi" }, logprobs: null, finish_reason: "stop", stop_reason: null }], usage: null },
-      { id: "c", object: "chat.completion.chunk", created: 1, model: "code-lora", choices: [], usage: { prompt_tokens: 4, completion_tokens: 1, total_tokens: 5 } },
+      {
+        id: "c",
+        object: "chat.completion.chunk",
+        created: 1,
+        model: "code-lora",
+        choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+        usage: null,
+      },
+      {
+        id: "c",
+        object: "chat.completion.chunk",
+        created: 1,
+        model: "code-lora",
+        choices: [{ index: 0, delta: { content: "Hi" }, logprobs: null, finish_reason: "stop", stop_reason: null }],
+        usage: null,
+      },
+      {
+        id: "c",
+        object: "chat.completion.chunk",
+        created: 1,
+        model: "code-lora",
+        choices: [],
+        usage: { prompt_tokens: 4, completion_tokens: 1, total_tokens: 5 },
+      },
     ];
     for (const spacing of [undefined, 1]) {
-      const stream = chunks.map((chunk) => `data: ${JSON.stringify(chunk, null, spacing).replaceAll("\n", "")}\n\n`).join("") + "data: [DONE]\n\n";
+      const stream =
+        chunks.map((chunk) => `data: ${JSON.stringify(chunk, null, spacing).replaceAll("\n", "")}\n\n`).join("") + "data: [DONE]\n\n";
       const relay = new SseRelay(false, undefined, rename);
       const out = relay.push(stream) + relay.flush();
-      const events = out.split("\n\n").filter((e) => e.startsWith("data: ") && !e.includes("[DONE]")).map((e) => JSON.parse(e.slice(6)) as Record<string, unknown>);
+      const events = out
+        .split("\n\n")
+        .filter((e) => e.startsWith("data: ") && !e.includes("[DONE]"))
+        .map((e) => JSON.parse(e.slice(6)) as Record<string, unknown>);
       assert.equal(events.length, 2, `spacing ${String(spacing)}: the usage-only chunk is dropped`);
-      assert.ok(events.every((e) => e.model === "code" && !("usage" in e)), `spacing ${String(spacing)}: ${out}`);
+      assert.ok(
+        events.every((e) => e.model === "code" && !("usage" in e)),
+        `spacing ${String(spacing)}: ${out}`,
+      );
       assert.deepEqual(relay.usage, { promptTokens: 4, completionTokens: 1 });
     }
   });

@@ -11,7 +11,10 @@ function load(partial: Partial<EngineLoad> = {}): EngineLoad {
   return { running: 0, waiting: 0, kvCache: undefined, maxLoras: 2, runningLoras: new Set(), waitingLoras: new Set(), at: 0, ...partial };
 }
 
-function replica(origin: string, options: { outstanding?: number; outstandingSwaps?: number; load?: EngineLoad; loadOutstanding?: number; recent?: string[] } = {}): Candidate {
+function replica(
+  origin: string,
+  options: { outstanding?: number; outstandingSwaps?: number; load?: EngineLoad; loadOutstanding?: number; recent?: string[] } = {},
+): Candidate {
   return {
     origin,
     outstanding: options.outstanding ?? 0,
@@ -35,7 +38,10 @@ describe("engine load from vLLM's /metrics", () => {
       'vllm:lora_requests_info{max_lora="4",running_lora_adapters="old",waiting_lora_adapters=""} 1.7649e+09',
     ].join("\n");
     const parsed = parseEngineLoad(text, 5);
-    assert.deepEqual({ ...parsed, runningLoras: [...parsed.runningLoras], waitingLoras: [...parsed.waitingLoras] }, { running: 4, waiting: 2, kvCache: 0.42, maxLoras: 4, runningLoras: ["code", "chat"], waitingLoras: ["rag"], at: 5 });
+    assert.deepEqual(
+      { ...parsed, runningLoras: [...parsed.runningLoras], waitingLoras: [...parsed.waitingLoras] },
+      { running: 4, waiting: 2, kvCache: 0.42, maxLoras: 4, runningLoras: ["code", "chat"], waitingLoras: ["rag"], at: 5 },
+    );
   });
 });
 
@@ -72,7 +78,11 @@ describe("diatonic", () => {
     assert.equal(policy.choose([cold, warm], { lora: "x", now: 0 }).reason, "resident");
     assert.equal(policy.choose([cold, warm], { lora: "x", now: 0 }).candidate.origin, "a");
     // Service time learnt: 40 ms a request, one at a time. Six queued at the warm replica: 240 ms > a 50 ms swap.
-    for (let i = 0; i < 20; i++) policy.observe({ lora: "x", now: 0 }, { choice: { candidate: warm, reason: "resident", expectedWaitMs: 0 }, swapped: false, firstByteMs: 5, totalMs: 40 });
+    for (let i = 0; i < 20; i++)
+      policy.observe(
+        { lora: "x", now: 0 },
+        { choice: { candidate: warm, reason: "resident", expectedWaitMs: 0 }, swapped: false, firstByteMs: 5, totalMs: 40 },
+      );
     const busy = replica("a", { recent: ["x"], outstanding: 6, load: load({ running: 1, waiting: 5 }) });
     const idle = replica("b", { load: load() });
     const spilled = policy.choose([busy, idle], { lora: "x", now: 0 });
@@ -86,13 +96,21 @@ describe("diatonic", () => {
     const two = new Diatonic(options);
     // The same skewed demand seen by both: adapter r about 1/(r+1) as often as the hottest.
     const loras = Array.from({ length: 24 }, (_, i) => `adapter-${i}`);
-    const traffic = loras.flatMap((lora, r) => Array.from({ length: Math.ceil(24 / (r + 1)) }, (_, n) => ({ lora, order: (n + 0.5) / Math.ceil(24 / (r + 1)) }))).sort((x, y) => x.order - y.order);
+    const traffic = loras
+      .flatMap((lora, r) =>
+        Array.from({ length: Math.ceil(24 / (r + 1)) }, (_, n) => ({ lora, order: (n + 0.5) / Math.ceil(24 / (r + 1)) })),
+      )
+      .sort((x, y) => x.order - y.order);
     traffic.forEach(({ lora }, i) => {
       one.choose(replicas, { lora, now: i * 20 });
       two.choose(replicas, { lora, now: i * 20 });
     });
     const now = traffic.length * 20;
-    assert.deepEqual(loras.map((l) => one.homesOf(l, replicas, now)), loras.map((l) => two.homesOf(l, replicas, now)), "two gateways agree without talking");
+    assert.deepEqual(
+      loras.map((l) => one.homesOf(l, replicas, now)),
+      loras.map((l) => two.homesOf(l, replicas, now)),
+      "two gateways agree without talking",
+    );
     const hottest = new Set(loras.slice(0, 6).flatMap((l) => one.homesOf(l, replicas, now)));
     assert.ok(hottest.size >= 3, `the hottest adapters are spread over the replicas: ${[...hottest].join(", ")}`);
 
@@ -135,7 +153,10 @@ describe("diatonic", () => {
     // The scrape (up to 200 ms old) saw 4 requests there, all this gateway's; they have finished since.
     const warm = replica("a", { recent: ["x"], outstanding: 0, load: load({ running: 2, waiting: 2 }), loadOutstanding: 4 });
     const cold = replica("b", { load: load() });
-    for (const order of [[warm, cold], [cold, warm]]) {
+    for (const order of [
+      [warm, cold],
+      [cold, warm],
+    ]) {
       const choice = policy.choose(order, { lora: "x", now: 0 });
       assert.equal(choice.candidate.origin, "a");
       assert.equal(choice.expectedWaitMs, 0);
@@ -155,10 +176,18 @@ describe("diatonic", () => {
     // At low load a replica is seen running one request at most: that is not its limit.
     const warm = replica("a", { recent: ["x"], outstanding: 1, load: load({ running: 1 }) });
     const cold = replica("b", { load: load() });
-    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).reason, "resident");
+    for (const order of [
+      [warm, cold],
+      [cold, warm],
+    ])
+      assert.equal(policy.choose(order, { lora: "x", now: 0 }).reason, "resident");
     // Once a replica has run one with others waiting, one request is its limit: 25 ms of wait costs more than a 3 ms swap.
     policy.choose([replica("c", { load: load({ running: 1, waiting: 2 }) })], { lora: undefined, now: 0 });
-    for (const order of [[warm, cold], [cold, warm]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
+    for (const order of [
+      [warm, cold],
+      [cold, warm],
+    ])
+      assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
   it("takes an idle replica over a busy one where the adapter is resident when sharing a replica costs more than a swap (both measured)", () => {
@@ -168,9 +197,13 @@ describe("diatonic", () => {
       const idle = replica("b", { load: load() });
       // Resident, on a free sequence beside one request: its first byte came sharingMs later than alone (5 ms).
       const beside = { candidate: warm, reason: "resident", expectedWaitMs: 0, requestsThere: 1 };
-      for (let i = 0; i < 50; i++) policy.observe({ lora: "x", now: 0 }, { choice: beside, swapped: false, firstByteMs: 5 + sharingMs, totalMs: 40 + sharingMs });
+      for (let i = 0; i < 50; i++)
+        policy.observe({ lora: "x", now: 0 }, { choice: beside, swapped: false, firstByteMs: 5 + sharingMs, totalMs: 40 + sharingMs });
       assert.equal(Math.round(policy.sharingMs), sharingMs);
-      return [[warm, idle], [idle, warm]].map((order) => policy.choose(order, { lora: "x", now: 0 }).candidate.origin);
+      return [
+        [warm, idle],
+        [idle, warm],
+      ].map((order) => policy.choose(order, { lora: "x", now: 0 }).candidate.origin);
     };
     // A CPU engine: the request beside it slows its first byte by 20 ms, more than a 5 ms swap (or two, away from its homes).
     assert.deepEqual(sharingCosts(20), ["b", "b"]);
@@ -183,19 +216,30 @@ describe("diatonic", () => {
     // Four requests ahead on each; at one they all load their LoRA first (30 ms more each on a sequence).
     const swapping = replica("a", { outstanding: 4, outstandingSwaps: 4, load: load({ running: 2, waiting: 2 }) });
     const steady = replica("b", { outstanding: 4, outstandingSwaps: 0, load: load({ running: 2, waiting: 2 }) });
-    for (const order of [[swapping, steady], [steady, swapping]]) assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
+    for (const order of [
+      [swapping, steady],
+      [steady, swapping],
+    ])
+      assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
   it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {
     const policy = measured(30);
     const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
-    const home = policy.homesOf("x", origins.map((o) => replica(o)), 0)[0] as string;
+    const home = policy.homesOf(
+      "x",
+      origins.map((o) => replica(o)),
+      0,
+    )[0] as string;
     const away = origins.find((o) => o !== home) as string;
     // Both hold x; its home has one request more (still under its two sequences, then one ahead).
     for (const outstanding of [1, 2]) {
       const atHome = replica(home, { recent: ["x"], outstanding, load: load({ running: outstanding }) });
       const elsewhere = replica(away, { recent: ["x"], load: load() });
-      for (const order of [[atHome, elsewhere], [elsewhere, atHome]]) {
+      for (const order of [
+        [atHome, elsewhere],
+        [elsewhere, atHome],
+      ]) {
         const choice = policy.choose(order, { lora: "x", now: 0 });
         assert.equal(choice.candidate.origin, away);
         assert.equal(choice.reason, "resident-away");
@@ -242,6 +286,7 @@ describe("diatonic", () => {
   });
 
   it("is made by its config name, as are the others", () => {
-    for (const policy of ["diatonic", "least-outstanding", "round-robin", "lora-affinity"] as const) assert.equal(makePolicy({ policy, slots: 2, swapMs: 50 }).name, policy);
+    for (const policy of ["diatonic", "least-outstanding", "round-robin", "lora-affinity"] as const)
+      assert.equal(makePolicy({ policy, slots: 2, swapMs: 50 }).name, policy);
   });
 });

@@ -50,7 +50,8 @@ export async function startContainerd(): Promise<PrivateContainerd> {
   const child: ChildProcess = spawn("sh", ["-c", `exec containerd --config '${dir}/config.toml' >'${log}' 2>&1`], { stdio: "ignore" });
   const ctr = (args: readonly string[], timeoutMs = 120_000): string => {
     const result = spawnSync("ctr", ["--address", address, "--namespace", "k8s.io", ...args], { encoding: "utf8", timeout: timeoutMs });
-    if (result.status !== 0) throw new Error(`ctr ${args.join(" ")} failed (${result.signal ?? result.status}): ${result.stdout}${result.stderr}`);
+    if (result.status !== 0)
+      throw new Error(`ctr ${args.join(" ")} failed (${result.signal ?? result.status}): ${result.stdout}${result.stderr}`);
     return result.stdout;
   };
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -20,7 +20,7 @@ describe("parseDockerfile (the dry build's reader)", () => {
         "ENV LEGACY value",
         "USER 1000:1000",
         "EXPOSE 8000",
-        "HEALTHCHECK --interval=30s CMD node -e \"process.exit(0)\"",
+        'HEALTHCHECK --interval=30s CMD node -e "process.exit(0)"',
         'ENTRYPOINT ["node", "bin/diatonic.js"]',
         "CMD engine --model /models/model.gguf",
       ].join("\n"),
@@ -51,7 +51,11 @@ describe("parseDockerfile (the dry build's reader)", () => {
   });
 
   const bad: [string, string, RegExp | { name: string; message: string }][] = [
-    ["an instruction outside the subset, with its line", "FROM node:20\nARG VERSION", { name: "DockerfileError", message: "Dockerfile:2: ARG is not supported by the dry build" }],
+    [
+      "an instruction outside the subset, with its line",
+      "FROM node:20\nARG VERSION",
+      { name: "DockerfileError", message: "Dockerfile:2: ARG is not supported by the dry build" },
+    ],
     ["a relative WORKDIR", "FROM node:20\nWORKDIR app", /:2: WORKDIR must be an absolute path/],
     ["a COPY wildcard", "FROM node:20\nCOPY package*.json ./", /:2: COPY package\*\.json: wildcards are not supported/],
     ["a COPY flag it does not honour", "FROM node:20\nCOPY --chown=1000 a b", /:2: COPY --chown=1000 is not supported/],

@@ -6,7 +6,19 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -26,7 +38,6 @@ import { containerdUnavailable, startContainerd, type PrivateContainerd } from "
 import { IN_CI, ready, tool, unmet } from "../support/needs.ts";
 
 const repo = new URL("../..", import.meta.url).pathname;
-
 
 async function buildUnavailable(): Promise<string | undefined> {
   if (process.env.DIATONIC_IMAGE_TESTS === "0") return "DIATONIC_IMAGE_TESTS=0";
@@ -77,7 +88,9 @@ function tarEntries(path: string): TarEntry[] {
 
 interface Layout {
   readonly dir: string;
-  readonly index: { manifests: { digest: string; size: number; mediaType: string; platform: unknown; annotations: Record<string, string> }[] };
+  readonly index: {
+    manifests: { digest: string; size: number; mediaType: string; platform: unknown; annotations: Record<string, string> }[];
+  };
   readonly manifest: { config: { digest: string; size: number }; layers: { digest: string; size: number; mediaType: string }[] };
   readonly config: {
     architecture: string;
@@ -114,11 +127,25 @@ function readLayout(archive: string, into: string): Layout {
 }
 
 /** The final stage's settings, read from the Dockerfile the way a build applies them. */
-function finalStage(name: string): { env: Record<string, string>; user: string; workdir: string; entrypoint: string[]; cmd: string[]; exposed: string[] } {
+function finalStage(name: string): {
+  env: Record<string, string>;
+  user: string;
+  workdir: string;
+  entrypoint: string[];
+  cmd: string[];
+  exposed: string[];
+} {
   const file = join(repo, "docker", `${name}.Dockerfile`);
   const instructions: Instruction[] = parseDockerfile(readFileSync(file, "utf8"), file);
   const last = instructions.slice(instructions.findLastIndex((instruction) => instruction.kind === "FROM"));
-  const stage = { env: {} as Record<string, string>, user: "", workdir: "/", entrypoint: [] as string[], cmd: [] as string[], exposed: [] as string[] };
+  const stage = {
+    env: {} as Record<string, string>,
+    user: "",
+    workdir: "/",
+    entrypoint: [] as string[],
+    cmd: [] as string[],
+    exposed: [] as string[],
+  };
   for (const instruction of last) {
     if (instruction.kind === "ENV") Object.assign(stage.env, instruction.values);
     if (instruction.kind === "USER") stage.user = instruction.user;
@@ -215,9 +242,16 @@ describe("the platform's images as OCI archives", async () => {
       assert.equal(config.WorkingDir, stage.workdir);
       assert.deepEqual(config.Entrypoint, stage.entrypoint);
       assert.deepEqual(config.Cmd, stage.cmd);
-      assert.deepEqual(Object.keys(config.ExposedPorts), stage.exposed.map((port) => `${port}/tcp`));
-      for (const [name, value] of Object.entries(stage.env)) assert.ok(config.Env.includes(`${name}=${value}`), `${key}: Env has ${name}=${value}`);
-      assert.ok(config.Env.some((line) => line.startsWith("PATH=") && line.includes("/usr/local/bin")), `${key}: PATH finds /usr/local/bin/node`);
+      assert.deepEqual(
+        Object.keys(config.ExposedPorts),
+        stage.exposed.map((port) => `${port}/tcp`),
+      );
+      for (const [name, value] of Object.entries(stage.env))
+        assert.ok(config.Env.includes(`${name}=${value}`), `${key}: Env has ${name}=${value}`);
+      assert.ok(
+        config.Env.some((line) => line.startsWith("PATH=") && line.includes("/usr/local/bin")),
+        `${key}: PATH finds /usr/local/bin/node`,
+      );
     }
   });
 
@@ -228,8 +262,14 @@ describe("the platform's images as OCI archives", async () => {
       const read = (await layout(key)) as Layout;
       const entries = tarEntries(read.blob(read.manifest.layers.at(-1)?.digest ?? ""));
       const paths = new Set(entries.map((entry) => entry.path));
-      for (const path of ["app/bin/diatonic.js", "app/dist/cli/main.js", "app/package.json", "app/node_modules"]) assert.ok(paths.has(path), `${key}: /${path} is in its layer`);
-      const foreign = entries.filter((entry) => /^(usr|proc|dev|sys|bin|sbin|lib|lib64)(\/|$)/.test(entry.path) || entry.path.startsWith("root/.npm") || base.paths.get(entry.path) === "other");
+      for (const path of ["app/bin/diatonic.js", "app/dist/cli/main.js", "app/package.json", "app/node_modules"])
+        assert.ok(paths.has(path), `${key}: /${path} is in its layer`);
+      const foreign = entries.filter(
+        (entry) =>
+          /^(usr|proc|dev|sys|bin|sbin|lib|lib64)(\/|$)/.test(entry.path) ||
+          entry.path.startsWith("root/.npm") ||
+          base.paths.get(entry.path) === "other",
+      );
       assert.deepEqual(
         foreign.map((entry) => entry.path),
         [],
@@ -240,7 +280,9 @@ describe("the platform's images as OCI archives", async () => {
         "owners are root or the image's user, by number",
       );
     }
-    const engineHome = tarEntries(((await layout("engine")) as Layout).blob(((await layout("engine")) as Layout).manifest.layers.at(-1)?.digest ?? "")).find((entry) => entry.path === "home/engine");
+    const engineHome = tarEntries(
+      ((await layout("engine")) as Layout).blob(((await layout("engine")) as Layout).manifest.layers.at(-1)?.digest ?? ""),
+    ).find((entry) => entry.path === "home/engine");
     assert.equal(engineHome?.owner, "1000/1000", "the engine's HOME belongs to its user (chown in the Dockerfile)");
   });
 
@@ -273,7 +315,8 @@ describe("the platform's images as OCI archives", async () => {
     assert.ok(read.config.config.Env.includes("RUN_MODE=production"), "the pod's config/production.yaml is read");
     const entries = new Map(tarEntries(read.blob(read.manifest.layers.at(-1)?.digest ?? "")).map((entry) => [entry.path, entry]));
     assert.equal(entries.get("qdrant/qdrant")?.mode, "-rwxr-xr-x");
-    for (const dir of ["qdrant/storage", "qdrant/snapshots"]) assert.equal(entries.get(dir)?.owner, "1000/1000", `/${dir} is writable by the user`);
+    for (const dir of ["qdrant/storage", "qdrant/snapshots"])
+      assert.equal(entries.get(dir)?.owner, "1000/1000", `/${dir} is writable by the user`);
   });
 
   describe("in containerd", () => {
@@ -292,20 +335,31 @@ describe("the platform's images as OCI archives", async () => {
       if (ctrd === undefined) return;
       const built = (await images()).images;
       const first = await importImages(built, { address: ctrd.address });
-      assert.deepEqual(first.map((entry) => entry.action), built.map(() => "imported"));
+      assert.deepEqual(
+        first.map((entry) => entry.action),
+        built.map(() => "imported"),
+      );
       const listed = ctrd.ctr(["images", "ls"]);
-      for (const image of built) assert.match(listed, new RegExp(`^${image.name.replaceAll(".", "\\.")}\\s+\\S+\\s+${image.manifestDigest}`, "m"));
+      for (const image of built)
+        assert.match(listed, new RegExp(`^${image.name.replaceAll(".", "\\.")}\\s+\\S+\\s+${image.manifestDigest}`, "m"));
       const again = await importImages(built, { address: ctrd.address });
-      assert.deepEqual(again.map((entry) => entry.action), built.map(() => "present"));
+      assert.deepEqual(
+        again.map((entry) => entry.action),
+        built.map(() => "present"),
+      );
     });
 
     it("the gateway runs as uid 1000 on a read-only root and says its version", async (t) => {
       const ctrd = await started(t);
       if (ctrd === undefined) return;
       const name = (await images()).images.find((image) => image.key === "gateway")?.name ?? "";
-      const probe = "const fs = require('fs'); let root = 'writable'; try { fs.writeFileSync('/app/probe', '') } catch (error) { root = error.code } console.log(process.getuid(), root)";
+      const probe =
+        "const fs = require('fs'); let root = 'writable'; try { fs.writeFileSync('/app/probe', '') } catch (error) { root = error.code } console.log(process.getuid(), root)";
       assert.equal(ctrd.ctr(["run", "--rm", "--read-only", name, "gateway-probe", "node", "-e", probe]).trim(), "1000 EROFS");
-      assert.equal(ctrd.ctr(["run", "--rm", "--read-only", name, "gateway-version", "node", "bin/diatonic.js", "--version"]).trim(), "diatonic 0.1.0");
+      assert.equal(
+        ctrd.ctr(["run", "--rm", "--read-only", name, "gateway-version", "node", "bin/diatonic.js", "--version"]).trim(),
+        "diatonic 0.1.0",
+      );
     });
 
     it("the engine loads a model with llama.cpp and answers a completion", async (t) => {
@@ -316,13 +370,46 @@ describe("the platform's images as OCI archives", async () => {
       writeTestModels(models);
       chmodSync(models, 0o755);
       const port = await freePort();
-      ctrd.ctr(["run", "-d", "--net-host", "--read-only", "--mount", `type=bind,src=${models},dst=/models,options=rbind:ro`, name, "engine", "node", "bin/diatonic.js", "engine", "--model", "/models/tiny-llama.gguf", "--lora", "tiny=/models/tiny-lora-a.gguf", "--host", "127.0.0.1", "--port", String(port)]);
+      ctrd.ctr([
+        "run",
+        "-d",
+        "--net-host",
+        "--read-only",
+        "--mount",
+        `type=bind,src=${models},dst=/models,options=rbind:ro`,
+        name,
+        "engine",
+        "node",
+        "bin/diatonic.js",
+        "engine",
+        "--model",
+        "/models/tiny-llama.gguf",
+        "--lora",
+        "tiny=/models/tiny-lora-a.gguf",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ]);
       const url = `http://127.0.0.1:${port}`;
-      for (let tries = 0; !(await fetch(`${url}/health`).then((response) => response.ok, () => false)); tries++) {
+      for (
+        let tries = 0;
+        !(await fetch(`${url}/health`).then(
+          (response) => response.ok,
+          () => false,
+        ));
+        tries++
+      ) {
         assert.ok(tries < 240, "the engine was not healthy in 60 s");
         await sleep(250);
       }
-      const answer = (await (await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "hello", max_tokens: 4 }) })).json()) as { usage: { completion_tokens: number } };
+      const answer = (await (
+        await fetch(`${url}/v1/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "tiny", prompt: "hello", max_tokens: 4 }),
+        })
+      ).json()) as { usage: { completion_tokens: number } };
       assert.equal(answer.usage.completion_tokens, 4);
       ctrd.ctr(["tasks", "delete", "--force", "engine"]);
       ctrd.ctr(["containers", "delete", "engine"]);
@@ -333,7 +420,10 @@ describe("the platform's images as OCI archives", async () => {
       if (ctrd === undefined) return;
       const qdrant = (await images()).images.find((image) => image.key === "qdrant");
       if (qdrant === undefined) return t.skip("no Qdrant image was built");
-      assert.match(ctrd.ctr(["run", "--rm", "--read-only", qdrant.name, "qdrant-version", "/qdrant/qdrant", "--version"]), /^qdrant \d+\.\d+\.\d+/);
+      assert.match(
+        ctrd.ctr(["run", "--rm", "--read-only", qdrant.name, "qdrant-version", "/qdrant/qdrant", "--version"]),
+        /^qdrant \d+\.\d+\.\d+/,
+      );
       const mounts = ["storage", "snapshots", "init"].flatMap((name) => {
         const dir = join(ctrd.dir, "qdrant", name);
         mkdirSync(dir, { recursive: true });
@@ -341,10 +431,21 @@ describe("the platform's images as OCI archives", async () => {
         return ["--mount", `type=bind,src=${dir},dst=/qdrant/${name},options=rbind:rw`];
       });
       const [http, grpc] = [await freePort(), await freePort()];
-      const env = [`QDRANT__SERVICE__HTTP_PORT=${http}`, `QDRANT__SERVICE__GRPC_PORT=${grpc}`, "QDRANT_INIT_FILE_PATH=/qdrant/init/.qdrant-initialized"].flatMap((line) => ["--env", line]);
+      const env = [
+        `QDRANT__SERVICE__HTTP_PORT=${http}`,
+        `QDRANT__SERVICE__GRPC_PORT=${grpc}`,
+        "QDRANT_INIT_FILE_PATH=/qdrant/init/.qdrant-initialized",
+      ].flatMap((line) => ["--env", line]);
       ctrd.ctr(["run", "-d", "--net-host", "--read-only", ...env, ...mounts, qdrant.name, "qdrant"]);
       const url = `http://127.0.0.1:${http}`;
-      for (let tries = 0; !(await fetch(`${url}/readyz`).then((response) => response.ok, () => false)); tries++) {
+      for (
+        let tries = 0;
+        !(await fetch(`${url}/readyz`).then(
+          (response) => response.ok,
+          () => false,
+        ));
+        tries++
+      ) {
         assert.ok(tries < 120, "Qdrant was not ready in 30 s");
         await sleep(250);
       }
@@ -356,4 +457,3 @@ describe("the platform's images as OCI archives", async () => {
     });
   });
 });
-

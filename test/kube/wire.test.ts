@@ -10,7 +10,9 @@ import type { KubeObject } from "../../src/render/context.ts";
 
 /** What KubernetesObjectApi.patch puts on the wire for a body. */
 function onTheWire(body: unknown, object: KubeObject): unknown {
-  return JSON.parse(ObjectSerializer.stringify(ObjectSerializer.serialize(body, getSerializationType(object.apiVersion, object.kind)), "application/json")) as unknown;
+  return JSON.parse(
+    ObjectSerializer.stringify(ObjectSerializer.serialize(body, getSerializationType(object.apiVersion, object.kind)), "application/json"),
+  ) as unknown;
 }
 
 const policy = {
@@ -31,14 +33,22 @@ describe("objects to and from the Kubernetes client", () => {
   });
 
   it("objects the client returns are Kubernetes' JSON: `from`, not `_from`; timestamps as strings", () => {
-    const model: unknown = ObjectSerializer.deserialize({ ...policy, metadata: { ...policy.metadata, creationTimestamp: "2026-12-06T10:00:00Z" } }, "V1NetworkPolicy");
+    const model: unknown = ObjectSerializer.deserialize(
+      { ...policy, metadata: { ...policy.metadata, creationTimestamp: "2026-12-06T10:00:00Z" } },
+      "V1NetworkPolicy",
+    );
     const json = fromModel<typeof policy & { metadata: { creationTimestamp?: string } }>(model, policy.apiVersion, policy.kind);
     assert.deepEqual(json.spec.ingress[0]?.from, policy.spec.ingress[0]?.from);
     assert.equal(json.metadata.creationTimestamp, "2026-12-06T10:00:00.000Z");
   });
 
   it("a custom resource (no model) goes through whole", () => {
-    const certificate = { apiVersion: "cert-manager.io/v1", kind: "Certificate", metadata: { name: "gateway-tls", namespace: "ns" }, spec: { secretName: "gateway-tls", issuerRef: { name: "ca", kind: "ClusterIssuer" }, dnsNames: ["llm.example.com"] } };
+    const certificate = {
+      apiVersion: "cert-manager.io/v1",
+      kind: "Certificate",
+      metadata: { name: "gateway-tls", namespace: "ns" },
+      spec: { secretName: "gateway-tls", issuerRef: { name: "ca", kind: "ClusterIssuer" }, dnsNames: ["llm.example.com"] },
+    };
     assert.deepEqual(onTheWire(toModel(certificate), certificate), certificate);
   });
 });

@@ -11,7 +11,11 @@ import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
 /** A local folder served with the Hub's listing and resolve API (huggingface.co is not reachable here). */
 function hubFolder(): string {
   const root = mkdtempSync(join(tmpdir(), "hub-"));
-  const files: Record<string, string> = { "config.json": '{"model_type":"llama"}', "model.safetensors": "x".repeat(100_000), "sub/tokenizer.json": "{}" };
+  const files: Record<string, string> = {
+    "config.json": '{"model_type":"llama"}',
+    "model.safetensors": "x".repeat(100_000),
+    "sub/tokenizer.json": "{}",
+  };
   for (const [name, body] of Object.entries(files)) {
     const path = join(root, "org/model/abc", name);
     mkdirSync(join(path, ".."), { recursive: true });
@@ -38,12 +42,22 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
   it("fetches a whole repo with checksums, then skips it on the next run", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
     const lines: string[] = [];
-    const first = await downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: hub.url, progress: (l) => lines.push(l), progressIntervalMs: 0 });
+    const first = await downloadModels([{ dir, repo: "org/model", revision: "abc" }], {
+      endpoint: hub.url,
+      progress: (l) => lines.push(l),
+      progressIntervalMs: 0,
+    });
     assert.deepEqual(first.downloaded, ["org/model@abc"]);
     assert.equal(readFileSync(join(dir, "model.safetensors"), "utf8").length, 100_000);
     assert.ok(existsSync(join(dir, "sub/tokenizer.json")));
-    assert.ok(lines.some((l) => l.includes("3 file(s)")), "reports progress");
-    assert.ok(lines.some((l) => l.includes("checksum verified")), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.includes("3 file(s)")),
+      "reports progress",
+    );
+    assert.ok(
+      lines.some((l) => l.includes("checksum verified")),
+      lines.join("\n"),
+    );
     const count = requests.length;
     const second = await downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: hub.url });
     assert.deepEqual(second.skipped, ["org/model@abc"]);
@@ -56,10 +70,19 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
     writeFileSync(join(dir, "model.safetensors.part"), "x".repeat(60_000));
     const lines: string[] = [];
     requests.length = 0;
-    await downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url, progress: (l) => lines.push(l) });
+    await downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], {
+      endpoint: hub.url,
+      progress: (l) => lines.push(l),
+    });
     assert.equal(readFileSync(join(dir, "model.safetensors"), "utf8"), "x".repeat(100_000));
-    assert.ok(requests.some((r) => r.range === "bytes=60000-"), `asked only for the rest: ${JSON.stringify(requests)}`);
-    assert.ok(lines.some((l) => l.includes("resumed at 0.1 MB")), lines.join("\n"));
+    assert.ok(
+      requests.some((r) => r.range === "bytes=60000-"),
+      `asked only for the rest: ${JSON.stringify(requests)}`,
+    );
+    assert.ok(
+      lines.some((l) => l.includes("resumed at 0.1 MB")),
+      lines.join("\n"),
+    );
   });
 
   it("refuses a file whose content does not match the published checksum, and keeps nothing of it", async () => {
@@ -67,7 +90,10 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
     mkdirSync(dir, { recursive: true });
     // A part file from another version of the file: the whole no longer hashes to the listing's sha256.
     writeFileSync(join(dir, "model.safetensors.part"), "y".repeat(60_000));
-    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url }), (e: unknown) => e instanceof WorldError && /sha256 is [0-9a-f]{64}, but the source publishes/.test(e.message));
+    await assert.rejects(
+      downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url }),
+      (e: unknown) => e instanceof WorldError && /sha256 is [0-9a-f]{64}, but the source publishes/.test(e.message),
+    );
     assert.equal(existsSync(join(dir, "model.safetensors")), false);
     assert.equal(existsSync(join(dir, "model.safetensors.part")), false, "the bad part is dropped, so the next try starts clean");
     await downloadModels([{ dir, repo: "org/model", revision: "abc", file: "model.safetensors" }], { endpoint: hub.url });
@@ -84,36 +110,82 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
     const dir = join(mkdtempSync(join(tmpdir(), "dl-")), "model");
     const item = { dir, repo: "org/model", revision: "abc" };
     const lines: string[] = [];
-    const [a, b] = await Promise.all([downloadModels([item], { endpoint: hub.url }), downloadModels([item], { endpoint: hub.url, progress: (l) => lines.push(l) })]);
+    const [a, b] = await Promise.all([
+      downloadModels([item], { endpoint: hub.url }),
+      downloadModels([item], { endpoint: hub.url, progress: (l) => lines.push(l) }),
+    ]);
     assert.deepEqual([...a.downloaded, ...b.downloaded], ["org/model@abc"], "downloaded once");
-    assert.ok(lines.some((l) => l.includes("another pod is downloading")), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.includes("another pod is downloading")),
+      lines.join("\n"),
+    );
   });
 
   it("explains a gated repo, a missing file and a missing revision", async () => {
     const gated = await startHubServer({ root, token: "good" });
     try {
       const dir = mkdtempSync(join(tmpdir(), "dl-"));
-      await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: gated.url, token: "" }), (e: unknown) => e instanceof WorldError && /access denied/.test(e.message) && /gated/.test(e.fix ?? ""));
-      await downloadModels([{ dir: join(dir, "ok"), repo: "org/model", revision: "abc", file: "config.json" }], { endpoint: gated.url, token: "good" });
+      await assert.rejects(
+        downloadModels([{ dir, repo: "org/model", revision: "abc" }], { endpoint: gated.url, token: "" }),
+        (e: unknown) => e instanceof WorldError && /access denied/.test(e.message) && /gated/.test(e.fix ?? ""),
+      );
+      await downloadModels([{ dir: join(dir, "ok"), repo: "org/model", revision: "abc", file: "config.json" }], {
+        endpoint: gated.url,
+        token: "good",
+      });
     } finally {
       await gated.close();
     }
     const dir = mkdtempSync(join(tmpdir(), "dl-"));
-    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "abc", file: "nope.bin" }], { endpoint: hub.url }), /nope\.bin: not found/);
-    await assert.rejects(downloadModels([{ dir, repo: "org/model", revision: "v9" }], { endpoint: hub.url }), /org\/model@v9: not found \(HTTP 404\)/);
+    await assert.rejects(
+      downloadModels([{ dir, repo: "org/model", revision: "abc", file: "nope.bin" }], { endpoint: hub.url }),
+      /nope\.bin: not found/,
+    );
+    await assert.rejects(
+      downloadModels([{ dir, repo: "org/model", revision: "v9" }], { endpoint: hub.url }),
+      /org\/model@v9: not found \(HTTP 404\)/,
+    );
   });
 
   it("a mirror behind a CA the process does not trust: the error says how to trust it", async () => {
     const certs = mkdtempSync(join(tmpdir(), "mirror-tls-"));
     const file = (name: string): string => join(certs, name);
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", file("key.pem"), "-out", file("cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
-    const tls = await startHubServer({ root, tls: { cert: readFileSync(file("cert.pem"), "utf8"), key: readFileSync(file("key.pem"), "utf8") } });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        file("key.pem"),
+        "-out",
+        file("cert.pem"),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { stdio: "ignore" },
+    );
+    const tls = await startHubServer({
+      root,
+      tls: { cert: readFileSync(file("cert.pem"), "utf8"), key: readFileSync(file("key.pem"), "utf8") },
+    });
     try {
       assert.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+$/);
       const dir = mkdtempSync(join(tmpdir(), "dl-"));
       await assert.rejects(
         downloadModels([{ dir, repo: "org/model", revision: "abc", file: "config.json" }], { endpoint: tls.url }),
-        (e: unknown) => e instanceof WorldError && /its TLS certificate is not trusted/.test(e.message) && /NODE_EXTRA_CA_CERTS=\/etc\/diatonic\/download-env\/ca\.crt/.test(e.fix ?? ""),
+        (e: unknown) =>
+          e instanceof WorldError &&
+          /its TLS certificate is not trusted/.test(e.message) &&
+          /NODE_EXTRA_CA_CERTS=\/etc\/diatonic\/download-env\/ca\.crt/.test(e.fix ?? ""),
       );
     } finally {
       await tls.close();

@@ -90,7 +90,8 @@ describe("observability", () => {
   it("is rendered and schema-checked with the platform: ServiceMonitors and a PrometheusRule only with prometheus-operator", () => {
     const production = buildEnvironment({ file: EXAMPLE, environment: "production" }).result.placed;
     const local = buildEnvironment({ file: EXAMPLE, environment: "local" }).result.placed;
-    const kinds = (placed: typeof local) => placed.filter((p) => p.component === "observability").map((p) => `${p.object.kind}/${p.object.metadata.name}`);
+    const kinds = (placed: typeof local) =>
+      placed.filter((p) => p.component === "observability").map((p) => `${p.object.kind}/${p.object.metadata.name}`);
     assert.deepEqual(kinds(production), [
       "ServiceMonitor/gateway",
       "ServiceMonitor/engine",
@@ -110,7 +111,10 @@ describe("observability", () => {
         .filter((o) => o.metadata.labels?.["grafana_dashboard"] === "1")
         .map((o) => o.metadata.name);
     assert.deepEqual(names(same), ["diatonic-acme-llm-dashboard"]);
-    assert.deepEqual(names((p) => p), ["diatonic-lab-llama3-multi-adapter-dashboard"]);
+    assert.deepEqual(
+      names((p) => p),
+      ["diatonic-lab-llama3-multi-adapter-dashboard"],
+    );
   });
 
   it("ServiceMonitors select exactly the ClusterIP Services, port http; Qdrant's sends its API key as a bearer token", () => {
@@ -119,7 +123,12 @@ describe("observability", () => {
       metadata: { name: string; namespace: string; labels: Record<string, string> };
       spec: { ports: { name: string }[] };
     }[];
-    for (const [monitor, expected] of [["gateway", ["gateway"]], ["engine", ["engine"]], ["adapter-agent", ["engine"]], ["qdrant", ["qdrant"]]] as const) {
+    for (const [monitor, expected] of [
+      ["gateway", ["gateway"]],
+      ["engine", ["engine"]],
+      ["adapter-agent", ["engine"]],
+      ["qdrant", ["qdrant"]],
+    ] as const) {
       const spec = only(objects, "ServiceMonitor", monitor)["spec"] as {
         selector: { matchLabels: Record<string, string>; matchExpressions: { key: string; operator: string; values: string[] }[] };
         namespaceSelector: { matchNames: string[] };
@@ -131,8 +140,16 @@ describe("observability", () => {
           Object.entries(spec.selector.matchLabels).every(([k, v]) => s.metadata.labels[k] === v) &&
           spec.selector.matchExpressions.every((e) => e.operator === "In" && e.values.includes(s.metadata.labels[e.key] ?? "")),
       );
-      assert.deepEqual(selected.map((s) => s.metadata.name), expected, `ServiceMonitor/${monitor} selects its Services and not their headless twins`);
-      for (const s of selected) assert.ok(s.spec.ports.some((p) => p.name === spec.endpoints[0]?.port), `${s.metadata.name} has the scraped port`);
+      assert.deepEqual(
+        selected.map((s) => s.metadata.name),
+        expected,
+        `ServiceMonitor/${monitor} selects its Services and not their headless twins`,
+      );
+      for (const s of selected)
+        assert.ok(
+          s.spec.ports.some((p) => p.name === spec.endpoints[0]?.port),
+          `${s.metadata.name} has the scraped port`,
+        );
       assert.equal(spec.endpoints[0]?.path, "/metrics");
       assert.deepEqual(
         spec.endpoints[0]?.authorization,
@@ -143,15 +160,33 @@ describe("observability", () => {
 
   it("every scraped Service is reachable from the monitoring namespace through the NetworkPolicies' traffic graph", () => {
     for (const dedicated of [false, true]) {
-      const p = platform("production", (x) => ({ ...x, spec: { ...x.spec, adapters: x.spec.adapters.map((a) => (dedicated && a.name === "code" ? { ...a, serving: "dedicated" as const } : a)) } }));
+      const p = platform("production", (x) => ({
+        ...x,
+        spec: {
+          ...x.spec,
+          adapters: x.spec.adapters.map((a) => (dedicated && a.name === "code" ? { ...a, serving: "dedicated" as const } : a)),
+        },
+      }));
       const ctx = new RenderContext(p);
       const flows = trafficGraph(ctx);
-      const services = renderPlatform(p).placed.map((x) => x.object).filter((o) => o.kind === "Service") as unknown as { metadata: { name: string }; spec: { ports: { name: string; port: number }[] } }[];
+      const services = renderPlatform(p)
+        .placed.map((x) => x.object)
+        .filter((o) => o.kind === "Service") as unknown as {
+        metadata: { name: string };
+        spec: { ports: { name: string; port: number }[] };
+      }[];
       for (const service of scrapeTargets(ctx).flatMap((t) => t.services)) {
         const port = services.find((s) => s.metadata.name === service)?.spec.ports.find((x) => x.name === "http")?.port;
         assert.ok(port, `Service ${service} has an http port`);
         assert.ok(
-          flows.some((f) => f.from.kind === "monitoring" && f.from.namespace === p.spec.monitoring.namespace && f.to.kind === "workload" && f.to.name === service && f.port === port),
+          flows.some(
+            (f) =>
+              f.from.kind === "monitoring" &&
+              f.from.namespace === p.spec.monitoring.namespace &&
+              f.to.kind === "workload" &&
+              f.to.name === service &&
+              f.port === port,
+          ),
           `monitoring (${p.spec.monitoring.namespace}) may reach ${service}:${port}`,
         );
       }
@@ -159,7 +194,10 @@ describe("observability", () => {
   });
 
   it("an adapter with a dedicated engine is scraped and alerted on with the shared one", () => {
-    const p = platform("production", (x) => ({ ...x, spec: { ...x.spec, adapters: x.spec.adapters.map((a) => (a.name === "code" ? { ...a, serving: "dedicated" as const } : a)) } }));
+    const p = platform("production", (x) => ({
+      ...x,
+      spec: { ...x.spec, adapters: x.spec.adapters.map((a) => (a.name === "code" ? { ...a, serving: "dedicated" as const } : a)) },
+    }));
     const objects = observability(p);
     const spec = only(objects, "ServiceMonitor", "engine")["spec"] as { selector: { matchExpressions: { values: string[] }[] } };
     assert.deepEqual(spec.selector.matchExpressions[0]?.values, ["engine", "engine-code"]);
@@ -192,12 +230,20 @@ describe("observability", () => {
     assert.match(runPromtool(["test", "rules", "alerts.promtool.yaml"], dir), /SUCCESS/);
 
     // Each alert is tested both ways: named in a case that expects it and in one that expects silence.
-    const cases = (parse(readFileSync(PROMTOOL_TESTS, "utf8")) as {
-      tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
-    }).tests.flatMap((test) => test.alert_rule_test);
+    const cases = (
+      parse(readFileSync(PROMTOOL_TESTS, "utf8")) as {
+        tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
+      }
+    ).tests.flatMap((test) => test.alert_rule_test);
     for (const alert of alerts) {
-      assert.ok(cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0), `${alert} has a firing case`);
-      assert.ok(cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0), `${alert} has a quiet case`);
+      assert.ok(
+        cases.some((c) => c.alertname === alert && c.exp_alerts.length > 0),
+        `${alert} has a firing case`,
+      );
+      assert.ok(
+        cases.some((c) => c.alertname === alert && c.exp_alerts.length === 0),
+        `${alert} has a quiet case`,
+      );
     }
   });
 
@@ -207,9 +253,15 @@ describe("observability", () => {
       spec: { ...x.spec, adapters: [], qdrant: { ...x.spec.qdrant, enabled: false }, ingress: { ...x.spec.ingress, enabled: false } },
     }));
     const objects = observability(bare);
-    assert.deepEqual(objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name), ["gateway", "engine", "adapter-agent"]);
+    assert.deepEqual(
+      objects.filter((o) => o.kind === "ServiceMonitor").map((o) => o.metadata.name),
+      ["gateway", "engine", "adapter-agent"],
+    );
     const groups = alertRules(new RenderContext(bare));
-    assert.deepEqual(groups.map((g) => g.name), ["diatonic-gateway", "diatonic-engine", "diatonic-adapters"]);
+    assert.deepEqual(
+      groups.map((g) => g.name),
+      ["diatonic-gateway", "diatonic-engine", "diatonic-adapters"],
+    );
     const latency = groups.flatMap((g) => g.rules).find((r) => r.alert === "DiatonicGatewayLatencyHigh");
     // No adapter timeouts to go by: 80% of the ingress timeout, for every adapter label.
     assert.equal(latency?.expr.includes("adapter!~") || latency?.expr.includes(" or"), false);
@@ -223,24 +275,38 @@ describe("observability", () => {
   it("without prometheus-operator: the same rules as a rules file, and scrape jobs that keep exactly our Services", (t) => {
     const withOperator = only(observability(platform("production", withMonitoring(true))), "PrometheusRule");
     const objects = observability(platform("production", withMonitoring(false)));
-    assert.equal(objects.some((o) => o.apiVersion.startsWith("monitoring.coreos.com/")), false);
+    assert.equal(
+      objects.some((o) => o.apiVersion.startsWith("monitoring.coreos.com/")),
+      false,
+    );
     const data = configData(only(objects, "ConfigMap", monitoringNames.prometheus));
     const rules = parse(data[RULES_KEY] ?? "") as { groups: unknown };
     assert.deepEqual(rules.groups, (withOperator["spec"] as { groups: unknown }).groups);
     const scrape = parse(data[SCRAPE_CONFIG_KEY] ?? "") as {
-      scrape_configs: { job_name: string; authorization?: { credentials_file: string }; kubernetes_sd_configs: unknown; relabel_configs: { action?: string; regex?: string; source_labels: string[] }[] }[];
+      scrape_configs: {
+        job_name: string;
+        authorization?: { credentials_file: string };
+        kubernetes_sd_configs: unknown;
+        relabel_configs: { action?: string; regex?: string; source_labels: string[] }[];
+      }[];
     };
-    assert.deepEqual(scrape.scrape_configs.map((c) => c.job_name), [
-      "diatonic/llama3-multi-adapter/gateway",
-      "diatonic/llama3-multi-adapter/engine",
-      "diatonic/llama3-multi-adapter/adapter-agent",
-      "diatonic/llama3-multi-adapter/qdrant",
-    ]);
+    assert.deepEqual(
+      scrape.scrape_configs.map((c) => c.job_name),
+      [
+        "diatonic/llama3-multi-adapter/gateway",
+        "diatonic/llama3-multi-adapter/engine",
+        "diatonic/llama3-multi-adapter/adapter-agent",
+        "diatonic/llama3-multi-adapter/qdrant",
+      ],
+    );
 
     // The keep rule against every Service port of the render, as Prometheus's endpoints discovery labels it.
     const services = buildEnvironment({ file: EXAMPLE, environment: "production" })
       .result.placed.map((p) => p.object)
-      .filter((o) => o.kind === "Service") as unknown as { metadata: { name: string; labels: Record<string, string> }; spec: { ports: { name: string }[] } }[];
+      .filter((o) => o.kind === "Service") as unknown as {
+      metadata: { name: string; labels: Record<string, string> };
+      spec: { ports: { name: string }[] };
+    }[];
     for (const job of scrape.scrape_configs) {
       assert.deepEqual(job.kubernetes_sd_configs, [{ role: "endpoints", namespaces: { names: ["llama3-multi-adapter"] } }]);
       const keep = job.relabel_configs.find((r) => r.action === "keep");
@@ -292,8 +358,15 @@ describe("observability", () => {
 
   it("renders a valid Grafana dashboard for the sidecar: per-adapter traffic, errors, latency, TTFT, tokens, queues, engine", async () => {
     const exported = await exportedMetrics();
-    for (const [env, namespace] of [["production", "monitoring"], ["local", "llama3-multi-adapter"]] as const) {
-      const map = only(observability(platform(env)), "ConfigMap", "diatonic-lab-llama3-multi-adapter-dashboard") as unknown as KubeObject & { data: Record<string, string> };
+    for (const [env, namespace] of [
+      ["production", "monitoring"],
+      ["local", "llama3-multi-adapter"],
+    ] as const) {
+      const map = only(
+        observability(platform(env)),
+        "ConfigMap",
+        "diatonic-lab-llama3-multi-adapter-dashboard",
+      ) as unknown as KubeObject & { data: Record<string, string> };
       assert.equal(map.metadata.namespace, namespace, "beside Grafana with the operator, in the platform namespace without");
       assert.equal(map.metadata.labels?.["grafana_dashboard"], "1");
       const dashboard = JSON.parse(map.data[DASHBOARD_KEY] ?? "") as GrafanaDashboard;
@@ -324,8 +397,14 @@ describe("observability", () => {
       ]) {
         assert.ok(everything.includes(`${metric}{`), `the dashboard shows ${metric}`);
       }
-      assert.match(everything, /histogram_quantile\(0\.99, sum by \(adapter, le\) \(rate\(diatonic_gateway_request_duration_seconds_bucket/);
-      assert.match(everything, /histogram_quantile\(0\.5, sum by \(adapter, le\) \(rate\(diatonic_gateway_time_to_first_token_seconds_bucket/);
+      assert.match(
+        everything,
+        /histogram_quantile\(0\.99, sum by \(adapter, le\) \(rate\(diatonic_gateway_request_duration_seconds_bucket/,
+      );
+      assert.match(
+        everything,
+        /histogram_quantile\(0\.5, sum by \(adapter, le\) \(rate\(diatonic_gateway_time_to_first_token_seconds_bucket/,
+      );
     }
   });
 });

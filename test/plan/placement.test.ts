@@ -40,7 +40,8 @@ const SHAPE_8B = "    architecture: { parametersBillions: 8.03 }\n";
 function oneRankSpec(gpu: string, card: string, engine = ""): string {
   return spec70b({ architecture: SHAPE_8B, tensorParallel: 1, engine, gpu, nodes: `[{ name: n1, gpus: [{ model: ${card} }] }]` });
 }
-const SHAPE_70B = "    architecture: { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }\n";
+const SHAPE_70B =
+  "    architecture: { parametersBillions: 70.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 }\n";
 
 describe("plan: tensor parallelism over whole GPUs", () => {
   it("places each rank on its own GPU of one node (it used to call the pod Pending: '2 exist, 2 requested')", async () => {
@@ -54,8 +55,15 @@ describe("plan: tensor parallelism over whole GPUs", () => {
   });
 
   it("a group larger than any node stays Pending, and says so", async () => {
-    const twoNodes = "[{ name: n1, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }, { name: n2, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }]";
-    const run = await runCli(["plan", "--spec", spec70b({ architecture: SHAPE_70B, tensorParallel: 4, nodes: twoNodes }), "--env", "production"]);
+    const twoNodes =
+      "[{ name: n1, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }, { name: n2, gpus: [{ model: H100, memoryGiB: 80 }, { model: H100, memoryGiB: 80 }] }]";
+    const run = await runCli([
+      "plan",
+      "--spec",
+      spec70b({ architecture: SHAPE_70B, tensorParallel: 4, nodes: twoNodes }),
+      "--env",
+      "production",
+    ]);
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.match(run.stdout, /PENDING Deployment\/llm\/engine: needs 4 nvidia.com\/gpu on one node, the largest node has 2/);
   });
@@ -67,11 +75,20 @@ describe("plan: tensor parallelism over whole GPUs", () => {
       /warning spec\/cross-field Platform\/big \(\S+platform\.yaml:\d+:\d+\): the model is named as 70B parameters \(Meta-Llama-3-70B-Instruct\), but model\.architecture describes 8\.03B \(Llama 3 8B's shape, the default\): its VRAM plan is too small by about 9×\n {4}fix: set model\.architecture to Llama 3 70B's shape: \{ parametersBillions: 70\.55, layers: 80, hiddenSize: 8192, intermediateSize: 28672, kvHeads: 8, headDim: 128, vocabSize: 128256 \}/,
     );
     // The fix, pasted, is a valid spec that plans without the warning (the first test).
-    assert.equal(SHAPE_70B.trim(), `architecture: { ${Object.entries(LLAMA3_ARCHITECTURES.get(70) ?? {}).map(([k, v]) => `${k}: ${String(v)}`).join(", ")} }`);
+    assert.equal(
+      SHAPE_70B.trim(),
+      `architecture: { ${Object.entries(LLAMA3_ARCHITECTURES.get(70) ?? {})
+        .map(([k, v]) => `${k}: ${String(v)}`)
+        .join(", ")} }`,
+    );
   });
 
   it("MIG's mixed strategy: a pod gets only the profile it asks for (it was put on a smaller profile's device)", async () => {
-    const file = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }", "NVIDIA A100 80GB, memoryGiB: 80", ", migProfile: 3g.40gb, replicas: 2");
+    const file = oneRankSpec(
+      "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }",
+      "NVIDIA A100 80GB, memoryGiB: 80",
+      ", migProfile: 3g.40gb, replicas: 2",
+    );
     const run = await runCli(["plan", "--spec", file, "--env", "production"]);
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.match(run.stdout, /n1\s+0\s+NVIDIA A100 80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine #\d/);
@@ -80,21 +97,33 @@ describe("plan: tensor parallelism over whole GPUs", () => {
   });
 
   it("MIG on L4s is refused, and a layout larger than the card too (two L4s showed 40 GiB MIG slices that 'fit')", async () => {
-    const l4s = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1 } }", "NVIDIA L4, memoryGiB: 24", ", migProfile: 3g.40gb");
+    const l4s = oneRankSpec(
+      "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1 } }",
+      "NVIDIA L4, memoryGiB: 24",
+      ", migProfile: 3g.40gb",
+    );
     for (const command of ["plan", "validate"]) {
       const run = await runCli([command, "--spec", l4s, "--env", "production"]);
       assert.equal(run.code, 2, run.stdout + run.stderr);
       assert.match(run.stderr, /spec\.gpu\.nodes\[0\]\.gpus\[0\]\.model: NVIDIA L4 on node n1 has no MIG/);
       assert.doesNotMatch(run.stdout, /MIG 3g\.40gb/);
     }
-    const tooMany = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 3 } }", "NVIDIA A100 80GB PCIe, memoryGiB: 80", ", migProfile: 3g.40gb");
+    const tooMany = oneRankSpec(
+      "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 3 } }",
+      "NVIDIA A100 80GB PCIe, memoryGiB: 80",
+      ", migProfile: 3g.40gb",
+    );
     const run = await runCli(["plan", "--spec", tooMany, "--env", "production"]);
     assert.equal(run.code, 2, run.stdout + run.stderr);
     assert.match(run.stderr, /spec\.gpu\.sharing\.profiles\.3g\.40gb: 3× 3g\.40gb does not fit one A100 80GB, which holds at most 2/);
   });
 
   it("a dedicated adapter's engine asks for its own MIG profile, not the shared engine's, and is planned on it", async () => {
-    const shared = oneRankSpec("{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }", "NVIDIA A100 80GB, memoryGiB: 80", ", migProfile: 3g.40gb");
+    const shared = oneRankSpec(
+      "{ mode: mig, strategy: mixed, profiles: { 3g.40gb: 1, 1g.10gb: 4 } }",
+      "NVIDIA A100 80GB, memoryGiB: 80",
+      ", migProfile: 3g.40gb",
+    );
     const file = join(mkdtempSync(join(tmpdir(), "plan-dedicated-")), "platform.yaml");
     writeFileSync(
       file,
@@ -105,10 +134,21 @@ describe("plan: tensor parallelism over whole GPUs", () => {
     );
     const rendered = await runCli(["render", "--spec", file, "--env", "production", "-o", "yaml"]);
     assert.equal(rendered.code, 0, rendered.stderr);
-    const deployments = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec?: { template?: { spec?: { containers: { resources: { limits: Record<string, string> } }[] } } } });
-    const limits = (name: string) => deployments.find((o) => o.kind === "Deployment" && o.metadata.name === name)?.spec?.template?.spec?.containers[0]?.resources.limits;
+    const deployments = parseAllDocuments(rendered.stdout).map(
+      (d) =>
+        d.toJS() as {
+          kind: string;
+          metadata: { name: string };
+          spec?: { template?: { spec?: { containers: { resources: { limits: Record<string, string> } }[] } } };
+        },
+    );
+    const limits = (name: string) =>
+      deployments.find((o) => o.kind === "Deployment" && o.metadata.name === name)?.spec?.template?.spec?.containers[0]?.resources.limits;
     assert.equal(limits("engine")?.["nvidia.com/mig-3g.40gb"], "1");
-    assert.deepEqual(Object.keys(limits("engine-sql") ?? {}).filter((k) => k.startsWith("nvidia.com/")), ["nvidia.com/mig-1g.10gb"]);
+    assert.deepEqual(
+      Object.keys(limits("engine-sql") ?? {}).filter((k) => k.startsWith("nvidia.com/")),
+      ["nvidia.com/mig-1g.10gb"],
+    );
     const run = await runCli(["plan", "--spec", file, "--env", "production"]);
     assert.match(run.stdout, /MIG 1g\.10gb\s+10 GiB\s+1\/1\s+Deployment\/llm\/engine-sql/);
     assert.match(run.stdout, /sql\s+\/sql\s+16\s+dedicated engine \(MIG 1g\.10gb\)/);

@@ -33,19 +33,24 @@ describe("chunker", () => {
     const md = `# A\n\nshort one.\n\n## B\n\nshort two.\n\n## C\n\n${words(50)}\n\n${words(50, "ipsum")}\n`;
     const chunks = chunker.chunk(md, "markdown");
     assert.match(chunks[0]?.text ?? "", /^# A\n\nshort one\.\n\n## B\n\nshort two\.$/);
-    assert.ok(chunks.slice(1).every((c) => c.text.startsWith("## C")), "every chunk of section C repeats its heading");
+    assert.ok(
+      chunks.slice(1).every((c) => c.text.startsWith("## C")),
+      "every chunk of section C repeats its heading",
+    );
   });
 
   it("does not split inside fenced code, and reads HTML as headings and paragraphs without scripts", () => {
     const chunker = new StructuredChunker({ maxTokens: 400, overlapTokens: 16 });
     const md = "# Code\n\n```sh\n# not a heading\nmake build\n```\n";
     assert.equal(chunker.chunk(md, "markdown").length, 1);
-    const html = "<html><head><title>x</title></head><body><h1>Title</h1><p>One &amp; two</p><script>alert(1)</script><p>Three</p></body></html>";
+    const html =
+      "<html><head><title>x</title></head><body><h1>Title</h1><p>One &amp; two</p><script>alert(1)</script><p>Three</p></body></html>";
     assert.equal(chunker.chunk(html, "html")[0]?.text, "# Title\n\nOne & two\n\nThree");
   });
 
   it("reads HTML as a browser parses it: every named entity, unclosed paragraphs and cells, a '<' inside a script, nested heading markup", () => {
-    const html = "<h2>Caf&eacute; <em>rules</em></h2><p>First<p>Second &rarr; third<script>if (a <b) { document.write('<p>x</p>') }</script><table><tr><td>1<td>2</table><!-- <p>hidden</p> -->";
+    const html =
+      "<h2>Caf&eacute; <em>rules</em></h2><p>First<p>Second &rarr; third<script>if (a <b) { document.write('<p>x</p>') }</script><table><tr><td>1<td>2</table><!-- <p>hidden</p> -->";
     assert.equal(htmlToText(html), "## Café rules\n\nFirst\n\nSecond → third\n\n1 2");
   });
 
@@ -66,7 +71,13 @@ describe("chunk ids and fusion", () => {
 
   it("RRF ranks a chunk found by both halves above chunks found by one", () => {
     const hit = (id: string) => ({ id, source: id, chunk: 0, text: "", score: 0 });
-    const fused = reciprocalRankFusion([[hit("a"), hit("b")], [hit("c"), hit("b")]], 3);
+    const fused = reciprocalRankFusion(
+      [
+        [hit("a"), hit("b")],
+        [hit("c"), hit("b")],
+      ],
+      3,
+    );
     assert.equal(fused[0]?.id, "b");
     assert.ok(Math.abs((fused[0]?.score ?? 0) - 2 / 62) < 1e-12);
   });

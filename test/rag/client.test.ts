@@ -33,7 +33,16 @@ describe("ingest client (stand-in gateway)", () => {
       req.on("end", () => {
         res.setHeader("content-type", "application/json");
         if (req.method === "GET") {
-          res.end(JSON.stringify({ collection: "c", maxBodyBytes: 6000, sources: [{ source: "docs/gone.md", chunks: 2 }, { source: "other/keep.md", chunks: 1 }] }));
+          res.end(
+            JSON.stringify({
+              collection: "c",
+              maxBodyBytes: 6000,
+              sources: [
+                { source: "docs/gone.md", chunks: 2 },
+                { source: "other/keep.md", chunks: 1 },
+              ],
+            }),
+          );
           return;
         }
         posts.push(JSON.parse(raw) as (typeof posts)[number]);
@@ -41,7 +50,14 @@ describe("ingest client (stand-in gateway)", () => {
           res.writeHead(502).end(JSON.stringify({ error: { message: "the vector store failed: boom", code: "vector_store_failed" } }));
           return;
         }
-        res.end(JSON.stringify({ added: JSON.parse(raw).documents.length, updated: 0, unchanged: 0, removed: JSON.parse(raw).deleteSources.length }));
+        res.end(
+          JSON.stringify({
+            added: JSON.parse(raw).documents.length,
+            updated: 0,
+            unchanged: 0,
+            removed: JSON.parse(raw).deleteSources.length,
+          }),
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -58,7 +74,10 @@ describe("ingest client (stand-in gateway)", () => {
     const summary = await ingestPaths({ adapter: "rag", paths: ["docs"], cwd: dir, gateway: url, prune: true });
     assert.ok(posts.length >= 3, `${posts.length} batches`);
     assert.ok(posts.every((p) => Buffer.byteLength(JSON.stringify(p)) <= 6000));
-    assert.deepEqual(posts.map((p) => p.deleteSources), [...posts.slice(1).map(() => []), ["docs/gone.md"]]);
+    assert.deepEqual(
+      posts.map((p) => p.deleteSources),
+      [...posts.slice(1).map(() => []), ["docs/gone.md"]],
+    );
     assert.equal(summary.files, 6);
     assert.deepEqual(summary.pruned, ["docs/gone.md"]);
   });
@@ -68,7 +87,10 @@ describe("ingest client (stand-in gateway)", () => {
     failPost = 1;
     const failure = await ingestPaths({ adapter: "rag", paths: ["docs"], cwd: dir, gateway: url }).catch((error: unknown) => error);
     assert.ok(failure instanceof WorldError);
-    assert.match(failure.message, /batch 2 of \d+ .* failed after 2 of 6 files were stored: the gateway refused: the vector store failed: boom/);
+    assert.match(
+      failure.message,
+      /batch 2 of \d+ .* failed after 2 of 6 files were stored: the gateway refused: the vector store failed: boom/,
+    );
     assert.match(failure.fix ?? "", /run the same command again/);
   });
 
@@ -79,16 +101,28 @@ describe("ingest client (stand-in gateway)", () => {
     const sent = () => posts.flatMap((p) => p.documents.map((d) => d.source)).sort();
     // An absolute path from another folder: relative to the cwd it would be ../../tmp/…, so it was sent as /tmp/….
     await ingestPaths({ adapter: "rag", paths: [join(dir, "docs")], cwd: elsewhere, gateway: url });
-    assert.deepEqual(sent(), [0, 1, 2, 3, 4, 5].map((i) => `docs/page-${i}.md`));
+    assert.deepEqual(
+      sent(),
+      [0, 1, 2, 3, 4, 5].map((i) => `docs/page-${i}.md`),
+    );
     posts.length = 0;
-    const run = await runCli(["ingest", "--adapter", "rag", join(dir, "docs"), "--as", "handbook/v2", "--gateway", url, "--prune"], elsewhere);
+    const run = await runCli(
+      ["ingest", "--adapter", "rag", join(dir, "docs"), "--as", "handbook/v2", "--gateway", url, "--prune"],
+      elsewhere,
+    );
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(sent(), [0, 1, 2, 3, 4, 5].map((i) => `handbook/v2/page-${i}.md`));
+    assert.deepEqual(
+      sent(),
+      [0, 1, 2, 3, 4, 5].map((i) => `handbook/v2/page-${i}.md`),
+    );
     assert.deepEqual(posts.at(-1)?.deleteSources, [], "prunes only under handbook/v2/");
     posts.length = 0;
     await ingestPaths({ adapter: "rag", paths: [join(dir, "docs", "page-1.md")], cwd: elsewhere, gateway: url });
     assert.deepEqual(sent(), ["page-1.md"]);
-    assert.ok(posts.every((p) => !JSON.stringify(p).includes(dir)), "no host path is sent");
+    assert.ok(
+      posts.every((p) => !JSON.stringify(p).includes(dir)),
+      "no host path is sent",
+    );
     const twoWithOneName = await runCli(["ingest", "--adapter", "rag", "docs", "docs", "--as", "x", "--gateway", url], dir);
     assert.equal(twoWithOneName.code, 2);
     assert.match(twoWithOneName.stderr, /--as names one PATH, and 2 are given/);
@@ -101,7 +135,9 @@ describe("ingest client (stand-in gateway)", () => {
     posts.length = 0;
     mkdirSync(join(dir, "a", "docs"), { recursive: true });
     writeFileSync(join(dir, "a", "docs", "page-0.md"), "# Other page 0\n");
-    const failure = await ingestPaths({ adapter: "rag", paths: ["docs", "a/docs"], cwd: dir, gateway: url }).catch((error: unknown) => error);
+    const failure = await ingestPaths({ adapter: "rag", paths: ["docs", "a/docs"], cwd: dir, gateway: url }).catch(
+      (error: unknown) => error,
+    );
     assert.ok(failure instanceof InputError);
     assert.match(failure.message, /a\/docs\/page-0\.md: would be stored as docs\/page-0\.md, like docs\/page-0\.md/);
     assert.equal(posts.length, 0);
@@ -109,9 +145,18 @@ describe("ingest client (stand-in gateway)", () => {
 
   it("the gateway refuses a source that is a host path, whoever sends it", async () => {
     const store = new LanceStore({ path: join(dir, "lance") });
-    const options = { store, embedder: { embed: () => Promise.reject(new Error("not reached")) }, chunker: new StructuredChunker(), collection: "c" };
+    const options = {
+      store,
+      embedder: { embed: () => Promise.reject(new Error("not reached")) },
+      chunker: new StructuredChunker(),
+      collection: "c",
+    };
     for (const source of ["/home/ana/handbook/intro.md", "C:\\Users\\ana\\intro.md", "~/intro.md", "handbook/../../etc/passwd"]) {
-      await assert.rejects(ingestDocuments({ documents: [{ source, text: "# Intro", format: "markdown" }], deleteSources: [] }, options), (error: unknown) => error instanceof IngestInputError && error.message.includes("citations show it to every user"), source);
+      await assert.rejects(
+        ingestDocuments({ documents: [{ source, text: "# Intro", format: "markdown" }], deleteSources: [] }, options),
+        (error: unknown) => error instanceof IngestInputError && error.message.includes("citations show it to every user"),
+        source,
+      );
     }
   });
 
@@ -134,7 +179,8 @@ describe("ingest client (stand-in gateway)", () => {
 
 /** Serves `answer` as JSON to every request, over TLS when given a key and certificate. */
 async function answering(answer: unknown, tls?: { key: string; cert: string }): Promise<{ url: string; close: () => void }> {
-  const handler = (_req: IncomingMessage, res: ServerResponse) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
+  const handler = (_req: IncomingMessage, res: ServerResponse) =>
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
   const server = tls ? createHttpsServer(tls, handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `${tls ? "https" : "http"}://localhost:${(server.address() as { port: number }).port}`, close: () => server.close() };
@@ -148,7 +194,9 @@ describe("ingest client: a server that is not the gateway, or not trusted", () =
   it("a JSON answer of another shape is named as not the gateway's (it printed 'collection undefined' and NaN counts)", async () => {
     const other = await answering({ status: "ok" });
     try {
-      const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: other.url }).catch((error: unknown) => error);
+      const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: other.url }).catch(
+        (error: unknown) => error,
+      );
       assert.ok(failure instanceof WorldError, String(failure));
       assert.match(failure.message, /answered 200, but not as a diatonic gateway's documents API does \(collection: /);
       assert.match(failure.fix ?? "", /point --gateway at the diatonic gateway/);
@@ -157,20 +205,50 @@ describe("ingest client: a server that is not the gateway, or not trusted", () =
     }
   });
 
-  it("a certificate from a private CA is named as untrusted, with NODE_EXTRA_CA_CERTS as the fix (not 'no gateway answers')", { skip: unmet("the private-CA case", [tool("openssl", "openssl")]) ?? false }, async () => {
-    const tlsDir = mkdtempSync(join(tmpdir(), "diatonic-ingest-tls-"));
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(tlsDir, "key.pem"), "-out", join(tlsDir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], { stdio: "ignore" });
-    const server = await answering({ collection: "c", maxBodyBytes: 6000, sources: [] }, { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") });
-    try {
-      const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: server.url }).catch((error: unknown) => error);
-      assert.ok(failure instanceof WorldError, String(failure));
-      assert.match(failure.message, /the gateway at https:\/\/localhost:\d+ answers, but its TLS certificate is not trusted here \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
-      assert.match(failure.fix ?? "", /NODE_EXTRA_CA_CERTS=ca\.crt/);
-    } finally {
-      server.close();
-      rmSync(tlsDir, { recursive: true, force: true });
-    }
-  });
+  it(
+    "a certificate from a private CA is named as untrusted, with NODE_EXTRA_CA_CERTS as the fix (not 'no gateway answers')",
+    { skip: unmet("the private-CA case", [tool("openssl", "openssl")]) ?? false },
+    async () => {
+      const tlsDir = mkdtempSync(join(tmpdir(), "diatonic-ingest-tls-"));
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          join(tlsDir, "key.pem"),
+          "-out",
+          join(tlsDir, "cert.pem"),
+          "-days",
+          "1",
+          "-subj",
+          "/CN=localhost",
+          "-addext",
+          "subjectAltName=DNS:localhost",
+        ],
+        { stdio: "ignore" },
+      );
+      const server = await answering(
+        { collection: "c", maxBodyBytes: 6000, sources: [] },
+        { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") },
+      );
+      try {
+        const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: server.url }).catch(
+          (error: unknown) => error,
+        );
+        assert.ok(failure instanceof WorldError, String(failure));
+        assert.match(
+          failure.message,
+          /the gateway at https:\/\/localhost:\d+ answers, but its TLS certificate is not trusted here \(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+        );
+        assert.match(failure.fix ?? "", /NODE_EXTRA_CA_CERTS=ca\.crt/);
+      } finally {
+        server.close();
+        rmSync(tlsDir, { recursive: true, force: true });
+      }
+    },
+  );
 });
-
-

@@ -24,11 +24,15 @@ describe("HttpEmbedder (stand-in embeddings server)", () => {
           return;
         }
         if (body.input.some((text) => text.length > maxChars)) {
-          res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: `input has too many tokens; this model's maximum context length is ${maxChars}` } }));
+          res
+            .writeHead(400, { "content-type": "application/json" })
+            .end(JSON.stringify({ error: { message: `input has too many tokens; this model's maximum context length is ${maxChars}` } }));
           return;
         }
         batches.push(body.input.length);
-        const data = malformed ? [{ embedding: "nope" }] : body.input.map((text, index) => ({ object: "embedding", index, embedding: [text.length, 1] }));
+        const data = malformed
+          ? [{ embedding: "nope" }]
+          : body.input.map((text, index) => ({ object: "embedding", index, embedding: [text.length, 1] }));
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data }));
       });
     });
@@ -41,7 +45,10 @@ describe("HttpEmbedder (stand-in embeddings server)", () => {
     batches.length = 0;
     const vectors = await new HttpEmbedder({ url, model: "m", batchSize: 3 }).embed(["a", "bb", "ccc", "dddd", "eeeee"]);
     assert.deepEqual(batches, [3, 2]);
-    assert.deepEqual(vectors.map((v) => v[0]), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      vectors.map((v) => v[0]),
+      [1, 2, 3, 4, 5],
+    );
   });
 
   it("retries a batch answered 503", async () => {
@@ -62,10 +69,16 @@ describe("HttpEmbedder (stand-in embeddings server)", () => {
   it("a malformed answer or an unreachable server is an EmbeddingError naming the endpoint", async () => {
     malformed = true;
     try {
-      await assert.rejects(new HttpEmbedder({ url, model: "m" }).embed(["z"]), (error: unknown) => error instanceof EmbeddingError && /\/v1\/embeddings returned/.test(error.message));
+      await assert.rejects(
+        new HttpEmbedder({ url, model: "m" }).embed(["z"]),
+        (error: unknown) => error instanceof EmbeddingError && /\/v1\/embeddings returned/.test(error.message),
+      );
     } finally {
       malformed = false;
     }
-    await assert.rejects(new HttpEmbedder({ url: "http://127.0.0.1:1", model: "m", attempts: 1 }).embed(["z"]), (error: unknown) => error instanceof EmbeddingError && /unreachable/.test(error.message));
+    await assert.rejects(
+      new HttpEmbedder({ url: "http://127.0.0.1:1", model: "m", attempts: 1 }).embed(["z"]),
+      (error: unknown) => error instanceof EmbeddingError && /unreachable/.test(error.message),
+    );
   });
 });

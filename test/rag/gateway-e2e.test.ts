@@ -30,7 +30,14 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "diatonic-rag-"));
     const files = writeTestModels(join(dir, "models"));
-    engine = await startEngine({ modelPath: files.model, servedModelName: "tiny", loras: [], port: 0, threads: 1, logger: pino({ level: "silent" }) });
+    engine = await startEngine({
+      modelPath: files.model,
+      servedModelName: "tiny",
+      loras: [],
+      port: 0,
+      threads: 1,
+      logger: pino({ level: "silent" }),
+    });
     const limits = { concurrency: 2, queue: 8, timeoutMs: 30_000, firstByteTimeoutMs: 20_000 };
     const sampling = { temperature: 0, maxTokens: 4 };
     gateway = await startGateway({
@@ -46,8 +53,24 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
         embeddings: { upstream: "engine", model: "tiny" },
         vectorStore: { kind: "embedded", path: join(dir, "vectors") },
         adapters: [
-          { name: "rag", route: "/rag", upstreamModel: "tiny", upstream: "engine", sampling, rag: { collection: "handbook", topK: 2, mode: "keyword" }, limits },
-          { name: "hybrid", route: "/hybrid", upstreamModel: "tiny", upstream: "engine", sampling, rag: { collection: "handbook", topK: 3, mode: "hybrid" }, limits },
+          {
+            name: "rag",
+            route: "/rag",
+            upstreamModel: "tiny",
+            upstream: "engine",
+            sampling,
+            rag: { collection: "handbook", topK: 2, mode: "keyword" },
+            limits,
+          },
+          {
+            name: "hybrid",
+            route: "/hybrid",
+            upstreamModel: "tiny",
+            upstream: "engine",
+            sampling,
+            rag: { collection: "handbook", topK: 3, mode: "hybrid" },
+            limits,
+          },
           { name: "code", route: "/code", upstreamModel: "tiny", upstream: "engine", sampling, limits },
         ],
       }),
@@ -93,7 +116,10 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
 
   it("hybrid retrieval (noise embeddings fused with keywords) still cites the right file", async () => {
     const answer = await ask("hybrid", "E-5120 quota service unreachable");
-    assert.ok(answer.diatonic?.citations.some((c) => c.source === "handbook/errors.txt"), JSON.stringify(answer.diatonic));
+    assert.ok(
+      answer.diatonic?.citations.some((c) => c.source === "handbook/errors.txt"),
+      JSON.stringify(answer.diatonic),
+    );
   });
 
   it("a second ingest of the same tree writes nothing; editing one file replaces only its chunks", async () => {
@@ -149,10 +175,14 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     const ok = await ingest(["bad"]);
     assert.deepEqual(ok.skipped, [{ path: "bad/empty.md", reason: "empty" }]);
 
-    const unknown = await ingestPaths({ adapter: "nope", paths: ["handbook"], cwd: dir, gateway: gateway.url }).catch((error: unknown) => error);
+    const unknown = await ingestPaths({ adapter: "nope", paths: ["handbook"], cwd: dir, gateway: gateway.url }).catch(
+      (error: unknown) => error,
+    );
     assert.ok(unknown instanceof InputError);
     assert.match(unknown.message, /the adapter "nope" does not exist/);
-    const notRag = await ingestPaths({ adapter: "code", paths: ["handbook"], cwd: dir, gateway: gateway.url }).catch((error: unknown) => error);
+    const notRag = await ingestPaths({ adapter: "code", paths: ["handbook"], cwd: dir, gateway: gateway.url }).catch(
+      (error: unknown) => error,
+    );
     assert.ok(notRag instanceof InputError);
     assert.match(notRag.message, /does not use RAG/);
     assert.match(notRag.fix ?? "", /rag binding/);

@@ -48,11 +48,17 @@ describe("locating the Qdrant binary", () => {
     mkdirSync(tools);
     writeFileSync(join(tools, "qdrant-1.19.0-x86_64-linux.gz"), gzipSync(`${STAND_IN}# damaged\n`));
     writeFileSync(join(tools, "SHA256SUMS"), `${sha256(STAND_IN)}  qdrant-1.19.0-x86_64-linux\n`);
-    await assert.rejects(locateQdrant({ binary: tools, repoRoot: lonelyRepo, cacheDir: join(dir, "cache-bad"), release: false }), new RegExp(`sha256 ${sha256(`${STAND_IN}# damaged\n`)} after unpacking, SHA256SUMS beside it says ${sha256(STAND_IN)}`));
+    await assert.rejects(
+      locateQdrant({ binary: tools, repoRoot: lonelyRepo, cacheDir: join(dir, "cache-bad"), release: false }),
+      new RegExp(`sha256 ${sha256(`${STAND_IN}# damaged\n`)} after unpacking, SHA256SUMS beside it says ${sha256(STAND_IN)}`),
+    );
   });
 
   it("a QDRANT_BIN that names nothing is an error naming it", async () => {
-    await assert.rejects(locateQdrant({ binary: join(dir, "nope"), repoRoot: lonelyRepo, cacheDir, release: false }), (error: Error) => error instanceof QdrantNotFoundError && error.message.includes(`QDRANT_BIN names ${join(dir, "nope")}`));
+    await assert.rejects(
+      locateQdrant({ binary: join(dir, "nope"), repoRoot: lonelyRepo, cacheDir, release: false }),
+      (error: Error) => error instanceof QdrantNotFoundError && error.message.includes(`QDRANT_BIN names ${join(dir, "nope")}`),
+    );
   });
 
   it("with nothing found and no download, the error names QDRANT_BIN and the folder looked at", async () => {
@@ -83,19 +89,38 @@ describe("locating the Qdrant binary", () => {
       const url = await serve();
       const downloads: string[] = [];
       const release = { version: "1.19.0", url, sha256: sha256(archive) };
-      const found = await locateQdrant({ repoRoot: lonelyRepo, cacheDir: join(dir, "cache-dl"), release, onDownload: (u) => downloads.push(u) });
+      const found = await locateQdrant({
+        repoRoot: lonelyRepo,
+        cacheDir: join(dir, "cache-dl"),
+        release,
+        onDownload: (u) => downloads.push(u),
+      });
       assert.equal(readFileSync(found.path, "utf8"), STAND_IN);
       assert.equal(found.origin, `${url} (sha256 checked)`);
       await locateQdrant({ repoRoot: lonelyRepo, cacheDir: join(dir, "cache-dl"), release, onDownload: (u) => downloads.push(u) });
       assert.deepEqual(downloads, [url], "the second call uses the cache");
 
-      const wrong = await locateQdrant({ repoRoot: lonelyRepo, cacheDir: join(dir, "cache-wrong"), release: { ...release, sha256: "0".repeat(64) } }).catch((e: unknown) => e);
+      const wrong = await locateQdrant({
+        repoRoot: lonelyRepo,
+        cacheDir: join(dir, "cache-wrong"),
+        release: { ...release, sha256: "0".repeat(64) },
+      }).catch((e: unknown) => e);
       assert.ok(wrong instanceof QdrantNotFoundError);
-      assert.match(wrong.message, new RegExp(`could not be downloaded from ${url}: ${url}: the archive's sha256 is ${sha256(archive)}, the pinned one is 0{64}`));
+      assert.match(
+        wrong.message,
+        new RegExp(`could not be downloaded from ${url}: ${url}: the archive's sha256 is ${sha256(archive)}, the pinned one is 0{64}`),
+      );
       const dead = `http://127.0.0.1:${await freeLoopbackPort()}/qdrant.tar.gz`;
-      const offline = await locateQdrant({ repoRoot: lonelyRepo, cacheDir: join(dir, "cache-off"), release: { ...release, url: dead } }).catch((e: unknown) => e);
+      const offline = await locateQdrant({
+        repoRoot: lonelyRepo,
+        cacheDir: join(dir, "cache-off"),
+        release: { ...release, url: dead },
+      }).catch((e: unknown) => e);
       assert.ok(offline instanceof QdrantNotFoundError);
-      assert.equal(offline.message, `QDRANT_BIN is not set and ${sharedQdrantDir(lonelyRepo)} holds no Qdrant binary, and the official release could not be downloaded from ${dead}: ECONNREFUSED`);
+      assert.equal(
+        offline.message,
+        `QDRANT_BIN is not set and ${sharedQdrantDir(lonelyRepo)} holds no Qdrant binary, and the official release could not be downloaded from ${dead}: ECONNREFUSED`,
+      );
     });
   });
 

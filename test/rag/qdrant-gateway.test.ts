@@ -31,7 +31,15 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
 
   const start = async (name: string, keyFile: string): Promise<void> => {
     const limits = { concurrency: 2, queue: 8, timeoutMs: 30_000, firstByteTimeoutMs: 20_000 };
-    const adapter = (adapterName: string, onFailure: "fail" | "answerWithoutContext") => ({ name: adapterName, route: `/${adapterName}`, upstreamModel: "tiny", upstream: "engine", sampling: { temperature: 0, maxTokens: 2 }, rag: { collection: "handbook", topK: 2, mode: "keyword" as const, onFailure }, limits });
+    const adapter = (adapterName: string, onFailure: "fail" | "answerWithoutContext") => ({
+      name: adapterName,
+      route: `/${adapterName}`,
+      upstreamModel: "tiny",
+      upstream: "engine",
+      sampling: { temperature: 0, maxTokens: 2 },
+      rag: { collection: "handbook", topK: 2, mode: "keyword" as const, onFailure },
+      limits,
+    });
     gateways[name] = await startGateway({
       config: GatewayConfig.parse({
         apiVersion: "diatonic.ai/v1alpha1",
@@ -53,8 +61,16 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
     });
   };
   const ask = async (gateway: string, model: string, question: string): Promise<ChatAnswer> => {
-    const response = await fetch(`${gateways[gateway]?.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model, messages: [{ role: "user", content: question }] }) });
-    return { status: response.status, retrieval: response.headers.get("x-diatonic-retrieval"), body: (await response.json()) as ChatAnswer["body"] };
+    const response = await fetch(`${gateways[gateway]?.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: question }] }),
+    });
+    return {
+      status: response.status,
+      retrieval: response.headers.get("x-diatonic-retrieval"),
+      body: (await response.json()) as ChatAnswer["body"],
+    };
   };
 
   before(async () => {
@@ -79,7 +95,9 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
     const summary = await ingestPaths({ adapter: "strict", paths: ["handbook"], cwd: dir, gateway: gateways.right?.url as string });
     assert.equal(summary.files, 3);
     assert.ok(summary.added >= 3);
-    const points = (await (await fetch(`${qdrant.url}/collections/handbook`, { headers: { "api-key": qdrant.apiKey } })).json()) as { result: { points_count: number } };
+    const points = (await (await fetch(`${qdrant.url}/collections/handbook`, { headers: { "api-key": qdrant.apiKey } })).json()) as {
+      result: { points_count: number };
+    };
     assert.equal(points.result.points_count, summary.added, "the chunks are in Qdrant");
     const answer = await ask("right", "strict", "What does error E-4711 mean?");
     assert.equal(answer.status, 200);
@@ -91,7 +109,10 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
     const strict = await ask("wrong", "strict", "What does error E-4711 mean?");
     assert.equal(strict.status, 502);
     assert.equal(strict.body.error?.code, "retrieval_failed");
-    assert.match(strict.body.error?.message ?? "", new RegExp(`retrieval for adapter strict failed: Qdrant at ${qdrant.url} refused the API key \\(401\\)`));
+    assert.match(
+      strict.body.error?.message ?? "",
+      new RegExp(`retrieval for adapter strict failed: Qdrant at ${qdrant.url} refused the API key \\(401\\)`),
+    );
     assert.doesNotMatch(JSON.stringify(strict.body), /a-key-qdrant-never-saw/);
     const lenient = await ask("wrong", "lenient", "What does error E-4711 mean?");
     assert.equal(lenient.status, 200);
@@ -105,7 +126,10 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
     const strict = await ask("right", "strict", "What does error E-4711 mean?");
     assert.equal(strict.status, 502);
     assert.equal(strict.body.error?.code, "retrieval_failed");
-    assert.match(strict.body.error?.message ?? "", new RegExp(`no Qdrant answers at ${qdrant.url} while searching handbook \\(keyword\\): ECONNREFUSED`));
+    assert.match(
+      strict.body.error?.message ?? "",
+      new RegExp(`no Qdrant answers at ${qdrant.url} while searching handbook \\(keyword\\): ECONNREFUSED`),
+    );
     const lenient = await ask("right", "lenient", "What does error E-4711 mean?");
     assert.equal(lenient.status, 200);
     assert.equal(lenient.retrieval, "skipped");

@@ -44,16 +44,34 @@ function corpus(): { documents: Array<{ source: string; text: string; format: "t
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const syllables = ["ka", "lo", "mi", "ra", "tes", "vun", "shi", "por", "del", "an"];
-  const vocabulary = Array.from({ length: 300 }, () => Array.from({ length: 2 + Math.floor(random() * 2) }, () => syllables[Math.floor(random() * syllables.length)]).join(""));
+  const vocabulary = Array.from({ length: 300 }, () =>
+    Array.from({ length: 2 + Math.floor(random() * 2) }, () => syllables[Math.floor(random() * syllables.length)]).join(""),
+  );
   const word = () => vocabulary[Math.floor(random() ** 2 * vocabulary.length)] as string;
-  const marker = (page: number, paragraph: number) => `zq${String.fromCharCode(97 + Math.floor(page / 10), 97 + (page % 10), 97 + paragraph)}`;
-  const documents = Object.entries(HANDBOOK).map(([source, text]) => ({ source, text, format: source.endsWith(".html") ? ("html" as const) : source.endsWith(".md") ? ("markdown" as const) : ("text" as const) }));
+  const marker = (page: number, paragraph: number) =>
+    `zq${String.fromCharCode(97 + Math.floor(page / 10), 97 + (page % 10), 97 + paragraph)}`;
+  const documents = Object.entries(HANDBOOK).map(([source, text]) => ({
+    source,
+    text,
+    format: source.endsWith(".html") ? ("html" as const) : source.endsWith(".md") ? ("markdown" as const) : ("text" as const),
+  }));
   for (let page = 0; page < 30; page++) {
-    const paragraphs = Array.from({ length: 4 }, (_, p) => `${Array.from({ length: 15 + Math.floor(random() * 60) }, word).join(" ")} ${marker(page, p)}.`);
+    const paragraphs = Array.from(
+      { length: 4 },
+      (_, p) => `${Array.from({ length: 15 + Math.floor(random() * 60) }, word).join(" ")} ${marker(page, p)}.`,
+    );
     documents.push({ source: `gen/${page}.txt`, text: paragraphs.join("\n\n"), format: "text" });
   }
-  const queries = ["What does E-4711 mean?", "Who is Quillon at the east door?", "quota service unreachable retry", "yellow badge visitors"];
-  for (let i = 0; i < 40; i++) queries.push(i % 2 ? `${word()} ${word()} ${word()}` : `what about ${marker(Math.floor(random() * 30), Math.floor(random() * 4))} and ${word()}`);
+  const queries = [
+    "What does E-4711 mean?",
+    "Who is Quillon at the east door?",
+    "quota service unreachable retry",
+    "yellow badge visitors",
+  ];
+  for (let i = 0; i < 40; i++)
+    queries.push(
+      i % 2 ? `${word()} ${word()} ${word()}` : `what about ${marker(Math.floor(random() * 30), Math.floor(random() * 4))} and ${word()}`,
+    );
   return { documents, queries };
 }
 
@@ -74,7 +92,10 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "diatonic-rag-parity-"));
     qdrant = await startTestQdrant(found.binary as NonNullable<typeof found.binary>);
-    stores = { qdrant: new QdrantStore({ url: qdrant.url, apiKey: qdrant.apiKey }), embedded: new LanceStore({ path: join(dir, "vectors") }) };
+    stores = {
+      qdrant: new QdrantStore({ url: qdrant.url, apiKey: qdrant.apiKey }),
+      embedded: new LanceStore({ path: join(dir, "vectors") }),
+    };
     const chunker = new StructuredChunker({ maxTokens: 80, overlapTokens: 0 });
     for (const store of Object.values(stores)) {
       const counts = await ingestDocuments({ documents, deleteSources: [] }, { store, embedder, chunker, collection: "corpus" });
@@ -90,7 +111,11 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
   it("dense: the same chunks in the same order with the same cosine scores", async () => {
     for (const text of queries) {
       const { qdrant, embedded } = await search("dense", text, 5);
-      assert.deepEqual(qdrant.map((h) => h.id), embedded.map((h) => h.id), `${text}\n qdrant:   ${show(qdrant)}\n embedded: ${show(embedded)}`);
+      assert.deepEqual(
+        qdrant.map((h) => h.id),
+        embedded.map((h) => h.id),
+        `${text}\n qdrant:   ${show(qdrant)}\n embedded: ${show(embedded)}`,
+      );
       qdrant.forEach((hit, i) => assert.ok(Math.abs(hit.score - (embedded[i]?.score ?? NaN)) < 1e-5, text));
     }
   });
@@ -118,7 +143,11 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
     ] as const) {
       const { qdrant, embedded } = await search("keyword", text, 3);
       assert.deepEqual([qdrant[0]?.source, embedded[0]?.source], [source, source], text);
-      assert.deepEqual(qdrant.map((h) => h.id), embedded.map((h) => h.id), text);
+      assert.deepEqual(
+        qdrant.map((h) => h.id),
+        embedded.map((h) => h.id),
+        text,
+      );
     }
   });
 });

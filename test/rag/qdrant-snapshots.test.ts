@@ -18,7 +18,14 @@ const found = await findTestQdrant();
 const skip = found.skip ?? unmet("the Qdrant snapshot tier", [tool("sh", "dash"), tool("curl", "curl")]);
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
-const chunk = (n: number, source: string, text: string): StoredChunk => ({ id: uuid(n), source, chunk: 0, hash: `h${n}`, text, vector: [n % 2, 1, 0, 0] });
+const chunk = (n: number, source: string, text: string): StoredChunk => ({
+  id: uuid(n),
+  source,
+  chunk: 0,
+  hash: `h${n}`,
+  text,
+  vector: [n % 2, 1, 0, 0],
+});
 
 interface Snapshot {
   name: string;
@@ -28,10 +35,14 @@ interface Snapshot {
 describe("Qdrant snapshots as the rendered CronJob takes them", { skip, timeout: 300_000 }, () => {
   let qdrant: TestQdrant;
   let store: QdrantStore;
-  const snapshots = async (): Promise<Snapshot[]> => ((await (await fetch(`${qdrant.url}/snapshots`, { headers: { "api-key": qdrant.apiKey } })).json()) as { result: Snapshot[] }).result;
+  const snapshots = async (): Promise<Snapshot[]> =>
+    ((await (await fetch(`${qdrant.url}/snapshots`, { headers: { "api-key": qdrant.apiKey } })).json()) as { result: Snapshot[] }).result;
   /** The Job's container: the script as rendered, its environment as the CronJob sets it. */
   const runJob = (env: { QDRANT_API_KEY: string; KEEP: string }) =>
-    spawnSync("/bin/sh", ["-c", snapshotScript()], { encoding: "utf8", env: { PATH: process.env.PATH, QDRANT_HOSTS: "127.0.0.1", QDRANT_PORT: String(qdrant.server.httpPort), ...env } });
+    spawnSync("/bin/sh", ["-c", snapshotScript()], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, QDRANT_HOSTS: "127.0.0.1", QDRANT_PORT: String(qdrant.server.httpPort), ...env },
+    });
   /** Qdrant names a full snapshot after the second it was taken: one a second. */
   const nextSecond = () => sleep(1100 - (Date.now() % 1000));
 
@@ -39,7 +50,10 @@ describe("Qdrant snapshots as the rendered CronJob takes them", { skip, timeout:
     qdrant = await startTestQdrant(found.binary as NonNullable<typeof found.binary>);
     store = new QdrantStore({ url: qdrant.url, apiKey: qdrant.apiKey });
     await store.ensureCollection("handbook", 4);
-    await store.upsert("handbook", [chunk(1, "errors.txt", "E-4711 means the scratch volume is full"), chunk(2, "onboarding.md", "Laptops are handed out on day one")]);
+    await store.upsert("handbook", [
+      chunk(1, "errors.txt", "E-4711 means the scratch volume is full"),
+      chunk(2, "onboarding.md", "Laptops are handed out on day one"),
+    ]);
   });
   after(async () => {
     await qdrant?.close();
@@ -53,14 +67,27 @@ describe("Qdrant snapshots as the rendered CronJob takes them", { skip, timeout:
       assert.equal(job.status, 0, job.stderr);
       outputs.push(job.stdout.trim());
     }
-    assert.deepEqual(outputs.map((line) => line.replace(/full-snapshot-[\d-]+\.snapshot/, "NAME")), ["127.0.0.1: snapshot taken; 1 kept", "127.0.0.1: snapshot taken; 2 kept", "127.0.0.1: deleted NAME\n127.0.0.1: snapshot taken; 2 kept"]);
+    assert.deepEqual(
+      outputs.map((line) => line.replace(/full-snapshot-[\d-]+\.snapshot/, "NAME")),
+      [
+        "127.0.0.1: snapshot taken; 1 kept",
+        "127.0.0.1: snapshot taken; 2 kept",
+        "127.0.0.1: deleted NAME\n127.0.0.1: snapshot taken; 2 kept",
+      ],
+    );
     const kept = await snapshots();
     assert.equal(kept.length, 2);
-    assert.ok(kept.every((s) => /^full-snapshot-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.snapshot$/.test(s.name)), JSON.stringify(kept));
+    assert.ok(
+      kept.every((s) => /^full-snapshot-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.snapshot$/.test(s.name)),
+      JSON.stringify(kept),
+    );
     const files = readdirSync(join(qdrant.dir, "snapshots")).filter((name) => name.endsWith(".snapshot"));
     assert.deepEqual(files.sort(), kept.map((s) => s.name).sort(), "the deleted snapshot's file is gone from the snapshots volume");
     const deleted = /deleted (\S+)/.exec(outputs[2] ?? "")?.[1] ?? "";
-    assert.ok(kept.every((s) => s.name > deleted), `the oldest (${deleted}) was deleted, the newest kept: ${kept.map((s) => s.name).join(", ")}`);
+    assert.ok(
+      kept.every((s) => s.name > deleted),
+      `the oldest (${deleted}) was deleted, the newest kept: ${kept.map((s) => s.name).join(", ")}`,
+    );
   });
 
   it("fails the Job (non-zero, nothing taken) when the API key is wrong", async () => {
@@ -69,17 +96,27 @@ describe("Qdrant snapshots as the rendered CronJob takes them", { skip, timeout:
     const job = runJob({ QDRANT_API_KEY: "wrong-key", KEEP: "2" });
     assert.notEqual(job.status, 0);
     assert.match(job.stderr, /401/);
-    assert.deepEqual((await snapshots()).map((s) => s.name), before);
+    assert.deepEqual(
+      (await snapshots()).map((s) => s.name),
+      before,
+    );
   });
 
   it("restores: a node started from a downloaded snapshot has the data as it was when the snapshot was taken", async () => {
-    const newest = (await snapshots()).map((s) => s.name).sort().at(-1) as string;
+    const newest = (await snapshots())
+      .map((s) => s.name)
+      .sort()
+      .at(-1) as string;
     const response = await fetch(`${qdrant.url}/snapshots/${newest}`, { headers: { "api-key": qdrant.apiKey } });
     assert.equal(response.status, 200);
     const file = join(qdrant.dir, "restore.snapshot");
     writeFileSync(file, Buffer.from(await response.arrayBuffer()));
     await store.deleteBySource("handbook", ["errors.txt"]);
-    assert.deepEqual((await store.chunkRefs("handbook")).map((r) => r.source), ["onboarding.md"], "changed after the snapshot");
+    assert.deepEqual(
+      (await store.chunkRefs("handbook")).map((r) => r.source),
+      ["onboarding.md"],
+      "changed after the snapshot",
+    );
 
     const restored = await startTestQdrant(found.binary as NonNullable<typeof found.binary>, { storageSnapshot: file });
     try {

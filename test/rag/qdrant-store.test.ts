@@ -17,7 +17,14 @@ import { findTestQdrant, startTestQdrant, type TestQdrant } from "./support/qdra
 const found = await findTestQdrant();
 const DIM = 4;
 
-const chunk = (id: string, source: string, index: number, text: string, vector: number[]): StoredChunk => ({ id, source, chunk: index, hash: `h-${id}`, text, vector });
+const chunk = (id: string, source: string, index: number, text: string, vector: number[]): StoredChunk => ({
+  id,
+  source,
+  chunk: index,
+  hash: `h-${id}`,
+  text,
+  vector,
+});
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
 
 /** A deterministic stand-in embedder (a 4-bucket bag of words): enough for ingest bookkeeping. */
@@ -35,7 +42,15 @@ class BucketEmbedderStandIn implements Embedder {
 
 interface CollectionInfo {
   result: {
-    config: { params: { vectors: Record<string, { size: number; distance: string }>; sparse_vectors: Record<string, { modifier: string }>; shard_number: number; replication_factor: number; write_consistency_factor: number } };
+    config: {
+      params: {
+        vectors: Record<string, { size: number; distance: string }>;
+        sparse_vectors: Record<string, { modifier: string }>;
+        shard_number: number;
+        replication_factor: number;
+        write_consistency_factor: number;
+      };
+    };
     payload_schema: Record<string, { data_type: string }>;
   };
 }
@@ -43,7 +58,8 @@ interface CollectionInfo {
 describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout: 300_000 }, () => {
   let qdrant: TestQdrant;
   let store: QdrantStore;
-  const info = async (collection: string) => (await (await fetch(`${qdrant.url}/collections/${collection}`, { headers: { "api-key": qdrant.apiKey } })).json()) as CollectionInfo;
+  const info = async (collection: string) =>
+    (await (await fetch(`${qdrant.url}/collections/${collection}`, { headers: { "api-key": qdrant.apiKey } })).json()) as CollectionInfo;
 
   before(async () => {
     qdrant = await startTestQdrant(found.binary as NonNullable<typeof found.binary>);
@@ -59,7 +75,11 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     await store.ensureCollection("handbook", DIM);
     await store.ensureCollection("handbook", DIM);
     assert.equal(await store.dimension("handbook"), DIM);
-    await assert.rejects(store.ensureCollection("handbook", DIM + 1), (error: Error) => error instanceof StoreMismatchError && /holds 4-dimensional vectors, the embedding model gives 5/.test(error.message));
+    await assert.rejects(
+      store.ensureCollection("handbook", DIM + 1),
+      (error: Error) =>
+        error instanceof StoreMismatchError && /holds 4-dimensional vectors, the embedding model gives 5/.test(error.message),
+    );
     const { config, payload_schema } = (await info("handbook")).result;
     assert.deepEqual(config.params.vectors.dense, { size: DIM, distance: "Cosine" });
     assert.equal(config.params.sparse_vectors.sparse?.modifier, "idf");
@@ -67,12 +87,26 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
   });
 
   it("passes shard number, replication and write consistency factors to the collections it creates", async () => {
-    const replicated = new QdrantStore({ url: qdrant.url, apiKey: qdrant.apiKey, shardNumber: 2, replicationFactor: 1, writeConsistencyFactor: 1 });
+    const replicated = new QdrantStore({
+      url: qdrant.url,
+      apiKey: qdrant.apiKey,
+      shardNumber: 2,
+      replicationFactor: 1,
+      writeConsistencyFactor: 1,
+    });
     await replicated.ensureCollection("sharded", DIM);
     const { params } = (await info("sharded")).result.config;
     assert.deepEqual([params.shard_number, params.replication_factor, params.write_consistency_factor], [2, 1, 1]);
-    const config = GatewayConfig.shape.vectorStore.safeParse({ kind: "qdrant", url: qdrant.url, replicationFactor: 3, writeConsistencyFactor: 4 });
-    assert.ok(!config.success && /writeConsistencyFactor must be at most replicationFactor/.test(config.error.message), "the gateway config refuses a write quorum larger than the copies");
+    const config = GatewayConfig.shape.vectorStore.safeParse({
+      kind: "qdrant",
+      url: qdrant.url,
+      replicationFactor: 3,
+      writeConsistencyFactor: 4,
+    });
+    assert.ok(
+      !config.success && /writeConsistencyFactor must be at most replicationFactor/.test(config.error.message),
+      "the gateway config refuses a write quorum larger than the copies",
+    );
   });
 
   it("upserts, lists and searches: keyword finds exact codes, dense the nearest vector, hybrid fuses both, a source filter narrows", async () => {
@@ -85,17 +119,41 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     assert.deepEqual((await store.chunkRefs("handbook", { sources: ["onboarding.md"] })).map((r) => r.chunk).sort(), [0, 1]);
 
     const keyword = await store.search("handbook", { mode: "keyword", text: "what is E-4711?", limit: 2 });
-    assert.deepEqual(keyword.map((h) => h.source), ["errors.txt"], "only the chunk holding the code matches");
+    assert.deepEqual(
+      keyword.map((h) => h.source),
+      ["errors.txt"],
+      "only the chunk holding the code matches",
+    );
     assert.match(keyword[0]?.text ?? "", /scratch volume/);
     const dense = await store.search("handbook", { mode: "dense", text: "", vector: [0, 0.9, 0.1, 0], limit: 3, scoreThreshold: 0.5 });
-    assert.deepEqual(dense.map((h) => [h.source, h.chunk]), [["onboarding.md", 0]], "the threshold drops the far vectors");
+    assert.deepEqual(
+      dense.map((h) => [h.source, h.chunk]),
+      [["onboarding.md", 0]],
+      "the threshold drops the far vectors",
+    );
     // Dense ranks onboarding#0, then errors (onboarding#1 is orthogonal: cosine 0, not above the default
     // threshold 0); keyword finds errors alone: fused, errors leads.
     const hybrid = await store.search("handbook", { mode: "hybrid", text: "E-4711", vector: [0.2, 1, 0, 0], limit: 3 });
-    assert.deepEqual(hybrid.map((h) => [h.source, h.chunk]), [["errors.txt", 0], ["onboarding.md", 0]]);
+    assert.deepEqual(
+      hybrid.map((h) => [h.source, h.chunk]),
+      [
+        ["errors.txt", 0],
+        ["onboarding.md", 0],
+      ],
+    );
     const rrf = (...ranks: number[]) => ranks.reduce((sum, rank) => sum + 1 / (60 + rank), 0);
-    assert.deepEqual(hybrid.map((h) => h.score.toFixed(6)), [rrf(1, 2), rrf(1)].map((s) => s.toFixed(6)), "RRF with k = 60 and 1-based ranks, as the embedded store fuses");
-    const filtered = await store.search("handbook", { mode: "hybrid", text: "E-4711 laptop", vector: [1, 0, 0, 0], limit: 3, filter: { sources: ["onboarding.md"] } });
+    assert.deepEqual(
+      hybrid.map((h) => h.score.toFixed(6)),
+      [rrf(1, 2), rrf(1)].map((s) => s.toFixed(6)),
+      "RRF with k = 60 and 1-based ranks, as the embedded store fuses",
+    );
+    const filtered = await store.search("handbook", {
+      mode: "hybrid",
+      text: "E-4711 laptop",
+      vector: [1, 0, 0, 0],
+      limit: 3,
+      filter: { sources: ["onboarding.md"] },
+    });
     assert.ok(filtered.length > 0 && filtered.every((h) => h.source === "onboarding.md"), JSON.stringify(filtered));
     assert.deepEqual(await store.search("missing", { mode: "keyword", text: "x", limit: 3 }), [], "a collection not made yet has no hits");
   });
@@ -103,7 +161,10 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
   it("deletes by id and by source", async () => {
     await store.deleteIds("handbook", [uuid(3)]);
     await store.deleteBySource("handbook", ["errors.txt"]);
-    assert.deepEqual((await store.chunkRefs("handbook")).map((r) => r.id), [uuid(2)]);
+    assert.deepEqual(
+      (await store.chunkRefs("handbook")).map((r) => r.id),
+      [uuid(2)],
+    );
     await store.deleteBySource("never-made", ["a.md"]);
   });
 
@@ -118,18 +179,42 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     const before = await store.chunkRefs("wiki");
     assert.deepEqual(await ingestDocuments({ documents, deleteSources: [] }, options), { added: 0, updated: 0, unchanged: 2, removed: 0 });
     assert.equal(embedder.calls, 2, "unchanged chunks are not embedded again");
-    assert.deepEqual((await store.chunkRefs("wiki")).sort((a, b) => a.id.localeCompare(b.id)), before.sort((a, b) => a.id.localeCompare(b.id)), "the same points, same ids");
+    assert.deepEqual(
+      (await store.chunkRefs("wiki")).sort((a, b) => a.id.localeCompare(b.id)),
+      before.sort((a, b) => a.id.localeCompare(b.id)),
+      "the same points, same ids",
+    );
     const edited = [{ ...documents[0], text: "# A\n\nAlpha, edited." } as (typeof documents)[number]];
-    assert.deepEqual(await ingestDocuments({ documents: edited, deleteSources: ["b.md"] }, options), { added: 0, updated: 1, unchanged: 0, removed: 1 });
-    assert.deepEqual((await store.chunkRefs("wiki")).map((r) => r.source), ["a.md"]);
+    assert.deepEqual(await ingestDocuments({ documents: edited, deleteSources: ["b.md"] }, options), {
+      added: 0,
+      updated: 1,
+      unchanged: 0,
+      removed: 1,
+    });
+    assert.deepEqual(
+      (await store.chunkRefs("wiki")).map((r) => r.source),
+      ["a.md"],
+    );
     assert.match((await store.search("wiki", { mode: "keyword", text: "edited", limit: 1 }))[0]?.text ?? "", /Alpha, edited/);
   });
 
   it("each adapter retrieves from the collection its binding names, and only from it", async () => {
     const embedder = new BucketEmbedderStandIn();
     const chunker = new StructuredChunker();
-    await ingestDocuments({ documents: [{ source: "hr.md", text: "Holiday requests go to the people team via the form called sunflower.", format: "markdown" }], deleteSources: [] }, { store, embedder, chunker, collection: "people" });
-    await ingestDocuments({ documents: [{ source: "ops.md", text: "Pager duty is arranged in the form called sunflower too.", format: "markdown" }], deleteSources: [] }, { store, embedder, chunker, collection: "ops" });
+    await ingestDocuments(
+      {
+        documents: [{ source: "hr.md", text: "Holiday requests go to the people team via the form called sunflower.", format: "markdown" }],
+        deleteSources: [],
+      },
+      { store, embedder, chunker, collection: "people" },
+    );
+    await ingestDocuments(
+      {
+        documents: [{ source: "ops.md", text: "Pager duty is arranged in the form called sunflower too.", format: "markdown" }],
+        deleteSources: [],
+      },
+      { store, embedder, chunker, collection: "ops" },
+    );
     const service = new RagService({ store, embedder });
     const adapter = (name: string, collection: string) => ({
       name,
@@ -144,8 +229,14 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     const signal = new AbortController().signal;
     const people = await service.retrieve(adapter("hr", "people"), "sunflower form", signal);
     const ops = await service.retrieve(adapter("oncall", "ops"), "sunflower form", signal);
-    assert.deepEqual(people.chunks.map((c) => c.source), ["hr.md"]);
-    assert.deepEqual(ops.chunks.map((c) => c.source), ["ops.md"]);
+    assert.deepEqual(
+      people.chunks.map((c) => c.source),
+      ["hr.md"],
+    );
+    assert.deepEqual(
+      ops.chunks.map((c) => c.source),
+      ["ops.md"],
+    );
   });
 
   it("a wrong API key is refused with a message that names the server and the fix, and not the key", async () => {
@@ -153,12 +244,17 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
     const error = await wrong.search("handbook", { mode: "keyword", text: "E-4711", limit: 1 }).catch((e: unknown) => e);
     assert.ok(error instanceof QdrantStoreError, String(error));
     assert.equal(error.status, 401);
-    assert.match(error.message, new RegExp(`^Qdrant at ${qdrant.url} refused the API key \\(401\\) while searching handbook \\(keyword\\)$`));
+    assert.match(
+      error.message,
+      new RegExp(`^Qdrant at ${qdrant.url} refused the API key \\(401\\) while searching handbook \\(keyword\\)$`),
+    );
     assert.match(error.fix ?? "", /QDRANT__SERVICE__API_KEY/);
     assert.doesNotMatch(`${error.message} ${error.fix}`, /not-the-key/);
     const none = await new QdrantStore({ url: qdrant.url }).dimension("handbook").catch((e: unknown) => e);
     assert.ok(none instanceof QdrantStoreError && none.status === 401, "no key at all is refused the same way");
-    const unreadable = await new QdrantStore({ url: qdrant.url, apiKeyFile: "/nonexistent/qdrant-api-key" }).dimension("handbook").catch((e: unknown) => e);
+    const unreadable = await new QdrantStore({ url: qdrant.url, apiKeyFile: "/nonexistent/qdrant-api-key" })
+      .dimension("handbook")
+      .catch((e: unknown) => e);
     assert.ok(unreadable instanceof QdrantStoreError, String(unreadable));
     assert.equal(unreadable.message, `cannot read the API key for Qdrant at ${qdrant.url} from /nonexistent/qdrant-api-key: ENOENT`);
   });

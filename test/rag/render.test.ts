@@ -20,12 +20,17 @@ function build(mutate: (doc: { spec: Record<string, unknown> }) => void = () => 
   return buildEnvironment({ file: EXAMPLE, environment }, stringify(doc));
 }
 
-const named = (result: ReturnType<typeof build>, kind: string, name: string) => result.result.placed.find((p) => p.object.kind === kind && p.object.metadata.name === name)?.object;
+const named = (result: ReturnType<typeof build>, kind: string, name: string) =>
+  result.result.placed.find((p) => p.object.kind === kind && p.object.metadata.name === name)?.object;
 
 describe("render for RAG adapters", () => {
   it("deploys text-embeddings-inference, points the gateway's embeddings at it and lets the gateway reach it", () => {
     const built = build();
-    const deployment = named(built, "Deployment", "embeddings") as unknown as { spec: { template: { spec: { containers: Array<{ image: string; args: string[] }>; volumes: { name: string; ephemeral?: unknown }[] } } } };
+    const deployment = named(built, "Deployment", "embeddings") as unknown as {
+      spec: {
+        template: { spec: { containers: Array<{ image: string; args: string[] }>; volumes: { name: string; ephemeral?: unknown }[] } };
+      };
+    };
     const container = deployment.spec.template.spec.containers[0];
     assert.match(container?.image ?? "", /^ghcr\.io\/huggingface\/text-embeddings-inference:cpu-\d+\.\d+\.\d+$/);
     assert.deepEqual(container?.args.slice(0, 2), ["--model-id", "BAAI/bge-small-en-v1.5"]);
@@ -34,7 +39,9 @@ describe("render for RAG adapters", () => {
     const config = gatewayConfig(new RenderContext(built.platform));
     assert.deepEqual(config.embeddings, { upstream: "embeddings", model: "BAAI/bge-small-en-v1.5" });
     assert.equal(config.upstreams.embeddings?.url, "http://embeddings.llama3-multi-adapter.svc.cluster.local:8080");
-    const flows = trafficGraph(new RenderContext(built.platform)).map((f) => `${f.from.kind === "workload" ? f.from.name : f.from.kind}→${f.to.kind === "workload" ? f.to.name : f.to.kind}:${f.port}`);
+    const flows = trafficGraph(new RenderContext(built.platform)).map(
+      (f) => `${f.from.kind === "workload" ? f.from.name : f.from.kind}→${f.to.kind === "workload" ? f.to.name : f.to.kind}:${f.port}`,
+    );
     assert.ok(flows.includes("gateway→embeddings:8080"));
     assert.ok(flows.includes("qdrant-snapshot→qdrant:6333"));
   });
@@ -45,34 +52,66 @@ describe("render for RAG adapters", () => {
     const config = gatewayConfig(new RenderContext(built.platform));
     assert.equal(config.upstreams.embeddings?.url, "https://embed.example.com:8443/");
     assert.equal(config.embeddings?.model, "text-embedding-3-small");
-    const flow = trafficGraph(new RenderContext(built.platform)).find((f) => f.to.kind === "internet" && f.to.reason === "the embeddings endpoint");
+    const flow = trafficGraph(new RenderContext(built.platform)).find(
+      (f) => f.to.kind === "internet" && f.to.reason === "the embeddings endpoint",
+    );
     assert.equal(flow?.port, 8443);
   });
 
   it("with embeddings.server llamacpp serves the GGUF with the engine image, fetched first by model-download through the download ConfigMap", () => {
     const built = build(undefined, "local");
-    type Container = { name: string; image: string; args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[]; env?: { name: string }[] };
+    type Container = {
+      name: string;
+      image: string;
+      args: string[];
+      volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+      env?: { name: string }[];
+    };
     const deployment = named(built, "Deployment", "embeddings") as unknown as {
-      spec: { template: { spec: { initContainers: Container[]; containers: Container[]; volumes: { name: string; ephemeral?: unknown; configMap?: { name: string; optional: boolean } }[] } } };
+      spec: {
+        template: {
+          spec: {
+            initContainers: Container[];
+            containers: Container[];
+            volumes: { name: string; ephemeral?: unknown; configMap?: { name: string; optional: boolean } }[];
+          };
+        };
+      };
     };
     const pod = deployment.spec.template.spec;
     const [download] = pod.initContainers;
     const [server] = pod.containers;
     assert.equal(server?.image, "ghcr.io/diatonic-ai/engine:0.1.0");
-    assert.deepEqual(download?.args, ["model-download", "/models/CompendiumLabs--bge-small-en-v1.5-gguf=CompendiumLabs/bge-small-en-v1.5-gguf@main#bge-small-en-v1.5-q8_0.gguf"]);
+    assert.deepEqual(download?.args, [
+      "model-download",
+      "/models/CompendiumLabs--bge-small-en-v1.5-gguf=CompendiumLabs/bge-small-en-v1.5-gguf@main#bge-small-en-v1.5-q8_0.gguf",
+    ]);
     // The server reads the file the download wrote, under the name the gateway asks for.
     const model = server?.args[server.args.indexOf("--model") + 1];
     assert.equal(model, "/models/CompendiumLabs--bge-small-en-v1.5-gguf/bge-small-en-v1.5-q8_0.gguf");
     assert.equal(server?.args[server.args.indexOf("--served-model-name") + 1], "CompendiumLabs/bge-small-en-v1.5-gguf");
     assert.equal(server?.args[server.args.indexOf("--port") + 1], "8080");
-    assert.deepEqual(gatewayConfig(new RenderContext(built.platform)).embeddings, { upstream: "embeddings", model: "CompendiumLabs/bge-small-en-v1.5-gguf" });
+    assert.deepEqual(gatewayConfig(new RenderContext(built.platform)).embeddings, {
+      upstream: "embeddings",
+      model: "CompendiumLabs/bge-small-en-v1.5-gguf",
+    });
     assert.ok(pod.volumes.find((v) => v.name === "cache")?.ephemeral, "the model is in the pod's own claim");
-    assert.deepEqual(server?.volumeMounts.find((m) => m.name === "cache"), { name: "cache", mountPath: "/models", readOnly: true });
+    assert.deepEqual(
+      server?.volumeMounts.find((m) => m.name === "cache"),
+      { name: "cache", mountPath: "/models", readOnly: true },
+    );
     // No Hugging Face token for an embedding model; the mirror's settings and CA as for the base model.
-    assert.equal(download?.env?.some((e) => e.name === "HF_TOKEN"), false);
+    assert.equal(
+      download?.env?.some((e) => e.name === "HF_TOKEN"),
+      false,
+    );
     assert.deepEqual(pod.volumes.find((v) => v.name === "download-env")?.configMap, { name: "download-env", optional: true });
-    assert.ok(download?.volumeMounts.some((m) => m.name === "download-env" && m.mountPath === "/etc/diatonic/download-env" && m.readOnly === true));
-    const flows = trafficGraph(new RenderContext(built.platform)).map((f) => `${f.from.kind === "workload" ? f.from.name : f.from.kind}→${f.to.kind === "workload" ? f.to.name : f.to.kind}:${f.port}`);
+    assert.ok(
+      download?.volumeMounts.some((m) => m.name === "download-env" && m.mountPath === "/etc/diatonic/download-env" && m.readOnly === true),
+    );
+    const flows = trafficGraph(new RenderContext(built.platform)).map(
+      (f) => `${f.from.kind === "workload" ? f.from.name : f.from.kind}→${f.to.kind === "workload" ? f.to.name : f.to.kind}:${f.port}`,
+    );
     assert.ok(flows.includes("embeddings→internet:443"), "its download goes out as the base model's does");
   });
 
@@ -84,9 +123,14 @@ describe("render for RAG adapters", () => {
   });
 
   it("takes Qdrant snapshots on the spec's schedule and keeps the last N, or not at all when disabled", () => {
-    const built = build((doc) => (doc.spec.qdrant = { ...(doc.spec.qdrant as object), replicas: 3, backups: { schedule: "0 */6 * * *", keep: 4 } }));
+    const built = build(
+      (doc) => (doc.spec.qdrant = { ...(doc.spec.qdrant as object), replicas: 3, backups: { schedule: "0 */6 * * *", keep: 4 } }),
+    );
     const cron = named(built, "CronJob", "qdrant-snapshot") as unknown as {
-      spec: { schedule: string; jobTemplate: { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } } };
+      spec: {
+        schedule: string;
+        jobTemplate: { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } };
+      };
     };
     assert.equal(cron.spec.schedule, "0 */6 * * *");
     const env = Object.fromEntries(cron.spec.jobTemplate.spec.template.spec.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
@@ -96,13 +140,19 @@ describe("render for RAG adapters", () => {
     const store = gatewayConfig(new RenderContext(built.platform)).vectorStore;
     assert.deepEqual(store?.kind === "qdrant" ? [store.replicationFactor, store.writeConsistencyFactor] : [], [3, 2]);
     const single = gatewayConfig(new RenderContext(build().platform)).vectorStore;
-    assert.deepEqual(single?.kind === "qdrant" ? [single.replicationFactor, single.writeConsistencyFactor] : [], [undefined, undefined], "one pod: Qdrant's defaults");
+    assert.deepEqual(
+      single?.kind === "qdrant" ? [single.replicationFactor, single.writeConsistencyFactor] : [],
+      [undefined, undefined],
+      "one pod: Qdrant's defaults",
+    );
     const off = build((doc) => (doc.spec.qdrant = { ...(doc.spec.qdrant as object), backups: { enabled: false } }));
     assert.equal(named(off, "CronJob", "qdrant-snapshot"), undefined);
   });
 
   it("no RAG adapter: no embeddings server, no vector store, no snapshots", () => {
-    const built = build((doc) => (doc.spec.adapters = (doc.spec.adapters as Array<{ rag?: unknown }>).map(({ rag: _rag, ...rest }) => rest)));
+    const built = build(
+      (doc) => (doc.spec.adapters = (doc.spec.adapters as Array<{ rag?: unknown }>).map(({ rag: _rag, ...rest }) => rest)),
+    );
     assert.equal(named(built, "Deployment", "embeddings"), undefined);
     assert.equal(named(built, "CronJob", "qdrant-snapshot"), undefined);
   });
@@ -118,38 +168,60 @@ describe("diatonic dev's gateway config", () => {
     assert.deepEqual(dev.embeddings, { upstream: "engine", model: "llama-3-8b-instruct" });
     assert.deepEqual(dev.vectorStore, { kind: "embedded", path: "/tmp/x/vectors-llama-3-8b-instruct" }, "a folder per embedding model");
     assert.equal(dev.auth.mode, "disabled");
-    assert.equal(devGatewayConfig(rendered, { engineUrl: "http://127.0.0.1:9999", dataDir: "/tmp/x", port: 0, keysFile: "/k.yaml" }).auth.mode, "required");
+    assert.equal(
+      devGatewayConfig(rendered, { engineUrl: "http://127.0.0.1:9999", dataDir: "/tmp/x", port: 0, keysFile: "/k.yaml" }).auth.mode,
+      "required",
+    );
   });
 });
 
-describe("the snapshot CronJob's script (run by sh and curl against a stand-in Qdrant that records calls)", { skip: unmet("the snapshot script case", [tool("sh", "dash"), tool("curl", "curl")]) ?? false }, () => {
-  it("snapshots each node with the API key and deletes all but the newest KEEP", async () => {
-    const { createServer } = await import("node:http");
-    const { execFile } = await import("node:child_process");
-    const { snapshotScript } = await import("../../src/render/qdrant-snapshots.ts");
-    const calls: string[] = [];
-    const existing = ["full-snapshot-2026-01-03-03-17-00.snapshot", "full-snapshot-2026-01-01-03-17-00.snapshot", "full-snapshot-2026-01-02-03-17-00.snapshot"];
-    const server = createServer((req, res) => {
-      calls.push(`${req.method} ${req.url} key=${String(req.headers["api-key"])}`);
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ result: req.method === "GET" ? existing.map((name) => ({ name, creation_time: null, size: 1 })) : true, status: "ok", time: 0 }));
+describe(
+  "the snapshot CronJob's script (run by sh and curl against a stand-in Qdrant that records calls)",
+  { skip: unmet("the snapshot script case", [tool("sh", "dash"), tool("curl", "curl")]) ?? false },
+  () => {
+    it("snapshots each node with the API key and deletes all but the newest KEEP", async () => {
+      const { createServer } = await import("node:http");
+      const { execFile } = await import("node:child_process");
+      const { snapshotScript } = await import("../../src/render/qdrant-snapshots.ts");
+      const calls: string[] = [];
+      const existing = [
+        "full-snapshot-2026-01-03-03-17-00.snapshot",
+        "full-snapshot-2026-01-01-03-17-00.snapshot",
+        "full-snapshot-2026-01-02-03-17-00.snapshot",
+      ];
+      const server = createServer((req, res) => {
+        calls.push(`${req.method} ${req.url} key=${String(req.headers["api-key"])}`);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            result: req.method === "GET" ? existing.map((name) => ({ name, creation_time: null, size: 1 })) : true,
+            status: "ok",
+            time: 0,
+          }),
+        );
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const port = (server.address() as { port: number }).port;
+      try {
+        const stdout = await new Promise<string>((resolve, reject) =>
+          execFile(
+            "sh",
+            ["-c", snapshotScript()],
+            {
+              env: { PATH: process.env.PATH ?? "", QDRANT_HOSTS: "127.0.0.1", QDRANT_PORT: String(port), KEEP: "2", QDRANT_API_KEY: "k1" },
+            },
+            (error, out) => (error ? reject(error) : resolve(out)),
+          ),
+        );
+        assert.deepEqual(calls, [
+          "POST /snapshots?wait=true key=k1",
+          "GET /snapshots key=k1",
+          "DELETE /snapshots/full-snapshot-2026-01-01-03-17-00.snapshot?wait=true key=k1",
+        ]);
+        assert.match(stdout, /deleted full-snapshot-2026-01-01/);
+      } finally {
+        server.close();
+      }
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const port = (server.address() as { port: number }).port;
-    try {
-      const stdout = await new Promise<string>((resolve, reject) =>
-        execFile("sh", ["-c", snapshotScript()], { env: { PATH: process.env.PATH ?? "", QDRANT_HOSTS: "127.0.0.1", QDRANT_PORT: String(port), KEEP: "2", QDRANT_API_KEY: "k1" } }, (error, out) =>
-          error ? reject(error) : resolve(out),
-        ),
-      );
-      assert.deepEqual(calls, [
-        "POST /snapshots?wait=true key=k1",
-        "GET /snapshots key=k1",
-        "DELETE /snapshots/full-snapshot-2026-01-01-03-17-00.snapshot?wait=true key=k1",
-      ]);
-      assert.match(stdout, /deleted full-snapshot-2026-01-01/);
-    } finally {
-      server.close();
-    }
-  });
-});
+  },
+);

@@ -22,7 +22,11 @@ for (const example of EXAMPLES) {
           writeFileSync(file, run.stdout);
           if (process.env["UPDATE_GOLDEN"] !== "1") assert.fail(`wrote missing golden file ${file}; review it and run again`);
         }
-        assert.equal(run.stdout, readFileSync(file, "utf8"), `render differs from ${file}; if intended, run npm run golden:update and review the diff`);
+        assert.equal(
+          run.stdout,
+          readFileSync(file, "utf8"),
+          `render differs from ${file}; if intended, run npm run golden:update and review the diff`,
+        );
       });
     }
   });
@@ -37,7 +41,10 @@ describe("examples/production: validates clean and every GPU pod fits, in every 
       assert.deepEqual([result.errors, result.warnings], [0, 0], validate.stdout);
       const plan = await runCli(["plan", "--spec", "examples/production/platform.yaml", "--env", env, "--format", "json"]);
       assert.equal(plan.code, 0, plan.stdout + plan.stderr);
-      const report = JSON.parse(plan.stdout) as { placement: { pending: unknown[]; devices: { pods: { fits: boolean }[] }[] } | null; findings: unknown[] };
+      const report = JSON.parse(plan.stdout) as {
+        placement: { pending: unknown[]; devices: { pods: { fits: boolean }[] }[] } | null;
+        findings: unknown[];
+      };
       assert.deepEqual(report.findings, []);
       if (env === "local") {
         assert.equal(report.placement, null, "no GPU in local");
@@ -46,7 +53,10 @@ describe("examples/production: validates clean and every GPU pod fits, in every 
       assert.deepEqual(report.placement?.pending, []);
       const pods = report.placement?.devices.flatMap((d) => d.pods) ?? [];
       assert.equal(pods.length, 3, "the shared engine on the A100's 3g.40gb, the legal engine's two replicas on the L4s");
-      assert.ok(pods.every((p) => p.fits), JSON.stringify(pods));
+      assert.ok(
+        pods.every((p) => p.fits),
+        JSON.stringify(pods),
+      );
     });
   }
 });

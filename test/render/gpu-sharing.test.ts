@@ -46,7 +46,8 @@ const find = (list: readonly KubeObject[], kind: string, name: string): Json => 
   return found as unknown as Json;
 };
 const podSpec = (object: Json) => (object["spec"] as { template: { spec: Json } }).template.spec;
-const limitsOf = (object: Json) => (podSpec(object)["containers"] as { resources: { limits: Record<string, string> } }[])[0]?.resources.limits ?? {};
+const limitsOf = (object: Json) =>
+  (podSpec(object)["containers"] as { resources: { limits: Record<string, string> } }[])[0]?.resources.limits ?? {};
 
 describe("GPU sharing per node", () => {
   const build = buildEnvironment({ file: specFile(), environment: "production" });
@@ -55,7 +56,13 @@ describe("GPU sharing per node", () => {
   it("renders NVIDIA's named configs: gpu.sharing as default, each sharingConfig under its name", () => {
     const data = find(list, "ConfigMap", "nvidia-device-plugin-config")["data"] as Record<string, string>;
     assert.deepEqual(Object.keys(data), ["default", "a100-mig"]);
-    assert.deepEqual(parse(data["default"] ?? ""), { version: "v1", flags: { migStrategy: "none", failOnInitError: true }, sharing: { timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] } } });
+    assert.deepEqual(parse(data["default"] ?? ""), {
+      version: "v1",
+      flags: { migStrategy: "none", failOnInitError: true },
+      sharing: {
+        timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] },
+      },
+    });
     assert.deepEqual(parse(data["a100-mig"] ?? ""), { version: "v1", flags: { migStrategy: "mixed", failOnInitError: true } });
   });
 
@@ -63,40 +70,68 @@ describe("GPU sharing per node", () => {
     const pod = podSpec(find(list, "DaemonSet", "nvidia-device-plugin"));
     assert.equal(pod["shareProcessNamespace"], true);
     assert.equal(pod["automountServiceAccountToken"], true);
-    const env = (container: unknown) => Object.fromEntries(((container as { env: { name: string; value?: string }[] }).env).map((e) => [e.name, e.value]));
+    const env = (container: unknown) =>
+      Object.fromEntries((container as { env: { name: string; value?: string }[] }).env.map((e) => [e.name, e.value]));
     const [init] = pod["initContainers"] as Json[];
     assert.deepEqual(init?.["command"], ["config-manager"]);
     assert.equal(env(init)["NODE_LABEL"], "nvidia.com/device-plugin.config");
     assert.equal(env(init)["DEFAULT_CONFIG"], "default");
     assert.equal(env(init)["ONESHOT"], "true");
     const containers = pod["containers"] as Json[];
-    assert.deepEqual(containers.map((c) => c["name"]), ["device-plugin", "config-manager"]);
+    assert.deepEqual(
+      containers.map((c) => c["name"]),
+      ["device-plugin", "config-manager"],
+    );
     assert.equal(env(containers[1])["PROCESS_TO_SIGNAL"], "nvidia-device-plugin");
     assert.equal(env(containers[0])["CONFIG_FILE"], "/config/config.yaml");
-    assert.deepEqual((pod["volumes"] as Json[]).map((v) => v["name"]), ["device-plugins", "available-configs", "config"]);
-    assert.deepEqual(find(list, "ClusterRole", "nvidia-device-plugin-node-reader")["rules"], [{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] }]);
-    assert.deepEqual(find(list, "ClusterRoleBinding", "nvidia-device-plugin-node-reader")["subjects"], [{ kind: "ServiceAccount", name: "nvidia-device-plugin", namespace: "nvidia-device-plugin" }]);
+    assert.deepEqual(
+      (pod["volumes"] as Json[]).map((v) => v["name"]),
+      ["device-plugins", "available-configs", "config"],
+    );
+    assert.deepEqual(find(list, "ClusterRole", "nvidia-device-plugin-node-reader")["rules"], [
+      { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+    ]);
+    assert.deepEqual(find(list, "ClusterRoleBinding", "nvidia-device-plugin-node-reader")["subjects"], [
+      { kind: "ServiceAccount", name: "nvidia-device-plugin", namespace: "nvidia-device-plugin" },
+    ]);
   });
 
   it("lays MIG out on the A100 only, and says which node to label with what", () => {
-    const layout = parse((find(list, "ConfigMap", "diatonic-mig-parted-config")["data"] as Record<string, string>)["config.yaml"] ?? "") as { "mig-configs": Record<string, unknown> };
+    const layout = parse(
+      (find(list, "ConfigMap", "diatonic-mig-parted-config")["data"] as Record<string, string>)["config.yaml"] ?? "",
+    ) as { "mig-configs": Record<string, unknown> };
     assert.deepEqual(Object.keys(layout["mig-configs"]), ["all-disabled", "diatonic-a100-mig"]);
     const notes = build.result.notes.join("\n");
-    assert.match(notes, /kubectl label node gpu-a100-1 nvidia\.com\/device-plugin\.config=a100-mig --overwrite; nodes without the label use gpu\.sharing \(config default\)/);
-    assert.match(notes, /kubectl label node gpu-a100-1 nvidia\.com\/mig\.config=diatonic-a100-mig --overwrite so it applies 1× 3g\.40gb, 1× 2g\.20gb, 2× 1g\.10gb; other nodes keep MIG off/);
+    assert.match(
+      notes,
+      /kubectl label node gpu-a100-1 nvidia\.com\/device-plugin\.config=a100-mig --overwrite; nodes without the label use gpu\.sharing \(config default\)/,
+    );
+    assert.match(
+      notes,
+      /kubectl label node gpu-a100-1 nvidia\.com\/mig\.config=diatonic-a100-mig --overwrite so it applies 1× 3g\.40gb, 1× 2g\.20gb, 2× 1g\.10gb; other nodes keep MIG off/,
+    );
     assert.doesNotMatch(notes, /gpu-l4-\d nvidia\.com\/mig\.config/);
   });
 
   it("each engine asks for what its nodes advertise: the shared one a MIG device, the dedicated one an L4 time-slice", () => {
-    assert.deepEqual(Object.keys(limitsOf(find(list, "Deployment", "engine"))).filter((k) => k.startsWith("nvidia.com/")), ["nvidia.com/mig-3g.40gb"]);
-    assert.deepEqual(Object.keys(limitsOf(find(list, "Deployment", "engine-sql"))).filter((k) => k.startsWith("nvidia.com/")), ["nvidia.com/gpu"]);
+    assert.deepEqual(
+      Object.keys(limitsOf(find(list, "Deployment", "engine"))).filter((k) => k.startsWith("nvidia.com/")),
+      ["nvidia.com/mig-3g.40gb"],
+    );
+    assert.deepEqual(
+      Object.keys(limitsOf(find(list, "Deployment", "engine-sql"))).filter((k) => k.startsWith("nvidia.com/")),
+      ["nvidia.com/gpu"],
+    );
   });
 
   it("plan lays them out per node (MIG devices on the A100, 4 slices per L4), validate is clean", async () => {
     const file = specFile();
     const run = await runCli(["plan", "--spec", file, "--env", "production"]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /gpu-a100-1\s+0\s+NVIDIA A100-SXM4-80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine\s+\S+ GiB\s+\S+ GiB\s+yes/);
+    assert.match(
+      run.stdout,
+      /gpu-a100-1\s+0\s+NVIDIA A100-SXM4-80GB MIG 3g\.40gb\s+40 GiB\s+1\/1\s+Deployment\/llm\/engine\s+\S+ GiB\s+\S+ GiB\s+yes/,
+    );
     assert.match(run.stdout, /gpu-l4-1\s+0\s+NVIDIA L4\s+24 GiB\s+1\/4\s+Deployment\/llm\/engine-sql #\d/);
     assert.match(run.stdout, /gpu-l4-2\s+0\s+NVIDIA L4\s+24 GiB\s+1\/4\s+Deployment\/llm\/engine-sql #\d/);
     assert.doesNotMatch(run.stdout, /NVIDIA L4 MIG/);
@@ -107,11 +142,31 @@ describe("GPU sharing per node", () => {
   });
 
   it("refuses a node naming a config that does not exist, and MIG sent to the L4s", async () => {
-    const unknown = await runCli(["render", "--spec", specFile(SPEC.replace("sharingConfig: a100-mig", "sharingConfig: a100")), "--env", "production", "-o", "yaml"]);
+    const unknown = await runCli([
+      "render",
+      "--spec",
+      specFile(SPEC.replace("sharingConfig: a100-mig", "sharingConfig: a100")),
+      "--env",
+      "production",
+      "-o",
+      "yaml",
+    ]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /spec\.gpu\.nodes\[0\]\.sharingConfig: node gpu-a100-1 names sharing config a100, which gpu\.sharingConfigs does not define\n\s+fix: use one of: a100-mig/);
-    const l4 = await runCli(["plan", "--spec", specFile(SPEC.replace("{ name: gpu-l4-1, gpus", "{ name: gpu-l4-1, sharingConfig: a100-mig, gpus")), "--env", "production"]);
+    assert.match(
+      unknown.stderr,
+      /spec\.gpu\.nodes\[0\]\.sharingConfig: node gpu-a100-1 names sharing config a100, which gpu\.sharingConfigs does not define\n\s+fix: use one of: a100-mig/,
+    );
+    const l4 = await runCli([
+      "plan",
+      "--spec",
+      specFile(SPEC.replace("{ name: gpu-l4-1, gpus", "{ name: gpu-l4-1, sharingConfig: a100-mig, gpus")),
+      "--env",
+      "production",
+    ]);
     assert.equal(l4.code, 2);
-    assert.match(l4.stderr, /spec\.gpu\.nodes\[1\]\.gpus\[0\]\.model: NVIDIA L4 on node gpu-l4-1 has no MIG .* but gpu\.sharingConfigs\.a100-mig is mode: mig/);
+    assert.match(
+      l4.stderr,
+      /spec\.gpu\.nodes\[1\]\.gpus\[0\]\.model: NVIDIA L4 on node gpu-l4-1 has no MIG .* but gpu\.sharingConfigs\.a100-mig is mode: mig/,
+    );
   });
 });

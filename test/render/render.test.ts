@@ -56,7 +56,12 @@ describe("render", () => {
       for (const object of objects(env)) {
         assert.notEqual(object.kind, "Secret", "secrets are referenced, never rendered");
         const labels = object.metadata.labels ?? {};
-        for (const key of ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"]) {
+        for (const key of [
+          "app.kubernetes.io/name",
+          "app.kubernetes.io/instance",
+          "app.kubernetes.io/part-of",
+          "app.kubernetes.io/managed-by",
+        ]) {
           assert.ok(key in labels, `${object.kind}/${object.metadata.name} has ${key}`);
         }
       }
@@ -69,12 +74,26 @@ describe("render", () => {
     for (const env of ENVS) {
       for (const object of objects(env)) {
         assert.equal(object.metadata.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name} in ${env}`);
-        const spec = (object as unknown as { spec?: { selector?: unknown; template?: { metadata?: { labels?: Record<string, string> } }; jobTemplate?: { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } } } }).spec;
+        const spec = (
+          object as unknown as {
+            spec?: {
+              selector?: unknown;
+              template?: { metadata?: { labels?: Record<string, string> } };
+              jobTemplate?: { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } };
+            };
+          }
+        ).spec;
         const template = spec?.template ?? spec?.jobTemplate?.spec?.template;
         // The device plugin's pods are every platform's (src/deploy/shared.ts): no platform's labels.
         const shared = object.metadata.annotations?.["diatonic.ai/shared"] !== undefined;
-        if (template !== undefined && shared) assert.deepEqual(Object.keys(template.metadata?.labels ?? {}).filter((key) => key === "team" || key === "app.kubernetes.io/instance"), [], `${object.kind}/${object.metadata.name}'s pods in ${env}`);
-        else if (template !== undefined) assert.equal(template.metadata?.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name}'s pods in ${env}`);
+        if (template !== undefined && shared)
+          assert.deepEqual(
+            Object.keys(template.metadata?.labels ?? {}).filter((key) => key === "team" || key === "app.kubernetes.io/instance"),
+            [],
+            `${object.kind}/${object.metadata.name}'s pods in ${env}`,
+          );
+        else if (template !== undefined)
+          assert.equal(template.metadata?.labels?.team, "ml-platform", `${object.kind}/${object.metadata.name}'s pods in ${env}`);
         if (spec?.selector !== undefined) selectors.push(spec.selector);
       }
     }
@@ -84,11 +103,26 @@ describe("render", () => {
 
   it("serves every adapter from one vLLM with runtime LoRA updating, the agent beside it, the model fetched before it starts", () => {
     const list = objects("production");
-    type Container = { name: string; args: string[]; env?: { name: string; value?: string }[]; restartPolicy?: string; resources: { limits: Record<string, string> }; startupProbe: { failureThreshold: number; periodSeconds: number }; readinessProbe?: unknown; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] };
+    type Container = {
+      name: string;
+      args: string[];
+      env?: { name: string; value?: string }[];
+      restartPolicy?: string;
+      resources: { limits: Record<string, string> };
+      startupProbe: { failureThreshold: number; periodSeconds: number };
+      readinessProbe?: unknown;
+      volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+    };
     const engine = find(list, "Deployment", "engine") as {
       spec: {
         strategy: { type: string; rollingUpdate: { maxSurge: number; maxUnavailable: number } };
-        template: { spec: { initContainers: Container[]; containers: Container[]; volumes: { name: string; ephemeral?: unknown; emptyDir?: unknown; configMap?: { name: string } }[] } };
+        template: {
+          spec: {
+            initContainers: Container[];
+            containers: Container[];
+            volumes: { name: string; ephemeral?: unknown; emptyDir?: unknown; configMap?: { name: string } }[];
+          };
+        };
         progressDeadlineSeconds: number;
       };
     };
@@ -101,28 +135,66 @@ describe("render", () => {
     assert.ok(container.env?.some((e) => e.name === "VLLM_ALLOW_RUNTIME_LORA_UPDATING" && e.value === "true"));
     assert.match(args, /--quantization awq/);
     assert.equal(container.resources.limits["nvidia.com/gpu"], "1");
-    assert.ok(container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 1200, "startup probe allows a 20-minute model load");
+    assert.ok(
+      container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 1200,
+      "startup probe allows a 20-minute model load",
+    );
     assert.ok(engine.spec.progressDeadlineSeconds >= 1800);
-    assert.equal(list.filter((o) => o.kind === "Deployment" && o.metadata.name.startsWith("engine")).length, 1, "one engine, not one per adapter");
+    assert.equal(
+      list.filter((o) => o.kind === "Deployment" && o.metadata.name.startsWith("engine")).length,
+      1,
+      "one engine, not one per adapter",
+    );
     // The model is on the node before the engine starts: the first init container downloads it.
-    assert.deepEqual(pod.initContainers.map((c) => c.name), ["model-download", "adapter-agent"]);
-    assert.match(pod.initContainers[0]?.args.join(" ") ?? "", /^model-download \/models\/llama-3-8b-instruct=casperhansen\/llama-3-8b-instruct-awq@2d2a2ab/);
+    assert.deepEqual(
+      pod.initContainers.map((c) => c.name),
+      ["model-download", "adapter-agent"],
+    );
+    assert.match(
+      pod.initContainers[0]?.args.join(" ") ?? "",
+      /^model-download \/models\/llama-3-8b-instruct=casperhansen\/llama-3-8b-instruct-awq@2d2a2ab/,
+    );
     const agent = pod.initContainers[1];
     assert.equal(agent?.restartPolicy, "Always", "a native sidecar");
     assert.equal(agent?.readinessProbe, undefined, "the pod is Ready when the engine serves, whatever its adapters do");
-    assert.deepEqual(agent?.args, ["adapter-agent", "--config", "/etc/diatonic/adapters/adapters.yaml", "--engine", "http://127.0.0.1:8000", "--cache", "/adapters", "--port", "8001"]);
+    assert.deepEqual(agent?.args, [
+      "adapter-agent",
+      "--config",
+      "/etc/diatonic/adapters/adapters.yaml",
+      "--engine",
+      "http://127.0.0.1:8000",
+      "--cache",
+      "/adapters",
+      "--port",
+      "8001",
+    ]);
     // Per-pod storage: no ReadWriteOnce claim shared by pods that may land on different nodes.
     const volumes = new Map(pod.volumes.map((v) => [v.name, v]));
     assert.ok(volumes.get("models")?.ephemeral, "the model's claim is the pod's own");
     assert.ok(volumes.get("adapters")?.emptyDir, "LoRA files are cached per pod");
     assert.equal(volumes.get("adapter-set")?.configMap?.name, "engine-adapters");
-    assert.equal(list.some((o) => o.kind === "PersistentVolumeClaim" && (o.metadata.name === "models" || o.metadata.name === "adapters")), false);
-    assert.equal(list.some((o) => o.kind === "Job"), false, "no download Job racing the engine");
+    assert.equal(
+      list.some((o) => o.kind === "PersistentVolumeClaim" && (o.metadata.name === "models" || o.metadata.name === "adapters")),
+      false,
+    );
+    assert.equal(
+      list.some((o) => o.kind === "Job"),
+      false,
+      "no download Job racing the engine",
+    );
     // The agent's adapter set is the spec's LoRAs, by source.
-    const set = parse((find(list, "ConfigMap", "engine-adapters") as { data: Record<string, string> }).data["adapters.yaml"] ?? "") as { kind: string; adapters: { name: string; source: unknown }[] };
+    const set = parse((find(list, "ConfigMap", "engine-adapters") as { data: Record<string, string> }).data["adapters.yaml"] ?? "") as {
+      kind: string;
+      adapters: { name: string; source: unknown }[];
+    };
     assert.equal(set.kind, "AdapterSet");
-    assert.deepEqual(set.adapters.map((a) => a.name), ["chatbot", "code", "rag", "architecture", "summarization"]);
-    assert.deepEqual(set.adapters[1]?.source, { huggingFace: { repo: "diatonic-lab/llama3-8b-code-lora", revision: "5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0" } });
+    assert.deepEqual(
+      set.adapters.map((a) => a.name),
+      ["chatbot", "code", "rag", "architecture", "summarization"],
+    );
+    assert.deepEqual(set.adapters[1]?.source, {
+      huggingFace: { repo: "diatonic-lab/llama3-8b-code-lora", revision: "5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0" },
+    });
     // One replica on a GPU the lab fills: a rollout replaces it (no room for a second vLLM beside it).
     assert.deepEqual(engine.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
   });
@@ -135,24 +207,55 @@ describe("render", () => {
         spec,
         readFileSync(EXAMPLE, "utf8")
           .replace("      replicas: 1\n  adapters:", `      replicas: ${replicas}\n  adapters:`)
-          .replace("          - { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }\n          - { model: NVIDIA GeForce RTX 3060 Ti, memoryGiB: 8 }", gpus),
+          .replace(
+            "          - { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }\n          - { model: NVIDIA GeForce RTX 3060 Ti, memoryGiB: 8 }",
+            gpus,
+          ),
       );
     const twelve = "          - { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }";
     write(2, `${twelve}\n${twelve}`);
     let list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
-    type Engine = { spec: { strategy: { rollingUpdate: { maxSurge: number; maxUnavailable: number } }; template: { spec: { affinity?: { podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] } } } } } };
+    type Engine = {
+      spec: {
+        strategy: { rollingUpdate: { maxSurge: number; maxUnavailable: number } };
+        template: {
+          spec: {
+            affinity?: {
+              podAntiAffinity?: { preferredDuringSchedulingIgnoredDuringExecution: { podAffinityTerm: { topologyKey: string } }[] };
+            };
+          };
+        };
+      };
+    };
     let engine = find(list, "Deployment", "engine") as Engine;
-    assert.deepEqual(engine.spec.strategy.rollingUpdate, { maxSurge: 0, maxUnavailable: 1 }, "two 12 GiB cards, both taken: one replica at a time");
-    assert.equal(engine.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution[0]?.podAffinityTerm.topologyKey, "kubernetes.io/hostname");
-    const pdb = find(list, "PodDisruptionBudget", "engine") as { spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } } };
+    assert.deepEqual(
+      engine.spec.strategy.rollingUpdate,
+      { maxSurge: 0, maxUnavailable: 1 },
+      "two 12 GiB cards, both taken: one replica at a time",
+    );
+    assert.equal(
+      engine.spec.template.spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution[0]?.podAffinityTerm.topologyKey,
+      "kubernetes.io/hostname",
+    );
+    const pdb = find(list, "PodDisruptionBudget", "engine") as {
+      spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
+    };
     assert.equal(pdb.spec.maxUnavailable, 1);
     write(2, `${twelve}\n${twelve}\n${twelve}`);
     list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
     engine = find(list, "Deployment", "engine") as Engine;
-    assert.deepEqual(engine.spec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 }, "a third card: the new pod starts before an old one stops");
+    assert.deepEqual(
+      engine.spec.strategy.rollingUpdate,
+      { maxSurge: 1, maxUnavailable: 0 },
+      "a third card: the new pod starts before an old one stops",
+    );
     write(1, twelve);
     list = buildEnvironment({ file: spec, environment: "production" }).result.placed.map((p) => p.object);
-    assert.equal(list.some((o) => o.kind === "PodDisruptionBudget" && o.metadata.name === "engine"), false, "one replica: a budget would only block drains");
+    assert.equal(
+      list.some((o) => o.kind === "PodDisruptionBudget" && o.metadata.name === "engine"),
+      false,
+      "one replica: a budget would only block drains",
+    );
   });
 
   it("writes NVIDIA's real time-slicing schema", () => {
@@ -161,7 +264,9 @@ describe("render", () => {
     assert.deepEqual(config, {
       version: "v1",
       flags: { migStrategy: "none", failOnInitError: true },
-      sharing: { timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] } },
+      sharing: {
+        timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] },
+      },
     });
   });
 
@@ -174,57 +279,102 @@ describe("render", () => {
     };
     const build = withOperator("devicePlugin: { managedBy: gpu-operator }");
     const list = build.result.placed.map((p) => p.object);
-    assert.equal((find(list, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace, "gpu-operator");
-    assert.equal(list.some((o) => o.kind === "DaemonSet" || (o.kind === "Namespace" && o.metadata.name === "gpu-operator")), false);
-    assert.ok(build.result.notes.some((n) => n.includes("(namespace gpu-operator)")), build.result.notes.join("\n"));
+    assert.equal(
+      (find(list, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace,
+      "gpu-operator",
+    );
+    assert.equal(
+      list.some((o) => o.kind === "DaemonSet" || (o.kind === "Namespace" && o.metadata.name === "gpu-operator")),
+      false,
+    );
+    assert.ok(
+      build.result.notes.some((n) => n.includes("(namespace gpu-operator)")),
+      build.result.notes.join("\n"),
+    );
     // An operator installed elsewhere (OpenShift's nvidia-gpu-operator): the namespace given wins.
-    const openshift = withOperator("devicePlugin: { managedBy: gpu-operator, namespace: nvidia-gpu-operator }").result.placed.map((p) => p.object);
-    assert.equal((find(openshift, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace, "nvidia-gpu-operator");
+    const openshift = withOperator("devicePlugin: { managedBy: gpu-operator, namespace: nvidia-gpu-operator }").result.placed.map(
+      (p) => p.object,
+    );
+    assert.equal(
+      (find(openshift, "ConfigMap", "nvidia-device-plugin-config") as { metadata: { namespace: string } }).metadata.namespace,
+      "nvidia-gpu-operator",
+    );
   });
 
   it("MIG (mixed): the plugin's strategy, a mig-parted layout, the engine asking for its profile, and what to do on the nodes", () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-mig-"));
     const file = join(dir, "platform.yaml");
     const text = readFileSync(EXAMPLE, "utf8")
-      .replace("sharing: { mode: timeSlicing, replicas: 4, failRequestsGreaterThanOne: true }", "sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 2 } }")
+      .replace(
+        "sharing: { mode: timeSlicing, replicas: 4, failRequestsGreaterThanOne: true }",
+        "sharing: { mode: mig, strategy: mixed, profiles: { 3g.40gb: 2 } }",
+      )
       .replace(/- \{ model: NVIDIA GeForce RTX 3060[^}]*\}/g, "- { model: NVIDIA A100-SXM4-80GB, memoryGiB: 80 }")
       .replace("      gpuSlices: 1\n", "      gpuSlices: 1\n      migProfile: 3g.40gb\n");
     writeFileSync(file, text);
     const build = buildEnvironment({ file, environment: "production" });
     const list = build.result.placed.map((p) => p.object);
-    const plugin = parse((find(list, "ConfigMap", "nvidia-device-plugin-config") as { data: Record<string, string> }).data[DEVICE_PLUGIN_CONFIG_KEY] ?? "") as { flags: { migStrategy: string }; sharing?: unknown };
+    const plugin = parse(
+      (find(list, "ConfigMap", "nvidia-device-plugin-config") as { data: Record<string, string> }).data[DEVICE_PLUGIN_CONFIG_KEY] ?? "",
+    ) as { flags: { migStrategy: string }; sharing?: unknown };
     assert.equal(plugin.flags.migStrategy, "mixed");
     assert.equal(plugin.sharing, undefined);
-    const layout = parse((find(list, "ConfigMap", "diatonic-mig-parted-config") as { data: Record<string, string> }).data["config.yaml"] ?? "") as { "mig-configs": Record<string, unknown[]> };
+    const layout = parse(
+      (find(list, "ConfigMap", "diatonic-mig-parted-config") as { data: Record<string, string> }).data["config.yaml"] ?? "",
+    ) as { "mig-configs": Record<string, unknown[]> };
     assert.deepEqual(layout["mig-configs"]["diatonic"], [{ devices: "all", "mig-enabled": true, "mig-devices": { "3g.40gb": 2 } }]);
     assert.match(JSON.stringify(find(list, "Deployment", "engine")), /"limits":\{[^}]*"nvidia\.com\/mig-3g\.40gb":"1"/);
-    assert.ok(build.result.notes.some((n) => /MIG manager at ConfigMap nvidia-device-plugin\/diatonic-mig-parted-config .*nvidia\.com\/mig\.config=diatonic .*2× 3g\.40gb/.test(n)), build.result.notes.join("\n"));
+    assert.ok(
+      build.result.notes.some((n) =>
+        /MIG manager at ConfigMap nvidia-device-plugin\/diatonic-mig-parted-config .*nvidia\.com\/mig\.config=diatonic .*2× 3g\.40gb/.test(
+          n,
+        ),
+      ),
+      build.result.notes.join("\n"),
+    );
   });
 
   it("local runs llama.cpp without a GPU, device plugin or LoRA volume", () => {
     const list = objects("local");
-    assert.equal(list.some((o) => o.kind === "DaemonSet"), false);
-    assert.equal(list.some((o) => o.metadata.namespace === "nvidia-device-plugin"), false);
+    assert.equal(
+      list.some((o) => o.kind === "DaemonSet"),
+      false,
+    );
+    assert.equal(
+      list.some((o) => o.metadata.namespace === "nvidia-device-plugin"),
+      false,
+    );
     const engine = JSON.stringify(find(list, "Deployment", "engine"));
     assert.doesNotMatch(engine, /nvidia\.com\/gpu/);
     assert.match(engine, /"engine","--model","\/models\/llama-3-8b-instruct\/Meta-Llama-3-8B-Instruct-Q4_K_M.gguf"/);
-    assert.equal(list.some((o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === "adapters"), false);
+    assert.equal(
+      list.some((o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === "adapters"),
+      false,
+    );
   });
 
   it("the gateway ConfigMap holds a routing table the gateway's own schema accepts", () => {
     const cm = find(objects("staging"), "ConfigMap", "gateway") as { data: Record<string, string> };
     const config = GatewayConfig.parse(parse(cm.data["config.yaml"] ?? ""));
-    assert.deepEqual(config.adapters.map((a) => [a.name, a.route, a.upstreamModel]), [
-      ["chatbot", "/chatbot", "chatbot"],
-      ["code", "/code", "code"],
-      ["rag", "/rag", "rag"],
-      ["architecture", "/architecture", "architecture"],
-      ["summarization", "/summarization", "summarization"],
-    ]);
+    assert.deepEqual(
+      config.adapters.map((a) => [a.name, a.route, a.upstreamModel]),
+      [
+        ["chatbot", "/chatbot", "chatbot"],
+        ["code", "/code", "code"],
+        ["rag", "/rag", "rag"],
+        ["architecture", "/architecture", "architecture"],
+        ["summarization", "/summarization", "summarization"],
+      ],
+    );
     assert.equal(config.adapters.find((a) => a.name === "rag")?.rag?.collection, "handbook");
     assert.equal(config.vectorStore?.kind, "qdrant");
-    const local = GatewayConfig.parse(parse((find(objects("local"), "ConfigMap", "gateway") as { data: Record<string, string> }).data["config.yaml"] ?? ""));
-    assert.ok(local.adapters.every((a) => a.upstreamModel === "llama-3-8b-instruct"), "prompt-only adapters go to the base model on llama.cpp");
+    const local = GatewayConfig.parse(
+      parse((find(objects("local"), "ConfigMap", "gateway") as { data: Record<string, string> }).data["config.yaml"] ?? ""),
+    );
+    assert.ok(
+      local.adapters.every((a) => a.upstreamModel === "llama-3-8b-instruct"),
+      "prompt-only adapters go to the base model on llama.cpp",
+    );
   });
 
   it("every pod in the platform namespace meets Pod Security restricted", () => {
@@ -232,7 +382,8 @@ describe("render", () => {
       for (const object of objects(env)) {
         if (object.metadata.namespace !== "llama3-multi-adapter") continue;
         const spec = (object as unknown as { spec?: { template?: { spec?: Record<string, unknown> }; jobTemplate?: unknown } }).spec;
-        const pod = spec?.template?.spec as { securityContext?: Record<string, unknown>; containers: { securityContext?: Record<string, unknown> }[] } | undefined;
+        const pod = spec?.template?.spec as
+          { securityContext?: Record<string, unknown>; containers: { securityContext?: Record<string, unknown> }[] } | undefined;
         if (!pod) continue;
         assert.equal(pod.securityContext?.["runAsNonRoot"], true, `${object.kind}/${object.metadata.name} runAsNonRoot`);
         assert.deepEqual(pod.securityContext?.["seccompProfile"], { type: "RuntimeDefault" });
@@ -245,7 +396,8 @@ describe("render", () => {
   });
 
   it("staging and production get ACME certificates; local a self-signed CA chain", () => {
-    const issuerOf = (env: string) => ((find(objects(env), "Certificate", "gateway-tls") as { spec: { issuerRef: { name: string } } }).spec.issuerRef.name);
+    const issuerOf = (env: string) =>
+      (find(objects(env), "Certificate", "gateway-tls") as { spec: { issuerRef: { name: string } } }).spec.issuerRef.name;
     assert.equal(issuerOf("local"), "lab-ca");
     assert.equal(issuerOf("staging"), "lab-letsencrypt-staging");
     assert.equal(issuerOf("production"), "lab-letsencrypt-production");
@@ -263,7 +415,10 @@ describe("render", () => {
   it("a dedicated adapter gets its own engine in its own folder; contour gets an HTTPProxy", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-dedicated-"));
     const text = readFileSync(EXAMPLE, "utf8")
-      .replace("      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }", "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }\n      serving: dedicated\n      dedicated: { gpuSlices: 2 }")
+      .replace(
+        "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }",
+        "      limits: { concurrency: 4, queue: 16, timeoutSeconds: 300 }\n      serving: dedicated\n      dedicated: { gpuSlices: 2 }",
+      )
       .replace("    className: nginx", "    className: contour")
       .replace("      - { name: code, lora: null, ", "      - { name: code, lora: null, serving: shared, ");
     const spec = join(dir, "platform.yaml");
@@ -272,7 +427,16 @@ describe("render", () => {
     assert.equal(run.code, 0, run.stderr);
     const adapterFile = readFileSync(join(dir, "out/base/adapters/code/adapter.yaml"), "utf8");
     const docs = parseAllDocuments(adapterFile).map((d) => d.toJS() as KubeObject);
-    assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), ["ConfigMap/engine-code-adapters", "Deployment/engine-code", "Service/engine-code", "Service/engine-code-headless", "ConfigMap/adapter-code"]);
+    assert.deepEqual(
+      docs.map((d) => `${d.kind}/${d.metadata.name}`),
+      [
+        "ConfigMap/engine-code-adapters",
+        "Deployment/engine-code",
+        "Service/engine-code",
+        "Service/engine-code-headless",
+        "ConfigMap/adapter-code",
+      ],
+    );
     assert.match(adapterFile, /nvidia.com\/gpu: "2"/);
     // A dedicated engine serves one LoRA: one slot, not the shared engine's four.
     assert.match(adapterFile, /- --max-loras\n\s+- "1"/);
@@ -289,7 +453,10 @@ describe("render", () => {
     // The commands it suggests run as printed from where it was run (outside the checkout here).
     const plan = /^ {2}node (\S+) plan --spec (\S+) --env production\s+#/m.exec(run.stdout);
     assert.ok(plan, run.stdout);
-    const planned = execFileSync(process.execPath, [plan[1] ?? "", "plan", "--spec", plan[2] ?? "", "--env", "production"], { cwd: dir, encoding: "utf8" });
+    const planned = execFileSync(process.execPath, [plan[1] ?? "", "plan", "--spec", plan[2] ?? "", "--env", "production"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
     assert.match(planned, /^plan for lab \(production\)/);
     assert.match(run.stdout, new RegExp(`^ {2}cat lab/overlays/local/SECRETS\\.md\\s+# the Secrets to create first$`, "m"));
     assert.ok(existsSync(join(dir, "lab/overlays/local/SECRETS.md")));
@@ -313,7 +480,10 @@ describe("render", () => {
     assert.equal((JSON.parse(readFileSync(join(dir, "out/.diatonic-render"), "utf8")) as { environment: string }).environment, "staging");
     const run = await runCli(["validate", "out", "--format", "json"], dir);
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stderr, /validating out\/overlays\/staging, the environment render was asked for \(for another, pass out\/overlays\/local or out\/overlays\/production\)/);
+    assert.match(
+      run.stderr,
+      /validating out\/overlays\/staging, the environment render was asked for \(for another, pass out\/overlays\/local or out\/overlays\/production\)/,
+    );
     const result = JSON.parse(run.stdout) as { objects: number; findings: { file?: string }[] };
     assert.equal(result.objects, objects("staging").length);
   });
@@ -343,24 +513,35 @@ describe("render", () => {
       for (const env of ENVS) {
         const built = buildRenderedTree(join(dir, "out", "overlays", env));
         assert.ok(built !== undefined, `${env}: the tree uses only what render writes`);
-        assertSameObjects(built.map((b) => b.object), buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object), env);
-      }
-    });
-
-    it(`kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`, { skip: kubectlSkip ?? false }, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
-      const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
-      for (const env of ENVS) {
-        const built = execFileSync(KUBECTL.path, ["kustomize", join(dir, "out", "overlays", env)], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
         assertSameObjects(
-          parseAllDocuments(built).map((d) => d.toJS() as KubeObject),
+          built.map((b) => b.object),
           buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object),
           env,
         );
       }
     });
+
+    it(
+      `kubectl kustomize builds the written tree into exactly the objects of -o yaml (${example})`,
+      { skip: kubectlSkip ?? false },
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "diatonic-tree-"));
+        const run = await runCli(["render", "--spec", example, "--env", "local", "--out", join(dir, "out")]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.ok(readTree(join(dir, "out")).has("overlays/local/kustomization.yaml"));
+        for (const env of ENVS) {
+          const built = execFileSync(KUBECTL.path, ["kustomize", join(dir, "out", "overlays", env)], {
+            encoding: "utf8",
+            maxBuffer: 64 * 1024 * 1024,
+          });
+          assertSameObjects(
+            parseAllDocuments(built).map((d) => d.toJS() as KubeObject),
+            buildEnvironment({ file: example, environment: env }).result.placed.map((p) => p.object),
+            env,
+          );
+        }
+      },
+    );
   }
 
   it("a tree that uses more of Kustomize than render writes is left to kubectl (the in-process build declines)", () => {
@@ -368,16 +549,31 @@ describe("render", () => {
     const object = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: n\ndata:\n  k: v\n";
     writeFileSync(join(dir, "a.yaml"), object);
     const tree = (kustomization: string, patch?: string) => {
-      writeFileSync(join(dir, "kustomization.yaml"), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n${kustomization}`);
+      writeFileSync(
+        join(dir, "kustomization.yaml"),
+        `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n${kustomization}`,
+      );
       if (patch !== undefined) writeFileSync(join(dir, "p.yaml"), patch);
       return buildRenderedTree(dir);
     };
     const target = "patches:\n  - path: p.yaml\n    target: {group: '', version: v1, kind: ConfigMap, name: a, namespace: n}\n";
-    assert.deepEqual(tree(target, "- op: replace\n  path: /data/k\n  value: w\n")?.map((b) => (b.object as KubeObject & { data?: unknown }).data), [{ k: "w" }], "what render writes: built");
+    assert.deepEqual(
+      tree(target, "- op: replace\n  path: /data/k\n  value: w\n")?.map((b) => (b.object as KubeObject & { data?: unknown }).data),
+      [{ k: "w" }],
+      "what render writes: built",
+    );
     assert.equal(tree("namePrefix: x-\n"), undefined, "a name prefix");
     assert.equal(tree("configMapGenerator:\n  - name: g\n    literals: [a=b]\n"), undefined, "a generator");
     assert.equal(tree(target, "- op: add\n  path: /data/list/0\n  value: w\n"), undefined, "an array index");
-    assert.equal(tree(target, "- op: replace\n  path: /data/missing\n  value: w\n"), undefined, "a replace of nothing (kubectl's error is the one to show)");
-    assert.equal(tree("patches:\n  - path: p.yaml\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\ndata: {k: w}\n"), undefined, "a strategic merge");
+    assert.equal(
+      tree(target, "- op: replace\n  path: /data/missing\n  value: w\n"),
+      undefined,
+      "a replace of nothing (kubectl's error is the one to show)",
+    );
+    assert.equal(
+      tree("patches:\n  - path: p.yaml\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\ndata: {k: w}\n"),
+      undefined,
+      "a strategic merge",
+    );
   });
 });

@@ -20,7 +20,10 @@ describe("environment overlays", () => {
 
   it("replace an object whose kind or mode changes, so the other form's fields do not leak", () => {
     const base = { engine: { kind: "vllm", maxLoras: 4 }, sharing: { mode: "timeSlicing", replicas: 4 } };
-    const merged = applyOverlay(base, ["spec"], { engine: { kind: "llamacpp", parallel: 2 }, sharing: { mode: "none" } }, ["environments", "local"]);
+    const merged = applyOverlay(base, ["spec"], { engine: { kind: "llamacpp", parallel: 2 }, sharing: { mode: "none" } }, [
+      "environments",
+      "local",
+    ]);
     assert.deepEqual(merged.value, { engine: { kind: "llamacpp", parallel: 2 }, sharing: { mode: "none" } });
   });
 
@@ -33,7 +36,10 @@ describe("environment overlays", () => {
 describe("JSON patches between renders", () => {
   it("turn one object into the other", () => {
     const pairs: [unknown, unknown][] = [
-      [{ a: 1, b: { c: [1, 2] }, d: "x" }, { a: 2, b: { c: [1], e: true }, f: null }],
+      [
+        { a: 1, b: { c: [1, 2] }, d: "x" },
+        { a: 2, b: { c: [1], e: true }, f: null },
+      ],
       [{ "x/y": { "m~n": 1 } }, { "x/y": { "m~n": 2 } }],
       [{ spec: { replicas: 1 } }, { spec: {} }],
     ];

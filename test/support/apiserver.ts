@@ -17,7 +17,9 @@ export async function restartApiServer(): Promise<void> {
 async function restart(paths: ReturnType<typeof clusterPaths>): Promise<void> {
   const [pidText] = readFileSync(join(paths.stateDir, "run", "kube-apiserver.pid"), "utf8").split("\n");
   const pid = Number(pidText);
-  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+    .split("\0")
+    .filter((a) => a !== "");
   const [command, ...args] = argv;
   if (!command) throw new Error("cannot read the API server's command line");
   const alive = () => {

@@ -51,7 +51,12 @@ interface CertManagerObject {
 function isCertManagerObject(value: unknown): value is CertManagerObject {
   if (typeof value !== "object" || value === null) return false;
   const metadata = (value as { metadata?: unknown }).metadata;
-  return typeof (value as { kind?: unknown }).kind === "string" && typeof metadata === "object" && metadata !== null && typeof (metadata as { name?: unknown }).name === "string";
+  return (
+    typeof (value as { kind?: unknown }).kind === "string" &&
+    typeof metadata === "object" &&
+    metadata !== null &&
+    typeof (metadata as { name?: unknown }).name === "string"
+  );
 }
 
 function condition(object: CertManagerObject, type: string): Condition | undefined {
@@ -68,11 +73,43 @@ function simulatedAcmeCa(): { dir: string; sign: (csrPem: string) => Promise<str
   return {
     dir,
     async sign(csrPem: string): Promise<string> {
-      ready ??= run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=diatonic simulated ACME CA"]);
+      ready ??= run("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=diatonic simulated ACME CA",
+      ]);
       await ready;
       const name = `request-${++serial}`;
       writeFileSync(join(dir, `${name}.csr`), csrPem);
-      await run("openssl", ["x509", "-req", "-in", join(dir, `${name}.csr`), "-CA", cert, "-CAkey", key, "-CAcreateserial", "-days", "90", "-copy_extensions", "copyall", "-out", join(dir, `${name}.crt`)]);
+      await run("openssl", [
+        "x509",
+        "-req",
+        "-in",
+        join(dir, `${name}.csr`),
+        "-CA",
+        cert,
+        "-CAkey",
+        key,
+        "-CAcreateserial",
+        "-days",
+        "90",
+        "-copy_extensions",
+        "copyall",
+        "-out",
+        join(dir, `${name}.crt`),
+      ]);
       return readFileSync(join(dir, `${name}.crt`), "utf8") + readFileSync(cert, "utf8");
     },
   };
@@ -99,7 +136,8 @@ export async function simulateCertManager(kubeconfig: string, options: Simulatio
 
   /** Patches a status until the API server takes it (or the simulation stops). */
   const patchStatus = async (object: CertManagerObject, status: Record<string, unknown>): Promise<void> => {
-    const resource = object.kind === "CertificateRequest" ? "certificaterequests.cert-manager.io" : `${object.kind.toLowerCase()}s.cert-manager.io`;
+    const resource =
+      object.kind === "CertificateRequest" ? "certificaterequests.cert-manager.io" : `${object.kind.toLowerCase()}s.cert-manager.io`;
     const args = ["patch", resource, object.metadata.name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status })];
     if (object.metadata.namespace) args.push("-n", object.metadata.namespace);
     for (let attempt = 0; !stopped; attempt++) {
@@ -119,10 +157,17 @@ export async function simulateCertManager(kubeconfig: string, options: Simulatio
    * Whether the request's issuer is an ACME one this simulation owns (a request is owned through its
    * issuer); undefined while the issuer does not exist (yet).
    */
-  const isAcmeIssuer = async (ref: NonNullable<NonNullable<CertManagerObject["spec"]>["issuerRef"]>, namespace: string | undefined): Promise<boolean | undefined> => {
+  const isAcmeIssuer = async (
+    ref: NonNullable<NonNullable<CertManagerObject["spec"]>["issuerRef"]>,
+    namespace: string | undefined,
+  ): Promise<boolean | undefined> => {
     if ((ref.group ?? "cert-manager.io") !== "cert-manager.io") return false;
     const kind = ref.kind ?? "Issuer";
-    const issuer: unknown = await client.get({ apiVersion: "cert-manager.io/v1", kind, metadata: { name: ref.name, ...(kind === "Issuer" && namespace ? { namespace } : {}) } });
+    const issuer: unknown = await client.get({
+      apiVersion: "cert-manager.io/v1",
+      kind,
+      metadata: { name: ref.name, ...(kind === "Issuer" && namespace ? { namespace } : {}) },
+    });
     if (issuer === undefined) return undefined;
     return isCertManagerObject(issuer) && issuer.spec?.acme !== undefined && owned(issuer);
   };
@@ -132,7 +177,15 @@ export async function simulateCertManager(kubeconfig: string, options: Simulatio
     const now = new Date().toISOString();
     await patchStatus(object, {
       acme: { uri: "https://acme.invalid/acme/acct/simulated", lastRegisteredEmail: "" },
-      conditions: [{ type: "Ready", status: "True", reason: "ACMEAccountRegistered", message: "The ACME account was registered with the ACME server (simulated)", lastTransitionTime: now }],
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "ACMEAccountRegistered",
+          message: "The ACME account was registered with the ACME server (simulated)",
+          lastTransitionTime: now,
+        },
+      ],
     });
   };
 
@@ -150,7 +203,9 @@ export async function simulateCertManager(kubeconfig: string, options: Simulatio
     if ((options.failing ?? []).includes(certificate)) {
       await patchStatus(object, {
         failureTime: now,
-        conditions: [{ type: "Ready", status: "False", reason: "Failed", message: "ACME challenge failed (simulated)", lastTransitionTime: now }],
+        conditions: [
+          { type: "Ready", status: "False", reason: "Failed", message: "ACME challenge failed (simulated)", lastTransitionTime: now },
+        ],
       });
       return;
     }
@@ -158,7 +213,15 @@ export async function simulateCertManager(kubeconfig: string, options: Simulatio
     const chain = await ca.sign(csr);
     await patchStatus(object, {
       certificate: Buffer.from(chain).toString("base64"),
-      conditions: [{ type: "Ready", status: "True", reason: "Issued", message: "Certificate fetched from the ACME server (simulated)", lastTransitionTime: now }],
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "Issued",
+          message: "Certificate fetched from the ACME server (simulated)",
+          lastTransitionTime: now,
+        },
+      ],
     });
   };
 

@@ -79,7 +79,11 @@ async function connect(): Promise<TestCluster> {
     await probe.kubectl(["get", "--raw", "/readyz"]);
     const names = (await probe.kubectl(["get", "nodes", "-l", `${realNode.label.key}=${realNode.label.value}`, "-o", "name"])).trim();
     const first = names.split("\n")[0]?.replace(/^node\//, "");
-    const cluster = makeCluster(env.KUBECONFIG, "user", first ? { name: first } : { skipped: `no node of the user's cluster is labelled ${realNode.label.key}=${realNode.label.value}` });
+    const cluster = makeCluster(
+      env.KUBECONFIG,
+      "user",
+      first ? { name: first } : { skipped: `no node of the user's cluster is labelled ${realNode.label.key}=${realNode.label.value}` },
+    );
     console.log(`cluster tier: using the cluster of KUBECONFIG=${env.KUBECONFIG}`);
     return cluster;
   }
@@ -171,7 +175,14 @@ function makeCluster(kubeconfig: string, origin: TestCluster["origin"], node: Te
         JSON.stringify({
           apiVersion: "v1",
           kind: "Namespace",
-          metadata: { name, labels: { ...labels, "diatonic.dev/test": "true", ...(options.simulatedNodes ? { [kwokPlacementLabel.key]: kwokPlacementLabel.value } : {}) } },
+          metadata: {
+            name,
+            labels: {
+              ...labels,
+              "diatonic.dev/test": "true",
+              ...(options.simulatedNodes ? { [kwokPlacementLabel.key]: kwokPlacementLabel.value } : {}),
+            },
+          },
         }),
       );
       t.after(async () => {

@@ -71,19 +71,34 @@ export function ready(t: TestContext, reason: string | undefined): boolean {
  */
 export function kubectl(): Need & { readonly path: string } {
   const built = kubectlPath();
-  return { what: "the test cluster's kubectl", missing: !existsSync(built), install: "npm run cluster:build: kubectl is built from Kubernetes' source with the test cluster", path: built };
+  return {
+    what: "the test cluster's kubectl",
+    missing: !existsSync(built),
+    install: "npm run cluster:build: kubectl is built from Kubernetes' source with the test cluster",
+    path: built,
+  };
 }
 
 /**
  * A Python package in a cached venv (src/python-venv.ts): python3 and the package index the first
  * time, the cache after that. `{python}` when ready, else `{skip}` (or a throw in CI).
  */
-export function pythonPackage(tier: string, venv: string, requirement: string, module: string): { readonly python?: string; readonly skip?: string } {
+export function pythonPackage(
+  tier: string,
+  venv: string,
+  requirement: string,
+  module: string,
+): { readonly python?: string; readonly skip?: string } {
   if (which("python3") === undefined) return { skip: unmetBecause(tier, "python3 (apt-get install -y python3 python3-venv)") };
   try {
     return { python: pythonWith(venv, requirement, module) };
   } catch (error) {
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    return { skip: unmetBecause(tier, `${requirement} from the package index, installed once into ~/.cache/diatonic/${venv} (${reason}); run once with the index reachable`) };
+    return {
+      skip: unmetBecause(
+        tier,
+        `${requirement} from the package index, installed once into ~/.cache/diatonic/${venv} (${reason}); run once with the index reachable`,
+      ),
+    };
   }
 }

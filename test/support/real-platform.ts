@@ -32,10 +32,14 @@ export async function holdRealNode(): Promise<() => void> {
   const held = new Promise<void>((resolve) => (acquired = resolve));
   const done = new Promise<void>((resolve) => (release = resolve));
   // The lock's own wait allows a whole other file's run (≈ 15 min) before giving up.
-  const holding = withLock(lockDir, async () => {
-    acquired();
-    await done;
-  }, 40 * 60_000);
+  const holding = withLock(
+    lockDir,
+    async () => {
+      acquired();
+      await done;
+    },
+    40 * 60_000,
+  );
   holding.catch(() => undefined);
   await Promise.race([held, holding]);
   return release;
@@ -45,11 +49,60 @@ export async function holdRealNode(): Promise<() => void> {
 function mirrorCertificate(dir: string): { caPem: string; cert: string; key: string } {
   const file = (name: string): string => join(dir, name);
   const openssl = (args: readonly string[]): void => void execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"), "-days", "1", "-subj", "/CN=diatonic test mirror CA"]);
-  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", file("mirror.key"), "-out", file("mirror.csr"), "-subj", `/CN=${realNode.address}`]);
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    file("ca.key"),
+    "-out",
+    file("ca.crt"),
+    "-days",
+    "1",
+    "-subj",
+    "/CN=diatonic test mirror CA",
+  ]);
+  openssl([
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    file("mirror.key"),
+    "-out",
+    file("mirror.csr"),
+    "-subj",
+    `/CN=${realNode.address}`,
+  ]);
   writeFileSync(file("san.ext"), `subjectAltName=IP:${realNode.address}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  openssl(["x509", "-req", "-in", file("mirror.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file("mirror.crt"), "-days", "1", "-extfile", file("san.ext")]);
-  return { caPem: readFileSync(file("ca.crt"), "utf8"), cert: readFileSync(file("mirror.crt"), "utf8"), key: readFileSync(file("mirror.key"), "utf8") };
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    file("mirror.csr"),
+    "-CA",
+    file("ca.crt"),
+    "-CAkey",
+    file("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    file("mirror.crt"),
+    "-days",
+    "1",
+    "-extfile",
+    file("san.ext"),
+  ]);
+  return {
+    caPem: readFileSync(file("ca.crt"), "utf8"),
+    cert: readFileSync(file("mirror.crt"), "utf8"),
+    key: readFileSync(file("mirror.key"), "utf8"),
+  };
 }
 
 export interface Mirror {
@@ -82,7 +135,14 @@ export async function startMirror(spec: string = labSpec): Promise<Mirror> {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-mirror-"));
   const root = join(dir, "hub");
   const tls = mirrorCertificate(dir);
-  const doc = parseDocument(readFileSync(spec, "utf8")).toJS() as { environments: { local: { model: { source: { huggingFace: { repo: string; revision: string; file: string } } }; embeddings: { model: string; revision?: string; file: string } } } };
+  const doc = parseDocument(readFileSync(spec, "utf8")).toJS() as {
+    environments: {
+      local: {
+        model: { source: { huggingFace: { repo: string; revision: string; file: string } } };
+        embeddings: { model: string; revision?: string; file: string };
+      };
+    };
+  };
   const requests: string[] = [];
   const publish = (repo: string, revision: string, file: string, content: Buffer): string => {
     const path = join(root, repo, revision, file);
@@ -97,17 +157,27 @@ export async function startMirror(spec: string = labSpec): Promise<Mirror> {
   publish(embeddings.model, embeddings.revision ?? "main", embeddings.file, model);
   let hub: RunningHub;
   try {
-    hub = await startHubServer({ root, host: realNode.address, port: 443, tls: { cert: tls.cert, key: tls.key }, onRequest: (method, url) => requests.push(`${method} ${url}`) });
+    hub = await startHubServer({
+      root,
+      host: realNode.address,
+      port: 443,
+      tls: { cert: tls.cert, key: tls.key },
+      onRequest: (method, url) => requests.push(`${method} ${url}`),
+    });
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`cannot serve the mirror on ${realNode.address}:443 (another test's mirror still running?): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `cannot serve the mirror on ${realNode.address}:443 (another test's mirror still running?): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return {
     url: `https://${realNode.address}`,
     caPem: tls.caPem,
     requests,
     publish,
-    publishLora: (repo, revision, seed) => publish(repo, revision, "lora.gguf", ggufBytes(dir, tinyLoraAdapter({ seed, name: `lora-${seed}` }))),
+    publishLora: (repo, revision, seed) =>
+      publish(repo, revision, "lora.gguf", ggufBytes(dir, tinyLoraAdapter({ seed, name: `lora-${seed}` }))),
     async close() {
       await hub.close();
       rmSync(dir, { recursive: true, force: true });
@@ -134,7 +204,11 @@ export interface DeployedPlatform {
  * the Secrets of its SECRETS.md and the download ConfigMap pointing at the mirror, created the
  * way an operator would before `diatonic apply --env local`.
  */
-export async function preparePlatform(cluster: TestCluster, mirror: Mirror, labels: Readonly<Record<string, string>> = {}): Promise<DeployedPlatform> {
+export async function preparePlatform(
+  cluster: TestCluster,
+  mirror: Mirror,
+  labels: Readonly<Record<string, string>> = {},
+): Promise<DeployedPlatform> {
   const name = `lab${randomBytes(3).toString("hex")}`;
   const namespace = `t-real-${name}`;
   const dir = mkdtempSync(join(tmpdir(), "diatonic-real-"));
@@ -147,7 +221,12 @@ export async function preparePlatform(cluster: TestCluster, mirror: Mirror, labe
   const apiKey = `sk-${randomBytes(18).toString("hex")}`;
   const keys = `keys:\n  - sha256: ${createHash("sha256").update(apiKey).digest("hex")}\n    tenant: tests\n    adapters: ["*"]\n    scopes: [inference, admin]\n`;
   await cluster.kubectl(["create", "namespace", namespace]);
-  const secret = (secretName: string, key: string, value: string) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: secretName, namespace }, stringData: { [key]: value } });
+  const secret = (secretName: string, key: string, value: string) => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: secretName, namespace },
+    stringData: { [key]: value },
+  });
   const objects = [
     secret("hf-token", "token", "hf_mirror_needs_none"),
     secret("qdrant-api-key", "api-key", randomBytes(16).toString("hex")),
@@ -161,7 +240,8 @@ export async function preparePlatform(cluster: TestCluster, mirror: Mirror, labe
     },
   ];
   await cluster.kubectl(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
-  const cli = (command: string, ...extra: string[]) => runCli([command, "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, ...extra]);
+  const cli = (command: string, ...extra: string[]) =>
+    runCli([command, "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, ...extra]);
   return {
     file,
     namespace,
@@ -175,15 +255,34 @@ export async function preparePlatform(cluster: TestCluster, mirror: Mirror, labe
       writeFileSync(file, current.toString());
     },
     async destroy() {
-      await runCli(["destroy", "--spec", file, "--env", "local", "--kubeconfig", cluster.kubeconfig, "--delete-data", "--yes", "--output", "json"]);
-      await cluster.kubectl(["delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s"]).catch(() => undefined);
+      await runCli([
+        "destroy",
+        "--spec",
+        file,
+        "--env",
+        "local",
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--delete-data",
+        "--yes",
+        "--output",
+        "json",
+      ]);
+      await cluster
+        .kubectl(["delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s"])
+        .catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 /** `kubectl port-forward` to a local port the OS picks; `stop` ends it. */
-export async function portForward(cluster: TestCluster, namespace: string, target: string, port: number): Promise<{ url: string; stop: () => void }> {
+export async function portForward(
+  cluster: TestCluster,
+  namespace: string,
+  target: string,
+  port: number,
+): Promise<{ url: string; stop: () => void }> {
   // One local port for the test's life: a port-forward runs through the API server, which another
   // test file may restart; kubectl then exits, and a new one takes the same local port.
   const local = await new Promise<number>((resolve, reject) => {
@@ -198,7 +297,11 @@ export async function portForward(cluster: TestCluster, namespace: string, targe
   let child: ChildProcess | undefined;
   const start = (): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      const current = spawn(kubectlPath(), ["--kubeconfig", cluster.kubeconfig, "-n", namespace, "port-forward", target, `${local}:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
+      const current = spawn(
+        kubectlPath(),
+        ["--kubeconfig", cluster.kubeconfig, "-n", namespace, "port-forward", target, `${local}:${port}`],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
       child = current;
       let output = "";
       const timer = setTimeout(() => reject(new Error(`port-forward did not start: ${output}`)), 30_000);

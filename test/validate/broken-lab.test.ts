@@ -25,11 +25,19 @@ async function findings(args: string[]): Promise<{ code: number; findings: Findi
 
 /** The mistakes of the platform we replace, each caught before anything reaches a cluster. */
 const mistakes = [
-  { fixture: "device-plugin-wrong-schema", rule: "gpu/device-plugin-config", says: /not a valid NVIDIA device-plugin config.*advertises each GPU once/ },
+  {
+    fixture: "device-plugin-wrong-schema",
+    rule: "gpu/device-plugin-config",
+    says: /not a valid NVIDIA device-plugin config.*advertises each GPU once/,
+  },
   { fixture: "seven-gpus", rule: "gpu/capacity", says: /will stay Pending: needs 1 nvidia.com\/gpu, 2 exist, 7 requested/ },
   { fixture: "service-target-port", rule: "wiring/service-target-port", says: /targetPort 8000 matches no container port/ },
   { fixture: "ingress-missing-service", rule: "wiring/ingress-backend", says: /Service llm\/llama-proxy, which does not exist/ },
-  { fixture: "init-container-root", rule: "psa/root-user", says: /init container fix-permissions runs as uid 0 while runAsNonRoot is true/ },
+  {
+    fixture: "init-container-root",
+    rule: "psa/root-user",
+    says: /init container fix-permissions runs as uid 0 while runAsNonRoot is true/,
+  },
   { fixture: "policy-cuts-api", rule: "network/required-flows", says: /block the ingress controller → Deployment\/llm\/gateway:8080/ },
 ];
 
@@ -85,7 +93,11 @@ describe("validate CLI", () => {
     assert.match(out, /error gpu\/capacity Deployment\/llm\/llama-full-copies \(<stdin>\)/);
     const empty = (() => {
       try {
-        execFileSync(process.execPath, ["bin/diatonic.js", "validate", "-"], { input: "", encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+        execFileSync(process.execPath, ["bin/diatonic.js", "validate", "-"], {
+          input: "",
+          encoding: "utf8",
+          stdio: ["pipe", "pipe", "pipe"],
+        });
         return { status: 0, stderr: "" };
       } catch (error) {
         return error as { status: number; stderr: string };
@@ -102,17 +114,29 @@ describe("validate CLI", () => {
       `apiVersion: apps/v1\nkind: DaemonSet\nmetadata: { name: device-plugin, namespace: ${namespace} }\nspec:\n  selector: { matchLabels: { name: dp } }\n  template:\n    metadata: { labels: { name: dp } }\n    spec:\n      containers:\n        - name: plugin\n          image: nvcr.io/nvidia/k8s-device-plugin:v0.17.1\n          volumeMounts: [{ name: dir, mountPath: /var/lib/kubelet/device-plugins }]\n      volumes:\n        - name: dir\n          hostPath: { path: /var/lib/kubelet/device-plugins, type: Directory }\n`;
     writeFileSync(join(dir, "unknown.yaml"), daemonSet("kube-system"));
     const unknown = await findings([join(dir, "unknown.yaml")]);
-    assert.deepEqual(unknown.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity), ["warning"]);
-    writeFileSync(join(dir, "restricted.yaml"), `apiVersion: v1\nkind: Namespace\nmetadata: { name: apps, labels: { pod-security.kubernetes.io/enforce: restricted } }\n---\n${daemonSet("apps")}`);
+    assert.deepEqual(
+      unknown.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity),
+      ["warning"],
+    );
+    writeFileSync(
+      join(dir, "restricted.yaml"),
+      `apiVersion: v1\nkind: Namespace\nmetadata: { name: apps, labels: { pod-security.kubernetes.io/enforce: restricted } }\n---\n${daemonSet("apps")}`,
+    );
     const restricted = await findings([join(dir, "restricted.yaml")]);
-    assert.deepEqual(restricted.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity), ["error"]);
+    assert.deepEqual(
+      restricted.findings.filter((f) => f.ruleId === "psa/host-access").map((f) => f.severity),
+      ["error"],
+    );
   });
 
   it("a Helm chart or template is named as such, with the command that renders it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "validate-helm-"));
     mkdirSync(join(dir, "templates"));
     writeFileSync(join(dir, "Chart.yaml"), "apiVersion: v2\nname: web\nversion: 0.1.0\n");
-    writeFileSync(join(dir, "templates", "deployment.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  replicas: {{ .Values.replicas }}\n");
+    writeFileSync(
+      join(dir, "templates", "deployment.yaml"),
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  replicas: {{ .Values.replicas }}\n",
+    );
     const chart = await runCli(["validate", dir]);
     assert.equal(chart.code, 2);
     assert.match(chart.stderr, /is a Helm chart, and validate reads rendered manifests\n {2}fix: helm template \S+ \| diatonic validate -/);
@@ -124,7 +148,10 @@ describe("validate CLI", () => {
   it("writes SARIF 2.1.0 with the rules and results", async () => {
     const run = await runCli(["validate", join(FIXTURES, "service-target-port"), "--format", "sarif"]);
     assert.equal(run.code, 1);
-    const sarif = JSON.parse(run.stdout) as { version: string; runs: { tool: { driver: { rules: unknown[] } }; results: { ruleId: string; level: string }[] }[] };
+    const sarif = JSON.parse(run.stdout) as {
+      version: string;
+      runs: { tool: { driver: { rules: unknown[] } }; results: { ruleId: string; level: string }[] }[];
+    };
     assert.equal(sarif.version, "2.1.0");
     assert.ok((sarif.runs[0]?.tool.driver.rules.length ?? 0) >= 25);
     assert.ok(sarif.runs[0]?.results.some((r) => r.ruleId === "wiring/service-target-port" && r.level === "error"));
@@ -158,7 +185,11 @@ function labWithSpecWarnings(): { file: string; revisionLine: number; authLine: 
     .replace("  staging:\n", "  staging:\n    gateway: { auth: optional }\n");
   writeFileSync(file, text);
   const lines = text.split("\n");
-  return { file, revisionLine: lines.findIndex((l) => l.includes("revision: main")) + 1, authLine: lines.findIndex((l) => l.includes("auth: optional }")) + 1 };
+  return {
+    file,
+    revisionLine: lines.findIndex((l) => l.includes("revision: main")) + 1,
+    authLine: lines.findIndex((l) => l.includes("auth: optional }")) + 1,
+  };
 }
 
 describe("the spec's own warnings reach validate and plan, placed in platform.yaml", () => {
@@ -166,11 +197,25 @@ describe("the spec's own warnings reach validate and plan, placed in platform.ya
     const lab = labWithSpecWarnings();
     const run = await runCli(["validate", "--spec", lab.file, "--env", "staging"]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, new RegExp(`warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\)\n  at spec\\.model\\.source\\.huggingFace\\.revision\n  the model revision is the moving branch 'main'\n  fix: pin a commit`));
-    assert.match(run.stdout, new RegExp(`warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.authLine}:\\d+\\)\n  at environments\\.staging\\.gateway\\.auth\n  API keys are optional in environment staging`));
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\)\n  at spec\\.model\\.source\\.huggingFace\\.revision\n  the model revision is the moving branch 'main'\n  fix: pin a commit`,
+      ),
+    );
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.authLine}:\\d+\\)\n  at environments\\.staging\\.gateway\\.auth\n  API keys are optional in environment staging`,
+      ),
+    );
     assert.match(run.stdout, /0 error\(s\), 3 warning\(s\)/);
-    const sarif = JSON.parse((await runCli(["validate", "--spec", lab.file, "--env", "staging", "--format", "sarif"])).stdout) as { runs: { results: { ruleId: string; locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }[] }[] };
-    const uris = sarif.runs[0]?.results.filter((r) => r.ruleId === "spec/cross-field").map((r) => r.locations[0]?.physicalLocation.artifactLocation.uri);
+    const sarif = JSON.parse((await runCli(["validate", "--spec", lab.file, "--env", "staging", "--format", "sarif"])).stdout) as {
+      runs: { results: { ruleId: string; locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }[] }[];
+    };
+    const uris = sarif.runs[0]?.results
+      .filter((r) => r.ruleId === "spec/cross-field")
+      .map((r) => r.locations[0]?.physicalLocation.artifactLocation.uri);
     assert.equal(uris?.length, 2);
     for (const uri of uris ?? []) assert.match(uri ?? "", /platform\.yaml:\d+:\d+$/);
   });
@@ -179,7 +224,12 @@ describe("the spec's own warnings reach validate and plan, placed in platform.ya
     const lab = labWithSpecWarnings();
     const run = await runCli(["plan", "--spec", lab.file, "--env", "production"]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, new RegExp(`does not fit / needs attention:[\\s\\S]*warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\): the model revision is the moving branch 'main'\n    fix: pin a commit`));
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `does not fit / needs attention:[\\s\\S]*warning spec/cross-field Platform/lab \\(\\S*platform\\.yaml:${lab.revisionLine}:\\d+\\): the model revision is the moving branch 'main'\n    fix: pin a commit`,
+      ),
+    );
   });
 });
 
@@ -188,7 +238,10 @@ describe("plan", () => {
     const run = await runCli(["plan", "--spec", "examples/lab/platform.yaml", "--env", "production"]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /GPUs: 1 of 8 slices requested/);
-    assert.match(run.stdout, /gpu-node-1\s+0\s+NVIDIA GeForce RTX 3060\s+12 GiB\s+1\/4\s+Deployment\/llama3-multi-adapter\/engine\s+[\d.]+ GiB\s+10\.2 GiB\s+yes/);
+    assert.match(
+      run.stdout,
+      /gpu-node-1\s+0\s+NVIDIA GeForce RTX 3060\s+12 GiB\s+1\/4\s+Deployment\/llama3-multi-adapter\/engine\s+[\d.]+ GiB\s+10\.2 GiB\s+yes/,
+    );
     assert.match(run.stdout, /VRAM per engine replica: weights [\d.]+ \+ LoRA slots [\d.]+ \+ KV cache/);
     assert.match(run.stdout, /code\s+\/code\s+16\s+shared pool of 4\s+code/);
     assert.match(run.stdout, /gateway-api-keys\s+keys\.yaml/);
@@ -197,12 +250,18 @@ describe("plan", () => {
   it("says which pods stay Pending when the GPUs are oversubscribed (--format json)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "plan-"));
     const spec = join(dir, "platform.yaml");
-    const text = readFileSync("examples/lab/platform.yaml", "utf8").replace("      replicas: 1\n  adapters:", "      replicas: 9\n  adapters:");
+    const text = readFileSync("examples/lab/platform.yaml", "utf8").replace(
+      "      replicas: 1\n  adapters:",
+      "      replicas: 9\n  adapters:",
+    );
     writeFileSync(spec, text);
     const run = await runCli(["plan", "--spec", spec, "--env", "production", "--format", "json"]);
     assert.equal(run.code, 1);
     const plan = JSON.parse(run.stdout) as { placement: { pending: { reason: string }[]; totalSlices: number } };
     assert.equal(plan.placement.totalSlices, 8);
-    assert.deepEqual(plan.placement.pending.map((p) => p.reason), ["needs 1 nvidia.com/gpu, 8 exist, 9 requested"]);
+    assert.deepEqual(
+      plan.placement.pending.map((p) => p.reason),
+      ["needs 1 nvidia.com/gpu, 8 exist, 9 requested"],
+    );
   });
 });

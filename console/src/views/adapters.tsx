@@ -35,7 +35,8 @@ function AdapterCard({ adapter }: { readonly adapter: AdapterView }) {
         <dd>
           {adapter.loraSource !== null ? (
             <>
-              <span class="mono">{adapter.loraSource.source}</span> (rank {adapter.loraSource.rank}), served as <span class="mono">{adapter.upstreamModel}</span>
+              <span class="mono">{adapter.loraSource.source}</span> (rank {adapter.loraSource.rank}), served as{" "}
+              <span class="mono">{adapter.upstreamModel}</span>
             </>
           ) : adapter.lora !== null ? (
             <span class="mono">{adapter.lora}</span>
@@ -61,14 +62,16 @@ function AdapterCard({ adapter }: { readonly adapter: AdapterView }) {
             <span class="muted">no</span>
           ) : (
             <>
-              collection <span class="mono">{adapter.rag.collection}</span>, top {adapter.rag.topK}, {adapter.rag.mode} search, score ≥ {adapter.rag.scoreThreshold}; on a retrieval failure{" "}
+              collection <span class="mono">{adapter.rag.collection}</span>, top {adapter.rag.topK}, {adapter.rag.mode} search, score ≥{" "}
+              {adapter.rag.scoreThreshold}; on a retrieval failure{" "}
               {adapter.rag.onFailure === "fail" ? "the request fails" : "it answers without context"}
             </>
           )}
         </dd>
         <dt>Limits</dt>
         <dd>
-          {adapter.limits.concurrency} at once, {adapter.limits.queue} queued; {seconds(adapter.limits.timeoutMs)} in all, first byte within {seconds(adapter.limits.firstByteTimeoutMs)}
+          {adapter.limits.concurrency} at once, {adapter.limits.queue} queued; {seconds(adapter.limits.timeoutMs)} in all, first byte within{" "}
+          {seconds(adapter.limits.firstByteTimeoutMs)}
         </dd>
       </dl>
       <p class="actions">

@@ -22,7 +22,16 @@ interface IngestResult {
 type Format = "markdown" | "text" | "html";
 
 /** What `diatonic ingest` reads, by extension (src/rag/chunker.ts). */
-const FORMATS: Readonly<Record<string, Format>> = { md: "markdown", markdown: "markdown", mdx: "markdown", txt: "text", text: "text", rst: "text", html: "html", htm: "html" };
+const FORMATS: Readonly<Record<string, Format>> = {
+  md: "markdown",
+  markdown: "markdown",
+  mdx: "markdown",
+  txt: "text",
+  text: "text",
+  rst: "text",
+  html: "html",
+  htm: "html",
+};
 const ACCEPT = Object.keys(FORMATS)
   .map((extension) => `.${extension}`)
   .join(",");
@@ -110,7 +119,11 @@ function Collection({ api, adapter }: { readonly api: Api; readonly adapter: str
         continue;
       }
       if (file.size > limit) {
-        results.push({ name: file.name, ok: false, text: `not ingested: ${bytes(file.size)} is over the gateway's request limit (${bytes(limit)}); split it, or use diatonic ingest` });
+        results.push({
+          name: file.name,
+          ok: false,
+          text: `not ingested: ${bytes(file.size)} is over the gateway's request limit (${bytes(limit)}); split it, or use diatonic ingest`,
+        });
         continue;
       }
       const text = await file.text();
@@ -119,7 +132,9 @@ function Collection({ api, adapter }: { readonly api: Api; readonly adapter: str
         continue;
       }
       try {
-        const result = await postWithProgress(api, path, JSON.stringify({ documents: [{ source: file.name, text, format }] }), (sent) => setProgress({ file: file.name, index, total: files.length, sent }));
+        const result = await postWithProgress(api, path, JSON.stringify({ documents: [{ source: file.name, text, format }] }), (sent) =>
+          setProgress({ file: file.name, index, total: files.length, sent }),
+        );
         results.push({ name: file.name, ok: true, text: summary(result) });
       } catch (error) {
         results.push({ name: file.name, ok: false, text: error instanceof Error ? error.message : String(error) });
@@ -150,7 +165,10 @@ function Collection({ api, adapter }: { readonly api: Api; readonly adapter: str
     <>
       <section class="card" aria-labelledby="upload-heading">
         <h2 id="upload-heading">Add documents</h2>
-        <p class="muted small">Markdown, text and HTML files are chunked, embedded and stored in the adapter's collection; a file already there under the same name is replaced.</p>
+        <p class="muted small">
+          Markdown, text and HTML files are chunked, embedded and stored in the adapter's collection; a file already there under the same
+          name is replaced.
+        </p>
         <label for="files">Files to ingest</label>
         <input
           id="files"
@@ -232,7 +250,12 @@ function Collection({ api, adapter }: { readonly api: Api; readonly adapter: str
                             </button>
                           </>
                         ) : (
-                          <button type="button" class="secondary" aria-label={`Delete ${source.source}…`} onClick={() => setConfirming(source.source)}>
+                          <button
+                            type="button"
+                            class="secondary"
+                            aria-label={`Delete ${source.source}…`}
+                            onClick={() => setConfirming(source.source)}
+                          >
                             Delete…
                           </button>
                         )}
@@ -261,7 +284,9 @@ export function DocumentsView({ api, adapter }: { readonly api: Api; readonly ad
           {adapters.error.message}
         </p>
       )}
-      {adapters.data !== undefined && rag.length === 0 && <p class="muted">No adapter of this platform uses RAG: give one a rag binding in the spec to give it documents.</p>}
+      {adapters.data !== undefined && rag.length === 0 && (
+        <p class="muted">No adapter of this platform uses RAG: give one a rag binding in the spec to give it documents.</p>
+      )}
       {selected !== undefined && (
         <>
           <div class="field inline">

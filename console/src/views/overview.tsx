@@ -42,13 +42,36 @@ function Charts({ history }: { readonly history: MetricsHistoryView }) {
   }, [history]);
   const minutes = Math.round(history.windowSeconds / 60);
   if (names.length === 0) {
-    return <p class="muted">No requests yet: charts appear once adapters are used (the gateway samples its metrics every {history.intervalSeconds} s and keeps {minutes} minutes).</p>;
+    return (
+      <p class="muted">
+        No requests yet: charts appear once adapters are used (the gateway samples its metrics every {history.intervalSeconds} s and keeps{" "}
+        {minutes} minutes).
+      </p>
+    );
   }
   return (
     <div class="charts">
-      <TimeChart title="Requests per second" description={`Requests per second for each adapter over the last ${minutes} minutes`} times={history.times} series={series.requests} format={rate} />
-      <TimeChart title="Latency p50 and p99 (dashed)" description={`Median and 99th percentile latency for each adapter over the last ${minutes} minutes`} times={history.times} series={series.latency} format={milliseconds} />
-      <TimeChart title="Tokens per second (completion)" description={`Completion tokens per second for each adapter over the last ${minutes} minutes`} times={history.times} series={series.tokens} format={rate} />
+      <TimeChart
+        title="Requests per second"
+        description={`Requests per second for each adapter over the last ${minutes} minutes`}
+        times={history.times}
+        series={series.requests}
+        format={rate}
+      />
+      <TimeChart
+        title="Latency p50 and p99 (dashed)"
+        description={`Median and 99th percentile latency for each adapter over the last ${minutes} minutes`}
+        times={history.times}
+        series={series.latency}
+        format={milliseconds}
+      />
+      <TimeChart
+        title="Tokens per second (completion)"
+        description={`Completion tokens per second for each adapter over the last ${minutes} minutes`}
+        times={history.times}
+        series={series.tokens}
+        format={rate}
+      />
     </div>
   );
 }
@@ -131,10 +154,20 @@ export function OverviewPage({ api }: { readonly api: Api }) {
                             <td>{upstream.name}</td>
                             <td class="mono">{replica.origin}</td>
                             <td>
-                              <span class={`badge ${replica.healthy ? "state-loaded" : "state-failed"}`}>{replica.healthy ? "healthy" : "ejected"}</span>
+                              <span class={`badge ${replica.healthy ? "state-loaded" : "state-failed"}`}>
+                                {replica.healthy ? "healthy" : "ejected"}
+                              </span>
                             </td>
                             <td>{count(replica.outstanding)}</td>
-                            <td>{replica.loras === undefined ? <span class="muted">not polled</span> : replica.loras.length === 0 ? <span class="muted">none</span> : replica.loras.join(", ")}</td>
+                            <td>
+                              {replica.loras === undefined ? (
+                                <span class="muted">not polled</span>
+                              ) : replica.loras.length === 0 ? (
+                                <span class="muted">none</span>
+                              ) : (
+                                replica.loras.join(", ")
+                              )}
+                            </td>
                           </tr>
                         )),
                   )}
@@ -165,7 +198,9 @@ export function OverviewPage({ api }: { readonly api: Api }) {
                       <td>
                         <StateBadge state={adapter.state} />
                       </td>
-                      <td class="mono">{adapter.replicas.length === 0 ? <span class="muted">none yet</span> : adapter.replicas.join(", ")}</td>
+                      <td class="mono">
+                        {adapter.replicas.length === 0 ? <span class="muted">none yet</span> : adapter.replicas.join(", ")}
+                      </td>
                     </tr>
                   ))}
                 </tbody>

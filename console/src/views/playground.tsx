@@ -35,14 +35,19 @@ function numberOrUndefined(text: string): number | undefined {
 function TurnMeta({ turn }: { readonly turn: Turn }) {
   if (turn.status === "streaming") return <p class="meta">streaming…</p>;
   const parts: string[] = [];
-  if (turn.usage !== undefined) parts.push(`${count(turn.usage.prompt_tokens)} prompt + ${count(turn.usage.completion_tokens)} completion tokens`);
+  if (turn.usage !== undefined)
+    parts.push(`${count(turn.usage.prompt_tokens)} prompt + ${count(turn.usage.completion_tokens)} completion tokens`);
   if (turn.firstTokenMs !== undefined) parts.push(`first token ${milliseconds(turn.firstTokenMs / 1000)}`);
   if (turn.totalMs !== undefined) parts.push(`total ${milliseconds(turn.totalMs / 1000)}`);
   if (turn.usage !== undefined && turn.totalMs !== undefined && turn.firstTokenMs !== undefined && turn.totalMs > turn.firstTokenMs) {
     parts.push(`${rate(turn.usage.completion_tokens / ((turn.totalMs - turn.firstTokenMs) / 1000))} tokens/s`);
   }
   if (turn.status === "stopped") parts.push("stopped");
-  return <p class="meta" data-testid="turn-meta">{parts.join(" · ")}</p>;
+  return (
+    <p class="meta" data-testid="turn-meta">
+      {parts.join(" · ")}
+    </p>
+  );
 }
 
 export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) {
@@ -67,7 +72,9 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
   }, [model, names.join(",")]);
   useEffect(() => () => running.current?.abort(), []);
 
-  const history: ChatMessage[] = turns.filter((turn) => turn.status !== "failed").map((turn) => ({ role: turn.role, content: turn.content }));
+  const history: ChatMessage[] = turns
+    .filter((turn) => turn.status !== "failed")
+    .map((turn) => ({ role: turn.role, content: turn.content }));
   const requestFor = (text: string): ChatRequest => {
     const max = numberOrUndefined(maxTokens);
     const temp = numberOrUndefined(temperature);
@@ -115,7 +122,12 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
       updateLast((turn) => ({ ...turn, status: "done", totalMs: performance.now() - started }));
     } catch (error) {
       if (controller.signal.aborted) updateLast((turn) => ({ ...turn, status: "stopped", totalMs: performance.now() - started }));
-      else updateLast((turn) => ({ ...turn, status: "failed", error: error instanceof ApiError ? `${error.status} ${error.code ?? ""}: ${error.message}` : String(error) }));
+      else
+        updateLast((turn) => ({
+          ...turn,
+          status: "failed",
+          error: error instanceof ApiError ? `${error.status} ${error.code ?? ""}: ${error.message}` : String(error),
+        }));
     } finally {
       running.current = undefined;
       setBusy(false);
@@ -144,7 +156,9 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
             Conversation
           </h2>
           {turns.length === 0 ? (
-            <p class="muted">Pick an adapter and send a message: the answer streams in as the engine writes it. Stop calls the request off.</p>
+            <p class="muted">
+              Pick an adapter and send a message: the answer streams in as the engine writes it. Stop calls the request off.
+            </p>
           ) : (
             <ol class="transcript" data-testid="transcript">
               {turns.map((turn, index) => (
@@ -166,7 +180,8 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
                       <ol>
                         {turn.citations.map((citation) => (
                           <li key={citation.index}>
-                            [{citation.index}] <span class="mono">{citation.source}</span> · chunk {citation.chunk} · score {rate(citation.score)}
+                            [{citation.index}] <span class="mono">{citation.source}</span> · chunk {citation.chunk} · score{" "}
+                            {rate(citation.score)}
                           </li>
                         ))}
                       </ol>
@@ -194,7 +209,12 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
               <button type="button" class="danger" disabled={!busy} onClick={() => running.current?.abort()}>
                 Stop
               </button>
-              <button type="button" class="secondary" disabled={busy || turns.length === 0} onClick={() => (setTurns([]), setSent(undefined))}>
+              <button
+                type="button"
+                class="secondary"
+                disabled={busy || turns.length === 0}
+                onClick={() => (setTurns([]), setSent(undefined))}
+              >
                 Clear
               </button>
               <span class="muted small">Ctrl+Enter sends</span>
@@ -221,11 +241,26 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
             <div class="row">
               <div class="field">
                 <label for="max-tokens">Max tokens</label>
-                <input id="max-tokens" type="number" min={1} value={maxTokens} onInput={(event) => setMaxTokens(event.currentTarget.value)} />
+                <input
+                  id="max-tokens"
+                  type="number"
+                  min={1}
+                  value={maxTokens}
+                  onInput={(event) => setMaxTokens(event.currentTarget.value)}
+                />
               </div>
               <div class="field">
                 <label for="temperature">Temperature</label>
-                <input id="temperature" type="number" min={0} max={2} step={0.1} placeholder="adapter's" value={temperature} onInput={(event) => setTemperature(event.currentTarget.value)} />
+                <input
+                  id="temperature"
+                  type="number"
+                  min={0}
+                  max={2}
+                  step={0.1}
+                  placeholder="adapter's"
+                  value={temperature}
+                  onInput={(event) => setTemperature(event.currentTarget.value)}
+                />
               </div>
             </div>
           </section>
@@ -233,7 +268,13 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
             <h2 id="code-heading">{sent !== undefined ? "The last request as code" : "This request as code"}</h2>
             <div class="segmented" role="group" aria-label="Language">
               {(Object.keys(SNIPPET_LABELS) as SnippetKind[]).map((kind) => (
-                <button key={kind} type="button" class={codeKind === kind ? "active" : "secondary"} aria-pressed={codeKind === kind} onClick={() => setCodeKind(kind)}>
+                <button
+                  key={kind}
+                  type="button"
+                  class={codeKind === kind ? "active" : "secondary"}
+                  aria-pressed={codeKind === kind}
+                  onClick={() => setCodeKind(kind)}
+                >
                   {SNIPPET_LABELS[kind]}
                 </button>
               ))}
@@ -245,7 +286,9 @@ export function PlaygroundView({ api, adapter, authRequired }: PlaygroundProps) 
               <button type="button" class="secondary" onClick={copy}>
                 {copied ? "Copied" : "Copy"}
               </button>
-              {authRequired && <span class="muted small">Set DIATONIC_API_KEY to a key with the inference scope: the key is never shown here.</span>}
+              {authRequired && (
+                <span class="muted small">Set DIATONIC_API_KEY to a key with the inference scope: the key is never shown here.</span>
+              )}
             </div>
           </section>
         </aside>

@@ -28,10 +28,22 @@ export function SignIn({ problem, onSignIn }: SignInProps) {
     <main class="centered">
       <div class="card sign-in">
         <h1>Diatonic console</h1>
-        <p>Sign in with an API key that has the <code>admin</code> scope. The key stays in this browser tab only (session storage) and is sent to this gateway alone.</p>
+        <p>
+          Sign in with an API key that has the <code>admin</code> scope. The key stays in this browser tab only (session storage) and is
+          sent to this gateway alone.
+        </p>
         <form onSubmit={(event) => void submit(event)}>
           <label for="api-key">Admin API key</label>
-          <input id="api-key" name="api-key" type="password" autocomplete="off" spellcheck={false} value={key} onInput={(event) => setKey(event.currentTarget.value)} aria-describedby={error !== undefined ? "sign-in-error" : undefined} />
+          <input
+            id="api-key"
+            name="api-key"
+            type="password"
+            autocomplete="off"
+            spellcheck={false}
+            value={key}
+            onInput={(event) => setKey(event.currentTarget.value)}
+            aria-describedby={error !== undefined ? "sign-in-error" : undefined}
+          />
           {error !== undefined && (
             <p id="sign-in-error" role="alert" class="error">
               {error}

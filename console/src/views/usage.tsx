@@ -24,8 +24,8 @@ export function UsageView({ api }: { readonly api: Api }) {
       ) : (
         <>
           <p class="muted">
-            Counted by gateway replica <span class="mono">{data.replica}</span> since {dateTime(data.since)}. Each replica counts its own requests; Prometheus sums them across replicas (
-            <span class="mono">diatonic_gateway_requests_total</span>).
+            Counted by gateway replica <span class="mono">{data.replica}</span> since {dateTime(data.since)}. Each replica counts its own
+            requests; Prometheus sums them across replicas (<span class="mono">diatonic_gateway_requests_total</span>).
           </p>
           {data.data.length === 0 ? (
             <p class="muted">No requests yet.</p>

@@ -15,9 +15,16 @@ export const adapterAgentCommand: Command = {
       host: { type: "string", default: "0.0.0.0" },
     });
     if (values.config === undefined) throw new InputError("missing required flag --config", `usage: ${this.usage}`);
-    if (values.engine === undefined) throw new InputError("missing required flag --engine", `pass the engine's base URL, e.g. --engine http://127.0.0.1:8000; usage: ${this.usage}`);
+    if (values.engine === undefined)
+      throw new InputError(
+        "missing required flag --engine",
+        `pass the engine's base URL, e.g. --engine http://127.0.0.1:8000; usage: ${this.usage}`,
+      );
     if (!URL.canParse(values.engine) || !/^https?:$/.test(new URL(values.engine).protocol)) {
-      throw new InputError(`--engine ${JSON.stringify(values.engine)} is not an http(s) URL`, "pass the engine's base URL, e.g. --engine http://127.0.0.1:8000");
+      throw new InputError(
+        `--engine ${JSON.stringify(values.engine)} is not an http(s) URL`,
+        "pass the engine's base URL, e.g. --engine http://127.0.0.1:8000",
+      );
     }
     const { startAdapterAgent, AGENT_PORT } = await import("../../adapters/index.ts");
     const logger = pino({ base: { component: "adapter-agent" } }, io.stdout);

@@ -4,7 +4,8 @@ import { oneOf, parseFlags, portFlag, type Command, type CommandIO } from "../co
 
 export const devCommand: Command = {
   name: "dev",
-  usage: "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR]",
+  usage:
+    "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {
       spec: { type: "string" },
@@ -32,7 +33,8 @@ export const devCommand: Command = {
       ...(values.data !== undefined ? { dataDir: values.data } : {}),
       ...(embeddings !== undefined ? { embeddings } : {}),
       vectorStore,
-      onDownload: (url) => io.stderr.write(`diatonic dev: no Qdrant binary here (QDRANT_BIN, ../shared/tools/qdrant): downloading ${url}…\n`),
+      onDownload: (url) =>
+        io.stderr.write(`diatonic dev: no Qdrant binary here (QDRANT_BIN, ../shared/tools/qdrant): downloading ${url}…\n`),
       onSpecChange: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
       onProgress: (line) => io.stderr.write(`diatonic dev: ${line}\n`),
     });

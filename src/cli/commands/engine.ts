@@ -19,7 +19,8 @@ function positiveInt(flag: string, value: string | undefined, fallback?: number)
 
 function parseLora(spec: string): LoraModule {
   const at = spec.indexOf("=");
-  if (at <= 0 || at === spec.length - 1) throw new InputError(`--lora ${JSON.stringify(spec)} is not NAME=PATH`, "pass --lora chatbot=/models/chatbot-lora.gguf");
+  if (at <= 0 || at === spec.length - 1)
+    throw new InputError(`--lora ${JSON.stringify(spec)} is not NAME=PATH`, "pass --lora chatbot=/models/chatbot-lora.gguf");
   return { name: spec.slice(0, at), path: spec.slice(at + 1) };
 }
 
@@ -60,7 +61,10 @@ export const engineCommand: Command = {
     });
     const model = values.model ?? io.env["DIATONIC_MODEL"];
     if (model === undefined || model === "") {
-      throw new InputError("missing required flag --model (or DIATONIC_MODEL)", "pass --model FILE.gguf; `diatonic engine make-test-model --out DIR` writes a tiny one");
+      throw new InputError(
+        "missing required flag --model (or DIATONIC_MODEL)",
+        "pass --model FILE.gguf; `diatonic engine make-test-model --out DIR` writes a tiny one",
+      );
     }
     const logger = pino({ base: { component: "engine" } }, io.stdout);
     // Loaded here, not at the top: node-llama-cpp reads its files at import, and images without it

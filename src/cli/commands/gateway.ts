@@ -19,11 +19,17 @@ export const gatewayCommand: Command = {
     const port = portFlag(values.port);
     let gateway;
     try {
-      gateway = await startGateway({ configFile: resolve(io.cwd, values.config), host: values.host, ...(port !== undefined ? { port } : {}) });
+      gateway = await startGateway({
+        configFile: resolve(io.cwd, values.config),
+        host: values.host,
+        ...(port !== undefined ? { port } : {}),
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-        throw new WorldError(`cannot listen on ${values.host}:${port ?? "the configured port"}: ${code}`, "pick another --port or --host", { cause: error });
+        throw new WorldError(`cannot listen on ${values.host}:${port ?? "the configured port"}: ${code}`, "pick another --port or --host", {
+          cause: error,
+        });
       }
       throw error;
     }

@@ -7,7 +7,11 @@ export const planCommand: Command = {
   name: "plan",
   usage: "diatonic plan [--spec FILE] --env ENV [--format human|json]",
   async run(argv: readonly string[], io: CommandIO) {
-    const { values } = parseFlags(this, argv, { spec: { type: "string", default: "platform.yaml" }, env: { type: "string" }, format: { type: "string" } });
+    const { values } = parseFlags(this, argv, {
+      spec: { type: "string", default: "platform.yaml" },
+      env: { type: "string" },
+      format: { type: "string" },
+    });
     if (!values.env) throw new InputError("missing required flag --env", `usage: ${this.usage}`);
     const format = oneOf("--format", values.format, ["human", "json"] as const, "human");
     const plan = planPlatform(resolve(io.cwd, values.spec), values.env, io.cwd, values.spec);

@@ -41,7 +41,10 @@ export const quickstartCommand: Command = {
         "",
         `rendered ${tree.result.placed.length} objects and validated them with ${rules.length} rules (schemas, Pod Security, wiring, network policies, GPU fit) in ${ms} ms: ${validation.errors} error(s), ${validation.warnings} warning(s)`,
         ...validation.findings.filter((f) => f.severity !== "info").map((f) => `  ${f.severity} ${f.ruleId} ${f.resource}: ${f.message}`),
-        `wrote ${tree.files.size} files to ${shown}/ (base/ + overlays/ for ${[...new Set(tree.files.keys())].filter((f) => f.endsWith("/kustomization.yaml") && f.startsWith("overlays/")).map((f) => f.split("/")[1]).join(", ")})`,
+        `wrote ${tree.files.size} files to ${shown}/ (base/ + overlays/ for ${[...new Set(tree.files.keys())]
+          .filter((f) => f.endsWith("/kustomization.yaml") && f.startsWith("overlays/"))
+          .map((f) => f.split("/")[1])
+          .join(", ")})`,
         "",
         "next:",
         ...next.map(([command, what]) => `  ${command.padEnd(width)}   # ${what}`),

@@ -41,7 +41,10 @@ export const renderCommand: Command = {
     });
     if (!values.env) throw new InputError("missing required flag --env", `usage: ${this.usage}`);
     if (values.output !== undefined && values.output !== "yaml") {
-      throw new InputError(`-o ${JSON.stringify(values.output)} is not supported`, "use -o yaml for a YAML stream, or --out DIR for a Kustomize tree");
+      throw new InputError(
+        `-o ${JSON.stringify(values.output)} is not supported`,
+        "use -o yaml for a YAML stream, or --out DIR for a Kustomize tree",
+      );
     }
     if ((values.out === undefined) === (values.output === undefined)) {
       throw new InputError("pass exactly one of --out DIR and -o yaml", `usage: ${this.usage}`);
@@ -57,7 +60,9 @@ export const renderCommand: Command = {
     const tree = buildTree(options);
     writeTreeAtomically(out, tree.files);
     io.stdout.write(summarize(tree));
-    io.stdout.write(`wrote ${tree.files.size} files to ${values.out}; build with: kubectl kustomize ${values.out}/overlays/${values.env}\n`);
+    io.stdout.write(
+      `wrote ${tree.files.size} files to ${values.out}; build with: kubectl kustomize ${values.out}/overlays/${values.env}\n`,
+    );
     if (io.env["DIATONIC_VERBOSE"] === "1") {
       for (const p of tree.result.placed) io.stdout.write(`  ${resourceId(p.object)}\n`);
     }

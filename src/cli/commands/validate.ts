@@ -10,15 +10,28 @@ export const validateCommand: Command = {
   name: "validate",
   usage: "diatonic validate [PATH ... | -] [--spec FILE --env ENV] [--format human|json|sarif]",
   async run(argv: readonly string[], io: CommandIO) {
-    const { values, positionals } = parseFlags(this, argv, { spec: { type: "string" }, env: { type: "string" }, format: { type: "string" } }, true);
+    const { values, positionals } = parseFlags(
+      this,
+      argv,
+      { spec: { type: "string" }, env: { type: "string" }, format: { type: "string" } },
+      true,
+    );
     const format = oneOf("--format", values.format, FORMATS, "human");
     const specGiven = values.spec !== undefined || positionals.length === 0;
-    if (specGiven && !values.env) throw new InputError(positionals.length === 0 ? "with no PATH, validate renders the spec and needs --env" : "--spec needs --env", `usage: ${this.usage}`);
+    if (specGiven && !values.env)
+      throw new InputError(
+        positionals.length === 0 ? "with no PATH, validate renders the spec and needs --env" : "--spec needs --env",
+        `usage: ${this.usage}`,
+      );
     const spec = values.spec ?? "platform.yaml";
     const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, spec), values.env, io.cwd, spec) : undefined;
     const read = positionals.length > 0 ? readObjects(positionals, io.cwd) : undefined;
     for (const note of read?.notes ?? []) io.stderr.write(`note: ${note}\n`);
-    if (read && read.objects.length === 0) throw new InputError(`no Kubernetes objects found in ${positionals.map((p) => (p === STDIN ? "standard input" : p)).join(", ")}`, "pass YAML files or directories holding manifests");
+    if (read && read.objects.length === 0)
+      throw new InputError(
+        `no Kubernetes objects found in ${positionals.map((p) => (p === STDIN ? "standard input" : p)).join(", ")}`,
+        "pass YAML files or directories holding manifests",
+      );
     const result = validateObjects(read?.objects ?? fromSpec?.objects ?? [], fromSpec?.env ?? {}, read?.files ?? new Map());
     const color = format === "human" && (io.stdout as { isTTY?: boolean }).isTTY === true && !io.env["NO_COLOR"];
     io.stdout.write(formatResult(result, format, color));

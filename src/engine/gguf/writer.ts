@@ -82,16 +82,36 @@ class ByteSink {
     return at;
   }
 
-  u8(v: number): void { this.buffer.writeUInt8(v, this.reserve(1)); }
-  i8(v: number): void { this.buffer.writeInt8(v, this.reserve(1)); }
-  u16(v: number): void { this.buffer.writeUInt16LE(v, this.reserve(2)); }
-  i16(v: number): void { this.buffer.writeInt16LE(v, this.reserve(2)); }
-  u32(v: number): void { this.buffer.writeUInt32LE(v, this.reserve(4)); }
-  i32(v: number): void { this.buffer.writeInt32LE(v, this.reserve(4)); }
-  f32(v: number): void { this.buffer.writeFloatLE(v, this.reserve(4)); }
-  f64(v: number): void { this.buffer.writeDoubleLE(v, this.reserve(8)); }
-  u64(v: number | bigint): void { this.buffer.writeBigUInt64LE(BigInt(v), this.reserve(8)); }
-  i64(v: number | bigint): void { this.buffer.writeBigInt64LE(BigInt(v), this.reserve(8)); }
+  u8(v: number): void {
+    this.buffer.writeUInt8(v, this.reserve(1));
+  }
+  i8(v: number): void {
+    this.buffer.writeInt8(v, this.reserve(1));
+  }
+  u16(v: number): void {
+    this.buffer.writeUInt16LE(v, this.reserve(2));
+  }
+  i16(v: number): void {
+    this.buffer.writeInt16LE(v, this.reserve(2));
+  }
+  u32(v: number): void {
+    this.buffer.writeUInt32LE(v, this.reserve(4));
+  }
+  i32(v: number): void {
+    this.buffer.writeInt32LE(v, this.reserve(4));
+  }
+  f32(v: number): void {
+    this.buffer.writeFloatLE(v, this.reserve(4));
+  }
+  f64(v: number): void {
+    this.buffer.writeDoubleLE(v, this.reserve(8));
+  }
+  u64(v: number | bigint): void {
+    this.buffer.writeBigUInt64LE(BigInt(v), this.reserve(8));
+  }
+  i64(v: number | bigint): void {
+    this.buffer.writeBigInt64LE(BigInt(v), this.reserve(8));
+  }
 
   str(v: string): void {
     const bytes = Buffer.from(v, "utf8");
@@ -116,18 +136,30 @@ class ByteSink {
 
 function writeScalar(sink: ByteSink, type: ScalarType, value: number | bigint | boolean | string): void {
   switch (type) {
-    case GgufValueType.uint8: return sink.u8(Number(value));
-    case GgufValueType.int8: return sink.i8(Number(value));
-    case GgufValueType.uint16: return sink.u16(Number(value));
-    case GgufValueType.int16: return sink.i16(Number(value));
-    case GgufValueType.uint32: return sink.u32(Number(value));
-    case GgufValueType.int32: return sink.i32(Number(value));
-    case GgufValueType.float32: return sink.f32(Number(value));
-    case GgufValueType.bool: return sink.u8(value === true ? 1 : 0);
-    case GgufValueType.string: return sink.str(String(value));
-    case GgufValueType.uint64: return sink.u64(typeof value === "bigint" ? value : Number(value));
-    case GgufValueType.int64: return sink.i64(typeof value === "bigint" ? value : Number(value));
-    case GgufValueType.float64: return sink.f64(Number(value));
+    case GgufValueType.uint8:
+      return sink.u8(Number(value));
+    case GgufValueType.int8:
+      return sink.i8(Number(value));
+    case GgufValueType.uint16:
+      return sink.u16(Number(value));
+    case GgufValueType.int16:
+      return sink.i16(Number(value));
+    case GgufValueType.uint32:
+      return sink.u32(Number(value));
+    case GgufValueType.int32:
+      return sink.i32(Number(value));
+    case GgufValueType.float32:
+      return sink.f32(Number(value));
+    case GgufValueType.bool:
+      return sink.u8(value === true ? 1 : 0);
+    case GgufValueType.string:
+      return sink.str(String(value));
+    case GgufValueType.uint64:
+      return sink.u64(typeof value === "bigint" ? value : Number(value));
+    case GgufValueType.int64:
+      return sink.i64(typeof value === "bigint" ? value : Number(value));
+    case GgufValueType.float64:
+      return sink.f64(Number(value));
   }
 }
 
@@ -224,4 +256,3 @@ export function writeGgufFile(path: string, file: GgufFile): number {
   }
   return bytes.length;
 }
-

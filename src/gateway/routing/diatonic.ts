@@ -176,7 +176,11 @@ export class Diatonic implements RoutingPolicy {
       .map(([lora, rate]) => ({ lora, rate: rate.read(now) }))
       .filter((entry) => entry.rate > 1e-6)
       .sort((a, b) => rank(b.lora, b.rate) - rank(a.lora, a.rate) || a.lora.localeCompare(b.lora))
-      .map(({ lora, rate }) => ({ lora, rate, k: this.homeCount(lora, Math.min(origins.length, Math.max(1, Math.ceil((rate * service) / capacity))), now) }));
+      .map(({ lora, rate }) => ({
+        lora,
+        rate,
+        k: this.homeCount(lora, Math.min(origins.length, Math.max(1, Math.ceil((rate * service) / capacity))), now),
+      }));
     const order = this.ranking(REPLICA_ORDER, origins, key);
     const split = (tails: number) => {
       const pinnedReplicas = new Set(order.slice(0, origins.length - tails));
@@ -200,10 +204,12 @@ export class Diatonic implements RoutingPolicy {
         }
         const fits = (origin: string, bound: number) => hasSlot(origin) && (work.get(origin) ?? 0) + share <= capacity * bound;
         const chosen: string[] = [];
-        for (const origin of previous?.homes.get(lora) ?? []) if (chosen.length < k && group.includes(origin) && fits(origin, STICKY_BOUND)) chosen.push(origin);
+        for (const origin of previous?.homes.get(lora) ?? [])
+          if (chosen.length < k && group.includes(origin) && fits(origin, STICKY_BOUND)) chosen.push(origin);
         for (const origin of group) if (chosen.length < k && !chosen.includes(origin) && fits(origin, 1)) chosen.push(origin);
         // Past every bound (more work than the replicas' share): the least loaded.
-        for (const origin of [...group].sort((a, b) => (work.get(a) ?? 0) - (work.get(b) ?? 0))) if (chosen.length < k && !chosen.includes(origin) && hasSlot(origin)) chosen.push(origin);
+        for (const origin of [...group].sort((a, b) => (work.get(a) ?? 0) - (work.get(b) ?? 0)))
+          if (chosen.length < k && !chosen.includes(origin) && hasSlot(origin)) chosen.push(origin);
         if (chosen.length === 0) chosen.push(tail[0] ?? (ranked[0] as string));
         for (const origin of chosen) {
           work.set(origin, (work.get(origin) ?? 0) + share);
@@ -229,7 +235,9 @@ export class Diatonic implements RoutingPolicy {
 
   /** The adapter's home replicas among the candidates. */
   homesOf(lora: string, candidates: readonly Candidate[], now: number): readonly string[] {
-    const slots = new Map([...candidates].sort((a, b) => a.origin.localeCompare(b.origin)).map((c) => [c.origin, slotsOf(c, this.options.defaultSlots)]));
+    const slots = new Map(
+      [...candidates].sort((a, b) => a.origin.localeCompare(b.origin)).map((c) => [c.origin, slotsOf(c, this.options.defaultSlots)]),
+    );
     const key = [...slots].map(([origin, n]) => `${origin}=${n}`).join(" ");
     const placement = this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement : this.place(slots, key, now);
     // An adapter not placed yet (its first request) is cold: the first of its ranking in the tail.
@@ -289,7 +297,8 @@ export class Diatonic implements RoutingPolicy {
       // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
       const cost = wait + (resident ? 0 : home ? swap : 2 * swap);
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
-      if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests)) best = { candidate, cost, requests, wait, reason };
+      if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests))
+        best = { candidate, cost, requests, wait, reason };
     }
     const chosen = best as { candidate: Candidate; wait: number; reason: string; requests: number };
     return { candidate: chosen.candidate, reason: chosen.reason, expectedWaitMs: chosen.wait, requestsThere: chosen.requests };
@@ -300,7 +309,8 @@ export class Diatonic implements RoutingPolicy {
     const there = routed.choice.requestsThere ?? 0;
     const alone = this.hitFirstByte.value;
     // Resident and on a free sequence beside others: what they added to its first byte is sharing time.
-    if (!routed.swapped && there > 0 && there < this.parallelism && alone !== undefined) this.sharedFirstByte.add(Math.max(0, (routed.firstByteMs - alone) / there));
+    if (!routed.swapped && there > 0 && there < this.parallelism && alone !== undefined)
+      this.sharedFirstByte.add(Math.max(0, (routed.firstByteMs - alone) / there));
     // First bytes only of requests that were to run at once: in any other, queueing would pass for swap or prompt time.
     if (routed.choice.expectedWaitMs !== 0 || there > 0) return;
     (routed.swapped ? this.missFirstByte : this.hitFirstByte).add(routed.firstByteMs);

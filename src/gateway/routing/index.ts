@@ -5,7 +5,17 @@ import { LoraAffinity } from "./lora-affinity.ts";
 import { RoundRobin } from "./round-robin.ts";
 import type { PolicyName, RoutingPolicy } from "./types.ts";
 
-export { POLICY_NAMES, isResident, slotsOf, type Candidate, type Choice, type PolicyName, type RouteRequest, type Routed, type RoutingPolicy } from "./types.ts";
+export {
+  POLICY_NAMES,
+  isResident,
+  slotsOf,
+  type Candidate,
+  type Choice,
+  type PolicyName,
+  type RouteRequest,
+  type Routed,
+  type RoutingPolicy,
+} from "./types.ts";
 
 export interface RoutingSettings {
   readonly policy: PolicyName;

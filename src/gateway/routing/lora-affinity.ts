@@ -43,7 +43,10 @@ export class LoraAffinity implements RoutingPolicy {
       } else if (Math.abs(score - bestScore) <= 1e-9) best.push(candidate);
     }
     const candidate = best[Math.floor(this.random() * best.length)] as Candidate;
-    const active = request.lora === undefined || candidate.load?.runningLoras.has(request.lora) === true || candidate.load?.waitingLoras.has(request.lora) === true;
+    const active =
+      request.lora === undefined ||
+      candidate.load?.runningLoras.has(request.lora) === true ||
+      candidate.load?.waitingLoras.has(request.lora) === true;
     return { candidate, reason: active ? "active" : "scored" };
   }
 }

@@ -65,25 +65,51 @@ export const gpuRules = [
     if (!placement) return [];
     return placement.pending.map(({ pod, reason }) => {
       const owner = context.inventory.templates.find((t) => t.resource === pod.resource)?.owner ?? pod.resource;
-      return report(owner, "spec.template.spec.containers[*].resources.limits", `${pod.name} will stay Pending: ${reason}`, `lower its nvidia.com/gpu or replicas, raise gpu.sharing.replicas, or add GPU nodes (capacity ${placement.totalSlices}, requested ${placement.requestedSlices})`);
+      return report(
+        owner,
+        "spec.template.spec.containers[*].resources.limits",
+        `${pod.name} will stay Pending: ${reason}`,
+        `lower its nvidia.com/gpu or replicas, raise gpu.sharing.replicas, or add GPU nodes (capacity ${placement.totalSlices}, requested ${placement.requestedSlices})`,
+      );
     });
   }),
-  defineRule("gpu/fail-requests-greater-than-one", "error", "no pod asks for more than one slice when the plugin refuses it", ({ inventory }, report) => {
-    const strict = findDevicePluginConfigs(inventory).some((c) => c.parsed?.sharing?.timeSlicing?.failRequestsGreaterThanOne === true);
-    if (!strict) return [];
-    return inventory.templates.flatMap((template) =>
-      template.spec.containers.flatMap((container, i): Finding[] => {
-        const slices = gpuSlicesOf(container.resources?.limits);
-        return slices > 1 ? [report(template.owner, `${template.path}.containers[${i}].resources.limits`, `asks for ${slices} time-sliced GPUs, but failRequestsGreaterThanOne is true: the plugin fails the allocation (UnexpectedAdmissionError)`, "request 1 slice (a slice is the whole GPU's compute, shared), or set failRequestsGreaterThanOne: false knowing slices give no extra memory")] : [];
-      }),
-    );
-  }),
+  defineRule(
+    "gpu/fail-requests-greater-than-one",
+    "error",
+    "no pod asks for more than one slice when the plugin refuses it",
+    ({ inventory }, report) => {
+      const strict = findDevicePluginConfigs(inventory).some((c) => c.parsed?.sharing?.timeSlicing?.failRequestsGreaterThanOne === true);
+      if (!strict) return [];
+      return inventory.templates.flatMap((template) =>
+        template.spec.containers.flatMap((container, i): Finding[] => {
+          const slices = gpuSlicesOf(container.resources?.limits);
+          return slices > 1
+            ? [
+                report(
+                  template.owner,
+                  `${template.path}.containers[${i}].resources.limits`,
+                  `asks for ${slices} time-sliced GPUs, but failRequestsGreaterThanOne is true: the plugin fails the allocation (UnexpectedAdmissionError)`,
+                  "request 1 slice (a slice is the whole GPU's compute, shared), or set failRequestsGreaterThanOne: false knowing slices give no extra memory",
+                ),
+              ]
+            : [];
+        }),
+      );
+    },
+  ),
   defineRule("gpu/memory-utilization-sum", "error", "vLLM pods sharing one GPU claim at most all of its memory", (context, report) => {
     const placement = placementFor(context);
     if (!placement) return [];
     return placement.devices
       .filter((use) => use.utilization > 1 + 1e-9)
-      .map((use) => report(use.pods[0]?.pod.resource ?? "Node", "--gpu-memory-utilization", `${deviceName(use.device)} holds ${use.pods.map((p) => p.pod.name).join(", ")} whose --gpu-memory-utilization add up to ${use.utilization.toFixed(2)} > 1: the later one fails to start`, "lower --gpu-memory-utilization so they sum to ≤ 1, or give them separate GPUs"));
+      .map((use) =>
+        report(
+          use.pods[0]?.pod.resource ?? "Node",
+          "--gpu-memory-utilization",
+          `${deviceName(use.device)} holds ${use.pods.map((p) => p.pod.name).join(", ")} whose --gpu-memory-utilization add up to ${use.utilization.toFixed(2)} > 1: the later one fails to start`,
+          "lower --gpu-memory-utilization so they sum to ≤ 1, or give them separate GPUs",
+        ),
+      );
   }),
   defineRule("gpu/vram", "error", "vLLM's estimated memory fits the GPU share it claims", (context, report) => {
     const placement = placementFor(context);
@@ -94,12 +120,24 @@ export const gpuRules = [
         const vllm = placed.pod.vllm;
         if (!vllm || placed.fits) continue;
         const e = vllm.estimate;
-        findings.push(report(placed.pod.resource, "--gpu-memory-utilization", `${placed.pod.name} needs about ${e.totalGiB} GiB (weights ${e.weightsGiB}, LoRA slots ${e.loraGiB}, KV cache for ${vllm.settings.maxModelLen} tokens ${e.kvCacheGiB}, overhead ${e.overheadGiB}) but gets ${placed.claimedGiB} GiB on ${deviceName(use.device)}`, "quantise the model, lower --max-model-len or --max-loras, raise --gpu-memory-utilization, or use a larger GPU"));
+        findings.push(
+          report(
+            placed.pod.resource,
+            "--gpu-memory-utilization",
+            `${placed.pod.name} needs about ${e.totalGiB} GiB (weights ${e.weightsGiB}, LoRA slots ${e.loraGiB}, KV cache for ${vllm.settings.maxModelLen} tokens ${e.kvCacheGiB}, overhead ${e.overheadGiB}) but gets ${placed.claimedGiB} GiB on ${deviceName(use.device)}`,
+            "quantise the model, lower --max-model-len or --max-loras, raise --gpu-memory-utilization, or use a larger GPU",
+          ),
+        );
       }
     }
     // Time-slicing hides which card a slice belongs to: a pod that only fits the larger card may get the smaller.
     // The cards its slice may come from: the node's others advertised under the same resource.
-    const smallestBeside = (device: GpuDevice) => Math.min(...placement.devices.filter((u) => u.device.node === device.node && u.device.gpuResource === device.gpuResource).map((u) => u.device.memoryGiB));
+    const smallestBeside = (device: GpuDevice) =>
+      Math.min(
+        ...placement.devices
+          .filter((u) => u.device.node === device.node && u.device.gpuResource === device.gpuResource)
+          .map((u) => u.device.memoryGiB),
+      );
     const seen = new Set<string>();
     for (const use of placement.devices) {
       const smallest = smallestBeside(use.device);
@@ -108,7 +146,15 @@ export const gpuRules = [
         if (!vllm || !placed.fits || seen.has(placed.pod.resource) || use.device.memoryGiB === smallest || use.device.slices <= 1) continue;
         if (smallest * vllm.settings.gpuMemoryUtilization < vllm.estimate.totalGiB) {
           seen.add(placed.pod.resource);
-          findings.push(report(placed.pod.resource, "resources.limits.nvidia.com/gpu", `${placed.pod.name} fits ${deviceName(use.device)} but not the ${smallest} GiB card on the same node; time-slicing does not let it choose, so it may start on the small one and fail`, "make it fit the smallest card (quantise the model, lower maxModelLen or maxLoras), or run it on nodes whose cards all fit it (gpu.nodeSelector)", "warning"));
+          findings.push(
+            report(
+              placed.pod.resource,
+              "resources.limits.nvidia.com/gpu",
+              `${placed.pod.name} fits ${deviceName(use.device)} but not the ${smallest} GiB card on the same node; time-slicing does not let it choose, so it may start on the small one and fail`,
+              "make it fit the smallest card (quantise the model, lower maxModelLen or maxLoras), or run it on nodes whose cards all fit it (gpu.nodeSelector)",
+              "warning",
+            ),
+          );
         }
       }
     }
@@ -123,14 +169,42 @@ export const gpuRules = [
         const path = `${template.path}.containers[${i}].args`;
         const slices = gpuSlicesOf(container.resources?.limits);
         const out: Finding[] = [];
-        if (slices !== tp) out.push(report(template.owner, path, `--tensor-parallel-size ${tp} but the container gets ${slices} GPU(s): vLLM needs one GPU per rank`, `request nvidia.com/gpu: ${tp}`));
+        if (slices !== tp)
+          out.push(
+            report(
+              template.owner,
+              path,
+              `--tensor-parallel-size ${tp} but the container gets ${slices} GPU(s): vLLM needs one GPU per rank`,
+              `request nvidia.com/gpu: ${tp}`,
+            ),
+          );
         const platform = context.env.platform;
         // Where the plan put it, else any time-slicing config the nodes use.
         const placed = placementFor(context)?.devices.filter((use) => use.pods.some((p) => p.pod.resource === template.resource));
-        const timeSliced = placed !== undefined && placed.length > 0 ? placed.some((use) => use.device.slices > 1) : platform !== undefined && sharingConfigsInUse(platform.spec).some((c) => c.sharing.mode === "timeSlicing");
-        if (timeSliced) out.push(report(template.owner, path, `tensor parallelism over time-sliced GPUs: the ${tp} slices may be the same physical card, so ranks fight over one GPU`, "run tensor-parallel engines on GPUs that are not time-sliced (gpu.sharing.mode: none)"));
+        const timeSliced =
+          placed !== undefined && placed.length > 0
+            ? placed.some((use) => use.device.slices > 1)
+            : platform !== undefined && sharingConfigsInUse(platform.spec).some((c) => c.sharing.mode === "timeSlicing");
+        if (timeSliced)
+          out.push(
+            report(
+              template.owner,
+              path,
+              `tensor parallelism over time-sliced GPUs: the ${tp} slices may be the same physical card, so ranks fight over one GPU`,
+              "run tensor-parallel engines on GPUs that are not time-sliced (gpu.sharing.mode: none)",
+            ),
+          );
         const sizes = new Set((platform?.spec.gpu.nodes ?? []).flatMap((n) => n.gpus.map((g) => g.memoryGiB)));
-        if (sizes.size > 1) out.push(report(template.owner, path, `tensor parallelism across GPUs of different sizes (${[...sizes].join(", ")} GiB): every rank is limited to the smallest`, "use identical GPUs for a tensor-parallel group", "warning"));
+        if (sizes.size > 1)
+          out.push(
+            report(
+              template.owner,
+              path,
+              `tensor parallelism across GPUs of different sizes (${[...sizes].join(", ")} GiB): every rank is limited to the smallest`,
+              "use identical GPUs for a tensor-parallel group",
+              "warning",
+            ),
+          );
         return out;
       }),
     ),
@@ -142,9 +216,20 @@ export const gpuRules = [
     return context.inventory.templates.flatMap((template): Finding[] => {
       if (template.owner.kind !== "Deployment") return [];
       const slices = template.spec.containers.reduce((n, c) => n + gpuSlicesOf(c.resources?.limits), 0);
-      const strategy = (template.owner as unknown as { spec?: { strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string } } } }).spec?.strategy;
+      const strategy = (
+        template.owner as unknown as { spec?: { strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string } } } }
+      ).spec?.strategy;
       const surges = (strategy?.type ?? "RollingUpdate") === "RollingUpdate" && strategy?.rollingUpdate?.maxSurge !== 0;
-      return slices > 0 && surges && free < slices ? [report(template.owner, "spec.strategy", `a rolling update starts a new pod before the old one frees its ${slices} GPU slice(s), and only ${free} are free: the rollout stalls`, "use strategy type Recreate, or RollingUpdate with maxSurge: 0")] : [];
+      return slices > 0 && surges && free < slices
+        ? [
+            report(
+              template.owner,
+              "spec.strategy",
+              `a rolling update starts a new pod before the old one frees its ${slices} GPU slice(s), and only ${free} are free: the rollout stalls`,
+              "use strategy type Recreate, or RollingUpdate with maxSurge: 0",
+            ),
+          ]
+        : [];
     });
   }),
 ];

@@ -20,7 +20,10 @@ const podsOf = (t: PodTemplate): Endpoint => ({ kind: "pods", namespace: t.names
 function endpointOf(inventory: Inventory, peer: Peer, namespace: string, instance: string): Endpoint | undefined {
   switch (peer.kind) {
     case "workload": {
-      const template = inventory.podsMatching(namespace, { "app.kubernetes.io/name": peer.name, "app.kubernetes.io/instance": instance })[0];
+      const template = inventory.podsMatching(namespace, {
+        "app.kubernetes.io/name": peer.name,
+        "app.kubernetes.io/instance": instance,
+      })[0];
       return template ? podsOf(template) : undefined;
     }
     case "acme-solver":
@@ -44,7 +47,8 @@ function flowsFromGraph(inventory: Inventory, flows: readonly Flow[], namespace:
     const ownerTemplate = [from, to].find((e): e is Extract<Endpoint, { kind: "pods" }> => e?.kind === "pods");
     // Solver pods exist only while cert-manager solves a challenge: the Certificate stands for them.
     const owner = ownerTemplate
-      ? (inventory.podsMatching(ownerTemplate.namespace, ownerTemplate.labels)[0]?.owner ?? (flow.to.kind === "acme-solver" ? inventory.ofKind("Certificate").find((c) => c.metadata.namespace === namespace) : undefined))
+      ? (inventory.podsMatching(ownerTemplate.namespace, ownerTemplate.labels)[0]?.owner ??
+        (flow.to.kind === "acme-solver" ? inventory.ofKind("Certificate").find((c) => c.metadata.namespace === namespace) : undefined))
       : undefined;
     return from && to && owner ? [{ from, to, port: flow.port, protocol: flow.protocol, purpose: flow.purpose, owner }] : [];
   });
@@ -53,16 +57,32 @@ function flowsFromGraph(inventory: Inventory, flows: readonly Flow[], namespace:
 /** Without a spec: flows read from the objects (ingress backends, the gateway's upstreams, DNS). */
 function flowsFromObjects(inventory: Inventory): NeededFlow[] {
   const flows: NeededFlow[] = [];
-  const toService = (namespace: string, name: string, port: number | string | undefined): { pods: PodTemplate[]; port: number | undefined } => {
-    const service = inventory.get("Service", namespace, name) as unknown as { spec?: { selector?: Record<string, string>; ports?: { name?: string; port: number; targetPort?: number | string }[] } } | undefined;
-    const servicePort = service?.spec?.ports?.find((p) => (typeof port === "string" ? p.name === port : p.port === port)) ?? service?.spec?.ports?.[0];
+  const toService = (
+    namespace: string,
+    name: string,
+    port: number | string | undefined,
+  ): { pods: PodTemplate[]; port: number | undefined } => {
+    const service = inventory.get("Service", namespace, name) as unknown as
+      { spec?: { selector?: Record<string, string>; ports?: { name?: string; port: number; targetPort?: number | string }[] } } | undefined;
+    const servicePort =
+      service?.spec?.ports?.find((p) => (typeof port === "string" ? p.name === port : p.port === port)) ?? service?.spec?.ports?.[0];
     const pods = service?.spec?.selector ? inventory.podsMatching(namespace, service.spec.selector) : [];
     const target = servicePort?.targetPort ?? servicePort?.port;
-    const number = typeof target === "number" ? target : pods.flatMap((t) => t.spec.containers.flatMap((c) => c.ports ?? [])).find((p) => p.name === target)?.containerPort;
+    const number =
+      typeof target === "number"
+        ? target
+        : pods.flatMap((t) => t.spec.containers.flatMap((c) => c.ports ?? [])).find((p) => p.name === target)?.containerPort;
     return { pods, port: number };
   };
   for (const ingress of inventory.ofKind("Ingress")) {
-    const spec = (ingress as unknown as { spec?: { ingressClassName?: string; rules?: { http?: { paths: { backend: { service?: { name: string; port?: { name?: string; number?: number } } } }[] } }[] } }).spec;
+    const spec = (
+      ingress as unknown as {
+        spec?: {
+          ingressClassName?: string;
+          rules?: { http?: { paths: { backend: { service?: { name: string; port?: { name?: string; number?: number } } } }[] } }[];
+        };
+      }
+    ).spec;
     const controller = spec?.ingressClassName === "nginx" ? "ingress-nginx" : undefined;
     if (!controller) continue;
     for (const rule of spec?.rules ?? []) {
@@ -71,7 +91,15 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
         if (!backend) continue;
         const target = toService(ingress.metadata.namespace ?? "default", backend.name, backend.port?.name ?? backend.port?.number);
         for (const t of target.pods) {
-          if (target.port) flows.push({ from: { kind: "namespace", namespace: controller, name: "the ingress controller" }, to: podsOf(t), port: target.port, protocol: "TCP", purpose: "clients reach the backend through the ingress", owner: ingress });
+          if (target.port)
+            flows.push({
+              from: { kind: "namespace", namespace: controller, name: "the ingress controller" },
+              to: podsOf(t),
+              port: target.port,
+              protocol: "TCP",
+              purpose: "clients reach the backend through the ingress",
+              owner: ingress,
+            });
         }
       }
     }
@@ -80,8 +108,17 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
   for (const certificate of inventory.ofKind("Certificate")) {
     const issuerRef = (certificate as unknown as { spec?: { issuerRef?: { kind?: string; name?: string } } }).spec?.issuerRef;
     const namespace = certificate.metadata.namespace ?? "default";
-    const issuer = issuerRef?.name === undefined ? undefined : issuerRef.kind === "ClusterIssuer" ? inventory.get("ClusterIssuer", undefined, issuerRef.name) : inventory.get("Issuer", namespace, issuerRef.name);
-    const solvers = (issuer as unknown as { spec?: { acme?: { solvers?: { http01?: { ingress?: { class?: string; ingressClassName?: string } } }[] } } } | undefined)?.spec?.acme?.solvers ?? [];
+    const issuer =
+      issuerRef?.name === undefined
+        ? undefined
+        : issuerRef.kind === "ClusterIssuer"
+          ? inventory.get("ClusterIssuer", undefined, issuerRef.name)
+          : inventory.get("Issuer", namespace, issuerRef.name);
+    const solvers =
+      (
+        issuer as unknown as
+          { spec?: { acme?: { solvers?: { http01?: { ingress?: { class?: string; ingressClassName?: string } } }[] } } } | undefined
+      )?.spec?.acme?.solvers ?? [];
     if (!solvers.some((s) => (s.http01?.ingress?.class ?? s.http01?.ingress?.ingressClassName) === "nginx")) continue;
     flows.push({
       from: { kind: "namespace", namespace: "ingress-nginx", name: "the ingress controller in ingress-nginx" },
@@ -97,8 +134,12 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
     if (!text?.includes("kind: GatewayConfig")) continue;
     const config = parse(text) as { upstreams?: Record<string, { url?: string }>; vectorStore?: { url?: string } };
     const namespace = configMap.metadata.namespace ?? "default";
-    const gateways = inventory.templates.filter((t) => t.namespace === namespace && (t.spec.volumes ?? []).some((v) => v.configMap?.name === configMap.metadata.name));
-    const urls = [...Object.values(config.upstreams ?? {}).map((u) => u.url), config.vectorStore?.url].filter((u): u is string => typeof u === "string");
+    const gateways = inventory.templates.filter(
+      (t) => t.namespace === namespace && (t.spec.volumes ?? []).some((v) => v.configMap?.name === configMap.metadata.name),
+    );
+    const urls = [...Object.values(config.upstreams ?? {}).map((u) => u.url), config.vectorStore?.url].filter(
+      (u): u is string => typeof u === "string",
+    );
     for (const url of urls) {
       const parsed = new URL(url);
       const [service, ns] = parsed.hostname.split(".");
@@ -107,7 +148,15 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
       const target = toService(ns ?? namespace, name, Number(parsed.port) || 80);
       for (const gateway of gateways) {
         for (const t of target.pods) {
-          if (target.port) flows.push({ from: podsOf(gateway), to: podsOf(t), port: target.port, protocol: "TCP", purpose: `the gateway calls ${parsed.host}`, owner: gateway.owner });
+          if (target.port)
+            flows.push({
+              from: podsOf(gateway),
+              to: podsOf(t),
+              port: target.port,
+              protocol: "TCP",
+              purpose: `the gateway calls ${parsed.host}`,
+              owner: gateway.owner,
+            });
         }
       }
     }
@@ -119,7 +168,14 @@ function neededFlows({ inventory, env }: RuleContext): NeededFlow[] {
   const platform = env.platform;
   const dns: NeededFlow[] = inventory.templates
     .filter((t) => t.longRunning)
-    .map((t) => ({ from: podsOf(t), to: { kind: "namespace", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, name: "cluster DNS" }, port: 53, protocol: "UDP", purpose: "name resolution", owner: t.owner }));
+    .map((t) => ({
+      from: podsOf(t),
+      to: { kind: "namespace", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, name: "cluster DNS" },
+      port: 53,
+      protocol: "UDP",
+      purpose: "name resolution",
+      owner: t.owner,
+    }));
   // The spec's graph covers the platform's own pods; the objects' wiring covers hand-written ones.
   const graph = env.flows && platform ? flowsFromGraph(inventory, env.flows, platform.spec.namespace, platform.name) : [];
   const seen = new Set<string>();
@@ -142,8 +198,21 @@ export const networkRules = [
       if (inventory.podSecurityLevel(namespace) === "privileged") return [];
       const open = inventory.templates
         .filter((t) => t.namespace === namespace)
-        .flatMap((t) => (["Ingress", "Egress"] as const).filter((d) => !evaluator.isolated({ kind: "pods", namespace, labels: t.labels, name: t.resource }, d)).map((d) => `${t.resource} (${d.toLowerCase()})`));
-      return open.length > 0 ? [report(`Namespace/${namespace}`, "NetworkPolicy", `pods are not isolated: ${open.join(", ")}: any pod in the cluster can reach them, or they can reach anything`, "add a default-deny NetworkPolicy (podSelector: {}, policyTypes: [Ingress, Egress]) and allow the needed flows")] : [];
+        .flatMap((t) =>
+          (["Ingress", "Egress"] as const)
+            .filter((d) => !evaluator.isolated({ kind: "pods", namespace, labels: t.labels, name: t.resource }, d))
+            .map((d) => `${t.resource} (${d.toLowerCase()})`),
+        );
+      return open.length > 0
+        ? [
+            report(
+              `Namespace/${namespace}`,
+              "NetworkPolicy",
+              `pods are not isolated: ${open.join(", ")}: any pod in the cluster can reach them, or they can reach anything`,
+              "add a default-deny NetworkPolicy (podSelector: {}, policyTypes: [Ingress, Egress]) and allow the needed flows",
+            ),
+          ]
+        : [];
     });
   }),
   defineRule("network/selects-nothing", "warning", "a NetworkPolicy selects some pod", ({ inventory }, report) =>
@@ -154,7 +223,16 @@ export const networkRules = [
       // cert-manager's solver pods come and go with ACME orders: no object here runs them.
       if (selector?.matchLabels !== undefined && selectorMatches(selector, ACME_SOLVER.labels)) return [];
       const any = inventory.templates.some((t) => t.namespace === namespace && selectorMatches(selector, t.labels));
-      return any ? [] : [report(policy, "spec.podSelector", `selects no pod in ${namespace}: it protects nothing, and the pods it meant to cover are open or cut off`, "make the podSelector match the workload's pod labels")];
+      return any
+        ? []
+        : [
+            report(
+              policy,
+              "spec.podSelector",
+              `selects no pod in ${namespace}: it protects nothing, and the pods it meant to cover are open or cut off`,
+              "make the podSelector match the workload's pod labels",
+            ),
+          ];
     }),
   ),
   defineRule("network/required-flows", "error", "every flow the platform needs is allowed by the NetworkPolicies", (context, report) => {
@@ -163,7 +241,14 @@ export const networkRules = [
       const result = evaluator.allows(flow.from, flow.to, flow.port, flow.protocol);
       if (result.allowed) return [];
       const side = result.blockedBy === "egress" ? `${flow.from.name}'s egress` : `${flow.to.name}'s ingress`;
-      return [report(flow.owner, "NetworkPolicy", `NetworkPolicies block ${flow.from.name} → ${flow.to.name}:${flow.port}/${flow.protocol} (${flow.purpose}); blocked by ${side}`, `allow it in a NetworkPolicy selecting ${result.blockedBy === "egress" ? flow.from.name : flow.to.name}`)];
+      return [
+        report(
+          flow.owner,
+          "NetworkPolicy",
+          `NetworkPolicies block ${flow.from.name} → ${flow.to.name}:${flow.port}/${flow.protocol} (${flow.purpose}); blocked by ${side}`,
+          `allow it in a NetworkPolicy selecting ${result.blockedBy === "egress" ? flow.from.name : flow.to.name}`,
+        ),
+      ];
     });
   }),
 ];

@@ -25,7 +25,8 @@ export const rbacRules = [
       return rules.flatMap((rule, i): Finding[] => {
         const verbs = readsAllSecrets(rule);
         if (verbs.length === 0) return [];
-        const scope = role.kind === "ClusterRole" ? "in every namespace it is bound for" : `in namespace ${role.metadata.namespace ?? "default"}`;
+        const scope =
+          role.kind === "ClusterRole" ? "in every namespace it is bound for" : `in namespace ${role.metadata.namespace ?? "default"}`;
         return [
           report(
             role,

@@ -61,7 +61,14 @@ function chatCompletion(model: string): string {
 }
 
 function completion(model: string): string {
-  return JSON.stringify({ id: "cmpl-fixed", object: "text_completion", created: CREATED, model, choices: [{ index: 0, text: FIXED_TEXT, finish_reason: "stop", logprobs: null }], usage: USAGE });
+  return JSON.stringify({
+    id: "cmpl-fixed",
+    object: "text_completion",
+    created: CREATED,
+    model,
+    choices: [{ index: 0, text: FIXED_TEXT, finish_reason: "stop", logprobs: null }],
+    usage: USAGE,
+  });
 }
 
 /** With usage asked for, every chunk carries `"usage":null` until the usage-only chunk, as OpenAI's (and our engine's) do. */
@@ -70,8 +77,13 @@ function chunkEvent(model: string, content: string, finish: string | null, inclu
 }
 
 function streamEvents(model: string, includeUsage: boolean): string[] {
-  const events = STREAM_PIECES.map((piece, index) => chunkEvent(model, piece, index === STREAM_PIECES.length - 1 ? "stop" : null, includeUsage));
-  if (includeUsage) events.push(`data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [], usage: USAGE })}\n\n`);
+  const events = STREAM_PIECES.map((piece, index) =>
+    chunkEvent(model, piece, index === STREAM_PIECES.length - 1 ? "stop" : null, includeUsage),
+  );
+  if (includeUsage)
+    events.push(
+      `data: ${JSON.stringify({ id: "chatcmpl-fixed", object: "chat.completion.chunk", created: CREATED, model, choices: [], usage: USAGE })}\n\n`,
+    );
   events.push("data: [DONE]\n\n");
   return events;
 }
@@ -126,23 +138,31 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     const behaviour = state.behaviour;
     if (behaviour.kind === "hang") return;
     if (behaviour.kind === "status") {
-      const message = JSON.stringify({ error: { message: `fixed upstream failing with ${behaviour.status}`, type: "server_error", param: null, code: null } });
+      const message = JSON.stringify({
+        error: { message: `fixed upstream failing with ${behaviour.status}`, type: "server_error", param: null, code: null },
+      });
       res.writeHead(behaviour.status, { "content-type": "application/json" }).end(message);
       return;
     }
     const model = typeof body?.model === "string" ? body.model : "unknown";
     if (req.method === "GET" && path === "/v1/models") {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data: [{ id: "base", object: "model", created: CREATED, owned_by: "fixed" }] }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ object: "list", data: [{ id: "base", object: "model", created: CREATED, owned_by: "fixed" }] }));
       return;
     }
     if (path === "/v1/embeddings") {
       const inputs = Array.isArray(body?.input) ? body.input : [body?.input];
       const data = inputs.map((_, index) => ({ object: "embedding", index, embedding: [0.1, 0.2, 0.3, 0.4] }));
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data, model, usage: { prompt_tokens: 3, total_tokens: 3 } }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ object: "list", data, model, usage: { prompt_tokens: 3, total_tokens: 3 } }));
       return;
     }
     if (path !== "/v1/chat/completions" && path !== "/v1/completions") {
-      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found", type: "not_found_error", param: null, code: null } }));
+      res
+        .writeHead(404, { "content-type": "application/json" })
+        .end(JSON.stringify({ error: { message: "not found", type: "not_found_error", param: null, code: null } }));
       return;
     }
     if (body?.stream !== true) {

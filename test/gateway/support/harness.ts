@@ -52,16 +52,53 @@ export function testConfig(upstreamUrl: string, overrides: Partial<GatewayConfig
     auth: { mode: "required", ...(dir !== undefined ? { keysFile: join(dir, "keys.yaml") } : {}) },
     rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
     upstreams: {
-      engine: { url: upstreamUrl, discovery: "static", connectTimeoutMs: 300, health: { ejectAfterFailures: 2, ejectionMs: 100, maxEjectionMs: 400 } },
+      engine: {
+        url: upstreamUrl,
+        discovery: "static",
+        connectTimeoutMs: 300,
+        health: { ejectAfterFailures: 2, ejectionMs: 100, maxEjectionMs: 400 },
+      },
     },
     baseModel: { name: "llama-base", upstream: "engine" },
     embeddings: { upstream: "engine", model: "llama-base" },
     adapters: [
-      { name: "code", route: "/code", upstreamModel: "code-lora", upstream: "engine", systemPrompt: "You write code.", sampling: { temperature: 0.2, maxTokens: 64 }, limits },
+      {
+        name: "code",
+        route: "/code",
+        upstreamModel: "code-lora",
+        upstream: "engine",
+        systemPrompt: "You write code.",
+        sampling: { temperature: 0.2, maxTokens: 64 },
+        limits,
+      },
       { name: "chatbot", route: "/chatbot", upstreamModel: "llama-base", upstream: "engine", sampling: {}, limits },
-      { name: "handbook", route: "/handbook", upstreamModel: "llama-base", upstream: "engine", systemPrompt: "Answer from the context.", sampling: {}, rag: { collection: "handbook", onFailure: "answerWithoutContext" }, limits },
-      { name: "strict", route: "/strict", upstreamModel: "llama-base", upstream: "engine", sampling: {}, rag: { collection: "handbook", onFailure: "fail" }, limits },
-      { name: "narrow", route: "/narrow", upstreamModel: "llama-base", upstream: "engine", sampling: {}, limits: { ...limits, concurrency: 1, queue: 0 } },
+      {
+        name: "handbook",
+        route: "/handbook",
+        upstreamModel: "llama-base",
+        upstream: "engine",
+        systemPrompt: "Answer from the context.",
+        sampling: {},
+        rag: { collection: "handbook", onFailure: "answerWithoutContext" },
+        limits,
+      },
+      {
+        name: "strict",
+        route: "/strict",
+        upstreamModel: "llama-base",
+        upstream: "engine",
+        sampling: {},
+        rag: { collection: "handbook", onFailure: "fail" },
+        limits,
+      },
+      {
+        name: "narrow",
+        route: "/narrow",
+        upstreamModel: "llama-base",
+        upstream: "engine",
+        sampling: {},
+        limits: { ...limits, concurrency: 1, queue: 0 },
+      },
     ],
     ...overrides,
   };
@@ -74,7 +111,8 @@ export class LogCapture {
   constructor() {
     const sink = new Writable({
       write: (chunk: Buffer, _encoding, done) => {
-        for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString("utf8").split("\n"))
+          if (line.trim() !== "") this.lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
@@ -96,7 +134,11 @@ export interface TestGateway {
 }
 
 /** Writes the config (and keys) to a temp dir and starts a gateway on a free port. */
-export async function startTestGateway(upstreamUrl: string, overrides: Partial<GatewayConfigInput> = {}, options: Partial<GatewayOptions> = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  upstreamUrl: string,
+  overrides: Partial<GatewayConfigInput> = {},
+  options: Partial<GatewayOptions> = {},
+): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-gateway-"));
   const configFile = join(dir, "config.yaml");
   writeFileSync(join(dir, "keys.yaml"), keysYaml());
@@ -108,13 +150,21 @@ export async function startTestGateway(upstreamUrl: string, overrides: Partial<G
   };
   writeConfig(testConfig(upstreamUrl, overrides, dir));
   const logs = new LogCapture();
-  const gateway = await startGateway({ configFile, port: 0, logger: logs.logger, defaultMetrics: false, watch: { debounceMs: 20, pollMs: 200 }, ...options });
+  const gateway = await startGateway({
+    configFile,
+    port: 0,
+    logger: logs.logger,
+    defaultMetrics: false,
+    watch: { debounceMs: 20, pollMs: 200 },
+    ...options,
+  });
   return {
     gateway,
     dir,
     configFile,
     logs,
-    client: (key: string = KEYS.all, prefix = "") => new OpenAI({ apiKey: key, baseURL: `${gateway.url}${prefix}/v1`, maxRetries: 0, timeout: 5000 }),
+    client: (key: string = KEYS.all, prefix = "") =>
+      new OpenAI({ apiKey: key, baseURL: `${gateway.url}${prefix}/v1`, maxRetries: 0, timeout: 5000 }),
     writeConfig,
     close: async () => {
       await gateway.close();

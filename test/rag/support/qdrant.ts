@@ -39,11 +39,19 @@ export interface TestQdrant {
 /** A fresh random key per server: tests never share one, and none is written anywhere. */
 export const testApiKey = (): string => `test-${randomBytes(12).toString("hex")}`;
 
-export async function startTestQdrant(binary: QdrantExecutable, options: { readonly apiKey?: string; readonly storageSnapshot?: string } = {}): Promise<TestQdrant> {
+export async function startTestQdrant(
+  binary: QdrantExecutable,
+  options: { readonly apiKey?: string; readonly storageSnapshot?: string } = {},
+): Promise<TestQdrant> {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-qdrant-"));
   const apiKey = options.apiKey ?? testApiKey();
   try {
-    const server = await startQdrant({ binary: binary.path, dataDir: dir, apiKey, ...(options.storageSnapshot !== undefined ? { storageSnapshot: options.storageSnapshot } : {}) });
+    const server = await startQdrant({
+      binary: binary.path,
+      dataDir: dir,
+      apiKey,
+      ...(options.storageSnapshot !== undefined ? { storageSnapshot: options.storageSnapshot } : {}),
+    });
     return {
       url: server.url,
       apiKey,
@@ -81,7 +89,15 @@ export async function startTestCluster(binary: QdrantExecutable, size: number): 
   const start = (index: number): Promise<RunningQdrant> => {
     const plan = plans[index] as (typeof plans)[number];
     const bootstrap = index === 0 ? undefined : nodes[0]?.peerUri;
-    return startQdrant({ binary: binary.path, dataDir: plan.dataDir, httpPort: plan.httpPort, grpcPort: plan.grpcPort, apiKey, peer: { p2pPort: plan.p2pPort, ...(bootstrap !== undefined ? { bootstrap } : {}) }, readyTimeoutMs: 120_000 });
+    return startQdrant({
+      binary: binary.path,
+      dataDir: plan.dataDir,
+      httpPort: plan.httpPort,
+      grpcPort: plan.grpcPort,
+      apiKey,
+      peer: { p2pPort: plan.p2pPort, ...(bootstrap !== undefined ? { bootstrap } : {}) },
+      readyTimeoutMs: 120_000,
+    });
   };
   const close = async (): Promise<void> => {
     await Promise.all(nodes.map((node) => node.stop()));
@@ -89,7 +105,12 @@ export async function startTestCluster(binary: QdrantExecutable, size: number): 
   };
   try {
     for (let index = 0; index < size; index++) {
-      plans.push({ dataDir: join(dir, `node-${index}`), httpPort: await freeLoopbackPort(), grpcPort: await freeLoopbackPort(), p2pPort: await freeLoopbackPort() });
+      plans.push({
+        dataDir: join(dir, `node-${index}`),
+        httpPort: await freeLoopbackPort(),
+        grpcPort: await freeLoopbackPort(),
+        p2pPort: await freeLoopbackPort(),
+      });
       nodes.push(await start(index));
     }
   } catch (error) {
