@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { WorldError } from "../../src/errors.ts";
 import { downloadModels, parseItem } from "../../src/model/download.ts";
 import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 
 /** A local folder served with the Hub's listing and resolve API (huggingface.co is not reachable here). */
 function hubFolder(): string {
@@ -149,33 +149,10 @@ describe("model-download (against a local Hub mirror: the real one is not reacha
 
   it("a mirror behind a CA the process does not trust: the error says how to trust it", async () => {
     const certs = mkdtempSync(join(tmpdir(), "mirror-tls-"));
-    const file = (name: string): string => join(certs, name);
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        file("key.pem"),
-        "-out",
-        file("cert.pem"),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-      ],
-      { stdio: "ignore" },
-    );
+    const certificate = selfSignedCertificate(certs, "127.0.0.1", "IP:127.0.0.1");
     const tls = await startHubServer({
       root,
-      tls: { cert: readFileSync(file("cert.pem"), "utf8"), key: readFileSync(file("key.pem"), "utf8") },
+      tls: certificate,
     });
     try {
       assert.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+$/);

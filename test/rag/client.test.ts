@@ -2,8 +2,7 @@
 // the gateway's body limit, prune only under the given paths, and a failed batch reported with what
 // was already stored.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
@@ -16,6 +15,7 @@ import { IngestInputError, ingestDocuments } from "../../src/rag/ingest.ts";
 import { LanceStore } from "../../src/rag/lance-store.ts";
 import { runCli } from "../support/cli.ts";
 import { tool, unmet } from "../support/needs.ts";
+import { selfSignedCertificate } from "../support/tls.ts";
 
 describe("ingest client (stand-in gateway)", () => {
   let server: Server;
@@ -210,31 +210,8 @@ describe("ingest client: a server that is not the gateway, or not trusted", () =
     { skip: unmet("the private-CA case", [tool("openssl", "openssl")]) ?? false },
     async () => {
       const tlsDir = mkdtempSync(join(tmpdir(), "diatonic-ingest-tls-"));
-      execFileSync(
-        "openssl",
-        [
-          "req",
-          "-x509",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-keyout",
-          join(tlsDir, "key.pem"),
-          "-out",
-          join(tlsDir, "cert.pem"),
-          "-days",
-          "1",
-          "-subj",
-          "/CN=localhost",
-          "-addext",
-          "subjectAltName=DNS:localhost",
-        ],
-        { stdio: "ignore" },
-      );
-      const server = await answering(
-        { collection: "c", maxBodyBytes: 6000, sources: [] },
-        { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") },
-      );
+      const certificate = selfSignedCertificate(tlsDir, "localhost", "DNS:localhost");
+      const server = await answering({ collection: "c", maxBodyBytes: 6000, sources: [] }, certificate);
       try {
         const failure = await ingestPaths({ adapter: "rag", paths: ["doc.md"], cwd: dir, gateway: server.url }).catch(
           (error: unknown) => error,

@@ -18,6 +18,7 @@ import { tinyBaseModel, tinyLoraAdapter } from "../../src/engine/tiny/model.ts";
 import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
 import { runCli, type CliRun } from "./cli.ts";
 import type { TestCluster } from "./cluster.ts";
+import { caSignedCertificate } from "./tls.ts";
 
 export const labSpec = join(repoRoot, "examples", "lab", "platform.yaml");
 
@@ -43,66 +44,6 @@ export async function holdRealNode(): Promise<() => void> {
   holding.catch(() => undefined);
   await Promise.race([held, holding]);
   return release;
-}
-
-/** A CA and a certificate for the node's address, made with openssl, for the mirror's TLS. */
-function mirrorCertificate(dir: string): { caPem: string; cert: string; key: string } {
-  const file = (name: string): string => join(dir, name);
-  const openssl = (args: readonly string[]): void => void execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    file("ca.key"),
-    "-out",
-    file("ca.crt"),
-    "-days",
-    "1",
-    "-subj",
-    "/CN=diatonic test mirror CA",
-  ]);
-  openssl([
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    file("mirror.key"),
-    "-out",
-    file("mirror.csr"),
-    "-subj",
-    `/CN=${realNode.address}`,
-  ]);
-  writeFileSync(file("san.ext"), `subjectAltName=IP:${realNode.address}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  openssl([
-    "x509",
-    "-req",
-    "-in",
-    file("mirror.csr"),
-    "-CA",
-    file("ca.crt"),
-    "-CAkey",
-    file("ca.key"),
-    "-CAcreateserial",
-    "-out",
-    file("mirror.crt"),
-    "-days",
-    "1",
-    "-extfile",
-    file("san.ext"),
-  ]);
-  return {
-    caPem: readFileSync(file("ca.crt"), "utf8"),
-    cert: readFileSync(file("mirror.crt"), "utf8"),
-    key: readFileSync(file("mirror.key"), "utf8"),
-  };
 }
 
 export interface Mirror {
@@ -134,7 +75,7 @@ function ggufBytes(dir: string, model: ReturnType<typeof tinyBaseModel>): Buffer
 export async function startMirror(spec: string = labSpec): Promise<Mirror> {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-mirror-"));
   const root = join(dir, "hub");
-  const tls = mirrorCertificate(dir);
+  const tls = caSignedCertificate(dir, "diatonic test mirror CA", realNode.address, `IP:${realNode.address}`);
   const doc = parseDocument(readFileSync(spec, "utf8")).toJS() as {
     environments: {
       local: {
