@@ -260,8 +260,9 @@ export class ContextPool {
   private sequenceFor(slot: Slot, context: LlamaContext, prompt: readonly Token[]): LlamaContextSequence {
     let best = -1;
     let bestPrefix = 0;
+    const tokens = [...prompt];
     slot.idle.forEach((sequence, index) => {
-      const prefix = sequence.compareContextTokens([...prompt]).firstDifferentIndex;
+      const prefix = sequence.compareContextTokens(tokens).firstDifferentIndex;
       if (prefix > bestPrefix) [best, bestPrefix] = [index, prefix];
     });
     if (best === -1 && context.sequencesLeft > 0) return context.getSequence();
