@@ -6,7 +6,12 @@ import type { Logger } from "pino";
 import type { HubOptions } from "../model/hub.ts";
 import { EngineRefusal, EngineUnavailable, type EngineClient } from "./engine-client.ts";
 import { adapterDir, fetchAdapter, pruneAdapterCache, staleCacheEntries } from "./fetch.ts";
+import { PlacementBook, type PlacementMessage, type PlacementStatus } from "./placement.ts";
 import { describeSource, sourceDigest, type AdapterSet, type AdapterSetEntry } from "./set.ts";
+
+/** Why an adapter of the set is not loaded on this replica while gateways place it elsewhere. */
+export const PLACED_ELSEWHERE = "not placed on this replica: the gateways' placement keeps it on other replicas";
+const REMOVED = "removed from the adapter set";
 
 export const ADAPTER_STATES = ["loaded", "loading", "failed", "unloaded"] as const;
 export type AdapterState = (typeof ADAPTER_STATES)[number];
@@ -49,6 +54,8 @@ export interface AdapterAgentOptions {
   readonly maxBackoffMs?: number;
   /** A removed adapter stays listed as unloaded this long. @default 600000 */
   readonly unloadedTtlMs?: number;
+  /** An adapter no longer placed on this replica stays loaded this long (see placement.ts). @default 60000 */
+  readonly placementGraceMs?: number;
 }
 
 interface Record {
@@ -79,6 +86,9 @@ export class AdapterAgent {
   private loadQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private engineProblem: string | undefined;
+  private readonly placement = new PlacementBook();
+  /** Adapters of the set that the placement left off this replica, and since when. */
+  private readonly unplacedSince = new Map<string, number>();
 
   constructor(private readonly options: AdapterAgentOptions) {
     this.resync = setInterval(() => this.wake(), options.resyncMs ?? 5000);
@@ -97,6 +107,21 @@ export class AdapterAgent {
 
   get adapterSet(): AdapterSet | undefined {
     return this.set;
+  }
+
+  /** A gateway's word on which adapters this replica keeps loaded (PUT /v1/placement); work starts at once. */
+  place(message: PlacementMessage): { placed: string[]; unknown: string[] } {
+    this.placement.record(message);
+    const names = new Set((this.set?.adapters ?? []).map((adapter) => adapter.name));
+    this.wake();
+    return {
+      placed: message.adapters.filter((name) => names.has(name)),
+      unknown: message.adapters.filter((name) => !names.has(name)),
+    };
+  }
+
+  placementStatus(): PlacementStatus {
+    return this.placement.describe();
   }
 
   /** Every adapter of the set, then the removed ones still remembered. */
@@ -155,13 +180,13 @@ export class AdapterAgent {
       });
   }
 
-  private record(name: string): Record {
+  private record(name: string, initial: { state: AdapterState; reason?: string } = { state: "loading" }): Record {
     let record = this.records.get(name);
     if (record === undefined) {
       record = {
         name,
-        state: "loading",
-        reason: undefined,
+        state: initial.state,
+        reason: initial.reason,
         since: Date.now(),
         source: undefined,
         loadedDigest: undefined,
@@ -171,7 +196,7 @@ export class AdapterAgent {
         job: undefined,
       };
       this.records.set(name, record);
-      this.options.events?.onState?.(name, "loading");
+      this.options.events?.onState?.(name, initial.state);
     }
     return record;
   }
@@ -192,13 +217,13 @@ export class AdapterAgent {
   private async pass(): Promise<void> {
     const set = this.set;
     if (set === undefined) return;
-    const desired = new Map(set.adapters.map((adapter) => [adapter.name, adapter]));
     this.forgetOldUnloaded();
     let loaded: Map<string, string>;
     try {
       loaded = await this.options.engine.loras();
       this.engineProblem = undefined;
     } catch (error) {
+      const desired = this.desired(set, new Map());
       this.engineProblem = errorText(error);
       for (const entry of desired.values()) {
         const record = this.record(entry.name);
@@ -209,9 +234,13 @@ export class AdapterAgent {
       return;
     }
 
+    const desired = this.desired(set, loaded);
+    const inSet = new Set(set.adapters.map((adapter) => adapter.name));
+    // Placed elsewhere, its files stay in the cache: the placement may bring it back.
+    const why = (name: string) => (inSet.has(name) ? PLACED_ELSEWHERE : REMOVED);
     for (const [name, record] of this.records) {
       if (desired.has(name)) continue;
-      record.job?.abort.abort(new Error(`${name} was removed from the adapter set`));
+      record.job?.abort.abort(new Error(`${name}: ${why(name)}`));
     }
     for (const name of loaded.keys()) {
       if (desired.has(name)) continue;
@@ -220,17 +249,19 @@ export class AdapterAgent {
         await this.inEngine(() => this.options.engine.unload(name));
         record.loadedDigest = undefined;
         record.loadedPath = undefined;
-        this.setState(record, "unloaded", "removed from the adapter set");
-        pruneAdapterCache(this.options.cacheDir, name);
+        this.setState(record, "unloaded", why(name));
+        if (!inSet.has(name)) pruneAdapterCache(this.options.cacheDir, name);
       } catch (error) {
         this.setState(record, "failed", `could not unload it: ${errorText(error)}`);
       }
     }
+    for (const name of inSet) if (!desired.has(name)) this.record(name, { state: "unloaded", reason: PLACED_ELSEWHERE });
     for (const [name, record] of this.records) {
-      if (desired.has(name) || loaded.has(name) || record.state === "unloaded" || record.job) continue;
-      this.setState(record, "unloaded", "removed from the adapter set");
+      if (desired.has(name) || loaded.has(name) || record.job) continue;
+      if (record.state === "unloaded" && record.reason === why(name)) continue;
+      this.setState(record, "unloaded", why(name));
       record.loadedDigest = undefined;
-      pruneAdapterCache(this.options.cacheDir, name);
+      if (!inSet.has(name)) pruneAdapterCache(this.options.cacheDir, name);
     }
 
     const now = Date.now();
@@ -259,6 +290,32 @@ export class AdapterAgent {
       }
       this.startJob(entry, record, digest, enginePath !== undefined);
     }
+  }
+
+  /**
+   * The adapters to keep loaded: the whole set while no gateway places; else those placed here, and
+   * those placed elsewhere for less than the grace period that are loaded or loading here now.
+   */
+  private desired(set: AdapterSet, loaded: ReadonlyMap<string, string>): Map<string, AdapterSetEntry> {
+    const now = Date.now();
+    const placed = this.placement.placed(now);
+    const grace = this.options.placementGraceMs ?? 60_000;
+    const desired = new Map<string, AdapterSetEntry>();
+    for (const entry of set.adapters) {
+      if (placed === undefined || placed.has(entry.name)) {
+        this.unplacedSince.delete(entry.name);
+        desired.set(entry.name, entry);
+        continue;
+      }
+      const since = this.unplacedSince.get(entry.name) ?? now;
+      this.unplacedSince.set(entry.name, since);
+      const record = this.records.get(entry.name);
+      const here = loaded.has(entry.name) || record?.job !== undefined || record?.state === "loaded";
+      if (here && now - since < grace) desired.set(entry.name, entry);
+    }
+    const names = new Set(set.adapters.map((adapter) => adapter.name));
+    for (const name of this.unplacedSince.keys()) if (!names.has(name)) this.unplacedSince.delete(name);
+    return desired;
   }
 
   /** True when the engine's path for an adapter is this agent's file for its current source. */
@@ -354,8 +411,10 @@ export class AdapterAgent {
   private forgetOldUnloaded(): void {
     const ttl = this.options.unloadedTtlMs ?? 600_000;
     const now = Date.now();
+    // Adapters still in the set (placed elsewhere) stay listed.
+    const inSet = new Set((this.set?.adapters ?? []).map((adapter) => adapter.name));
     for (const [name, record] of this.records) {
-      if (record.state === "unloaded" && record.job === undefined && now - record.since > ttl) {
+      if (record.state === "unloaded" && record.job === undefined && !inSet.has(name) && now - record.since > ttl) {
         this.records.delete(name);
         this.options.events?.onState?.(name, undefined);
       }

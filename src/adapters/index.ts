@@ -12,13 +12,17 @@ import { AdapterAgent, type AdapterStatus } from "./agent.ts";
 import { EngineClient } from "./engine-client.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { AGENT_PORT } from "./port.ts";
+import { PLACEMENT_PATH, PlacementMessage, type PlacementStatus } from "./placement.ts";
 import { parseAdapterSet } from "./set.ts";
+import { readBody } from "../http-body.ts";
 
 export { AdapterAgent, type AdapterState, type AdapterStatus } from "./agent.ts";
 export { EngineClient } from "./engine-client.ts";
 export { parseAdapterSet, type AdapterSet, type AdapterSetEntry } from "./set.ts";
 
 export { AGENT_PORT } from "./port.ts";
+export { PLACED_ELSEWHERE } from "./agent.ts";
+export { PLACEMENT_PATH, PlacementBook, type PlacementMessage, type PlacementStatus } from "./placement.ts";
 
 export interface StartAdapterAgentOptions {
   /** The adapter set file (adapters.yaml of the engine's adapters ConfigMap). */
@@ -39,6 +43,7 @@ export interface StartAdapterAgentOptions {
   /** Passed to the reconciler (tests shorten them). */
   readonly resyncMs?: number;
   readonly backoffMs?: number;
+  readonly placementGraceMs?: number;
 }
 
 export interface RunningAdapterAgent {
@@ -51,6 +56,8 @@ export interface RunningAdapterAgent {
 export interface AgentStatusBody {
   readonly engine: { readonly url: string; readonly ready: boolean; readonly problem?: string };
   readonly adapters: readonly AdapterStatus[];
+  /** Which adapters the gateways place on this replica (placed: null while none does: every adapter is loaded). */
+  readonly placement: PlacementStatus;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -76,6 +83,7 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
     events: metrics.events,
     resyncMs: options.resyncMs,
     backoffMs: options.backoffMs,
+    placementGraceMs: options.placementGraceMs,
   });
   agent.update(parseAdapterSet(first, options.configFile));
   log.info({ adapters: agent.adapterSet?.adapters.length, engine: options.engineUrl }, "adapter set loaded");
@@ -102,8 +110,47 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
   );
   await watcher.prime(new Map([[options.configFile, textHash(first)]]));
 
+  /** PUT /v1/placement from a gateway: the adapters it places on this replica (see placement.ts). */
+  const place = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.method !== "PUT") {
+      res.setHeader("allow", "PUT");
+      sendJson(res, 405, { error: `${req.method ?? "?"} is not allowed on ${PLACEMENT_PATH}: PUT a placement` });
+      return;
+    }
+    let text: string;
+    try {
+      text = (await readBody(req, 8 * 1024 * 1024, () => new Error("the placement is larger than 8 MiB"))).toString("utf8");
+    } catch (error) {
+      sendJson(res, 413, { error: (error as Error).message });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      sendJson(res, 400, { error: `the placement is not JSON: ${(error as Error).message}` });
+      return;
+    }
+    const parsed = PlacementMessage.safeParse(body);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(body)"}: ${issue.message}`);
+      sendJson(res, 400, {
+        error: `not a placement: ${problems.join("; ")}`,
+        fix: 'send {"gateway": "<its name>", "adapters": ["<adapter>", ...], "ttlMs": 30000}',
+      });
+      return;
+    }
+    const result = agent.place(parsed.data);
+    log.debug({ gateway: parsed.data.gateway, placed: result.placed.length, unknown: result.unknown.length }, "placement");
+    sendJson(res, 200, result);
+  };
+
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
+    if (path === PLACEMENT_PATH) {
+      void place(req, res);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       sendJson(res, 405, { error: `${req.method ?? "?"} is not allowed` });
       return;
@@ -114,6 +161,7 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
         const body: AgentStatusBody = {
           engine: { url: options.engineUrl, ready: problem === undefined, ...(problem !== undefined ? { problem } : {}) },
           adapters: agent.status(),
+          placement: agent.placementStatus(),
         };
         sendJson(res, 200, lastError !== undefined ? { ...body, configError: lastError } : body);
         return;

@@ -43,6 +43,23 @@ export const Upstream = z.strictObject({
    * (polled this often). While none does, the caller gets 503 with Retry-After, never the engine's 404.
    */
   residency: z.strictObject({ pollMs: milliseconds.min(50).default(1000) }).optional(),
+  /**
+   * Tell each replica's adapter agent (on agentPort at the replica's address) which adapters to keep
+   * loaded, as the routing policy places them (policy `diatonic`; src/gateway/placement.ts). Without
+   * it, every agent loads every adapter.
+   */
+  placement: z
+    .strictObject({
+      agentPort: z.number().int().min(1).max(65535),
+      publishMs: milliseconds.min(100).default(2000),
+      ttlMs: milliseconds.min(1000).max(600_000).default(30_000),
+      /** Each adapter is kept loaded on at least this many replicas (its homes, then its next-ranked ones): 2 loses no adapter with a replica. */
+      minReplicas: z.number().int().min(1).max(64).default(1),
+    })
+    .refine((p) => p.ttlMs >= 2 * p.publishMs, {
+      message: "ttlMs must be at least twice publishMs, or a replica loads every adapter between two publishes",
+    })
+    .optional(),
 });
 
 export const AdapterRoute = z.strictObject({

@@ -109,6 +109,8 @@ export class GatewayMetrics {
   readonly routingDecisions: Counter<"policy" | "reason">;
   readonly residency: Counter<"result">;
   readonly swaps: Counter<"adapter">;
+  readonly placementPublishes: Counter<"upstream" | "result">;
+  readonly placedAdapters: Gauge<"upstream" | "replica">;
   readonly retrievals: Counter<"adapter" | "result">;
   /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
   inFlightSource: () => Iterable<readonly [string, number]> = () => [];
@@ -217,6 +219,18 @@ export class GatewayMetrics {
       name: "diatonic_gateway_adapter_swaps_total",
       help: "LoRA requests sent to a replica whose slots did not hold the adapter (each one makes the engine swap it in).",
       labelNames: ["adapter"],
+      registers,
+    });
+    this.placementPublishes = new Counter({
+      name: "diatonic_gateway_placement_publishes_total",
+      help: "Placements sent to the engine replicas' adapter agents (which adapters each keeps loaded), by result (ok, error).",
+      labelNames: ["upstream", "result"],
+      registers,
+    });
+    this.placedAdapters = new Gauge({
+      name: "diatonic_gateway_placed_adapters",
+      help: "Adapters this gateway last placed on each engine replica (hot ones are placed on several).",
+      labelNames: ["upstream", "replica"],
       registers,
     });
     this.configReloads = new Counter({

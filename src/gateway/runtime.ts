@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import { admittedTenants, type KeyStore } from "./auth.ts";
@@ -62,6 +64,10 @@ export class Runtime {
   readonly rateLimiter = new RateLimiter({ requestsPerMinute: 1, tokensPerMinute: 1 });
   /** Counts the gateway replicas that share the rate limits, while the config says they are shared. */
   private peers: { readonly key: string; timer: NodeJS.Timeout | undefined } | undefined;
+  /** This gateway in the adapter agents' placement books: its host (pod) name and a suffix of this process. */
+  private readonly placementName = `${hostname()}/${randomUUID().slice(0, 8)}`;
+  /** The last placement error per upstream and replica, so that each is logged once. */
+  private readonly placementErrors = new Map<string, string | undefined>();
 
   constructor(
     private readonly metrics: GatewayMetrics,
@@ -134,6 +140,11 @@ export class Runtime {
       models.set(adapter.name, target);
       routes.set(adapter.route, target);
     }
+    // What each engine's placement places: the LoRAs of the adapters routed to it.
+    for (const [name, pool] of pools)
+      pool.placeLoras(
+        config.adapters.filter((a) => a.upstream === name && a.upstreamModel !== config.baseModel.name).map((a) => a.upstreamModel),
+      );
     this.rateLimiter.update(config.rateLimits);
     await this.countPeers(config.rateLimits.sharedBy);
     this.pruneLimiters(new Set([...models.values()].map((target) => target.limiter)));
@@ -154,6 +165,7 @@ export class Runtime {
     // longest of them could have run.
     const lingerMs = (this.lingerMs = Math.max(this.lingerMs, longestRequestMs(config)));
     for (const [, entry] of retired) {
+      entry.pool.retire();
       this.retired.add(entry.pool);
       setTimeout(() => {
         this.retired.delete(entry.pool);
@@ -219,8 +231,25 @@ export class Runtime {
           this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
         },
         onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
+        onPlacement: (upstreamName, replica, placed, error) => {
+          this.metrics.placementPublishes.inc({ upstream: upstreamName, result: error === undefined ? "ok" : "error" });
+          if (error === undefined) this.metrics.placedAdapters.set({ upstream: upstreamName, replica }, placed);
+          // Logged when it changes, not every publish.
+          const key = `${upstreamName} ${replica}`;
+          if (this.placementErrors.get(key) === error) return;
+          if (error === undefined) {
+            this.placementErrors.delete(key);
+            this.log.info({ upstream: upstreamName, replica, placed }, "the replica's adapter agent takes the placement");
+          } else {
+            this.placementErrors.set(key, error);
+            this.log.warn(
+              { upstream: upstreamName, replica, error },
+              "cannot tell the replica's adapter agent which adapters to keep; it loads every adapter once the last placement lapses",
+            );
+          }
+        },
       },
-      routing,
+      { ...routing, placementGateway: `${this.placementName}/${name}` },
     );
   }
 

@@ -6,6 +6,7 @@ import { joinChunks } from "../http-body.ts";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 import { scrapeEngineLoad, type EngineLoad } from "./engine-load.ts";
+import { PlacementPublisher } from "./placement.ts";
 import { Residency } from "./residency.ts";
 import { isResident, makePolicy, slotsOf, type Candidate, type Choice, type RoutingPolicy, type RoutingSettings } from "./routing/index.ts";
 
@@ -192,6 +193,8 @@ export interface UpstreamEvents {
   onRetry?(upstream: string, reason: string): void;
   onEjection?(upstream: string, replica: string, forMs: number): void;
   onRestore?(upstream: string, replica: string): void;
+  /** A replica's adapter agent was told which adapters to keep (placed: how many), or could not be (error). */
+  onPlacement?(upstream: string, replica: string, placed: number, error: string | undefined): void;
 }
 
 const DEFAULTS = {
@@ -353,12 +356,18 @@ export class UpstreamPool {
   private loadTimer: NodeJS.Timeout | undefined;
   /** Chooses among the replicas that may take a request. */
   readonly policy: RoutingPolicy;
+  /** Tells the replicas' adapter agents what to keep loaded, where the config and the policy place adapters. */
+  readonly placement: PlacementPublisher | undefined;
 
   constructor(
     readonly name: string,
     readonly config: UpstreamConfig,
     private readonly events: UpstreamEvents = {},
-    private readonly routing: RoutingSettings & { readonly loadPollMs: number } = {
+    private readonly routing: RoutingSettings & {
+      readonly loadPollMs: number;
+      /** This gateway's name in the adapter agents' placement books (the same across config reloads). */
+      readonly placementGateway?: string;
+    } = {
       policy: "least-outstanding",
       slots: 4,
       swapMs: 200,
@@ -378,6 +387,34 @@ export class UpstreamPool {
       dnsRefreshMs: config.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
     };
     this.residency = config.residency ? new Residency({ pollMs: config.residency.pollMs }) : undefined;
+    const placement = config.placement;
+    this.placement =
+      placement !== undefined && this.policy.homes !== undefined
+        ? new PlacementPublisher({
+            ...placement,
+            upstream: name,
+            gateway: routing.placementGateway,
+            plan: (loras) => this.placementPlan(loras),
+            onPublished: (upstream, origin, placed, error) => this.events.onPlacement?.(upstream, origin, placed, error),
+          })
+        : undefined;
+  }
+
+  /** The adapters each healthy replica keeps, as the policy places them; undefined without a placing policy or a healthy replica. */
+  placementPlan(loras: readonly string[], now = performance.now()): Map<string, string[]> | undefined {
+    const policy = this.policy;
+    if (policy.homes === undefined) return undefined;
+    const replicas = this.replicas.filter((replica) => !replica.retired && replica.healthy(now));
+    if (replicas.length === 0) return undefined;
+    const plan = new Map(replicas.map((replica) => [replica.origin, [] as string[]]));
+    const atLeast = this.config.placement?.minReplicas ?? 1;
+    for (const lora of loras) for (const origin of policy.homes(lora, replicas, now, atLeast)) plan.get(origin)?.push(lora);
+    return plan;
+  }
+
+  /** The LoRAs this upstream's adapters run on (the config's, at each reload): what placement places. */
+  placeLoras(loras: readonly string[]): void {
+    this.placement?.setLoras(loras);
   }
 
   /** Asks every replica what it holds, now and then every pollMs. */
@@ -498,9 +535,12 @@ export class UpstreamPool {
     const now = performance.now();
     const residency = lora === undefined ? undefined : this.residency;
     let candidates: Replica[] = [];
+    const healthy: Replica[] = [];
     let holders = 0;
     for (const replica of this.replicas) {
-      if (!replica.healthy(now) || exclude?.has(replica)) continue;
+      if (!replica.healthy(now)) continue;
+      healthy.push(replica);
+      if (exclude?.has(replica)) continue;
       const holds = residency === undefined || lora === undefined ? true : residency.holds(replica.origin, lora, now);
       if (holds === false) continue;
       if (holds === true) holders++;
@@ -509,7 +549,7 @@ export class UpstreamPool {
     if (holders > 0 && holders < candidates.length && residency !== undefined && lora !== undefined)
       candidates = candidates.filter((replica) => residency.holds(replica.origin, lora, now) === true);
     if (candidates.length === 0) return undefined;
-    const choice = this.policy.choose(candidates, { lora, now });
+    const choice = this.policy.choose(candidates, { lora, now, replicas: healthy });
     const chosen = choice.candidate as Replica;
     if (lora === undefined) return { replica: chosen, hit: true, choice };
     const hit = isResident(chosen, lora, slotsOf(chosen, this.routing.slots));
@@ -779,8 +819,14 @@ export class UpstreamPool {
     }
   }
 
+  /** Replaced by a new pool at a config reload: it stops placing at once (its requests still finish). */
+  retire(): void {
+    void this.placement?.close();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    await this.placement?.close();
     clearTimeout(this.dnsTimer);
     clearTimeout(this.residencyTimer);
     clearTimeout(this.loadTimer);

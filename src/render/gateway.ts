@@ -52,6 +52,9 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
       url: `http://${ctx.serviceHost(`${service}-headless`)}:${ports.engine}`,
       discovery: "dns",
       residency: { pollMs: 1000 },
+      // The gateway places adapters on the replicas through each pod's adapter agent (src/gateway/placement.ts).
+      // Every adapter on two replicas at least, so that losing one leaves each adapter loaded somewhere.
+      placement: { agentPort: ports.agent, minReplicas: 2 },
     };
   };
   addUpstream(names.engine);

@@ -65,8 +65,15 @@ export function trafficGraph(ctx: RenderContext): Flow[] {
       "the ACME server's HTTP-01 challenge reaches cert-manager's solver through the ingress",
     );
   }
-  for (const engine of engineWorkloads(spec))
+  for (const engine of engineWorkloads(spec)) {
     add(workload(names.gateway), workload(engine), ports.engine, "the gateway forwards completions to the engine");
+    add(
+      workload(names.gateway),
+      workload(engine),
+      ports.agent,
+      "the gateway tells each engine pod's adapter agent which adapters to keep loaded",
+    );
+  }
   if (qdrantEnabled(spec)) {
     add(workload(names.gateway), workload(names.qdrant), ports.qdrantHttp, "the gateway retrieves and ingests through Qdrant's REST API");
     if (spec.qdrant.replicas > 1) add(workload(names.qdrant), workload(names.qdrant), ports.qdrantP2p, "Qdrant peers replicate over Raft");

@@ -120,6 +120,22 @@ describe("diatonic", () => {
     assert.ok(hot.homesOf("hot", replicas, 1000).length > 1, `homes: ${hot.homesOf("hot", replicas, 1000).join(", ")}`);
   });
 
+  it("places over every healthy replica, not only those that hold the LoRA now, and keeps at least minReplicas copies (placement)", () => {
+    const replicas = ["a", "b", "c", "d"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
+    const policy = new Diatonic(options);
+    const homes = policy.homes("cold", replicas, 0, 1);
+    assert.equal(homes.length, 1, "a cold adapter has one home");
+    // Routed among the one replica that holds it, it is placed as over all four: the same home.
+    const holder = replicas.find((r) => r.origin === homes[0]) as Candidate;
+    policy.choose([holder], { lora: "cold", now: 1, replicas });
+    assert.deepEqual(policy.homes("cold", replicas, 2, 1), homes);
+    const two = policy.homes("cold", replicas, 2, 2);
+    assert.equal(two.length, 2);
+    assert.equal(two[0], homes[0], "its home first, then its next-ranked replica");
+    assert.equal(new Diatonic(options).homes("cold", replicas, 0, 2)[1], two[1], "the same second copy in another gateway");
+    assert.equal(policy.homes("cold", replicas.slice(0, 1), 3, 2).length, 1, "no more copies than replicas");
+  });
+
   /** A policy that has measured a `serviceMs` service and a `swapMs` swap (on requests that ran at once) and seen a replica run two requests with more waiting (its parallelism). */
   function measured(swapMs = 10, serviceMs = 40): Diatonic {
     const policy = new Diatonic(options);

@@ -233,6 +233,16 @@ export class Diatonic implements RoutingPolicy {
     return this.placement;
   }
 
+  /** Its homes, then the next replicas of its rendezvous ranking up to `atLeast` (copies kept loaded for a replica's loss). */
+  homes(lora: string, replicas: readonly Candidate[], now: number, atLeast: number): readonly string[] {
+    const homes = this.homesOf(lora, replicas, now);
+    if (homes.length >= Math.min(atLeast, replicas.length)) return homes;
+    const origins = [...replicas.map((c) => c.origin)].sort();
+    const key = this.placement.key;
+    const extra = this.ranking(lora, origins, key).filter((origin) => !homes.includes(origin));
+    return [...homes, ...extra.slice(0, Math.min(atLeast, replicas.length) - homes.length)];
+  }
+
   /** The adapter's home replicas among the candidates. */
   homesOf(lora: string, candidates: readonly Candidate[], now: number): readonly string[] {
     const slots = new Map(
@@ -281,7 +291,9 @@ export class Diatonic implements RoutingPolicy {
       this.mostRunning = Math.max(this.mostRunning, load.running);
       if (load.waiting > 0 && load.running > 0) this.parallel = Math.max(this.parallel ?? 0, load.running);
     }
-    const homes = lora === undefined ? undefined : new Set(this.homesOf(lora, candidates, now));
+    // Homes are placed over every healthy replica (where the adapter agents load them), not only over
+    // those that hold the LoRA now: the same placement for every request, and the one published.
+    const homes = lora === undefined ? undefined : new Set(this.homesOf(lora, request.replicas ?? candidates, now));
     const swap = this.swapMs;
     const service = this.serviceEstimateMs;
     const sharing = this.sharingMs;

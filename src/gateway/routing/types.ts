@@ -26,6 +26,8 @@ export interface RouteRequest {
   readonly lora: string | undefined;
   /** performance.now() */
   readonly now: number;
+  /** Every healthy replica (the candidates are those of them that may take this request): what placement is decided over. */
+  readonly replicas?: readonly Candidate[];
 }
 
 export interface Choice {
@@ -55,6 +57,11 @@ export interface RoutingPolicy {
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice;
   /** A request it routed was answered in full: for policies that learn service and swap times. */
   observe?(request: RouteRequest, routed: Routed): void;
+  /**
+   * The replicas (origins) where the adapter should be kept loaded, at least `atLeast` of them (as
+   * many as there are, if fewer), for policies that place adapters (src/gateway/placement.ts).
+   */
+  homes?(lora: string, replicas: readonly Candidate[], now: number, atLeast: number): readonly string[];
 }
 
 /** Whether the replica's GPU slots hold the LoRA now: it runs or waits there, or was sent there last. */

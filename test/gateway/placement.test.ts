@@ -1,0 +1,237 @@
+// Placement through the adapter agents, with real parts: three local engines (llama.cpp, tiny
+// generated model), each with its adapter agent at the same port on its own address (as in a pod),
+// and a gateway that places the adapters (policy diatonic) and tells the agents. Each adapter is then
+// loaded only where it is placed; when a replica leaves, its adapters are loaded on the others; when
+// the gateway falls silent, an agent loads every adapter again.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import { stringify } from "yaml";
+import { PLACED_ELSEWHERE, startAdapterAgent, type AgentStatusBody, type RunningAdapterAgent } from "../../src/adapters/index.ts";
+import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
+import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
+import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
+import type { GatewayConfigInput } from "../../src/gateway/config.ts";
+import { API_VERSION } from "../../src/spec/schema.ts";
+import { eventually, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
+
+const ADAPTERS = ["a1", "a2", "a3", "a4", "a5", "a6"];
+const HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
+const limits = { concurrency: 4, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+async function engineModels(engine: RunningEngine): Promise<string[]> {
+  const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string; parent?: string | null }[] };
+  return body.data.flatMap((m) => (typeof m.parent === "string" && m.parent !== "" ? [m.id] : [])).sort();
+}
+
+async function agentStatus(agent: RunningAdapterAgent): Promise<AgentStatusBody> {
+  return (await (await fetch(`${agent.url}/status`)).json()) as AgentStatusBody;
+}
+
+describe("placement: the gateway decides where each adapter is loaded, the adapter agents load it there", () => {
+  let dir: string;
+  const engines: RunningEngine[] = [];
+  const agents: RunningAdapterAgent[] = [];
+  let gw: TestGateway;
+  let config: (hosts: readonly RunningEngine[]) => Partial<GatewayConfigInput>;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "diatonic-placement-"));
+    const models = writeTestModels(join(dir, "model"));
+    mkdirSync(join(dir, "loras"));
+    const adapters = ADAPTERS.map((name, i) => {
+      const path = join(dir, "loras", `${name}.gguf`);
+      writeGgufFile(path, tinyLoraAdapter({ seed: 100 + i, rank: 4 }));
+      return { name, source: { path }, rank: 4 };
+    });
+    const setFile = join(dir, "adapters.yaml");
+    writeFileSync(
+      setFile,
+      stringify({ apiVersion: API_VERSION, kind: "AdapterSet", engine: "engine", baseModel: "tiny", maxLoraRank: 8, adapters }),
+    );
+    const agentPort = await freePort();
+    const silent = pino({ level: "silent" });
+    for (const [i, host] of HOSTS.entries()) {
+      const engine = await startEngine({
+        modelPath: models.model,
+        servedModelName: "tiny",
+        host,
+        port: 0,
+        threads: 1,
+        parallel: 2,
+        maxLoras: 2,
+        maxLoraRank: 8,
+        logger: silent,
+      });
+      engines.push(engine);
+      agents.push(
+        await startAdapterAgent({
+          configFile: setFile,
+          engineUrl: engine.url,
+          cacheDir: join(dir, `cache-${i}`),
+          host,
+          port: agentPort,
+          logger: silent,
+          watch: { debounceMs: 20, pollMs: 200 },
+          resyncMs: 100,
+          placementGraceMs: 300,
+        }),
+      );
+    }
+    config = (hosts) => {
+      const [first, ...rest] = hosts.map((engine) => engine.url);
+      return {
+        upstreams: {
+          engine: {
+            url: first ?? "",
+            replicas: rest,
+            discovery: "static",
+            connectTimeoutMs: 1000,
+            residency: { pollMs: 100 },
+            placement: { agentPort, publishMs: 200, ttlMs: 1000 },
+          },
+        },
+        routing: { policy: "diatonic", slots: 2, swapMs: 5, loadPollMs: 100 },
+        baseModel: { name: "tiny", upstream: "engine" },
+        adapters: ADAPTERS.map((name) => ({
+          name,
+          route: `/${name}`,
+          upstreamModel: name,
+          upstream: "engine",
+          sampling: { temperature: 0, maxTokens: 4 },
+          limits,
+        })),
+      };
+    };
+    // Before any gateway speaks, every agent loads every adapter (no placement: as before it).
+    await eventually(
+      async () => (await Promise.all(engines.map(engineModels))).every((loaded) => loaded.length === ADAPTERS.length),
+      30_000,
+      "every adapter loaded everywhere before placement",
+    );
+    gw = await startTestGateway(engines[0]?.url ?? "", config(engines));
+  });
+  after(async () => {
+    await gw?.close();
+    for (const agent of agents) await agent.close();
+    for (const engine of engines) await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ask = (model: string) => gw.client().chat.completions.create({ model, messages: [{ role: "user", content: "hello" }] });
+
+  const count = (placed: readonly string[][]) => ADAPTERS.map((name) => placed.filter((names) => names.includes(name)).length);
+  /** What each agent was placed, once each adapter is placed as expected and every engine holds exactly that (the grace period past). */
+  async function settled(what: string, expected: readonly number[], among: readonly number[] = [0, 1, 2]): Promise<string[][]> {
+    let placed: string[][] = [];
+    await eventually(
+      async () => {
+        const statuses = await Promise.all(among.map((i) => agentStatus(agents[i] as RunningAdapterAgent)));
+        placed = statuses.map((status) => [...(status.placement.placed ?? [])]);
+        const loaded = await Promise.all(among.map((i) => engineModels(engines[i] as RunningEngine)));
+        const words = statuses.map((status) => status.placement.gateways.length);
+        return (
+          words.every((n) => n === 1) &&
+          JSON.stringify(count(placed)) === JSON.stringify(expected) &&
+          placed.every((names, i) => JSON.stringify(names) === JSON.stringify(loaded[i]))
+        );
+      },
+      30_000,
+      what,
+    );
+    return placed;
+  }
+  let holder = -1;
+
+  it("loads each adapter only on the replicas placed for it, and routes its requests there", async () => {
+    // Idle adapters are cold: each on one replica (the tail, where rare adapters churn), every adapter somewhere.
+    const placed = await settled("each adapter placed once, and each engine holding exactly what its agent was placed", [1, 1, 1, 1, 1, 1]);
+    assert.deepEqual(count(placed), [1, 1, 1, 1, 1, 1], `every adapter placed exactly once: ${JSON.stringify(placed)}`);
+    holder = placed.findIndex((names) => names.length > 0);
+    const other = agents.findIndex((_, i) => !(placed[i] ?? []).includes("a1"));
+    const status = await agentStatus(agents[other] as RunningAdapterAgent);
+    const a1 = status.adapters.find((a) => a.name === "a1");
+    assert.equal(a1?.state, "unloaded");
+    assert.equal(a1?.reason, PLACED_ELSEWHERE);
+    assert.equal(status.placement.gateways.length, 1, "one gateway's word");
+
+    for (const name of ADAPTERS) for (let i = 0; i < 3; i++) await ask(name);
+    const home = new Map(placed.flatMap((names, i) => names.map((name) => [name, new URL(engines[i]?.url ?? "").origin] as const)));
+    const served = gw.logs.find("request").filter((l) => l.status === 200);
+    assert.equal(served.length, ADAPTERS.length * 3);
+    for (const line of served)
+      assert.equal(line.replica, home.get(String(line.adapter)), `${String(line.adapter)} served where it is placed`);
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_placement_publishes_total\{upstream="engine",result="ok"\} [1-9]/);
+  });
+
+  it("when a replica leaves, its adapters are placed and loaded on the others, and they serve", async () => {
+    assert.ok(holder >= 0);
+    const leaving = engines[holder] as RunningEngine;
+    const staying = [0, 1, 2].filter((i) => i !== holder);
+    gw.writeConfig(testConfig("", config(staying.map((i) => engines[i] as RunningEngine)), gw.dir));
+    const placed = await settled("the leaving replica's adapters placed and loaded on the other two", [1, 1, 1, 1, 1, 1], staying);
+    assert.deepEqual(count(placed), [1, 1, 1, 1, 1, 1], JSON.stringify(placed));
+    const before = gw.logs.find("request").length;
+    for (const name of ADAPTERS) assert.equal((await ask(name)).object, "chat.completion");
+    const served = gw.logs.find("request").slice(before);
+    assert.ok(
+      served.every((l) => l.status === 200 && l.replica !== new URL(leaving.url).origin),
+      JSON.stringify(served),
+    );
+  });
+
+  it("an agent that no gateway speaks to any more loads every adapter again, once the last word lapses", async () => {
+    const left = agents[holder] as RunningAdapterAgent;
+    await eventually(async () => (await agentStatus(left)).placement.placed === null, 10_000, "the left agent's placement lapsed");
+    await eventually(async () => (await engineModels(engines[holder] as RunningEngine)).length === ADAPTERS.length, 30_000, "all loaded");
+  });
+
+  it("keeps every adapter on two replicas with minReplicas 2, so that losing one replica loses no adapter", async () => {
+    const all = config(engines);
+    const upstream = all.upstreams?.engine;
+    assert.ok(upstream?.placement);
+    gw.writeConfig(
+      testConfig("", { ...all, upstreams: { engine: { ...upstream, placement: { ...upstream.placement, minReplicas: 2 } } } }, gw.dir),
+    );
+    // The old word (minReplicas 1) lapses within its TTL; then each engine holds what the new one places.
+    await eventually(
+      async () => (await Promise.all(agents.map(agentStatus))).every((s) => s.placement.gateways.length === 1),
+      10_000,
+      "one gateway word per agent",
+    );
+    const placed = await settled("each adapter placed and loaded on two replicas", [2, 2, 2, 2, 2, 2]);
+    assert.deepEqual(count(placed), [2, 2, 2, 2, 2, 2], JSON.stringify(placed));
+  });
+
+  it("refuses a placement that is not one, naming what is wrong", async () => {
+    const agent = agents[0] as RunningAdapterAgent;
+    const bad = await fetch(`${agent.url}/v1/placement`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ gateway: "g", adapters: "a1", ttlMs: 10 }),
+    });
+    assert.equal(bad.status, 400);
+    const body = (await bad.json()) as { error: string; fix: string };
+    assert.match(body.error, /adapters: .*expected array/i);
+    assert.match(body.error, /ttlMs/);
+    assert.match(body.fix, /"gateway"/);
+    assert.equal((await fetch(`${agent.url}/v1/placement`)).status, 405);
+    const notJson = await fetch(`${agent.url}/v1/placement`, { method: "PUT", body: "{" });
+    assert.equal(notJson.status, 400);
+    assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
+  });
+});
