@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { devBanner } from "../../src/dev/stack.ts";
+import { devBanner } from "../../src/dev/banner.ts";
 
 const stack = {
   gatewayUrl: "http://127.0.0.1:8080",

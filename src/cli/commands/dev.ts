@@ -1,5 +1,6 @@
 import { ExitCode } from "../../errors.ts";
-import { DEV_VECTOR_STORES, devBanner, startDevStack } from "../../dev/stack.ts";
+import { devBanner } from "../../dev/banner.ts";
+import { DEV_VECTOR_STORES, startDevStack } from "../../dev/stack.ts";
 import { oneOf, onOff, parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 export const devCommand: Command = {
