@@ -50,6 +50,13 @@ export function oneOf<const T extends string>(flag: string, value: string | unde
   throw new InputError(`${flag} ${JSON.stringify(value)} is not one of ${allowed.join(", ")}`, `pass ${flag} ${allowed.join("|")}`);
 }
 
+/** Reads a `--flag` / `--no-flag` pair: true, false, or undefined when neither is given. */
+export function onOff(flag: string, on: boolean | undefined, off: boolean | undefined): boolean | undefined {
+  const negated = `--no-${flag.replace(/^--/, "")}`;
+  if (on === true && off === true) throw new InputError(`${flag} and ${negated} are both given`, `pass one of ${flag} and ${negated}`);
+  return on === true ? true : off === true ? false : undefined;
+}
+
 /** Reads `--port`: 0 (a free port) to 65535. */
 export function portFlag(value: string | undefined): number | undefined;
 export function portFlag(value: string | undefined, fallback: number): number;

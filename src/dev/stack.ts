@@ -10,6 +10,7 @@ import type { AdapterSet } from "../adapters/set.ts";
 import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
 import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
 import { fetchPypiModel } from "../model/pypi-model.ts";
+import { DEMO_LORA, DEMO_LORA_DESCRIPTION, DemoLoras } from "./demo-loras.ts";
 import { startE5Server, type EmbeddingServer } from "./embeddings.ts";
 import { WorldError } from "../errors.ts";
 import { GatewayConfig } from "../gateway/config.ts";
@@ -66,6 +67,11 @@ export interface DevStackOptions {
   readonly onProgress?: (line: string) => void;
   /** How the spec file is followed. @default { debounceMs: 200, pollMs: 2000 } */
   readonly watch?: FileWatcherOptions;
+  /**
+   * A synthetic LoRA (see demo-loras.ts) for each adapter that declares none, so adapters run as LoRAs.
+   * @default true on the demo model (no `model` given, and the tiny model it falls back to offline), false with a `model`
+   */
+  readonly demoLoras?: boolean;
 }
 
 export interface DevStack {
@@ -90,6 +96,8 @@ export interface DevStack {
   readonly baseModel: string;
   /** The spec's adapters as last loaded (the spec file is followed: they change with it). */
   readonly adapters: ReadonlyArray<{ readonly name: string; readonly rag: boolean; readonly description: string }>;
+  /** The adapters that run a demo LoRA (none declared in the spec), as last loaded. */
+  readonly demoLoras: readonly string[];
   /** Each LoRA's state in the engine, from the in-process adapter agent. */
   adapterStatus(): AdapterStatus[];
   readonly dataDir: string;
@@ -186,9 +194,9 @@ function devAdapterSet(platform: Platform): AdapterSet {
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const logger = options.logger ?? devLogger();
   const specFile = devSpecFile(options.cwd, options.spec);
-  const { platform, environment } = loadDevPlatform(specFile, options.cwd);
-  const rendered = gatewayConfig(new RenderContext(platform));
-  const baseModel = platform.spec.model.name;
+  const loaded = loadDevPlatform(specFile, options.cwd);
+  const environment = loaded.environment;
+  const baseModel = loaded.platform.spec.model.name;
 
   const cleanup: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
@@ -226,18 +234,34 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       // The tiny model gets its whole context: RAG passages cost it ~4 tokens a word.
       maxModelLen = TINY_MODEL_SHAPE.contextLength;
     }
+    modelPath = resolve(options.cwd, modelPath);
     const engine: RunningEngine = await startEngine({
-      modelPath: resolve(options.cwd, modelPath),
+      modelPath,
       servedModelName: baseModel,
       port: 0,
       maxModelLen,
       logger: logger.child({ component: "engine" }),
     });
     cleanup.push(() => engine.close());
-
     const dataDir =
-      options.dataDir !== undefined ? resolve(options.cwd, options.dataDir) : join(homedir(), ".cache", "diatonic", "dev", platform.name);
+      options.dataDir !== undefined
+        ? resolve(options.cwd, options.dataDir)
+        : join(homedir(), ".cache", "diatonic", "dev", loaded.platform.name);
     mkdirSync(dataDir, { recursive: true });
+    // Shaped from the served model's own file, once the engine has accepted it.
+    const demoLoras =
+      (options.demoLoras ?? options.model === undefined) ? await DemoLoras.forModel(modelPath, join(dataDir, "demo-loras")) : undefined;
+    if (options.demoLoras === true && demoLoras === undefined)
+      notes.push(`no demo LoRAs: ${modelPath} has no ${DEMO_LORA.projections.join("/")} tensors to shape them for`);
+    const withDemoLoras = (platform: Platform): { platform: Platform; adapters: string[] } =>
+      demoLoras?.apply(platform, (adapters) =>
+        options.onProgress?.(`writing demo LoRAs for ${adapters.join(", ")} (${DEMO_LORA_DESCRIPTION})`),
+      ) ?? { platform, adapters: [] };
+    const served = withDemoLoras(loaded.platform);
+    const platform = served.platform;
+    let demoLoraAdapters = served.adapters;
+    const rendered = gatewayConfig(new RenderContext(platform));
+
     const secrets = mkdtempSync(join(tmpdir(), "diatonic-dev-keys-"));
     cleanup.push(() => rmSync(secrets, { recursive: true, force: true }));
     let keysFile: string | undefined;
@@ -308,16 +332,16 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     agent.update(devAdapterSet(platform));
     let adapters = describeAdapters(config);
     const apply = async (): Promise<void> => {
-      let next: Platform;
+      let next: { platform: Platform; adapters: string[] };
       try {
-        next = loadDevPlatform(specFile, options.cwd).platform;
+        next = withDemoLoras(loadDevPlatform(specFile, options.cwd).platform);
       } catch (error) {
         options.onSpecChange?.(
           `${typablePath(options.cwd, specFile)} changed but has a problem, so the running adapters stay:\n${error instanceof Error ? error.message : String(error)}`,
         );
         return;
       }
-      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next)), {
+      const nextConfig = devGatewayConfig(gatewayConfig(new RenderContext(next.platform)), {
         engineUrl: engine.url,
         dataDir,
         port,
@@ -331,7 +355,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         );
         return;
       }
-      agent.update(devAdapterSet(next));
+      agent.update(devAdapterSet(next.platform));
+      demoLoraAdapters = next.adapters;
       const before = new Set(adapters.map((a) => a.name));
       adapters = describeAdapters(nextConfig);
       const after = new Set(adapters.map((a) => a.name));
@@ -361,6 +386,9 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       get adapters() {
         return adapters;
       },
+      get demoLoras() {
+        return demoLoraAdapters;
+      },
       adapterStatus: () => agent.status(),
       dataDir,
       vectors,
@@ -375,69 +403,4 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
 function describeAdapters(config: GatewayConfig): DevStack["adapters"] {
   return config.adapters.map((adapter) => ({ name: adapter.name, rag: adapter.rag !== undefined, description: adapter.description }));
-}
-
-/** What `diatonic dev` prints once the stack is up: URLs, a curl to paste and the OpenAI SDK snippet. */
-export function devBanner(
-  stack: Pick<
-    DevStack,
-    | "adapters"
-    | "apiKey"
-    | "baseModel"
-    | "consoleUrl"
-    | "dataDir"
-    | "embeddingsOrigin"
-    | "engineUrl"
-    | "environment"
-    | "gatewayUrl"
-    | "modelOrigin"
-    | "notes"
-    | "platform"
-    | "specFile"
-    | "vectors"
-  >,
-  cwd: string,
-): string {
-  const chat = (stack.adapters.find((a) => a.name === "code") ?? stack.adapters.find((a) => !a.rag))?.name ?? stack.baseModel;
-  const rag = stack.adapters.find((a) => a.rag)?.name;
-  const key = stack.apiKey ?? "unused";
-  const auth = stack.apiKey !== undefined ? ` \\\n    -H "Authorization: Bearer ${stack.apiKey}"` : "";
-  const shownSpec = typablePath(cwd, stack.specFile);
-  const lines = [
-    `diatonic dev: platform ${stack.platform} from ${shownSpec} (${stack.environment !== undefined ? `environment ${stack.environment}` : "no local environment: the spec as written"}) on this machine`,
-    "",
-    `  console    ${stack.consoleUrl}   (web console: overview, adapters, playground, documents, usage${stack.apiKey !== undefined ? "; sign in with the API key" : ""})`,
-    `  gateway    ${stack.gatewayUrl}/v1   (OpenAI-compatible; /readyz, /metrics)`,
-    `  engine     ${stack.engineUrl}/v1   (vLLM's API on llama.cpp)`,
-    `  model      ${stack.modelOrigin}, served as ${stack.baseModel}`,
-    `  embeddings ${stack.embeddingsOrigin}   (for RAG adapters)`,
-    `  vectors    ${stack.vectors.location}   (${stack.vectors.detail})`,
-    `  auth       ${stack.apiKey !== undefined ? "API key required (the one given, with admin scope)" : "off (pass --api-key KEY to turn it on)"}`,
-    `  adapters   ${stack.adapters.map((a) => (a.rag ? `${a.name} (RAG)` : a.name)).join(", ")}`,
-    `             (edit the spec's adapters and save: they are loaded or unloaded without a restart)`,
-    "",
-    ...stack.notes.flatMap((note) => [`  NOTE: ${note}`, ""]),
-    "try it:",
-    `  curl -s ${stack.gatewayUrl}/v1/chat/completions${auth} \\`,
-    `    -H "Content-Type: application/json" \\`,
-    `    -d '{"model": "${chat}", "messages": [{"role": "user", "content": "Write hello world in Go"}]}'`,
-    "",
-    "OpenAI SDK (npm i openai):",
-    `  import OpenAI from "openai";`,
-    `  const client = new OpenAI({ baseURL: "${stack.gatewayUrl}/v1", apiKey: "${key}" });`,
-    `  const reply = await client.chat.completions.create({ model: "${chat}", messages: [{ role: "user", content: "Hello" }] });`,
-    `  console.log(reply.choices[0].message.content);`,
-    "",
-    ...(rag !== undefined
-      ? [
-          "RAG:",
-          `  diatonic ingest --adapter ${rag} ./docs${stack.gatewayUrl.endsWith(`:${DEV_PORT}`) ? "" : ` --gateway ${stack.gatewayUrl}`}${stack.apiKey !== undefined ? ` --api-key ${stack.apiKey}` : ""}`,
-          `  then ask model "${rag}": answers carry diatonic.citations (source, chunk, score)`,
-          "",
-        ]
-      : []),
-    `Ctrl-C stops everything${stack.vectors.kind === "qdrant" ? ", Qdrant too" : ""}.`,
-    "",
-  ];
-  return lines.join("\n");
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { devBanner } from "../../src/dev/stack.ts";
+import { devBanner } from "../../src/dev/banner.ts";
 
 const stack = {
   gatewayUrl: "http://127.0.0.1:8080",
@@ -20,6 +20,7 @@ const stack = {
   dataDir: "/tmp/dev",
   vectors: { kind: "embedded" as const, location: "/tmp/dev/vectors-e5", detail: "the embedded store" },
   apiKey: undefined as string | undefined,
+  demoLoras: [] as string[],
 };
 
 /** The curl that `dev` prints: its first line and the continuation lines up to the blank line. */
@@ -40,4 +41,14 @@ describe("dev banner", () => {
       if (apiKey !== undefined) assert.ok(curl.includes(`    -H "Authorization: Bearer ${apiKey}" \\`), curl.join("\n"));
     });
   }
+
+  it("says which adapters run a demo LoRA, that it is synthetic, and how to turn it off; nothing when none does", () => {
+    const banner = devBanner({ ...stack, demoLoras: ["code", "rag"] }, "/work");
+    assert.match(banner, /^ {2}LoRAs {6}demo LoRAs on code, rag \(the spec declares none for them\)$/m);
+    assert.match(
+      banner,
+      /^ {13}synthetic: random weights at scale 0\.25, rank 8, on attn_q\/attn_v; .*not trained \(--no-demo-loras: none\)$/m,
+    );
+    assert.doesNotMatch(devBanner(stack, "/work"), /demo LoRA/);
+  });
 });

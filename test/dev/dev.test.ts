@@ -230,3 +230,83 @@ describe("diatonic dev follows the spec file's adapters", () => {
     }
   });
 });
+
+describe("diatonic dev's demo LoRAs", () => {
+  it("gives adapters without a LoRA a demo LoRA the agent loads into the engine, the new ones of an edit too", async () => {
+    const work = mkdtempSync(join(tmpdir(), "diatonic-dev-demo-loras-"));
+    const models = writeTestModels(join(work, "models"));
+    const spec = join(work, "platform.yaml");
+    const specText = (adapters: string): string =>
+      [
+        "apiVersion: diatonic.ai/v1alpha1",
+        "kind: Platform",
+        "metadata: { name: demo }",
+        "spec:",
+        "  model:",
+        "    name: tiny",
+        "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
+        "    engine: { kind: llamacpp }",
+        "  gpu: { enabled: false, sharing: { mode: none } }",
+        "  gateway: { auth: optional }",
+        "  adapters:",
+        "    - { name: own, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }",
+        `    - { name: plain }${adapters}`,
+        "",
+      ].join("\n");
+    writeFileSync(spec, specText(""));
+    const progress: string[] = [];
+    const stack = await startDevStack({
+      cwd: work,
+      spec,
+      model: models.model,
+      demoLoras: true,
+      port: 0,
+      dataDir: join(work, "data"),
+      logger: devLogger(new Writable({ write: (_c, _e, done) => done() })),
+      onProgress: (line) => progress.push(line),
+      watch: { debounceMs: 20, pollMs: 100 },
+    });
+    const engineModels = async () =>
+      ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; root: string }[] }).data;
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 30_000;
+      while (!(await check())) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const ask = (url: string, model: string) =>
+      fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "what is a pod" }], max_tokens: 24, temperature: 0 }),
+      });
+    const answer = async (url: string, model: string) =>
+      ((await (await ask(url, model)).json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content;
+    try {
+      assert.deepEqual(stack.demoLoras, ["plain"]);
+      assert.ok(
+        progress.some((line) => /^writing demo LoRAs for plain \(synthetic: random weights/.test(line)),
+        progress.join("\n"),
+      );
+      await until("plain served on its demo LoRA", async () => (await ask(stack.gatewayUrl, "plain")).status === 200);
+      assert.equal(stack.adapterStatus().find((a) => a.name === "plain")?.state, "loaded");
+      const plain = (await engineModels()).find((m) => m.id === "plain");
+      assert.match(plain?.root ?? "", /\/data\/demo-loras\/plain-[0-9a-f]{12}\.gguf$/);
+      assert.match(stack.adapterStatus().find((a) => a.name === "plain")?.source ?? "", /demo-loras\/plain-/);
+      assert.notEqual(
+        await answer(stack.gatewayUrl, "plain"),
+        await answer(stack.engineUrl, "tiny"),
+        "the gateway sends plain to its LoRA",
+      );
+
+      writeFileSync(spec, specText("\n    - { name: added }"));
+      await until("added's demo LoRA loaded", async () => (await engineModels()).some((m) => m.id === "added"));
+      assert.deepEqual(stack.demoLoras, ["plain", "added"]);
+      assert.deepEqual((await engineModels()).map((m) => m.id).sort(), ["added", "own", "plain", "tiny"]);
+    } finally {
+      await stack.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});

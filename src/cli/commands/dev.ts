@@ -1,11 +1,12 @@
 import { ExitCode } from "../../errors.ts";
-import { DEV_VECTOR_STORES, devBanner, startDevStack } from "../../dev/stack.ts";
-import { oneOf, parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
+import { devBanner } from "../../dev/banner.ts";
+import { DEV_VECTOR_STORES, startDevStack } from "../../dev/stack.ts";
+import { oneOf, onOff, parseFlags, portFlag, type Command, type CommandIO } from "../command.ts";
 
 export const devCommand: Command = {
   name: "dev",
   usage:
-    "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR]",
+    "diatonic dev [--spec FILE] [--model GGUF|tiny] [--embeddings e5|engine] [--vector-store embedded|qdrant] [--port N] [--api-key KEY] [--data DIR] [--demo-loras|--no-demo-loras]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values } = parseFlags(this, argv, {
       spec: { type: "string" },
@@ -16,8 +17,11 @@ export const devCommand: Command = {
       "api-key": { type: "string" },
       data: { type: "string" },
       "vector-store": { type: "string" },
+      "demo-loras": { type: "boolean" },
+      "no-demo-loras": { type: "boolean" },
     });
     const port = portFlag(values.port);
+    const demoLoras = onOff("--demo-loras", values["demo-loras"], values["no-demo-loras"]);
     const vectorStore = oneOf("--vector-store", values["vector-store"], DEV_VECTOR_STORES, "embedded");
     const model = values.model ?? (io.env.DIATONIC_MODEL || undefined);
     const embeddings = values.embeddings === undefined ? undefined : oneOf("--embeddings", values.embeddings, ["e5", "engine"] as const);
@@ -33,6 +37,7 @@ export const devCommand: Command = {
       ...(values.data !== undefined ? { dataDir: values.data } : {}),
       ...(embeddings !== undefined ? { embeddings } : {}),
       vectorStore,
+      ...(demoLoras !== undefined ? { demoLoras } : {}),
       onDownload: (url) =>
         io.stderr.write(`diatonic dev: no Qdrant binary here (QDRANT_BIN, ../shared/tools/qdrant): downloading ${url}…\n`),
       onSpecChange: (line) => io.stderr.write(`diatonic dev: ${line}\n`),

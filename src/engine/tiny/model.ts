@@ -5,6 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GgmlType, gguf, writeGgufFile, type GgufTensor, type GgufValue } from "../gguf/writer.ts";
+import { syntheticLora } from "../synthetic-lora.ts";
 import { SeededRandom } from "./random.ts";
 import { buildVocabulary, LLAMA3_CHAT_TEMPLATE, TokenType } from "./vocab.ts";
 
@@ -133,28 +134,19 @@ export interface TinyLoraOptions {
   readonly name?: string;
 }
 
-/** A LoRA adapter for the tiny model: lora_a is [in, r] and lora_b is [r, out] in ggml order. */
+/** A LoRA adapter for the tiny model on every projection of every layer (see syntheticLora). */
 export function tinyLoraAdapter(options: TinyLoraOptions): { metadata: Map<string, GgufValue>; tensors: GgufTensor[] } {
   const shape = options.shape ?? TINY_MODEL_SHAPE;
   const rank = options.rank ?? 4;
-  const alpha = options.alpha ?? 2 * rank;
-  const random = new SeededRandom(options.seed);
-  const metadata = new Map<string, GgufValue>([
-    ["general.architecture", gguf.str("llama")],
-    ["general.type", gguf.str("adapter")],
-    ["general.name", gguf.str(options.name ?? `diatonic-tiny-lora-${options.seed}`)],
-    ["adapter.type", gguf.str("lora")],
-    ["adapter.lora.alpha", gguf.f32(alpha)],
-  ]);
-  const tensors: GgufTensor[] = [];
-  for (let layer = 0; layer < shape.layers; layer++) {
-    for (const p of projections(shape)) {
-      // Unlike training (B starts at zero), both factors are random so the adapter visibly changes outputs.
-      tensors.push(f32(`blk.${layer}.${p.name}.weight.lora_a`, [p.in, rank], random.normals(p.in * rank, 1 / Math.sqrt(p.in))));
-      tensors.push(f32(`blk.${layer}.${p.name}.weight.lora_b`, [rank, p.out], random.normals(rank * p.out, 1 / Math.sqrt(rank))));
-    }
-  }
-  return { metadata, tensors };
+  const targets = Array.from({ length: shape.layers }, (_, layer) =>
+    projections(shape).map((p) => ({ tensor: `blk.${layer}.${p.name}.weight`, in: p.in, out: p.out })),
+  ).flat();
+  return syntheticLora(targets, {
+    seed: options.seed,
+    rank,
+    alpha: options.alpha ?? 2 * rank,
+    name: options.name ?? `diatonic-tiny-lora-${options.seed}`,
+  });
 }
 
 export interface TestModelFiles {
