@@ -1,3 +1,4 @@
+import { PLACED_ELSEWHERE } from "../adapters/agent.ts";
 import type { LiveRevision } from "./status-spec.ts";
 import type { StatusReport } from "./status.ts";
 
@@ -54,15 +55,17 @@ export function formatStatus(report: StatusReport): string {
     lines.push("", "adapters:");
     for (const a of report.adapters) {
       const loaded = a.replicas.filter((r) => r.state === "loaded").length;
+      // Replicas the gateways' placement keeps it off are not a problem: counted, not listed.
+      const elsewhere = a.replicas.filter((r) => r.state === "unloaded" && r.reason === PLACED_ELSEWHERE).length;
       const summary =
         a.replicas.length === 0
           ? "base model, no LoRA"
           : a.route === "-"
             ? "removed"
-            : `loaded on ${loaded}/${a.replicas.length} replica(s)`;
+            : `loaded on ${loaded}/${a.replicas.length} replica(s)${elsewhere > 0 ? ` (placed on ${a.replicas.length - elsewhere})` : ""}`;
       lines.push(`  ${a.name.padEnd(16)} ${a.route.padEnd(16)} → ${a.upstreamModel}  ${summary}`);
       for (const r of a.replicas) {
-        if (r.state === "loaded" && a.route !== "-") continue;
+        if ((r.state === "loaded" || r.reason === PLACED_ELSEWHERE) && a.route !== "-") continue;
         lines.push(`      ${r.pod}: ${r.state}${r.since ? ` since ${r.since}` : ""}${r.reason ? ` — ${r.reason}` : ""}`);
       }
     }

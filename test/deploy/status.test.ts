@@ -2,7 +2,9 @@
 // the test cluster, whose simulated GPU node advertises time-sliced nvidia.com/gpu only).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { adapterReplicas, containerRestarts, gpuUse, type PodLike } from "../../src/deploy/status.ts";
+import { PLACED_ELSEWHERE } from "../../src/adapters/agent.ts";
+import { formatStatus } from "../../src/deploy/status-format.ts";
+import { adapterReplicas, containerRestarts, gpuUse, type PodLike, type StatusReport } from "../../src/deploy/status.ts";
 import type { KubeObject } from "../../src/render/context.ts";
 
 const node = (name: string, allocatable: Record<string, string>) =>
@@ -97,6 +99,38 @@ describe("status: each adapter's state on every engine replica, from the adapter
         replicas: [{ pod: "engine-a", state: "unloaded", reason: "removed from the adapter set", since }],
       },
     ]);
+  });
+
+  it("counts the replicas the gateways' placement keeps an adapter off, without listing each as a problem", () => {
+    const pods = new Map([["engine", ["engine-a", "engine-b", "engine-c"]]]);
+    const answers = new Map([
+      ["engine-a", { adapters: [{ name: "code", state: "loaded" as const, since, attempts: 0 }] }],
+      ["engine-b", { adapters: [{ name: "code", state: "unloaded" as const, reason: PLACED_ELSEWHERE, since, attempts: 0 }] }],
+      ["engine-c", { adapters: [{ name: "code", state: "failed" as const, reason: "the engine refused it", since, attempts: 1 }] }],
+    ]);
+    const reports = adapterReplicas(adapters.slice(0, 1), "base", pods, answers);
+    const report: StatusReport = {
+      namespace: "ns",
+      environment: null,
+      revision: null,
+      objects: [{ component: "engine", resource: "deployment/engine", state: "ready", reason: "3/3 ready" }],
+      missing: [],
+      stale: [],
+      reasons: [],
+      fix: null,
+      gpu: [],
+      adapters: reports,
+      certificates: [],
+      restarts: [],
+      url: null,
+      trust: null,
+      healthy: true,
+      destroyedAt: null,
+    };
+    const text = formatStatus(report);
+    assert.match(text, /code +\/code +→ code {2}loaded on 1\/3 replica\(s\) \(placed on 2\)/);
+    assert.match(text, /engine-c: failed/);
+    assert.doesNotMatch(text, /engine-b/, "a replica it is not placed on is no problem to list");
   });
 
   it("an adapter the agent does not know yet waits for kubelet's ConfigMap update", () => {
