@@ -17,50 +17,55 @@ const milliseconds = z
   .min(1)
   .max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node can set`);
 
-export const Upstream = z.strictObject({
-  /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
-  url: z.url(),
-  /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
-  discovery: z.enum(["static", "dns"]).default("static"),
-  connectTimeoutMs: milliseconds.default(2000),
-  /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
-  replicas: z.array(z.url()).optional(),
-  /** Passive health: eject a replica after this many failures in a row, for ejectionMs doubling up to maxEjectionMs. */
-  health: z
-    .strictObject({
-      ejectAfterFailures: z.number().int().min(1).optional(),
-      ejectionMs: milliseconds.optional(),
-      maxEjectionMs: milliseconds.optional(),
-      probePath: z.string().startsWith("/").optional(),
-    })
-    .optional(),
-  /** Retries before the first byte, on another replica where there is one. */
-  maxRetries: z.number().int().min(0).max(5).optional(),
-  /** How often `dns` discovery resolves the host again. */
-  dnsRefreshMs: milliseconds.min(100).optional(),
-  /**
-   * Route adapters only to replicas that hold their LoRA, as each replica's /v1/models lists them
-   * (polled this often). While none does, the caller gets 503 with Retry-After, never the engine's 404.
-   */
-  residency: z.strictObject({ pollMs: milliseconds.min(50).default(1000) }).optional(),
-  /**
-   * Tell each replica's adapter agent (on agentPort at the replica's address) which adapters to keep
-   * loaded, as the routing policy places them (policy `diatonic`; src/gateway/placement.ts). Without
-   * it, every agent loads every adapter.
-   */
-  placement: z
-    .strictObject({
-      agentPort: z.number().int().min(1).max(65535),
-      publishMs: milliseconds.min(100).default(2000),
-      ttlMs: milliseconds.min(1000).max(600_000).default(30_000),
-      /** Each adapter is kept loaded on at least this many replicas (its homes, then its next-ranked ones): 2 loses no adapter with a replica. */
-      minReplicas: z.number().int().min(1).max(64).default(1),
-    })
-    .refine((p) => p.ttlMs >= 2 * p.publishMs, {
-      message: "ttlMs must be at least twice publishMs, or a replica loads every adapter between two publishes",
-    })
-    .optional(),
-});
+export const Upstream = z
+  .strictObject({
+    /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
+    url: z.url(),
+    /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
+    discovery: z.enum(["static", "dns"]).default("static"),
+    connectTimeoutMs: milliseconds.default(2000),
+    /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
+    replicas: z.array(z.url()).optional(),
+    /** Passive health: eject a replica after this many failures in a row, for ejectionMs doubling up to maxEjectionMs. */
+    health: z
+      .strictObject({
+        ejectAfterFailures: z.number().int().min(1).optional(),
+        ejectionMs: milliseconds.optional(),
+        maxEjectionMs: milliseconds.optional(),
+        probePath: z.string().startsWith("/").optional(),
+      })
+      .optional(),
+    /** Retries before the first byte, on another replica where there is one. */
+    maxRetries: z.number().int().min(0).max(5).optional(),
+    /** How often `dns` discovery resolves the host again. */
+    dnsRefreshMs: milliseconds.min(100).optional(),
+    /**
+     * Route adapters only to replicas that hold their LoRA, as each replica's /v1/models lists them
+     * (polled this often). While none does, the caller gets 503 with Retry-After, never the engine's 404.
+     */
+    residency: z.strictObject({ pollMs: milliseconds.min(50).default(1000) }).optional(),
+    /**
+     * Tell each replica's adapter agent (on agentPort at the replica's address) which adapters to keep
+     * loaded, as the routing policy places them (policy `diatonic`; src/gateway/placement.ts). Without
+     * it, every agent loads every adapter.
+     */
+    placement: z
+      .strictObject({
+        agentPort: z.number().int().min(1).max(65535),
+        publishMs: milliseconds.min(100).default(2000),
+        ttlMs: milliseconds.min(1000).max(600_000).default(30_000),
+        /** Each adapter is kept loaded on at least this many replicas (its homes, then its next-ranked ones): 2 loses no adapter with a replica. */
+        minReplicas: z.number().int().min(1).max(64).default(1),
+      })
+      .refine((p) => p.ttlMs >= 2 * p.publishMs, {
+        message: "ttlMs must be at least twice publishMs, or a replica loads every adapter between two publishes",
+      })
+      .optional(),
+  })
+  .refine((upstream) => upstream.placement === undefined || upstream.residency !== undefined, {
+    message: "placement needs residency: the gateway routes an adapter only to the replicas that have loaded it",
+    path: ["placement"],
+  });
 
 export const AdapterRoute = z.strictObject({
   name: z.string().min(1),

@@ -15,7 +15,7 @@ import { PLACED_ELSEWHERE, startAdapterAgent, type AgentStatusBody, type Running
 import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
 import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
 import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
-import type { GatewayConfigInput } from "../../src/gateway/config.ts";
+import { GatewayConfig, type GatewayConfigInput } from "../../src/gateway/config.ts";
 import { API_VERSION } from "../../src/spec/schema.ts";
 import { eventually, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
 
@@ -233,5 +233,26 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
     const notJson = await fetch(`${agent.url}/v1/placement`, { method: "PUT", body: "{" });
     assert.equal(notJson.status, 400);
     assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
+  });
+});
+
+describe("placement config", () => {
+  const upstream = (placement: Record<string, number>, residency = true) =>
+    GatewayConfig.safeParse({
+      ...testConfig("http://127.0.0.1:1"),
+      upstreams: {
+        engine: { url: "http://127.0.0.1:1", discovery: "static", ...(residency ? { residency: { pollMs: 1000 } } : {}), placement },
+      },
+    });
+  it("needs residency, and a TTL of at least two publishes, and says so", () => {
+    const noResidency = upstream({ agentPort: 8001 }, false);
+    assert.equal(noResidency.success, false);
+    assert.match(noResidency.error?.message ?? "", /placement needs residency/);
+    const shortTtl = upstream({ agentPort: 8001, publishMs: 2000, ttlMs: 3000 });
+    assert.equal(shortTtl.success, false);
+    assert.match(shortTtl.error?.message ?? "", /ttlMs must be at least twice publishMs/);
+    const ok = upstream({ agentPort: 8001 });
+    assert.equal(ok.success, true);
+    assert.deepEqual(ok.data?.upstreams.engine?.placement, { agentPort: 8001, publishMs: 2000, ttlMs: 30_000, minReplicas: 1 });
   });
 });
