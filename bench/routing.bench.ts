@@ -14,12 +14,21 @@
 // they cost on a GPU, where residency matters. BENCH_QUICK=1: fewer requests (3 minutes at most).
 // --simulate: also runs the cost model calibrated from this run (the engine's own swap) for 32
 // replicas × 1,000 adapters (bench/routing-sim.ts).
+// Placement: the diatonic policy runs as rendered, placing adapters through an adapter agent beside
+// each engine (each engine on its own loopback address, its agent at the same port on it, as in a
+// pod); the agents' grace before unloading an adapter placed elsewhere is PLACEMENT_GRACE_MS here
+// (60 s in a pod) so that placement shows within a run. --no-placement: diatonic by routing alone.
+// BENCH_REQUESTS: requests per run (default 1000; 120 with BENCH_QUICK).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createServer } from "node:net";
 import { pino } from "pino";
+import { stringify } from "yaml";
+import { startAdapterAgent, type RunningAdapterAgent } from "../src/adapters/index.ts";
+import { API_VERSION } from "../src/spec/schema.ts";
 import { Pool } from "undici";
 import { writeGgufFile } from "../src/engine/gguf/writer.ts";
 import { tinyLoraAdapter, writeTestModels } from "../src/engine/tiny/model.ts";
@@ -38,7 +47,11 @@ const ADAPTERS = 24;
 const ZIPF_S = 1.1;
 const SEED = 20261206;
 const MAX_TOKENS = 16;
-const REQUESTS = QUICK ? 120 : 500;
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (QUICK ? 120 : 1000));
+const PLACEMENT = !process.argv.includes("--no-placement");
+const PLACEMENT_GRACE_MS = 3000;
+/** Each engine on an address of its own (as pods have), so that its adapter agent sits at one port on every replica. */
+const hostOf = (index: number) => `127.0.0.${21 + index}`;
 const CAPACITY_SECONDS = QUICK ? 4 : 10;
 /** The emulated LoRA load of the second configuration: tens of ms, about a short completion's time on a GPU. */
 const EMULATED_LOAD_MS = 50;
@@ -52,10 +65,32 @@ const loras = Array.from({ length: ADAPTERS }, (_, i) => {
   writeGgufFile(path, tinyLoraAdapter({ seed: 1000 + i, name: `a${i}` }));
   return { name: `a${i}`, path };
 });
+/** The adapter set every agent follows: the 24 LoRAs, as files. */
+const setFile = join(dir, "adapters.yaml");
+writeFileSync(
+  setFile,
+  stringify({
+    apiVersion: API_VERSION,
+    kind: "AdapterSet",
+    engine: "engine",
+    baseModel: "tiny",
+    maxLoraRank: 16,
+    adapters: loras.map((lora) => ({ name: lora.name, source: { path: lora.path }, rank: 8 })),
+  }),
+);
+const agentPort = await (async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no free port for the adapter agents");
+  return address.port;
+})();
 
 interface Engine {
   readonly url: string;
   readonly child: ChildProcess;
+  readonly host: string;
 }
 
 // Engines still running when the bench is interrupted (Ctrl-C, a timeout's SIGTERM) are stopped with it.
@@ -67,7 +102,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-async function startEngineProcess(emulatedLoadMs: number): Promise<Engine> {
+async function startEngineProcess(emulatedLoadMs: number, index: number): Promise<Engine> {
   const emulate = emulatedLoadMs > 0 ? ["--emulate-lora-load-ms", String(emulatedLoadMs)] : [];
   const child = spawn(
     process.execPath,
@@ -84,6 +119,8 @@ async function startEngineProcess(emulatedLoadMs: number): Promise<Engine> {
       String(PARALLEL),
       "--threads",
       "1",
+      "--host",
+      hostOf(index),
       "--port",
       "0",
       "--max-model-len",
@@ -106,14 +143,15 @@ async function startEngineProcess(emulatedLoadMs: number): Promise<Engine> {
     });
     child.once("exit", (code) => reject(new Error(`engine exited ${String(code)}: ${text}`)));
   });
-  const engine = { url, child };
+  const engine = { url, child, host: hostOf(index) };
   await registerAdapters(engine);
   return engine;
 }
 
-async function post(url: string, body: unknown): Promise<void> {
+async function post(url: string, body: unknown, alsoOk: readonly number[] = []): Promise<void> {
   const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  if (response.status !== 200) throw new Error(`${url}: ${await response.text()}`);
+  if (response.status !== 200 && !alsoOk.includes(response.status)) throw new Error(`${url}: ${await response.text()}`);
+  await response.body?.cancel();
 }
 
 /** Every adapter registered, as the adapter agent registers the whole set. */
@@ -125,7 +163,8 @@ async function registerAdapters(engine: Engine): Promise<void> {
 async function resetEngines(engines: readonly Engine[]): Promise<void> {
   await Promise.all(
     engines.map(async (engine) => {
-      for (const lora of loras) await post(`${engine.url}/v1/unload_lora_adapter`, { lora_name: lora.name });
+      // 404: placement had it unloaded from this engine in the run before.
+      for (const lora of loras) await post(`${engine.url}/v1/unload_lora_adapter`, { lora_name: lora.name }, [404]);
       await registerAdapters(engine);
     }),
   );
@@ -133,7 +172,7 @@ async function resetEngines(engines: readonly Engine[]): Promise<void> {
 
 /** The engines of one configuration, started side by side; if one fails, the others are stopped. */
 async function startEngines(emulatedLoadMs: number): Promise<Engine[]> {
-  const started = await Promise.allSettled(Array.from({ length: ENGINES }, () => startEngineProcess(emulatedLoadMs)));
+  const started = await Promise.allSettled(Array.from({ length: ENGINES }, (_, i) => startEngineProcess(emulatedLoadMs, i)));
   const engines = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
   const failed = started.find((result) => result.status === "rejected");
   if (failed === undefined) return engines;
@@ -161,7 +200,7 @@ async function swapsOf(engines: readonly Engine[]): Promise<number> {
   return total;
 }
 
-function gatewayConfig(engines: readonly Engine[], policy: PolicyName, swapMs: number): GatewayConfig {
+function gatewayConfig(engines: readonly Engine[], policy: PolicyName, swapMs: number, placed: boolean): GatewayConfig {
   const limits = { concurrency: 64, queue: 1024, timeoutMs: 120_000, firstByteTimeoutMs: 60_000 };
   const input: GatewayConfigInput = {
     apiVersion: "diatonic.ai/v1alpha1",
@@ -177,6 +216,8 @@ function gatewayConfig(engines: readonly Engine[], policy: PolicyName, swapMs: n
         discovery: "static",
         connectTimeoutMs: 2000,
         residency: { pollMs: 1000 },
+        // As rendered: the gateway places adapters through the agents (diatonic only; see withPlatform).
+        ...(placed ? { placement: { agentPort, publishMs: 2000, ttlMs: 30_000, minReplicas: 2 } } : {}),
       },
     },
     routing: { policy, slots: MAX_LORAS, swapMs },
@@ -252,8 +293,27 @@ async function withPlatform<T>(
 ): Promise<T> {
   await resetEngines(engines);
   const before = await swapsOf(engines);
+  // Diatonic places adapters through an agent beside each engine, as rendered; the others have none
+  // (an agent without a gateway's word keeps every adapter loaded, which is what the reset did).
+  const placed = PLACEMENT && policy === "diatonic";
+  const agents: RunningAdapterAgent[] = [];
+  if (placed)
+    for (const [i, engine] of engines.entries())
+      agents.push(
+        await startAdapterAgent({
+          configFile: setFile,
+          engineUrl: engine.url,
+          cacheDir: join(dir, `agent-cache-${i}`),
+          host: engine.host,
+          port: agentPort,
+          logger: pino({ level: "silent" }),
+          watch: { debounceMs: 200, pollMs: 60_000 },
+          resyncMs: 200,
+          placementGraceMs: PLACEMENT_GRACE_MS,
+        }),
+      );
   const gateway = await startGateway({
-    config: gatewayConfig(engines, policy, swapMs),
+    config: gatewayConfig(engines, policy, swapMs, placed),
     port: 0,
     logger: pino({ level: "silent" }),
     defaultMetrics: false,
@@ -263,6 +323,7 @@ async function withPlatform<T>(
     return await body(gateway, async () => (await swapsOf(engines)) - before);
   } finally {
     await gateway.close();
+    for (const agent of agents) await agent.close();
   }
 }
 
@@ -423,11 +484,18 @@ async function measureConfiguration(
             Number(m[2]),
           ]),
         );
-        return { ...row(policy, outcomes, seconds, await swaps(), hits), reasons };
+        // What each engine had loaded at the end: every adapter, or (placement) those placed on it.
+        const loadedPerReplica = await Promise.all(
+          engines.map(async (engine) => {
+            const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { parent?: string | null }[] };
+            return body.data.filter((model) => typeof model.parent === "string" && model.parent !== "").length;
+          }),
+        );
+        return { ...row(policy, outcomes, seconds, await swaps(), hits), reasons, loadedPerReplica };
       });
       rows.set(policy, result);
       console.error(
-        `  ${label} ${name} ${policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}`,
+        `  ${label} ${name} ${policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}; loaded per replica ${result.loadedPerReplica.join("/")}`,
       );
     }
     // The table and the file list the policies in one order, whatever order they ran in.
@@ -497,6 +565,7 @@ async function main(): Promise<void> {
     zipfS: ZIPF_S,
     seed: SEED,
     requestsPerRun: REQUESTS,
+    placement: PLACEMENT ? { agents: true, minReplicas: 2, publishMs: 2000, agentGraceMs: PLACEMENT_GRACE_MS } : false,
     quick: QUICK,
     swap: plain.swap,
     capacityRps: plain.capacityRps,
