@@ -148,6 +148,15 @@ describe("diatonic", () => {
     return policy;
   }
 
+  it("weighs a nearly full KV cache (vLLM admits late or preempts there): a warm slot loses to a swap when its replica's cache is full", () => {
+    const policy = measured(10, 40);
+    const warm = (kvCache: number) => replica("a", { recent: ["x"], load: load({ kvCache }) });
+    const other = replica("b", { load: load({ kvCache: 0.2 }) });
+    assert.equal(policy.choose([warm(0.5), other], { lora: "x", now: 0 }).candidate.origin, "a", "half full: the warm slot");
+    assert.equal(policy.choose([warm(0.9), other], { lora: "x", now: 0 }).candidate.origin, "a", "90%: not yet");
+    assert.equal(policy.choose([warm(0.99), other], { lora: "x", now: 0 }).candidate.origin, "b", "99%: a swap costs less");
+  });
+
   it("learns swap and service times only from requests that ran at once, not from ones that queued", () => {
     const policy = new Diatonic(options);
     const atOnce = { candidate: replica("a"), reason: "home", expectedWaitMs: 0 };

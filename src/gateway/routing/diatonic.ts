@@ -79,6 +79,10 @@ const STICKY_BOUND = 1.2;
 const PIN_MARGIN = 1.5;
 /** The name the replicas themselves are ranked under, for which are pinned and which take the tail. */
 const REPLICA_ORDER = "\u0000replicas";
+/** KV-cache use past which a replica is held to admit new requests late (vLLM queues or preempts them)... */
+const KV_FULL_FROM = 0.9;
+/** ...by up to one service time per request at 100% use. */
+const KV_FULL_COST = 1;
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
@@ -279,6 +283,16 @@ export class Diatonic implements RoutingPolicy {
     return beside + (ahead * perRequest) / parallel;
   }
 
+  /**
+   * What a nearly full KV cache adds to the wait: vLLM admits a new request only when its blocks fit,
+   * and preempts running ones when they do not; from 90% use, up to a service time at 100%.
+   */
+  private kvWaitMs(candidate: Candidate, service: number): number {
+    const kv = candidate.load?.kvCache;
+    if (kv === undefined || kv <= KV_FULL_FROM) return 0;
+    return ((Math.min(1, kv) - KV_FULL_FROM) / (1 - KV_FULL_FROM)) * KV_FULL_COST * service;
+  }
+
   choose(candidates: readonly Candidate[], request: RouteRequest): Choice {
     const { lora, now } = request;
     if (lora !== undefined) {
@@ -305,7 +319,7 @@ export class Diatonic implements RoutingPolicy {
       const resident = lora === undefined || isResident(candidate, lora, slotsOf(candidate, this.options.defaultSlots));
       const home = homes === undefined || homes.has(candidate.origin);
       const requests = this.inReplica(candidate);
-      const wait = this.waitMs(candidate, requests, service, swap, sharing);
+      const wait = this.waitMs(candidate, requests, service, swap, sharing) + this.kvWaitMs(candidate, service);
       // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
       const cost = wait + (resident ? 0 : home ? swap : 2 * swap);
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
