@@ -12,10 +12,10 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CORE_SCHEMA, load, loadAll } from "js-yaml";
 import type { KubeObject } from "../render/context.ts";
 import { applyPatch, type PatchOp } from "./json-patch.ts";
 import { parseTarget } from "./kustomize-target.ts";
+import { fromYaml, fromYamlStream } from "./yaml.ts";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const KNOWN_KEYS = new Set(["apiVersion", "kind", "resources", "patches"]);
@@ -63,7 +63,7 @@ function parseYaml(path: string, all: false): unknown;
 function parseYaml(path: string, all: boolean): unknown {
   try {
     const text = readFileSync(path, "utf8");
-    return all ? loadAll(text, { schema: CORE_SCHEMA }) : load(text, { schema: CORE_SCHEMA });
+    return all ? fromYamlStream(text) : fromYaml(text);
   } catch {
     return undefined;
   }
