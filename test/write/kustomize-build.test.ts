@@ -66,6 +66,7 @@ const AGREED: Record<string, readonly (readonly [string | undefined, string])[]>
   "kind and label": [["{kind: ConfigMap, labelSelector: env=base}", MARK]],
   "a name without a kind selects every kind of that name": [["{name: a}", MARK]],
   "a selector that selects nothing changes nothing": [["{labelSelector: env=staging}", MARK]],
+  "a name that selects nothing changes nothing": [["{kind: ConfigMap, name: missing}", MARK]],
   "the label patch first, then one object's own patch, then a delete": [
     ["{labelSelector: env=base}", RELABEL],
     ["{group: '', version: v1, kind: ConfigMap, name: a, namespace: ns}", "- op: replace\n  path: /data/k\n  value: w\n"],
