@@ -134,7 +134,7 @@ console.log(
 );
 console.log("");
 console.log(
-  `cold, one fresh process per command (median of 3 by CPU time; ${process.env.DIATONIC_USE_DIST === "0" ? "TypeScript sources through tsx" : "the compiled CLI when dist/ is current"}), wall / CPU ms`,
+  `cold, one fresh process per command (median of 3 by CPU time, render --out writing over the tree of the run before; ${process.env.DIATONIC_USE_DIST === "0" ? "TypeScript sources through tsx" : "the compiled CLI when dist/ is current"}), wall / CPU ms`,
 );
 console.log("adapters | render --out     | validate DIR     | both             | kubectl kustomize | both ÷ kustomize (wall, CPU)");
 for (const r of rows) {

@@ -6,8 +6,8 @@ import { describeSource } from "../adapters/set.ts";
 import { adapterSetName, engineServiceFor, upstreamModelFor } from "./engine.ts";
 
 /**
- * Each adapter's own record, in its own folder: routing metadata, the LoRA it runs, its RAG binding
- * and which Secret holds the vector store's credentials. Adding an adapter adds one folder.
+ * Each adapter's own record, in its own file: routing metadata, the LoRA it runs, its RAG binding
+ * and which Secret holds the vector store's credentials. Adding an adapter adds one file.
  */
 export function renderAdapters(ctx: RenderContext): Placed[] {
   const { spec } = ctx.platform;

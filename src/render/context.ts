@@ -18,10 +18,10 @@ export interface KubeObject {
   };
 }
 
-/** Where an object goes in the written tree: a component file, or an adapter's own folder. */
+/** Where an object goes in the written tree: a component file, or an adapter's own file. */
 export interface Placed {
   readonly object: KubeObject;
-  /** `engine`, `gateway`, … (file `base/<component>.yaml`) or `adapters/<name>` (folder). */
+  /** `engine`, `gateway`, … or `adapters/<name>`: the file `base/<component>.yaml`. */
   readonly component: string;
 }
 

@@ -20,7 +20,7 @@ import { requiredSecrets } from "./secrets.ts";
 
 export interface RenderResult {
   readonly platform: Platform;
-  /** Objects in apply order, each with the component (file or adapter folder) it belongs to. */
+  /** Objects in apply order, each with the component (file, an adapter's own included) it belongs to. */
   readonly placed: readonly Placed[];
   readonly secrets: readonly RequiredSecret[];
   /** Steps the operator must take outside the rendered objects (GPU Operator, MIG labels). */

@@ -1,6 +1,6 @@
-import { parse } from "yaml";
 import { z } from "zod";
 import type { KubeObject } from "../render/context.ts";
+import { fromYaml } from "../write/yaml.ts";
 import type { Inventory } from "./inventory.ts";
 
 /** NVIDIA k8s-device-plugin config file, api/config/v1: the fields that decide what is advertised. */
@@ -86,7 +86,7 @@ function scan(inventory: Inventory): FoundConfig[] {
       if (!named && !/^\s*(sharing|timeSlicing)\s*:/m.test(text)) return [];
       let raw: unknown;
       try {
-        raw = parse(text);
+        raw = fromYaml(text);
       } catch {
         // Broken YAML is a config only when it reads like one (a script in a ConfigMap named nvidia-… is not).
         return named && /^\s*(version|flags|sharing|timeSlicing)\s*:/m.test(text)

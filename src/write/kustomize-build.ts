@@ -1,8 +1,8 @@
 /**
  * Builds, in this process, a Kustomize tree that uses only what `render --out` writes: `resources`
  * (files and folders with their own kustomization), and `patches` that are either JSON 6902
- * operations on objects (add, replace, remove of object fields, for one named target) or a
- * `$patch: delete` of one object. Anything else in the tree (generators, name prefixes, images,
+ * operations on objects (add, replace, remove of object fields, for the objects a target selects by
+ * kind and name or by label: see kustomize-target.ts) or a `$patch: delete` of one object. Anything else in the tree (generators, name prefixes, images,
  * components, strategic-merge patches, array indexes in a path, …) makes this return undefined, and
  * the caller runs `kubectl kustomize`, which knows all of Kustomize.
  *
@@ -12,9 +12,10 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CORE_SCHEMA, load, loadAll } from "js-yaml";
 import type { KubeObject } from "../render/context.ts";
 import { applyPatch, type PatchOp } from "./json-patch.ts";
+import { parseTarget } from "./kustomize-target.ts";
+import { fromYaml, fromYamlStream } from "./yaml.ts";
 
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const KNOWN_KEYS = new Set(["apiVersion", "kind", "resources", "patches"]);
@@ -24,8 +25,6 @@ export interface BuiltObject {
   /** The file (relative to the built folder's parent) the object was read from. */
   readonly file: string;
 }
-
-type Target = { group: string; version: string; kind: string; name: string; namespace?: string };
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 
@@ -58,28 +57,13 @@ function reaches(document: unknown, op: PatchOp): boolean {
   return true;
 }
 
-function asTarget(value: unknown): Target | undefined {
-  if (!isRecord(value)) return undefined;
-  const { group, version, kind, name, namespace, ...rest } = value;
-  if (
-    Object.keys(rest).length > 0 ||
-    typeof group !== "string" ||
-    typeof version !== "string" ||
-    typeof kind !== "string" ||
-    typeof name !== "string"
-  )
-    return undefined;
-  if (namespace !== undefined && typeof namespace !== "string") return undefined;
-  return { group, version, kind, name, ...(namespace !== undefined ? { namespace } : {}) };
-}
-
 /** YAML as Kustomize reads it (1.2 core: `n` stays a string); undefined when it does not parse (kubectl then reports why). */
 function parseYaml(path: string, all: true): unknown[] | undefined;
 function parseYaml(path: string, all: false): unknown;
 function parseYaml(path: string, all: boolean): unknown {
   try {
     const text = readFileSync(path, "utf8");
-    return all ? loadAll(text, { schema: CORE_SCHEMA }) : load(text, { schema: CORE_SCHEMA });
+    return all ? fromYamlStream(text) : fromYaml(text);
   } catch {
     return undefined;
   }
@@ -122,17 +106,15 @@ function build(dir: string, shown: string, depth: number): BuiltObject[] | undef
   }
   const patches = kustomization.patches ?? [];
   if (!Array.isArray(patches)) return undefined;
-  // Objects by kind and name (a name may be in several namespaces): patches find theirs in one lookup.
+  // Objects by name: a patch for one named object finds it in one lookup, not in a scan of all.
   const byName = new Map<string, number[]>();
   objects.forEach(({ object }, at) => {
-    const key = `${object.apiVersion}|${object.kind}|${object.metadata.name}`;
-    byName.set(key, [...(byName.get(key) ?? []), at]);
+    const list = byName.get(object.metadata.name);
+    if (list === undefined) byName.set(object.metadata.name, [at]);
+    else list.push(at);
   });
+  const everyObject = objects.map((_, at) => at);
   const deleted = new Set<number>();
-  const find = (apiVersion: string, kind: string, name: string, namespace: string | undefined, anyNamespace: boolean): number[] =>
-    (byName.get(`${apiVersion}|${kind}|${name}`) ?? []).filter(
-      (at) => !deleted.has(at) && (anyNamespace || objects[at]?.object.metadata.namespace === namespace),
-    );
   for (const patch of patches) {
     if (!isRecord(patch) || typeof patch.path !== "string" || Object.keys(patch).some((key) => key !== "path" && key !== "target"))
       return undefined;
@@ -140,16 +122,21 @@ function build(dir: string, shown: string, depth: number): BuiltObject[] | undef
     if (!existsSync(file)) return undefined;
     const content = parseYaml(file, false);
     if (patch.target !== undefined) {
-      const target = asTarget(patch.target);
+      const target = parseTarget(patch.target);
       if (target === undefined || !Array.isArray(content) || !content.every(isOp)) return undefined;
-      const apiVersion = target.group === "" ? target.version : `${target.group}/${target.version}`;
-      const found = find(apiVersion, target.kind, target.name, target.namespace, target.namespace === undefined);
-      const only = found.length === 1 && found[0] !== undefined ? objects[found[0]] : undefined;
-      if (only === undefined || found[0] === undefined || !content.every((op) => reaches(only.object, op))) return undefined;
-      try {
-        objects[found[0]] = { object: applyPatch(only.object, content) as KubeObject, file: only.file };
-      } catch {
-        return undefined;
+      const candidates = target.literalName !== undefined ? (byName.get(target.literalName) ?? []) : everyObject;
+      for (const at of candidates) {
+        const found = objects[at];
+        if (found === undefined || deleted.has(at)) continue;
+        const selected = target.matches(found.object);
+        if (selected === undefined) return undefined;
+        if (!selected) continue;
+        if (!content.every((op) => reaches(found.object, op))) return undefined;
+        try {
+          objects[at] = { object: applyPatch(found.object, content) as KubeObject, file: found.file };
+        } catch {
+          return undefined;
+        }
       }
     } else {
       // A strategic-merge patch that only deletes one object.
@@ -163,7 +150,11 @@ function build(dir: string, shown: string, depth: number): BuiltObject[] | undef
         return undefined;
       const { name, namespace } = content.metadata;
       if (typeof name !== "string" || (namespace !== undefined && typeof namespace !== "string")) return undefined;
-      const found = find(content.apiVersion, content.kind, name, namespace, false);
+      const { apiVersion, kind } = content;
+      const found = (byName.get(name) ?? []).filter((at) => {
+        const object = objects[at]?.object;
+        return !deleted.has(at) && object?.apiVersion === apiVersion && object.kind === kind && object.metadata.namespace === namespace;
+      });
       if (found.length !== 1 || found[0] === undefined) return undefined;
       deleted.add(found[0]);
     }

@@ -1,7 +1,6 @@
-import type { KubeObject, Placed } from "../render/context.ts";
+import { ENVIRONMENT_LABEL, RenderContext, type KubeObject, type Placed } from "../render/context.ts";
 import type { RenderResult } from "../render/index.ts";
 import { secretsReadme } from "../render/secrets.ts";
-import { RenderContext } from "../render/context.ts";
 import { TREE_MARKER } from "./atomic.ts";
 import { diffJson } from "./json-patch.ts";
 import { toYaml, toYamlStream } from "./yaml.ts";
@@ -10,11 +9,15 @@ import { toYaml, toYamlStream } from "./yaml.ts";
  * The Kustomize layout `render --out` writes:
  *
  *   base/                     the spec without overlays, one file per component
- *   base/adapters/<name>/     one folder per adapter (adding an adapter adds a folder)
- *   overlays/<env>/           `resources: [../../base]` + what the environment adds, JSON patches for
- *                             what it changes, `$patch: delete` for what it drops
+ *   base/adapters/<name>.yaml one file per adapter (adding an adapter adds a file)
+ *   overlays/<env>/           `resources: [../../base]` + what the environment adds; one JSON patch
+ *                             that sets the environment label on every base object (by label
+ *                             selector), JSON patches for objects that change further, `$patch:
+ *                             delete` for what it drops
  *
  * so `kubectl kustomize overlays/<env>` yields exactly the objects of `render --env <env> -o yaml`.
+ * Most objects differ between base and environment only in that label: one patch for all of them
+ * instead of one file each keeps the tree at ~1 file per adapter (a file costs ~0.4 ms to write).
  */
 
 export interface TreeInput {
@@ -37,7 +40,7 @@ function fileSafe(object: KubeObject): string {
   return `${object.kind.toLowerCase()}-${ns}${object.metadata.name}`.replace(/[^a-z0-9.-]/g, "-");
 }
 
-/** Groups placed objects into files: `<component>.yaml`, or `adapters/<name>/adapter.yaml` folders. */
+/** Groups placed objects into files, `<component>.yaml` (an adapter's component is `adapters/<name>`). */
 function groupFiles(placed: readonly Placed[], root: string, files: Map<string, string>): string[] {
   const byComponent = new Map<string, KubeObject[]>();
   for (const p of placed) {
@@ -47,14 +50,8 @@ function groupFiles(placed: readonly Placed[], root: string, files: Map<string, 
   }
   const resources: string[] = [];
   for (const [component, objects] of byComponent) {
-    if (component.startsWith("adapters/")) {
-      files.set(`${root}/${component}/adapter.yaml`, toYamlStream(objects));
-      files.set(`${root}/${component}/kustomization.yaml`, toYaml({ ...KUSTOMIZATION, resources: ["adapter.yaml"] }));
-      resources.push(component);
-    } else {
-      files.set(`${root}/${component}.yaml`, toYamlStream(objects));
-      resources.push(`${component}.yaml`);
-    }
+    files.set(`${root}/${component}.yaml`, toYamlStream(objects));
+    resources.push(`${component}.yaml`);
   }
   return resources;
 }
@@ -64,17 +61,38 @@ function groupVersion(apiVersion: string): { group: string; version: string } {
   return slash < 0 ? { group: "", version: apiVersion } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
 }
 
+/** The environment label's JSON pointer in `metadata`: `/` in the key escaped as `~1`. */
+const ENVIRONMENT_LABEL_PATH = `/metadata/labels/${ENVIRONMENT_LABEL.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+
+const environmentOf = (object: KubeObject): string | undefined => object.metadata.labels?.[ENVIRONMENT_LABEL];
+
+/** The object as the overlay's label patch leaves it, when the patch selects it. */
+function relabeled(object: KubeObject, from: string, to: string): KubeObject {
+  const labels = object.metadata.labels;
+  if (labels?.[ENVIRONMENT_LABEL] !== from) return object;
+  return { ...object, metadata: { ...object.metadata, labels: { ...labels, [ENVIRONMENT_LABEL]: to } } };
+}
+
 function overlayFiles(env: string, base: RenderResult, target: RenderResult, files: Map<string, string>): void {
   const root = `overlays/${env}`;
   const baseObjects = new Map(base.placed.map((p) => [objectKey(p.object), p.object]));
   const targetKeys = new Set(target.placed.map((p) => objectKey(p.object)));
   const added = target.placed.filter((p) => !baseObjects.has(objectKey(p.object)));
-  const resources = ["../../base", ...groupFiles(added, root, files).map((r) => r)];
+  const resources = ["../../base", ...groupFiles(added, root, files)];
   const patches: unknown[] = [];
+  // The selector picks every object labelled with the base's environment, the overlay's own included:
+  // used only when none of those is one (then every object the patch changes is a base object).
+  const from = base.platform.environment;
+  const relabel =
+    from !== env && base.placed.some((p) => environmentOf(p.object) === from) && !added.some((p) => environmentOf(p.object) === from);
+  if (relabel) {
+    files.set(`${root}/patches/environment.yaml`, toYaml([{ op: "replace", path: ENVIRONMENT_LABEL_PATH, value: env }]));
+    patches.push({ path: "patches/environment.yaml", target: { labelSelector: `${ENVIRONMENT_LABEL}=${from}` } });
+  }
   for (const p of target.placed) {
     const before = baseObjects.get(objectKey(p.object));
     if (!before) continue;
-    const ops = diffJson(before, p.object);
+    const ops = diffJson(relabel ? relabeled(before, from, env) : before, p.object);
     if (ops.length === 0) continue;
     const path = `patches/${fileSafe(p.object)}.yaml`;
     files.set(`${root}/${path}`, toYaml(ops));

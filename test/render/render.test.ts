@@ -412,7 +412,7 @@ describe("render", () => {
     assert.ok(Object.keys(ingress.metadata.annotations).every((k) => !k.includes("snippet")));
   });
 
-  it("a dedicated adapter gets its own engine in its own folder; contour gets an HTTPProxy", async () => {
+  it("a dedicated adapter gets its own engine in its own file; contour gets an HTTPProxy", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-dedicated-"));
     const text = readFileSync(EXAMPLE, "utf8")
       .replace(
@@ -425,7 +425,7 @@ describe("render", () => {
     (await import("node:fs")).writeFileSync(spec, text);
     const run = await runCli(["render", "--spec", spec, "--env", "production", "--out", join(dir, "out")], dir);
     assert.equal(run.code, 0, run.stderr);
-    const adapterFile = readFileSync(join(dir, "out/base/adapters/code/adapter.yaml"), "utf8");
+    const adapterFile = readFileSync(join(dir, "out/base/adapters/code.yaml"), "utf8");
     const docs = parseAllDocuments(adapterFile).map((d) => d.toJS() as KubeObject);
     assert.deepEqual(
       docs.map((d) => `${d.kind}/${d.metadata.name}`),
@@ -486,6 +486,34 @@ describe("render", () => {
     );
     const result = JSON.parse(run.stdout) as { objects: number; findings: { file?: string }[] };
     assert.equal(result.objects, objects("staging").length);
+  });
+
+  it("adding an adapter adds one file to the tree, base/adapters/<name>.yaml: each overlay sets the environment label with one patch", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-one-more-"));
+    const spec = join(dir, "platform.yaml");
+    writeFileSync(
+      spec,
+      readFileSync(EXAMPLE, "utf8").replace("  adapters:\n", "  adapters:\n    - { name: extra, systemPrompt: You are extra. }\n"),
+    );
+    const before = buildTree({ file: EXAMPLE, environment: "local" }).files;
+    const after = buildTree({ file: spec, environment: "local" }).files;
+    assert.deepEqual(
+      [...after.keys()].filter((path) => !before.has(path)),
+      ["base/adapters/extra.yaml"],
+    );
+    for (const env of ENVS) {
+      assert.equal(
+        after.get(`overlays/${env}/patches/environment.yaml`),
+        `- op: replace\n  path: /metadata/labels/diatonic.ai~1environment\n  value: ${env}\n`,
+      );
+      const patches = [...after.entries()].filter(([path]) => path.startsWith(`overlays/${env}/patches/`));
+      assert.ok(
+        patches.every(
+          ([path, text]) => path.endsWith("/environment.yaml") || !text.includes("path: /metadata/labels/diatonic.ai~1environment"),
+        ),
+        `${env}: no object's own patch sets the label again`,
+      );
+    }
   });
 
   it("refuses to overwrite a directory it did not write", async () => {

@@ -1,6 +1,6 @@
-import { parse } from "yaml";
 import type { KubeObject } from "../../render/context.ts";
 import { ACME_SOLVER, type Flow, type Peer } from "../../render/traffic.ts";
+import { fromYaml } from "../../write/yaml.ts";
 import { defineRule } from "../finding.ts";
 import type { Inventory, PodTemplate } from "../inventory.ts";
 import { PolicyEvaluator, selectorMatches, type Endpoint } from "../netpol.ts";
@@ -132,7 +132,7 @@ function flowsFromObjects(inventory: Inventory): NeededFlow[] {
   for (const configMap of inventory.ofKind("ConfigMap")) {
     const text = (configMap as unknown as { data?: Record<string, string> }).data?.["config.yaml"];
     if (!text?.includes("kind: GatewayConfig")) continue;
-    const config = parse(text) as { upstreams?: Record<string, { url?: string }>; vectorStore?: { url?: string } };
+    const config = fromYaml(text) as { upstreams?: Record<string, { url?: string }>; vectorStore?: { url?: string } };
     const namespace = configMap.metadata.namespace ?? "default";
     const gateways = inventory.templates.filter(
       (t) => t.namespace === namespace && (t.spec.volumes ?? []).some((v) => v.configMap?.name === configMap.metadata.name),
