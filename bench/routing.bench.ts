@@ -14,19 +14,22 @@
 // they cost on a GPU, where residency matters. BENCH_QUICK=1: fewer requests (3 minutes at most).
 // --simulate: also runs the cost model calibrated from this run (the engine's own swap) for 32
 // replicas × 1,000 adapters (bench/routing-sim.ts).
-// Placement: the diatonic policy runs as rendered, placing adapters through an adapter agent beside
-// each engine (each engine on its own loopback address, its agent at the same port on it, as in a
-// pod); the agents' grace before unloading an adapter placed elsewhere is PLACEMENT_GRACE_MS here
-// (60 s in a pod) so that placement shows within a run. --no-placement: diatonic by routing alone.
+// Placement: after the four policies of a load, diatonic runs once more as rendered, placing adapters
+// through an adapter agent beside each engine (each engine on its own loopback address, its agent at
+// the same port on it, as in a pod), reported apart (`placement` of each scenario, and a table row
+// "diatonic+placement"): the four are compared on routing alone, every adapter loaded everywhere. The
+// agents' grace before unloading an adapter placed elsewhere is PLACEMENT_GRACE_MS here (60 s in a
+// pod) so that placement shows within a run, and the traffic starts once every engine holds what its
+// agent was placed (the placement with no demand yet). --no-placement: without that run.
 // BENCH_REQUESTS: requests per run (default 1000; 120 with BENCH_QUICK).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
 import { pino } from "pino";
 import { stringify } from "yaml";
+import { freePort } from "../scripts/cluster/processes.ts";
 import { startAdapterAgent, type RunningAdapterAgent } from "../src/adapters/index.ts";
 import { API_VERSION } from "../src/spec/schema.ts";
 import { Pool } from "undici";
@@ -49,7 +52,7 @@ const SEED = 20261206;
 const MAX_TOKENS = 16;
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? (QUICK ? 120 : 1000));
 const PLACEMENT = !process.argv.includes("--no-placement");
-const PLACEMENT_GRACE_MS = 3000;
+const PLACEMENT_GRACE_MS = 10_000;
 /** Each engine on an address of its own (as pods have), so that its adapter agent sits at one port on every replica. */
 const hostOf = (index: number) => `127.0.0.${21 + index}`;
 const CAPACITY_SECONDS = QUICK ? 4 : 10;
@@ -78,14 +81,7 @@ writeFileSync(
     adapters: loras.map((lora) => ({ name: lora.name, source: { path: lora.path }, rank: 8 })),
   }),
 );
-const agentPort = await (async () => {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no free port for the adapter agents");
-  return address.port;
-})();
+const agentPort = await freePort();
 
 interface Engine {
   readonly url: string;
@@ -216,7 +212,7 @@ function gatewayConfig(engines: readonly Engine[], policy: PolicyName, swapMs: n
         discovery: "static",
         connectTimeoutMs: 2000,
         residency: { pollMs: 1000 },
-        // As rendered: the gateway places adapters through the agents (diatonic only; see withPlatform).
+        // As rendered: the gateway places adapters through the agents (the placement run; see withPlatform).
         ...(placed ? { placement: { agentPort, publishMs: 2000, ttlMs: 30_000, minReplicas: 2 } } : {}),
       },
     },
@@ -289,13 +285,13 @@ async function withPlatform<T>(
   engines: readonly Engine[],
   policy: PolicyName,
   swapMs: number,
-  body: (gateway: RunningGateway, swaps: () => Promise<number>) => Promise<T>,
+  body: (gateway: RunningGateway, swaps: () => Promise<number>, agents: readonly RunningAdapterAgent[]) => Promise<T>,
+  placed = false,
 ): Promise<T> {
   await resetEngines(engines);
   const before = await swapsOf(engines);
-  // Diatonic places adapters through an agent beside each engine, as rendered; the others have none
-  // (an agent without a gateway's word keeps every adapter loaded, which is what the reset did).
-  const placed = PLACEMENT && policy === "diatonic";
+  // With placement, an agent beside each engine loads what the gateway places there, as rendered;
+  // without, there is none (as an agent without a gateway's word, every adapter is loaded: the reset).
   const agents: RunningAdapterAgent[] = [];
   if (placed)
     for (const [i, engine] of engines.entries())
@@ -320,10 +316,29 @@ async function withPlatform<T>(
     watch: false,
   });
   try {
-    return await body(gateway, async () => (await swapsOf(engines)) - before);
+    if (placed) await settled(engines, agents);
+    return await body(gateway, async () => (await swapsOf(engines)) - before, agents);
   } finally {
     await gateway.close();
     for (const agent of agents) await agent.close();
+  }
+}
+
+/** Waits until every engine holds exactly the adapters its agent was placed (the agents' grace past). */
+async function settled(engines: readonly Engine[], agents: readonly RunningAdapterAgent[]): Promise<void> {
+  const deadline = performance.now() + PLACEMENT_GRACE_MS + 30_000;
+  for (;;) {
+    const done = await Promise.all(
+      engines.map(async (engine, i) => {
+        const status = (await (await fetch(`${agents[i]?.url ?? ""}/status`)).json()) as { placement: { placed: string[] | null } };
+        const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string; parent?: string | null }[] };
+        const loaded = body.data.flatMap((m) => (typeof m.parent === "string" && m.parent !== "" ? [m.id] : [])).sort();
+        return status.placement.placed !== null && JSON.stringify(loaded) === JSON.stringify(status.placement.placed);
+      }),
+    );
+    if (done.every(Boolean)) return;
+    if (performance.now() > deadline) throw new Error("the adapter agents did not settle on the gateway's placement");
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
@@ -424,12 +439,22 @@ function row(policy: string, outcomes: readonly Outcome[], seconds: number, swap
 
 type ScenarioName = "low" | "high";
 
+/** One load's runs: the four policies on routing alone, and diatonic with placement through the agents, apart. */
+interface Scenario {
+  readonly name: ScenarioName;
+  readonly rate: number;
+  readonly policies: PolicyRow[];
+  readonly placement?: PolicyRow;
+}
+
 interface Goals {
   readonly scenario: ScenarioName;
   readonly swapsVsLoraAffinity: number;
   readonly p99TtftVsBestOther: number;
   readonly rpsVsBestOther: number;
   readonly errors: number;
+  /** The same ratios for diatonic with placement through the agents (not a goal: placement is about what each replica loads). */
+  readonly placement?: { readonly swapsVsLoraAffinity: number; readonly p99TtftVsBestOther: number; readonly errors: number };
 }
 
 /** One engine configuration: its swap measured, its capacity measured, then both loads, every policy on the same traffic. */
@@ -439,7 +464,7 @@ async function runConfiguration(
 ): Promise<{
   swap: SwapMeasure;
   capacityRps: number;
-  scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[];
+  scenarios: Scenario[];
   goals: Goals[];
 }> {
   const engines = await startEngines(emulatedLoadMs);
@@ -456,7 +481,7 @@ async function measureConfiguration(
 ): Promise<{
   swap: SwapMeasure;
   capacityRps: number;
-  scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[];
+  scenarios: Scenario[];
   goals: Goals[];
 }> {
   const swap = await measureSwap(engines[0] as Engine);
@@ -465,7 +490,7 @@ async function measureConfiguration(
   );
   const capacityRps = await measureCapacity(engines, swap.swapMs);
   console.error(`${label}: capacity ${capacityRps.toFixed(1)} req/s`);
-  const scenarios: { name: ScenarioName; rate: number; policies: PolicyRow[] }[] = [];
+  const scenarios: Scenario[] = [];
   for (const [name, share, order] of [
     ["low", 0.3, POLICY_NAMES],
     ["high", 0.8, [...POLICY_NAMES].reverse()],
@@ -473,36 +498,65 @@ async function measureConfiguration(
     const rate = capacityRps * share;
     const arrivals = traffic({ count: REQUESTS, rate, adapters: ADAPTERS, s: ZIPF_S, seed: SEED });
     const rows = new Map<PolicyName, PolicyRow>();
-    for (const policy of order) {
-      const result = await withPlatform(engines, policy, swap.swapMs, async (gateway, swaps) => {
-        const { outcomes, seconds } = await run(gateway, arrivals);
-        const metrics = (await gateway.metrics.render()).body;
-        const hits = Number(/^diatonic_gateway_residency_total\{result="hit"\} (\S+)$/m.exec(metrics)?.[1] ?? 0);
-        const reasons = Object.fromEntries(
-          [...metrics.matchAll(/^diatonic_gateway_routing_decisions_total\{policy="[^"]*",reason="([^"]*)"\} (\S+)$/gm)].map((m) => [
-            m[1] ?? "",
-            Number(m[2]),
-          ]),
-        );
-        // What each engine had loaded at the end: every adapter, or (placement) those placed on it.
-        const loadedPerReplica = await Promise.all(
-          engines.map(async (engine) => {
-            const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { parent?: string | null }[] };
-            return body.data.filter((model) => typeof model.parent === "string" && model.parent !== "").length;
-          }),
-        );
-        return { ...row(policy, outcomes, seconds, await swaps(), hits), reasons, loadedPerReplica };
-      });
-      rows.set(policy, result);
-      console.error(
-        `  ${label} ${name} ${policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}; loaded per replica ${result.loadedPerReplica.join("/")}`,
+    const measure = (policy: PolicyName, placed: boolean) =>
+      withPlatform(
+        engines,
+        policy,
+        swap.swapMs,
+        async (gateway, swaps, agents) => {
+          const { outcomes, seconds } = await run(gateway, arrivals);
+          const metrics = (await gateway.metrics.render()).body;
+          const hits = Number(/^diatonic_gateway_residency_total\{result="hit"\} (\S+)$/m.exec(metrics)?.[1] ?? 0);
+          const reasons = Object.fromEntries(
+            [...metrics.matchAll(/^diatonic_gateway_routing_decisions_total\{policy="[^"]*",reason="([^"]*)"\} (\S+)$/gm)].map((m) => [
+              m[1] ?? "",
+              Number(m[2]),
+            ]),
+          );
+          // What each engine had loaded at the end: every adapter, or (placement) those placed on it.
+          const loadedPerReplica = await Promise.all(
+            engines.map(async (engine) => {
+              const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { parent?: string | null }[] };
+              return body.data.filter((model) => typeof model.parent === "string" && model.parent !== "").length;
+            }),
+          );
+          // LoRA loads the agents made during the run (placement's churn): each holds up its engine a moment.
+          const agentLoads = (
+            await Promise.all(
+              agents.map(async (agent) =>
+                Number(
+                  /^diatonic_adapter_load_seconds_count(?:\{[^}]*\})? (\S+)$/m.exec(
+                    await (await fetch(`${agent.url}/metrics`)).text(),
+                  )?.[1] ?? 0,
+                ),
+              ),
+            )
+          ).reduce((a, b) => a + b, 0);
+          return {
+            ...row(placed ? `${policy}+placement` : policy, outcomes, seconds, await swaps(), hits),
+            reasons,
+            loadedPerReplica,
+            ...(placed ? { agentLoads } : {}),
+          };
+        },
+        placed,
       );
+    const log = (result: PolicyRow & { loadedPerReplica: number[]; agentLoads?: number }) =>
+      console.error(
+        `  ${label} ${name} ${result.policy}: ${result.swaps} swaps, TTFT p99 ${result.p99TtftMs.toFixed(1)} ms, ${result.errors} errors; routed ${JSON.stringify(result.reasons)}; loaded per replica ${result.loadedPerReplica.join("/")}${result.agentLoads !== undefined ? `; ${result.agentLoads} loads by the agents` : ""}`,
+      );
+    for (const policy of order) {
+      const result = await measure(policy, false);
+      rows.set(policy, result);
+      log(result);
     }
+    const placement = PLACEMENT ? await measure("diatonic", true) : undefined;
+    if (placement !== undefined) log(placement);
     // The table and the file list the policies in one order, whatever order they ran in.
     const policies = POLICY_NAMES.map((policy) => rows.get(policy) as PolicyRow);
-    scenarios.push({ name, rate, policies });
+    scenarios.push({ name, rate, policies, ...(placement !== undefined ? { placement } : {}) });
     console.log(
-      `\n${table(`${label}, ${name} load: ${rate.toFixed(1)} req/s (${share * 100}% of ${capacityRps.toFixed(1)}); swap ${swap.swapMs.toFixed(1)} ms`, policies)}`,
+      `\n${table(`${label}, ${name} load: ${rate.toFixed(1)} req/s (${share * 100}% of ${capacityRps.toFixed(1)}); swap ${swap.swapMs.toFixed(1)} ms`, [...policies, ...(placement !== undefined ? [placement] : [])])}`,
     );
   }
   const goals = scenarios.map((scenario): Goals => {
@@ -515,6 +569,15 @@ async function measureConfiguration(
       p99TtftVsBestOther: ours.p99TtftMs / Math.min(...others.map((p) => p.p99TtftMs)),
       rpsVsBestOther: ours.rps / Math.max(...others.map((p) => p.rps)),
       errors: ours.errors,
+      ...(scenario.placement !== undefined
+        ? {
+            placement: {
+              swapsVsLoraAffinity: scenario.placement.swaps / Math.max(1, affinity.swaps),
+              p99TtftVsBestOther: scenario.placement.p99TtftMs / Math.min(...others.map((p) => p.p99TtftMs)),
+              errors: scenario.placement.errors,
+            },
+          }
+        : {}),
     };
   });
   return { swap, capacityRps, scenarios, goals };
@@ -531,6 +594,11 @@ function goalLines(label: string, goals: readonly Goals[]): string[] {
       : []),
     `${label}, ${g.scenario}: TTFT p99 ${g.p99TtftVsBestOther.toFixed(2)}× the best other policy's (goal ≤ 0.80): ${verdict(g.p99TtftVsBestOther <= 0.8)}`,
     `${label}, ${g.scenario}: req/s ${g.rpsVsBestOther.toFixed(2)}× the best other's (goal: no loss, ≥ 0.98): ${verdict(g.rpsVsBestOther >= 0.98)}; errors ${g.errors} (goal 0): ${verdict(g.errors === 0)}`,
+    ...(g.placement !== undefined
+      ? [
+          `${label}, ${g.scenario}, diatonic+placement (for comparison): swaps ${g.placement.swapsVsLoraAffinity.toFixed(2)}× lora-affinity's, TTFT p99 ${g.placement.p99TtftVsBestOther.toFixed(2)}× the best other's, errors ${g.placement.errors}`,
+        ]
+      : []),
   ]);
 }
 

@@ -1,7 +1,8 @@
 // Placement through the adapter agents: the routing policy decides each adapter's home replicas
 // (src/gateway/routing/diatonic.ts: rendezvous hashing widened by demand, with hysteresis), and this
-// tells each replica's adapter agent which adapters to keep loaded there (PUT /v1/placement, every
-// publishMs, with a TTL a few times longer). Hot adapters are then loaded on several replicas before
+// tells each replica's adapter agent which adapters to keep loaded there (PUT /v1/placement): at once
+// when what a replica keeps changes (checked every CHECK_MS), and again every publishMs, with a TTL a
+// few times longer. Hot adapters are then loaded on several replicas before
 // their requests need them, cold ones on one, and no replica holds LoRAs it is not sent.
 // Every gateway replica computes the same homes from the same ranking and publishes its own word; the
 // agent keeps the union of the fresh ones (src/adapters/placement.ts): no coordinator. A gateway that
@@ -29,6 +30,9 @@ export interface PlacementPublisherOptions extends PlacementSettings {
 }
 
 /** The agent's URL for a replica: the replica's address, the agent's port. */
+/** How often the plan is worked out to see whether a replica's adapters changed (sent at once if so). */
+const CHECK_MS = 250;
+
 export function agentUrl(origin: string, agentPort: number): string {
   const url = new URL(origin);
   url.protocol = "http:";
@@ -42,6 +46,8 @@ export class PlacementPublisher {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private running: Promise<void> | undefined;
+  /** Per replica: the adapters last told (sorted, joined) and when. */
+  private readonly told = new Map<string, { key: string; at: number; failed: boolean }>();
   readonly gateway: string;
 
   constructor(private readonly options: PlacementPublisherOptions) {
@@ -58,20 +64,34 @@ export class PlacementPublisher {
     this.running = this.publish().finally(() => {
       this.running = undefined;
       if (this.closed) return;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.loop();
-      }, this.options.publishMs);
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined;
+          this.loop();
+        },
+        Math.min(CHECK_MS, this.options.publishMs),
+      );
       this.timer.unref();
     });
   }
 
-  /** Sends every healthy replica's agent what it keeps now; resolves when each has answered or failed. */
-  async publish(): Promise<void> {
+  /**
+   * Sends each healthy replica's agent what it keeps now, where that changed or publishMs has passed
+   * since it was last told (`all`: every replica); resolves when each has answered or failed.
+   */
+  async publish(all = false): Promise<void> {
     const plan = this.options.plan(this.loras);
     if (plan === undefined) return;
+    const now = performance.now();
+    for (const origin of this.told.keys()) if (!plan.has(origin)) this.told.delete(origin);
+    const due = [...plan].filter(([origin, adapters]) => {
+      const last = this.told.get(origin);
+      if (all || last === undefined || now - last.at >= this.options.publishMs) return true;
+      // A replica that did not answer is tried again after publishMs, not at every check.
+      return !last.failed && last.key !== adapters.join("\n");
+    });
     await Promise.all(
-      [...plan].map(async ([origin, adapters]) => {
+      due.map(async ([origin, adapters]) => {
         let error: string | undefined;
         try {
           const response = await fetch(agentUrl(origin, this.options.agentPort), {
@@ -86,6 +106,7 @@ export class PlacementPublisher {
           const cause = (caught as { cause?: { message?: string } }).cause?.message;
           error = `${(caught as Error).message}${cause !== undefined ? ` (${cause})` : ""}`;
         }
+        this.told.set(origin, { key: adapters.join("\n"), at: now, failed: error !== undefined });
         this.options.onPublished?.(this.options.upstream, origin, adapters.length, error);
       }),
     );

@@ -222,34 +222,16 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
     const [engine] = await pods(p.namespace, "app.kubernetes.io/name=engine");
     const engineUrl = `http://${engine?.status.podIP ?? ""}:8000/health`;
     const [gatewayPod] = await pods(p.namespace, "app.kubernetes.io/name=gateway");
-    // From the gateway's own container (its image has node): the flow the platform allows.
-    const fromGateway = await cluster.kubectl([
-      "-n",
-      p.namespace,
-      "exec",
-      gatewayPod?.metadata.name ?? "",
-      "-c",
-      "gateway",
-      "--",
-      "node",
-      "-e",
-      `fetch(${JSON.stringify(engineUrl)}).then(r => console.log(r.status))`,
-    ]);
+    // Node in the gateway's own container (its image has node): the flows the platform allows it.
+    const inGateway = (script: string) =>
+      cluster.kubectl(["-n", p.namespace, "exec", gatewayPod?.metadata.name ?? "", "-c", "gateway", "--", "node", "-e", script]);
+    const fromGateway = await inGateway(`fetch(${JSON.stringify(engineUrl)}).then(r => console.log(r.status))`);
     assert.equal(fromGateway.trim(), "200");
     // The gateway places adapters through the engine pod's adapter agent (PUT /v1/placement): that flow
     // is allowed too, and the agent holds the gateway's word.
-    const placement = await cluster.kubectl([
-      "-n",
-      p.namespace,
-      "exec",
-      gatewayPod?.metadata.name ?? "",
-      "-c",
-      "gateway",
-      "--",
-      "node",
-      "-e",
+    const placement = await inGateway(
       `fetch(${JSON.stringify(`http://${engine?.status.podIP ?? ""}:8001/status`)}).then(r => r.json()).then(b => console.log(JSON.stringify(b.placement)))`,
-    ]);
+    );
     const word = JSON.parse(placement) as { placed: string[] | null; gateways: { gateway: string }[] };
     assert.ok(word.gateways.length >= 1 && word.placed !== null, `the engine's agent has the gateway's placement: ${placement}`);
     // A pod in a namespace without policies: it reaches a server beside it, but the engine's ingress policy refuses it.

@@ -147,26 +147,30 @@ describe("the dev stack's log", () => {
   });
 });
 
+/** A spec of the tiny model on the llama.cpp engine, with these lines under `adapters:`. */
+function tinySpec(name: string, adapters: string): string {
+  return [
+    "apiVersion: diatonic.ai/v1alpha1",
+    "kind: Platform",
+    `metadata: { name: ${name} }`,
+    "spec:",
+    "  model:",
+    "    name: tiny",
+    "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
+    "    engine: { kind: llamacpp }",
+    "  gpu: { enabled: false, sharing: { mode: none } }",
+    "  gateway: { auth: optional }",
+    `  adapters:${adapters}`,
+    "",
+  ].join("\n");
+}
+
 describe("diatonic dev follows the spec file's adapters", () => {
   it("loads an added LoRA and unloads a removed one while the engine keeps running, and keeps serving through a broken edit", async () => {
     const work = mkdtempSync(join(tmpdir(), "diatonic-dev-follow-"));
     const models = writeTestModels(join(work, "models"));
     const spec = join(work, "platform.yaml");
-    const specText = (adapters: string): string =>
-      [
-        "apiVersion: diatonic.ai/v1alpha1",
-        "kind: Platform",
-        "metadata: { name: follow }",
-        "spec:",
-        "  model:",
-        "    name: tiny",
-        "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
-        "    engine: { kind: llamacpp }",
-        "  gpu: { enabled: false, sharing: { mode: none } }",
-        "  gateway: { auth: optional }",
-        `  adapters:${adapters}`,
-        "",
-      ].join("\n");
+    const specText = (adapters: string): string => tinySpec("follow", adapters);
     // LoRA files on this machine, relative to the spec file: what `path` is for.
     const alpha = "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }";
     const beta = "\n    - { name: beta, lora: { source: { path: models/tiny-lora-b.gguf }, rank: 4 } }";
@@ -237,22 +241,10 @@ describe("diatonic dev's demo LoRAs", () => {
     const models = writeTestModels(join(work, "models"));
     const spec = join(work, "platform.yaml");
     const specText = (adapters: string): string =>
-      [
-        "apiVersion: diatonic.ai/v1alpha1",
-        "kind: Platform",
-        "metadata: { name: demo }",
-        "spec:",
-        "  model:",
-        "    name: tiny",
-        "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
-        "    engine: { kind: llamacpp }",
-        "  gpu: { enabled: false, sharing: { mode: none } }",
-        "  gateway: { auth: optional }",
-        "  adapters:",
-        "    - { name: own, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }",
-        `    - { name: plain }${adapters}`,
-        "",
-      ].join("\n");
+      tinySpec(
+        "demo",
+        `\n    - { name: own, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }\n    - { name: plain }${adapters}`,
+      );
     writeFileSync(spec, specText(""));
     const progress: string[] = [];
     const stack = await startDevStack({

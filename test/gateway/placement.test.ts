@@ -5,11 +5,11 @@
 // the gateway falls silent, an agent loads every adapter again.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
+import { freePort } from "../../scripts/cluster/processes.ts";
 import { stringify } from "yaml";
 import { PLACED_ELSEWHERE, startAdapterAgent, type AgentStatusBody, type RunningAdapterAgent } from "../../src/adapters/index.ts";
 import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
@@ -22,15 +22,6 @@ import { eventually, startTestGateway, testConfig, type TestGateway } from "./su
 const ADAPTERS = ["a1", "a2", "a3", "a4", "a5", "a6"];
 const HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const limits = { concurrency: 4, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 async function engineModels(engine: RunningEngine): Promise<string[]> {
   const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string; parent?: string | null }[] };
