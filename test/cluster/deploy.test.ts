@@ -16,6 +16,7 @@ import type { KubeObject, Placed } from "../../src/render/context.ts";
 import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
 import { runCli } from "../support/cli.ts";
 import { restartApiServer } from "../support/apiserver.ts";
+import { exclusively } from "../support/tier-lock.ts";
 import { clusterSkipReason, testCluster, type TestCluster } from "../support/cluster.ts";
 import { pauseImage, restrictedPodSpec } from "../support/cluster-manifests.ts";
 
@@ -645,82 +646,85 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   it(
     "an API server restarted mid-apply: the rerun converges",
     { skip: process.env["DIATONIC_CLUSTER_REUSE"] === "1" ? "needs the project's own control plane" : false },
-    async (t) => {
-      const p = await platform(t);
-      const placed = rendered(p, (o) => {
-        if (o["kind"] === "Deployment" && (o["metadata"] as { name: string }).name === "engine")
-          (o["spec"] as { minReadySeconds?: number }).minReadySeconds = 6;
-      });
-      const applying = libraryApply(p, placed, 60_000).then(
-        () => "completed",
-        (error: unknown) => `failed: ${(error as Error).message}`,
-      );
-      await new Promise((resolve) => setTimeout(resolve, 3000));
-      await restartApiServer();
-      const outcome = await applying;
-      t.diagnostic(`apply during the restart: ${outcome.split("\n")[0] ?? ""}`);
-      const rerun = await deploy("apply", p);
-      assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
-      const status = await deploy("status", p, "--output", "json");
-      assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
-    },
+    // Exclusively: no other file's apply, port-forward or status meets the restart (test/support/tier-lock.ts).
+    (t) =>
+      exclusively(async () => {
+        const p = await platform(t);
+        const placed = rendered(p, (o) => {
+          if (o["kind"] === "Deployment" && (o["metadata"] as { name: string }).name === "engine")
+            (o["spec"] as { minReadySeconds?: number }).minReadySeconds = 6;
+        });
+        const applying = libraryApply(p, placed, 60_000).then(
+          () => "completed",
+          (error: unknown) => `failed: ${(error as Error).message}`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        await restartApiServer();
+        const outcome = await applying;
+        t.diagnostic(`apply during the restart: ${outcome.split("\n")[0] ?? ""}`);
+        const rerun = await deploy("apply", p);
+        assert.equal(rerun.code, 0, rerun.stdout + rerun.stderr);
+        const status = await deploy("status", p, "--output", "json");
+        assert.equal((JSON.parse(status.stdout) as { healthy: boolean }).healthy, true);
+      }),
   );
 
   it(
     "status --watch survives an API server restart: it says so, re-establishes its watches and keeps going until Ctrl-C",
     { skip: process.env["DIATONIC_CLUSTER_REUSE"] === "1" ? "needs the project's own control plane" : false },
-    async (t) => {
-      const p = await platform(t);
-      const child = spawn(
-        process.execPath,
-        ["bin/diatonic.js", "status", "--watch", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
-      t.after(() => child.kill("SIGKILL"));
-      let stdout = "";
-      let stderr = "";
-      let exitCode: number | null | undefined;
-      const waiters = new Set<() => void>();
-      const exited = new Promise<void>((resolve) => child.on("exit", (code) => ((exitCode = code), resolve())));
-      child.stdout.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-        for (const waiter of waiters) waiter();
-      });
-      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      /** Whether the output shows `pattern` before the child exits (a bounded wait: 2 minutes at most). */
-      const seen = (pattern: RegExp) =>
-        Promise.race([
-          new Promise<boolean>((resolve) => {
-            const look = () => {
-              if (!pattern.test(stdout)) return;
-              waiters.delete(look);
-              resolve(true);
-            };
-            waiters.add(look);
-            look();
-          }),
-          exited.then(() => pattern.test(stdout)),
-          new Promise<boolean>((resolve) => setTimeout(() => resolve(pattern.test(stdout)), 120_000).unref()),
-        ]);
-      assert.ok(await seen(/nothing deployed in \S+/), `the first report:\n${stdout}${stderr}`);
-      const restarted = Date.now();
-      await restartApiServer();
-      assert.ok(
-        await seen(/status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* ended \([^)]*\); re-establishing in [\d.]+ s/),
-        `it says the watch ended:\n${stdout}${stderr}`,
-      );
-      assert.ok(
-        await seen(
-          /status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* (is|are) re-established\n[\s\S]*nothing deployed in \S+[^\n]*\n$/,
-        ),
-        `it re-establishes the watch and reports again:\n${stdout}${stderr}`,
-      );
-      t.diagnostic(`watches re-established and status redrawn ${((Date.now() - restarted) / 1000).toFixed(1)} s after the restart began`);
-      assert.equal(exitCode, undefined, `status --watch exited on its own (code ${String(exitCode)}):\n${stdout}${stderr}`);
-      child.kill("SIGINT");
-      await exited;
-      assert.equal(exitCode, 0, stderr);
-    },
+    (t) =>
+      exclusively(async () => {
+        const p = await platform(t);
+        const child = spawn(
+          process.execPath,
+          ["bin/diatonic.js", "status", "--watch", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        t.after(() => child.kill("SIGKILL"));
+        let stdout = "";
+        let stderr = "";
+        let exitCode: number | null | undefined;
+        const waiters = new Set<() => void>();
+        const exited = new Promise<void>((resolve) => child.on("exit", (code) => ((exitCode = code), resolve())));
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+          for (const waiter of waiters) waiter();
+        });
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        /** Whether the output shows `pattern` before the child exits (a bounded wait: 2 minutes at most). */
+        const seen = (pattern: RegExp) =>
+          Promise.race([
+            new Promise<boolean>((resolve) => {
+              const look = () => {
+                if (!pattern.test(stdout)) return;
+                waiters.delete(look);
+                resolve(true);
+              };
+              waiters.add(look);
+              look();
+            }),
+            exited.then(() => pattern.test(stdout)),
+            new Promise<boolean>((resolve) => setTimeout(() => resolve(pattern.test(stdout)), 120_000).unref()),
+          ]);
+        assert.ok(await seen(/nothing deployed in \S+/), `the first report:\n${stdout}${stderr}`);
+        const restarted = Date.now();
+        await restartApiServer();
+        assert.ok(
+          await seen(/status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* ended \([^)]*\); re-establishing in [\d.]+ s/),
+          `it says the watch ended:\n${stdout}${stderr}`,
+        );
+        assert.ok(
+          await seen(
+            /status --watch [\d:]+: the watch(es)? of [^\n]*pods[^\n]* (is|are) re-established\n[\s\S]*nothing deployed in \S+[^\n]*\n$/,
+          ),
+          `it re-establishes the watch and reports again:\n${stdout}${stderr}`,
+        );
+        t.diagnostic(`watches re-established and status redrawn ${((Date.now() - restarted) / 1000).toFixed(1)} s after the restart began`);
+        assert.equal(exitCode, undefined, `status --watch exited on its own (code ${String(exitCode)}):\n${stdout}${stderr}`);
+        child.kill("SIGINT");
+        await exited;
+        assert.equal(exitCode, 0, stderr);
+      }),
   );
 
   it("a field another tool changed is a clear conflict; --force-conflicts takes it back", async (t) => {

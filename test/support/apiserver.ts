@@ -7,6 +7,9 @@ import { isHealthy } from "../../scripts/cluster/cluster.ts";
 import { clusterPaths } from "../../scripts/cluster/config.ts";
 import { withLock } from "../../scripts/cluster/lock.ts";
 import { startProcess } from "../../scripts/cluster/processes.ts";
+import { execFile } from "node:child_process";
+import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
+import { kubectlPath } from "../../scripts/cluster/build.ts";
 
 /** Holds the cluster lock meanwhile, so no concurrent `cluster:up` mistakes the restart for a dead cluster. */
 export async function restartApiServer(): Promise<void> {
@@ -37,9 +40,56 @@ async function restart(paths: ReturnType<typeof clusterPaths>): Promise<void> {
   for (let i = 0; i < 50 && alive(); i++) await sleep(100);
   if (alive()) throw new Error(`kube-apiserver (pid ${pid}) did not stop`);
   startProcess(paths.stateDir, { name: "kube-apiserver", command, args });
-  for (let i = 0; i < 300; i++) {
-    if (await isHealthy(paths)) return;
-    await sleep(200);
+  let healthy = false;
+  for (let i = 0; i < 300 && !healthy; i++) {
+    healthy = await isHealthy(paths);
+    if (!healthy) await sleep(200);
   }
-  throw new Error("the API server did not come back within 60 s");
+  if (!healthy) throw new Error("the API server did not come back within 60 s");
+  await controllersCaughtUp(paths.kubeconfig);
+}
+
+/**
+ * The API server answers before the scheduler's and kwok's watches are back (their reflectors back
+ * off): a pod on a simulated node becoming Ready shows they are, so the next test does not spend its
+ * timeouts waiting for them.
+ */
+async function controllersCaughtUp(kubeconfig: string): Promise<void> {
+  const kubectl = (args: readonly string[], input?: string) =>
+    new Promise<string>((resolve, reject) => {
+      const child = execFile(kubectlPath(), ["--kubeconfig", kubeconfig, ...args], { timeout: 150_000 }, (error, stdout, stderr) =>
+        error ? reject(new Error(`kubectl ${args.join(" ")}: ${stderr || error.message}`)) : resolve(stdout),
+      );
+      if (input !== undefined) child.stdin?.end(input);
+    });
+  const namespace = `apiserver-restart-canary-${process.pid}`;
+  await kubectl(
+    ["create", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: namespace, labels: { [kwokPlacementLabel.key]: kwokPlacementLabel.value } },
+    }),
+  );
+  try {
+    const pod = JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "canary", namespace },
+      spec: { containers: [{ name: "canary", image: "canary" }] },
+    });
+    // The namespace's default ServiceAccount comes from the controller manager, once its watches are back.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await kubectl(["create", "-f", "-"], pod);
+        break;
+      } catch (error) {
+        if (attempt >= 120 || !/serviceaccount "default" not found/.test((error as Error).message)) throw error;
+        await sleep(1000);
+      }
+    }
+    await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
+  } finally {
+    await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
+  }
 }

@@ -3,6 +3,7 @@
 //   DIATONIC_CLUSTER_TESTS=0   skip the tier
 //   DIATONIC_CLUSTER_REUSE=1   run against the cluster of $KUBECONFIG (kind, k3d, …) instead of
 //                              starting ours; without it an unrelated $KUBECONFIG is never touched
+import { holdShared } from "./tier-lock.ts";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -72,6 +73,13 @@ export function testCluster(): Promise<TestCluster> {
 }
 
 async function connect(): Promise<TestCluster> {
+  const cluster = await connectCluster();
+  // Held while this file runs: a test that restarts the API server waits for it (tier-lock.ts).
+  await holdShared();
+  return cluster;
+}
+
+async function connectCluster(): Promise<TestCluster> {
   const env = process.env;
   if (env.DIATONIC_CLUSTER_REUSE === "1") {
     if (!env.KUBECONFIG) throw new Error("DIATONIC_CLUSTER_REUSE=1 needs KUBECONFIG to point at the cluster to use");
