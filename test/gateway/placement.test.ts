@@ -134,10 +134,16 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
         placed = statuses.map((status) => [...(status.placement.placed ?? [])]);
         const loaded = await Promise.all(among.map((i) => engineModels(engines[i] as RunningEngine)));
         const words = statuses.map((status) => status.placement.gateways.length);
+        // And the gateway has seen it (its residency poll): until then an adapter between replicas gets 503 adapter_loading.
+        const ready = (await (await fetch(`${gw.gateway.url}/readyz`)).json()) as {
+          upstreams: { name: string; replicas: { origin: string; loras?: string[] }[] }[];
+        };
+        const seen = new Map((ready.upstreams.find((u) => u.name === "engine")?.replicas ?? []).map((r) => [r.origin, r.loras ?? []]));
         return (
           words.every((n) => n === 1) &&
           JSON.stringify(count(placed)) === JSON.stringify(expected) &&
-          placed.every((names, i) => JSON.stringify(names) === JSON.stringify(loaded[i]))
+          placed.every((names, i) => JSON.stringify(names) === JSON.stringify(loaded[i])) &&
+          among.every((i, k) => JSON.stringify(seen.get(new URL(engines[i]?.url ?? "").origin)) === JSON.stringify(placed[k]))
         );
       },
       30_000,
