@@ -36,6 +36,7 @@ import { Pool } from "undici";
 import { writeGgufFile } from "../src/engine/gguf/writer.ts";
 import { tinyLoraAdapter, writeTestModels } from "../src/engine/tiny/model.ts";
 import { GatewayConfig, type GatewayConfigInput } from "../src/gateway/config.ts";
+import { lorasOf } from "../src/gateway/residency.ts";
 import { POLICY_NAMES, type PolicyName } from "../src/gateway/routing/index.ts";
 import { startGateway, type RunningGateway } from "../src/gateway/server.ts";
 import { percentile, table, traffic, type Arrival, type PolicyRow } from "./routing-traffic.ts";
@@ -324,6 +325,11 @@ async function withPlatform<T>(
   }
 }
 
+/** The LoRAs an engine has loaded, as its /v1/models lists them (sorted). */
+async function loadedLoras(engine: Engine): Promise<string[]> {
+  return [...lorasOf(await (await fetch(`${engine.url}/v1/models`)).json())].sort();
+}
+
 /** Waits until every engine holds exactly the adapters its agent was placed (the agents' grace past). */
 async function settled(engines: readonly Engine[], agents: readonly RunningAdapterAgent[]): Promise<void> {
   const deadline = performance.now() + PLACEMENT_GRACE_MS + 30_000;
@@ -331,8 +337,7 @@ async function settled(engines: readonly Engine[], agents: readonly RunningAdapt
     const done = await Promise.all(
       engines.map(async (engine, i) => {
         const status = (await (await fetch(`${agents[i]?.url ?? ""}/status`)).json()) as { placement: { placed: string[] | null } };
-        const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string; parent?: string | null }[] };
-        const loaded = body.data.flatMap((m) => (typeof m.parent === "string" && m.parent !== "" ? [m.id] : [])).sort();
+        const loaded = await loadedLoras(engine);
         return status.placement.placed !== null && JSON.stringify(loaded) === JSON.stringify(status.placement.placed);
       }),
     );
@@ -514,12 +519,7 @@ async function measureConfiguration(
             ]),
           );
           // What each engine had loaded at the end: every adapter, or (placement) those placed on it.
-          const loadedPerReplica = await Promise.all(
-            engines.map(async (engine) => {
-              const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { parent?: string | null }[] };
-              return body.data.filter((model) => typeof model.parent === "string" && model.parent !== "").length;
-            }),
-          );
+          const loadedPerReplica = await Promise.all(engines.map(async (engine) => (await loadedLoras(engine)).length));
           // LoRA loads the agents made during the run (placement's churn): each holds up its engine a moment.
           const agentLoads = (
             await Promise.all(

@@ -4,14 +4,21 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-function holderAlive(lockDir: string): boolean {
+/** Whether a process runs (EPERM: it exists but belongs to someone else, still alive). */
+export function processAlive(pid: number): boolean {
   try {
-    const pid = Number(readFileSync(join(lockDir, "pid"), "utf8"));
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    // EPERM means the pid exists but belongs to someone else: still alive.
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function holderAlive(lockDir: string): boolean {
+  try {
+    return processAlive(Number(readFileSync(join(lockDir, "pid"), "utf8")));
+  } catch {
+    return false; // no pid file (yet)
   }
 }
 

@@ -6,18 +6,10 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterPaths, repoRoot } from "./config.ts";
+import { processAlive } from "./lock.ts";
 
 const usersDir = (): string => clusterPaths().usersDir;
 export const startedByTestsMarker = (): string => join(clusterPaths().stateDir, "started-by-tests");
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Records this process as a user until it exits. */
 export function registerUser(): void {
@@ -30,8 +22,8 @@ export function registerUser(): void {
 export function liveUsers(): number[] {
   if (!existsSync(usersDir())) return [];
   const pids = readdirSync(usersDir()).map(Number).filter(Number.isInteger);
-  for (const pid of pids) if (!alive(pid)) rmSync(join(usersDir(), String(pid)), { force: true });
-  return pids.filter(alive);
+  for (const pid of pids) if (!processAlive(pid)) rmSync(join(usersDir(), String(pid)), { force: true });
+  return pids.filter(processAlive);
 }
 
 /** Marks the running cluster as the test run's own and starts the reaper that will stop it. */

@@ -404,7 +404,7 @@ export class UpstreamPool {
   placementPlan(loras: readonly string[], now = performance.now()): Map<string, string[]> | undefined {
     const policy = this.policy;
     if (policy.homes === undefined) return undefined;
-    const replicas = this.replicas.filter((replica) => !replica.retired && replica.healthy(now));
+    const replicas = this.replicas.filter((replica) => replica.healthy(now));
     if (replicas.length === 0) return undefined;
     const plan = new Map(replicas.map((replica) => [replica.origin, [] as string[]]));
     const atLeast = this.config.placement?.minReplicas ?? 1;
@@ -535,11 +535,12 @@ export class UpstreamPool {
     const now = performance.now();
     const residency = lora === undefined ? undefined : this.residency;
     let candidates: Replica[] = [];
-    const healthy: Replica[] = [];
+    // Every healthy replica, for a policy that places adapters over them (only then: this is every request's path).
+    const healthy: Replica[] | undefined = lora !== undefined && this.policy.homes !== undefined ? [] : undefined;
     let holders = 0;
     for (const replica of this.replicas) {
       if (!replica.healthy(now)) continue;
-      healthy.push(replica);
+      healthy?.push(replica);
       if (exclude?.has(replica)) continue;
       const holds = residency === undefined || lora === undefined ? true : residency.holds(replica.origin, lora, now);
       if (holds === false) continue;
@@ -549,7 +550,7 @@ export class UpstreamPool {
     if (holders > 0 && holders < candidates.length && residency !== undefined && lora !== undefined)
       candidates = candidates.filter((replica) => residency.holds(replica.origin, lora, now) === true);
     if (candidates.length === 0) return undefined;
-    const choice = this.policy.choose(candidates, { lora, now, replicas: healthy });
+    const choice = this.policy.choose(candidates, healthy === undefined ? { lora, now } : { lora, now, replicas: healthy });
     const chosen = choice.candidate as Replica;
     if (lora === undefined) return { replica: chosen, hit: true, choice };
     const hit = isResident(chosen, lora, slotsOf(chosen, this.routing.slots));

@@ -16,6 +16,7 @@ import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
 import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
 import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
 import { GatewayConfig, type GatewayConfigInput } from "../../src/gateway/config.ts";
+import { lorasOf } from "../../src/gateway/residency.ts";
 import { API_VERSION } from "../../src/spec/schema.ts";
 import { eventually, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
 
@@ -24,8 +25,7 @@ const HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const limits = { concurrency: 4, queue: 8, timeoutMs: 20_000, firstByteTimeoutMs: 10_000 };
 
 async function engineModels(engine: RunningEngine): Promise<string[]> {
-  const body = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string; parent?: string | null }[] };
-  return body.data.flatMap((m) => (typeof m.parent === "string" && m.parent !== "" ? [m.id] : [])).sort();
+  return [...lorasOf(await (await fetch(`${engine.url}/v1/models`)).json())].sort();
 }
 
 async function agentStatus(agent: RunningAdapterAgent): Promise<AgentStatusBody> {

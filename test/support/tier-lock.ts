@@ -8,15 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterPaths } from "../../scripts/cluster/config.ts";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { processAlive } from "../../scripts/cluster/lock.ts";
 
 function lockDir(): string {
   return join(clusterPaths().cacheRoot, ".tier-lock");
@@ -33,7 +25,7 @@ function exclusiveByOther(dir: string): boolean {
     return true; // just made: its pid is not written yet
   }
   if (pid === process.pid) return false;
-  if (alive(pid)) return true;
+  if (processAlive(pid)) return true;
   rmSync(exclusive, { recursive: true, force: true });
   return false;
 }
@@ -44,7 +36,7 @@ function sharedByOthers(dir: string): number[] {
   for (const name of existsSync(join(dir, "shared")) ? readdirSync(join(dir, "shared")) : []) {
     const pid = Number(name);
     if (pid === process.pid) continue;
-    if (alive(pid)) holders.push(pid);
+    if (processAlive(pid)) holders.push(pid);
     else rmSync(join(dir, "shared", name), { force: true });
   }
   return holders;
