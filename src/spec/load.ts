@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
 import { InputError } from "../errors.ts";
 import { PACKAGE_ROOT, typablePath } from "../paths.ts";
+import { fromYaml } from "../write/yaml.ts";
 import { closest, explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
 import { applyOverlay, namesIn, originOf, pathKey, unmatchedEntries, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
@@ -81,9 +82,13 @@ function indexPositions(root: Node | null, counter: LineCounter): Map<string, Po
   return positions;
 }
 
-function positionOf(positions: Map<string, Position>, path: Path): Position {
+/** Document path key → position, indexed on first use (only a message needs one). */
+type Positions = () => Map<string, Position>;
+
+function positionOf(positions: Positions, path: Path): Position {
+  const index = positions();
   for (let length = path.length; length >= 0; length--) {
-    const found = positions.get(pathKey(path.slice(0, length)));
+    const found = index.get(pathKey(path.slice(0, length)));
     if (found) return found;
   }
   return { line: 1, column: 1 };
@@ -111,7 +116,7 @@ export function readSpec(file: string): string {
 /** A spec file read and parsed once, before any environment is resolved. */
 interface ParsedSpec {
   readonly shown: string;
-  readonly positions: Map<string, Position>;
+  readonly positions: Positions;
   readonly document: ReturnType<typeof PlatformDocument.parse>;
 }
 
@@ -119,12 +124,46 @@ function issueAt(parsed: Pick<ParsedSpec, "shown" | "positions">, path: Path, me
   return { file: parsed.shown, ...positionOf(parsed.positions, path), path, message, fix };
 }
 
+/** The `yaml` package's reading of the spec: the document, its errors and a line counter for positions. */
+function parseWithPositions(text: string): { doc: ReturnType<typeof parseDocument>; counter: LineCounter } {
+  const counter = new LineCounter();
+  return { doc: parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true }), counter };
+}
+
+/** Anchors (`&name`) anywhere a node may start: such a spec takes the `yaml` package's path, which limits alias expansion. */
+const ANCHOR = /(?:^|[\s[{,:?-])&\S/m;
+
+/**
+ * The spec's value, read the fast way: js-yaml reads a spec in about a fifth of the `yaml` package's
+ * time, which matters to every cold `render`, `validate` and `plan`. Both read YAML 1.2's core schema
+ * (`n` stays a string, duplicate keys are errors). Undefined where the `yaml` package must decide:
+ * js-yaml refused the text (the `yaml` package then says where, or reads what js-yaml would not), or
+ * the text has anchors (the `yaml` package caps alias expansion).
+ */
+function quickRead(text: string): { value: unknown } | undefined {
+  if (ANCHOR.test(text)) return undefined;
+  try {
+    return { value: fromYaml(text) };
+  } catch {
+    return undefined;
+  }
+}
+
 function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpec {
   const cwd = options.cwd ?? process.cwd();
   const shown = options.shown ?? typablePath(cwd, options.file);
   const text = options.text ?? readSpec(options.file);
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  const quick = quickRead(text);
+  let index: Map<string, Position> | undefined;
+  const indexed = (doc: ReturnType<typeof parseDocument>, counter: LineCounter) => (index = indexPositions(doc.contents, counter));
+  const positions: Positions = () => {
+    if (index !== undefined) return index;
+    const { doc, counter } = parseWithPositions(text);
+    return indexed(doc, counter);
+  };
+  const located = { shown, positions };
+  if (quick !== undefined) return checkEnvelope(located, quick.value);
+  const { doc, counter } = parseWithPositions(text);
   if (doc.errors.length > 0) {
     throw new SpecError(
       doc.errors.map((error) => {
@@ -140,8 +179,22 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
       }),
     );
   }
-  const located = { shown, positions: indexPositions(doc.contents, counter) };
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  indexed(doc, counter);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // The `yaml` package's guard against alias bombs ("billion laughs").
+    if (!(error instanceof ReferenceError)) throw error;
+    throw new SpecError([
+      issueAt(located, [], `YAML aliases expand too far: ${error.message}`, "write the repeated values out, or use fewer nested aliases"),
+    ]);
+  }
+  return checkEnvelope(located, raw);
+}
+
+/** The document's envelope (apiVersion, metadata, spec, environments) checked. */
+function checkEnvelope(located: Pick<ParsedSpec, "shown" | "positions">, raw: unknown): ParsedSpec {
   if (raw === null || raw === undefined) {
     throw new SpecError([issueAt(located, [], "the file is empty", "start from examples/lab/platform.yaml")]);
   }
@@ -227,8 +280,16 @@ function resolveEnvironment(
     .filter((f) => f.severity === "warning")
     .map((f): SpecWarning => {
       const origin = originOf(merged, f.path);
-      const { line, column } = positionOf(parsed.positions, origin);
-      return { at: `${parsed.shown}:${line}:${column}`, path: formatPath(origin), message: f.message, fix: f.fix };
+      return {
+        // Placed only when read: most warnings are of environments no one prints, and placing needs the positions.
+        get at() {
+          const { line, column } = positionOf(parsed.positions, origin);
+          return `${parsed.shown}:${line}:${column}`;
+        },
+        path: formatPath(origin),
+        message: f.message,
+        fix: f.fix,
+      };
     });
   return { ...platform, warnings, file: options.file, environments: known };
 }

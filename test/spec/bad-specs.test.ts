@@ -195,6 +195,17 @@ const cases: BadSpec[] = [
   },
   { name: "empty file", text: "", says: ["the file is empty"] },
   {
+    name: "an alias bomb (billion laughs)",
+    text: `${VALID}x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\ny: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nz: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n`,
+    says: ["YAML aliases expand too far"],
+  },
+  {
+    name: "misspelt key in a spec with anchors (read by the yaml package, positions kept)",
+    text: replace("      systemPrompt: You write code.", "      systemPrompt: &prompt You write code.\n      sytemPrompt: *prompt"),
+    line: "sytemPrompt",
+    says: ["spec.adapters[0].sytemPrompt", 'did you mean "systemPrompt"'],
+  },
+  {
     name: "bad collection name",
     text: replace("collection: handbook", "collection: hand book"),
     line: "collection",
