@@ -1,10 +1,10 @@
 // Types for cli-build.mjs (plain JavaScript, since the install step runs it before any TypeScript tooling).
-import type { Plugin } from "esbuild";
+import type { Metafile, Plugin } from "esbuild";
 
 export declare const BUNDLE_DIR: string;
 export declare const BUNDLE_MAIN: string;
 export declare const DIST_MAIN: string;
-export declare const SUBSTITUTES: Readonly<Record<string, string>>;
+export declare const SUBSTITUTES: readonly { readonly path: string; readonly importer?: RegExp; readonly file: string }[];
 export declare const substitutes: Plugin;
 export declare function cliBundleStale(): boolean;
-export declare function buildCliBundle(): Promise<void>;
+export declare function buildCliBundle(dir?: string): Promise<Metafile>;

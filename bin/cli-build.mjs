@@ -30,19 +30,34 @@ const EXTERNAL = [
 ];
 
 /**
- * Modules the bundle takes from src/ instead: kubernetes-models' RE2 runtime becomes one that compiles
- * its WebAssembly on first use (src/validate/lazy-re2.ts: ~50 ms of every render and validate).
+ * Modules the bundle takes from src/ instead of what a package imports, each to keep code off every
+ * cold command's startup (the bundle's commands would otherwise compile or run it on every start):
+ * - kubernetes-models' RE2 runtime → one that compiles its WebAssembly on first use (~50 ms);
+ * - ajv-i18n's index of every language → English only, all its users call (~160 KB of code);
+ * - zod's index of every locale → English only, the one zod configures (~370 KB of code).
+ * `importer`, where given, matches the importing file's path: the import path alone is too common.
  */
-export const SUBSTITUTES = {
-  "@kubernetes-models/validate/runtime/re2": join(ROOT, "src", "validate", "lazy-re2.ts"),
-};
+export const SUBSTITUTES = [
+  { path: "@kubernetes-models/validate/runtime/re2", file: join(ROOT, "src", "validate", "lazy-re2.ts") },
+  { path: "ajv-i18n", file: join(ROOT, "src", "bundle", "ajv-i18n-en.ts") },
+  {
+    path: "../locales/index.js",
+    importer: /\/node_modules\/zod\/v4\/(?:classic\/external|core\/index)\.js$/,
+    file: join(ROOT, "src", "bundle", "zod-locales-en.ts"),
+  },
+];
 
 /** An esbuild plugin that resolves each of SUBSTITUTES' import paths to its file. */
 export const substitutes = {
   name: "diatonic-substitutes",
   setup(build) {
-    const paths = Object.keys(SUBSTITUTES).map((path) => path.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"));
-    build.onResolve({ filter: new RegExp(`^(?:${paths.join("|")})$`) }, (args) => ({ path: SUBSTITUTES[args.path] }));
+    const escape = (path) => path.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    build.onResolve({ filter: new RegExp(`^(?:${SUBSTITUTES.map(({ path }) => escape(path)).join("|")})$`) }, (args) => {
+      const found = SUBSTITUTES.find(
+        ({ path, importer }) => path === args.path && (importer === undefined || importer.test(args.importer)),
+      );
+      return found === undefined ? undefined : { path: found.file };
+    });
   },
 };
 
@@ -67,13 +82,14 @@ export function cliBundleStale() {
   );
 }
 
-export async function buildCliBundle() {
+/** Bundles the CLI into `dir` (dist/bundle/, stamped as current, unless another folder is given: tests); returns esbuild's metafile. */
+export async function buildCliBundle(dir = BUNDLE_DIR) {
   const { build } = await import("esbuild");
   // Chunk names carry content hashes: clear the last build's, or they pile up.
-  rmSync(BUNDLE_DIR, { recursive: true, force: true });
-  await build({
+  rmSync(dir, { recursive: true, force: true });
+  const result = await build({
     entryPoints: { main: join(ROOT, "src", "cli", "main.ts") },
-    outdir: BUNDLE_DIR,
+    outdir: dir,
     outExtension: { ".js": ".mjs" },
     bundle: true,
     splitting: true,
@@ -87,6 +103,8 @@ export async function buildCliBundle() {
     logLevel: "error",
     // CommonJS packages inside the bundle call require() for node's modules.
     banner: { js: "import { createRequire as __diatonicRequire } from 'node:module'; const require = __diatonicRequire(import.meta.url);" },
+    metafile: true,
   });
-  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+  if (dir === BUNDLE_DIR) writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+  return result.metafile;
 }

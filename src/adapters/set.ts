@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { InputError } from "../errors.ts";
 import { API_VERSION, LoraSource, type LoraSourceSpec } from "../spec/schema.ts";
-import { parse as parseYaml } from "yaml";
+import { yamlPackage } from "../yaml-package.ts";
 
 export const ADAPTER_SET_KIND = "AdapterSet";
 
@@ -51,7 +51,7 @@ export function describeSource(source: LoraSourceSpec): string {
 export function parseAdapterSet(text: string, file: string): AdapterSet {
   let document: unknown;
   try {
-    document = parseYaml(text);
+    document = yamlPackage().parse(text);
   } catch (error) {
     throw new InputError(`${file}: not valid YAML: ${(error as Error).message}`);
   }

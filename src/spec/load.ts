@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import type { Document, LineCounter, Node } from "yaml";
 import { InputError } from "../errors.ts";
 import { PACKAGE_ROOT, typablePath } from "../paths.ts";
 import { fromYaml } from "../write/yaml.ts";
@@ -8,6 +8,7 @@ import { closest, explain, formatPath, SpecError, type SpecIssue } from "./issue
 import { applyOverlay, namesIn, originOf, pathKey, unmatchedEntries, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
 import { PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
+import { yamlPackage } from "../yaml-package.ts";
 
 export interface LoadPlatformOptions {
   /** Path of platform.yaml. */
@@ -54,6 +55,7 @@ interface Position {
 
 /** Document path key → position of that key (for map entries) or item (for list entries). */
 function indexPositions(root: Node | null, counter: LineCounter): Map<string, Position> {
+  const { isMap, isPair, isScalar, isSeq } = yamlPackage();
   const positions = new Map<string, Position>();
   const at = (offset: number | undefined): Position => {
     const { line, col } = counter.linePos(offset ?? 0);
@@ -125,7 +127,8 @@ function issueAt(parsed: Pick<ParsedSpec, "shown" | "positions">, path: Path, me
 }
 
 /** The `yaml` package's reading of the spec: the document, its errors and a line counter for positions. */
-function parseWithPositions(text: string): { doc: ReturnType<typeof parseDocument>; counter: LineCounter } {
+function parseWithPositions(text: string): { doc: Document.Parsed; counter: LineCounter } {
+  const { LineCounter, parseDocument } = yamlPackage();
   const counter = new LineCounter();
   return { doc: parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true }), counter };
 }
@@ -155,7 +158,7 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
   const text = options.text ?? readSpec(options.file);
   const quick = quickRead(text);
   let index: Map<string, Position> | undefined;
-  const indexed = (doc: ReturnType<typeof parseDocument>, counter: LineCounter) => (index = indexPositions(doc.contents, counter));
+  const indexed = (doc: Document.Parsed, counter: LineCounter) => (index = indexPositions(doc.contents, counter));
   const positions: Positions = () => {
     if (index !== undefined) return index;
     const { doc, counter } = parseWithPositions(text);

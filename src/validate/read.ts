@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseAllDocuments } from "yaml";
 import { InputError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
 import { TREE_MARKER } from "../write/atomic.ts";
 import { buildRenderedTree } from "../write/kustomize-build.ts";
 import { resourceId } from "../render/schema-check.ts";
+import { yamlPackage } from "../yaml-package.ts";
 
 export interface ReadObjects {
   readonly objects: KubeObject[];
@@ -30,7 +30,7 @@ function isKubeObject(value: unknown): value is KubeObject {
 }
 
 function parseObjects(text: string, source: string, out: ReadObjects): void {
-  for (const doc of parseAllDocuments(text)) {
+  for (const doc of yamlPackage().parseAllDocuments(text)) {
     if (doc.errors.length > 0) {
       const first = doc.errors[0];
       const line = first?.linePos?.[0];
