@@ -3,8 +3,9 @@
 // positions in an error, anchors, or YAML that render did not write. Loaded with require (it ships
 // CommonJS too), so it stays out of the CLI bundle's startup: about 260 KB of code to compile.
 import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
 
-type YamlPackage = typeof import("yaml");
+type YamlPackage = typeof Yaml;
 
 let loaded: YamlPackage | undefined;
 
