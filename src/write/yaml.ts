@@ -13,6 +13,7 @@ import {
   YAML11_SCHEMA,
 } from "js-yaml";
 import type { KubeObject } from "../render/context.ts";
+import { readYaml, readYamlStream } from "./yaml-read.ts";
 
 /** go-yaml v2's float pattern (Kubernetes' YAML): it also reads `1e3`, which YAML 1.1 leaves a string. */
 const GO_YAML_FLOAT = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
@@ -212,15 +213,15 @@ export function toYamlStream(objects: readonly KubeObject[]): string {
 
 /**
  * One YAML document as YAML 1.2's core schema reads it (`n` stays a string), as Kustomize reads
- * resources and the `yaml` package reads by default. js-yaml's loader: a cold process reads the
- * gateway's config of 100 or 1,000 adapters in a quarter to a half of the `yaml` package's time.
- * Throws on bad YAML.
+ * resources and the `yaml` package reads by default: js-yaml's load, through a line-based reader for
+ * the YAML toYaml writes (./yaml-read.ts), which leaves anything else to js-yaml. Throws on bad YAML.
  */
 export function fromYaml(text: string): unknown {
-  return load(text, { schema: CORE_SCHEMA });
+  const read = readYaml(text);
+  return read !== undefined ? read.value : load(text, { schema: CORE_SCHEMA });
 }
 
 /** Every document of a YAML stream, read as fromYaml reads one. */
 export function fromYamlStream(text: string): unknown[] {
-  return loadAll(text, { schema: CORE_SCHEMA });
+  return readYamlStream(text) ?? loadAll(text, { schema: CORE_SCHEMA });
 }

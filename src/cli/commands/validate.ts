@@ -1,7 +1,6 @@
 import { resolve } from "node:path";
 import { ExitCode, InputError } from "../../errors.ts";
 import { formatResult, FORMATS } from "../../validate/format.ts";
-import { environmentFromSpec } from "../../validate/from-spec.ts";
 import { validateObjects } from "../../validate/index.ts";
 import { readObjects, STDIN } from "../../validate/read.ts";
 import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
@@ -24,7 +23,11 @@ export const validateCommand: Command = {
         `usage: ${this.usage}`,
       );
     const spec = values.spec ?? "platform.yaml";
-    const fromSpec = specGiven && values.env ? environmentFromSpec(resolve(io.cwd, spec), values.env, io.cwd, spec) : undefined;
+    // Loaded only for a spec: reading rendered files needs neither the spec's schema nor render.
+    const fromSpec =
+      specGiven && values.env
+        ? (await import("../../validate/from-spec.ts")).environmentFromSpec(resolve(io.cwd, spec), values.env, io.cwd, spec)
+        : undefined;
     const read = positionals.length > 0 ? readObjects(positionals, io.cwd) : undefined;
     for (const note of read?.notes ?? []) io.stderr.write(`note: ${note}\n`);
     if (read && read.objects.length === 0)
