@@ -4,7 +4,7 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IIoK8sApiCoreV1Volume as Volume } from "kubernetes-models/v1/Volume";
 import { GatewayConfig, type GatewayConfigInput } from "../gateway/config.ts";
 import { adapterRoute } from "../spec/rules.ts";
-import { API_VERSION, type LoraSourceSpec, type PlatformSpec } from "../spec/schema.ts";
+import { API_VERSION, ONCE, type LoraSourceSpec, type PlatformSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { embeddingsNames, embeddingsUrl } from "./embeddings.ts";
@@ -115,7 +115,7 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
       };
     }),
   };
-  return GatewayConfig.parse(input);
+  return GatewayConfig.parse(input, ONCE);
 }
 
 export function renderGateway(ctx: RenderContext): Placed[] {

@@ -7,7 +7,7 @@ import { fromYaml } from "../write/yaml.ts";
 import { closest, explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
 import { applyOverlay, namesIn, originOf, pathKey, unmatchedEntries, type Merged, type Path } from "./overlay.ts";
 import { checkPlatform } from "./rules.ts";
-import { PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
+import { ONCE, PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
 import { yamlPackage } from "../yaml-package.ts";
 
 export interface LoadPlatformOptions {
@@ -201,7 +201,7 @@ function checkEnvelope(located: Pick<ParsedSpec, "shown" | "positions">, raw: un
   if (raw === null || raw === undefined) {
     throw new SpecError([issueAt(located, [], "the file is empty", "start from examples/lab/platform.yaml")]);
   }
-  const envelope = PlatformDocument.safeParse(raw);
+  const envelope = PlatformDocument.safeParse(raw, ONCE);
   if (!envelope.success) {
     throw new SpecError(
       envelope.error.issues.map((issue) => {
@@ -259,7 +259,7 @@ function resolveEnvironment(
     env === null
       ? applyOverlay(document.spec, ["spec"], undefined, [])
       : applyOverlay(document.spec, ["spec"], document.environments[env], ["environments", env]);
-  const result = PlatformSpec.safeParse(merged.value);
+  const result = PlatformSpec.safeParse(merged.value, ONCE);
   if (!result.success) {
     throw new SpecError(
       result.error.issues.map((issue) => {
