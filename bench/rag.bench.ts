@@ -18,6 +18,7 @@ import { LanceStore } from "../src/rag/lance-store.ts";
 import { locateQdrant } from "../src/rag/qdrant-binary.ts";
 import { startQdrant } from "../src/rag/qdrant-server.ts";
 import { QdrantStore } from "../src/rag/qdrant-store.ts";
+import { seeded } from "./routing-traffic.ts";
 import type { RetrievalMode, VectorStore } from "../src/rag/store.ts";
 
 const TARGET_CHUNKS = Number(process.env["BENCH_CHUNKS"] ?? 10_000);
@@ -26,19 +27,7 @@ const CHUNKS_PER_DOCUMENT = 10;
 const DOCUMENTS_PER_REQUEST = 50;
 const WORDS_PER_PARAGRAPH = 110;
 
-/** A seeded generator, so every run ingests the same corpus. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const next = random(42);
+const next = seeded(42);
 const syllables = ["ka", "lo", "mi", "ra", "tes", "vun", "shi", "por", "del", "an", "qu", "ix", "be", "nor", "sal"];
 const vocabulary = Array.from({ length: 3000 }, () =>
   Array.from({ length: 2 + Math.floor(next() * 3) }, () => syllables[Math.floor(next() * syllables.length)]).join(""),

@@ -1,15 +1,6 @@
 // Seeded random values full of YAML's awkward characters, for differential tests of our YAML writer and reader against js-yaml.
-/** mulberry32: a small seeded generator, so a failure replays. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the benches use (mulberry32), so a failure replays. */
+export { seeded as random } from "../../bench/routing-traffic.ts";
 
 /** Pieces that decide a scalar's style: indicators, spaces, breaks, look-alikes of other types, escapes. */
 const PIECES = [
