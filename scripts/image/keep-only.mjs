@@ -1,6 +1,6 @@
 // Cuts an image's node_modules down to what the image's `diatonic` commands load: the packages their
-// compiled code imports (followed from dist/cli/main.js and dist/cli/commands/<command>.js, lazy
-// imports included) and their dependencies, nothing else. Run in a Dockerfile's build stage after
+// compiled code imports or requires (followed from dist/cli/main.js and dist/cli/commands/<command>.js,
+// lazy imports included) and their dependencies, nothing else. Run in a Dockerfile's build stage after
 // `npm prune --omit=dev`:
 //   node scripts/image/keep-only.mjs gateway [COMMAND ...] [--drop PACKAGE ...]
 // --drop removes a package that a kept one lists as an optional or peer dependency but that the
@@ -9,7 +9,10 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
-const IMPORT = /(?:^\s*(?:import|export)\b[^;]*?\bfrom\s*|^\s*import\s*|\bimport\(\s*)["']([^"']+)["']/gm;
+// Static and dynamic imports, and packages loaded with require: `require("x")` and
+// `createRequire(import.meta.url)("x")` (src/yaml-package.ts loads `yaml` so, on first use).
+const IMPORT =
+  /(?:^\s*(?:import|export)\b[^;]*?\bfrom\s*|^\s*import\s*|\bimport\(\s*|\brequire\(\s*|\bcreateRequire\([^)]*\)\(\s*)["']([^"']+)["']/gm;
 /** commands/index.js lazily imports every command: those imports are the ones not to follow. */
 const REGISTRY = join("cli", "commands", "index.js");
 
