@@ -133,6 +133,8 @@ export function runPolicy(
   const events = new Events();
   const done: SimRequest[] = [];
   let swaps = 0;
+  let policyMs = 0;
+  let policyMaxMs = 0;
   let now = 0;
   const reasons: Record<string, number> = {};
 
@@ -208,7 +210,11 @@ export function runPolicy(
   arrivals.forEach((arrival, id) =>
     events.push(arrival.at, () => {
       const lora = `adapter-${arrival.adapter}`;
+      const started = performance.now();
       const choice = policy.choose(replicas, { lora, now });
+      const spent = performance.now() - started;
+      policyMs += spent;
+      policyMaxMs = Math.max(policyMaxMs, spent);
       reasons[choice.reason] = (reasons[choice.reason] ?? 0) + 1;
       const chosen = choice.candidate as SimReplica;
       const predictedSwap = !isResident(chosen, lora, model.slotCount);
@@ -251,5 +257,7 @@ export function runPolicy(
     errors: arrivals.length - done.length,
     requests: arrivals.length,
     reasons,
+    policyMeanUs: (policyMs * 1000) / arrivals.length,
+    policyMaxMs,
   };
 }

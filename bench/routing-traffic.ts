@@ -79,6 +79,9 @@ export interface PolicyRow {
   readonly residencyHits?: number;
   /** Routing decisions by reason (the gateway's diatonic_gateway_routing_decisions_total). */
   readonly reasons?: Readonly<Record<string, number>>;
+  /** Simulated runs: the policy's own time choosing, per request on average (µs), and the longest single choice (ms: a request held up by a placement worked out on its path). */
+  readonly policyMeanUs?: number;
+  readonly policyMaxMs?: number;
 }
 
 export function table(title: string, rows: readonly PolicyRow[]): string {

@@ -618,7 +618,7 @@ async function main(): Promise<void> {
   if (simulation !== undefined)
     for (const scenario of simulation.scenarios)
       console.log(
-        `\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}`,
+        `\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}\npolicy's own time choosing (this host's CPU): ${scenario.policies.map((p) => `${p.policy} ${p.policyMeanUs?.toFixed(1) ?? "?"} µs a request, longest ${p.policyMaxMs?.toFixed(1) ?? "?"} ms`).join("; ")}`,
       );
   mkdirSync("bench/results", { recursive: true });
   const result = {

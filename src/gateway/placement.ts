@@ -29,10 +29,10 @@ export interface PlacementPublisherOptions extends PlacementSettings {
   readonly gateway?: string;
 }
 
-/** The agent's URL for a replica: the replica's address, the agent's port. */
 /** How often the plan is worked out to see whether a replica's adapters changed (sent at once if so). */
 const CHECK_MS = 250;
 
+/** The agent's URL for a replica: the replica's address, the agent's port. */
 export function agentUrl(origin: string, agentPort: number): string {
   const url = new URL(origin);
   url.protocol = "http:";
