@@ -1,4 +1,4 @@
-import { Architecture, type ArchitectureSpec } from "../spec/schema.ts";
+import { Architecture, type ArchitectureSpec } from "../spec/schema-architecture.ts";
 import type { Inventory } from "../validate/inventory.ts";
 import type { GpuPod } from "./placement.ts";
 import { estimateVram, isVllmContainer, vllmSettingsFromArgs } from "./vram.ts";

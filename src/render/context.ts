@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { AGENT_PORT } from "../adapters/port.ts";
-import type { Platform } from "../spec/schema.ts";
+import type { Platform, PlatformSpec } from "../spec/schema.ts";
 
 /** Any Kubernetes object as rendered: typed per component, kept generic here. */
 export interface KubeObject {
@@ -127,3 +127,8 @@ export const ports = {
   qdrantGrpc: 6334,
   qdrantP2p: 6335,
 } as const;
+
+/** Whether the platform runs Qdrant: as the spec says, else when an adapter uses RAG. */
+export function qdrantEnabled(spec: PlatformSpec): boolean {
+  return spec.qdrant.enabled ?? spec.adapters.some((a) => a.rag !== undefined);
+}

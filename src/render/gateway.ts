@@ -4,9 +4,9 @@ import type { IService } from "kubernetes-models/v1/Service";
 import type { IIoK8sApiCoreV1Volume as Volume } from "kubernetes-models/v1/Volume";
 import { GatewayConfig, type GatewayConfigInput } from "../gateway/config.ts";
 import { adapterRoute } from "../spec/rules.ts";
-import { API_VERSION, ONCE, type LoraSourceSpec, type PlatformSpec } from "../spec/schema.ts";
+import { API_VERSION, ONCE, type LoraSourceSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
-import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { names, ports, qdrantEnabled, type KubeObject, type Placed, type RenderContext } from "./context.ts";
 import { embeddingsNames, embeddingsUrl } from "./embeddings.ts";
 import { engineServiceFor, upstreamModelFor } from "./engine.ts";
 import { gatewayAutoscaled } from "./scaling.ts";
@@ -18,10 +18,6 @@ const CONFIG_DIR = "/etc/diatonic/gateway";
 const KEYS_DIR = "/etc/diatonic/keys";
 const QDRANT_KEY_DIR = "/etc/diatonic/qdrant";
 const GATEWAY_HEADLESS = `${names.gateway}-headless`;
-
-export function qdrantEnabled(spec: PlatformSpec): boolean {
-  return spec.qdrant.enabled ?? spec.adapters.some((a) => a.rag !== undefined);
-}
 
 /**
  * A LoRA source as the console shows it: never what could be a secret (a URL's credentials, or its

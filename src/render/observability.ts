@@ -4,8 +4,7 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { SecretKeyRefSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { renderCertificates } from "./certs.ts";
-import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
-import { qdrantEnabled } from "./gateway.ts";
+import { names, type KubeObject, type Placed, type RenderContext, qdrantEnabled } from "./context.ts";
 import { contentHash } from "./pod.ts";
 import { engineWorkloads } from "./traffic.ts";
 

@@ -1,6 +1,5 @@
 import type { ICronJob } from "kubernetes-models/batch/v1/CronJob";
-import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
-import { qdrantEnabled } from "./gateway.ts";
+import { names, ports, type KubeObject, type Placed, type RenderContext, qdrantEnabled } from "./context.ts";
 import { restrictedContainer, restrictedPod } from "./pod.ts";
 
 export const QDRANT_SNAPSHOT_JOB = "qdrant-snapshot";

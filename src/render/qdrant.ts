@@ -2,8 +2,7 @@ import type { IStatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IService } from "kubernetes-models/v1/Service";
 import { toYaml } from "../write/yaml.ts";
-import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
-import { qdrantEnabled } from "./gateway.ts";
+import { names, ports, type KubeObject, type Placed, type RenderContext, qdrantEnabled } from "./context.ts";
 import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
 
 const QDRANT_UID = 1000;

@@ -1,9 +1,8 @@
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { PlatformSpec } from "../spec/schema.ts";
-import { names, type KubeObject, type Placed, type RenderContext } from "./context.ts";
+import { names, type KubeObject, type Placed, type RenderContext, qdrantEnabled } from "./context.ts";
 import { engineReplicas } from "./engine.ts";
-import { qdrantEnabled } from "./gateway.ts";
 
 export function gatewayAutoscaled(spec: PlatformSpec): boolean {
   return spec.gateway.autoscaling.enabled && spec.gateway.autoscaling.maxReplicas > spec.gateway.replicas;

@@ -1,5 +1,4 @@
-import type { RenderContext, RequiredSecret } from "./context.ts";
-import { qdrantEnabled } from "./gateway.ts";
+import { qdrantEnabled, type RenderContext, type RequiredSecret } from "./context.ts";
 
 /** The Secrets the rendered platform reads. Their values are never rendered, printed or logged. */
 export function requiredSecrets(ctx: RenderContext): RequiredSecret[] {

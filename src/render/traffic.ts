@@ -1,7 +1,6 @@
 import type { PlatformSpec } from "../spec/schema.ts";
-import { names, ports, type RenderContext } from "./context.ts";
+import { names, ports, type RenderContext, qdrantEnabled } from "./context.ts";
 import { EMBEDDINGS_PORT, embeddingsDeployed, embeddingsNames, ragEnabled } from "./embeddings.ts";
-import { qdrantEnabled } from "./gateway.ts";
 import { QDRANT_SNAPSHOT_JOB } from "./qdrant-snapshots.ts";
 
 /**

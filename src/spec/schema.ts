@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { dnsLabel, image, quantity } from "./schema-common.ts";
+import { Architecture } from "./schema-architecture.ts";
 import { Gpu, type GpuNode, type GpuSharing } from "./schema-gpu.ts";
 
 /**
@@ -9,6 +10,7 @@ import { Gpu, type GpuNode, type GpuSharing } from "./schema-gpu.ts";
  */
 export const ONCE = { jitless: true } as const;
 
+export { Architecture, type ArchitectureSpec } from "./schema-architecture.ts";
 export { Gpu, GpuModel, GpuNode, GpuSharing } from "./schema-gpu.ts";
 
 /**
@@ -105,18 +107,6 @@ export const LlamaCppEngine = z.strictObject({
 });
 
 export const Engine = z.discriminatedUnion("kind", [VllmEngine, LlamaCppEngine]);
-
-/** What the VRAM estimate needs to know of the model; defaults are Llama 3 8B's. */
-export const Architecture = z.strictObject({
-  parametersBillions: z.number().positive().default(8.03),
-  layers: z.number().int().min(1).default(32),
-  hiddenSize: z.number().int().min(1).default(4096),
-  intermediateSize: z.number().int().min(1).default(14336),
-  kvHeads: z.number().int().min(1).default(8),
-  headDim: z.number().int().min(1).default(128),
-  vocabSize: z.number().int().min(1).default(128256),
-});
-export type ArchitectureSpec = z.infer<typeof Architecture>;
 
 export const Model = z.strictObject({
   name: dnsLabel.default("llama-3-8b-instruct").describe("the base model's served name (what /v1/models lists)"),

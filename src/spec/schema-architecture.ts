@@ -1,0 +1,16 @@
+import { z } from "zod";
+
+// Its own module so that code needing only the model's shape (the GPU pod rules of validate, the
+// VRAM estimate) does not build the whole spec schema when it loads.
+
+/** What the VRAM estimate needs to know of the model; defaults are Llama 3 8B's. */
+export const Architecture = z.strictObject({
+  parametersBillions: z.number().positive().default(8.03),
+  layers: z.number().int().min(1).default(32),
+  hiddenSize: z.number().int().min(1).default(4096),
+  intermediateSize: z.number().int().min(1).default(14336),
+  kvHeads: z.number().int().min(1).default(8),
+  headDim: z.number().int().min(1).default(128),
+  vocabSize: z.number().int().min(1).default(128256),
+});
+export type ArchitectureSpec = z.infer<typeof Architecture>;
