@@ -50,9 +50,9 @@ async function restart(paths: ReturnType<typeof clusterPaths>): Promise<void> {
 }
 
 /**
- * The API server answers before the scheduler's and kwok's watches are back (their reflectors back
- * off): a pod on a simulated node becoming Ready shows they are, so the next test does not spend its
- * timeouts waiting for them.
+ * The API server answers before the scheduler's, kwok's and the controller manager's watches are back
+ * (their reflectors back off): a pod on a simulated node becoming Ready, then a StatefulSet and a
+ * Deployment rolled out, show they are, so the next test does not spend its timeouts waiting for them.
  */
 async function controllersCaughtUp(kubeconfig: string): Promise<void> {
   const kubectl = (args: readonly string[], input?: string) =>
@@ -89,6 +89,35 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
       }
     }
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
+    // The workload controllers' watches back off on their own clocks: a StatefulSet and a Deployment
+    // rolled out show theirs are back too (a StatefulSet applied after a restart once got no pod for 52 s).
+    const workload = (name: string) => {
+      const labels = { app: name };
+      return { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name, image: name }] } } };
+    };
+    await kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "apps/v1",
+            kind: "StatefulSet",
+            metadata: { name: "canary", namespace },
+            spec: { serviceName: "canary", replicas: 1, ...workload("canary-statefulset") },
+          },
+          {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: { name: "canary", namespace },
+            spec: { replicas: 1, ...workload("canary-deployment") },
+          },
+        ],
+      }),
+    );
+    for (const name of ["statefulset/canary", "deployment/canary"])
+      await kubectl(["-n", namespace, "rollout", "status", name, "--timeout=120s"]);
   } finally {
     await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
   }
