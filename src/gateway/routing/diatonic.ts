@@ -26,7 +26,7 @@
 //   sequence time; an adapter hotter than that gets more homes. Hysteresis everywhere a placement
 //   could thrash: home and tail counts narrow only after the lower demand has lasted, a pinned
 //   adapter keeps its slot until another is clearly hotter, and homes are kept while they still fit.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { isResident, slotsOf, type Candidate, type Choice, type RouteRequest, type Routed, type RoutingPolicy } from "./types.ts";
 
 export interface DiatonicOptions {
@@ -68,7 +68,8 @@ class Rate {
 
 /** Rendezvous (highest random weight) score of a replica for an adapter. */
 function weight(adapter: string, origin: string): number {
-  return createHash("sha1").update(adapter).update("\0").update(origin).digest().readUInt32BE(0);
+  // crypto.hash: the same SHA-1 as a Hash object's, without making one (~1.4 against ~2.3 µs).
+  return hash("sha1", `${adapter}\0${origin}`, "buffer").readUInt32BE(0);
 }
 
 /** The share of a replica's sequence time its homes may fill... */
@@ -269,31 +270,37 @@ export class Diatonic implements RoutingPolicy {
   homes(lora: string, replicas: readonly Candidate[], now: number, atLeast: number): readonly string[] {
     const homes = this.homesOf(lora, replicas, now);
     if (homes.length >= Math.min(atLeast, replicas.length)) return homes;
-    const { origins, key } = this.replicaSet(replicas, now);
+    const { origins, key } = this.replicaSet(replicas);
     const extra = this.ranking(lora, origins, key).filter((origin) => !homes.includes(origin));
     return [...homes, ...extra.slice(0, Math.min(atLeast, replicas.length) - homes.length)];
   }
 
-  /** The last replica set worked out: a placement plan asks for every adapter with the same list at the same instant. */
-  private lastSet: { of: readonly Candidate[]; at: number; slots: ReadonlyMap<string, number>; origins: string[]; key: string } | undefined;
+  /** The last replica set worked out: every request and every placement plan asks again, mostly with the same replicas. */
+  private lastSet:
+    | { of: readonly Candidate[]; slotsInOrder: readonly number[]; slots: ReadonlyMap<string, number>; origins: string[]; key: string }
+    | undefined;
 
-  /** The replicas' LoRA slots by origin (sorted), and the key placements are cached under. */
-  private replicaSet(
-    candidates: readonly Candidate[],
-    now: number,
-  ): { slots: ReadonlyMap<string, number>; origins: string[]; key: string } {
-    if (this.lastSet?.of === candidates && this.lastSet.at === now) return this.lastSet;
+  /** The replicas' LoRA slots by origin (sorted), and the key placements are cached under; worked out again only when the replicas or their slots change. */
+  private replicaSet(candidates: readonly Candidate[]): { slots: ReadonlyMap<string, number>; origins: string[]; key: string } {
+    const last = this.lastSet;
+    if (
+      last !== undefined &&
+      last.of.length === candidates.length &&
+      candidates.every((c, i) => c === last.of[i] && slotsOf(c, this.options.defaultSlots) === last.slotsInOrder[i])
+    )
+      return last;
+    const slotsInOrder = candidates.map((c) => slotsOf(c, this.options.defaultSlots));
     const slots = new Map(
-      [...candidates].sort((a, b) => a.origin.localeCompare(b.origin)).map((c) => [c.origin, slotsOf(c, this.options.defaultSlots)]),
+      candidates.map((c, i) => [c.origin, slotsInOrder[i] as number] as const).sort((a, b) => a[0].localeCompare(b[0])),
     );
     const key = [...slots].map(([origin, n]) => `${origin}=${n}`).join(" ");
-    this.lastSet = { of: candidates, at: now, slots, origins: [...slots.keys()], key };
+    this.lastSet = { of: [...candidates], slotsInOrder, slots, origins: [...slots.keys()], key };
     return this.lastSet;
   }
 
   /** The adapter's home replicas among the candidates. */
   homesOf(lora: string, candidates: readonly Candidate[], now: number): readonly string[] {
-    const { slots, origins, key } = this.replicaSet(candidates, now);
+    const { slots, origins, key } = this.replicaSet(candidates);
     const placement = this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement : this.place(slots, key, now);
     // An adapter not placed yet (its first request) is cold: the first of its ranking in the tail.
     const ranked = this.ranking(lora, origins, key);
