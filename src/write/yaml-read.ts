@@ -1,10 +1,11 @@
 // A fast reader for the YAML this project writes (src/write/yaml.ts's toYaml: block mappings and
 // sequences, plain, double-quoted and literal scalars, `{}` and `[]`) and for most hand-written
-// Kubernetes manifests. It reads a document as js-yaml's load with YAML 1.2's core schema would, and
-// returns undefined for anything outside that subset (comments, anchors, tags, flow collections,
-// folded or multi-line scalars, duplicate keys, odd characters…), which js-yaml then reads: the
-// caller's answer, or error, is always js-yaml's. A cold `validate` spends most of its reading time
-// in js-yaml's character-by-character parser; this one works a line at a time.
+// Kubernetes manifests (comment lines included). It reads a document as js-yaml's load with YAML
+// 1.2's core schema would, and returns undefined for anything outside that subset (comments after a
+// value, anchors, tags, flow collections, folded or multi-line scalars, duplicate keys, odd
+// characters…), which js-yaml then reads: the caller's answer, or error, is always js-yaml's. A cold
+// `validate` spent most of its reading time in js-yaml's character-by-character parser; this one
+// works a line at a time.
 import { CORE_SCHEMA } from "js-yaml";
 
 /** Left to js-yaml. */
@@ -90,7 +91,10 @@ function key(token: string): string {
 
 class Reader {
   private index = 0;
+  /** Each line's indentation; -1 for a blank line. A literal block reads its lines by these. */
   private readonly indents: number[];
+  /** The same, and -1 for a comment line too: what the block structure is read by (a comment is no node). */
+  private readonly levels: number[];
 
   constructor(
     private readonly lines: string[],
@@ -99,13 +103,14 @@ class Reader {
   ) {
     this.indents = lines.map((line) => {
       const indent = line.length - line.trimStart().length;
-      return indent === line.length ? -1 : indent; // -1: a blank line
+      return indent === line.length ? -1 : indent;
     });
+    this.levels = this.indents.map((indent, i) => (indent !== -1 && (lines[i] as string)[indent] === "#" ? -1 : indent));
   }
 
-  /** The next non-blank line's index (or lines.length). */
+  /** The next line that is neither blank nor a comment (or lines.length). */
   private next(): number {
-    while (this.index < this.lines.length && this.indents[this.index] === -1) this.index++;
+    while (this.index < this.lines.length && this.levels[this.index] === -1) this.index++;
     return this.index;
   }
 
@@ -117,7 +122,7 @@ class Reader {
   nested(min: number, sequenceAt?: number): unknown {
     const at = this.next();
     if (at >= this.lines.length) return null;
-    const indent = this.indents[at] as number;
+    const indent = this.levels[at] as number;
     const text = (this.lines[at] as string).slice(indent);
     // A sequence may sit at its key's own indentation ("key:\n- item").
     if (indent === sequenceAt && isItem(text)) return this.sequence(indent);
@@ -134,7 +139,7 @@ class Reader {
 
   private sequence(indent: number): unknown[] {
     const items: unknown[] = [];
-    while (!this.done() && this.indents[this.index] === indent) {
+    while (!this.done() && this.levels[this.index] === indent) {
       const text = (this.lines[this.index] as string).slice(indent);
       if (!isItem(text)) break;
       if (text === "-") {
@@ -148,6 +153,7 @@ class Reader {
       if (isItem(rest) || ENTRY.test(rest)) {
         this.lines[this.index] = " ".repeat(indent + 2) + rest;
         this.indents[this.index] = indent + 2;
+        this.levels[this.index] = indent + 2;
         items.push(this.block(indent + 2));
         continue;
       }
@@ -160,7 +166,7 @@ class Reader {
 
   private mapping(indent: number): Record<string, unknown> {
     const object: Record<string, unknown> = {};
-    while (!this.done() && this.indents[this.index] === indent) {
+    while (!this.done() && this.levels[this.index] === indent) {
       const text = (this.lines[this.index] as string).slice(indent);
       const entry = ENTRY.exec(text);
       if (entry === null) throw new Unsupported();
@@ -176,7 +182,7 @@ class Reader {
 
   /** After a collection at `indent`, the next line must be outdented (a deeper one would be a continuation this reader does not take). */
   private expectOutdent(indent: number): void {
-    if (!this.done() && (this.indents[this.index] as number) > indent) throw new Unsupported();
+    if (!this.done() && (this.levels[this.index] as number) > indent) throw new Unsupported();
   }
 
   /** A value written on its key's or dash's line; `parent` is that line's indentation. */
@@ -184,7 +190,7 @@ class Reader {
     if (token.startsWith("|")) return this.literal(token, parent);
     const value = scalar(token);
     // A more indented line after a one-line scalar would continue it (a multi-line plain scalar).
-    if (!this.done() && (this.indents[this.index] as number) > parent) throw new Unsupported();
+    if (!this.done() && (this.levels[this.index] as number) > parent) throw new Unsupported();
     return value;
   }
 

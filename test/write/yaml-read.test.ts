@@ -96,6 +96,16 @@ describe("the fast YAML reader reads as js-yaml (core schema) reads, or leaves i
     assert.ok(taken >= 20, `${taken} snippets read fast`);
   });
 
+  it("reads comment lines as comments, and a `#` line inside a literal block as its content", () => {
+    for (const text of [
+      "# a comment\na: 1\n",
+      "a: 1\n# a comment\n",
+      "a:\n  b: 1\n # a comment\n  c: 2\n",
+      "a: |\n  # not a comment\n  x\n",
+    ])
+      assert.ok(agrees(text, "comment"), `${JSON.stringify(text)} is left to js-yaml`);
+  });
+
   it("on toYaml's output for seeded random documents, nearly all read fast", () => {
     const next = random(71);
     let taken = 0;
@@ -108,7 +118,31 @@ describe("the fast YAML reader reads as js-yaml (core schema) reads, or leaves i
 
   it("on those documents damaged at random (a character dropped, or one of YAML's own inserted)", () => {
     const next = random(1206);
-    const inserts = [" ", ":", ": ", "#", " #", "-", "- ", "\n", '"', "'", "|", "|-", "  ", "\n  ", "\n- ", "&a ", "*a", "!", "{", "["];
+    const inserts = [
+      "\n# c",
+      "\n  # c",
+      " # c\n",
+      " ",
+      ":",
+      ": ",
+      "#",
+      " #",
+      "-",
+      "- ",
+      "\n",
+      '"',
+      "'",
+      "|",
+      "|-",
+      "  ",
+      "\n  ",
+      "\n- ",
+      "&a ",
+      "*a",
+      "!",
+      "{",
+      "[",
+    ];
     for (let i = 0; i < 10000; i++) {
       const text = toYaml({ root: randomValue(next, 0), text: randomString(next) });
       const at = Math.floor(next() * text.length);
