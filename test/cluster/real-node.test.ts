@@ -35,7 +35,7 @@ interface Node {
 
 const onRealNode = { [realNode.label.key]: realNode.label.value };
 
-/** Waits until the pod has finished (restartPolicy Never) and returns its phase and logs. */
+/** Waits until the pod has finished (restartPolicy Never, or OnFailure: until it succeeds) and returns its phase and logs. */
 async function finished(cluster: TestCluster, ns: string, name: string): Promise<{ phase: string; logs: string }> {
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -128,10 +128,12 @@ describe("cluster tier: the real node", { skip }, () => {
         forward.stop();
       }
 
+      // Tried again until it answers: kube-proxy programs a new Service's rules a moment after its
+      // endpoint is ready, and until then the address refuses (seen right after a cold cluster start).
       const client = probePod(ns, "client", {
         labels: onRealNode,
         args: ["get", `http://${clusterIP}/through-the-service`],
-        restartPolicy: "Never",
+        restartPolicy: "OnFailure",
       });
       await cluster.kubectl(["create", "-f", "-"], JSON.stringify(client));
       const result = await finished(cluster, ns, "client");

@@ -30,7 +30,7 @@ export interface ProbePodOptions {
   /** Arguments of the probe program. @default ["serve"] */
   readonly args?: readonly string[];
   /** @default "Always" */
-  readonly restartPolicy?: "Always" | "Never";
+  readonly restartPolicy?: "Always" | "OnFailure" | "Never";
 }
 
 /**
