@@ -22,25 +22,35 @@ function holderAlive(lockDir: string): boolean {
   }
 }
 
+/**
+ * Makes `dir` atomically, with this process's pid in it: the lock is held. While another holds it,
+ * runs `whileHeld` (which waits, and may clear a holder that died) and tries again until `deadline`.
+ */
+export async function acquireDirectory(dir: string, deadline: number, timedOut: string, whileHeld: () => Promise<void>): Promise<void> {
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, "pid"), String(process.pid));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      await whileHeld();
+      if (Date.now() > deadline) throw new Error(timedOut);
+    }
+  }
+}
+
 export async function withLock<T>(lockDir: string, body: () => Promise<T>, timeoutMs = 20 * 60_000): Promise<T> {
   mkdirSync(dirname(lockDir), { recursive: true });
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      writeFileSync(join(lockDir, "pid"), String(process.pid));
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      // A holder that died leaves its directory behind; a just-created one may lack its pid yet.
-      await sleep(200);
-      if (!holderAlive(lockDir)) {
-        await sleep(300);
-        if (!holderAlive(lockDir)) rmSync(lockDir, { recursive: true, force: true });
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for the cluster lock ${lockDir}`);
+  await acquireDirectory(lockDir, deadline, `timed out waiting for the cluster lock ${lockDir}`, async () => {
+    // A holder that died leaves its directory behind; a just-created one may lack its pid yet.
+    await sleep(200);
+    if (!holderAlive(lockDir)) {
+      await sleep(300);
+      if (!holderAlive(lockDir)) rmSync(lockDir, { recursive: true, force: true });
     }
-  }
+  });
   try {
     return await body();
   } finally {

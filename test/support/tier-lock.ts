@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { clusterPaths } from "../../scripts/cluster/config.ts";
-import { processAlive } from "../../scripts/cluster/lock.ts";
+import { acquireDirectory, processAlive } from "../../scripts/cluster/lock.ts";
 
 function lockDir(): string {
   return join(clusterPaths().cacheRoot, ".tier-lock");
@@ -75,18 +75,10 @@ export async function exclusively<T>(body: () => Promise<T>, timeoutMs = 30 * 60
   mkdirSync(dir, { recursive: true });
   const exclusive = join(dir, "exclusive");
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      mkdirSync(exclusive);
-      writeFileSync(join(exclusive, "pid"), String(process.pid));
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      exclusiveByOther(dir);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for the cluster tier's exclusive lock (${dir})`);
-      await sleep(500);
-    }
-  }
+  await acquireDirectory(exclusive, deadline, `timed out waiting for the cluster tier's exclusive lock (${dir})`, async () => {
+    exclusiveByOther(dir); // clears a holder that died
+    await sleep(500);
+  });
   const release = () => rmSync(exclusive, { recursive: true, force: true });
   process.once("exit", release);
   try {
