@@ -7,6 +7,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { Agent, request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { pythonWith } from "../src/python-venv.ts";
+import { median } from "./stats.ts";
 
 export const PEER = { name: "llama-cpp-python", version: "0.3.36" } as const;
 /** How the peer was measured in the issue: built from source on the machine, for its CPU. */
@@ -224,11 +225,6 @@ export interface SideBySideOptions {
   readonly log: (line: string) => void;
 }
 
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
-}
 
 const spread = (values: readonly number[]): Spread => ({ median: median(values), min: Math.min(...values), max: Math.max(...values) });
 

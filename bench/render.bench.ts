@@ -8,6 +8,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { kubectlPath } from "../scripts/cluster/build.ts";
+import { median } from "./stats.ts";
 
 const SIZES = [10, 100, 1000];
 const ENV = "production";
@@ -47,12 +48,6 @@ function cold(command: string, args: readonly string[]): Cold {
   const [user = "0", system = "0", kb = "0"] = (run.stderr.trim().split("\n").pop() ?? "").split(" ");
   return { ms, cpuMs: (Number(user) + Number(system)) * 1000, peakRssMiB: Number(kb) / 1024 };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 
 /** Rounds of the cold commands, each round kustomize, render --out and validate one after another (a busy moment hits all three). */
 const coldRounds = (adapters: number) => Number(process.env["BENCH_COLD_ROUNDS"] ?? (adapters >= 1000 ? 3 : 7));
