@@ -225,7 +225,6 @@ export interface SideBySideOptions {
   readonly log: (line: string) => void;
 }
 
-
 const spread = (values: readonly number[]): Spread => ({ median: median(values), min: Math.min(...values), max: Math.max(...values) });
 
 /** Every stream must have ended by itself, and a peer stream ended by length must have counted max_tokens events. */
