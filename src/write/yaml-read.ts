@@ -2,8 +2,8 @@
 // sequences, plain, double-quoted and literal scalars, `{}` and `[]`) and for most hand-written
 // Kubernetes manifests (comment lines included). It reads a document as js-yaml's load with YAML
 // 1.2's core schema would, and returns undefined for anything outside that subset (comments after a
-// value, anchors, tags, flow collections, folded or multi-line scalars, duplicate keys, odd
-// characters…), which js-yaml then reads: the caller's answer, or error, is always js-yaml's. A cold
+// value, anchors, tags, flow collections over several lines, folded or multi-line scalars, duplicate
+// keys, odd characters…), which js-yaml then reads: the caller's answer, or error, is always js-yaml's. A cold
 // `validate` spent most of its reading time in js-yaml's character-by-character parser; this one
 // works a line at a time.
 import { CORE_SCHEMA } from "js-yaml";
@@ -65,28 +65,128 @@ function doubleQuoted(token: string): string {
   return result;
 }
 
+function singleQuoted(token: string): string {
+  if (token.length < 2 || !token.endsWith("'") || /'(?!')/.test(token.slice(1, -1).replace(/''/g, ""))) throw new Unsupported();
+  return token.slice(1, -1).replace(/''/g, "'");
+}
+
 /** A one-line scalar as a value: double- or single-quoted, `{}`, `[]`, or plain (resolved by the core schema, as js-yaml does). */
 function scalar(token: string): unknown {
   if (token.startsWith('"')) return doubleQuoted(token);
-  if (token.startsWith("'")) {
-    if (token.length < 2 || !token.endsWith("'") || /'(?!')/.test(token.slice(1, -1).replace(/''/g, ""))) throw new Unsupported();
-    return token.slice(1, -1).replace(/''/g, "'");
-  }
-  if (token === "{}") return {};
-  if (token === "[]") return [];
+  if (token.startsWith("'")) return singleQuoted(token);
+  if (token.startsWith("{") || token.startsWith("[")) return Flow.read(token);
   // A comment, a trailing space, or `: ` (an error in a plain scalar) is left to js-yaml.
   if (!PLAIN_START.test(token) || token.includes(" #") || token.includes(": ") || token.endsWith(" ") || token.endsWith(":"))
     throw new Unsupported();
   return CORE_SCHEMA.resolveImplicitScalarTag(token).value;
 }
 
-/** A mapping key: double-quoted, or plain and read as a string (a key the core schema reads as another type is left to js-yaml). */
+/** A mapping key: quoted, or plain and read as a string (a key the core schema reads as another type is left to js-yaml). */
 function key(token: string): string {
   if (token.startsWith('"')) return doubleQuoted(token);
-  if (token.endsWith(" ") || token.includes(" #") || token.includes(": ") || token === "__proto__") throw new Unsupported();
+  if (token.startsWith("'")) return singleQuoted(token);
+  if (!PLAIN_START.test(token) || token.endsWith(" ") || token.includes(" #") || token.includes(": ") || token === "__proto__")
+    throw new Unsupported();
   const resolved = CORE_SCHEMA.resolveImplicitScalarTag(token).value;
   if (typeof resolved !== "string") throw new Unsupported();
   return resolved;
+}
+
+/**
+ * A flow collection written on one line (`{ name: hf-token, key: token }`, `[a, "b", { c: 1 }]`), as
+ * specs write them: nested flow collections, quoted scalars and plain ones (which may hold `:` before
+ * a non-space, as URLs do). Left to js-yaml: one over several lines, a comment after it, a trailing
+ * comma, an entry with no value, `key: value` pairs in a sequence, and anything else outside that.
+ */
+class Flow {
+  private at = 0;
+
+  private constructor(private readonly text: string) {}
+
+  static read(token: string): unknown {
+    const flow = new Flow(token);
+    const value = flow.node();
+    if (flow.at !== token.length) throw new Unsupported();
+    return value;
+  }
+
+  private spaces(): void {
+    while (this.text[this.at] === " ") this.at++;
+  }
+
+  private node(): unknown {
+    const first = this.text[this.at];
+    if (first === "{") return this.collection("}", {});
+    if (first === "[") return this.collection("]", []);
+    return scalar(this.token(false));
+  }
+
+  /** A mapping's entries or a sequence's items, from the opening bracket to `close`. */
+  private collection<T extends Record<string, unknown> | unknown[]>(close: "}" | "]", into: T): T {
+    this.at++;
+    this.spaces();
+    if (this.text[this.at] === close) {
+      this.at++;
+      return into;
+    }
+    for (;;) {
+      if (Array.isArray(into)) into.push(this.node());
+      else {
+        const name = key(this.token(true));
+        // The key's `: `; a key written `"a":b` (no space) is left to js-yaml.
+        if (this.text[this.at] !== ":" || this.text[this.at + 1] !== " ") throw new Unsupported();
+        this.at += 2;
+        this.spaces();
+        if (Object.prototype.hasOwnProperty.call(into, name)) throw new Unsupported();
+        (into as Record<string, unknown>)[name] = this.node();
+      }
+      this.spaces();
+      const separator = this.text[this.at++];
+      if (separator === close) return into;
+      if (separator !== ",") throw new Unsupported();
+      this.spaces();
+      if (this.text[this.at] === close) throw new Unsupported();
+    }
+  }
+
+  /**
+   * A scalar's text: quoted, to its closing quote; plain, to the next `,`, bracket or (a key) `: `,
+   * without trailing spaces. A plain value that meets `: ` (or `:` before a bracket, a comma or the
+   * end) would be a pair, and is left to js-yaml.
+   */
+  private token(isKey: boolean): string {
+    const start = this.at;
+    const quote = this.text[start];
+    if (quote === '"' || quote === "'") {
+      for (let i = start + 1; i < this.text.length; i++) {
+        const char = this.text[i];
+        if (quote === '"' && char === "\\") i++;
+        else if (char === quote) {
+          if (quote === "'" && this.text[i + 1] === "'") i++;
+          else {
+            this.at = i + 1;
+            return this.text.slice(start, this.at);
+          }
+        }
+      }
+      throw new Unsupported();
+    }
+    let end = start;
+    for (; end < this.text.length; end++) {
+      const char = this.text[end] as string;
+      if (char === "," || char === "[" || char === "]" || char === "{" || char === "}") break;
+      if (char === ":") {
+        const after = this.text[end + 1];
+        if (after === undefined || after === " " || after === "," || after === "]" || after === "}") {
+          if (isKey && after === " ") break;
+          throw new Unsupported();
+        }
+      }
+    }
+    if (isKey && this.text[end] !== ":") throw new Unsupported();
+    this.at = end;
+    return this.text.slice(start, end).trimEnd();
+  }
 }
 
 class Reader {
@@ -134,6 +234,11 @@ class Reader {
   block(indent: number): unknown {
     const at = this.next();
     const text = (this.lines[at] as string).slice(indent);
+    if (text.startsWith("{") || text.startsWith("[")) {
+      // A flow collection on a line of its own (a whole document, or a value under its key).
+      this.index++;
+      return this.value(text, indent - 1);
+    }
     return isItem(text) ? this.sequence(indent) : this.mapping(indent);
   }
 

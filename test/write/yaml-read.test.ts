@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CORE_SCHEMA, load, loadAll } from "js-yaml";
+import { CORE_SCHEMA, dump, load, loadAll } from "js-yaml";
 import { buildTree } from "../../src/render/build.ts";
 import { readYaml, readYamlStream } from "../../src/write/yaml-read.ts";
 import { toYaml } from "../../src/write/yaml.ts";
@@ -87,6 +87,37 @@ const SNIPPETS = [
   "a: 1\n# a comment\n",
   "a:\n  b: 1\n # a comment\n  c: 2\n",
   "a: yes\nb: on\nc: 0o17\nd: 0x1f\ne: .inf\nf: 1_000\ng: 2024-01-01\n",
+  // Flow collections on one line, as specs write them, and the forms left to js-yaml.
+  "a: { b: 1, c: [x, 'y''s', \"z\\n\"] }",
+  "a: {b: https://x.com:80/p, c: { d: e }}",
+  "- { model: NVIDIA GeForce RTX 3060, memoryGiB: 12 }\n- [ ]\n- { }",
+  "a: [a, {b: [c, {}]}, ~, null, -1, 0x1f, 'no']",
+  "a: { b: x:y, c: a#b, d: a b  }",
+  "a: { \"b c\": 1, 'd': 2 }",
+  "a: [1, 2,]",
+  "a: { b }",
+  "a: { b: }",
+  "a: { b: , c: 1 }",
+  "a: [b: c]",
+  "a: [b: c, d]",
+  "a: { b: c: d }",
+  "a: {b: c} # x",
+  "a: {b: c}x",
+  "a: { b: 1, b: 2 }",
+  "a: { __proto__: 1 }",
+  "a: { 1: x }",
+  'a: { "b":c }',
+  "a: { b: [c }",
+  "a: { b: c\n  d: e }",
+  "a: [ &x 1, *x ]",
+  "a: [ !!str 1 ]",
+  "a: [ - 1 ]",
+  "a: [ ? b ]",
+  "a: { b: 'c' d }",
+  'a: [ "c" d ]',
+  "a: [ 'c ]",
+  "a: { b: c #d }",
+  "a: [ x ] ",
 ];
 
 describe("the fast YAML reader reads as js-yaml (core schema) reads, or leaves it to js-yaml", () => {
@@ -152,6 +183,29 @@ describe("the fast YAML reader reads as js-yaml (core schema) reads, or leaves i
           : text.slice(0, at) + (inserts[Math.floor(next() * inserts.length)] as string) + text.slice(at);
       agrees(damaged, `damaged ${i}`);
     }
+  });
+
+  it("on seeded random documents written in flow style (js-yaml's dump), undamaged and damaged", () => {
+    const next = random(2206);
+    let taken = 0;
+    const inserts = [",", ", ", ":", ": ", "{", "}", "[", "]", " ", "#", " #", '"', "'", "\n", "\n  ", "-", "? ", "&a ", "*a"];
+    for (let i = 0; i < 4000; i++) {
+      const value = { root: randomValue(next, 0), list: [randomValue(next, 1)], text: randomString(next) };
+      const text = dump(value, { schema: CORE_SCHEMA, flowLevel: next() < 0.5 ? 0 : 1, lineWidth: -1 });
+      if (agrees(text, `flow ${i}`)) taken++;
+      const at = Math.floor(next() * text.length);
+      const damaged =
+        next() < 0.3
+          ? text.slice(0, at) + text.slice(at + 1)
+          : text.slice(0, at) + (inserts[Math.floor(next() * inserts.length)] as string) + text.slice(at);
+      agrees(damaged, `flow damaged ${i}`);
+    }
+    assert.ok(taken > 3000, `${taken} of 4000 read fast`);
+  });
+
+  it("reads the example specs fast (comment lines and one-line flow collections), as js-yaml does", () => {
+    for (const file of ["examples/lab/platform.yaml", "examples/production/platform.yaml"])
+      assert.ok(agrees(readFileSync(file, "utf8"), file), `${file} is left to js-yaml`);
   });
 
   it("on every file of the examples' rendered trees, each read fast", () => {
