@@ -100,3 +100,38 @@ export function table(title: string, rows: readonly PolicyRow[]): string {
   const line = (c: readonly string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i] ?? 0) : v.padStart(widths[i] ?? 0))).join("  ");
   return [title, line(head), ...cells.map(line)].join("\n");
 }
+
+/**
+ * The fewest LoRA loads any router can make for a sequence of adapters, loading each on demand, with
+ * `slots` LoRA slots over all replicas (replicas × --max-loras): Belady's MIN, which on a miss evicts
+ * the resident adapter used again furthest ahead. Routing is left free (a request may go to whichever
+ * replica holds its adapter, whatever the queues), so the replicas' slots act as one cache: no router
+ * loads less. Loads into a still empty slot are not counted, since a run may start with them loaded.
+ */
+export function fewestLoads(sequence: readonly number[], slots: number): number {
+  // Where each request's adapter is next asked for (Infinity: never again).
+  const nextUse = new Array<number>(sequence.length);
+  const ahead = new Map<number, number>();
+  for (let i = sequence.length - 1; i >= 0; i--) {
+    const adapter = sequence[i] as number;
+    nextUse[i] = ahead.get(adapter) ?? Number.POSITIVE_INFINITY;
+    ahead.set(adapter, i);
+  }
+  const resident = new Map<number, number>();
+  let loads = 0;
+  sequence.forEach((adapter, i) => {
+    if (!resident.has(adapter) && resident.size >= slots) {
+      let victim: number | undefined;
+      let furthest = -1;
+      for (const [candidate, next] of resident)
+        if (next > furthest) {
+          furthest = next;
+          victim = candidate;
+        }
+      resident.delete(victim as number);
+      loads++;
+    }
+    resident.set(adapter, nextUse[i] as number);
+  });
+  return loads;
+}
