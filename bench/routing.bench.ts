@@ -352,6 +352,8 @@ interface SwapMeasure {
   readonly swapMs: number;
   readonly warmTtftMs: number;
   readonly coldTtftMs: number;
+  /** The quickest first token of a request that swapped, on the idle engine: what no swapping request beats. */
+  readonly coldMinTtftMs: number;
   /** The first use of a LoRA in an engine process also reads its file. */
   readonly firstLoadTtftMs: number;
 }
@@ -394,7 +396,13 @@ async function measureSwap(engine: Engine): Promise<SwapMeasure> {
   await pool.close();
   const coldTtftMs = percentile(cold, 50);
   const warmTtftMs = percentile(warm, 50);
-  return { swapMs: Math.max(0, coldTtftMs - warmTtftMs), warmTtftMs, coldTtftMs, firstLoadTtftMs: percentile(first, 50) };
+  return {
+    swapMs: Math.max(0, coldTtftMs - warmTtftMs),
+    warmTtftMs,
+    coldTtftMs,
+    coldMinTtftMs: Math.min(...cold),
+    firstLoadTtftMs: percentile(first, 50),
+  };
 }
 
 /** Requests per second the platform completes with every engine slot busy (closed loop). */
@@ -462,8 +470,8 @@ interface Goals {
   readonly errors: number;
   /**
    * The floor no policy that loads LoRAs on demand gets under: where more than 1% of requests must
-   * load theirs (Belady's MIN), the p99 time to first token is at least a swap plus a warm prompt's
-   * first token; and that floor as a share of the best other policy's p99 (above 0.80, the goal is out
+   * load theirs (Belady's MIN), the p99 time to first token is at least the quickest first token of a
+   * request that swapped on the idle engine; and that floor as a share of the best other policy's p99 (above 0.80, the goal is out
    * of reach on this layout).
    */
   readonly mustLoadShare: number;
@@ -586,7 +594,7 @@ async function measureConfiguration(
     const others = scenario.policies.filter((p) => p.policy !== "diatonic");
     const affinity = others.find((p) => p.policy === "lora-affinity") as PolicyRow;
     const mustLoadShare = scenario.fewestLoads / REQUESTS;
-    const p99TtftFloorMs = mustLoadShare > 0.01 ? swap.warmTtftMs + swap.swapMs : 0;
+    const p99TtftFloorMs = mustLoadShare > 0.01 ? swap.coldMinTtftMs : 0;
     return {
       scenario: scenario.name,
       swapsVsLoraAffinity: ours.swaps / Math.max(1, affinity.swaps),
@@ -621,7 +629,7 @@ function goalLines(label: string, goals: readonly Goals[]): string[] {
         ]
       : []),
     `${label}, ${g.scenario}: TTFT p99 ${g.p99TtftVsBestOther.toFixed(2)}× the best other policy's (goal ≤ 0.80): ${verdict(g.p99TtftVsBestOther <= 0.8)}`,
-    `${label}, ${g.scenario}: floor: ${(g.mustLoadShare * 100).toFixed(1)}% of requests must load their LoRA under any router (Belady's MIN, ${ENGINES * MAX_LORAS} slots), so no policy's TTFT p99 is under ~${g.p99TtftFloorMs.toFixed(1)} ms (a swap + a warm prompt) = ${g.p99TtftFloorVsBestOther.toFixed(2)}× the best other's: the 0.80 goal is ${g.p99TtftFloorVsBestOther > 0.8 ? "out of reach on this layout" : "within reach"}`,
+    `${label}, ${g.scenario}: floor: ${(g.mustLoadShare * 100).toFixed(1)}% of requests must load their LoRA under any router (Belady's MIN, ${ENGINES * MAX_LORAS} slots), so no policy's TTFT p99 is under ~${g.p99TtftFloorMs.toFixed(1)} ms (the quickest first token of a request that swapped, on an idle engine) = ${g.p99TtftFloorVsBestOther.toFixed(2)}× the best other's: the 0.80 goal is ${g.p99TtftFloorVsBestOther > 0.8 ? "out of reach on this layout, for any policy" : "not ruled out by this floor"}`,
     `${label}, ${g.scenario}: req/s ${g.rpsVsBestOther.toFixed(2)}× the best other's (goal: no loss, ≥ 0.98): ${verdict(g.rpsVsBestOther >= 0.98)}; errors ${g.errors} (goal 0): ${verdict(g.errors === 0)}`,
     ...(g.placement !== undefined
       ? [
