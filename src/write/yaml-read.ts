@@ -1,11 +1,12 @@
 // A fast reader for the YAML this project writes (src/write/yaml.ts's toYaml: block mappings and
-// sequences, plain, double-quoted and literal scalars, `{}` and `[]`) and for most hand-written
-// Kubernetes manifests (comment lines included). It reads a document as js-yaml's load with YAML
-// 1.2's core schema would, and returns undefined for anything outside that subset (comments after a
-// value, anchors, tags, flow collections over several lines, folded or multi-line scalars, duplicate
-// keys, odd characters…), which js-yaml then reads: the caller's answer, or error, is always js-yaml's. A cold
-// `validate` spent most of its reading time in js-yaml's character-by-character parser; this one
-// works a line at a time.
+// sequences, plain, double-quoted and literal scalars, `{}` and `[]`), for most hand-written
+// Kubernetes manifests (comment lines included) and for specs (flow collections on one line, such as
+// `{ name: hf-token, key: token }`). It reads a document as js-yaml's load with YAML 1.2's core schema
+// would, and returns undefined for anything outside that subset (comments after a value, anchors,
+// tags, flow collections over several lines, folded or multi-line scalars, duplicate keys, odd
+// characters…), which js-yaml then reads: the caller's answer, or error, is always js-yaml's. A cold
+// `validate` spent most of its reading time in js-yaml's character-by-character parser, and a cold
+// `render` much of its spec reading; this one works a line at a time.
 import { CORE_SCHEMA } from "js-yaml";
 
 /** Left to js-yaml. */
@@ -65,12 +66,13 @@ function doubleQuoted(token: string): string {
   return result;
 }
 
+/** A single-quoted scalar (`''` is one quote), with its quotes. */
 function singleQuoted(token: string): string {
   if (token.length < 2 || !token.endsWith("'") || /'(?!')/.test(token.slice(1, -1).replace(/''/g, ""))) throw new Unsupported();
   return token.slice(1, -1).replace(/''/g, "'");
 }
 
-/** A one-line scalar as a value: double- or single-quoted, `{}`, `[]`, or plain (resolved by the core schema, as js-yaml does). */
+/** A one-line value: double- or single-quoted, a flow collection (`{…}`, `[…]`), or plain (resolved by the core schema, as js-yaml does). */
 function scalar(token: string): unknown {
   if (token.startsWith('"')) return doubleQuoted(token);
   if (token.startsWith("'")) return singleQuoted(token);
