@@ -470,9 +470,9 @@ interface Goals {
   readonly errors: number;
   /**
    * The floor no policy that loads LoRAs on demand gets under: where more than 1% of requests must
-   * load theirs (Belady's MIN), the p99 time to first token is at least the quickest first token of a
-   * request that swapped on the idle engine; and that floor as a share of the best other policy's p99 (above 0.80, the goal is out
-   * of reach on this layout).
+   * load theirs (Belady's MIN), the p99 time to first token is at least the quickest first token of
+   * a request that swapped on the idle engine; and that floor as a share of the best other policy's
+   * p99 (above 0.80, the goal is out of reach on this layout).
    */
   readonly mustLoadShare: number;
   /** Belady's MIN as a share of lora-affinity's swaps: the lowest swaps ratio any router could reach. */
