@@ -6,7 +6,13 @@
 // get a slot yet (as vLLM's scheduler does). Replicas report their load as vLLM does, every 200 ms.
 import { isResident, makePolicy, POLICY_NAMES, type Candidate, type Choice, type RoutingPolicy } from "../src/gateway/routing/index.ts";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
-import { percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
+import { fewestLoads, percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
+
+/** A request's service time is the calibrated one times SERVICE_LEAST to SERVICE_LEAST + SERVICE_SPREAD (±20%)... */
+const SERVICE_LEAST = 0.8;
+const SERVICE_SPREAD = 0.4;
+/** ...and its first token comes this share of the way through it (after its swap, if it swaps). */
+const FIRST_TOKEN_AT = 0.2;
 
 export interface SimulationOptions {
   /** Measured swap time, ms. */
@@ -88,7 +94,18 @@ export interface Simulation {
   readonly replicas: number;
   readonly adapters: number;
   readonly calibration: { readonly swapMs: number; readonly serviceMs: number; readonly parallel: number; readonly slots: number };
-  readonly scenarios: { readonly name: "low" | "high"; readonly rate: number; readonly policies: PolicyRow[] }[];
+  readonly scenarios: {
+    readonly name: "low" | "high";
+    readonly rate: number;
+    /** The fewest LoRA loads any router could make on this traffic in arrival order (Belady's MIN over every replica's slots; see fewestLoads). */
+    readonly fewestLoads: number;
+    /**
+     * Where more than 1% of requests must load their LoRA, no policy's TTFT p99 is under the quickest
+     * first token of a request that swaps in this model (the swap, then the shortest prompt); else 0.
+     */
+    readonly p99TtftFloorMs: number;
+    readonly policies: PolicyRow[];
+  }[];
 }
 
 export function simulate(options: SimulationOptions): Simulation {
@@ -109,7 +126,12 @@ export function simulate(options: SimulationOptions): Simulation {
     const policies = POLICY_NAMES.map((policy) =>
       runPolicy(policy, arrivals, { replicaCount, parallel, slotCount, serviceMs, swapMs: options.swapMs }),
     );
-    scenarios.push({ name, rate, policies });
+    const loads = fewestLoads(
+      arrivals.map((a) => a.adapter),
+      replicaCount * slotCount,
+    );
+    const p99TtftFloorMs = loads / requests > 0.01 ? options.swapMs + serviceMs * SERVICE_LEAST * FIRST_TOKEN_AT : 0;
+    scenarios.push({ name, rate, fewestLoads: loads, p99TtftFloorMs, policies });
   }
   return {
     replicas: replicaCount,
@@ -180,9 +202,9 @@ export function runPolicy(
       slot.running++;
       slot.lastUsed = now;
       replica.running++;
-      const service = model.serviceMs * (0.8 + 0.4 * jitter());
+      const service = model.serviceMs * (SERVICE_LEAST + SERVICE_SPREAD * jitter());
       request.startedAt = now;
-      request.firstTokenAt = now + swapMs + service * 0.2;
+      request.firstTokenAt = now + swapMs + service * FIRST_TOKEN_AT;
       const finishAt = now + swapMs + service;
       request.finishedAt = finishAt;
       const used = slot;

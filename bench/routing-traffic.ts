@@ -102,11 +102,14 @@ export function table(title: string, rows: readonly PolicyRow[]): string {
 }
 
 /**
- * The fewest LoRA loads any router can make for a sequence of adapters, loading each on demand, with
- * `slots` LoRA slots over all replicas (replicas × --max-loras): Belady's MIN, which on a miss evicts
- * the resident adapter used again furthest ahead. Routing is left free (a request may go to whichever
- * replica holds its adapter, whatever the queues), so the replicas' slots act as one cache: no router
- * loads less. Loads into a still empty slot are not counted, since a run may start with them loaded.
+ * The fewest LoRA loads any router can make for a sequence of adapters served in arrival order, each
+ * LoRA loaded when its request comes, with `slots` LoRA slots over all replicas (replicas ×
+ * --max-loras): Belady's MIN, which on a miss evicts the resident adapter used again furthest ahead.
+ * Routing is left free (a request may go to whichever replica holds its adapter, whatever the queues),
+ * so the replicas' slots act as one cache: no router loads less in arrival order. Engines that hold
+ * queued requests back and serve those for one LoRA together (at high load), or a router that loads a
+ * LoRA before its request comes, can. Loads into a still empty slot are not counted, since a run may
+ * start with them loaded.
  */
 export function fewestLoads(sequence: readonly number[], slots: number): number {
   // Where each request's adapter is next asked for (Infinity: never again).

@@ -40,7 +40,7 @@ import { lorasOf } from "../src/gateway/residency.ts";
 import { POLICY_NAMES, type PolicyName } from "../src/gateway/routing/index.ts";
 import { startGateway, type RunningGateway } from "../src/gateway/server.ts";
 import { fewestLoads, percentile, table, traffic, type Arrival, type PolicyRow } from "./routing-traffic.ts";
-import { simulate } from "./routing-sim.ts";
+import { simulate, type Simulation } from "./routing-sim.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIMULATE = process.argv.includes("--simulate");
@@ -456,7 +456,7 @@ type ScenarioName = "low" | "high";
 interface Scenario {
   readonly name: ScenarioName;
   readonly rate: number;
-  /** The fewest LoRA loads any router could make on this traffic, loading on demand (Belady's MIN over all the slots). */
+  /** The fewest LoRA loads any router could make on this traffic in arrival order, loading on demand (Belady's MIN over all the slots; see fewestLoads). */
   readonly fewestLoads: number;
   readonly policies: PolicyRow[];
   readonly placement?: PolicyRow;
@@ -470,12 +470,12 @@ interface Goals {
   readonly errors: number;
   /**
    * The floor no policy that loads LoRAs on demand gets under: where more than 1% of requests must
-   * load theirs (Belady's MIN), the p99 time to first token is at least the quickest first token of
+   * load theirs in arrival order (Belady's MIN), the p99 time to first token is at least the quickest first token of
    * a request that swapped on the idle engine; and that floor as a share of the best other policy's
    * p99 (above 0.80, the goal is out of reach on this layout).
    */
   readonly mustLoadShare: number;
-  /** Belady's MIN as a share of lora-affinity's swaps: the lowest swaps ratio any router could reach. */
+  /** Belady's MIN as a share of lora-affinity's swaps: the lowest swaps ratio any router could reach in arrival order. */
   readonly fewestLoadsVsLoraAffinity: number;
   readonly p99TtftFloorMs: number;
   readonly p99TtftFloorVsBestOther: number;
@@ -625,11 +625,11 @@ function goalLines(label: string, goals: readonly Goals[]): string[] {
   return goals.flatMap((g) => [
     ...(g.scenario === "low"
       ? [
-          `${label}, low: swaps ${g.swapsVsLoraAffinity.toFixed(2)}× lora-affinity's (goal ≤ 0.50): ${verdict(g.swapsVsLoraAffinity <= 0.5)}; the fewest any router could make: ${g.fewestLoadsVsLoraAffinity.toFixed(2)}× (Belady's MIN)`,
+          `${label}, low: swaps ${g.swapsVsLoraAffinity.toFixed(2)}× lora-affinity's (goal ≤ 0.50): ${verdict(g.swapsVsLoraAffinity <= 0.5)}; the fewest any router could make in arrival order: ${g.fewestLoadsVsLoraAffinity.toFixed(2)}× (Belady's MIN)`,
         ]
       : []),
     `${label}, ${g.scenario}: TTFT p99 ${g.p99TtftVsBestOther.toFixed(2)}× the best other policy's (goal ≤ 0.80): ${verdict(g.p99TtftVsBestOther <= 0.8)}`,
-    `${label}, ${g.scenario}: floor: ${(g.mustLoadShare * 100).toFixed(1)}% of requests must load their LoRA under any router (Belady's MIN, ${ENGINES * MAX_LORAS} slots), so no policy's TTFT p99 is under ~${g.p99TtftFloorMs.toFixed(1)} ms (the quickest first token of a request that swapped, on an idle engine) = ${g.p99TtftFloorVsBestOther.toFixed(2)}× the best other's: the 0.80 goal is ${g.p99TtftFloorVsBestOther > 0.8 ? "out of reach on this layout, for any policy" : "not ruled out by this floor"}`,
+    `${label}, ${g.scenario}: floor: ${(g.mustLoadShare * 100).toFixed(1)}% of requests must load their LoRA under any router, in arrival order (Belady's MIN, ${ENGINES * MAX_LORAS} slots), so no policy's TTFT p99 is under ~${g.p99TtftFloorMs.toFixed(1)} ms (the quickest first token of a request that swapped, on an idle engine) = ${g.p99TtftFloorVsBestOther.toFixed(2)}× the best other's: the 0.80 goal is ${g.p99TtftFloorVsBestOther > 0.8 ? "out of reach on this layout, for any policy" : "not ruled out by this floor"}`,
     `${label}, ${g.scenario}: req/s ${g.rpsVsBestOther.toFixed(2)}× the best other's (goal: no loss, ≥ 0.98): ${verdict(g.rpsVsBestOther >= 0.98)}; errors ${g.errors} (goal 0): ${verdict(g.errors === 0)}`,
     ...(g.placement !== undefined
       ? [
@@ -637,6 +637,15 @@ function goalLines(label: string, goals: readonly Goals[]): string[] {
         ]
       : []),
   ]);
+}
+
+/** The floor line of a simulated load: what no on-demand router could beat on its traffic. */
+function simulatedFloor(slots: number, scenario: Simulation["scenarios"][number]): string {
+  const others = scenario.policies.filter((p) => p.policy !== "diatonic");
+  const affinity = others.find((p) => p.policy === "lora-affinity");
+  const bestP99 = Math.min(...others.map((p) => p.p99TtftMs));
+  const requests = scenario.policies[0]?.requests ?? 1;
+  return `floor: ${((scenario.fewestLoads / requests) * 100).toFixed(1)}% of requests must load their LoRA under any router, in arrival order (Belady's MIN, ${slots} slots): ${(scenario.fewestLoads / Math.max(1, affinity?.swaps ?? 1)).toFixed(2)}× lora-affinity's swaps; no policy's TTFT p99 under ${scenario.p99TtftFloorMs.toFixed(1)} ms = ${(scenario.p99TtftFloorMs / bestP99).toFixed(2)}× the best other's (${scenario.p99TtftFloorMs / bestP99 > 0.8 ? "0.80 out of reach for any policy" : "0.80 not ruled out by this floor"})`;
 }
 
 async function main(): Promise<void> {
@@ -655,7 +664,7 @@ async function main(): Promise<void> {
   if (simulation !== undefined)
     for (const scenario of simulation.scenarios)
       console.log(
-        `\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}\npolicy's own time choosing (this host's CPU): ${scenario.policies.map((p) => `${p.policy} ${p.policyMeanUs?.toFixed(1) ?? "?"} µs a request, longest ${p.policyMaxMs?.toFixed(1) ?? "?"} ms`).join("; ")}`,
+        `\n${table(`simulated ${simulation.replicas} replicas × ${simulation.adapters} adapters, ${scenario.name} load (swap ${simulation.calibration.swapMs.toFixed(1)} ms, service ${simulation.calibration.serviceMs.toFixed(1)} ms)`, scenario.policies)}\n${simulatedFloor(simulation.replicas * simulation.calibration.slots, scenario)}\npolicy's own time choosing (this host's CPU): ${scenario.policies.map((p) => `${p.policy} ${p.policyMeanUs?.toFixed(1) ?? "?"} µs a request, longest ${p.policyMaxMs?.toFixed(1) ?? "?"} ms`).join("; ")}`,
       );
   mkdirSync("bench/results", { recursive: true });
   const result = {
