@@ -6,7 +6,7 @@
 // get a slot yet (as vLLM's scheduler does). Replicas report their load as vLLM does, every 200 ms.
 import { isResident, makePolicy, POLICY_NAMES, type Candidate, type Choice, type RoutingPolicy } from "../src/gateway/routing/index.ts";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
-import { fewestLoads, percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
+import { fewestLoads, p99TtftFloor, percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
 
 /** A request's service time is the calibrated one times SERVICE_LEAST to SERVICE_LEAST + SERVICE_SPREAD (±20%)... */
 const SERVICE_LEAST = 0.8;
@@ -130,7 +130,7 @@ export function simulate(options: SimulationOptions): Simulation {
       arrivals.map((a) => a.adapter),
       replicaCount * slotCount,
     );
-    const p99TtftFloorMs = loads / requests > 0.01 ? options.swapMs + serviceMs * SERVICE_LEAST * FIRST_TOKEN_AT : 0;
+    const p99TtftFloorMs = p99TtftFloor(loads, requests, options.swapMs + serviceMs * SERVICE_LEAST * FIRST_TOKEN_AT);
     scenarios.push({ name, rate, fewestLoads: loads, p99TtftFloorMs, policies });
   }
   return {

@@ -138,3 +138,28 @@ export function fewestLoads(sequence: readonly number[], slots: number): number 
   });
   return loads;
 }
+
+/** The lowest TTFT p99 among the policies other than diatonic: what the p99 goal compares with. */
+export function bestOtherP99(policies: readonly PolicyRow[]): number {
+  return Math.min(...policies.filter((p) => p.policy !== "diatonic").map((p) => p.p99TtftMs));
+}
+
+/**
+ * The TTFT p99 no policy gets under: where more than 1% of requests must load their LoRA in arrival
+ * order (fewestLoads), the quickest first token a request that swaps can have; 0 (no floor) otherwise.
+ */
+export function p99TtftFloor(mustLoad: number, requests: number, quickestSwappedFirstTokenMs: number): number {
+  return mustLoad / requests > 0.01 ? quickestSwappedFirstTokenMs : 0;
+}
+
+/** The floor line printed under a load's results; `quickest` says what the floor's time is. */
+export function floorLine(floor: {
+  readonly mustLoadShare: number;
+  readonly slots: number;
+  readonly floorMs: number;
+  readonly floorVsBestOther: number;
+  readonly quickest: string;
+}): string {
+  const verdict = floor.floorVsBestOther > 0.8 ? "out of reach on this layout, for any policy" : "not ruled out by this floor";
+  return `floor: ${(floor.mustLoadShare * 100).toFixed(1)}% of requests must load their LoRA under any router, in arrival order (Belady's MIN, ${floor.slots} slots), so no policy's TTFT p99 is under ~${floor.floorMs.toFixed(1)} ms (${floor.quickest}) = ${floor.floorVsBestOther.toFixed(2)}× the best other's: the 0.80 goal is ${verdict}`;
+}
