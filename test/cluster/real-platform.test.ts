@@ -16,6 +16,7 @@ import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation
 import { probePod } from "../support/cluster-manifests.ts";
 import { runCli } from "../support/cli.ts";
 import { clusterSkipReason, hasRealNode, testCluster, type TestCluster } from "../support/cluster.ts";
+import { qdrant, unmet } from "../support/needs.ts";
 import {
   ctr,
   holdRealNode,
@@ -26,7 +27,8 @@ import {
   type Mirror,
 } from "../support/real-platform.ts";
 
-const skip = clusterSkipReason();
+// The lab's Qdrant runs from an image the cluster builds from Qdrant's binary: without it, apply cannot become Ready.
+const skip = clusterSkipReason() || (unmet("the real node's lab platform", [qdrant()]) ?? false);
 
 interface ContainerStatus {
   name: string;

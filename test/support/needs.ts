@@ -6,7 +6,9 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import type { TestContext } from "node:test";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
 import { pythonWith } from "../../src/python-venv.ts";
+import { findQdrant } from "../../src/rag/qdrant-binary.ts";
 
 export const IN_CI = process.env["CI"] === "true";
 
@@ -63,6 +65,15 @@ export function ready(t: TestContext, reason: string | undefined): boolean {
   if (IN_CI) assert.fail(`${reason}: required in CI (CI=true)`);
   t.skip(reason);
   return false;
+}
+
+/** Qdrant's server binary, which the test cluster's Qdrant image is built from (no registry serves it here). */
+export function qdrant(): Need {
+  return {
+    what: "Qdrant's server binary",
+    missing: findQdrant(PACKAGE_ROOT) === undefined,
+    install: "set QDRANT_BIN to qdrant-X.Y.Z-x86_64-linux.gz or a folder holding it, or keep ../shared/tools/qdrant beside the checkout",
+  };
 }
 
 /**
