@@ -3,7 +3,7 @@
 #   - npm dependencies, the web console and the compiled CLI (scripts/ensure-deps.mjs);
 #   - Debian packages, as root: promtool (prometheus) for the alert rules, chromium for the console's
 #     browser tests, curl for the Qdrant snapshot script; the test cluster's own (containerd, runc,
-#     CNI plugins, ipset) are installed by cluster:up;
+#     CNI plugins, ipset, debootstrap for the images' base) are installed by cluster:up;
 #   - the test cluster (built from source with Go the first time, then cached), started for the run
 #     and stopped after; a cluster already running (someone else's) is used and left running.
 # A need this script cannot meet (not root, no Go) is said here; the tiers that need it then skip

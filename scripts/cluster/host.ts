@@ -23,6 +23,8 @@ const packages: readonly HostPackage[] = [
   // The pause image is Kubernetes' own pause.c, linked statically.
   { name: "gcc", file: "/usr/bin/gcc" },
   { name: "libc6-dev", file: `/usr/lib/${multiarch}/libc.a` },
+  // The platform's images (scripts/image/base.ts) are built on a Debian minbase root that debootstrap makes.
+  { name: "debootstrap", file: "/usr/sbin/debootstrap" },
 ];
 
 /** Why this machine cannot run the real node, or undefined when it can. */
