@@ -1,15 +1,20 @@
 // The compiled CLI that bin/diatonic.js runs in a checkout: src/cli/main.ts bundled by esbuild into
 // dist/bundle/ (one file per command, loaded on demand), built by the install step
 // (scripts/ensure-deps.mjs) when stale. One bundle loads in a third of the time the same modules take
-// one by one (~130 ms against ~350 ms of CPU for render's). Container images run tsc's dist/ instead
+// one by one (~130 ms against ~350 ms of CPU for render's). Beside it, dist/bundle/cached/ holds the same
+// CLI as one CommonJS script, which bin/code-cache.mjs runs with V8's code cache for the commands that
+// load no package from node_modules (render, validate, plan…). Container images run tsc's dist/ instead
 // (DIATONIC_USE_DIST=1). In bin/ because the images carry bin/.
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const BUNDLE_DIR = join(ROOT, "dist", "bundle");
 export const BUNDLE_MAIN = join(BUNDLE_DIR, "main.mjs");
+/** The CommonJS build's folder inside a bundle folder: main.cjs, commands.json and the code caches. */
+export const CACHED_DIR = "cached";
 const STAMP = join(BUNDLE_DIR, ".built");
 /** tsc's output, what the images run. */
 export const DIST_MAIN = join(ROOT, "dist", "cli", "main.js");
@@ -82,29 +87,80 @@ export function cliBundleStale() {
   );
 }
 
+/** Each `diatonic` command and the module its `load()` imports, as src/cli/commands/index.ts lists them. */
+export function commandModules(index = readFileSync(join(ROOT, "src", "cli", "commands", "index.ts"), "utf8")) {
+  return [...index.matchAll(/\bname: "([^"]+)",[^]*?\bimport\("\.\/([^"]+)"\)/g)].map(([, name, file]) => ({
+    name,
+    module: `src/cli/commands/${file}`,
+  }));
+}
+
+/**
+ * The commands whose whole module graph (static and dynamic imports, from esbuild's metafile of a
+ * build run in ROOT) reaches no package left in node_modules: the CommonJS build runs them whole. A
+ * command that reaches one is left to the ES module bundle: some of those packages are ES modules
+ * only (@kubernetes/client-node, node-llama-cpp), which Node 20 cannot require().
+ */
+export function selfContainedCommands(metafile, modules = commandModules()) {
+  const packageReached = (start) => {
+    const seen = new Set([start]);
+    const queue = [start];
+    while (queue.length > 0) {
+      const input = metafile.inputs[queue.pop()];
+      if (input === undefined) return `${start} (not in the build)`;
+      for (const { path, external } of input.imports) {
+        if (external) {
+          if (!isBuiltin(path)) return path;
+        } else if (!seen.has(path)) {
+          seen.add(path);
+          queue.push(path);
+        }
+      }
+    }
+    return undefined;
+  };
+  return modules.filter(({ module }) => packageReached(module) === undefined).map(({ name }) => name);
+}
+
 /** Bundles the CLI into `dir` (dist/bundle/, stamped as current, unless another folder is given: tests); returns esbuild's metafile. */
 export async function buildCliBundle(dir = BUNDLE_DIR) {
   const { build } = await import("esbuild");
-  // Chunk names carry content hashes: clear the last build's, or they pile up.
+  // Chunk names carry content hashes: clear the last build's, or they pile up. The code caches go with them.
   rmSync(dir, { recursive: true, force: true });
-  const result = await build({
+  const common = {
     entryPoints: { main: join(ROOT, "src", "cli", "main.ts") },
-    outdir: dir,
-    outExtension: { ".js": ".mjs" },
+    absWorkingDir: ROOT,
     bundle: true,
-    splitting: true,
-    format: "esm",
     platform: "node",
     target: "node20",
     external: EXTERNAL,
     plugins: [substitutes],
-    chunkNames: "chunks/[name]-[hash]",
     sourcemap: "linked",
     logLevel: "error",
+    metafile: true,
+  };
+  const result = await build({
+    ...common,
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    splitting: true,
+    format: "esm",
+    chunkNames: "chunks/[name]-[hash]",
     // CommonJS packages inside the bundle call require() for node's modules.
     banner: { js: "import { createRequire as __diatonicRequire } from 'node:module'; const require = __diatonicRequire(import.meta.url);" },
-    metafile: true,
   });
+  // The same CLI as one CommonJS script: V8 keeps a code cache only for scripts on Node 20 (not for ES
+  // modules). Strict, as the ES modules are; import.meta.url is the script's own URL.
+  const cached = join(dir, CACHED_DIR);
+  mkdirSync(cached, { recursive: true });
+  const script = await build({
+    ...common,
+    outfile: join(cached, "main.cjs"),
+    format: "cjs",
+    define: { "import.meta.url": "__diatonicModuleUrl" },
+    banner: { js: '"use strict"; var __diatonicModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  writeFileSync(join(cached, "commands.json"), `${JSON.stringify({ commands: selfContainedCommands(script.metafile) })}\n`);
   if (dir === BUNDLE_DIR) writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   return result.metafile;
 }

@@ -61,11 +61,13 @@ if (isEntry) {
     if (error.code !== "EPIPE") throw error;
     process.exit(process.exitCode ?? 0);
   });
-  const code = await main(process.argv.slice(2), {
+  // No top-level await: the CLI is also bundled as one CommonJS script (bin/cli-build.mjs).
+  void main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,
     cwd: process.cwd(),
     env: process.env,
+  }).then((code) => {
+    process.exitCode = code;
   });
-  process.exitCode = code;
 }

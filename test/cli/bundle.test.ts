@@ -1,12 +1,16 @@
 // The CLI bundle (what bin/diatonic.js runs in a checkout) swaps a few modules for lighter ones
 // (bin/cli-build.mjs, SUBSTITUTES). Built here into a folder of its own, it must leave the heavy
-// originals out and still report schema and spec errors in English, as the sources do.
+// originals out and still report schema and spec errors in English, as the sources do. Its CommonJS
+// build runs the commands that load no package with V8's code cache (bin/code-cache.mjs), the others
+// run as ES modules: the bin here chooses as bin/diatonic.js does.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { buildCliBundle } from "../../bin/cli-build.mjs";
+import { buildCliBundle, commandModules } from "../../bin/cli-build.mjs";
+import { commands } from "../../src/cli/commands/index.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 
 describe("the CLI bundle's substitutes", () => {
@@ -18,12 +22,25 @@ describe("the CLI bundle's substitutes", () => {
   before(async () => {
     inputs = Object.keys((await buildCliBundle(join(dir, "bundle"))).inputs);
     // The bin's entry test looks for a script named diatonic.js.
-    writeFileSync(join(dir, "diatonic.js"), 'await import("./bundle/main.mjs");\n');
+    const runner = pathToFileURL(join(PACKAGE_ROOT, "bin", "code-cache.mjs")).href;
+    writeFileSync(
+      join(dir, "diatonic.js"),
+      `import { runCached } from ${JSON.stringify(runner)};\n` +
+        `if (!runCached(${JSON.stringify(join(dir, "bundle"))}, process.argv[2])) await import("./bundle/main.mjs");\n`,
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, [join(dir, "diatonic.js"), ...args], { encoding: "utf8", cwd: PACKAGE_ROOT });
+  const esModules = (...args: string[]) =>
+    spawnSync(process.execPath, [join(dir, "diatonic.js"), ...args], {
+      encoding: "utf8",
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, DIATONIC_CODE_CACHE: "0" },
+    });
+  const cached = join(dir, "bundle", "cached");
+  const cacheOf = (command: string) => join(cached, `${command}-${process.version}-${process.arch}.v8cache`);
 
   it("leaves out every language's index of ajv-i18n and zod, and kubernetes-models' eager RE2", () => {
     for (const left of [
@@ -73,12 +90,61 @@ describe("the CLI bundle's substitutes", () => {
     assert.match(run.stderr, new RegExp(`platform\\.yaml:${line}:5: spec\\.gateway\\.replicas: expected number, got string "two"`));
   });
 
-  it("renders and validates the lab example", () => {
-    const out = join(dir, "out");
-    const render = cli("render", "--spec", "examples/lab/platform.yaml", "--env", "production", "--out", out);
-    assert.equal(render.status, 0, render.stderr);
-    const validate = cli("validate", join(out, "overlays", "production"));
-    assert.equal(validate.status, 0, validate.stdout + validate.stderr);
-    assert.match(validate.stdout, /0 error\(s\)/);
+  it("renders and validates the lab example, from the CommonJS build and as ES modules alike", () => {
+    for (const run of [cli, esModules]) {
+      const out = join(dir, `out-${run.name}`);
+      const render = run("render", "--spec", "examples/lab/platform.yaml", "--env", "production", "--out", out);
+      assert.equal(render.status, 0, render.stderr);
+      const validate = run("validate", join(out, "overlays", "production"));
+      assert.equal(validate.status, 0, validate.stdout + validate.stderr);
+      assert.match(validate.stdout, /0 error\(s\)/);
+    }
+  });
+
+  it("runs from the CommonJS build exactly the commands that load no package from node_modules", () => {
+    assert.deepEqual(
+      commandModules().map(({ name }) => name),
+      commands.map(({ name }) => name),
+      "bin/cli-build.mjs reads src/cli/commands/index.ts's list differently",
+    );
+    const served = (JSON.parse(readFileSync(join(cached, "commands.json"), "utf8")) as { commands: string[] }).commands;
+    for (const command of ["quickstart", "render", "validate", "plan", "schema"])
+      assert.ok(served.includes(command), `${command} is not served`);
+    for (const command of ["apply", "status", "engine", "adapter-agent", "gateway", "ingest", "dev"])
+      assert.ok(!served.includes(command), `${command} loads packages, yet the CommonJS build runs it`);
+    // The engine's llama.cpp package is an ES module graph with top-level await: require() of it fails,
+    // so this runs only as an ES module.
+    const model = join(dir, "model");
+    const made = cli("engine", "make-test-model", "--out", model);
+    assert.equal(made.status, 0, made.stderr);
+    assert.ok(existsSync(join(model, "tiny-llama.gguf")));
+  });
+
+  it("writes a command's code cache on its first real run, takes it on the next, and writes it again when V8 rejects it", () => {
+    const spec = ["--spec", "examples/lab/platform.yaml", "--env", "local", "-o", "yaml"];
+    rmSync(cacheOf("render"), { force: true });
+    const help = cli("plan", "--help");
+    assert.equal(help.status, 0, help.stderr);
+    assert.ok(!existsSync(cacheOf("plan")), "a --help run wrote plan's cache");
+    const first = cli("render", ...spec);
+    assert.equal(first.status, 0, first.stderr);
+    const written = statSync(cacheOf("render"));
+    assert.ok(written.size > 100_000, `render's cache is ${written.size} bytes`);
+    const again = cli("render", ...spec);
+    assert.equal(again.stdout, first.stdout);
+    // Written again, it would be a new file (written aside, then renamed over).
+    assert.equal(statSync(cacheOf("render")).ino, written.ino, "an accepted cache was written again");
+    writeFileSync(cacheOf("render"), Buffer.from("not a code cache"));
+    const rejected = cli("render", ...spec);
+    assert.equal(rejected.status, 0, rejected.stderr);
+    assert.equal(rejected.stdout, first.stdout);
+    assert.ok(readFileSync(cacheOf("render")).length > 100_000, "a rejected cache was not written again");
+    assert.deepEqual(
+      readdirSync(cached).filter((name) => name.endsWith(".tmp")),
+      [],
+      "a partial cache file was left",
+    );
+    const off = esModules("render", ...spec);
+    assert.equal(off.stdout, first.stdout);
   });
 });
