@@ -1,5 +1,5 @@
 // Runs the CLI's CommonJS build (dist/bundle/cached/main.cjs, made with the bundle by bin/cli-build.mjs)
-// with V8's code cache: Node 20 compiles ~3.8 MB of bundle on every start, and keeps no cache for ES
+// with V8's code cache: Node 20 compiles megabytes of bundle on every start, and keeps no cache for ES
 // modules (Node 22's module compile cache would). A command's first run writes what V8 compiled for it
 // (functions run included) beside the script; later runs deserialize that instead of parsing and
 // compiling (render --out + validate of 100 adapters: ~90 ms less each, about a third of the start).

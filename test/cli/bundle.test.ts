@@ -112,6 +112,10 @@ describe("the CLI bundle's substitutes", () => {
       assert.ok(served.includes(command), `${command} is not served`);
     for (const command of ["apply", "status", "engine", "adapter-agent", "gateway", "ingest", "dev"])
       assert.ok(!served.includes(command), `${command} loads packages, yet the CommonJS build runs it`);
+    // The others' modules are left out of the CommonJS build: none of the packages they load is required there.
+    const script = readFileSync(join(cached, "main.cjs"), "utf8");
+    for (const left of ["@kubernetes/client-node", "node-llama-cpp", "undici", "pino"])
+      assert.ok(!script.includes(`require("${left}")`), `the CommonJS build requires ${left}`);
     // The engine's llama.cpp package is an ES module graph with top-level await: require() of it fails,
     // so this runs only as an ES module.
     const model = join(dir, "model");
