@@ -1,12 +1,15 @@
 // npm run bench:render — render + schema check of 10, 100 and 1000 adapters in one warm process; and
 // what a user feels, each command a fresh process (cold): `diatonic render --out`, `diatonic validate`
 // of the written overlay, and `kubectl kustomize` of the same overlay, side by side (wall and CPU
-// time, median of 3). Prints a table and writes bench/results/render.json.
+// time, median of 3). The cold rounds run the CLI as a user's second run does (V8's code cache written
+// by the first, bin/code-cache.mjs); beside them, the same commands without it (DIATONIC_CODE_CACHE=0)
+// and the first run after a build. Prints a table and writes bench/results/render.json.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
+import { BUNDLE_DIR, CACHED_DIR } from "../bin/cli-build.mjs";
 import { kubectlPath } from "../scripts/cluster/build.ts";
 import { median } from "./stats.ts";
 
@@ -40,9 +43,9 @@ interface Cold {
 }
 
 /** One fresh process: wall time, CPU time (user + system: steadier than wall on a busy host), peak RSS. */
-function cold(command: string, args: readonly string[]): Cold {
+function cold(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Cold {
   const started = performance.now();
-  const run = spawnSync("/usr/bin/time", ["-f", "%U %S %M", command, ...args], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024 });
+  const run = spawnSync("/usr/bin/time", ["-f", "%U %S %M", command, ...args], { encoding: "utf8", maxBuffer: 512 * 1024 * 1024, env });
   const ms = performance.now() - started;
   if (run.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${run.stderr}`);
   const [user = "0", system = "0", kb = "0"] = (run.stderr.trim().split("\n").pop() ?? "").split(" ");
@@ -53,6 +56,15 @@ function cold(command: string, args: readonly string[]): Cold {
 const coldRounds = (adapters: number) => Number(process.env["BENCH_COLD_ROUNDS"] ?? (adapters >= 1000 ? 3 : 7));
 
 const CLI = ["bin/diatonic.js"];
+/** The CLI without V8's code cache: every command from the ES module bundle (bin/code-cache.mjs). */
+const NO_CODE_CACHE = { ...process.env, DIATONIC_CODE_CACHE: "0" };
+
+/** Removes the commands' code caches (dist/bundle/cached/*.v8cache): the next run is the first after a build. */
+function dropCodeCaches(): void {
+  const cached = join(BUNDLE_DIR, CACHED_DIR);
+  if (!existsSync(cached)) return;
+  for (const name of readdirSync(cached)) if (name.endsWith(".v8cache")) rmSync(join(cached, name));
+}
 
 interface Row {
   adapters: number;
@@ -74,6 +86,11 @@ interface Row {
   coldValidateCpuMs: number;
   /** render --out + validate, the median over the rounds of their sum. */
   coldBothMs: number;
+  /** render --out + validate right after a build (no code cache yet: this run writes it), one round. */
+  coldFirstRunMs: number;
+  /** render --out + validate without the code cache (DIATONIC_CODE_CACHE=0: the ES module bundle), the median, and that ÷ kustomize. */
+  coldNoCodeCacheMs: number;
+  coldNoCodeCacheRatio: number;
   /** Of which starting: `render --help` + `validate --help` (Node, and each command's code loaded; no work), and that ÷ kustomize. */
   coldStartMs: number;
   coldStartRatio: number;
@@ -104,13 +121,20 @@ for (const adapters of SIZES) {
   };
   const overlay = join(out, "overlays", ENV);
   const cliOut = join(dir, `cli-${adapters}`);
+  const renderArgs = [...CLI, "render", "--spec", file, "--env", ENV, "--out", cliOut];
+  const validateArgs = [...CLI, "validate", join(cliOut, "overlays", ENV)];
+  // The first run after a build parses the whole CommonJS bundle and writes each command's code cache.
+  dropCodeCaches();
+  const firstRunMs = cold(process.execPath, renderArgs).ms + cold(process.execPath, validateArgs).ms;
   const rounds = Array.from({ length: coldRounds(adapters) }, () => {
     const k = cold(KUBECTL, ["kustomize", overlay]);
-    const r = cold(process.execPath, [...CLI, "render", "--spec", file, "--env", ENV, "--out", cliOut]);
-    const v = cold(process.execPath, [...CLI, "validate", join(cliOut, "overlays", ENV)]);
+    const r = cold(process.execPath, renderArgs);
+    const v = cold(process.execPath, validateArgs);
     // The same two processes doing no work: Node started and each command's code loaded (--help loads it, then prints).
     const start = cold(process.execPath, [...CLI, "render", "--help"]).ms + cold(process.execPath, [...CLI, "validate", "--help"]).ms;
-    return { k, r, v, start, ratio: (r.ms + v.ms) / k.ms, cpuRatio: (r.cpuMs + v.cpuMs) / k.cpuMs };
+    // And both commands without the code cache, as ES modules: what the cache saves, side by side.
+    const esm = cold(process.execPath, renderArgs, NO_CODE_CACHE).ms + cold(process.execPath, validateArgs, NO_CODE_CACHE).ms;
+    return { k, r, v, start, esm, ratio: (r.ms + v.ms) / k.ms, cpuRatio: (r.cpuMs + v.cpuMs) / k.cpuMs };
   });
   const of = (pick: (round: (typeof rounds)[number]) => number) => median(rounds.map(pick));
   const ratios = rounds.map((round) => round.ratio);
@@ -128,6 +152,9 @@ for (const adapters of SIZES) {
     coldBothMs: of((round) => round.r.ms + round.v.ms),
     coldStartMs: of((round) => round.start),
     coldStartRatio: of((round) => round.start / round.k.ms),
+    coldFirstRunMs: firstRunMs,
+    coldNoCodeCacheMs: of((round) => round.esm),
+    coldNoCodeCacheRatio: of((round) => round.esm / round.k.ms),
     coldRounds: rounds.length,
     coldRatio: median(ratios),
     coldRatioMin: Math.min(...ratios),
@@ -176,6 +203,12 @@ console.log(
 );
 console.log(
   `of which starting the two processes (render --help + validate --help: Node, and each command's code loaded, no work): ${rows.map((r) => `${r.coldStartMs.toFixed(0)} ms = ×${r.coldStartRatio.toFixed(2)} of kustomize at ${r.adapters}`).join("; ")}`,
+);
+console.log(
+  `without V8's code cache (DIATONIC_CODE_CACHE=0, the ES module bundle), median: ${rows.map((r) => `${r.coldNoCodeCacheMs.toFixed(0)} ms = ×${r.coldNoCodeCacheRatio.toFixed(2)} of kustomize at ${r.adapters}`).join("; ")}`,
+);
+console.log(
+  `the first run after a build (it writes the code cache), one round: ${rows.map((r) => `${r.coldFirstRunMs.toFixed(0)} ms at ${r.adapters}`).join("; ")}`,
 );
 console.log(
   `goal: 1000 adapters, render --out + validate under 2 s: ${cold1000 < 2000 ? "met" : "NOT met"} (${(cold1000 / 1000).toFixed(2)} s wall, ${at1000 ? ((at1000.coldRenderCpuMs + at1000.coldValidateCpuMs) / 1000).toFixed(2) : "?"} s CPU)`,
