@@ -42,9 +42,13 @@ export function runCached(bundleDir, command, argv = process.argv) {
     cachedData,
     importModuleDynamically: constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
-  // A --help run compiles little of the command: leave the cache to its first real run.
+  // A --help run, or one stopped by bad input, compiles little of the command: leave the cache to its
+  // first run that succeeds.
   const helpOnly = argv.includes("--help") || argv.includes("-h");
-  if ((cachedData === undefined || script.cachedDataRejected === true) && !helpOnly) process.once("exit", () => save(script, cacheFile));
+  if ((cachedData === undefined || script.cachedDataRejected === true) && !helpOnly)
+    process.once("exit", (code) => {
+      if (code === 0) save(script, cacheFile);
+    });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
   return true;

@@ -124,12 +124,15 @@ describe("the CLI bundle's substitutes", () => {
     assert.ok(existsSync(join(model, "tiny-llama.gguf")));
   });
 
-  it("writes a command's code cache on its first real run, takes it on the next, and writes it again when V8 rejects it", () => {
+  it("writes a command's code cache on its first run that succeeds, takes it on the next, and writes it again when V8 rejects it", () => {
     const spec = ["--spec", "examples/lab/platform.yaml", "--env", "local", "-o", "yaml"];
     rmSync(cacheOf("render"), { force: true });
     const help = cli("plan", "--help");
     assert.equal(help.status, 0, help.stderr);
     assert.ok(!existsSync(cacheOf("plan")), "a --help run wrote plan's cache");
+    const failed = cli("plan", "--spec", "examples/lab/platform.yaml", "--env", "nowhere");
+    assert.equal(failed.status, 2, failed.stderr);
+    assert.ok(!existsSync(cacheOf("plan")), "a run stopped by bad input wrote plan's cache");
     const first = cli("render", ...spec);
     assert.equal(first.status, 0, first.stderr);
     const written = statSync(cacheOf("render"));
