@@ -294,6 +294,9 @@ class Replica implements Candidate {
   loadOutstanding = 0;
   failures = 0;
   ejections = 0;
+  /** Out of rotation since its last ejection, until a probe of the health path answers. */
+  ejected = false;
+  /** When the next probe is due (for Retry-After); the replica stays out until that probe answers. */
   ejectedUntil = 0;
   probing = false;
   retired = false;
@@ -327,8 +330,13 @@ class Replica implements Candidate {
     if (this.recent.length > RECENT_LORAS) this.recent.shift();
   }
 
-  healthy(now: number): boolean {
-    return this.ejectedUntil <= now && !this.probing;
+  /**
+   * In rotation: not ejected, or ejected and since restored by a probe. The ejection's end alone does
+   * not restore it: between that time and the probe, it would take requests (and /readyz would say
+   * ready) on an upstream that may still refuse them.
+   */
+  healthy(): boolean {
+    return !this.ejected && !this.probing;
   }
 }
 
@@ -404,7 +412,7 @@ export class UpstreamPool {
   placementPlan(loras: readonly string[], now = performance.now()): Map<string, string[]> | undefined {
     const policy = this.policy;
     if (policy.homes === undefined) return undefined;
-    const replicas = this.replicas.filter((replica) => replica.healthy(now));
+    const replicas = this.replicas.filter((replica) => replica.healthy());
     if (replicas.length === 0) return undefined;
     const plan = new Map(replicas.map((replica) => [replica.origin, [] as string[]]));
     const atLeast = this.config.placement?.minReplicas ?? 1;
@@ -500,21 +508,20 @@ export class UpstreamPool {
   }
 
   /** Replicas that would take a request now. */
-  healthyCount(now = performance.now()): number {
+  healthyCount(): number {
     let count = 0;
-    for (const replica of this.replicas) if (replica.healthy(now)) count++;
+    for (const replica of this.replicas) if (replica.healthy()) count++;
     return count;
   }
 
   describe(): { name: string; replicas: { origin: string; healthy: boolean; outstanding: number; loras?: string[] }[]; dnsError?: string } {
-    const now = performance.now();
     return {
       name: this.name,
       replicas: this.replicas.map((replica) => {
         const loras = this.residency?.describe(replica.origin);
         return {
           origin: replica.origin,
-          healthy: replica.healthy(now),
+          healthy: replica.healthy(),
           outstanding: replica.outstanding,
           ...(loras !== undefined ? { loras } : {}),
         };
@@ -539,7 +546,7 @@ export class UpstreamPool {
     const healthy: Replica[] | undefined = lora !== undefined && this.policy.homes !== undefined ? [] : undefined;
     let holders = 0;
     for (const replica of this.replicas) {
-      if (!replica.healthy(now)) continue;
+      if (!replica.healthy()) continue;
       healthy?.push(replica);
       if (exclude?.has(replica)) continue;
       const holds = residency === undefined || lora === undefined ? true : residency.holds(replica.origin, lora, now);
@@ -773,14 +780,14 @@ export class UpstreamPool {
 
   private failure(replica: Replica): void {
     replica.failures++;
-    if (replica.failures >= this.settings.ejectAfterFailures && replica.ejectedUntil <= performance.now() && !replica.probing)
-      this.eject(replica);
+    if (replica.failures >= this.settings.ejectAfterFailures && replica.healthy()) this.eject(replica);
   }
 
   private eject(replica: Replica): void {
     const forMs = Math.min(this.settings.maxEjectionMs, this.settings.ejectionMs * 2 ** replica.ejections);
     replica.ejections++;
     replica.failures = 0;
+    replica.ejected = true;
     replica.ejectedUntil = performance.now() + forMs;
     this.events.onEjection?.(this.name, replica.origin, forMs);
     const timer = setTimeout(() => {
@@ -813,6 +820,7 @@ export class UpstreamPool {
     if (this.closed || replica.retired) return;
     if (ok) {
       replica.failures = 0;
+      replica.ejected = false;
       replica.ejectedUntil = 0;
       this.events.onRestore?.(this.name, replica.origin);
     } else {

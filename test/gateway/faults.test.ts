@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import OpenAI from "openai";
 import { afterEach, describe, it } from "node:test";
+import { RequestCancel } from "../../src/gateway/cancel.ts";
+import { Upstream } from "../../src/gateway/config.ts";
+import { UpstreamPool } from "../../src/gateway/upstream.ts";
 import { FIXED_TEXT, hangingConnectPort, refusedPort, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
@@ -218,6 +221,35 @@ describe("gateway under upstream faults", () => {
     const before = bad.requests.length;
     for (let i = 0; i < 6; i++) await gw.client().chat.completions.create(chat);
     assert.ok(bad.requests.length > before, "the restored replica gets traffic again");
+  });
+
+  it("an ejected replica stays out past its ejection time until a probe of its health path answers", async () => {
+    const up = await upstream();
+    up.behaviour = { kind: "status", status: 500 };
+    const pool = new UpstreamPool(
+      "engine",
+      Upstream.parse({ url: up.url, maxRetries: 0, health: { ejectAfterFailures: 1, ejectionMs: 50 } }),
+    );
+    await pool.start();
+    cleanup.push(() => pool.close());
+    const failed = await pool.send({
+      method: "GET",
+      path: "/v1/models",
+      headers: { host: new URL(up.url).host },
+      wholeBody: true,
+      cancel: new RequestCancel(),
+      firstByteTimeoutMs: 5000,
+    });
+    assert.equal(failed.statusCode, 500);
+    assert.equal(pool.healthyCount(), 0, "not ejected after a failure");
+    // Past the ejection's end with no turn of the event loop, so no probe has run. Before, the replica
+    // was back in rotation here (and /readyz said ready) until the probe's timer ran: CI saw /readyz
+    // answer 200 for an upstream that refused every connection.
+    const past = performance.now() + 100;
+    while (performance.now() < past);
+    assert.equal(pool.healthyCount(), 0, "back in rotation before a probe answered");
+    // The fixed upstream answers its health path: the probe brings the replica back.
+    await eventually(() => pool.healthyCount() === 1, 5000, "the probe to restore the replica");
   });
 
   it("a refused replica costs clients nothing: requests are retried on another one before the first byte", async () => {
