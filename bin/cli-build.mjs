@@ -99,9 +99,9 @@ export function commandModules(index = readFileSync(join(ROOT, "src", "cli", "co
  * The commands whose whole module graph (static and dynamic imports, from esbuild's metafile of a
  * build run in ROOT) reaches no package left in node_modules: the CommonJS build runs them whole. A
  * command that reaches one is left to the ES module bundle: some of those packages are ES modules
- * only (@kubernetes/client-node, node-llama-cpp), which Node 20 cannot require(). The metafile does not
- * show createRequire() calls (src/yaml-package.ts, src/validate/lazy-re2.ts): they load CommonJS
- * packages, the same in both builds.
+ * only, and node-llama-cpp's has top-level await, which require() refuses (ERR_REQUIRE_ASYNC_MODULE).
+ * The metafile does not show createRequire() calls (src/yaml-package.ts, src/validate/lazy-re2.ts):
+ * they load CommonJS packages, the same in both builds.
  */
 export function selfContainedCommands(metafile, modules = commandModules()) {
   const packageReached = (start) => {
