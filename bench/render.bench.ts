@@ -5,11 +5,12 @@
 // by the first, bin/code-cache.mjs); beside them, the same commands without it (DIATONIC_CODE_CACHE=0)
 // and the first run after a build. Prints a table and writes bench/results/render.json.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { BUNDLE_DIR, CACHED_DIR } from "../bin/cli-build.mjs";
+import { BUNDLE_DIR } from "../bin/cli-build.mjs";
+import { removeCodeCaches } from "../bin/code-cache.mjs";
 import { kubectlPath } from "../scripts/cluster/build.ts";
 import { median } from "./stats.ts";
 
@@ -58,13 +59,6 @@ const coldRounds = (adapters: number) => Number(process.env["BENCH_COLD_ROUNDS"]
 const CLI = ["bin/diatonic.js"];
 /** The CLI without V8's code cache: every command from the ES module bundle (bin/code-cache.mjs). */
 const NO_CODE_CACHE = { ...process.env, DIATONIC_CODE_CACHE: "0" };
-
-/** Removes the commands' code caches (dist/bundle/cached/*.v8cache): the next run is the first after a build. */
-function dropCodeCaches(): void {
-  const cached = join(BUNDLE_DIR, CACHED_DIR);
-  if (!existsSync(cached)) return;
-  for (const name of readdirSync(cached)) if (name.endsWith(".v8cache")) rmSync(join(cached, name));
-}
 
 interface Row {
   adapters: number;
@@ -124,7 +118,7 @@ for (const adapters of SIZES) {
   const renderArgs = [...CLI, "render", "--spec", file, "--env", ENV, "--out", cliOut];
   const validateArgs = [...CLI, "validate", join(cliOut, "overlays", ENV)];
   // The first run after a build parses the whole CommonJS bundle and writes each command's code cache.
-  dropCodeCaches();
+  removeCodeCaches(BUNDLE_DIR);
   const firstRunMs = cold(process.execPath, renderArgs).ms + cold(process.execPath, validateArgs).ms;
   const rounds = Array.from({ length: coldRounds(adapters) }, () => {
     const k = cold(KUBECTL, ["kustomize", overlay]);

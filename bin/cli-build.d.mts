@@ -4,7 +4,6 @@ import type { Metafile, Plugin } from "esbuild";
 export declare const BUNDLE_DIR: string;
 export declare const BUNDLE_MAIN: string;
 export declare const DIST_MAIN: string;
-export declare const CACHED_DIR: string;
 export declare const SUBSTITUTES: readonly { readonly path: string; readonly importer?: RegExp; readonly file: string }[];
 export declare const substitutes: Plugin;
 export declare function cliBundleStale(): boolean;

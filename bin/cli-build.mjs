@@ -9,12 +9,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { isBuiltin } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CACHED_DIR } from "./code-cache.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const BUNDLE_DIR = join(ROOT, "dist", "bundle");
 export const BUNDLE_MAIN = join(BUNDLE_DIR, "main.mjs");
-/** The CommonJS build's folder inside a bundle folder: main.cjs, commands.json and the code caches. */
-export const CACHED_DIR = "cached";
 const STAMP = join(BUNDLE_DIR, ".built");
 /** tsc's output, what the images run. */
 export const DIST_MAIN = join(ROOT, "dist", "cli", "main.js");

@@ -5,10 +5,25 @@
 // parsing and compiling (100 adapters: render --out ~100 ms less, validate ~70 ms less).
 // V8 itself rejects a cache made by another V8, other flags or another script: the next run writes it
 // again. DIATONIC_CODE_CACHE=0 runs the ES module bundle instead.
-import { accessSync, constants as fsConstants, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, existsSync, constants as fsConstants, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { constants, Script } from "node:vm";
+
+/** The CommonJS build's folder inside a bundle folder: main.cjs, commands.json and the code caches. */
+export const CACHED_DIR = "cached";
+
+/** Where `command`'s code cache for this Node lives. */
+export function codeCacheFile(bundleDir, command) {
+  return join(bundleDir, CACHED_DIR, `${command}-${process.version}-${process.arch}.v8cache`);
+}
+
+/** Removes every command's code cache: the next run of each is the first after a build. */
+export function removeCodeCaches(bundleDir) {
+  const dir = join(bundleDir, CACHED_DIR);
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) if (name.endsWith(".v8cache")) rmSync(join(dir, name));
+}
 
 /**
  * Runs `command` from `bundleDir`'s CommonJS build when it is one the build runs (commands.json: those
@@ -16,7 +31,7 @@ import { constants, Script } from "node:vm";
  */
 export function runCached(bundleDir, command, argv = process.argv) {
   if (process.env.DIATONIC_CODE_CACHE === "0" || command === undefined) return false;
-  const dir = join(bundleDir, "cached");
+  const dir = join(bundleDir, CACHED_DIR);
   let commands;
   try {
     ({ commands } = JSON.parse(readFileSync(join(dir, "commands.json"), "utf8")));
@@ -25,7 +40,7 @@ export function runCached(bundleDir, command, argv = process.argv) {
   }
   if (!Array.isArray(commands) || !commands.includes(command)) return false;
   const file = join(dir, "main.cjs");
-  const cacheFile = join(dir, `${command}-${process.version}-${process.arch}.v8cache`);
+  const cacheFile = codeCacheFile(bundleDir, command);
   let cachedData;
   try {
     cachedData = readFileSync(cacheFile);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { buildCliBundle, commandModules } from "../../bin/cli-build.mjs";
+import { CACHED_DIR, codeCacheFile } from "../../bin/code-cache.mjs";
 import { commands } from "../../src/cli/commands/index.ts";
 import { PACKAGE_ROOT } from "../../src/paths.ts";
 
@@ -39,8 +40,8 @@ describe("the CLI bundle's substitutes", () => {
       cwd: PACKAGE_ROOT,
       env: { ...process.env, DIATONIC_CODE_CACHE: "0" },
     });
-  const cached = join(dir, "bundle", "cached");
-  const cacheOf = (command: string) => join(cached, `${command}-${process.version}-${process.arch}.v8cache`);
+  const cached = join(dir, "bundle", CACHED_DIR);
+  const cacheOf = (command: string) => codeCacheFile(join(dir, "bundle"), command);
 
   it("leaves out every language's index of ajv-i18n and zod, and kubernetes-models' eager RE2", () => {
     for (const left of [
