@@ -84,6 +84,16 @@ const REPLICA_ORDER = "\u0000replicas";
 const KV_FULL_FROM = 0.9;
 /** ...by up to one service time per request at 100% use. */
 const KV_FULL_COST = 1;
+/**
+ * How far from a queue's mean wait toward its worst a queued request's wait is counted. A swap takes
+ * about the same time every time; a wait behind running requests ranges from nothing to whole service
+ * times, and the slow tail of time to first token is made of those long waits. Counting a quarter of
+ * the spread sends a request to a swap where the mean alone would queue it only when the wait is close
+ * to a swap. In the 32 × 1,000 simulation it took p99 time to first token from 9.1 to 5.8 ms at low load
+ * and from 10.1 to 8.4 ms at high load, for 5% and 9% more swaps; 0.75 and more doubled the swaps at
+ * high load.
+ */
+const QUEUE_RISK = 0.25;
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
@@ -320,7 +330,9 @@ export class Diatonic implements RoutingPolicy {
   /**
    * Expected wait before a new request's first byte there, in ms: the requests ahead of it beyond the
    * replica's parallelism, each holding a sequence for the service time, and the swap time too where
-   * it loads its LoRA; and the sharing time of each request it runs beside.
+   * it loads its LoRA; and the sharing time of each request it runs beside. A queue's wait is its mean
+   * (the sequences free up one every service / parallel) plus QUEUE_RISK of the way to its worst (every
+   * sequence ahead just started: whole services, ceil(ahead / parallel) of them).
    */
   private waitMs(candidate: Candidate, requests: number, service: number, swap: number, sharing: number): number {
     const parallel = this.parallelism;
@@ -328,7 +340,9 @@ export class Diatonic implements RoutingPolicy {
     const beside = Math.min(requests, parallel - 1) * sharing;
     if (ahead <= 0) return beside;
     const perRequest = service + (swap * candidate.outstandingSwaps) / Math.max(1, candidate.outstanding);
-    return beside + (ahead * perRequest) / parallel;
+    const mean = (ahead * perRequest) / parallel;
+    const worst = Math.ceil(ahead / parallel) * perRequest;
+    return beside + mean + QUEUE_RISK * (worst - mean);
   }
 
   /**
