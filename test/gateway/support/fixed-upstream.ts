@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export type Behaviour =
   | { readonly kind: "ok" }
@@ -220,13 +221,37 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
   return state;
 }
 
-/** A port where nothing listens: bound once, then released. */
+/**
+ * A port where nothing listens, and where no other test's server will: one below the kernel's
+ * ephemeral range, which listen(0) never hands out (every server of these tests listens on port 0),
+ * and which refuses a connection now. A port bound with listen(0) and released, as before, could be
+ * handed to another test's server in a parallel run between its release and its use.
+ */
 export async function refusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  let ephemeralFrom = 32768;
+  try {
+    ephemeralFrom = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || ephemeralFrom;
+  } catch {
+    // Not Linux: the IANA ephemeral range starts at 49152; 32768 stays below it.
+  }
+  const from = 20_000;
+  for (let tries = 0; tries < 100; tries++) {
+    const port = from + Math.floor(Math.random() * Math.max(1, ephemeralFrom - from));
+    if (await refuses(port)) return port;
+  }
+  throw new Error(`no refusing port found in ${from}–${ephemeralFrom - 1} on 127.0.0.1`);
+}
+
+/** Whether a TCP connect to 127.0.0.1:port is refused. */
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
+  });
 }
 
 /**
