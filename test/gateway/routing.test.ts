@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseEngineLoad, type EngineLoad } from "../../src/gateway/engine-load.ts";
-import { Diatonic } from "../../src/gateway/routing/diatonic.ts";
+import { Diatonic, fewest } from "../../src/gateway/routing/diatonic.ts";
 import { makePolicy, type Candidate } from "../../src/gateway/routing/index.ts";
 import { LoraAffinity } from "../../src/gateway/routing/lora-affinity.ts";
 
@@ -329,6 +329,21 @@ describe("diatonic", () => {
     assert.equal(policy.homeCount("x", 2, 900), 4, "still lower, not yet long enough");
     assert.equal(policy.homeCount("x", 1, 1600), 1, "lower for longer than narrowAfterMs: narrowed");
     assert.equal(policy.homeCount("x", 3, 1700), 3, "higher again: widened at once");
+  });
+
+  it("finds the fewest tail replicas from the count in force: the least that is enough, with two splits when the guess is right", () => {
+    for (let most = 0; most <= 40; most++)
+      for (let answer = Math.min(most, 1); answer <= most; answer++)
+        for (const guess of [0, 1, answer - 1, answer, answer + 1, most, most + 3]) {
+          const asked: number[] = [];
+          const enough = (n: number) => {
+            asked.push(n);
+            return n >= answer;
+          };
+          assert.equal(fewest(Math.min(most, 1), most, guess, enough), answer, `most ${most}, answer ${answer}, guess ${guess}`);
+          assert.ok(asked.length <= 2 * Math.ceil(Math.log2(most + 2)) + 2, `${asked.length} calls for most ${most}: ${asked.join(",")}`);
+          if (guess === answer) assert.ok(asked.length <= 2, `a right guess costs two calls, not ${asked.length}`);
+        }
   });
 
   it("is made by its config name, as are the others", () => {

@@ -97,6 +97,53 @@ const QUEUE_RISK = 0.25;
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
+/**
+ * The least n in [least, most] for which `enough(n)` holds, given that it holds for every n above
+ * the answer and for `most`: galloping from a guess (down while it holds, up while it does not), then
+ * halving the gap. A guess that is the answer costs two calls.
+ */
+export function fewest(least: number, most: number, guess: number, enough: (n: number) => boolean): number {
+  let n = Math.min(most, Math.max(least, guess));
+  // `low` fails (or is below the range), `high` holds.
+  let low: number;
+  let high: number;
+  if (enough(n)) {
+    high = n;
+    let step = 1;
+    for (;;) {
+      const next = high - step;
+      if (next < least) {
+        low = least - 1;
+        break;
+      }
+      if (!enough(next)) {
+        low = next;
+        break;
+      }
+      high = next;
+      step *= 2;
+    }
+  } else {
+    low = n;
+    let step = 1;
+    for (;;) {
+      n = Math.min(most, low + step);
+      if (n === most || enough(n)) {
+        high = n;
+        break;
+      }
+      low = n;
+      step *= 2;
+    }
+  }
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (enough(middle)) high = middle;
+    else low = middle;
+  }
+  return high;
+}
+
 interface Placement {
   readonly key: string;
   readonly at: number;
@@ -118,7 +165,7 @@ export class Diatonic implements RoutingPolicy {
   private readonly sharedFirstByte = new Ewma(0.1);
   private readonly demand = new Map<string, Rate>();
   private readonly counts = new Map<string, { k: number; lowerSince: number | undefined }>();
-  private readonly rankings = new Map<string, { key: string; order: string[] }>();
+  private readonly rankings = new Map<string, { key: string; order: string[]; positions?: Int32Array }>();
   private placement: Placement = { key: "", at: -Infinity, homes: new Map(), pinned: new Set(), tail: [] };
   /** The most requests seen running on one replica while it had requests waiting: its parallelism. */
   private parallel: number | undefined;
@@ -174,6 +221,13 @@ export class Diatonic implements RoutingPolicy {
     return order;
   }
 
+  /** The same ranking as positions in `origins` (the sorted replica set of `key`), for placement's arrays. */
+  private rankedPositions(lora: string, origins: readonly string[], key: string, position: ReadonlyMap<string, number>): Int32Array {
+    const order = this.ranking(lora, origins, key);
+    const entry = this.rankings.get(lora) as { key: string; order: string[]; positions?: Int32Array };
+    return (entry.positions ??= Int32Array.from(order, (origin) => position.get(origin) as number));
+  }
+
   /**
    * Each adapter's homes. The replicas are split: "pinned" ones whose LoRA slots hold the hottest
    * adapters, one slot each, and as few "tail" ones as the rest of the work needs, where the rarer
@@ -198,80 +252,96 @@ export class Diatonic implements RoutingPolicy {
         rate,
         k: this.homeCount(lora, Math.min(origins.length, Math.max(1, Math.ceil((rate * service) / capacity))), now),
       }));
-    const order = this.ranking(REPLICA_ORDER, origins, key);
+    // Replicas by their position in `origins`, in typed arrays: each split places every adapter, and
+    // maps of strings made a split of 32 replicas × 1,000 adapters several times slower.
+    const n = origins.length;
+    const position = new Map(origins.map((origin, i) => [origin, i]));
+    const slotCount = Int32Array.from(origins, (origin) => slots.get(origin) ?? 1);
+    const order = this.rankedPositions(REPLICA_ORDER, origins, key, position);
+    const rankedOf = adapters.map(({ lora }) => this.rankedPositions(lora, origins, key, position));
+    const previousHomes = adapters.map(({ lora }) => (previous?.homes.get(lora) ?? []).map((origin) => position.get(origin) as number));
     const split = (tails: number) => {
-      const pinnedReplicas = new Set(order.slice(0, origins.length - tails));
-      const tail = order.filter((origin) => !pinnedReplicas.has(origin));
-      const work = new Map(origins.map((origin) => [origin, 0]));
-      const used = new Map(origins.map((origin) => [origin, 0]));
+      /** 1 for a pinned replica, 0 for a tail one. */
+      const pinnedAt = new Uint8Array(n);
+      for (let r = 0; r < n - tails; r++) pinnedAt[order[r] as number] = 1;
+      const tailAt = [...order].filter((i) => pinnedAt[i] === 0);
+      const work = new Float64Array(n);
+      const used = new Int32Array(n);
       const homes = new Map<string, string[]>();
       const pinned = new Set<string>();
       let tailWork = 0;
-      const hasSlot = (origin: string) => !pinnedReplicas.has(origin) || (used.get(origin) ?? 0) < (slots.get(origin) ?? 1);
-      for (const { lora, rate, k: wanted } of adapters) {
-        const ranked = this.ranking(lora, origins, key);
+      const hasSlot = (i: number) => pinnedAt[i] === 0 || (used[i] as number) < (slotCount[i] as number);
+      for (const [a, { lora, rate, k: wanted }] of adapters.entries()) {
+        const ranked = rankedOf[a] as Int32Array;
         // A slot of its own on a pinned replica if one has room; else it churns in the tail, a swap a request.
         let k = wanted;
         let share = (rate * service) / k;
-        let group = ranked.filter((origin) => pinnedReplicas.has(origin));
-        /** Whether a replica is in the group: a pinned one, or (churning) a tail one, or any where there is no tail. */
-        let inGroup = (origin: string) => pinnedReplicas.has(origin);
-        if (!group.some((origin) => hasSlot(origin) && (work.get(origin) ?? 0) + share <= capacity)) {
-          group = tail.length > 0 ? ranked.filter((origin) => !pinnedReplicas.has(origin)) : ranked;
-          inGroup = tail.length > 0 ? (origin) => !pinnedReplicas.has(origin) : () => true;
-          k = Math.min(group.length, Math.max(k, Math.ceil((rate * (service + swap)) / capacity)));
+        /** The group it is placed in: pinned replicas (1), tail ones (0), or any where there is no tail (-1). */
+        let group = 1;
+        let room = false;
+        for (const i of ranked)
+          if (pinnedAt[i] === 1 && hasSlot(i) && (work[i] as number) + share <= capacity) {
+            room = true;
+            break;
+          }
+        if (!room) {
+          group = tailAt.length > 0 ? 0 : -1;
+          k = Math.min(tailAt.length > 0 ? tailAt.length : n, Math.max(k, Math.ceil((rate * (service + swap)) / capacity)));
           share = (rate * (service + swap)) / k;
         }
-        const fits = (origin: string, bound: number) => hasSlot(origin) && (work.get(origin) ?? 0) + share <= capacity * bound;
-        const chosen: string[] = [];
-        for (const origin of previous?.homes.get(lora) ?? [])
-          if (chosen.length < k && inGroup(origin) && fits(origin, STICKY_BOUND)) chosen.push(origin);
-        for (const origin of group) {
+        const inGroup = (i: number) => group === -1 || pinnedAt[i] === group;
+        const fits = (i: number, bound: number) => hasSlot(i) && (work[i] as number) + share <= capacity * bound;
+        const chosen: number[] = [];
+        for (const i of previousHomes[a] as number[]) if (chosen.length < k && inGroup(i) && fits(i, STICKY_BOUND)) chosen.push(i);
+        for (const i of ranked) {
           if (chosen.length >= k) break;
-          if (!chosen.includes(origin) && fits(origin, 1)) chosen.push(origin);
+          if (inGroup(i) && !chosen.includes(i) && fits(i, 1)) chosen.push(i);
         }
         // Past every bound (more work than the replicas' share): the least loaded.
-        if (chosen.length < k)
-          for (const origin of [...group].sort((a, b) => (work.get(a) ?? 0) - (work.get(b) ?? 0)))
-            if (chosen.length < k && !chosen.includes(origin) && hasSlot(origin)) chosen.push(origin);
-        if (chosen.length === 0) chosen.push(tail[0] ?? (ranked[0] as string));
-        for (const origin of chosen) {
-          work.set(origin, (work.get(origin) ?? 0) + share);
-          if (pinnedReplicas.has(origin)) {
-            used.set(origin, (used.get(origin) ?? 0) + 1);
+        while (chosen.length < k) {
+          let least = -1;
+          let leastWork = Infinity;
+          for (const i of ranked) {
+            if (!inGroup(i)) continue;
+            const there = work[i] as number;
+            if (there < leastWork && hasSlot(i) && !chosen.includes(i)) {
+              least = i;
+              leastWork = there;
+            }
+          }
+          if (least < 0) break;
+          chosen.push(least);
+        }
+        if (chosen.length === 0) chosen.push(tailAt[0] ?? (ranked[0] as number));
+        for (const i of chosen) {
+          work[i] = (work[i] as number) + share;
+          if (pinnedAt[i] === 1) {
+            used[i] = (used[i] as number) + 1;
             pinned.add(lora);
           } else tailWork += share;
         }
-        homes.set(lora, chosen);
+        homes.set(
+          lora,
+          chosen.map((i) => origins[i] as string),
+        );
       }
-      return { homes, pinned, tail, tailWork };
+      return { homes, pinned, tail: tailAt.map((i) => origins[i] as string), tailWork };
     };
     // As few tail replicas as the tail's work needs (at least one while there are two replicas); a
-    // tenth of a replica's share of slack keeps the count from following every wobble. Searched by
-    // doubling, then halving the gap: a few splits, not one per replica (each split places every
-    // adapter: at 32 replicas and 1,000 adapters, one per replica took ~200 ms).
-    const enough = (tails: number, result: ReturnType<typeof split>) =>
-      tails >= origins.length || result.tailWork <= tails * capacity * 1.1;
-    let tails = Math.min(origins.length, 1);
-    let result = split(tails);
-    if (!enough(tails, result)) {
-      let short = tails;
-      while (!enough(tails, result)) {
-        short = tails;
-        tails = Math.min(origins.length, tails * 2);
-        result = split(tails);
-      }
-      while (tails - short > 1) {
-        const middle = Math.floor((short + tails) / 2);
-        const tried = split(middle);
-        if (enough(middle, tried)) {
-          tails = middle;
-          result = tried;
-        } else short = middle;
-      }
-    }
-    const kept = this.homeCount(REPLICA_ORDER, tails, now);
-    if (kept !== tails) result = split(kept);
+    // tenth of a replica's share of slack keeps the count from following every wobble. Searched from
+    // the count in force, which hysteresis keeps steady: mostly two splits, it and one fewer (each split
+    // places every adapter; a search from one replica by doubling and halving took ten splits,
+    // ~200 ms at 32 replicas and 1,000 adapters, once their work passed the replicas' share).
+    const splits = new Map<number, ReturnType<typeof split>>();
+    const splitOnce = (tails: number) => {
+      let result = splits.get(tails);
+      if (result === undefined) splits.set(tails, (result = split(tails)));
+      return result;
+    };
+    const enough = (tails: number) => tails >= origins.length || splitOnce(tails).tailWork <= tails * capacity * 1.1;
+    const least = Math.min(origins.length, 1);
+    const tails = fewest(least, origins.length, previous?.tail.length ?? least, enough);
+    const result = splitOnce(this.homeCount(REPLICA_ORDER, tails, now));
     this.placement = { key, at: now, homes: result.homes, pinned: result.pinned, tail: result.tail };
     return this.placement;
   }
