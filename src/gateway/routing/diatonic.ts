@@ -87,13 +87,14 @@ const KV_FULL_COST = 1;
 /**
  * How far from a queue's mean wait toward its worst a queued request's wait is counted. A swap takes
  * about the same time every time; a wait behind running requests ranges from nothing to whole service
- * times, and the slow tail of time to first token is made of those long waits. Counting a quarter of
- * the spread sends a request to a swap where the mean alone would queue it only when the wait is close
- * to a swap. In the 32 × 1,000 simulation it took p99 time to first token from 9.1 to 5.8 ms at low load
- * and from 10.1 to 8.4 ms at high load, for 5% and 9% more swaps; 0.75 and more doubled the swaps at
- * high load.
+ * times, and the slow tail of time to first token is made of those long waits. Counting a tenth of the
+ * spread sends a request to a swap where the mean alone would queue it only when the wait is close to
+ * a swap. In the 32 × 1,000 simulation (the committed run's calibration) it took p99 time to first
+ * token from 9.1 to 5.8 ms at low load and from 10.1 to 8.9 ms at high load, for 1.5% and 1.7% more
+ * swaps. A quarter took high load to 8.4 ms for 9% more swaps, and on three CPU engines it spilled
+ * requests to other replicas (swaps 0.55× lora-affinity's in one run of two); 0.75 doubled the swaps.
  */
-const QUEUE_RISK = 0.25;
+const QUEUE_RISK = 0.1;
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
