@@ -248,27 +248,6 @@ describe("diatonic", () => {
       assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
-  it("counts a queue's wait as its mean plus a tenth of the way to its worst, and swaps where that risk costs more than a swap", () => {
-    // Parallelism 2 and a 40 ms service: one request queued ahead waits 20 ms on average (a sequence
-    // frees up every 20 ms) and 40 ms at worst (both running just started): counted 22 ms. Two ahead wait
-    // one whole service either way: 40 ms.
-    const warm = (outstanding: number) =>
-      replica("a", { recent: ["x"], outstanding, load: load({ running: 2, waiting: outstanding - 2 }) });
-    assert.equal(measured(10, 40).choose([warm(2)], { lora: "x", now: 0 }).expectedWaitMs, 22);
-    assert.equal(measured(10, 40).choose([warm(3)], { lora: "x", now: 0 }).expectedWaitMs, 40);
-    // Against an idle replica: its swap costs 21 ms there (a swap at a home, or two away from them), less
-    // than the risk-weighted 22 ms and more than the 20 ms mean: the request goes to the swap.
-    const idle = replica("b", { load: load() });
-    const probe = measured(10, 40);
-    probe.choose([warm(2), idle], { lora: "x", now: 0 });
-    const swapMs = probe.homesOf("x", [warm(2), idle], 0).includes("b") ? 21 : 10.5;
-    for (const order of [
-      [warm(2), idle],
-      [idle, warm(2)],
-    ])
-      assert.equal(measured(swapMs, 40).choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
-  });
-
   it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {
     const policy = measured(30);
     const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];

@@ -84,17 +84,6 @@ const REPLICA_ORDER = "\u0000replicas";
 const KV_FULL_FROM = 0.9;
 /** ...by up to one service time per request at 100% use. */
 const KV_FULL_COST = 1;
-/**
- * How far from a queue's mean wait toward its worst a queued request's wait is counted. A swap takes
- * about the same time every time; a wait behind running requests ranges from nothing to whole service
- * times, and the slow tail of time to first token is made of those long waits. Counting a tenth of the
- * spread sends a request to a swap where the mean alone would queue it only when the wait is close to
- * a swap. In the 32 × 1,000 simulation (the committed run's calibration) it took p99 time to first
- * token from 9.1 to 5.8 ms at low load and from 10.1 to 8.9 ms at high load, for 1.5% and 1.7% more
- * swaps. A quarter took high load to 8.4 ms for 9% more swaps, and on three CPU engines it spilled
- * requests to other replicas (swaps 0.55× lora-affinity's in one run of two); 0.75 doubled the swaps.
- */
-const QUEUE_RISK = 0.1;
 /** Placements are worked out again this often. */
 const PLACE_EVERY_MS = 500;
 
@@ -401,9 +390,7 @@ export class Diatonic implements RoutingPolicy {
   /**
    * Expected wait before a new request's first byte there, in ms: the requests ahead of it beyond the
    * replica's parallelism, each holding a sequence for the service time, and the swap time too where
-   * it loads its LoRA; and the sharing time of each request it runs beside. A queue's wait is its mean
-   * (the sequences free up one every service / parallel) plus QUEUE_RISK of the way to its worst (every
-   * sequence ahead just started: whole services, ceil(ahead / parallel) of them).
+   * it loads its LoRA; and the sharing time of each request it runs beside.
    */
   private waitMs(candidate: Candidate, requests: number, service: number, swap: number, sharing: number): number {
     const parallel = this.parallelism;
@@ -411,9 +398,7 @@ export class Diatonic implements RoutingPolicy {
     const beside = Math.min(requests, parallel - 1) * sharing;
     if (ahead <= 0) return beside;
     const perRequest = service + (swap * candidate.outstandingSwaps) / Math.max(1, candidate.outstanding);
-    const mean = (ahead * perRequest) / parallel;
-    const worst = Math.ceil(ahead / parallel) * perRequest;
-    return beside + mean + QUEUE_RISK * (worst - mean);
+    return beside + (ahead * perRequest) / parallel;
   }
 
   /**
