@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
-import { Diatonic } from "../src/gateway/routing/diatonic.ts";
+import { Diatonic, PLACE_EVERY_MS } from "../src/gateway/routing/diatonic.ts";
 import type { Candidate } from "../src/gateway/routing/types.ts";
 import { percentile, seeded, zipf } from "./routing-traffic.ts";
 
@@ -18,8 +18,6 @@ const PARALLEL = 4;
 const SLOTS = 8;
 const SWAP_MS = 3.6;
 const SERVICE_MS = 9.3;
-/** The policy works its placement out again on the first request this long after the last (PLACE_EVERY_MS). */
-const PLACE_EVERY_MS = 500;
 const QUICK = process.env.BENCH_QUICK === "1";
 const SECONDS = QUICK ? 10 : 30;
 

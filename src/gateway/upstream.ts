@@ -298,7 +298,6 @@ class Replica implements Candidate {
   ejected = false;
   /** When the next probe is due (for Retry-After); the replica stays out until that probe answers. */
   ejectedUntil = 0;
-  probing = false;
   retired = false;
   readonly pool: Pool;
   /** The engine's last report of its load, and how old it may be before it is not used. */
@@ -331,12 +330,12 @@ class Replica implements Candidate {
   }
 
   /**
-   * In rotation: not ejected, or ejected and since restored by a probe. The ejection's end alone does
-   * not restore it: between that time and the probe, it would take requests (and /readyz would say
-   * ready) on an upstream that may still refuse them.
+   * In rotation: not ejected, or ejected and since restored by a probe (a replica being probed is
+   * still ejected). The ejection's end alone does not restore it: between that time and the probe, it
+   * would take requests (and /readyz would say ready) on an upstream that may still refuse them.
    */
   healthy(): boolean {
-    return !this.ejected && !this.probing;
+    return !this.ejected;
   }
 }
 
@@ -801,7 +800,6 @@ export class UpstreamPool {
   /** An ejected replica comes back only after it answers the health path. */
   private async probe(replica: Replica): Promise<void> {
     if (this.closed || replica.retired) return;
-    replica.probing = true;
     let ok = false;
     try {
       const response = await replica.pool.request({
@@ -816,7 +814,6 @@ export class UpstreamPool {
     } catch {
       ok = false;
     }
-    replica.probing = false;
     if (this.closed || replica.retired) return;
     if (ok) {
       replica.failures = 0;

@@ -84,8 +84,8 @@ const REPLICA_ORDER = "\u0000replicas";
 const KV_FULL_FROM = 0.9;
 /** ...by up to one service time per request at 100% use. */
 const KV_FULL_COST = 1;
-/** Placements are worked out again this often. */
-const PLACE_EVERY_MS = 500;
+/** Placements are worked out again this often (on the first request this long after the last). */
+export const PLACE_EVERY_MS = 500;
 
 /**
  * The least n in [least, most] for which `enough(n)` holds, given that it holds for every n above
