@@ -188,6 +188,29 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
     for (const line of served) assert.equal(line.attempts, 1, `${String(line.adapter)} routed to its replica at the first try`);
     const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
     assert.match(metrics, /diatonic_gateway_placement_publishes_total\{upstream="engine",result="ok"\} [1-9]/);
+    // The routing metrics: a decision per request routed, by reason; each one a residency hit or miss;
+    // each miss a swap of its adapter. 36 requests (the warm-up's may have retried once placement moved).
+    const series = (name: string) =>
+      [...metrics.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)$`, "gm"))].map((m) => ({ labels: m[1] ?? "", value: Number(m[2]) }));
+    const sum = (rows: { value: number }[]) => rows.reduce((total, row) => total + row.value, 0);
+    const decisions = series("diatonic_gateway_routing_decisions_total");
+    assert.ok(
+      decisions.length > 0 && decisions.every((d) => /policy="diatonic",reason="(resident|resident-away|home|spill)"/.test(d.labels)),
+      JSON.stringify(decisions),
+    );
+    assert.ok(sum(decisions) >= ADAPTERS.length * 6, `${sum(decisions)} decisions`);
+    const residency = series("diatonic_gateway_residency_total");
+    const hits = sum(residency.filter((r) => r.labels === 'result="hit"'));
+    const misses = sum(residency.filter((r) => r.labels === 'result="miss"'));
+    assert.equal(hits + misses, sum(decisions));
+    assert.ok(hits > 0, "a request where its adapter was resident");
+    const swaps = series("diatonic_gateway_adapter_swaps_total");
+    assert.equal(sum(swaps), misses, "a swap per miss");
+    // Each adapter came into a slot at least once: one series per adapter.
+    assert.deepEqual(
+      swaps.map((s) => s.labels).sort(),
+      ADAPTERS.map((name) => `adapter="${name}"`),
+    );
   });
 
   it("when a replica leaves, its adapters are placed and loaded on the others, and they serve", async () => {
