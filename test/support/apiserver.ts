@@ -8,8 +8,10 @@ import { clusterPaths } from "../../scripts/cluster/config.ts";
 import { withLock } from "../../scripts/cluster/lock.ts";
 import { startProcess } from "../../scripts/cluster/processes.ts";
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
+import { storageClasses } from "../../scripts/cluster/nodes.ts";
 
 /** Holds the cluster lock meanwhile, so no concurrent `cluster:up` mistakes the restart for a dead cluster. */
 export async function restartApiServer(): Promise<void> {
@@ -62,7 +64,8 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
       );
       if (input !== undefined) child.stdin?.end(input);
     });
-  const namespace = `apiserver-restart-canary-${process.pid}`;
+  // Its own name each time: the last restart's canary may still be being deleted (its claims go first).
+  const namespace = `apiserver-restart-canary-${randomBytes(4).toString("hex")}`;
   await kubectl(
     ["create", "-f", "-"],
     JSON.stringify({
@@ -91,9 +94,18 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
     // The workload controllers' watches back off on their own clocks: a StatefulSet and a Deployment
     // rolled out show theirs are back too (a StatefulSet applied after a restart once got no pod for 52 s).
-    const workload = (name: string) => {
+    // Each claims a volume as the platform's do (Qdrant's volumeClaimTemplates, the engine's generic
+    // ephemeral volume, of the default WaitForFirstConsumer class), so the scheduler's volume binding,
+    // the ephemeral-volume and PersistentVolume controllers and the provisioner are shown back as well
+    // (Qdrant's pod, applied after a restart, once stayed unready for the storage phase's 53 s).
+    const claim = { accessModes: ["ReadWriteOnce"], storageClassName: storageClasses.default, resources: { requests: { storage: "1Mi" } } };
+    const workload = (name: string, volumes: readonly unknown[]) => {
       const labels = { app: name };
-      return { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name, image: name }] } } };
+      const container = { name, image: name, volumeMounts: [{ name: "data", mountPath: "/data" }] };
+      return {
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [container], volumes } },
+      };
     };
     await kubectl(
       ["create", "-f", "-"],
@@ -105,13 +117,21 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
             apiVersion: "apps/v1",
             kind: "StatefulSet",
             metadata: { name: "canary", namespace },
-            spec: { serviceName: "canary", replicas: 1, ...workload("canary-statefulset") },
+            spec: {
+              serviceName: "canary",
+              replicas: 1,
+              ...workload("canary-statefulset", []),
+              volumeClaimTemplates: [{ metadata: { name: "data" }, spec: claim }],
+            },
           },
           {
             apiVersion: "apps/v1",
             kind: "Deployment",
             metadata: { name: "canary", namespace },
-            spec: { replicas: 1, ...workload("canary-deployment") },
+            spec: {
+              replicas: 1,
+              ...workload("canary-deployment", [{ name: "data", ephemeral: { volumeClaimTemplate: { spec: claim } } }]),
+            },
           },
         ],
       }),
