@@ -4,6 +4,14 @@ import type { KubeClient } from "./client.ts";
 
 export interface PodLike {
   readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
+  readonly spec?: {
+    readonly nodeName?: string;
+    readonly volumes?: readonly {
+      readonly name: string;
+      readonly persistentVolumeClaim?: { readonly claimName: string };
+      readonly ephemeral?: unknown;
+    }[];
+  };
   readonly status?: {
     readonly phase?: string;
     readonly conditions?: readonly {
@@ -75,6 +83,41 @@ export function podProblems(pod: PodLike): PodProblem[] {
   return problems;
 }
 
+/**
+ * Where a pod with no problem to report has got to, when it is not Ready: not placed yet, placed and
+ * starting, or running but failing its readiness; undefined once Ready (or when it has a problem:
+ * podProblems says that). The evidence at a deadline, so that "0/1 ready" is never all it says.
+ */
+export function podProgress(pod: PodLike): string | undefined {
+  const conditions = pod.status?.conditions ?? [];
+  const ready = conditions.find((c) => c.type === "Ready");
+  if (ready?.status === "True" || podProblems(pod).length > 0) return undefined;
+  const phase = pod.status?.phase ?? "Pending";
+  if (phase === "Succeeded" || phase === "Failed") return `${phase.toLowerCase()}, will not become ready`;
+  const node = pod.spec?.nodeName;
+  if (node === undefined || node === "") {
+    return conditions.some((c) => c.type === "PodScheduled")
+      ? "not on a node yet"
+      : "not scheduled yet: the scheduler has given no decision (it also waits here while the pod's claims get their volumes: see the claims)";
+  }
+  if (phase === "Pending") {
+    const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].flatMap((c) =>
+      c.state?.waiting?.reason ? [`container ${c.name}: ${c.state.waiting.reason}`] : [],
+    );
+    return `on node ${node}, not started: ${waiting.length > 0 ? waiting.join(", ") : "its kubelet has not reported starting it"}`;
+  }
+  const why = ready?.message ?? ready?.reason ?? "no Ready condition from its kubelet yet";
+  return `running on node ${node}, not ready: ${why}`;
+}
+
+/** The claims a pod mounts: its persistentVolumeClaim volumes and its generic ephemeral ones (named pod-volume). */
+export function claimsOf(pod: PodLike): string[] {
+  return (pod.spec?.volumes ?? []).flatMap((volume) => {
+    if (volume.persistentVolumeClaim) return [volume.persistentVolumeClaim.claimName];
+    return volume.ephemeral === undefined ? [] : [`${pod.metadata.name}-${volume.name}`];
+  });
+}
+
 function selectorOf(object: KubeObject): Record<string, string> | undefined {
   const spec = (object as unknown as { spec?: { selector?: { matchLabels?: Record<string, string> } | Record<string, string> } }).spec;
   const selector = spec?.selector;
@@ -132,26 +175,56 @@ async function lastLogLines(client: KubeClient, namespace: string, pod: string, 
   }
 }
 
-async function warningEvents(
+/** The object's last three events, oldest first: warnings only, or of every type. */
+async function events(
   client: KubeClient,
   object: { kind: string; metadata: { name: string; namespace?: string } },
+  warningsOnly = true,
 ): Promise<string[]> {
   if (!object.metadata.namespace) return [];
-  const events = await client.list<
+  const found = await client.list<
     KubeObject & { reason?: string; message?: string; type?: string; lastTimestamp?: string; eventTime?: string }
   >(
     "v1",
     "Event",
     object.metadata.namespace,
     undefined,
-    `involvedObject.name=${object.metadata.name},involvedObject.kind=${object.kind},type=Warning`,
+    `involvedObject.name=${object.metadata.name},involvedObject.kind=${object.kind}${warningsOnly ? ",type=Warning" : ""}`,
   );
-  return events.slice(-3).map((e) => `${e.reason ?? "Warning"}: ${e.message ?? ""}`.trim());
+  const at = (e: (typeof found)[number]) => e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? "";
+  return found
+    .sort((a, b) => at(a).localeCompare(at(b)))
+    .slice(-3)
+    .map((e) => `${e.reason ?? e.type ?? "Event"}: ${e.message ?? ""}`.trim());
+}
+
+/** The pod's claims that are not bound to a volume yet, each with the last word on it (a provisioner waited for, say). */
+async function unboundClaims(client: KubeClient, pod: PodLike): Promise<string[]> {
+  const namespace = pod.metadata.namespace;
+  if (namespace === undefined) return [];
+  const lines: string[] = [];
+  for (const name of claimsOf(pod)) {
+    const claim = await client.get<KubeObject & { status?: { phase?: string } }>({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name, namespace },
+    });
+    if (claim === undefined) {
+      lines.push(`claim ${name}: not created yet`);
+      continue;
+    }
+    const phase = claim.status?.phase ?? "Pending";
+    if (phase === "Bound") continue;
+    const last = (await events(client, claim, false)).at(-1);
+    lines.push(`claim ${name}: ${phase}, no volume bound yet${last === undefined ? "" : ` (${last})`}`);
+  }
+  return lines;
 }
 
 /**
  * Why an object is not ready, in the cluster's own words: its pods' scheduling and container states
- * (with the last log lines of a crash loop), and the warning events on it and its pods.
+ * (with the last log lines of a crash loop), where a pod with no problem has got to, its claims not
+ * bound yet, and the warning events on it and its pods.
  */
 export async function explain(client: KubeClient, object: KubeObject): Promise<string[]> {
   const lines: string[] = [];
@@ -159,6 +232,9 @@ export async function explain(client: KubeClient, object: KubeObject): Promise<s
     const pods = await podsOf(client, object);
     if (pods.length === 0) lines.push("no pods were created");
     for (const pod of pods) {
+      const progress = podProgress(pod);
+      if (progress !== undefined) lines.push(`pod ${pod.metadata.name}: ${progress}`);
+      for (const claim of await unboundClaims(client, pod)) lines.push(`pod ${pod.metadata.name}: ${claim}`);
       for (const problem of podProblems(pod)) {
         lines.push(`pod ${problem.pod}: ${problem.message}`);
         if (problem.crashLoop && problem.container && pod.metadata.namespace) {
@@ -172,10 +248,9 @@ export async function explain(client: KubeClient, object: KubeObject): Promise<s
             );
         }
       }
-      for (const event of await warningEvents(client, { kind: "Pod", metadata: pod.metadata }))
-        lines.push(`pod ${pod.metadata.name}: ${event}`);
+      for (const event of await events(client, { kind: "Pod", metadata: pod.metadata })) lines.push(`pod ${pod.metadata.name}: ${event}`);
     }
   }
-  for (const event of await warningEvents(client, object)) lines.push(event);
+  for (const event of await events(client, object)) lines.push(event);
   return [...new Set(lines)];
 }

@@ -606,6 +606,33 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     );
   });
 
+  it("a claim no provisioner serves: the storage phase's deadline names the claim, what it waits for, and where the pod is", async (t) => {
+    // A WaitForFirstConsumer class whose provisioner nothing runs: the scheduler picks a node and waits
+    // for the volume, so Qdrant's pod reports no problem of its own; only its claims say why.
+    const storageClass = `nobody-${randomBytes(3).toString("hex")}`;
+    await cluster.kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "storage.k8s.io/v1",
+        kind: "StorageClass",
+        metadata: { name: storageClass },
+        provisioner: "example.com/nobody",
+        volumeBindingMode: "WaitForFirstConsumer",
+      }),
+    );
+    t.after(() => cluster.kubectl(["delete", "storageclass", storageClass, "--ignore-not-found"]));
+    const p = await platform(t, { edit: (doc) => doc.setIn(["environments", "local", "storageClass"], storageClass) });
+    const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "30s"]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.match(run.stdout, /✗ storage/);
+    assert.match(run.stderr, /phase storage did not become ready within \d+s:\n\s+StatefulSet\/\S+\/qdrant: 0\/1 replicas ready\n/);
+    assert.match(
+      run.stderr,
+      /pod qdrant-0: claim data-qdrant-0: Pending, no volume bound yet \(ExternalProvisioning: [^\n]*['"]example\.com\/nobody['"]/,
+    );
+    assert.match(run.stderr, /pod qdrant-0: not scheduled yet: the scheduler has given no decision/);
+  });
+
   it("an apply killed mid-phase converges when run again", async (t) => {
     const p = await platform(t);
     const child = spawn(
