@@ -3,7 +3,12 @@ import type { KubeObject } from "../render/context.ts";
 import type { KubeClient } from "./client.ts";
 
 export interface PodLike {
-  readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly labels?: Record<string, string>;
+    readonly deletionTimestamp?: string;
+  };
   readonly spec?: {
     readonly nodeName?: string;
     readonly volumes?: readonly {
@@ -46,6 +51,12 @@ const HARD_FAILURES = new Set([
   "RunContainerError",
 ]);
 
+/**
+ * What a kubelet says while its own watch of Secrets or ConfigMaps has not caught up (after an API
+ * server restart, say): CreateContainerConfigError, but it retries on its own and the pod starts.
+ */
+const KUBELET_CATCHING_UP = /failed to sync (secret|configmap) cache/i;
+
 export interface PodProblem {
   readonly pod: string;
   readonly hard: boolean;
@@ -75,7 +86,10 @@ export function podProblems(pod: PodLike): PodProblem[] {
         pod: name,
         container: status.name,
         crashLoop,
-        hard: HARD_FAILURES.has(waiting.reason) && (!crashLoop || (status.restartCount ?? 0) >= 2),
+        hard:
+          HARD_FAILURES.has(waiting.reason) &&
+          !KUBELET_CATCHING_UP.test(waiting.message ?? "") &&
+          (!crashLoop || (status.restartCount ?? 0) >= 2),
         message: `container ${status.name}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}${last ? `; last exit ${last.exitCode ?? "?"} ${last.reason ?? ""}`.trimEnd() : ""}${status.restartCount ? `; ${status.restartCount} restarts` : ""}`,
       });
     }
@@ -85,13 +99,15 @@ export function podProblems(pod: PodLike): PodProblem[] {
 
 /**
  * Where a pod with no problem to report has got to, when it is not Ready: not placed yet, placed and
- * starting, or running but failing its readiness; undefined once Ready (or when it has a problem:
- * podProblems says that). The evidence at a deadline, so that "0/1 ready" is never all it says.
+ * starting, or running but failing its readiness; undefined once Ready, while terminating, or when it
+ * has a problem (podProblems says that). Shown while apply and status wait, and at a deadline, so
+ * that "0/1 ready" is never all they say.
  */
 export function podProgress(pod: PodLike): string | undefined {
   const conditions = pod.status?.conditions ?? [];
   const ready = conditions.find((c) => c.type === "Ready");
-  if (ready?.status === "True" || podProblems(pod).length > 0) return undefined;
+  // A terminating pod (an old replica going) is not what a rollout waits for.
+  if (ready?.status === "True" || pod.metadata.deletionTimestamp !== undefined || podProblems(pod).length > 0) return undefined;
   const phase = pod.status?.phase ?? "Pending";
   if (phase === "Succeeded" || phase === "Failed") return `${phase.toLowerCase()}, will not become ready`;
   const node = pod.spec?.nodeName;
@@ -141,14 +157,25 @@ export function isPodOf(object: KubeObject, pod: PodLike): boolean {
 
 /**
  * Why a workload that is not ready yet is waiting, in its pods' words, as soon as they say it: the
- * scheduler's message, an image pull, a crash loop, a bad config. The first problem found, or none.
+ * scheduler's message, an image pull, a crash loop, a bad config: the first problem found (a hard one
+ * first). With none, where the first pod not ready has got to (never hard); else undefined.
  */
 export function podsReason(pods: readonly PodLike[]): { readonly hard: boolean; readonly message: string } | undefined {
   const problems = pods.flatMap(podProblems);
   const first = problems.find((p) => p.hard) ?? problems[0];
-  return first === undefined
+  if (first !== undefined)
+    return {
+      hard: first.hard,
+      message: `pod ${first.pod}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}`,
+    };
+  // No problem: where the pods not ready yet have got to (scheduled, starting, running but not ready), as progress.
+  const progress = pods.flatMap((pod) => {
+    const where = podProgress(pod);
+    return where === undefined ? [] : [`pod ${pod.metadata.name}: ${where}`];
+  });
+  return progress[0] === undefined
     ? undefined
-    : { hard: first.hard, message: `pod ${first.pod}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ""}` };
+    : { hard: false, message: `${progress[0]}${progress.length > 1 ? ` (and ${progress.length - 1} more)` : ""}` };
 }
 
 export function labelSelector(labels: Record<string, string>): string {

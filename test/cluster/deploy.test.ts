@@ -631,6 +631,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       /pod qdrant-0: claim data-qdrant-0: Pending, no volume bound yet \(ExternalProvisioning: [^\n]*['"]example\.com\/nobody['"]/,
     );
     assert.match(run.stderr, /pod qdrant-0: not scheduled yet: the scheduler has given no decision/);
+    // While it waited, and in status after, the pod's progress stands beside "0/1 replicas ready".
+    assert.match(run.stdout, /waiting: StatefulSet\/\S+\/qdrant: 0\/1 replicas ready — pod qdrant-0: not scheduled yet/);
+    const status = await deploy("status", p, "--output", "json");
+    const rows = (JSON.parse(status.stdout) as { objects: { resource: string; state: string; reason: string }[] }).objects;
+    const qdrant = rows.find((row) => /^StatefulSet\/\S+\/qdrant$/.test(row.resource));
+    assert.ok(qdrant, status.stdout);
+    assert.equal(qdrant.state, "progressing", status.stdout);
+    assert.match(qdrant.reason, /^0\/1 replicas ready — pod qdrant-0: not scheduled yet/);
   });
 
   it("an apply killed mid-phase converges when run again", async (t) => {

@@ -1,7 +1,7 @@
 // What a deadline says of a pod that reports no problem but is not Ready (src/kube/evidence.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { claimsOf, podProgress, type PodLike } from "../../src/kube/evidence.ts";
+import { claimsOf, podProblems, podProgress, podsReason, type PodLike } from "../../src/kube/evidence.ts";
 
 type Status = NonNullable<PodLike["status"]>;
 
@@ -47,6 +47,11 @@ describe("podProgress: where a pod with no problem has got to", () => {
     assert.equal(podProgress(unschedulable), undefined);
   });
 
+  it("says nothing of a terminating pod (an old replica going while a rollout waits for the new)", () => {
+    const going: PodLike = { ...pod({ phase: "Running" }, "node-1"), metadata: { name: "old", deletionTimestamp: "2026-12-07T00:00:00Z" } };
+    assert.equal(podProgress(going), undefined);
+  });
+
   it("a pod that has ended will not become ready", () => {
     assert.equal(podProgress(pod({ phase: "Succeeded" }, "node-1")), "succeeded, will not become ready");
   });
@@ -65,5 +70,58 @@ describe("claimsOf", () => {
       },
     };
     assert.deepEqual(claimsOf(mounted), ["storage-qdrant-0", "engine-abc-models"]);
+  });
+});
+
+describe("podsReason: what apply and status show beside a workload that waits", () => {
+  const unschedulable = (name: string): PodLike => ({
+    metadata: { name },
+    status: { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes" }] },
+  });
+  const starting = (name: string): PodLike => ({ metadata: { name }, spec: { nodeName: "node-1" }, status: { phase: "Pending" } });
+  const ready: PodLike = {
+    metadata: { name: "r" },
+    spec: { nodeName: "node-1" },
+    status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+  };
+
+  it("a problem comes before any pod's progress", () => {
+    assert.deepEqual(podsReason([starting("a"), unschedulable("b")]), { hard: false, message: "pod b: Unschedulable: 0/4 nodes" });
+  });
+
+  it("with no problem, where the first pod not ready has got to, never as a failure", () => {
+    assert.deepEqual(podsReason([ready, starting("a"), starting("b")]), {
+      hard: false,
+      message: "pod a: on node node-1, not started: its kubelet has not reported starting it (and 1 more)",
+    });
+    assert.equal(podsReason([ready]), undefined);
+    assert.equal(podsReason([]), undefined);
+  });
+});
+
+describe("podProblems: which container states fail a phase at once", () => {
+  const waiting = (reason: string, message: string): PodLike => ({
+    metadata: { name: "engine-0" },
+    spec: { nodeName: "real-0" },
+    status: { phase: "Pending", initContainerStatuses: [{ name: "model-download", state: { waiting: { reason, message } } }] },
+  });
+
+  it("a missing Secret is a hard failure: it does not heal by waiting", () => {
+    const [problem] = podProblems(waiting("CreateContainerConfigError", 'secret "hf-token" not found'));
+    assert.equal(problem?.hard, true);
+  });
+
+  it("a kubelet whose Secret or ConfigMap watch has not caught up (after an API server restart) is not: it retries on its own", () => {
+    // CI saw this on the real node, right after another test restarted the API server: the phase failed at once.
+    for (const kind of ["secret", "configmap"]) {
+      const [problem] = podProblems(
+        waiting("CreateContainerConfigError", `failed to sync ${kind} cache: timed out waiting for the condition`),
+      );
+      assert.equal(problem?.hard, false, kind);
+      assert.match(
+        problem?.message ?? "",
+        new RegExp(`container model-download: CreateContainerConfigError \\(failed to sync ${kind} cache`),
+      );
+    }
   });
 });
