@@ -6,7 +6,7 @@
 // get a slot yet (as vLLM's scheduler does). Replicas report their load as vLLM does, every 200 ms.
 import { isResident, makePolicy, POLICY_NAMES, type Candidate, type Choice, type RoutingPolicy } from "../src/gateway/routing/index.ts";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
-import { fewestLoads, p99TtftFloor, percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
+import { fewestLoads, fixedSplitLoads, p99TtftFloor, percentile, seeded, traffic, type PolicyRow } from "./routing-traffic.ts";
 
 /** A request's service time is the calibrated one times SERVICE_LEAST to SERVICE_LEAST + SERVICE_SPREAD (±20%)... */
 const SERVICE_LEAST = 0.8;
@@ -99,6 +99,8 @@ export interface Simulation {
     readonly rate: number;
     /** The fewest LoRA loads any router could make on this traffic in arrival order (Belady's MIN over every replica's slots; see fewestLoads). */
     readonly fewestLoads: number;
+    /** The fewest a fixed split of the adapters over the replicas loads, LRU slots (see fixedSplitLoads): what a router that keeps adapters where they are placed can reach. */
+    readonly fixedSplitLoads: number;
     /**
      * Where more than 1% of requests must load their LoRA, no policy's TTFT p99 is under the quickest
      * first token of a request that swaps in this model (the swap, then the shortest prompt); else 0.
@@ -131,7 +133,12 @@ export function simulate(options: SimulationOptions): Simulation {
       replicaCount * slotCount,
     );
     const p99TtftFloorMs = p99TtftFloor(loads, requests, options.swapMs + serviceMs * SERVICE_LEAST * FIRST_TOKEN_AT);
-    scenarios.push({ name, rate, fewestLoads: loads, p99TtftFloorMs, policies });
+    const fixed = fixedSplitLoads(
+      arrivals.map((a) => a.adapter),
+      replicaCount,
+      slotCount,
+    );
+    scenarios.push({ name, rate, fewestLoads: loads, fixedSplitLoads: fixed, p99TtftFloorMs, policies });
   }
   return {
     replicas: replicaCount,

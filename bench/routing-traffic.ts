@@ -139,6 +139,52 @@ export function fewestLoads(sequence: readonly number[], slots: number): number 
   return loads;
 }
 
+/**
+ * The fewest LoRA loads of a fixed split of the adapters over the replicas, each replica's slots
+ * evicting the least recently used LoRA, as vLLM's and the local engine's do. The splits tried: the
+ * hottest adapters (by their count in `sequence`, hindsight as MIN's) fill every slot of some replicas,
+ * where they never swap, and the rest are dealt hottest first to the replica with the fewest requests
+ * so far among the others; every count of such "pinned" replicas is tried. A pinned adapter cannot
+ * share a replica with churning ones: under LRU it is evicted like them. This is what a router that
+ * keeps each adapter on the same replicas (diatonic's placement) can reach; only one that moves
+ * adapters with the traffic gets nearer MIN (fewestLoads). Loads into a still empty slot are not
+ * counted, as in fewestLoads.
+ */
+export function fixedSplitLoads(sequence: readonly number[], replicas: number, slotsPerReplica: number): number {
+  const counts = new Map<number, number>();
+  for (const adapter of sequence) counts.set(adapter, (counts.get(adapter) ?? 0) + 1);
+  const hottest = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([adapter]) => adapter);
+  if (hottest.length <= replicas * slotsPerReplica) return 0;
+  let best = Number.POSITIVE_INFINITY;
+  for (let pinnedReplicas = 0; pinnedReplicas < replicas; pinnedReplicas++) {
+    const pinned = pinnedReplicas * slotsPerReplica;
+    const groups = replicas - pinnedReplicas;
+    const groupOf = new Map<number, number>();
+    const requests = new Array<number>(groups).fill(0);
+    for (const adapter of hottest.slice(pinned)) {
+      const group = requests.indexOf(Math.min(...requests));
+      groupOf.set(adapter, group);
+      requests[group] = (requests[group] as number) + (counts.get(adapter) as number);
+    }
+    const slots = Array.from({ length: groups }, () => [] as number[]);
+    let loads = 0;
+    for (const adapter of sequence) {
+      const group = groupOf.get(adapter);
+      if (group === undefined) continue;
+      const held = slots[group] as number[];
+      const at = held.indexOf(adapter);
+      if (at !== -1) held.splice(at, 1);
+      else if (held.length >= slotsPerReplica) {
+        held.shift();
+        loads++;
+      }
+      held.push(adapter);
+    }
+    best = Math.min(best, loads);
+  }
+  return best;
+}
+
 /** The lowest TTFT p99 among the policies other than diatonic: what the p99 goal compares with. */
 export function bestOtherP99(policies: readonly PolicyRow[]): number {
   return Math.min(...policies.filter((p) => p.policy !== "diatonic").map((p) => p.p99TtftMs));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { simulate } from "../../bench/routing-sim.ts";
-import { fewestLoads, seeded, traffic } from "../../bench/routing-traffic.ts";
+import { fewestLoads, fixedSplitLoads, seeded, traffic } from "../../bench/routing-traffic.ts";
 
 /** The fewest loads by trying every eviction: the reference MIN must equal. */
 function exhaustive(sequence: readonly number[], slots: number): number {
@@ -84,5 +84,42 @@ describe("bench:routing's floor: the fewest LoRA loads (Belady's MIN)", () => {
       high !== undefined && high.policies.some((policy) => policy.swaps < high.fewestLoads),
       "at 80% load no policy loaded less than MIN: the simulated engines no longer group queued requests, and the docs say they do",
     );
+  });
+});
+
+describe("bench:routing's fixed-split floor: the fewest loads when each adapter stays on its replicas (LRU slots)", () => {
+  it("counts what each replica's LRU loads, with the hottest adapters on replicas of their own", () => {
+    // 2 replicas × 1 slot: 0 (the hottest) alone on one, 1 and 2 take turns in the other's slot (3 loads after its first).
+    assert.equal(fixedSplitLoads([0, 0, 0, 1, 2, 1, 2], 2, 1), 3);
+    // 2 replicas × 2 slots, 5 adapters: 0 and 1 fill one replica; 2, 3, 4 churn through the other's 2 slots.
+    const sequence = [0, 1, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1];
+    assert.equal(lruLoads([2, 3, 4, 2, 3, 4], 2), 4);
+    assert.equal(fixedSplitLoads(sequence, 2, 2), 4);
+    assert.equal(fixedSplitLoads([3, 1, 3, 2, 1, 2], 3, 1), 0, "every adapter has a slot");
+  });
+
+  it("pins where pinning pays: fewer loads than dealing every adapter out by its requests", () => {
+    // 2 replicas × 2 slots. Dealt out by requests, 0 and 2 share a replica with 4, and 1 with 3: both
+    // replicas churn. Pinning 0 and 1 together leaves 2, 3 and 4 to churn on one replica.
+    const sequence = [0, 1, 2, 3, 4, 0, 1, 0, 1, 2, 3, 4, 0, 1, 0, 1, 2, 3, 4, 0, 1];
+    const dealt = lruLoads([0, 2, 4, 0, 0, 2, 4, 0, 0, 2, 4, 0], 2) + lruLoads([1, 3, 1, 1, 3, 1, 1, 3, 1], 2);
+    assert.equal(dealt, 8);
+    assert.equal(fixedSplitLoads(sequence, 2, 2), lruLoads([2, 3, 4, 2, 3, 4, 2, 3, 4], 2));
+    assert.equal(fixedSplitLoads(sequence, 2, 2), 7);
+  });
+
+  it("is never under MIN, on random sequences and on the bench's traffic", () => {
+    const random = seeded(11);
+    for (let round = 0; round < 200; round++) {
+      const replicas = 1 + Math.floor(random() * 3);
+      const slots = 1 + Math.floor(random() * 2);
+      const sequence = Array.from({ length: 5 + Math.floor(random() * 30) }, () => Math.floor(random() * 8));
+      assert.ok(
+        fixedSplitLoads(sequence, replicas, slots) >= fewestLoads(sequence, replicas * slots),
+        JSON.stringify({ sequence, replicas, slots }),
+      );
+    }
+    const bench = traffic({ count: 1000, rate: 50, adapters: 24, s: 1.1, seed: 20261206 }).map((a) => a.adapter);
+    assert.ok(fixedSplitLoads(bench, 3, 2) >= fewestLoads(bench, 6));
   });
 });
