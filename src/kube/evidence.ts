@@ -114,7 +114,7 @@ export function podProgress(pod: PodLike): string | undefined {
   if (node === undefined || node === "") {
     return conditions.some((c) => c.type === "PodScheduled")
       ? "not on a node yet"
-      : "not scheduled yet: the scheduler has given no decision (it also waits here while the pod's claims get their volumes: see the claims)";
+      : "not scheduled yet: the scheduler has given no decision (it holds a pod here while its claims get volumes)";
   }
   if (phase === "Pending") {
     const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].flatMap((c) =>
