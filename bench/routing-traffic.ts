@@ -139,6 +139,22 @@ export function fewestLoads(sequence: readonly number[], slots: number): number 
   return loads;
 }
 
+/** What slots that evict the least recently used LoRA load for a sequence (loads into a still empty slot not counted, as in fewestLoads). */
+export function lruLoads(sequence: readonly number[], slots: number): number {
+  const held: number[] = [];
+  let loads = 0;
+  for (const adapter of sequence) {
+    const at = held.indexOf(adapter);
+    if (at !== -1) held.splice(at, 1);
+    else if (held.length >= slots) {
+      held.shift();
+      loads++;
+    }
+    held.push(adapter);
+  }
+  return loads;
+}
+
 /**
  * The fewest LoRA loads of a fixed split of the adapters over the replicas, each replica's slots
  * evicting the least recently used LoRA, as vLLM's and the local engine's do. The splits tried: the
@@ -168,20 +184,13 @@ export function fixedSplitLoads(sequence: readonly number[], replicas: number, s
       groupOf.set(adapter, group);
       requests[group] = (requests[group] as number) + (counts.get(adapter) as number);
     }
-    const slots = Array.from({ length: groups }, () => [] as number[]);
-    let loads = 0;
+    // Each replica's own requests, in arrival order, through its LRU slots.
+    const perReplica = Array.from({ length: groups }, () => [] as number[]);
     for (const adapter of sequence) {
       const group = groupOf.get(adapter);
-      if (group === undefined) continue;
-      const held = slots[group] as number[];
-      const at = held.indexOf(adapter);
-      if (at !== -1) held.splice(at, 1);
-      else if (held.length >= slotsPerReplica) {
-        held.shift();
-        loads++;
-      }
-      held.push(adapter);
+      if (group !== undefined) (perReplica[group] as number[]).push(adapter);
     }
+    const loads = perReplica.reduce((sum, own) => sum + lruLoads(own, slotsPerReplica), 0);
     best = Math.min(best, loads);
   }
   return best;

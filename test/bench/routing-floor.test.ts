@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { simulate } from "../../bench/routing-sim.ts";
-import { fewestLoads, fixedSplitLoads, seeded, traffic } from "../../bench/routing-traffic.ts";
+import { fewestLoads, fixedSplitLoads, lruLoads, seeded, traffic } from "../../bench/routing-traffic.ts";
 
 /** The fewest loads by trying every eviction: the reference MIN must equal. */
 function exhaustive(sequence: readonly number[], slots: number): number {
@@ -13,22 +13,6 @@ function exhaustive(sequence: readonly number[], slots: number): number {
     return 1 + Math.min(...resident.map((victim) => best(i + 1, [...resident.filter((r) => r !== victim), adapter])));
   };
   return best(0, []);
-}
-
-/** What an LRU cache of the same size loads: a policy without foresight, which MIN must never exceed. */
-function lruLoads(sequence: readonly number[], slots: number): number {
-  const order: number[] = [];
-  let loads = 0;
-  for (const adapter of sequence) {
-    const at = order.indexOf(adapter);
-    if (at >= 0) order.splice(at, 1);
-    else if (order.length >= slots) {
-      order.shift();
-      loads++;
-    }
-    order.push(adapter);
-  }
-  return loads;
 }
 
 describe("bench:routing's floor: the fewest LoRA loads (Belady's MIN)", () => {
