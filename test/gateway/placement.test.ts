@@ -125,14 +125,20 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
   const ask = (model: string) => gw.client().chat.completions.create({ model, messages: [{ role: "user", content: "hello" }] });
 
   const count = (placed: readonly string[][]) => ADAPTERS.map((name) => placed.filter((names) => names.includes(name)).length);
+  /** What each agent says now (its placement, and the gateways whose word it has) and the adapters each engine holds. */
+  async function current(among: readonly number[] = [0, 1, 2]) {
+    const statuses = await Promise.all(among.map((i) => agentStatus(agents[i] as RunningAdapterAgent)));
+    const loaded = await Promise.all(among.map((i) => engineModels(engines[i] as RunningEngine)));
+    return { statuses, placed: statuses.map((status) => [...(status.placement.placed ?? [])]), loaded };
+  }
   /** What each agent was placed, once each adapter is placed as expected and every engine holds exactly that (the grace period past). */
   async function settled(what: string, expected: readonly number[], among: readonly number[] = [0, 1, 2]): Promise<string[][]> {
     let placed: string[][] = [];
     await eventually(
       async () => {
-        const statuses = await Promise.all(among.map((i) => agentStatus(agents[i] as RunningAdapterAgent)));
-        placed = statuses.map((status) => [...(status.placement.placed ?? [])]);
-        const loaded = await Promise.all(among.map((i) => engineModels(engines[i] as RunningEngine)));
+        const now = await current(among);
+        const { statuses, loaded } = now;
+        placed = now.placed;
         const words = statuses.map((status) => status.placement.gateways.length);
         // And the gateway has seen it (its residency poll): until then an adapter between replicas gets 503 adapter_loading.
         const ready = (await (await fetch(`${gw.gateway.url}/readyz`)).json()) as {
@@ -190,8 +196,7 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
         .find("request")
         .slice(before)
         .filter((l) => l.status === 200);
-      const placedAfter = (await Promise.all(agents.map(agentStatus))).map((status) => [...(status.placement.placed ?? [])]);
-      const loadedAfter = await Promise.all(engines.map(engineModels));
+      const { placed: placedAfter, loaded: loadedAfter } = await current();
       const held = JSON.stringify(placedAfter) === JSON.stringify(byDemand) && JSON.stringify(loadedAfter) === JSON.stringify(byDemand);
       if (held) break;
       const moved = `placed ${JSON.stringify(byDemand)}, then placed ${JSON.stringify(placedAfter)} and loaded ${JSON.stringify(loadedAfter)}`;
