@@ -136,8 +136,28 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
         ],
       }),
     );
+    // cert-manager's controller (a process here) backs off as well: a Certificate applied after a
+    // restart once stayed unissued for the certificates phase's 36 s. A self-signed one issued
+    // shows its Issuer, Certificate, CertificateRequest and Secret watches are back.
+    await kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          { apiVersion: "cert-manager.io/v1", kind: "Issuer", metadata: { name: "canary", namespace }, spec: { selfSigned: {} } },
+          {
+            apiVersion: "cert-manager.io/v1",
+            kind: "Certificate",
+            metadata: { name: "canary", namespace },
+            spec: { secretName: "canary-tls", commonName: "canary", issuerRef: { name: "canary", kind: "Issuer" } },
+          },
+        ],
+      }),
+    );
     for (const name of ["statefulset/canary", "deployment/canary"])
       await kubectl(["-n", namespace, "rollout", "status", name, "--timeout=120s"]);
+    await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "certificate/canary", "--timeout=120s"]);
   } finally {
     await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
   }
