@@ -11,7 +11,9 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
+import { realNode } from "../../scripts/cluster/config.ts";
 import { storageClasses } from "../../scripts/cluster/nodes.ts";
+import { probePod } from "./cluster-manifests.ts";
 
 /** Holds the cluster lock meanwhile, so no concurrent `cluster:up` mistakes the restart for a dead cluster. */
 export async function restartApiServer(): Promise<void> {
@@ -81,16 +83,7 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
       metadata: { name: "canary", namespace },
       spec: { containers: [{ name: "canary", image: "canary" }] },
     });
-    // The namespace's default ServiceAccount comes from the controller manager, once its watches are back.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await kubectl(["create", "-f", "-"], pod);
-        break;
-      } catch (error) {
-        if (attempt >= 120 || !/serviceaccount "default" not found/.test((error as Error).message)) throw error;
-        await sleep(1000);
-      }
-    }
+    await createPod(kubectl, pod);
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
     // The workload controllers' watches back off on their own clocks: a StatefulSet and a Deployment
     // rolled out show theirs are back too (a StatefulSet applied after a restart once got no pod for 52 s).
@@ -158,6 +151,67 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
     for (const name of ["statefulset/canary", "deployment/canary"])
       await kubectl(["-n", namespace, "rollout", "status", name, "--timeout=120s"]);
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "certificate/canary", "--timeout=120s"]);
+    await realNodeCaughtUp(kubectl, `${namespace}-node`);
+  } finally {
+    await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
+  }
+}
+
+type Kubectl = (args: readonly string[], input?: string) => Promise<string>;
+
+/** Creates a pod as soon as its namespace's default ServiceAccount exists (the controller manager makes it, once its watches are back). */
+async function createPod(kubectl: Kubectl, pod: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await kubectl(["create", "-f", "-"], pod);
+      return;
+    } catch (error) {
+      if (attempt >= 120 || !/serviceaccount "default" not found/.test((error as Error).message)) throw error;
+      await sleep(1000);
+    }
+  }
+}
+
+/**
+ * The real node's kubelet (where the cluster has one) watches the Secrets and ConfigMaps its pods
+ * use, and those watches back off too: CI once failed the engine's phase on "failed to sync secret
+ * cache" after the restarts. A pod there that reads a Secret (a volume and a variable) and a
+ * ConfigMap, Ready, shows them back. Its own namespace, without the kwok label, so that admission
+ * places it on the real node.
+ */
+async function realNodeCaughtUp(kubectl: Kubectl, namespace: string): Promise<void> {
+  const nodes = await kubectl(["get", "nodes", "-o", "name"]);
+  if (!nodes.split("\n").includes(`node/${realNode.name}`)) return;
+  await kubectl(["create", "namespace", namespace]);
+  try {
+    const pod = probePod(namespace, "canary", { labels: { [realNode.label.key]: realNode.label.value } }) as {
+      spec: { containers: Record<string, unknown>[]; volumes?: unknown[] };
+    };
+    const [container] = pod.spec.containers;
+    pod.spec.containers = [
+      {
+        ...container,
+        env: [
+          { name: "SECRET", valueFrom: { secretKeyRef: { name: "canary", key: "value" } } },
+          { name: "CONFIG", valueFrom: { configMapKeyRef: { name: "canary", key: "value" } } },
+        ],
+        volumeMounts: [{ name: "secret", mountPath: "/secret", readOnly: true }],
+      },
+    ];
+    pod.spec.volumes = [{ name: "secret", secret: { secretName: "canary" } }];
+    await kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          { apiVersion: "v1", kind: "Secret", metadata: { name: "canary", namespace }, stringData: { value: "canary" } },
+          { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "canary", namespace }, data: { value: "canary" } },
+        ],
+      }),
+    );
+    await createPod(kubectl, JSON.stringify(pod));
+    await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
   } finally {
     await kubectl(["delete", "namespace", namespace, "--wait=false"]).catch(() => undefined);
   }
