@@ -13,7 +13,7 @@ import { kwokPlacementLabel } from "../../scripts/cluster/admission.ts";
 import { kubectlPath } from "../../scripts/cluster/build.ts";
 import { realNode } from "../../scripts/cluster/config.ts";
 import { storageClasses } from "../../scripts/cluster/nodes.ts";
-import { probePod } from "./cluster-manifests.ts";
+import { list, probePod } from "./cluster-manifests.ts";
 
 /** Holds the cluster lock meanwhile, so no concurrent `cluster:up` mistakes the restart for a dead cluster. */
 export async function restartApiServer(): Promise<void> {
@@ -100,54 +100,40 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
         template: { metadata: { labels }, spec: { containers: [container], volumes } },
       };
     };
-    await kubectl(
-      ["create", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: [
-          {
-            apiVersion: "apps/v1",
-            kind: "StatefulSet",
-            metadata: { name: "canary", namespace },
-            spec: {
-              serviceName: "canary",
-              replicas: 1,
-              ...workload("canary-statefulset", []),
-              volumeClaimTemplates: [{ metadata: { name: "data" }, spec: claim }],
-            },
-          },
-          {
-            apiVersion: "apps/v1",
-            kind: "Deployment",
-            metadata: { name: "canary", namespace },
-            spec: {
-              replicas: 1,
-              ...workload("canary-deployment", [{ name: "data", ephemeral: { volumeClaimTemplate: { spec: claim } } }]),
-            },
-          },
-        ],
-      }),
-    );
+    await create(kubectl, [
+      {
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        metadata: { name: "canary", namespace },
+        spec: {
+          serviceName: "canary",
+          replicas: 1,
+          ...workload("canary-statefulset", []),
+          volumeClaimTemplates: [{ metadata: { name: "data" }, spec: claim }],
+        },
+      },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "canary", namespace },
+        spec: {
+          replicas: 1,
+          ...workload("canary-deployment", [{ name: "data", ephemeral: { volumeClaimTemplate: { spec: claim } } }]),
+        },
+      },
+    ]);
     // cert-manager's controller (a process here) backs off as well: a Certificate applied after a
     // restart once stayed unissued for the certificates phase's 36 s. A self-signed one issued
     // shows its Issuer, Certificate, CertificateRequest and Secret watches are back.
-    await kubectl(
-      ["create", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: [
-          { apiVersion: "cert-manager.io/v1", kind: "Issuer", metadata: { name: "canary", namespace }, spec: { selfSigned: {} } },
-          {
-            apiVersion: "cert-manager.io/v1",
-            kind: "Certificate",
-            metadata: { name: "canary", namespace },
-            spec: { secretName: "canary-tls", commonName: "canary", issuerRef: { name: "canary", kind: "Issuer" } },
-          },
-        ],
-      }),
-    );
+    await create(kubectl, [
+      { apiVersion: "cert-manager.io/v1", kind: "Issuer", metadata: { name: "canary", namespace }, spec: { selfSigned: {} } },
+      {
+        apiVersion: "cert-manager.io/v1",
+        kind: "Certificate",
+        metadata: { name: "canary", namespace },
+        spec: { secretName: "canary-tls", commonName: "canary", issuerRef: { name: "canary", kind: "Issuer" } },
+      },
+    ]);
     for (const name of ["statefulset/canary", "deployment/canary"])
       await kubectl(["-n", namespace, "rollout", "status", name, "--timeout=120s"]);
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "certificate/canary", "--timeout=120s"]);
@@ -158,6 +144,11 @@ async function controllersCaughtUp(kubeconfig: string): Promise<void> {
 }
 
 type Kubectl = (args: readonly string[], input?: string) => Promise<string>;
+
+/** Creates the objects, as one kubectl List. */
+async function create(kubectl: Kubectl, items: readonly unknown[]): Promise<void> {
+  await kubectl(["create", "-f", "-"], list(items));
+}
 
 /** Creates a pod as soon as its namespace's default ServiceAccount exists (the controller manager makes it, once its watches are back). */
 async function createPod(kubectl: Kubectl, pod: string): Promise<void> {
@@ -199,17 +190,10 @@ async function realNodeCaughtUp(kubectl: Kubectl, namespace: string): Promise<vo
       },
     ];
     pod.spec.volumes = [{ name: "secret", secret: { secretName: "canary" } }];
-    await kubectl(
-      ["create", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "List",
-        items: [
-          { apiVersion: "v1", kind: "Secret", metadata: { name: "canary", namespace }, stringData: { value: "canary" } },
-          { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "canary", namespace }, data: { value: "canary" } },
-        ],
-      }),
-    );
+    await create(kubectl, [
+      { apiVersion: "v1", kind: "Secret", metadata: { name: "canary", namespace }, stringData: { value: "canary" } },
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "canary", namespace }, data: { value: "canary" } },
+    ]);
     await createPod(kubectl, JSON.stringify(pod));
     await kubectl(["-n", namespace, "wait", "--for=condition=Ready", "pod/canary", "--timeout=120s"]);
   } finally {
