@@ -238,14 +238,45 @@ describe("diatonic", () => {
 
   it("counts the swap of each request ahead that loads its LoRA first", () => {
     const policy = measured(30);
-    // Four requests ahead on each; at one they all load their LoRA first (30 ms more each on a sequence).
-    const swapping = replica("a", { outstanding: 4, outstandingSwaps: 4, load: load({ running: 2, waiting: 2 }) });
-    const steady = replica("b", { outstanding: 4, outstandingSwaps: 0, load: load({ running: 2, waiting: 2 }) });
+    // Four requests ahead on each, and x resident on both (so only the wait differs); at one they all load
+    // their LoRA first (30 ms more each on a sequence).
+    const swapping = replica("a", { recent: ["x"], outstanding: 4, outstandingSwaps: 4, load: load({ running: 2, waiting: 2 }) });
+    const steady = replica("b", { recent: ["x"], outstanding: 4, outstandingSwaps: 0, load: load({ running: 2, waiting: 2 }) });
+    // Each order twice: ties go round from a start that moves, so a tie would show as an "a".
     for (const order of [
       [swapping, steady],
+      [swapping, steady],
+      [steady, swapping],
       [steady, swapping],
     ])
       assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
+  });
+
+  it("where requests queue, prices a swap by those it holds back: an overloaded platform stays home instead of spilling into another queue", () => {
+    // Two sequences a replica, 40 ms a request (20 ms of wait per request ahead), 12 ms a swap.
+    const policy = measured(12, 40);
+    const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
+    const home = policy.homesOf(
+      "x",
+      origins.map((o) => replica(o)),
+      0,
+    )[0] as string;
+    const away = origins.find((o) => o !== home) as string;
+    // x is resident at home, behind five requests: 80 ms of wait.
+    const atHome = replica(home, { recent: ["x"], outstanding: 5, load: load({ running: 2, waiting: 3 }) });
+    const choose = (elsewhere: Candidate) =>
+      [
+        [atHome, elsewhere],
+        [elsewhere, atHome],
+      ].map((order) => policy.choose(order, { lora: "x", now: 0 }).reason);
+    // Elsewhere, behind three requests (40 ms), x would swap and evict a LoRA placed there: two swaps, and two
+    // requests (this one and one ahead) wait there, a sequence's worth each, so each swap counts twice:
+    // 40 + 2 × 24 = 88 ms against 80 (as one swap each, 64 ms: it spilled, and its swaps lengthened that queue).
+    assert.deepEqual(choose(replica(away, { outstanding: 3, load: load({ running: 2, waiting: 1 }) })), ["resident", "resident"]);
+    assert.equal(policy.swapCostMs(3, 12), 24);
+    // Nothing queues on an idle replica: the swaps cost their own time, 24 ms against 80, and it goes there.
+    assert.deepEqual(choose(replica(away, { load: load() })), ["spill", "spill"]);
+    assert.equal(policy.swapCostMs(1, 12), 12);
   });
 
   it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {

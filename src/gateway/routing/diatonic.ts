@@ -4,15 +4,18 @@
 //   sent each replica last: an idle adapter still in its slot counts, where llm-d's scorer sees none.
 // - Cost of a replica = the expected wait before the request runs there, plus the swap time where its
 //   LoRA is not resident, plus one more swap where that also evicts a LoRA placed there (the replica
-//   is not one of the adapter's homes). The wait counts this gateway's requests there now (exact, with
-//   no scrape delay) and other gateways' from the engine's last report; each request beyond the
-//   replica's parallelism holds a sequence for the service time, and for the swap time too if it
-//   loads its LoRA first; a request that gets a free sequence beside others still shares the replica
-//   with them (on a CPU, or a GPU's batch), which costs it the measured sharing time per request
-//   there. The parallelism is what a replica ran while it reported requests waiting;
-//   until one has, one more than the most seen running (at low load that count says little of how
-//   many it can run, but no bound at all piles requests on one replica between scrapes). Among
-//   equal costs, the replica with fewer requests.
+//   is not one of the adapter's homes). Where requests queue there, a swap also holds back those
+//   queued behind it: each swap counts once more for every `parallel` requests that would wait there
+//   (so an overloaded platform stops spilling, where spills made swaps that lengthened the queues that
+//   made more spills; nothing changes where no request waits). The wait counts this gateway's
+//   requests there now (exact, with no scrape delay) and other gateways' from the engine's last
+//   report; each request beyond the replica's parallelism holds a sequence for the service time, and
+//   for the swap time too if it loads its LoRA first; a request that gets a free sequence beside
+//   others still shares the replica with them (on a CPU, or a GPU's batch), which costs it the
+//   measured sharing time per request there. The parallelism is what a replica ran while it reported
+//   requests waiting; until one has, one more than the most seen running (at low load that count says
+//   little of how many it can run, but no bound at all piles requests on one replica between
+//   scrapes). Among equal costs, the replica with fewer requests.
 // - Swap time is learnt only from requests expected to run at once: the first byte of one that loaded
 //   its LoRA minus that of one that did not (in one that queued, queueing would pass for swap time).
 //   Service time = the time from first byte to end, which no queueing precedes, learnt from every
@@ -403,6 +406,16 @@ export class Diatonic implements RoutingPolicy {
   }
 
   /**
+   * What a swap costs on a replica with `requests` in it: its own time, and as much again for every
+   * `parallel` requests that would queue there with this one (each waits behind the sequence the swap
+   * holds). 0 queued: the swap time alone.
+   */
+  swapCostMs(requests: number, swap: number): number {
+    const parallel = this.parallelism;
+    return swap * (1 + Math.max(0, requests + 1 - parallel) / parallel);
+  }
+
+  /**
    * What a nearly full KV cache adds to the wait: vLLM admits a new request only when its blocks fit,
    * and preempts running ones when they do not; from 90% use, up to a service time at 100%.
    */
@@ -440,7 +453,7 @@ export class Diatonic implements RoutingPolicy {
       const requests = this.inReplica(candidate);
       const wait = this.waitMs(candidate, requests, service, swap, sharing) + this.kvWaitMs(candidate, service);
       // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
-      const cost = wait + (resident ? 0 : home ? swap : 2 * swap);
+      const cost = wait + (resident ? 0 : (home ? 1 : 2) * this.swapCostMs(requests, swap));
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
       if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests))
         best = { candidate, cost, requests, wait, reason };
