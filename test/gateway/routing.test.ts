@@ -252,7 +252,7 @@ describe("diatonic", () => {
       assert.equal(policy.choose(order, { lora: "x", now: 0 }).candidate.origin, "b");
   });
 
-  it("where requests queue, prices a swap by those it holds back: an overloaded platform stays home instead of spilling into another queue", () => {
+  it("where requests queue, prices a spill's swaps by those they hold back: an overloaded platform stays home instead of spilling into another queue", () => {
     // Two sequences a replica, 40 ms a request (20 ms of wait per request ahead), 12 ms a swap.
     const policy = measured(12, 40);
     const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
@@ -273,10 +273,10 @@ describe("diatonic", () => {
     // requests (this one and one ahead) wait there, a sequence's worth each, so each swap counts twice:
     // 40 + 2 × 24 = 88 ms against 80 (as one swap each, 64 ms: it spilled, and its swaps lengthened that queue).
     assert.deepEqual(choose(replica(away, { outstanding: 3, load: load({ running: 2, waiting: 1 }) })), ["resident", "resident"]);
-    assert.equal(policy.swapCostMs(3, 12), 24);
+    assert.equal(policy.spillCostMs(3, 12), 48);
     // Nothing queues on an idle replica: the swaps cost their own time, 24 ms against 80, and it goes there.
     assert.deepEqual(choose(replica(away, { load: load() })), ["spill", "spill"]);
-    assert.equal(policy.swapCostMs(1, 12), 12);
+    assert.equal(policy.spillCostMs(1, 12), 24);
   });
 
   it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {

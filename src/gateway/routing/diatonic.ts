@@ -4,13 +4,13 @@
 //   sent each replica last: an idle adapter still in its slot counts, where llm-d's scorer sees none.
 // - Cost of a replica = the expected wait before the request runs there, plus the swap time where its
 //   LoRA is not resident, plus one more swap where that also evicts a LoRA placed there (the replica
-//   is not one of the adapter's homes). Where requests queue there, a swap also holds back those
-//   queued behind it: each swap counts once more for every `parallel` requests that would wait there
-//   (so an overloaded platform stops spilling, where spills made swaps that lengthened the queues that
-//   made more spills; nothing changes where no request waits). The wait counts this gateway's
-//   requests there now (exact, with no scrape delay) and other gateways' from the engine's last
-//   report; each request beyond the replica's parallelism holds a sequence for the service time, and
-//   for the swap time too if it loads its LoRA first; a request that gets a free sequence beside
+//   is not one of the adapter's homes). Such a spill's swaps also hold back the requests that queue
+//   there: where requests would wait there with this one, they count once more for every `parallel`
+//   of them (an overloaded platform stops spilling into queues, where each spill's swaps lengthened
+//   the queues that made more spills; nothing changes where no request waits). The wait counts this
+//   gateway's requests there now (exact, with no scrape delay) and other gateways' from the engine's
+//   last report; each request beyond the replica's parallelism holds a sequence for the service time,
+//   and for the swap time too if it loads its LoRA first; a request that gets a free sequence beside
 //   others still shares the replica with them (on a CPU, or a GPU's batch), which costs it the
 //   measured sharing time per request there. The parallelism is what a replica ran while it reported
 //   requests waiting; until one has, one more than the most seen running (at low load that count says
@@ -406,13 +406,15 @@ export class Diatonic implements RoutingPolicy {
   }
 
   /**
-   * What a swap costs on a replica with `requests` in it: its own time, and as much again for every
-   * `parallel` requests that would queue there with this one (each waits behind the sequence the swap
-   * holds). 0 queued: the swap time alone.
+   * What loading a LoRA away from its homes costs on a replica with `requests` in it: its swap, and the
+   * swap the LoRA it evicts will cost later; where requests would queue there with this one, both count
+   * once more for every `parallel` of them (they wait behind the sequence the swaps hold). A swap at a
+   * home is the churn the placement sized the tail for, and is not priced so: that pushed requests off
+   * their homes into spills on three engines with a GPU-like swap (4 spills a run became 31).
    */
-  swapCostMs(requests: number, swap: number): number {
+  spillCostMs(requests: number, swap: number): number {
     const parallel = this.parallelism;
-    return swap * (1 + Math.max(0, requests + 1 - parallel) / parallel);
+    return 2 * swap * (1 + Math.max(0, requests + 1 - parallel) / parallel);
   }
 
   /**
@@ -453,7 +455,7 @@ export class Diatonic implements RoutingPolicy {
       const requests = this.inReplica(candidate);
       const wait = this.waitMs(candidate, requests, service, swap, sharing) + this.kvWaitMs(candidate, service);
       // Loading the LoRA costs a swap; away from its homes it also evicts a LoRA placed there, one more swap later.
-      const cost = wait + (resident ? 0 : (home ? 1 : 2) * this.swapCostMs(requests, swap));
+      const cost = wait + (resident ? 0 : home ? swap : this.spillCostMs(requests, swap));
       const reason = resident ? (home ? "resident" : "resident-away") : home ? "home" : "spill";
       if (best === undefined || cost < best.cost || (cost === best.cost && requests < best.requests))
         best = { candidate, cost, requests, wait, reason };
