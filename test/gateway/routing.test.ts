@@ -148,6 +148,17 @@ describe("diatonic", () => {
     return policy;
   }
 
+  /** Of two replicas, the one x is placed on and the other. */
+  function homeAndAway(policy: Diatonic): { home: string; away: string } {
+    const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
+    const home = policy.homesOf(
+      "x",
+      origins.map((o) => replica(o)),
+      0,
+    )[0] as string;
+    return { home, away: origins.find((o) => o !== home) as string };
+  }
+
   it("weighs a nearly full KV cache (vLLM admits late or preempts there): a warm slot loses to a swap when its replica's cache is full", () => {
     const policy = measured(10, 40);
     const warm = (kvCache: number) => replica("a", { recent: ["x"], load: load({ kvCache }) });
@@ -255,13 +266,7 @@ describe("diatonic", () => {
   it("where requests queue, prices a spill's swaps by those they hold back: an overloaded platform stays home instead of spilling into another queue", () => {
     // Two sequences a replica, 40 ms a request (20 ms of wait per request ahead), 12 ms a swap.
     const policy = measured(12, 40);
-    const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
-    const home = policy.homesOf(
-      "x",
-      origins.map((o) => replica(o)),
-      0,
-    )[0] as string;
-    const away = origins.find((o) => o !== home) as string;
+    const { home, away } = homeAndAway(policy);
     // x is resident at home, behind five requests: 80 ms of wait.
     const atHome = replica(home, { recent: ["x"], outstanding: 5, load: load({ running: 2, waiting: 3 }) });
     const choose = (elsewhere: Candidate) =>
@@ -281,13 +286,7 @@ describe("diatonic", () => {
 
   it("among replicas where the adapter is resident, takes the least loaded, home or not (no swap, nothing evicted)", () => {
     const policy = measured(30);
-    const origins = ["http://10.0.0.1:8000", "http://10.0.0.2:8000"];
-    const home = policy.homesOf(
-      "x",
-      origins.map((o) => replica(o)),
-      0,
-    )[0] as string;
-    const away = origins.find((o) => o !== home) as string;
+    const { home, away } = homeAndAway(policy);
     // Both hold x; its home has one request more (still under its two sequences, then one ahead).
     for (const outstanding of [1, 2]) {
       const atHome = replica(home, { recent: ["x"], outstanding, load: load({ running: outstanding }) });
