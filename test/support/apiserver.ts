@@ -175,21 +175,17 @@ async function realNodeCaughtUp(kubectl: Kubectl, namespace: string): Promise<vo
   if (!nodes.split("\n").includes(`node/${realNode.name}`)) return;
   await kubectl(["create", "namespace", namespace]);
   try {
-    const pod = probePod(namespace, "canary", { labels: { [realNode.label.key]: realNode.label.value } }) as {
-      spec: { containers: Record<string, unknown>[]; volumes?: unknown[] };
-    };
-    const [container] = pod.spec.containers;
-    pod.spec.containers = [
-      {
-        ...container,
+    const pod = probePod(namespace, "canary", {
+      labels: { [realNode.label.key]: realNode.label.value },
+      container: {
         env: [
           { name: "SECRET", valueFrom: { secretKeyRef: { name: "canary", key: "value" } } },
           { name: "CONFIG", valueFrom: { configMapKeyRef: { name: "canary", key: "value" } } },
         ],
         volumeMounts: [{ name: "secret", mountPath: "/secret", readOnly: true }],
       },
-    ];
-    pod.spec.volumes = [{ name: "secret", secret: { secretName: "canary" } }];
+      volumes: [{ name: "secret", secret: { secretName: "canary" } }],
+    });
     await create(kubectl, [
       { apiVersion: "v1", kind: "Secret", metadata: { name: "canary", namespace }, stringData: { value: "canary" } },
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "canary", namespace }, data: { value: "canary" } },

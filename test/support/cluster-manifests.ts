@@ -31,6 +31,10 @@ export interface ProbePodOptions {
   readonly args?: readonly string[];
   /** @default "Always" */
   readonly restartPolicy?: "Always" | "OnFailure" | "Never";
+  /** More fields of the probe container (env, volumeMounts). */
+  readonly container?: Readonly<Record<string, unknown>>;
+  /** The pod's volumes. */
+  readonly volumes?: readonly unknown[];
 }
 
 /**
@@ -54,8 +58,10 @@ export function probePod(namespace: string, name: string, options: ProbePodOptio
           imagePullPolicy: "Never",
           args: options.args ?? ["serve"],
           ports: [{ name: "http", containerPort: 8080 }],
+          ...options.container,
         },
       ],
+      ...(options.volumes === undefined ? {} : { volumes: options.volumes }),
     },
   };
 }
