@@ -1,5 +1,6 @@
 import { servedLoras, upstreamModelFor } from "../render/engine.ts";
 import type { RequiredSecret } from "../render/context.ts";
+import { gib, loraHostCache, type LoraHostCache } from "../spec/lora-cache.ts";
 import { adapterRoute } from "../spec/rules.ts";
 import { validateObjects } from "../validate/index.ts";
 import { environmentFromSpec } from "../validate/from-spec.ts";
@@ -25,6 +26,8 @@ export interface PlanReport {
   readonly placement: Placement | null;
   readonly adapters: readonly AdapterPlan[];
   readonly secrets: readonly RequiredSecret[];
+  /** The shared vLLM engine's LoRA cache in host memory, per replica (null for llama.cpp). */
+  readonly loraHostCache: LoraHostCache | null;
   /** Errors and warnings from validate (GPU fit and everything else). */
   readonly findings: readonly Finding[];
 }
@@ -60,6 +63,7 @@ export function planPlatform(file: string, environment: string, cwd?: string, sh
       rag: adapter.rag ? `${adapter.rag.collection} (top ${adapter.rag.topK}, ${adapter.rag.mode})` : null,
     })),
     secrets: env.requiredSecrets ?? [],
+    loraHostCache: loraHostCache(spec) ?? null,
     findings: validation.findings.filter((f) => f.severity !== "info"),
   };
 }
@@ -112,9 +116,13 @@ export function formatPlan(plan: PlanReport): string {
         `VRAM per engine replica${tp > 1 ? `, on each of its ${tp} GPUs (tensor parallel)` : ""}: weights ${e.weightsGiB} + LoRA slots ${e.loraGiB} + KV cache ${e.kvCacheGiB} (${estimate.settings.maxModelLen} tokens × ${(e.kvBytesPerToken / 1024).toFixed(0)} KiB) + overhead ${e.overheadGiB} = ${e.totalGiB} GiB`,
       );
     }
-  } else {
-    out.push("GPUs: none declared for this environment (CPU engine, or gpu.nodes empty)");
   }
+  if (!placement) out.push("GPUs: none declared for this environment (CPU engine, or gpu.nodes empty)");
+  const cache = plan.loraHostCache;
+  if (cache !== null)
+    out.push(
+      `host memory per engine replica: LoRA cache of ${cache.capacity} (--max-cpu-loras); ${cache.adapters > cache.capacity ? `the ${cache.capacity} largest of ${cache.adapters}` : `the ${cache.adapters}`} shared adapter(s) take ${gib(cache.bytes)} at their ranks${cache.limitBytes !== undefined ? `, beside vLLM's own, within the ${gib(cache.limitBytes)} limit` : ""}${cache.adapters > cache.capacity ? `; swaps of the other ${cache.adapters - cache.capacity} read from disk` : ""}`,
+    );
   out.push("", "adapters:");
   out.push(
     table([

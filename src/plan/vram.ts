@@ -1,3 +1,4 @@
+import { loraBytes } from "../spec/lora-cache.ts";
 import type { ArchitectureSpec } from "../spec/schema.ts";
 
 /** What vLLM is told on its command line; read back from a Deployment's args. */
@@ -48,8 +49,7 @@ export function estimateVram(arch: ArchitectureSpec, settings: VllmSettings): Vr
   const bodyParams = Math.max(0, arch.parametersBillions * 1e9 - embeddingParams);
   const weights = bodyParams * bytesPerWeight(settings) + embeddingParams * 2;
   const kvDim = arch.kvHeads * arch.headDim;
-  const loraInOut = arch.hiddenSize * 2 * 2 + (arch.hiddenSize + kvDim) * 2 + (arch.hiddenSize + arch.intermediateSize) * 3;
-  const lora = settings.loraEnabled ? settings.maxLoras * settings.maxLoraRank * loraInOut * arch.layers * 2 : 0;
+  const lora = settings.loraEnabled ? settings.maxLoras * loraBytes(arch, settings.maxLoraRank) : 0;
   const kvBytesPerToken = 2 * arch.layers * kvDim * 2;
   const kv = kvBytesPerToken * settings.maxModelLen;
   const overhead = 1.0 * GIB + 0.05 * weights;

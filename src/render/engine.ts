@@ -7,6 +7,7 @@ import { ADAPTER_SET_KIND, type AdapterSet } from "../adapters/set.ts";
 import { devicesOf, placePods, type GpuPod } from "../plan/placement.ts";
 import { estimateVram, vllmSettingsFromArgs } from "../plan/vram.ts";
 import { isGgufLora } from "../spec/rules.ts";
+import { maxCpuLoras } from "../spec/lora-cache.ts";
 import { API_VERSION, type AdapterSpec, type LlamaCppEngineSpec, type PlatformSpec, type VllmEngineSpec } from "../spec/schema.ts";
 import { toYaml } from "../write/yaml.ts";
 import { names, ports, type KubeObject, type Placed, type RenderContext } from "./context.ts";
@@ -64,7 +65,8 @@ function vllmArgs(spec: PlatformSpec, engine: VllmEngineSpec, instance: EngineIn
   if (engine.quantization !== "none") args.push("--quantization", engine.quantization);
   // LoRA stays on even with no adapter yet: adding the first one must not restart the engine.
   args.push("--enable-lora", "--max-loras", String(instance.maxLoras), "--max-lora-rank", String(engine.maxLoraRank));
-  if (engine.maxCpuLoras !== undefined) args.push("--max-cpu-loras", String(Math.max(engine.maxCpuLoras, instance.maxLoras)));
+  // Always set: vLLM's default (max_loras) would read every swapped-in LoRA from disk again.
+  args.push("--max-cpu-loras", String(maxCpuLoras(engine, instance.maxLoras)));
   return [...args, ...engine.extraArgs];
 }
 

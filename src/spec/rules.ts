@@ -2,7 +2,8 @@ import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./archite
 import { checkGpuSharing, checkMigProfiles, getsMigDevice } from "./gpu-sharing.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
-import type { LoraSourceSpec, Platform } from "./schema.ts";
+import { adaptersWithin, DEFAULT_MAX_CPU_LORAS, gib, loraHostCache } from "./lora-cache.ts";
+import type { LoraSourceSpec, Platform, PlatformSpec } from "./schema.ts";
 
 /** A cross-field problem the schema alone cannot see. Paths are relative to the merged spec. */
 export interface SpecFinding {
@@ -58,6 +59,44 @@ function checkArchitecture(platform: Platform, warning: (path: Path, message: st
       ? `set model.architecture to Llama 3 ${named.billions}B's shape: ${architectureYaml(known)}`
       : "set model.architecture to the model's shape, from its config.json (num_hidden_layers, hidden_size, intermediate_size, num_key_value_heads, head_dim, vocab_size)",
   );
+}
+
+/**
+ * The shared vLLM engine's LoRA cache in host memory: every adapter beyond it is read from disk on
+ * each swap, and the adapters it does hold must fit the container's memory limit beside vLLM itself.
+ */
+function checkLoraHostCache(
+  spec: PlatformSpec,
+  error: (path: Path, message: string, fix: string) => void,
+  warning: (path: Path, message: string, fix: string) => void,
+): void {
+  const cache = loraHostCache(spec);
+  if (cache === undefined) return;
+  const path: Path = ["model", "engine", "maxCpuLoras"];
+  if (cache.adapters > cache.capacity)
+    warning(
+      path,
+      `${cache.adapters} LoRA adapters share the engine, but each replica keeps ${cache.capacity} in host memory (maxCpuLoras): a replica that holds more reads a LoRA's weights from disk again on each swap past them`,
+      `set model.engine.maxCpuLoras to ${cache.adapters} (${gib(cache.allBytes)} of host memory per replica at their ranks), or give the engine fewer adapters`,
+    );
+  if (cache.limitBytes === undefined) return;
+  const memory: Path = ["model", "engine", "resources", "limits", "memory"];
+  const limit = spec.model.engine.resources.limits.memory as string;
+  // Half the limit for the cache, half for vLLM itself; fewer cached adapters only down to the GPU slots.
+  const fits = adaptersWithin(cache, cache.limitBytes / 2);
+  const fix = `raise model.engine.resources.limits.memory to at least ${gib(cache.bytes * 2)}${fits >= cache.maxLoras && fits < cache.capacity ? `, or set model.engine.maxCpuLoras to ${fits} (adapters past it are read from disk on each swap)` : ""}`;
+  if (cache.bytes >= cache.limitBytes)
+    error(
+      memory,
+      `the ${Math.min(cache.adapters, cache.capacity)} LoRAs an engine replica keeps in host memory take ${gib(cache.bytes)} at their ranks, past its memory limit ${limit}: the container would be killed for memory as they load`,
+      fix,
+    );
+  else if (cache.bytes > cache.limitBytes / 2)
+    warning(
+      memory,
+      `the ${Math.min(cache.adapters, cache.capacity)} LoRAs an engine replica keeps in host memory take ${gib(cache.bytes)} at their ranks, more than half its memory limit ${limit}, which vLLM's own host memory (several GiB) shares`,
+      fix,
+    );
 }
 
 export function checkPlatform(platform: Platform, options: CheckPlatformOptions = {}): SpecFinding[] {
@@ -172,9 +211,10 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
     error(
       ["model", "engine", "maxCpuLoras"],
       `maxCpuLoras ${engine.maxCpuLoras} is below maxLoras ${engine.maxLoras}: vLLM refuses to start`,
-      `set model.engine.maxCpuLoras to at least ${engine.maxLoras}, or leave it out (vLLM then uses maxLoras)`,
+      `set model.engine.maxCpuLoras to at least ${engine.maxLoras}, or leave it out (the default is ${DEFAULT_MAX_CPU_LORAS})`,
     );
   }
+  checkLoraHostCache(spec, error, warning);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(
       ["model", "engine", "kind"],

@@ -85,7 +85,14 @@ export const VllmEngine = z.strictObject({
     .literal(VLLM_LORA_RANKS, { error: `must be one of vLLM's LoRA ranks: ${VLLM_LORA_RANKS.join(", ")}` })
     .default(16)
     .describe("the largest LoRA rank the engine takes; vLLM accepts only these values"),
-  maxCpuLoras: z.number().int().min(1).optional().describe("LoRAs cached in CPU memory, at least maxLoras (default: vLLM's, maxLoras)"),
+  maxCpuLoras: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      "LoRAs each replica keeps in host memory, at least maxLoras; a swap of any other reads its weights from disk (default: 64, whatever the adapter count, so adding one never restarts the engine)",
+    ),
   gpuSlices: z.number().int().min(1).default(1).describe("nvidia.com/gpu units requested (time-slices or whole GPUs)"),
   migProfile: z
     .string()

@@ -199,6 +199,27 @@ describe("render", () => {
     assert.deepEqual(engine.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
   });
 
+  it("vLLM keeps 64 LoRAs in host memory whatever the adapter count (its own default, max-loras, reads every swap from disk): adding a LoRA leaves the engine's pod template as it was", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-cpu-loras-"));
+    const engineOf = (file: string) => {
+      const list = buildEnvironment({ file, environment: "production" }).result.placed.map((p) => p.object);
+      return find(list, "Deployment", "engine") as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    };
+    const argsOf = (file: string) => engineOf(file).spec.template.spec.containers[0]?.args.join(" ") ?? "";
+    assert.match(argsOf(EXAMPLE), /--max-loras 4 --max-lora-rank 16 --max-cpu-loras 64( |$)/);
+    const withMore = join(dir, "more.yaml");
+    const extra = Array.from(
+      { length: 3 },
+      (_, i) =>
+        `    - name: extra-${i}\n      lora: { source: { huggingFace: { repo: lab/extra-${i}, revision: 5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0 } }, rank: 16 }\n`,
+    ).join("");
+    writeFileSync(withMore, readFileSync(EXAMPLE, "utf8").replace("  adapters:\n", `  adapters:\n${extra}`));
+    assert.deepEqual(engineOf(withMore).spec.template, engineOf(EXAMPLE).spec.template, "adding adapters must not restart the engine");
+    const set = join(dir, "set.yaml");
+    writeFileSync(set, readFileSync(EXAMPLE, "utf8").replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxCpuLoras: 12\n"));
+    assert.match(argsOf(set), /--max-cpu-loras 12( |$)/);
+  });
+
   it("engine rollouts and drains never take every replica: a PDB, anti-affinity, and a surge only where the GPUs have room", () => {
     const dir = mkdtempSync(join(tmpdir(), "diatonic-replicas-"));
     const spec = join(dir, "platform.yaml");

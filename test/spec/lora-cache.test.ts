@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { estimateVram } from "../../src/plan/vram.ts";
+import { LLAMA3_ARCHITECTURES } from "../../src/spec/architectures.ts";
+import { loadPlatform } from "../../src/spec/load.ts";
+import { loraBytes, loraHostCache, quantityValue } from "../../src/spec/lora-cache.ts";
+import { runCli } from "../support/cli.ts";
+
+const EXAMPLE = "examples/lab/platform.yaml";
+const dir = mkdtempSync(join(tmpdir(), "diatonic-lora-cache-"));
+
+/** The lab with `count` more LoRA adapters of `rank` on the shared engine, and `engine` lines added to its vLLM engine. */
+function lab(name: string, count: number, rank: number, engine = ""): string {
+  const extra = Array.from(
+    { length: count },
+    (_, i) =>
+      `    - name: extra-${i}\n      lora: { source: { huggingFace: { repo: lab/extra-${i}, revision: 5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0 } }, rank: ${rank} }\n`,
+  ).join("");
+  const text = readFileSync(EXAMPLE, "utf8")
+    .replace("  adapters:\n", `  adapters:\n${extra}`)
+    .replace("      maxLoraRank: 16\n", `      maxLoraRank: 16\n${engine}`);
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+const warningsOf = (file: string) =>
+  loadPlatform({ file, environment: "production" }).warnings.map((w) => `${w.path}: ${w.message} | ${w.fix}`);
+
+describe("the vLLM engine's LoRA cache in host memory", () => {
+  it("sizes a LoRA as the VRAM plan sizes a slot: Llama 3 8B at rank 16 is 80 MiB", () => {
+    const arch = LLAMA3_ARCHITECTURES.get(8);
+    assert.ok(arch);
+    // A and B of q, k, v, o (4096 → 4096 / 1024), gate, up (4096 → 14336) and down, 32 layers, 16-bit.
+    assert.equal(loraBytes(arch, 16), 16 * (4096 * 4 + (4096 + 1024) * 2 + (4096 + 14336) * 3) * 32 * 2);
+    assert.equal(loraBytes(arch, 16), 80 * 1024 ** 2);
+    const settings = {
+      gpuMemoryUtilization: 0.9,
+      maxModelLen: 8192,
+      tensorParallel: 1,
+      maxLoras: 4,
+      maxLoraRank: 16,
+      loraEnabled: true,
+      quantization: "none",
+      dtype: "auto",
+    };
+    assert.equal(estimateVram(arch, settings).loraGiB, Math.round(((4 * loraBytes(arch, 16)) / 1024 ** 3) * 100) / 100);
+    assert.deepEqual(
+      ["32Gi", "500Mi", "1.5G", "2", "250m", "16Gix"].map((q) => quantityValue(q)),
+      [32 * 1024 ** 3, 500 * 1024 ** 2, 1.5e9, 2, 0.25, undefined],
+    );
+  });
+
+  it("counts the shared engine's LoRAs at their own ranks, the largest first where the cache holds fewer", () => {
+    const cache = loraHostCache(loadPlatform({ file: lab("ranks", 70, 8, "      maxCpuLoras: 66\n"), environment: "production" }).spec);
+    assert.ok(cache);
+    // The lab's five (ranks 16, 16, 8, 16, 8) and 70 of rank 8: the cache holds the three of rank 16 and 63 of rank 8.
+    assert.equal(cache.adapters, 75);
+    assert.equal(cache.capacity, 66);
+    const mib = 1024 ** 2;
+    assert.equal(cache.bytes, 3 * 80 * mib + 63 * 40 * mib);
+    assert.equal(cache.allBytes, 3 * 80 * mib + 72 * 40 * mib);
+    assert.equal(
+      loraHostCache(loadPlatform({ file: EXAMPLE, environment: "local" }).spec),
+      undefined,
+      "llama.cpp keeps every LoRA it read",
+    );
+  });
+
+  it("warns when more adapters share the engine than it keeps in host memory, with the count and its memory as the fix", () => {
+    const many = warningsOf(lab("many", 65, 16));
+    const warning = many.find((w) => w.startsWith("spec.model.engine.maxCpuLoras"));
+    assert.ok(warning, many.join("\n"));
+    assert.match(warning, /70 LoRA adapters share the engine, but each replica keeps 64 in host memory \(maxCpuLoras\)/);
+    assert.match(warning, /reads a LoRA's weights from disk again on each swap/);
+    assert.match(warning, /set model\.engine\.maxCpuLoras to 70 \(5\.39 GiB of host memory per replica at their ranks\)/);
+    assert.ok(!warningsOf(lab("enough", 65, 16, "      maxCpuLoras: 70\n")).some((w) => w.includes("maxCpuLoras)")));
+    assert.ok(!warningsOf(lab("few", 59, 16)).some((w) => w.includes("maxCpuLoras)")), "64 adapters fit the default");
+  });
+
+  it("warns past half the engine's memory limit, and refuses a cache past the limit, naming the limit and both fixes", async () => {
+    // 65 more of rank 16 with a cache of 70: 5.39 GiB per replica.
+    const half = warningsOf(lab("half", 65, 16, "      maxCpuLoras: 70\n      resources: { limits: { memory: 8Gi } }\n"));
+    const warning = half.find((w) => w.startsWith("spec.model.engine.resources.limits.memory"));
+    assert.ok(warning, half.join("\n"));
+    assert.match(
+      warning,
+      /the 70 LoRAs an engine replica keeps in host memory take 5\.39 GiB at their ranks, more than half its memory limit 8Gi/,
+    );
+    assert.match(
+      warning,
+      /raise model\.engine\.resources\.limits\.memory to at least 10\.78 GiB, or set model\.engine\.maxCpuLoras to 51 /,
+    );
+    assert.ok(
+      !warningsOf(lab("roomy", 65, 16, "      maxCpuLoras: 70\n      resources: { limits: { memory: 11Gi } }\n")).some((w) =>
+        w.includes("limits.memory"),
+      ),
+    );
+    const file = lab("over", 65, 16, "      maxCpuLoras: 70\n      resources: { limits: { memory: 4Gi } }\n");
+    const run = await runCli(["plan", "--spec", file, "--env", "production"], dir);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(
+      run.stderr,
+      /spec\.model\.engine\.resources\.limits\.memory: the 70 LoRAs an engine replica keeps in host memory take 5\.39 GiB at their ranks, past its memory limit 4Gi/,
+    );
+    assert.match(
+      run.stderr,
+      /fix: raise model\.engine\.resources\.limits\.memory to at least 10\.78 GiB, or set model\.engine\.maxCpuLoras to 25 /,
+    );
+  });
+
+  it("plan shows the cache, what the adapters take and how many swap from disk", async () => {
+    const run = await runCli(["plan", "--spec", lab("plan", 65, 16), "--env", "production"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      /^host memory per engine replica: LoRA cache of 64 \(--max-cpu-loras\); the 64 largest of 70 shared adapter\(s\) take 5\.00 GiB at their ranks, beside vLLM's own, within the 32\.00 GiB limit; swaps of the other 6 read from disk$/m,
+    );
+    const json = await runCli(["plan", "--spec", lab("plan", 65, 16), "--env", "production", "--format", "json"], dir);
+    assert.equal(json.code, 0, json.stderr);
+    const report = JSON.parse(json.stdout) as { loraHostCache: { capacity: number; adapters: number } };
+    assert.equal(report.loraHostCache.capacity, 64);
+    assert.equal(report.loraHostCache.adapters, 70);
+  });
+});
