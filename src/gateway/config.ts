@@ -114,6 +114,12 @@ export const Routing = z.strictObject({
   slots: z.number().int().min(1).default(4),
   /** The cost of a LoRA swap assumed until one is measured, in ms. */
   swapMs: z.number().min(0).max(60_000).default(200),
+  /**
+   * LoRAs an engine replica keeps in host memory (vLLM's --max-cpu-loras): placement puts no more
+   * adapters on a replica than that while the replicas have room (a swap of any other reads its
+   * weights from disk). Unbounded without it (the llama.cpp engine keeps every LoRA it read).
+   */
+  cpuLoras: z.number().int().min(1).optional(),
   /** How often each replica's load (queue, KV cache, adapters in flight) is read from its /metrics. */
   loadPollMs: milliseconds.min(50).max(10_000).default(200),
 });

@@ -396,7 +396,7 @@ export class UpstreamPool {
     this.residency = config.residency ? new Residency({ pollMs: config.residency.pollMs }) : undefined;
     const placement = config.placement;
     this.placement =
-      placement !== undefined && this.policy.homes !== undefined
+      placement !== undefined && this.policy.plan !== undefined
         ? new PlacementPublisher({
             ...placement,
             upstream: name,
@@ -410,13 +410,10 @@ export class UpstreamPool {
   /** The adapters each healthy replica keeps, as the policy places them; undefined without a placing policy or a healthy replica. */
   placementPlan(loras: readonly string[], now = performance.now()): Map<string, string[]> | undefined {
     const policy = this.policy;
-    if (policy.homes === undefined) return undefined;
+    if (policy.plan === undefined) return undefined;
     const replicas = this.replicas.filter((replica) => replica.healthy());
     if (replicas.length === 0) return undefined;
-    const plan = new Map(replicas.map((replica) => [replica.origin, [] as string[]]));
-    const atLeast = this.config.placement?.minReplicas ?? 1;
-    for (const lora of loras) for (const origin of policy.homes(lora, replicas, now, atLeast)) plan.get(origin)?.push(lora);
-    return plan;
+    return policy.plan(loras, replicas, now, this.config.placement?.minReplicas ?? 1);
   }
 
   /** The LoRAs this upstream's adapters run on (the config's, at each reload): what placement places. */
@@ -542,7 +539,7 @@ export class UpstreamPool {
     const residency = lora === undefined ? undefined : this.residency;
     let candidates: Replica[] = [];
     // Every healthy replica, for a policy that places adapters over them (only then: this is every request's path).
-    const healthy: Replica[] | undefined = lora !== undefined && this.policy.homes !== undefined ? [] : undefined;
+    const healthy: Replica[] | undefined = lora !== undefined && this.policy.plan !== undefined ? [] : undefined;
     let holders = 0;
     for (const replica of this.replicas) {
       if (!replica.healthy()) continue;

@@ -10,6 +10,7 @@ import { names, ports, qdrantEnabled, type KubeObject, type Placed, type RenderC
 import { embeddingsNames, embeddingsUrl } from "./embeddings.ts";
 import { engineServiceFor, upstreamModelFor } from "./engine.ts";
 import { gatewayAutoscaled } from "./scaling.ts";
+import { ADAPTER_COPIES, maxCpuLoras } from "../spec/lora-cache.ts";
 import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
 
 const GATEWAY_UID = 1000;
@@ -50,7 +51,7 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
       residency: { pollMs: 1000 },
       // The gateway places adapters on the replicas through each pod's adapter agent (src/gateway/placement.ts).
       // Every adapter on two replicas at least, so that losing one leaves each adapter loaded somewhere.
-      placement: { agentPort: ports.agent, minReplicas: 2 },
+      placement: { agentPort: ports.agent, minReplicas: ADAPTER_COPIES },
     };
   };
   addUpstream(names.engine);
@@ -66,8 +67,12 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     // The limits are the platform's: each replica enforces its share, counting the ready replicas.
     rateLimits: { ...spec.gateway.rateLimits, sharedBy: { dns: ctx.serviceHost(GATEWAY_HEADLESS), refreshMs: 5000 } },
     upstreams,
-    // The engines' LoRA slots (--max-loras) until each engine reports them on its /metrics.
-    routing: { policy: "diatonic", slots: spec.model.engine.kind === "vllm" ? spec.model.engine.maxLoras : 4 },
+    // The engines' LoRA slots (--max-loras) until each engine reports them on its /metrics, and the
+    // LoRAs vLLM keeps in host memory (--max-cpu-loras), which placement puts no more adapters than on a replica.
+    routing:
+      spec.model.engine.kind === "vllm"
+        ? { policy: "diatonic", slots: spec.model.engine.maxLoras, cpuLoras: maxCpuLoras(spec.model.engine) }
+        : { policy: "diatonic", slots: 4 },
     baseModel: { name: spec.model.name, upstream: names.engine },
     // RAG adapters embed with the embeddings server; otherwise the llama.cpp engine serves /v1/embeddings itself.
     ...(embeddings !== undefined

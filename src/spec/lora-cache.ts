@@ -12,6 +12,13 @@ import type { ArchitectureSpec, PlatformSpec, VllmEngineSpec } from "./schema.ts
  */
 export const DEFAULT_MAX_CPU_LORAS = 64;
 
+/**
+ * Replicas each adapter is kept loaded on (the gateways' placement, `minReplicas`): two, so that an
+ * engine replica's loss loses no adapter. Placement spreads the copies so that no replica holds more
+ * adapters than its host-memory cache while the replicas have room.
+ */
+export const ADAPTER_COPIES = 2;
+
 /** The `--max-cpu-loras` an engine with `maxLoras` GPU slots gets: the spec's, or the default; never below its slots (vLLM refuses that). */
 export function maxCpuLoras(engine: VllmEngineSpec, maxLoras: number = engine.maxLoras): number {
   return Math.max(maxLoras, engine.maxCpuLoras ?? DEFAULT_MAX_CPU_LORAS);
@@ -53,6 +60,12 @@ export interface LoraHostCache {
   readonly maxLoras: number;
   /** LoRA adapters served by the shared engine. */
   readonly adapters: number;
+  /** The shared engine's replicas, and the copies of each adapter placed over them (ADAPTER_COPIES, at most the replicas). */
+  readonly replicas: number;
+  readonly copies: number;
+  /** Places the adapters need (adapters × copies), and what the replicas' caches hold (replicas × capacity). */
+  readonly places: number;
+  readonly room: number;
   /** Host memory the largest `min(adapters, capacity)` of them take in one replica, at their own ranks. */
   readonly bytes: number;
   /** Host memory every one of them would take (what keeping all of them cached costs). */
@@ -79,6 +92,10 @@ export function loraHostCache(spec: PlatformSpec): LoraHostCache | undefined {
     capacity,
     maxLoras: engine.maxLoras,
     adapters: sizes.length,
+    replicas: engine.replicas,
+    copies: Math.min(ADAPTER_COPIES, engine.replicas),
+    places: sizes.length * Math.min(ADAPTER_COPIES, engine.replicas),
+    room: engine.replicas * capacity,
     bytes: sum(sizes.slice(0, capacity)),
     allBytes: sum(sizes),
     sizes,
@@ -89,6 +106,11 @@ export function loraHostCache(spec: PlatformSpec): LoraHostCache | undefined {
 /** Bytes as GiB with two decimals, for messages. */
 export function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Host memory the largest `count` of the cache's adapters take. */
+export function largestBytes(cache: LoraHostCache, count: number): number {
+  return cache.sizes.slice(0, count).reduce((a, b) => a + b, 0);
 }
 
 /** The most of the cache's adapters (largest first) whose host memory stays within `bytes`. */

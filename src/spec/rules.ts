@@ -2,7 +2,7 @@ import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./archite
 import { checkGpuSharing, checkMigProfiles, getsMigDevice } from "./gpu-sharing.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
-import { adaptersWithin, DEFAULT_MAX_CPU_LORAS, gib, loraHostCache } from "./lora-cache.ts";
+import { adaptersWithin, DEFAULT_MAX_CPU_LORAS, gib, largestBytes, loraHostCache } from "./lora-cache.ts";
 import type { LoraSourceSpec, Platform, PlatformSpec } from "./schema.ts";
 
 /** A cross-field problem the schema alone cannot see. Paths are relative to the merged spec. */
@@ -73,12 +73,14 @@ function checkLoraHostCache(
   const cache = loraHostCache(spec);
   if (cache === undefined) return;
   const path: Path = ["model", "engine", "maxCpuLoras"];
-  if (cache.adapters > cache.capacity)
+  if (cache.replicas > 0 && cache.places > cache.room) {
+    const each = Math.min(cache.adapters, Math.ceil(cache.places / cache.replicas));
     warning(
       path,
-      `${cache.adapters} LoRA adapters share the engine, but each replica keeps ${cache.capacity} in host memory (maxCpuLoras): a replica that holds more reads a LoRA's weights from disk again on each swap past them`,
-      `set model.engine.maxCpuLoras to ${cache.adapters} (${gib(cache.allBytes)} of host memory per replica at their ranks), or give the engine fewer adapters`,
+      `${cache.adapters} LoRA adapters share the engine, each kept loaded on ${cache.copies} of its ${cache.replicas} replica(s): ${cache.places} places, but each replica keeps ${cache.capacity} in host memory (maxCpuLoras), ${cache.room} in all: a replica that holds more reads a LoRA's weights from disk again on each swap past them`,
+      `set model.engine.maxCpuLoras to ${each} (${gib(largestBytes(cache, each))} of host memory per replica at their ranks), or run more engine replicas (model.engine.replicas), or give the engine fewer adapters`,
     );
+  }
   if (cache.limitBytes === undefined) return;
   const memory: Path = ["model", "engine", "resources", "limits", "memory"];
   const limit = spec.model.engine.resources.limits.memory as string;

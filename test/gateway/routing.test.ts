@@ -68,6 +68,11 @@ describe("lora-affinity (llm-d's scorers, reimplemented)", () => {
   });
 });
 
+/** The replicas (origins) a placement plan keeps the adapter on. */
+function holdersIn(plan: ReadonlyMap<string, readonly string[]>, lora: string): string[] {
+  return [...plan].filter(([, held]) => held.includes(lora)).map(([origin]) => origin);
+}
+
 describe("diatonic", () => {
   const options = { defaultSlots: 2, swapMs: 50, narrowAfterMs: 1000 };
 
@@ -123,22 +128,49 @@ describe("diatonic", () => {
   it("places over every healthy replica, not only those that hold the LoRA now, and keeps at least minReplicas copies (placement)", () => {
     const replicas = ["a", "b", "c", "d"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
     const policy = new Diatonic(options);
-    const homes = policy.homes("cold", replicas, 0, 1);
+    const homes = holdersIn(policy.plan(["cold"], replicas, 0, 1), "cold");
     assert.equal(homes.length, 1, "a cold adapter has one home");
     // Routed among the one replica that holds it, it is placed as over all four: the same home.
     const holder = replicas.find((r) => r.origin === homes[0]) as Candidate;
     policy.choose([holder], { lora: "cold", now: 1, replicas });
-    assert.deepEqual(policy.homes("cold", replicas, 2, 1), homes);
-    const two = policy.homes("cold", replicas, 2, 2);
-    assert.equal(two.length, 2);
-    assert.equal(two[0], homes[0], "its home first, then its next-ranked replica");
-    assert.equal(new Diatonic(options).homes("cold", replicas, 0, 2)[1], two[1], "the same second copy in another gateway");
-    assert.equal(policy.homes("cold", replicas.slice(0, 1), 3, 2).length, 1, "no more copies than replicas");
+    assert.deepEqual(holdersIn(policy.plan(["cold"], replicas, 2, 1), "cold"), homes);
+    const two = policy.plan(["cold"], replicas, 2, 2);
+    assert.equal(holdersIn(two, "cold").length, 2);
+    assert.ok(holdersIn(two, "cold").includes(homes[0] as string), "its home, then its next-ranked replica");
+    assert.deepEqual(new Diatonic(options).plan(["cold"], replicas, 0, 2), two, "the same second copy in another gateway");
+    assert.equal(holdersIn(policy.plan(["cold"], replicas.slice(0, 1), 3, 2), "cold").length, 1, "no more copies than replicas");
+  });
+
+  it("keeps no more adapters on a replica than it holds in host memory (cpuSlots, vLLM's --max-cpu-loras) while the replicas have room, and routes to where it placed them", () => {
+    const replicas = ["a", "b", "c"].map((o) => replica(`http://10.0.0.${o.charCodeAt(0)}:8000`));
+    const loras = Array.from({ length: 14 }, (_, i) => `adapter-${i}`);
+    const placed = (cpuSlots: number | undefined, atLeast: number) => {
+      const policy = measured(5, 30, cpuSlots);
+      // Four hot adapters (they fill two pinned replicas' slots); the other ten have no demand yet.
+      for (let i = 0; i < 400; i++) policy.choose(replicas, { lora: loras[i % 4] as string, now: i * 25 });
+      const plan = policy.plan(loras, replicas, 10_000, atLeast);
+      return { policy, plan, most: Math.max(...[...plan.values()].map((held) => held.length)) };
+    };
+    // Unbounded, the tail replica holds the ten cold adapters.
+    assert.ok(placed(undefined, 1).most >= 10, "without the bound one replica holds most adapters");
+    const { policy, plan, most } = placed(6, 1);
+    assert.ok(most <= 6, `at most six a replica: ${JSON.stringify([...plan])}`);
+    for (const lora of loras) {
+      assert.equal(holdersIn(plan, lora).length, 1, `${lora} is placed once`);
+      assert.deepEqual(policy.homesOf(lora, replicas, 10_000), holdersIn(plan, lora), `${lora} is routed where it is placed`);
+    }
+    // Two copies of fourteen adapters fill the three replicas' 3 × 10 places without passing them.
+    const copies = placed(10, 2);
+    assert.ok(copies.most <= 10, JSON.stringify([...copies.plan]));
+    for (const lora of loras) assert.equal(holdersIn(copies.plan, lora).length, 2, `${lora}: two copies`);
+    // Past the replicas' room every adapter is still placed: serving from disk beats not serving.
+    const tight = placed(2, 1);
+    for (const lora of loras) assert.ok(holdersIn(tight.plan, lora).length >= 1, `${lora} is placed`);
   });
 
   /** A policy that has measured a `serviceMs` service and a `swapMs` swap (on requests that ran at once) and seen a replica run two requests with more waiting (its parallelism). */
-  function measured(swapMs = 10, serviceMs = 40): Diatonic {
-    const policy = new Diatonic(options);
+  function measured(swapMs = 10, serviceMs = 40, cpuSlots?: number): Diatonic {
+    const policy = new Diatonic({ ...options, cpuSlots });
     const choice = { candidate: replica("z"), reason: "home", expectedWaitMs: 0 };
     for (let i = 0; i < 50; i++) {
       policy.observe({ lora: "z", now: 0 }, { choice, swapped: false, firstByteMs: 5, totalMs: serviceMs });

@@ -396,6 +396,9 @@ describe("render", () => {
       local.adapters.every((a) => a.upstreamModel === "llama-3-8b-instruct"),
       "prompt-only adapters go to the base model on llama.cpp",
     );
+    // Placement keeps no more adapters on a vLLM replica than its --max-cpu-loras; llama.cpp keeps every LoRA it read.
+    assert.deepEqual(config.routing, { policy: "diatonic", slots: 4, swapMs: 200, loadPollMs: 200, cpuLoras: 64 });
+    assert.equal(local.routing.cpuLoras, undefined);
   });
 
   it("every pod in the platform namespace meets Pod Security restricted", () => {

@@ -12,8 +12,8 @@ import { runCli } from "../support/cli.ts";
 const EXAMPLE = "examples/lab/platform.yaml";
 const dir = mkdtempSync(join(tmpdir(), "diatonic-lora-cache-"));
 
-/** The lab with `count` more LoRA adapters of `rank` on the shared engine, and `engine` lines added to its vLLM engine. */
-function lab(name: string, count: number, rank: number, engine = ""): string {
+/** The lab with `count` more LoRA adapters of `rank` on the shared engine, `engine` lines added to its vLLM engine, and `replicas` of it. */
+function lab(name: string, count: number, rank: number, engine = "", replicas = 1): string {
   const extra = Array.from(
     { length: count },
     (_, i) =>
@@ -21,7 +21,8 @@ function lab(name: string, count: number, rank: number, engine = ""): string {
   ).join("");
   const text = readFileSync(EXAMPLE, "utf8")
     .replace("  adapters:\n", `  adapters:\n${extra}`)
-    .replace("      maxLoraRank: 16\n", `      maxLoraRank: 16\n${engine}`);
+    .replace("      maxLoraRank: 16\n", `      maxLoraRank: 16\n${engine}`)
+    .replace("      gpuSlices: 1\n      replicas: 1\n", `      gpuSlices: 1\n      replicas: ${replicas}\n`);
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, text);
   return file;
@@ -70,15 +71,27 @@ describe("the vLLM engine's LoRA cache in host memory", () => {
     );
   });
 
-  it("warns when more adapters share the engine than it keeps in host memory, with the count and its memory as the fix", () => {
+  it("warns when the engine's replicas keep fewer adapters in host memory than placement puts on them, with the count and its memory as the fix", () => {
     const many = warningsOf(lab("many", 65, 16));
     const warning = many.find((w) => w.startsWith("spec.model.engine.maxCpuLoras"));
     assert.ok(warning, many.join("\n"));
-    assert.match(warning, /70 LoRA adapters share the engine, but each replica keeps 64 in host memory \(maxCpuLoras\)/);
+    assert.match(
+      warning,
+      /70 LoRA adapters share the engine, each kept loaded on 1 of its 1 replica\(s\): 70 places, but each replica keeps 64 in host memory \(maxCpuLoras\), 64 in all/,
+    );
     assert.match(warning, /reads a LoRA's weights from disk again on each swap/);
-    assert.match(warning, /set model\.engine\.maxCpuLoras to 70 \(5\.39 GiB of host memory per replica at their ranks\)/);
-    assert.ok(!warningsOf(lab("enough", 65, 16, "      maxCpuLoras: 70\n")).some((w) => w.includes("maxCpuLoras)")));
-    assert.ok(!warningsOf(lab("few", 59, 16)).some((w) => w.includes("maxCpuLoras)")), "64 adapters fit the default");
+    assert.match(
+      warning,
+      /set model\.engine\.maxCpuLoras to 70 \(5\.39 GiB of host memory per replica at their ranks\), or run more engine replicas/,
+    );
+    const none = (w: string) => !w.includes("(maxCpuLoras)");
+    assert.ok(warningsOf(lab("enough", 65, 16, "      maxCpuLoras: 70\n")).every(none));
+    assert.ok(warningsOf(lab("few", 59, 16)).every(none), "64 adapters fit the default");
+    // Three replicas with two copies of each adapter: 140 places in 3 × 64, spread by placement.
+    assert.ok(warningsOf(lab("spread", 65, 16, "", 3)).every(none));
+    const two = warningsOf(lab("two", 65, 16, "", 2)).find((w) => w.startsWith("spec.model.engine.maxCpuLoras")) ?? "";
+    assert.match(two, /each kept loaded on 2 of its 2 replica\(s\): 140 places, .* 128 in all/);
+    assert.match(two, /set model\.engine\.maxCpuLoras to 70 /);
   });
 
   it("warns past half the engine's memory limit, and refuses a cache past the limit, naming the limit and both fixes", async () => {
@@ -112,17 +125,24 @@ describe("the vLLM engine's LoRA cache in host memory", () => {
     );
   });
 
-  it("plan shows the cache, what the adapters take and how many swap from disk", async () => {
+  it("plan shows the cache, the places placement needs in it, and what the adapters take", async () => {
     const run = await runCli(["plan", "--spec", lab("plan", 65, 16), "--env", "production"], dir);
     assert.equal(run.code, 0, run.stderr);
     assert.match(
       run.stdout,
-      /^host memory per engine replica: LoRA cache of 64 \(--max-cpu-loras\); the 64 largest of 70 shared adapter\(s\) take 5\.00 GiB at their ranks, beside vLLM's own, within the 32\.00 GiB limit; swaps of the other 6 read from disk$/m,
+      /^host memory per engine replica: LoRA cache of 64 \(--max-cpu-loras\); 70 shared adapter\(s\), 1 copy each over 1 replica\(s\): 70 of 64 places \(swaps past them read from disk\); the 64 largest take 5\.00 GiB at their ranks, beside vLLM's own, within the 32\.00 GiB limit$/m,
     );
     const json = await runCli(["plan", "--spec", lab("plan", 65, 16), "--env", "production", "--format", "json"], dir);
     assert.equal(json.code, 0, json.stderr);
-    const report = JSON.parse(json.stdout) as { loraHostCache: { capacity: number; adapters: number } };
-    assert.equal(report.loraHostCache.capacity, 64);
-    assert.equal(report.loraHostCache.adapters, 70);
+    const report = JSON.parse(json.stdout) as { loraHostCache: { capacity: number; adapters: number; places: number; room: number } };
+    assert.deepEqual(
+      [report.loraHostCache.capacity, report.loraHostCache.adapters, report.loraHostCache.places, report.loraHostCache.room],
+      [64, 70, 70, 64],
+    );
+    const spread = await runCli(["plan", "--spec", lab("plan-spread", 65, 16, "", 3), "--env", "production"], dir);
+    assert.match(
+      spread.stdout,
+      /; 70 shared adapter\(s\), 2 copies each over 3 replica\(s\): 140 of 192 places; the 64 largest take 5\.00 GiB/,
+    );
   });
 });

@@ -39,6 +39,12 @@ export interface DiatonicOptions {
   readonly swapMs: number;
   /** How long a narrower home set must be enough before it is taken. @default 15000 */
   readonly narrowAfterMs?: number;
+  /**
+   * LoRAs a replica keeps in host memory (vLLM's --max-cpu-loras): no replica is placed more adapters
+   * than that while the replicas have room, since a swap of any other reads its weights from disk.
+   * @default unbounded
+   */
+  readonly cpuSlots?: number | undefined;
 }
 
 /** An exponentially weighted mean that is undefined until its first sample. */
@@ -160,6 +166,8 @@ export class Diatonic implements RoutingPolicy {
   private readonly counts = new Map<string, { k: number; lowerSince: number | undefined }>();
   private readonly rankings = new Map<string, { key: string; order: string[]; positions?: Int32Array }>();
   private placement: Placement = { key: "", at: -Infinity, homes: new Map(), pinned: new Set(), tail: [] };
+  /** Where plan() last put each adapter with no demand (a home that holds, kept while it has room); under the replica set's key. */
+  private cold: { key: string; homes: Map<string, string> } = { key: "", homes: new Map() };
   /** The most requests seen running on one replica while it had requests waiting: its parallelism. */
   private parallel: number | undefined;
   /** The most requests seen running on one replica at all: at least its parallelism. */
@@ -260,10 +268,16 @@ export class Diatonic implements RoutingPolicy {
       const tailAt = [...order].filter((i) => pinnedAt[i] === 0);
       const work = new Float64Array(n);
       const used = new Int32Array(n);
+      /** Adapters placed on each replica, bounded by its host memory's LoRAs (cpuSlots). */
+      const held = new Int32Array(n);
+      const cpuSlots = this.options.cpuSlots ?? Infinity;
+      /** Adapters that found no replica with room and were placed past a bound. */
+      let overflow = 0;
       const homes = new Map<string, string[]>();
       const pinned = new Set<string>();
       let tailWork = 0;
-      const hasSlot = (i: number) => pinnedAt[i] === 0 || (used[i] as number) < (slotCount[i] as number);
+      const hasSlot = (i: number) =>
+        (pinnedAt[i] === 0 || (used[i] as number) < (slotCount[i] as number)) && (held[i] as number) < cpuSlots;
       for (const [a, { lora, rate, k: wanted }] of adapters.entries()) {
         const ranked = rankedOf[a] as Int32Array;
         // A slot of its own on a pinned replica if one has room; else it churns in the tail, a swap a request.
@@ -305,9 +319,13 @@ export class Diatonic implements RoutingPolicy {
           if (least < 0) break;
           chosen.push(least);
         }
-        if (chosen.length === 0) chosen.push(tailAt[0] ?? (ranked[0] as number));
+        if (chosen.length === 0) {
+          overflow++;
+          chosen.push(tailAt[0] ?? (ranked[0] as number));
+        }
         for (const i of chosen) {
           work[i] = (work[i] as number) + share;
+          held[i] = (held[i] as number) + 1;
           if (pinnedAt[i] === 1) {
             used[i] = (used[i] as number) + 1;
             pinned.add(lora);
@@ -318,7 +336,13 @@ export class Diatonic implements RoutingPolicy {
           chosen.map((i) => origins[i] as string),
         );
       }
-      return { homes, pinned, tail: tailAt.map((i) => origins[i] as string), tailWork };
+      return {
+        homes,
+        pinned,
+        tail: tailAt.map((i) => origins[i] as string),
+        tailWork,
+        overflow,
+      };
     };
     // As few tail replicas as the tail's work needs (at least one while there are two replicas); a
     // tenth of a replica's share of slack keeps the count from following every wobble. Searched from
@@ -332,7 +356,12 @@ export class Diatonic implements RoutingPolicy {
       if (result === undefined) splits.set(tails, (result = split(tails)));
       return result;
     };
-    const enough = (tails: number) => tails >= origins.length || splitOnce(tails).tailWork <= tails * capacity * 1.1;
+    // ...and, with host memory bounded, enough room in the tail for its adapters.
+    const enough = (tails: number) => {
+      if (tails >= origins.length) return true;
+      const tried = splitOnce(tails);
+      return tried.tailWork <= tails * capacity * 1.1 && tried.overflow === 0;
+    };
     const least = Math.min(origins.length, 1);
     const tails = fewest(least, origins.length, previous?.tail.length ?? least, enough);
     const result = splitOnce(this.homeCount(REPLICA_ORDER, tails, now));
@@ -340,13 +369,78 @@ export class Diatonic implements RoutingPolicy {
     return this.placement;
   }
 
-  /** Its homes, then the next replicas of its rendezvous ranking up to `atLeast` (copies kept loaded for a replica's loss). */
-  homes(lora: string, replicas: readonly Candidate[], now: number, atLeast: number): readonly string[] {
-    const homes = this.homesOf(lora, replicas, now);
-    if (homes.length >= Math.min(atLeast, replicas.length)) return homes;
+  /**
+   * Every adapter's replicas to keep it loaded on (by origin): its homes, then for an adapter with no
+   * demand the first replica of its ranking with room (a tail one where there is a tail), then copies
+   * up to `atLeast` from its ranking (kept loaded for a replica's loss). "Room": fewer adapters there
+   * than a replica keeps in host memory (cpuSlots), where any replica has it; an adapter's homes and
+   * a first place for each come before copies. Every gateway plans the same (names in order).
+   */
+  plan(loras: readonly string[], replicas: readonly Candidate[], now: number, atLeast: number): Map<string, string[]> {
     const { origins, key } = this.replicaSet(replicas);
-    const extra = this.ranking(lora, origins, key).filter((origin) => !homes.includes(origin));
-    return [...homes, ...extra.slice(0, Math.min(atLeast, replicas.length) - homes.length)];
+    const placement = this.homesPlacement(replicas, now);
+    const cpuSlots = this.options.cpuSlots ?? Infinity;
+    const held = new Map(origins.map((origin) => [origin, 0]));
+    const plan = new Map(origins.map((origin) => [origin, [] as string[]]));
+    const holders = new Map<string, string[]>();
+    const put = (lora: string, origin: string) => {
+      (plan.get(origin) as string[]).push(lora);
+      held.set(origin, (held.get(origin) as number) + 1);
+      const list = holders.get(lora);
+      if (list === undefined) holders.set(lora, [origin]);
+      else list.push(origin);
+    };
+    const hasRoom = (origin: string) => (held.get(origin) as number) < cpuSlots;
+    const unique = [...new Set(loras)];
+    const cold: string[] = [];
+    for (const lora of unique) {
+      const homes = placement.homes.get(lora);
+      if (homes === undefined) cold.push(lora);
+      else for (const origin of homes) put(lora, origin);
+    }
+    const previousCold = this.cold.key === key ? this.cold.homes : new Map<string, string>();
+    const coldHomes = new Map<string, string>();
+    const tail = new Set(placement.tail);
+    for (const lora of cold.sort()) {
+      const ranked = this.ranking(lora, origins, key);
+      const kept = previousCold.get(lora);
+      const keep = kept !== undefined && hasRoom(kept);
+      // The first tail replica with room (where it was, if that still is one), else where it was, else
+      // the first replica with room, else the first tail replica (past every bound).
+      let tailRoom: string | undefined;
+      let anyRoom: string | undefined;
+      let firstTail: string | undefined;
+      for (const origin of ranked) {
+        const inTail = tail.has(origin);
+        if (inTail) firstTail ??= origin;
+        if (!hasRoom(origin)) continue;
+        if (inTail) tailRoom ??= origin;
+        anyRoom ??= origin;
+      }
+      const home =
+        (keep && tail.has(kept) ? kept : undefined) ??
+        tailRoom ??
+        (keep ? kept : undefined) ??
+        anyRoom ??
+        firstTail ??
+        (ranked[0] as string);
+      coldHomes.set(lora, home);
+      put(lora, home);
+    }
+    this.cold = { key, homes: coldHomes };
+    const copies = Math.min(atLeast, origins.length);
+    for (const lora of unique) {
+      const has = holders.get(lora) as string[];
+      if (has.length >= copies) continue;
+      const ranked = this.ranking(lora, origins, key);
+      // Its next-ranked replicas with room, then (past every bound) its next-ranked ones.
+      for (const withRoom of [true, false])
+        for (const origin of ranked) {
+          if (has.length >= copies) break;
+          if (hasRoom(origin) === withRoom && !has.includes(origin)) put(lora, origin);
+        }
+    }
+    return plan;
   }
 
   /** The last replica set worked out: every request and every placement plan asks again, mostly with the same replicas. */
@@ -372,13 +466,23 @@ export class Diatonic implements RoutingPolicy {
     return this.lastSet;
   }
 
+  /** The placement in force over these replicas: worked out again every PLACE_EVERY_MS. */
+  private homesPlacement(candidates: readonly Candidate[], now: number): Placement {
+    const { slots, key } = this.replicaSet(candidates);
+    return this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement : this.place(slots, key, now);
+  }
+
   /** The adapter's home replicas among the candidates. */
   homesOf(lora: string, candidates: readonly Candidate[], now: number): readonly string[] {
-    const { slots, origins, key } = this.replicaSet(candidates);
-    const placement = this.placement.key === key && now - this.placement.at < PLACE_EVERY_MS ? this.placement : this.place(slots, key, now);
-    // An adapter not placed yet (its first request) is cold: the first of its ranking in the tail.
+    const { origins, key } = this.replicaSet(candidates);
+    const placement = this.homesPlacement(candidates, now);
+    const homes = placement.homes.get(lora);
+    if (homes !== undefined) return homes;
+    // An adapter with no demand yet (its first request) is cold: where the last plan put it, else the first of its ranking in the tail.
+    const planned = this.cold.key === key ? this.cold.homes.get(lora) : undefined;
+    if (planned !== undefined) return [planned];
     const ranked = this.ranking(lora, origins, key);
-    return placement.homes.get(lora) ?? [ranked.find((origin) => placement.tail.includes(origin)) ?? (ranked[0] as string)];
+    return [ranked.find((origin) => placement.tail.includes(origin)) ?? (ranked[0] as string)];
   }
 
   /** Requests in the replica now: this gateway's (exact) and other gateways' (the engine's last count less what was this gateway's then). */

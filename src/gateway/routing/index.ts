@@ -23,6 +23,8 @@ export interface RoutingSettings {
   readonly slots: number;
   /** The swap cost assumed until one is measured, in ms. */
   readonly swapMs: number;
+  /** LoRAs a replica keeps in host memory (vLLM's --max-cpu-loras), for placement; unbounded if undefined. */
+  readonly cpuLoras?: number | undefined;
 }
 
 export function makePolicy(settings: RoutingSettings, random: () => number = Math.random): RoutingPolicy {
@@ -34,6 +36,6 @@ export function makePolicy(settings: RoutingSettings, random: () => number = Mat
     case "lora-affinity":
       return new LoraAffinity(settings.slots, random);
     case "diatonic":
-      return new Diatonic({ defaultSlots: settings.slots, swapMs: settings.swapMs });
+      return new Diatonic({ defaultSlots: settings.slots, swapMs: settings.swapMs, cpuSlots: settings.cpuLoras });
   }
 }

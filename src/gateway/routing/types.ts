@@ -58,10 +58,10 @@ export interface RoutingPolicy {
   /** A request it routed was answered in full: for policies that learn service and swap times. */
   observe?(request: RouteRequest, routed: Routed): void;
   /**
-   * The replicas (origins) where the adapter should be kept loaded, at least `atLeast` of them (as
-   * many as there are, if fewer), for policies that place adapters (src/gateway/placement.ts).
+   * The adapters each replica (by origin) should keep loaded, each adapter on at least `atLeast` of
+   * them (as many as there are, if fewer), for policies that place adapters (src/gateway/placement.ts).
    */
-  homes?(lora: string, replicas: readonly Candidate[], now: number, atLeast: number): readonly string[];
+  plan?(loras: readonly string[], replicas: readonly Candidate[], now: number, atLeast: number): Map<string, string[]>;
 }
 
 /** Whether the replica's GPU slots hold the LoRA now: it runs or waits there, or was sent there last. */
