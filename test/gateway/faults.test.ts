@@ -167,7 +167,8 @@ describe("gateway under upstream faults", () => {
       req.on("error", reject);
       req.end(body);
     });
-    await eventually(() => up.sawBackpressure, 3000, "the upstream to feel backpressure");
+    // Deadlines, not timings: generous, since a loaded shared host (a CI run beside) once took past 3 s here.
+    await eventually(() => up.sawBackpressure, 15_000, "the upstream to feel backpressure");
     // Wait until the upstream stops writing: everything in flight then sits in socket buffers.
     let last = -1;
     await eventually(
@@ -177,7 +178,7 @@ describe("gateway under upstream faults", () => {
         last = up.bytesWritten;
         return settled;
       },
-      3000,
+      15_000,
       "the upstream to stop writing while the client does not read",
     );
     const total = up.behaviour.kind === "big-stream" ? up.behaviour.chunks * up.behaviour.chunkBytes : 0;
