@@ -17,6 +17,7 @@ import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
 import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
 import { GatewayConfig, type GatewayConfigInput } from "../../src/gateway/config.ts";
 import { lorasOf } from "../../src/gateway/residency.ts";
+import { UpstreamPool } from "../../src/gateway/upstream.ts";
 import { API_VERSION } from "../../src/spec/schema.ts";
 import { eventually, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
 
@@ -311,5 +312,37 @@ describe("placement config", () => {
     const ok = upstream({ agentPort: 8001 });
     assert.equal(ok.success, true);
     assert.deepEqual(ok.data?.upstreams.engine?.placement, { agentPort: 8001, publishMs: 2000, ttlMs: 30_000, minReplicas: 1 });
+  });
+
+  it("routing.cpuLoras reaches the placement: three adapters with no demand, over three replicas that keep one each in host memory, one a replica", async () => {
+    const config = GatewayConfig.parse({
+      ...testConfig("http://127.0.0.1:1"),
+      upstreams: {
+        engine: {
+          url: "http://127.0.0.21:8000",
+          replicas: ["http://127.0.0.22:8000", "http://127.0.0.23:8000"],
+          discovery: "static",
+          residency: { pollMs: 1000 },
+          placement: { agentPort: 8001 },
+        },
+      },
+    });
+    const upstream = config.upstreams.engine;
+    assert.ok(upstream);
+    const spread = async (cpuLoras: number | undefined) => {
+      const pool = new UpstreamPool("engine", upstream, {}, { ...config.routing, policy: "diatonic", cpuLoras });
+      // Its replicas (nothing listens there: their residency and load polls fail, which ejects none).
+      await pool.start();
+      try {
+        const plan = pool.placementPlan(["x", "y", "z"]);
+        assert.ok(plan);
+        return [...plan.values()].map((held) => held.length).sort();
+      } finally {
+        await pool.close();
+      }
+    };
+    assert.deepEqual(await spread(1), [1, 1, 1]);
+    // Unbounded, an adapter with no demand goes to the one tail replica.
+    assert.deepEqual(await spread(undefined), [0, 0, 3]);
   });
 });
