@@ -4,12 +4,16 @@
 // capacity, and past it (the tail then spans every replica, the case where a search from one replica
 // took ten splits). Open-loop Poisson arrivals, Zipf(1.1) adapters, a fixed seed; replicas that report
 // four requests running with one waiting (parallelism 4) and 8 LoRA slots; swap and service times
-// taught as the gateway learns them. Prints a table and writes bench/results/placement.json.
+// taught as the gateway learns them. The policy is configured as rendered for vLLM: each replica keeps
+// CPU_LORAS LoRAs in host memory (--max-cpu-loras), and every PUBLISH_MS the gateway plans every
+// adapter's replicas for the adapter agents (two copies each, as rendered), which is timed apart with
+// the most adapters a replica is given. Prints a table and writes bench/results/placement.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import type { EngineLoad } from "../src/gateway/engine-load.ts";
 import { Diatonic, PLACE_EVERY_MS } from "../src/gateway/routing/diatonic.ts";
 import type { Candidate } from "../src/gateway/routing/types.ts";
+import { ADAPTER_COPIES, DEFAULT_MAX_CPU_LORAS } from "../src/spec/lora-cache.ts";
 import { percentile, seeded, zipf } from "./routing-traffic.ts";
 
 const REPLICAS = 32;
@@ -18,6 +22,10 @@ const PARALLEL = 4;
 const SLOTS = 8;
 const SWAP_MS = 3.6;
 const SERVICE_MS = 9.3;
+const CPU_LORAS = DEFAULT_MAX_CPU_LORAS;
+/** The placement config's publishMs default: how often the agents are told, each time a plan of every adapter. */
+const PUBLISH_MS = 2000;
+const LORAS = Array.from({ length: ADAPTERS }, (_, i) => `adapter-${i}`);
 const QUICK = process.env.BENCH_QUICK === "1";
 const SECONDS = QUICK ? 10 : 30;
 
@@ -42,10 +50,15 @@ interface Row {
   readonly placeP90Ms: number;
   readonly placeMaxMs: number;
   readonly otherMaxMs: number;
+  /** The plans for the agents (every PUBLISH_MS, off any request's path but on the same thread): time, and the most adapters one replica was given. */
+  readonly plans: number;
+  readonly planMedianMs: number;
+  readonly planMaxMs: number;
+  readonly mostOnAReplica: number;
 }
 
 function run(name: string, share: number): Row {
-  const policy = new Diatonic({ defaultSlots: SLOTS, swapMs: SWAP_MS });
+  const policy = new Diatonic({ defaultSlots: SLOTS, swapMs: SWAP_MS, cpuSlots: CPU_LORAS });
   // Taught as the gateway teaches it: requests that ran at once, LoRA resident or loaded first.
   const taught = {
     candidate: { origin: "z", outstanding: 0, outstandingSwaps: 0, load: undefined, loadOutstanding: 0, recent: [] },
@@ -73,6 +86,9 @@ function run(name: string, share: number): Row {
   const place: number[] = [];
   let otherMax = 0;
   let lastPlace = -Infinity;
+  const plans: number[] = [];
+  let lastPlan = -Infinity;
+  let most = 0;
   let total = 0;
   let at = 0;
   for (let i = 0; i < requests; i++) {
@@ -86,6 +102,13 @@ function run(name: string, share: number): Row {
       lastPlace = at;
       place.push(took);
     } else otherMax = Math.max(otherMax, took);
+    if (at - lastPlan >= PUBLISH_MS) {
+      lastPlan = at;
+      const planning = performance.now();
+      const plan = policy.plan(LORAS, replicas, at, ADAPTER_COPIES);
+      plans.push(performance.now() - planning);
+      for (const held of plan.values()) most = Math.max(most, held.length);
+    }
   }
   // The first placement hashes every adapter over every replica (its rendezvous ranking, cached after).
   const steady = place.slice(1);
@@ -99,21 +122,28 @@ function run(name: string, share: number): Row {
     placeP90Ms: percentile(steady, 90),
     placeMaxMs: steady.reduce((a, b) => Math.max(a, b), 0),
     otherMaxMs: otherMax,
+    // The first plan ranks every adapter it had not seen, as the first placement does.
+    plans: plans.length - 1,
+    planMedianMs: percentile(plans.slice(1), 50),
+    planMaxMs: plans.slice(1).reduce((a, b) => Math.max(a, b), 0),
+    mostOnAReplica: most,
   };
 }
 
 const rows = [run("within capacity (30%)", 0.3), run("overloaded (150%)", 1.5)];
 const pad = (value: string, width: number) => value.padStart(width);
-console.log(`diatonic policy at ${REPLICAS} replicas × ${ADAPTERS} adapters, ${SECONDS} s of arrivals each (this host's CPU)`);
 console.log(
-  `${"load".padEnd(22)}${pad("req/s", 8)}${pad("µs/req", 8)}${pad("places", 8)}${pad("place p50", 11)}${pad("p90", 8)}${pad("max", 8)}${pad("other max", 11)}`,
+  `diatonic policy at ${REPLICAS} replicas × ${ADAPTERS} adapters, ${SECONDS} s of arrivals each (this host's CPU); ${CPU_LORAS} LoRAs in host memory a replica, ${ADAPTER_COPIES} copies each`,
+);
+console.log(
+  `${"load".padEnd(22)}${pad("req/s", 8)}${pad("µs/req", 8)}${pad("places", 8)}${pad("place p50", 11)}${pad("p90", 8)}${pad("max", 8)}${pad("other max", 11)}${pad("plan p50", 10)}${pad("max", 8)}${pad("most held", 11)}`,
 );
 for (const row of rows)
   console.log(
-    `${row.name.padEnd(22)}${pad(row.rate.toFixed(0), 8)}${pad(row.meanUs.toFixed(1), 8)}${pad(String(row.placements), 8)}${pad(row.placeMedianMs.toFixed(2), 11)}${pad(row.placeP90Ms.toFixed(2), 8)}${pad(row.placeMaxMs.toFixed(2), 8)}${pad(row.otherMaxMs.toFixed(2), 11)}`,
+    `${row.name.padEnd(22)}${pad(row.rate.toFixed(0), 8)}${pad(row.meanUs.toFixed(1), 8)}${pad(String(row.placements), 8)}${pad(row.placeMedianMs.toFixed(2), 11)}${pad(row.placeP90Ms.toFixed(2), 8)}${pad(row.placeMaxMs.toFixed(2), 8)}${pad(row.otherMaxMs.toFixed(2), 11)}${pad(row.planMedianMs.toFixed(2), 10)}${pad(row.planMaxMs.toFixed(2), 8)}${pad(String(row.mostOnAReplica), 11)}`,
   );
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
   "bench/results/placement.json",
-  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, loadAverage: loadavg(), replicas: REPLICAS, adapters: ADAPTERS, quick: QUICK, rows }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, loadAverage: loadavg(), replicas: REPLICAS, adapters: ADAPTERS, cpuLoras: CPU_LORAS, copies: ADAPTER_COPIES, quick: QUICK, rows }, null, 2)}\n`,
 );
