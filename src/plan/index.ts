@@ -1,6 +1,6 @@
 import { servedLoras, upstreamModelFor } from "../render/engine.ts";
 import type { RequiredSecret } from "../render/context.ts";
-import { gib, largestBytes, loraHostCache, type LoraHostCache } from "../spec/lora-cache.ts";
+import { gib, loraHostCache, type LoraHostCache } from "../spec/lora-cache.ts";
 import { adapterRoute } from "../spec/rules.ts";
 import { validateObjects } from "../validate/index.ts";
 import { environmentFromSpec } from "../validate/from-spec.ts";
@@ -123,7 +123,7 @@ export function formatPlan(plan: PlanReport): string {
     const held = Math.min(cache.adapters, cache.capacity);
     const spread = `${cache.adapters} shared adapter(s), ${cache.copies} cop${cache.copies === 1 ? "y" : "ies"} each over ${cache.replicas} replica(s): ${cache.places} of ${cache.room} places`;
     out.push(
-      `host memory per engine replica: LoRA cache of ${cache.capacity} (--max-cpu-loras); ${spread}${cache.places > cache.room ? " (swaps past them read from disk)" : ""}; the ${held} largest take ${gib(largestBytes(cache, held))} at their ranks${cache.limitBytes !== undefined ? `, beside vLLM's own, within the ${gib(cache.limitBytes)} limit` : ""}`,
+      `host memory per engine replica: LoRA cache of ${cache.capacity} (--max-cpu-loras); ${spread}${cache.places > cache.room ? " (swaps past them read from disk)" : ""}; the ${held} largest take ${gib(cache.bytes)} at their ranks${cache.limitBytes !== undefined ? `, beside vLLM's own, within the ${gib(cache.limitBytes)} limit` : ""}`,
     );
   }
   out.push("", "adapters:");
