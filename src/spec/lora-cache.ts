@@ -2,6 +2,7 @@
 // again. vLLM's own default is `--max-loras`: with more adapters than GPU slots, every swap would read
 // from disk (the adapter cache of the pod), which costs far more than the copy into a GPU slot that the
 // routing's cost model and the placement size the tail for.
+import { quantityValue } from "./schema-common.ts";
 import type { ArchitectureSpec, PlatformSpec, VllmEngineSpec } from "./schema.ts";
 
 /**
@@ -29,28 +30,6 @@ export function loraBytes(arch: ArchitectureSpec, rank: number): number {
   const kvDim = arch.kvHeads * arch.headDim;
   const inOut = arch.hiddenSize * 2 * 2 + (arch.hiddenSize + kvDim) * 2 + (arch.hiddenSize + arch.intermediateSize) * 3;
   return rank * inOut * arch.layers * 2;
-}
-
-const UNITS: Readonly<Record<string, number>> = {
-  "": 1,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  Ki: 1024,
-  Mi: 1024 ** 2,
-  Gi: 1024 ** 3,
-  Ti: 1024 ** 4,
-  Pi: 1024 ** 5,
-};
-
-/** A Kubernetes quantity (as the spec's schema admits them: 32Gi, 500Mi, 1.5G) in its base unit; undefined for any other form. */
-export function quantityValue(quantity: string): number | undefined {
-  const match = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/.exec(quantity);
-  if (match === null) return undefined;
-  return Number(match[1]) * (UNITS[match[2] ?? ""] as number);
 }
 
 export interface LoraHostCache {
@@ -86,7 +65,6 @@ export function loraHostCache(spec: PlatformSpec): LoraHostCache | undefined {
       adapter.lora !== undefined && adapter.serving === "shared" ? [loraBytes(spec.model.architecture, adapter.lora.rank)] : [],
     )
     .sort((a, b) => b - a);
-  const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
   const limit = engine.resources.limits.memory;
   return {
     capacity,
@@ -96,8 +74,8 @@ export function loraHostCache(spec: PlatformSpec): LoraHostCache | undefined {
     copies: Math.min(ADAPTER_COPIES, engine.replicas),
     places: sizes.length * Math.min(ADAPTER_COPIES, engine.replicas),
     room: engine.replicas * capacity,
-    bytes: sum(sizes.slice(0, capacity)),
-    allBytes: sum(sizes),
+    bytes: sumOfLargest(sizes, capacity),
+    allBytes: sumOfLargest(sizes, sizes.length),
     sizes,
     limitBytes: limit === undefined ? undefined : quantityValue(limit),
   };
@@ -110,7 +88,12 @@ export function gib(bytes: number): string {
 
 /** Host memory the largest `count` of the cache's adapters take. */
 export function largestBytes(cache: LoraHostCache, count: number): number {
-  return cache.sizes.slice(0, count).reduce((a, b) => a + b, 0);
+  return sumOfLargest(cache.sizes, count);
+}
+
+/** The sum of the first `count` of sizes sorted largest first. */
+function sumOfLargest(sizes: readonly number[], count: number): number {
+  return sizes.slice(0, count).reduce((a, b) => a + b, 0);
 }
 
 /** The most of the cache's adapters (largest first) whose host memory stays within `bytes`. */

@@ -10,9 +10,32 @@ export const dnsLabel = z
   )
   .max(63, "must be at most 63 characters");
 
-export const quantity = z
-  .string()
-  .regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/, "must be a Kubernetes quantity such as 20Gi, 500Mi or 250m");
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/;
+
+export const quantity = z.string().regex(QUANTITY, "must be a Kubernetes quantity such as 20Gi, 500Mi or 250m");
+
+const UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+  Pi: 1024 ** 5,
+};
+
+/** A quantity as `quantity` admits them (32Gi, 500Mi, 1.5G) in its base unit; undefined for any other form. */
+export function quantityValue(text: string): number | undefined {
+  const match = QUANTITY.exec(text);
+  if (match === null) return undefined;
+  const unit = match[2] ?? "";
+  return Number(text.slice(0, text.length - unit.length)) * (UNITS[unit] as number);
+}
 
 /** An image reference pinned to a tag or digest; `latest` and untagged images are refused. */
 export const image = z

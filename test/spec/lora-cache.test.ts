@@ -6,7 +6,8 @@ import { describe, it } from "node:test";
 import { estimateVram } from "../../src/plan/vram.ts";
 import { LLAMA3_ARCHITECTURES } from "../../src/spec/architectures.ts";
 import { loadPlatform } from "../../src/spec/load.ts";
-import { loraBytes, loraHostCache, quantityValue } from "../../src/spec/lora-cache.ts";
+import { loraBytes, loraHostCache } from "../../src/spec/lora-cache.ts";
+import { quantityValue } from "../../src/spec/schema-common.ts";
 import { runCli } from "../support/cli.ts";
 
 const EXAMPLE = "examples/lab/platform.yaml";

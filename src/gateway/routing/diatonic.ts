@@ -380,17 +380,15 @@ export class Diatonic implements RoutingPolicy {
     const { origins, key } = this.replicaSet(replicas);
     const placement = this.homesPlacement(replicas, now);
     const cpuSlots = this.options.cpuSlots ?? Infinity;
-    const held = new Map(origins.map((origin) => [origin, 0]));
     const plan = new Map(origins.map((origin) => [origin, [] as string[]]));
     const holders = new Map<string, string[]>();
     const put = (lora: string, origin: string) => {
       (plan.get(origin) as string[]).push(lora);
-      held.set(origin, (held.get(origin) as number) + 1);
       const list = holders.get(lora);
       if (list === undefined) holders.set(lora, [origin]);
       else list.push(origin);
     };
-    const hasRoom = (origin: string) => (held.get(origin) as number) < cpuSlots;
+    const hasRoom = (origin: string) => (plan.get(origin) as string[]).length < cpuSlots;
     const unique = [...new Set(loras)];
     const cold: string[] = [];
     for (const lora of unique) {
