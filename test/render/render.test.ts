@@ -13,6 +13,7 @@ import { objectKey } from "../../src/write/kustomize.ts";
 import { runCli } from "../support/cli.ts";
 import { buildRenderedTree } from "../../src/write/kustomize-build.ts";
 import { kubectl, unmet } from "../support/needs.ts";
+import { labSpec } from "../support/lab-spec.ts";
 
 const EXAMPLE = "examples/lab/platform.yaml";
 const ENVS = ["local", "staging", "production"] as const;
@@ -208,15 +209,10 @@ describe("render", () => {
     const argsOf = (file: string) => engineOf(file).spec.template.spec.containers[0]?.args.join(" ") ?? "";
     assert.match(argsOf(EXAMPLE), /--max-loras 4 --max-lora-rank 16 --max-cpu-loras 64( |$)/);
     const withMore = join(dir, "more.yaml");
-    const extra = Array.from(
-      { length: 3 },
-      (_, i) =>
-        `    - name: extra-${i}\n      lora: { source: { huggingFace: { repo: lab/extra-${i}, revision: 5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0 } }, rank: 16 }\n`,
-    ).join("");
-    writeFileSync(withMore, readFileSync(EXAMPLE, "utf8").replace("  adapters:\n", `  adapters:\n${extra}`));
+    writeFileSync(withMore, labSpec({ adapters: 3 }));
     assert.deepEqual(engineOf(withMore).spec.template, engineOf(EXAMPLE).spec.template, "adding adapters must not restart the engine");
     const set = join(dir, "set.yaml");
-    writeFileSync(set, readFileSync(EXAMPLE, "utf8").replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxCpuLoras: 12\n"));
+    writeFileSync(set, labSpec({ engine: "      maxCpuLoras: 12\n" }));
     assert.match(argsOf(set), /--max-cpu-loras 12( |$)/);
   });
 

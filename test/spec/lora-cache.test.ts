@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -9,23 +9,15 @@ import { loadPlatform } from "../../src/spec/load.ts";
 import { loraBytes, loraHostCache } from "../../src/spec/lora-cache.ts";
 import { quantityValue } from "../../src/spec/schema-common.ts";
 import { runCli } from "../support/cli.ts";
+import { LAB_EXAMPLE, labSpec } from "../support/lab-spec.ts";
 
-const EXAMPLE = "examples/lab/platform.yaml";
+const EXAMPLE = LAB_EXAMPLE;
 const dir = mkdtempSync(join(tmpdir(), "diatonic-lora-cache-"));
 
 /** The lab with `count` more LoRA adapters of `rank` on the shared engine, `engine` lines added to its vLLM engine, and `replicas` of it. */
 function lab(name: string, count: number, rank: number, engine = "", replicas = 1): string {
-  const extra = Array.from(
-    { length: count },
-    (_, i) =>
-      `    - name: extra-${i}\n      lora: { source: { huggingFace: { repo: lab/extra-${i}, revision: 5f1c7e2d9a8b4c3e6f70a1b2c3d4e5f6a7b8c9d0 } }, rank: ${rank} }\n`,
-  ).join("");
-  const text = readFileSync(EXAMPLE, "utf8")
-    .replace("  adapters:\n", `  adapters:\n${extra}`)
-    .replace("      maxLoraRank: 16\n", `      maxLoraRank: 16\n${engine}`)
-    .replace("      gpuSlices: 1\n      replicas: 1\n", `      gpuSlices: 1\n      replicas: ${replicas}\n`);
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, text);
+  writeFileSync(file, labSpec({ adapters: count, rank, engine, replicas }));
   return file;
 }
 
