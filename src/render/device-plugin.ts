@@ -1,11 +1,15 @@
 // NVIDIA's device plugin DaemonSet, shared by every platform in the cluster. With one sharing config
 // it reads that file; with a config per node it runs as NVIDIA's Helm chart does: config-manager (in
-// the plugin's image) reads the node's label nvidia.com/device-plugin.config, copies that named config
-// of the ConfigMap into place before the plugin starts, and signals the plugin when the label changes.
+// the plugin's image) reads the node's label nvidia.com/device-plugin.config, links the config file
+// to that named config of the ConfigMap (a symlink into /available-configs, which the plugin mounts
+// too) before the plugin starts, and signals the plugin when the label changes. Neither reads the
+// ConfigMap again when it changes: the pod template carries its hash, so a new config restarts them.
 import type { IDaemonSet } from "kubernetes-models/apps/v1/DaemonSet";
+import type { IIoK8sApiCoreV1Affinity as IAffinity } from "kubernetes-models/v1/Affinity";
 import type { IIoK8sApiCoreV1Container as Container } from "kubernetes-models/v1/Container";
 import type { IClusterRole } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole";
 import type { IClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding";
+import { contentHash } from "./pod.ts";
 import { DEFAULT_SHARING_CONFIG } from "../spec/gpu-sharing.ts";
 import { names, SHARED_NAMESPACE_ANNOTATION, toolLabels, type KubeObject, type RenderContext } from "./context.ts";
 
@@ -17,6 +21,8 @@ const AVAILABLE = "/available-configs";
 const CONFIG_DIR = "/config";
 
 const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true };
+/** The annotation on the plugin's pod template that changes with its config (the plugin reads it only at start). */
+export const DEVICE_PLUGIN_CONFIG_HASH = "diatonic.ai/device-plugin-config";
 
 /** config-manager as NVIDIA's chart runs it: once before the plugin (init), then beside it, signalling it on a change. */
 function configManager(ctx: RenderContext, sidecar: boolean): Container {
@@ -47,11 +53,39 @@ function configManager(ctx: RenderContext, sidecar: boolean): Container {
 }
 
 /**
+ * Nodes with an NVIDIA GPU, as NVIDIA's chart finds them without a node selector: node feature
+ * discovery's PCI vendor label (10de is NVIDIA's), its CPU vendor on Tegra boards, or
+ * nvidia.com/gpu.present=true (GPU feature discovery's label, or one set by hand where neither runs).
+ */
+const GPU_NODES: IAffinity = {
+  nodeAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [
+        { matchExpressions: [{ key: "feature.node.kubernetes.io/pci-10de.present", operator: "In", values: ["true"] }] },
+        { matchExpressions: [{ key: "feature.node.kubernetes.io/cpu-model.vendor_id", operator: "In", values: ["NVIDIA"] }] },
+        { matchExpressions: [{ key: "nvidia.com/gpu.present", operator: "In", values: ["true"] }] },
+      ],
+    },
+  },
+};
+
+export interface DevicePluginOptions {
+  /** A config per node (config-manager picks one by the node's label), rather than one file. */
+  readonly perNode: boolean;
+  /** The ConfigMap's data: its hash goes on the pod template. */
+  readonly config: Readonly<Record<string, string>>;
+  /** Some config shares GPUs by MIG (migStrategy single or mixed). */
+  readonly mig: boolean;
+}
+
+/**
  * NVIDIA's device plugin, as its static manifest runs it (`perNode`: as its Helm chart does with a
  * config per node). It registers a socket under the kubelet's host path, so it runs as root in the
- * privileged namespace: "restricted" cannot admit it.
+ * privileged namespace: "restricted" cannot admit it. With MIG it also needs CAP_SYS_ADMIN and the MIG
+ * monitor devices (NVIDIA_MIG_MONITOR_DEVICES), as NVIDIA's chart gives it, to watch MIG devices' health.
  */
-export function devicePluginDaemonSet(ctx: RenderContext, ns: string, perNode: boolean): IDaemonSet {
+export function devicePluginDaemonSet(ctx: RenderContext, ns: string, options: DevicePluginOptions): IDaemonSet {
+  const { perNode, mig } = options;
   const { spec } = ctx.platform;
   // One device plugin serves the whole cluster: its selector leaves out the platform instance, so a
   // renamed (or second) platform updates the same DaemonSet instead of hitting an immutable selector.
@@ -66,14 +100,17 @@ export function devicePluginDaemonSet(ctx: RenderContext, ns: string, perNode: b
       template: {
         // Shared by every platform in the cluster (src/deploy/shared.ts): none of a platform's own
         // labels, so that an apply by another platform leaves the template, and the pods, alone.
-        metadata: { labels: { ...selector, ...toolLabels("gpu") } },
+        metadata: {
+          labels: { ...selector, ...toolLabels("gpu") },
+          annotations: { [DEVICE_PLUGIN_CONFIG_HASH]: contentHash(options.config) },
+        },
         spec: {
           serviceAccountName: names.devicePlugin,
           // config-manager reads its node's label from the API; the plugin alone needs no token.
           automountServiceAccountToken: perNode,
           ...(perNode ? { shareProcessNamespace: true, initContainers: [configManager(ctx, false)] } : {}),
           priorityClassName: "system-node-critical",
-          nodeSelector: spec.gpu.nodeSelector,
+          ...(Object.keys(spec.gpu.nodeSelector).length > 0 ? { nodeSelector: spec.gpu.nodeSelector } : { affinity: GPU_NODES }),
           tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
           securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           containers: [
@@ -83,12 +120,15 @@ export function devicePluginDaemonSet(ctx: RenderContext, ns: string, perNode: b
               env: [
                 { name: "CONFIG_FILE", value: `${CONFIG_DIR}/${DEVICE_PLUGIN_CONFIG_KEY}` },
                 { name: "FAIL_ON_INIT_ERROR", value: "true" },
+                ...(mig ? [{ name: "NVIDIA_MIG_MONITOR_DEVICES", value: "all" }] : []),
               ],
-              securityContext,
+              securityContext: mig ? { ...securityContext, capabilities: { add: ["SYS_ADMIN"] } } : securityContext,
               resources: { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "128Mi" } },
               volumeMounts: [
                 { name: "device-plugins", mountPath: "/var/lib/kubelet/device-plugins" },
-                { name: "config", mountPath: CONFIG_DIR, readOnly: !perNode },
+                { name: "config", mountPath: CONFIG_DIR, readOnly: true },
+                // config-manager's config file is a symlink into these.
+                ...(perNode ? [{ name: "available-configs", mountPath: AVAILABLE, readOnly: true }] : []),
               ],
             },
             ...(perNode ? [configManager(ctx, true)] : []),

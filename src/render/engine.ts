@@ -145,6 +145,11 @@ function engineDeployment(ctx: RenderContext, instance: EngineInstance, surge: b
       { name: "HF_HUB_OFFLINE", value: "1" },
       ...(vllm
         ? [
+            // The pod runs as uid 1000, which vLLM's image has no passwd entry for (its user is vllm,
+            // 2000): torch's cache code calls getpass.getuser() as vLLM imports it, which reads USER
+            // or LOGNAME first and otherwise fails with "getpwuid(): uid not found: 1000".
+            { name: "USER", value: "engine" },
+            { name: "LOGNAME", value: "engine" },
             // The adapter agent loads and unloads LoRAs through /v1/load_lora_adapter at runtime.
             { name: "VLLM_ALLOW_RUNTIME_LORA_UPDATING", value: "true" },
             { name: "VLLM_NO_USAGE_STATS", value: "1" },
@@ -196,7 +201,8 @@ function engineDeployment(ctx: RenderContext, instance: EngineInstance, surge: b
             : {}),
           ...(vllm
             ? {
-                nodeSelector: spec.gpu.nodeSelector,
+                // None by default: the GPU in its limits already keeps it to nodes that advertise one.
+                ...(Object.keys(spec.gpu.nodeSelector).length > 0 ? { nodeSelector: spec.gpu.nodeSelector } : {}),
                 tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
               }
             : {}),

@@ -138,7 +138,8 @@ export function renderGpu(ctx: RenderContext): GpuRender {
   } else {
     objects.push(serviceAccount(ctx, names.devicePlugin, "gpu", false, ns) as KubeObject);
     if (perNode) objects.push(...configManagerRbac(ctx, ns));
-    objects.push(devicePluginDaemonSet(ctx, ns, perNode) as KubeObject);
+    const mig = configs.some((config) => config.sharing.mode === "mig");
+    objects.push(devicePluginDaemonSet(ctx, ns, { perNode, config: data, mig }) as KubeObject);
   }
   const shared = objects.map((object) => ({
     ...object,

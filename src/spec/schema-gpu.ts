@@ -51,7 +51,12 @@ export const Gpu = z.strictObject({
       "named sharing configs for groups of nodes (MIG on A100s, time-slicing on L4s): a node picks one with gpu.nodes[].sharingConfig; the device plugin reads it from the node label nvidia.com/device-plugin.config",
     ),
   nodes: z.array(GpuNode).default([]),
-  nodeSelector: z.record(z.string(), z.string()).default({ "nvidia.com/gpu.present": "true" }),
+  nodeSelector: z
+    .record(z.string(), z.string())
+    .default({})
+    .describe(
+      "node labels the engines and the device plugin keep to; default none: the engines go where the plugin advertises GPUs, and the plugin runs on nodes that node feature discovery marks as having an NVIDIA PCI device (feature.node.kubernetes.io/pci-10de.present), or that GPU feature discovery (or you) label nvidia.com/gpu.present=true, as NVIDIA's chart does",
+    ),
   devicePlugin: z
     .strictObject({
       managedBy: z.enum(["diatonic", "gpu-operator"]).default("diatonic"),

@@ -88,12 +88,40 @@ describe("GPU sharing per node", () => {
       (pod["volumes"] as Json[]).map((v) => v["name"]),
       ["device-plugins", "available-configs", "config"],
     );
+    // config-manager links CONFIG_FILE_DST to a file under CONFIG_FILE_SRCDIR (a symlink, not a copy):
+    // the plugin reads it through the link, so it must mount that folder at the same path.
+    type Mount = { name: string; mountPath: string };
+    const mountsOf = (container: unknown) => (container as { volumeMounts: Mount[] }).volumeMounts;
+    const source = env(containers[1])["CONFIG_FILE_SRCDIR"] ?? "";
+    const shared = mountsOf(containers[0]).find((m) => m.mountPath === source);
+    assert.ok(shared, `the plugin mounts ${source}, where its config file's link points`);
+    assert.equal(shared.name, mountsOf(containers[1]).find((m) => m.mountPath === source)?.name);
+    assert.equal(env(containers[1])["CONFIG_FILE_DST"], env(containers[0])["CONFIG_FILE"]);
+    // MIG on a node: the plugin watches MIG devices' health as NVIDIA's chart runs it.
+    assert.equal(env(containers[0])["NVIDIA_MIG_MONITOR_DEVICES"], "all");
+    assert.deepEqual((containers[0]?.["securityContext"] as Json)["capabilities"], { add: ["SYS_ADMIN"] });
     assert.deepEqual(find(list, "ClusterRole", "nvidia-device-plugin-node-reader")["rules"], [
       { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
     ]);
     assert.deepEqual(find(list, "ClusterRoleBinding", "nvidia-device-plugin-node-reader")["subjects"], [
       { kind: "ServiceAccount", name: "nvidia-device-plugin", namespace: "nvidia-device-plugin" },
     ]);
+  });
+
+  it("restarts the plugin when its config changes (neither it nor config-manager reads the ConfigMap again), and only then", () => {
+    const hashOf = (text: string) => {
+      const objects = buildEnvironment({ file: specFile(text), environment: "production" }).result.placed.map((p) => p.object);
+      const template = (find(objects, "DaemonSet", "nvidia-device-plugin")["spec"] as { template: { metadata: Json } }).template;
+      return (template.metadata["annotations"] as Record<string, string>)["diatonic.ai/device-plugin-config"];
+    };
+    const before = hashOf(SPEC);
+    assert.match(before ?? "", /^[0-9a-f]{8}$/);
+    assert.equal(
+      hashOf(SPEC.replace("metadata: { name: mixed }", "metadata: { name: other }")),
+      before,
+      "a platform's name is not the config",
+    );
+    assert.notEqual(hashOf(SPEC.replace("replicas: 4 }", "replicas: 8 }")), before, "4 slices a GPU became 8");
   });
 
   it("lays MIG out on the A100 only, and says which node to label with what", () => {

@@ -119,6 +119,7 @@ describe("render", () => {
         strategy: { type: string; rollingUpdate: { maxSurge: number; maxUnavailable: number } };
         template: {
           spec: {
+            securityContext?: { runAsUser?: number };
             initContainers: Container[];
             containers: Container[];
             volumes: { name: string; ephemeral?: unknown; emptyDir?: unknown; configMap?: { name: string } }[];
@@ -134,6 +135,13 @@ describe("render", () => {
     assert.match(args, /--enable-lora --max-loras 4 --max-lora-rank 16/);
     assert.doesNotMatch(args, /--lora-modules/, "adapters are not fixed at start: adding one must not restart the engine");
     assert.ok(container.env?.some((e) => e.name === "VLLM_ALLOW_RUNTIME_LORA_UPDATING" && e.value === "true"));
+    // vLLM's image has no passwd entry for the pod's uid: without USER, importing vLLM (torch's
+    // getpass.getuser()) fails with "getpwuid(): uid not found: 1000".
+    assert.equal(pod.securityContext?.runAsUser, 1000);
+    assert.ok(
+      container.env?.some((e) => e.name === "USER" && e.value !== undefined && e.value !== ""),
+      "vLLM needs USER",
+    );
     assert.match(args, /--quantization awq/);
     assert.equal(container.resources.limits["nvidia.com/gpu"], "1");
     assert.ok(
@@ -275,6 +283,24 @@ describe("render", () => {
     );
   });
 
+  it("needs no label that only GPU feature discovery sets: the plugin finds GPU nodes as NVIDIA's chart does, the engines by the GPUs it advertises; a spec's nodeSelector binds both", () => {
+    type Pod = { spec: { template: { spec: { nodeSelector?: Record<string, string>; affinity?: { nodeAffinity?: unknown } } } } };
+    const podOf = (list: readonly KubeObject[], kind: string, name: string) =>
+      (find(list, kind, name) as unknown as Pod).spec.template.spec;
+    const plugin = podOf(objects("production"), "DaemonSet", "nvidia-device-plugin");
+    assert.equal(plugin.nodeSelector, undefined);
+    const terms = JSON.stringify(plugin.affinity?.nodeAffinity);
+    for (const label of ["feature.node.kubernetes.io/pci-10de.present", "nvidia.com/gpu.present"]) assert.ok(terms.includes(label), label);
+    assert.equal(podOf(objects("production"), "Deployment", "engine").nodeSelector, undefined);
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-node-selector-"));
+    const file = join(dir, "platform.yaml");
+    writeFileSync(file, readFileSync(EXAMPLE, "utf8").replace("  gpu:\n", "  gpu:\n    nodeSelector: { pool: gpu }\n"));
+    const list = buildEnvironment({ file, environment: "production" }).result.placed.map((p) => p.object);
+    assert.deepEqual(podOf(list, "DaemonSet", "nvidia-device-plugin").nodeSelector, { pool: "gpu" });
+    assert.equal(podOf(list, "DaemonSet", "nvidia-device-plugin").affinity, undefined);
+    assert.deepEqual(podOf(list, "Deployment", "engine").nodeSelector, { pool: "gpu" });
+  });
+
   it("writes NVIDIA's real time-slicing schema", () => {
     const cm = find(objects("production"), "ConfigMap", "nvidia-device-plugin-config") as { data: Record<string, string> };
     const config = parse(cm.data[DEVICE_PLUGIN_CONFIG_KEY] ?? "") as Record<string, unknown>;
@@ -285,6 +311,13 @@ describe("render", () => {
         timeSlicing: { renameByDefault: false, failRequestsGreaterThanOne: true, resources: [{ name: "nvidia.com/gpu", replicas: 4 }] },
       },
     });
+    // Time-slicing needs no capability: only MIG's health watch takes CAP_SYS_ADMIN.
+    const plugin = find(objects("production"), "DaemonSet", "nvidia-device-plugin") as {
+      spec: { template: { spec: { containers: { securityContext: { capabilities: unknown }; env: { name: string }[] }[] } } };
+    };
+    const container = plugin.spec.template.spec.containers[0];
+    assert.deepEqual(container?.securityContext.capabilities, { drop: ["ALL"] });
+    assert.ok(!container.env.some((e) => e.name === "NVIDIA_MIG_MONITOR_DEVICES"));
   });
 
   it("with the GPU Operator managing the plugin, its config goes to the operator's namespace (where the operator reads it), and no plugin is rendered", () => {
