@@ -58,8 +58,12 @@ export interface OverviewView {
   };
   readonly baseModel: { readonly name: string; readonly upstream: string };
   readonly vectorStore: "qdrant" | "embedded" | null;
+  /** Taking traffic (a config is loaded). */
   readonly ready: boolean;
+  /** Why not ready. */
   readonly problems: readonly string[];
+  /** Adapters (and the base model) with no healthy replica: their requests get 503 until one is back. */
+  readonly degraded: readonly string[];
   readonly upstreams: readonly UpstreamView[];
   readonly adapters: readonly AdapterResidency[];
 }

@@ -73,7 +73,7 @@ function session(context: AdminContext): SessionView {
 function overview(context: AdminContext, principal: Principal): OverviewView {
   const { snapshot, runtime } = context;
   const { config } = snapshot;
-  const { ready, problems } = runtime.readiness();
+  const { ready, problems, degraded } = runtime.readiness();
   return {
     object: "admin.overview",
     platform: config.platform,
@@ -89,6 +89,7 @@ function overview(context: AdminContext, principal: Principal): OverviewView {
     vectorStore: config.vectorStore?.kind ?? null,
     ready,
     problems,
+    degraded,
     upstreams: runtime.upstreams(),
     adapters: adapterTargets(snapshot, principal).map(residencyOf),
   };

@@ -104,6 +104,7 @@ export class GatewayMetrics {
   readonly ejections: Counter<"upstream">;
   readonly queueDepth: Gauge<"adapter">;
   readonly inFlight: Gauge<"adapter">;
+  readonly healthyReplicas: Gauge<"upstream">;
   readonly rateLimited: Counter<"tenant" | "limit">;
   readonly configReloads: Counter<"result">;
   readonly routingDecisions: Counter<"policy" | "reason">;
@@ -114,6 +115,8 @@ export class GatewayMetrics {
   readonly retrievals: Counter<"adapter" | "result">;
   /** Read at scrape time rather than counted per request: adapter → requests running upstream. */
   inFlightSource: () => Iterable<readonly [string, number]> = () => [];
+  /** Read at scrape time: upstream → replicas taking requests (not ejected). */
+  healthySource: () => Iterable<readonly [string, number]> = () => [];
   /** Counts since the last scrape, by adapter and by tenant apart; see `countRequest`. */
   private readonly adapters = new Map<string, AdapterSeries>();
   private readonly tenants = new Map<string, Counts>();
@@ -195,6 +198,17 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const [adapter, count] of source()) this.set({ adapter }, count);
+      },
+    });
+    const healthy = () => this.healthySource();
+    this.healthyReplicas = new Gauge({
+      name: "diatonic_gateway_upstream_healthy_replicas",
+      help: "Replicas of each upstream taking requests (known and not ejected after failures); 0 means its adapters get 503.",
+      labelNames: ["upstream"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [upstream, count] of healthy()) this.set({ upstream }, count);
       },
     });
     this.rateLimited = new Counter({

@@ -77,6 +77,7 @@ export class Runtime {
       (await lookup(host, { all: true })).map((a) => a.address),
   ) {
     metrics.inFlightSource = () => [...this.limiters.values()].map(({ adapter, limiter }) => [adapter, limiter.inFlight] as const);
+    metrics.healthySource = () => [...this.pools.values()].map(({ pool }) => [pool.name, pool.healthyCount()] as const);
   }
 
   get current(): Snapshot | undefined {
@@ -277,15 +278,21 @@ export class Runtime {
     }
   }
 
-  /** Ready when a config is loaded and every adapter (and the base model) has a healthy replica. */
-  readiness(): { ready: boolean; problems: string[] } {
+  /**
+   * Ready (to take traffic) once a config is loaded. An adapter with no healthy replica does not make
+   * the gateway unready: every gateway replica sees the same engines, so that would take them all out
+   * of the Service at once (one engine down, or loading for minutes, and the ingress would answer 503
+   * for every adapter, the console included, and a gateway rollout could not finish). Those adapters
+   * are `degraded`: their requests get 503 with Retry-After, and /readyz and the console list them.
+   */
+  readiness(): { ready: boolean; problems: string[]; degraded: string[] } {
     const snapshot = this.snapshot;
-    if (snapshot === undefined) return { ready: false, problems: ["no configuration loaded"] };
-    const problems: string[] = [];
+    if (snapshot === undefined) return { ready: false, problems: ["no configuration loaded"], degraded: [] };
+    const degraded: string[] = [];
     for (const target of snapshot.models.values()) {
-      if (target.upstream.healthyCount() === 0) problems.push(`${target.name}: no healthy replica of upstream ${target.upstream.name}`);
+      if (target.upstream.healthyCount() === 0) degraded.push(`${target.name}: no healthy replica of upstream ${target.upstream.name}`);
     }
-    return { ready: problems.length === 0, problems };
+    return { ready: true, problems: [], degraded };
   }
 
   upstreams(): ReturnType<UpstreamPool["describe"]>[] {

@@ -248,8 +248,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     if (method !== "GET") return sendError(res, methodNotAllowed(path, READ_METHODS));
     if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (path === "/readyz") {
-      const { ready, problems } = runtime.readiness();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", problems, upstreams: runtime.upstreams() });
+      const { ready, problems, degraded } = runtime.readiness();
+      const status = !ready ? "not ready" : degraded.length > 0 ? "degraded" : "ready";
+      return sendJson(res, ready ? 200 : 503, { status, problems, degraded, upstreams: runtime.upstreams() });
     }
     try {
       const { body, contentType } = await metrics.render();

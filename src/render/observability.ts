@@ -157,6 +157,21 @@ export function alertRules(ctx: RenderContext): RuleGroup[] {
               "lower the adapter's `sampling.maxTokens`, add engine replicas or raise `limits.timeoutSeconds`.",
           },
         },
+        {
+          alert: "DiatonicUpstreamUnavailable",
+          // What the gateways see, whatever the cause (engine down or loading, a NetworkPolicy, DNS):
+          // no gateway replica has a healthy replica of this upstream, so its adapters get 503.
+          expr: `max by (namespace, upstream) (diatonic_gateway_upstream_healthy_replicas{${gateway}}) == 0`,
+          for: "5m",
+          labels: labels("critical"),
+          annotations: {
+            summary: "upstream {{ $labels.upstream }}: no healthy replica for 5 minutes",
+            description:
+              "No gateway in {{ $labels.namespace }} has a healthy replica of upstream {{ $labels.upstream }} for 5 minutes: every request for its adapters gets 503. " +
+              "The gateways stay ready (the other adapters still answer) and list it under `degraded` on /readyz. Runbook: `diatonic status --env <env>` " +
+              "(is the engine running and ready?), DiatonicEngineDown, then the gateway's logs for connect errors (a NetworkPolicy or DNS would show there).",
+          },
+        },
         downAlert(ctx, targets[0] as ScrapeTarget, false),
       ],
     },

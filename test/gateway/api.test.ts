@@ -213,7 +213,9 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal((await fetch(`${gw.gateway.url}/healthz`)).status, 200);
     const ready = await fetch(`${gw.gateway.url}/readyz`);
     assert.equal(ready.status, 200);
+    assert.deepEqual(((await ready.json()) as { status: string; degraded: string[] }).degraded, []);
     const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="\S+"\} [1-9]\d*$/m);
     assert.match(metrics, /diatonic_gateway_requests_total\{adapter="code",status="200"\} \d+/);
     assert.match(metrics, /diatonic_gateway_tenant_requests_total\{tenant="acme",status="200"\} \d+/);
     assert.match(metrics, /diatonic_gateway_tokens_total\{adapter="code",direction="out"\} \d+/);

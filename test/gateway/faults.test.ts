@@ -28,7 +28,7 @@ describe("gateway under upstream faults", () => {
     return gw;
   }
 
-  it("upstream refused: 503 with Retry-After (no engine took the request), then the circuit opens and /readyz says not ready", async () => {
+  it("upstream refused: 503 with Retry-After (no engine took the request), then the circuit opens; /readyz stays 200 (the gateway still takes traffic) and names the degraded adapters", async () => {
     const gw = await gateway(`http://127.0.0.1:${await refusedPort()}`);
     const refused = await apiError(gw.client().chat.completions.create(chat));
     assert.equal(refused.status, 503);
@@ -38,7 +38,18 @@ describe("gateway under upstream faults", () => {
     assert.equal(open.status, 503);
     assert.equal(open.code, "upstream_unavailable");
     assert.ok(Number(open.headers?.get("retry-after")) >= 1);
-    assert.equal((await fetch(`${gw.gateway.url}/readyz`)).status, 503);
+    // Every gateway replica sees the same engines: unready here would take them all out of the Service.
+    const ready = await fetch(`${gw.gateway.url}/readyz`);
+    assert.equal(ready.status, 200);
+    const body = (await ready.json()) as { status: string; problems: string[]; degraded: string[] };
+    assert.equal(body.status, "degraded");
+    assert.deepEqual(body.problems, []);
+    assert.ok(
+      body.degraded.some((line) => line.startsWith("code: no healthy replica")),
+      body.degraded.join("; "),
+    );
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="engine"\} 0$/m);
   });
 
   it("upstream connect hangs: 504 once connectTimeoutMs has passed, to the millisecond rather than undici's second", async () => {

@@ -213,6 +213,7 @@ describe("observability", () => {
     assert.deepEqual(alerts, [
       "DiatonicGatewayErrorRateHigh",
       "DiatonicGatewayLatencyHigh",
+      "DiatonicUpstreamUnavailable",
       "DiatonicGatewayDown",
       "DiatonicEngineQueueBacklog",
       "DiatonicEngineDown",
@@ -269,7 +270,7 @@ describe("observability", () => {
     if (!promtool(t)) return;
     const dir = mkdtempSync(join(tmpdir(), "diatonic-promtool-"));
     writeFileSync(join(dir, "rules.yaml"), stringify({ groups }));
-    assert.match(runPromtool(["check", "rules", "rules.yaml"], dir), /SUCCESS: 8 rules found/);
+    assert.match(runPromtool(["check", "rules", "rules.yaml"], dir), /SUCCESS: 9 rules found/);
   });
 
   it("without prometheus-operator: the same rules as a rules file, and scrape jobs that keep exactly our Services", (t) => {
@@ -342,7 +343,7 @@ describe("observability", () => {
       static_configs: [{ targets: ["127.0.0.1:9"] }],
     }));
     writeFileSync(join(dir, "prometheus.yml"), stringify({ rule_files: ["rules.yaml"], scrape_configs: checked }));
-    assert.match(runPromtool(["check", "config", "prometheus.yml"], dir), /SUCCESS: 11 rules found/);
+    assert.match(runPromtool(["check", "config", "prometheus.yml"], dir), /SUCCESS: 12 rules found/);
   });
 
   it("every alert and dashboard query selects metrics that the gateway, the engine or cert-manager export", async () => {

@@ -107,8 +107,16 @@ export function OverviewPage({ api }: { readonly api: Api }) {
               </div>
               <div class="stat">
                 <span class="stat-label">Status</span>
-                <span class={`stat-value ${view.ready ? "ok" : "bad"}`}>{view.ready ? "Ready" : "Not ready"}</span>
-                <span class="muted small">{view.ready ? "every adapter has a healthy replica" : view.problems.join("; ")}</span>
+                <span class={`stat-value ${!view.ready ? "bad" : view.degraded.length > 0 ? "warn" : "ok"}`}>
+                  {!view.ready ? "Not ready" : view.degraded.length > 0 ? "Degraded" : "Ready"}
+                </span>
+                <span class="muted small">
+                  {!view.ready
+                    ? view.problems.join("; ")
+                    : view.degraded.length > 0
+                      ? view.degraded.join("; ")
+                      : "every adapter has a healthy replica"}
+                </span>
               </div>
               <div class="stat">
                 <span class="stat-label">Gateway replica</span>
