@@ -135,7 +135,20 @@ describe("render for RAG adapters", () => {
     assert.equal(cron.spec.schedule, "0 */6 * * *");
     const env = Object.fromEntries(cron.spec.jobTemplate.spec.template.spec.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
     assert.equal(env.KEEP, "4");
-    assert.equal(env.QDRANT_HOSTS?.split(" ").length, 3, "every Qdrant node is snapshotted");
+    assert.deepEqual(
+      env.QDRANT_HOSTS?.split(" "),
+      [0, 1, 2].map((i) => `qdrant-${i}.qdrant-headless.llama3-multi-adapter.svc.cluster.local:6333`),
+      "every Qdrant node is snapshotted",
+    );
+    // A Raft cluster: Qdrant restores no full-storage snapshot there, so each collection on each node.
+    assert.equal(env.SNAPSHOT_SCOPE, "collections");
+    const one = named(
+      build((doc) => (doc.spec.qdrant = { ...(doc.spec.qdrant as object), replicas: 1 })),
+      "CronJob",
+      "qdrant-snapshot",
+    ) as unknown as typeof cron;
+    const oneEnv = Object.fromEntries(one.spec.jobTemplate.spec.template.spec.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+    assert.equal(oneEnv.SNAPSHOT_SCOPE, "storage");
     // Three pods: every shard on each, a write acknowledged by two, so losing a pod loses no acknowledged write.
     const store = gatewayConfig(new RenderContext(built.platform)).vectorStore;
     assert.deepEqual(store?.kind === "qdrant" ? [store.replicationFactor, store.writeConsistencyFactor] : [], [3, 2]);
@@ -208,7 +221,13 @@ describe(
             "sh",
             ["-c", snapshotScript()],
             {
-              env: { PATH: process.env.PATH ?? "", QDRANT_HOSTS: "127.0.0.1", QDRANT_PORT: String(port), KEEP: "2", QDRANT_API_KEY: "k1" },
+              env: {
+                PATH: process.env.PATH ?? "",
+                QDRANT_HOSTS: `127.0.0.1:${port}`,
+                SNAPSHOT_SCOPE: "storage",
+                KEEP: "2",
+                QDRANT_API_KEY: "k1",
+              },
             },
             (error, out) => (error ? reject(error) : resolve(out)),
           ),
