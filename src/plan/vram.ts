@@ -42,7 +42,8 @@ function bytesPerWeight(settings: VllmSettings): number {
 /**
  * vLLM's memory for one replica: weights, the LoRA slots it preallocates (max_loras × max_lora_rank over
  * q,k,v,o,gate,up,down of every layer), one max-length sequence of KV cache (vLLM refuses to start with
- * less), and activations/CUDA graphs. Split evenly across the tensor-parallel group.
+ * less), and activations/CUDA graphs. Split evenly across the tensor-parallel group, but for the
+ * fixed 1 GiB of the overhead: every rank has its own CUDA context, graphs and activation buffers.
  */
 export function estimateVram(arch: ArchitectureSpec, settings: VllmSettings): VramEstimate {
   const embeddingParams = 2 * arch.vocabSize * arch.hiddenSize;
@@ -52,15 +53,17 @@ export function estimateVram(arch: ArchitectureSpec, settings: VllmSettings): Vr
   const lora = settings.loraEnabled ? settings.maxLoras * loraBytes(arch, settings.maxLoraRank) : 0;
   const kvBytesPerToken = 2 * arch.layers * kvDim * 2;
   const kv = kvBytesPerToken * settings.maxModelLen;
-  const overhead = 1.0 * GIB + 0.05 * weights;
   const tp = Math.max(1, settings.tensorParallel);
-  const round = (bytes: number) => Math.round((bytes / tp / GIB) * 100) / 100;
+  /** Per GPU: a rank's fixed share, and its part of what grows with the weights. */
+  const overhead = 1.0 * GIB + (0.05 * weights) / tp;
+  const perGpu = (bytes: number) => bytes / tp;
+  const round = (bytes: number) => Math.round((bytes / GIB) * 100) / 100;
   return {
-    weightsGiB: round(weights),
-    loraGiB: round(lora),
-    kvCacheGiB: round(kv),
+    weightsGiB: round(perGpu(weights)),
+    loraGiB: round(perGpu(lora)),
+    kvCacheGiB: round(perGpu(kv)),
     overheadGiB: round(overhead),
-    totalGiB: round(weights + lora + kv + overhead),
+    totalGiB: round(perGpu(weights + lora + kv) + overhead),
     kvBytesPerToken,
   };
 }
