@@ -31,11 +31,16 @@ export interface UpstreamRequest {
   /**
    * Resolve only once the whole body is in (`UpstreamResponse.complete`), for answers that are
    * not streamed: one wait instead of two. A body that breaks off after the headers is still not
-   * retried; reading it rejects. @default false
+   * retried; reading it rejects. Its headers are not held to firstByteTimeoutMs: an engine (vLLM,
+   * ours) sends them only when the whole answer is done. @default false
    */
   readonly wholeBody?: boolean;
+  /**
+   * Also what bounds every wait firstByteTimeoutMs does not: a whole-body answer, and the gaps in a
+   * stream. The caller calls it off at the request's total timeout (proxy.ts).
+   */
   readonly cancel: Cancellation;
-  /** Time allowed for response headers, and then between body chunks. */
+  /** Time allowed for a streamed answer's headers (vLLM sends them at once, our engine when it admits the request). */
   readonly firstByteTimeoutMs: number;
   /** The LoRA the request runs on: with residency on, only replicas holding it are chosen. */
   readonly lora?: string;
@@ -107,6 +112,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private finish(error: Error | undefined): void {
     if (this.done) return;
     this.done = true;
+    // A call-off's reason is the caller's to report; anything else that breaks an answer is put in words.
+    if (error !== undefined && this.started && !this.cancel.aborted) error = brokenAnswer(error);
     this.failure = error;
     this.cancel.bind(undefined);
     if (this.started && this.wholeBody) {
@@ -161,6 +168,26 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   dump(): Promise<void> {
     return new Promise((resolve) => this.pipe({ onData: () => true, onEnd: resolve, onError: () => resolve() }));
   }
+}
+
+/** What breaks off an answer after its headers, by undici's or Node's code. */
+const BROKEN_BY: Readonly<Record<string, string>> = {
+  UND_ERR_SOCKET: "the engine closed the connection",
+  ECONNRESET: "the engine reset the connection",
+  EPIPE: "the engine closed the connection",
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "the engine's answer was shorter than its Content-Length",
+};
+
+/**
+ * An answer that broke after its headers, in words: the proxy passes this message to the client
+ * (in a stream's error event), and undici's codes (UND_ERR_SOCKET) tell a client nothing.
+ */
+function brokenAnswer(error: Error): Error {
+  const code = (error as { code?: unknown }).code;
+  const what = (typeof code === "string" ? BROKEN_BY[code] : undefined) ?? `the connection to the engine failed (${error.message})`;
+  return new Error(`${what} before the answer was complete; the engine's logs say why (it may have crashed or restarted)`, {
+    cause: error,
+  });
 }
 
 /** Collects a whole body. */
@@ -298,6 +325,8 @@ class Replica implements Candidate {
   ejected = false;
   /** When the next probe is due (for Retry-After); the replica stays out until that probe answers. */
   ejectedUntil = 0;
+  /** Responses whose headers it sent: a timeout while others came is a busy engine, not a hung one (UpstreamPool.classify). */
+  answers = 0;
   retired = false;
   readonly pool: Pool;
   /** The engine's last report of its load, and how old it may be before it is not used. */
@@ -677,16 +706,19 @@ export class UpstreamPool {
     replica.outstanding++;
     if (swapped) replica.outstandingSwaps++;
     const started = performance.now();
+    const answersBefore = replica.answers;
+    const wholeBody = request.wholeBody ?? false;
     const response = new UpstreamResponse(
       replica.origin,
       attempt,
       request.cancel,
-      request.wholeBody ?? false,
+      wholeBody,
       (_started, error) => {
         if (error !== undefined) {
-          done(this.classify(error, replica, request.cancel));
+          done(this.classify(error, replica, request, replica.answers !== answersBefore));
           return;
         }
+        replica.answers++;
         if (response.statusCode >= 500) this.failure(replica);
         else this.success(replica);
         done(response);
@@ -712,32 +744,44 @@ export class UpstreamPool {
         path: this.basePath + request.path,
         headers: request.headers,
         body: request.body ?? null,
-        headersTimeout: request.firstByteTimeoutMs,
-        bodyTimeout: request.firstByteTimeoutMs,
+        // The rest is bounded by the request's total timeout, through its cancellation: a whole-body
+        // answer's headers come when it is done, and a stream pauses while the engine reads a long
+        // prompt. An undici timer here would cut them off early, or race the total timeout with its code.
+        headersTimeout: wholeBody ? 0 : request.firstByteTimeoutMs,
+        bodyTimeout: 0,
       },
       response,
     );
   }
 
-  private classify(error: unknown, replica: Replica, cancel: Cancellation): RetryableError {
+  /**
+   * Why an attempt got no response, and whether it counts against the replica. A request called off
+   * (the client left, the total timeout passed) does not: a long answer looks like a hung engine
+   * until it is done. A streamed request's first-byte timeout counts only when the replica sent no
+   * other response meanwhile: a hung engine answers nothing and is ejected, a busy one still answers.
+   */
+  private classify(error: unknown, replica: Replica, request: UpstreamRequest, answeredMeanwhile: boolean): RetryableError {
+    const cancel = request.cancel;
     if (cancel.aborted) {
       const reason: unknown = cancel.reason;
       if (reason instanceof GatewayError) return new RetryableError(reason, false);
       return new RetryableError(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"), false);
     }
     const code = (error as { code?: string }).code ?? "";
-    this.failure(replica);
     if (code === "UND_ERR_HEADERS_TIMEOUT") {
+      if (!answeredMeanwhile) this.failure(replica);
       return new RetryableError(
         new GatewayError(
           504,
           ErrorType.timeout,
-          `upstream ${this.name} sent no response within the first-byte timeout`,
+          `upstream ${this.name} did not start the stream within the first-byte timeout (${request.firstByteTimeoutMs} ms): ` +
+            "the engine is busy or hung; add engine replicas or raise the adapter's limits.firstByteTimeoutSeconds",
           "upstream_timeout",
         ),
         false,
       );
     }
+    this.failure(replica);
     if (code === "UND_ERR_CONNECT_TIMEOUT") {
       return new RetryableError(
         new GatewayError(

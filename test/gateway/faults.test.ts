@@ -11,6 +11,11 @@ import { FIXED_TEXT, hangingConnectPort, refusedPort, startFixedUpstream, type F
 import { apiError, adaptersWith, eventually, KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
+/**
+ * A wait past a 200 ms first-byte timeout however undici would count it: its header and body timers
+ * tick every ~500 ms, so a 200 ms one fires 0.5–1 s after it is set.
+ */
+const PAST_FIRST_BYTE_MS = 1500;
 
 describe("gateway under upstream faults", () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -87,17 +92,95 @@ describe("gateway under upstream faults", () => {
     assert.equal(up.requests.length, 3, "two retries, then the answer");
   });
 
-  it("upstream hangs before the first byte: 504 after the first-byte timeout", async () => {
+  it("upstream hangs before a stream's first byte: 504 after the first-byte timeout, and a replica that keeps hanging is ejected", async () => {
     const up = await upstream();
     const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { firstByteTimeoutMs: 150 }) });
     up.behaviour = { kind: "hang" };
     const started = Date.now();
-    const timedOut = await apiError(gw.client().chat.completions.create(chat));
+    const timedOut = await apiError(gw.client().chat.completions.create({ ...chat, stream: true }));
     assert.equal(timedOut.status, 504);
     assert.equal(timedOut.code, "upstream_timeout");
+    assert.match(timedOut.message, /limits\.firstByteTimeoutSeconds/);
     // undici checks its timeouts on a coarse tick (about 0.5 s), so allow that much slack.
     assert.ok(Date.now() - started < 2000);
     await eventually(() => up.aborted === 1, 3000, "the hung upstream request to be closed");
+    // It answered nothing else meanwhile: a hung engine, taken out after ejectAfterFailures (2 here) of them.
+    await apiError(gw.client().chat.completions.create({ ...chat, stream: true }));
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /diatonic_gateway_upstream_ejections_total\{upstream="engine"\} 1/);
+  });
+
+  it("a non-streamed answer that the fake upstream sends after the first-byte timeout, within the total timeout, is served", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { firstByteTimeoutMs: 200, timeoutMs: 5000 }) });
+    // An engine sends a non-streamed answer's headers only once the whole answer is done.
+    up.behaviour = { kind: "slow", delayMs: PAST_FIRST_BYTE_MS };
+    const completion = await gw.client().chat.completions.create(chat);
+    assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+  });
+
+  it("three slow non-streamed answers in a row from the fake upstream do not eject its only replica: a fourth request still goes through", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, {
+      adapters: adaptersWith(up.url, { firstByteTimeoutMs: 200, timeoutMs: 5000 }),
+      upstreams: { engine: { url: up.url, connectTimeoutMs: 300, health: { ejectAfterFailures: 3, ejectionMs: 30_000 } } },
+    });
+    up.behaviour = { kind: "slow", delayMs: PAST_FIRST_BYTE_MS };
+    for (let i = 1; i <= 4; i++) {
+      const completion = await gw.client().chat.completions.create(chat);
+      assert.equal(completion.choices[0]?.message.content, FIXED_TEXT, `slow answer ${i}`);
+    }
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="engine"\} 1$/m);
+  });
+
+  it("non-streamed requests that the fake upstream has not answered by the total timeout get 504 request_timeout, and three do not eject the replica", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, {
+      adapters: adaptersWith(up.url, { firstByteTimeoutMs: 200, timeoutMs: PAST_FIRST_BYTE_MS }),
+      upstreams: { engine: { url: up.url, connectTimeoutMs: 300, health: { ejectAfterFailures: 3, ejectionMs: 30_000 } } },
+    });
+    // A long answer looks like a hung engine until it is done: the wait is the request's, not the replica's fault.
+    up.behaviour = { kind: "hang" };
+    for (let i = 1; i <= 3; i++) {
+      const timedOut = await apiError(gw.client().chat.completions.create(chat));
+      assert.equal(timedOut.status, 504, `request ${i}`);
+      assert.equal(timedOut.code, "request_timeout", `request ${i}`);
+    }
+    up.behaviour = { kind: "ok" };
+    const completion = await gw.client().chat.completions.create(chat);
+    assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+  });
+
+  it("a stream that the fake upstream pauses longer than the first-byte timeout between events completes within the total timeout", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { firstByteTimeoutMs: 200, timeoutMs: 5000 }) });
+    // One event, a pause, then the end of the stream.
+    up.behaviour = { kind: "slow-stream", delayMs: PAST_FIRST_BYTE_MS, chunks: 1 };
+    const stream = await gw.client().chat.completions.create({ ...chat, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, "tick0 ");
+  });
+
+  it("a stream that the fake upstream stalls past the total timeout ends with an error event in words, never undici's code", async () => {
+    const up = await upstream();
+    const gw = await gateway(up.url, { adapters: adaptersWith(up.url, { firstByteTimeoutMs: 200, timeoutMs: PAST_FIRST_BYTE_MS }) });
+    // The first event, then nothing, as while an engine reads a long prompt.
+    up.behaviour = { kind: "stall-stream" };
+    const stream = await gw.client().chat.completions.create({ ...chat, stream: true });
+    let text = "";
+    let failure: unknown;
+    try {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    } catch (error) {
+      failure = error;
+    }
+    assert.equal(text, "Hello", "the event before the stall was passed through");
+    assert.ok(failure instanceof Error, "the stream ended with an error, not silently");
+    assert.doesNotMatch(failure.message, /UND_ERR/);
+    assert.match(failure.message, new RegExp(`took longer than ${PAST_FIRST_BYTE_MS} ms`));
+    await eventually(() => up.aborted === 1, 3000, "the upstream request to be aborted");
   });
 
   it("a stream past the adapter's total timeout is cut with an error event, and the upstream request ends", async () => {
@@ -121,7 +204,7 @@ describe("gateway under upstream faults", () => {
     let text = "";
     await assert.rejects(async () => {
       for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    }, /upstream stream broke/);
+    }, /upstream stream broke: the engine (closed|reset) the connection before the answer was complete/);
     assert.equal(text, "Hello from", "what arrived before the reset was passed through");
   });
 

@@ -13,6 +13,10 @@ export type Behaviour =
   | { readonly kind: "reset-mid-stream" }
   | { readonly kind: "reset-mid-body" }
   | { readonly kind: "slow-stream"; readonly delayMs: number; readonly chunks: number }
+  /** Answers as `ok`, after delayMs: a long answer, whose headers (not streamed) come only when it is done. */
+  | { readonly kind: "slow"; readonly delayMs: number }
+  /** A stream's first event, then nothing: an engine reading a long prompt. */
+  | { readonly kind: "stall-stream" }
   | { readonly kind: "big-stream"; readonly chunks: number; readonly chunkBytes: number };
 
 export interface RecordedRequest {
@@ -166,6 +170,10 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
         .end(JSON.stringify({ error: { message: "not found", type: "not_found_error", param: null, code: null } }));
       return;
     }
+    if (behaviour.kind === "slow") {
+      await wait(behaviour.delayMs);
+      if (res.destroyed) return;
+    }
     if (body?.stream !== true) {
       const text = path === "/v1/completions" ? completion(model) : chatCompletion(model);
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -186,6 +194,10 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
       res.write(events[1]);
       await wait(20);
       res.socket?.resetAndDestroy();
+      return;
+    }
+    if (behaviour.kind === "stall-stream") {
+      res.write(events[0]);
       return;
     }
     if (behaviour.kind === "slow-stream") {
