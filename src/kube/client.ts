@@ -1,4 +1,7 @@
 import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch } from "@kubernetes/client-node";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { InputError, WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
 import { fromModel, toModel } from "./wire.ts";
@@ -92,22 +95,42 @@ class ObjectApi extends KubernetesObjectApi {
   }
 }
 
+/**
+ * The kubeconfig the client reads, as @kubernetes/client-node's loadFromDefault picks it ($KUBECONFIG,
+ * else ~/.kube/config, else the pod's service account), for messages; undefined when there is none.
+ */
+function kubeconfigSource(explicit: string | undefined): string | undefined {
+  if (explicit) return explicit;
+  const fromEnv = process.env["KUBECONFIG"];
+  if (fromEnv) return fromEnv;
+  const home = join(homedir(), ".kube", "config");
+  if (existsSync(home)) return home;
+  if (process.env["KUBERNETES_SERVICE_HOST"]) return "the pod's service account (in-cluster)";
+  return undefined;
+}
+
 /** The Kubernetes API as the deploy tool uses it: server-side apply with one field manager, reads, watches. */
 export class KubeClient {
   readonly config: KubeConfig;
   private readonly objects: ObjectApi;
   readonly server: string;
+  /** Where the server came from, for errors: the context and the kubeconfig. */
+  private readonly origin: string;
 
   constructor(options: KubeClientOptions = {}) {
     this.config = new KubeConfig();
+    const source = kubeconfigSource(options.kubeconfig);
+    if (source === undefined)
+      // The library would fall back to http://localhost:8080, a server nobody configured.
+      throw new InputError(
+        "no kubeconfig: --kubeconfig is not given, KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod in a cluster",
+        "pass --kubeconfig FILE or set KUBECONFIG (for the test cluster: npm run cluster:up prints it)",
+      );
     try {
       if (options.kubeconfig) this.config.loadFromFile(options.kubeconfig);
       else this.config.loadFromDefault();
     } catch (error) {
-      throw new InputError(
-        `cannot read kubeconfig ${options.kubeconfig ?? process.env["KUBECONFIG"] ?? "~/.kube/config"}: ${(error as Error).message}`,
-        "pass --kubeconfig FILE or set KUBECONFIG",
-      );
+      throw new InputError(`cannot read kubeconfig ${source}: ${(error as Error).message}`, "pass --kubeconfig FILE or set KUBECONFIG");
     }
     if (options.context) {
       if (!this.config.getContexts().some((c) => c.name === options.context)) {
@@ -124,14 +147,15 @@ export class KubeClient {
     const cluster = this.config.getCurrentCluster();
     if (!cluster) throw new InputError("the kubeconfig has no current cluster", "pass --context NAME or set current-context");
     this.server = cluster.server;
+    this.origin = `context ${this.config.getCurrentContext()} of ${source}`;
     this.objects = ObjectApi.makeApiClient(this.config) as ObjectApi;
     Object.setPrototypeOf(this.objects, ObjectApi.prototype);
   }
 
   private unreachable(error: unknown): WorldError {
     return new WorldError(
-      `cannot reach the cluster at ${this.server}: ${(error as Error).message}`,
-      "check that the cluster runs and the kubeconfig/context point at it",
+      `cannot reach the cluster at ${this.server} (${this.origin}): ${(error as Error).message}`,
+      "check that the cluster runs and that the kubeconfig and context point at it (--kubeconfig, --context)",
       { cause: error },
     );
   }
