@@ -36,7 +36,9 @@ function notServed(off: (value: unknown) => boolean, why: string) {
 
 const NO_LOGPROBS = "this engine returns no log probabilities: leave logprobs and top_logprobs out (vLLM in the cluster serves them)";
 
-const textPart = z.object({ type: z.literal("text"), text: z.string() });
+const TEXT_ONLY =
+  'this engine reads text only: send content as a string or as text parts ({"type": "text", "text": …}); image, audio and file parts are not served';
+const textPart = z.object({ type: z.literal("text", { error: TEXT_ONLY }), text: z.string() }, { error: TEXT_ONLY });
 
 export const chatCompletionRequest = z.object({
   ...sampling,
@@ -56,10 +58,16 @@ export const chatCompletionRequest = z.object({
     .nullish(),
   messages: z
     .array(
-      z.object({
-        role: z.enum(["system", "developer", "user", "assistant"]),
-        content: z.union([z.string(), z.array(textPart)]).nullish(),
-      }),
+      z
+        .object({
+          role: z.enum(["system", "developer", "user", "assistant"]),
+          content: z.union([z.string(), z.array(textPart)], { error: TEXT_ONLY }).nullish(),
+        })
+        // OpenAI's rule: only an assistant's message may come without content (its tool calls stand in for it).
+        .refine((message) => message.role === "assistant" || (message.content !== undefined && message.content !== null), {
+          error: "is required for a system, developer or user message (only an assistant's may be left out)",
+          path: ["content"],
+        }),
     )
     .min(1),
 });
@@ -69,10 +77,16 @@ export const completionRequest = z.object({
   ...sampling,
   logprobs: notServed((value) => value === 0, NO_LOGPROBS),
   echo: notServed((value) => value === false, "this engine does not echo the prompt: leave echo out and prepend the prompt yourself"),
-  prompt: z.union([z.string(), z.array(z.string()).length(1)], {
-    error:
-      "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
-  }),
+  best_of: notServed((value) => value === 1, "this engine samples one completion per request (best_of: 1): send best_of requests and pick"),
+  suffix: notServed((value) => value === "", "this engine does not insert text before a suffix: leave suffix out"),
+  prompt: z
+    .union([z.string(), z.array(z.string()).length(1)], {
+      error:
+        "must be a string (or an array of one string): this engine neither batches prompts nor takes token ids, so send one request per prompt, as text",
+    })
+    .refine((prompt) => (typeof prompt === "string" ? prompt : (prompt[0] ?? "")).length > 0, {
+      error: "is empty: send the text to continue",
+    }),
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
 

@@ -236,6 +236,25 @@ describe("bad requests get OpenAI-shaped errors", () => {
     ],
     ["too long for the model", "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 100000 }, 400, "max_tokens"],
     ["unknown model", "/v1/chat/completions", { model: "nope", messages }, 404, "model"],
+    [
+      "a user message without content",
+      "/v1/chat/completions",
+      { model: "tiny", messages: [{ role: "user" }] },
+      400,
+      "messages.0.content",
+      /is required for a system, developer or user message/,
+    ],
+    [
+      "an image part",
+      "/v1/chat/completions",
+      { model: "tiny", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:," } }] }] },
+      400,
+      "messages.0.content",
+      /reads text only.*image, audio and file parts are not served/,
+    ],
+    ["best_of", "/v1/completions", { model: "tiny", prompt: "x", best_of: 3 }, 400, "best_of", /one completion per request/],
+    ["suffix", "/v1/completions", { model: "tiny", prompt: "x", suffix: "end" }, 400, "suffix", /leave suffix out/],
+    ["an empty prompt", "/v1/completions", { model: "tiny", prompt: "" }, 400, "prompt", /^prompt: is empty/],
   ];
   for (const [name, path, body, status, param, message] of cases) {
     it(name, async () => {
