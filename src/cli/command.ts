@@ -6,8 +6,19 @@ import { InputError, type ExitCode } from "../errors.ts";
 export interface Command {
   readonly name: string;
   readonly usage: string;
+  /**
+   * The exit code of a failure that is not the input's (a cluster it cannot reach, a crash), for a
+   * command whose 1 means something else. @default ExitCode.failure (1)
+   */
+  readonly failureCode?: number;
   run(argv: readonly string[], io: CommandIO): Promise<ExitCode>;
 }
+
+/**
+ * `diff` could not compare (the cluster unreachable, any failure but bad input): its 1 means "changes
+ * exist", and a CI gate must tell an outage from drift.
+ */
+export const DIFF_FAILED = 4;
 
 export interface CommandIO {
   readonly stdout: NodeJS.WritableStream;

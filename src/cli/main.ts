@@ -1,7 +1,7 @@
 import { ExitCode, InputError, WorldError } from "../errors.ts";
 import { VERSION } from "../render/context.ts";
 import { closest } from "../spec/issues.ts";
-import type { CommandIO } from "./command.ts";
+import type { Command, CommandIO } from "./command.ts";
 import { commands } from "./commands/index.ts";
 
 function help(): string {
@@ -31,27 +31,32 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     );
     return ExitCode.badInput;
   }
+  let command: Command | undefined;
   try {
-    const command = await entry.load();
+    command = await entry.load();
     if (rest.includes("--help") || rest.includes("-h")) {
       io.stdout.write(`usage: ${command.usage}\n\n${entry.summary}\n`);
       return ExitCode.ok;
     }
     return await command.run(rest, io);
   } catch (error) {
-    return reportError(error, io);
+    return reportError(error, io, command?.failureCode);
   }
 }
 
-export function reportError(error: unknown, io: Pick<CommandIO, "stderr">): number {
+/**
+ * Prints an error without a stack when the user or the world caused it, and says which exit code it
+ * gets: 2 for bad input, else `failureCode` (1, or a command's own, as diff's).
+ */
+export function reportError(error: unknown, io: Pick<CommandIO, "stderr">, failureCode: number = ExitCode.failure): number {
   if (error instanceof InputError || error instanceof WorldError) {
     io.stderr.write(`error: ${error.message}\n`);
     if (error.fix) io.stderr.write(`  fix: ${error.fix}\n`);
-    return error instanceof InputError ? ExitCode.badInput : ExitCode.failure;
+    return error instanceof InputError ? ExitCode.badInput : failureCode;
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
   io.stderr.write(`internal error: ${message}\n`);
-  return ExitCode.failure;
+  return failureCode;
 }
 
 const isEntry = process.argv[1] !== undefined && /(?:diatonic(?:\.js)?|main\.[tj]s)$/.test(process.argv[1]);

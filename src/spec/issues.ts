@@ -115,16 +115,62 @@ function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
+/** How the user wrote the scalar at a document path (`2.0` for a revision YAML reads as the number 2), when known. */
+export type WrittenAt = (documentPath: Path) => string | undefined;
+
+export interface Explained {
+  readonly message: string;
+  readonly fix: string;
+  readonly path: Path;
+}
+
+/**
+ * The branch of a union the input chose: the only one whose keys it uses (no branch's object refused
+ * a key of the input). A source written as `{huggingFace: {…}}` is then checked as a Hugging Face
+ * source, and its error named inside it, not as "does not match any accepted form".
+ */
+function chosenBranch(issue: z.core.$ZodIssueInvalidUnion, input: unknown): readonly z.core.$ZodIssue[] | undefined {
+  const value = valueAt(
+    input,
+    issue.path.filter((p): p is string | number => typeof p !== "symbol"),
+  );
+  if (typeof value !== "object" || value === null || Array.isArray(value) || Object.keys(value).length === 0) return undefined;
+  const fitting = issue.errors.filter((branch) => !branch.some((inner) => inner.code === "unrecognized_keys" && inner.path.length === 0));
+  return fitting.length === 1 ? fitting[0] : undefined;
+}
+
+/**
+ * Every message and fix for one zod issue, in the spec's words: a union whose branch the input chose
+ * by its key gives that branch's issues, each at its own path.
+ */
+export function explainAll(
+  issue: z.core.$ZodIssue,
+  schema: z.ZodType,
+  input: unknown,
+  shown: (path: Path) => Path = (path) => path,
+  written?: WrittenAt,
+): Explained[] {
+  if (issue.code === "invalid_union") {
+    const branch = chosenBranch(issue, input);
+    if (branch !== undefined) {
+      return branch.flatMap((inner) => explainAll({ ...inner, path: [...issue.path, ...inner.path] }, schema, input, shown, written));
+    }
+  }
+  return [explain(issue, schema, input, shown, written)];
+}
+
 /**
  * A message and a fix for one zod issue, in the spec's words. `shown` maps a path in `input` to the
- * one the user sees (the spec's own path in the file, or the overlay's), for the fix to name it.
+ * one the user sees (the spec's own path in the file, or the overlay's), for the fix to name it;
+ * `written` gives a scalar as the file writes it, for a fix that quotes it.
  */
 export function explain(
   issue: z.core.$ZodIssue,
   schema: z.ZodType,
   input: unknown,
   shown: (path: Path) => Path = (path) => path,
-): { message: string; fix: string; path: Path } {
+  written?: WrittenAt,
+): Explained {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
   const named = (at: Path) => formatPath(shown(at));
   switch (issue.code) {
@@ -154,6 +200,16 @@ export function explain(
       const received = valueAt(input, path);
       if (received === undefined) {
         return { path, message: `is required (expected ${issue.expected})`, fix: `add ${named(path)}` };
+      }
+      if (issue.expected === "string" && (typeof received === "number" || typeof received === "boolean")) {
+        // YAML reads 2.0, 1e3, an all-digit commit or true as a number or a boolean: quoted, it stays as written.
+        const text = written?.(shown(path)) ?? String(received);
+        const key = path.at(-1);
+        return {
+          path,
+          message: `expected a string, got the ${typeof received} ${String(received)}`,
+          fix: `quote it: ${typeof key === "string" ? `${key}: ` : ""}${JSON.stringify(text)}`,
+        };
       }
       return {
         path,

@@ -4,8 +4,9 @@ import type { Document, LineCounter, Node } from "yaml";
 import { InputError } from "../errors.ts";
 import { PACKAGE_ROOT, typablePath } from "../paths.ts";
 import { fromYaml } from "../write/yaml.ts";
-import { closest, explain, formatPath, SpecError, type SpecIssue } from "./issues.ts";
-import { applyOverlay, namesIn, originOf, pathKey, unmatchedEntries, type Merged, type Path } from "./overlay.ts";
+import { explainAll, formatPath, SpecError, type SpecIssue, type WrittenAt } from "./issues.ts";
+import { applyOverlay, originOf, pathKey, type Merged, type Path } from "./overlay.ts";
+import { overlayAdapterIssues } from "./overlay-adapters.ts";
 import { checkPlatform } from "./rules.ts";
 import { ONCE, PlatformDocument, PlatformSpec, type Platform } from "./schema.ts";
 import { yamlPackage } from "../yaml-package.ts";
@@ -53,13 +54,19 @@ interface Position {
   readonly column: number;
 }
 
+/** Where a key or list item starts, and a scalar value as the file writes it (`2.0`, which YAML reads as 2). */
+interface Placed extends Position {
+  readonly written?: string;
+}
+
 /** Document path key → position of that key (for map entries) or item (for list entries). */
-function indexPositions(root: Node | null, counter: LineCounter): Map<string, Position> {
+function indexPositions(root: Node | null, counter: LineCounter, text: string): Map<string, Placed> {
   const { isMap, isPair, isScalar, isSeq } = yamlPackage();
-  const positions = new Map<string, Position>();
-  const at = (offset: number | undefined): Position => {
+  const positions = new Map<string, Placed>();
+  const at = (offset: number | undefined, value: unknown): Placed => {
     const { line, col } = counter.linePos(offset ?? 0);
-    return { line, column: col };
+    const range = isScalar(value) ? value.range : undefined;
+    return range ? { line, column: col, written: text.slice(range[0], range[1]) } : { line, column: col };
   };
   const walk = (node: unknown, path: Path): void => {
     if (isMap(node)) {
@@ -68,13 +75,13 @@ function indexPositions(root: Node | null, counter: LineCounter): Map<string, Po
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
         const child = [...path, key];
         const keyNode = pair.key as Node | null;
-        positions.set(pathKey(child), at(keyNode?.range?.[0]));
+        positions.set(pathKey(child), at(keyNode?.range?.[0], pair.value));
         walk(pair.value, child);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => {
         const child = [...path, index];
-        positions.set(pathKey(child), at((item as Node | null)?.range?.[0]));
+        positions.set(pathKey(child), at((item as Node | null)?.range?.[0], item));
         walk(item, child);
       });
     }
@@ -85,15 +92,20 @@ function indexPositions(root: Node | null, counter: LineCounter): Map<string, Po
 }
 
 /** Document path key → position, indexed on first use (only a message needs one). */
-type Positions = () => Map<string, Position>;
+type Positions = () => Map<string, Placed>;
 
 function positionOf(positions: Positions, path: Path): Position {
   const index = positions();
   for (let length = path.length; length >= 0; length--) {
     const found = index.get(pathKey(path.slice(0, length)));
-    if (found) return found;
+    if (found) return { line: found.line, column: found.column };
   }
   return { line: 1, column: 1 };
+}
+
+/** The scalar at a document path as the file writes it. */
+function writtenAt(positions: Positions): WrittenAt {
+  return (path) => positions().get(pathKey(path))?.written;
 }
 
 /** The lab example shipped with diatonic (what `quickstart` renders and `dev` runs without a spec). */
@@ -157,8 +169,8 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
   const shown = options.shown ?? typablePath(cwd, options.file);
   const text = options.text ?? readSpec(options.file);
   const quick = quickRead(text);
-  let index: Map<string, Position> | undefined;
-  const indexed = (doc: Document.Parsed, counter: LineCounter) => (index = indexPositions(doc.contents, counter));
+  let index: Map<string, Placed> | undefined;
+  const indexed = (doc: Document.Parsed, counter: LineCounter) => (index = indexPositions(doc.contents, counter, text));
   const positions: Positions = () => {
     if (index !== undefined) return index;
     const { doc, counter } = parseWithPositions(text);
@@ -171,6 +183,16 @@ function parseSpec(options: Omit<LoadPlatformOptions, "environment">): ParsedSpe
     throw new SpecError(
       doc.errors.map((error) => {
         const { line, col } = counter.linePos(error.pos[0]);
+        if (error.code === "MULTIPLE_DOCS") {
+          return {
+            file: shown,
+            line,
+            column: col,
+            path: [],
+            message: `the spec must be one YAML document, but a second one starts at line ${line}`,
+            fix: `remove the document that starts at line ${line} (and its ---), or move it to a file of its own`,
+          };
+        }
         return {
           file: shown,
           line,
@@ -204,33 +226,14 @@ function checkEnvelope(located: Pick<ParsedSpec, "shown" | "positions">, raw: un
   const envelope = PlatformDocument.safeParse(raw, ONCE);
   if (!envelope.success) {
     throw new SpecError(
-      envelope.error.issues.map((issue) => {
-        const { path, message, fix } = explain(issue, PlatformDocument, raw);
-        return issueAt(located, path, message, fix);
-      }),
+      envelope.error.issues.flatMap((issue) =>
+        explainAll(issue, PlatformDocument, raw, undefined, writtenAt(located.positions)).map(({ path, message, fix }) =>
+          issueAt(located, path, message, fix),
+        ),
+      ),
     );
   }
   return { ...located, document: envelope.data };
-}
-
-/**
- * An environment changes adapters the base defines; it cannot define one. An entry for an adapter the
- * base no longer has would otherwise come back as a bare adapter (no prompt, no LoRA), or, with
- * `lora: null`, fail as "expected object, got null".
- */
-function orphanedAdapters(parsed: ParsedSpec, env: string): SpecIssue[] {
-  const { spec, environments } = parsed.document;
-  const defined = namesIn(spec, "adapters");
-  return unmatchedEntries(spec, environments[env], "adapters").map(({ index, name }) => {
-    const at = ["environments", env, "adapters", index];
-    const near = closest(name, defined);
-    return issueAt(
-      parsed,
-      at,
-      `adapter ${JSON.stringify(name)} is not in spec.adapters${near !== undefined && near !== name ? ` (did you mean ${JSON.stringify(near)}?)` : ""}: an environment can change an adapter the base defines, not add one`,
-      `remove ${formatPath(at)}, or add an adapter named ${name} to spec.adapters`,
-    );
-  });
 }
 
 /** Applies one environment's overlay (`null`: none), fills defaults and checks every rule. */
@@ -253,8 +256,11 @@ function resolveEnvironment(
       ),
     ]);
   }
-  const orphans = env === null ? [] : orphanedAdapters(parsed, env);
-  if (orphans.length > 0) throw new SpecError(orphans);
+  const adapterIssues =
+    env === null
+      ? []
+      : overlayAdapterIssues(document.spec, document.environments[env], env, (path, message, fix) => issueAt(parsed, path, message, fix));
+  if (adapterIssues.length > 0) throw new SpecError(adapterIssues);
   const merged: Merged =
     env === null
       ? applyOverlay(document.spec, ["spec"], undefined, [])
@@ -262,10 +268,11 @@ function resolveEnvironment(
   const result = PlatformSpec.safeParse(merged.value, ONCE);
   if (!result.success) {
     throw new SpecError(
-      result.error.issues.map((issue) => {
-        const { path, message, fix } = explain(issue, PlatformSpec, merged.value, (at) => originOf(merged, at));
-        return issueAt(parsed, originOf(merged, path), message, fix);
-      }),
+      result.error.issues.flatMap((issue) =>
+        explainAll(issue, PlatformSpec, merged.value, (at) => originOf(merged, at), writtenAt(parsed.positions)).map(
+          ({ path, message, fix }) => issueAt(parsed, originOf(merged, path), message, fix),
+        ),
+      ),
     );
   }
   const platform: Platform = {

@@ -2,8 +2,9 @@
  * Environment overlays: deep merge of `environments.<env>` onto `spec`.
  * - objects merge key by key; `null` removes a key; an overlay that changes an object's
  *   discriminator (`kind` or `mode`) replaces the object, since the other form's fields do not apply;
- * - arrays of objects that all carry `name` merge by name (like a strategic merge), new names append;
- * - other arrays and scalars replace.
+ * - `adapters` merges by name (like a strategic merge): an entry changes the adapter of its name, and
+ *   an entry with a new name (or none) is appended, for the loader to refuse;
+ * - every other list, an empty one included, and every scalar replaces what the base had.
  * Each merged node remembers the document path it came from, so errors point at the right line.
  */
 
@@ -15,6 +16,9 @@ export interface Merged {
   readonly origins: Map<string, Path>;
 }
 
+/** The spec's lists that an overlay merges by `name`; every other list is replaced whole. */
+export const MERGED_BY_NAME = ["adapters"] as const;
+
 export function pathKey(path: Path): string {
   return path.join("\u0000");
 }
@@ -23,8 +27,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function isNamedList(value: unknown): value is Record<string, unknown>[] {
-  return Array.isArray(value) && value.every((item) => isRecord(item) && typeof item["name"] === "string");
+function nameOf(value: unknown): string | undefined {
+  return isRecord(value) && typeof value["name"] === "string" ? value["name"] : undefined;
+}
+
+function mergesByName(path: Path): boolean {
+  return path.length === 1 && (MERGED_BY_NAME as readonly (string | number)[]).includes(path[0] ?? "");
 }
 
 function record(origins: Map<string, Path>, path: Path, source: Path, value: unknown): void {
@@ -36,47 +44,76 @@ function record(origins: Map<string, Path>, path: Path, source: Path, value: unk
   }
 }
 
+/**
+ * Drops what the base recorded below `path`, whose value the overlay replaced or removed: a key the
+ * overlay's value lacks is then placed at the overlay, not at the base's line it no longer comes from.
+ */
+function forget(origins: Map<string, Path>, path: Path, replaced: unknown): void {
+  // Walks the replaced value, not every recorded path: an overlay that sets `lora: null` on each of
+  // 1,000 adapters would otherwise scan the whole map 1,000 times.
+  if (Array.isArray(replaced)) {
+    replaced.forEach((item, index) => {
+      origins.delete(pathKey([...path, index]));
+      forget(origins, [...path, index], item);
+    });
+  } else if (isRecord(replaced)) {
+    for (const [key, child] of Object.entries(replaced)) {
+      origins.delete(pathKey([...path, key]));
+      forget(origins, [...path, key], child);
+    }
+  }
+}
+
 function merge(base: unknown, overlay: unknown, path: Path, overlaySource: Path, origins: Map<string, Path>): unknown {
   const switchesForm = (key: string) => isRecord(base) && isRecord(overlay) && key in overlay && key in base && base[key] !== overlay[key];
   if (isRecord(base) && isRecord(overlay) && !switchesForm("kind") && !switchesForm("mode")) {
-    const removed = new Set(
-      Object.entries(overlay)
-        .filter(([, value]) => value === null)
-        .map(([key]) => key),
-    );
-    const out: Record<string, unknown> = Object.fromEntries(Object.entries(base).filter(([key]) => !removed.has(key)));
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(base)) if (overlay[key] !== null) out[key] = value;
     for (const [key, value] of Object.entries(overlay)) {
-      if (value !== null) out[key] = merge(base[key], value, [...path, key], [...overlaySource, key], origins);
+      if (value !== null) {
+        out[key] = merge(base[key], value, [...path, key], [...overlaySource, key], origins);
+      } else {
+        // A required key removed here is reported at the overlay's `key: null`.
+        forget(origins, [...path, key], base[key]);
+        origins.set(pathKey([...path, key]), [...overlaySource, key]);
+      }
     }
     if (Object.keys(overlay).length > 0) origins.set(pathKey(path), overlaySource);
     return out;
   }
-  if (isNamedList(base) && isNamedList(overlay)) {
+  if (mergesByName(path) && Array.isArray(base) && Array.isArray(overlay)) {
     const out: unknown[] = [...base];
     overlay.forEach((item, overlayIndex) => {
-      const index = out.findIndex((existing) => isRecord(existing) && existing["name"] === item["name"]);
+      const name = nameOf(item);
+      const index = name === undefined ? -1 : out.findIndex((existing) => nameOf(existing) === name);
       const target = index >= 0 ? index : out.length;
       out[target] = merge(index >= 0 ? out[index] : undefined, item, [...path, target], [...overlaySource, overlayIndex], origins);
     });
     return out;
   }
+  forget(origins, path, base);
   record(origins, path, overlaySource, overlay);
   return overlay;
 }
 
 /**
- * Entries of the named list at `key` in `overlay` whose name the same list in `base` does not have:
- * where a list is closed (adapters), the merge would make them up from the overlay alone.
+ * Entries of the list at `key` in `overlay` that name no entry of the same list in `base`: where a
+ * list is closed (adapters), the merge would make them up from the overlay alone. Entries without a
+ * name are not listed here.
  */
 export function unmatchedEntries(base: unknown, overlay: unknown, key: string): { readonly index: number; readonly name: string }[] {
-  if (!isRecord(overlay) || !isNamedList(overlay[key])) return [];
+  if (!isRecord(overlay) || !Array.isArray(overlay[key])) return [];
   const known = new Set(namesIn(base, key));
-  return overlay[key].flatMap((item, index) => (known.has(String(item["name"])) ? [] : [{ index, name: String(item["name"]) }]));
+  return overlay[key].flatMap((item: unknown, index) => {
+    const name = nameOf(item);
+    return name === undefined || known.has(name) ? [] : [{ index, name }];
+  });
 }
 
-/** The names in the named list at `key` of `value` (none when it is not one). */
+/** The names in the list at `key` of `value` (entries without a string `name` left out). */
 export function namesIn(value: unknown, key: string): string[] {
-  return isRecord(value) && isNamedList(value[key]) ? value[key].map((item) => String(item["name"])) : [];
+  const list = isRecord(value) ? value[key] : undefined;
+  return Array.isArray(list) ? list.flatMap((item: unknown) => nameOf(item) ?? []) : [];
 }
 
 /** Merges `overlay` (found at `overlaySource` in the document) onto `base` (found at `baseSource`). */

@@ -2,6 +2,7 @@ import { architectureYaml, LLAMA3_ARCHITECTURES, namedBillions } from "./archite
 import { checkGpuSharing, checkMigProfiles, getsMigDevice } from "./gpu-sharing.ts";
 import { formatPath } from "./issues.ts";
 import type { Path } from "./overlay.ts";
+import { checkResources } from "./resources.ts";
 import { adaptersWithin, DEFAULT_MAX_CPU_LORAS, gib, largestBytes, loraHostCache } from "./lora-cache.ts";
 import type { LoraSourceSpec, Platform, PlatformSpec } from "./schema.ts";
 
@@ -217,6 +218,7 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
     );
   }
   checkLoraHostCache(spec, error, warning);
+  checkResources(spec, error);
   if (engine.kind === "vllm" && !spec.gpu.enabled) {
     error(
       ["model", "engine", "kind"],

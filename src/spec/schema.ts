@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fillResources } from "./resources.ts";
 import { dnsLabel, image, quantity } from "./schema-common.ts";
 import { Architecture } from "./schema-architecture.ts";
 import { Gpu, type GpuNode, type GpuSharing } from "./schema-gpu.ts";
@@ -49,8 +50,13 @@ const Resources = z.strictObject({
   limits: z.strictObject({ cpu: quantity.optional(), memory: quantity.optional() }).default({}),
 });
 
+/** A workload's resources: each of the four values left out takes its default (fillResources). */
 function resources(cpu: string, memory: string, cpuLimit: string, memoryLimit: string) {
-  return Resources.default({ requests: { cpu, memory }, limits: { cpu: cpuLimit, memory: memoryLimit } });
+  const defaults = { requests: { cpu, memory }, limits: { cpu: cpuLimit, memory: memoryLimit } };
+  return Resources.default(defaults).transform((given): z.infer<typeof Resources> => {
+    const filled = fillResources(given, defaults);
+    return { requests: { ...filled.requests }, limits: { ...filled.limits } };
+  });
 }
 
 const HuggingFaceSource = z.strictObject({

@@ -48,6 +48,8 @@ interface BadSpec {
   readonly env?: string;
   /** Each must appear in the message. */
   readonly says: readonly string[];
+  /** None may appear in the message. */
+  readonly never?: readonly string[];
 }
 
 const replace = (from: string, to: string): string => {
@@ -381,6 +383,92 @@ const cases: BadSpec[] = [
     ],
   },
   {
+    name: "two overlay entries for one adapter (the second would silently win)",
+    text: replace(
+      "    gateway: { auth: optional }",
+      "    gateway: { auth: optional }\n    adapters:\n      - { name: code, systemPrompt: first }\n      - { name: code, systemPrompt: second }",
+    ),
+    line: "systemPrompt: second",
+    says: [
+      "environments.local.adapters[1].name",
+      'adapter name "code" is already used by environments.local.adapters[0]',
+      "fix: merge the two entries into one",
+    ],
+  },
+  {
+    name: "an overlay adapter entry without a name is placed at the entry, not at the base's adapter",
+    text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional }\n    adapters:\n      - { systemPrompt: nameless }"),
+    line: "systemPrompt: nameless",
+    says: [
+      "environments.local.adapters[0].name: is required",
+      "merge by name",
+      "fix: add name: <the adapter to change> to environments.local.adapters[0] (spec.adapters has: code, rag)",
+    ],
+    never: ["spec.adapters[0].name"],
+  },
+  {
+    name: "an overlay's empty adapter list (it would change nothing)",
+    text: replace("    gateway: { auth: optional }", "    gateway: { auth: optional }\n    adapters: []"),
+    line: "adapters: []",
+    says: ["environments.local.adapters: an empty list changes nothing here", "write adapters: null"],
+  },
+  {
+    name: "a model revision YAML reads as a number: the error is inside the Hugging Face source",
+    text: replace("huggingFace: { repo: org/model, revision: abc123 }", "huggingFace: { repo: org/model, revision: 2.0 }"),
+    line: "revision: 2.0",
+    says: ["spec.model.source.huggingFace.revision: expected a string, got the number 2", 'fix: quote it: revision: "2.0"'],
+    never: ["does not match any accepted form"],
+  },
+  {
+    name: "an all-digit LoRA commit YAML reads as a number: the error is inside the LoRA's Hugging Face source",
+    text: replace(
+      "source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }",
+      "source: { huggingFace: { repo: org/code-lora, revision: 20240611 } }",
+    ),
+    line: "revision: 20240611",
+    says: [
+      "spec.adapters[0].lora.source.huggingFace.revision: expected a string, got the number 20240611",
+      'fix: quote it: revision: "20240611"',
+    ],
+    never: ["does not match any accepted form"],
+  },
+  {
+    name: "a LoRA source with two forms",
+    text: replace(
+      "source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }",
+      "source: { path: loras/code, huggingFace: { repo: org/code-lora, revision: abc123 } }",
+    ),
+    says: ["spec.adapters[0].lora.source: does not match any accepted form", "use exactly one of the keys: huggingFace, url, path"],
+  },
+  {
+    name: "a memory request above its limit (the API server refuses the pod)",
+    text: replace(
+      "      image: vllm/vllm-openai:v0.34.0\n",
+      "      image: vllm/vllm-openai:v0.34.0\n      resources: { requests: { memory: 64Gi }, limits: { memory: 32Gi } }\n",
+    ),
+    line: "requests: { memory: 64Gi }",
+    says: [
+      "spec.model.engine.resources.requests.memory: requests.memory 64Gi is above limits.memory 32Gi",
+      "fix: lower model.engine.resources.requests.memory to at most 32Gi, or raise model.engine.resources.limits.memory to at least 64Gi",
+    ],
+  },
+  {
+    name: "a CPU request an overlay raises above the base's limit: placed at the overlay",
+    text: replace("  gateway:\n    replicas: 2\n", "  gateway:\n    replicas: 2\n    resources: { limits: { cpu: 500m } }\n").replace(
+      "    gateway: { auth: optional }",
+      "    gateway: { auth: optional, resources: { requests: { cpu: 750m } } }",
+    ),
+    line: "requests: { cpu: 750m }",
+    says: ["environments.local.gateway.resources.requests.cpu: requests.cpu 750m is above limits.cpu 500m"],
+  },
+  {
+    name: "a second YAML document in the spec",
+    text: `${VALID}---\nkind: Leftover\n`,
+    line: "---",
+    says: ["the spec must be one YAML document, but a second one starts at line", "fix: remove the document that starts at line"],
+    never: ["parseAllDocuments"],
+  },
+  {
     name: "field of another engine kind",
     text: replace("      kind: vllm\n", "      kind: vllm\n      parallel: 4\n"),
     line: "parallel: 4",
@@ -403,6 +491,8 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
       assert.doesNotMatch(run.stderr, /\bis be\b/, "reads as English");
       for (const phrase of bad.says) assert.ok(run.stderr.includes(phrase), `message should say ${JSON.stringify(phrase)}:\n${run.stderr}`);
+      for (const phrase of bad.never ?? [])
+        assert.ok(!run.stderr.includes(phrase), `message should not say ${JSON.stringify(phrase)}:\n${run.stderr}`);
       if (bad.line) {
         const expected = bad.text.split("\n").findIndex((l) => l.includes(bad.line ?? "")) + 1;
         assert.ok(run.stderr.includes(`case-${index}.yaml:${expected}:`), `points at line ${expected}:\n${run.stderr}`);

@@ -17,7 +17,7 @@ import { buildEnvironment, type EnvironmentBuild } from "../../render/build.ts";
 import { validationInput } from "../../validate/from-spec.ts";
 import { validateObjects, type ValidationResult } from "../../validate/index.ts";
 import { readSpec } from "../../spec/load.ts";
-import { oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
+import { DIFF_FAILED, oneOf, parseFlags, type Command, type CommandIO } from "../command.ts";
 
 const COMMON = {
   spec: { type: "string", default: "platform.yaml" },
@@ -184,6 +184,7 @@ export const rollbackCommand: Command = {
 export const diffCommand: Command = {
   name: "diff",
   usage: `diatonic diff ${USAGE_TAIL}`,
+  failureCode: DIFF_FAILED,
   async run(argv, io) {
     const { values } = parseFlags(this, argv, COMMON);
     const ctx = setup(this, values, io);
