@@ -2,12 +2,13 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:
 import { StringDecoder } from "node:string_decoder";
 import { mayUse, type Principal } from "./auth.ts";
 import { RequestCancel } from "./cancel.ts";
-import { badRequest, ErrorType, GatewayError, notFound } from "./errors.ts";
+import { badRequest, ErrorType, GatewayError, notFound, upstreamRefusal } from "./errors.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import {
   clientWantsUsage,
   ENDPOINT_PATHS,
   inClientTerms,
+  isSet,
   parseJsonObject,
   readBody,
   upstreamBody,
@@ -17,7 +18,7 @@ import {
 } from "./request.ts";
 import { citationsOf, contextMessage, queryOf, type Citation, type Retriever } from "./retriever.ts";
 import type { ModelTarget, Runtime, Snapshot } from "./runtime.ts";
-import { renameModelIn, SseRelay, usageInJson, usageOf, type Usage } from "./sse.ts";
+import { renameModelIn, SseRelay, usageInJson, usageOf, type StreamIdentity, type Usage } from "./sse.ts";
 import type { UpstreamPool, UpstreamResponse } from "./upstream.ts";
 
 /** One request's record, filled in as it goes, logged and counted when the response closes. */
@@ -30,6 +31,7 @@ export interface Exchange {
   tenant: string;
   keyId: string;
   stream: boolean;
+  /** Set when the answer is done; `estimated` when counted from a stream the client left (or one without a usage chunk). */
   usage: Usage | undefined;
   firstByteAt: number | undefined;
   replica: string | undefined;
@@ -41,6 +43,8 @@ export interface Exchange {
   errorMessage: string | undefined;
   /** Set while the request is being forwarded: the server calls it off when the client goes away. */
   cancel: RequestCancel | undefined;
+  /** The client closed the connection before the whole answer was sent (a stream it left): recorded as 499. */
+  clientLeft?: boolean;
 }
 
 export interface ProxyContext {
@@ -68,8 +72,16 @@ function resolveTarget(
   const base = snapshot.models.get(snapshot.config.baseModel.name);
   if (base === undefined) throw new Error("base model missing from snapshot");
   if (endpoint === "embeddings") {
-    if (snapshot.embeddings === undefined) throw notFound("this platform serves no embeddings model", "model_not_found", "model");
-    return { label: "embeddings", target: base, upstream: snapshot.embeddings.upstream, upstreamModel: snapshot.embeddings.model };
+    const { embeddings } = snapshot;
+    if (embeddings === undefined) throw notFound("this platform serves no embeddings model", "model_not_found", "model");
+    // One embeddings model: its name, or none (the /<adapter>/ form ignores `model`, as chat's does).
+    const model = body.model;
+    if (routeTarget === undefined && isSet(body, "model") && model !== embeddings.model) {
+      const fix = `this platform's embeddings model is ${JSON.stringify(embeddings.model)}: send that name, or leave model out`;
+      if (typeof model !== "string") throw badRequest(`\`model\` must be a string: ${fix}`, "model", "invalid_model");
+      throw notFound(`the model ${JSON.stringify(model)} does not exist: ${fix}`, "model_not_found", "model");
+    }
+    return { label: "embeddings", target: base, upstream: embeddings.upstream, upstreamModel: embeddings.model };
   }
   const model = routeTarget?.name ?? body.model;
   if (typeof model !== "string" || model === "")
@@ -96,6 +108,22 @@ export async function handleInference(
   routeTarget: ModelTarget | undefined,
   principal: Principal,
 ): Promise<void> {
+  try {
+    await serveInference(context, exchange, endpoint, routeTarget, principal);
+  } catch (error) {
+    // The server writes the error response; it carries the request id as proxied answers do.
+    if (!exchange.res.headersSent) exchange.res.setHeader("x-request-id", exchange.requestId);
+    throw error;
+  }
+}
+
+async function serveInference(
+  context: ProxyContext,
+  exchange: Exchange,
+  endpoint: InferenceEndpoint,
+  routeTarget: ModelTarget | undefined,
+  principal: Principal,
+): Promise<void> {
   const { snapshot, runtime, metrics } = context;
   const body = parseJsonObject(await readBody(exchange.req, snapshot.config.server.maxBodyBytes));
   const resolved = resolveTarget(context, endpoint, body, routeTarget, principal);
@@ -114,7 +142,16 @@ export async function handleInference(
   const { target } = resolved;
   const cancel = new RequestCancel();
   const timer = setTimeout(
-    () => cancel.abort(new GatewayError(504, ErrorType.timeout, `the request took longer than ${target.timeoutMs} ms`, "request_timeout")),
+    () =>
+      cancel.abort(
+        new GatewayError(
+          504,
+          ErrorType.timeout,
+          `the request took longer than ${target.timeoutMs} ms, ${target.name}'s time limit: ask for fewer tokens (max_tokens), ` +
+            "or have the platform raise the adapter's limits.timeoutSeconds",
+          "request_timeout",
+        ),
+      ),
     target.timeoutMs,
   );
   exchange.cancel = cancel;
@@ -177,7 +214,8 @@ async function forward(
   }
   const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
   const clientMessages = endpoint === "chat" ? (body.messages as unknown[]).length : 0;
-  const clientMaxTokens = body.max_tokens !== undefined || body.max_completion_tokens !== undefined;
+  const clientMaxTokens = isSet(body, "max_tokens") || isSet(body, "max_completion_tokens");
+  const dimensions = endpoint === "embeddings" ? requestedDimensions(context.snapshot, body) : undefined;
   const upstream = upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText);
   const injected = endpoint === "chat" ? (upstream.messages as unknown[]).length - clientMessages : 0;
   const send = (payload: string) =>
@@ -197,42 +235,46 @@ async function forward(
       lora: endpoint === "embeddings" ? undefined : target.lora,
     });
   let response = await send(JSON.stringify(upstream));
+  /** The refusal read below, when it is passed on rather than retried. */
+  let refusal: Buffer | undefined;
   if (response.statusCode === 400 && !clientMaxTokens && upstream.max_tokens !== undefined) {
     // The adapter's default max_tokens does not fit beside this prompt. The client set none, so the
     // answer gets the room that is left, as vLLM gives when the field is unset; a client's own stays a 400.
-    const refusal = (response.complete ?? (await response.bytes())).toString("utf8");
-    if (!CONTEXT_LENGTH.test(refusal)) {
-      exchange.res.writeHead(400, {
-        "x-request-id": exchange.requestId,
-        "content-type": String(response.headers["content-type"] ?? "application/json"),
-      });
-      exchange.res.end(inClientTerms(refusal, injected));
-      return;
+    refusal = response.complete ?? (await response.bytes());
+    if (CONTEXT_LENGTH.test(refusal.toString("utf8"))) {
+      refusal = undefined;
+      delete upstream.max_tokens;
+      response = await send(JSON.stringify(upstream));
     }
-    delete upstream.max_tokens;
-    response = await send(JSON.stringify(upstream));
   }
   exchange.replica = response.replica;
   exchange.attempts = response.attempts;
   if (response.statusCode >= 500) throw await upstreamFailure(resolved.upstream.name, response);
-  const contentType = String(response.headers["content-type"] ?? "application/json");
+  let contentType = String(response.headers["content-type"] ?? "application/json");
   const rename = endpoint === "embeddings" ? undefined : resolved.target.rename;
   if (response.statusCode < 300 && contentType.includes("text/event-stream")) {
-    const relay = new SseRelay(wantsUsage, citations ? () => citationEvent(exchange, citations) : undefined, rename);
+    const relay = new SseRelay(
+      wantsUsage,
+      citations ? (stream) => citationEvent(exchange, citations, stream, wantsUsage) : undefined,
+      rename,
+    );
     await relayStream(exchange, response, relay, retrievalSkipped, cancel);
     return;
   }
   exchange.firstByteAt ??= performance.now();
   let answer: Buffer;
   try {
-    answer = response.complete ?? (await response.bytes());
+    answer = refusal ?? response.complete ?? (await response.bytes());
   } catch (error) {
     // Not retried (the engine had the request), never passed on truncated.
     throw brokeOff(cancel, error as Error, `upstream ${resolved.upstream.name} broke off its answer`, "upstream_body_error");
   }
   let out: string | Buffer = answer;
-  if (response.statusCode >= 400 && injected > 0) out = inClientTerms(answer.toString("utf8"), injected);
-  else if (response.statusCode < 300 && citations !== undefined) {
+  if (response.statusCode >= 400) {
+    // The engine's refusal in OpenAI's shape, naming messages as the client numbered them.
+    out = inClientTerms(upstreamRefusal(response.statusCode, answer.toString("utf8"), resolved.upstream.name).body(), injected);
+    contentType = "application/json";
+  } else if (response.statusCode < 300 && citations !== undefined) {
     try {
       const parsed = JSON.parse(answer.toString("utf8")) as JsonObject;
       exchange.usage = usageOf(parsed.usage);
@@ -245,6 +287,7 @@ async function forward(
     // (decoding, parsing and encoding the whole answer cost ~10 µs a request, bench:gateway).
     exchange.usage = usageInJson(answer);
     if (rename !== undefined) out = renameModelIn(answer, rename);
+    if (dimensions !== undefined) checkDimensions(context.snapshot, answer, dimensions);
   }
   const headers: OutgoingHttpHeaders = {
     "x-request-id": exchange.requestId,
@@ -283,16 +326,68 @@ function brokeOff(cancel: RequestCancel, error: Error, what: string, code: strin
   return new GatewayError(502, ErrorType.upstream, `${what}: ${(error as { code?: string }).code ?? error.message}`, code);
 }
 
-function citationEvent(exchange: Exchange, citations: readonly Citation[]): string {
-  return JSON.stringify({
-    id: `diatonic-${exchange.requestId}`,
+/**
+ * The stream's citations chunk: the stream's own id and `created` (SDKs take the final completion's
+ * id from the last chunk, and start a new completion at a new id), no choices, and `"usage":null`
+ * where the client asked for usage, as every chunk before the usage chunk has.
+ */
+function citationEvent(
+  exchange: Exchange,
+  citations: readonly Citation[],
+  stream: StreamIdentity | undefined,
+  wantsUsage: boolean,
+): string {
+  const chunk: JsonObject = {
+    id: stream?.id ?? `diatonic-${exchange.requestId}`,
     object: "chat.completion.chunk",
-    created: Math.floor(Date.now() / 1000),
+    created: stream?.created ?? Math.floor(Date.now() / 1000),
     model: exchange.adapter,
     choices: [],
-    diatonic: { citations },
-  });
+  };
+  if (wantsUsage) chunk.usage = null;
+  chunk.diatonic = { citations };
+  return JSON.stringify(chunk);
 }
+
+/** The dimension each embeddings model answered with, learned from its answers (a new config starts over). */
+const embeddingDimensions = new WeakMap<NonNullable<Snapshot["embeddings"]>, number>();
+
+/**
+ * The `dimensions` an embeddings request asks for, taken out of the body: the gateway serves each
+ * model's own dimension only (vLLM refuses the field for a model without Matryoshka support, some
+ * servers ignore it), which the answer shows; one the model is known not to have is refused here.
+ */
+function requestedDimensions(snapshot: Snapshot, body: JsonObject): number | undefined {
+  const requested = body.dimensions;
+  delete body.dimensions;
+  if (typeof requested !== "number" || snapshot.embeddings === undefined) return undefined;
+  const known = embeddingDimensions.get(snapshot.embeddings);
+  if (known !== undefined && known !== requested) throw wrongDimensions(snapshot.embeddings.model, known, requested);
+  return requested;
+}
+
+/** Refuses an embeddings answer whose vectors do not have the dimension the client asked for. */
+function checkDimensions(snapshot: Snapshot, answer: Buffer, requested: number): void {
+  if (snapshot.embeddings === undefined) return;
+  let first: unknown;
+  try {
+    first = (JSON.parse(answer.toString("utf8")) as { data?: { embedding?: unknown }[] }).data?.[0]?.embedding;
+  } catch {
+    return;
+  }
+  // encoding_format "base64": little-endian float32s.
+  const has = Array.isArray(first) ? first.length : typeof first === "string" ? Buffer.from(first, "base64").length / 4 : undefined;
+  if (has === undefined) return;
+  embeddingDimensions.set(snapshot.embeddings, has);
+  if (has !== requested) throw wrongDimensions(snapshot.embeddings.model, has, requested);
+}
+
+const wrongDimensions = (model: string, has: number, requested: number) =>
+  badRequest(
+    `the embeddings model ${JSON.stringify(model)} has ${has} dimensions, not ${requested}: set \`dimensions\` to ${has} or leave it out`,
+    "dimensions",
+    "unsupported_dimensions",
+  );
 
 /** Passes an SSE stream through event by event; when the client reads slowly, the upstream waits. */
 function relayStream(
@@ -318,7 +413,9 @@ function relayStream(
     res.on("drain", onDrain);
     const finish = () => {
       res.off("drain", onDrain);
-      exchange.usage = relay.usage;
+      // Without a usage chunk (the client left first, or the engine sends none), what was relayed is
+      // counted and charged all the same.
+      exchange.usage = relay.usage ?? relay.estimatedUsage();
       resolve();
     };
     response.pipe({

@@ -30,6 +30,9 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
 
 export type JsonObject = Record<string, unknown>;
 
+/** Whether the client set `field`: null is not setting it, as OpenAI reads null as the default (the Python SDK sends None so). */
+export const isSet = (body: JsonObject, field: string): boolean => body[field] !== undefined && body[field] !== null;
+
 export function parseJsonObject(body: Buffer): JsonObject {
   let value: unknown;
   try {
@@ -50,9 +53,15 @@ export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): 
     if (typeof value === "number" && !Number.isFinite(value))
       throw badRequest(`\`${key}\` must be a finite number: ${key} is too large to represent`, key, "invalid_number");
   }
-  if (body.stream !== undefined && typeof body.stream !== "boolean") throw badRequest("`stream` must be a boolean", "stream");
-  if (body.stream_options !== undefined && (typeof body.stream_options !== "object" || body.stream_options === null)) {
-    throw badRequest("`stream_options` must be an object", "stream_options");
+  if (isSet(body, "stream") && typeof body.stream !== "boolean") throw badRequest("`stream` must be a boolean", "stream");
+  if (isSet(body, "stream_options")) {
+    if (typeof body.stream_options !== "object") throw badRequest("`stream_options` must be an object", "stream_options");
+    if (body.stream !== true) {
+      throw badRequest(
+        '`stream_options` is only allowed when `stream` is true: send "stream": true, or leave stream_options out',
+        "stream_options",
+      );
+    }
   }
   if (endpoint === "chat") {
     if (!Array.isArray(body.messages) || body.messages.length === 0) throw badRequest("`messages` must be a non-empty array", "messages");
@@ -65,8 +74,11 @@ export function validateRequest(endpoint: InferenceEndpoint, body: JsonObject): 
     }
   } else if (endpoint === "completions") {
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) throw badRequest("`prompt` must be a string or an array", "prompt");
-  } else if (typeof body.input !== "string" && !Array.isArray(body.input)) {
-    throw badRequest("`input` must be a string or an array", "input");
+  } else {
+    if (typeof body.input !== "string" && !Array.isArray(body.input)) throw badRequest("`input` must be a string or an array", "input");
+    const { dimensions } = body;
+    if (isSet(body, "dimensions") && (typeof dimensions !== "number" || !Number.isInteger(dimensions) || dimensions < 1))
+      throw badRequest("`dimensions` must be a positive integer (or left out for the model's own)", "dimensions");
   }
 }
 
@@ -77,9 +89,21 @@ const SAMPLING_FIELDS = [
   ["frequencyPenalty", "frequency_penalty"],
 ] as const;
 
+/** Fields where a client's null means "the default": dropped, so the adapter's default (or the engine's) applies. */
+const NULL_IS_DEFAULT = [
+  "temperature",
+  "top_p",
+  "presence_penalty",
+  "frequency_penalty",
+  "max_tokens",
+  "max_completion_tokens",
+  "stream",
+  "stream_options",
+] as const;
+
 /**
  * The body sent upstream: the adapter's system prompt and retrieved context first, its sampling
- * defaults where the client set none, and `model` set to the LoRA (or base) name vLLM serves.
+ * defaults where the client set none (or null), and `model` set to the LoRA (or base) name vLLM serves.
  * It is `body` itself, changed: read what you need from the client's request before calling this.
  */
 export function upstreamBody(
@@ -92,6 +116,8 @@ export function upstreamBody(
   // The request's own object, changed in place: a copy costs ~9 µs a request in situ (bench:gateway).
   const out = body;
   out.model = upstreamModel;
+  // Undefined is absent below, and JSON.stringify leaves it out.
+  for (const field of NULL_IS_DEFAULT) if (out[field] === null) out[field] = undefined;
   if (adapter !== undefined && endpoint !== "embeddings") {
     for (const [from, to] of SAMPLING_FIELDS) {
       const value = adapter.sampling[from];

@@ -299,8 +299,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (++ends === 2) record(exchange, path);
     };
     res.on("close", () => {
-      if (!res.writableFinished)
+      if (!res.writableFinished) {
+        exchange.clientLeft = true;
         exchange.cancel?.abort(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"));
+      }
       ended();
     });
     try {
@@ -350,7 +352,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       exchange.tenant = principal.tenant;
       exchange.keyId = principal.keyId;
       requireScope(principal, "inference");
-      if (route.kind === "models") return listModels(res, snapshot, principal, routeTarget, route.id);
+      if (route.kind === "models") return listModels(res, snapshot, principal, routeTarget, route.id, requestId);
       await handleInference(contextFor(snapshot), exchange, route.endpoint, routeTarget, principal);
     } catch (error) {
       const failure = toGatewayError(error);
@@ -358,7 +360,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       exchange.errorCode = failure.code;
       exchange.errorMessage = failure.message;
       if (failure.status === 413) res.setHeader("connection", "close");
-      if (!res.destroyed) sendError(res, failure);
+      if (!res.destroyed) sendError(res, failure, requestId);
     } finally {
       ended();
     }
@@ -377,19 +379,23 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     principal: Principal,
     routeTarget: ModelTarget | undefined,
     id: string | undefined,
+    requestId: string,
   ): void {
     const visible = [...snapshot.models.values()].filter(
       (target) => mayUse(principal, target.name) && (routeTarget === undefined || target === routeTarget),
     );
-    if (id === undefined) return sendJson(res, 200, { object: "list", data: visible.map((target) => modelCard(snapshot, target)) });
+    const headers = { "x-request-id": requestId };
+    if (id === undefined)
+      return sendJson(res, 200, { object: "list", data: visible.map((target) => modelCard(snapshot, target)) }, headers);
     const target = visible.find((candidate) => candidate.name === id);
     if (target === undefined) throw notFound(`the model ${JSON.stringify(id)} does not exist`, "model_not_found", "model");
-    sendJson(res, 200, modelCard(snapshot, target));
+    sendJson(res, 200, modelCard(snapshot, target), headers);
   }
 
   function record(exchange: Exchange, path: string): void {
     const { res } = exchange;
-    const status = res.headersSent ? res.statusCode : 499;
+    // A client that left before the whole answer went out (a stream it closed) is 499, whatever status the headers had.
+    const status = res.headersSent && exchange.clientLeft !== true ? res.statusCode : 499;
     const seconds = (performance.now() - exchange.started) / 1000;
     const firstToken = exchange.stream && exchange.firstByteAt !== undefined ? (exchange.firstByteAt - exchange.started) / 1000 : undefined;
     // The console's reads of the admin API are logged but not counted, as probes and scrapes are not:
@@ -414,6 +420,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     if (exchange.usage) {
       entry.promptTokens = exchange.usage.promptTokens;
       entry.completionTokens = exchange.usage.completionTokens;
+      // Counted from the chunks relayed (no usage chunk came): a lower bound, without the prompt.
+      if (exchange.usage.estimated === true) entry.usageEstimated = true;
     }
     if (exchange.replica !== undefined) {
       entry.replica = exchange.replica;

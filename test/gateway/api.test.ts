@@ -98,7 +98,7 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(last().body?.model, "code-lora");
     assert.equal(last().body?.max_tokens, 64);
 
-    const embeddings = await gw.client().embeddings.create({ model: "anything", input: ["a", "b"] });
+    const embeddings = await gw.client().embeddings.create({ model: "llama-base", input: ["a", "b"] });
     assert.equal(embeddings.data.length, 2);
     assert.equal(last().path, "/v1/embeddings");
     assert.equal(last().body?.model, "llama-base");
@@ -199,11 +199,13 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(((await plain.json()) as { model: string }).model, "code");
   });
 
-  it("upstream 4xx answers pass through unchanged", async () => {
+  it("upstream 4xx answers keep their status and message, in OpenAI's error shape", async () => {
     upstream.behaviour = { kind: "status", status: 422 };
     try {
       const error = await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x" }] }));
       assert.equal(error.status, 422);
+      assert.equal(error.type, "unprocessable_entity_error");
+      assert.match(error.message, /fixed upstream failing with 422/);
     } finally {
       upstream.behaviour = { kind: "ok" };
     }

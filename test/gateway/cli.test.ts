@@ -36,7 +36,7 @@ describe("diatonic gateway", () => {
     }
   });
 
-  it("starts on the rendered local config with no engine reachable: alive, not ready, 503 for requests", async () => {
+  it("starts on the rendered local config with no engine reachable: alive, ready but degraded (it takes traffic), 503 for requests", async () => {
     const file = join(dir, "rendered.yaml");
     writeFileSync(file, renderedGatewayConfig("local"));
     const gateway = await startGateway({
@@ -49,7 +49,13 @@ describe("diatonic gateway", () => {
     try {
       assert.equal((await fetch(`${gateway.url}/healthz`)).status, 200);
       const ready = await fetch(`${gateway.url}/readyz`);
-      assert.equal(ready.status, 503);
+      assert.equal(ready.status, 200);
+      const readiness = (await ready.json()) as { status: string; degraded: string[] };
+      assert.equal(readiness.status, "degraded");
+      assert.ok(
+        readiness.degraded.some((line) => line.startsWith("code: no healthy replica of upstream engine")),
+        readiness.degraded.join("; "),
+      );
       const response = await fetch(`${gateway.url}/code/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },

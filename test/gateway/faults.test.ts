@@ -179,7 +179,7 @@ describe("gateway under upstream faults", () => {
     assert.equal(text, "Hello", "the event before the stall was passed through");
     assert.ok(failure instanceof Error, "the stream ended with an error, not silently");
     assert.doesNotMatch(failure.message, /UND_ERR/);
-    assert.match(failure.message, new RegExp(`took longer than ${PAST_FIRST_BYTE_MS} ms`));
+    assert.match(failure.message, new RegExp(`took longer than ${PAST_FIRST_BYTE_MS} ms, chatbot's time limit: .*limits\\.timeoutSeconds`));
     await eventually(() => up.aborted === 1, 3000, "the upstream request to be aborted");
   });
 

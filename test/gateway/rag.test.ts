@@ -6,7 +6,7 @@ import OpenAI from "openai";
 import type { AdapterRoute } from "../../src/gateway/config.ts";
 import type { Retrieval, Retriever } from "../../src/gateway/retriever.ts";
 import { startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
-import { startTestGateway, type TestGateway } from "./support/harness.ts";
+import { KEYS, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 class FixedRetrieverStandIn implements Retriever {
   failing = false;
@@ -66,6 +66,45 @@ describe("RAG adapters", () => {
     for await (const chunk of stream)
       citations = (chunk as unknown as { diatonic?: { citations: unknown } }).diatonic?.citations ?? citations;
     assert.ok(Array.isArray(citations) && citations.length === 2);
+  });
+
+  it("raw SSE from the fixed-upstream fake: usage is the last data chunk; without usage, citations are", async () => {
+    retriever.failing = false;
+    const dataChunks = async (streamOptions: Record<string, unknown> | undefined) => {
+      const response = await fetch(`${gw.gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${KEYS.all}` },
+        body: JSON.stringify({
+          model: "handbook",
+          messages: [{ role: "user", content: "badges?" }],
+          stream: true,
+          stream_options: streamOptions,
+        }),
+      });
+      const text = await response.text();
+      assert.ok(text.endsWith("data: [DONE]\n\n"));
+      return text
+        .split("\n\n")
+        .filter((event) => event.startsWith("data: {"))
+        .map(
+          (event) => JSON.parse(event.slice(6)) as { id: string; choices: unknown[]; usage?: unknown; diatonic?: { citations: unknown[] } },
+        );
+    };
+    const withUsage = await dataChunks({ include_usage: true });
+    assert.deepEqual([...new Set(withUsage.map((chunk) => chunk.id))], ["chatcmpl-fixed"]);
+    assert.deepEqual(withUsage.at(-1)?.usage, { prompt_tokens: 7, completion_tokens: 6, total_tokens: 13 });
+    const citationsChunk = withUsage.at(-2);
+    assert.equal(citationsChunk?.diatonic?.citations.length, 2);
+    assert.deepEqual(citationsChunk?.choices, []);
+    assert.equal(citationsChunk?.usage, null, "null like every chunk before the usage chunk");
+
+    const withoutUsage = await dataChunks(undefined);
+    assert.deepEqual([...new Set(withoutUsage.map((chunk) => chunk.id))], ["chatcmpl-fixed"]);
+    assert.equal(withoutUsage.at(-1)?.diatonic?.citations.length, 2, "the citations chunk is the last one");
+    assert.ok(
+      withoutUsage.every((chunk) => !("usage" in chunk)),
+      "no usage member for a client that did not ask",
+    );
   });
 
   it("answerWithoutContext: a failed retrieval still answers, and the header says retrieval was skipped", async () => {
