@@ -241,7 +241,8 @@ async function forward(
     // The adapter's default max_tokens does not fit beside this prompt. The client set none, so the
     // answer gets the room that is left, as vLLM gives when the field is unset; a client's own stays a 400.
     refusal = response.complete ?? (await response.bytes());
-    if (CONTEXT_LENGTH.test(refusal.toString("utf8"))) {
+    const refused = refusal.toString("utf8");
+    if (CONTEXT_LENGTH.test(refused) && !promptAloneTooLong(refused)) {
       refusal = undefined;
       delete upstream.max_tokens;
       response = await send(JSON.stringify(upstream));
@@ -303,6 +304,20 @@ async function forward(
 
 /** An engine's refusal of a prompt plus max_tokens longer than the model's context (vLLM's and our engine's words). */
 const CONTEXT_LENGTH = /maximum context length/i;
+const CONTEXT_MAX = /maximum context length is (\d+)/i;
+/** The prompt's tokens, as vLLM (and our engine) word it: "(N in the messages, …", "N tokens in the messages", "has N input tokens". */
+const PROMPT_TOKENS = /\((\d+) in the messages|(\d+) tokens in the messages|has (\d+) input tokens/i;
+
+/**
+ * Whether a context-length refusal says the prompt alone fills the context: then no max_tokens fits
+ * beside it, and sending it again without one would only make the engine tokenize it twice.
+ */
+export function promptAloneTooLong(message: string): boolean {
+  const max = CONTEXT_MAX.exec(message)?.[1];
+  const prompt = PROMPT_TOKENS.exec(message);
+  const tokens = prompt?.[1] ?? prompt?.[2] ?? prompt?.[3];
+  return max !== undefined && tokens !== undefined && Number(tokens) >= Number(max);
+}
 
 /** A 5xx from the engine becomes the gateway's 502 (or the engine's own 503/504), with its message kept. */
 async function upstreamFailure(upstream: string, response: UpstreamResponse): Promise<GatewayError> {

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
+import { promptAloneTooLong } from "../../src/gateway/proxy.ts";
+import { startFixedUpstream } from "./support/fixed-upstream.ts";
 import { apiError, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const CONTEXT = 160;
@@ -72,5 +74,54 @@ describe("an adapter's default max_tokens that does not fit beside the prompt", 
     );
     assert.equal(error.status, 400);
     assert.match(error.message, /maximum context length is 160 tokens/);
+  });
+});
+
+describe("a prompt that alone fills the context (fixed-upstream fake answering vLLM's refusal)", () => {
+  it("is refused once: no retry without the adapter's max_tokens, which could not fit either (the engine read the prompt twice)", async () => {
+    const upstream = await startFixedUpstream();
+    const gw = await startTestGateway(upstream.url);
+    try {
+      const refusal =
+        "This model's maximum context length is 8192 tokens. However, you requested 9100 tokens (9000 in the messages, 100 in the completion). Please reduce the length of the messages or completion.";
+      upstream.behaviour = { kind: "status", status: 400, message: refusal };
+      const before = upstream.requests.length;
+      const error = await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "long" }] }));
+      assert.equal(error.status, 400);
+      assert.match(error.message, /9000 in the messages/);
+      assert.equal(upstream.requests.length - before, 1, "sent once");
+      // Room for the answer but not for the adapter's default: retried without it, as before.
+      upstream.behaviour = { kind: "status", status: 400, message: refusal.replace("9000 in the messages", "8000 in the messages") };
+      const again = upstream.requests.length;
+      await apiError(gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "long" }] }));
+      assert.equal(upstream.requests.length - again, 2, "sent again without max_tokens");
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+  });
+
+  it("reads the prompt's size from vLLM's wordings and our engine's", () => {
+    assert.equal(
+      promptAloneTooLong(
+        "maximum context length is 100 tokens. However, you requested 130 tokens (120 in the messages, 10 in the completion).",
+      ),
+      true,
+    );
+    assert.equal(
+      promptAloneTooLong(
+        "maximum context length is 100 tokens. However, you requested 110 tokens (90 in the messages, 20 in the completion).",
+      ),
+      false,
+    );
+    assert.equal(
+      promptAloneTooLong("This model's maximum context length is 100 tokens. However, your request has 150 input tokens."),
+      true,
+    );
+    assert.equal(
+      promptAloneTooLong("This model's maximum context length is 100 tokens. However, you requested 101 tokens in the messages."),
+      true,
+    );
+    assert.equal(promptAloneTooLong("maximum context length exceeded"), false, "no numbers: retried as before");
   });
 });

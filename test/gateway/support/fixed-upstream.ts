@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 
 export type Behaviour =
   | { readonly kind: "ok" }
-  | { readonly kind: "status"; readonly status: number }
+  /** An error answer: `message` is its error's message (default: "fixed upstream failing with STATUS"). */
+  | { readonly kind: "status"; readonly status: number; readonly message?: string }
   | { readonly kind: "hang" }
   | { readonly kind: "reset-mid-stream" }
   | { readonly kind: "reset-mid-body" }
@@ -144,7 +145,12 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     if (behaviour.kind === "hang") return;
     if (behaviour.kind === "status") {
       const message = JSON.stringify({
-        error: { message: `fixed upstream failing with ${behaviour.status}`, type: "server_error", param: null, code: null },
+        error: {
+          message: behaviour.message ?? `fixed upstream failing with ${behaviour.status}`,
+          type: "server_error",
+          param: null,
+          code: null,
+        },
       });
       res.writeHead(behaviour.status, { "content-type": "application/json" }).end(message);
       return;
