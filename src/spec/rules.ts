@@ -133,7 +133,13 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
       error([...at, "route"], `route ${route} is already used by adapters[${sameRoute}]`, "give each adapter its own route prefix");
     routes.set(route, index);
     if (route === "/v1" || route === "/healthz" || route === "/readyz" || route === "/metrics" || route === "/console") {
-      error([...at, "route"], `route ${route} collides with one of the gateway's own paths`, "choose another prefix");
+      error(
+        [...at, adapter.route === undefined ? "name" : "route"],
+        `route ${route} collides with one of the gateway's own paths (/v1, /healthz, /readyz, /metrics, /console)`,
+        adapter.route === undefined
+          ? `the route is /<name> when route is not set: rename the adapter, or set route: to another prefix`
+          : "set route: to another prefix",
+      );
     }
 
     const maxTokens = adapter.sampling.maxTokens;

@@ -191,6 +191,11 @@ const cases: BadSpec[] = [
     says: ["collides with one of the gateway's own paths"],
   },
   {
+    name: "an adapter named like a gateway path (its route is /<name>): rename it, or set route",
+    text: replace("    - name: code\n", "    - name: metrics\n"),
+    says: ["spec.adapters[0].name", "route /metrics collides with one of the gateway's own paths", "rename the adapter, or set route:"],
+  },
+  {
     name: "route shadows the web console",
     text: replace("      systemPrompt: You write code.", "      systemPrompt: You write code.\n      route: /console"),
     says: ["route /console collides with one of the gateway's own paths"],
