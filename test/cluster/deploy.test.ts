@@ -250,6 +250,8 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.match(forced.stdout, /! preflight shared: ConfigMap\/.*--force-conflicts takes it over/);
     assert.match(await config(), /replicas: 2/);
     assert.equal(await owner("daemonset"), idOf(b));
+    // The plugin reads its config only at start: a new config rolls its pods (the config's hash is on the template).
+    assert.notEqual(await generation(), firstGeneration, "a changed sharing config restarts the device plugin");
 
     // Both ways: the platform that planned with 4 slices a GPU is now the one refused.
     const back = await deploy("apply", a);
@@ -265,7 +267,6 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
         `✓ preflight shared: DaemonSet/${shared}/nvidia-device-plugin is shared with the platform in namespace ${a.namespace}, with the same settings`,
       ),
     );
-    assert.equal(await generation(), firstGeneration, "another platform's apply leaves the plugin's pod template (and pods) alone");
 
     // A third platform with a plugin of its own would run a second plugin on the same nodes: a warning.
     const apart = await platform(t, { env: "production" });
@@ -296,9 +297,12 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.equal(await owner("daemonset"), idOf(a), "the device plugin stays, in the other platform's ApplySet");
     assert.equal(await owner("configmap"), idOf(a));
 
-    // Handed back and forth: the hand-over's label does not stop the next apply.
+    // Handed back and forth: the hand-over's label does not stop the next apply, and another
+    // platform's apply with the same settings leaves the plugin's pod template (and pods) alone.
+    const handedGeneration = await generation();
     const again = await deploy("apply", b);
     assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal(await generation(), handedGeneration, "another platform's apply leaves the plugin's pod template (and pods) alone");
     assert.equal((await deploy("destroy", b, "--yes")).code, 0);
     assert.equal((await deploy("apply", a)).code, 0);
 
