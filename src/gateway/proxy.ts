@@ -215,7 +215,7 @@ async function forward(
   const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
   const clientMessages = endpoint === "chat" ? (body.messages as unknown[]).length : 0;
   const clientMaxTokens = isSet(body, "max_tokens") || isSet(body, "max_completion_tokens");
-  const dimensions = endpoint === "embeddings" ? requestedDimensions(context.snapshot, body) : undefined;
+  const dimensions = endpoint === "embeddings" ? requestedDimensions(body) : undefined;
   const upstream = upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText);
   const injected = endpoint === "chat" ? (upstream.messages as unknown[]).length - clientMessages : 0;
   const send = (payload: string) =>
@@ -364,21 +364,13 @@ function citationEvent(
   return JSON.stringify(chunk);
 }
 
-/** The dimension each embeddings model answered with, learned from its answers (a new config starts over). */
-const embeddingDimensions = new WeakMap<NonNullable<Snapshot["embeddings"]>, number>();
-
 /**
- * The `dimensions` an embeddings request asks for, taken out of the body: the gateway serves each
- * model's own dimension only (vLLM refuses the field for a model without Matryoshka support, some
- * servers ignore it), which the answer shows; one the model is known not to have is refused here.
+ * The `dimensions` an embeddings request asks for. It goes upstream as sent: a model with Matryoshka
+ * support (an OpenAI-compatible endpoint's text-embedding-3) shortens its vectors; others refuse it
+ * (vLLM) or ignore it (llama.cpp, ours), which the answer shows and checkDimensions refuses.
  */
-function requestedDimensions(snapshot: Snapshot, body: JsonObject): number | undefined {
-  const requested = body.dimensions;
-  delete body.dimensions;
-  if (typeof requested !== "number" || snapshot.embeddings === undefined) return undefined;
-  const known = embeddingDimensions.get(snapshot.embeddings);
-  if (known !== undefined && known !== requested) throw wrongDimensions(snapshot.embeddings.model, known, requested);
-  return requested;
+function requestedDimensions(body: JsonObject): number | undefined {
+  return typeof body.dimensions === "number" ? body.dimensions : undefined;
 }
 
 /** Refuses an embeddings answer whose vectors do not have the dimension the client asked for. */
@@ -392,9 +384,7 @@ function checkDimensions(snapshot: Snapshot, answer: Buffer, requested: number):
   }
   // encoding_format "base64": little-endian float32s.
   const has = Array.isArray(first) ? first.length : typeof first === "string" ? Buffer.from(first, "base64").length / 4 : undefined;
-  if (has === undefined) return;
-  embeddingDimensions.set(snapshot.embeddings, has);
-  if (has !== requested) throw wrongDimensions(snapshot.embeddings.model, has, requested);
+  if (has !== undefined && has !== requested) throw wrongDimensions(snapshot.embeddings.model, has, requested);
 }
 
 const wrongDimensions = (model: string, has: number, requested: number) =>
