@@ -16,6 +16,26 @@ function bucketOf(value: number): number {
   return index;
 }
 
+/** A gauge of one label read from `source` at each scrape (its series are exactly what the source gives then). */
+function scrapedGauge<L extends string>(
+  name: string,
+  help: string,
+  label: L,
+  registers: Registry[],
+  source: () => Iterable<readonly [string, number]>,
+): Gauge<L> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect() {
+      this.reset();
+      for (const [value, count] of source()) this.set({ [label]: value } as Record<L, string>, count);
+    },
+  });
+}
+
 /** Request and token counts since the last scrape, kept as plain numbers (see countRequest). */
 interface Counts {
   /** Requests by status since the last scrape; a status once seen stays (at 0), for the forget methods. */
@@ -189,28 +209,20 @@ export class GatewayMetrics {
       labelNames: ["adapter"],
       registers,
     });
-    const source = () => this.inFlightSource();
-    this.inFlight = new Gauge({
-      name: "diatonic_gateway_in_flight_requests",
-      help: "Requests holding a concurrency slot (being served upstream).",
-      labelNames: ["adapter"],
+    this.inFlight = scrapedGauge(
+      "diatonic_gateway_in_flight_requests",
+      "Requests holding a concurrency slot (being served upstream).",
+      "adapter",
       registers,
-      collect() {
-        this.reset();
-        for (const [adapter, count] of source()) this.set({ adapter }, count);
-      },
-    });
-    const healthy = () => this.healthySource();
-    this.healthyReplicas = new Gauge({
-      name: "diatonic_gateway_upstream_healthy_replicas",
-      help: "Replicas of each upstream taking requests (known and not ejected after failures); 0 means its adapters get 503.",
-      labelNames: ["upstream"],
+      () => this.inFlightSource(),
+    );
+    this.healthyReplicas = scrapedGauge(
+      "diatonic_gateway_upstream_healthy_replicas",
+      "Replicas of each upstream taking requests (known and not ejected after failures); 0 means its adapters get 503.",
+      "upstream",
       registers,
-      collect() {
-        this.reset();
-        for (const [upstream, count] of healthy()) this.set({ upstream }, count);
-      },
-    });
+      () => this.healthySource(),
+    );
     this.rateLimited = new Counter({
       name: "diatonic_gateway_rate_limited_total",
       help: "Requests rejected by a per-key rate limit.",

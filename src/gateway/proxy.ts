@@ -215,7 +215,10 @@ async function forward(
   const wantsUsage = clientWantsUsage(body); // before upstreamBody, which asks for usage on the client's behalf
   const clientMessages = endpoint === "chat" ? (body.messages as unknown[]).length : 0;
   const clientMaxTokens = isSet(body, "max_tokens") || isSet(body, "max_completion_tokens");
-  const dimensions = endpoint === "embeddings" ? requestedDimensions(body) : undefined;
+  // `dimensions` goes upstream as sent: a Matryoshka model (an OpenAI-compatible endpoint's
+  // text-embedding-3) shortens its vectors; others refuse it (vLLM) or ignore it (llama.cpp, ours),
+  // which checkDimensions then refuses.
+  const dimensions = endpoint === "embeddings" && typeof body.dimensions === "number" ? body.dimensions : undefined;
   const upstream = upstreamBody(endpoint, body, resolved.upstreamModel, target.adapter, contextText);
   const injected = endpoint === "chat" ? (upstream.messages as unknown[]).length - clientMessages : 0;
   const send = (payload: string) =>
@@ -362,15 +365,6 @@ function citationEvent(
   if (wantsUsage) chunk.usage = null;
   chunk.diatonic = { citations };
   return JSON.stringify(chunk);
-}
-
-/**
- * The `dimensions` an embeddings request asks for. It goes upstream as sent: a model with Matryoshka
- * support (an OpenAI-compatible endpoint's text-embedding-3) shortens its vectors; others refuse it
- * (vLLM) or ignore it (llama.cpp, ours), which the answer shows and checkDimensions refuses.
- */
-function requestedDimensions(body: JsonObject): number | undefined {
-  return typeof body.dimensions === "number" ? body.dimensions : undefined;
 }
 
 /** Refuses an embeddings answer whose vectors do not have the dimension the client asked for. */
