@@ -32,6 +32,15 @@ interface Snapshot {
   checksum: string;
 }
 
+/** The collection every case snapshots: two documents, one of which a case deletes after its snapshot. */
+async function seedHandbook(store: QdrantStore): Promise<void> {
+  await store.ensureCollection("handbook", 4);
+  await store.upsert("handbook", [
+    chunk(1, "errors.txt", "E-4711 means the scratch volume is full"),
+    chunk(2, "onboarding.md", "Laptops are handed out on day one"),
+  ]);
+}
+
 /** Qdrant names a snapshot after the second it was taken: one a second. */
 const nextSecond = () => sleep(1100 - (Date.now() % 1000));
 
@@ -50,11 +59,7 @@ describe("Qdrant snapshots as the rendered CronJob takes them", { skip, timeout:
   before(async () => {
     qdrant = await startTestQdrant(found.binary as NonNullable<typeof found.binary>);
     store = new QdrantStore({ url: qdrant.url, apiKey: qdrant.apiKey });
-    await store.ensureCollection("handbook", 4);
-    await store.upsert("handbook", [
-      chunk(1, "errors.txt", "E-4711 means the scratch volume is full"),
-      chunk(2, "onboarding.md", "Laptops are handed out on day one"),
-    ]);
+    await seedHandbook(store);
   });
   after(async () => {
     await qdrant?.close();
@@ -145,11 +150,7 @@ describe("Qdrant snapshots in a cluster (several replicas), as the rendered Cron
   before(async () => {
     cluster = await startTestCluster(found.binary as NonNullable<typeof found.binary>, 2);
     store = new QdrantStore({ url: cluster.nodes[0]?.url ?? "", apiKey: cluster.apiKey, replicationFactor: 2, writeConsistencyFactor: 2 });
-    await store.ensureCollection("handbook", 4);
-    await store.upsert("handbook", [
-      chunk(1, "errors.txt", "E-4711 means the scratch volume is full"),
-      chunk(2, "onboarding.md", "Laptops are handed out on day one"),
-    ]);
+    await seedHandbook(store);
   });
   after(async () => {
     await cluster?.close();
