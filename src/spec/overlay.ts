@@ -17,7 +17,7 @@ export interface Merged {
 }
 
 /** The spec's lists that an overlay merges by `name`; every other list is replaced whole. */
-export const MERGED_BY_NAME = ["adapters"] as const;
+const MERGED_BY_NAME = ["adapters"] as const;
 
 export function pathKey(path: Path): string {
   return path.join("\u0000");
