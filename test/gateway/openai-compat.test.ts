@@ -2,7 +2,7 @@
 // in the engine's shape, null sampling values, stream_options without a stream, the embeddings model
 // and dimensions, a stream the client leaves, and request ids on the gateway's own errors.
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { badRequest, sendError } from "../../src/gateway/errors.ts";
@@ -11,38 +11,11 @@ import { apiError, eventually, KEYS, startTestGateway, type TestGateway } from "
 
 const hi = [{ role: "user" as const, content: "hi" }];
 
-/** What the engine-shaped fake answers next: a status, a content type and a body, for any request. */
-interface FakeAnswer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: string;
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
-/** An HTTP server that answers whatever it is told to, as an engine's refusals look (vLLM, FastAPI, a proxy in front). */
-async function startRefusingFake(): Promise<{ url: string; answer: FakeAnswer; close(): Promise<void> }> {
-  const state = {
-    url: "",
-    answer: { status: 200, contentType: "application/json", body: "{}" } as FakeAnswer,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-  const server: Server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      if (req.url === "/health") return void res.writeHead(200).end();
-      res.writeHead(state.answer.status, { "content-type": state.answer.contentType, ...state.answer.headers }).end(state.answer.body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return state;
-}
-
-describe("engine errors in OpenAI's shape (engine-shaped fake that refuses)", () => {
-  let engine: Awaited<ReturnType<typeof startRefusingFake>>;
+describe("engine errors in OpenAI's shape (fixed-upstream fake answering engines' refusals)", () => {
+  let engine: FixedUpstream;
   let gw: TestGateway;
   before(async () => {
-    engine = await startRefusingFake();
+    engine = await startFixedUpstream();
     gw = await startTestGateway(engine.url);
   });
   after(async () => {
@@ -50,7 +23,13 @@ describe("engine errors in OpenAI's shape (engine-shaped fake that refuses)", ()
     await engine.close();
   });
   const refuse = (status: number, body: unknown, contentType = "application/json", headers?: Record<string, string>) => {
-    engine.answer = { status, contentType, body: typeof body === "string" ? body : JSON.stringify(body), headers };
+    engine.behaviour = {
+      kind: "raw",
+      status,
+      contentType,
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      ...(headers !== undefined ? { headers } : {}),
+    };
   };
   const post = (model: string) =>
     fetch(`${gw.gateway.url}/v1/chat/completions`, {

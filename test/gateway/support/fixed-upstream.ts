@@ -10,6 +10,14 @@ export type Behaviour =
   | { readonly kind: "ok" }
   /** An error answer: `message` is its error's message (default: "fixed upstream failing with STATUS"). */
   | { readonly kind: "status"; readonly status: number; readonly message?: string }
+  /** Any answer as it is given (an engine's own error shapes, a proxy's HTML page), for every path but /health. */
+  | {
+      readonly kind: "raw";
+      readonly status: number;
+      readonly contentType: string;
+      readonly body: string;
+      readonly headers?: Readonly<Record<string, string>>;
+    }
   | { readonly kind: "hang" }
   | { readonly kind: "reset-mid-stream" }
   | { readonly kind: "reset-mid-body" }
@@ -143,6 +151,10 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     }
     const behaviour = state.behaviour;
     if (behaviour.kind === "hang") return;
+    if (behaviour.kind === "raw") {
+      res.writeHead(behaviour.status, { "content-type": behaviour.contentType, ...behaviour.headers }).end(behaviour.body);
+      return;
+    }
     if (behaviour.kind === "status") {
       const message = JSON.stringify({
         error: {
