@@ -280,10 +280,18 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
         )
       : [];
   const pods = (await client.list("v1", "Pod")) as unknown as (PodLike & EvidencePod)[];
+  // The claims that exist, so that a scheduler's word that one was missing is not shown once it is there.
+  const claims = new Set((await client.list("v1", "PersistentVolumeClaim", namespace)).map((claim) => claim.metadata.name));
   const objects = [...members, ...kept].map((object) => {
     const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
     // A workload that waits says why in its pods' words (the scheduler, an image pull, a crash loop), as apply does.
-    const why = readiness.state === "progressing" ? podsReason(pods.filter((pod) => isPodOf(object, pod))) : undefined;
+    const why =
+      readiness.state === "progressing"
+        ? podsReason(
+            pods.filter((pod) => isPodOf(object, pod)),
+            claims,
+          )
+        : undefined;
     const state = why?.hard === true ? "failed" : readiness.state;
     return {
       component: object.metadata.labels?.["app.kubernetes.io/component"] ?? "-",

@@ -65,12 +65,40 @@ export interface PodProblem {
   readonly crashLoop?: boolean;
 }
 
-/** What is wrong with one pod, from its own status (scheduling, container states). */
-export function podProblems(pod: PodLike): PodProblem[] {
+/**
+ * The claim a scheduler's message says is missing: a persistentVolumeClaim volume not found, one its
+ * own cache has not seen yet (a SchedulerError), or an ephemeral one its controller has not created
+ * yet. Undefined for any other message.
+ */
+function claimTheSchedulerMissed(message: string | undefined): string | undefined {
+  return /persistentvolumeclaim "([^"]+)" not found|could not find v1\.PersistentVolumeClaim "(?:[^"/]+\/)?([^"]+)"|create the persistentvolumeclaim "([^"]+)"/
+    .exec(message ?? "")
+    ?.slice(1)
+    .find(Boolean);
+}
+
+/**
+ * The scheduler's last word on a pod, when it is out of date: it said a claim was missing, and that
+ * claim exists now (a StatefulSet's or an ephemeral volume's controller creates it just after the
+ * pod, and the scheduler, which tries again once it exists, keeps its old condition while it waits
+ * for the volume). What to say instead; undefined when the word still holds or no claims are known.
+ */
+function staleSchedulerWord(message: string | undefined, claims: ReadonlySet<string> | undefined): string | undefined {
+  const claim = claimTheSchedulerMissed(message);
+  if (claim === undefined || claims?.has(claim) !== true) return undefined;
+  return `not scheduled yet: the scheduler's last word predates its claim ${claim}, which exists now (the scheduler tries again once it does)`;
+}
+
+/**
+ * What is wrong with one pod, from its own status (scheduling, container states). `claims`, the
+ * names of the claims that exist in its namespace, lets a scheduler's "claim not found" that no
+ * longer holds be left out (podProgress says where the pod is instead).
+ */
+export function podProblems(pod: PodLike, claims?: ReadonlySet<string>): PodProblem[] {
   const problems: PodProblem[] = [];
   const name = pod.metadata.name;
   const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
-  if (scheduled?.status === "False") {
+  if (scheduled?.status === "False" && staleSchedulerWord(scheduled.message, claims) === undefined) {
     problems.push({
       pod: name,
       hard: false,
@@ -103,18 +131,19 @@ export function podProblems(pod: PodLike): PodProblem[] {
  * has a problem (podProblems says that). Shown while apply and status wait, and at a deadline, so
  * that "0/1 ready" is never all they say.
  */
-export function podProgress(pod: PodLike): string | undefined {
+export function podProgress(pod: PodLike, claims?: ReadonlySet<string>): string | undefined {
   const conditions = pod.status?.conditions ?? [];
   const ready = conditions.find((c) => c.type === "Ready");
   // A terminating pod (an old replica going) is not what a rollout waits for.
-  if (ready?.status === "True" || pod.metadata.deletionTimestamp !== undefined || podProblems(pod).length > 0) return undefined;
+  if (ready?.status === "True" || pod.metadata.deletionTimestamp !== undefined || podProblems(pod, claims).length > 0) return undefined;
   const phase = pod.status?.phase ?? "Pending";
   if (phase === "Succeeded" || phase === "Failed") return `${phase.toLowerCase()}, will not become ready`;
   const node = pod.spec?.nodeName;
   if (node === undefined || node === "") {
-    return conditions.some((c) => c.type === "PodScheduled")
-      ? "not on a node yet"
-      : "not scheduled yet: the scheduler has given no decision (it holds a pod here while its claims get volumes)";
+    const scheduled = conditions.find((c) => c.type === "PodScheduled");
+    if (scheduled === undefined)
+      return "not scheduled yet: the scheduler has given no decision (it holds a pod here while its claims get volumes)";
+    return staleSchedulerWord(scheduled.message, claims) ?? "not on a node yet";
   }
   if (phase === "Pending") {
     const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].flatMap((c) =>
@@ -158,10 +187,15 @@ export function isPodOf(object: KubeObject, pod: PodLike): boolean {
 /**
  * Why a workload that is not ready yet is waiting, in its pods' words, as soon as they say it: the
  * scheduler's message, an image pull, a crash loop, a bad config: the first problem found (a hard one
- * first). With none, where the first pod not ready has got to (never hard); else undefined.
+ * first). With none, where the first pod not ready has got to (never hard); else undefined. `claims`
+ * (the claims that exist in the pods' namespace) leaves out a scheduler's "claim not found" that no
+ * longer holds.
  */
-export function podsReason(pods: readonly PodLike[]): { readonly hard: boolean; readonly message: string } | undefined {
-  const problems = pods.flatMap(podProblems);
+export function podsReason(
+  pods: readonly PodLike[],
+  claims?: ReadonlySet<string>,
+): { readonly hard: boolean; readonly message: string } | undefined {
+  const problems = pods.flatMap((pod) => podProblems(pod, claims));
   const first = problems.find((p) => p.hard) ?? problems[0];
   if (first !== undefined)
     return {
@@ -170,7 +204,7 @@ export function podsReason(pods: readonly PodLike[]): { readonly hard: boolean; 
     };
   // No problem: where the pods not ready yet have got to (scheduled, starting, running but not ready), as progress.
   const progress = pods.flatMap((pod) => {
-    const where = podProgress(pod);
+    const where = podProgress(pod, claims);
     return where === undefined ? [] : [`pod ${pod.metadata.name}: ${where}`];
   });
   return progress[0] === undefined
@@ -225,11 +259,15 @@ async function events(
     .map((e) => `${e.reason ?? e.type ?? "Event"}: ${e.message ?? ""}`.trim());
 }
 
-/** The pod's claims that are not bound to a volume yet, each with the last word on it (a provisioner waited for, say). */
-async function unboundClaims(client: KubeClient, pod: PodLike): Promise<string[]> {
+/**
+ * The pod's claims: those that exist, and a line for each that is not bound to a volume yet, with
+ * the last word on it (a provisioner waited for, say).
+ */
+async function podClaims(client: KubeClient, pod: PodLike): Promise<{ existing: Set<string>; unbound: string[] }> {
+  const existing = new Set<string>();
+  const unbound: string[] = [];
   const namespace = pod.metadata.namespace;
-  if (namespace === undefined) return [];
-  const lines: string[] = [];
+  if (namespace === undefined) return { existing, unbound };
   for (const name of claimsOf(pod)) {
     const claim = await client.get<KubeObject & { status?: { phase?: string } }>({
       apiVersion: "v1",
@@ -237,15 +275,16 @@ async function unboundClaims(client: KubeClient, pod: PodLike): Promise<string[]
       metadata: { name, namespace },
     });
     if (claim === undefined) {
-      lines.push(`claim ${name}: not created yet`);
+      unbound.push(`claim ${name}: not created yet`);
       continue;
     }
+    existing.add(name);
     const phase = claim.status?.phase ?? "Pending";
     if (phase === "Bound") continue;
     const last = (await events(client, claim, false)).at(-1);
-    lines.push(`claim ${name}: ${phase}, no volume bound yet${last === undefined ? "" : ` (${last})`}`);
+    unbound.push(`claim ${name}: ${phase}, no volume bound yet${last === undefined ? "" : ` (${last})`}`);
   }
-  return lines;
+  return { existing, unbound };
 }
 
 /**
@@ -259,10 +298,11 @@ export async function explain(client: KubeClient, object: KubeObject): Promise<s
     const pods = await podsOf(client, object);
     if (pods.length === 0) lines.push("no pods were created");
     for (const pod of pods) {
-      const progress = podProgress(pod);
+      const claims = await podClaims(client, pod);
+      const progress = podProgress(pod, claims.existing);
       if (progress !== undefined) lines.push(`pod ${pod.metadata.name}: ${progress}`);
-      for (const claim of await unboundClaims(client, pod)) lines.push(`pod ${pod.metadata.name}: ${claim}`);
-      for (const problem of podProblems(pod)) {
+      for (const claim of claims.unbound) lines.push(`pod ${pod.metadata.name}: ${claim}`);
+      for (const problem of podProblems(pod, claims.existing)) {
         lines.push(`pod ${problem.pod}: ${problem.message}`);
         if (problem.crashLoop && problem.container && pod.metadata.namespace) {
           const log = await lastLogLines(client, pod.metadata.namespace, pod.metadata.name, problem.container);
@@ -275,7 +315,9 @@ export async function explain(client: KubeClient, object: KubeObject): Promise<s
             );
         }
       }
-      for (const event of await events(client, { kind: "Pod", metadata: pod.metadata })) lines.push(`pod ${pod.metadata.name}: ${event}`);
+      // A scheduler's event that a claim was missing, once it exists, says what podProgress said (and is dropped as a repeat).
+      for (const event of await events(client, { kind: "Pod", metadata: pod.metadata }))
+        lines.push(`pod ${pod.metadata.name}: ${staleSchedulerWord(event, claims.existing) ?? event}`);
     }
   }
   for (const event of await events(client, object)) lines.push(event);

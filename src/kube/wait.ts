@@ -70,6 +70,8 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
   const states = new Map<string, Readiness>();
   /** Per workload, its pods as last seen: what they say is shown with its readiness at once. */
   const pods = new Map<string, Map<string, PodLike>>();
+  /** Per namespace, the claims that exist: a scheduler's word that one was missing is not shown once it is there. */
+  const claims = new Map<string, Set<string>>();
   const reported = new Map<string, string>();
   const stops: (() => void)[] = [];
   let settled = false;
@@ -78,7 +80,9 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
     const object = latest.get(resource);
     const readiness = states.get(resource);
     if (object === undefined || readiness === undefined) return;
-    const why = readiness.state === "progressing" ? podsReason([...(pods.get(resource)?.values() ?? [])]) : undefined;
+    const namespace = object.metadata.namespace ?? "";
+    const why =
+      readiness.state === "progressing" ? podsReason([...(pods.get(resource)?.values() ?? [])], claims.get(namespace)) : undefined;
     const shown: Readiness = why === undefined ? readiness : { state: readiness.state, reason: `${readiness.reason} — ${why.message}` };
     const fingerprint = `${shown.state}\u0000${shown.reason}`;
     if (reported.get(resource) === fingerprint) return;
@@ -210,6 +214,31 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
           .catch((error: unknown) => finish(error as Error));
       };
       watchPods();
+    }
+    for (const namespace of new Set(workloads.map((w) => w.namespace))) {
+      const watchClaims = () => {
+        client
+          .watch(
+            "v1",
+            "PersistentVolumeClaim",
+            { namespace },
+            (type, object) => {
+              if (settled || type === "BOOKMARK") return;
+              const names = claims.get(namespace) ?? new Set<string>();
+              claims.set(namespace, names);
+              if (type === "DELETED") names.delete(object.metadata.name);
+              else names.add(object.metadata.name);
+              for (const workload of workloads) if (workload.namespace === namespace) notify(key(workload.object));
+            },
+            () => {
+              claims.get(namespace)?.clear();
+              if (!settled) setTimeout(watchClaims, 200);
+            },
+          )
+          .then((stop) => (settled ? stop() : stops.push(stop)))
+          .catch((error: unknown) => finish(error as Error));
+      };
+      watchClaims();
     }
   });
 }

@@ -10,7 +10,7 @@ import { applyPlatform } from "../../src/deploy/apply.ts";
 import { applySetId } from "../../src/deploy/applyset.ts";
 import { humanReporter } from "../../src/deploy/progress.ts";
 import { KubeClient } from "../../src/kube/client.ts";
-import { ReadinessError } from "../../src/kube/wait.ts";
+import { ReadinessError, waitForReady } from "../../src/kube/wait.ts";
 import { buildEnvironment } from "../../src/render/build.ts";
 import type { KubeObject, Placed } from "../../src/render/context.ts";
 import { SIMULATION_OWNER_LABEL, simulateCertManager, type CertManagerSimulation } from "../support/cert-manager-sim.ts";
@@ -93,6 +93,26 @@ async function members(p: Platform): Promise<string[]> {
     .split("\n")
     .filter((l) => l !== "")
     .sort();
+}
+
+/**
+ * A WaitForFirstConsumer storage class whose provisioner nothing runs (deleted after the test): its
+ * claims stay Pending, and the scheduler holds their pods while it waits for the volumes.
+ */
+async function unprovisionedStorageClass(t: TestContext): Promise<string> {
+  const name = `nobody-${randomBytes(3).toString("hex")}`;
+  await cluster.kubectl(
+    ["create", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name },
+      provisioner: "example.com/nobody",
+      volumeBindingMode: "WaitForFirstConsumer",
+    }),
+  );
+  t.after(() => cluster.kubectl(["delete", "storageclass", name, "--ignore-not-found"]));
+  return name;
 }
 
 /** Renders and adjusts objects before a library-level apply (for faults the spec cannot express). */
@@ -613,18 +633,7 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
   it("a claim no provisioner serves: the storage phase's deadline names the claim, what it waits for, and where the pod is", async (t) => {
     // A WaitForFirstConsumer class whose provisioner nothing runs: the scheduler picks a node and waits
     // for the volume, so Qdrant's pod reports no problem of its own; only its claims say why.
-    const storageClass = `nobody-${randomBytes(3).toString("hex")}`;
-    await cluster.kubectl(
-      ["create", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "storage.k8s.io/v1",
-        kind: "StorageClass",
-        metadata: { name: storageClass },
-        provisioner: "example.com/nobody",
-        volumeBindingMode: "WaitForFirstConsumer",
-      }),
-    );
-    t.after(() => cluster.kubectl(["delete", "storageclass", storageClass, "--ignore-not-found"]));
+    const storageClass = await unprovisionedStorageClass(t);
     const p = await platform(t, { edit: (doc) => doc.setIn(["environments", "local", "storageClass"], storageClass) });
     const run = await runCli(["apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "30s"]);
     assert.equal(run.code, 1, run.stdout);
@@ -634,7 +643,14 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       run.stderr,
       /pod qdrant-0: claim data-qdrant-0: Pending, no volume bound yet \(ExternalProvisioning: [^\n]*['"]example\.com\/nobody['"]/,
     );
-    assert.match(run.stderr, /pod qdrant-0: not scheduled yet: the scheduler has given no decision/);
+    // The scheduler has either not decided (the claims existed before it first tried) or last spoke
+    // before a claim existed (it tried in between the pod and its claims); never "claim not found"
+    // beside the claim's own line.
+    assert.match(
+      run.stderr,
+      /pod qdrant-0: not scheduled yet: the scheduler (has given no decision|'s last word predates its claim \S+, which exists now)/,
+    );
+    assert.doesNotMatch(run.stderr, /persistentvolumeclaim "[^"]+" not found/);
     // While it waited, and in status after, the pod's progress stands beside "0/1 replicas ready".
     assert.match(run.stdout, /waiting: StatefulSet\/\S+\/qdrant: 0\/1 replicas ready — pod qdrant-0: not scheduled yet/);
     const status = await deploy("status", p, "--output", "json");
@@ -643,6 +659,67 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     assert.ok(qdrant, status.stdout);
     assert.equal(qdrant.state, "progressing", status.stdout);
     assert.match(qdrant.reason, /^0\/1 replicas ready — pod qdrant-0: not scheduled yet/);
+  });
+
+  it("a claim created after its pod: the scheduler's stale 'not found' is not what the wait or its deadline says", async (t) => {
+    // What the test above meets when the scheduler tries the pod before its claims exist: the
+    // scheduler keeps its "not found" while it waits for the volume. Here that order is forced.
+    const ns = await cluster.namespace(t, { podSecurity: "restricted" });
+    const storageClass = await unprovisionedStorageClass(t);
+    const deployment = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "late", namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: "late" } },
+        template: {
+          metadata: { labels: { app: "late" } },
+          spec: restrictedPodSpec({ volumes: [{ name: "data", persistentVolumeClaim: { claimName: "late-data" } }] }),
+        },
+      },
+    };
+    await cluster.kubectl(["create", "-f", "-"], JSON.stringify(deployment));
+    await cluster.kubectl([
+      "wait", "pod", "-n", ns, "-l", "app=late", "--timeout=60s",
+      "--for=jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].reason}=Unschedulable",
+    ]); // prettier-ignore
+    const client = new KubeClient({ kubeconfig: cluster.kubeconfig });
+    // Before the claim exists the scheduler's word holds, and the wait says it.
+    const shown: string[] = [];
+    const wait = (timeoutMs: number) =>
+      waitForReady(client, [deployment as unknown as KubeObject], {
+        timeoutMs,
+        label: "phase test",
+        onChange: (_object, readiness) => shown.push(readiness.reason),
+      }).then(
+        () => assert.fail("the Deployment cannot become ready"),
+        (error: unknown) => error,
+      );
+    const missing = await wait(3_000);
+    assert.ok(missing instanceof ReadinessError, String(missing));
+    assert.match(missing.message, /pod late-\S+: Unschedulable: [^\n]*persistentvolumeclaim "late-data" not found/);
+    assert.match(shown.at(-1) ?? "", /— pod late-\S+: Unschedulable: .*persistentvolumeclaim "late-data" not found/);
+
+    await cluster.kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        metadata: { name: "late-data", namespace: ns },
+        spec: { storageClassName: storageClass, accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+      }),
+    );
+    shown.length = 0;
+    const created = await wait(5_000);
+    assert.ok(created instanceof ReadinessError, String(created));
+    assert.match(created.message, /pod late-\S+: claim late-data: Pending, no volume bound yet/);
+    assert.match(
+      created.message,
+      /pod late-\S+: not scheduled yet: the scheduler's last word predates its claim late-data, which exists now/,
+    );
+    assert.doesNotMatch(created.message, /not found/);
+    assert.match(shown.at(-1) ?? "", /— pod late-\S+: not scheduled yet: the scheduler's last word predates its claim late-data/);
   });
 
   it("an apply killed mid-phase converges when run again", async (t) => {

@@ -125,3 +125,59 @@ describe("podProblems: which container states fail a phase at once", () => {
     }
   });
 });
+
+describe("a scheduler's word that a claim was missing, once the claim exists", () => {
+  // CI saw it: the StatefulSet's controller creates the claim just after the pod, the scheduler tried
+  // in between, and the deadline said "persistentvolumeclaim not found" under the claim's own line.
+  const missed = (message: string): PodLike =>
+    pod({ phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }] });
+  const notFound = missed('0/4 nodes are available: persistentvolumeclaim "data-qdrant-0" not found. preemption: 0/4 nodes');
+  const ephemeral = missed(
+    '0/4 nodes are available: waiting for ephemeral volume controller to create the persistentvolumeclaim "engine-1-models". preemption: 0/4',
+  );
+
+  // The cluster test saw this one: the scheduler's own cache had not seen the claim yet.
+  const uncached = pod({
+    phase: "Pending",
+    conditions: [
+      {
+        type: "PodScheduled",
+        status: "False",
+        reason: "SchedulerError",
+        message:
+          'running PreFilter plugin "VolumeBinding": error getting PVC "ns/late-data": could not find v1.PersistentVolumeClaim "ns/late-data"',
+      },
+    ],
+  });
+
+  it("is no problem while the claim exists: where the pod is instead, naming the claim", () => {
+    const claims = new Set(["data-qdrant-0", "engine-1-models", "late-data"]);
+    assert.deepEqual(podProblems(uncached, claims), []);
+    assert.match(podProgress(uncached, claims) ?? "", /^not scheduled yet: .* its claim late-data, which exists now/);
+    assert.match(podProblems(uncached, new Set())[0]?.message ?? "", /^SchedulerError: .*could not find/);
+    assert.deepEqual(podProblems(notFound, claims), []);
+    assert.equal(
+      podProgress(notFound, claims),
+      "not scheduled yet: the scheduler's last word predates its claim data-qdrant-0, which exists now (the scheduler tries again once it does)",
+    );
+    assert.match(podProgress(ephemeral, claims) ?? "", /^not scheduled yet: .* its claim engine-1-models, which exists now/);
+    assert.deepEqual(podsReason([notFound], claims), {
+      hard: false,
+      message: `pod qdrant-0: ${podProgress(notFound, claims) ?? ""}`,
+    });
+  });
+
+  it("stands while the claim does not exist, or when nothing says which claims exist", () => {
+    for (const claims of [new Set(["snapshots-qdrant-0"]), undefined]) {
+      assert.match(podProblems(notFound, claims)[0]?.message ?? "", /^Unschedulable: .*persistentvolumeclaim "data-qdrant-0" not found/);
+      assert.equal(podProgress(notFound, claims), undefined);
+      assert.match(podsReason([notFound], claims)?.message ?? "", /^pod qdrant-0: Unschedulable: /);
+    }
+    assert.equal(podProblems(ephemeral, new Set()).length, 1);
+  });
+
+  it("any other word from the scheduler stands whatever claims exist", () => {
+    const full = missed("0/4 nodes are available: 4 Insufficient nvidia.com/gpu.");
+    assert.equal(podProblems(full, new Set(["data-qdrant-0"])).length, 1);
+  });
+});
