@@ -1,5 +1,5 @@
 import { loraBytes } from "../spec/lora-cache.ts";
-import type { ArchitectureSpec } from "../spec/schema.ts";
+import type { ModelShape } from "../spec/schema.ts";
 
 /** What vLLM is told on its command line; read back from a Deployment's args. */
 export interface VllmSettings {
@@ -45,7 +45,7 @@ function bytesPerWeight(settings: VllmSettings): number {
  * less), and activations/CUDA graphs. Split evenly across the tensor-parallel group, but for the
  * fixed 1 GiB of the overhead: every rank has its own CUDA context, graphs and activation buffers.
  */
-export function estimateVram(arch: ArchitectureSpec, settings: VllmSettings): VramEstimate {
+export function estimateVram(arch: ModelShape, settings: VllmSettings): VramEstimate {
   const embeddingParams = 2 * arch.vocabSize * arch.hiddenSize;
   const bodyParams = Math.max(0, arch.parametersBillions * 1e9 - embeddingParams);
   const weights = bodyParams * bytesPerWeight(settings) + embeddingParams * 2;

@@ -3,7 +3,7 @@
 // from disk (the adapter cache of the pod), which costs far more than the copy into a GPU slot that the
 // routing's cost model and the placement size the tail for.
 import { quantityValue } from "./schema-common.ts";
-import type { ArchitectureSpec, PlatformSpec, VllmEngineSpec } from "./schema.ts";
+import type { ModelShape, PlatformSpec, VllmEngineSpec } from "./schema.ts";
 
 /**
  * LoRAs a vLLM replica keeps in host memory when the spec does not say. A constant, not the adapter
@@ -26,7 +26,7 @@ export function maxCpuLoras(engine: VllmEngineSpec, maxLoras: number = engine.ma
 }
 
 /** Bytes of one LoRA of `rank` on this architecture: A and B of q, k, v, o, gate, up and down in every layer, 16-bit. */
-export function loraBytes(arch: ArchitectureSpec, rank: number): number {
+export function loraBytes(arch: ModelShape, rank: number): number {
   const kvDim = arch.kvHeads * arch.headDim;
   const inOut = arch.hiddenSize * 2 * 2 + (arch.hiddenSize + kvDim) * 2 + (arch.hiddenSize + arch.intermediateSize) * 3;
   return rank * inOut * arch.layers * 2;

@@ -109,6 +109,15 @@ export function checkPlatform(platform: Platform, options: CheckPlatformOptions 
   const warning = (path: Path, message: string, fix: string) => findings.push({ severity: "warning", path, message, fix });
   const engine = spec.model.engine;
 
+  const context = spec.model.architecture.contextLength;
+  if (engine.kind === "vllm" && engine.maxModelLen > context) {
+    error(
+      ["model", "engine", "maxModelLen"],
+      `maxModelLen ${engine.maxModelLen} is longer than the model's context of ${context} tokens (model.architecture.contextLength): vLLM refuses to start ("User-specified max_model_len is greater than the derived max_model_len")`,
+      `lower model.engine.maxModelLen to at most ${context}, or, if the model takes longer contexts, set model.architecture.contextLength to its config.json's max_position_embeddings (Llama 3.1 and later: 131072)`,
+    );
+  }
+
   const names = new Map<string, number>();
   const routes = new Map<string, number>();
   spec.adapters.forEach((adapter, index) => {

@@ -11,7 +11,7 @@ import { Gpu, type GpuNode, type GpuSharing } from "./schema-gpu.ts";
  */
 export const ONCE = { jitless: true } as const;
 
-export { Architecture, type ArchitectureSpec } from "./schema-architecture.ts";
+export { Architecture, type ArchitectureSpec, type ModelShape } from "./schema-architecture.ts";
 export { Gpu, GpuModel, GpuNode, GpuSharing } from "./schema-gpu.ts";
 
 /**

@@ -278,6 +278,17 @@ const cases: BadSpec[] = [
     ],
   },
   {
+    name: "a maxModelLen past the model's context: vLLM would not start",
+    text: replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxModelLen: 32768\n"),
+    line: "maxModelLen: 32768",
+    says: [
+      "spec.model.engine.maxModelLen",
+      "maxModelLen 32768 is longer than the model's context of 8192 tokens",
+      "fix: lower model.engine.maxModelLen to at most 8192",
+      "set model.architecture.contextLength",
+    ],
+  },
+  {
     name: "a LoRA at a path on this machine, rendered for a cluster",
     text: replace(
       "source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }",
@@ -523,6 +534,20 @@ describe("bad specs: a clear error with file:line:col, spec path and fix; exit 2
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /--envv/);
     assert.match(unknown.stderr, /usage: diatonic render/);
+  });
+
+  it("the same maxModelLen renders once model.architecture.contextLength says the model takes it (Llama 3.1's 131072)", async () => {
+    const file = join(dir, "long-context.yaml");
+    writeFileSync(
+      file,
+      replace("      maxLoraRank: 16\n", "      maxLoraRank: 16\n      maxModelLen: 32768\n").replace(
+        "  model:\n",
+        "  model:\n    architecture: { contextLength: 131072 }\n",
+      ),
+    );
+    const run = await runCli(["render", "--spec", file, "--env", "local", "-o", "yaml"], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /- --max-model-len\n\s+- "32768"|--max-model-len[= ]"?32768/);
   });
 
   it(`covers at least 20 distinct bad specs (${cases.length})`, () => {
