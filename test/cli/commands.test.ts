@@ -66,6 +66,28 @@ describe("the diatonic command list", () => {
     },
   );
 
+  it("rollback --to that is no revision number is refused before the cluster is asked (it may be unreachable)", async () => {
+    for (const to of ["abc", "0", "1.5", "-1"]) {
+      const run = await runCli([
+        "rollback",
+        "--spec",
+        "examples/lab/platform.yaml",
+        "--env",
+        "local",
+        `--to=${to}`,
+        "--kubeconfig",
+        "/nonexistent",
+      ]);
+      assert.equal(run.code, 2, to);
+      assert.doesNotMatch(run.stderr, /cannot read kubeconfig/, "refused before the cluster is asked");
+      assert.match(
+        run.stderr,
+        new RegExp(`--to "${to.replace(".", "\\.")}" is not a revision number\\n\\s+fix: pass the number of a recorded revision`),
+        run.stderr,
+      );
+    }
+  });
+
   it("an unknown flag names the nearest known one", async () => {
     const run = await runCli(["plan", "--envv", "production"]);
     assert.equal(run.code, 2);

@@ -159,14 +159,18 @@ export const rollbackCommand: Command = {
       to: { type: "string" },
       "force-conflicts": { type: "boolean", default: false },
     });
+    // A --to that is no number is refused before the cluster is asked anything (it may be unreachable).
+    if (values.to !== undefined && !/^[1-9]\d*$/.test(values.to))
+      throw new InputError(
+        `--to ${JSON.stringify(values.to)} is not a revision number`,
+        "pass the number of a recorded revision (diatonic status shows the current one), or leave --to out for the previous one",
+      );
     const ctx = setup(this, values, io);
     const revisions = await listRevisions(ctx.client, ctx.namespace);
     const target = values.to !== undefined ? Number(values.to) : revisions.at(-2)?.number;
-    if (target === undefined || !Number.isInteger(target)) {
+    if (target === undefined) {
       throw new InputError(
-        values.to !== undefined
-          ? `--to ${JSON.stringify(values.to)} is not a revision number`
-          : "there is no earlier revision to roll back to",
+        "there is no earlier revision to roll back to",
         revisions.length > 0 ? `recorded revisions: ${revisions.map((r) => r.number).join(", ")}` : "apply the platform first",
       );
     }
