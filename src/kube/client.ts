@@ -1,9 +1,10 @@
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch } from "@kubernetes/client-node";
+import { ApiException, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubeConfig } from "@kubernetes/client-node";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { InputError, WorldError } from "../errors.ts";
 import type { KubeObject } from "../render/context.ts";
+import { BoundedKubeConfig, CONNECT_TIMEOUT_MS } from "./connect-timeout.ts";
 import { fromModel, toModel } from "./wire.ts";
 
 export const FIELD_MANAGER = "diatonic";
@@ -13,6 +14,8 @@ export interface KubeClientOptions {
   readonly kubeconfig?: string;
   /** @default the kubeconfig's current context */
   readonly context?: string;
+  /** How long a connection to the API server may take to be established. @default CONNECT_TIMEOUT_MS (15 s) */
+  readonly connectTimeoutMs?: number;
 }
 
 /** One field another manager owns, as the API server names them. */
@@ -118,7 +121,7 @@ export class KubeClient {
   private readonly origin: string;
 
   constructor(options: KubeClientOptions = {}) {
-    this.config = new KubeConfig();
+    this.config = new BoundedKubeConfig(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
     const source = kubeconfigSource(options.kubeconfig);
     if (source === undefined)
       // The library would fall back to http://localhost:8080, a server nobody configured.
