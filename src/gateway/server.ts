@@ -313,8 +313,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers);
         exchange.tenant = principal.tenant;
         exchange.keyId = principal.keyId;
-        exchange.adapter = decodeSegment(documentsPath[1] as string);
-        return await handleDocuments(req, res, exchange.adapter, { snapshot, principal, service: documents });
+        const adapter = decodeSegment(documentsPath[1] as string);
+        // Only a name the platform serves labels the request's metrics: a made-up one would add series
+        // that nothing ever removes (any caller could grow /metrics without bound); it is counted as "-".
+        if (snapshot.models.get(adapter)?.adapter !== undefined) exchange.adapter = adapter;
+        return await handleDocuments(req, res, adapter, { snapshot, principal, service: documents });
       }
       if (path.startsWith(ADMIN_PREFIX)) {
         // The session view answers a caller without a key too (a key that is presented must be valid).

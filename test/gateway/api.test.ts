@@ -169,6 +169,22 @@ describe("gateway API with the OpenAI SDK", () => {
     assert.equal(byPath.status, 404);
   });
 
+  it("404 for made-up adapters adds no metric series: a caller cannot grow /metrics without bound", async () => {
+    const before = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    for (let i = 0; i < 5; i++) {
+      const answer = await fetch(`${gw.gateway.url}/v1/adapters/made-up-${i}/documents`, {
+        headers: { authorization: `Bearer ${KEYS.noScope}` },
+      });
+      assert.equal(answer.status, 404);
+      assert.equal(((await answer.json()) as { error: { code: string } }).error.code, "adapter_not_found");
+    }
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.doesNotMatch(metrics, /made-up-/);
+    // Counted all the same, under "-" as an unknown chat model is.
+    const notFound = (text: string) => Number(/diatonic_gateway_requests_total\{adapter="-",status="404"\} (\d+)/.exec(text)?.[1] ?? 0);
+    assert.equal(notFound(metrics) - notFound(before), 5);
+  });
+
   it("413: a body over server.maxBodyBytes", async () => {
     const tooBig = await apiError(
       gw.client().chat.completions.create({ model: "code", messages: [{ role: "user", content: "x".repeat(5000) }] }),
