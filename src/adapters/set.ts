@@ -5,6 +5,7 @@ import { z } from "zod";
 import { InputError } from "../errors.ts";
 import { API_VERSION, LoraSource, type LoraSourceSpec } from "../spec/schema.ts";
 import { yamlPackage } from "../yaml-package.ts";
+import { shownUrl } from "../model/shown-url.ts";
 
 export const ADAPTER_SET_KIND = "AdapterSet";
 
@@ -43,7 +44,7 @@ export function describeSource(source: LoraSourceSpec): string {
     const hf = source.huggingFace;
     return `${hf.repo}@${hf.revision}${hf.file ? `#${hf.file}` : ""}`;
   }
-  if ("url" in source) return source.url.url;
+  if ("url" in source) return shownUrl(source.url.url);
   return source.path;
 }
 

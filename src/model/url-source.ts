@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { x as extractTar } from "tar";
 import { WorldError } from "../errors.ts";
+import { shownUrl } from "./shown-url.ts";
 import { downloadVerified } from "./verified-file.ts";
 
 export interface UrlSource {
@@ -26,7 +27,10 @@ const ARCHIVE = /\.(tar|tar\.gz|tgz)$/i;
 export function urlFileName(url: string): string {
   const name = decodeURIComponent(basename(new URL(url).pathname));
   if (name === "" || name === "." || name === "..")
-    throw new WorldError(`${url}: the URL names no file`, "give the URL of the file itself, e.g. https://host/loras/chatbot.tar.gz");
+    throw new WorldError(
+      `${shownUrl(url)}: the URL names no file`,
+      "give the URL of the file itself, e.g. https://host/loras/chatbot.tar.gz",
+    );
   return name;
 }
 
@@ -41,10 +45,11 @@ export function isArchiveUrl(url: string): boolean {
 export async function downloadUrlSource(source: UrlSource, dir: string, options: UrlDownloadOptions = {}): Promise<string> {
   const name = urlFileName(source.url);
   const target = join(dir, name);
+  const shown = shownUrl(source.url);
   mkdirSync(dir, { recursive: true });
   await downloadVerified({
     target,
-    label: source.url,
+    label: shown,
     expected: { sha256: source.sha256 },
     progress: options.progress,
     progressIntervalMs: options.progressIntervalMs,
@@ -62,18 +67,18 @@ export async function downloadUrlSource(source: UrlSource, dir: string, options:
         });
       } catch (error) {
         const cause = (error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message;
-        throw new WorldError(`cannot fetch ${source.url}: ${cause}`, "check the URL and that the pod may reach its host (egress, DNS)", {
+        throw new WorldError(`cannot fetch ${shown}: ${cause}`, "check the URL and that the pod may reach its host (egress, DNS)", {
           cause: error,
         });
       }
-      if (response.status === 404) throw new WorldError(`${source.url}: not found (HTTP 404)`, "check the URL in the spec");
+      if (response.status === 404) throw new WorldError(`${shown}: not found (HTTP 404)`, "check the URL in the spec");
       if (response.status === 401 || response.status === 403)
         throw new WorldError(
-          `${source.url}: access denied (HTTP ${response.status})`,
+          `${shown}: access denied (HTTP ${response.status})`,
           "make the file readable to the platform, or serve it from a location it may read",
         );
       if (!response.ok || response.body === null)
-        throw new WorldError(`${source.url}: HTTP ${response.status}`, "retry later; downloads retry on their own");
+        throw new WorldError(`${shown}: HTTP ${response.status}`, "retry later; downloads retry on their own");
       return { body: response.body, partial: response.status === 206 };
     },
   });
@@ -86,7 +91,7 @@ export async function downloadUrlSource(source: UrlSource, dir: string, options:
     await extractTar({ file: target, cwd: unpacked, strict: true });
   } catch (error) {
     throw new WorldError(
-      `${source.url}: not a readable tar archive: ${(error as Error).message}`,
+      `${shown}: not a readable tar archive: ${(error as Error).message}`,
       "publish the LoRA folder as .tar.gz (tar czf lora.tar.gz -C folder .)",
     );
   }

@@ -12,6 +12,7 @@ import { engineServiceFor, upstreamModelFor } from "./engine.ts";
 import { gatewayAutoscaled } from "./scaling.ts";
 import { ADAPTER_COPIES, maxCpuLoras } from "../spec/lora-cache.ts";
 import { httpProbe, resourcesOf, restrictedContainer, restrictedPod } from "./pod.ts";
+import { shownUrl } from "../model/shown-url.ts";
 
 const GATEWAY_UID = 1000;
 export const GATEWAY_CONFIG_KEY = "config.yaml";
@@ -29,14 +30,7 @@ export function describeLoraSource(source: LoraSourceSpec): string {
     const { repo, revision, file } = source.huggingFace;
     return `huggingFace ${repo}@${revision}${file !== undefined ? ` ${file}` : ""}`;
   }
-  if ("url" in source) {
-    const url = new URL(source.url.url);
-    url.username = "";
-    url.password = "";
-    url.search = "";
-    url.hash = "";
-    return `url ${url.href} (sha256 ${source.url.sha256.slice(0, 12)}…)`;
-  }
+  if ("url" in source) return `url ${shownUrl(source.url.url)} (sha256 ${source.url.sha256.slice(0, 12)}…)`;
   return `path ${source.path}`;
 }
 

@@ -112,7 +112,8 @@ function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
-  return `${typeof value} ${JSON.stringify(value)}`;
+  // A URL's user info (a password) is not echoed into terminals and CI logs: the line number says where.
+  return `${typeof value} ${JSON.stringify(typeof value === "string" ? value.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, "$1…@") : value)}`;
 }
 
 /** How the user wrote the scalar at a document path (`2.0` for a revision YAML reads as the number 2), when known. */

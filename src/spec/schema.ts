@@ -186,7 +186,12 @@ export const LoraSource = z.union([
   z.strictObject({
     url: z
       .strictObject({
-        url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL of the LoRA file or of a .tar.gz of its folder" }),
+        url: z
+          .url({ protocol: /^https?$/, error: "must be an http(s) URL of the LoRA file or of a .tar.gz of its folder" })
+          .refine((url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url), {
+            error:
+              "must not hold credentials (user:password@host): downloads do not send them, and the URL is written into the adapter set; serve the file where the platform may read it, or use a signed URL (its query is kept out of logs)",
+          }),
         sha256: Sha256.describe("of the file at the URL: it is checked before the LoRA is loaded"),
       })
       .describe("a LoRA file (.gguf, .safetensors) or a PEFT folder packed as .tar/.tar.gz/.tgz, served by any HTTP(S) server"),

@@ -16,7 +16,7 @@ describe("render for the web console", () => {
     const doc = parse(readFileSync(EXAMPLE, "utf8")) as { spec: { adapters: Array<Record<string, unknown>> } };
     const chatbot = doc.spec.adapters.find((adapter) => adapter.name === "chatbot") as Record<string, unknown>;
     chatbot.lora = {
-      source: { url: { url: `https://robot:hunter2@artifacts.example.com/loras/chatbot.tar.gz?X-Amz-Signature=abc#frag`, sha256: SHA } },
+      source: { url: { url: `https://artifacts.example.com/loras/chatbot.tar.gz?X-Amz-Signature=hunter2#frag`, sha256: SHA } },
       rank: 16,
     };
     const built = buildEnvironment({ file: EXAMPLE, environment: "production" }, stringify(doc));
@@ -24,7 +24,7 @@ describe("render for the web console", () => {
     assert.equal(config.environment, "production");
     const byName = new Map(config.adapters.map((adapter) => [adapter.name, adapter]));
     assert.deepEqual(byName.get("chatbot")?.lora, {
-      source: "url https://artifacts.example.com/loras/chatbot.tar.gz (sha256 e0448d5cc792…)",
+      source: "url https://artifacts.example.com/loras/chatbot.tar.gz?… (sha256 e0448d5cc792…)",
       rank: 16,
     });
     assert.ok(!JSON.stringify(config).includes("hunter2") && !JSON.stringify(config).includes("X-Amz-Signature"));

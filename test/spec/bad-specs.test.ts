@@ -289,6 +289,13 @@ const cases: BadSpec[] = [
     ],
   },
   {
+    name: "a LoRA URL with credentials in it",
+    text: replace("https://loras.example.com/code.tar.gz", "https://ci:hunter2@loras.example.com/code.tar.gz"),
+    line: "hunter2@loras.example.com",
+    says: ["spec.adapters[0].lora.source.url.url", "must not hold credentials (user:password@host)"],
+    never: ["hunter2"],
+  },
+  {
     name: "a LoRA at a path on this machine, rendered for a cluster",
     text: replace(
       "source: { url: { url: https://loras.example.com/code.tar.gz, sha256: 5d41402abc4b2a76b9719d911017c592aaaa402abc4b2a76b9719d911017c592 } }",
