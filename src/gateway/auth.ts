@@ -143,6 +143,35 @@ export function presentsKey(headers: Readonly<Record<string, string | string[] |
 }
 
 /**
+ * A request admitted without a key, unless a browser sent it from another site: any page its user
+ * opens could otherwise post to a keyless gateway on localhost (a text/plain POST needs no CORS
+ * preflight) and write or delete RAG documents, or spend its GPUs. Browsers send Origin on such
+ * requests; SDKs, curl and the console (same origin) are not affected. A key, which a page on
+ * another site cannot add without the preflight the gateway never grants, lets the request through.
+ */
+function keyless(headers: Readonly<Record<string, string | string[] | undefined>>, principal: Principal): Principal {
+  const origin = headers["origin"];
+  if (origin === undefined) return principal;
+  const host = headers["host"];
+  let from: string | undefined;
+  try {
+    from = typeof origin === "string" && origin !== "null" ? new URL(origin).host : undefined;
+  } catch {
+    from = undefined;
+  }
+  // Behind a proxy that rewrites Host, the host the browser used is in X-Forwarded-Host.
+  const forwarded = headers["x-forwarded-host"];
+  if (from !== undefined && (from === host || (typeof forwarded === "string" && forwarded.split(",")[0]?.trim() === from)))
+    return principal;
+  throw new GatewayError(
+    403,
+    ErrorType.permission,
+    `a browser request from another site (Origin ${typeof origin === "string" ? origin.slice(0, 200) : "?"}) needs an API key: this gateway admits keyless requests only from programs and its own console`,
+    "cross_origin_without_key",
+  );
+}
+
+/**
  * `required`: every request needs a valid key. `optional`: a request without a key is anonymous, but
  * a key that is presented must be valid. `disabled`: keys are ignored.
  */
@@ -151,10 +180,10 @@ export function authenticate(
   store: KeyStore,
   headers: Readonly<Record<string, string | string[] | undefined>>,
 ): Principal {
-  if (mode === "disabled") return UNCHECKED;
+  if (mode === "disabled") return keyless(headers, UNCHECKED);
   const key = presentedKey(headers);
   if (key === undefined || key === "") {
-    if (mode === "optional") return ANONYMOUS;
+    if (mode === "optional") return keyless(headers, ANONYMOUS);
     throw new GatewayError(401, ErrorType.authentication, "missing API key: send `Authorization: Bearer <key>`", "missing_api_key");
   }
   const principal = store.find(key);

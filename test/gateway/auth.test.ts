@@ -67,3 +67,48 @@ describe("API key from the headers", () => {
     assert.equal(rejection({ authorization: "Bearer nope" }, "optional"), "invalid_api_key");
   });
 });
+
+describe("keyless requests from a browser on another site", () => {
+  const refused = (mode: "disabled" | "optional", headers: Record<string, string>) => {
+    try {
+      authenticate(mode, store, headers);
+      return undefined;
+    } catch (error) {
+      assert.ok(error instanceof GatewayError);
+      assert.equal(error.status, 403);
+      return `${error.code ?? ""}: ${error.message}`;
+    }
+  };
+
+  it("are refused with auth disabled or optional: a page could otherwise write the RAG collection of a gateway on localhost", () => {
+    for (const mode of ["disabled", "optional"] as const) {
+      assert.match(
+        refused(mode, { host: "127.0.0.1:8080", origin: "https://evil.example" }) ?? "",
+        /^cross_origin_without_key: a browser request from another site \(Origin https:\/\/evil\.example\) needs an API key/,
+        mode,
+      );
+      // A sandboxed frame or a file:// page sends Origin null.
+      assert.match(refused(mode, { host: "127.0.0.1:8080", origin: "null" }) ?? "", /^cross_origin_without_key/, mode);
+      // Another port on the same host is another site too.
+      assert.match(refused(mode, { host: "127.0.0.1:8080", origin: "http://127.0.0.1:3000" }) ?? "", /^cross_origin_without_key/, mode);
+    }
+  });
+
+  it("pass from the gateway's own origin (its console), behind a proxy that rewrites Host, and from programs that send no Origin", () => {
+    for (const mode of ["disabled", "optional"] as const) {
+      assert.equal(refused(mode, { host: "127.0.0.1:8080", origin: "http://127.0.0.1:8080" }), undefined, mode);
+      assert.equal(
+        refused(mode, { host: "gateway.ns.svc:8080", origin: "https://llm.example.com", "x-forwarded-host": "llm.example.com" }),
+        undefined,
+      );
+      assert.equal(refused(mode, { host: "127.0.0.1:8080" }), undefined, mode);
+    }
+  });
+
+  it("pass with a valid key whatever the Origin: a page on another site cannot add one without a preflight the gateway never grants", () => {
+    assert.equal(
+      authenticate("optional", store, { host: "127.0.0.1:8080", origin: "https://evil.example", authorization: `Bearer ${KEY}` }).tenant,
+      "team-a",
+    );
+  });
+});
