@@ -6,21 +6,28 @@ import { badRequest, ErrorType, GatewayError, methodNotAllowed, notFound } from 
 import { parseJsonObject, readBody } from "./request.ts";
 import type { Snapshot } from "./runtime.ts";
 
+/** Documents one request may carry (`diatonic ingest` splits its batches under it). */
+export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
+/** Sources one request may name for deletion. */
+export const MAX_DELETE_SOURCES_PER_REQUEST = 100_000;
+/** Characters of a source name, as citations show it. */
+export const MAX_SOURCE_CHARS = 1024;
+
 /** `POST /v1/adapters/{name}/documents`: documents to chunk, embed and store, and sources to drop. */
 export const DocumentsRequest = z.strictObject({
   documents: z
     .array(
       z.strictObject({
         /** Where the text came from, as citations will name it (a path relative to where ingest ran). */
-        source: z.string().min(1).max(1024),
+        source: z.string().min(1).max(MAX_SOURCE_CHARS),
         text: z.string(),
         format: z.enum(["markdown", "text", "html"]).default("text"),
       }),
     )
-    .max(10_000)
+    .max(MAX_DOCUMENTS_PER_REQUEST)
     .default([]),
   /** Sources whose chunks are removed (`diatonic ingest --prune`: files that no longer exist). */
-  deleteSources: z.array(z.string().min(1).max(1024)).max(100_000).default([]),
+  deleteSources: z.array(z.string().min(1).max(MAX_SOURCE_CHARS)).max(MAX_DELETE_SOURCES_PER_REQUEST).default([]),
 });
 export type DocumentsRequest = z.infer<typeof DocumentsRequest>;
 

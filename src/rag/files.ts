@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
+import { MAX_SOURCE_CHARS } from "../gateway/documents.ts";
 import { formatOf, type DocumentFormat } from "./chunker.ts";
 import { sourceNameProblem } from "./source-name.ts";
 
@@ -22,8 +23,12 @@ export interface CollectedDocuments {
 
 export interface CollectOptions {
   readonly cwd: string;
-  /** Larger files are refused. */
-  readonly maxFileBytes: number;
+  /**
+   * The most bytes one document may take in a request, JSON-encoded (`{source, text, format}`): a
+   * file over it is refused. JSON escapes newlines, quotes, tabs and backslashes, so a file can fit as
+   * bytes on disk and still not fit a request.
+   */
+  readonly maxDocumentBytes: number;
   /**
    * The source name of the one path given, instead of its own name: a folder's files are stored as
    * `NAME/<path inside it>`, a file as `NAME`. @default the folder's or file's own name
@@ -31,7 +36,24 @@ export interface CollectOptions {
   readonly as?: string;
 }
 
-const MB = 1024 * 1024;
+const KB = 1024;
+const MB = 1024 * KB;
+
+/** A size as people read it: `3.9 MB`, `12.0 KB`, `900 bytes`. */
+function sized(bytes: number): string {
+  if (bytes >= MB) return `${(bytes / MB).toFixed(1)} MB`;
+  return bytes >= KB ? `${(bytes / KB).toFixed(1)} KB` : `${bytes} bytes`;
+}
+
+/** Why a file's source name cannot be stored, if it cannot: what the gateway would refuse, found before anything is sent. */
+function fileSourceProblem(source: string): string | undefined {
+  const problem = sourceNameProblem(source);
+  if (problem !== undefined) return `would be stored as ${JSON.stringify(source)}, which ${problem}: rename the file`;
+  if (source.length > MAX_SOURCE_CHARS) {
+    return `would be stored under a name of ${source.length} characters, and the gateway takes ${MAX_SOURCE_CHARS} at most: move it nearer the folder ingested, or ingest its own folder (or name it with a shorter --as NAME)`;
+  }
+  return undefined;
+}
 
 /** A source under a root: the root's name, then the file's path inside the root, with `/`. */
 function sourceIn(rootName: string, root: string, file: string): string {
@@ -108,14 +130,18 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         skipped.push({ path: shown, reason: "not Markdown, text or HTML" });
         continue;
       }
+      const sourceProblem = fileSourceProblem(source);
+      if (sourceProblem !== undefined) {
+        problems.push({ path: shown, message: sourceProblem });
+        continue;
+      }
+      const tooLarge = `the limit is ${sized(options.maxDocumentBytes)} per file (the gateway's request size): split it into smaller files`;
       let bytes: Buffer;
       try {
         const info = await stat(file.path);
-        if (info.size > options.maxFileBytes) {
-          problems.push({
-            path: shown,
-            message: `is ${(info.size / MB).toFixed(1)} MB; the limit is ${(options.maxFileBytes / MB).toFixed(1)} MB per file (the gateway's request size): split it into smaller files`,
-          });
+        // JSON never makes a file smaller, so one over the limit on disk is refused unread.
+        if (info.size > options.maxDocumentBytes) {
+          problems.push({ path: shown, message: `is ${sized(info.size)}; ${tooLarge}` });
           continue;
         }
         bytes = await readFile(file.path);
@@ -150,7 +176,16 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         skipped.push({ path: shown, reason: "empty" });
         continue;
       }
-      documents.push({ source, format: format ?? "text", text });
+      const document: SourceDocument = { source, format: format ?? "text", text };
+      const encoded = Buffer.byteLength(JSON.stringify(document));
+      if (encoded > options.maxDocumentBytes) {
+        problems.push({
+          path: shown,
+          message: `is ${sized(bytes.length)}, and ${sized(encoded)} in a request (JSON escapes its newlines, quotes, tabs and backslashes); ${tooLarge}`,
+        });
+        continue;
+      }
+      documents.push(document);
     }
   }
   return { documents, skipped, problems, roots };

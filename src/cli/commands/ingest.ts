@@ -2,13 +2,22 @@ import { ExitCode, InputError } from "../../errors.ts";
 import { DEV_GATEWAY_URL, ingestPaths, type IngestProgress } from "../../rag/client.ts";
 import { parseFlags, type Command, type CommandIO } from "../command.ts";
 
-function progressBar(io: CommandIO): (progress: IngestProgress) => void {
+/** The progress line; on a terminal it is redrawn in place, and `end` closes it before anything else is printed. */
+function progressBar(io: CommandIO): { readonly update: (progress: IngestProgress) => void; readonly end: () => void } {
   const tty = (io.stderr as NodeJS.WriteStream).isTTY === true;
-  return ({ filesDone, filesTotal }) => {
-    const width = 30;
-    const filled = filesTotal === 0 ? width : Math.round((filesDone / filesTotal) * width);
-    const line = `ingest [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${filesDone}/${filesTotal} files`;
-    io.stderr.write(tty ? `\r${line}${filesDone === filesTotal ? "\n" : ""}` : `${line}\n`);
+  let open = false;
+  return {
+    update({ filesDone, filesTotal }) {
+      const width = 30;
+      const filled = filesTotal === 0 ? width : Math.round((filesDone / filesTotal) * width);
+      const line = `ingest [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${filesDone}/${filesTotal} files`;
+      open = tty && filesDone !== filesTotal;
+      io.stderr.write(tty ? `\r${line}${open ? "" : "\n"}` : `${line}\n`);
+    },
+    end() {
+      if (open) io.stderr.write("\n");
+      open = false;
+    },
   };
 }
 
@@ -32,16 +41,23 @@ export const ingestCommand: Command = {
       throw new InputError("missing required flag --adapter", `usage: ${this.usage}`);
     }
     const apiKey = values["api-key"] ?? io.env.DIATONIC_API_KEY;
-    const summary = await ingestPaths({
-      adapter: values.adapter,
-      paths: positionals,
-      cwd: io.cwd,
-      ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
-      ...(apiKey ? { apiKey } : {}),
-      prune: values.prune,
-      ...(values.as !== undefined ? { as: values.as } : {}),
-      onProgress: progressBar(io),
-    });
+    const progress = progressBar(io);
+    let summary;
+    try {
+      summary = await ingestPaths({
+        adapter: values.adapter,
+        paths: positionals,
+        cwd: io.cwd,
+        ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
+        ...(apiKey ? { apiKey } : {}),
+        prune: values.prune,
+        ...(values.as !== undefined ? { as: values.as } : {}),
+        onProgress: progress.update,
+      });
+    } finally {
+      // An error is printed after this: on its own line, not glued to the progress line.
+      progress.end();
+    }
     for (const skip of summary.skipped) io.stderr.write(`skipped ${skip.path}: ${skip.reason}\n`);
     io.stdout.write(
       `ingested ${summary.files} file${summary.files === 1 ? "" : "s"} into adapter ${summary.adapter} (collection ${summary.collection}) at ${values.gateway ?? DEV_GATEWAY_URL}\n` +
