@@ -12,6 +12,7 @@ import { devLogger, startDevStack } from "../../src/dev/stack.ts";
 import { writeTestModels } from "../../src/engine/index.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
 import { runCli, type CliRun } from "../support/cli.ts";
+import { tinySpec } from "./tiny-spec.ts";
 
 const BROKEN_YAML = "apiVersion: diatonic.ai/v1alpha1\nkind: Platform\nmetadata: { name: [broken\nspec: {}\n";
 
@@ -117,26 +118,7 @@ describe("diatonic dev on a spec of its own", () => {
   it("runs the spec's local overlay, and its gateway takes over the port held while the model loaded", async () => {
     const work = mkdtempSync(join(tmpdir(), "diatonic-dev-local-"));
     const models = writeTestModels(join(work, "models"));
-    writeFileSync(
-      join(work, "platform.yaml"),
-      [
-        "apiVersion: diatonic.ai/v1alpha1",
-        "kind: Platform",
-        "metadata: { name: local-env }",
-        "spec:",
-        "  model:",
-        "    name: tiny",
-        "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
-        "    engine: { kind: llamacpp }",
-        "  gpu: { enabled: false, sharing: { mode: none } }",
-        "  gateway: { auth: optional }",
-        "  adapters: []",
-        "environments:",
-        "  prod: {}",
-        "  local: {}",
-        "",
-      ].join("\n"),
-    );
+    writeFileSync(join(work, "platform.yaml"), tinySpec("local-env", " []", ["environments:", "  prod: {}", "  local: {}"]));
     const port = await freePort();
     const stack = await startDevStack({
       cwd: work,

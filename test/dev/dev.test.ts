@@ -14,6 +14,7 @@ import { devLogger, startDevStack } from "../../src/dev/stack.ts";
 import { writeTestModels } from "../../src/engine/index.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
+import { tinySpec } from "./tiny-spec.ts";
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -146,24 +147,6 @@ describe("the dev stack's log", () => {
     assert.equal((JSON.parse(line) as { component: string }).component, "gateway");
   });
 });
-
-/** A spec of the tiny model on the llama.cpp engine, with these lines under `adapters:`. */
-function tinySpec(name: string, adapters: string): string {
-  return [
-    "apiVersion: diatonic.ai/v1alpha1",
-    "kind: Platform",
-    `metadata: { name: ${name} }`,
-    "spec:",
-    "  model:",
-    "    name: tiny",
-    "    source: { huggingFace: { repo: org/tiny, revision: v1, file: tiny.gguf } }",
-    "    engine: { kind: llamacpp }",
-    "  gpu: { enabled: false, sharing: { mode: none } }",
-    "  gateway: { auth: optional }",
-    `  adapters:${adapters}`,
-    "",
-  ].join("\n");
-}
 
 describe("diatonic dev follows the spec file's adapters", () => {
   it("loads an added LoRA and unloads a removed one while the engine keeps running, and keeps serving through a broken edit", async () => {
