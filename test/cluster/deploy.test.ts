@@ -409,7 +409,11 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
       {
         name: "an engine that does not fit its GPU (validate's rules)",
         env: "production",
-        edit: (d) => d.setIn(["spec", "model", "engine", "maxModelLen"], 131072),
+        // A model that takes the context (Llama 3.1's), so that the spec is valid and preflight finds the VRAM short.
+        edit: (d) => {
+          d.setIn(["spec", "model", "architecture", "contextLength"], 131072);
+          d.setIn(["spec", "model", "engine", "maxModelLen"], 131072);
+        },
         says: /✗ preflight rules: gpu\/vram: Deployment\/\S+\/engine needs about [\d.]+ GiB .*KV cache for 131072 tokens.* but gets [\d.]+ GiB on gpu-node-1 GPU 0 .*\n {4}fix: quantise the model/,
       },
       {
