@@ -281,7 +281,7 @@ export async function platformStatus(client: KubeClient, namespace: string, opti
       : [];
   const pods = (await client.list("v1", "Pod")) as unknown as (PodLike & EvidencePod)[];
   // The claims that exist, so that a scheduler's word that one was missing is not shown once it is there.
-  const claims = new Set((await client.list("v1", "PersistentVolumeClaim", namespace)).map((claim) => claim.metadata.name));
+  const claims = new Set((await client.list("v1", "PersistentVolumeClaim", namespace).catch(() => [])).map((claim) => claim.metadata.name));
   const objects = [...members, ...kept].map((object) => {
     const readiness = evaluateReadiness(object, { waitForFirstConsumer: (name) => wffc.has(name ?? "") });
     // A workload that waits says why in its pods' words (the scheduler, an image pull, a crash loop), as apply does.

@@ -236,7 +236,8 @@ export async function waitForReady(client: KubeClient, objects: readonly KubeObj
             },
           )
           .then((stop) => (settled ? stop() : stops.push(stop)))
-          .catch((error: unknown) => finish(error as Error));
+          // Only a nicer message rides on it: without it (credentials that may not watch claims) the scheduler's word stands.
+          .catch(() => undefined);
       };
       watchClaims();
     }
