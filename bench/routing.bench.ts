@@ -28,10 +28,8 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
-import { stringify } from "yaml";
 import { freePort } from "../scripts/cluster/processes.ts";
 import { startAdapterAgent, type RunningAdapterAgent } from "../src/adapters/index.ts";
-import { API_VERSION } from "../src/spec/schema.ts";
 import { Pool } from "undici";
 import { writeGgufFile } from "../src/engine/gguf/writer.ts";
 import { tinyLoraAdapter, writeTestModels } from "../src/engine/tiny/model.ts";
@@ -52,6 +50,7 @@ import {
   type PolicyRow,
 } from "./routing-traffic.ts";
 import { simulate, type Simulation } from "./routing-sim.ts";
+import { tinyAdapterSetYaml } from "../test/support/agent-replica.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIMULATE = process.argv.includes("--simulate");
@@ -84,14 +83,10 @@ const loras = Array.from({ length: ADAPTERS }, (_, i) => {
 const setFile = join(dir, "adapters.yaml");
 writeFileSync(
   setFile,
-  stringify({
-    apiVersion: API_VERSION,
-    kind: "AdapterSet",
-    engine: "engine",
-    baseModel: "tiny",
-    maxLoraRank: 16,
-    adapters: loras.map((lora) => ({ name: lora.name, source: { path: lora.path }, rank: 8 })),
-  }),
+  tinyAdapterSetYaml(
+    loras.map((lora) => ({ name: lora.name, source: { path: lora.path }, rank: 8 })),
+    16,
+  ),
 );
 const agentPort = await freePort();
 

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { HubOptions } from "../model/hub.ts";
 import { EngineRefusal, EngineUnavailable, type EngineClient } from "./engine-client.ts";
 import { adapterDir, fetchAdapter, pruneAdapterCache, staleCacheEntries } from "./fetch.ts";
-import { PlacementBook, type PlacementMessage, type PlacementStatus } from "./placement.ts";
+import { PlacementBook, type PlacementAnswer, type PlacementMessage, type PlacementStatus } from "./placement.ts";
 import { describeSource, sourceDigest, type AdapterSet, type AdapterSetEntry } from "./set.ts";
 
 /** Why an adapter of the set is not loaded on this replica while gateways place it elsewhere. */
@@ -69,6 +69,10 @@ interface Record {
   loadedPath: string | undefined;
   attempts: number;
   retryAt: number;
+  /** Why the last try failed, until a try succeeds (the state may be "loading" again meanwhile, for the retry). */
+  lastFailure: string | undefined;
+  /** The digest of the source that failed: a new source is tried at once, not after the backoff. */
+  failedDigest: string | undefined;
   /** The digest the running job works on, and how to call it off. */
   job: { readonly digest: string; readonly abort: AbortController; readonly done: Promise<void> } | undefined;
 }
@@ -110,13 +114,20 @@ export class AdapterAgent {
   }
 
   /** A gateway's word on which adapters this replica keeps loaded (PUT /v1/placement); work starts at once. */
-  place(message: PlacementMessage): { placed: string[]; unknown: string[] } {
+  place(message: PlacementMessage): PlacementAnswer {
     this.placement.record(message);
     const names = new Set((this.set?.adapters ?? []).map((adapter) => adapter.name));
     this.wake();
+    const placed = message.adapters.filter((name) => names.has(name));
     return {
-      placed: message.adapters.filter((name) => names.has(name)),
+      placed,
       unknown: message.adapters.filter((name) => !names.has(name)),
+      // Failed, or trying again after a failure: until it loads, the last failure is the news.
+      failed: placed.flatMap((name) => {
+        const record = this.records.get(name);
+        if (record === undefined || record.state === "loaded" || record.lastFailure === undefined) return [];
+        return [{ name, reason: record.lastFailure, attempts: record.attempts, retryAt: new Date(record.retryAt).toISOString() }];
+      }),
     };
   }
 
@@ -193,6 +204,8 @@ export class AdapterAgent {
         loadedPath: undefined,
         attempts: 0,
         retryAt: 0,
+        lastFailure: undefined,
+        failedDigest: undefined,
         job: undefined,
       };
       this.records.set(name, record);
@@ -282,9 +295,16 @@ export class AdapterAgent {
       if (enginePath !== undefined && record.loadedDigest === digest && enginePath === record.loadedPath) {
         if (record.state !== "loaded") this.setState(record, "loaded", undefined);
         record.attempts = 0;
+        record.lastFailure = undefined;
+        record.failedDigest = undefined;
         continue;
       }
-      if (record.state === "failed" && now < record.retryAt && record.loadedDigest !== digest) continue;
+      if (record.failedDigest !== undefined && record.failedDigest !== digest) {
+        // The source changed since it failed (someone fixed it): a fresh start, not the old backoff.
+        record.attempts = 0;
+        record.lastFailure = undefined;
+        record.failedDigest = undefined;
+      } else if (record.state === "failed" && now < record.retryAt && record.loadedDigest !== digest) continue;
       if (record.state === "loaded" && enginePath === undefined) {
         this.setState(record, "loading", "the engine no longer lists it (it restarted?): loading it again");
       }
@@ -354,7 +374,7 @@ export class AdapterAgent {
       });
     } catch (error) {
       if (signal.aborted) return;
-      this.fail(record, `fetching ${source} failed: ${errorText(error)}`, "fetch");
+      this.fail(record, digest, `fetching ${source} failed: ${errorText(error)}`, "fetch");
       return;
     }
     if (signal.aborted) return;
@@ -376,22 +396,26 @@ export class AdapterAgent {
         return;
       }
       const reason = error instanceof EngineRefusal ? `the engine refused it (HTTP ${error.status}): ${error.message}` : errorText(error);
-      this.fail(record, reason, "load");
+      this.fail(record, digest, reason, "load");
       return;
     }
     record.loadedDigest = digest;
     record.loadedPath = path;
     record.attempts = 0;
+    record.lastFailure = undefined;
+    record.failedDigest = undefined;
     this.setState(record, "loaded", undefined);
     this.options.events?.onLoaded?.(entry.name, fetchSeconds, (performance.now() - loadStarted) / 1000);
     if (!("path" in entry.source)) pruneAdapterCache(this.options.cacheDir, entry.name, digest);
   }
 
-  private fail(record: Record, reason: string, stage: "fetch" | "load"): void {
+  private fail(record: Record, digest: string, reason: string, stage: "fetch" | "load"): void {
     record.attempts++;
+    record.failedDigest = digest;
     const wait = Math.min(this.options.maxBackoffMs ?? 300_000, (this.options.backoffMs ?? 2000) * 2 ** (record.attempts - 1));
     record.retryAt = Date.now() + wait;
-    this.setState(record, "failed", record.loadedPath !== undefined ? `${reason}; the engine still serves the version before` : reason);
+    record.lastFailure = record.loadedPath !== undefined ? `${reason}; the engine still serves the version before` : reason;
+    this.setState(record, "failed", record.lastFailure);
     this.options.log.warn(
       { adapter: record.name, reason, attempts: record.attempts, retryInMs: wait },
       `adapter ${record.name} failed; retrying in ${Math.round(wait / 1000)} s`,

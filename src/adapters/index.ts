@@ -22,7 +22,14 @@ export { parseAdapterSet, type AdapterSet, type AdapterSetEntry } from "./set.ts
 
 export { AGENT_PORT } from "./port.ts";
 export { PLACED_ELSEWHERE } from "./agent.ts";
-export { PLACEMENT_PATH, PlacementBook, type PlacementMessage, type PlacementStatus } from "./placement.ts";
+export {
+  PLACEMENT_PATH,
+  PlacementBook,
+  type PlacementAnswer,
+  type PlacementFailure,
+  type PlacementMessage,
+  type PlacementStatus,
+} from "./placement.ts";
 
 export interface StartAdapterAgentOptions {
   /** The adapter set file (adapters.yaml of the engine's adapters ConfigMap). */

@@ -20,6 +20,28 @@ export const PlacementMessage = z.strictObject({
 });
 export type PlacementMessage = z.infer<typeof PlacementMessage>;
 
+/** An adapter placed here that this agent could not load, as PUT /v1/placement answers it. */
+export interface PlacementFailure {
+  readonly name: string;
+  /** Why, as the agent's GET /status says it (a source is shown without credentials). */
+  readonly reason: string;
+  /** Failed tries in a row. */
+  readonly attempts: number;
+  /** When the agent tries again (ISO 8601). */
+  readonly retryAt: string;
+}
+
+/**
+ * PUT /v1/placement's answer: the adapters of the word that are in this agent's adapter set, those
+ * it does not know (its mounted set may be older than the gateway's config), and those of the word
+ * it tried and failed to load here, so that the gateway can tell "loading" from "cannot load".
+ */
+export interface PlacementAnswer {
+  readonly placed: readonly string[];
+  readonly unknown: readonly string[];
+  readonly failed: readonly PlacementFailure[];
+}
+
 interface Word {
   readonly adapters: ReadonlySet<string>;
   readonly expires: number;

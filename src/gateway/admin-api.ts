@@ -1,8 +1,11 @@
 // The read-only admin API that the web console reads (GET /v1/admin/*, admin scope): the shapes of
 // its answers. Types only and no imports, so that the console's own build checks itself against them.
 
-/** Where an adapter runs: on the base model (no LoRA), on replicas that hold its LoRA, or not yet. */
-export type AdapterState = "base" | "loaded" | "loading" | "unknown";
+/**
+ * Where an adapter runs: on the base model (no LoRA), on replicas that hold its LoRA, not yet, or
+ * not at all: the adapter agents of every replica it is placed on failed to load it.
+ */
+export type AdapterState = "base" | "loaded" | "loading" | "failed" | "unknown";
 
 export interface ReplicaView {
   readonly origin: string;
@@ -27,6 +30,12 @@ export interface AdapterResidency {
   readonly state: AdapterState;
   /** The replicas it runs on now: those holding its LoRA, or every healthy one for the base model. */
   readonly replicas: readonly string[];
+  /** With state `failed`: why, as the adapter agents report it, where, and when they try again. */
+  readonly failure?: {
+    readonly reason: string;
+    readonly replicas: readonly string[];
+    readonly retryAt: string | null;
+  };
 }
 
 /**

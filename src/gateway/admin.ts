@@ -42,7 +42,19 @@ export function residencyOf(target: ModelTarget): AdapterResidency {
   // Without residency polling nobody knows: requests go to any healthy replica.
   if (pool.replicas.every((replica) => replica.loras === undefined)) return { ...base, state: "unknown", replicas: healthy };
   const holding = pool.replicas.filter((replica) => replica.loras?.includes(lora) === true).map((replica) => replica.origin);
-  return { ...base, state: holding.length > 0 ? "loaded" : "loading", replicas: holding };
+  if (holding.length > 0) return { ...base, state: "loaded", replicas: holding };
+  const failure = target.upstream.adapterFailure(lora);
+  if (failure === undefined) return { ...base, state: "loading", replicas: holding };
+  return {
+    ...base,
+    state: "failed",
+    replicas: holding,
+    failure: {
+      reason: failure.reason,
+      replicas: failure.replicas,
+      retryAt: failure.retryAt === undefined ? null : new Date(failure.retryAt).toISOString(),
+    },
+  };
 }
 
 /** The adapters a key may see, as /v1/models lists them. */

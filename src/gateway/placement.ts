@@ -9,7 +9,7 @@
 // goes quiet lets its word lapse, and an agent with no fresh word loads every adapter again.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { PLACEMENT_PATH } from "../adapters/placement.ts";
+import { PLACEMENT_PATH, type PlacementAnswer } from "../adapters/placement.ts";
 
 export interface PlacementSettings {
   /** The adapter agent's port on each engine replica's address. */
@@ -29,6 +29,48 @@ export interface PlacementPublisherOptions extends PlacementSettings {
   readonly gateway?: string;
 }
 
+/** Why the replicas an adapter is placed on cannot load it, as their agents answered the last placement. */
+export interface AdapterFailure {
+  /** The agent's reason (of the first such replica, in origin order). */
+  readonly reason: string;
+  /** The replicas placed to hold it whose agents all report it failed. */
+  readonly replicas: readonly string[];
+  /** The soonest an agent tries again (epoch ms), if it said. */
+  readonly retryAt: number | undefined;
+}
+
+/** What a replica's agent was last told and answered. */
+interface Told {
+  /** The adapters told (sorted, joined). */
+  readonly key: string;
+  readonly at: number;
+  /** The agent did not answer (or refused): tried again after publishMs, not at every check. */
+  readonly unanswered: boolean;
+  readonly placed: ReadonlySet<string>;
+  /** Of those, the ones the agent reported it could not load: reason and retry time. */
+  readonly failed: ReadonlyMap<string, { readonly reason: string; readonly retryAt: number | undefined }>;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** The `failed` list of an agent's answer; an agent from before it had none (nothing is failed). */
+export function failuresOf(body: unknown): Map<string, { reason: string; retryAt: number | undefined }> {
+  const failed = new Map<string, { reason: string; retryAt: number | undefined }>();
+  const list: unknown = isRecord(body) ? (body as Partial<Record<keyof PlacementAnswer, unknown>>).failed : undefined;
+  if (!Array.isArray(list)) return failed;
+  for (const entry of list) {
+    if (!isRecord(entry) || typeof entry.name !== "string") continue;
+    const retryAt = typeof entry.retryAt === "string" ? Date.parse(entry.retryAt) : NaN;
+    failed.set(entry.name, {
+      reason: typeof entry.reason === "string" ? entry.reason.slice(0, 1000) : "its adapter agent reports it failed",
+      retryAt: Number.isFinite(retryAt) ? retryAt : undefined,
+    });
+  }
+  return failed;
+}
+
 /** How often the plan is worked out to see whether a replica's adapters changed (sent at once if so). */
 const CHECK_MS = 250;
 
@@ -46,8 +88,8 @@ export class PlacementPublisher {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private running: Promise<void> | undefined;
-  /** Per replica: the adapters last told (sorted, joined) and when. */
-  private readonly told = new Map<string, { key: string; at: number; failed: boolean }>();
+  /** Per replica: what it was last told, when, and what its agent answered. */
+  private readonly told = new Map<string, Told>();
   readonly gateway: string;
 
   constructor(private readonly options: PlacementPublisherOptions) {
@@ -88,11 +130,12 @@ export class PlacementPublisher {
       const last = this.told.get(origin);
       if (all || last === undefined || now - last.at >= this.options.publishMs) return true;
       // A replica that did not answer is tried again after publishMs, not at every check.
-      return !last.failed && last.key !== adapters.join("\n");
+      return !last.unanswered && last.key !== adapters.join("\n");
     });
     await Promise.all(
       due.map(async ([origin, adapters]) => {
         let error: string | undefined;
+        let failed: Told["failed"] | undefined;
         try {
           const response = await fetch(agentUrl(origin, this.options.agentPort), {
             method: "PUT",
@@ -100,16 +143,45 @@ export class PlacementPublisher {
             body: JSON.stringify({ gateway: this.gateway, adapters, ttlMs: this.options.ttlMs }),
             signal: AbortSignal.timeout(Math.max(500, Math.min(5000, this.options.publishMs))),
           });
-          if (!response.ok) error = `HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`;
-          else await response.body?.cancel();
+          const text = await response.text();
+          if (!response.ok) error = `HTTP ${response.status}: ${text.slice(0, 300)}`;
+          else failed = failuresOf(JSON.parse(text) as unknown);
         } catch (caught) {
           const cause = (caught as { cause?: { message?: string } }).cause?.message;
           error = `${(caught as Error).message}${cause !== undefined ? ` (${cause})` : ""}`;
         }
-        this.told.set(origin, { key: adapters.join("\n"), at: now, failed: error !== undefined });
+        // Without an answer, what the agent last said it could not load still stands (its health is the pool's to judge).
+        const last = this.told.get(origin);
+        this.told.set(origin, {
+          key: adapters.join("\n"),
+          at: now,
+          unanswered: error !== undefined,
+          placed: new Set(adapters),
+          failed: failed ?? last?.failed ?? new Map(),
+        });
         this.options.onPublished?.(this.options.upstream, origin, adapters.length, error);
       }),
     );
+  }
+
+  /**
+   * Why an adapter cannot be loaded: when each of the given replicas (the healthy ones) that it is
+   * placed on reports it failed. Undefined while any of them may still load it, or none is placed.
+   */
+  failure(lora: string, origins: readonly string[]): AdapterFailure | undefined {
+    let first: { reason: string; retryAt: number | undefined } | undefined;
+    let retryAt: number | undefined;
+    const replicas: string[] = [];
+    for (const origin of origins) {
+      const told = this.told.get(origin);
+      if (told === undefined || !told.placed.has(lora)) continue;
+      const failed = told.failed.get(lora);
+      if (failed === undefined) return undefined;
+      first ??= failed;
+      if (failed.retryAt !== undefined) retryAt = Math.min(retryAt ?? Infinity, failed.retryAt);
+      replicas.push(origin);
+    }
+    return first === undefined ? undefined : { reason: first.reason, replicas, retryAt };
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@ import { joinChunks } from "../http-body.ts";
 import type { UpstreamConfig } from "./config.ts";
 import { ErrorType, GatewayError } from "./errors.ts";
 import { scrapeEngineLoad, type EngineLoad } from "./engine-load.ts";
-import { PlacementPublisher } from "./placement.ts";
+import { PlacementPublisher, type AdapterFailure } from "./placement.ts";
 import { Residency } from "./residency.ts";
 import { isResident, makePolicy, slotsOf, type Candidate, type Choice, type RoutingPolicy, type RoutingSettings } from "./routing/index.ts";
 
@@ -612,7 +612,7 @@ export class UpstreamPool {
     if (picked === undefined && tried !== undefined) picked = this.pick(undefined, request.lora);
     if (picked === undefined) {
       const loading = request.lora !== undefined && this.residency !== undefined && this.healthyCount() > 0;
-      reject(loading ? this.loading(request.lora ?? "") : (lastError ?? this.unavailable()));
+      reject(loading ? this.notLoaded(request.lora ?? "") : (lastError ?? this.unavailable()));
       return;
     }
     const chosen = picked.replica;
@@ -635,7 +635,7 @@ export class UpstreamPool {
       ) {
         // The replica does not hold the LoRA (unloaded since it last listed it): try one that does.
         this.residency.forget(chosen.origin, request.lora);
-        const error = this.loading(request.lora);
+        const error = this.notLoaded(request.lora);
         void outcome.dump().then(() => (this.mayRetry(attempt, request.cancel, "adapter not on replica") ? retry(error) : reject(error)));
         return;
       }
@@ -667,6 +667,37 @@ export class UpstreamPool {
     return new GatewayError(503, ErrorType.overloaded, why, "upstream_unavailable", null, {
       "retry-after": String(Math.max(1, Math.ceil(this.nextRestoreMs() / 1000))),
     });
+  }
+
+  /**
+   * Why no healthy replica holds a LoRA, when their adapter agents say it cannot be loaded: every
+   * healthy replica it is placed on reports it failed. Undefined while it may still be loading.
+   */
+  adapterFailure(lora: string): AdapterFailure | undefined {
+    if (this.placement === undefined) return undefined;
+    const healthy: string[] = [];
+    for (const replica of this.replicas) if (replica.healthy()) healthy.push(replica.origin);
+    return this.placement.failure(lora, healthy);
+  }
+
+  /**
+   * No replica holds the LoRA: loading (503, retry shortly), or failed on every replica placed to
+   * hold it (503 until its agents' next try; the reason is for operators, in the admin API and the
+   * agents' status and logs, not for every caller).
+   */
+  private notLoaded(lora: string): GatewayError {
+    const failure = this.adapterFailure(lora);
+    if (failure === undefined) return this.loading(lora);
+    const wait = failure.retryAt === undefined ? 30 : Math.ceil((failure.retryAt - Date.now()) / 1000);
+    const seconds = Math.min(300, Math.max(2, wait));
+    return new GatewayError(
+      503,
+      ErrorType.upstream,
+      `the adapter ${lora} could not be loaded: the adapter agents of the ${failure.replicas.length === 1 ? "engine replica" : `${failure.replicas.length} engine replicas`} it is placed on report it failed, and try again in about ${seconds} s. An operator finds why in the console's Adapters page (GET /v1/admin/adapters) or in the agents' logs`,
+      "adapter_failed",
+      "model",
+      { "retry-after": String(seconds) },
+    );
   }
 
   /** No replica holds the LoRA yet: its agent is still fetching or loading it. */

@@ -2,6 +2,7 @@
 // mirror: adapters come, change and go at runtime while requests to other adapters keep flowing.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { PlacementAnswer } from "../../src/adapters/index.ts";
 import { chat, hubSource, startRig, type Rig } from "./support.ts";
 
 let rig: Rig;
@@ -135,6 +136,48 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
       base.text.replace(/"(id|created)":[^,]+,/g, ""),
     );
     assert.deepEqual(await models(), ["alpha", "tiny"]);
+  });
+
+  it("answers a placement with the placed adapters it failed to load, and tries a changed source at once, not after the backoff", async () => {
+    // Its own agent, whose backoff (two minutes) is longer than any wait below.
+    const slow = await startRig({ backoffMs: 120_000 });
+    try {
+      slow.setAdapters([
+        { name: "alpha", source: hubSource("a", "v1"), rank: 4 },
+        { name: "eta", source: hubSource("eta", "v1"), rank: 4 },
+      ]);
+      slow.publish("a", "v1", 11);
+      await slow.until("eta failed, alpha loaded", (s) => s.get("eta")?.state === "failed" && s.get("alpha")?.state === "loaded");
+      const place = async (adapters: string[]) =>
+        (await (
+          await fetch(`${slow.agent.url}/v1/placement`, {
+            method: "PUT",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ gateway: "g1", adapters, ttlMs: 30_000 }),
+          })
+        ).json()) as PlacementAnswer;
+      const answer = await place(["alpha", "eta", "nobody"]);
+      assert.deepEqual(answer.placed, ["alpha", "eta"]);
+      assert.deepEqual(answer.unknown, ["nobody"]);
+      assert.deepEqual(
+        answer.failed.map((f) => f.name),
+        ["eta"],
+      );
+      assert.match(answer.failed[0]?.reason ?? "", /org\/eta@v1.*not found \(HTTP 404\)/);
+      assert.equal(answer.failed[0]?.attempts, 1);
+      assert.ok(Date.parse(answer.failed[0]?.retryAt ?? "") > Date.now() + 60_000, "the next try is two minutes off");
+      // Someone points it at a revision that exists: tried now, not in two minutes.
+      slow.publish("eta", "v2", 12);
+      slow.setAdapters([
+        { name: "alpha", source: hubSource("a", "v1"), rank: 4 },
+        { name: "eta", source: hubSource("eta", "v2"), rank: 4 },
+      ]);
+      const loaded = await slow.until("eta loaded from its new source", (s) => s.get("eta")?.state === "loaded");
+      assert.equal(loaded.get("eta")?.attempts, 0);
+      assert.deepEqual((await place(["alpha", "eta"])).failed, []);
+    } finally {
+      await slow.close();
+    }
   });
 
   it("loads everything again when the engine restarts and loses its runtime adapters", async () => {

@@ -6,14 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
-import { stringify } from "yaml";
 import { startAdapterAgent, type AdapterStatus, type RunningAdapterAgent } from "../../src/adapters/index.ts";
 import type { AdapterSetEntry } from "../../src/adapters/set.ts";
 import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
 import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
 import { TINY_MODEL_SHAPE, tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
 import { startHubServer, type RunningHub } from "../../src/model/hub-server.ts";
-import { API_VERSION } from "../../src/spec/schema.ts";
+import { tinyAdapterSetYaml } from "../support/agent-replica.ts";
 
 export interface Rig {
   readonly dir: string;
@@ -64,17 +63,7 @@ export async function startRig(options: { maxLoraRank?: number; backoffMs?: numb
   mkdirSync(join(dir, "config"));
   const write = (adapters: readonly AdapterSetEntry[]): void => {
     const temp = `${configFile}.tmp`;
-    writeFileSync(
-      temp,
-      stringify({
-        apiVersion: API_VERSION,
-        kind: "AdapterSet",
-        engine: "engine",
-        baseModel: "tiny",
-        maxLoraRank: options.maxLoraRank ?? 8,
-        adapters,
-      }),
-    );
+    writeFileSync(temp, tinyAdapterSetYaml(adapters, options.maxLoraRank));
     renameSync(temp, configFile);
   };
   write([]);

@@ -8,18 +8,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import { freePort } from "../../scripts/cluster/processes.ts";
-import { stringify } from "yaml";
-import { PLACED_ELSEWHERE, startAdapterAgent, type AgentStatusBody, type RunningAdapterAgent } from "../../src/adapters/index.ts";
+import { PLACED_ELSEWHERE, type AgentStatusBody, type RunningAdapterAgent } from "../../src/adapters/index.ts";
 import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
-import { startEngine, type RunningEngine } from "../../src/engine/index.ts";
+import type { RunningEngine } from "../../src/engine/index.ts";
 import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
 import { GatewayConfig, type GatewayConfigInput } from "../../src/gateway/config.ts";
 import { lorasOf } from "../../src/gateway/residency.ts";
 import { UpstreamPool } from "../../src/gateway/upstream.ts";
-import { API_VERSION } from "../../src/spec/schema.ts";
-import { eventually, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
+import { eventually, placementConfig, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
+import { startAgentReplica, tinyAdapterSetYaml } from "../support/agent-replica.ts";
 
 const ADAPTERS = ["a1", "a2", "a3", "a4", "a5", "a6"];
 const HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
@@ -50,64 +48,27 @@ describe("placement: the gateway decides where each adapter is loaded, the adapt
       return { name, source: { path }, rank: 4 };
     });
     const setFile = join(dir, "adapters.yaml");
-    writeFileSync(
-      setFile,
-      stringify({ apiVersion: API_VERSION, kind: "AdapterSet", engine: "engine", baseModel: "tiny", maxLoraRank: 8, adapters }),
-    );
+    writeFileSync(setFile, tinyAdapterSetYaml(adapters));
     const agentPort = await freePort();
-    const silent = pino({ level: "silent" });
     for (const [i, host] of HOSTS.entries()) {
-      const engine = await startEngine({
+      const replica = await startAgentReplica({
         modelPath: models.model,
-        servedModelName: "tiny",
         host,
-        port: 0,
-        threads: 1,
-        parallel: 2,
-        maxLoras: 2,
-        maxLoraRank: 8,
-        logger: silent,
+        setFile,
+        cacheDir: join(dir, `cache-${i}`),
+        agentPort,
+        agent: { placementGraceMs: 300 },
       });
-      engines.push(engine);
-      agents.push(
-        await startAdapterAgent({
-          configFile: setFile,
-          engineUrl: engine.url,
-          cacheDir: join(dir, `cache-${i}`),
-          host,
-          port: agentPort,
-          logger: silent,
-          watch: { debounceMs: 20, pollMs: 200 },
-          resyncMs: 100,
-          placementGraceMs: 300,
-        }),
-      );
+      engines.push(replica.engine);
+      agents.push(replica.agent);
     }
-    config = (hosts) => {
-      const [first, ...rest] = hosts.map((engine) => engine.url);
-      return {
-        upstreams: {
-          engine: {
-            url: first ?? "",
-            replicas: rest,
-            discovery: "static",
-            connectTimeoutMs: 1000,
-            residency: { pollMs: 100 },
-            placement: { agentPort, publishMs: 200, ttlMs: 1000 },
-          },
-        },
-        routing: { policy: "diatonic", slots: 2, swapMs: 5, loadPollMs: 100 },
-        baseModel: { name: "tiny", upstream: "engine" },
-        adapters: ADAPTERS.map((name) => ({
-          name,
-          route: `/${name}`,
-          upstreamModel: name,
-          upstream: "engine",
-          sampling: { temperature: 0, maxTokens: 4 },
-          limits,
-        })),
-      };
-    };
+    config = (hosts) =>
+      placementConfig(
+        hosts.map((engine) => engine.url),
+        agentPort,
+        ADAPTERS,
+        limits,
+      );
     // Before any gateway speaks, every agent loads every adapter (no placement: as before it).
     await eventually(
       async () => (await Promise.all(engines.map(engineModels))).every((loaded) => loaded.length === ADAPTERS.length),

@@ -3,7 +3,7 @@ import type { Api } from "../api.ts";
 import { href } from "../routes.ts";
 import { count } from "../format.ts";
 import { usePolling } from "../hooks.ts";
-import { StateBadge } from "./overview.tsx";
+import { FailureText, StateBadge } from "./overview.tsx";
 
 const SAMPLING_NAMES: Readonly<Record<string, string>> = {
   temperature: "temperature",
@@ -25,6 +25,11 @@ function AdapterCard({ adapter }: { readonly adapter: AdapterView }) {
         <h2 id={`adapter-${adapter.name}`}>{adapter.name}</h2>
         <StateBadge state={adapter.state} />
       </header>
+      {adapter.failure !== undefined && (
+        <p class="error">
+          Cannot load on {adapter.failure.replicas.join(", ")}: <FailureText failure={adapter.failure} />
+        </p>
+      )}
       {adapter.description !== "" && <p>{adapter.description}</p>}
       <dl class="facts">
         <dt>Route</dt>

@@ -1,5 +1,5 @@
 import { useMemo } from "preact/hooks";
-import type { AdapterState, MetricsHistoryView, OverviewView, RecentErrorList } from "../../../src/gateway/admin-api.ts";
+import type { AdapterResidency, AdapterState, MetricsHistoryView, OverviewView, RecentErrorList } from "../../../src/gateway/admin-api.ts";
 import type { Api } from "../api.ts";
 import { PALETTE, TimeChart, type ChartSeries } from "../chart.tsx";
 import { clock, count, dateTime, milliseconds, rate } from "../format.ts";
@@ -11,11 +11,23 @@ const STATE_TEXT: Readonly<Record<AdapterState, string>> = {
   base: "base model",
   loaded: "loaded",
   loading: "loading",
+  failed: "cannot load",
   unknown: "not tracked",
 };
 
 export function StateBadge({ state }: { readonly state: AdapterState }) {
   return <span class={`badge state-${state}`}>{STATE_TEXT[state]}</span>;
+}
+
+/** Why an adapter cannot load, as its replicas' adapter agents report it. */
+export function FailureText({ failure }: { readonly failure: AdapterResidency["failure"] }) {
+  if (failure === undefined) return null;
+  return (
+    <span class="small">
+      {failure.reason}
+      {failure.retryAt !== null && <> (tried again {dateTime(failure.retryAt)})</>}
+    </span>
+  );
 }
 
 function Problem({ error }: { readonly error: { readonly message: string } | undefined }) {
@@ -204,7 +216,7 @@ export function OverviewPage({ api }: { readonly api: Api }) {
                       </td>
                       <td class="mono">{adapter.lora ?? <span class="muted">none</span>}</td>
                       <td>
-                        <StateBadge state={adapter.state} />
+                        <StateBadge state={adapter.state} /> <FailureText failure={adapter.failure} />
                       </td>
                       <td class="mono">
                         {adapter.replicas.length === 0 ? <span class="muted">none yet</span> : adapter.replicas.join(", ")}

@@ -133,6 +133,41 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+/**
+ * A gateway config over engine replicas with adapter agents at agentPort: residency, placement and
+ * the diatonic policy, polled fast; one adapter per LoRA name, at temperature 0.
+ */
+export function placementConfig(
+  engineUrls: readonly string[],
+  agentPort: number,
+  adapters: readonly string[],
+  adapterLimits: TestLimits,
+): Partial<GatewayConfigInput> {
+  const [first, ...rest] = engineUrls;
+  return {
+    upstreams: {
+      engine: {
+        url: first ?? "",
+        replicas: rest,
+        discovery: "static",
+        connectTimeoutMs: 1000,
+        residency: { pollMs: 100 },
+        placement: { agentPort, publishMs: 200, ttlMs: 1000 },
+      },
+    },
+    routing: { policy: "diatonic", slots: 2, swapMs: 5, loadPollMs: 100 },
+    baseModel: { name: "tiny", upstream: "engine" },
+    adapters: adapters.map((name) => ({
+      name,
+      route: `/${name}`,
+      upstreamModel: name,
+      upstream: "engine",
+      sampling: { temperature: 0, maxTokens: 4 },
+      limits: { ...limits, ...adapterLimits },
+    })),
+  };
+}
+
 /** Writes the config (and keys) to a temp dir and starts a gateway on a free port. */
 export async function startTestGateway(
   upstreamUrl: string,
