@@ -292,6 +292,9 @@ export class Runtime {
     for (const target of snapshot.models.values()) {
       if (target.upstream.healthyCount() === 0) degraded.push(`${target.name}: no healthy replica of upstream ${target.upstream.name}`);
     }
+    const embeddings = snapshot.embeddings?.upstream;
+    if (embeddings !== undefined && embeddings.healthyCount() === 0)
+      degraded.push(`embeddings: no healthy replica of upstream ${embeddings.name} (RAG retrieval and ingest cannot embed)`);
     return { ready: true, problems: [], degraded };
   }
 

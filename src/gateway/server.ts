@@ -18,6 +18,7 @@ import { RecentErrors } from "./recent-errors.ts";
 import type { InferenceEndpoint } from "./request.ts";
 import type { Retriever } from "./retriever.ts";
 import { handleDocuments, type DocumentService } from "./documents.ts";
+import { poolTransport } from "./embeddings-transport.ts";
 import { Runtime, type ModelTarget, type Snapshot } from "./runtime.ts";
 
 export interface GatewayOptions {
@@ -231,7 +232,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Loaded only when needed: the RAG module brings a native vector store with it.
   const rag =
     options.retriever === undefined && options.documents === undefined && first.config.vectorStore !== undefined
-      ? (await import("../rag/service.ts")).ragServiceFor(first.config)
+      ? (await import("../rag/service.ts")).ragServiceFor(
+          first.config,
+          poolTransport(() => runtime.current?.embeddings?.upstream),
+        )
       : undefined;
   const retriever = options.retriever ?? rag;
   const documents = options.documents ?? rag;

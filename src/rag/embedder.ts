@@ -17,7 +17,22 @@ export interface HttpEmbedderOptions {
   readonly attempts?: number;
   /** @default 60000 */
   readonly timeoutMs?: number;
+  /**
+   * How a request reaches the server: by default straight to the URL. The gateway sends through its
+   * upstream pool instead, so that a dead embeddings server is ejected, probed and reported like
+   * any upstream (src/gateway/embeddings-transport.ts).
+   */
+  readonly transport?: EmbeddingsTransport;
 }
+
+/** POSTs a `/v1/embeddings` body; resolves with the answer's status and text, rejects when none came. */
+export type EmbeddingsTransport = (
+  body: string,
+  options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+) => Promise<{
+  readonly statusCode: number;
+  readonly text: string;
+}>;
 
 /** An embeddings endpoint failed or answered something that is not embeddings. */
 export class EmbeddingError extends Error {
@@ -35,11 +50,28 @@ export class HttpEmbedder implements Embedder {
   private readonly endpoint: string;
   private readonly batchSize: number;
   private readonly attempts: number;
+  private readonly transport: EmbeddingsTransport;
 
   constructor(private readonly options: HttpEmbedderOptions) {
     this.endpoint = `${options.url.replace(/\/+$/, "").replace(/\/v1$/, "")}/v1/embeddings`;
     this.batchSize = options.batchSize ?? 32;
     this.attempts = options.attempts ?? 3;
+    this.transport = options.transport ?? ((body, call) => this.direct(body, call));
+  }
+
+  private async direct(body: string, { timeoutMs, signal }: Parameters<EmbeddingsTransport>[1]): ReturnType<EmbeddingsTransport> {
+    const response = await request(this.endpoint, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+      },
+      body,
+      signal: signal ?? AbortSignal.timeout(timeoutMs),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    return { statusCode: response.statusCode, text: await response.body.text() };
   }
 
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<number[][]> {
@@ -57,18 +89,11 @@ export class HttpEmbedder implements Embedder {
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       signal?.throwIfAborted();
       try {
-        const response = await request(this.endpoint, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
-          },
-          body: JSON.stringify({ model: this.options.model, input, encoding_format: "float" }),
-          signal: signal ?? AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
-          headersTimeout: this.options.timeoutMs ?? 60_000,
-          bodyTimeout: this.options.timeoutMs ?? 60_000,
+        const response = await this.transport(JSON.stringify({ model: this.options.model, input, encoding_format: "float" }), {
+          timeoutMs: this.options.timeoutMs ?? 60_000,
+          ...(signal !== undefined ? { signal } : {}),
         });
-        const text = await response.body.text();
+        const text = response.text;
         if (response.statusCode === 429 || response.statusCode >= 500) {
           lastError = new EmbeddingError(`${this.endpoint} answered ${response.statusCode}: ${text.slice(0, 300)}`);
           await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));

@@ -2,7 +2,7 @@ import type { AdapterRoute, GatewayConfig } from "../gateway/config.ts";
 import type { DocumentService, DocumentsRequest, IngestCounts, SourceListing } from "../gateway/documents.ts";
 import type { Retrieval, Retriever } from "../gateway/retriever.ts";
 import { StructuredChunker, type Chunker } from "./chunker.ts";
-import { HttpEmbedder, type Embedder } from "./embedder.ts";
+import { HttpEmbedder, type Embedder, type EmbeddingsTransport } from "./embedder.ts";
 import { ingestDocuments } from "./ingest.ts";
 import { LanceStore } from "./lance-store.ts";
 import { QdrantStore } from "./qdrant-store.ts";
@@ -85,7 +85,7 @@ export class RagService implements Retriever, DocumentService {
 }
 
 /** The store and embedder a gateway config names, or undefined when it names no vector store. */
-export function ragServiceFor(config: GatewayConfig): RagService | undefined {
+export function ragServiceFor(config: GatewayConfig, transport?: EmbeddingsTransport): RagService | undefined {
   const vectorStore = config.vectorStore;
   if (vectorStore === undefined) return undefined;
   let store: VectorStore;
@@ -104,6 +104,13 @@ export function ragServiceFor(config: GatewayConfig): RagService | undefined {
   const embeddings = config.embeddings;
   const upstream = embeddings !== undefined ? config.upstreams[embeddings.upstream] : undefined;
   const embedder =
-    embeddings !== undefined && upstream !== undefined ? new HttpEmbedder({ url: upstream.url, model: embeddings.model }) : undefined;
+    embeddings !== undefined && upstream !== undefined
+      ? new HttpEmbedder({
+          url: upstream.url,
+          model: embeddings.model,
+          // The pool retries on other replicas itself: one more try here, for a 429 or a timeout.
+          ...(transport !== undefined ? { transport, attempts: 2 } : {}),
+        })
+      : undefined;
   return new RagService({ store, ...(embedder ? { embedder } : {}) });
 }
