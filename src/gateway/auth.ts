@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -149,10 +150,15 @@ export function presentsKey(headers: Readonly<Record<string, string | string[] |
  * requests; SDKs, curl and the console (same origin) are not affected. A key, which a page on
  * another site cannot add without the preflight the gateway never grants, lets the request through.
  */
-function keyless(headers: Readonly<Record<string, string | string[] | undefined>>, principal: Principal): Principal {
+function keyless(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  principal: Principal,
+  keylessHosts: readonly string[],
+): Principal {
+  const host = headers["host"];
+  checkHost(host, keylessHosts);
   const origin = headers["origin"];
   if (origin === undefined) return principal;
-  const host = headers["host"];
   let from: string | undefined;
   try {
     from = typeof origin === "string" && origin !== "null" ? new URL(origin).host : undefined;
@@ -161,13 +167,68 @@ function keyless(headers: Readonly<Record<string, string | string[] | undefined>
   }
   // Behind a proxy that rewrites Host, the host the browser used is in X-Forwarded-Host.
   const forwarded = headers["x-forwarded-host"];
-  if (from !== undefined && (from === host || (typeof forwarded === "string" && forwarded.split(",")[0]?.trim() === from)))
+  // URL lower-cases the Origin's host; a Host header may come in any case.
+  if (
+    from !== undefined &&
+    (from === (typeof host === "string" ? host.toLowerCase() : undefined) ||
+      (typeof forwarded === "string" && forwarded.split(",")[0]?.trim().toLowerCase() === from))
+  )
     return principal;
   throw new GatewayError(
     403,
     ErrorType.permission,
     `a browser request from another site (Origin ${typeof origin === "string" ? origin.slice(0, 200) : "?"}) needs an API key: this gateway admits keyless requests only from programs and its own console`,
     "cross_origin_without_key",
+  );
+}
+
+/** The host name of a Host header (no port, no brackets, no trailing dot, lower case); undefined if it is not one. */
+function hostName(host: string): string | undefined {
+  try {
+    return new URL(`http://${host}`).hostname
+      .replace(/^\[|\]$/g, "")
+      .replace(/\.$/, "")
+      .toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Names no one outside can point at another address: IP addresses, localhost, a single label (a
+ * Service in the same namespace), the cluster's own (`*.svc`, `*.cluster.local`), and the special-use
+ * suffixes that public DNS never serves (`.internal`, `.local`, `.home.arpa`).
+ */
+function internalName(name: string): boolean {
+  return (
+    isIP(name) !== 0 ||
+    name === "localhost" ||
+    name.endsWith(".localhost") ||
+    !name.includes(".") ||
+    name.endsWith(".svc") ||
+    name.endsWith(".cluster.local") ||
+    // Names kept out of public DNS: a network's own, not one an outside site can re-point.
+    name.endsWith(".internal") ||
+    name.endsWith(".local") ||
+    name.endsWith(".home.arpa")
+  );
+}
+
+/**
+ * A request admitted without a key must name this gateway by an address no one else controls (see
+ * internalName) or by one of server.keylessHosts (render adds the ingress host). Otherwise a page on
+ * a site whose name its owner re-points at 127.0.0.1 (DNS rebinding) would be same-origin with a
+ * keyless gateway on localhost, and could read its answers and write its documents.
+ */
+function checkHost(host: string | string[] | undefined, keylessHosts: readonly string[]): void {
+  if (typeof host !== "string" || host === "") return;
+  const name = hostName(host);
+  if (name !== undefined && (internalName(name) || keylessHosts.some((allowed) => allowed.toLowerCase() === name))) return;
+  throw new GatewayError(
+    403,
+    ErrorType.permission,
+    `a request without an API key must name this gateway by its IP address, localhost, a cluster Service name or one of the config's server.keylessHosts, not ${JSON.stringify(host.slice(0, 200))} (this guards a keyless gateway against DNS rebinding): send an API key, or add the host name to server.keylessHosts (render adds the spec's ingress.host)`,
+    "host_not_allowed",
   );
 }
 
@@ -179,11 +240,13 @@ export function authenticate(
   mode: GatewayConfig["auth"]["mode"],
   store: KeyStore,
   headers: Readonly<Record<string, string | string[] | undefined>>,
+  /** Host names, besides internal ones, by which keyless requests may name the gateway (server.keylessHosts). */
+  keylessHosts: readonly string[] = [],
 ): Principal {
-  if (mode === "disabled") return keyless(headers, UNCHECKED);
+  if (mode === "disabled") return keyless(headers, UNCHECKED, keylessHosts);
   const key = presentedKey(headers);
   if (key === undefined || key === "") {
-    if (mode === "optional") return keyless(headers, ANONYMOUS);
+    if (mode === "optional") return keyless(headers, ANONYMOUS, keylessHosts);
     throw new GatewayError(401, ErrorType.authentication, "missing API key: send `Authorization: Bearer <key>`", "missing_api_key");
   }
   const principal = store.find(key);

@@ -138,6 +138,17 @@ export const GatewayConfig = z.strictObject({
       .min(1024)
       .default(4 * 1024 * 1024),
     logPrompts: z.boolean().default(false),
+    /**
+     * Host names by which requests without a key may reach the gateway (auth `optional` or
+     * `disabled`), besides IP addresses, localhost and cluster names: a guard against DNS rebinding.
+     */
+    keylessHosts: z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, "must be a host name (no scheme, port or path), such as llm.lab.example.com"),
+      )
+      .default([]),
   }),
   auth: z.strictObject({
     mode: z.enum(["required", "optional", "disabled"]),

@@ -56,7 +56,13 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
     kind: "GatewayConfig",
     platform: ctx.platform.name,
     ...(ctx.platform.environment !== "base" ? { environment: ctx.platform.environment } : {}),
-    server: { port: ports.gateway, maxBodyBytes: spec.gateway.maxBodyBytes, logPrompts: spec.gateway.logPrompts },
+    server: {
+      port: ports.gateway,
+      maxBodyBytes: spec.gateway.maxBodyBytes,
+      logPrompts: spec.gateway.logPrompts,
+      // Keyless callers through the ingress name it by its host (the gateway refuses other outside names without a key).
+      ...(spec.gateway.auth === "optional" && spec.ingress.enabled ? { keylessHosts: [spec.ingress.host] } : {}),
+    },
     auth: { mode: spec.gateway.auth, keysFile: `${KEYS_DIR}/${spec.gateway.apiKeysSecret.key}` },
     // The limits are the platform's: each replica enforces its share, counting the ready replicas.
     rateLimits: { ...spec.gateway.rateLimits, sharedBy: { dns: ctx.serviceHost(GATEWAY_HEADLESS), refreshMs: 5000 } },

@@ -1,9 +1,11 @@
 // How a presented API key is read from the request headers and checked against the stored hashes.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { request } from "node:http";
 import { describe, it } from "node:test";
 import { authenticate, KeyStore } from "../../src/gateway/auth.ts";
 import { GatewayError } from "../../src/gateway/errors.ts";
+import { startTestGateway } from "./support/harness.ts";
 
 const KEY = "sk-test-0123456789";
 const store = KeyStore.fromFile({
@@ -68,18 +70,19 @@ describe("API key from the headers", () => {
   });
 });
 
-describe("keyless requests from a browser on another site", () => {
-  const refused = (mode: "disabled" | "optional", headers: Record<string, string>) => {
-    try {
-      authenticate(mode, store, headers);
-      return undefined;
-    } catch (error) {
-      assert.ok(error instanceof GatewayError);
-      assert.equal(error.status, 403);
-      return `${error.code ?? ""}: ${error.message}`;
-    }
-  };
+/** Why a keyless request is refused (403: its code and message), or undefined when it passes. */
+function refused(mode: "disabled" | "optional", headers: Record<string, string>, keylessHosts: readonly string[] = []): string | undefined {
+  try {
+    authenticate(mode, store, headers, keylessHosts);
+    return undefined;
+  } catch (error) {
+    assert.ok(error instanceof GatewayError);
+    assert.equal(error.status, 403);
+    return `${error.code ?? ""}: ${error.message}`;
+  }
+}
 
+describe("keyless requests from a browser on another site", () => {
   it("are refused with auth disabled or optional: a page could otherwise write the RAG collection of a gateway on localhost", () => {
     for (const mode of ["disabled", "optional"] as const) {
       assert.match(
@@ -110,5 +113,63 @@ describe("keyless requests from a browser on another site", () => {
       authenticate("optional", store, { host: "127.0.0.1:8080", origin: "https://evil.example", authorization: `Bearer ${KEY}` }).tenant,
       "team-a",
     );
+  });
+});
+
+describe("keyless requests that name the gateway by an outside host name (DNS rebinding)", () => {
+  it("are refused: a site re-pointed at 127.0.0.1 is same-origin with a keyless gateway there, so Origin alone cannot tell", () => {
+    for (const mode of ["disabled", "optional"] as const) {
+      assert.match(
+        refused(mode, { host: "evil.example:8080", origin: "http://evil.example:8080" }) ?? "",
+        /^host_not_allowed: a request without an API key must name this gateway by .* not "evil\.example:8080" .*add the host name to server\.keylessHosts/,
+        mode,
+      );
+      assert.match(refused(mode, { host: "mybox.lan:8080" }) ?? "", /^host_not_allowed/, mode);
+    }
+  });
+
+  it("pass by an IP address, localhost, a cluster Service name, or a name in server.keylessHosts (any case)", () => {
+    for (const host of [
+      "127.0.0.1:8080",
+      "[::1]:8080",
+      "10.1.2.3",
+      "localhost:8080",
+      "console.localhost",
+      "gateway:8080",
+      "gateway.llama.svc:8080",
+      "gateway.llama.svc.cluster.local.",
+      "host.docker.internal:8080",
+      "mybox.local",
+    ])
+      assert.equal(refused("optional", { host }), undefined, host);
+    assert.equal(refused("disabled", { host: "MyBox.LAN:8080", origin: "http://MyBox.LAN:8080" }, ["mybox.lan"]), undefined);
+  });
+
+  it("pass with a valid key, whatever the host: a key is what a rebound page does not have", () => {
+    assert.equal(authenticate("optional", store, { host: "evil.example", authorization: `Bearer ${KEY}` }, []).tenant, "team-a");
+  });
+
+  it("are refused by a running gateway with auth optional, and the same request by its address passes", async () => {
+    const gw = await startTestGateway("http://127.0.0.1:9", { auth: { mode: "optional" } });
+    try {
+      const get = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const url = new URL(gw.gateway.url);
+          const req = request({ host: url.hostname, port: url.port, path: "/v1/models", headers: { host } }, (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      const rebound = await get(`evil.example:${new URL(gw.gateway.url).port}`);
+      assert.equal(rebound.status, 403);
+      assert.match(rebound.body, /"code":"host_not_allowed"/);
+      assert.equal((await get(new URL(gw.gateway.url).host)).status, 200);
+    } finally {
+      await gw.close();
+    }
   });
 });
