@@ -27,6 +27,19 @@ function sourceFilter(filter: SearchFilter | undefined): string | undefined {
   return `source IN (${filter.sources.map(literal).join(", ")})`;
 }
 
+/**
+ * The column the keyword half searches: `terms` (the keyword terms, space-separated, as Qdrant's
+ * sparse vectors hold them: Chinese and Japanese as character pairs), or `text` in a table made
+ * before that column existed (Lance's own tokenizer: words, with a run of Chinese as one word).
+ */
+type KeywordColumn = "terms" | "text";
+
+/** The full-text index of each keyword column (a new one each time: LanceDB consumes it). */
+const FTS = {
+  terms: () => Index.fts({ baseTokenizer: "whitespace", withPosition: false, stem: false, removeStopWords: false, lowercase: false }),
+  text: () => Index.fts({ withPosition: false, stem: false, removeStopWords: false, lowercase: true }),
+} as const;
+
 interface Row {
   id: string;
   source: string;
@@ -45,6 +58,7 @@ export class LanceStore implements VectorStore {
   private connection: Promise<Connection> | undefined;
   private readonly tables = new Map<string, Promise<Table | undefined>>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly keywordColumns = new WeakMap<Table, Promise<KeywordColumn>>();
 
   constructor(private readonly options: LanceStoreOptions) {}
 
@@ -79,6 +93,15 @@ export class LanceStore implements VectorStore {
     return next;
   }
 
+  private keywordColumn(table: Table): Promise<KeywordColumn> {
+    let column = this.keywordColumns.get(table);
+    if (column === undefined) {
+      column = table.schema().then((schema) => (schema.fields.some((f) => f.name === "terms") ? "terms" : "text"));
+      this.keywordColumns.set(table, column);
+    }
+    return column;
+  }
+
   async dimension(collection: string): Promise<number | undefined> {
     const table = await this.table(collection);
     if (table === undefined) return undefined;
@@ -105,6 +128,7 @@ export class LanceStore implements VectorStore {
         new Field("chunk", new Int32(), false),
         new Field("hash", new Utf8(), false),
         new Field("text", new Utf8(), false),
+        new Field("terms", new Utf8(), false),
         new Field("vector", new FixedSizeList(dimension, new Field("item", new Float32(), true)), false),
       ]);
       const db = await this.db();
@@ -117,20 +141,26 @@ export class LanceStore implements VectorStore {
     if (chunks.length === 0) return Promise.resolve();
     return this.serialize(collection, async () => {
       const table = await this.required(collection);
-      const rows = chunks.map((c) => ({ id: c.id, source: c.source, chunk: c.chunk, hash: c.hash, text: c.text, vector: [...c.vector] }));
+      const column = await this.keywordColumn(table);
+      const rows = chunks.map((c) => ({
+        id: c.id,
+        source: c.source,
+        chunk: c.chunk,
+        hash: c.hash,
+        text: c.text,
+        ...(column === "terms" ? { terms: keywordTerms(c.text).join(" ") } : {}),
+        vector: [...c.vector],
+      }));
       await table.mergeInsert("id").whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows);
-      await this.reindex(table);
+      await this.reindex(table, column);
     });
   }
 
   /** The full-text index covers new rows only after it is rebuilt or optimized. */
-  private async reindex(table: Table): Promise<void> {
+  private async reindex(table: Table, column: KeywordColumn): Promise<void> {
     const indices = await table.listIndices();
-    if (!indices.some((index) => index.columns.includes("text"))) {
-      await table.createIndex("text", {
-        config: Index.fts({ withPosition: false, stem: false, removeStopWords: false, lowercase: true }),
-        replace: true,
-      });
+    if (!indices.some((index) => index.columns.includes(column))) {
+      await table.createIndex(column, { config: FTS[column](), replace: true });
     } else {
       await table.optimize({ cleanupOlderThan: new Date(Date.now() - 60_000) });
     }
@@ -197,7 +227,7 @@ export class LanceStore implements VectorStore {
     if (request.mode !== "dense" && terms !== "") {
       let query = table
         .query()
-        .fullTextSearch(terms, { columns: ["text"] })
+        .fullTextSearch(terms, { columns: [await this.keywordColumn(table)] })
         .select(["id", "source", "chunk", "text", "_score"])
         .limit(candidates);
       if (where !== undefined) query = query.where(where);

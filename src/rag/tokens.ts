@@ -2,9 +2,16 @@
  * Token counting and keyword terms without a model tokenizer. Chunk sizes are counted in "tokens"
  * approximated as words and punctuation marks, which tracks Llama 3's BPE closely enough for
  * English prose (BPE gives ~1.1–1.3 tokens per word), and keeps the chunker independent of the model.
+ * Chinese and Japanese are written without spaces: each Han, Hiragana or Katakana character is a
+ * token of its own (BPE gives about one to two per character), or a page of Chinese would be one
+ * "word" and one unbounded chunk.
  */
-const TOKEN = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
-const WORD = /[\p{L}\p{N}]+/gu;
+// Built from strings: the `v` flag (set subtraction) runs on Node 20, but TypeScript accepts it in a
+// literal only when targeting ES2024.
+const CJK = String.raw`\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}`;
+const TOKEN = new RegExp(String.raw`[${CJK}]|[[\p{L}\p{N}_]--[${CJK}]]+|[^\s\p{L}\p{N}_]`, "gv");
+/** A run of Han, Hiragana or Katakana (group 1), or a word of any other letters and digits. */
+const WORD = new RegExp(String.raw`([${CJK}]+)|[[\p{L}\p{N}]--[${CJK}]]+`, "gv");
 
 /** Offsets of every token in the text: `[start, end)` pairs, in order. */
 export function tokenSpans(text: string): Array<readonly [number, number]> {
@@ -25,12 +32,20 @@ const STOPWORDS = new Set(
   ),
 );
 
-/** Lower-cased words minus stop words: the terms of the keyword (BM25-style) half of retrieval. */
+/**
+ * Lower-cased words minus stop words: the terms of the keyword (BM25-style) half of retrieval. A run
+ * of Chinese or Japanese gives its overlapping character pairs (a lone character, itself), as
+ * Lucene's CJK bigrams do: a query then matches the words it shares with a text, with no dictionary.
+ */
 export function keywordTerms(text: string): string[] {
   const terms: string[] = [];
   for (const match of text.toLowerCase().matchAll(WORD)) {
     const term = match[0];
-    if (!STOPWORDS.has(term)) terms.push(term);
+    if (match[1] !== undefined) {
+      const chars = [...term];
+      if (chars.length === 1) terms.push(term);
+      for (let i = 0; i + 1 < chars.length; i++) terms.push(`${chars[i] as string}${chars[i + 1] as string}`);
+    } else if (!STOPWORDS.has(term)) terms.push(term);
   }
   return terms;
 }

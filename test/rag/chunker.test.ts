@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { StructuredChunker, formatOf } from "../../src/rag/chunker.ts";
 import { chunkId, contentHash } from "../../src/rag/ids.ts";
 import { reciprocalRankFusion } from "../../src/rag/store.ts";
-import { countTokens } from "../../src/rag/tokens.ts";
+import { countTokens, keywordTerms } from "../../src/rag/tokens.ts";
 import { htmlToText } from "../../src/rag/html.ts";
 
 const words = (n: number, word = "lorem") => Array.from({ length: n }, (_, i) => `${word}${i}`).join(" ");
@@ -26,6 +26,25 @@ describe("chunker", () => {
     assert.ok(first?.at(-shared.length - 1)?.endsWith(partial), "topped up with the end of the paragraph before them");
     const overlap = countTokens([partial, ...shared].join("\n\n"));
     assert.ok(overlap >= 120 && overlap <= 128, `overlap of ${overlap} tokens`);
+  });
+
+  it("cuts Chinese and Japanese, written without spaces, into bounded chunks: a character is a token", () => {
+    assert.equal(countTokens("東京は晴れです。"), 8);
+    assert.equal(countTokens("東京タワー is 333 m tall"), 9);
+    // One paragraph of 2,400 characters with no space: one "word" to a chunker that splits on spaces.
+    const sentences = ["今日は東京で雨が降っています。", "明日の天气预报によると晴れるでしょう。", "会議は午後三時に始まります。"];
+    const paragraph = Array.from({ length: 160 }, (_, i) => sentences[i % 3]).join("");
+    const chunks = new StructuredChunker({ maxTokens: 200, overlapTokens: 20 }).chunk(paragraph, "text");
+    assert.ok(chunks.length >= 10, `${chunks.length} chunks`);
+    for (const chunk of chunks) {
+      assert.ok(chunk.tokens <= 200, `chunk ${chunk.index} has ${chunk.tokens} tokens`);
+      // A character a token, plus the line breaks that join an overlap to what follows it.
+      assert.ok([...chunk.text].length <= 210, `chunk ${chunk.index} has ${[...chunk.text].length} characters`);
+    }
+  });
+
+  it("gives the keyword index Chinese and Japanese as overlapping character pairs, other scripts as words", () => {
+    assert.deepEqual(keywordTerms("東京の天気 and Seoul 날씨, 雨"), ["東京", "京の", "の天", "天気", "seoul", "날씨", "雨"]);
   });
 
   it("splits on headings before paragraphs: small sections share a chunk, a large one starts its own chunks", () => {

@@ -135,6 +135,29 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
     });
   }
 
+  it("keyword: Chinese and Japanese, written without spaces, are found by the words a question shares with them, in both stores", async () => {
+    const cjk = [
+      { source: "weather.md", text: "# 天气\n\n明天的天气预报说北京会下雨，气温十二度。", format: "markdown" as const },
+      { source: "office.md", text: "# 事務所\n\n会議室の予約は総務部の山田さんに連絡してください。", format: "markdown" as const },
+      { source: "menu.md", text: "# Canteen\n\nThe canteen serves ramen on Fridays and curry on Mondays.", format: "markdown" as const },
+    ];
+    for (const store of Object.values(stores))
+      await ingestDocuments(
+        { documents: cjk, deleteSources: [] },
+        { store, embedder, chunker: new StructuredChunker(), collection: "cjk" },
+      );
+    for (const [text, source] of [
+      ["北京明天的天气预报怎么样？", "weather.md"],
+      ["会議室を予約したい", "office.md"],
+      ["ramen", "menu.md"],
+    ] as const) {
+      const [vector] = await embedder.embed([text]);
+      const request = { mode: "keyword" as const, text, ...(vector ? { vector } : {}), limit: 3 };
+      const hits = { qdrant: await stores.qdrant.search("cjk", request), embedded: await stores.embedded.search("cjk", request) };
+      assert.deepEqual([hits.qdrant[0]?.source, hits.embedded[0]?.source], [source, source], `${text}: ${JSON.stringify(hits)}`);
+    }
+  });
+
   it("keyword: a question naming a word found in one chunk only gets that chunk first from both", async () => {
     for (const [text, source] of [
       ["What does E-4711 mean?", "errors.txt"],

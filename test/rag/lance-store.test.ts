@@ -1,0 +1,74 @@
+// The embedded store's keyword half on its own (LanceDB on disk, no server): Chinese and Japanese are
+// found by the character pairs a question shares with them, through several collections of one
+// store, and a table made before the `terms` column existed keeps answering from its `text` index.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { connect } from "@lancedb/lancedb";
+import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from "apache-arrow";
+import { LanceStore } from "../../src/rag/lance-store.ts";
+import type { StoredChunk } from "../../src/rag/store.ts";
+
+const chunk = (id: number, source: string, text: string): StoredChunk => ({
+  id: `00000000-0000-4000-8000-${String(id).padStart(12, "0")}`,
+  source,
+  chunk: 0,
+  hash: String(id),
+  text,
+  vector: [1, 0, 0, 0],
+});
+const CHUNKS = [
+  chunk(1, "weather.md", "明天的天气预报说北京会下雨，气温十二度。"),
+  chunk(2, "office.md", "会議室の予約は総務部の山田さんに連絡してください。"),
+  chunk(3, "menu.md", "The canteen serves ramen on Fridays and curry on Mondays."),
+];
+const keyword = (store: LanceStore, collection: string, text: string) =>
+  store.search(collection, { mode: "keyword", text, limit: 3 }).then((hits) => hits.map((hit) => hit.source));
+
+describe("the embedded store's keyword search (LanceDB)", () => {
+  let dir: string;
+  let store: LanceStore;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "diatonic-lance-"));
+    store = new LanceStore({ path: join(dir, "vectors") });
+  });
+  after(async () => {
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("finds Chinese and Japanese by the words a question shares with them, in each of two collections", async () => {
+    for (const collection of ["first", "second"]) {
+      await store.ensureCollection(collection, 4);
+      await store.upsert(collection, CHUNKS);
+      assert.equal((await keyword(store, collection, "北京明天的天气预报怎么样？"))[0], "weather.md", collection);
+      assert.equal((await keyword(store, collection, "会議室を予約したい"))[0], "office.md", collection);
+      assert.deepEqual(await keyword(store, collection, "ramen"), ["menu.md"], collection);
+    }
+  });
+
+  it("keeps answering from a table made before the terms column existed, and takes new chunks into it", async () => {
+    const db = await connect(join(dir, "vectors"));
+    await db.createEmptyTable(
+      "old",
+      new Schema([
+        new Field("id", new Utf8(), false),
+        new Field("source", new Utf8(), false),
+        new Field("chunk", new Int32(), false),
+        new Field("hash", new Utf8(), false),
+        new Field("text", new Utf8(), false),
+        new Field("vector", new FixedSizeList(4, new Field("item", new Float32(), true)), false),
+      ]),
+    );
+    const old = new LanceStore({ path: join(dir, "vectors") });
+    try {
+      await old.ensureCollection("old", 4);
+      await old.upsert("old", CHUNKS);
+      assert.deepEqual(await keyword(old, "old", "curry on Mondays"), ["menu.md"]);
+    } finally {
+      await old.close();
+    }
+  });
+});
