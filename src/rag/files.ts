@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { MAX_SOURCE_CHARS } from "../gateway/documents.ts";
 import { formatOf, type DocumentFormat } from "./chunker.ts";
@@ -61,15 +61,50 @@ function sourceIn(rootName: string, root: string, file: string): string {
   return inside === "" ? rootName : [rootName, ...inside.split(sep)].join("/");
 }
 
-async function walk(dir: string, out: string[]): Promise<void> {
+/**
+ * The files under a folder, in name order, hidden ones and node_modules left out. Symbolic links are
+ * followed, to files and to folders (each real folder once: a link back up does not loop); a link
+ * that leads nowhere is noted with why.
+ */
+async function walk(
+  dir: string,
+  out: string[],
+  notes: Array<{ file: string; reason: string }>,
+  folders = new Set<string>(),
+): Promise<void> {
+  folders.add(await realpath(dir));
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
     if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) await walk(path, out);
-    else if (entry.isFile()) out.push(path);
+    let isDirectory = entry.isDirectory();
+    let isFile = entry.isFile();
+    if (entry.isSymbolicLink()) {
+      try {
+        const target = await stat(path);
+        isDirectory = target.isDirectory();
+        isFile = target.isFile();
+        if (isDirectory && folders.has(await realpath(path))) {
+          notes.push({ file: path, reason: "a symbolic link to a folder already read (it would loop)" });
+          continue;
+        }
+      } catch {
+        notes.push({ file: path, reason: "a symbolic link to nothing (its target is gone)" });
+        continue;
+      }
+    }
+    if (isDirectory) await walk(path, out, notes, folders);
+    else if (isFile) out.push(path);
   }
+}
+
+/** Text with a byte-order mark of UTF-16 (Windows' "Unicode" text); undefined for any other bytes. */
+function utf16(bytes: Buffer): string | undefined {
+  const le = bytes[0] === 0xff && bytes[1] === 0xfe;
+  const be = bytes[0] === 0xfe && bytes[1] === 0xff;
+  if (!le && !be) return undefined;
+  return new TextDecoder(le ? "utf-16le" : "utf-16be", { fatal: true }).decode(bytes);
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -98,7 +133,9 @@ export async function collectDocuments(paths: readonly string[], options: Collec
       const info = await stat(path);
       if (info.isDirectory()) {
         const found: string[] = [];
-        await walk(path, found);
+        const notes: Array<{ file: string; reason: string }> = [];
+        await walk(path, found, notes);
+        for (const note of notes) skipped.push({ path: join(given, relative(path, note.file)), reason: note.reason });
         files = found.map((file) => ({ path: file, explicit: false }));
         roots.push(`${rootName}/`);
       } else {
@@ -156,13 +193,15 @@ export async function collectDocuments(paths: readonly string[], options: Collec
         });
         continue;
       }
-      if (bytes.subarray(0, 8192).includes(0)) {
-        problems.push({ path: shown, message: "is a binary file, not text: convert it to Markdown, text or HTML first" });
-        continue;
-      }
       let text: string;
       try {
-        text = utf8.decode(bytes);
+        // UTF-16 is full of NUL bytes: known by its byte-order mark before the binary check.
+        const wide = utf16(bytes);
+        if (wide === undefined && bytes.subarray(0, 8192).includes(0)) {
+          problems.push({ path: shown, message: "is a binary file, not text: convert it to Markdown, text or HTML first" });
+          continue;
+        }
+        text = wide ?? utf8.decode(bytes);
       } catch {
         // No NUL bytes but not UTF-8: text in a legacy encoding, which iconv turns into UTF-8.
         problems.push({

@@ -3,7 +3,7 @@
 // LanceDB store; then chat through the gateway with the OpenAI SDK and check the citations.
 // The tiny model's embeddings are noise, so retrieval quality is asserted on the keyword half.
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -148,7 +148,6 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
 
   it("bad input: each a clear message, and nothing is written", async () => {
     const bad = join(dir, "bad");
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(bad);
     writeFileSync(join(bad, "good.md"), "# Fine\n\nThe word zephyrine appears only here.\n");
     writeFileSync(join(bad, "blob.md"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0x01, 0x02]));
@@ -189,5 +188,34 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     const missing = await ingest(["no-such-dir"]).catch((error: unknown) => error);
     assert.ok(missing instanceof InputError);
     assert.match(missing.message, /no-such-dir: does not exist/);
+  });
+
+  it("reads UTF-16 text (Windows' 'Unicode') and follows symbolic links to files and folders; a link to nothing or back up is skipped, saying why", async () => {
+    const linked = join(dir, "linked");
+    const outside = join(dir, "outside");
+    mkdirSync(join(outside, "more"), { recursive: true });
+    mkdirSync(linked);
+    writeFileSync(
+      join(linked, "notes.txt"),
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("The code word is marigold.\n", "utf16le")]),
+    );
+    writeFileSync(join(outside, "shared.md"), "# Hints\n\nThe password hint is tangerine.\n");
+    writeFileSync(join(outside, "more", "deep.txt"), "The meeting room smells of lavender.\n");
+    symlinkSync(join(outside, "shared.md"), join(linked, "shared.md"));
+    symlinkSync(join(outside, "more"), join(linked, "more"));
+    symlinkSync(join(outside, "missing.md"), join(linked, "gone.md"));
+    symlinkSync(linked, join(linked, "loop"));
+    const summary = await ingest(["linked"]);
+    assert.equal(summary.files, 3);
+    assert.deepEqual(summary.skipped, [
+      { path: "linked/gone.md", reason: "a symbolic link to nothing (its target is gone)" },
+      { path: "linked/loop", reason: "a symbolic link to a folder already read (it would loop)" },
+    ]);
+    for (const [question, source] of [
+      ["marigold", "linked/notes.txt"],
+      ["tangerine", "linked/shared.md"],
+      ["lavender", "linked/more/deep.txt"],
+    ] as const)
+      assert.equal((await ask("rag", question)).diatonic?.citations[0]?.source, source, question);
   });
 });
