@@ -15,7 +15,11 @@ export interface HttpEmbedderOptions {
   readonly apiKey?: string;
   /** Tries per batch on connection errors and 429/5xx answers. @default 3 */
   readonly attempts?: number;
-  /** @default 60000 */
+  /**
+   * How long one request may take. @default 60 s, and 5 s more for each input after the first: a
+   * small model on a CPU takes seconds a chunk (the demo's e5 about 6), so a full batch of 32 needs
+   * minutes, where a lone question needs well under one.
+   */
   readonly timeoutMs?: number;
   /**
    * How a request reaches the server: by default straight to the URL. The gateway sends through its
@@ -90,7 +94,7 @@ export class HttpEmbedder implements Embedder {
       signal?.throwIfAborted();
       try {
         const response = await this.transport(JSON.stringify({ model: this.options.model, input, encoding_format: "float" }), {
-          timeoutMs: this.options.timeoutMs ?? 60_000,
+          timeoutMs: this.options.timeoutMs ?? 60_000 + 5_000 * (input.length - 1),
           ...(signal !== undefined ? { signal } : {}),
         });
         const text = response.text;

@@ -51,6 +51,20 @@ describe("HttpEmbedder (stand-in embeddings server)", () => {
     );
   });
 
+  it("gives a full batch minutes and a lone question one (a CPU embeds a chunk in seconds); a timeout that is set holds", async () => {
+    const asked: number[] = [];
+    const transport = async (body: string, call: { timeoutMs: number }) => {
+      asked.push(call.timeoutMs);
+      const input = (JSON.parse(body) as { input: string[] }).input;
+      return { statusCode: 200, text: JSON.stringify({ data: input.map((_, index) => ({ index, embedding: [1] })) }) };
+    };
+    const texts = Array.from({ length: 33 }, (_, i) => `chunk ${i}`);
+    await new HttpEmbedder({ url, model: "m", transport }).embed(texts);
+    await new HttpEmbedder({ url, model: "m", transport }).embed(["a question"]);
+    await new HttpEmbedder({ url, model: "m", transport, timeoutMs: 1234 }).embed(texts);
+    assert.deepEqual(asked, [60_000 + 31 * 5_000, 60_000, 60_000, 1234, 1234]);
+  });
+
   it("retries a batch answered 503", async () => {
     failNext = 2;
     assert.equal((await new HttpEmbedder({ url, model: "m" }).embed(["x"])).length, 1);
