@@ -242,7 +242,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     // Before the engine loads: a missing Qdrant binary is reported at once.
     const qdrantBinary =
       options.vectorStore === "qdrant"
-        ? await locateQdrant(options.onDownload !== undefined ? { onDownload: options.onDownload } : {})
+        ? await locateQdrant({
+            ...(options.onDownload !== undefined ? { onDownload: options.onDownload } : {}),
+            ...(signal !== undefined ? { signal } : {}),
+          })
         : undefined;
     signal?.throwIfAborted();
     const notes: string[] = [];

@@ -129,6 +129,8 @@ export interface LocateQdrantOptions {
   readonly release?: QdrantRelease | false;
   /** Told once when a download starts. */
   readonly onDownload?: (url: string) => void;
+  /** Calls a download off (Ctrl-C in `diatonic dev`): it rejects with the signal's reason, leaving nothing in the cache. */
+  readonly signal?: AbortSignal;
 }
 
 /** No Qdrant binary could be had: the message names QDRANT_BIN, the paths looked at and the download's fate. */
@@ -178,10 +180,15 @@ async function download(
   release: QdrantRelease,
   cacheDir: string,
   onDownload: ((url: string) => void) | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<QdrantExecutable> {
   const path = await cached(join(cacheDir, `${release.version}-release-${release.sha256.slice(0, 16)}`), async (to) => {
     onDownload?.(release.url);
-    const response = await fetch(release.url, { redirect: "follow", signal: AbortSignal.timeout(600_000) });
+    const timeout = AbortSignal.timeout(600_000);
+    const response = await fetch(release.url, {
+      redirect: "follow",
+      signal: signal !== undefined ? AbortSignal.any([signal, timeout]) : timeout,
+    });
     if (!response.ok || response.body === null) throw new Error(`${release.url} answered ${response.status}`);
     const archive = `${to}.tar.gz`;
     const hash = createHash("sha256");
@@ -233,8 +240,10 @@ export async function locateQdrant(options: LocateQdrantOptions = {}): Promise<Q
   const fix = `set QDRANT_BIN to a Qdrant ${QDRANT_VERSION} server binary (or its .gz), or put qdrant-${QDRANT_VERSION}-x86_64-linux.gz in ${resolve(shared)}`;
   if (release === false) throw new QdrantNotFoundError(looked, fix);
   try {
-    return await download(release, cacheDir, options.onDownload);
+    return await download(release, cacheDir, options.onDownload, options.signal);
   } catch (error) {
+    // Called off: the caller's reason, not a "could not be downloaded".
+    options.signal?.throwIfAborted();
     const cause = error instanceof Error ? ((error.cause as { code?: string } | undefined)?.code ?? error.message) : String(error);
     throw new QdrantNotFoundError(`${looked}, and the official release could not be downloaded from ${release.url}: ${cause}`, fix, {
       cause: error,

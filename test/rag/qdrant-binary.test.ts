@@ -4,7 +4,7 @@
 // serving a stand-in archive; the real binary is tested where ../shared/tools/qdrant has it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,6 +122,41 @@ describe("locating the Qdrant binary", () => {
         `QDRANT_BIN is not set and ${sharedQdrantDir(lonelyRepo)} holds no Qdrant binary, and the official release could not be downloaded from ${dead}: ECONNREFUSED`,
       );
     });
+  });
+
+  it("a download called off (Ctrl-C in diatonic dev) stops at once with the caller's reason and leaves nothing in the cache", async () => {
+    let started!: () => void;
+    const sending = new Promise<void>((resolve) => (started = resolve));
+    // Sends the headers and a first piece, then nothing more: a slow or stalled release server.
+    const stalled = createServer((_request, response) => {
+      response.writeHead(200, { "content-length": "1000000" });
+      response.write(Buffer.alloc(1000));
+      started();
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
+    try {
+      const address = stalled.address();
+      const url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/qdrant.tar.gz`;
+      const cache = join(dir, "cache-called-off");
+      const controller = new AbortController();
+      const located = locateQdrant({
+        repoRoot: lonelyRepo,
+        cacheDir: cache,
+        release: { version: "1.19.0", url, sha256: "0".repeat(64) },
+        signal: controller.signal,
+      });
+      await sending;
+      const reason = new Error("stopped by the user");
+      controller.abort(reason);
+      assert.equal(await located.catch((e: unknown) => e), reason);
+      assert.deepEqual(
+        readdirSync(cache, { recursive: true }).filter((entry) => String(entry).includes("qdrant")),
+        [],
+      );
+    } finally {
+      stalled.closeAllConnections();
+      stalled.close();
+    }
   });
 
   it("finds the real server beside this checkout (../shared/tools/qdrant) or QDRANT_BIN, as the RAG tests do", async (t) => {
