@@ -407,6 +407,35 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
         max_tokens: 4,
       });
       assert.equal(summary.object, "chat.completion");
+
+      // A revision the mirror does not have: the agent fails it, and the gateway tells callers so
+      // (503 adapter_failed), where it said "loading, retry in 2 s" for as long as the failure lasted.
+      setLoras({
+        chatbot: lora("chatbot-lora", "no-such-revision"),
+        code: lora("code-lora", "r2"),
+        summarization: lora("summary-lora", "r1"),
+      });
+      const third = await p.apply("5m");
+      assert.equal(third.code, 0, third.stdout + third.stderr);
+      await until("chatbot failed on its replica", (s) => s.get("chatbot") === "failed");
+      const answers: string[] = [];
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const error = await openai.chat.completions
+          .create({ model: "chatbot", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }, { maxRetries: 0 })
+          .then(
+            () => undefined,
+            (caught: unknown) => caught,
+          );
+        answers.push(error instanceof APIError ? `${String(error.status)} ${String(error.code)}` : String(error));
+        if (error instanceof APIError && error.code === "adapter_failed") {
+          assert.equal(error.status, 503);
+          assert.ok(Number(error.headers?.get("retry-after")) >= 2, "Retry-After at the agent's next try");
+          break;
+        }
+        assert.ok(Date.now() < deadline, `the gateway never answered adapter_failed for chatbot: ${answers.join("; ")}`);
+        await sleep(1000);
+      }
     },
   );
 });

@@ -5,6 +5,7 @@
 // the gateway falls silent, an agent loads every adapter again.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -14,6 +15,7 @@ import { writeGgufFile } from "../../src/engine/gguf/writer.ts";
 import type { RunningEngine } from "../../src/engine/index.ts";
 import { tinyLoraAdapter, writeTestModels } from "../../src/engine/tiny/model.ts";
 import { GatewayConfig, type GatewayConfigInput } from "../../src/gateway/config.ts";
+import { PlacementPublisher } from "../../src/gateway/placement.ts";
 import { lorasOf } from "../../src/gateway/residency.ts";
 import { UpstreamPool } from "../../src/gateway/upstream.ts";
 import { eventually, placementConfig, startTestGateway, testConfig, type TestGateway } from "./support/harness.ts";
@@ -305,5 +307,63 @@ describe("placement config", () => {
     assert.deepEqual(await spread(1), [1, 1, 1]);
     // Unbounded, an adapter with no demand goes to the one tail replica.
     assert.deepEqual(await spread(undefined), [0, 0, 3]);
+  });
+});
+
+describe("placement answers: an adapter is failed only when every healthy replica it is placed on says so (fake agents)", () => {
+  it("waits for each placed replica's word, and leaves out a replica that is not healthy", async () => {
+    const port = await freePort();
+    const hosts = ["127.0.0.21", "127.0.0.22"];
+    // Each fake agent answers the placement with the adapters it is told to call failed.
+    const failing = new Map<string, string[]>(hosts.map((host) => [host, []]));
+    const servers = await Promise.all(
+      hosts.map(
+        (host) =>
+          new Promise<Server>((resolve) => {
+            const server = createServer((req, res) => {
+              req.resume();
+              req.on("end", () => {
+                const failed = (failing.get(host) ?? []).map((name) => ({
+                  name,
+                  reason: `fetching ${name} failed on ${host}`,
+                  attempts: 1,
+                  retryAt: new Date(Date.parse("2030-01-01T00:00:00Z") + (host.endsWith("21") ? 5000 : 1000)).toISOString(),
+                }));
+                res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ placed: ["x"], unknown: [], failed }));
+              });
+            });
+            server.listen(port, host, () => resolve(server));
+          }),
+      ),
+    );
+    const origins = hosts.map((host) => `http://${host}:8000`);
+    const publisher = new PlacementPublisher({
+      upstream: "engine",
+      agentPort: port,
+      publishMs: 60_000,
+      ttlMs: 120_000,
+      plan: () => new Map(origins.map((origin) => [origin, ["x"]])),
+    });
+    try {
+      failing.set("127.0.0.21", ["x"]);
+      await publisher.publish(true);
+      assert.equal(publisher.failure("x", origins), undefined, "the other replica may still load it");
+      assert.equal(publisher.failure("y", origins), undefined, "not placed anywhere: not failed");
+      assert.deepEqual(publisher.failure("x", [origins[0] as string]), {
+        reason: "fetching x failed on 127.0.0.21",
+        replicas: [origins[0]],
+        retryAt: Date.parse("2030-01-01T00:00:05Z"),
+      });
+      failing.set("127.0.0.22", ["x"]);
+      await publisher.publish(true);
+      assert.deepEqual(publisher.failure("x", origins), {
+        reason: "fetching x failed on 127.0.0.21",
+        replicas: origins,
+        retryAt: Date.parse("2030-01-01T00:00:01Z"),
+      });
+    } finally {
+      await publisher.close();
+      for (const server of servers) server.close();
+    }
   });
 });
