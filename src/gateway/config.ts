@@ -148,7 +148,7 @@ export const GatewayConfig = z.strictObject({
           .string()
           .regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, "must be a host name (no scheme, port or path), such as llm.lab.example.com"),
       )
-      .default([]),
+      .optional(),
   }),
   auth: z.strictObject({
     mode: z.enum(["required", "optional", "disabled"]),

@@ -314,7 +314,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
       const documentsPath = path.startsWith("/v1/adapters/") ? /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path) : null;
       if (documentsPath !== null) {
-        const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts);
+        const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
         exchange.tenant = principal.tenant;
         exchange.keyId = principal.keyId;
         const adapter = decodeSegment(documentsPath[1] as string);
@@ -328,7 +328,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         const principal =
           path === SESSION_PATH && !presentsKey(req.headers)
             ? undefined
-            : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts);
+            : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
         exchange.tenant = principal?.tenant ?? "";
         exchange.keyId = principal?.keyId ?? "";
         return await handleAdmin(method, path, res, {
@@ -355,7 +355,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const route = routeOf(method, apiPath);
       if (route instanceof GatewayError) throw route;
       if (route.kind === "none") throw notFound(`no route for ${req.method ?? ""} ${path}`, "unknown_route");
-      const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts);
+      const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
       exchange.tenant = principal.tenant;
       exchange.keyId = principal.keyId;
       requireScope(principal, "inference");
