@@ -128,7 +128,8 @@ export class LanceStore implements VectorStore {
         new Field("chunk", new Int32(), false),
         new Field("hash", new Utf8(), false),
         new Field("text", new Utf8(), false),
-        new Field("terms", new Utf8(), false),
+        // Nullable: a gateway rolled back to a version before this column writes rows without it.
+        new Field("terms", new Utf8(), true),
         new Field("vector", new FixedSizeList(dimension, new Field("item", new Float32(), true)), false),
       ]);
       const db = await this.db();

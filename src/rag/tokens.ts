@@ -8,7 +8,9 @@
  */
 // Built from strings: the `v` flag (set subtraction) runs on Node 20, but TypeScript accepts it in a
 // literal only when targeting ES2024.
-const CJK = String.raw`\p{sc=Han}\p{sc=Hiragana}\p{sc=Katakana}`;
+// Letters used in Han, Hiragana or Katakana text (by Script_Extensions: the prolonged sound mark ー
+// is a letter of both kana, not of Script=Katakana; punctuation such as 、 is left out).
+const CJK = String.raw`\p{L}&&[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}]`;
 const TOKEN = new RegExp(String.raw`[${CJK}]|[[\p{L}\p{N}_]--[${CJK}]]+|[^\s\p{L}\p{N}_]`, "gv");
 /** A run of Han, Hiragana or Katakana (group 1), or a word of any other letters and digits. */
 const WORD = new RegExp(String.raw`([${CJK}]+)|[[\p{L}\p{N}]--[${CJK}]]+`, "gv");

@@ -45,6 +45,8 @@ describe("chunker", () => {
 
   it("gives the keyword index Chinese and Japanese as overlapping character pairs, other scripts as words", () => {
     assert.deepEqual(keywordTerms("東京の天気 and Seoul 날씨, 雨"), ["東京", "京の", "の天", "天気", "seoul", "날씨", "雨"]);
+    // The prolonged sound mark belongs to the word (it is not Script=Katakana); 、 ends a run.
+    assert.deepEqual(keywordTerms("コンピューター、雨"), ["コン", "ンピ", "ピュ", "ュー", "ータ", "ター", "雨"]);
   });
 
   it("splits on headings before paragraphs: small sections share a chunk, a large one starts its own chunks", () => {
