@@ -215,6 +215,12 @@ export class AdapterAgent {
   }
 
   private setState(record: Record, state: AdapterState, reason: string | undefined): void {
+    // Loaded, or no longer wanted here: an earlier failure is no news any more (if placed here again, it starts afresh).
+    if (state === "loaded" || state === "unloaded") {
+      record.lastFailure = undefined;
+      record.failedDigest = undefined;
+      record.attempts = 0;
+    }
     if (record.state !== state) {
       record.since = Date.now();
       this.options.log.info(

@@ -166,6 +166,16 @@ describe("adapter agent: runtime adapters on the real local engine", () => {
       assert.match(answer.failed[0]?.reason ?? "", /org\/eta@v1.*not found \(HTTP 404\)/);
       assert.equal(answer.failed[0]?.attempts, 1);
       assert.ok(Date.parse(answer.failed[0]?.retryAt ?? "") > Date.now() + 60_000, "the next try is two minutes off");
+      // Placed elsewhere, it is unloaded here and its failure forgotten: placed here again, it is
+      // tried afresh at once, not reported failed before that try.
+      await place(["alpha"]);
+      await slow.until("eta unloaded once placed elsewhere", (s) => s.get("eta")?.state === "unloaded");
+      assert.deepEqual((await place(["alpha", "eta"])).failed, [], "no stale failure");
+      await slow.until("eta tried again at once, and failed again", (s) => s.get("eta")?.state === "failed");
+      assert.deepEqual(
+        (await place(["alpha", "eta"])).failed.map((f) => [f.name, f.attempts]),
+        [["eta", 1]],
+      );
       // Someone points it at a revision that exists: tried now, not in two minutes.
       slow.publish("eta", "v2", 12);
       slow.setAdapters([
