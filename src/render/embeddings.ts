@@ -27,7 +27,10 @@ export function embeddingsDeployed(spec: PlatformSpec): boolean {
 export function embeddingsUrl(ctx: RenderContext): string | undefined {
   const { spec } = ctx.platform;
   if (!ragEnabled(spec)) return undefined;
-  return spec.embeddings.endpoint ?? `http://${ctx.serviceHost(embeddingsNames.service)}:${EMBEDDINGS_PORT}`;
+  // The upstream's URL is the server's root: an endpoint written as an OpenAI base URL (…/v1) loses
+  // its /v1, which the gateway adds to /v1/embeddings requests as it does for the engines.
+  if (spec.embeddings.endpoint !== undefined) return spec.embeddings.endpoint.replace(/\/v1\/*$/, "");
+  return `http://${ctx.serviceHost(embeddingsNames.service)}:${EMBEDDINGS_PORT}`;
 }
 
 /** text-embeddings-inference: it fetches the model into its cache claim itself. */

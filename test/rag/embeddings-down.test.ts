@@ -5,6 +5,7 @@
 // and once the server answers its health probe, ingest and hybrid retrieval work without a restart.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,6 +13,9 @@ import { pino } from "pino";
 import { freePort } from "../../scripts/cluster/processes.ts";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
 import { GatewayConfig } from "../../src/gateway/config.ts";
+import { poolTransport } from "../../src/gateway/embeddings-transport.ts";
+import { UpstreamPool } from "../../src/gateway/upstream.ts";
+import { EmbeddingError } from "../../src/rag/embedder.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { eventually } from "../gateway/support/harness.ts";
@@ -47,7 +51,8 @@ describe("RAG with its embeddings server down, then up (real gateway, engine and
         upstreams: {
           engine: { url: engine.url },
           emb: {
-            url: `http://127.0.0.1:${embeddingsPort}`,
+            // Written as an OpenAI base URL, as a hand-made config may: the embedder asks …/v1/embeddings, not …/v1/v1/embeddings.
+            url: `http://127.0.0.1:${embeddingsPort}/v1`,
             discovery: "static",
             connectTimeoutMs: 500,
             health: { ejectAfterFailures: 2, ejectionMs: 100, maxEjectionMs: 400 },
@@ -116,5 +121,41 @@ describe("RAG with its embeddings server down, then up (real gateway, engine and
     const summary = await ingest();
     assert.equal(summary.files, 3);
     assert.ok(summary.added >= 3, `added ${summary.added}`);
+  });
+});
+
+describe("an embeddings server that holds requests past their time (fake server that never answers)", () => {
+  it("is counted against its replica and ejected, and the embedder may try again (not a final error)", async () => {
+    const hung = createServer(() => {
+      // Reads the request and never answers.
+    });
+    await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+    const address = hung.address();
+    const url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+    const config = GatewayConfig.parse({
+      apiVersion: "diatonic.ai/v1alpha1",
+      kind: "GatewayConfig",
+      platform: "test",
+      server: { port: 8080 },
+      auth: { mode: "disabled" },
+      rateLimits: { requestsPerMinute: 10, tokensPerMinute: 10 },
+      upstreams: { emb: { url, discovery: "static", health: { ejectAfterFailures: 1, ejectionMs: 60_000, maxEjectionMs: 60_000 } } },
+      baseModel: { name: "m", upstream: "emb" },
+      adapters: [],
+    });
+    const pool = new UpstreamPool("emb", config.upstreams.emb as NonNullable<(typeof config.upstreams)["emb"]>);
+    await pool.start();
+    try {
+      const failure = await poolTransport(() => pool)(JSON.stringify({ model: "m", input: ["x"] }), { timeoutMs: 300 }).catch(
+        (error: unknown) => error,
+      );
+      assert.ok(failure instanceof Error && !(failure instanceof EmbeddingError), String(failure));
+      assert.match(failure.message, /the embeddings server \(upstream emb\) did not answer within 300 ms/);
+      assert.equal(pool.healthyCount(), 0, "the replica is ejected");
+    } finally {
+      await pool.close();
+      hung.closeAllConnections();
+      hung.close();
+    }
   });
 });

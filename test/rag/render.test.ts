@@ -56,6 +56,9 @@ describe("render for RAG adapters", () => {
       (f) => f.to.kind === "internet" && f.to.reason === "the embeddings endpoint",
     );
     assert.equal(flow?.port, 8443);
+    // Written as an OpenAI base URL, the endpoint's /v1 is dropped: the gateway adds /v1/embeddings itself.
+    const v1 = build((doc) => (doc.spec.embeddings = { endpoint: "https://embed.example.com/openai/v1", model: "m" }));
+    assert.equal(gatewayConfig(new RenderContext(v1.platform)).upstreams.embeddings?.url, "https://embed.example.com/openai");
   });
 
   it("with embeddings.server llamacpp serves the GGUF with the engine image, fetched first by model-download through the download ConfigMap", () => {
