@@ -1,4 +1,4 @@
-import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { MAX_SOURCE_CHARS } from "../gateway/documents.ts";
 import { formatOf, type DocumentFormat } from "./chunker.ts";
@@ -62,40 +62,31 @@ function sourceIn(rootName: string, root: string, file: string): string {
 }
 
 /**
- * The files under a folder, in name order, hidden ones and node_modules left out. Symbolic links are
- * followed, to files and to folders (each real folder once: a link back up does not loop); a link
- * that leads nowhere is noted with why.
+ * The files under a folder, in name order, hidden ones and node_modules left out. A symbolic link is
+ * not followed but noted with why: its target may lie outside the folder (a planted
+ * `notes.txt -> ~/.aws/credentials` would be stored, and cited to every user of the adapter, under
+ * the link's name), or inside it, where the walk reads it under its own name. Given as a path of its
+ * own, a link is read like any file or folder.
  */
-async function walk(
-  dir: string,
-  out: string[],
-  notes: Array<{ file: string; reason: string }>,
-  folders = new Set<string>(),
-): Promise<void> {
-  folders.add(await realpath(dir));
+async function walk(dir: string, out: string[], notes: Array<{ file: string; reason: string }>): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
     if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
     const path = join(dir, entry.name);
-    let isDirectory = entry.isDirectory();
-    let isFile = entry.isFile();
     if (entry.isSymbolicLink()) {
-      try {
-        const target = await stat(path);
-        isDirectory = target.isDirectory();
-        isFile = target.isFile();
-        if (isDirectory && folders.has(await realpath(path))) {
-          notes.push({ file: path, reason: "a symbolic link to a folder already read (it would loop)" });
-          continue;
-        }
-      } catch {
-        notes.push({ file: path, reason: "a symbolic link to nothing (its target is gone)" });
-        continue;
-      }
-    }
-    if (isDirectory) await walk(path, out, notes, folders);
-    else if (isFile) out.push(path);
+      const target = await stat(path).then(
+        () => true,
+        () => false,
+      );
+      notes.push({
+        file: path,
+        reason: target
+          ? "a symbolic link, not followed inside a folder (its target may lie outside it): give the target as a path of its own to ingest it"
+          : "a symbolic link to nothing (its target is gone)",
+      });
+    } else if (entry.isDirectory()) await walk(path, out, notes);
+    else if (entry.isFile()) out.push(path);
   }
 }
 

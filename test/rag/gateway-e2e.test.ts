@@ -190,7 +190,7 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     assert.match(missing.message, /no-such-dir: does not exist/);
   });
 
-  it("reads UTF-16 text (Windows' 'Unicode') and follows symbolic links to files and folders; a link to nothing or back up is skipped, saying why", async () => {
+  it("reads UTF-16 text (Windows' 'Unicode'); inside a folder a symbolic link is not followed but noted, and read when given as a path of its own", async () => {
     const linked = join(dir, "linked");
     const outside = join(dir, "outside");
     mkdirSync(join(outside, "more"), { recursive: true });
@@ -199,23 +199,29 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
       join(linked, "notes.txt"),
       Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("The code word is marigold.\n", "utf16le")]),
     );
-    writeFileSync(join(outside, "shared.md"), "# Hints\n\nThe password hint is tangerine.\n");
+    // A link planted to a file outside (as ../../.aws/credentials could be) must not be stored under the link's name.
+    writeFileSync(join(outside, "secret.md"), "The password hint is tangerine.\n");
     writeFileSync(join(outside, "more", "deep.txt"), "The meeting room smells of lavender.\n");
-    symlinkSync(join(outside, "shared.md"), join(linked, "shared.md"));
+    symlinkSync(join(outside, "secret.md"), join(linked, "shared.md"));
     symlinkSync(join(outside, "more"), join(linked, "more"));
     symlinkSync(join(outside, "missing.md"), join(linked, "gone.md"));
-    symlinkSync(linked, join(linked, "loop"));
+    const notFollowed =
+      "a symbolic link, not followed inside a folder (its target may lie outside it): give the target as a path of its own to ingest it";
     const summary = await ingest(["linked"]);
-    assert.equal(summary.files, 3);
+    assert.equal(summary.files, 1);
     assert.deepEqual(summary.skipped, [
       { path: "linked/gone.md", reason: "a symbolic link to nothing (its target is gone)" },
-      { path: "linked/loop", reason: "a symbolic link to a folder already read (it would loop)" },
+      { path: "linked/more", reason: notFollowed },
+      { path: "linked/shared.md", reason: notFollowed },
     ]);
-    for (const [question, source] of [
-      ["marigold", "linked/notes.txt"],
-      ["tangerine", "linked/shared.md"],
-      ["lavender", "linked/more/deep.txt"],
-    ] as const)
-      assert.equal((await ask("rag", question)).diatonic?.citations[0]?.source, source, question);
+    assert.equal((await ask("rag", "marigold")).diatonic?.citations[0]?.source, "linked/notes.txt");
+    assert.ok(
+      !(await ask("rag", "tangerine")).diatonic?.citations.some((c) => c.source === "linked/shared.md"),
+      "the outside file was not stored",
+    );
+    // Given by its own path, a link is read as what it points at.
+    const given = await ingest(["linked/more"]);
+    assert.equal(given.files, 1);
+    assert.equal((await ask("rag", "lavender")).diatonic?.citations[0]?.source, "more/deep.txt");
   });
 });
