@@ -60,8 +60,19 @@ export function gatewayConfig(ctx: RenderContext): GatewayConfig {
       port: ports.gateway,
       maxBodyBytes: spec.gateway.maxBodyBytes,
       logPrompts: spec.gateway.logPrompts,
-      // Keyless callers through the ingress name it by its host (the gateway refuses other outside names without a key).
-      ...(spec.gateway.auth === "optional" && spec.ingress.enabled ? { keylessHosts: [spec.ingress.host] } : {}),
+      // Keyless callers name the gateway by the ingress host, its Service as `gateway.<namespace>`
+      // (from another namespace) or the spec's names; the gateway refuses other outside names without a key.
+      ...(spec.gateway.auth === "optional"
+        ? {
+            keylessHosts: [
+              ...new Set([
+                ...(spec.ingress.enabled ? [spec.ingress.host] : []),
+                `${names.gateway}.${ctx.namespace}`,
+                ...spec.gateway.keylessHosts,
+              ]),
+            ],
+          }
+        : {}),
     },
     auth: { mode: spec.gateway.auth, keysFile: `${KEYS_DIR}/${spec.gateway.apiKeysSecret.key}` },
     // The limits are the platform's: each replica enforces its share, counting the ready replicas.

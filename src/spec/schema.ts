@@ -310,6 +310,19 @@ export const Gateway = z.strictObject({
     .min(1024)
     .default(4 * 1024 * 1024),
   logPrompts: z.boolean().default(false),
+  keylessHosts: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+          "must be a lower-case host name, without scheme, port or path, such as gpu-box.lan",
+        ),
+    )
+    .default([])
+    .describe(
+      "with auth optional: more host names by which requests without a key may reach the gateway (a LAN or load balancer name); besides IP addresses, localhost, cluster names and the ingress host, which are always accepted (a guard against DNS rebinding)",
+    ),
   autoscaling: z
     .strictObject({
       enabled: z.boolean().default(true),

@@ -1,10 +1,15 @@
 // How a presented API key is read from the request headers and checked against the stored hashes.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { describe, it } from "node:test";
 import { authenticate, KeyStore } from "../../src/gateway/auth.ts";
 import { GatewayError } from "../../src/gateway/errors.ts";
+import { buildEnvironment } from "../../src/render/build.ts";
+import { RenderContext } from "../../src/render/context.ts";
+import { gatewayConfig } from "../../src/render/gateway.ts";
+import { parse, stringify } from "yaml";
 import { startTestGateway } from "./support/harness.ts";
 
 const KEY = "sk-test-0123456789";
@@ -171,5 +176,26 @@ describe("keyless requests that name the gateway by an outside host name (DNS re
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe("render: the host names a keyless gateway accepts", () => {
+  const EXAMPLE = "examples/lab/platform.yaml";
+  const render = (environment: string, keylessHosts?: string[]) => {
+    const doc = parse(readFileSync(EXAMPLE, "utf8")) as { spec: { gateway: Record<string, unknown> } };
+    if (keylessHosts !== undefined) doc.spec.gateway.keylessHosts = keylessHosts;
+    const built = buildEnvironment({ file: EXAMPLE, environment }, stringify(doc));
+    return { config: gatewayConfig(new RenderContext(built.platform)), spec: built.platform.spec };
+  };
+
+  it("with auth optional: the ingress host, the gateway Service as <name>.<namespace>, and the spec's gateway.keylessHosts", () => {
+    const { config, spec } = render("local", ["gpu-box.lan"]);
+    assert.equal(spec.gateway.auth, "optional");
+    assert.deepEqual(config.server.keylessHosts, [spec.ingress.host, `gateway.${spec.namespace}`, "gpu-box.lan"]);
+  });
+
+  it("with auth required: none (every request has a key), and a name that is not a host name is refused", () => {
+    assert.equal(render("production").config.server.keylessHosts, undefined);
+    assert.throws(() => render("local", ["http://gpu-box.lan:8080"]), /keylessHosts.*must be a lower-case host name/s);
   });
 });
