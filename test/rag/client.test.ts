@@ -13,7 +13,7 @@ import { PassThrough } from "node:stream";
 import { pino } from "pino";
 import { main } from "../../src/cli/main.ts";
 import { InputError, WorldError } from "../../src/errors.ts";
-import { GatewayConfig } from "../../src/gateway/config.ts";
+import { keylessGatewayConfig } from "../gateway/support/harness.ts";
 import { DocumentsRequest } from "../../src/gateway/documents.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { StructuredChunker } from "../../src/rag/chunker.ts";
@@ -363,13 +363,7 @@ describe("ingest client: a failed batch keeps the batches before it (real gatewa
   before(async () => {
     const limits = { concurrency: 2, queue: 8, timeoutMs: 30_000, firstByteTimeoutMs: 20_000 };
     gateway = await startGateway({
-      config: GatewayConfig.parse({
-        apiVersion: "diatonic.ai/v1alpha1",
-        kind: "GatewayConfig",
-        platform: "test",
-        server: { port: 8080 },
-        auth: { mode: "disabled" },
-        rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
+      config: keylessGatewayConfig({
         upstreams: { engine: { url: "http://127.0.0.1:1" } },
         baseModel: { name: "tiny", upstream: "engine" },
         adapters: [

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
-import { GatewayConfig } from "../../src/gateway/config.ts";
+import { keylessGatewayConfig } from "../gateway/support/harness.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { startE5Server, type EmbeddingServer } from "./support/e5.ts";
@@ -67,13 +67,7 @@ describe(
         limits,
       });
       gateway = await startGateway({
-        config: GatewayConfig.parse({
-          apiVersion: "diatonic.ai/v1alpha1",
-          kind: "GatewayConfig",
-          platform: "test",
-          server: { port: 8080 },
-          auth: { mode: "disabled" },
-          rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
+        config: keylessGatewayConfig({
           upstreams: { engine: { url: engine.url }, embeddings: { url: e5.url } },
           baseModel: { name: "tiny", upstream: "engine" },
           embeddings: { upstream: "embeddings", model: "multilingual-e5-small" },

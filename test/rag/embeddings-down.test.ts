@@ -12,13 +12,12 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { freePort } from "../../scripts/cluster/processes.ts";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
-import { GatewayConfig } from "../../src/gateway/config.ts";
 import { poolTransport } from "../../src/gateway/embeddings-transport.ts";
 import { UpstreamPool } from "../../src/gateway/upstream.ts";
 import { EmbeddingError } from "../../src/rag/embedder.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
-import { eventually } from "../gateway/support/harness.ts";
+import { eventually, keylessGatewayConfig } from "../gateway/support/harness.ts";
 import { writeHandbook } from "./fixtures.ts";
 
 interface Readiness {
@@ -41,13 +40,8 @@ describe("RAG with its embeddings server down, then up (real gateway, engine and
     embeddingsPort = await freePort();
     const limits = { concurrency: 2, queue: 8, timeoutMs: 30_000, firstByteTimeoutMs: 20_000 };
     gateway = await startGateway({
-      config: GatewayConfig.parse({
-        apiVersion: "diatonic.ai/v1alpha1",
-        kind: "GatewayConfig",
-        platform: "test",
+      config: keylessGatewayConfig({
         server: { port: 8080, maxBodyBytes: 256 * 1024 },
-        auth: { mode: "disabled" },
-        rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
         upstreams: {
           engine: { url: engine.url },
           emb: {
@@ -132,13 +126,7 @@ describe("an embeddings server that holds requests past their time (fake server 
     await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
     const address = hung.address();
     const url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
-    const config = GatewayConfig.parse({
-      apiVersion: "diatonic.ai/v1alpha1",
-      kind: "GatewayConfig",
-      platform: "test",
-      server: { port: 8080 },
-      auth: { mode: "disabled" },
-      rateLimits: { requestsPerMinute: 10, tokensPerMinute: 10 },
+    const config = keylessGatewayConfig({
       upstreams: { emb: { url, discovery: "static", health: { ejectAfterFailures: 1, ejectionMs: 60_000, maxEjectionMs: 60_000 } } },
       baseModel: { name: "m", upstream: "emb" },
       adapters: [],

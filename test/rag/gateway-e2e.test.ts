@@ -11,7 +11,7 @@ import OpenAI from "openai";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
 import { InputError } from "../../src/errors.ts";
-import { GatewayConfig } from "../../src/gateway/config.ts";
+import { keylessGatewayConfig } from "../gateway/support/harness.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths, type IngestPathsOptions } from "../../src/rag/client.ts";
 import { writeHandbook } from "./fixtures.ts";
@@ -41,13 +41,8 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     const limits = { concurrency: 2, queue: 8, timeoutMs: 30_000, firstByteTimeoutMs: 20_000 };
     const sampling = { temperature: 0, maxTokens: 4 };
     gateway = await startGateway({
-      config: GatewayConfig.parse({
-        apiVersion: "diatonic.ai/v1alpha1",
-        kind: "GatewayConfig",
-        platform: "test",
+      config: keylessGatewayConfig({
         server: { port: 8080, maxBodyBytes: 256 * 1024 },
-        auth: { mode: "disabled" },
-        rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
         upstreams: { engine: { url: engine.url } },
         baseModel: { name: "tiny", upstream: "engine" },
         embeddings: { upstream: "engine", model: "tiny" },

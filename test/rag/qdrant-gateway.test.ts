@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
-import { GatewayConfig } from "../../src/gateway/config.ts";
+import { keylessGatewayConfig } from "../gateway/support/harness.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { writeHandbook } from "./fixtures.ts";
@@ -41,13 +41,7 @@ describe("the gateway on a real Qdrant: retrieval, and each adapter's failure po
       limits,
     });
     gateways[name] = await startGateway({
-      config: GatewayConfig.parse({
-        apiVersion: "diatonic.ai/v1alpha1",
-        kind: "GatewayConfig",
-        platform: "test",
-        server: { port: 8080 },
-        auth: { mode: "disabled" },
-        rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
+      config: keylessGatewayConfig({
         upstreams: { engine: { url: engine.url } },
         baseModel: { name: "tiny", upstream: "engine" },
         embeddings: { upstream: "engine", model: "tiny" },

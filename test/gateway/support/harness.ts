@@ -134,6 +134,25 @@ export interface TestGateway {
 }
 
 /**
+ * A config for a gateway that needs no key (auth disabled, generous rate limits, port 8080): the
+ * envelope every RAG test shares, with its upstreams, adapters and stores given.
+ */
+export function keylessGatewayConfig(
+  parts: Omit<GatewayConfigInput, "apiVersion" | "kind" | "platform" | "server" | "auth" | "rateLimits"> &
+    Partial<Pick<GatewayConfigInput, "server" | "rateLimits">>,
+): GatewayConfig {
+  return GatewayConfig.parse({
+    apiVersion: "diatonic.ai/v1alpha1",
+    kind: "GatewayConfig",
+    platform: "test",
+    server: { port: 8080 },
+    auth: { mode: "disabled" },
+    rateLimits: { requestsPerMinute: 10_000, tokensPerMinute: 10_000_000 },
+    ...parts,
+  });
+}
+
+/**
  * A gateway config over engine replicas with adapter agents at agentPort: residency, placement and
  * the diatonic policy, polled fast; one adapter per LoRA name, at temperature 0.
  */
