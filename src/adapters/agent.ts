@@ -214,13 +214,16 @@ export class AdapterAgent {
     return record;
   }
 
+  /** A fresh start: no failure to report, no backoff to wait out. */
+  private forgetFailure(record: Record): void {
+    record.lastFailure = undefined;
+    record.failedDigest = undefined;
+    record.attempts = 0;
+  }
+
   private setState(record: Record, state: AdapterState, reason: string | undefined): void {
     // Loaded, or no longer wanted here: an earlier failure is no news any more (if placed here again, it starts afresh).
-    if (state === "loaded" || state === "unloaded") {
-      record.lastFailure = undefined;
-      record.failedDigest = undefined;
-      record.attempts = 0;
-    }
+    if (state === "loaded" || state === "unloaded") this.forgetFailure(record);
     if (record.state !== state) {
       record.since = Date.now();
       this.options.log.info(
@@ -299,17 +302,12 @@ export class AdapterAgent {
         record.loadedPath = enginePath;
       }
       if (enginePath !== undefined && record.loadedDigest === digest && enginePath === record.loadedPath) {
-        if (record.state !== "loaded") this.setState(record, "loaded", undefined);
-        record.attempts = 0;
-        record.lastFailure = undefined;
-        record.failedDigest = undefined;
+        this.setState(record, "loaded", undefined);
         continue;
       }
       if (record.failedDigest !== undefined && record.failedDigest !== digest) {
         // The source changed since it failed (someone fixed it): a fresh start, not the old backoff.
-        record.attempts = 0;
-        record.lastFailure = undefined;
-        record.failedDigest = undefined;
+        this.forgetFailure(record);
       } else if (record.state === "failed" && now < record.retryAt && record.loadedDigest !== digest) continue;
       if (record.state === "loaded" && enginePath === undefined) {
         this.setState(record, "loading", "the engine no longer lists it (it restarted?): loading it again");
@@ -407,9 +405,6 @@ export class AdapterAgent {
     }
     record.loadedDigest = digest;
     record.loadedPath = path;
-    record.attempts = 0;
-    record.lastFailure = undefined;
-    record.failedDigest = undefined;
     this.setState(record, "loaded", undefined);
     this.options.events?.onLoaded?.(entry.name, fetchSeconds, (performance.now() - loadStarted) / 1000);
     if (!("path" in entry.source)) pruneAdapterCache(this.options.cacheDir, entry.name, digest);

@@ -10,6 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { PLACEMENT_PATH, type PlacementAnswer } from "../adapters/placement.ts";
+import { isRecord } from "./residency.ts";
 
 export interface PlacementSettings {
   /** The adapter agent's port on each engine replica's address. */
@@ -51,12 +52,8 @@ interface Told {
   readonly failed: ReadonlyMap<string, { readonly reason: string; readonly retryAt: number | undefined }>;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null;
-}
-
 /** The `failed` list of an agent's answer; an agent from before it had none (nothing is failed). */
-export function failuresOf(body: unknown): Map<string, { reason: string; retryAt: number | undefined }> {
+function failuresOf(body: unknown): Map<string, { reason: string; retryAt: number | undefined }> {
   const failed = new Map<string, { reason: string; retryAt: number | undefined }>();
   const list: unknown = isRecord(body) ? (body as Partial<Record<keyof PlacementAnswer, unknown>>).failed : undefined;
   if (!Array.isArray(list)) return failed;

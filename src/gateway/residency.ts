@@ -20,7 +20,7 @@ export interface ResidencyOptions {
 /** Whether a replica holds an adapter: yes, no, or unknown (never asked, or no recent answer). */
 export type Holding = boolean | undefined;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 

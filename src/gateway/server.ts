@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -101,6 +101,11 @@ const INFERENCE_ROUTES: ReadonlyMap<string, Route> = new Map([
 ]);
 
 /** A percent-encoded path segment, decoded; malformed encoding is the caller's mistake (400), not ours. */
+/** Who sent a request, by the current config's auth mode, keys and the host names keyless callers may use. */
+function callerOf(snapshot: Snapshot, headers: IncomingHttpHeaders): Principal {
+  return authenticate(snapshot.config.auth.mode, snapshot.keys, headers, snapshot.config.server.keylessHosts ?? []);
+}
+
 function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
@@ -314,7 +319,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (snapshot === undefined) throw new GatewayError(503, ErrorType.overloaded, "the gateway has no configuration yet", "not_ready");
       const documentsPath = path.startsWith("/v1/adapters/") ? /^\/v1\/adapters\/([^/]+)\/documents$/.exec(path) : null;
       if (documentsPath !== null) {
-        const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
+        const principal = callerOf(snapshot, req.headers);
         exchange.tenant = principal.tenant;
         exchange.keyId = principal.keyId;
         const adapter = decodeSegment(documentsPath[1] as string);
@@ -325,10 +330,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }
       if (path.startsWith(ADMIN_PREFIX)) {
         // The session view answers a caller without a key too (a key that is presented must be valid).
-        const principal =
-          path === SESSION_PATH && !presentsKey(req.headers)
-            ? undefined
-            : authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
+        const principal = path === SESSION_PATH && !presentsKey(req.headers) ? undefined : callerOf(snapshot, req.headers);
         exchange.tenant = principal?.tenant ?? "";
         exchange.keyId = principal?.keyId ?? "";
         return await handleAdmin(method, path, res, {
@@ -355,7 +357,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const route = routeOf(method, apiPath);
       if (route instanceof GatewayError) throw route;
       if (route.kind === "none") throw notFound(`no route for ${req.method ?? ""} ${path}`, "unknown_route");
-      const principal = authenticate(snapshot.config.auth.mode, snapshot.keys, req.headers, snapshot.config.server.keylessHosts ?? []);
+      const principal = callerOf(snapshot, req.headers);
       exchange.tenant = principal.tenant;
       exchange.keyId = principal.keyId;
       requireScope(principal, "inference");
