@@ -13,7 +13,7 @@ import { PassThrough } from "node:stream";
 import { pino } from "pino";
 import { main } from "../../src/cli/main.ts";
 import { InputError, WorldError } from "../../src/errors.ts";
-import { keylessGatewayConfig } from "../gateway/support/harness.ts";
+import { keylessGatewayConfig, ragAdapter } from "../gateway/support/harness.ts";
 import { DocumentsRequest } from "../../src/gateway/documents.ts";
 import { startGateway } from "../../src/gateway/server.ts";
 import { StructuredChunker } from "../../src/rag/chunker.ts";
@@ -366,17 +366,7 @@ describe("ingest client: a failed batch keeps the batches before it (real gatewa
       config: keylessGatewayConfig({
         upstreams: { engine: { url: "http://127.0.0.1:1" } },
         baseModel: { name: "tiny", upstream: "engine" },
-        adapters: [
-          {
-            name: "rag",
-            route: "/rag",
-            upstreamModel: "tiny",
-            upstream: "engine",
-            sampling: { temperature: 0, maxTokens: 4 },
-            rag: { collection: "notes", topK: 2, mode: "keyword" },
-            limits,
-          },
-        ],
+        adapters: [ragAdapter("rag", { collection: "notes", topK: 2, mode: "keyword" }, limits)],
       }),
       documents: new RagService({ store, embedder }),
       port: 0,

@@ -17,7 +17,7 @@ import { UpstreamPool } from "../../src/gateway/upstream.ts";
 import { EmbeddingError } from "../../src/rag/embedder.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
-import { eventually, keylessGatewayConfig } from "../gateway/support/harness.ts";
+import { eventually, keylessGatewayConfig, ragAdapter } from "../gateway/support/harness.ts";
 import { writeHandbook } from "./fixtures.ts";
 
 interface Readiness {
@@ -55,17 +55,7 @@ describe("RAG with its embeddings server down, then up (real gateway, engine and
         baseModel: { name: "tiny", upstream: "engine" },
         embeddings: { upstream: "emb", model: "tiny" },
         vectorStore: { kind: "embedded", path: join(dir, "vectors") },
-        adapters: [
-          {
-            name: "hybrid",
-            route: "/hybrid",
-            upstreamModel: "tiny",
-            upstream: "engine",
-            sampling: { temperature: 0, maxTokens: 4 },
-            rag: { collection: "handbook", topK: 3, mode: "hybrid" },
-            limits,
-          },
-        ],
+        adapters: [ragAdapter("hybrid", { collection: "handbook", topK: 3, mode: "hybrid" }, limits)],
       }),
       port: 0,
       logger: pino({ level: "silent" }),

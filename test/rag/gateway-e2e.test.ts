@@ -11,7 +11,7 @@ import OpenAI from "openai";
 import { pino } from "pino";
 import { startEngine, writeTestModels, type RunningEngine } from "../../src/engine/index.ts";
 import { InputError } from "../../src/errors.ts";
-import { keylessGatewayConfig } from "../gateway/support/harness.ts";
+import { keylessGatewayConfig, ragAdapter } from "../gateway/support/harness.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths, type IngestPathsOptions } from "../../src/rag/client.ts";
 import { writeHandbook } from "./fixtures.ts";
@@ -48,24 +48,8 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
         embeddings: { upstream: "engine", model: "tiny" },
         vectorStore: { kind: "embedded", path: join(dir, "vectors") },
         adapters: [
-          {
-            name: "rag",
-            route: "/rag",
-            upstreamModel: "tiny",
-            upstream: "engine",
-            sampling,
-            rag: { collection: "handbook", topK: 2, mode: "keyword" },
-            limits,
-          },
-          {
-            name: "hybrid",
-            route: "/hybrid",
-            upstreamModel: "tiny",
-            upstream: "engine",
-            sampling,
-            rag: { collection: "handbook", topK: 3, mode: "hybrid" },
-            limits,
-          },
+          ragAdapter("rag", { collection: "handbook", topK: 2, mode: "keyword" }, limits),
+          ragAdapter("hybrid", { collection: "handbook", topK: 3, mode: "hybrid" }, limits),
           { name: "code", route: "/code", upstreamModel: "tiny", upstream: "engine", sampling, limits },
         ],
       }),

@@ -152,6 +152,23 @@ export function keylessGatewayConfig(
   });
 }
 
+/** An adapter on the tiny model of upstream `engine` at temperature 0, with a RAG binding: as the RAG tests serve one. */
+export function ragAdapter(
+  name: string,
+  rag: NonNullable<GatewayConfigInput["adapters"][number]["rag"]>,
+  adapterLimits: TestLimits,
+): GatewayConfigInput["adapters"][number] {
+  return {
+    name,
+    route: `/${name}`,
+    upstreamModel: "tiny",
+    upstream: "engine",
+    sampling: { temperature: 0, maxTokens: 4 },
+    rag,
+    limits: { ...limits, ...adapterLimits },
+  };
+}
+
 /**
  * A gateway config over engine replicas with adapter agents at agentPort: residency, placement and
  * the diatonic policy, polled fast; one adapter per LoRA name, at temperature 0.
