@@ -26,13 +26,22 @@ export const Upstream = z
     connectTimeoutMs: milliseconds.default(2000),
     /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
     replicas: z.array(z.url()).optional(),
-    /** Passive health: eject a replica after this many failures in a row, for ejectionMs doubling up to maxEjectionMs. */
+    /**
+     * Health: eject a replica after this many failures in a row, for ejectionMs doubling up to
+     * maxEjectionMs. Failures are requests that fail (passive) and, every checkIntervalMs, a GET of
+     * probePath that errs, answers 5xx or takes past checkTimeoutMs while the replica answers nothing
+     * else (active: a frozen engine, or a node gone with connections open, answers no request either).
+     */
     health: z
       .strictObject({
         ejectAfterFailures: z.number().int().min(1).optional(),
         ejectionMs: milliseconds.optional(),
         maxEjectionMs: milliseconds.optional(),
         probePath: z.string().startsWith("/").optional(),
+        /** 0 turns the active check off. @default 5000 */
+        checkIntervalMs: z.union([z.literal(0), milliseconds.min(50)]).optional(),
+        /** @default 2000 */
+        checkTimeoutMs: milliseconds.min(50).optional(),
       })
       .optional(),
     /** Retries before the first byte, on another replica where there is one. */

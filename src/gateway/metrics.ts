@@ -199,7 +199,7 @@ export class GatewayMetrics {
     // No replica label: pod addresses churn, and each would be a series forever (the log names the replica).
     this.ejections = new Counter({
       name: "diatonic_gateway_upstream_ejections_total",
-      help: "Replicas ejected by passive health checking.",
+      help: "Replicas ejected by health checking: requests that failed in a row (passive) or the health path that did not answer (active).",
       labelNames: ["upstream"],
       registers,
     });

@@ -227,9 +227,9 @@ export class Runtime {
       {
         onRoute: (_upstream, policy, reason, lora, hit) => this.metrics.routed(policy, reason, lora, hit),
         onRetry: (upstreamName, reason) => this.metrics.retries.inc({ upstream: upstreamName, reason }),
-        onEjection: (upstreamName, replica, forMs) => {
+        onEjection: (upstreamName, replica, forMs, reason) => {
           this.metrics.ejections.inc({ upstream: upstreamName });
-          this.log.warn({ upstream: upstreamName, replica, forMs }, "upstream replica ejected");
+          this.log.warn({ upstream: upstreamName, replica, forMs, reason }, "upstream replica ejected");
         },
         onRestore: (upstreamName, replica) => this.log.info({ upstream: upstreamName, replica }, "upstream replica restored"),
         onPlacement: (upstreamName, replica, placed, error) => {

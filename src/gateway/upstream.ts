@@ -69,6 +69,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   /** performance.now() of the body's first bytes (0 until they come): about the first token of a stream. */
   firstDataAt = 0;
   private failure: Error | undefined;
+  /** Set by abandon() before undici started the request: it is aborted as it starts. */
+  private abandoned: Error | undefined;
   /** The whole body, when the request asked for it and it arrived intact (see UpstreamRequest.wholeBody). */
   complete: Buffer | undefined;
 
@@ -85,7 +87,26 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    if (this.abandoned !== undefined) {
+      controller.abort(this.abandoned);
+      return;
+    }
     this.cancel.bind(controller);
+  }
+
+  /** The headers came (or the attempt ended without them). */
+  get answered(): boolean {
+    return this.started;
+  }
+
+  /**
+   * Gives up on a replica that stopped answering, before its headers: `reason` reaches the attempt's
+   * start callback as if the transport had failed, so the request may be retried elsewhere.
+   */
+  abandon(reason: Error): void {
+    if (this.started || this.done) return;
+    if (this.controller === undefined) this.abandoned = reason;
+    else this.controller.abort(reason);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -218,17 +239,25 @@ export interface UpstreamEvents {
   /** A replica was chosen for a LoRA's request: by which policy, why, and whether its slots held the LoRA. */
   onRoute?(upstream: string, policy: string, reason: string, lora: string | undefined, hit: boolean): void;
   onRetry?(upstream: string, reason: string): void;
-  onEjection?(upstream: string, replica: string, forMs: number): void;
+  /** Why: requests failed in a row, or the active health check did. */
+  onEjection?(upstream: string, replica: string, forMs: number, reason: EjectionReason): void;
   onRestore?(upstream: string, replica: string): void;
   /** A replica's adapter agent was told which adapters to keep (placed: how many), or could not be (error). */
   onPlacement?(upstream: string, replica: string, placed: number, error: string | undefined): void;
 }
+
+export type EjectionReason = "requests failed" | "health check failed";
+
+/** What an attempt abandoned on a replica that failed its health checks fails with (see UpstreamPool.check). */
+const STOPPED_ANSWERING = "DIATONIC_REPLICA_STOPPED_ANSWERING";
 
 const DEFAULTS = {
   ejectAfterFailures: 3,
   ejectionMs: 1000,
   maxEjectionMs: 30_000,
   probePath: "/health",
+  checkIntervalMs: 5000,
+  checkTimeoutMs: 2000,
   maxRetries: 2,
   dnsRefreshMs: 5000,
   keepAliveMs: 30_000,
@@ -320,6 +349,8 @@ class Replica implements Candidate {
   outstandingSwaps = 0;
   loadOutstanding = 0;
   failures = 0;
+  /** Active health checks failed in a row (apart from `failures`: a check that passes must not hide requests that fail). */
+  checkFailures = 0;
   ejections = 0;
   /** Out of rotation since its last ejection, until a probe of the health path answers. */
   ejected = false;
@@ -332,6 +363,8 @@ class Replica implements Candidate {
   /** The engine's last report of its load, and how old it may be before it is not used. */
   engineLoad: EngineLoad | undefined;
   readonly recent: string[] = [];
+  /** Attempts sent here whose headers have not come: taken back if the replica fails its health checks. */
+  readonly waiting = new Set<UpstreamResponse>();
 
   constructor(
     readonly origin: string,
@@ -390,6 +423,7 @@ export class UpstreamPool {
   readonly residency: Residency | undefined;
   private residencyTimer: NodeJS.Timeout | undefined;
   private loadTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
   /** Chooses among the replicas that may take a request. */
   readonly policy: RoutingPolicy;
   /** Tells the replicas' adapter agents what to keep loaded, where the config and the policy place adapters. */
@@ -419,6 +453,8 @@ export class UpstreamPool {
       ejectionMs: config.health?.ejectionMs ?? DEFAULTS.ejectionMs,
       maxEjectionMs: config.health?.maxEjectionMs ?? DEFAULTS.maxEjectionMs,
       probePath: config.health?.probePath ?? DEFAULTS.probePath,
+      checkIntervalMs: config.health?.checkIntervalMs ?? DEFAULTS.checkIntervalMs,
+      checkTimeoutMs: config.health?.checkTimeoutMs ?? DEFAULTS.checkTimeoutMs,
       maxRetries: config.maxRetries ?? DEFAULTS.maxRetries,
       dnsRefreshMs: config.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
     };
@@ -502,6 +538,56 @@ export class UpstreamPool {
     }
     // The first answers are awaited: requests then route by residency from the start.
     await Promise.all([this.pollResidency(), this.pollLoad()]);
+    this.scheduleChecks();
+  }
+
+  private scheduleChecks(): void {
+    if (this.closed || this.settings.checkIntervalMs === 0) return;
+    this.checkTimer = setTimeout(() => {
+      const replicas = this.replicas.filter((replica) => replica.healthy() && !replica.retired);
+      void Promise.all(replicas.map((replica) => this.check(replica))).finally(() => this.scheduleChecks());
+    }, this.settings.checkIntervalMs);
+    this.checkTimer.unref();
+  }
+
+  /**
+   * The active health check of a replica in rotation: its health path must answer below 500 within
+   * checkTimeoutMs. A timeout counts only if the replica answered no request meanwhile (busy, not
+   * hung). It finds what passive health cannot: an engine that holds non-streamed requests, whose
+   * headers come only when they are done, and never answers (frozen, or its node gone with the
+   * connections open); they would wait out their total timeout. Ejected for that, the replica's
+   * waiting requests are taken back and retried elsewhere.
+   */
+  private async check(replica: Replica): Promise<void> {
+    const answersBefore = replica.answers;
+    let failed: string | undefined;
+    try {
+      const response = await replica.pool.request({
+        method: "GET",
+        path: this.basePath + this.settings.probePath,
+        headers: { host: this.hostHeader },
+        signal: AbortSignal.timeout(this.settings.checkTimeoutMs),
+      });
+      await response.body.dump();
+      if (response.statusCode >= 500) failed = `answered ${response.statusCode}`;
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.cause instanceof DOMException);
+      if (timedOut && replica.answers !== answersBefore) return;
+      failed = timedOut ? `no answer within ${this.settings.checkTimeoutMs} ms` : ((error as { code?: string }).code ?? String(error));
+    }
+    if (this.closed || replica.retired || !replica.healthy()) return;
+    if (failed === undefined) {
+      replica.checkFailures = 0;
+      return;
+    }
+    replica.checkFailures++;
+    if (replica.checkFailures < this.settings.ejectAfterFailures) return;
+    this.eject(replica, "health check failed");
+    const why = new Error(
+      `replica ${replica.origin} of upstream ${this.name} stopped answering: ${replica.checkFailures} health checks of ${this.settings.probePath} in a row failed (last: ${failed})`,
+    );
+    Object.assign(why, { code: STOPPED_ANSWERING });
+    for (const waiting of replica.waiting) waiting.abandon(why);
   }
 
   private async resolve(): Promise<void> {
@@ -745,6 +831,7 @@ export class UpstreamPool {
       request.cancel,
       wholeBody,
       (_started, error) => {
+        replica.waiting.delete(response);
         if (error !== undefined) {
           done(this.classify(error, replica, request, replica.answers !== answersBefore));
           return;
@@ -769,6 +856,7 @@ export class UpstreamPool {
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
       },
     );
+    replica.waiting.add(response);
     replica.pool.dispatch(
       {
         method: request.method,
@@ -799,6 +887,22 @@ export class UpstreamPool {
       return new RetryableError(new GatewayError(499, ErrorType.server, "client closed the request", "client_closed"), false);
     }
     const code = (error as { code?: string }).code ?? "";
+    if (code === STOPPED_ANSWERING) {
+      // Counted already: the replica is ejected. Nothing came back, so another replica may take it.
+      return new RetryableError(
+        new GatewayError(
+          503,
+          ErrorType.overloaded,
+          `upstream ${this.name} is unavailable: ${(error as Error).message}`,
+          "upstream_unreachable",
+          null,
+          {
+            "retry-after": "1",
+          },
+        ),
+        true,
+      );
+    }
     if (code === "UND_ERR_HEADERS_TIMEOUT") {
       if (!answeredMeanwhile) this.failure(replica);
       return new RetryableError(
@@ -851,26 +955,27 @@ export class UpstreamPool {
 
   private failure(replica: Replica): void {
     replica.failures++;
-    if (replica.failures >= this.settings.ejectAfterFailures && replica.healthy()) this.eject(replica);
+    if (replica.failures >= this.settings.ejectAfterFailures && replica.healthy()) this.eject(replica, "requests failed");
   }
 
-  private eject(replica: Replica): void {
+  private eject(replica: Replica, reason: EjectionReason): void {
     const forMs = Math.min(this.settings.maxEjectionMs, this.settings.ejectionMs * 2 ** replica.ejections);
     replica.ejections++;
     replica.failures = 0;
+    replica.checkFailures = 0;
     replica.ejected = true;
     replica.ejectedUntil = performance.now() + forMs;
-    this.events.onEjection?.(this.name, replica.origin, forMs);
+    this.events.onEjection?.(this.name, replica.origin, forMs, reason);
     const timer = setTimeout(() => {
       this.probeTimers.delete(timer);
-      void this.probe(replica);
+      void this.probe(replica, reason);
     }, forMs);
     timer.unref();
     this.probeTimers.add(timer);
   }
 
   /** An ejected replica comes back only after it answers the health path. */
-  private async probe(replica: Replica): Promise<void> {
+  private async probe(replica: Replica, reason: EjectionReason): Promise<void> {
     if (this.closed || replica.retired) return;
     let ok = false;
     try {
@@ -893,7 +998,7 @@ export class UpstreamPool {
       replica.ejectedUntil = 0;
       this.events.onRestore?.(this.name, replica.origin);
     } else {
-      this.eject(replica);
+      this.eject(replica, reason);
     }
   }
 
@@ -908,6 +1013,7 @@ export class UpstreamPool {
     clearTimeout(this.dnsTimer);
     clearTimeout(this.residencyTimer);
     clearTimeout(this.loadTimer);
+    clearTimeout(this.checkTimer);
     for (const timer of this.probeTimers) clearTimeout(timer);
     await Promise.all(this.replicas.map((replica) => replica.pool.destroy().catch(() => undefined)));
   }

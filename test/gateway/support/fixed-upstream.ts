@@ -40,6 +40,8 @@ export interface FixedUpstream {
   port: number;
   readonly requests: RecordedRequest[];
   behaviour: Behaviour;
+  /** "hang": the health path never answers (the rest follows `behaviour`). @default "ok" */
+  health: "ok" | "hang";
   /** Requests whose client went away before the response ended. */
   aborted: number;
   /** Set when a big-stream write had to wait for the reader (backpressure reached the upstream). */
@@ -112,6 +114,7 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
     port: 0,
     requests: [],
     behaviour: { kind: "ok" },
+    health: "ok",
     aborted: 0,
     sawBackpressure: false,
     bytesWritten: 0,
@@ -146,7 +149,7 @@ export async function startFixedUpstream(options: FixedUpstreamOptions = {}): Pr
       if (!res.writableFinished) state.aborted++;
     });
     if (path === "/health") {
-      res.writeHead(200).end();
+      if (state.health === "ok") res.writeHead(200).end();
       return;
     }
     const behaviour = state.behaviour;

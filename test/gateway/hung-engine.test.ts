@@ -1,0 +1,195 @@
+// An engine that stops answering while it holds requests: the gateway's active health check ejects it
+// and retries what waited on it. The frozen engine is real: a `diatonic engine` process (llama.cpp,
+// the tiny generated model) stopped with SIGSTOP, as a wedged process or a node gone with its
+// connections open looks from the gateway: connections open, nothing answers, /health included.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, afterEach, before, describe, it } from "node:test";
+import { writeTestModels } from "../../src/engine/index.ts";
+import { FIXED_TEXT, startFixedUpstream } from "./support/fixed-upstream.ts";
+import { eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/diatonic.js", import.meta.url));
+
+interface EngineProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+}
+
+async function startEngineProcess(modelPath: string): Promise<EngineProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      "engine",
+      "--model",
+      modelPath,
+      "--served-model-name",
+      "tiny",
+      "--threads",
+      "1",
+      "--parallel",
+      "2",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--max-model-len",
+      "512",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_NO_WARNINGS: "1" } },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      const found = /engine ready at (http:\/\/\S+)\/v1/.exec(text);
+      if (found?.[1]) resolve(found[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`the engine exited ${String(code)}: ${text}`)));
+  });
+  return { url, child };
+}
+
+const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
+
+describe("a replica that stops answering: the active health check", () => {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const close of cleanup.splice(0).reverse()) await close();
+  });
+
+  describe("with two real engine processes, one frozen by SIGSTOP", () => {
+    let dir: string;
+    let engines: EngineProcess[];
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "diatonic-hung-engine-"));
+      const files = writeTestModels(dir);
+      engines = await Promise.all([startEngineProcess(files.model), startEngineProcess(files.model)]);
+    });
+    after(() => {
+      for (const engine of engines ?? []) {
+        engine.child.kill("SIGCONT");
+        engine.child.kill("SIGTERM");
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("ejects the frozen engine and retries the non-streamed requests that waited on it on the other, long before their total timeout; SIGCONT brings it back", async () => {
+      const [live, frozen] = engines as [EngineProcess, EngineProcess];
+      // The total timeout is what those requests would wait out without the check: it fails them with 504.
+      const limits = { concurrency: 8, queue: 8, timeoutMs: 60_000, firstByteTimeoutMs: 10_000 };
+      const gw: TestGateway = await startTestGateway(live.url, {
+        upstreams: {
+          engine: {
+            url: live.url,
+            replicas: [frozen.url],
+            discovery: "static",
+            connectTimeoutMs: 300,
+            health: { ejectAfterFailures: 2, ejectionMs: 300, maxEjectionMs: 1000, checkIntervalMs: 200, checkTimeoutMs: 500 },
+          },
+        },
+        baseModel: { name: "tiny", upstream: "engine" },
+        embeddings: { upstream: "engine", model: "tiny" },
+        adapters: [
+          {
+            name: "chatbot",
+            route: "/chatbot",
+            upstreamModel: "tiny",
+            upstream: "engine",
+            sampling: { temperature: 0, maxTokens: 4 },
+            limits,
+          },
+        ],
+      });
+      cleanup.push(() => gw.close());
+      const client = () => {
+        const base = gw.client();
+        return base.withOptions({ timeout: 120_000 });
+      };
+      // Both engines answer before the freeze.
+      for (let i = 0; i < 4; i++) await client().chat.completions.create(chat);
+
+      frozen.child.kill("SIGSTOP");
+      // Least-outstanding sends about half of these to the frozen engine.
+      const answers = await Promise.all(Array.from({ length: 6 }, () => client().chat.completions.create(chat)));
+      for (const answer of answers) assert.ok((answer.choices[0]?.message.content ?? "").length > 0);
+
+      const ejected = gw.logs.find("upstream replica ejected");
+      assert.ok(ejected.length >= 1, "the frozen engine was not ejected");
+      assert.equal(ejected[0]?.reason, "health check failed");
+      assert.equal(ejected[0]?.replica, new URL(frozen.url).origin);
+      const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+      assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="engine"\} 1$/m);
+      assert.match(metrics, /^diatonic_gateway_upstream_retries_total\{upstream="engine",reason="upstream_unreachable"\} [1-9]/m);
+
+      frozen.child.kill("SIGCONT");
+      await eventually(() => gw.logs.find("upstream replica restored").length > 0, 20_000, "the probe to restore the engine after SIGCONT");
+    });
+  });
+
+  it("a busy fake upstream whose health path never answers, but which answers requests, is not ejected by the check", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      upstreams: {
+        engine: {
+          url: up.url,
+          discovery: "static",
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailures: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 },
+        },
+      },
+    });
+    cleanup.push(() => gw.close());
+    up.health = "hang";
+    // Requests keep coming and being answered while several checks time out.
+    const checks = () => up.requests.filter((r) => r.path === "/health").length;
+    for (let i = 0; checks() < 5; i++) {
+      assert.ok(i < 5000, `only ${checks()} health checks in 5,000 requests`);
+      const completion = await gw.client().chat.completions.create(chat);
+      assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+    }
+    assert.deepEqual(gw.logs.find("upstream replica ejected"), []);
+    const metrics = await (await fetch(`${gw.gateway.url}/metrics`)).text();
+    assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="engine"\} 1$/m);
+  });
+
+  it("an idle fake upstream whose health path stops answering is ejected, and /readyz says so; checkIntervalMs 0 turns the check off", async () => {
+    const checked = await startFixedUpstream();
+    const unchecked = await startFixedUpstream();
+    cleanup.push(
+      () => checked.close(),
+      () => unchecked.close(),
+    );
+    const gw = await startTestGateway(checked.url, {
+      upstreams: {
+        engine: {
+          url: checked.url,
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailures: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 },
+        },
+        other: { url: unchecked.url, connectTimeoutMs: 300, health: { ejectAfterFailures: 1, checkIntervalMs: 0 } },
+      },
+    });
+    cleanup.push(() => gw.close());
+    checked.health = "hang";
+    unchecked.health = "hang";
+    await eventually(() => gw.logs.find("upstream replica ejected").length > 0, 10_000, "the check to eject the replica");
+    const ready = (await (await fetch(`${gw.gateway.url}/readyz`)).json()) as { status: string; degraded: string[] };
+    assert.equal(ready.status, "degraded");
+    assert.ok(
+      ready.degraded.some((line) => line.includes("no healthy replica of upstream engine")),
+      ready.degraded.join("; "),
+    );
+    assert.equal(unchecked.requests.filter((r) => r.path === "/health").length, 0, "checkIntervalMs 0 still checked");
+    assert.deepEqual(
+      gw.logs.find("upstream replica ejected").map((line) => line.upstream),
+      ["engine"],
+    );
+  });
+});
