@@ -17,15 +17,33 @@ const milliseconds = z
   .min(1)
   .max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node can set`);
 
+/**
+ * The root of an OpenAI-compatible server, which the gateway's paths (`/v1/chat/completions`,
+ * `/health`, `/metrics`) go below: a URL written as an OpenAI base URL (`http://vllm:8000/v1`, as
+ * SDKs take it) loses its `/v1`, which would otherwise double (`…/v1/v1/chat/completions`, a 404).
+ */
+export function serverRoot(url: string): string {
+  const parsed = new URL(url);
+  const path = parsed.pathname.replace(/\/+$/, "");
+  if (!path.endsWith("/v1")) return url;
+  parsed.pathname = path.slice(0, -"/v1".length);
+  return parsed.href.replace(/\/$/, "");
+}
+
+const serverUrl = z.url().transform(serverRoot);
+
 export const Upstream = z
   .strictObject({
-    /** Base URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000 */
-    url: z.url(),
+    /**
+     * Root URL of an OpenAI-compatible server, e.g. http://engine-headless.ns.svc.cluster.local:8000
+     * (a trailing /v1 is dropped: see serverRoot).
+     */
+    url: serverUrl,
     /** `dns`: resolve every address behind the host (a headless Service) and balance across them. */
     discovery: z.enum(["static", "dns"]).default("static"),
     connectTimeoutMs: milliseconds.default(2000),
     /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
-    replicas: z.array(z.url()).optional(),
+    replicas: z.array(serverUrl).optional(),
     /**
      * Health: eject a replica after this many failures in a row, for ejectionMs doubling up to
      * maxEjectionMs. Failures are requests that fail (passive) and, every checkIntervalMs, a GET of

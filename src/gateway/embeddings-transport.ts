@@ -8,14 +8,6 @@ import { RequestCancel } from "./cancel.ts";
 import { GatewayError } from "./errors.ts";
 import type { UpstreamPool } from "./upstream.ts";
 
-/**
- * The path of the embeddings endpoint below the upstream's URL: an endpoint written as an OpenAI
- * base URL (`https://host/v1`) already holds the `/v1`.
- */
-export function embeddingsPath(upstreamUrl: string): string {
-  return new URL(upstreamUrl).pathname.replace(/\/+$/, "").endsWith("/v1") ? "/embeddings" : "/v1/embeddings";
-}
-
 /** `pool` is asked at each call: a config reload may replace the pool. */
 export function poolTransport(pool: () => UpstreamPool | undefined): EmbeddingsTransport {
   return async (body, { timeoutMs, signal }) => {
@@ -37,7 +29,7 @@ export function poolTransport(pool: () => UpstreamPool | undefined): EmbeddingsT
     try {
       const response = await upstream.send({
         method: "POST",
-        path: embeddingsPath(upstream.config.url),
+        path: "/v1/embeddings",
         headers: { host: upstream.hostHeader, "content-type": "application/json" },
         body,
         cancel,

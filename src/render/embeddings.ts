@@ -2,6 +2,7 @@ import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IIoK8sApiCoreV1Container as Container } from "kubernetes-models/v1/Container";
 import type { IIoK8sApiCoreV1Volume as Volume } from "kubernetes-models/v1/Volume";
 import type { IService } from "kubernetes-models/v1/Service";
+import { serverRoot } from "../gateway/config.ts";
 import type { EmbeddingsSpec, PlatformSpec } from "../spec/schema.ts";
 import type { KubeObject, Placed, RenderContext } from "./context.ts";
 import { downloadEnvVolume, modelDownloadContainer } from "./engine-pod.ts";
@@ -27,9 +28,8 @@ export function embeddingsDeployed(spec: PlatformSpec): boolean {
 export function embeddingsUrl(ctx: RenderContext): string | undefined {
   const { spec } = ctx.platform;
   if (!ragEnabled(spec)) return undefined;
-  // The upstream's URL is the server's root: an endpoint written as an OpenAI base URL (…/v1) loses
-  // its /v1, which the gateway adds to /v1/embeddings requests as it does for the engines.
-  if (spec.embeddings.endpoint !== undefined) return spec.embeddings.endpoint.replace(/\/v1\/*$/, "");
+  // Written as the gateway reads it: the server's root, without an OpenAI base URL's /v1.
+  if (spec.embeddings.endpoint !== undefined) return serverRoot(spec.embeddings.endpoint);
   return `http://${ctx.serviceHost(embeddingsNames.service)}:${EMBEDDINGS_PORT}`;
 }
 

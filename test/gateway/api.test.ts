@@ -320,4 +320,23 @@ describe("logPrompts", () => {
       await upstream.close();
     }
   });
+
+  it("an upstream written as an OpenAI base URL (…/v1), as in an SDK, gets its requests below its root, not at /v1/v1/…", async () => {
+    const up = await startFixedUpstream();
+    const other = await startTestGateway(`${up.url}/v1/`, {
+      upstreams: { engine: { url: `${up.url}/v1/`, replicas: [`${up.url}/v1`], residency: { pollMs: 100 } } },
+    });
+    try {
+      const completion = await other.client().chat.completions.create({ model: "chatbot", messages: [{ role: "user", content: "hi" }] });
+      assert.equal(completion.choices[0]?.message.content, FIXED_TEXT);
+      const embedded = await other.client().embeddings.create({ model: "llama-base", input: "hi" });
+      assert.equal(embedded.data.length, 1);
+      const paths = new Set(up.requests.map((request) => request.path));
+      assert.ok(paths.has("/v1/chat/completions") && paths.has("/v1/embeddings") && paths.has("/v1/models"), [...paths].join(", "));
+      assert.ok(![...paths].some((path) => path.startsWith("/v1/v1")), [...paths].join(", "));
+    } finally {
+      await other.close();
+      await up.close();
+    }
+  });
 });
