@@ -30,3 +30,8 @@ export const ExitCode = {
   conflict: 3,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The exit code an error ends a command with: 2 for bad input, else `failureCode`. */
+export function exitCodeOf(error: unknown, failureCode: number = ExitCode.failure): number {
+  return error instanceof InputError ? ExitCode.badInput : failureCode;
+}

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { closest } from "../spec/issues.ts";
-import { InputError, type ExitCode } from "../errors.ts";
+import { exitCodeOf, InputError, WorldError, type ExitCode } from "../errors.ts";
+import { SpecError } from "../spec/issues.ts";
 
 /** One `diatonic <name>` subcommand. Commands parse flags and call library functions; no logic here. */
 export interface Command {
@@ -78,4 +79,41 @@ export function portFlag(value: string | undefined, fallback?: number): number |
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new InputError(`--port ${JSON.stringify(value)} is not a port number`, "pass --port 0..65535");
   return port;
+}
+
+/** `--output json` (or `--output=json`) is among the flags, read before they are parsed. */
+function asksForJson(argv: readonly string[]): boolean {
+  return argv.some((arg, i) => arg === "--output=json" || (arg === "--output" && argv[i + 1] === "json"));
+}
+
+/**
+ * The command, writing on stdout a last JSON line for any error that ends it when `--output json`
+ * is asked for, as well as the words on stderr: a machine reading the events (or the document) sees
+ * why it ended, with the exit code, however early it failed (a bad flag, a spec error, no cluster).
+ * `{"type":"error","message","fix"?,"issues"?,"exitCode"}`; a spec error's issues are listed with
+ * their file, line and path.
+ */
+export function withJsonErrors(command: Command): Command {
+  return {
+    ...command,
+    async run(argv, io) {
+      try {
+        return await command.run.call(command, argv, io);
+      } catch (error) {
+        if (asksForJson(argv)) {
+          const known = error instanceof InputError || error instanceof WorldError;
+          const event = {
+            time: new Date().toISOString(),
+            type: "error",
+            message: error instanceof Error ? error.message : String(error),
+            ...(known && error.fix !== undefined ? { fix: error.fix } : {}),
+            ...(error instanceof SpecError ? { issues: error.issues } : {}),
+            exitCode: exitCodeOf(error, command.failureCode),
+          };
+          io.stdout.write(`${JSON.stringify(event)}\n`);
+        }
+        throw error;
+      }
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { ExitCode, InputError, WorldError } from "../errors.ts";
+import { exitCodeOf, ExitCode, InputError, WorldError } from "../errors.ts";
 import { VERSION } from "../render/context.ts";
 import { closest } from "../spec/issues.ts";
 import type { Command, CommandIO } from "./command.ts";
@@ -52,7 +52,7 @@ export function reportError(error: unknown, io: Pick<CommandIO, "stderr">, failu
   if (error instanceof InputError || error instanceof WorldError) {
     io.stderr.write(`error: ${error.message}\n`);
     if (error.fix) io.stderr.write(`  fix: ${error.fix}\n`);
-    return error instanceof InputError ? ExitCode.badInput : failureCode;
+    return exitCodeOf(error, failureCode);
   }
   const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
   io.stderr.write(`internal error: ${message}\n`);

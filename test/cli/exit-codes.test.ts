@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
@@ -43,6 +43,73 @@ describe("diff's exit code tells a cluster it cannot reach from changes", () => 
   it("still exits 2 for bad input", async () => {
     const run = await runCli(["diff", "--spec", LAB, "--env", "qa"]);
     refusedAsInput(run, 'environment "qa" is not defined');
+  });
+});
+
+describe("--output json: a deploy command that fails ends its stdout with a JSON error line", () => {
+  /** The last line of stdout, which must be the error event. */
+  function errorEvent(run: CliRun): {
+    type: string;
+    message: string;
+    fix?: string;
+    exitCode: number;
+    issues?: { file: string; line: number }[];
+  } {
+    const line = run.stdout.trim().split("\n").at(-1) ?? "";
+    const event = JSON.parse(line) as {
+      type: string;
+      message: string;
+      fix?: string;
+      exitCode: number;
+      issues?: { file: string; line: number }[];
+    };
+    assert.equal(event.type, "error", line);
+    assert.equal(event.exitCode, run.code, "the event carries the exit code");
+    return event;
+  }
+
+  it("a bad flag, before anything is read: exit 2 and the fix, in JSON on stdout and in words on stderr", async () => {
+    const run = await runCli(["apply", "--output", "json", "--envv", "local"]);
+    const event = errorEvent(run);
+    assert.equal(event.exitCode, 2);
+    assert.match(event.message, /Unknown option '--envv'/);
+    assert.match(event.fix ?? "", /did you mean --env\?/);
+    refusedAsInput(run, "Unknown option '--envv'");
+  });
+
+  it("a spec error: its issues, each with its file and line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-json-error-"));
+    const spec = join(dir, "platform.yaml");
+    writeFileSync(spec, readFileSync(LAB, "utf8").replace("    storage: 20Gi\n", "    storage: 20GB\n"));
+    const run = await runCli(["apply", "--spec", spec, "--env", "production", "--output=json", "--kubeconfig", "/nonexistent"]);
+    const event = errorEvent(run);
+    assert.equal(event.exitCode, 2);
+    assert.ok((event.issues ?? []).length >= 1, run.stdout);
+    assert.equal(event.issues?.[0]?.file, spec);
+    assert.ok((event.issues?.[0]?.line ?? 0) > 1);
+  });
+
+  it("a cluster it cannot reach: diff's exit 4 in the event; without --output json, stdout stays empty", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diatonic-json-error-"));
+    const kubeconfig = join(dir, "kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{ name: c, cluster: { server: https://127.0.0.1:1, insecure-skip-tls-verify: true } }]",
+        "users: [{ name: u, user: { token: abc } }]",
+        "contexts: [{ name: ctx, context: { cluster: c, user: u } }]",
+        "current-context: ctx",
+        "",
+      ].join("\n"),
+    );
+    const json = await runCli(["diff", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig, "--output", "json"], dir);
+    assert.equal(json.code, 4, json.stderr);
+    assert.match(errorEvent(json).message, /cannot reach the cluster at https:\/\/127\.0\.0\.1:1/);
+    const human = await runCli(["status", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig], dir);
+    assert.equal(human.code, 1, human.stderr);
+    assert.equal(human.stdout, "");
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Command } from "../command.ts";
+import { withJsonErrors, type Command } from "../command.ts";
 
 /** A subcommand as `diatonic --help` lists it. */
 export interface CommandEntry {
@@ -36,27 +36,27 @@ export const commands: readonly CommandEntry[] = [
   {
     name: "apply",
     summary: "Deploy the platform: preflight, then server-side apply phase by phase with readiness gates, prune, record the revision",
-    load: async () => (await import("./deploy.ts")).applyCommand,
+    load: async () => withJsonErrors((await import("./deploy.ts")).applyCommand),
   },
   {
     name: "diff",
     summary: "Show what apply would change (server-side dry run vs live objects); exit 0 no changes, 1 changes",
-    load: async () => (await import("./deploy.ts")).diffCommand,
+    load: async () => withJsonErrors((await import("./deploy.ts")).diffCommand),
   },
   {
     name: "status",
     summary: "Each component's state and why, GPU slices per node, adapters, certificate expiry, the URL; --watch follows changes",
-    load: async () => (await import("./deploy.ts")).statusCommand,
+    load: async () => withJsonErrors((await import("./deploy.ts")).statusCommand),
   },
   {
     name: "rollback",
     summary: "Re-apply a recorded revision (default: the one before the latest) through the same phases",
-    load: async () => (await import("./deploy.ts")).rollbackCommand,
+    load: async () => withJsonErrors((await import("./deploy.ts")).rollbackCommand),
   },
   {
     name: "destroy",
     summary: "Remove the platform in reverse order; volumes and the namespace stay unless --delete-data",
-    load: async () => (await import("./deploy.ts")).destroyCommand,
+    load: async () => withJsonErrors((await import("./deploy.ts")).destroyCommand),
   },
   {
     name: "schema",
