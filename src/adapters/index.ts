@@ -21,6 +21,7 @@ export { EngineClient } from "./engine-client.ts";
 export { parseAdapterSet, type AdapterSet, type AdapterSetEntry } from "./set.ts";
 
 export { AGENT_PORT } from "./port.ts";
+export { AgentMetrics } from "./metrics.ts";
 export { PLACED_ELSEWHERE } from "./agent.ts";
 export {
   PLACEMENT_PATH,
@@ -117,6 +118,48 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
   );
   await watcher.prime(new Map([[options.configFile, textHash(first)]]));
 
+  const served = await serveAdapterAgent({
+    agent,
+    metrics,
+    engineUrl: options.engineUrl,
+    host: options.host,
+    port: options.port,
+    log,
+    configError: () => lastError,
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    url: served.url,
+    agent,
+    close: () =>
+      (closing ??= (async () => {
+        watcher.close();
+        await agent.close();
+        await served.close();
+      })()),
+  };
+}
+
+export interface ServeAdapterAgentOptions {
+  readonly agent: AdapterAgent;
+  /** The metrics the agent reports its events to (AgentMetrics.events). */
+  readonly metrics: AgentMetrics;
+  readonly engineUrl: string;
+  /** @default "0.0.0.0" */
+  readonly host?: string;
+  /** 0 picks a free port. @default 8001 */
+  readonly port?: number;
+  readonly log: Logger;
+  /** Why the last edit of the adapter set was refused, for GET /status. */
+  readonly configError?: () => string | undefined;
+}
+
+/**
+ * The agent's HTTP side: PUT /v1/placement from the gateways, GET /status, /healthz, /readyz and
+ * /metrics. The sidecar serves it for its agent, and `diatonic dev` for the agent in its process.
+ */
+export async function serveAdapterAgent(options: ServeAdapterAgentOptions): Promise<{ readonly url: string; close(): Promise<void> }> {
+  const { agent, metrics, log } = options;
   /** PUT /v1/placement from a gateway: the adapters it places on this replica (see placement.ts). */
   const place = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== "PUT") {
@@ -170,7 +213,8 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
           adapters: agent.status(),
           placement: agent.placementStatus(),
         };
-        sendJson(res, 200, lastError !== undefined ? { ...body, configError: lastError } : body);
+        const configError = options.configError?.();
+        sendJson(res, 200, configError !== undefined ? { ...body, configError } : body);
         return;
       }
       case "/healthz":
@@ -198,18 +242,12 @@ export async function startAdapterAgent(options: StartAdapterAgentOptions): Prom
   const address = server.address() as AddressInfo;
   const url = `http://${address.address === "0.0.0.0" ? "127.0.0.1" : address.address}:${address.port}`;
   log.info({ url }, "adapter agent listening");
-  let closing: Promise<void> | undefined;
   return {
     url,
-    agent,
     close: () =>
-      (closing ??= (async () => {
-        watcher.close();
-        await agent.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
-      })()),
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

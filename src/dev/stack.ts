@@ -6,6 +6,8 @@ import { pino, type DestinationStream, type Logger } from "pino";
 import { isMap, isScalar, parseDocument, stringify } from "yaml";
 import { AdapterAgent, type AdapterStatus } from "../adapters/agent.ts";
 import { EngineClient } from "../adapters/engine-client.ts";
+import { serveAdapterAgent } from "../adapters/index.ts";
+import { AgentMetrics } from "../adapters/metrics.ts";
 import type { AdapterSet } from "../adapters/set.ts";
 import { startEngine, TINY_MODEL_SHAPE, writeTestModels, type RunningEngine } from "../engine/index.ts";
 import { FileWatcher, type FileWatcherOptions } from "../file-watch.ts";
@@ -134,6 +136,11 @@ export function devGatewayConfig(
     embeddings?: { readonly url: string; readonly model: string };
     /** @default the embedded store, in a folder of the embedding model's own */
     vectorStore?: DevVectorStoreConfig;
+    /**
+     * The port of the adapter agent beside the engine (on the engine's address): the gateway places
+     * adapters through it, as rendered, and so learns which LoRAs cannot load. Without it, no placement.
+     */
+    agentPort?: number;
   },
 ): GatewayConfig {
   const upstreams = Object.fromEntries(
@@ -144,6 +151,10 @@ export function devGatewayConfig(
         discovery: "static" as const,
         connectTimeoutMs: 2000,
         ...(upstream.residency ? { residency: upstream.residency } : {}),
+        // One engine: every adapter is placed on it, one copy.
+        ...(upstream.placement && upstream.residency && options.agentPort !== undefined
+          ? { placement: { ...upstream.placement, agentPort: options.agentPort, minReplicas: 1 } }
+          : {}),
       },
     ]),
   );
@@ -343,7 +354,31 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       vectorStore = { kind: "qdrant", url: qdrant.url, apiKeyFile };
       vectors = { kind: "qdrant", location: qdrant.url, detail: `Qdrant ${qdrantBinary.version}, data in ${qdrantData}` };
     }
-    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore });
+    // The adapter agent, in this process: it loads the spec's LoRAs into the engine, and follows the
+    // spec. It listens beside the engine, as in a pod, for the gateway's placement: its answers say
+    // which LoRAs cannot load (503 adapter_failed, the console's "cannot load").
+    const agentLog = logger.child({ component: "adapter-agent" });
+    const agentMetrics = new AgentMetrics();
+    const agent = new AdapterAgent({
+      engine: new EngineClient({ url: engine.url }),
+      cacheDir: join(dataDir, "adapters"),
+      baseDir: dirname(specFile),
+      log: agentLog,
+      events: agentMetrics.events,
+    });
+    cleanup.push(() => agent.close());
+    const agentServer = await serveAdapterAgent({
+      agent,
+      metrics: agentMetrics,
+      engineUrl: engine.url,
+      host: new URL(engine.url).hostname,
+      port: 0,
+      log: agentLog,
+    });
+    cleanup.push(() => agentServer.close());
+    const agentPort = Number(new URL(agentServer.url).port);
+    agent.update(devAdapterSet(platform));
+    const config = devGatewayConfig(rendered, { engineUrl: engine.url, dataDir, port, keysFile, embeddings, vectorStore, agentPort });
     let gateway: RunningGateway;
     await releasePort(heldPort);
     try {
@@ -354,15 +389,6 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     cleanup.push(() => gateway.close(2000));
     signal?.throwIfAborted();
 
-    // The adapter agent, in this process: it loads the spec's LoRAs into the engine, and follows the spec.
-    const agent = new AdapterAgent({
-      engine: new EngineClient({ url: engine.url }),
-      cacheDir: join(dataDir, "adapters"),
-      baseDir: dirname(specFile),
-      log: logger.child({ component: "adapter-agent" }),
-    });
-    cleanup.push(() => agent.close());
-    agent.update(devAdapterSet(platform));
     let adapters = describeAdapters(config);
     const apply = async (): Promise<void> => {
       let next: { platform: Platform; adapters: string[] };
@@ -381,6 +407,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
         keysFile,
         embeddings,
         vectorStore,
+        agentPort,
       });
       if (!(await gateway.reload(nextConfig))) {
         options.onSpecChange?.(

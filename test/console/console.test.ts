@@ -14,6 +14,8 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import type { Page } from "playwright-core";
 import { ensureConsoleBuilt } from "../../scripts/console/build.ts";
 import { devLogger, startDevStack, type DevStack } from "../../src/dev/stack.ts";
+import { writeTestModels } from "../../src/engine/index.ts";
+import { tinySpec } from "../dev/tiny-spec.ts";
 import { accessibility, ARTIFACTS, browserSkip, describeViolations, screenshot, startBrowser, type TestBrowser } from "./browser.ts";
 
 const KEY = "sk-console-test-0123";
@@ -87,6 +89,51 @@ describe("the web console in a browser", { skip }, () => {
     await shot(t, page, "00-auth-off-overview.png");
     await checkAccessibility(t, page, "00-auth-off-overview");
     await page.close();
+  });
+
+  it("shows a LoRA that cannot load as such, with the agent's reason, on the overview and the adapters page", async (t) => {
+    const dir = join(work, "failing");
+    const models = writeTestModels(join(dir, "models"));
+    writeFileSync(join(dir, "models", "broken.gguf"), "not a GGUF file\n");
+    const spec = join(dir, "platform.yaml");
+    writeFileSync(
+      spec,
+      tinySpec(
+        "failing",
+        "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }" +
+          "\n    - { name: broken, lora: { source: { path: models/broken.gguf }, rank: 4 } }",
+      ),
+    );
+    const stack = await startDevStack({
+      cwd: dir,
+      spec,
+      model: models.model,
+      port: 0,
+      dataDir: join(dir, "data"),
+      logger: quietLogger(),
+      watch: { debounceMs: 200, pollMs: 60_000 },
+    });
+    const page = await browser.page();
+    try {
+      await page.goto(stack.consoleUrl);
+      const table = page.locator("section", { has: page.getByRole("heading", { name: "Where each adapter is loaded" }) });
+      const row = (name: string) => table.getByRole("row").filter({ has: page.getByRole("cell", { name, exact: true }) });
+      // The overview refreshes every 5 s; the agent fails the file at its first try.
+      await row("broken").getByText("cannot load").waitFor({ timeout: 30_000 });
+      assert.match((await row("broken").textContent()) ?? "", /not a GGUF file/);
+      await row("alpha").getByText("loaded", { exact: true }).waitFor({ timeout: 30_000 });
+      assert.equal(await page.getByTestId("status-detail").textContent(), "cannot load: broken (see below)");
+      await shot(t, page, "08-cannot-load.png");
+      await checkAccessibility(t, page, "08-cannot-load");
+
+      await page.getByRole("link", { name: "Adapters" }).click();
+      const card = page.getByTestId("adapter-list").locator("article", { has: page.getByRole("heading", { name: "broken", exact: true }) });
+      await card.getByText("cannot load", { exact: true }).waitFor();
+      assert.match((await card.textContent()) ?? "", /Cannot load on http:\/\/127\.0\.0\.1:\d+: .*not a GGUF file/);
+    } finally {
+      await page.close();
+      await stack.close();
+    }
   });
 
   it("refuses a bad key with a clear message, then signs in with the admin key", async (t) => {

@@ -2,7 +2,7 @@
 // ingest a document into the RAG adapter and get it cited; Ctrl-C stops everything and frees the port.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { Writable } from "node:stream";
@@ -211,6 +211,66 @@ describe("diatonic dev follows the spec file's adapters", () => {
       writeFileSync(spec, specText(beta).replace("kind: llamacpp", "kind: llamacp"));
       await until("the broken edit reported", async () => changes.some((line) => /has a problem, so the running adapters stay/.test(line)));
       assert.equal((await chat("beta")).status, 200, "still serving after a broken edit");
+    } finally {
+      await stack.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("diatonic dev: a LoRA that cannot load", () => {
+  it("answers 503 adapter_failed, not adapter_loading for ever, and the admin API says why; the mended file serves", async () => {
+    const work = mkdtempSync(join(tmpdir(), "diatonic-dev-failed-"));
+    const models = writeTestModels(join(work, "models"));
+    const spec = join(work, "platform.yaml");
+    writeFileSync(join(work, "models", "broken.gguf"), "not a GGUF file\n");
+    writeFileSync(
+      spec,
+      tinySpec(
+        "failing",
+        "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }" +
+          "\n    - { name: broken, lora: { source: { path: models/broken.gguf }, rank: 4 } }",
+      ),
+    );
+    const stack = await startDevStack({
+      cwd: work,
+      spec,
+      model: models.model,
+      port: 0,
+      dataDir: join(work, "data"),
+      logger: devLogger(new Writable({ write: (_c, _e, done) => done() })),
+      watch: { debounceMs: 20, pollMs: 100 },
+    });
+    const chat = async (model: string) => {
+      const response = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 }),
+      });
+      const body = (await response.json()) as { error?: { code?: string } };
+      return { status: response.status, code: body.error?.code };
+    };
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 30_000;
+      while (!(await check())) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    try {
+      await until("alpha serving", async () => (await chat("alpha")).status === 200);
+      await until("503 adapter_failed for broken", async () => (await chat("broken")).code === "adapter_failed");
+      const view = (await (await fetch(`${stack.gatewayUrl}/v1/admin/adapters`)).json()) as {
+        data: { name: string; state: string; failure?: { reason: string } }[];
+      };
+      const broken = view.data.find((adapter) => adapter.name === "broken");
+      assert.equal(broken?.state, "failed", JSON.stringify(broken));
+      assert.match(broken.failure?.reason ?? "", /GGUF|refused/);
+      assert.equal(view.data.find((adapter) => adapter.name === "alpha")?.state, "loaded");
+
+      // Mended in place: the spec names the same file, so the agent's next try (its backoff) loads it.
+      copyFileSync(join(work, "models", "tiny-lora-b.gguf"), join(work, "models", "broken.gguf"));
+      await until("the mended LoRA serving", async () => (await chat("broken")).status === 200);
     } finally {
       await stack.close();
       rmSync(work, { recursive: true, force: true });

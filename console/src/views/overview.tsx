@@ -25,7 +25,7 @@ export function FailureText({ failure }: { readonly failure: AdapterResidency["f
   return (
     <span class="small">
       {failure.reason}
-      {failure.retryAt !== null && <> (tried again {dateTime(failure.retryAt)})</>}
+      {failure.retryAt !== null && <> (next try {dateTime(failure.retryAt)})</>}
     </span>
   );
 }
@@ -93,6 +93,7 @@ export function OverviewPage({ api }: { readonly api: Api }) {
   const history = usePolling((signal) => api.get<MetricsHistoryView>("/v1/admin/metrics", signal), REFRESH_MS, [api]);
   const errors = usePolling((signal) => api.get<RecentErrorList>("/v1/admin/errors", signal), REFRESH_MS, [api]);
   const view = overview.data;
+  const cannotLoad = view?.adapters.filter((adapter) => adapter.state === "failed").map((adapter) => adapter.name) ?? [];
 
   return (
     <>
@@ -119,15 +120,16 @@ export function OverviewPage({ api }: { readonly api: Api }) {
               </div>
               <div class="stat">
                 <span class="stat-label">Status</span>
-                <span class={`stat-value ${!view.ready ? "bad" : view.degraded.length > 0 ? "warn" : "ok"}`}>
+                <span class={`stat-value ${!view.ready ? "bad" : view.degraded.length > 0 || cannotLoad.length > 0 ? "warn" : "ok"}`}>
                   {!view.ready ? "Not ready" : view.degraded.length > 0 ? "Degraded" : "Ready"}
                 </span>
-                <span class="muted small">
+                <span class="muted small" data-testid="status-detail">
                   {!view.ready
                     ? view.problems.join("; ")
-                    : view.degraded.length > 0
-                      ? view.degraded.join("; ")
-                      : "every adapter has a healthy replica"}
+                    : [
+                        ...(view.degraded.length > 0 ? [view.degraded.join("; ")] : []),
+                        ...(cannotLoad.length > 0 ? [`cannot load: ${cannotLoad.join(", ")} (see below)`] : []),
+                      ].join("; ") || "every adapter has a healthy replica"}
                 </span>
               </div>
               <div class="stat">
