@@ -73,8 +73,9 @@ export const Upstream = z
     residency: z.strictObject({ pollMs: milliseconds.min(50).default(1000) }).optional(),
     /**
      * Tell each replica's adapter agent (on agentPort at the replica's address) which adapters to keep
-     * loaded, as the routing policy places them (policy `diatonic`; src/gateway/placement.ts). Without
-     * it, every agent loads every adapter.
+     * loaded, as the routing policy places them (policy `diatonic`; src/gateway/placement.ts; the
+     * others publish every adapter on every replica), and hear which cannot load. Without it, every
+     * agent loads every adapter.
      */
     placement: z
       .strictObject({

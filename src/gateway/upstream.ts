@@ -460,8 +460,11 @@ export class UpstreamPool {
     };
     this.residency = config.residency ? new Residency({ pollMs: config.residency.pollMs }) : undefined;
     const placement = config.placement;
+    // A policy that does not place (round-robin and the others) still publishes, every adapter on
+    // every replica: the agents load what they would without placement, and their answers say which
+    // adapters cannot load (503 adapter_failed rather than adapter_loading for ever).
     this.placement =
-      placement !== undefined && this.policy.plan !== undefined
+      placement !== undefined
         ? new PlacementPublisher({
             ...placement,
             upstream: name,
@@ -472,12 +475,12 @@ export class UpstreamPool {
         : undefined;
   }
 
-  /** The adapters each healthy replica keeps, as the policy places them; undefined without a placing policy or a healthy replica. */
+  /** The adapters each healthy replica keeps, as the policy places them (every one everywhere for a policy that does not place); undefined without a healthy replica. */
   placementPlan(loras: readonly string[], now = performance.now()): Map<string, string[]> | undefined {
-    const policy = this.policy;
-    if (policy.plan === undefined) return undefined;
     const replicas = this.replicas.filter((replica) => replica.healthy());
     if (replicas.length === 0) return undefined;
+    const policy = this.policy;
+    if (policy.plan === undefined) return new Map(replicas.map((replica) => [replica.origin, [...new Set(loras)]]));
     return policy.plan(loras, replicas, now, this.config.placement?.minReplicas ?? 1);
   }
 
