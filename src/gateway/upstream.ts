@@ -94,17 +94,13 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.cancel.bind(controller);
   }
 
-  /** The headers came (or the attempt ended without them). */
-  get answered(): boolean {
-    return this.started;
-  }
-
   /**
-   * Gives up on a replica that stopped answering, before its headers: `reason` reaches the attempt's
-   * start callback as if the transport had failed, so the request may be retried elsewhere.
+   * Gives up on a replica that stopped answering. Before the headers, `reason` reaches the attempt's
+   * start callback as if the transport had failed, so the request may be retried elsewhere; after
+   * them, the body breaks off with it (a stream ends with an error event, not at its total timeout).
    */
   abandon(reason: Error): void {
-    if (this.started || this.done) return;
+    if (this.done) return;
     if (this.controller === undefined) this.abandoned = reason;
     else this.controller.abort(reason);
   }
@@ -191,8 +187,12 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 }
 
+/** What an attempt abandoned on a replica that failed its health checks fails with (see UpstreamPool.check). */
+const STOPPED_ANSWERING = "DIATONIC_REPLICA_STOPPED_ANSWERING";
+
 /** What breaks off an answer after its headers, by undici's or Node's code. */
 const BROKEN_BY: Readonly<Record<string, string>> = {
+  [STOPPED_ANSWERING]: "the engine stopped answering (its health checks failed, and it was taken out of rotation)",
   UND_ERR_SOCKET: "the engine closed the connection",
   ECONNRESET: "the engine reset the connection",
   EPIPE: "the engine closed the connection",
@@ -247,9 +247,6 @@ export interface UpstreamEvents {
 }
 
 export type EjectionReason = "requests failed" | "health check failed";
-
-/** What an attempt abandoned on a replica that failed its health checks fails with (see UpstreamPool.check). */
-const STOPPED_ANSWERING = "DIATONIC_REPLICA_STOPPED_ANSWERING";
 
 const DEFAULTS = {
   ejectAfterFailures: 3,
@@ -363,8 +360,8 @@ class Replica implements Candidate {
   /** The engine's last report of its load, and how old it may be before it is not used. */
   engineLoad: EngineLoad | undefined;
   readonly recent: string[] = [];
-  /** Attempts sent here whose headers have not come: taken back if the replica fails its health checks. */
-  readonly waiting = new Set<UpstreamResponse>();
+  /** Attempts sent here and not finished: taken back (or cut off, once answering) if the replica fails its health checks. */
+  readonly running = new Set<UpstreamResponse>();
 
   constructor(
     readonly origin: string,
@@ -559,7 +556,8 @@ export class UpstreamPool {
    * hung). It finds what passive health cannot: an engine that holds non-streamed requests, whose
    * headers come only when they are done, and never answers (frozen, or its node gone with the
    * connections open); they would wait out their total timeout. Ejected for that, the replica's
-   * waiting requests are taken back and retried elsewhere.
+   * requests are taken back and retried elsewhere where nothing has come back yet, and cut off with
+   * an error where an answer is under way (a stream ends with an error event a client can act on).
    */
   private async check(replica: Replica): Promise<void> {
     const answersBefore = replica.answers;
@@ -590,7 +588,7 @@ export class UpstreamPool {
       `replica ${replica.origin} of upstream ${this.name} stopped answering: ${replica.checkFailures} health checks of ${this.settings.probePath} in a row failed (last: ${failed})`,
     );
     Object.assign(why, { code: STOPPED_ANSWERING });
-    for (const waiting of replica.waiting) waiting.abandon(why);
+    for (const attempt of replica.running) attempt.abandon(why);
   }
 
   private async resolve(): Promise<void> {
@@ -834,7 +832,6 @@ export class UpstreamPool {
       request.cancel,
       wholeBody,
       (_started, error) => {
-        replica.waiting.delete(response);
         if (error !== undefined) {
           done(this.classify(error, replica, request, replica.answers !== answersBefore));
           return;
@@ -845,6 +842,7 @@ export class UpstreamPool {
         done(response);
       },
       (error) => {
+        replica.running.delete(response);
         replica.outstanding--;
         if (swapped) replica.outstandingSwaps--;
         // The policy learns service and swap times from answers the engine gave in full.
@@ -859,7 +857,7 @@ export class UpstreamPool {
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
       },
     );
-    replica.waiting.add(response);
+    replica.running.add(response);
     replica.pool.dispatch(
       {
         method: request.method,

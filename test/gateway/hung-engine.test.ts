@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { after, afterEach, before, describe, it } from "node:test";
 import { writeTestModels } from "../../src/engine/index.ts";
 import { FIXED_TEXT, startFixedUpstream } from "./support/fixed-upstream.ts";
-import { eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
+import { adaptersWith, eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/diatonic.js", import.meta.url));
 
@@ -191,5 +191,39 @@ describe("a replica that stops answering: the active health check", () => {
       gw.logs.find("upstream replica ejected").map((line) => line.upstream),
       ["engine"],
     );
+  });
+
+  it("a stream under way on a fake upstream that then stops answering, /health included, ends with an error event at the ejection, not at its total timeout", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
+      upstreams: {
+        engine: {
+          url: up.url,
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailures: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 },
+        },
+      },
+    });
+    cleanup.push(() => gw.close());
+    // One event, then nothing: a frozen engine mid-answer.
+    up.behaviour = { kind: "stall-stream" };
+    up.health = "hang";
+    const stream = await gw
+      .client()
+      .withOptions({ timeout: 120_000 })
+      .chat.completions.create({ ...chat, stream: true });
+    const failure = await (async () => {
+      try {
+        for await (const _chunk of stream);
+      } catch (error) {
+        return error as Error;
+      }
+      return undefined;
+    })();
+    assert.ok(failure, "the stream ended without an error");
+    assert.match(failure.message, /the engine stopped answering \(its health checks failed/);
+    assert.equal(gw.logs.find("upstream replica ejected")[0]?.reason, "health check failed");
   });
 });
