@@ -49,6 +49,25 @@ describe("chunker", () => {
     assert.deepEqual(keywordTerms("コンピューター、雨"), ["コン", "ンピ", "ピュ", "ュー", "ータ", "ター", "雨"]);
   });
 
+  it("cuts Thai, Lao, Khmer and Burmese, written without spaces, into their dictionary words, and bounded chunks", () => {
+    assert.deepEqual(keywordTerms("ฉันอยากจองห้องประชุม"), ["ฉัน", "อยาก", "จอง", "ห้อง", "ประชุม"]);
+    assert.deepEqual(keywordTerms("ຂ້ອຍຢາກຈອງຫ້ອງປະຊຸມ"), ["ຂ້ອຍ", "ຢາກ", "ຈອງ", "ຫ້ອງ", "ປະຊຸມ"]);
+    assert.deepEqual(keywordTerms("ខ្ញុំចង់កក់បន្ទប់ប្រជុំ"), ["ខ្ញុំ", "ចង់", "កក់", "បន្ទប់", "ប្រជុំ"]);
+    assert.equal(countTokens("ကျွန်တော်အစည်းအဝေးခန်းကို"), 4);
+    // A page of Thai is not one word: 160 sentences, no space.
+    const paragraph = Array.from({ length: 160 }, () => "พรุ่งนี้ฝนจะตกที่กรุงเทพและอุณหภูมิจะลดลง").join("");
+    const chunks = new StructuredChunker({ maxTokens: 200, overlapTokens: 20 }).chunk(paragraph, "text");
+    assert.ok(chunks.length >= 10, `${chunks.length} chunks`);
+    for (const chunk of chunks) assert.ok(chunk.tokens <= 200, `chunk ${chunk.index} has ${chunk.tokens} tokens`);
+    assert.equal(chunks.map((chunk) => chunk.text).join("").length >= paragraph.length, true, "nothing is lost");
+  });
+
+  it("keeps a word's combining marks in the word (Devanagari's vowel signs and virama, Arabic's harakat)", () => {
+    assert.deepEqual(keywordTerms("नमस्ते दुनिया"), ["नमस्ते", "दुनिया"]);
+    assert.equal(countTokens("नमस्ते दुनिया!"), 3);
+    assert.deepEqual(keywordTerms("مرحبًا بالعالم"), ["مرحبًا", "بالعالم"]);
+  });
+
   it("splits on headings before paragraphs: small sections share a chunk, a large one starts its own chunks", () => {
     const chunker = new StructuredChunker({ maxTokens: 64, overlapTokens: 16 });
     const md = `# A\n\nshort one.\n\n## B\n\nshort two.\n\n## C\n\n${words(50)}\n\n${words(50, "ipsum")}\n`;

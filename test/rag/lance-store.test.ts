@@ -23,6 +23,9 @@ const CHUNKS = [
   chunk(1, "weather.md", "明天的天气预报说北京会下雨，气温十二度。"),
   chunk(2, "office.md", "会議室の予約は総務部の山田さんに連絡してください。"),
   chunk(3, "menu.md", "The canteen serves ramen on Fridays and curry on Mondays."),
+  chunk(4, "meeting.md", "ถ้าต้องการจองห้องประชุมให้ติดต่อฝ่ายธุรการ"),
+  // No combining mark: a run a term of its own would hold the whole phrase, which no question repeats.
+  chunk(5, "cafe.md", "กาแฟราคาเยอะ"),
 ];
 const keyword = (store: LanceStore, collection: string, text: string) =>
   store.search(collection, { mode: "keyword", text, limit: 3 }).then((hits) => hits.map((hit) => hit.source));
@@ -39,13 +42,15 @@ describe("the embedded store's keyword search (LanceDB)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("finds Chinese and Japanese by the words a question shares with them, in each of two collections", async () => {
+  it("finds Chinese, Japanese and Thai by the words a question shares with them, in each of two collections", async () => {
     for (const collection of ["first", "second"]) {
       await store.ensureCollection(collection, 4);
       await store.upsert(collection, CHUNKS);
       assert.equal((await keyword(store, collection, "北京明天的天气预报怎么样？"))[0], "weather.md", collection);
       assert.equal((await keyword(store, collection, "会議室を予約したい"))[0], "office.md", collection);
       assert.deepEqual(await keyword(store, collection, "ramen"), ["menu.md"], collection);
+      assert.equal((await keyword(store, collection, "ฉันอยากจองห้องประชุม"))[0], "meeting.md", collection);
+      assert.equal((await keyword(store, collection, "ราคากาแฟ"))[0], "cafe.md", collection);
     }
   });
 

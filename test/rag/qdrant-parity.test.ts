@@ -135,11 +135,13 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
     });
   }
 
-  it("keyword: Chinese and Japanese, written without spaces, are found by the words a question shares with them, in both stores", async () => {
+  it("keyword: Chinese, Japanese and Thai, written without spaces, are found by the words a question shares with them, in both stores", async () => {
     const cjk = [
       { source: "weather.md", text: "# 天气\n\n明天的天气预报说北京会下雨，气温十二度。", format: "markdown" as const },
       { source: "office.md", text: "# 事務所\n\n会議室の予約は総務部の山田さんに連絡してください。", format: "markdown" as const },
       { source: "menu.md", text: "# Canteen\n\nThe canteen serves ramen on Fridays and curry on Mondays.", format: "markdown" as const },
+      { source: "meeting.md", text: "# ห้องประชุม\n\nถ้าต้องการจองห้องประชุมให้ติดต่อฝ่ายธุรการ", format: "markdown" as const },
+      { source: "cafe.md", text: "กาแฟราคาเยอะ", format: "text" as const },
     ];
     for (const store of Object.values(stores))
       await ingestDocuments(
@@ -150,6 +152,8 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
       ["北京明天的天气预报怎么样？", "weather.md"],
       ["会議室を予約したい", "office.md"],
       ["ramen", "menu.md"],
+      ["ฉันอยากจองห้องประชุม", "meeting.md"],
+      ["ราคากาแฟ", "cafe.md"],
     ] as const) {
       const [vector] = await embedder.embed([text]);
       const request = { mode: "keyword" as const, text, ...(vector ? { vector } : {}), limit: 3 };
