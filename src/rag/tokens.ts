@@ -15,13 +15,14 @@ const CJK = String.raw`\p{L}&&[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}]`;
 // Thai, Lao, Khmer and Burmese are also written without spaces between words, but have words of
 // several letters: a run of them is split into words by ICU's dictionaries (Intl.Segmenter).
 const SEA = String.raw`[\p{L}\p{M}]&&[\p{scx=Thai}\p{scx=Lao}\p{scx=Khmer}\p{scx=Myanmar}]`;
-// A word's letters include its combining marks (Devanagari's vowel signs and virama, Arabic's
-// harakat, Thai's vowels): without them "नमस्ते" would be four pieces and three "punctuation" tokens.
-const WORD_CHAR = String.raw`[\p{L}\p{M}\p{N}_]--[${CJK}]--[${SEA}]`;
+// A word's letters carry their combining marks (Devanagari's vowel signs and virama, Arabic's
+// harakat): without them "नमस्ते" would be four pieces and three "punctuation" tokens. A mark with no
+// letter before it (an emoji's variation selector) is no token and no term.
+const BASE = String.raw`[\p{L}\p{N}_]--[${CJK}]--[${SEA}]`;
 /** A CJK letter, a run of Thai-like script (group 1), a word, or a mark of punctuation. */
-const TOKEN = new RegExp(String.raw`[${CJK}]|([${SEA}]+)|[${WORD_CHAR}]+|[^\s\p{L}\p{M}\p{N}_]`, "gv");
+const TOKEN = new RegExp(String.raw`[${CJK}]|([${SEA}]+)|(?:[${BASE}]\p{M}*)+|[^\s\p{L}\p{M}\p{N}_]`, "gv");
 /** A run of Han, Hiragana or Katakana (group 1), a run of Thai-like script (group 2), or a word of any other letters and digits. */
-const WORD = new RegExp(String.raw`([${CJK}]+)|([${SEA}]+)|[[\p{L}\p{M}\p{N}]--[${CJK}]--[${SEA}]]+`, "gv");
+const WORD = new RegExp(String.raw`([${CJK}]+)|([${SEA}]+)|(?:[[\p{L}\p{N}]--[${CJK}]--[${SEA}]]\p{M}*)+`, "gv");
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: "word" });
 

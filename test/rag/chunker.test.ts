@@ -62,10 +62,13 @@ describe("chunker", () => {
     assert.equal(chunks.map((chunk) => chunk.text).join("").length >= paragraph.length, true, "nothing is lost");
   });
 
-  it("keeps a word's combining marks in the word (Devanagari's vowel signs and virama, Arabic's harakat)", () => {
+  it("keeps a word's combining marks in the word (Devanagari's vowel signs and virama, Arabic's harakat), and drops a mark after no letter", () => {
     assert.deepEqual(keywordTerms("नमस्ते दुनिया"), ["नमस्ते", "दुनिया"]);
     assert.equal(countTokens("नमस्ते दुनिया!"), 3);
     assert.deepEqual(keywordTerms("مرحبًا بالعالم"), ["مرحبًا", "بالعالم"]);
+    // A mark after no letter (an emoji's variation selector) is neither a token nor a term.
+    assert.deepEqual(keywordTerms("I ❤️ pizza"), ["pizza"]);
+    assert.equal(countTokens("I ❤️ pizza"), 3);
   });
 
   it("splits on headings before paragraphs: small sections share a chunk, a large one starts its own chunks", () => {
