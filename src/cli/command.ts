@@ -81,9 +81,14 @@ export function portFlag(value: string | undefined, fallback?: number): number |
   return port;
 }
 
-/** `--output json` (or `--output=json`) is among the flags, read before they are parsed. */
+/** The last `--output` is `json` (as parseArgs takes the last of a repeated flag), read before the flags are parsed. */
 function asksForJson(argv: readonly string[]): boolean {
-  return argv.some((arg, i) => arg === "--output=json" || (arg === "--output" && argv[i + 1] === "json"));
+  let output: string | undefined;
+  argv.forEach((arg, i) => {
+    if (arg === "--output") output = argv[i + 1];
+    else if (arg.startsWith("--output=")) output = arg.slice("--output=".length);
+  });
+  return output === "json";
 }
 
 /**

@@ -107,7 +107,11 @@ describe("--output json: a deploy command that fails ends its stdout with a JSON
     const json = await runCli(["diff", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig, "--output", "json"], dir);
     assert.equal(json.code, 4, json.stderr);
     assert.match(errorEvent(json).message, /cannot reach the cluster at https:\/\/127\.0\.0\.1:1/);
-    const human = await runCli(["status", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig], dir);
+    // The last --output counts, as for every flag.
+    const human = await runCli(
+      ["status", "--spec", LAB, "--env", "local", "--output=json", "--kubeconfig", kubeconfig, "--output", "human"],
+      dir,
+    );
     assert.equal(human.code, 1, human.stderr);
     assert.equal(human.stdout, "");
   });
