@@ -45,10 +45,11 @@ export const Upstream = z
     /** Extra base URLs of the same service, balanced with `url` (static discovery; local runs of several engines). */
     replicas: z.array(serverUrl).optional(),
     /**
-     * Health: eject a replica after this many failures in a row, for ejectionMs doubling up to
-     * maxEjectionMs. Failures are requests that fail (passive) and, every checkIntervalMs, a GET of
-     * probePath that errs, answers 5xx or takes past checkTimeoutMs while the replica answers nothing
-     * else (active: a frozen engine, or a node gone with connections open, answers no request either).
+     * Health: eject a replica for ejectionMs, doubling up to
+     * maxEjectionMs, after ejectAfterFailures requests that fail in a row (passive), or after
+     * ejectAfterFailedChecks active checks in a row fail: every checkIntervalMs, a GET of probePath
+     * that errs, answers 5xx, or takes past checkTimeoutMs while nothing else comes back from the
+     * replica (a frozen engine, or a node gone with connections open, answers no request either).
      */
     health: z
       .strictObject({
@@ -58,8 +59,10 @@ export const Upstream = z
         probePath: z.string().startsWith("/").optional(),
         /** 0 turns the active check off. @default 5000 */
         checkIntervalMs: z.union([z.literal(0), milliseconds.min(50)]).optional(),
-        /** @default 2000 */
+        /** @default 5000 */
         checkTimeoutMs: milliseconds.min(50).optional(),
+        /** Failed checks in a row that eject a replica (apart from ejectAfterFailures, for requests). @default 3 */
+        ejectAfterFailedChecks: z.number().int().min(1).optional(),
       })
       .optional(),
     /** Retries before the first byte, on another replica where there is one. */

@@ -76,6 +76,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   constructor(
     readonly replica: string,
+    /** Counts what comes back from the replica (headers, each chunk): the health check's sign of life. */
+    private readonly liveness: { activity: number },
     readonly attempts: number,
     private readonly cancel: Cancellation,
     private readonly wholeBody: boolean,
@@ -106,6 +108,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.liveness.activity++;
     this.statusCode = statusCode;
     this.headers = headers;
     this.started = true;
@@ -113,6 +116,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.liveness.activity++;
     if (this.firstDataAt === 0) this.firstDataAt = performance.now();
     if (this.sink === undefined) this.pending.push(chunk);
     else if (!this.sink.onData(chunk)) controller.pause();
@@ -254,7 +258,9 @@ const DEFAULTS = {
   maxEjectionMs: 30_000,
   probePath: "/health",
   checkIntervalMs: 5000,
-  checkTimeoutMs: 2000,
+  // Generous: a saturated engine can be slow to answer its health path, and a busy one is not hung.
+  checkTimeoutMs: 5000,
+  ejectAfterFailedChecks: 3,
   maxRetries: 2,
   dnsRefreshMs: 5000,
   keepAliveMs: 30_000,
@@ -348,6 +354,10 @@ class Replica implements Candidate {
   failures = 0;
   /** Active health checks failed in a row (apart from `failures`: a check that passes must not hide requests that fail). */
   checkFailures = 0;
+  /** Headers and body chunks that came back from it: a replica with activity is busy, not hung. */
+  activity = 0;
+  /** `activity` when it was last ejected: a probe that fails with none since finds it hung. */
+  activityAtEjection = 0;
   ejections = 0;
   /** Out of rotation since its last ejection, until a probe of the health path answers. */
   ejected = false;
@@ -415,6 +425,8 @@ export class UpstreamPool {
   private readonly probeTimers = new Set<NodeJS.Timeout>();
   private cursor = 0;
   private closed = false;
+  /** Replaced at a config reload: its requests finish, but it no longer checks or places (the new pool does). */
+  private retired = false;
   private lastResolveError: string | undefined;
   /** Which LoRAs each replica holds, when the config asks to route by it. */
   readonly residency: Residency | undefined;
@@ -452,6 +464,7 @@ export class UpstreamPool {
       probePath: config.health?.probePath ?? DEFAULTS.probePath,
       checkIntervalMs: config.health?.checkIntervalMs ?? DEFAULTS.checkIntervalMs,
       checkTimeoutMs: config.health?.checkTimeoutMs ?? DEFAULTS.checkTimeoutMs,
+      ejectAfterFailedChecks: config.health?.ejectAfterFailedChecks ?? DEFAULTS.ejectAfterFailedChecks,
       maxRetries: config.maxRetries ?? DEFAULTS.maxRetries,
       dnsRefreshMs: config.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
     };
@@ -542,7 +555,7 @@ export class UpstreamPool {
   }
 
   private scheduleChecks(): void {
-    if (this.closed || this.settings.checkIntervalMs === 0) return;
+    if (this.closed || this.retired || this.settings.checkIntervalMs === 0) return;
     this.checkTimer = setTimeout(() => {
       const replicas = this.replicas.filter((replica) => replica.healthy() && !replica.retired);
       void Promise.all(replicas.map((replica) => this.check(replica))).finally(() => this.scheduleChecks());
@@ -560,35 +573,48 @@ export class UpstreamPool {
    * an error where an answer is under way (a stream ends with an error event a client can act on).
    */
   private async check(replica: Replica): Promise<void> {
-    const answersBefore = replica.answers;
-    let failed: string | undefined;
+    const activityBefore = replica.activity;
+    const failed = await this.askHealth(replica, this.settings.checkTimeoutMs);
+    if (this.closed || this.retired || replica.retired || !replica.healthy()) return;
+    // A timeout while something came back (an answer, a stream's tokens) is a busy replica: a pass.
+    if (failed === undefined || (failed.timedOut && replica.activity !== activityBefore)) {
+      replica.checkFailures = 0;
+      return;
+    }
+    replica.checkFailures++;
+    if (replica.checkFailures < this.settings.ejectAfterFailedChecks) return;
+    const checks = replica.checkFailures;
+    this.eject(replica, "health check failed");
+    this.abandonRunning(replica, `${checks} health checks of ${this.settings.probePath} in a row failed (last: ${failed.why})`);
+  }
+
+  /** GET the health path within `timeoutMs`: undefined when it answers below 500, else why not. */
+  private async askHealth(replica: Replica, timeoutMs: number): Promise<{ why: string; timedOut: boolean } | undefined> {
     try {
       const response = await replica.pool.request({
         method: "GET",
         path: this.basePath + this.settings.probePath,
         headers: { host: this.hostHeader },
-        signal: AbortSignal.timeout(this.settings.checkTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       await response.body.dump();
-      if (response.statusCode >= 500) failed = `answered ${response.statusCode}`;
+      return response.statusCode >= 500 ? { why: `answered ${response.statusCode}`, timedOut: false } : undefined;
     } catch (error) {
-      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.cause instanceof DOMException);
-      if (timedOut && replica.answers !== answersBefore) return;
-      failed = timedOut ? `no answer within ${this.settings.checkTimeoutMs} ms` : ((error as { code?: string }).code ?? String(error));
+      const timedOut = error instanceof Error && error.name === "TimeoutError";
+      return { why: timedOut ? `no answer within ${timeoutMs} ms` : ((error as { code?: string }).code ?? String(error)), timedOut };
     }
-    if (this.closed || replica.retired || !replica.healthy()) return;
-    if (failed === undefined) {
-      replica.checkFailures = 0;
-      return;
-    }
-    replica.checkFailures++;
-    if (replica.checkFailures < this.settings.ejectAfterFailures) return;
-    this.eject(replica, "health check failed");
-    const why = new Error(
-      `replica ${replica.origin} of upstream ${this.name} stopped answering: ${replica.checkFailures} health checks of ${this.settings.probePath} in a row failed (last: ${failed})`,
-    );
-    Object.assign(why, { code: STOPPED_ANSWERING });
-    for (const attempt of replica.running) attempt.abandon(why);
+  }
+
+  /**
+   * Takes back the requests running on a replica found hung: retried elsewhere where nothing has come
+   * back yet, cut off with an error where an answer is under way.
+   */
+  private abandonRunning(replica: Replica, why: string): void {
+    if (replica.running.size === 0) return;
+    const error = Object.assign(new Error(`replica ${replica.origin} of upstream ${this.name} stopped answering: ${why}`), {
+      code: STOPPED_ANSWERING,
+    });
+    for (const attempt of replica.running) attempt.abandon(error);
   }
 
   private async resolve(): Promise<void> {
@@ -828,6 +854,7 @@ export class UpstreamPool {
     const wholeBody = request.wholeBody ?? false;
     const response = new UpstreamResponse(
       replica.origin,
+      replica,
       attempt,
       request.cancel,
       wholeBody,
@@ -964,6 +991,7 @@ export class UpstreamPool {
     replica.ejections++;
     replica.failures = 0;
     replica.checkFailures = 0;
+    replica.activityAtEjection = replica.activity;
     replica.ejected = true;
     replica.ejectedUntil = performance.now() + forMs;
     this.events.onEjection?.(this.name, replica.origin, forMs, reason);
@@ -975,36 +1003,31 @@ export class UpstreamPool {
     this.probeTimers.add(timer);
   }
 
-  /** An ejected replica comes back only after it answers the health path. */
+  /**
+   * An ejected replica comes back only after it answers the health path. A probe that fails with
+   * nothing back from the replica since its ejection (however it was ejected: a stream's first-byte
+   * timeout or a connect timeout may come first) finds it hung: its running requests are taken back.
+   */
   private async probe(replica: Replica, reason: EjectionReason): Promise<void> {
     if (this.closed || replica.retired) return;
-    let ok = false;
-    try {
-      const response = await replica.pool.request({
-        method: "GET",
-        path: this.basePath + this.settings.probePath,
-        headers: { host: this.hostHeader },
-        headersTimeout: Math.max(this.config.connectTimeoutMs, 1000),
-        bodyTimeout: Math.max(this.config.connectTimeoutMs, 1000),
-      });
-      await response.body.dump();
-      ok = response.statusCode < 500;
-    } catch {
-      ok = false;
-    }
+    const failed = await this.askHealth(replica, Math.max(this.config.connectTimeoutMs, 1000));
     if (this.closed || replica.retired) return;
-    if (ok) {
+    if (failed === undefined) {
       replica.failures = 0;
       replica.ejected = false;
       replica.ejectedUntil = 0;
       this.events.onRestore?.(this.name, replica.origin);
-    } else {
-      this.eject(replica, reason);
+      return;
     }
+    if (replica.activity === replica.activityAtEjection)
+      this.abandonRunning(replica, `ejected (${reason}), it answered nothing since, and its health path failed (${failed.why})`);
+    this.eject(replica, reason);
   }
 
   /** Replaced by a new pool at a config reload: it stops placing at once (its requests still finish). */
   retire(): void {
+    this.retired = true;
+    clearTimeout(this.checkTimer);
     void this.placement?.close();
   }
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { after, afterEach, before, describe, it } from "node:test";
 import { writeTestModels } from "../../src/engine/index.ts";
 import { FIXED_TEXT, startFixedUpstream } from "./support/fixed-upstream.ts";
-import { adaptersWith, eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
+import { adaptersWith, apiError, eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/diatonic.js", import.meta.url));
 
@@ -159,6 +159,34 @@ describe("a replica that stops answering: the active health check", () => {
     assert.match(metrics, /^diatonic_gateway_upstream_healthy_replicas\{upstream="engine"\} 1$/m);
   });
 
+  it("a fake upstream busy with one long stream, whose health path never answers, is not ejected: the stream's tokens are signs of life", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
+      upstreams: {
+        engine: {
+          url: up.url,
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 },
+        },
+      },
+    });
+    cleanup.push(() => gw.close());
+    up.health = "hang";
+    // 20 events 100 ms apart: about six checks time out while it runs, no new answer starts.
+    up.behaviour = { kind: "slow-stream", delayMs: 100, chunks: 20 };
+    const stream = await gw
+      .client()
+      .withOptions({ timeout: 60_000 })
+      .chat.completions.create({ ...chat, stream: true });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.match(text, /tick19 $/);
+    assert.ok(up.requests.filter((r) => r.path === "/health").length >= 3, "the checks ran while it streamed");
+    assert.deepEqual(gw.logs.find("upstream replica ejected"), []);
+  });
+
   it("an idle fake upstream whose health path stops answering is ejected, and /readyz says so; checkIntervalMs 0 turns the check off", async () => {
     const checked = await startFixedUpstream();
     const unchecked = await startFixedUpstream();
@@ -225,5 +253,54 @@ describe("a replica that stops answering: the active health check", () => {
     assert.ok(failure, "the stream ended without an error");
     assert.match(failure.message, /the engine stopped answering \(its health checks failed/);
     assert.equal(gw.logs.find("upstream replica ejected")[0]?.reason, "health check failed");
+  });
+
+  it("a lone fake replica that stops answering, /health included: a non-streamed request waiting on it gets 503 naming the failed checks, not its total timeout", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
+      upstreams: {
+        engine: {
+          url: up.url,
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 },
+        },
+      },
+    });
+    cleanup.push(() => gw.close());
+    up.behaviour = { kind: "hang" };
+    up.health = "hang";
+    const failed = await apiError(gw.client().withOptions({ timeout: 120_000 }).chat.completions.create(chat));
+    assert.equal(failed.status, 503);
+    assert.equal(failed.code, "upstream_unreachable");
+    assert.match(failed.message, /stopped answering: 2 health checks of \/health in a row failed \(last: no answer within 200 ms\)/);
+  });
+
+  it("a fake replica ejected by a failed request first (a stream's first-byte timeout), with the check off: the probe that finds it still silent takes back the request waiting on it", async () => {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 300 }),
+      upstreams: {
+        engine: {
+          url: up.url,
+          connectTimeoutMs: 300,
+          health: { ejectAfterFailures: 1, ejectionMs: 100, maxEjectionMs: 200, checkIntervalMs: 0 },
+        },
+      },
+    });
+    cleanup.push(() => gw.close());
+    up.behaviour = { kind: "hang" };
+    up.health = "hang";
+    const client = gw.client().withOptions({ timeout: 120_000 });
+    const waiting = apiError(client.chat.completions.create(chat));
+    await eventually(() => up.requests.some((r) => r.path === "/v1/chat/completions"), 5000, "the request to reach the upstream");
+    const stream = await apiError(client.chat.completions.create({ ...chat, stream: true }));
+    assert.equal(stream.code, "upstream_timeout");
+    const failed = await waiting;
+    assert.equal(failed.status, 503);
+    assert.match(failed.message, /stopped answering: ejected \(requests failed\), it answered nothing since, and its health path failed/);
+    assert.equal(gw.logs.find("upstream replica ejected")[0]?.reason, "requests failed");
   });
 });
