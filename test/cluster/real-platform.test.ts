@@ -315,6 +315,51 @@ describe("cluster tier: the lab's local environment on the real node", { skip, c
   );
 
   it(
+    "the engine container frozen (the cgroup freezer, as a wedged process or a gone node looks): the gateway's health check takes it out and a waiting request gets 503, not its total timeout; thawed, traffic recovers",
+    { timeout: 600_000 },
+    async (t) => {
+      const p = deployed(t);
+      if (p === undefined) return;
+      const [engine] = await pods(p.namespace, "app.kubernetes.io/name=engine");
+      const id = engine?.status.containerStatuses?.find((c) => c.name === "engine")?.containerID?.replace("containerd://", "") ?? "";
+      assert.ok(id, "the engine container's id");
+      ctr(["tasks", "pause", id]);
+      try {
+        // Not streamed: an engine sends its headers only with the whole answer, so no first-byte timeout
+        // helps. The gateway's total timeout for chatbot is minutes; the client's 90 s is the hang's limit.
+        const failed = await client(p)
+          .chat.completions.create(
+            { model: "chatbot", messages: [{ role: "user", content: "Are you there?" }], max_tokens: 4 },
+            { timeout: 90_000 },
+          )
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+        assert.ok(failed instanceof APIError, `the gateway answered with an error, not ${String(failed)}`);
+        assert.equal(failed.status, 503, failed.message);
+        assert.match(failed.message, /stopped answering|no healthy replica/);
+      } finally {
+        ctr(["tasks", "resume", id]);
+      }
+      // The gateway writes its log in batches, at most a second old: read until the ejection is there.
+      const ejected =
+        /"reason":"health check failed".*"msg":"upstream replica ejected"|"msg":"upstream replica ejected".*"reason":"health check failed"/;
+      let logs = "";
+      for (const deadline = Date.now() + 30_000; !ejected.test(logs); await sleep(500)) {
+        if (Date.now() > deadline) assert.fail(`no ejection by the health check in the gateways' logs:\n${logs}`);
+        logs = await cluster.kubectl(["-n", p.namespace, "logs", "-l", "app.kubernetes.io/name=gateway", "--tail=-1", "--prefix"]);
+      }
+      const recovered = await client(p, { maxRetries: 8 }).chat.completions.create({
+        model: "chatbot",
+        messages: [{ role: "user", content: "Back?" }],
+        max_tokens: 4,
+      });
+      assert.equal(recovered.object, "chat.completion");
+    },
+  );
+
+  it(
     "adapters change at runtime (issue 18): LoRAs from the mirror added, changed and removed with apply; the engine pod keeps its UID and restarts",
     { timeout: 600_000 },
     async (t) => {
