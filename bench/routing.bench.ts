@@ -22,11 +22,10 @@
 // pod) so that placement shows within a run, and the traffic starts once every engine holds what its
 // agent was placed (the placement with no demand yet). --no-placement: without that run.
 // BENCH_REQUESTS: requests per run (default 1000; 120 with BENCH_QUICK).
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { freePort } from "../scripts/cluster/processes.ts";
 import { startAdapterAgent, type RunningAdapterAgent } from "../src/adapters/index.ts";
@@ -51,6 +50,7 @@ import {
 } from "./routing-traffic.ts";
 import { simulate, type Simulation } from "./routing-sim.ts";
 import { tinyAdapterSetYaml } from "../test/support/agent-replica.ts";
+import { startEngineProcess as startEngine } from "../test/support/engine-process.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SIMULATE = process.argv.includes("--simulate");
@@ -69,7 +69,6 @@ const hostOf = (index: number) => `127.0.0.${21 + index}`;
 const CAPACITY_SECONDS = QUICK ? 4 : 10;
 /** The emulated LoRA load of the second configuration: tens of ms, about a short completion's time on a GPU. */
 const EMULATED_LOAD_MS = 50;
-const BIN = fileURLToPath(new URL("../bin/diatonic.js", import.meta.url));
 
 const dir = mkdtempSync(join(tmpdir(), "diatonic-bench-routing-"));
 const files = writeTestModels(join(dir, "model"));
@@ -107,44 +106,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 async function startEngineProcess(emulatedLoadMs: number, index: number): Promise<Engine> {
   const emulate = emulatedLoadMs > 0 ? ["--emulate-lora-load-ms", String(emulatedLoadMs)] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      "engine",
-      "--model",
-      files.model,
-      "--served-model-name",
-      "tiny",
-      "--max-loras",
-      String(MAX_LORAS),
-      "--parallel",
-      String(PARALLEL),
-      "--threads",
-      "1",
-      "--host",
-      hostOf(index),
-      "--port",
-      "0",
-      "--max-model-len",
-      "512",
-      ...emulate,
-    ],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+  const { url, child } = await startEngine({
+    modelPath: files.model,
+    host: hostOf(index),
+    args: ["--max-loras", String(MAX_LORAS), "--parallel", String(PARALLEL), "--threads", "1", "--max-model-len", "512", ...emulate],
+    onSpawn: (child) => {
+      running.add(child);
+      child.once("exit", () => running.delete(child));
     },
-  );
-  running.add(child);
-  child.once("exit", () => running.delete(child));
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = /engine ready at (http:\/\/\S+)\/v1/.exec(text);
-      if (found?.[1]) resolve(found[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`engine exited ${String(code)}: ${text}`)));
   });
   const engine = { url, child, host: hostOf(index) };
   await registerAdapters(engine);

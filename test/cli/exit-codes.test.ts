@@ -17,22 +17,28 @@ function refusedAsInput(run: CliRun, ...says: readonly string[]): void {
   for (const phrase of says) assert.ok(run.stderr.includes(phrase), `should say ${JSON.stringify(phrase)}:\n${run.stderr}`);
 }
 
+/** A kubeconfig, in a folder of its own, whose cluster refuses every connection (port 1). */
+function unreachableCluster(): { dir: string; kubeconfig: string } {
+  const dir = mkdtempSync(join(tmpdir(), "diatonic-unreachable-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters: [{ name: c, cluster: { server: https://127.0.0.1:1, insecure-skip-tls-verify: true } }]",
+      "users: [{ name: u, user: { token: abc } }]",
+      "contexts: [{ name: ctx, context: { cluster: c, user: u } }]",
+      "current-context: ctx",
+      "",
+    ].join("\n"),
+  );
+  return { dir, kubeconfig };
+}
+
 describe("diff's exit code tells a cluster it cannot reach from changes", () => {
   it("exits 4, not 1 (changes exist), when the cluster refuses the connection", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diatonic-diff-"));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters: [{ name: c, cluster: { server: https://127.0.0.1:1, insecure-skip-tls-verify: true } }]",
-        "users: [{ name: u, user: { token: abc } }]",
-        "contexts: [{ name: ctx, context: { cluster: c, user: u } }]",
-        "current-context: ctx",
-        "",
-      ].join("\n"),
-    );
+    const { dir, kubeconfig } = unreachableCluster();
     const run = await runCli(["diff", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig], dir);
     assert.equal(run.code, 4, run.stdout + run.stderr);
     assert.match(run.stderr, /error: cannot reach the cluster at https:\/\/127\.0\.0\.1:1/);
@@ -90,20 +96,7 @@ describe("--output json: a deploy command that fails ends its stdout with a JSON
   });
 
   it("a cluster it cannot reach: diff's exit 4 in the event; without --output json, stdout stays empty", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diatonic-json-error-"));
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters: [{ name: c, cluster: { server: https://127.0.0.1:1, insecure-skip-tls-verify: true } }]",
-        "users: [{ name: u, user: { token: abc } }]",
-        "contexts: [{ name: ctx, context: { cluster: c, user: u } }]",
-        "current-context: ctx",
-        "",
-      ].join("\n"),
-    );
+    const { dir, kubeconfig } = unreachableCluster();
     const json = await runCli(["diff", "--spec", LAB, "--env", "local", "--kubeconfig", kubeconfig, "--output", "json"], dir);
     assert.equal(json.code, 4, json.stderr);
     assert.match(errorEvent(json).message, /cannot reach the cluster at https:\/\/127\.0\.0\.1:1/);

@@ -14,8 +14,7 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import type { Page } from "playwright-core";
 import { ensureConsoleBuilt } from "../../scripts/console/build.ts";
 import { devLogger, startDevStack, type DevStack } from "../../src/dev/stack.ts";
-import { writeTestModels } from "../../src/engine/index.ts";
-import { tinySpec } from "../dev/tiny-spec.ts";
+import { writeFailingLoraSpec } from "../dev/tiny-spec.ts";
 import { accessibility, ARTIFACTS, browserSkip, describeViolations, screenshot, startBrowser, type TestBrowser } from "./browser.ts";
 
 const KEY = "sk-console-test-0123";
@@ -93,21 +92,11 @@ describe("the web console in a browser", { skip }, () => {
 
   it("shows a LoRA that cannot load as such, with the agent's reason, on the overview and the adapters page", async (t) => {
     const dir = join(work, "failing");
-    const models = writeTestModels(join(dir, "models"));
-    writeFileSync(join(dir, "models", "broken.gguf"), "not a GGUF file\n");
-    const spec = join(dir, "platform.yaml");
-    writeFileSync(
-      spec,
-      tinySpec(
-        "failing",
-        "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }" +
-          "\n    - { name: broken, lora: { source: { path: models/broken.gguf }, rank: 4 } }",
-      ),
-    );
+    const { spec, model } = writeFailingLoraSpec(dir);
     const stack = await startDevStack({
       cwd: dir,
       spec,
-      model: models.model,
+      model,
       port: 0,
       dataDir: join(dir, "data"),
       logger: quietLogger(),

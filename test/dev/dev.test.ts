@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import OpenAI from "openai";
 import { InputError } from "../../src/errors.ts";
-import { devLogger, startDevStack } from "../../src/dev/stack.ts";
+import { devLogger, startDevStack, type DevStack } from "../../src/dev/stack.ts";
 import { writeTestModels } from "../../src/engine/index.ts";
 import { ingestPaths } from "../../src/rag/client.ts";
 import { freePort } from "../../scripts/cluster/processes.ts";
-import { tinySpec } from "./tiny-spec.ts";
+import { tinySpec, writeFailingLoraSpec } from "./tiny-spec.ts";
 
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -36,6 +36,17 @@ async function waitReady(url: string, child: { exitCode: number | null }): Promi
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error("diatonic dev did not become ready in 60 s");
+}
+
+/** Waits up to 30 s for `check`; a timeout says what the stack's agent holds, and `more`. */
+function waiter(stack: DevStack, more: () => string = () => ""): (what: string, check: () => Promise<boolean>) => Promise<void> {
+  return async (what, check) => {
+    const deadline = Date.now() + 30_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}${more()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
 }
 
 describe("diatonic dev", () => {
@@ -169,16 +180,7 @@ describe("diatonic dev follows the spec file's adapters", () => {
       onSpecChange: (line) => changes.push(line),
       watch: { debounceMs: 20, pollMs: 100 },
     });
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      const deadline = Date.now() + 30_000;
-      while (!(await check())) {
-        assert.ok(
-          Date.now() < deadline,
-          `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}; changes: ${changes.join(" | ")}`,
-        );
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    };
+    const until = waiter(stack, () => `; changes: ${changes.join(" | ")}`);
     const engineModels = async () =>
       ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; created: number }[] }).data;
     const chat = (model: string) =>
@@ -221,21 +223,11 @@ describe("diatonic dev follows the spec file's adapters", () => {
 describe("diatonic dev: a LoRA that cannot load", () => {
   it("answers 503 adapter_failed, not adapter_loading for ever, and the admin API says why; the mended file serves", async () => {
     const work = mkdtempSync(join(tmpdir(), "diatonic-dev-failed-"));
-    const models = writeTestModels(join(work, "models"));
-    const spec = join(work, "platform.yaml");
-    writeFileSync(join(work, "models", "broken.gguf"), "not a GGUF file\n");
-    writeFileSync(
-      spec,
-      tinySpec(
-        "failing",
-        "\n    - { name: alpha, lora: { source: { path: models/tiny-lora-a.gguf }, rank: 4 } }" +
-          "\n    - { name: broken, lora: { source: { path: models/broken.gguf }, rank: 4 } }",
-      ),
-    );
+    const { spec, model, broken: brokenFile } = writeFailingLoraSpec(work);
     const stack = await startDevStack({
       cwd: work,
       spec,
-      model: models.model,
+      model,
       port: 0,
       dataDir: join(work, "data"),
       logger: devLogger(new Writable({ write: (_c, _e, done) => done() })),
@@ -250,13 +242,7 @@ describe("diatonic dev: a LoRA that cannot load", () => {
       const body = (await response.json()) as { error?: { code?: string } };
       return { status: response.status, code: body.error?.code };
     };
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      const deadline = Date.now() + 30_000;
-      while (!(await check())) {
-        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    };
+    const until = waiter(stack);
     try {
       await until("alpha serving", async () => (await chat("alpha")).status === 200);
       await until("503 adapter_failed for broken", async () => (await chat("broken")).code === "adapter_failed");
@@ -269,7 +255,7 @@ describe("diatonic dev: a LoRA that cannot load", () => {
       assert.equal(view.data.find((adapter) => adapter.name === "alpha")?.state, "loaded");
 
       // Mended in place: the spec names the same file, so the agent's next try (its backoff) loads it.
-      copyFileSync(join(work, "models", "tiny-lora-b.gguf"), join(work, "models", "broken.gguf"));
+      copyFileSync(join(work, "models", "tiny-lora-b.gguf"), brokenFile);
       await until("the mended LoRA serving", async () => (await chat("broken")).status === 200);
     } finally {
       await stack.close();
@@ -303,13 +289,7 @@ describe("diatonic dev's demo LoRAs", () => {
     });
     const engineModels = async () =>
       ((await (await fetch(`${stack.engineUrl}/v1/models`)).json()) as { data: { id: string; root: string }[] }).data;
-    const until = async (what: string, check: () => Promise<boolean>) => {
-      const deadline = Date.now() + 30_000;
-      while (!(await check())) {
-        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; agent: ${JSON.stringify(stack.adapterStatus())}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    };
+    const until = waiter(stack);
     const ask = (url: string, model: string) =>
       fetch(`${url}/v1/chat/completions`, {
         method: "POST",

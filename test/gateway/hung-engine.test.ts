@@ -3,57 +3,15 @@
 // the tiny generated model) stopped with SIGSTOP, as a wedged process or a node gone with its
 // connections open looks from the gateway: connections open, nothing answers, /health included.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, afterEach, before, describe, it } from "node:test";
 import { writeTestModels } from "../../src/engine/index.ts";
-import { FIXED_TEXT, startFixedUpstream } from "./support/fixed-upstream.ts";
+import type { GatewayConfigInput } from "../../src/gateway/config.ts";
+import { startEngineProcess, type EngineProcess } from "../support/engine-process.ts";
+import { FIXED_TEXT, startFixedUpstream, type FixedUpstream } from "./support/fixed-upstream.ts";
 import { adaptersWith, apiError, eventually, startTestGateway, type TestGateway } from "./support/harness.ts";
-
-const BIN = fileURLToPath(new URL("../../bin/diatonic.js", import.meta.url));
-
-interface EngineProcess {
-  readonly url: string;
-  readonly child: ChildProcess;
-}
-
-async function startEngineProcess(modelPath: string): Promise<EngineProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      "engine",
-      "--model",
-      modelPath,
-      "--served-model-name",
-      "tiny",
-      "--threads",
-      "1",
-      "--parallel",
-      "2",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--max-model-len",
-      "512",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_NO_WARNINGS: "1" } },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = /engine ready at (http:\/\/\S+)\/v1/.exec(text);
-      if (found?.[1]) resolve(found[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`the engine exited ${String(code)}: ${text}`)));
-  });
-  return { url, child };
-}
 
 const chat = { model: "chatbot", messages: [{ role: "user" as const, content: "hi" }] };
 
@@ -62,6 +20,20 @@ describe("a replica that stops answering: the active health check", () => {
   afterEach(async () => {
     for (const close of cleanup.splice(0).reverse()) await close();
   });
+  /** A fake upstream and a gateway in front of it with these health settings (a minute's total timeout), both closed after the test. */
+  async function checkedGateway(
+    health: NonNullable<GatewayConfigInput["upstreams"][string]["health"]>,
+    firstByteTimeoutMs = 10_000,
+  ): Promise<{ up: FixedUpstream; gw: TestGateway }> {
+    const up = await startFixedUpstream();
+    cleanup.push(() => up.close());
+    const gw = await startTestGateway(up.url, {
+      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs }),
+      upstreams: { engine: { url: up.url, connectTimeoutMs: 300, health } },
+    });
+    cleanup.push(() => gw.close());
+    return { up, gw };
+  }
 
   describe("with two real engine processes, one frozen by SIGSTOP", () => {
     let dir: string;
@@ -69,7 +41,9 @@ describe("a replica that stops answering: the active health check", () => {
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), "diatonic-hung-engine-"));
       const files = writeTestModels(dir);
-      engines = await Promise.all([startEngineProcess(files.model), startEngineProcess(files.model)]);
+      const start = () =>
+        startEngineProcess({ modelPath: files.model, args: ["--threads", "1", "--parallel", "2", "--max-model-len", "512"] });
+      engines = await Promise.all([start(), start()]);
     });
     after(() => {
       for (const engine of engines ?? []) {
@@ -133,19 +107,7 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a busy fake upstream whose health path never answers, but which answers requests, is not ejected by the check", async () => {
-    const up = await startFixedUpstream();
-    cleanup.push(() => up.close());
-    const gw = await startTestGateway(up.url, {
-      upstreams: {
-        engine: {
-          url: up.url,
-          discovery: "static",
-          connectTimeoutMs: 300,
-          health: { ejectAfterFailures: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 },
-        },
-      },
-    });
-    cleanup.push(() => gw.close());
+    const { up, gw } = await checkedGateway({ ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 });
     up.health = "hang";
     // Requests keep coming and being answered while several checks time out.
     const checks = () => up.requests.filter((r) => r.path === "/health").length;
@@ -160,19 +122,7 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a fake upstream busy with one long stream, whose health path never answers, is not ejected: the stream's tokens are signs of life", async () => {
-    const up = await startFixedUpstream();
-    cleanup.push(() => up.close());
-    const gw = await startTestGateway(up.url, {
-      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
-      upstreams: {
-        engine: {
-          url: up.url,
-          connectTimeoutMs: 300,
-          health: { ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 },
-        },
-      },
-    });
-    cleanup.push(() => gw.close());
+    const { up, gw } = await checkedGateway({ ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 300 });
     up.health = "hang";
     // 20 events 100 ms apart: about six checks time out while it runs, no new answer starts.
     up.behaviour = { kind: "slow-stream", delayMs: 100, chunks: 20 };
@@ -222,19 +172,7 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a stream under way on a fake upstream that then stops answering, /health included, ends with an error event at the ejection, not at its total timeout", async () => {
-    const up = await startFixedUpstream();
-    cleanup.push(() => up.close());
-    const gw = await startTestGateway(up.url, {
-      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
-      upstreams: {
-        engine: {
-          url: up.url,
-          connectTimeoutMs: 300,
-          health: { ejectAfterFailures: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 },
-        },
-      },
-    });
-    cleanup.push(() => gw.close());
+    const { up, gw } = await checkedGateway({ ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 });
     // One event, then nothing: a frozen engine mid-answer.
     up.behaviour = { kind: "stall-stream" };
     up.health = "hang";
@@ -256,19 +194,7 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a lone fake replica that stops answering, /health included: a non-streamed request waiting on it gets 503 naming the failed checks, not its total timeout", async () => {
-    const up = await startFixedUpstream();
-    cleanup.push(() => up.close());
-    const gw = await startTestGateway(up.url, {
-      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 10_000 }),
-      upstreams: {
-        engine: {
-          url: up.url,
-          connectTimeoutMs: 300,
-          health: { ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 },
-        },
-      },
-    });
-    cleanup.push(() => gw.close());
+    const { up, gw } = await checkedGateway({ ejectAfterFailedChecks: 2, ejectionMs: 30_000, checkIntervalMs: 100, checkTimeoutMs: 200 });
     up.behaviour = { kind: "hang" };
     up.health = "hang";
     const failed = await apiError(gw.client().withOptions({ timeout: 120_000 }).chat.completions.create(chat));
@@ -278,19 +204,7 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a fake replica ejected by a failed request first (a stream's first-byte timeout), with the check off: the probe that finds it still silent takes back the request waiting on it", async () => {
-    const up = await startFixedUpstream();
-    cleanup.push(() => up.close());
-    const gw = await startTestGateway(up.url, {
-      adapters: adaptersWith(up.url, { timeoutMs: 60_000, firstByteTimeoutMs: 300 }),
-      upstreams: {
-        engine: {
-          url: up.url,
-          connectTimeoutMs: 300,
-          health: { ejectAfterFailures: 1, ejectionMs: 100, maxEjectionMs: 200, checkIntervalMs: 0 },
-        },
-      },
-    });
-    cleanup.push(() => gw.close());
+    const { up, gw } = await checkedGateway({ ejectAfterFailures: 1, ejectionMs: 100, maxEjectionMs: 200, checkIntervalMs: 0 }, 300);
     up.behaviour = { kind: "hang" };
     up.health = "hang";
     const client = gw.client().withOptions({ timeout: 120_000 });
