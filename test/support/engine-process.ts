@@ -22,7 +22,19 @@ export async function startEngineProcess(options: {
 }): Promise<EngineProcess> {
   const child = spawn(
     process.execPath,
-    [BIN, "engine", "--model", options.modelPath, "--served-model-name", "tiny", "--host", options.host ?? "127.0.0.1", "--port", "0", ...(options.args ?? [])],
+    [
+      BIN,
+      "engine",
+      "--model",
+      options.modelPath,
+      "--served-model-name",
+      "tiny",
+      "--host",
+      options.host ?? "127.0.0.1",
+      "--port",
+      "0",
+      ...(options.args ?? []),
+    ],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_NO_WARNINGS: "1" } },
   );
   options.onSpawn?.(child);
