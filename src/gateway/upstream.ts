@@ -66,6 +66,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private pending: Buffer[] = [];
   private started = false;
   private done = false;
+  /** Where it is in its replica's `running` list (-1 when not there). */
+  slot = -1;
   /** performance.now() of the body's first bytes (0 until they come): about the first token of a stream. */
   firstDataAt = 0;
   private failure: Error | undefined;
@@ -371,7 +373,27 @@ class Replica implements Candidate {
   engineLoad: EngineLoad | undefined;
   readonly recent: string[] = [];
   /** Attempts sent here and not finished: taken back (or cut off, once answering) if the replica fails its health checks. */
-  readonly running = new Set<UpstreamResponse>();
+  // An array with each attempt's index in it (UpstreamResponse.slot), not a Set: a Set of these
+  // objects cost the gateway ~20 µs of CPU a request in bench:gateway (81 against 100 µs).
+  readonly running: UpstreamResponse[] = [];
+
+  /** Adds an attempt to `running`. */
+  track(attempt: UpstreamResponse): void {
+    attempt.slot = this.running.length;
+    this.running.push(attempt);
+  }
+
+  /** Takes an attempt out of `running` (the last one moves into its place). */
+  untrack(attempt: UpstreamResponse): void {
+    const at = attempt.slot;
+    if (at < 0 || this.running[at] !== attempt) return;
+    const last = this.running.pop() as UpstreamResponse;
+    if (last !== attempt) {
+      this.running[at] = last;
+      last.slot = at;
+    }
+    attempt.slot = -1;
+  }
 
   constructor(
     readonly origin: string,
@@ -610,11 +632,12 @@ export class UpstreamPool {
    * back yet, cut off with an error where an answer is under way.
    */
   private abandonRunning(replica: Replica, why: string): void {
-    if (replica.running.size === 0) return;
+    if (replica.running.length === 0) return;
     const error = Object.assign(new Error(`replica ${replica.origin} of upstream ${this.name} stopped answering: ${why}`), {
       code: STOPPED_ANSWERING,
     });
-    for (const attempt of replica.running) attempt.abandon(error);
+    // abandon() may finish an attempt at once, which untracks it: go over a copy.
+    for (const attempt of [...replica.running]) attempt.abandon(error);
   }
 
   private async resolve(): Promise<void> {
@@ -869,7 +892,7 @@ export class UpstreamPool {
         done(response);
       },
       (error) => {
-        replica.running.delete(response);
+        replica.untrack(response);
         replica.outstanding--;
         if (swapped) replica.outstandingSwaps--;
         // The policy learns service and swap times from answers the engine gave in full.
@@ -884,7 +907,7 @@ export class UpstreamPool {
         if (error !== undefined && response.statusCode !== 0 && !request.cancel.aborted) this.failure(replica);
       },
     );
-    replica.running.add(response);
+    replica.track(response);
     replica.pool.dispatch(
       {
         method: request.method,
