@@ -28,11 +28,23 @@ export const DocumentsRequest = z.strictObject({
     .default([]),
   /** Sources whose chunks are removed (`diatonic ingest --prune`: files that no longer exist). */
   deleteSources: z.array(z.string().min(1).max(MAX_SOURCE_CHARS)).max(MAX_DELETE_SOURCES_PER_REQUEST).default([]),
+  /**
+   * After the rest, work out the keyword half of every chunk in the collection again from its text
+   * (`diatonic ingest --reindex`): for chunks stored by a version whose keyword terms knew less.
+   */
+  reindex: z.boolean().optional(),
 });
 export type DocumentsRequest = z.infer<typeof DocumentsRequest>;
 
 /** What an ingest changed, in chunks (schemas: `diatonic ingest` checks the answers with them). */
-export const IngestCounts = z.object({ added: z.number(), updated: z.number(), unchanged: z.number(), removed: z.number() });
+export const IngestCounts = z.object({
+  added: z.number(),
+  updated: z.number(),
+  unchanged: z.number(),
+  removed: z.number(),
+  /** Chunks whose keyword terms were worked out again (`reindex`); absent from older gateways' answers. */
+  reindexed: z.number().default(0),
+});
 export type IngestCounts = Readonly<z.infer<typeof IngestCounts>>;
 
 export const SourceListing = z.object({

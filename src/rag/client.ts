@@ -28,6 +28,12 @@ export interface IngestPathsOptions {
   readonly onProgress?: (progress: IngestProgress) => void;
   /** How long the gateway may take to answer one request. @default ANSWER_TIMEOUT_MS */
   readonly timeoutMs?: number;
+  /**
+   * After the files, have the gateway work out the keyword terms of every chunk in the collection
+   * again from its text (a collection from a version whose terms knew less); PATHs may then be none.
+   * @default false
+   */
+  readonly reindex?: boolean;
 }
 
 export interface IngestProgress {
@@ -247,7 +253,11 @@ function batches(documents: readonly SourceDocument[], pruned: readonly string[]
  * batch survives a later failure and a run again skips it.
  */
 export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSummary> {
-  if (options.paths.length === 0) throw new InputError("no files or folders to ingest", "pass one or more PATHs");
+  if (options.paths.length === 0 && options.reindex !== true)
+    throw new InputError(
+      "no files or folders to ingest",
+      "pass one or more PATHs, or --reindex alone to rebuild the collection's keyword index",
+    );
   if (options.as !== undefined && options.paths.length !== 1) {
     throw new InputError(
       `--as names one PATH, and ${options.paths.length} are given`,
@@ -271,7 +281,7 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
   const pruned = options.prune
     ? listing.sources.map((s) => s.source).filter((source) => underRoots(source, collected.roots) && !present.has(source))
     : [];
-  const totals = { added: 0, updated: 0, unchanged: 0, removed: 0 };
+  const totals = { added: 0, updated: 0, unchanged: 0, removed: 0, reindexed: 0 };
   const groups = batches(collected.documents, pruned, listing.maxBodyBytes);
   const filesTotal = collected.documents.length;
   let done = 0;
@@ -310,6 +320,14 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     totals.removed += result.removed;
     done += group.documents.length;
     options.onProgress?.({ filesDone: done, filesTotal });
+  }
+  if (options.reindex === true) {
+    const result = await call(options, base, IngestCounts, "POST", {
+      documents: [],
+      deleteSources: [],
+      reindex: true,
+    } satisfies Partial<DocumentsRequest>);
+    totals.reindexed = result.reindexed;
   }
   return {
     ...totals,

@@ -102,5 +102,6 @@ export async function ingestDocuments(request: DocumentsRequest, options: Ingest
     removedBySource = (await store.chunkRefs(collection, { sources: deleteSources })).length;
     await store.deleteBySource(collection, deleteSources);
   }
-  return { ...planned.counts, removed: planned.counts.removed + removedBySource };
+  const reindexed = request.reindex === true ? await store.reindexKeywords(collection) : 0;
+  return { ...planned.counts, removed: planned.counts.removed + removedBySource, reindexed };
 }

@@ -35,6 +35,9 @@ function sourceFilter(filter: SearchFilter | undefined): string | undefined {
 type KeywordColumn = "terms" | "text";
 
 /** The full-text index of each keyword column (a new one each time: LanceDB consumes it). */
+/** Chunks read and written back at a time by reindexKeywords. */
+const REINDEX_BATCH = 1000;
+
 const FTS = {
   terms: () => Index.fts({ baseTokenizer: "whitespace", withPosition: false, stem: false, removeStopWords: false, lowercase: false }),
   text: () => Index.fts({ withPosition: false, stem: false, removeStopWords: false, lowercase: true }),
@@ -188,6 +191,45 @@ export class LanceStore implements VectorStore {
       const table = await this.table(collection);
       if (table === undefined) return;
       await table.delete(sourceFilter({ sources }) as string);
+    });
+  }
+
+  reindexKeywords(collection: string): Promise<number> {
+    return this.serialize(collection, async () => {
+      const table = await this.table(collection);
+      if (table === undefined) return 0;
+      // A table from before the terms column gets it (nullable), and keyword search moves to it.
+      if (!(await table.schema()).fields.some((field) => field.name === "terms")) {
+        await table.addColumns([{ name: "terms", valueSql: "CAST(NULL AS STRING)" }]);
+        this.keywordColumns.delete(table);
+      }
+      // The ids first (small), then the rows a batch at a time: rewriting while paging by offset could skip rows.
+      const ids = ((await table.query().select(["id"]).toArray()) as { id: string }[]).map((row) => row.id);
+      for (let start = 0; start < ids.length; start += REINDEX_BATCH) {
+        const batch = ids.slice(start, start + REINDEX_BATCH);
+        const rows = (await table
+          .query()
+          .where(`id IN (${batch.map(literal).join(", ")})`)
+          .select(["id", "source", "chunk", "hash", "text", "vector"])
+          .toArray()) as { id: string; source: string; chunk: number; hash: string; text: string; vector: Iterable<number> }[];
+        await table
+          .mergeInsert("id")
+          .whenMatchedUpdateAll()
+          .execute(
+            rows.map((row) => ({
+              id: row.id,
+              source: row.source,
+              chunk: Number(row.chunk),
+              hash: row.hash,
+              text: row.text,
+              terms: keywordTerms(row.text).join(" "),
+              vector: [...row.vector],
+            })),
+          );
+      }
+      // Rebuilt rather than optimized: the index may be new, or hold terms of the old tokenizer.
+      await table.createIndex("terms", { config: FTS.terms(), replace: true });
+      return ids.length;
     });
   }
 

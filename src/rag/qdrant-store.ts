@@ -220,6 +220,35 @@ export class QdrantStore implements VectorStore {
     return refs;
   }
 
+  async reindexKeywords(collection: string): Promise<number> {
+    if ((await this.dimension(collection)) === undefined) return 0;
+    let count = 0;
+    let offset: string | number | undefined;
+    do {
+      const page = await this.call(`reading the chunks of ${collection}`, (api) =>
+        api.scroll(collection, {
+          limit: this.batchSize,
+          with_payload: ["text"],
+          with_vector: false,
+          ...(offset !== undefined ? { offset } : {}),
+        }),
+      );
+      // Only the sparse vector is replaced: the dense one and the payload stay as they are.
+      const points = page.points.map((point) => ({
+        id: point.id,
+        vector: { [SPARSE]: documentSparse(String(((point.payload ?? {}) as Payload).text ?? "")) },
+      }));
+      if (points.length > 0)
+        await this.call(`rewriting the keyword vectors of ${points.length} chunks of ${collection}`, (api) =>
+          api.updateVectors(collection, { wait: true, points }),
+        );
+      count += points.length;
+      const next = page.next_page_offset;
+      offset = typeof next === "string" || typeof next === "number" ? next : undefined;
+    } while (offset !== undefined);
+    return count;
+  }
+
   async search(collection: string, request: SearchRequest): Promise<SearchHit[]> {
     const filter = sourceFilter(request.filter);
     const common = { limit: request.limit, with_payload: ["source", "chunk", "text"], ...(filter ? { filter } : {}) };

@@ -57,6 +57,13 @@ export interface VectorStore {
   /** Every stored chunk (without text and vector), optionally of some sources only. */
   chunkRefs(collection: string, filter?: SearchFilter): Promise<ChunkRef[]>;
   search(collection: string, request: SearchRequest): Promise<SearchHit[]>;
+  /**
+   * Works out the keyword half (terms, sparse vectors) of every stored chunk again from its text, as
+   * this version's keywordTerms gives it, without embedding anything: for a collection ingested by a
+   * version whose terms knew less (`diatonic ingest --reindex`). The number of chunks; 0 when the
+   * collection does not exist.
+   */
+  reindexKeywords(collection: string): Promise<number>;
   close(): Promise<void>;
 }
 

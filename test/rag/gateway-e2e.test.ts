@@ -14,6 +14,7 @@ import { InputError } from "../../src/errors.ts";
 import { keylessGatewayConfig, ragAdapter } from "../gateway/support/harness.ts";
 import { startGateway, type RunningGateway } from "../../src/gateway/server.ts";
 import { ingestPaths, type IngestPathsOptions } from "../../src/rag/client.ts";
+import { runCli } from "../support/cli.ts";
 import { writeHandbook } from "./fixtures.ts";
 
 interface Cited {
@@ -123,6 +124,21 @@ describe("RAG through the gateway: ingest, then chat with citations (engine embe
     assert.ok(pruned.removed >= 1);
     const answer = await ask("rag", "Who is Quillon at the east door?");
     assert.ok(!answer.diatonic?.citations.some((c) => c.source === "handbook/badges.html"));
+  });
+
+  it("diatonic ingest --reindex, with no PATH, works out every chunk's keyword terms again through the gateway and says how many", async () => {
+    const listed = (await (await fetch(`${gateway.url}/v1/adapters/rag/documents`)).json()) as { sources: { chunks: number }[] };
+    const chunks = listed.sources.reduce((sum, source) => sum + source.chunks, 0);
+    assert.ok(chunks > 0);
+    const run = await runCli(["ingest", "--adapter", "rag", "--reindex", "--gateway", gateway.url], dir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`keyword index: worked out again for all ${chunks} chunks of the collection`));
+    assert.match(run.stdout, /chunks: 0 added, 0 updated, 0 unchanged, 0 removed/);
+    const answer = await ask("rag", "What does E-4711 mean?");
+    assert.equal(answer.diatonic?.citations[0]?.source, "handbook/errors.txt", "keyword retrieval still finds it");
+    const nothing = await runCli(["ingest", "--adapter", "rag", "--gateway", gateway.url], dir);
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /no files or folders to ingest\n {2}fix: pass one or more PATHs, or --reindex alone/);
   });
 
   it("bad input: each a clear message, and nothing is written", async () => {

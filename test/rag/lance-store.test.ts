@@ -76,4 +76,36 @@ describe("the embedded store's keyword search (LanceDB)", () => {
       await old.close();
     }
   });
+
+  it("reindexKeywords gives a table from before the terms column its terms: a Thai and a Chinese question it missed are found", async () => {
+    const db = await connect(join(dir, "vectors"));
+    await db.createEmptyTable(
+      "older",
+      new Schema([
+        new Field("id", new Utf8(), false),
+        new Field("source", new Utf8(), false),
+        new Field("chunk", new Int32(), false),
+        new Field("hash", new Utf8(), false),
+        new Field("text", new Utf8(), false),
+        new Field("vector", new FixedSizeList(4, new Field("item", new Float32(), true)), false),
+      ]),
+    );
+    const older = new LanceStore({ path: join(dir, "vectors") });
+    try {
+      await older.upsert("older", CHUNKS);
+      // Lance's own tokenizer over `text`: a run of Thai or Chinese is one word.
+      assert.notEqual((await keyword(older, "older", "ราคากาแฟ"))[0], "cafe.md");
+      assert.notEqual((await keyword(older, "older", "北京明天的天气预报怎么样？"))[0], "weather.md");
+      assert.equal(await older.reindexKeywords("older"), CHUNKS.length);
+      assert.equal((await keyword(older, "older", "ราคากาแฟ"))[0], "cafe.md");
+      assert.equal((await keyword(older, "older", "北京明天的天气预报怎么样？"))[0], "weather.md");
+      assert.deepEqual(await keyword(older, "older", "curry on Mondays"), ["menu.md"]);
+      // The vectors and the rest are as they were.
+      const dense = await older.search("older", { mode: "dense", text: "", vector: [1, 0, 0, 0], limit: 10 });
+      assert.equal(dense.length, CHUNKS.length);
+      assert.equal(await older.reindexKeywords("missing"), 0);
+    } finally {
+      await older.close();
+    }
+  });
 });

@@ -16,6 +16,7 @@ import type { Embedder } from "../../src/rag/embedder.ts";
 import { ingestDocuments } from "../../src/rag/ingest.ts";
 import { LanceStore } from "../../src/rag/lance-store.ts";
 import { QdrantStore } from "../../src/rag/qdrant-store.ts";
+import { QdrantClient } from "@qdrant/js-client-rest";
 import type { RetrievalMode, SearchHit, VectorStore } from "../../src/rag/store.ts";
 import { keywordTerms } from "../../src/rag/tokens.ts";
 import { HANDBOOK } from "./fixtures.ts";
@@ -160,6 +161,24 @@ describe("Qdrant and the embedded store answer the same corpus alike", { skip: f
       const hits = { qdrant: await stores.qdrant.search("cjk", request), embedded: await stores.embedded.search("cjk", request) };
       assert.deepEqual([hits.qdrant[0]?.source, hits.embedded[0]?.source], [source, source], `${text}: ${JSON.stringify(hits)}`);
     }
+  });
+
+  it("reindexKeywords rewrites Qdrant's keyword vectors from the stored text, and leaves the dense ones as they were", async () => {
+    const store = stores.qdrant as QdrantStore;
+    const [vector] = await embedder.embed(["placeholder"]);
+    const id = "00000000-0000-4000-8000-000000000777";
+    await store.ensureCollection("stale", (vector as number[]).length);
+    await store.upsert("stale", [{ id, source: "cafe.md", chunk: 0, hash: "h", text: "placeholder", vector: vector as number[] }]);
+    // The text changes under the point, its keyword vector does not: as terms from an older tokenizer.
+    const client = new QdrantClient({ url: qdrant.url, apiKey: qdrant.apiKey, checkCompatibility: false });
+    await client.setPayload("stale", { points: [id], payload: { text: "กาแฟราคาเยอะ" }, wait: true });
+    const keyword = async (text: string) => (await store.search("stale", { mode: "keyword", text, limit: 3 })).map((hit) => hit.source);
+    assert.deepEqual(await keyword("ราคากาแฟ"), []);
+    assert.equal(await store.reindexKeywords("stale"), 1);
+    assert.deepEqual(await keyword("ราคากาแฟ"), ["cafe.md"]);
+    const dense = await store.search("stale", { mode: "dense", text: "", vector: vector as number[], limit: 3 });
+    assert.ok((dense[0]?.score ?? 0) > 0.999, JSON.stringify(dense));
+    assert.equal(await store.reindexKeywords("none-such"), 0);
   });
 
   it("keyword: a question naming a word found in one chunk only gets that chunk first from both", async () => {

@@ -175,9 +175,21 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
       { source: "a.md", text: "# A\n\nAlpha text.", format: "markdown" as const },
       { source: "b.md", text: "# B\n\nBravo text.", format: "markdown" as const },
     ];
-    assert.deepEqual(await ingestDocuments({ documents, deleteSources: [] }, options), { added: 2, updated: 0, unchanged: 0, removed: 0 });
+    assert.deepEqual(await ingestDocuments({ documents, deleteSources: [] }, options), {
+      added: 2,
+      updated: 0,
+      unchanged: 0,
+      removed: 0,
+      reindexed: 0,
+    });
     const before = await store.chunkRefs("wiki");
-    assert.deepEqual(await ingestDocuments({ documents, deleteSources: [] }, options), { added: 0, updated: 0, unchanged: 2, removed: 0 });
+    assert.deepEqual(await ingestDocuments({ documents, deleteSources: [] }, options), {
+      added: 0,
+      updated: 0,
+      unchanged: 2,
+      removed: 0,
+      reindexed: 0,
+    });
     assert.equal(embedder.calls, 2, "unchanged chunks are not embedded again");
     assert.deepEqual(
       (await store.chunkRefs("wiki")).sort((a, b) => a.id.localeCompare(b.id)),
@@ -190,6 +202,7 @@ describe("QdrantStore against a real Qdrant server", { skip: found.skip, timeout
       updated: 1,
       unchanged: 0,
       removed: 1,
+      reindexed: 0,
     });
     assert.deepEqual(
       (await store.chunkRefs("wiki")).map((r) => r.source),

@@ -23,7 +23,7 @@ function progressBar(io: CommandIO): { readonly update: (progress: IngestProgres
 
 export const ingestCommand: Command = {
   name: "ingest",
-  usage: "diatonic ingest --adapter NAME PATH ... [--as NAME] [--gateway URL] [--api-key KEY] [--prune]",
+  usage: "diatonic ingest --adapter NAME [PATH ...] [--as NAME] [--gateway URL] [--api-key KEY] [--prune] [--reindex]",
   async run(argv: readonly string[], io: CommandIO) {
     const { values, positionals } = parseFlags(
       this,
@@ -33,6 +33,7 @@ export const ingestCommand: Command = {
         gateway: { type: "string" },
         "api-key": { type: "string" },
         prune: { type: "boolean", default: false },
+        reindex: { type: "boolean", default: false },
         as: { type: "string" },
       },
       true,
@@ -51,6 +52,7 @@ export const ingestCommand: Command = {
         ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
         ...(apiKey ? { apiKey } : {}),
         prune: values.prune,
+        reindex: values.reindex,
         ...(values.as !== undefined ? { as: values.as } : {}),
         onProgress: progress.update,
       });
@@ -62,7 +64,8 @@ export const ingestCommand: Command = {
     io.stdout.write(
       `ingested ${summary.files} file${summary.files === 1 ? "" : "s"} into adapter ${summary.adapter} (collection ${summary.collection}) at ${values.gateway ?? DEV_GATEWAY_URL}\n` +
         `  chunks: ${summary.added} added, ${summary.updated} updated, ${summary.unchanged} unchanged, ${summary.removed} removed\n` +
-        (summary.pruned.length > 0 ? `  pruned sources: ${summary.pruned.join(", ")}\n` : ""),
+        (summary.pruned.length > 0 ? `  pruned sources: ${summary.pruned.join(", ")}\n` : "") +
+        (values.reindex ? `  keyword index: worked out again for all ${summary.reindexed} chunks of the collection\n` : ""),
     );
     return ExitCode.ok;
   },
