@@ -358,8 +358,12 @@ class Replica implements Candidate {
   checkFailures = 0;
   /** Headers and body chunks that came back from it: a replica with activity is busy, not hung. */
   activity = 0;
-  /** `activity` when it was last ejected: a probe that fails with none since finds it hung. */
+  /** `activity` when it was last ejected: probes that fail with none since find it hung. */
   activityAtEjection = 0;
+  /** Probes in a row, since its ejection, that failed with nothing back from it meanwhile. */
+  silentProbes = 0;
+  /** Ejections so far (never reset): a check's answer from before one is dropped. */
+  timesEjected = 0;
   ejections = 0;
   /** Out of rotation since its last ejection, until a probe of the health path answers. */
   ejected = false;
@@ -596,8 +600,10 @@ export class UpstreamPool {
    */
   private async check(replica: Replica): Promise<void> {
     const activityBefore = replica.activity;
+    const ejectionsBefore = replica.timesEjected;
     const failed = await this.askHealth(replica, this.settings.checkTimeoutMs);
-    if (this.closed || this.retired || replica.retired || !replica.healthy()) return;
+    // Ejected (and maybe restored) while it waited: its answer is about a replica that is gone.
+    if (this.closed || this.retired || replica.retired || !replica.healthy() || replica.timesEjected !== ejectionsBefore) return;
     // A timeout while something came back (an answer, a stream's tokens) is a busy replica: a pass.
     if (failed === undefined || (failed.timedOut && replica.activity !== activityBefore)) {
       replica.checkFailures = 0;
@@ -873,7 +879,7 @@ export class UpstreamPool {
     replica.outstanding++;
     if (swapped) replica.outstandingSwaps++;
     const started = performance.now();
-    const answersBefore = replica.answers;
+    const activityBefore = replica.activity;
     const wholeBody = request.wholeBody ?? false;
     const response = new UpstreamResponse(
       replica.origin,
@@ -883,7 +889,7 @@ export class UpstreamPool {
       wholeBody,
       (_started, error) => {
         if (error !== undefined) {
-          done(this.classify(error, replica, request, replica.answers !== answersBefore));
+          done(this.classify(error, replica, request, replica.activity !== activityBefore));
           return;
         }
         replica.answers++;
@@ -1014,6 +1020,7 @@ export class UpstreamPool {
     replica.ejections++;
     replica.failures = 0;
     replica.checkFailures = 0;
+    replica.timesEjected++;
     replica.activityAtEjection = replica.activity;
     replica.ejected = true;
     replica.ejectedUntil = performance.now() + forMs;
@@ -1033,17 +1040,24 @@ export class UpstreamPool {
    */
   private async probe(replica: Replica, reason: EjectionReason): Promise<void> {
     if (this.closed || replica.retired) return;
-    const failed = await this.askHealth(replica, Math.max(this.config.connectTimeoutMs, 1000));
+    const failed = await this.askHealth(replica, Math.max(this.config.connectTimeoutMs, this.settings.checkTimeoutMs));
     if (this.closed || replica.retired) return;
     if (failed === undefined) {
       replica.failures = 0;
+      replica.silentProbes = 0;
       replica.ejected = false;
       replica.ejectedUntil = 0;
       this.events.onRestore?.(this.name, replica.origin);
       return;
     }
-    if (replica.activity === replica.activityAtEjection)
-      this.abandonRunning(replica, `ejected (${reason}), it answered nothing since, and its health path failed (${failed.why})`);
+    // As many silent probes in a row as failed checks eject a replica: a busy one (slow to answer
+    // /health, its long answers not done yet) is not taken for hung on one slow probe.
+    replica.silentProbes = replica.activity === replica.activityAtEjection ? replica.silentProbes + 1 : 0;
+    if (replica.silentProbes === this.settings.ejectAfterFailedChecks)
+      this.abandonRunning(
+        replica,
+        `ejected (${reason}), it answered nothing since, and ${replica.silentProbes} probes of its health path failed (last: ${failed.why})`,
+      );
     this.eject(replica, reason);
   }
 

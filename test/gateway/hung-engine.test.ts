@@ -204,7 +204,10 @@ describe("a replica that stops answering: the active health check", () => {
   });
 
   it("a fake replica ejected by a failed request first (a stream's first-byte timeout), with the check off: the probe that finds it still silent takes back the request waiting on it", async () => {
-    const { up, gw } = await checkedGateway({ ejectAfterFailures: 1, ejectionMs: 100, maxEjectionMs: 200, checkIntervalMs: 0 }, 300);
+    const { up, gw } = await checkedGateway(
+      { ejectAfterFailures: 1, ejectionMs: 100, maxEjectionMs: 200, checkIntervalMs: 0, checkTimeoutMs: 200, ejectAfterFailedChecks: 2 },
+      300,
+    );
     up.behaviour = { kind: "hang" };
     up.health = "hang";
     const client = gw.client().withOptions({ timeout: 120_000 });
@@ -214,7 +217,10 @@ describe("a replica that stops answering: the active health check", () => {
     assert.equal(stream.code, "upstream_timeout");
     const failed = await waiting;
     assert.equal(failed.status, 503);
-    assert.match(failed.message, /stopped answering: ejected \(requests failed\), it answered nothing since, and its health path failed/);
+    assert.match(
+      failed.message,
+      /stopped answering: ejected \(requests failed\), it answered nothing since, and 2 probes of its health path failed/,
+    );
     assert.equal(gw.logs.find("upstream replica ejected")[0]?.reason, "requests failed");
   });
 });
