@@ -322,12 +322,22 @@ export async function ingestPaths(options: IngestPathsOptions): Promise<IngestSu
     options.onProgress?.({ filesDone: done, filesTotal });
   }
   if (options.reindex === true) {
-    const result = await call(options, base, IngestCounts, "POST", {
-      documents: [],
-      deleteSources: [],
-      reindex: true,
-    } satisfies Partial<DocumentsRequest>);
-    totals.reindexed = result.reindexed;
+    try {
+      const result = await call(options, base, IngestCounts, "POST", {
+        documents: [],
+        deleteSources: [],
+        reindex: true,
+      } satisfies Partial<DocumentsRequest>);
+      totals.reindexed = result.reindexed;
+    } catch (error) {
+      // A gateway older than the CLI refuses the field (its request schema is strict).
+      if (error instanceof InputError && /reindex/.test(error.message))
+        throw new WorldError(
+          `the gateway at ${base} does not know reindex: it is older than this CLI${filesTotal > 0 ? ` (the ${filesTotal} files were ingested)` : ""}`,
+          "upgrade the gateway to this CLI's version, then run diatonic ingest --adapter NAME --reindex again",
+        );
+      throw error;
+    }
   }
   return {
     ...totals,

@@ -96,10 +96,18 @@ export class LanceStore implements VectorStore {
     return next;
   }
 
+  /**
+   * `terms` where the table has the column and its index, else `text`: a table from before the column,
+   * or one whose reindex (which adds the column first and the index last) has not finished.
+   */
   private keywordColumn(table: Table): Promise<KeywordColumn> {
     let column = this.keywordColumns.get(table);
     if (column === undefined) {
-      column = table.schema().then((schema) => (schema.fields.some((f) => f.name === "terms") ? "terms" : "text"));
+      column = (async () => {
+        if (!(await table.schema()).fields.some((f) => f.name === "terms")) return "text";
+        const indices = await table.listIndices();
+        return indices.some((index) => index.columns.includes("terms")) || (await table.countRows()) === 0 ? "terms" : "text";
+      })();
       this.keywordColumns.set(table, column);
     }
     return column;
@@ -199,10 +207,9 @@ export class LanceStore implements VectorStore {
       const table = await this.table(collection);
       if (table === undefined) return 0;
       // A table from before the terms column gets it (nullable), and keyword search moves to it.
-      if (!(await table.schema()).fields.some((field) => field.name === "terms")) {
+      // Searches go on over `text` until the index over `terms` is built (keywordColumn).
+      if (!(await table.schema()).fields.some((field) => field.name === "terms"))
         await table.addColumns([{ name: "terms", valueSql: "CAST(NULL AS STRING)" }]);
-        this.keywordColumns.delete(table);
-      }
       // The ids first (small), then the rows a batch at a time: rewriting while paging by offset could skip rows.
       const ids = ((await table.query().select(["id"]).toArray()) as { id: string }[]).map((row) => row.id);
       for (let start = 0; start < ids.length; start += REINDEX_BATCH) {
@@ -229,6 +236,9 @@ export class LanceStore implements VectorStore {
       }
       // Rebuilt rather than optimized: the index may be new, or hold terms of the old tokenizer.
       await table.createIndex("terms", { config: FTS.terms(), replace: true });
+      this.keywordColumns.delete(table);
+      // Each batch left a version behind: compact them, as upserts do.
+      await table.optimize({ cleanupOlderThan: new Date(Date.now() - 60_000) });
       return ids.length;
     });
   }

@@ -17,6 +17,11 @@ export interface RagServiceOptions {
 }
 
 /** A request the RAG module cannot serve as configured (the API answers 409 or 503). */
+/** For requests with no documents (deleting sources, reindexing keywords): ingestDocuments embeds only new chunks, so it is never called. */
+const NOTHING_TO_EMBED: Embedder = {
+  embed: () => Promise.reject(new Error("a request without documents has nothing to embed")),
+};
+
 export class RagUnavailableError extends Error {
   override readonly name = "RagUnavailableError";
 }
@@ -72,7 +77,8 @@ export class RagService implements Retriever, DocumentService {
     const rag = bindingOf(adapter);
     return ingestDocuments(request, {
       store: this.store,
-      embedder: this.requireEmbedder("ingest"),
+      // Deleting sources and reindexing keywords embed nothing: a gateway without an embeddings model may do them.
+      embedder: request.documents.length > 0 ? this.requireEmbedder("ingest") : NOTHING_TO_EMBED,
       chunker: this.chunker,
       collection: rag.collection,
       signal,

@@ -311,6 +311,42 @@ describe("ingest client: batches small enough to finish and show progress (fake 
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("--reindex against a gateway older than the CLI (a fake whose schema has no reindex): it names the cause, says the files went in, and how to fix it", async () => {
+    mkdirSync(join(dir, "old"));
+    writeFileSync(join(dir, "old", "a.md"), "# A\n\nAlpha.\n");
+    const older = DocumentsRequest.omit({ reindex: true }).strict();
+    const oldServer = createServer((req, res) => {
+      let raw = "";
+      req.on("data", (chunk: Buffer) => (raw += chunk.toString()));
+      req.on("end", () => {
+        res.setHeader("content-type", "application/json");
+        if (req.method === "GET") return res.end(JSON.stringify({ collection: "c", maxBodyBytes: 4 * 1024 * 1024, sources: [] }));
+        const checked = older.safeParse(JSON.parse(raw));
+        if (!checked.success) {
+          const issue = checked.error.issues[0];
+          return res.writeHead(400).end(
+            JSON.stringify({
+              error: { message: `invalid documents request: ${issue?.path.join(".")}: ${issue?.message}`, code: "invalid_documents" },
+            }),
+          );
+        }
+        res.end(JSON.stringify({ added: checked.data.documents.length, updated: 0, unchanged: 0, removed: 0 }));
+      });
+    });
+    await new Promise<void>((resolve) => oldServer.listen(0, "127.0.0.1", resolve));
+    const oldUrl = `http://127.0.0.1:${(oldServer.address() as { port: number }).port}`;
+    try {
+      const failure = await ingestPaths({ adapter: "rag", paths: ["old"], cwd: dir, gateway: oldUrl, reindex: true }).catch(
+        (error: unknown) => error,
+      );
+      assert.ok(failure instanceof WorldError, String(failure));
+      assert.match(failure.message, /does not know reindex: it is older than this CLI \(the 1 files were ingested\)/);
+      assert.match(failure.fix ?? "", /upgrade the gateway/);
+    } finally {
+      oldServer.close();
+    }
+  });
+
   it("a folder goes in requests of a few dozen chunks even under a 4 MB limit, and progress moves with each (fake gateway)", async () => {
     posts.length = 0;
     mkdirSync(join(dir, "mixed"));

@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect } from "@lancedb/lancedb";
 import { Field, FixedSizeList, Float32, Int32, Schema, Utf8 } from "apache-arrow";
+import type { AdapterRoute } from "../../src/gateway/config.ts";
 import { LanceStore } from "../../src/rag/lance-store.ts";
+import { RagService } from "../../src/rag/service.ts";
 import type { StoredChunk } from "../../src/rag/store.ts";
 
 const chunk = (id: number, source: string, text: string): StoredChunk => ({
@@ -107,5 +109,23 @@ describe("the embedded store's keyword search (LanceDB)", () => {
     } finally {
       await older.close();
     }
+  });
+
+  it("a gateway without an embeddings model may still reindex and delete (they embed nothing), but not ingest", async () => {
+    const service = new RagService({ store });
+    await store.ensureCollection("plain", 4);
+    await store.upsert("plain", CHUNKS);
+    const adapter = {
+      name: "rag",
+      rag: { collection: "plain", topK: 3, scoreThreshold: 0, mode: "keyword", onFailure: "fail" },
+    } as unknown as AdapterRoute;
+    const signal = new AbortController().signal;
+    const counts = await service.ingest(adapter, { documents: [], deleteSources: ["menu.md"], reindex: true }, signal);
+    assert.equal(counts.removed, 1);
+    assert.equal(counts.reindexed, CHUNKS.length - 1);
+    await assert.rejects(
+      async () => service.ingest(adapter, { documents: [{ source: "a.md", text: "alpha", format: "text" }], deleteSources: [] }, signal),
+      /ingest needs an embeddings model/,
+    );
   });
 });
