@@ -511,7 +511,9 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     const nodes = (await cluster.kubectl(["get", "nodes", "-o", "name"])).trim().split("\n").length;
     const child = spawn(
       process.execPath,
-      ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "40s"],
+      // 60 s: the storage phase's share (0.3) must cover Qdrant's claim being bound on a cluster that
+      // has just started; at 40 s (12 s for storage) a README run once timed out there, before the engine.
+      ["bin/diatonic.js", "apply", "--spec", p.file, "--env", p.env, "--kubeconfig", cluster.kubeconfig, "--timeout", "60s"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     t.after(() => child.kill("SIGKILL"));
@@ -536,9 +538,10 @@ describe("deploy against the real control plane", { skip, concurrency: 1 }, () =
     // status, while the apply still waits, gives the same reason for the engine.
     const status = await deploy("status", p, "--output", "json");
     assert.equal(status.code, 1, status.stdout);
-    const engine = (JSON.parse(status.stdout) as { objects: { resource: string; reason: string }[] }).objects.find((o) =>
-      /^Deployment\/\S+\/engine$/.test(o.resource),
-    );
+    const report = JSON.parse(status.stdout) as { objects?: { resource: string; reason: string }[] };
+    // Exit 1 is also a failure of the world, whose JSON error line carries no objects: say which.
+    assert.ok(report.objects !== undefined, `status failed instead of reporting: ${status.stdout}${status.stderr}`);
+    const engine = report.objects.find((o) => /^Deployment\/\S+\/engine$/.test(o.resource));
     assert.match(
       engine?.reason ?? "",
       new RegExp(
