@@ -369,8 +369,6 @@ class Replica implements Candidate {
   ejected = false;
   /** When the next probe is due (for Retry-After); the replica stays out until that probe answers. */
   ejectedUntil = 0;
-  /** Responses whose headers it sent: a timeout while others came is a busy engine, not a hung one (UpstreamPool.classify). */
-  answers = 0;
   retired = false;
   readonly pool: Pool;
   /** The engine's last report of its load, and how old it may be before it is not used. */
@@ -892,7 +890,6 @@ export class UpstreamPool {
           done(this.classify(error, replica, request, replica.activity !== activityBefore));
           return;
         }
-        replica.answers++;
         if (response.statusCode >= 500) this.failure(replica);
         else this.success(replica);
         done(response);

@@ -278,33 +278,49 @@ describe("ingest client (fake gateway)", () => {
   });
 });
 
+/**
+ * A fake gateway's documents API: GET lists nothing, POST is checked against `schema` (400 as the
+ * gateway words it), its body handed to `onPost`, and answered with the documents counted as added.
+ */
+async function fakeGateway(
+  schema: {
+    safeParse(
+      data: unknown,
+    ):
+      { success: true; data: { documents: unknown[] } } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  },
+  onPost: (raw: string) => void = () => undefined,
+): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (chunk: Buffer) => (raw += chunk.toString()));
+    req.on("end", () => {
+      res.setHeader("content-type", "application/json");
+      if (req.method === "GET") return res.end(JSON.stringify({ collection: "c", maxBodyBytes: 4 * 1024 * 1024, sources: [] }));
+      const checked = schema.safeParse(JSON.parse(raw));
+      if (!checked.success) {
+        const issue = checked.error.issues[0];
+        return res.writeHead(400).end(
+          JSON.stringify({
+            error: { message: `invalid documents request: ${issue?.path.join(".")}: ${issue?.message}`, code: "invalid_documents" },
+          }),
+        );
+      }
+      onPost(raw);
+      res.end(JSON.stringify({ added: checked.data.documents.length, updated: 0, unchanged: 0, removed: 0 }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
 describe("ingest client: batches small enough to finish and show progress (fake gateway checking the gateway's own schema)", () => {
   const dir = mkdtempSync(join(tmpdir(), "diatonic-ingest-many-"));
   const posts: string[] = [];
   let server: Server;
   let url: string;
   before(async () => {
-    server = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (chunk: Buffer) => (raw += chunk.toString()));
-      req.on("end", () => {
-        res.setHeader("content-type", "application/json");
-        if (req.method === "GET") return res.end(JSON.stringify({ collection: "c", maxBodyBytes: 4 * 1024 * 1024, sources: [] }));
-        const checked = DocumentsRequest.safeParse(JSON.parse(raw));
-        if (!checked.success) {
-          const issue = checked.error.issues[0];
-          return res.writeHead(400).end(
-            JSON.stringify({
-              error: { message: `invalid documents request: ${issue?.path.join(".")}: ${issue?.message}`, code: "invalid_documents" },
-            }),
-          );
-        }
-        posts.push(raw);
-        res.end(JSON.stringify({ added: checked.data.documents.length, updated: 0, unchanged: 0, removed: 0 }));
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    ({ server, url } = await fakeGateway(DocumentsRequest, (raw) => posts.push(raw)));
   });
   after(() => {
     server.close();
@@ -315,26 +331,7 @@ describe("ingest client: batches small enough to finish and show progress (fake 
     mkdirSync(join(dir, "old"));
     writeFileSync(join(dir, "old", "a.md"), "# A\n\nAlpha.\n");
     const older = DocumentsRequest.omit({ reindex: true }).strict();
-    const oldServer = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (chunk: Buffer) => (raw += chunk.toString()));
-      req.on("end", () => {
-        res.setHeader("content-type", "application/json");
-        if (req.method === "GET") return res.end(JSON.stringify({ collection: "c", maxBodyBytes: 4 * 1024 * 1024, sources: [] }));
-        const checked = older.safeParse(JSON.parse(raw));
-        if (!checked.success) {
-          const issue = checked.error.issues[0];
-          return res.writeHead(400).end(
-            JSON.stringify({
-              error: { message: `invalid documents request: ${issue?.path.join(".")}: ${issue?.message}`, code: "invalid_documents" },
-            }),
-          );
-        }
-        res.end(JSON.stringify({ added: checked.data.documents.length, updated: 0, unchanged: 0, removed: 0 }));
-      });
-    });
-    await new Promise<void>((resolve) => oldServer.listen(0, "127.0.0.1", resolve));
-    const oldUrl = `http://127.0.0.1:${(oldServer.address() as { port: number }).port}`;
+    const { server: oldServer, url: oldUrl } = await fakeGateway(older);
     try {
       const failure = await ingestPaths({ adapter: "rag", paths: ["old"], cwd: dir, gateway: oldUrl, reindex: true }).catch(
         (error: unknown) => error,

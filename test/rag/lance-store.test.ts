@@ -32,6 +32,22 @@ const CHUNKS = [
 const keyword = (store: LanceStore, collection: string, text: string) =>
   store.search(collection, { mode: "keyword", text, limit: 3 }).then((hits) => hits.map((hit) => hit.source));
 
+/** A table of the schema from before the `terms` column, as an earlier version made it. */
+async function createPreTermsTable(dir: string, name: string): Promise<void> {
+  const db = await connect(join(dir, "vectors"));
+  await db.createEmptyTable(
+    name,
+    new Schema([
+      new Field("id", new Utf8(), false),
+      new Field("source", new Utf8(), false),
+      new Field("chunk", new Int32(), false),
+      new Field("hash", new Utf8(), false),
+      new Field("text", new Utf8(), false),
+      new Field("vector", new FixedSizeList(4, new Field("item", new Float32(), true)), false),
+    ]),
+  );
+}
+
 describe("the embedded store's keyword search (LanceDB)", () => {
   let dir: string;
   let store: LanceStore;
@@ -57,18 +73,7 @@ describe("the embedded store's keyword search (LanceDB)", () => {
   });
 
   it("keeps answering from a table made before the terms column existed, and takes new chunks into it", async () => {
-    const db = await connect(join(dir, "vectors"));
-    await db.createEmptyTable(
-      "old",
-      new Schema([
-        new Field("id", new Utf8(), false),
-        new Field("source", new Utf8(), false),
-        new Field("chunk", new Int32(), false),
-        new Field("hash", new Utf8(), false),
-        new Field("text", new Utf8(), false),
-        new Field("vector", new FixedSizeList(4, new Field("item", new Float32(), true)), false),
-      ]),
-    );
+    await createPreTermsTable(dir, "old");
     const old = new LanceStore({ path: join(dir, "vectors") });
     try {
       await old.ensureCollection("old", 4);
@@ -80,18 +85,7 @@ describe("the embedded store's keyword search (LanceDB)", () => {
   });
 
   it("reindexKeywords gives a table from before the terms column its terms: a Thai and a Chinese question it missed are found", async () => {
-    const db = await connect(join(dir, "vectors"));
-    await db.createEmptyTable(
-      "older",
-      new Schema([
-        new Field("id", new Utf8(), false),
-        new Field("source", new Utf8(), false),
-        new Field("chunk", new Int32(), false),
-        new Field("hash", new Utf8(), false),
-        new Field("text", new Utf8(), false),
-        new Field("vector", new FixedSizeList(4, new Field("item", new Float32(), true)), false),
-      ]),
-    );
+    await createPreTermsTable(dir, "older");
     const older = new LanceStore({ path: join(dir, "vectors") });
     try {
       await older.upsert("older", CHUNKS);
